@@ -1,0 +1,44 @@
+"""azvhdaudit — audit a Windows VM disk image offline, read-only, against Azure's upload requirements.
+
+    >>> import azvhdaudit
+    >>> with azvhdaudit.open_image("disk.vhd") as image:      # doctest: +SKIP
+    ...     print(image.facts.os.name)
+    >>> report = azvhdaudit.audit("disk.vhd")                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+
+from azvhdaudit.errors import *  # noqa: F403
+from azvhdaudit.errors import __all__ as _errors_all
+from azvhdaudit.report import Evidence, Report, Result, Severity, Status
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "__version__",
+    "Evidence",
+    "Report",
+    "Result",
+    "Severity",
+    "Status",
+    "open_image",
+    "audit",
+    *_errors_all,
+]
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    # The data path and the engine import the dissect libraries; load them on first use.
+    if name == "open_image":
+        from azvhdaudit.image import open_image
+
+        return open_image
+    if name == "audit":
+        from azvhdaudit.engine import audit
+
+        return audit
+    raise AttributeError(f"module 'azvhdaudit' has no attribute {name!r}")

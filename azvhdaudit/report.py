@@ -1,0 +1,254 @@
+"""Results and reports: what an audit produces, in one stable shape.
+
+States follow the XCCDF idea of a small closed set, each with a one-line meaning. The engine — not
+the rule — decides waived / not selected / error; a rule decides pass / fail / warning / not applicable /
+not checked / manual.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = [
+    "Status",
+    "Severity",
+    "Evidence",
+    "Outcome",
+    "Result",
+    "Report",
+    "SCHEMA_VERSION",
+]
+
+#: version of the structure :meth:`Report.to_dict` returns; bumped on any incompatible change
+SCHEMA_VERSION = "1.0"
+
+
+class Status(str, Enum):
+    """The verdict of one rule on one image."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    WARNING = "warning"
+    NOT_APPLICABLE = "not_applicable"
+    NOT_CHECKED = "not_checked"
+    MANUAL = "manual"
+    ERROR = "error"
+    WAIVED = "waived"
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+    @property
+    def is_problem(self) -> bool:
+        """Fail, warning and error are problems; everything else is not."""
+        return self in (Status.FAIL, Status.WARNING, Status.ERROR)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_MEANINGS = {
+    Status.PASS: "the image meets the requirement, shown by the evidence",
+    Status.FAIL: "the image does not meet a required setting",
+    Status.WARNING: "a recommended setting is not met",
+    Status.NOT_APPLICABLE: "the requirement does not apply to this image (the reason says why)",
+    Status.NOT_CHECKED: "the evidence could not be read (hive missing, volume encrypted) — not a pass",
+    Status.MANUAL: "the step needs a running VM; it was not and cannot be checked offline",
+    Status.ERROR: "the rule itself failed on this image; the audit went on",
+    Status.WAIVED: "the rule's result is set aside by a waiver (with its reason)",
+}
+
+
+class Severity(str, Enum):
+    """How much a rule matters for the VM working in Azure."""
+
+    REQUIRED = "required"  #: a step of the doc's main preparation sections
+    RECOMMENDED = "recommended"  #: the doc's recommended configurations, or a diagnostic aid
+    ADVISORY = "advisory"  #: a judgement call or a heuristic
+    INFORMATIONAL = "informational"  #: data collection only, never a problem
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where a verdict's facts came from.
+
+    For a registry value: the hive, the resolved key path, the value name, its type, the raw and the
+    decoded data, the control set used and whether the hive was dirty. For other sources (the container,
+    a file, the BCD store) ``hive`` is empty and ``source`` names it.
+    """
+
+    #: ``registry`` (local value), ``policy`` (Group Policy value), ``container``, ``file``, ``bcd``, ``facts``
+    source: str
+    hive: str = ""
+    key: str = ""
+    value_name: str | None = None
+    type: str | None = None
+    raw: str | None = None  # hex of the raw bytes, so the structure stays JSON-friendly
+    actual: Any = None
+    present: bool = False
+    control_set: str | None = None
+    hive_dirty: bool | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a rule's check returns; the engine adds the rule's metadata to make a :class:`Result`."""
+
+    status: Status
+    message: str
+    expected: Any = None
+    actual: Any = None
+    evidence: tuple[Evidence, ...] = ()
+    #: for not applicable / not checked: why
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Result:
+    """The verdict of one rule, with everything needed to understand and fix it."""
+
+    rule_id: str
+    title: str
+    area: str
+    severity: Severity
+    status: Status
+    message: str
+    expected: Any = None
+    actual: Any = None
+    evidence: tuple[Evidence, ...] = ()
+    reason: str = ""
+    remediation: str = ""
+    rationale: str = ""
+    source: str = ""
+    baselines: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    #: the disk this result is about (``os`` or a data disk's name)
+    disk: str = "os"
+    duration_ms: float = 0.0
+    #: the status before a waiver replaced it
+    waived_status: Status | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        data["status"] = self.status.value
+        data["waived_status"] = self.waived_status.value if self.waived_status else None
+        data["evidence"] = [e.to_dict() for e in self.evidence]
+        data["baselines"] = list(self.baselines)
+        data["references"] = list(self.references)
+        return data
+
+
+@dataclass
+class Report:
+    """The audit of one image (or one VM's set of disks)."""
+
+    source: str
+    profile: str
+    results: list[Result] = field(default_factory=list)
+    #: image facts as a JSON-friendly mapping (see :class:`azvhdaudit.facts.ImageFacts`)
+    facts: dict[str, Any] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    tool_version: str = ""
+    started: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
+    options: dict[str, Any] = field(default_factory=dict)
+    #: per data disk: name -> facts
+    disks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # --- querying -----------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, rule_id: str) -> Result:
+        for result in self.results:
+            if result.rule_id == rule_id:
+                return result
+        raise KeyError(rule_id)
+
+    def get(self, rule_id: str, disk: str = "os") -> Result | None:
+        for result in self.results:
+            if result.rule_id == rule_id and result.disk == disk:
+                return result
+        return None
+
+    def filter(
+        self,
+        status: Status | str | Iterable[Status | str] | None = None,
+        area: str | Iterable[str] | None = None,
+        severity: Severity | str | Iterable[Severity | str] | None = None,
+        disk: str | None = None,
+    ) -> list[Result]:
+        """Results matching every criterion given (each a value or several)."""
+
+        def norm(v: Any) -> set[str] | None:
+            if v is None:
+                return None
+            if isinstance(v, (str, Enum)):
+                v = [v]
+            return {x.value if isinstance(x, Enum) else str(x) for x in v}
+
+        statuses, areas, severities = norm(status), norm(area), norm(severity)
+        return [
+            r
+            for r in self.results
+            if (statuses is None or r.status.value in statuses)
+            and (areas is None or r.area in areas)
+            and (severities is None or r.severity.value in severities)
+            and (disk is None or r.disk == disk)
+        ]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = Counter(r.status.value for r in self.results)
+        return {s.value: counts.get(s.value, 0) for s in Status}
+
+    @property
+    def failed(self) -> list[Result]:
+        return self.filter(status=(Status.FAIL, Status.ERROR))
+
+    @property
+    def passed(self) -> bool:
+        """True when no rule failed or errored (warnings allowed)."""
+        return not self.failed
+
+    def exit_code(self, fail_on: str = "fail") -> int:
+        """0 compliant, 1 rules failed (or warned, with ``fail_on="warning"``)."""
+        bad = {Status.FAIL, Status.ERROR}
+        if fail_on == "warning":
+            bad.add(Status.WARNING)
+        return 1 if any(r.status in bad for r in self.results) else 0
+
+    # --- serialising --------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A stable, versioned structure (``schema_version``) of the whole report."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "azvhdaudit", "version": self.tool_version},
+            "source": self.source,
+            "profile": self.profile,
+            "started": self.started.isoformat(),
+            "options": dict(self.options),
+            "facts": self.facts,
+            "disks": self.disks,
+            "summary": self.summary,
+            "timings_ms": dict(self.timings_ms),
+            "results": [r.to_dict() for r in self.results],
+        }
