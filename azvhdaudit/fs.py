@@ -1,0 +1,247 @@
+"""File systems inside the image: NTFS (dissect.ntfs) and FAT (dissect.fat), opened read-only.
+
+Files are found by their Windows path, case-insensitively, with either slash. A missing file is
+``None`` (or :class:`GuestFileNotFoundError` from :meth:`open`); a corrupt structure is
+:class:`FileSystemError` naming the volume and the path.
+
+References: dissect.ntfs / dissect.fat; NTFS $Volume VOLUME_INFORMATION flags (0x0001 = dirty).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import BinaryIO
+
+from dissect.fat import fat as _fat
+from dissect.fat.exceptions import Error as FatError
+from dissect.ntfs import NTFS
+from dissect.ntfs.c_ntfs import ATTRIBUTE_TYPE_CODE
+from dissect.ntfs.exceptions import Error as NtfsError
+from dissect.util.stream import RangeStream
+
+from azvhdaudit.errors import FileSystemError, GuestFileNotFoundError
+
+__all__ = ["Volume", "NtfsVolume", "FatVolume", "GuestFileSystem", "open_volume"]
+
+log = logging.getLogger(__name__)
+
+#: errors the file system libraries raise on corrupt structures
+_FS_ERRORS = (NtfsError, FatError, EOFError, struct.error, ValueError, IndexError, KeyError, OverflowError,
+              RecursionError, UnicodeDecodeError, AttributeError, TypeError)
+
+_MAX_READ = 256 * 1024 * 1024
+
+
+def _norm(path: str) -> str:
+    return "\\".join(p for p in path.replace("/", "\\").split("\\") if p)
+
+
+class Volume:
+    """A read-only file system on one partition."""
+
+    kind = "unknown"
+
+    def __init__(self, stream: BinaryIO, offset: int, size: int, name: str) -> None:
+        self.name = name
+        self.offset = offset
+        self.size = size
+        self._stream = RangeStream(stream, offset, size)
+
+    def open(self, path: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def is_dir(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def listdir(self, path: str) -> list[str] | None:
+        raise NotImplementedError
+
+    def read(self, path: str, max_size: int = _MAX_READ) -> bytes | None:
+        """The file's bytes (at most ``max_size``), or ``None`` when it does not exist."""
+        try:
+            fh = self.open(path)
+        except GuestFileNotFoundError:
+            return None
+        try:
+            return fh.read(max_size)
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{self.name}: cannot read {path}: {err}") from err
+
+
+class NtfsVolume(Volume):
+    """An NTFS volume."""
+
+    kind = "ntfs"
+
+    def __init__(self, stream: BinaryIO, offset: int, size: int, name: str) -> None:
+        super().__init__(stream, offset, size, name)
+        try:
+            self.fs = NTFS(self._stream)
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{name}: NTFS at offset {offset} cannot be read: {err}") from err
+
+    def _record(self, path: str):  # type: ignore[no-untyped-def]
+        norm = _norm(path)
+        try:
+            return self.fs.mft.get(norm) if norm else self.fs.mft.get(5)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err
+
+    def exists(self, path: str) -> bool:
+        return self._record(path) is not None
+
+    def is_dir(self, path: str) -> bool:
+        rec = self._record(path)
+        try:
+            return bool(rec is not None and rec.is_dir())
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{self.name}: cannot read {path}: {err}") from err
+
+    def listdir(self, path: str) -> list[str] | None:
+        rec = self._record(path)
+        if rec is None:
+            return None
+        try:
+            if not rec.is_dir():
+                return None
+            return sorted(n for n in rec.listdir(ignore_dos=True) if n not in (".", ".."))
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{self.name}: cannot list {path}: {err}") from err
+
+    def open(self, path: str) -> BinaryIO:
+        rec = self._record(path)
+        if rec is None:
+            raise GuestFileNotFoundError(f"{self.name}: {path} does not exist")
+        try:
+            if rec.is_dir():
+                raise GuestFileNotFoundError(f"{self.name}: {path} is a directory, not a file")
+            return rec.open()  # type: ignore[no-any-return]
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{self.name}: cannot open {path}: {err}") from err
+
+    @property
+    def dirty(self) -> bool | None:
+        """The NTFS dirty flag (chkdsk runs at next boot), from $Volume's VOLUME_INFORMATION."""
+        try:
+            record = self.fs.mft.get(3)
+            attr = record.attributes[ATTRIBUTE_TYPE_CODE.VOLUME_INFORMATION]
+            data = attr[0].data() if isinstance(attr, list) else attr.data()
+            flags = struct.unpack_from("<H", data, 10)[0]
+            return bool(flags & 0x0001)
+        except _FS_ERRORS + (FileNotFoundError,) as err:
+            log.debug("%s: cannot read the NTFS volume flags: %s", self.name, err)
+            return None
+
+    @property
+    def label(self) -> str | None:
+        try:
+            return self.fs.volume_name or None
+        except _FS_ERRORS:
+            return None
+
+
+class FatVolume(Volume):
+    """A FAT12/16/32 volume (the EFI system partition)."""
+
+    kind = "fat"
+
+    def __init__(self, stream: BinaryIO, offset: int, size: int, name: str) -> None:
+        super().__init__(stream, offset, size, name)
+        try:
+            self.fs = _fat.FATFS(self._stream)
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{name}: FAT at offset {offset} cannot be read: {err}") from err
+
+    def _entry(self, path: str):  # type: ignore[no-untyped-def]
+        # Walk case-insensitively: FAT stores long names with their case, Windows ignores it.
+        node = self.fs.root
+        try:
+            for part in _norm(path).split("\\"):
+                if not part:
+                    continue
+                if not node.is_directory():
+                    return None
+                match = None
+                for child in node.iterdir():
+                    if child.name.lower() == part.lower():
+                        match = child
+                        break
+                if match is None:
+                    return None
+                node = match
+            return node
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err
+
+    def exists(self, path: str) -> bool:
+        return self._entry(path) is not None
+
+    def is_dir(self, path: str) -> bool:
+        entry = self._entry(path)
+        return bool(entry is not None and entry.is_directory())
+
+    def listdir(self, path: str) -> list[str] | None:
+        entry = self._entry(path)
+        if entry is None or not entry.is_directory():
+            return None
+        try:
+            return sorted(c.name for c in entry.iterdir() if c.name not in (".", ".."))
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{self.name}: cannot list {path}: {err}") from err
+
+    def open(self, path: str) -> BinaryIO:
+        entry = self._entry(path)
+        if entry is None or entry.is_directory():
+            raise GuestFileNotFoundError(f"{self.name}: {path} does not exist")
+        try:
+            return entry.open()  # type: ignore[no-any-return]
+        except _FS_ERRORS as err:
+            raise FileSystemError(f"{self.name}: cannot open {path}: {err}") from err
+
+
+def open_volume(stream: BinaryIO, offset: int, size: int, filesystem: str | None, name: str) -> Volume | None:
+    """Open the file system ``filesystem`` (as probed) at ``offset``; ``None`` for kinds not read."""
+    if filesystem == "ntfs":
+        return NtfsVolume(stream, offset, size, name)
+    if filesystem == "fat":
+        return FatVolume(stream, offset, size, name)
+    return None
+
+
+class GuestFileSystem:
+    """The guest's Windows volume as rules see it (the :class:`GuestFiles` protocol), read-only."""
+
+    def __init__(self, volume: Volume) -> None:
+        self.volume = volume
+        self._versions: dict[str, tuple[int, int, int, int] | None] = {}
+
+    def exists(self, path: str) -> bool:
+        return self.volume.exists(path)
+
+    def is_dir(self, path: str) -> bool:
+        return self.volume.is_dir(path)
+
+    def listdir(self, path: str) -> list[str] | None:
+        return self.volume.listdir(path)
+
+    def read(self, path: str, max_size: int = 16 * 1024 * 1024) -> bytes | None:
+        return self.volume.read(path, max_size)
+
+    def open(self, path: str) -> BinaryIO:
+        return self.volume.open(path)
+
+    def file_version(self, path: str) -> tuple[int, int, int, int] | None:
+        """The PE FileVersion (VS_FIXEDFILEINFO) of ``path``; ``None`` when absent or unreadable."""
+        key = _norm(path).lower()
+        if key not in self._versions:
+            from azvhdaudit.pe import file_version
+
+            data = self.read(path, max_size=64 * 1024 * 1024)
+            self._versions[key] = None if data is None else file_version(data)
+        return self._versions[key]

@@ -1,0 +1,350 @@
+"""Open a Windows VM disk image read-only and expose what the rules read.
+
+The data path, each layer knowing only the one below::
+
+    file -> container (azvhdaudit.container) -> partitions (azvhdaudit.volumes)
+         -> NTFS / FAT (azvhdaudit.fs) -> hives (azvhdaudit.registry) and files -> facts
+
+The Windows volume is found by content (an NTFS volume holding ``Windows\\System32\\config\\SYSTEM``),
+not by partition type; the boot store is ``\\Boot\\BCD`` (BIOS) or ``\\EFI\\Microsoft\\Boot\\BCD`` on the
+EFI system partition. Nothing is opened for writing, ever.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+from azvhdaudit.errors import (
+    AuditError,
+    EncryptedVolumeError,
+    FileSystemError,
+    NoWindowsVolumeError,
+    RegistryError,
+)
+from azvhdaudit.facts import ImageFacts
+from azvhdaudit.fs import GuestFileSystem, Volume, open_volume
+from azvhdaudit.registry.model import Hive, RegistryView
+from azvhdaudit.volumes import ESP_TYPE, read_layout
+
+if TYPE_CHECKING:
+    from azvhdaudit.container import Container
+
+__all__ = ["Image", "open_image", "DEFAULT_HIVES", "OPT_IN_HIVES"]
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = "Windows\\System32\\config"
+SYSTEM_HIVE_PATH = CONFIG_DIR + "\\SYSTEM"
+BCD_PATHS_BIOS = ("Boot\\BCD",)
+BCD_PATHS_UEFI = ("EFI\\Microsoft\\Boot\\BCD",)
+
+#: hives opened by default; SAM and SECURITY only when asked for
+DEFAULT_HIVES = ("SYSTEM", "SOFTWARE")
+OPT_IN_HIVES = ("SAM", "SECURITY")
+
+
+def _source_name(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)  # type: ignore[return-value]
+    return str(getattr(source, "name", None) or f"<{type(source).__name__}>")
+
+
+class Image:
+    """An opened image: container, partitions, the Windows volume, registry, boot store and facts.
+
+    Use :func:`open_image` to get one; close it (or use ``with``) to release the files.
+    """
+
+    def __init__(
+        self,
+        container: Container,
+        *,
+        source: str,
+        backend: str = "regf",
+        hives: Iterable[str] = DEFAULT_HIVES,
+        require_windows: bool = True,
+    ) -> None:
+        self.source = source
+        self.container = container
+        self.backend = backend
+        self.timings_ms: dict[str, float] = {}
+        self.volumes: dict[int, Volume] = {}
+        self.windows_volume: Volume | None = None
+        self.boot_volume: Volume | None = None
+        self._bcd: Any = None
+        self._bcd_error: str | None = None
+        self._bcd_done = False
+        self._closables: list[IO[bytes]] = []
+
+        started = time.perf_counter()
+        cfacts = container.facts
+        layout = read_layout(container, source, cfacts.virtual_size, cfacts.logical_sector_size)
+        self.facts = ImageFacts(
+            source=source,
+            container=cfacts,
+            partition_style=layout.style,
+            mbr_disk_signature=layout.mbr_disk_signature,
+            gpt_disk_guid=layout.gpt_disk_guid,
+            partitions=layout.partitions,
+        )
+        self._find_volumes()
+        self.timings_ms["volumes"] = (time.perf_counter() - started) * 1000
+
+        if self.windows_volume is None and require_windows:
+            if self.facts.bitlocker:
+                raise EncryptedVolumeError(
+                    f"{source}: the disk's NTFS volume is BitLocker-encrypted (-FVE-FS-); decrypt the drive "
+                    "inside the VM (manage-bde -off C:) before auditing or uploading"
+                )
+            raise NoWindowsVolumeError(
+                f"{source}: no NTFS volume holds {SYSTEM_HIVE_PATH} "
+                f"(partitions: {self._partition_summary()}); is this an OS disk?"
+            )
+
+        started = time.perf_counter()
+        self.registry = self._open_registry(tuple(h.upper() for h in hives))
+        self.timings_ms["registry"] = (time.perf_counter() - started) * 1000
+        self.files = GuestFileSystem(self.windows_volume) if self.windows_volume is not None else None
+
+        started = time.perf_counter()
+        self._fill_facts()
+        self.timings_ms["facts"] = (time.perf_counter() - started) * 1000
+
+    # --- volumes ------------------------------------------------------------------------------
+
+    def _partition_summary(self) -> str:
+        if not self.facts.partitions:
+            return "none"
+        return ", ".join(
+            f"#{p.index} {p.type_name} {p.filesystem or '?'} at {p.offset}" for p in self.facts.partitions
+        )
+
+    def _find_volumes(self) -> None:
+        facts = self.facts
+        facts.bitlocker = any(p.encrypted for p in facts.partitions)
+        for part in facts.partitions:
+            name = f"{self.source} partition {part.index} (offset {part.offset})"
+            try:
+                volume = open_volume(self.container, part.offset, part.size, part.filesystem, name)
+            except FileSystemError as err:
+                log.warning("%s", err)
+                continue
+            if volume is None:
+                continue
+            self.volumes[part.index] = volume
+            if self.windows_volume is None and volume.kind == "ntfs" and volume.exists(SYSTEM_HIVE_PATH):
+                self.windows_volume = volume
+                facts.windows_partition = part.index
+
+        # The boot store: on the ESP for UEFI, else \Boot\BCD on the active partition or the Windows volume.
+        candidates: list[tuple[int, str]] = []
+        for part in facts.partitions:
+            if part.index not in self.volumes:
+                continue
+            if part.type_id == ESP_TYPE or part.type_id == "0xEF":
+                candidates += [(part.index, p) for p in BCD_PATHS_UEFI]
+        for part in sorted(facts.partitions, key=lambda p: (not p.bootable, p.index)):
+            if part.index in self.volumes and part.type_id != ESP_TYPE:
+                candidates += [(part.index, p) for p in BCD_PATHS_BIOS]
+        for index, path in candidates:
+            if self.volumes[index].exists(path):
+                facts.boot_partition, facts.bcd_path = index, path
+                self.boot_volume = self.volumes[index]
+                break
+
+        if facts.partition_style == "gpt" and facts.bcd_path in BCD_PATHS_UEFI:
+            facts.generation = 2
+        elif facts.partition_style in ("mbr", "none"):
+            facts.generation = 1
+        elif facts.partition_style == "gpt":
+            has_esp = any(p.type_id == ESP_TYPE for p in facts.partitions)
+            facts.generation = 2 if has_esp else None
+
+        if self.windows_volume is not None:
+            dirty = getattr(self.windows_volume, "dirty", None)
+            facts.ntfs_dirty = dirty
+            facts.hiberfil_present = self.windows_volume.exists("hiberfil.sys")
+
+    # --- registry -----------------------------------------------------------------------------
+
+    def _open_hive(self, volume: Volume, path: str, name: str) -> Hive:
+        from azvhdaudit.registry.open import open_hive
+
+        fh = volume.open(path)
+        logs: dict[str, BinaryIO] = {}
+        for suffix in ("LOG1", "LOG2"):
+            log_path = f"{path}.{suffix}"
+            if volume.exists(log_path):
+                logs[suffix] = volume.open(log_path)
+        source = f"{volume.name}:\\{path}"
+        return open_hive(fh, name, source=source, backend=self.backend, logs=logs)
+
+    def _open_registry(self, names: tuple[str, ...]) -> RegistryView:
+        hives: dict[str, Hive] = {}
+        unavailable: dict[str, str] = {}
+        for name in names:
+            if self.windows_volume is None:
+                why = "the volume is BitLocker-encrypted" if self.facts.bitlocker else "no Windows volume found"
+                unavailable[name] = f"the {name} hive cannot be read: {why}"
+                continue
+            path = f"{CONFIG_DIR}\\{name}"
+            if not self.windows_volume.exists(path):
+                unavailable[name] = f"the {name} hive is not present at {path}"
+                continue
+            try:
+                hives[name] = self._open_hive(self.windows_volume, path, name)
+            except (RegistryError, FileSystemError) as err:
+                log.warning("%s", err)
+                unavailable[name] = f"the {name} hive cannot be read: {err}"
+        if self.boot_volume is not None and self.facts.bcd_path:
+            try:
+                hives["BCD"] = self._open_hive(self.boot_volume, self.facts.bcd_path, "BCD")
+            except (RegistryError, FileSystemError) as err:
+                log.warning("%s", err)
+                unavailable["BCD"] = f"the BCD store cannot be read: {err}"
+        else:
+            unavailable["BCD"] = "no boot store found (\\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD)"
+        return RegistryView(hives=hives, unavailable=unavailable)
+
+    # --- facts --------------------------------------------------------------------------------
+
+    def _fill_facts(self) -> None:
+        facts = self.facts
+        reg = self.registry
+        facts.current_control_set = reg.current_control_set
+        facts.default_control_set = reg.default_control_set
+        for name, hive in reg.hives.items():
+            facts.hives[name] = {
+                "source": hive.source,
+                "backend": hive.backend,
+                "dirty": hive.state.dirty,
+                "replayed": hive.state.replayed,
+                "logs": list(hive.state.logs),
+                "note": hive.state.note,
+            }
+        for name, why in reg.unavailable.items():
+            facts.hives[name] = {"error": why}
+        if "SYSTEM" in reg.hives or "SOFTWARE" in reg.hives:
+            try:
+                from azvhdaudit import osinfo
+            except ImportError:  # pragma: no cover - the OS facts module is part of the package
+                return
+            try:
+                facts.os = osinfo.os_facts(reg)
+                extra = getattr(osinfo, "image_extra_facts", None)
+                if extra is not None:
+                    facts.extra.update(extra(reg, self.files))
+            except AuditError as err:
+                log.warning("%s: cannot establish the OS facts: %s", self.source, err)
+
+    # --- public -------------------------------------------------------------------------------
+
+    @property
+    def bcd(self) -> Any:
+        """The decoded boot configuration store, or ``None`` when there is none (see ``bcd_error``)."""
+        if not self._bcd_done:
+            self._bcd_done = True
+            hive = self.registry.hive("BCD")
+            if hive is not None:
+                from azvhdaudit.bcd import decode_bcd
+
+                try:
+                    self._bcd = decode_bcd(hive)
+                except AuditError as err:
+                    self._bcd_error = str(err)
+                    log.warning("%s: %s", self.source, err)
+        return self._bcd
+
+    @property
+    def bcd_error(self) -> str | None:
+        self.bcd  # noqa: B018 - decode on first use
+        return self._bcd_error
+
+    @property
+    def stats(self) -> Any:
+        """Bytes read and read calls on the underlying files so far."""
+        return self.container.stats
+
+    def open_file(self, path: str) -> BinaryIO:
+        """Open a file of the Windows volume read-only by its Windows path."""
+        if self.windows_volume is None:
+            raise NoWindowsVolumeError(f"{self.source}: no Windows volume to read {path} from")
+        return self.windows_volume.open(path)
+
+    def close(self) -> None:
+        self.registry.close() if hasattr(self, "registry") else None
+        self.container.close()
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        c = self.facts.container
+        return f"<Image {self.source} {c.format}/{c.subtype} {c.virtual_size} bytes gen{self.facts.generation}>"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        f = self.facts
+        c = f.container
+        rows = [
+            ("format", f"{c.format} {c.subtype or ''}"),
+            ("virtual size", f"{c.virtual_size:,} bytes"),
+            ("partition style", f.partition_style),
+            ("generation", f.generation),
+            ("Windows partition", f.windows_partition),
+            ("boot store", f.bcd_path),
+            ("OS", f.os.name if f.os else None),
+            ("build", f"{f.os.build}.{f.os.ubr}" if f.os and f.os.build else None),
+        ]
+        body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows)
+        return f"<table><caption>{escape(self.source)}</caption>{body}</table>"
+
+
+def open_image(
+    source: str | os.PathLike[str] | BinaryIO,
+    *,
+    backend: str = "regf",
+    hives: Iterable[str] = DEFAULT_HIVES,
+    require_windows: bool = True,
+    opener: Callable[[str], BinaryIO] | None = None,
+) -> Image:
+    """Open a disk image read-only: a path, a PathLike or a binary file object.
+
+    The format (VHD, VHDX, VMDK, QCOW2, raw) is detected by content. ``hives`` names the hives to open
+    (SYSTEM and SOFTWARE by default; add ``"SAM"``/``"SECURITY"`` only if you need them); the BCD store
+    is opened when one is found. ``backend`` picks the registry reader: ``"regf"`` (lazy, the default)
+    or ``"python-registry"``. With ``require_windows=False`` a disk without a Windows volume opens too
+    (a data disk); otherwise it raises :class:`NoWindowsVolumeError`.
+
+    Use it as a context manager::
+
+        with open_image("disk.vhd") as image:
+            image.registry.value(r"HKLM\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation",
+                                 "RealTimeIsUniversal")
+    """
+    from azvhdaudit.container import open_container
+    from azvhdaudit.registry.open import BACKENDS
+
+    if backend not in BACKENDS:
+        from azvhdaudit.errors import ProfileError
+
+        raise ProfileError(f"unknown registry backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    name = _source_name(source)
+    started = time.perf_counter()
+    container = open_container(source, name=name, opener=opener)
+    opened = (time.perf_counter() - started) * 1000
+    try:
+        image = Image(container, source=name, backend=backend, hives=hives, require_windows=require_windows)
+    except BaseException:
+        container.close()
+        raise
+    image.timings_ms["container"] = opened
+    return image
