@@ -315,6 +315,7 @@ def open_image(
     hives: Iterable[str] = DEFAULT_HIVES,
     require_windows: bool = True,
     opener: Callable[[str], BinaryIO] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Image:
     """Open a disk image read-only: a path, a PathLike or a binary file object.
 
@@ -323,6 +324,9 @@ def open_image(
     is opened when one is found. ``backend`` picks the registry reader: ``"regf"`` (lazy, the default)
     or ``"python-registry"``. With ``require_windows=False`` a disk without a Windows volume opens too
     (a data disk); otherwise it raises :class:`NoWindowsVolumeError`.
+
+    A URL (``https://``, ``az://``, ``abfs://``, ``file://`` ...) is read in place through fsspec with range
+    requests; ``storage_options`` go to the file system (credentials, SAS token ...).
 
     Use it as a context manager::
 
@@ -339,6 +343,11 @@ def open_image(
         raise ProfileError(f"unknown registry backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     name = _source_name(source)
     started = time.perf_counter()
+    if isinstance(source, str) and "://" in source:
+        from azvhdaudit.sources import open_source
+
+        source, url_opener = open_source(source, **(storage_options or {}))
+        opener = opener or url_opener
     container = open_container(source, name=name, opener=opener)
     opened = (time.perf_counter() - started) * 1000
     try:
