@@ -276,8 +276,12 @@ class Image:
         return self.windows_volume.open(path)
 
     def close(self) -> None:
-        self.registry.close() if hasattr(self, "registry") else None
+        if hasattr(self, "registry"):
+            self.registry.close()
         self.container.close()
+        for fh in self._closables:
+            fh.close()
+        self._closables.clear()
 
     def __enter__(self) -> Image:
         return self
@@ -343,17 +347,27 @@ def open_image(
         raise ProfileError(f"unknown registry backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     name = _source_name(source)
     started = time.perf_counter()
+    owned: list[IO[bytes]] = []
     if isinstance(source, str) and "://" in source:
         from azvhdaudit.sources import open_source
 
         source, url_opener = open_source(source, **(storage_options or {}))
+        owned.append(source)
         opener = opener or url_opener
-    container = open_container(source, name=name, opener=opener)
+    try:
+        container = open_container(source, name=name, opener=opener)
+    except BaseException:
+        for fh in owned:
+            fh.close()
+        raise
     opened = (time.perf_counter() - started) * 1000
     try:
         image = Image(container, source=name, backend=backend, hives=hives, require_windows=require_windows)
     except BaseException:
         container.close()
+        for fh in owned:
+            fh.close()
         raise
+    image._closables.extend(owned)
     image.timings_ms["container"] = opened
     return image
