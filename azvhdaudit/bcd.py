@@ -1,0 +1,839 @@
+"""Decode a Boot Configuration Data (BCD) store: objects, elements, inheritance and device blobs.
+
+References:
+- BCD WMI provider, "BCD classes" and ``BcdElementType`` / ``BcdObjectType`` enumerations
+  (learn.microsoft.com/previous-versions/windows/desktop/bcd): element ids, their class / format / subtype
+  bits, object types.
+- ``bcdedit /? TYPES`` and ``bcdedit /? FORMATS``: the names bcdedit prints for elements and devices.
+- ReactOS boot library ``boot/environ/include/bl.h`` (``BL_DEVICE_DESCRIPTOR``, ``BL_DEVICE_TYPE``,
+  ``BL_LOCAL_DEVICE_TYPE``, ``BL_PARTITION_TYPE``): the in-memory form of a device descriptor.
+- mistyprojects.co.uk "BCDEdit - Devices Partition - Data": the stored form of a ``partition=C:`` device.
+
+A store is a registry hive: ``Objects\\{GUID}\\Description\\Type`` (REG_DWORD object type) and
+``Objects\\{GUID}\\Elements\\<8 hex digits>\\Element`` (the element's data). The element id's bits 24-27 give
+its format: 1 device (REG_BINARY), 2 string (REG_SZ), 3 object (REG_SZ "{guid}"), 4 object list
+(REG_MULTI_SZ), 5 integer (REG_BINARY, 8 bytes little-endian), 6 boolean (REG_BINARY, 1 byte),
+7 integer list (REG_BINARY, n x 8 bytes).
+
+Device element layout (all little-endian), derived from the real UEFI store in ``tests/data/realdata/BCD``
+and checked against the references above::
+
+    0x00  GUID   additional options object (zero, or e.g. the ramdisk options object)
+    0x10  u32    device type: 0 block I/O, 2 legacy partition, 3 serial, 4 UDP/PXE, 5 boot, 6 partition, 8 locate
+    0x14  u32    flags
+    0x18  u32    size of the descriptor, counted from 0x10
+    0x1C  u32    reserved
+    -- type 6 (partition): --
+    0x20  16 B   GPT: partition GUID; MBR: partition start offset in bytes (u64) + 8 zero bytes
+    0x30  u32    local device type (0 = hard disk)
+    0x34  u32    partition style: 0 GPT, 1 MBR, 2 raw
+    0x38  16 B   GPT: disk GUID; MBR: disk signature (u32) + 12 zero bytes
+    -- type 0 (block I/O): --
+    0x20  u32    local device type: 0 hard disk, 1 floppy, 2 CD-ROM, 3 ramdisk, 5 file, 6 VHD
+    0x38  ...    ramdisk / file / VHD: a path descriptor (u32 version, u32 length, u32 path type), then the
+                 parent device descriptor (without the leading GUID), then the UTF-16 file path
+
+The real store shows both: ``{bootmgr}``'s device is partition type 6 with partition style 0 (GPT), partition
+GUID and disk GUID; the WinRE loader's device is block type 0, local type 3 (ramdisk) whose parent is a type-6
+partition and whose path is ``\\Recovery\\WindowsRE\\Winre.wim``.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from azvhdaudit.errors import BCDError
+from azvhdaudit.registry.model import Hive, RegKey, RegType, RegValue
+
+__all__ = [
+    "BOOTMGR",
+    "EMSSETTINGS",
+    "GLOBALSETTINGS",
+    "BOOTLOADERSETTINGS",
+    "WELL_KNOWN",
+    "ELEMENT_IDS",
+    "BCDDevice",
+    "BCDElement",
+    "BCDObject",
+    "BCDStore",
+    "decode_bcd",
+    "decode_device",
+    "element_name",
+    "element_format",
+]
+
+log = logging.getLogger(__name__)
+
+BOOTMGR = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}"
+FWBOOTMGR = "{a5a30fa2-3d06-4e9f-b5f4-a01df9d1fcba}"
+EMSSETTINGS = "{0ce4991b-e6b3-4b16-b23c-5e0d9250e5d9}"
+GLOBALSETTINGS = "{7ea2e1ac-2e61-4728-aaa3-896d9d0a9f0e}"
+BOOTLOADERSETTINGS = "{6efb52bf-1766-41db-a6b3-0ee5eff72bd7}"
+#: the real {resumeloadersettings} GUID, as in the real store (the catalogue's "...-4a90-..." is a typo)
+RESUMELOADERSETTINGS = "{1afa9c49-16ab-4a5c-901b-212802da9460}"
+
+#: well-known object GUIDs -> bcdedit alias
+WELL_KNOWN: dict[str, str] = {
+    BOOTMGR: "{bootmgr}",
+    FWBOOTMGR: "{fwbootmgr}",
+    EMSSETTINGS: "{emssettings}",
+    GLOBALSETTINGS: "{globalsettings}",
+    BOOTLOADERSETTINGS: "{bootloadersettings}",
+    RESUMELOADERSETTINGS: "{resumeloadersettings}",
+    "{4636856e-540f-4170-a130-a84776f4c654}": "{dbgsettings}",
+    "{7ff607e0-4395-11db-b0de-0800200c9a66}": "{hypervisorsettings}",
+    "{5189b25c-5558-4bf2-bca4-289b11bd29e2}": "{badmemory}",
+    "{b2721d73-1db4-4c62-bf78-c548a880142d}": "{memdiag}",
+    "{466f5a88-0af2-4f76-9038-095b170dc21c}": "{ntldr}",
+    "{ae5534e0-a924-466c-b836-758539a3ee3a}": "{ramdiskoptions}",
+    "{313e8eed-7098-4586-a9bf-309c61f8d449}": "{ramdiskoptions}",
+    "{1cae1eb7-a0df-4d4d-9851-4860e34ef535}": "{default}",
+    "{fa926493-6f1c-4193-a414-58f0b2456d1e}": "{current}",
+}
+_ALIASES = {alias: guid for guid, alias in WELL_KNOWN.items() if alias not in ("{default}", "{current}")}
+
+# --- element ids ------------------------------------------------------------------------------
+
+#: bcdedit names of the elements every object may carry (class 1, "library")
+_LIBRARY: dict[int, str] = {
+    0x11000001: "device",
+    0x12000002: "path",
+    0x12000004: "description",
+    0x12000005: "locale",
+    0x14000006: "inherit",
+    0x15000007: "truncatememory",
+    0x14000008: "recoverysequence",
+    0x16000009: "recoveryenabled",
+    0x1700000A: "badmemorylist",
+    0x1600000B: "badmemoryaccess",
+    0x1500000C: "firstmegabytepolicy",
+    0x1500000D: "relocatephysical",
+    0x1500000E: "avoidlowmemory",
+    0x1600000F: "traditionalkseg",
+    0x16000010: "bootdebug",
+    0x15000011: "debugtype",
+    0x15000012: "debugaddress",
+    0x15000013: "debugport",
+    0x15000014: "baudrate",
+    0x15000015: "channel",
+    0x12000016: "targetname",
+    0x16000017: "noumex",
+    0x15000018: "debugstart",
+    0x12000019: "busparams",
+    0x1500001A: "hostip",
+    0x1500001B: "port",
+    0x1600001C: "dhcp",
+    0x1200001D: "key",
+    0x1600001E: "vm",
+    0x16000020: "bootems",
+    0x15000022: "emsport",
+    0x15000023: "emsbaudrate",
+    0x12000030: "loadoptions",
+    0x16000040: "advancedoptions",
+    0x16000041: "optionsedit",
+    0x15000042: "keyringaddress",
+    0x11000043: "bootstatdevice",
+    0x12000044: "bootstatfilepath",
+    0x16000045: "preservebootstat",
+    0x16000046: "graphicsmodedisabled",
+    0x15000047: "configaccesspolicy",
+    0x16000048: "nointegritychecks",
+    0x16000049: "testsigning",
+    0x1200004A: "fontpath",
+    0x1500004B: "integrityservices",
+    0x1500004C: "volumebandid",
+    0x16000050: "extendedinput",
+    0x15000051: "initialconsoleinput",
+    0x15000052: "graphicsresolution",
+    0x16000053: "restartonfailure",
+    0x16000054: "highestmode",
+    0x16000060: "isolatedcontext",
+    0x15000065: "displaymessage",
+    0x15000066: "displaymessageoverride",
+    0x16000069: "bootuxdisabled",
+    0x17000077: "allowedinmemorysettings",
+}
+
+#: class-2 ("application") elements of the boot manager (object application type 2)
+_BOOTMGR: dict[int, str] = {
+    0x24000001: "displayorder",
+    0x24000002: "bootsequence",
+    0x23000003: "default",
+    0x25000004: "timeout",
+    0x26000005: "resume",
+    0x23000006: "resumeobject",
+    0x24000007: "startupsequence",
+    0x24000010: "toolsdisplayorder",
+    0x26000020: "displaybootmenu",
+    0x26000021: "noerrordisplay",
+    0x21000022: "bcddevice",
+    0x22000023: "bcdfilepath",
+    0x26000024: "hormenabled",
+    0x26000025: "hiberboot",
+    0x22000026: "passwordoverride",
+    0x22000027: "pinpassphraseoverride",
+    0x26000028: "processcustomactionsfirst",
+    0x27000030: "customactions",
+    0x26000031: "persistbootsequence",
+    0x26000032: "skipstartupsequence",
+    0x22000040: "fverecoveryurl",
+    0x22000041: "fverecoverymessage",
+}
+
+#: class-2 elements of the Windows OS loader (object application type 3)
+_OSLOADER: dict[int, str] = {
+    0x21000001: "osdevice",
+    0x22000002: "systemroot",
+    0x23000003: "resumeobject",
+    0x26000004: "stampdisks",
+    0x26000010: "detecthal",
+    0x22000011: "kernel",
+    0x22000012: "hal",
+    0x22000013: "dbgtransport",
+    0x25000020: "nx",
+    0x25000021: "pae",
+    0x26000022: "winpe",
+    0x26000024: "nocrashautoreboot",
+    0x26000025: "lastknowngood",
+    0x26000026: "oslnointegritychecks",
+    0x26000027: "osltestsigning",
+    0x26000030: "nolowmem",
+    0x25000031: "removememory",
+    0x25000032: "increaseuserva",
+    0x25000033: "perfmem",
+    0x26000040: "vga",
+    0x26000041: "quietboot",
+    0x26000042: "novesa",
+    0x25000050: "clustermodeaddressing",
+    0x26000051: "usephysicaldestination",
+    0x25000052: "restrictapiccluster",
+    0x26000054: "uselegacyapicmode",
+    0x25000055: "x2apicpolicy",
+    0x26000060: "onecpu",
+    0x25000061: "numproc",
+    0x26000062: "maxproc",
+    0x25000063: "configflags",
+    0x26000064: "maxgroup",
+    0x26000065: "groupaware",
+    0x25000066: "groupsize",
+    0x26000070: "usefirmwarepcisettings",
+    0x25000071: "msi",
+    0x25000072: "pciexpress",
+    0x25000080: "safeboot",
+    0x26000081: "safebootalternateshell",
+    0x26000090: "bootlog",
+    0x26000091: "sos",
+    0x260000A0: "debug",
+    0x260000A1: "halbreakpoint",
+    0x260000A2: "useplatformclock",
+    0x260000A3: "forcelegacyplatform",
+    0x260000A4: "useplatformtick",
+    0x260000A5: "disabledynamictick",
+    0x250000A6: "tscsyncpolicy",
+    0x260000B0: "ems",
+    0x250000C0: "forcefailure",
+    0x250000C1: "driverloadfailurepolicy",
+    0x250000C2: "bootmenupolicy",
+    0x260000C3: "onetimeadvancedoptions",
+    0x260000C4: "onetimeoptionsedit",
+    0x250000E0: "bootstatuspolicy",
+    0x260000E1: "disableelamdrivers",
+    0x250000F0: "hypervisorlaunchtype",
+    0x220000F1: "hypervisorpath",
+    0x260000F2: "hypervisordebug",
+    0x250000F3: "hypervisordebugtype",
+    0x250000F4: "hypervisordebugport",
+    0x250000F5: "hypervisorbaudrate",
+    0x250000F6: "hypervisorchannel",
+    0x250000F7: "bootux",
+    0x260000F8: "hypervisordisableslat",
+    0x220000F9: "hypervisorbusparams",
+    0x250000FA: "hypervisornumproc",
+    0x250000FB: "hypervisorrootprocpernode",
+    0x260000FC: "hypervisoruselargevtlb",
+    0x250000FD: "hypervisorhostip",
+    0x250000FE: "hypervisorhostport",
+    0x250000FF: "hypervisordebugpages",
+    0x25000100: "tpmbootentropy",
+    0x22000110: "hypervisorusekey",
+    0x22000112: "hypervisorproductskutype",
+    0x25000113: "hypervisorrootproc",
+    0x26000114: "hypervisordhcp",
+    0x25000115: "hypervisoriommupolicy",
+    0x26000116: "hypervisorusevapic",
+    0x22000117: "hypervisorloadoptions",
+    0x25000118: "hypervisormsrfilterpolicy",
+    0x25000119: "hypervisormmionxpolicy",
+    0x2500011A: "hypervisorschedulertype",
+    0x25000120: "xsavepolicy",
+}
+
+#: class-2 elements of the resume loader (object application type 4)
+_RESUME: dict[int, str] = {
+    0x21000001: "filedevice",
+    0x22000002: "filepath",
+    0x26000003: "customsettings",
+    0x26000004: "pae",
+    0x21000005: "associatedosdevice",
+    0x26000006: "debugoptionenabled",
+    0x25000007: "bootux",
+    0x25000008: "bootmenupolicy",
+    0x26000024: "hormenabled",
+}
+
+#: class-2 elements of the memory tester (object application type 5)
+_MEMDIAG: dict[int, str] = {
+    0x25000001: "passcount",
+    0x25000002: "testmix",
+    0x26000003: "failurecheck",
+    0x26000004: "cacheenable",
+    0x26000005: "failuresenabled",
+    0x25000006: "stridefailcount",
+    0x25000007: "invcfailcount",
+    0x25000008: "testtofail",
+    0x25000009: "matsfailcount",
+}
+
+#: class-3 elements of device objects (ramdisk options)
+_DEVICE: dict[int, str] = {
+    0x35000001: "ramdiskimageoffset",
+    0x35000002: "ramdisktftpclientport",
+    0x31000003: "ramdisksdidevice",
+    0x32000004: "ramdisksdipath",
+    0x35000005: "ramdiskimagelength",
+    0x36000006: "exportascd",
+    0x35000007: "ramdisktftpblocksize",
+    0x35000008: "ramdisktftpwindowsize",
+    0x36000009: "ramdiskmcenabled",
+    0x3600000A: "ramdiskmctftpfallback",
+    0x3600000B: "ramdisktftpvarwindow",
+}
+
+_APPLICATION_TABLES: dict[int, dict[int, str]] = {2: _BOOTMGR, 3: _OSLOADER, 4: _RESUME, 5: _MEMDIAG}
+
+#: the element ids rules use, by bcdedit name
+ELEMENT_IDS: dict[str, int] = {
+    "device": 0x11000001,
+    "path": 0x12000002,
+    "description": 0x12000004,
+    "inherit": 0x14000006,
+    "recoveryenabled": 0x16000009,
+    "bootems": 0x16000020,
+    "emsport": 0x15000022,
+    "emsbaudrate": 0x15000023,
+    "nointegritychecks": 0x16000048,
+    "integrityservices": 0x1500004B,
+    "displayorder": 0x24000001,
+    "default": 0x23000003,
+    "timeout": 0x25000004,
+    "displaybootmenu": 0x26000020,
+    "osdevice": 0x21000001,
+    "systemroot": 0x22000002,
+    "ems": 0x260000B0,
+    "bootmenupolicy": 0x250000C2,
+    "bootstatuspolicy": 0x250000E0,
+}
+
+_FORMATS = {
+    1: "device",
+    2: "string",
+    3: "object",
+    4: "objectlist",
+    5: "integer",
+    6: "boolean",
+    7: "integerlist",
+}
+
+#: object types (Description\Type) -> a readable name
+_OBJECT_TYPES: dict[int, str] = {
+    0x10100001: "firmware boot manager",
+    0x10100002: "Windows Boot Manager",
+    0x10200003: "Windows Boot Loader",
+    0x10200004: "Resume from Hibernate",
+    0x10200005: "Windows Memory Tester",
+    0x10200006: "Legacy OS Loader (ntldr)",
+    0x10200007: "Setup loader",
+    0x10200008: "Boot sector",
+    0x10200009: "Startup module",
+    0x1020000A: "Boot application",
+    0x101FFFFF: "Firmware Application",
+    0x20100000: "inheritable settings (all applications)",
+    0x20200003: "inheritable settings (OS loaders)",
+    0x20200004: "inheritable settings (resume loaders)",
+    0x30000000: "device options",
+}
+
+OBJECT_TYPE_BOOTMGR = 0x10100002
+OBJECT_TYPE_OSLOADER = 0x10200003
+
+
+def element_format(element_id: int) -> str:
+    """``device``, ``string``, ``object``, ``objectlist``, ``integer``, ``boolean``, ``integerlist``."""
+    return _FORMATS.get((element_id >> 24) & 0xF, "unknown")
+
+
+def element_name(element_id: int, object_type: int | None = None) -> str:
+    """The name bcdedit prints for ``element_id`` on an object of ``object_type``.
+
+    Application-class elements (class 2) mean different things on different objects (``0x23000003`` is
+    ``default`` on the boot manager and ``resumeobject`` on an OS loader); unknown ids read ``custom:1234abcd``.
+    """
+    klass = element_id >> 28
+    if klass == 1 and element_id in _LIBRARY:
+        return _LIBRARY[element_id]
+    if klass == 2:
+        app = (object_type or 0) & 0xFFFFF
+        table = _APPLICATION_TABLES.get(app)
+        if table is None and object_type is None:
+            # No object type: try the boot manager, then the OS loader (the ones rules ask about)
+            for candidate in (_BOOTMGR, _OSLOADER):
+                if element_id in candidate:
+                    return candidate[element_id]
+        elif table is not None and element_id in table:
+            return table[element_id]
+    if klass == 3 and element_id in _DEVICE:
+        return _DEVICE[element_id]
+    return f"custom:{element_id:08x}"
+
+
+def _norm_guid(text: str) -> str:
+    text = text.strip().lower()
+    if not text.startswith("{"):
+        text = "{" + text + "}"
+    return text
+
+
+def _guid_at(data: bytes, offset: int) -> str:
+    return "{" + str(uuid.UUID(bytes_le=bytes(data[offset : offset + 16]))) + "}"
+
+
+# --- device blobs -----------------------------------------------------------------------------
+
+_DEVICE_TYPES = {
+    0: "block",
+    2: "legacy_partition",
+    3: "serial",
+    4: "udp",
+    5: "boot",
+    6: "partition",
+    8: "locate",
+}
+_LOCAL_TYPES = {0: "disk", 1: "floppy", 2: "cdrom", 3: "ramdisk", 5: "file", 6: "vhd"}
+_PARTITION_STYLES = {0: "gpt", 1: "mbr", 2: "raw"}
+
+
+@dataclass(frozen=True)
+class BCDDevice:
+    """A decoded device element (``device``, ``osdevice`` ...)."""
+
+    #: ``partition``, ``boot``, ``locate``, ``ramdisk``, ``file``, ``vhd``, ``disk``, ``legacy_partition``,
+    #: ``serial``, ``udp``, ``floppy``, ``cdrom`` or ``unknown``
+    kind: str
+    type_code: int
+    #: ``gpt``, ``mbr`` or ``raw`` (partition devices)
+    partition_style: str | None = None
+    #: MBR: the partition's start offset in bytes
+    partition_offset: int | None = None
+    #: GPT: the partition's GUID (lower case, no braces)
+    partition_guid: str | None = None
+    #: MBR: the disk signature
+    mbr_signature: int | None = None
+    #: GPT: the disk GUID (lower case, no braces)
+    disk_guid: str | None = None
+    #: ramdisk / file / VHD: the file's path on the parent device
+    path: str | None = None
+    parent: BCDDevice | None = None
+    #: the additional-options object (``{ramdiskoptions}`` ...), if any
+    options: str | None = None
+
+    def describe(self) -> str:
+        """A bcdedit-like description: ``partition (GPT disk ..., partition ...)``."""
+        if self.kind == "partition":
+            if self.partition_style == "mbr":
+                sig = "?" if self.mbr_signature is None else f"0x{self.mbr_signature:08X}"
+                return f"partition (MBR disk signature {sig}, partition offset {self.partition_offset})"
+            if self.partition_style == "gpt":
+                return f"partition (GPT disk {{{self.disk_guid}}}, partition {{{self.partition_guid}}})"
+            return f"partition ({self.partition_style or 'unknown'} style)"
+        if self.kind in ("ramdisk", "file", "vhd"):
+            parent = self.parent.describe() if self.parent else "?"
+            return f"{self.kind}=[{parent}]{self.path or ''}"
+        return self.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "description": self.describe()}
+        for name in ("partition_style", "partition_offset", "partition_guid", "mbr_signature",
+                     "disk_guid", "path", "options"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.parent is not None:
+            data["parent"] = self.parent.to_dict()
+        return data
+
+
+def _descriptor(data: bytes, at: int, where: str, depth: int = 0) -> BCDDevice:
+    """Decode the device descriptor starting at ``at`` (its type field)."""
+    if depth > 4:
+        raise BCDError(f"{where}: device descriptors nested more than 4 deep")
+    if len(data) < at + 16:
+        raise BCDError(f"{where}: device descriptor at offset 0x{at:X} needs 16 bytes, {len(data) - at} left")
+    dtype, _flags, size, _reserved = struct.unpack_from("<IIII", data, at)
+    if size < 16 or at + size > len(data):
+        raise BCDError(
+            f"{where}: device descriptor at offset 0x{at:X} claims size 0x{size:X}, "
+            f"the element holds {len(data) - at} bytes from there"
+        )
+    body = at + 16
+    kind = _DEVICE_TYPES.get(dtype, "unknown")
+    if dtype == 6:
+        if size < 0x38:
+            raise BCDError(f"{where}: partition device size 0x{size:X} < 0x38")
+        style_code = struct.unpack_from("<I", data, body + 0x14)[0]
+        style = _PARTITION_STYLES.get(style_code, f"unknown({style_code})")
+        if style == "gpt":
+            return BCDDevice(
+                kind="partition", type_code=dtype, partition_style="gpt",
+                partition_guid=_guid_at(data, body)[1:-1], disk_guid=_guid_at(data, body + 0x18)[1:-1],
+            )
+        if style == "mbr":
+            return BCDDevice(
+                kind="partition", type_code=dtype, partition_style="mbr",
+                partition_offset=struct.unpack_from("<Q", data, body)[0],
+                mbr_signature=struct.unpack_from("<I", data, body + 0x18)[0],
+            )
+        return BCDDevice(kind="partition", type_code=dtype, partition_style=style)
+    if dtype == 0 and size >= 20:
+        local = struct.unpack_from("<I", data, body)[0]
+        lkind = _LOCAL_TYPES.get(local, "unknown")
+        if local in (3, 5, 6):
+            # A path descriptor (version, length, path type) follows the 0x18-byte local device,
+            # then the parent device descriptor, then the UTF-16 path.
+            pd = body + 0x18
+            if len(data) >= pd + 12 + 16:
+                parent = _descriptor(data, pd + 12, where, depth + 1)
+                psize = struct.unpack_from("<I", data, pd + 12 + 8)[0]
+                raw_path = data[pd + 12 + psize : at + size]
+                path = raw_path.decode("utf-16-le", errors="replace").split("\x00", 1)[0]
+                return BCDDevice(kind=lkind, type_code=dtype, parent=parent, path=path or None)
+            return BCDDevice(kind=lkind, type_code=dtype)
+        if local == 0 and size >= 0x1C:
+            style_code = struct.unpack_from("<I", data, body + 4)[0]
+            style = _PARTITION_STYLES.get(style_code, f"unknown({style_code})")
+            if style == "gpt" and size >= 0x28:
+                return BCDDevice(kind="disk", type_code=dtype, partition_style=style,
+                                 disk_guid=_guid_at(data, body + 8)[1:-1])
+            if style == "mbr":
+                return BCDDevice(kind="disk", type_code=dtype, partition_style=style,
+                                 mbr_signature=struct.unpack_from("<I", data, body + 8)[0])
+            return BCDDevice(kind="disk", type_code=dtype, partition_style=style)
+        return BCDDevice(kind=lkind, type_code=dtype)
+    return BCDDevice(kind=kind, type_code=dtype)
+
+
+def decode_device(data: bytes, where: str = "device element") -> BCDDevice:
+    """Decode a device element's REG_BINARY data (see the module docstring for the layout).
+
+    Raises :class:`BCDError` naming ``where`` when the data is shorter than its header or its sizes
+    point past its end.
+    """
+    if len(data) < 0x20:
+        raise BCDError(f"{where}: device data is {len(data)} bytes, at least 32 expected")
+    options_guid = _guid_at(data, 0)
+    device = _descriptor(data, 0x10, where)
+    if options_guid != "{00000000-0000-0000-0000-000000000000}":
+        device = replace(device, options=options_guid)
+    return device
+
+
+# --- elements and objects ---------------------------------------------------------------------
+
+
+@dataclass
+class BCDElement:
+    """One element of one object; its value is decoded on first use (a malformed one raises then)."""
+
+    id: int
+    name: str
+    object_guid: str
+    reg_type: int
+    raw: bytes
+    reg_data: Any = None
+    _value: Any = field(default=None, repr=False)
+    _decoded: bool = field(default=False, repr=False)
+
+    @property
+    def format(self) -> str:
+        return element_format(self.id)
+
+    @property
+    def where(self) -> str:
+        alias = WELL_KNOWN.get(self.object_guid)
+        obj = f"{self.object_guid} ({alias})" if alias else self.object_guid
+        return f"BCD object {obj} element {self.id:08X} ({self.name})"
+
+    @property
+    def value(self) -> Any:
+        """The decoded value: bool, int, str, list of str, list of int or :class:`BCDDevice`.
+
+        Raises :class:`BCDError` naming the object, the element and the bad size or type.
+        """
+        if not self._decoded:
+            self._value = self._decode()
+            self._decoded = True
+        return self._value
+
+    def _expect_type(self, *types: int) -> None:
+        if self.reg_type not in types:
+            names = " or ".join(RegType.name_of(t) for t in types)
+            raise BCDError(
+                f"{self.where}: {self.format} data stored as {RegType.name_of(self.reg_type)}, {names} expected"
+            )
+
+    def _decode(self) -> Any:
+        fmt = self.format
+        raw = self.raw
+        if fmt == "boolean":
+            self._expect_type(RegType.BINARY)
+            if len(raw) != 1:
+                raise BCDError(f"{self.where}: boolean data is {len(raw)} bytes, 1 expected")
+            return raw[0] != 0
+        if fmt == "integer":
+            self._expect_type(RegType.BINARY)
+            if len(raw) != 8:
+                raise BCDError(f"{self.where}: integer data is {len(raw)} bytes, 8 expected")
+            return int.from_bytes(raw, "little")
+        if fmt == "integerlist":
+            self._expect_type(RegType.BINARY)
+            if len(raw) % 8:
+                raise BCDError(f"{self.where}: integer list data is {len(raw)} bytes, not a multiple of 8")
+            return [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
+        if fmt == "string":
+            self._expect_type(RegType.SZ, RegType.EXPAND_SZ)
+            return str(self.reg_data)
+        if fmt == "object":
+            self._expect_type(RegType.SZ)
+            return _norm_guid(str(self.reg_data))
+        if fmt == "objectlist":
+            self._expect_type(RegType.MULTI_SZ)
+            return [_norm_guid(g) for g in self.reg_data or []]
+        if fmt == "device":
+            self._expect_type(RegType.BINARY)
+            return decode_device(raw, self.where)
+        return raw
+
+    def display(self) -> Any:
+        """A JSON-friendly value (the device's description for devices), or ``{"error": ...}``."""
+        try:
+            value = self.value
+        except BCDError as err:
+            return {"error": str(err), "raw": self.raw.hex()}
+        if isinstance(value, BCDDevice):
+            return value.to_dict()
+        if isinstance(value, bytes):
+            return value.hex()
+        return value
+
+
+@dataclass
+class BCDObject:
+    """One BCD object: its GUID, type and elements (keyed by element id)."""
+
+    guid: str
+    type: int | None
+    elements: dict[int, BCDElement] = field(default_factory=dict)
+
+    @property
+    def alias(self) -> str | None:
+        return WELL_KNOWN.get(self.guid)
+
+    @property
+    def type_name(self) -> str:
+        if self.type is None:
+            return "unknown (no Description\\Type)"
+        return _OBJECT_TYPES.get(self.type, f"0x{self.type:08X}")
+
+    @property
+    def label(self) -> str:
+        """The alias, the description, or the GUID: what a person would call this object."""
+        if self.alias:
+            return self.alias
+        desc = self.elements.get(ELEMENT_IDS["description"])
+        if desc is not None:
+            try:
+                return f"{self.guid} ({desc.value})"
+            except BCDError:
+                pass
+        return self.guid
+
+    def element(self, id_or_name: int | str) -> BCDElement | None:
+        """The object's own element (no inheritance)."""
+        eid = ELEMENT_IDS[id_or_name] if isinstance(id_or_name, str) else id_or_name
+        return self.elements.get(eid)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "guid": self.guid,
+            "alias": self.alias,
+            "type": None if self.type is None else f"0x{self.type:08X}",
+            "type_name": self.type_name,
+            "elements": {
+                el.name: {"id": f"0x{el.id:08X}", "value": el.display()}
+                for el in sorted(self.elements.values(), key=lambda e: e.id)
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Effective:
+    """An element's effective value on an object, and the object it was inherited from."""
+
+    element: BCDElement
+    #: the object that holds the element (the asked object itself, or one it inherits from)
+    holder: BCDObject
+    #: ``True`` when found on an inherited object
+    inherited: bool
+
+    @property
+    def value(self) -> Any:
+        return self.element.value
+
+
+@dataclass
+class BCDStore:
+    """A decoded BCD store."""
+
+    source: str
+    objects: dict[str, BCDObject] = field(default_factory=dict)
+    #: problems met while reading the store's structure (an object without Description, ...)
+    warnings: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[BCDObject]:
+        return iter(self.objects.values())
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def get(self, guid_or_alias: str) -> BCDObject | None:
+        """The object by GUID (with or without braces) or alias (``{bootmgr}``, ``{default}``)."""
+        key = guid_or_alias.strip().lower()
+        if key == "{default}":
+            return self.default_loader
+        key = _ALIASES.get(key, key)
+        return self.objects.get(_norm_guid(key))
+
+    @property
+    def bootmgr(self) -> BCDObject | None:
+        return self.objects.get(BOOTMGR)
+
+    @property
+    def default_guid(self) -> str | None:
+        """The GUID in ``{bootmgr}``'s ``default`` element (23000003); may name a missing object.
+
+        Raises :class:`BCDError` when that element is malformed.
+        """
+        mgr = self.bootmgr
+        if mgr is None:
+            return None
+        el = mgr.element("default")
+        return None if el is None else str(el.value)
+
+    @property
+    def default_loader(self) -> BCDObject | None:
+        """The OS loader ``{bootmgr}`` boots by default, or ``None`` when absent / dangling."""
+        guid = self.default_guid
+        return None if guid is None else self.objects.get(guid)
+
+    def effective(self, obj: BCDObject, id_or_name: int | str) -> Effective | None:
+        """The element's value on ``obj`` or, when not set there, on the objects it inherits from
+        (element 14000006, depth first, in list order; loops are cut). ``None`` when set nowhere.
+
+        Raises :class:`BCDError` when an inherit list on the way is malformed.
+        """
+        eid = ELEMENT_IDS[id_or_name] if isinstance(id_or_name, str) else id_or_name
+        seen: set[str] = set()
+
+        def walk(current: BCDObject, depth: int) -> Effective | None:
+            if current.guid in seen:
+                log.debug("BCD inherit loop at %s", current.guid)
+                return None
+            seen.add(current.guid)
+            el = current.elements.get(eid)
+            if el is not None:
+                return Effective(el, current, depth > 0)
+            inherit = current.elements.get(ELEMENT_IDS["inherit"])
+            if inherit is None:
+                return None
+            for guid in inherit.value:
+                parent = self.objects.get(guid)
+                if parent is None:
+                    continue
+                found = walk(parent, depth + 1)
+                if found is not None:
+                    return found
+            return None
+
+        return walk(obj, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every object and every decoded element by name (malformed ones as ``{"error": ...}``)."""
+        try:
+            default = self.default_guid
+        except BCDError as err:
+            default = f"error: {err}"
+        return {
+            "source": self.source,
+            "default": default,
+            "objects": {guid: obj.to_dict() for guid, obj in self.objects.items()},
+            "warnings": list(self.warnings),
+        }
+
+
+def _value(key: RegKey, name: str) -> RegValue | None:
+    return key.value(name)
+
+
+def decode_bcd(hive: Hive) -> BCDStore:
+    """Decode the BCD ``hive`` (from :meth:`RegistryView.hive` ``("BCD")``) into a :class:`BCDStore`.
+
+    Element values are decoded when first read, so one malformed element does not hide the others:
+    reading it raises :class:`BCDError` naming the object, the element and what is wrong.
+    Raises :class:`BCDError` at once when the hive has no ``Objects`` key (it is not a BCD store).
+    """
+    objects_key = hive.key("Objects")
+    if objects_key is None:
+        raise BCDError(f"{hive.source}: no Objects key at the hive root; not a BCD store")
+    store = BCDStore(source=hive.source)
+    for okey in objects_key.subkeys():
+        guid = _norm_guid(okey.name)
+        otype: int | None = None
+        desc = okey.subkey("Description")
+        tval = desc.value("Type") if desc is not None else None
+        if tval is None or not isinstance(tval.data, int):
+            store.warnings.append(f"BCD object {guid}: no Description\\Type (REG_DWORD)")
+        else:
+            otype = tval.data
+        obj = BCDObject(guid=guid, type=otype)
+        ekeys = okey.subkey("Elements")
+        for ekey in ekeys.subkeys() if ekeys is not None else []:
+            try:
+                eid = int(ekey.name, 16)
+            except ValueError:
+                store.warnings.append(f"BCD object {guid}: element key {ekey.name!r} is not 8 hex digits")
+                continue
+            value = _value(ekey, "Element")
+            name = element_name(eid, otype)
+            if value is None:
+                store.warnings.append(f"BCD object {guid} element {eid:08X} ({name}): no Element value")
+                continue
+            obj.elements[eid] = BCDElement(
+                id=eid, name=name, object_guid=guid, reg_type=value.type, raw=value.raw, reg_data=value.data
+            )
+        store.objects[guid] = obj
+    log.debug("decoded BCD store %s: %d objects", hive.source, len(store.objects))
+    return store
