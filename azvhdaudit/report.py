@@ -237,6 +237,18 @@ class Report:
 
     # --- serialising --------------------------------------------------------------------------
 
+    def _repr_html_(self) -> str:
+        """Jupyter display: the HTML renderer's fragment (no script)."""
+        from azvhdaudit.render.html import render_fragment
+
+        return render_fragment(self)
+
+    def to_dataframe(self) -> Any:
+        """One row per result as a ``pandas.DataFrame`` (needs the ``pandas`` extra)."""
+        from azvhdaudit.render.dataframe import to_dataframe
+
+        return to_dataframe(self)
+
     def to_dict(self) -> dict[str, Any]:
         """A stable, versioned structure (``schema_version``) of the whole report."""
         return {

@@ -1,0 +1,143 @@
+"""Shared wording for the renderers: status labels, evidence lines, the image's one-line identity.
+
+Everything here reads a finished report; nothing evaluates a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from azvhdaudit.report import Evidence, Report, Result, Status
+
+__all__ = [
+    "STATUS_ORDER",
+    "STATUS_LABELS",
+    "count_label",
+    "describe_evidence",
+    "format_value",
+    "identity",
+    "group_by_area",
+    "summary_line",
+    "verdict",
+]
+
+#: the order statuses are shown in: problems first, then what was not established, then the rest
+STATUS_ORDER: tuple[Status, ...] = (
+    Status.FAIL,
+    Status.ERROR,
+    Status.WARNING,
+    Status.NOT_CHECKED,
+    Status.MANUAL,
+    Status.WAIVED,
+    Status.NOT_APPLICABLE,
+    Status.PASS,
+)
+
+STATUS_LABELS: dict[Status, str] = {
+    Status.PASS: "passed",
+    Status.FAIL: "failed",
+    Status.WARNING: "warnings",
+    Status.NOT_APPLICABLE: "not applicable",
+    Status.NOT_CHECKED: "not checked",
+    Status.MANUAL: "manual",
+    Status.ERROR: "errors",
+    Status.WAIVED: "waived",
+}
+
+
+def count_label(status: Status, count: int) -> str:
+    """``1 error``, ``2 errors``, ``3 not checked``."""
+    label = STATUS_LABELS[status]
+    if count == 1 and status in (Status.WARNING, Status.ERROR):
+        label = label[:-1]
+    return f"{count} {label}"
+
+
+def format_value(value: Any) -> str:
+    """A value as a person reads it: ints also in hex when large, lists comma separated."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value} (0x{value:X})" if value > 9 else str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def describe_evidence(ev: Evidence) -> str:
+    """One line saying where a verdict's fact came from."""
+    parts: list[str] = []
+    if ev.source in ("registry", "policy"):
+        where = "\\".join(p for p in (ev.hive, ev.key) if p)
+        if ev.hive and not where.upper().startswith(("HKLM", "HKEY_")) and ev.hive.upper() != "BCD":
+            where = "HKLM\\" + where
+        parts.append(("policy " if ev.source == "policy" else "") + where)
+        if ev.value_name is not None:
+            parts.append(ev.value_name or "(Default)")
+        if ev.present:
+            typed = f"{ev.type} " if ev.type else ""
+            parts.append(f"{typed}= {format_value(ev.actual)}")
+        else:
+            parts.append("(absent)")
+        if ev.control_set and ev.control_set.lower() not in where.lower():
+            parts.append(f"[{ev.control_set}]")
+        if ev.hive_dirty:
+            parts.append("[hive dirty]")
+    else:
+        label = ev.source
+        target = ev.key or ev.hive
+        parts.append(f"{label}: {target}" if target else label)
+        if ev.value_name:
+            parts.append(ev.value_name)
+        if ev.present or ev.actual is not None:
+            parts.append(f"= {format_value(ev.actual)}")
+    line = "  ".join(parts)
+    if ev.note:
+        line += f"  ({ev.note})"
+    return line
+
+
+def identity(report: Report) -> str:
+    """The image in one line: OS, build, architecture, generation, container."""
+    facts = report.facts or {}
+    bits: list[str] = []
+    os_facts = facts.get("os") or {}
+    name = os_facts.get("name") or os_facts.get("product_name")
+    if name:
+        build = os_facts.get("build")
+        ubr = os_facts.get("ubr")
+        detail = [f"build {build}" + (f".{ubr}" if ubr else "")] if build else []
+        if os_facts.get("architecture"):
+            detail.append(os_facts["architecture"])
+        bits.append(name + (f" ({', '.join(detail)})" if detail else ""))
+    if facts.get("generation"):
+        bits.append(f"generation {facts['generation']}")
+    container = facts.get("container") or {}
+    if container.get("format"):
+        bits.append(" ".join(str(x) for x in (container["format"].upper(), container.get("subtype")) if x))
+    return ", ".join(bits)
+
+
+def summary_line(report: Report) -> str:
+    """``3 failed, 1 warning, 12 passed ...`` in the display order, zero counts left out."""
+    counts = report.summary
+    parts = [count_label(s, counts[s.value]) for s in STATUS_ORDER if counts.get(s.value)]
+    return ", ".join(parts) if parts else "no rules evaluated"
+
+
+def verdict(report: Report, fail_on: str = "fail") -> str:
+    """``COMPLIANT`` or ``NOT COMPLIANT`` (as the exit code would say)."""
+    return "NOT COMPLIANT" if report.exit_code(fail_on) else "COMPLIANT"
+
+
+def group_by_area(results: Iterable[Result]) -> dict[str, list[Result]]:
+    """Results grouped by area, areas sorted, results by id within each area."""
+    groups: dict[str, list[Result]] = {}
+    for result in results:
+        groups.setdefault(result.area, []).append(result)
+    return {area: sorted(groups[area], key=lambda r: (r.rule_id, r.disk)) for area in sorted(groups)}

@@ -1,0 +1,161 @@
+"""HTML: one self-contained page (inline CSS and JS, no external assets) to read and filter a report.
+
+Each rule is a ``<details>`` row with its evidence and fix; buttons filter by status and a menu by area.
+The page's state can be set from the address: ``report.html#status=fail,warning&area=rdp``.
+Everything from the report is escaped (``html.escape``); the script only shows and hides rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from azvhdaudit.render import as_reports
+from azvhdaudit.render._common import (
+    STATUS_ORDER,
+    count_label,
+    describe_evidence,
+    format_value,
+    identity,
+    verdict,
+)
+from azvhdaudit.report import Report, Result, Status
+
+__all__ = ["render", "render_fragment"]
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:70em;color:#1b1b1b}
+h1{font-size:1.4em}h2{font-size:1.2em;margin-top:2em}
+.ident{color:#555}.verdict{font-weight:bold;padding:.1em .5em;border-radius:3px}
+.verdict.bad{background:#fde2e1;color:#a4000f}.verdict.good{background:#dff6dd;color:#0b6a0b}
+.counts span{display:inline-block;margin:.2em .6em .2em 0}
+.filters{position:sticky;top:0;background:#fff;padding:.5em 0;border-bottom:1px solid #ddd}
+.filters button{margin:.1em;border:1px solid #bbb;background:#f4f4f4;border-radius:3px;padding:.2em .6em;cursor:pointer}
+.filters button[aria-pressed=true]{background:#0f6cbd;color:#fff;border-color:#0f6cbd}
+details.rule{border-left:4px solid #ccc;margin:.3em 0;padding:.2em .6em;background:#fafafa}
+details.rule summary{cursor:pointer}
+.s-fail{border-color:#d13438!important}.s-error{border-color:#8a2be2!important}
+.s-warning{border-color:#f7a000!important}.s-not_checked{border-color:#038387!important}
+.s-manual{border-color:#0f6cbd!important}.s-pass{border-color:#107c10!important}
+.badge{display:inline-block;min-width:7em;font-weight:bold;font-size:.85em}
+code,pre{font:12.5px ui-monospace,Consolas,monospace}pre{background:#f0f0f0;padding:.5em;overflow-x:auto}
+table.kv td,table.kv th{text-align:left;padding:.1em .8em .1em 0;vertical-align:top}
+.muted{color:#666}
+"""
+
+_JS = """
+(function(){
+  var statusButtons=[].slice.call(document.querySelectorAll('button[data-status]'));
+  var areaSelect=document.getElementById('area-filter');
+  var rows=[].slice.call(document.querySelectorAll('details.rule'));
+  function apply(){
+    var on={};statusButtons.forEach(function(b){if(b.getAttribute('aria-pressed')==='true'){on[b.dataset.status]=1;}});
+    var area=areaSelect.value,shown=0;
+    rows.forEach(function(r){
+      var ok=on[r.dataset.status]&&(!area||r.dataset.area===area);
+      r.hidden=!ok;if(ok){shown++;}
+    });
+    document.getElementById('shown-count').textContent=shown+' of '+rows.length+' rules shown';
+  }
+  statusButtons.forEach(function(b){b.addEventListener('click',function(){
+    b.setAttribute('aria-pressed',b.getAttribute('aria-pressed')==='true'?'false':'true');apply();});});
+  areaSelect.addEventListener('change',apply);
+  var hash=location.hash.replace(/^#/,''),params={};
+  hash.split('&').forEach(function(p){var kv=p.split('=');if(kv[0]){params[kv[0]]=decodeURIComponent(kv[1]||'');}});
+  if(params.status){var want=params.status.split(',');statusButtons.forEach(function(b){
+    b.setAttribute('aria-pressed',want.indexOf(b.dataset.status)>=0?'true':'false');});}
+  if(params.area){areaSelect.value=params.area;}
+  apply();
+  document.body.setAttribute('data-filters-ready','true');
+})();
+"""
+
+#: shown when the page opens: everything but passes and not-applicable
+_SHOWN_FIRST = {s for s in Status} - {Status.PASS, Status.NOT_APPLICABLE}
+
+
+def _rule(result: Result) -> str:
+    e = escape
+    disk = f" <span class=muted>[{e(result.disk)}]</span>" if result.disk != "os" else ""
+    rows: list[str] = []
+    if result.message:
+        rows.append(f"<tr><th>finding</th><td>{e(result.message)}</td></tr>")
+    if result.expected is not None or result.actual is not None:
+        rows.append(f"<tr><th>expected</th><td><code>{e(format_value(result.expected))}</code></td></tr>")
+        rows.append(f"<tr><th>found</th><td><code>{e(format_value(result.actual))}</code></td></tr>")
+    if result.reason:
+        rows.append(f"<tr><th>reason</th><td>{e(result.reason)}</td></tr>")
+    if result.waived_status is not None:
+        rows.append(f"<tr><th>before waiver</th><td>{e(result.waived_status.value)}</td></tr>")
+    for ev in result.evidence:
+        rows.append(f"<tr><th>evidence</th><td><code>{e(describe_evidence(ev))}</code></td></tr>")
+    rows.append(f"<tr><th>severity</th><td>{e(result.severity.value)}</td></tr>")
+    if result.rationale:
+        rows.append(f"<tr><th>why</th><td>{e(result.rationale)}</td></tr>")
+    if result.source:
+        rows.append(f"<tr><th>doc section</th><td>{e(result.source)}</td></tr>")
+    for ref in result.references:
+        rows.append(f'<tr><th>reference</th><td><a href="{e(ref)}">{e(ref)}</a></td></tr>')
+    fix = f"<pre class=fix>{e(result.remediation.strip())}</pre>" if result.remediation else ""
+    return (
+        f'<details class="rule s-{result.status.value}" data-status="{result.status.value}" '
+        f'data-area="{e(result.area)}" id="{e(result.disk)}-{e(result.rule_id)}">'
+        f"<summary><span class=badge>{e(result.status.value.replace('_', ' '))}</span> "
+        f"<code class=rule-id>{e(result.rule_id)}</code>{disk} — {e(result.title)}</summary>"
+        f"<table class=kv>{''.join(rows)}</table>{fix}</details>"
+    )
+
+
+def _report_section(report: Report, fail_on: str) -> str:
+    e = escape
+    bad = report.exit_code(fail_on)
+    counts = report.summary
+    count_html = "".join(
+        f'<span class="count s-{s.value}">{e(count_label(s, counts[s.value]))}</span>'
+        for s in STATUS_ORDER
+        if counts[s.value]
+    )
+    order = {s: i for i, s in enumerate(STATUS_ORDER)}
+    results = sorted(report.results, key=lambda r: (order[r.status], r.area, r.rule_id))
+    return (
+        f"<section class=report><h2>{e(report.source)}</h2>"
+        f"<p class=ident>{e(identity(report))} · profile <code>{e(report.profile)}</code></p>"
+        f'<p><span class="verdict {"bad" if bad else "good"}">{e(verdict(report, fail_on))}</span></p>'
+        f"<p class=counts>{count_html}</p>"
+        f"{''.join(_rule(r) for r in results)}</section>"
+    )
+
+
+def render_fragment(reports: Report | Sequence[Report], *, fail_on: str = "fail") -> str:
+    """The report(s) as an HTML fragment without script (for Jupyter's ``_repr_html_``)."""
+    return "<div class=azvhdaudit>" + "".join(_report_section(r, fail_on) for r in as_reports(reports)) + "</div>"
+
+
+def render(reports: Report | Sequence[Report], *, fail_on: str = "fail", title: str | None = None) -> str:
+    """The report(s) as one self-contained HTML page."""
+    e = escape
+    items = as_reports(reports)
+    areas = sorted({r.area for report in items for r in report.results})
+    present = {r.status for report in items for r in report.results}
+    buttons = "".join(
+        f'<button type=button data-status="{s.value}" '
+        f'aria-pressed="{"true" if s in _SHOWN_FIRST else "false"}">{e(s.value.replace("_", " "))}</button>'
+        for s in STATUS_ORDER
+        if s in present
+    )
+    options = "".join(f'<option value="{e(a)}">{e(a)}</option>' for a in areas)
+    heading = title or ("azvhdaudit report: " + ", ".join(r.source for r in items))
+    version = items[0].tool_version if items else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{e(heading)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{e(heading)}</h1>"
+        f'<nav class=filters aria-label="filters">Status: {buttons} Area: '
+        f'<select id=area-filter><option value="">all</option>{options}</select> '
+        f"<span id=shown-count class=muted></span></nav>"
+        f"{''.join(_report_section(r, fail_on) for r in items)}"
+        f"<footer class=muted><p>azvhdaudit {e(version)}. Not checked means the evidence could not be "
+        "read — it is not a pass.</p></footer>"
+        f"<script>{_JS}</script></body></html>\n"
+    )
