@@ -357,7 +357,7 @@ def _find_parent(
         except ImageError:
             fh.close()
             raise
-    where = ", ".join(f"{kind}={value!r}" for kind, value in locators) or "none"
+    where = ", ".join(f"{kind} '{value}'" for kind, value in locators) or "none"
     raise ParentNotFoundError(
         f"{child.path}: parent of this differencing {child.format.upper()} disk not found; tried "
         + (", ".join(tried) if tried else "no path (the disk names no usable parent locator)")
