@@ -1,0 +1,63 @@
+"""The rule catalogue: importing this package registers every rule module.
+
+References: one module per area of "Prepare a Windows VHD or VHDX to upload to Azure" (see
+:mod:`azvhdaudit.rules.base` for what a rule is). The list is fixed; a module file that is not
+part of this installation is skipped, any other import error propagates.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+
+from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, RuleMeta, all_rules, rule
+
+__all__ = ["MODULES", "AuditContext", "AuditOptions", "Rule", "RuleMeta", "all_rules", "rule", "loaded_modules"]
+
+log = logging.getLogger(__name__)
+
+#: every rule module, in report order
+MODULES: tuple[str, ...] = (
+    # image level
+    "disk",
+    "os",
+    "bcd",
+    "sysprep",
+    "updates",
+    "agent",
+    # guest configuration
+    "rdp",
+    "firewall",
+    "winrm",
+    "services",
+    "time",
+    "power",
+    "storage",
+    "network",
+    "environment",
+    "crashdump",
+    "pagefile",
+    "manual",
+)
+
+_LOADED: list[str] = []
+
+
+def _load() -> None:
+    for name in MODULES:
+        full = f"{__name__}.{name}"
+        # Only a module whose file is absent is skipped; an error inside a module is never swallowed.
+        if importlib.util.find_spec(full) is None:
+            log.debug("rule module %s is not present; skipped", full)
+            continue
+        importlib.import_module(full)
+        _LOADED.append(name)
+
+
+def loaded_modules() -> list[str]:
+    """The rule modules this installation has (the fixed list minus absent files)."""
+    return list(_LOADED)
+
+
+_load()

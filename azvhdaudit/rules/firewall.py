@@ -1,0 +1,470 @@
+"""Windows Firewall: profiles on, the Remote Desktop and ping rules enabled, the Azure platform reachable.
+
+References: "Prepare a Windows VHD or VHDX to upload to Azure", section "Configure Windows Firewall
+rules" (current and 2017 text). Rule store: ``SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\
+Parameters\\FirewallPolicy\\FirewallRules`` (local; value name = rule id, REG_SZ data =
+``v2.NN|Key=Value|...|``, keys may repeat) and ``SOFTWARE\\Policies\\Microsoft\\WindowsFirewall\\
+FirewallRules`` (Group Policy, same grammar). Profiles: ``FirewallPolicy\\{DomainProfile,
+StandardProfile,PublicProfile}`` — the Private profile is stored as StandardProfile. Indirect display
+strings (``@FirewallAPI.dll,-28752``) are matched rather than English names, which are localised.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from azvhdaudit.registry.model import RegType
+from azvhdaudit.report import Evidence, Outcome, Severity, Status
+from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.values import (
+    BOTH,
+    CURRENT,
+    Group,
+    Item,
+    ValueRule,
+    open_key,
+    register_values,
+    value_evidence,
+)
+
+__all__ = [
+    "FirewallRule",
+    "parse_rule",
+    "load_rules",
+    "address_covers",
+    "port_covers",
+    "PROFILES",
+    "WIRESERVER",
+]
+
+FW = r"HKLM\SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy"
+LOCAL_RULES = FW + r"\FirewallRules"
+POLICY = r"HKLM\SOFTWARE\Policies\Microsoft\WindowsFirewall"
+POLICY_RULES = POLICY + r"\FirewallRules"
+PROFILES = ("domain", "private", "public")
+WIRESERVER = "168.63.129.16"
+RDP_GROUP = "@firewallapi.dll,-28752"
+ICMP_ECHO_IDS = ("FPS-ICMP4-ERQ-In", "FPS-ICMP4-ERQ-In-NoScope")
+
+
+# --- the rule-string parser --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """One rule string, parsed. Keys keep every occurrence (``Profile``, ``RA4`` repeat)."""
+
+    id: str
+    version: str
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    store: str = "local"
+    raw: str = ""
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        values = self.fields.get(key.lower())
+        return values[0] if values else default
+
+    def all(self, key: str) -> tuple[str, ...]:
+        return self.fields.get(key.lower(), ())
+
+    @property
+    def active(self) -> bool:
+        return (self.get("Active") or "").upper() == "TRUE"
+
+    @property
+    def action(self) -> str:
+        return (self.get("Action") or "").lower()
+
+    @property
+    def direction(self) -> str:
+        return (self.get("Dir") or "").lower()
+
+    @property
+    def profiles(self) -> frozenset[str]:
+        """The profiles the rule applies to; no Profile token means all of them."""
+        names = {p.strip().lower() for p in self.all("Profile")}
+        return frozenset(PROFILES) if not names else frozenset(names)
+
+    @property
+    def enabled_allow(self) -> bool:
+        return self.active and self.action == "allow"
+
+    def describe(self) -> str:
+        return f"{self.id} ({self.store}: Active={self.get('Active')}, Action={self.get('Action')}, " \
+               f"profiles={'/'.join(sorted(self.profiles))})"
+
+
+def parse_rule(rule_id: str, text: str, store: str = "local") -> FirewallRule:
+    """Parse ``v2.NN|Key=Value|...|``; repeated keys accumulate, key names are case-insensitive.
+
+    Never raises: a token without ``=`` is kept under its own name with an empty value, so a damaged
+    string still yields what it holds.
+    """
+    tokens = text.split("|")
+    version = tokens[0].strip() if tokens else ""
+    fields: dict[str, list[str]] = {}
+    for token in tokens[1:]:
+        if not token:
+            continue
+        key, _, value = token.partition("=")
+        fields.setdefault(key.strip().lower(), []).append(value)
+    return FirewallRule(
+        id=rule_id,
+        version=version,
+        fields={k: tuple(v) for k, v in fields.items()},
+        store=store,
+        raw=text,
+    )
+
+
+def load_rules(ctx: AuditContext, path: str, store: str) -> tuple[list[FirewallRule], Evidence]:
+    """The rules of one store (raises HiveUnavailable when its hive is missing); cached per audit."""
+
+    def make() -> tuple[list[FirewallRule], Evidence]:
+        key = open_key(ctx, path)
+        rules = []
+        if key is not None:
+            for value in key.values():
+                if value.type in (RegType.SZ, RegType.EXPAND_SZ) and isinstance(value.data, str):
+                    rules.append(parse_rule(value.name, value.data, store))
+        note = f"{len(rules)} rule(s)" if key is not None else "key absent (no rules in this store)"
+        return rules, value_evidence(ctx, path, None, None, "policy" if store == "policy" else "registry", note)
+
+    result: tuple[list[FirewallRule], Evidence] = ctx.cached(f"firewall:{store}", make)
+    return result
+
+
+def _policy_rules(ctx: AuditContext) -> tuple[list[FirewallRule], list[Evidence], str]:
+    """Group Policy rules, or none with a note when SOFTWARE cannot be read."""
+    from azvhdaudit.rules.values import HiveUnavailable
+
+    try:
+        rules, ev = load_rules(ctx, POLICY_RULES, "policy")
+        return rules, [ev], ""
+    except HiveUnavailable as err:
+        return [], [], f" (Group Policy rules not checked: {err.reason})"
+
+
+def address_covers(spec: str, address: str) -> bool:
+    """Whether an RA4/LA4 token (``a.b.c.d``, ``a.b.c.d/nn``, ``a.b.c.d/mask``, ``a-b``, ``*``) covers
+    ``address``. Keywords (LocalSubnet, DNS, DHCP, DefaultGateway ...) are host-dependent and are
+    taken as not covering a fixed public address."""
+    target = ipaddress.ip_address(address)
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part in ("*", "Any"):
+            return True
+        try:
+            if "-" in part:
+                low, high = (ipaddress.ip_address(x.strip()) for x in part.split("-", 1))
+                if type(low) is type(target) and low <= target <= high:  # type: ignore[operator]
+                    return True
+            elif target in ipaddress.ip_network(part, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def port_covers(spec: str, port: int) -> bool:
+    """Whether an LPort/RPort token (``80``, ``80-90``, ``80,443``) covers ``port``; keywords do not."""
+    for part in spec.split(","):
+        part = part.strip()
+        if "-" in part:
+            low, _, high = part.partition("-")
+            if low.isdigit() and high.isdigit() and int(low) <= port <= int(high):
+                return True
+        elif part.isdigit() and int(part) == port:
+            return True
+    return False
+
+
+def _any_covers(specs: Iterable[str], address: str) -> bool:
+    return any(address_covers(s, address) for s in specs)
+
+
+# --- value rows: the profiles and the legacy GPO exceptions -------------------------------------
+
+FIREWALL = Group(
+    area="firewall",
+    source="Configure Windows Firewall rules",
+    references=(DOC_CURRENT, DOC_2017),
+    rationale="Azure expects the firewall on, with the Remote Desktop rules open.",
+)
+
+ROWS = (
+    ValueRule(
+        id="firewall.profiles_enabled",
+        title="Windows Firewall enabled for the Domain, Private (Standard) and Public profiles",
+        group=FIREWALL,
+        severity=Severity.REQUIRED,
+        items=(
+            Item(FW + r"\DomainProfile", "EnableFirewall", 1, policy=(POLICY + r"\DomainProfile",), label="Domain"),
+            Item(
+                FW + r"\StandardProfile",
+                "EnableFirewall",
+                1,
+                policy=(POLICY + r"\PrivateProfile", POLICY + r"\StandardProfile"),
+                label="Private",
+            ),
+            Item(FW + r"\PublicProfile", "EnableFirewall", 1, policy=(POLICY + r"\PublicProfile",), label="Public"),
+        ),
+        remediation="Set-NetFirewallProfile -Profile Domain, Public, Private -Enabled True",
+        rationale="The Private profile is stored as StandardProfile. A Group Policy EnableFirewall value "
+        "(WFAS PrivateProfile first, then the legacy StandardProfile) is the effective one.",
+    ),
+    ValueRule(
+        id="firewall.profiles_policy",
+        title="Group Policy does not turn the firewall off or block all exceptions",
+        group=FIREWALL,
+        severity=Severity.REQUIRED,
+        items=(
+            Item(POLICY + r"\DomainProfile", "EnableFirewall", 1, if_absent="pass", label="Domain"),
+            Item(POLICY + r"\StandardProfile", "EnableFirewall", 1, if_absent="pass", label="Standard"),
+            Item(POLICY + r"\PrivateProfile", "EnableFirewall", 1, if_absent="pass", label="Private"),
+            Item(POLICY + r"\PublicProfile", "EnableFirewall", 1, if_absent="pass", label="Public"),
+            Item(POLICY + r"\DomainProfile", "DoNotAllowExceptions", 0, if_absent="pass", label="Domain exceptions"),
+            Item(
+                POLICY + r"\StandardProfile", "DoNotAllowExceptions", 0, if_absent="pass", label="Standard exceptions"
+            ),
+        ),
+        remediation="Set 'Windows Firewall: Protect all network connections' to Enabled and 'Do not allow "
+        "exceptions' to Disabled (Computer Configuration > Administrative Templates > Network > Network "
+        "Connections > Windows Firewall > Domain/Standard Profile)",
+        rationale="Not configured (no value) passes. DoNotAllowExceptions = 1 would block RDP.",
+    ),
+    ValueRule(
+        id="firewall.rdp_policy",
+        title="Legacy firewall GPO 'Allow inbound Remote Desktop exceptions' not disabling RDP",
+        group=FIREWALL,
+        severity=Severity.REQUIRED,
+        items=(
+            Item(POLICY + r"\DomainProfile\Services\RemoteDesktop", "Enabled", 1, if_absent="pass", label="Domain"),
+            Item(POLICY + r"\StandardProfile\Services\RemoteDesktop", "Enabled", 1, if_absent="pass", label="Standard"),
+            Item(
+                POLICY + r"\DomainProfile\Services\RemoteDesktop",
+                "RemoteAddresses",
+                "*",
+                compare="eq_ci",
+                types=(RegType.SZ,),
+                if_absent="pass",
+                on_mismatch=Status.WARNING,
+                label="Domain scope",
+            ),
+            Item(
+                POLICY + r"\StandardProfile\Services\RemoteDesktop",
+                "RemoteAddresses",
+                "*",
+                compare="eq_ci",
+                types=(RegType.SZ,),
+                if_absent="pass",
+                on_mismatch=Status.WARNING,
+                label="Standard scope",
+            ),
+        ),
+        remediation="Set 'Windows Firewall: Allow inbound Remote Desktop exceptions' to Enabled (or Not "
+        "configured) for the Domain and Standard profiles, with '*' as the allowed addresses",
+        rationale="A scope other than '*' may still include Azure clients, so it is a warning, not a failure.",
+    ),
+    ValueRule(
+        id="firewall.icmp_policy",
+        title="Legacy firewall GPO 'Allow ICMP exceptions' not blocking echo requests",
+        group=FIREWALL,
+        severity=Severity.RECOMMENDED,
+        items=(
+            Item(
+                POLICY + r"\DomainProfile\IcmpSettings", "AllowInboundEchoRequest", 1, if_absent="pass",
+                label="Domain",
+            ),
+            Item(
+                POLICY + r"\StandardProfile\IcmpSettings", "AllowInboundEchoRequest", 1, if_absent="pass",
+                label="Standard",
+            ),
+        ),
+        remediation="Set 'Windows Firewall: Allow ICMP exceptions' (Allow inbound echo request) to Enabled or "
+        "Not configured",
+    ),
+)
+
+register_values(ROWS)
+
+
+# --- logic rules ---------------------------------------------------------------------------------
+
+
+def _blocking_inbound_port(rules: Iterable[FirewallRule], port: int) -> list[FirewallRule]:
+    return [
+        r
+        for r in rules
+        if r.active
+        and r.action == "block"
+        and r.direction == "in"
+        and (r.get("Protocol") in (None, "6"))
+        and (not r.all("LPort") or any(port_covers(p, port) for p in r.all("LPort")))
+        and not r.all("App")
+        and not r.all("Svc")
+    ]
+
+
+@rule(
+    RuleMeta(
+        id="firewall.rdp_rules_enabled",
+        title="All rules of the 'Remote Desktop' group enabled (Allow, inbound, every profile)",
+        area="firewall",
+        severity=Severity.REQUIRED,
+        source="Configure Windows Firewall rules",
+        baselines=BOTH,
+        remediation="Get-NetFirewallRule -DisplayGroup 'Remote Desktop' | Set-NetFirewallRule -Enabled True",
+        rationale="Matched on the group resource EmbedCtxt=@FirewallAPI.dll,-28752, not the localised name. "
+        "Evidence: Windows 7 has two rules, RemoteDesktop-In-TCP (Domain, Private) and RemoteDesktop-In-TCP_1 "
+        "(Public) — the catalogue listed only the first; both must be on for TCP 3389 to be open in every "
+        "profile. A Group Policy block rule for TCP 3389 fails the rule.",
+        references=(DOC_CURRENT, DOC_2017),
+    )
+)
+def check_rdp_rules(ctx: AuditContext) -> Outcome:
+    local, ev = load_rules(ctx, LOCAL_RULES, "local")
+    policy, pev, note = _policy_rules(ctx)
+    evidence = (ev, *pev)
+    group = [r for r in local + policy if (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
+    if not group:
+        return Outcome(Status.FAIL, f"no rule of the Remote Desktop group (EmbedCtxt {RDP_GROUP}) exists{note}",
+                       expected="enabled", actual=[], evidence=evidence)
+    off = [r for r in group if not r.enabled_allow]
+    covered: set[str] = set()
+    for r in group:
+        if r.enabled_allow and r.direction == "in" and r.get("Protocol") == "6" and any(
+            port_covers(p, 3389) for p in r.all("LPort")
+        ):
+            covered |= r.profiles
+    blocked = _blocking_inbound_port(local + policy, 3389)
+    problems = []
+    if off:
+        problems.append("disabled or not Allow: " + ", ".join(r.describe() for r in off))
+    missing = [p for p in PROFILES if p not in covered]
+    if missing:
+        problems.append("TCP 3389 is not allowed in the " + "/".join(missing) + " profile(s)")
+    if blocked:
+        problems.append("blocked by: " + ", ".join(r.describe() for r in blocked))
+    actual = {r.id: r.enabled_allow for r in group}
+    if problems:
+        return Outcome(Status.FAIL, "; ".join(problems) + note, expected="all enabled", actual=actual,
+                       evidence=evidence)
+    return Outcome(Status.PASS, f"all {len(group)} Remote Desktop rules are enabled ({', '.join(actual)}); TCP "
+                   f"3389 is allowed in every profile{note}", expected="all enabled", actual=actual, evidence=evidence)
+
+
+@rule(
+    RuleMeta(
+        id="firewall.icmp_echo_enabled",
+        title="ICMPv4 echo request rule enabled (ping inside the virtual network)",
+        area="firewall",
+        severity=Severity.RECOMMENDED,
+        source="Configure Windows Firewall rules",
+        baselines=BOTH,
+        remediation="Set-NetFirewallRule -Name FPS-ICMP4-ERQ-In -Enabled True",
+        rationale="Current text: the rule id FPS-ICMP4-ERQ-In only. The 2017 text enabled the rule by display "
+        "name, which also enables its Domain-profile twin FPS-ICMP4-ERQ-In-NoScope; under azure-2017 both "
+        "are required.",
+    )
+)
+def check_icmp(ctx: AuditContext) -> Outcome:
+    local, ev = load_rules(ctx, LOCAL_RULES, "local")
+    by_id = {r.id.lower(): r for r in local}
+    wanted = ICMP_ECHO_IDS if ctx.profile == "azure-2017" else ICMP_ECHO_IDS[:1]
+    missing = [i for i in wanted if i.lower() not in by_id]
+    off = [by_id[i.lower()] for i in wanted if i.lower() in by_id and not by_id[i.lower()].enabled_allow]
+    actual = {i: (by_id[i.lower()].enabled_allow if i.lower() in by_id else None) for i in wanted}
+    if missing or off:
+        parts = []
+        if missing:
+            parts.append("rule(s) not found: " + ", ".join(missing))
+        if off:
+            parts.append("not enabled: " + ", ".join(r.describe() for r in off))
+        return Outcome(Status.WARNING, "; ".join(parts), expected="enabled", actual=actual, evidence=(ev,))
+    return Outcome(Status.PASS, "echo request rule(s) enabled: " + ", ".join(wanted), expected="enabled",
+                   actual=actual, evidence=(ev,))
+
+
+def _platform_rule(r: FirewallRule, direction: str) -> bool:
+    return (
+        r.enabled_allow
+        and r.direction == direction
+        and _any_covers(r.all("RA4"), WIRESERVER)
+        and r.profiles == frozenset(PROFILES)
+    )
+
+
+@rule(
+    RuleMeta(
+        id="firewall.azure_platform_rules",
+        title="Allow rules for the Azure platform address 168.63.129.16 (inbound with edge traversal, outbound)",
+        area="firewall",
+        severity=Severity.REQUIRED,
+        source="Configure Windows Firewall rules (Create a rule for the Azure platform network)",
+        baselines=CURRENT,
+        remediation="New-NetFirewallRule -DisplayName AzurePlatform -Direction Inbound -RemoteAddress "
+        "168.63.129.16 -Profile Any -Action Allow -EdgeTraversalPolicy Allow; New-NetFirewallRule -DisplayName "
+        "AzurePlatform -Direction Outbound -RemoteAddress 168.63.129.16 -Profile Any -Action Allow",
+        rationale="The rule id is a random GUID, so rules are matched on RA4 covering 168.63.129.16, Active, "
+        "Allow, every profile (and Edge=TRUE inbound), in the local or the Group Policy store.",
+    )
+)
+def check_platform(ctx: AuditContext) -> Outcome:
+    local, ev = load_rules(ctx, LOCAL_RULES, "local")
+    policy, pev, note = _policy_rules(ctx)
+    rules = local + policy
+    inbound = [r for r in rules if _platform_rule(r, "in") and (r.get("Edge") or "").upper() == "TRUE"]
+    outbound = [r for r in rules if _platform_rule(r, "out")]
+    actual = {"in": [r.id for r in inbound], "out": [r.id for r in outbound]}
+    evidence = (ev, *pev)
+    missing = [d for d, found in (("inbound (with edge traversal)", inbound), ("outbound", outbound)) if not found]
+    if missing:
+        return Outcome(Status.FAIL, f"no enabled {' and no '.join(missing)} Allow rule for {WIRESERVER} covering "
+                       f"every profile{note}", expected="in and out", actual=actual, evidence=evidence)
+    return Outcome(Status.PASS, f"Azure platform rules found: in {', '.join(actual['in'])}; out "
+                   f"{', '.join(actual['out'])}{note}", expected="in and out", actual=actual, evidence=evidence)
+
+
+def _blocks_wireserver(r: FirewallRule) -> bool:
+    if not (r.active and r.action == "block") or r.all("App") or r.all("Svc"):
+        return False
+    if r.get("Protocol") not in (None, "6"):
+        return False
+    ra4 = r.all("RA4")
+    if ra4 and not _any_covers(ra4, WIRESERVER):
+        return False
+    if r.direction == "out":
+        rports = r.all("RPort")
+        return not rports or any(port_covers(p, 80) or port_covers(p, 32526) for p in rports)
+    return r.direction == "in" and bool(ra4)
+
+
+@rule(
+    RuleMeta(
+        id="firewall.no_block_wireserver",
+        title="No active Block rule covering 168.63.129.16 (local or Group Policy store)",
+        area="firewall",
+        severity=Severity.ADVISORY,
+        source="Configure Windows Firewall rules (derived: the VM must reach 168.63.129.16)",
+        baselines=CURRENT,
+        remediation="Remove or narrow the block rule(s) (Remove-NetFirewallRule -Name <id>)",
+        rationale="Block rules win over allow rules. Counted: enabled Block rules for TCP or any protocol, "
+        "without an App/Svc condition, whose RA4 covers 168.63.129.16 (or, outbound, any address) and whose "
+        "remote port covers 80 or 32526. Address keywords such as LocalSubnet are taken as not covering it.",
+    )
+)
+def check_no_block(ctx: AuditContext) -> Outcome:
+    local, ev = load_rules(ctx, LOCAL_RULES, "local")
+    policy, pev, note = _policy_rules(ctx)
+    blocking = [r for r in local + policy if _blocks_wireserver(r)]
+    evidence = (ev, *pev)
+    if blocking:
+        return Outcome(Status.WARNING, f"block rule(s) covering {WIRESERVER}: " + ", ".join(r.describe() for r in
+                       blocking) + note, expected=[], actual=[r.id for r in blocking], evidence=evidence)
+    return Outcome(Status.PASS, f"no enabled block rule covers {WIRESERVER}{note}", expected=[], actual=[],
+                   evidence=evidence)

@@ -1,0 +1,424 @@
+"""Registry-value rules as data, and the helpers every registry rule reads through.
+
+References:
+- Microsoft, "Prepare a Windows VHD or VHDX to upload to Azure" (current text, ms.date 2022-08-04,
+  and the 2017 text), sections "Set Windows configurations for Azure", "Update remote desktop
+  registry settings", "Configure Windows Firewall rules", "Verify the VM".
+- winnt.h ``REG_*`` value types; Group Policy stores its values under ``HKLM\\SOFTWARE\\Policies``
+  and a value set there wins over the local value the same setting writes elsewhere.
+
+A :class:`ValueRule` is one row: id, title, severity, one or more :class:`Item` s (key, value name,
+accepted registry types, expected value and comparison), the doc section, the baselines and the fix
+line. References shared by an area live in its :class:`Group`. The verdict has three levels — the key
+exists, the value exists, the value equals — and the message says which; a missing hive is never a
+pass (:class:`HiveUnavailable` is turned into "not checked" by the engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from azvhdaudit.errors import HiveNotFoundError
+from azvhdaudit.registry.model import RegKey, RegType, RegValue
+from azvhdaudit.report import Evidence, Outcome, Severity, Status
+from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, Rule, RuleMeta, register
+
+__all__ = [
+    "HiveUnavailable",
+    "Read",
+    "Group",
+    "Item",
+    "ValueRule",
+    "COMPARES",
+    "read_value",
+    "open_key",
+    "value_evidence",
+    "format_data",
+    "mismatch_status",
+    "worst",
+    "evaluate_items",
+    "value_rules",
+    "register_values",
+]
+
+BOTH = ("azure", "azure-2017")
+CURRENT = ("azure",)
+Y2017 = ("azure-2017",)
+
+#: comparisons a row may use (catalogue ``compare``)
+COMPARES = ("eq", "eq_ci", "in", "ne", "absent", "report")
+
+
+class HiveUnavailable(HiveNotFoundError):
+    """A rule needs a hive (or the current control set) that could not be read; the engine reports
+    the rule as not checked with :attr:`reason`."""
+
+    def __init__(self, hive: str, reason: str) -> None:
+        super().__init__(reason)
+        self.hive = hive
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Read:
+    """One registry value as read, with where it was looked for."""
+
+    hive: str
+    #: ``HKLM\\SYSTEM\\ControlSet001\\...`` (CurrentControlSet resolved)
+    key_path: str
+    name: str
+    key_exists: bool
+    value: RegValue | None
+    evidence: Evidence
+
+    @property
+    def present(self) -> bool:
+        return self.value is not None
+
+    @property
+    def data(self) -> Any:
+        return None if self.value is None else self.value.data
+
+
+def _resolve(ctx: AuditContext, path: str) -> tuple[str, str]:
+    """(hive, display path); raises :class:`HiveUnavailable` where the path cannot be read."""
+    reg = ctx.registry
+    resolved = reg.resolve(path)
+    if resolved is None:
+        hive = path.replace("/", "\\").split("\\")
+        hive_name = next((p for p in hive if p and p.lower() not in ("hklm", "hkey_local_machine")), "")
+        hive_name = hive_name.upper()
+        if hive_name == "SYSTEM" and reg.has_hive("SYSTEM"):
+            raise HiveUnavailable(
+                "SYSTEM",
+                "the current control set cannot be resolved: SYSTEM\\Select\\Current is missing and the "
+                "hive holds more than one ControlSet00n",
+            )
+        raise HiveUnavailable(hive_name, reg.why_unavailable(hive_name))
+    hive_name, _ = resolved
+    if not reg.has_hive(hive_name):
+        raise HiveUnavailable(hive_name, reg.why_unavailable(hive_name))
+    return hive_name, reg.display_path(path)
+
+
+def open_key(ctx: AuditContext, path: str) -> RegKey | None:
+    """The key at ``path``, ``None`` when absent; raises :class:`HiveUnavailable` when unreadable."""
+    _resolve(ctx, path)
+    return ctx.registry.key(path)
+
+
+def format_data(data: Any) -> str:
+    """A value's data the way a person reads it in a message."""
+    if isinstance(data, bool):
+        return str(int(data))
+    if isinstance(data, int):
+        return f"{data} (0x{data:X})" if data > 0xFFFF else str(data)
+    if isinstance(data, bytes):
+        return data.hex() if len(data) <= 32 else data[:32].hex() + "..."
+    if isinstance(data, str):
+        return repr(data)
+    return repr(data)
+
+
+def value_evidence(
+    ctx: AuditContext, path: str, name: str | None, value: RegValue | None, source: str, note: str = ""
+) -> Evidence:
+    """Evidence for one value looked up at ``path`` (present or not)."""
+    reg = ctx.registry
+    resolved = reg.resolve(path)
+    hive_name = resolved[0] if resolved else ""
+    hive = reg.hive(hive_name) if hive_name else None
+    uses_ccs = "currentcontrolset" in path.lower()
+    return Evidence(
+        source=source,
+        hive=hive_name,
+        key=reg.display_path(path),
+        value_name=name,
+        type=value.type_name if value is not None else None,
+        raw=value.raw.hex() if value is not None else None,
+        actual=value.data if value is not None else None,
+        present=value is not None,
+        control_set=reg.control_set_name if uses_ccs else None,
+        hive_dirty=hive.state.dirty if hive is not None else None,
+        note=note,
+    )
+
+
+def read_value(ctx: AuditContext, path: str, name: str, source: str = "registry") -> Read:
+    """Read value ``name`` under ``path``; raises :class:`HiveUnavailable` when the hive is missing."""
+    hive_name, display = _resolve(ctx, path)
+    key = ctx.registry.key(path)
+    value = key.value(name) if key is not None else None
+    return Read(
+        hive=hive_name,
+        key_path=display,
+        name=name,
+        key_exists=key is not None,
+        value=value,
+        evidence=value_evidence(ctx, path, name, value, source),
+    )
+
+
+def mismatch_status(severity: Severity) -> Status:
+    """What a setting that is not as expected means at this severity."""
+    if severity is Severity.REQUIRED:
+        return Status.FAIL
+    if severity is Severity.INFORMATIONAL:
+        return Status.PASS
+    return Status.WARNING
+
+
+_RANK = {Status.FAIL: 5, Status.WARNING: 4, Status.NOT_CHECKED: 3, Status.PASS: 1}
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """The status that decides a rule made of several items: fail > warning > not checked > pass."""
+    found = list(statuses)
+    return max(found, key=lambda s: _RANK.get(s, 0)) if found else Status.PASS
+
+
+# --- rows ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """What the rows of one area share: the area name, the doc section and the references."""
+
+    area: str
+    source: str
+    references: tuple[str, ...] = (DOC_CURRENT, DOC_2017)
+    rationale: str = ""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One value a row looks at.
+
+    ``if_absent`` says what a missing value means: ``"fail"`` (a problem, at the rule's severity),
+    ``"warn"`` (a warning) or ``"pass"`` (e.g. a Group Policy value that is not configured).
+    ``policy`` names Group Policy keys (first set wins) whose value of the same name overrides the
+    local one.
+    """
+
+    key: str
+    value: str
+    expected: Any = None
+    compare: str = "eq"
+    types: tuple[int, ...] = (RegType.DWORD,)
+    if_absent: str = "fail"
+    policy: tuple[str, ...] = ()
+    #: the status a present-but-different value gets instead of the severity's (``None`` = severity)
+    on_mismatch: Status | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.compare not in COMPARES:
+            raise ValueError(f"unknown comparison {self.compare!r} for {self.key}\\{self.value}")
+        if self.if_absent not in ("fail", "warn", "pass"):
+            raise ValueError(f"unknown if_absent {self.if_absent!r} for {self.key}\\{self.value}")
+
+    @property
+    def is_policy(self) -> bool:
+        return "\\policies\\" in self.key.lower().replace("/", "\\")
+
+
+@dataclass(frozen=True)
+class ItemVerdict:
+    status: Status
+    message: str
+    evidence: tuple[Evidence, ...]
+    actual: Any = None
+
+
+def _type_names(types: Sequence[int]) -> str:
+    return " or ".join(RegType.name_of(t) for t in types)
+
+
+def _expected_text(item: Item) -> str:
+    if item.compare == "absent":
+        return "no value"
+    if item.compare == "ne":
+        return f"anything but {format_data(item.expected)}"
+    if item.compare == "in":
+        return " or ".join(format_data(x) for x in item.expected)
+    return format_data(item.expected)
+
+
+def _matches(item: Item, data: Any) -> bool:
+    if item.compare == "report":
+        return True
+    if item.compare == "eq":
+        return bool(data == item.expected)
+    if item.compare == "eq_ci":
+        return isinstance(data, str) and data.strip().lower() == str(item.expected).lower()
+    if item.compare == "in":
+        return data in item.expected
+    if item.compare == "ne":
+        return bool(data != item.expected)
+    return False  # "absent" never matches a present value
+
+
+def _absent_status(item: Item, severity: Severity) -> Status:
+    if item.if_absent == "pass":
+        return Status.PASS
+    if item.if_absent == "warn":
+        return Status.WARNING if mismatch_status(severity) is not Status.PASS else Status.PASS
+    return mismatch_status(severity)
+
+
+def judge(item: Item, read: Read, severity: Severity, where: str = "") -> tuple[Status, str]:
+    """The three-level verdict on one read value: key exists -> value exists -> value equals."""
+    name = item.value or "(default)"
+    if read.value is None:
+        if item.compare == "absent":
+            return Status.PASS, f"value {name} is absent under {read.key_path}{where}"
+        status = _absent_status(item, severity)
+        if item.is_policy and item.if_absent == "pass":
+            return status, f"{name} is not configured by Group Policy (no value under {read.key_path})"
+        if not read.key_exists:
+            return status, f"key {read.key_path} does not exist (value {name} missing){where}"
+        return status, f"value {name} is missing under {read.key_path}{where}"
+    value = read.value
+    shown = format_data(value.data)
+    if item.compare == "absent":
+        return (
+            item.on_mismatch or mismatch_status(severity),
+            f"{name} is present ({value.type_name} {shown}) under {read.key_path}; Azure expects it absent",
+        )
+    if item.compare == "report":
+        return Status.PASS, f"{name} is {value.type_name} {shown}{where}"
+    if value.type not in item.types:
+        return (
+            item.on_mismatch or mismatch_status(severity),
+            f"{name} is {value.type_name} {shown}, Azure expects {_type_names(item.types)} "
+            f"{_expected_text(item)} (Windows reads the value by its type; a different type is "
+            f"not the same setting){where}",
+        )
+    if _matches(item, value.data):
+        return Status.PASS, f"{name} is {shown}{where}"
+    return (
+        item.on_mismatch or mismatch_status(severity),
+        f"{name} is {shown}, Azure expects {_expected_text(item)}{where}",
+    )
+
+
+def evaluate_item(ctx: AuditContext, item: Item, severity: Severity) -> ItemVerdict:
+    """Evaluate one item, Group Policy first where the item has a policy twin."""
+    label = f" ({item.label})" if item.label else ""
+    source = "policy" if item.is_policy else "registry"
+    try:
+        local = read_value(ctx, item.key, item.value, source=source)
+    except HiveUnavailable as err:
+        return ItemVerdict(Status.NOT_CHECKED, f"{item.value}{label}: not checked, {err.reason}", ())
+    if not item.policy:
+        status, message = judge(item, local, severity, label)
+        return ItemVerdict(status, message, (local.evidence,), local.data)
+
+    # Group Policy wins: the first policy key that sets the value is the effective value.
+    policy_reads: list[Read] = []
+    policy_note = ""
+    for policy_key in item.policy:
+        try:
+            policy_reads.append(read_value(ctx, policy_key, item.value, source="policy"))
+        except HiveUnavailable as err:
+            policy_note = f"; Group Policy not checked ({err.reason})"
+            break
+    effective = next((r for r in policy_reads if r.present), None)
+    evidence = tuple(r.evidence for r in policy_reads) + (local.evidence,)
+    if effective is None:
+        status, message = judge(item, local, severity, label)
+        if not policy_note:
+            policy_note = "; no Group Policy override"
+        return ItemVerdict(status, f"{message} (local value{policy_note})", evidence, local.data)
+    status, message = judge(item, effective, severity, label)
+    local_text = (
+        f"local value {format_data(local.data)} at {local.key_path} is overridden"
+        if local.present
+        else f"no local value at {local.key_path}"
+    )
+    return ItemVerdict(
+        status,
+        f"{message} (effective value set by Group Policy at {effective.key_path}; {local_text})",
+        evidence,
+        effective.data,
+    )
+
+
+def evaluate_items(
+    ctx: AuditContext, items: Sequence[Item], severity: Severity, expected: Any = None
+) -> Outcome:
+    """The verdict of a row: every item evaluated, the worst status wins, every message kept."""
+    verdicts = [evaluate_item(ctx, item, severity) for item in items]
+    status = worst(v.status for v in verdicts)
+    if all(v.status is Status.NOT_CHECKED for v in verdicts):
+        reason = verdicts[0].message.split("not checked, ", 1)[-1]
+        return Outcome(Status.NOT_CHECKED, f"not checked: {reason}", reason=reason)
+    if len(items) == 1:
+        actual: Any = verdicts[0].actual
+        exp = expected if expected is not None else items[0].expected
+    else:
+        actual = {(i.label or i.value): v.actual for i, v in zip(items, verdicts, strict=True)}
+        exp = expected if expected is not None else {(i.label or i.value): i.expected for i in items}
+    reason = "; ".join(v.message for v in verdicts if v.status is Status.NOT_CHECKED)
+    return Outcome(
+        status=status,
+        message="; ".join(v.message for v in verdicts),
+        expected=exp,
+        actual=actual,
+        evidence=tuple(e for v in verdicts for e in v.evidence),
+        reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class ValueRule:
+    """One data row: a rule made of registry values only."""
+
+    id: str
+    title: str
+    group: Group
+    severity: Severity
+    items: tuple[Item, ...]
+    remediation: str
+    baselines: tuple[str, ...] = BOTH
+    rationale: str = ""
+    #: the doc section, when it differs from the group's
+    source: str = ""
+    expected: Any = None
+    references: tuple[str, ...] = field(default=())
+
+    def meta(self) -> RuleMeta:
+        return RuleMeta(
+            id=self.id,
+            title=self.title,
+            area=self.group.area,
+            severity=self.severity,
+            rationale=self.rationale or self.group.rationale,
+            source=self.source or self.group.source,
+            baselines=self.baselines,
+            remediation=self.remediation,
+            references=self.references or self.group.references,
+        )
+
+    def check(self, ctx: AuditContext) -> Outcome:
+        return evaluate_items(ctx, self.items, self.severity, self.expected)
+
+
+_VALUE_RULES: dict[str, ValueRule] = {}
+
+
+def register_values(rows: Iterable[ValueRule]) -> list[Rule]:
+    """Register data rows as rules (each row's check is :func:`evaluate_items` on its items)."""
+    rules = []
+    for row in rows:
+        check: Callable[[AuditContext], Outcome] = row.check
+        rules.append(register(Rule(row.meta(), check)))
+        _VALUE_RULES[row.id] = row
+    return rules
+
+
+def value_rules() -> dict[str, ValueRule]:
+    """Every data row registered so far, by rule id."""
+    return dict(_VALUE_RULES)
