@@ -347,55 +347,66 @@ def _set_base(buf: bytearray, sequence: int, hive_bins_size: int, flags: int | N
     struct.pack_into("<I", buf, 508, hive_checksum(bytes(buf[:508])))
 
 
+def _after(seq: int, start: int) -> bool:
+    """``seq`` is ``start`` or later, allowing for the 32-bit sequence numbers wrapping around."""
+    return (seq - start) & _M32 < 0x80000000
+
+
 def _replay_new(
-    buf: bytearray, base: BaseBlock, logs: list[tuple[str, bytes]], source: str
+    buf: bytearray, base: BaseBlock, logs: list[tuple[str, BaseBlock, bytes]], source: str
 ) -> ReplayResult:
-    entries: list[LogEntry] = []
-    notes: list[str] = []
-    for name, data in logs:
-        found, why = parse_new_log(data, name, source)
-        log.debug("%s.%s: %d verified log entries %s", source, name, len(found), why)
-        if why:
-            notes.append(why)
-        entries.extend(found)
     start = base.secondary_sequence
-    pending: dict[int, LogEntry] = {}
-    for entry in entries:
-        # LOG1 is read first: for a sequence number present in both files, the first one wins.
-        if (entry.sequence - start) & _M32 < 0x80000000 and entry.sequence not in pending:
-            pending[entry.sequence] = entry
-    if not pending:
-        raise ReplayError(
-            f"the logs ({', '.join(n for n, _ in logs)}) hold no log entry at or after sequence number {start}"
-        )
-    first = min(pending, key=lambda seq: (seq - start) & _M32)
-    if first != start:
-        # The entries start..first-1 were already written into the primary file by a partial reconcile
-        # (see the module references); applying from the oldest entry present is what Windows does.
-        notes.append(
-            f"log entries {start}-{first - 1} are not in the logs (already reconciled into the primary file)"
-        )
+    # The log to apply first is the one whose own base block carries the older sequence number
+    # (normally LOG1); the other one continues it. Equal ones keep the LOG1, LOG2 order.
+    ordered = sorted(logs, key=lambda item: (item[1].secondary_sequence - start) & _M32)
+    notes: list[str] = []
     applied: list[LogEntry] = []
-    seq = first
-    while seq in pending:
-        applied.append(pending.pop(seq))
-        seq = (seq + 1) & _M32
-    if pending:
-        notes.append(f"{len(pending)} log entries after the gap at sequence {seq} were not applied")
+    expected: int | None = None
+    for name, _lbase, data in ordered:
+        found, problem = parse_new_log(data, name, source)
+        log.debug("%s.%s: %d verified log entries %s", source, name, len(found), problem)
+        gap = False
+        for entry in found:
+            if not _after(entry.sequence, start):
+                continue  # an old entry, already applied to the primary file
+            if expected is not None and entry.sequence != expected:
+                notes.append(f"{name}: log entry {entry.sequence} does not continue sequence {expected - 1}")
+                gap = True
+                break
+            applied.append(entry)
+            expected = (entry.sequence + 1) & _M32
+        if problem:
+            # Windows stops recovery at the first bogus entry: nothing after it is applied.
+            notes.append(f"{problem}; recovery stops there")
+            break
+        if gap:
+            break
+    if not applied:
+        raise ReplayError(
+            f"the logs ({', '.join(n for n, _, _ in logs)}) hold no usable log entry at or after sequence "
+            f"number {start}" + (f" ({'; '.join(notes)})" if notes else "")
+        )
+    first = applied[0].sequence
+    if first != start:
+        # Entries start..first-1 were already written into the primary file by a partial reconcile,
+        # without updating its base block (see the module references); applying from the oldest entry the
+        # logs still hold is what Windows does.
+        notes.insert(
+            0, f"log entries {start}-{first - 1} are not in the logs (already reconciled into the primary file)"
+        )
     for entry in applied:
         need = BASE_BLOCK_SIZE + entry.hive_bins_size
         if len(buf) < need:
             buf.extend(bytes(need - len(buf)))
         for page_offset, page in entry.pages:
-            start_at = BASE_BLOCK_SIZE + page_offset
-            buf[start_at : start_at + len(page)] = page
+            at = BASE_BLOCK_SIZE + page_offset
+            buf[at : at + len(page)] = page
     last = applied[-1]
     _set_base(buf, last.sequence, last.hive_bins_size, last.flags)
     used = tuple(dict.fromkeys(entry.log for entry in applied))
     notes.insert(
         0,
-        f"applied {len(applied)} log entries, sequence {applied[0].sequence}-{last.sequence}, "
-        f"from {', '.join(used)}",
+        f"applied {len(applied)} log entries, sequence {first}-{last.sequence}, from {', '.join(used)}",
     )
     return ReplayResult(buf, used, tuple(e.sequence for e in applied), notes)
 
@@ -452,7 +463,7 @@ def replay_logs(hive: bytes, base: BaseBlock, logs: Mapping[str, bytes], source:
     if not logs:
         raise ReplayError("no transaction logs beside the hive")
     order = sorted(logs, key=lambda n: (n.upper() not in ("LOG1", "LOG2", "LOG"), n.upper()))
-    new: list[tuple[str, bytes]] = []
+    new: list[tuple[str, BaseBlock, bytes]] = []
     old: list[tuple[str, BaseBlock, bytes]] = []
     skipped: list[str] = []
     for name in order:
@@ -461,7 +472,7 @@ def replay_logs(hive: bytes, base: BaseBlock, logs: Mapping[str, bytes], source:
         if lbase is None:
             skipped.append(f"{name}: no valid log base block")
         elif lbase.file_type == FILE_TYPE_LOG_NEW:
-            new.append((name, data))
+            new.append((name, lbase, data))
         elif lbase.file_type in (FILE_TYPE_LOG_OLD, FILE_TYPE_LOG_OLD_ALT):
             old.append((name, lbase, data))
         else:
