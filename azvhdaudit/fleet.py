@@ -1,0 +1,294 @@
+"""Audit many images at once — in a process pool, or on a Dask cluster — wherever the images live.
+
+References:
+- Python ``concurrent.futures`` (``ProcessPoolExecutor``, ``as_completed``):
+  https://docs.python.org/3/library/concurrent.futures.html
+- Dask distributed (``Client.submit``, ``distributed.as_completed``): https://distributed.dask.org/
+- :mod:`azvhdaudit.sources` for URLs (``file://``, ``http(s)://``, ``az://``/``abfs://``).
+
+    >>> from azvhdaudit.fleet import audit_many
+    >>> for report in audit_many(urls, workers=4, storage_options={"connection_string": conn}):  # doctest: +SKIP
+    ...     print(report.source, "OK" if report.passed else [r.rule_id for r in report.failed])
+
+Every source gives exactly one :class:`~azvhdaudit.report.Report`, in the order the audits finish. A source
+that cannot be audited — missing, unreadable, not a disk image, no Windows volume, a store that refuses the
+credentials, a worker that died — gives a report like any other whose only result is the error result
+:data:`UNREADABLE_ID` (status ``error``, the message naming the problem, ``actual`` the exception's class),
+with empty facts. So one loop handles a whole fleet: ``report.passed`` is False and ``report.exit_code()``
+is 1 for such an image as for a failing one, and ``report.get(UNREADABLE_ID)`` tells the two apart. A bad
+image never stops the others; a bad *option* (unknown profile, rule pattern, waiver file) raises
+:class:`~azvhdaudit.errors.ProfileError` or :class:`~azvhdaudit.errors.WaiverError` before anything runs.
+
+Each task opens its own source, so a worker (a process, or a Dask worker on another machine) needs only
+the source's URL and the ``storage_options`` (credentials); waiver files are read once here and sent as data.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Any
+
+from azvhdaudit.errors import AuditError, ProfileError
+from azvhdaudit.report import Report, Result, Severity, Status
+from azvhdaudit.sources import SourceStats, is_url, open_source
+
+__all__ = ["UNREADABLE_ID", "audit_source", "audit_many", "error_report", "io_stats"]
+
+log = logging.getLogger(__name__)
+
+#: rule id of the one result of a report for an image that could not be audited
+UNREADABLE_ID = "image.readable"
+
+#: hives the rules read beyond SYSTEM and SOFTWARE; the engine asks for them for the rules below
+_LSA_HIVES = ("SECURITY", "SAM")
+
+Source = str | os.PathLike[str]
+
+
+def _name(source: Source) -> str:
+    return os.fspath(source)
+
+
+def error_report(source: Source, error: BaseException | str, profile: str = "azure") -> Report:
+    """The report of an image that could not be audited: one :data:`UNREADABLE_ID` result, status error."""
+    import azvhdaudit
+
+    if isinstance(error, BaseException):
+        kind = type(error).__name__
+        text = str(error) or kind
+        message = f"{kind}: {text}"
+    else:
+        kind, message = "Error", error
+    result = Result(
+        rule_id=UNREADABLE_ID,
+        title="The image can be opened and read",
+        area="image",
+        severity=Severity.REQUIRED,
+        status=Status.ERROR,
+        message=f"the image could not be audited: {message}",
+        expected="a readable VHD, VHDX or raw disk image with a Windows volume",
+        actual=kind,
+        reason=message,
+        remediation=(
+            "Check the path or URL and its credentials, and that the file is a complete disk image "
+            "(upload or copy it again if it was cut short)"
+        ),
+        rationale="No rule can be checked on an image that cannot be read; nothing about it is known.",
+    )
+    return Report(source=_name(source), profile=profile, results=[result], tool_version=azvhdaudit.__version__)
+
+
+def io_stats(stats: Any) -> dict[str, int]:
+    """The read cost of an audit as ``{"bytes_read", "requests", ...}`` from either kind of stats."""
+    if isinstance(stats, SourceStats):
+        data = stats.to_dict()
+        return {"bytes_read": stats.bytes_fetched, "requests": stats.requests, **data}
+    return {"bytes_read": int(stats.bytes_read), "requests": int(stats.read_calls)}
+
+
+def _wanted_hives(audit_kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """The hives :func:`azvhdaudit.engine.audit` would open for these options."""
+    from azvhdaudit.engine import select_rules
+
+    rules = select_rules(
+        audit_kwargs.get("profile", "azure"),
+        audit_kwargs.get("select"),
+        audit_kwargs.get("ignore"),
+        role=audit_kwargs.get("role") or "os",
+    )
+    needs_lsa = any(r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known" for r in rules)
+    return ("SYSTEM", "SOFTWARE") + (_LSA_HIVES if needs_lsa else ())
+
+
+def audit_source(
+    source: Source,
+    *,
+    storage_options: dict[str, Any] | None = None,
+    **audit_kwargs: Any,
+) -> Report:
+    """Audit one image given by path or URL, recording what reading it cost.
+
+    ``audit_kwargs`` are those of :func:`azvhdaudit.engine.audit` (``profile``, ``select``, ``ignore``,
+    ``waivers``, ``image_type``, ``role``, ``backend``, ``data_disks``). A URL is opened with
+    :func:`~azvhdaudit.sources.open_source` and ``storage_options``, a differencing disk's parents
+    through the same store. The report's ``facts["extra"]["io"]`` holds ``bytes_read`` and ``requests``
+    (for a URL: range requests plus one size lookup per file; for a local file: read calls) and, for a
+    URL, the cache's counts. Errors propagate; :func:`audit_many` turns them into error reports.
+    """
+    from azvhdaudit.engine import audit
+    from azvhdaudit.image import open_image
+
+    backend = audit_kwargs.get("backend", "regf")
+    hives = _wanted_hives(audit_kwargs)
+    started = time.perf_counter()
+    if is_url(source):
+        fh, opener = open_source(str(source), **(storage_options or {}))
+        with fh:
+            with open_image(fh, opener=opener, backend=backend, hives=hives) as image:
+                opened = (time.perf_counter() - started) * 1000
+                report = audit(image, **audit_kwargs)
+                stats: Any = fh.stats
+                timings = dict(image.timings_ms)
+    else:
+        with open_image(source, backend=backend, hives=hives) as image:
+            opened = (time.perf_counter() - started) * 1000
+            report = audit(image, **audit_kwargs)
+            stats = image.stats
+            timings = dict(image.timings_ms)
+    report.source = _name(source)
+    report.timings_ms["open"] = opened
+    for stage, ms in timings.items():
+        report.timings_ms[f"open.{stage}"] = ms
+    report.timings_ms["total"] = (time.perf_counter() - started) * 1000
+    report.facts.setdefault("extra", {})["io"] = io_stats(stats)
+    return report
+
+
+def _task(source: Source, storage_options: dict[str, Any] | None, audit_kwargs: dict[str, Any]) -> Report:
+    """Run in a worker: one audit, whatever happens a report."""
+    try:
+        return audit_source(source, storage_options=storage_options, **audit_kwargs)
+    except (AuditError, OSError) as err:
+        log.warning("%s: %s", _name(source), err)
+        return error_report(source, err, audit_kwargs.get("profile", "azure"))
+    except Exception as err:  # a bug met on an odd image must not stop the fleet; keep the trace in the log
+        log.exception("%s: unexpected error while auditing", _name(source))
+        return error_report(source, err, audit_kwargs.get("profile", "azure"))
+
+
+def _prepare(audit_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Check the options once, before any image is opened; read waiver files here, not on the workers."""
+    import inspect
+
+    from azvhdaudit.engine import audit, catalogue
+
+    try:
+        inspect.signature(audit).bind("source", **audit_kwargs)
+    except TypeError as err:
+        raise ProfileError(f"audit_many: {err}") from err
+    if audit_kwargs.get("image_type") not in (None, "generalized", "specialized"):
+        raise ProfileError(f"image_type must be 'generalized' or 'specialized', not {audit_kwargs['image_type']!r}")
+    if audit_kwargs.get("role") not in (None, "os", "data"):
+        raise ProfileError(f"role must be 'os' or 'data', not {audit_kwargs['role']!r}")
+    _wanted_hives(audit_kwargs)  # raises ProfileError for an unknown profile or a pattern matching nothing
+    prepared = dict(audit_kwargs)
+    if prepared.get("waivers") is not None:
+        from azvhdaudit.waivers import check_known, load_waivers
+
+        loaded = load_waivers(prepared["waivers"])
+        check_known(loaded, (r.id for r in catalogue()))
+        prepared["waivers"] = loaded
+    if prepared.get("data_disks") is not None:
+        prepared["data_disks"] = [os.fspath(d) for d in prepared["data_disks"]]
+    return prepared
+
+
+def _default_context() -> Any:
+    # fork would copy the threads of the parent (fsspec's event loop, a Dask client): use a clean process
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def audit_many(
+    sources: Iterable[Source],
+    *,
+    workers: int | None = None,
+    client: Any = None,
+    storage_options: dict[str, Any] | None = None,
+    mp_context: Any = None,
+    **audit_kwargs: Any,
+) -> Iterator[Report]:
+    """Audit every source; yield one :class:`~azvhdaudit.report.Report` per source as each finishes.
+
+    ``sources`` are paths or URLs (see :func:`~azvhdaudit.sources.open_source`); ``storage_options``
+    (credentials) apply to every URL. ``audit_kwargs`` are those of :func:`azvhdaudit.engine.audit`.
+
+    - ``workers=N`` audits in a pool of N processes (default: one per CPU); ``workers=1`` audits one
+      after the other in this process.
+    - ``client=<dask.distributed.Client>`` runs the audits as tasks of that Dask cluster instead
+      (``workers`` is then ignored); each task opens its own source.
+
+    An image that cannot be audited yields an error report (see :data:`UNREADABLE_ID`) and the others go
+    on. Options are checked first: an unknown profile, pattern or waiver raises before anything runs.
+    Stopping the iteration early cancels the audits not yet started.
+    """
+    prepared = _prepare(audit_kwargs)
+    profile = prepared.get("profile", "azure")
+    items = list(sources)
+    if client is not None:
+        yield from _on_dask(client, items, storage_options, prepared, profile)
+        return
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if count < 1:
+        raise ValueError(f"workers must be at least 1, not {count}")
+    if count == 1 or len(items) <= 1:
+        for source in items:
+            yield _task(source, storage_options, prepared)
+        return
+    yield from _in_pool(min(count, len(items)), mp_context or _default_context(), items, storage_options, prepared,
+                        profile)
+
+
+def _in_pool(
+    count: int,
+    context: Any,
+    items: list[Source],
+    storage_options: dict[str, Any] | None,
+    prepared: dict[str, Any],
+    profile: str,
+) -> Iterator[Report]:
+    pool = ProcessPoolExecutor(max_workers=count, mp_context=context)
+    try:
+        futures: dict[Future[Report], Source] = {
+            pool.submit(_task, source, storage_options, prepared): source for source in items
+        }
+        for future in as_completed(futures):
+            source = futures[future]
+            try:
+                report = future.result()
+            except Exception as err:  # the worker died (BrokenProcessPool) or the report did not pickle
+                log.error("%s: the audit's worker failed: %s", _name(source), err)
+                report = error_report(source, err, profile)
+            yield report
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _on_dask(
+    client: Any,
+    items: list[Source],
+    storage_options: dict[str, Any] | None,
+    prepared: dict[str, Any],
+    profile: str,
+) -> Iterator[Report]:
+    try:
+        from distributed import as_completed as dask_completed
+    except ImportError as err:  # pragma: no cover - a client cannot exist without distributed
+        raise ProfileError("audit_many(client=...) needs dask.distributed: pip install 'azvhdaudit[dask]'") from err
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    futures = {
+        client.submit(_task, source, storage_options, prepared, key=f"azvhdaudit-{stamp}-{n}", pure=False): source
+        for n, source in enumerate(items)
+    }
+    done = False
+    try:
+        for future in dask_completed(list(futures)):
+            source = futures[future]
+            try:
+                report = future.result()
+            except Exception as err:  # the task's worker died (KilledWorker) or the result was lost
+                log.error("%s: the audit's Dask task failed: %s", _name(source), err)
+                report = error_report(source, err, profile)
+            finally:
+                future.release()
+            yield report
+        done = True
+    finally:
+        if not done:
+            client.cancel(list(futures))
