@@ -287,8 +287,7 @@ def _attach_parents(
             keys = _identity(parent_path, parent_file.fh)
             if keys & seen:
                 raise ParentLoopError(
-                    f"{current.path}: parent chain loops back: "
-                    + " -> ".join([*chain_names, parent_path])
+                    f"{current.path}: parent chain loops back: " + " -> ".join([*chain_names, parent_path])
                 )
             try:
                 parent = _open_layer(parent_file)

@@ -54,12 +54,28 @@ BITMAP_CACHE = 64
 
 
 def probe_vhd(file: CountedFile) -> str | None:
-    """Where this file's VHD footer is: ``"end"``, ``"end511"`` (pre-2004 Virtual PC), ``"copy"``
-    (only the copy at offset 0 of a dynamic disk) or None (not a VHD)."""
-    if file.size >= FOOTER_SIZE and file.pread(file.size - FOOTER_SIZE, 8) == FOOTER_COOKIE:
+    """Where this file's VHD footer is, or None (not a VHD).
+
+    ``"end"``: the last 512 bytes; ``"end511"``: the last 511 (Virtual PC before 2004); ``"cut"``: the
+    footer starts at the last sector boundary but the file ends inside it; ``"badcookie"``: the last
+    512 bytes are a footer (version and disk type fit) whose cookie is wrong; ``"copy"``: only the
+    copy at offset 0 of a dynamic disk is there (the end of the file is missing).
+    """
+    size = file.size
+    tail = file.pread(max(0, size - FOOTER_SIZE), FOOTER_SIZE)
+    if len(tail) == FOOTER_SIZE and tail[:8] == FOOTER_COOKIE:
         return "end"
-    if file.size >= FOOTER_SIZE - 1 and file.pread(file.size - FOOTER_SIZE + 1, 8) == FOOTER_COOKIE:
+    if len(tail) >= FOOTER_SIZE - 1 and tail[1:9] == FOOTER_COOKIE:
         return "end511"
+    cut = size - size % SECTOR
+    if size % SECTOR and size > SECTOR and tail[cut - size + FOOTER_SIZE :][:8] == FOOTER_COOKIE:
+        return "cut"
+    if (
+        len(tail) == FOOTER_SIZE
+        and int.from_bytes(tail[12:16], "big") == VHD_VERSION
+        and int.from_bytes(tail[60:64], "big") in DISK_TYPES
+    ):
+        return "badcookie"
     if file.pread(0, 8) == FOOTER_COOKIE:
         return "copy"
     return None
@@ -98,16 +114,21 @@ class VHDLayer(Layer):
 
         if where == "copy":
             self._raise_truncated()
+        if where == "cut":
+            start = file.size - file.size % SECTOR
+            raise TruncatedImageError(
+                f"{name}: the VHD footer at offset {start} is cut off: the file ends {file.size - start} bytes "
+                f"into it ({FOOTER_SIZE} needed); the file should be {start + FOOTER_SIZE} bytes long"
+            )
 
-        if where == "end":
+        if where in ("end", "badcookie"):
             self.footer_offset = file.size - FOOTER_SIZE
             raw_footer = file.read_exact(self.footer_offset, FOOTER_SIZE, "VHD footer")
         else:
             self.footer_offset = file.size - (FOOTER_SIZE - 1)
             raw_footer = file.read_exact(self.footer_offset, FOOTER_SIZE - 1, "VHD footer") + b"\x00"
             self.warnings.append(
-                f"{name}: the footer is 511 bytes (written by Virtual PC before 2004); "
-                "current tools write 512 bytes"
+                f"{name}: the footer is 511 bytes (written by Virtual PC before 2004); current tools write 512 bytes"
             )
         footer = self._parse_footer(raw_footer, self.footer_offset)
 
@@ -243,6 +264,8 @@ class VHDLayer(Layer):
             )
         self.header = header
         self.block_size = bs
+        #: blocks start after the block allocation table (which fills whole sectors)
+        self.data_start = header.table_offset + -(-header.max_table_entries * 4 // SECTOR) * SECTOR
         self.bitmap_size = bitmap_size(bs)
 
     def _raise_truncated(self) -> None:
@@ -301,6 +324,11 @@ class VHDLayer(Layer):
         assert bs is not None
         start = entry * SECTOR
         end = start + self.bitmap_size + min(bs, self.size - block * bs)
+        if start < self.data_start:
+            raise CorruptImageError(
+                f"{self.path}: VHD block allocation table: entry for block {block} is 0x{entry:08x} "
+                f"(offset {start}), inside the headers and table that end at offset {self.data_start}"
+            )
         if start >= self.footer_offset:
             raise CorruptImageError(
                 f"{self.path}: VHD block allocation table: entry for block {block} is 0x{entry:08x} "

@@ -186,9 +186,7 @@ class VHDXLayer(Layer):
             ok, stored, computed = _crc_ok(raw, 4)
             count = int.from_bytes(raw[8:12], "little")
             if raw[:4] != b"regi":
-                problems.append(
-                    f"region table {number} at offset {offset}: signature is {raw[:4]!r}, expected b'regi'"
-                )
+                problems.append(f"region table {number} at offset {offset}: signature is {raw[:4]!r}, expected b'regi'")
             elif not ok:
                 problems.append(
                     f"region table {number} at offset {offset}: field checksum is 0x{stored:08x}, "
@@ -284,9 +282,9 @@ class VHDXLayer(Layer):
         self.size = struct.unpack_from("<Q", need(VIRTUAL_DISK_SIZE_GUID, "VirtualDiskSize", 8))[0]
         self.disk_id = _guid(need(VIRTUAL_DISK_ID_GUID, "VirtualDiskId", 16)[:16])
         self.sector_size = struct.unpack_from("<I", need(LOGICAL_SECTOR_SIZE_GUID, "LogicalSectorSize", 4))[0]
-        self.physical_sector_size = struct.unpack_from(
-            "<I", need(PHYSICAL_SECTOR_SIZE_GUID, "PhysicalSectorSize", 4)
-        )[0]
+        self.physical_sector_size = struct.unpack_from("<I", need(PHYSICAL_SECTOR_SIZE_GUID, "PhysicalSectorSize", 4))[
+            0
+        ]
         bs = self.block_size
         if bs < MiB or bs > 256 * MiB or bs & (bs - 1):
             raise CorruptImageError(

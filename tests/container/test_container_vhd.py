@@ -146,9 +146,7 @@ def apply(base: bytes, sectors: dict[int, bytes]) -> bytes:
 
 @pytest.mark.parametrize("parent_name", ["dynamic.vhd", "fixed.vhd"])
 @pytest.mark.parametrize("block_size", [2 * MiB, 512 * 1024])
-def test_differencing_reads_parent_with_overrides(
-    tmp_path: Path, copy_of, parent_name: str, block_size: int
-) -> None:  # type: ignore[no-untyped-def]
+def test_differencing_reads_parent_with_overrides(tmp_path: Path, copy_of, parent_name: str, block_size: int) -> None:  # type: ignore[no-untyped-def]
     parent = copy_of(parent_name, "parent.vhd")
     with open_container(parent) as disk:
         base = disk.read()
@@ -265,8 +263,16 @@ def test_parent_that_is_itself(tmp_path: Path, images: dict[str, Path]) -> None:
 
 def test_loop_of_two(tmp_path: Path) -> None:
     id_a, id_b = uuid.uuid4().bytes, uuid.uuid4().bytes
-    write_vhd(tmp_path / "a.vhd", DiffSpec(RAW_SIZE, parent_unique_id=id_b, unique_id=id_a, relative=".\\b.vhd"), differencing=True)
-    write_vhd(tmp_path / "b.vhd", DiffSpec(RAW_SIZE, parent_unique_id=id_a, unique_id=id_b, relative=".\\a.vhd"), differencing=True)
+    write_vhd(
+        tmp_path / "a.vhd",
+        DiffSpec(RAW_SIZE, parent_unique_id=id_b, unique_id=id_a, relative=".\\b.vhd"),
+        differencing=True,
+    )
+    write_vhd(
+        tmp_path / "b.vhd",
+        DiffSpec(RAW_SIZE, parent_unique_id=id_a, unique_id=id_b, relative=".\\a.vhd"),
+        differencing=True,
+    )
     with pytest.raises(ParentLoopError) as err:
         open_container(tmp_path / "a.vhd")
     assert "a.vhd -> " in str(err.value) and "b.vhd -> " in str(err.value)
@@ -359,4 +365,3 @@ def test_failed_open_closes_files(tmp_path: Path, copy_of) -> None:  # type: ign
     with pytest.raises(ParentMismatchError):
         open_container(str(tmp_path / "child.vhd"), opener=opener)
     assert len(handles) == 2 and all(fh.closed for fh in handles)
-

@@ -114,7 +114,13 @@ def write_vhd(path: str | os.PathLike[str], spec: DiffSpec, *, differencing: boo
         offset += space
     while len(locators) < 8:
         locators.append(
-            dict(platform_code=bytes(4), platform_data_space=0, platform_data_length=0, reserved=0, platform_data_offset=0)
+            dict(
+                platform_code=bytes(4),
+                platform_data_space=0,
+                platform_data_length=0,
+                reserved=0,
+                platform_data_offset=0,
+            )
         )
     table_offset = offset
     bat_bytes = -(-entries * 4 // SECTOR) * SECTOR

@@ -1,0 +1,287 @@
+"""Bad input: each damaged file raises the library's own error class, with a message naming the problem."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from construct import Container as CStruct
+
+from azvhdaudit.container import open_container
+from azvhdaudit.container.vhd_structs import (
+    DYNAMIC_HEADER,
+    FOOTER,
+    FOOTER_CHECKSUM_OFFSET,
+    HEADER_CHECKSUM_OFFSET,
+    checksum,
+)
+from azvhdaudit.errors import AuditError, CorruptImageError, TruncatedImageError, UnsupportedFormatError
+
+Damage = Callable[[Path], None]
+
+
+def truncate_to(size: int | Callable[[int], int]) -> Damage:
+    def damage(path: Path) -> None:
+        with open(path, "r+b") as fh:
+            fh.truncate(size(path.stat().st_size) if callable(size) else size)
+
+    return damage
+
+
+def write(offset: int | Callable[[int], int], value: bytes) -> Damage:
+    def damage(path: Path) -> None:
+        at = offset(path.stat().st_size) if callable(offset) else offset
+        with open(path, "r+b") as fh:
+            fh.seek(at)
+            fh.write(value)
+
+    return damage
+
+
+def footer_field(field: str, value: object, *, fix_checksum: bool = True, copy_too: bool = True) -> Damage:
+    """Change a field of the footer at the end (and the copy at 0 of a dynamic disk)."""
+
+    def damage(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        footer: CStruct = FOOTER.parse(bytes(data[-512:]))
+        footer[field] = value
+        raw = FOOTER.build(footer)
+        if fix_checksum:
+            footer["checksum"] = checksum(raw, FOOTER_CHECKSUM_OFFSET)
+            raw = FOOTER.build(footer)
+        data[-512:] = raw
+        if copy_too and data[:8] == b"conectix":
+            data[:512] = raw
+        path.write_bytes(bytes(data))
+
+    return damage
+
+
+def header_field(field: str, value: object, *, fix_checksum: bool = True) -> Damage:
+    """Change a field of the dynamic header (at offset 512 in qemu-img's files)."""
+
+    def damage(path: Path) -> None:
+        data = bytearray(path.read_bytes())
+        header: CStruct = DYNAMIC_HEADER.parse(bytes(data[512:1536]))
+        header[field] = value
+        raw = DYNAMIC_HEADER.build(header)
+        if fix_checksum:
+            header["checksum"] = checksum(raw, HEADER_CHECKSUM_OFFSET)
+            raw = DYNAMIC_HEADER.build(header)
+        data[512:1536] = raw
+        path.write_bytes(bytes(data))
+
+    return damage
+
+
+def bat_entry(index: int, value: int) -> Damage:
+    def damage(path: Path) -> None:
+        data = path.read_bytes()
+        table = DYNAMIC_HEADER.parse(data[512:1536]).table_offset
+        with open(path, "r+b") as fh:
+            fh.seek(table + index * 4)
+            fh.write(struct.pack(">I", value))
+
+    return damage
+
+
+def replace_with(content: bytes) -> Damage:
+    def damage(path: Path) -> None:
+        path.write_bytes(content)
+
+    return damage
+
+
+# id, source image, damage, error class, words the message must hold, raised at open (else on read)
+CASES = [
+    ("text file", "raw.img", replace_with(b"hello, world\n" * 50), UnsupportedFormatError, ["not a disk image"], True),
+    ("empty file", "raw.img", replace_with(b""), UnsupportedFormatError, ["not a disk image", "empty"], True),
+    ("zeros", "raw.img", replace_with(bytes(1 << 20)), UnsupportedFormatError, ["no MBR, GPT, NTFS or FAT"], True),
+    # dynamic VHD cut short: only the footer copy at offset 0 is left; the message names the full size
+    ("VHD cut in footer", "dynamic.vhd", truncate_to(lambda n: n - 100), TruncatedImageError, ["{size}"], True),
+    ("VHD cut in header", "dynamic.vhd", truncate_to(1000), TruncatedImageError, ["should be", "dynamic"], True),
+    ("VHD cut in BAT", "dynamic.vhd", truncate_to(1536 + 8), TruncatedImageError, ["at least"], True),
+    ("VHD cut in block", "dynamic.vhd", truncate_to(1 << 20), TruncatedImageError, ["{size}"], True),
+    ("VHD cut at sector", "dynamic.vhd", truncate_to(lambda n: n - 512), TruncatedImageError, ["{size}"], True),
+    ("fixed VHD cut in footer", "fixed.vhd", truncate_to(lambda n: n - 100), TruncatedImageError, ["cut off"], True),
+    (
+        "VHD bad cookie",
+        "dynamic.vhd",
+        write(lambda n: n - 512, b"conectiX"),
+        CorruptImageError,
+        ["cookie", "b'conectiX'", "expected b'conectix'"],
+        True,
+    ),
+    (
+        "fixed VHD bad cookie",
+        "fixed.vhd",
+        write(lambda n: n - 512, b"XXXXXXXX"),
+        CorruptImageError,
+        ["cookie", "b'XXXXXXXX'"],
+        True,
+    ),
+    (
+        "VHD bad checksum",
+        "fixed.vhd",
+        footer_field("checksum", 0x12345678, fix_checksum=False),
+        CorruptImageError,
+        ["checksum is 0x12345678", "offset {footer}"],
+        True,
+    ),
+    (
+        "VHD bad version",
+        "fixed.vhd",
+        footer_field("version", 0x00020000),
+        CorruptImageError,
+        ["version is 0x00020000"],
+        True,
+    ),
+    ("VHD bad disk type", "fixed.vhd", footer_field("disk_type", 7), CorruptImageError, ["disk_type is 7"], True),
+    (
+        "VHD size 2^63",
+        "dynamic.vhd",
+        footer_field("current_size", 2**63),
+        CorruptImageError,
+        [f"current_size is {2**63}"],
+        True,
+    ),
+    (
+        "fixed VHD larger than file",
+        "fixed.vhd",
+        footer_field("current_size", 16 << 20),
+        TruncatedImageError,
+        [f"virtual size {16 << 20}"],
+        True,
+    ),
+    (
+        "VHD header bad cookie",
+        "dynamic.vhd",
+        header_field("cookie", b"cxsparsX"),
+        CorruptImageError,
+        ["dynamic header at offset 512", "b'cxsparsX'"],
+        True,
+    ),
+    (
+        "VHD header bad checksum",
+        "dynamic.vhd",
+        header_field("checksum", 1, fix_checksum=False),
+        CorruptImageError,
+        ["dynamic header at offset 512", "checksum is 0x00000001"],
+        True,
+    ),
+    (
+        "VHD block size 0",
+        "dynamic.vhd",
+        header_field("block_size", 0),
+        CorruptImageError,
+        ["block_size is 0"],
+        True,
+    ),
+    (
+        "VHD block size 3 MiB",
+        "dynamic.vhd",
+        header_field("block_size", 3 << 20),
+        CorruptImageError,
+        [f"block_size is {3 << 20}"],
+        True,
+    ),
+    (
+        "VHD too few BAT entries",
+        "dynamic.vhd",
+        header_field("max_table_entries", 1),
+        CorruptImageError,
+        ["max_table_entries is 1", "needs 5"],
+        True,
+    ),
+    (
+        "VHD BAT past end",
+        "dynamic.vhd",
+        header_field("table_offset", 1 << 30),
+        CorruptImageError,
+        [f"table_offset is {1 << 30}"],
+        True,
+    ),
+    (
+        "VHD BAT entry past end",
+        "dynamic.vhd",
+        bat_entry(0, 0x00F00000),
+        CorruptImageError,
+        ["block 0", "0x00f00000", "{size}"],
+        False,
+    ),
+    (
+        "VHD BAT entry into headers",
+        "dynamic.vhd",
+        bat_entry(0, 0x3),
+        CorruptImageError,
+        ["block 0", "0x00000003", "inside the headers"],
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "damage", "error", "words", "at_open"),
+    [pytest.param(*case[1:], id=case[0]) for case in CASES],
+)
+def test_bad_input(
+    copy_of,  # type: ignore[no-untyped-def]
+    source: str,
+    damage: Damage,
+    error: type[AuditError],
+    words: list[str],
+    at_open: bool,
+) -> None:
+    path = copy_of(source, "damaged.img")
+    size = path.stat().st_size
+    damage(path)
+    with pytest.raises(error) as err:
+        with open_container(path) as disk:
+            assert not at_open, "opened without an error"
+            disk.read()
+    message = str(err.value)
+    assert str(path) in message
+    for word in words:
+        word = word.format(size=size, footer=size - 512)
+        assert word in message, f"{word!r} not in {message!r}"
+
+
+def test_truncated_error_is_also_eof_error(copy_of) -> None:  # type: ignore[no-untyped-def]
+    path = copy_of("dynamic.vhd")
+    truncate_to(4096)(path)
+    with pytest.raises(EOFError):
+        open_container(path)
+
+
+def test_directory_is_not_an_image(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFormatError, match="is a directory"):
+        open_container(tmp_path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        open_container(tmp_path / "nothing.vhd")
+
+
+def test_no_foreign_exception_escapes_on_random_damage(copy_of) -> None:  # type: ignore[no-untyped-def]
+    """Flip bytes through the structures of a dynamic VHD and VHDX: only AuditError (or success)."""
+    for source, offsets in (
+        ("dynamic.vhd", range(0, 2048, 61)),
+        ("dynamic.vhdx", [*range(64 * 1024, 64 * 1024 + 200, 13), *range(3 << 20, (3 << 20) + 400, 17)]),
+    ):
+        for offset in offsets:
+            path = copy_of(source, f"flip-{offset}.img")
+            with open(path, "r+b") as fh:
+                fh.seek(offset)
+                byte = fh.read(1)
+                fh.seek(offset)
+                fh.write(bytes([byte[0] ^ 0xFF]))
+            try:
+                with open_container(path) as disk:
+                    disk.read(1 << 20)
+            except AuditError:
+                pass
+            os.unlink(path)
