@@ -94,8 +94,14 @@ class PyRegReader(CellReader[_rp.NKRecord, _rp.VKRecord]):
                 f"found {kind!r}"
             )
         root = _rp.RIRecord(self.buf, top.data_offset(), self.first_hbin)
+        count = root.unpack_word(0x2)
+        if 4 + count * 4 > top.size() - 4:
+            raise CorruptHiveError(
+                f"{self.source}: index root at offset 0x{top.offset() - _BASE:X}: {count} entries do not fit "
+                f"in its {top.size() - 4} bytes"
+            )
         leaves = []
-        for index in range(root.unpack_word(0x2)):
+        for index in range(count):
             leaf = self._cell(root.unpack_dword(4 + 4 * index), "index root entry")
             if leaf.data_id() not in _LEAF_STRIDE:
                 # An index root points only to leaves: this also stops a list that points into itself.
@@ -114,7 +120,13 @@ class PyRegReader(CellReader[_rp.NKRecord, _rp.VKRecord]):
                 self.buf, leaf.data_offset(), self.first_hbin
             )
             stride = _LEAF_STRIDE[kind]
-            offsets.extend(record.unpack_dword(4 + stride * i) for i in range(record.unpack_word(0x2)))
+            count = record.unpack_word(0x2)
+            if 4 + count * stride > leaf.size() - 4:
+                raise CorruptHiveError(
+                    f"{self.source}: subkey list at offset 0x{leaf.offset() - _BASE:X}: {count} entries do not "
+                    f"fit in its {leaf.size() - 4} bytes"
+                )
+            offsets.extend(record.unpack_dword(4 + stride * i) for i in range(count))
         return offsets
 
     def value_records(self, node: _rp.NKRecord) -> list[_rp.VKRecord]:
