@@ -1,0 +1,648 @@
+"""The ``azvhdaudit`` command line: info, reg, audit, rules and fix.
+
+References: "Prepare a Windows VHD or VHDX to upload to Azure" (the rules); ``reg query`` output
+format (name, REG_TYPE, data, four-space columns); https://no-color.org (``NO_COLOR``).
+
+Exit codes: 0 compliant (or the command did what was asked), 1 rules failed (``audit``; ``reg`` when the
+key or value does not exist), 2 usage error or an image that could not be read. Errors are one line;
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+from azvhdaudit.errors import (
+    AuditError,
+    EncryptedVolumeError,
+    HiveNotFoundError,
+    ImageError,
+    NoWindowsVolumeError,
+    ParentError,
+    ProfileError,
+    RegistryError,
+    UnsupportedFormatError,
+    VolumeError,
+    WaiverError,
+)
+from azvhdaudit.report import Report
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_ERROR"]
+
+log = logging.getLogger("azvhdaudit.cli")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+
+PROFILES = ("azure", "azure-2017")
+BACKENDS = ("regf", "python-registry")
+AUDIT_FORMATS = ("text", "json", "junit", "sarif", "html", "markdown")
+RULES_FORMATS = ("text", "json", "markdown")
+
+_EPILOG = """\
+exit codes:
+  0  compliant (no rule failed), or the command did what was asked
+  1  at least one rule failed (with --fail-on warning: or warned);
+     for 'reg': the key or value does not exist
+  2  usage error, or an image that could not be read
+
+Nothing is ever written to an image: every file is opened read-only.
+Colour is used only on a terminal, never when NO_COLOR is set or the output is piped.
+"""
+
+#: what to do, per error class (most specific first)
+_HINTS: tuple[tuple[type[BaseException], str], ...] = (
+    (UnsupportedFormatError, "give a VHD, VHDX, VMDK, QCOW2 or raw disk image"),
+    (ParentError, "put the parent disk beside the child (or at the path its locator names) and retry"),
+    (EncryptedVolumeError, "decrypt the volume inside the VM (manage-bde -off C:) and export the disk again"),
+    (NoWindowsVolumeError, "is this an OS disk? audit data disks with --data-disk beside their OS disk"),
+    (VolumeError, "check the disk's partition table (e.g. with sfdisk -l or sgdisk -p on a copy)"),
+    (HiveNotFoundError, "the image's Windows installation looks incomplete; is this the right disk?"),
+    (RegistryError, "try --backend python-registry, or check the hive with hivexsh on a copy"),
+    (ImageError, "check that the file is a complete disk image (e.g. qemu-img check FILE)"),
+    (WaiverError, "fix the waiver file (see the documentation for its format)"),
+    (ProfileError, "see 'azvhdaudit rules' for rule ids and areas"),
+    (FileNotFoundError, "check the path"),
+    (PermissionError, "check the file's permissions (read access is all that is needed)"),
+    (IsADirectoryError, "give a disk image file, not a directory"),
+)
+
+
+# --- parser -----------------------------------------------------------------------------------------
+
+
+def _common(suppress: bool) -> argparse.ArgumentParser:
+    """-v/--debug, accepted before and after the sub-command."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if suppress else 0,
+        help="log progress to stderr (-vv for debug detail)",
+    )
+    parent.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="show the traceback of an error",
+    )
+    del default
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation tools)."""
+    from azvhdaudit import __version__
+
+    sub_common = _common(suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="azvhdaudit",
+        description="Audit a Windows VM disk image (VHD, VHDX, VMDK, QCOW2, raw) offline and read-only "
+        "against Microsoft's 'Prepare a Windows VHD or VHDX to upload to Azure'.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"azvhdaudit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[sub_common],
+        )
+
+    info = add("info", "show what the image holds: container, partitions, Windows, hives, boot store")
+    info.add_argument("image", metavar="IMAGE")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+
+    reg = add("reg", "query a registry key or value of the image, like 'reg query'")
+    reg.add_argument("image", metavar="IMAGE")
+    reg.add_argument("key", metavar="KEY", help=r"e.g. HKLM\SYSTEM\CurrentControlSet\Control\TimeZoneInformation")
+    reg.add_argument("value", metavar="VALUE", nargs="?", help="one value name ('' for the default value)")
+    reg.add_argument("--json", action="store_true", help="print JSON (bytes as hex)")
+    reg.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+
+    audit = add("audit", "audit one or more images against a profile")
+    audit.add_argument("images", metavar="IMAGE", nargs="+")
+    audit.add_argument("--profile", choices=PROFILES, default="azure", help="baseline (default: azure)")
+    audit.add_argument(
+        "--select",
+        metavar="PATTERN",
+        action="append",
+        default=[],
+        help="only rules whose id or area matches this glob (repeatable)",
+    )
+    audit.add_argument(
+        "--ignore", metavar="PATTERN", action="append", default=[], help="skip matching rules (repeatable)"
+    )
+    audit.add_argument("--waivers", metavar="FILE", help="TOML or JSON waiver file")
+    audit.add_argument("--image-type", choices=("generalized", "specialized"), help="what the image should be")
+    audit.add_argument(
+        "--data-disk",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="a data disk of the VM, audited with the data-disk rules (one IMAGE only; repeatable)",
+    )
+    audit.add_argument("--format", choices=AUDIT_FORMATS, default="text", help="report format (default: text)")
+    audit.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
+    audit.add_argument(
+        "--fail-on",
+        choices=("fail", "warning"),
+        default="fail",
+        help="exit 1 on failed rules (default) or also on warnings",
+    )
+    audit.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    audit.add_argument("--show-passed", action="store_true", help="text format: list passed rules too")
+
+    rules = add("rules", "list the rule catalogue")
+    rules.add_argument("--profile", choices=PROFILES, help="only the rules of this profile")
+    rules.add_argument("--format", choices=RULES_FORMATS, default="text", help="output format (default: text)")
+
+    fix = add("fix", "write a remediation script for the failing rules (the image is not modified)")
+    fix.add_argument("image", metavar="IMAGE")
+    fix.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    fix.add_argument("--format", choices=("ps1", "reg"), default="ps1", help="PowerShell (default) or .reg")
+    fix.add_argument("--profile", choices=PROFILES, default="azure", help="baseline (default: azure)")
+    fix.add_argument("--select", metavar="PATTERN", action="append", default=[], help="as for audit")
+    fix.add_argument("--ignore", metavar="PATTERN", action="append", default=[], help="as for audit")
+    fix.add_argument("--waivers", metavar="FILE", help="waived rules get no fix")
+    fix.add_argument("--image-type", choices=("generalized", "specialized"))
+    fix.add_argument("--include-warnings", action="store_true", help="also fix recommended settings not met")
+    fix.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    return parser
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _use_color(stream: IO[str]) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _hint(err: BaseException) -> str:
+    for cls, hint in _HINTS:
+        if isinstance(err, cls):
+            return hint
+    return ""
+
+
+def _error_line(err: BaseException) -> str:
+    message = str(err) or type(err).__name__
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
+        message = f"{err.filename}: {message}"
+    elif isinstance(err, OSError) and err.strerror and err.filename:
+        message = f"{err.filename}: {err.strerror}"
+    message = " ".join(message.split())  # one line
+    hint = _hint(err)
+    return f"azvhdaudit: error: {message}" + (f" ({hint})" if hint else "")
+
+
+def _write(text: str, output: str | None, stdout: IO[str]) -> None:
+    if output and output != "-":
+        # newline="" keeps the renderer's own line ends (CRLF in .reg files)
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        log.info("wrote %s", output)
+    else:
+        stdout.write(text)
+        stdout.flush()
+
+
+class _Progress:
+    """One status line on stderr while images are audited, only when stderr is a terminal."""
+
+    def __init__(self, stream: IO[str], total: int) -> None:
+        self.stream = stream
+        self.total = total
+        self.enabled = bool(getattr(stream, "isatty", None) and stream.isatty())
+
+    def start(self, index: int, name: str) -> None:
+        if self.enabled:
+            self.stream.write(f"\r\033[K[{index}/{self.total}] auditing {name} …")
+            self.stream.flush()
+
+    def done(self, index: int, name: str, outcome: str, seconds: float) -> None:
+        if self.enabled:
+            self.stream.write(f"\r\033[K[{index}/{self.total}] {name}: {outcome} ({seconds:.1f} s)\n")
+            self.stream.flush()
+
+
+def _run_audit(source: str, **kwargs: Any) -> Report:
+    """The engine's audit (a seam for tests)."""
+    from azvhdaudit.engine import audit
+
+    return audit(source, **kwargs)
+
+
+def _open_image(source: str, backend: str) -> Any:
+    """The data path's open_image (a seam for tests)."""
+    from azvhdaudit.image import open_image
+
+    return open_image(source, backend=backend)
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from azvhdaudit.render import render
+
+    if args.data_disk and len(args.images) > 1:
+        raise ProfileError("--data-disk needs exactly one IMAGE (the OS disk the data disks belong to)")
+    progress = _Progress(stderr, len(args.images))
+    reports: list[Report] = []
+    unreadable = 0
+    for index, image in enumerate(args.images, 1):
+        name = os.path.basename(image)
+        progress.start(index, name)
+        started = time.perf_counter()
+        try:
+            report = _run_audit(
+                image,
+                profile=args.profile,
+                select=args.select or None,
+                ignore=args.ignore or None,
+                waivers=args.waivers,
+                image_type=args.image_type,
+                backend=args.backend,
+                data_disks=args.data_disk or None,
+            )
+        except (AuditError, OSError) as err:
+            if isinstance(err, (ProfileError, WaiverError)):
+                raise  # the same for every image: stop now
+            progress.done(index, name, "could not be read", time.perf_counter() - started)
+            if args.debug:
+                traceback.print_exc(file=stderr)
+            stderr.write(_error_line(err) + "\n")
+            unreadable += 1
+            continue
+        reports.append(report)
+        failed = len(report.filter(status=("fail", "error")))
+        progress.done(index, name, f"{failed} failed" if failed else "compliant", time.perf_counter() - started)
+    if reports:
+        options: dict[str, Any] = {}
+        if args.format == "text":
+            options = {
+                "color": not args.output and _use_color(stdout),
+                "fail_on": args.fail_on,
+                "show_passed": args.show_passed,
+            }
+        elif args.format in ("html", "markdown"):
+            options = {"fail_on": args.fail_on}
+        _write(render(reports if len(reports) > 1 else reports[0], args.format, **options), args.output, stdout)
+    if unreadable:
+        return EXIT_ERROR
+    return max((r.exit_code(args.fail_on) for r in reports), default=EXIT_OK)
+
+
+def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from azvhdaudit.fix import fix_script
+
+    report = _run_audit(
+        args.image,
+        profile=args.profile,
+        select=args.select or None,
+        ignore=args.ignore or None,
+        waivers=args.waivers,
+        image_type=args.image_type,
+        backend=args.backend,
+    )
+    _write(fix_script(report, args.format, include_warnings=args.include_warnings), args.output, stdout)
+    return EXIT_OK
+
+
+def _rule_rows(profile: str | None) -> list[dict[str, Any]]:
+    from azvhdaudit.engine import catalogue
+
+    rows = []
+    for r in catalogue():
+        meta = r.meta
+        if profile and profile not in meta.baselines:
+            continue
+        rows.append(
+            {
+                "id": meta.id,
+                "title": meta.title,
+                "area": meta.area,
+                "severity": meta.severity.value,
+                "baselines": list(meta.baselines),
+                "source": meta.source,
+                "disk_roles": list(meta.disk_roles),
+                "remediation": meta.remediation,
+                "rationale": meta.rationale,
+                "references": list(meta.references),
+            }
+        )
+    return rows
+
+
+def _cmd_rules(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    rows = _rule_rows(args.profile)
+    if args.format == "json":
+        _write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", None, stdout)
+        return EXIT_OK
+    if args.format == "markdown":
+        lines = ["| Id | Area | Severity | Baselines | Title | Source |", "|---|---|---|---|---|---|"]
+        for row in rows:
+            cells = [f"`{row['id']}`", row["area"], row["severity"], ", ".join(row["baselines"]),
+                     row["title"], row["source"]]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        _write("\n".join(lines) + "\n", None, stdout)
+        return EXIT_OK
+    width = max((len(row["id"]) for row in rows), default=2)
+    lines = [f"{'ID':<{width}}  {'AREA':<11}  {'SEVERITY':<13}  {'BASELINES':<18}  TITLE / SOURCE"]
+    for row in rows:
+        lines.append(
+            f"{row['id']:<{width}}  {row['area']:<11}  {row['severity']:<13}  "
+            f"{','.join(row['baselines']):<18}  {row['title']}"
+        )
+        if row["source"]:
+            lines.append(f"{'':<{width}}  {'':<11}  {'':<13}  {'':<18}  § {row['source']}")
+    lines.append(f"{len(rows)} rules" + (f" in profile {args.profile}" if args.profile else ""))
+    _write("\n".join(lines) + "\n", None, stdout)
+    return EXIT_OK
+
+
+# reg query --------------------------------------------------------------------------------------------
+
+
+def _reg_data_text(value: Any) -> str:
+    """Data as ``reg query`` prints it."""
+    from azvhdaudit.registry.model import RegType
+
+    data = value.data
+    if value.type in (RegType.DWORD, RegType.DWORD_BIG_ENDIAN, RegType.QWORD) and isinstance(data, int):
+        return f"0x{data:x}"
+    if value.type == RegType.MULTI_SZ and isinstance(data, list):
+        return "\\0".join(data)
+    if isinstance(data, bytes):
+        return data.hex().upper()
+    if data is None:
+        return ""
+    return str(data)
+
+
+def _reg_json_value(value: Any) -> dict[str, Any]:
+    data = value.data
+    return {
+        "name": value.name,
+        "type": value.type_name,
+        "data": data.hex() if isinstance(data, bytes) else data,
+        "raw": bytes(value.raw).hex(),
+    }
+
+
+def _cmd_reg(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    with _open_image(args.image, args.backend) as image:
+        registry = image.registry
+        resolved = registry.resolve(args.key)
+        if resolved is None:
+            hives = ", ".join(sorted(registry.hives)) or "none"
+            raise ProfileError(
+                f"{args.key}: not a key of a loaded hive (hives: {hives}; CurrentControlSet needs SYSTEM\\Select)"
+            )
+        hive_name = resolved[0]
+        if not registry.has_hive(hive_name):
+            stderr.write(f"azvhdaudit: error: {registry.why_unavailable(hive_name)}\n")
+            return EXIT_FAILED
+        display = registry.display_path(args.key).replace("HKLM\\", "HKEY_LOCAL_MACHINE\\", 1)
+        key = registry.key(args.key)
+        if key is None:
+            stderr.write(f"azvhdaudit: error: {display}: the key does not exist in the image\n")
+            return EXIT_FAILED
+        values = key.values()
+        if args.value is not None:
+            one = key.value(args.value)
+            if one is None:
+                stderr.write(f"azvhdaudit: error: {display}: no value named {args.value!r}\n")
+                return EXIT_FAILED
+            values = [one]
+        if args.json:
+            data: dict[str, Any] = {"key": display, "values": [_reg_json_value(v) for v in values]}
+            if args.value is None:
+                data["subkeys"] = key.subkey_names()
+            stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            return EXIT_OK
+        lines = ["", display]
+        for value in values:
+            lines.append(f"    {value.name or '(Default)'}    {value.type_name}    {_reg_data_text(value)}")
+        if args.value is None:
+            subkeys = key.subkey_names()
+            if subkeys:
+                lines.append("")
+                lines.extend(f"{display}\\{name}" for name in subkeys)
+        stdout.write("\n".join(lines) + "\n\n")
+    return EXIT_OK
+
+
+# info -------------------------------------------------------------------------------------------------
+
+
+def _bcd_summary(image: Any) -> dict[str, Any] | None:
+    try:
+        store = image.bcd
+    except AuditError as err:
+        return {"error": str(err)}
+    error = getattr(image, "bcd_error", None)
+    if store is None:
+        return {"error": error} if error else None
+    summary: dict[str, Any] = {"source": getattr(store, "source", None), "objects": len(store)}
+    for label, obj in (("bootmgr", getattr(store, "bootmgr", None)),):
+        summary[label] = obj.to_dict() if obj is not None else None
+    try:
+        loader = store.default_loader
+        summary["default"] = loader.to_dict() if loader is not None else None
+    except AuditError as err:
+        summary["default"] = {"error": str(err)}
+    if getattr(store, "warnings", None):
+        summary["warnings"] = list(store.warnings)
+    return summary
+
+
+def _info_data(image: Any) -> dict[str, Any]:
+    facts = image.facts.to_dict()
+    states = {}
+    for name, state in image.registry.states().items():
+        states[name] = {"dirty": state.dirty, "replayed": state.replayed, "logs": list(state.logs), "note": state.note}
+    return {
+        "source": image.source,
+        "facts": facts,
+        "hive_states": states,
+        "hives_unavailable": dict(image.registry.unavailable),
+        "bcd": _bcd_summary(image),
+    }
+
+
+def _human_size(size: int | None) -> str:
+    if size is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
+        size = size / 1024  # type: ignore[assignment]
+    return str(size)
+
+
+def _info_text(data: dict[str, Any]) -> str:
+    f = data["facts"]
+    c = f["container"]
+    lines = [data["source"]]
+    fmt = " ".join(str(x) for x in (c["format"].upper(), c.get("subtype")) if x)
+    lines.append(
+        f"  container    {fmt}, virtual {_human_size(c['virtual_size'])}, file {_human_size(c['file_size'])}, "
+        f"sectors {c.get('logical_sector_size')}/{c.get('physical_sector_size')}"
+    )
+    for parent in c.get("parents") or []:
+        match = {True: "linkage ok", False: "LINKAGE MISMATCH", None: "linkage unknown"}[parent.get("linkage_matches")]
+        lines.append(f"  parent       {parent['path']} ({parent['format']}, {match})")
+    for warning in c.get("warnings") or []:
+        lines.append(f"  warning      {warning}")
+    lines.append(f"  partitions   {f.get('partition_style') or '?'}")
+    for p in f.get("partitions") or []:
+        marks = []
+        if p["index"] == f.get("windows_partition"):
+            marks.append("Windows")
+        if p["index"] == f.get("boot_partition"):
+            marks.append("boot")
+        if p.get("encrypted"):
+            marks.append("ENCRYPTED")
+        if p.get("ntfs_dirty"):
+            marks.append("NTFS dirty")
+        lines.append(
+            f"    #{p['index']}  {p['type_name']:<20} {_human_size(p['size']):>10}  at {p['offset']:>12}  "
+            f"{p.get('filesystem') or '?':<9} {', '.join(marks)}"
+        )
+    lines.append(f"  generation   {f.get('generation') or 'unknown'}")
+    lines.append(f"  boot store   {f.get('bcd_path') or 'not found'}")
+    os_facts = f.get("os") or {}
+    if os_facts:
+        build = os_facts.get("build")
+        ubr = os_facts.get("ubr")
+        lines.append(
+            f"  Windows      {os_facts.get('name') or '?'}"
+            + (f", build {build}" + (f".{ubr}" if ubr else "") if build else "")
+            + (f", {os_facts['architecture']}" if os_facts.get("architecture") else "")
+            + (f", {os_facts['installation_type']}" if os_facts.get("installation_type") else "")
+        )
+    if f.get("current_control_set") is not None:
+        lines.append(
+            f"  control set  current ControlSet{f['current_control_set']:03d}, default "
+            + (f"ControlSet{f['default_control_set']:03d}" if f.get("default_control_set") is not None else "?")
+        )
+    for name, state in sorted(data["hive_states"].items()):
+        flags = ("dirty" if state["dirty"] else "clean") + (", logs replayed" if state["replayed"] else "")
+        note = f" — {state['note']}" if state.get("note") else ""
+        lines.append(f"  hive         {name}: {flags}{note}")
+    for name, why in sorted(data["hives_unavailable"].items()):
+        lines.append(f"  hive         {name}: unavailable — {why}")
+    bcd = data.get("bcd")
+    if bcd:
+        if "error" in bcd and len(bcd) == 1:
+            lines.append(f"  BCD          unreadable: {bcd['error']}")
+        else:
+            lines.append(f"  BCD          {bcd.get('objects')} objects")
+            for label in ("bootmgr", "default"):
+                obj = bcd.get(label)
+                if not obj or "elements" not in obj:
+                    continue
+                lines.append(f"    {{{label}}} {obj.get('guid')}")
+                for name, element in obj["elements"].items():
+                    value = element.get("value")
+                    if isinstance(value, dict):
+                        value = value.get("description") or value.get("error") or json.dumps(value)
+                    lines.append(f"      {name:<24} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_info(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    with _open_image(args.image, args.backend) as image:
+        data = _info_data(image)
+    if args.json:
+        stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    else:
+        stdout.write(_info_text(data))
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, IO[str], IO[str]], int]] = {
+    "audit": _cmd_audit,
+    "fix": _cmd_fix,
+    "rules": _cmd_rules,
+    "reg": _cmd_reg,
+    "info": _cmd_info,
+}
+
+
+def _setup_logging(verbose: int, stderr: IO[str]) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger("azvhdaudit")
+    for handler in list(root.handlers):
+        if getattr(handler, "_azvhdaudit_cli", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("azvhdaudit: %(levelname)s: %(message)s"))
+    handler._azvhdaudit_cli = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+    """Run the command line; returns the exit code (never raises, except with ``--debug``-less bugs
+    turned into one line too)."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (argparse printed it)
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_ERROR
+    _setup_logging(args.verbose, err)
+    try:
+        return _COMMANDS[args.command](args, out, err)
+    except KeyboardInterrupt:
+        err.write("azvhdaudit: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except (AuditError, OSError) as exc:
+        if args.debug:
+            traceback.print_exc(file=err)
+        err.write(_error_line(exc) + "\n")
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: still one line, with the way to get more
+        if args.debug:
+            traceback.print_exc(file=err)
+            err.write(f"azvhdaudit: internal error: {type(exc).__name__}: {exc}\n")
+        else:
+            err.write(
+                f"azvhdaudit: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+                "(run again with --debug for the traceback, and report it)\n"
+            )
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,376 @@
+"""Remediation scripts from a finished report: a PowerShell script (or a ``.reg`` file) to run in the VM.
+
+References: "Prepare a Windows VHD or VHDX to upload to Azure" (each rule's fix line is the doc's);
+about_Parsing (PowerShell reads ``{default}`` as a script block, hence bcdedit runs through cmd.exe);
+Registry Editor ``.reg`` format (``Windows Registry Editor Version 5.00``; ``dword:``, ``hex(2):``,
+``hex(7):``, ``hex(b):`` for EXPAND_SZ, MULTI_SZ and QWORD, UTF-16LE).
+
+Nothing here touches the image: the writer reads the report and returns text. The script is made to be
+run (as Administrator) inside the VM before it is generalized and uploaded, and to be safe to run twice:
+registry keys are created only when missing, firewall rules are added only when absent, and every
+command the doc gives is one that sets a state (``Set-ItemProperty -Force``, ``Set-Service``,
+``bcdedit /set``). Fix text that is not a command (a Group Policy instruction, a step with a placeholder)
+is written as a comment to do by hand. Steps that run on the host (``Convert-VHD``) or end the VM's
+life as a template (``sysprep``) are written commented out, last.
+
+Order matters: services first (the firewall cmdlets need the firewall service), then registry
+settings, Remote Desktop, WinRM, the firewall, the boot configuration in a cmd.exe block, and last the
+host-side and sysprep steps.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from azvhdaudit.render._common import format_value
+from azvhdaudit.report import Evidence, Report, Result, Status
+
+__all__ = ["fix_script", "powershell_script", "reg_file", "split_statements", "FIX_FORMATS"]
+
+FIX_FORMATS = ("ps1", "reg")
+
+# --- phases ---------------------------------------------------------------------------------------
+
+_SERVICES, _SETTINGS, _RDP, _WINRM, _FIREWALL, _OTHER, _BCD, _HOST, _SYSPREP = range(9)
+
+_PHASE_TITLES = {
+    _SERVICES: "Services (first: the firewall and WinRM steps below need their services)",
+    _SETTINGS: "Registry and system settings",
+    _RDP: "Remote Desktop",
+    _WINRM: "Windows Remote Management",
+    _FIREWALL: "Windows Firewall",
+    _OTHER: "Other settings",
+    _BCD: "Boot configuration (bcdedit runs through cmd.exe: PowerShell would read {default} as a script block)",
+    _HOST: "On the host, not in the VM (left commented out)",
+    _SYSPREP: "Generalize last, by hand (left commented out: it shuts the VM down)",
+}
+
+_AREA_PHASE = {
+    "services": _SERVICES,
+    "time": _SETTINGS,
+    "environment": _SETTINGS,
+    "power": _SETTINGS,
+    "storage": _SETTINGS,
+    "network": _SETTINGS,
+    "crashdump": _SETTINGS,
+    "pagefile": _SETTINGS,
+    "rdp": _RDP,
+    "winrm": _WINRM,
+    "firewall": _FIREWALL,
+    "bcd": _BCD,
+    "disk": _HOST,
+    "sysprep": _SYSPREP,
+}
+
+_EXECUTABLES = (
+    "bcdedit|powercfg|netsh|winrm|reg|sc|route|dism|sysprep|msiexec|cmd|fsutil|w32tm|chkdsk|manage-bde"
+    "|wmic|diskpart|icacls|auditpol|bootrec|bcdboot|pnputil"
+)
+_COMMAND_RE = re.compile(
+    rf"^(\$\w+\s*=|[A-Z][A-Za-z]+-[A-Z][A-Za-z]+\b|(?i:(?:[\w%\\:]*\\)?(?:{_EXECUTABLES})(?:\.exe)?)(?:\s|$))"
+)
+_PLACEHOLDER_RE = re.compile(r"<[^<>]+>")
+_SERVICE_RE = re.compile(r"^(Get-Service|Set-Service|Start-Service|sc(\.exe)?\s+config)\b", re.I)
+_FIREWALL_RE = re.compile(r"(NetFirewall|advfirewall)", re.I)
+_BCD_RE = re.compile(r"^(bcdedit)(\.exe)?\b", re.I)
+_HOST_RE = re.compile(r"^(Convert-VHD|Resize-VHD|Optimize-VHD|Get-VHD|Mount-VHD|qemu-img)\b", re.I)
+_SYSPREP_RE = re.compile(r"sysprep(\.exe)?\b", re.I)
+_REG_PATH_RE = re.compile(
+    r"^(?:Set-ItemProperty|New-ItemProperty)\s+(?:-Path\s+|-LiteralPath\s+)?('[^']+'|\"[^\"]+\"|\$\w+|\S+)", re.I
+)
+_NEW_FW_RE = re.compile(r"^New-NetFirewallRule\b.*?-DisplayName\s+('[^']+'|\"[^\"]+\"|\S+)", re.I)
+_DIRECTION_RE = re.compile(r"-Direction\s+(Inbound|Outbound)", re.I)
+_NEW_ITEM_RE = re.compile(r"^New-Item\s+(?:-Path\s+)?('[^']+'|\"[^\"]+\"|\$\w+|\S+)(.*)$", re.I)
+
+
+def split_statements(text: str) -> tuple[list[str], list[str]]:
+    """Split a rule's fix text into runnable statements and lines to do by hand.
+
+    A statement starts with a cmdlet (``Verb-Noun``), a variable assignment or a known Windows program,
+    and holds no ``<placeholder>``; a parenthesised remark after two spaces is cut off into the notes.
+    """
+    commands: list[str] = []
+    notes: list[str] = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        remark = re.search(r"\s{2,}(\(|->|or:)", line)
+        if remark:
+            rest = line[remark.start() :].strip()
+            if "->" in rest or _PLACEHOLDER_RE.search(rest):
+                # the remark carries the real step ("print, then delete <destination>"): all by hand
+                notes.append(line)
+                continue
+            notes.append(rest)
+            line = line[: remark.start()].strip()
+        parts = [p.strip() for p in re.split(r";\s+(?=\$|[A-Za-z])", line) if p.strip()]
+        if parts and all(_COMMAND_RE.match(p) and not _PLACEHOLDER_RE.search(p) for p in parts):
+            commands.extend(parts)
+        else:
+            notes.append(line)
+    return commands, notes
+
+
+def _phase(result: Result, statement: str) -> int:
+    if _HOST_RE.match(statement):
+        return _HOST
+    if _SYSPREP_RE.search(statement) and not statement.lower().startswith(("set-itemproperty", "get-")):
+        return _SYSPREP
+    if _BCD_RE.match(statement):
+        return _BCD
+    if _SERVICE_RE.match(statement):
+        return _SERVICES
+    if _FIREWALL_RE.search(statement):
+        return _FIREWALL
+    return _AREA_PHASE.get(result.area, _OTHER)
+
+
+def _idempotent(statement: str) -> list[str]:
+    """The statement, guarded so a second run changes nothing and fails nowhere."""
+    match = _REG_PATH_RE.match(statement)
+    if match:
+        # New-/Set-ItemProperty fail when the key is missing; create it (and only it) first.
+        return [f"Confirm-RegistryKey {match.group(1)}", statement]
+    match = _NEW_FW_RE.match(statement)
+    if match:
+        name = match.group(1)
+        direction = _DIRECTION_RE.search(statement)
+        where = f" | Where-Object Direction -eq '{direction.group(1)}'" if direction else ""
+        return [
+            f"if (-not (Get-NetFirewallRule -DisplayName {name} -ErrorAction SilentlyContinue{where})) {{",
+            f"    {statement}",
+            "}",
+        ]
+    match = _NEW_ITEM_RE.match(statement)
+    if match and "-force" not in statement.lower():
+        return [f"if (-not (Test-Path -LiteralPath {match.group(1)})) {{ {statement} | Out-Null }}"]
+    return [statement]
+
+
+def _why(result: Result) -> list[str]:
+    lines = [f"{result.rule_id} — {result.title} ({result.severity.value}, {result.status.value})"]
+    if result.message:
+        lines.append(f"  {result.message}")
+    if result.expected is not None or result.actual is not None:
+        lines.append(f"  expected {format_value(result.expected)}, found {format_value(result.actual)}")
+    if result.source:
+        lines.append(f"  doc: {result.source}")
+    return lines
+
+
+def _comment(lines: Iterable[str], prefix: str = "# ") -> list[str]:
+    return [(prefix + line).rstrip() for text in lines for line in text.splitlines()]
+
+
+@dataclass
+class _Block:
+    result: Result
+    commands: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _wanted(report: Report, include_warnings: bool) -> list[Result]:
+    statuses = {Status.FAIL} | ({Status.WARNING} if include_warnings else set())
+    return sorted((r for r in report.results if r.status in statuses), key=lambda r: (r.area, r.rule_id))
+
+
+_HEADER = """\
+#Requires -RunAsAdministrator
+<#
+  Fixes for {source} (profile {profile}), written by azvhdaudit {version} on {date}.
+  {count} rule(s) not met: {ids}
+
+  Review, then run as Administrator INSIDE the VM before generalizing and uploading it.
+  Safe to run twice. Steps that cannot be scripted are comments marked "BY HAND".
+  azvhdaudit never modifies the image: this script is the only thing that changes anything.
+#>
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+
+function Confirm-RegistryKey([string]$Path) {{
+    # Set-ItemProperty/New-ItemProperty need the key; create it only when missing.
+    if (-not (Test-Path -LiteralPath $Path)) {{ New-Item -Path $Path -Force | Out-Null }}
+}}
+"""
+
+_CMD_RUNNER = """\
+foreach ($line in $bcdCommands) {
+    cmd.exe /c $line
+    if ($LASTEXITCODE -ne 0) { throw "failed ($LASTEXITCODE): $line" }
+}"""
+
+
+def powershell_script(report: Report, *, include_warnings: bool = False) -> str:
+    """A PowerShell script with the doc's fix for each failing rule (and warning, if asked)."""
+    results = _wanted(report, include_warnings)
+    phases: dict[int, list[_Block]] = {}
+    by_hand: list[_Block] = []
+    for result in results:
+        commands, notes = split_statements(result.remediation) if result.remediation else ([], [])
+        if not commands and not notes:
+            notes = ["no fix line is known for this rule" + (f"; see {result.source}" if result.source else "")]
+        # A rule's statements stay together, in the phase of its first statement (a $var then its use).
+        phase = _phase(result, commands[0]) if commands else None
+        block = _Block(result, commands, notes)
+        if phase is None:
+            by_hand.append(block)
+        else:
+            phases.setdefault(phase, []).append(block)
+
+    out = [
+        _HEADER.format(
+            source=report.source,
+            profile=report.profile,
+            version=report.tool_version,
+            date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            count=len(results),
+            ids=", ".join(r.rule_id for r in results) or "none",
+        )
+    ]
+    if not results:
+        out.append("Write-Output 'Nothing to fix: every rule that was checked is met.'")
+    seen: set[str] = set()
+    for phase in sorted(phases):
+        out.append("")
+        out.append(f"# ==== {_PHASE_TITLES[phase]} " + "=" * max(4, 96 - len(_PHASE_TITLES[phase])))
+        bcd_lines: list[str] = []
+        for block in phases[phase]:
+            out.append("")
+            out.extend(_comment(_why(block.result)))
+            out.extend(_comment(block.notes, "# BY HAND: "))
+            for statement in block.commands:
+                if statement in seen:
+                    out.append(f"# (already done above) {statement}")
+                    continue
+                seen.add(statement)
+                if phase == _BCD:
+                    bcd_lines.append(statement)
+                    out.append(f"#   {statement}")
+                elif phase in (_HOST, _SYSPREP):
+                    out.append(f"# {statement}")
+                else:
+                    out.extend(_idempotent(statement))
+        if bcd_lines:
+            out.append("$bcdCommands = @(")
+            out.extend("    '" + line.replace("'", "''") + "'" for line in bcd_lines)
+            out.append(")")
+            out.append(_CMD_RUNNER)
+    if by_hand:
+        out.append("")
+        out.append("# ==== BY HAND: no command to script " + "=" * 64)
+        for block in by_hand:
+            out.append("")
+            out.extend(_comment(_why(block.result)))
+            out.extend(_comment(block.notes, "# BY HAND: "))
+    out.append("")
+    out.append("Write-Output 'azvhdaudit fixes applied; audit the image again after shutting the VM down.'")
+    return "\n".join(out) + "\n"
+
+
+# --- .reg -----------------------------------------------------------------------------------------
+
+_CCS_RE = re.compile(r"^ControlSet\d{3}(?=\\|$)", re.I)
+
+
+def _reg_key(ev: Evidence) -> str | None:
+    hive = ev.hive.upper()
+    key = ev.key.replace("/", "\\").strip("\\")
+    for prefix in ("HKEY_LOCAL_MACHINE\\", "HKLM\\"):
+        if key.upper().startswith(prefix):
+            key = key[len(prefix) :]
+            hive, _, key = key.partition("\\")
+            hive = hive.upper()
+    if hive not in ("SYSTEM", "SOFTWARE"):
+        return None
+    if key.upper().startswith(hive + "\\"):
+        key = key[len(hive) + 1 :]
+    # The fix applies to the running system, whose current set is CurrentControlSet.
+    key = _CCS_RE.sub("CurrentControlSet", key)
+    return f"HKEY_LOCAL_MACHINE\\{hive}\\{key}"
+
+
+def _hex(data: bytes) -> str:
+    return ",".join(f"{b:02x}" for b in data)
+
+
+def _reg_data(type_name: str | None, expected: object) -> str | None:
+    kind = (type_name or "").upper()
+    if isinstance(expected, bool) or expected is None:
+        return None
+    if isinstance(expected, int):
+        if kind in ("", "REG_DWORD") and 0 <= expected <= 0xFFFFFFFF:
+            return f"dword:{expected:08x}"
+        if kind == "REG_QWORD" and 0 <= expected < 1 << 64:
+            return "hex(b):" + _hex(expected.to_bytes(8, "little"))
+        return None
+    if isinstance(expected, str):
+        if kind in ("", "REG_SZ"):
+            return '"' + expected.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if kind == "REG_EXPAND_SZ":
+            return "hex(2):" + _hex((expected + "\0").encode("utf-16-le"))
+        return None
+    if isinstance(expected, (list, tuple)) and all(isinstance(s, str) for s in expected):
+        if kind in ("", "REG_MULTI_SZ"):
+            return "hex(7):" + _hex(("".join(s + "\0" for s in expected) + "\0").encode("utf-16-le"))
+    return None
+
+
+def _reg_entry(result: Result) -> tuple[str, str, str] | None:
+    """(key, value name, data) when the rule's fix is setting one registry value to ``expected``."""
+    evidence = [ev for ev in result.evidence if ev.source in ("registry", "policy") and ev.value_name]
+    if not evidence:
+        return None
+    ev = evidence[0]
+    # The expected value is only the data to write when the doc's own fix sets that value.
+    if result.remediation and ev.value_name and ev.value_name.lower() not in result.remediation.lower():
+        return None
+    if not result.remediation and not isinstance(result.expected, int):
+        return None
+    key = _reg_key(ev)
+    data = _reg_data(ev.type, result.expected)
+    if key is None or data is None or ev.value_name is None:
+        return None
+    name = "@" if ev.value_name == "" else '"' + ev.value_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return key, name, data
+
+
+def reg_file(report: Report, *, include_warnings: bool = False) -> str:
+    """A ``.reg`` file with the registry fixes alone (other fixes are listed as comments)."""
+    results = _wanted(report, include_warnings)
+    lines = [
+        "Windows Registry Editor Version 5.00",
+        "",
+        f"; Registry fixes for {report.source} (profile {report.profile}), written by azvhdaudit "
+        f"{report.tool_version}.",
+        "; Import inside the VM (reg import fix.reg, as Administrator) before generalizing it.",
+    ]
+    skipped: list[Result] = []
+    for result in results:
+        entry = _reg_entry(result)
+        if entry is None:
+            skipped.append(result)
+            continue
+        key, name, data = entry
+        lines += ["", f"; {result.rule_id} — {result.title}"]
+        if result.actual is not None:
+            lines.append(f"; found {format_value(result.actual)}")
+        lines += [f"[{key}]", f"{name}={data}"]
+    if skipped:
+        lines += ["", "; Not registry values (use the PowerShell script, azvhdaudit fix --format ps1):"]
+        lines += [f";   {r.rule_id} — {r.title}" for r in skipped]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def fix_script(report: Report, fmt: str = "ps1", *, include_warnings: bool = False) -> str:
+    """The remediation for ``report`` as ``ps1`` (PowerShell) or ``reg`` text."""
+    if fmt == "ps1":
+        return powershell_script(report, include_warnings=include_warnings)
+    if fmt == "reg":
+        return reg_file(report, include_warnings=include_warnings)
+    from azvhdaudit.errors import ProfileError
+
+    raise ProfileError(f"unknown fix format {fmt!r}; choose one of {', '.join(FIX_FORMATS)}")
