@@ -362,9 +362,11 @@ def evaluate_items(
         actual = {(i.label or i.value): v.actual for i, v in zip(items, verdicts, strict=True)}
         exp = expected if expected is not None else {(i.label or i.value): i.expected for i in items}
     reason = "; ".join(v.message for v in verdicts if v.status is Status.NOT_CHECKED)
+    # A verdict names what decided it: the items that are not as expected, or every item when all pass.
+    shown = [v for v in verdicts if v.status is not Status.PASS] or verdicts
     return Outcome(
         status=status,
-        message="; ".join(v.message for v in verdicts),
+        message="; ".join(v.message for v in shown),
         expected=exp,
         actual=actual,
         evidence=tuple(e for v in verdicts for e in v.evidence),
