@@ -138,7 +138,7 @@ class VHDLayer(Layer):
             copy = self._footer_copy(footer.disk_type)
             bad = (
                 f"{name}: VHD footer at offset {self.footer_offset}: field checksum is 0x{stored:08x}, "
-                f"the bytes sum to 0x{computed:08x}"
+                f"the checksum computed over the bytes is 0x{computed:08x}"
             )
             if copy is None or checksum(copy, FOOTER_CHECKSUM_OFFSET) != FOOTER.parse(copy).checksum:
                 raise CorruptImageError(bad)
@@ -235,7 +235,7 @@ class VHDLayer(Layer):
         if stored != computed:
             raise CorruptImageError(
                 f"{name}: VHD dynamic header at offset {offset}: field checksum is 0x{stored:08x}, "
-                f"the bytes sum to 0x{computed:08x}"
+                f"the checksum computed over the bytes is 0x{computed:08x}"
             )
         if header.header_version != VHD_VERSION:
             raise CorruptImageError(
@@ -274,34 +274,38 @@ class VHDLayer(Layer):
         raw = file.pread(0, FOOTER_SIZE)
         footer = self._parse_footer(raw.ljust(FOOTER_SIZE, b"\x00"), 0)
         kind = DISK_TYPES.get(footer.disk_type, f"type {footer.disk_type}")
-        expected: int | None = None
         at_least = False
         if footer.disk_type == DISK_FIXED:
             expected = footer.current_size + FOOTER_SIZE
         else:
             try:
                 header, _ = self._read_dynamic_header(footer, 2**63)
-                bat_bytes = header.max_table_entries * 4
-                bat_end = header.table_offset + -(-bat_bytes // SECTOR) * SECTOR
-                bs = header.block_size
-                bitmap = bitmap_size(bs)
-                raw_bat = file.pread(header.table_offset, bat_bytes)
-                at_least = len(raw_bat) < bat_bytes
-                end = bat_end
-                for i in range(len(raw_bat) // 4):
-                    entry = int.from_bytes(raw_bat[i * 4 : i * 4 + 4], "big")
-                    if entry != UNALLOCATED:
-                        end = max(end, entry * SECTOR + bitmap + bs)
-                expected = end + FOOTER_SIZE
             except CorruptImageError:
-                expected = None
-        if expected is None:
-            size_words = "longer (its dynamic header cannot be read either)"
-        else:
-            size_words = f"{'at least ' if at_least else ''}{expected} bytes long"
+                header = None
+            if header is None:
+                expected, at_least = footer.data_offset + DYNAMIC_HEADER_SIZE + FOOTER_SIZE, True
+            else:
+                bat_bytes = header.max_table_entries * 4
+                expected = header.table_offset + -(-bat_bytes // SECTOR) * SECTOR
+                raw_bat = file.pread(header.table_offset, min(bat_bytes, max(0, file.size - header.table_offset)))
+                at_least = len(raw_bat) < bat_bytes
+                block_bytes = bitmap_size(header.block_size) + header.block_size
+                for i in range(0, len(raw_bat) - 3, 4):
+                    entry = int.from_bytes(raw_bat[i : i + 4], "big")
+                    if entry != UNALLOCATED:
+                        expected = max(expected, entry * SECTOR + block_bytes)
+                expected += FOOTER_SIZE
+        if not at_least and file.size >= expected:
+            tail = file.pread(file.size - FOOTER_SIZE, 16)
+            raise CorruptImageError(
+                f"{name}: {kind} VHD: the footer copy at offset 0 is present, the file has its full length "
+                f"({file.size} bytes), but the last 512 bytes (offset {file.size - FOOTER_SIZE}) are not a footer: "
+                f"cookie is {tail[:8]!r}, expected {FOOTER_COOKIE!r}"
+            )
         raise TruncatedImageError(
             f"{name}: truncated {kind} VHD: the footer copy at offset 0 is present but the footer at the "
-            f"end is missing; the file is {file.size} bytes, its headers say it should be {size_words}"
+            f"end is missing; the file is {file.size} bytes, its headers say it should be "
+            f"{'at least ' if at_least else ''}{expected} bytes long"
         )
 
     # --- block lookups ----------------------------------------------------------------------

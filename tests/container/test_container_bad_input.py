@@ -102,7 +102,14 @@ CASES = [
     ("zeros", "raw.img", replace_with(bytes(1 << 20)), UnsupportedFormatError, ["no MBR, GPT, NTFS or FAT"], True),
     # dynamic VHD cut short: only the footer copy at offset 0 is left; the message names the full size
     ("VHD cut in footer", "dynamic.vhd", truncate_to(lambda n: n - 100), TruncatedImageError, ["{size}"], True),
-    ("VHD cut in header", "dynamic.vhd", truncate_to(1000), TruncatedImageError, ["should be", "dynamic"], True),
+    (
+        "VHD cut in header",
+        "dynamic.vhd",
+        truncate_to(1000),
+        TruncatedImageError,
+        ["should be at least 2048 bytes", "dynamic"],
+        True,
+    ),
     ("VHD cut in BAT", "dynamic.vhd", truncate_to(1536 + 8), TruncatedImageError, ["at least"], True),
     ("VHD cut in block", "dynamic.vhd", truncate_to(1 << 20), TruncatedImageError, ["{size}"], True),
     ("VHD cut at sector", "dynamic.vhd", truncate_to(lambda n: n - 512), TruncatedImageError, ["{size}"], True),
@@ -113,6 +120,14 @@ CASES = [
         write(lambda n: n - 512, b"conectiX"),
         CorruptImageError,
         ["cookie", "b'conectiX'", "expected b'conectix'"],
+        True,
+    ),
+    (
+        "VHD footer zeroed",
+        "dynamic.vhd",
+        write(lambda n: n - 512, bytes(512)),
+        CorruptImageError,
+        ["not a footer", "offset {footer}", "cookie is b'\\x00"],
         True,
     ),
     (
@@ -242,6 +257,7 @@ def test_bad_input(
         with open_container(path) as disk:
             assert not at_open, "opened without an error"
             disk.read()
+    assert type(err.value) is error
     message = str(err.value)
     assert str(path) in message
     for word in words:
