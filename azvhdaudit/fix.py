@@ -61,7 +61,8 @@ _AREA_PHASE = {
     "winrm": _WINRM,
     "firewall": _FIREWALL,
     "bcd": _BCD,
-    "disk": _HOST,
+    "disk": _OTHER,
+    "disk-format": _OTHER,
     "sysprep": _SYSPREP,
 }
 
@@ -70,13 +71,18 @@ _EXECUTABLES = (
     "|wmic|diskpart|icacls|auditpol|bootrec|bcdboot|pnputil"
 )
 _COMMAND_RE = re.compile(
-    rf"^(\$\w+\s*=|[A-Z][A-Za-z]+-[A-Z][A-Za-z]+\b|(?i:(?:[\w%\\:]*\\)?(?:{_EXECUTABLES})(?:\.exe)?)(?:\s|$))"
+    rf"^(\$\w+\s*=|(?:if|foreach)\s*\(|[A-Z][A-Za-z]+-[A-Z][A-Za-z]+\b|(?i:(?:[\w%\\:]*\\)?(?:{_EXECUTABLES})(?:\.exe)?)(?:\s|$))"
 )
 _PLACEHOLDER_RE = re.compile(r"<[^<>]+>")
 _SERVICE_RE = re.compile(r"^(Get-Service|Set-Service|Start-Service|sc(\.exe)?\s+config)\b", re.I)
 _FIREWALL_RE = re.compile(r"(NetFirewall|advfirewall)", re.I)
 _BCD_RE = re.compile(r"^(bcdedit)(\.exe)?\b", re.I)
-_HOST_RE = re.compile(r"^(Convert-VHD|Resize-VHD|Optimize-VHD|Get-VHD|Mount-VHD|qemu-img)\b", re.I)
+_HOST_RE = re.compile(
+    r"^(Convert-VHD|Resize-VHD|Merge-VHD|Test-VHD|Optimize-VHD|Get-VHD|New-VHD|Mount-VHD|Dismount-VHD|qemu-img)\b",
+    re.I,
+)
+#: commands that wait for an answer at the console: a script would hang on them
+_INTERACTIVE_RE = re.compile(r"^(chkdsk|diskpart|format)(\.exe)?\b|^net(\.exe)?\s+user\s+\S+\s+\*", re.I)
 _SYSPREP_RE = re.compile(r"sysprep(\.exe)?\b", re.I)
 _REG_PATH_RE = re.compile(
     r"^(?:Set-ItemProperty|New-ItemProperty)\s+(?:-Path\s+|-LiteralPath\s+)?('[^']+'|\"[^\"]+\"|\$\w+|\S+)", re.I
@@ -108,7 +114,9 @@ def split_statements(text: str) -> tuple[list[str], list[str]]:
             notes.append(rest)
             line = line[: remark.start()].strip()
         parts = [p.strip() for p in re.split(r";\s+(?=\$|[A-Za-z])", line) if p.strip()]
-        if parts and all(_COMMAND_RE.match(p) and not _PLACEHOLDER_RE.search(p) for p in parts):
+        if parts and all(
+            _COMMAND_RE.match(p) and not _PLACEHOLDER_RE.search(p) and not _INTERACTIVE_RE.match(p) for p in parts
+        ):
             commands.extend(parts)
         else:
             notes.append(line)
