@@ -1,0 +1,303 @@
+"""Facts about the Windows installation: identity, Sysprep state, pending restarts, the Azure VM Agent.
+
+References:
+- Prepare a Windows VHD or VHDX to upload to Azure: "Determine when to use Sysprep", "Generalize a VHD",
+  "Install Windows updates" (no pending restart), "Complete the recommended configurations" (VM Agent).
+- "Windows Setup States" (learn.microsoft.com/windows-hardware/manufacture/desktop/windows-setup-states):
+  ``HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\State\\ImageState`` and
+  ``%WINDIR%\\Setup\\State\\State.ini`` hold ``IMAGE_STATE_*``.
+- KB4021388 (32-bit operating systems in Azure): only specialized 32-bit VHDs are supported.
+- The catalogue ``azure-checks.yaml``: ``os.identify``, ``sysprep.state``, ``updates.no_pending_reboot``,
+  ``agent.installed``.
+
+Everything here reads a :class:`~azvhdaudit.registry.model.RegistryView` and a
+:class:`~azvhdaudit.rules.base.GuestFiles`; a fact that cannot be read is ``None``, never a guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from azvhdaudit.facts import OSFacts
+from azvhdaudit.registry.model import RegistryView
+
+if TYPE_CHECKING:  # the rules package imports this module; only the type is needed here
+    from azvhdaudit.rules.base import GuestFiles
+
+__all__ = [
+    "CURRENT_VERSION",
+    "SETUP_STATE",
+    "os_facts",
+    "sysprep_facts",
+    "pending_reboot_facts",
+    "agent_facts",
+    "image_extra_facts",
+    "classify_image_state",
+    "service_start",
+]
+
+log = logging.getLogger(__name__)
+
+CURRENT_VERSION = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion"
+PRODUCT_OPTIONS = r"SYSTEM\CurrentControlSet\Control\ProductOptions"
+ENVIRONMENT = r"SYSTEM\CurrentControlSet\Control\Session Manager\Environment"
+SESSION_MANAGER = r"SYSTEM\CurrentControlSet\Control\Session Manager"
+SERVICES = r"SYSTEM\CurrentControlSet\Services"
+SETUP_STATE = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Setup\State"
+SYSTEM_SETUP = r"SYSTEM\Setup"
+SYSPREP_STATUS = r"SYSTEM\Setup\Status\SysprepStatus"
+CBS = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing"
+WU_REBOOT = r"SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"
+UNINSTALL = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall"
+
+STATE_INI = r"Windows\Setup\State\State.ini"
+SYSPREP_TAG = r"Windows\System32\Sysprep\Sysprep_succeeded.tag"
+PANTHER = r"Windows\Panther"
+PENDING_XML = r"Windows\WinSxS\pending.xml"
+WINDOWSAZURE = "WindowsAzure"
+PLUGINS = r"Packages\Plugins"
+
+#: the unattend files Windows Setup picks up (doc: "A custom unattend.xml file is not supported")
+UNATTEND_FILES = (
+    r"Windows\Panther\Unattend.xml",
+    r"Windows\Panther\Autounattend.xml",
+    r"Windows\Panther\Unattend\Unattend.xml",
+    r"Windows\Panther\Unattend\Autounattend.xml",
+    r"Windows\System32\Sysprep\unattend.xml",
+    r"Windows\System32\Sysprep\Panther\unattend.xml",
+)
+
+AGENT_SERVICES = ("WindowsAzureGuestAgent", "RdAgent", "WindowsAzureTelemetryService", "WindowsAzureNetAgentSvc")
+
+GENERALIZED_STATES = ("IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE", "IMAGE_STATE_GENERALIZE_RESEAL_TO_AUDIT")
+SPECIALIZED_STATES = (
+    "IMAGE_STATE_COMPLETE",
+    "IMAGE_STATE_SPECIALIZE_RESEAL_TO_OOBE",
+    "IMAGE_STATE_SPECIALIZE_RESEAL_TO_AUDIT",
+)
+
+
+def _data(reg: RegistryView, path: str, name: str) -> Any:
+    value = reg.value(path, name)
+    return None if value is None else value.data
+
+
+def _str(reg: RegistryView, path: str, name: str) -> str | None:
+    data = _data(reg, path, name)
+    if isinstance(data, str):
+        return data.strip() or None
+    return None
+
+
+def _int(reg: RegistryView, path: str, name: str) -> int | None:
+    data = _data(reg, path, name)
+    if isinstance(data, int):
+        return data
+    if isinstance(data, str) and data.strip().isdigit():
+        return int(data.strip())
+    return None
+
+
+def os_facts(registry: RegistryView) -> OSFacts:
+    """The OS identity from SOFTWARE ``...\\Windows NT\\CurrentVersion`` and SYSTEM (product type,
+    processor architecture). ``current_version`` is ``major.minor``: from ``CurrentMajorVersionNumber`` /
+    ``CurrentMinorVersionNumber`` where present (Windows 10 and later still write ``CurrentVersion`` 6.3),
+    else ``CurrentVersion``."""
+    reg = registry
+    major = _int(reg, CURRENT_VERSION, "CurrentMajorVersionNumber")
+    minor = _int(reg, CURRENT_VERSION, "CurrentMinorVersionNumber")
+    version = f"{major}.{minor or 0}" if major is not None else _str(reg, CURRENT_VERSION, "CurrentVersion")
+    build = _int(reg, CURRENT_VERSION, "CurrentBuild")
+    if build is None:
+        build = _int(reg, CURRENT_VERSION, "CurrentBuildNumber")
+    return OSFacts(
+        product_name=_str(reg, CURRENT_VERSION, "ProductName"),
+        edition_id=_str(reg, CURRENT_VERSION, "EditionID"),
+        display_version=_str(reg, CURRENT_VERSION, "DisplayVersion") or _str(reg, CURRENT_VERSION, "ReleaseId"),
+        current_version=version,
+        build=build,
+        ubr=_int(reg, CURRENT_VERSION, "UBR"),
+        installation_type=_str(reg, CURRENT_VERSION, "InstallationType"),
+        product_type=_str(reg, PRODUCT_OPTIONS, "ProductType"),
+        architecture=_str(reg, ENVIRONMENT, "PROCESSOR_ARCHITECTURE"),
+    )
+
+
+def classify_image_state(image_state: str | None) -> str:
+    """``generalized``, ``specialized``, ``undeployable`` or ``unknown`` for an ``IMAGE_STATE_*`` value."""
+    if not image_state:
+        return "unknown"
+    state = image_state.strip().upper()
+    if state in GENERALIZED_STATES:
+        return "generalized"
+    if state in SPECIALIZED_STATES:
+        return "specialized"
+    if state == "IMAGE_STATE_UNDEPLOYABLE":
+        return "undeployable"
+    return "unknown"
+
+
+def _state_ini(files: GuestFiles | None) -> str | None:
+    if files is None:
+        return None
+    data = files.read(STATE_INI, max_size=64 * 1024)
+    if data is None:
+        return None
+    text = data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else data.decode("latin-1")
+    match = re.search(r"^\s*ImageState\s*=\s*(\S+)", text, re.IGNORECASE | re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def sysprep_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
+    """The image's Sysprep state with the evidence for it.
+
+    ``state`` is ``generalized``, ``specialized``, ``undeployable`` or ``unknown``; ``evidence`` lists
+    the facts that decided it, in words. ImageState (SOFTWARE) is the primary evidence, State.ini the
+    cross-check, ``SYSTEM\\Setup`` SetupType 2 with a ``windeploy`` CmdLine the fallback.
+    """
+    reg = registry
+    image_state = _str(reg, SETUP_STATE, "ImageState")
+    ini_state = _state_ini(files)
+    setup_type = _int(reg, SYSTEM_SETUP, "SetupType")
+    cmdline = _str(reg, SYSTEM_SETUP, "CmdLine")
+    gen_state = _int(reg, SYSPREP_STATUS, "GeneralizationState")
+    tag = files.exists(SYSPREP_TAG) if files is not None else None
+    panther = files.listdir(PANTHER) if files is not None else None
+    unattend = [p for p in UNATTEND_FILES if files is not None and files.exists(p)]
+    unattend_value = _str(reg, SYSTEM_SETUP, "UnattendFile")
+
+    evidence: list[str] = []
+    state = "unknown"
+    if image_state:
+        state = classify_image_state(image_state)
+        evidence.append(f"ImageState = {image_state} (HKLM\\{SETUP_STATE})")
+    elif ini_state:
+        state = classify_image_state(ini_state)
+        evidence.append(f"ImageState = {ini_state} ({STATE_INI}; the registry value is absent)")
+    elif setup_type == 2 and cmdline and "windeploy" in cmdline.lower():
+        state = "generalized"
+        evidence.append(f"SetupType = 2 and CmdLine = {cmdline!r} (HKLM\\SYSTEM\\Setup): setup runs on next boot")
+    if ini_state and image_state and ini_state.upper() != image_state.upper():
+        evidence.append(f"State.ini says {ini_state}, the registry {image_state}")
+    if setup_type is not None:
+        evidence.append(f"SYSTEM\\Setup SetupType = {setup_type}")
+    if tag is not None:
+        evidence.append(f"{SYSPREP_TAG} {'present' if tag else 'absent'}")
+    if gen_state is not None:
+        evidence.append(f"SysprepStatus GeneralizationState = {gen_state}")
+    missing = [h for h in ("SOFTWARE", "SYSTEM") if not reg.has_hive(h)]
+    return {
+        "state": state,
+        "image_state": image_state,
+        "state_ini": ini_state,
+        "setup_type": setup_type,
+        "cmdline": cmdline,
+        "generalization_state": gen_state,
+        "sysprep_succeeded_tag": tag,
+        "panther": panther,
+        "unattend_files": unattend,
+        "unattend_value": unattend_value,
+        "evidence": evidence,
+        "missing_hives": missing,
+    }
+
+
+def pending_reboot_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
+    """What says a restart (or servicing operation) is pending; ``pending`` is ``None`` when the
+    SOFTWARE and SYSTEM hives are both missing."""
+    reg = registry
+    have_software, have_system = reg.has_hive("SOFTWARE"), reg.has_hive("SYSTEM")
+    reasons: list[str] = []
+    cbs_reboot = reg.key(CBS + r"\RebootPending") is not None if have_software else None
+    if cbs_reboot:
+        reasons.append(f"HKLM\\{CBS}\\RebootPending exists")
+    pending_key = reg.key(CBS + r"\PackagesPending") if have_software else None
+    packages_pending = None
+    if pending_key is not None:
+        packages_pending = sorted(pending_key.subkey_names()) + sorted(v.name for v in pending_key.values())
+        if packages_pending:
+            reasons.append(f"HKLM\\{CBS}\\PackagesPending lists {len(packages_pending)} entries")
+    wu_reboot = reg.key(WU_REBOOT) is not None if have_software else None
+    if wu_reboot:
+        reasons.append(f"HKLM\\{WU_REBOOT} exists")
+    renames: list[str] | None = None
+    if have_system:
+        renames = []
+        for name in ("PendingFileRenameOperations", "PendingFileRenameOperations2"):
+            data = _data(reg, SESSION_MANAGER, name)
+            items = [s for s in (data if isinstance(data, list) else [data] if isinstance(data, str) else []) if s]
+            renames.extend(items)
+        if renames:
+            reasons.append(f"Session Manager PendingFileRenameOperations holds {len(renames)} entries")
+    pending_xml = files.exists(PENDING_XML) if files is not None else None
+    if pending_xml:
+        reasons.append(f"{PENDING_XML} exists")
+    pending: bool | None = bool(reasons) if (have_software or have_system) else None
+    return {
+        "pending": pending,
+        "reasons": reasons,
+        "cbs_reboot_pending": cbs_reboot,
+        "cbs_packages_pending": packages_pending,
+        "wu_reboot_required": wu_reboot,
+        "pending_file_rename_operations": renames,
+        "pending_xml": pending_xml,
+    }
+
+
+def service_start(registry: RegistryView, name: str) -> tuple[bool, int | None, str | None]:
+    """(service key exists, Start, ImagePath) of service ``name`` in the current control set."""
+    key = registry.key(f"{SERVICES}\\{name}")
+    if key is None:
+        return False, None, None
+    start = key.value("Start")
+    image = key.value("ImagePath")
+    return (
+        True,
+        start.data if start is not None and isinstance(start.data, int) else None,
+        image.data if image is not None and isinstance(image.data, str) else None,
+    )
+
+
+_AGENT_DIR = re.compile(r"^GuestAgent_(\d+(?:\.\d+){1,3})", re.IGNORECASE)
+
+
+def agent_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
+    """The Azure VM Agent's services, folder, version and the extension plug-ins left behind."""
+    services: dict[str, Any] = {}
+    for name in AGENT_SERVICES:
+        exists, start, image = service_start(registry, name)
+        services[name] = {"present": exists, "start": start, "image_path": image} if exists else None
+    folder = files.listdir(WINDOWSAZURE) if files is not None else None
+    versions = sorted(
+        {m.group(1) for n in folder or [] if (m := _AGENT_DIR.match(n))},
+        key=lambda v: tuple(int(p) for p in v.split(".")),
+    )
+    uninstall_version = None
+    uninstall = registry.key(UNINSTALL)
+    for sub in uninstall.subkeys() if uninstall is not None else []:
+        display = sub.value("DisplayName")
+        if display is not None and isinstance(display.data, str) and display.data.lower().startswith(
+            "windows azure vm agent"
+        ):
+            ver = sub.value("DisplayVersion")
+            uninstall_version = ver.data if ver is not None and isinstance(ver.data, str) else ""
+    plugins = files.listdir(PLUGINS) if files is not None else None
+    return {
+        "services": services,
+        "folder": folder,
+        "guest_agent_versions": versions,
+        "version": versions[-1] if versions else (uninstall_version or None),
+        "uninstall_version": uninstall_version,
+        "plugins": plugins,
+    }
+
+
+def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
+    """The facts :func:`open_image <azvhdaudit.image.open_image>` adds to ``ImageFacts.extra``."""
+    return {
+        "sysprep": sysprep_facts(registry, files),
+        "pending_reboot": pending_reboot_facts(registry, files),
+        "agent": agent_facts(registry, files),
+    }

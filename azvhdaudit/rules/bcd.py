@@ -1,0 +1,474 @@
+"""Boot configuration rules: the BCD settings the doc's bcdedit lines make.
+
+References: "Prepare a Windows VHD or VHDX to upload to Azure", "Verify the VM: Set the Boot Configuration
+Data (BCD) settings" (current: the six 2017 lines plus the serial console lines ``displaybootmenu``,
+``timeout 5``, ``bootems``, ``/ems {current} ON``, ``/emssettings EMSPORT:1 EMSBAUDRATE:115200``);
+``bcdedit /? TYPES``; catalogue ``bcd_reference``. Values are effective values: an element not set on an
+object is taken from the objects it inherits from (element 14000006), as the boot manager does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from azvhdaudit.bcd import EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effective, decode_bcd
+from azvhdaudit.errors import AuditError, BCDError
+from azvhdaudit.report import Evidence, Outcome, Severity, Status
+from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+
+SECTION = "Verify the VM: Set the Boot Configuration Data (BCD) settings"
+BOTH = ("azure", "azure-2017")
+CURRENT_ONLY = ("azure",)
+
+BOOTSTATUSPOLICY = {
+    0: "DisplayAllFailures", 1: "IgnoreAllFailures", 2: "IgnoreShutdownFailures", 3: "IgnoreBootFailures",
+    4: "IgnoreCheckpointFailures", 5: "DisplayShutdownFailures", 6: "DisplayBootFailures",
+    7: "DisplayCheckpointFailures",
+}
+INTEGRITYSERVICES = {0: "Default", 1: "Enable", 2: "Disable"}
+
+
+class _NoStore(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+def store_of(ctx: AuditContext) -> BCDStore | None:
+    """The decoded BCD store: ``ctx.bcd``, or decoded from the registry view's BCD hive."""
+    if isinstance(ctx.bcd, BCDStore):
+        return ctx.bcd
+    hive = ctx.registry.hive("BCD")
+    if hive is None:
+        return None
+
+    def make() -> BCDStore | str:
+        try:
+            return decode_bcd(hive)
+        except AuditError as err:
+            return str(err)
+
+    found = ctx.cached("bcd.store", make)
+    if isinstance(found, str):
+        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: the BCD store cannot be decoded: {found}",
+                               reason=found))
+    return found  # type: ignore[no-any-return]
+
+
+def _require_store(ctx: AuditContext) -> BCDStore:
+    store = store_of(ctx)
+    if store is None:
+        why = ctx.registry.why_unavailable("BCD")
+        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+    return store
+
+
+def _require_default(ctx: AuditContext, store: BCDStore) -> BCDObject:
+    loader = store.default_loader
+    if loader is None:
+        why = "the BCD store has no {bootmgr} default OS loader (see bcd.store_present)"
+        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+    return loader
+
+
+def _require_bootmgr(store: BCDStore) -> BCDObject:
+    mgr = store.bootmgr
+    if mgr is None:
+        why = "the BCD store has no {bootmgr} object (see bcd.store_present)"
+        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+    return mgr
+
+
+def _evidence(ctx: AuditContext, obj: BCDObject, eid: int, eff: Effective | None, actual: Any,
+              note: str = "") -> Evidence:
+    holder = eff.holder if eff is not None else obj
+    inherited = f"inherited from {holder.label}" if eff is not None and eff.inherited else ""
+    return Evidence(
+        source="bcd",
+        hive="BCD",
+        key=f"{ctx.facts.bcd_path or 'BCD'}: Objects\\{holder.guid}\\Elements\\{eid:08X}",
+        value_name="Element",
+        type=None if eff is None else eff.element.format,
+        raw=None if eff is None else eff.element.raw.hex(),
+        actual=actual,
+        present=eff is not None,
+        note="; ".join(n for n in (inherited, note) if n),
+    )
+
+
+def _guarded(check: Callable[[AuditContext], Outcome]) -> Callable[[AuditContext], Outcome]:
+    """Turn a missing store into "not checked" and a malformed element into "not checked" with the decoder's
+    words: never a pass."""
+
+    def wrapped(ctx: AuditContext) -> Outcome:
+        try:
+            return check(ctx)
+        except _NoStore as missing:
+            return missing.outcome
+        except BCDError as err:
+            return Outcome(Status.NOT_CHECKED, f"not checked: malformed BCD data: {err}", reason=str(err))
+
+    wrapped.__name__ = check.__name__
+    wrapped.__doc__ = check.__doc__
+    return wrapped
+
+
+def _value_rule(
+    ctx: AuditContext,
+    target: str,
+    element: str,
+    eid: int,
+    expected: Any,
+    show: Callable[[Any], str],
+    absent: tuple[Status, str],
+) -> Outcome:
+    """Compare the effective value of ``element`` on ``{bootmgr}`` or ``{default}`` with ``expected``."""
+    store = _require_store(ctx)
+    obj = _require_bootmgr(store) if target == "{bootmgr}" else _require_default(ctx, store)
+    eff = store.effective(obj, eid)
+    where = f"{target} ({obj.label})" if target == "{default}" else target
+    if eff is None:
+        status, words = absent
+        ev = (_evidence(ctx, obj, eid, None, None),)
+        return Outcome(status, f"{element} is not set on {where} nor inherited: {words}", show(expected), None, ev)
+    value = eff.value
+    ev = (_evidence(ctx, obj, eid, eff, show(value)),)
+    if value == expected:
+        return Outcome(Status.PASS, f"{where} {element} {show(value)}", show(expected), show(value), ev)
+    return Outcome(Status.FAIL, f"{where} {element} is {show(value)}, {show(expected)} expected", show(expected),
+                   show(value), ev)
+
+
+def _yes_no(v: Any) -> str:
+    return "Yes" if v else "No"
+
+
+def _on_off(v: Any) -> str:
+    return "On" if v else "Off"
+
+
+@rule(RuleMeta(
+    id="bcd.store_present",
+    title="BCD store found and {default} resolvable",
+    area="bcd",
+    severity=Severity.REQUIRED,
+    rationale="Without a BCD store with a {bootmgr} whose default names an existing Windows Boot Loader, the "
+              "VM does not boot. Prerequisite of every bcd.* rule.",
+    source=SECTION + " (derived)",
+    remediation="bcdboot C:\\Windows /s <system partition> /f ALL (inside the VM)",
+    references=(DOC_CURRENT, DOC_2017),
+))
+@_guarded
+def check_store_present(ctx: AuditContext) -> Outcome:
+    store = store_of(ctx)
+    if store is None:
+        why = ctx.registry.why_unavailable("BCD")
+        if "cannot be read" in why:
+            return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "a BCD store", None, reason=why)
+        return Outcome(Status.FAIL, f"no BCD store: {why}", "a BCD store", None,
+                       (Evidence(source="bcd", key="BCD", note=why),))
+    path = ctx.facts.bcd_path or store.source
+    mgr = store.bootmgr
+    if mgr is None:
+        return Outcome(Status.FAIL, f"the store {path} has no {{bootmgr}} object", "{bootmgr} present", None,
+                       (Evidence(source="bcd", hive="BCD", key=f"{path}: Objects", actual=len(store)),))
+    guid = store.default_guid
+    ev = (_evidence(ctx, mgr, 0x23000003, store.effective(mgr, 0x23000003), guid),)
+    if guid is None:
+        return Outcome(Status.FAIL, "{bootmgr} has no default (element 23000003)", "a default OS loader", None, ev)
+    loader = store.default_loader
+    if loader is None:
+        return Outcome(Status.FAIL, f"{{bootmgr}} default {guid} names no object in the store",
+                       "an existing OS loader", guid, ev)
+    if loader.type != 0x10200003:
+        return Outcome(Status.FAIL, f"{{bootmgr}} default {guid} is a {loader.type_name}, not a Windows Boot Loader",
+                       "type 0x10200003", loader.type_name, ev)
+    return Outcome(Status.PASS, f"{path}: {{bootmgr}} boots {loader.label} by default", "an OS loader",
+                   loader.guid, ev)
+
+
+@rule(RuleMeta(
+    id="bcd.bootmgr_integrityservices",
+    title="{bootmgr} integrityservices enable",
+    area="bcd",
+    severity=Severity.REQUIRED,
+    rationale="The doc sets integrityservices (BcdLibraryInteger_SiPolicy, 0x1500004B; not 0x16000048, which is "
+              "nointegritychecks) to Enable. Absent means Default, which Windows treats as enabled, so absence "
+              "is a warning (the doc's line was not run) and only Disable fails; the catalogue's "
+              "\"if absent: fail\" overstates it.",
+    source=SECTION,
+    baselines=BOTH,
+    remediation='bcdedit.exe /set "{bootmgr}" integrityservices enable',
+    references=(DOC_CURRENT, DOC_2017),
+))
+@_guarded
+def check_bootmgr_integrity(ctx: AuditContext) -> Outcome:
+    return _integrity(ctx, "{bootmgr}")
+
+
+def _integrity(ctx: AuditContext, target: str) -> Outcome:
+    out = _value_rule(ctx, target, "integrityservices", 0x1500004B, 1, lambda v: INTEGRITYSERVICES.get(v, str(v)),
+                      (Status.WARNING, "the Windows default (enabled) applies; the doc sets Enable explicitly"))
+    if out.status == Status.FAIL and out.actual == "Default":
+        return Outcome(Status.WARNING, out.message + " (Default behaves as enabled)", out.expected, out.actual,
+                       out.evidence)
+    return out
+
+
+@rule(RuleMeta(
+    id="bcd.default_integrityservices",
+    title="{default} integrityservices enable",
+    area="bcd",
+    severity=Severity.REQUIRED,
+    rationale=check_bootmgr_integrity.meta.rationale,
+    source=SECTION,
+    baselines=BOTH,
+    remediation='bcdedit.exe /set "{default}" integrityservices enable',
+    references=(DOC_CURRENT, DOC_2017),
+))
+@_guarded
+def check_default_integrity(ctx: AuditContext) -> Outcome:
+    return _integrity(ctx, "{default}")
+
+
+@rule(RuleMeta(
+    id="bcd.default_recovery_disabled",
+    title="{default} recoveryenabled Off",
+    area="bcd",
+    severity=Severity.REQUIRED,
+    rationale="With recovery enabled, a failed boot starts Windows RE, which waits for a console nobody sees in "
+              "Azure. Absent means enabled (the Windows default).",
+    source=SECTION,
+    baselines=BOTH,
+    remediation='bcdedit.exe /set "{default}" recoveryenabled Off',
+    references=(DOC_CURRENT, DOC_2017),
+))
+@_guarded
+def check_recovery(ctx: AuditContext) -> Outcome:
+    return _value_rule(ctx, "{default}", "recoveryenabled", 0x16000009, False, _yes_no,
+                       (Status.FAIL, "Windows RE recovery is enabled by default"))
+
+
+@rule(RuleMeta(
+    id="bcd.default_bootstatuspolicy",
+    title="{default} bootstatuspolicy IgnoreAllFailures",
+    area="bcd",
+    severity=Severity.REQUIRED,
+    rationale="After an unclean shutdown the default policy (DisplayAllFailures) stops at the boot error menu, "
+              "which an Azure VM cannot answer.",
+    source=SECTION,
+    baselines=BOTH,
+    remediation='bcdedit.exe /set "{default}" bootstatuspolicy IgnoreAllFailures',
+    references=(DOC_CURRENT, DOC_2017),
+))
+@_guarded
+def check_bootstatuspolicy(ctx: AuditContext) -> Outcome:
+    return _value_rule(ctx, "{default}", "bootstatuspolicy", 0x250000E0, 1,
+                       lambda v: BOOTSTATUSPOLICY.get(v, str(v)),
+                       (Status.FAIL, "the default policy DisplayAllFailures applies"))
+
+
+def _windows_partition_identity(ctx: AuditContext) -> dict[str, Any] | None:
+    facts = ctx.facts
+    if facts.windows_partition is None:
+        return None
+    part = next((p for p in facts.partitions if p.index == facts.windows_partition), None)
+    if part is None:
+        return None
+    return {
+        "index": part.index,
+        "style": facts.partition_style,
+        "offset": part.offset,
+        "guid": (part.guid or "").strip("{}").lower() or None,
+        "mbr_signature": facts.mbr_disk_signature,
+        "disk_guid": (facts.gpt_disk_guid or "").strip("{}").lower() or None,
+    }
+
+
+def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
+    store = _require_store(ctx)
+    loader = _require_default(ctx, store)
+    eff = store.effective(loader, eid)
+    want = _windows_partition_identity(ctx)
+    expected = "partition=C: (the Windows partition)"
+    if eff is None:
+        return Outcome(Status.FAIL, f"{{default}} has no {element}", expected, None,
+                       (_evidence(ctx, loader, eid, None, None),))
+    dev = eff.value
+    assert isinstance(dev, BCDDevice)
+    ev = (_evidence(ctx, loader, eid, eff, dev.to_dict(), note=f"Windows partition: {want}"),)
+    shown = dev.describe()
+    if dev.kind == "boot":
+        if want is not None and ctx.facts.boot_partition == want["index"]:
+            return Outcome(Status.PASS, f"{{default}} {element} is boot, and Windows is on the boot partition",
+                           expected, shown, ev)
+        return Outcome(Status.FAIL, f"{{default}} {element} is boot (the partition bootmgr started from), but "
+                       "Windows is on another partition", expected, shown, ev)
+    if dev.kind == "locate":
+        return Outcome(Status.WARNING, f"{{default}} {element} is a locate device: it finds Windows by a path, "
+                       "which works but differs from the doc's partition=C:", expected, shown, ev)
+    if dev.kind != "partition":
+        return Outcome(Status.FAIL, f"{{default}} {element} is {shown}, not a partition", expected, shown, ev)
+    if want is None:
+        return Outcome(Status.NOT_CHECKED, f"{{default}} {element} is {shown}; the Windows partition was not "
+                       "identified, so it cannot be compared", expected, shown, ev,
+                       reason="no Windows partition in the image facts")
+    if dev.partition_style == "gpt":
+        same_part = dev.partition_guid == want["guid"]
+        same_disk = want["disk_guid"] is None or dev.disk_guid == want["disk_guid"]
+        if same_part and same_disk:
+            return Outcome(Status.PASS, f"{{default}} {element} is the Windows partition {want['index']} "
+                           f"(GPT partition {{{dev.partition_guid}}})", expected, shown, ev)
+        what = "partition GUID" if not same_part else "disk GUID"
+        return Outcome(Status.FAIL, f"{{default}} {element} is {shown}; its {what} is not the Windows partition's "
+                       f"(partition {{{want['guid']}}} on disk {{{want['disk_guid']}}})", expected, shown, ev)
+    if dev.partition_style == "mbr":
+        same_part = dev.partition_offset == want["offset"]
+        same_disk = want["mbr_signature"] is None or dev.mbr_signature == want["mbr_signature"]
+        if same_part and same_disk:
+            return Outcome(Status.PASS, f"{{default}} {element} is the Windows partition {want['index']} (MBR "
+                           f"signature 0x{dev.mbr_signature:08X}, offset {dev.partition_offset})", expected, shown, ev)
+        sig = want["mbr_signature"]
+        what = "partition offset" if not same_part else "disk signature"
+        return Outcome(Status.FAIL, f"{{default}} {element} is {shown}; its {what} is not the Windows partition's "
+                       f"(offset {want['offset']}, signature {'?' if sig is None else f'0x{sig:08X}'})",
+                       expected, shown, ev)
+    return Outcome(Status.FAIL, f"{{default}} {element} is {shown}", expected, shown, ev)
+
+
+@rule(RuleMeta(
+    id="bcd.default_device",
+    title="{default} device partition=C:",
+    area="bcd",
+    severity=Severity.REQUIRED,
+    rationale="The OS loader's device must be the Windows partition of this disk: the partition's identity in "
+              "the element (MBR disk signature and offset, or GPT disk and partition GUIDs) must match the disk. "
+              "A device left pointing at another disk (after a P2V copy or a disk clone) does not boot.",
+    source=SECTION,
+    baselines=BOTH,
+    remediation='bcdedit.exe /set "{default}" device partition=C:',
+    references=(DOC_CURRENT, DOC_2017),
+))
+@_guarded
+def check_device(ctx: AuditContext) -> Outcome:
+    return _device_rule(ctx, "device", 0x11000001)
+
+
+@rule(RuleMeta(
+    id="bcd.default_osdevice",
+    title="{default} osdevice partition=C:",
+    area="bcd",
+    severity=Severity.REQUIRED,
+    rationale=check_device.meta.rationale,
+    source=SECTION,
+    baselines=BOTH,
+    remediation='bcdedit.exe /set "{default}" osdevice partition=C:',
+    references=(DOC_CURRENT, DOC_2017),
+))
+@_guarded
+def check_osdevice(ctx: AuditContext) -> Outcome:
+    return _device_rule(ctx, "osdevice", 0x21000001)
+
+
+@rule(RuleMeta(
+    id="bcd.bootmgr_displaybootmenu",
+    title="{bootmgr} displaybootmenu yes (serial console)",
+    area="bcd",
+    severity=Severity.RECOMMENDED,
+    rationale="Shows the boot menu on the serial console so a broken boot can be steered from the Azure portal.",
+    source=SECTION,
+    baselines=CURRENT_ONLY,
+    remediation='bcdedit.exe /set "{bootmgr}" displaybootmenu yes',
+))
+@_guarded
+def check_displaybootmenu(ctx: AuditContext) -> Outcome:
+    return _warn(_value_rule(ctx, "{bootmgr}", "displaybootmenu", 0x26000020, True, _yes_no,
+                             (Status.WARNING, "the menu is not shown")))
+
+
+def _warn(out: Outcome) -> Outcome:
+    """Recommended settings warn instead of failing."""
+    if out.status == Status.FAIL:
+        return Outcome(Status.WARNING, out.message, out.expected, out.actual, out.evidence, out.reason)
+    return out
+
+
+@rule(RuleMeta(
+    id="bcd.bootmgr_timeout",
+    title="{bootmgr} timeout 5 (serial console)",
+    area="bcd",
+    severity=Severity.RECOMMENDED,
+    rationale="Five seconds leave time to pick an entry on the serial console without slowing every boot.",
+    source=SECTION,
+    baselines=CURRENT_ONLY,
+    remediation='bcdedit.exe /set "{bootmgr}" timeout 5',
+))
+@_guarded
+def check_timeout(ctx: AuditContext) -> Outcome:
+    return _warn(_value_rule(ctx, "{bootmgr}", "timeout", 0x25000004, 5, lambda v: f"{v}s",
+                             (Status.WARNING, "the boot manager's built-in default applies")))
+
+
+@rule(RuleMeta(
+    id="bcd.bootmgr_bootems",
+    title="{bootmgr} bootems yes (serial console)",
+    area="bcd",
+    severity=Severity.RECOMMENDED,
+    rationale="Emergency Management Services on the boot manager put its menu on the serial console.",
+    source=SECTION,
+    baselines=CURRENT_ONLY,
+    remediation='bcdedit.exe /set "{bootmgr}" bootems yes',
+))
+@_guarded
+def check_bootems(ctx: AuditContext) -> Outcome:
+    return _warn(_value_rule(ctx, "{bootmgr}", "bootems", 0x16000020, True, _yes_no,
+                             (Status.WARNING, "EMS is off by default")))
+
+
+@rule(RuleMeta(
+    id="bcd.default_ems",
+    title="{current}/{default} ems ON (serial console)",
+    area="bcd",
+    severity=Severity.RECOMMENDED,
+    rationale="EMS on the OS loader gives the Special Administration Console (SAC) on the serial console. "
+              "Offline, the doc's {current} is the {default} loader.",
+    source=SECTION,
+    baselines=CURRENT_ONLY,
+    remediation='bcdedit.exe /ems "{current}" ON',
+))
+@_guarded
+def check_ems(ctx: AuditContext) -> Outcome:
+    return _warn(_value_rule(ctx, "{default}", "ems", 0x260000B0, True, _on_off,
+                             (Status.WARNING, "EMS is off by default")))
+
+
+@rule(RuleMeta(
+    id="bcd.emssettings",
+    title="{emssettings}: EMS port 1, 115200 baud (serial console)",
+    area="bcd",
+    severity=Severity.RECOMMENDED,
+    rationale="Azure's serial console is COM1 at 115200 baud.",
+    source=SECTION,
+    baselines=CURRENT_ONLY,
+    remediation="bcdedit.exe /emssettings EMSPORT:1 EMSBAUDRATE:115200",
+))
+@_guarded
+def check_emssettings(ctx: AuditContext) -> Outcome:
+    store = _require_store(ctx)
+    ems = store.get(EMSSETTINGS)
+    if ems is None:
+        return Outcome(Status.WARNING, "the store has no {emssettings} object", "EMSPORT:1 EMSBAUDRATE:115200", None,
+                       (Evidence(source="bcd", hive="BCD", key=f"Objects\\{EMSSETTINGS}"),))
+    found: dict[str, Any] = {}
+    ev = []
+    for name, eid in (("emsport", 0x15000022), ("emsbaudrate", 0x15000023)):
+        eff = store.effective(ems, eid)
+        found[name] = None if eff is None else eff.value
+        ev.append(_evidence(ctx, ems, eid, eff, found[name]))
+    expected = {"emsport": 1, "emsbaudrate": 115200}
+    if found == expected:
+        return Outcome(Status.PASS, "{emssettings} EMSPORT:1 EMSBAUDRATE:115200", expected, found, tuple(ev))
+    shown = ", ".join(f"{k} {'not set' if v is None else v}" for k, v in found.items())
+    return Outcome(Status.WARNING, f"{{emssettings}} {shown}; EMSPORT:1 EMSBAUDRATE:115200 expected", expected,
+                   found, tuple(ev))

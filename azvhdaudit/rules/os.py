@@ -1,0 +1,308 @@
+"""OS rules: which Windows is in the image, and whether Azure runs it as prepared.
+
+References: "Prepare a Windows VHD or VHDX to upload to Azure" (current and 2017): the introduction
+(64-bit Windows Server 2008 R2 and later; generation 1 and 2), "Determine when to use Sysprep", the domain
+controller note; KB4021388 "Support for 32-bit operating systems in Azure virtual machines" (seed 000:
+only specialized 32-bit VHDs work, 1 GB of usable memory on client SKUs); generation-2.md (generation 2
+needs a 64-bit Windows Server 2012 / Windows 8 or later). Catalogue ids ``os.*`` in ``azure-checks.yaml``.
+
+This module also holds the helpers the other image rules share: :func:`os_of` and :func:`image_state`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azvhdaudit import osinfo
+from azvhdaudit.errors import NotApplicable
+from azvhdaudit.facts import OSFacts
+from azvhdaudit.report import Evidence, Outcome, Severity, Status
+from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+
+__all__ = ["os_of", "image_state", "sysprep_of", "BUILD_NAMES", "build_name"]
+
+KB4021388 = "https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/support-32-bit-operating-systems-virtual-machines"
+GEN2_DOC = "https://learn.microsoft.com/azure/virtual-machines/generation-2"
+KB2904015 = "https://support.microsoft.com/kb/2904015"
+
+#: build -> the Windows releases with that build (catalogue os.identify build_map)
+BUILD_NAMES: dict[int, str] = {
+    6001: "Windows Server 2008 / Vista SP1",
+    6002: "Windows Server 2008 SP2 / Vista SP2",
+    6003: "Windows Server 2008 SP2 / Vista SP2",
+    7600: "Windows 7 / Server 2008 R2 RTM (no SP1)",
+    7601: "Windows 7 SP1 / Server 2008 R2 SP1",
+    9200: "Windows 8 / Server 2012",
+    9600: "Windows 8.1 / Server 2012 R2",
+    10240: "Windows 10 1507",
+    10586: "Windows 10 1511",
+    14393: "Windows 10 1607 / Server 2016",
+    15063: "Windows 10 1703",
+    16299: "Windows 10 1709 / Server 1709",
+    17134: "Windows 10 1803 / Server 1803",
+    17763: "Windows 10 1809 / Server 2019",
+    20348: "Server 2022",
+    22000: "Windows 11 21H2",
+    26100: "Windows 11 24H2 / Server 2025",
+}
+
+
+def build_name(build: int | None) -> str:
+    if build is None:
+        return "unknown build"
+    name = BUILD_NAMES.get(build)
+    return f"build {build} ({name})" if name else f"build {build}"
+
+
+def os_of(ctx: AuditContext) -> OSFacts | None:
+    """The OS facts of the image: ``ctx.facts.os``, or read from the registry when the data path left them
+    out. ``None`` when neither SOFTWARE nor SYSTEM can be read."""
+    if ctx.facts.os is not None:
+        return ctx.facts.os
+    if not (ctx.registry.has_hive("SOFTWARE") or ctx.registry.has_hive("SYSTEM")):
+        return None
+    return ctx.cached("osinfo.os_facts", lambda: osinfo.os_facts(ctx.registry))  # type: ignore[no-any-return]
+
+
+def sysprep_of(ctx: AuditContext) -> dict[str, Any]:
+    """The Sysprep facts: ``ctx.facts.extra["sysprep"]``, or read now."""
+    found = ctx.facts.extra.get("sysprep")
+    if isinstance(found, dict):
+        return found
+    return ctx.cached("osinfo.sysprep", lambda: osinfo.sysprep_facts(ctx.registry, ctx.files))  # type: ignore[no-any-return]
+
+
+def image_state(ctx: AuditContext) -> tuple[str, str]:
+    """(``generalized`` / ``specialized`` / ``undeployable`` / ``unknown``, where that came from).
+
+    The user's ``image_type`` option wins: it says how the image will be uploaded."""
+    if ctx.options.image_type in ("generalized", "specialized"):
+        return ctx.options.image_type, "the image_type option"
+    facts = sysprep_of(ctx)
+    return str(facts.get("state") or "unknown"), "the image's Sysprep state"
+
+
+def _os_evidence(ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE",
+                 key: str = osinfo.CURRENT_VERSION) -> Evidence:
+    return Evidence(source="registry", hive=hive, key=ctx.registry.display_path(key), value_name=name,
+                    actual=value, present=value is not None)
+
+
+def _need_os(ctx: AuditContext) -> OSFacts:
+    found = os_of(ctx)
+    if found is None:
+        raise _Missing(ctx.registry.why_unavailable("SOFTWARE") or "the OS facts were not read")
+    return found
+
+
+class _Missing(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _not_checked(reason: str, expected: Any = None) -> Outcome:
+    return Outcome(Status.NOT_CHECKED, f"not checked: {reason}", expected, None, reason=reason)
+
+
+@rule(RuleMeta(
+    id="os.identify",
+    title="Identify OS version / edition / build (drives all version-dependent checks)",
+    area="os",
+    severity=Severity.INFORMATIONAL,
+    rationale="Which rules apply, and which column of the update table, depends on the Windows release. "
+              "Windows 11 still says \"Windows 10\" in ProductName; the build (>= 22000) tells them apart.",
+    source="intro",
+    references=(DOC_CURRENT, DOC_2017),
+))
+def check_identify(ctx: AuditContext) -> Outcome:
+    try:
+        osf = _need_os(ctx)
+    except _Missing as m:
+        return _not_checked(m.reason)
+    if osf.product_name is None and osf.build is None:
+        return _not_checked("ProductName and CurrentBuild are not in the SOFTWARE hive")
+    ubr = f".{osf.ubr}" if osf.ubr is not None else ""
+    parts = [osf.name or "Windows (no ProductName)", f"{osf.current_version or '?'}.{osf.build}{ubr}"]
+    if osf.display_version:
+        parts.append(osf.display_version)
+    parts.append(osf.architecture or "architecture unknown")
+    parts.append(osf.installation_type or osf.product_type or "type unknown")
+    ev = tuple(_os_evidence(ctx, n, v) for n, v in (("ProductName", osf.product_name), ("CurrentBuild", osf.build),
+                                                     ("UBR", osf.ubr), ("EditionID", osf.edition_id)))
+    return Outcome(Status.PASS, ", ".join(parts), None, osf.to_dict(), ev)
+
+
+@rule(RuleMeta(
+    id="os.architecture_64bit",
+    title="OS is 64-bit (x64)",
+    area="os",
+    severity=Severity.REQUIRED,
+    rationale="The doc's procedure is for 64-bit Windows. A 32-bit Windows runs in Azure only as a specialized "
+              "disk (KB4021388, see os.x86_specialized_only), so x86 is a warning here, not a failure.",
+    source="intro",
+    remediation="Migrate to a 64-bit Windows version",
+    references=(DOC_CURRENT, DOC_2017, KB4021388),
+))
+def check_architecture(ctx: AuditContext) -> Outcome:
+    try:
+        osf = _need_os(ctx)
+    except _Missing as m:
+        return _not_checked(m.reason, "AMD64")
+    arch = osf.architecture
+    ev = (_os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
+    if arch is None:
+        return Outcome(Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment",
+                       "AMD64", None, ev, reason="PROCESSOR_ARCHITECTURE absent")
+    if arch.upper() == "AMD64":
+        return Outcome(Status.PASS, "64-bit Windows (AMD64)", "AMD64", arch, ev)
+    if arch.upper() == "X86":
+        return Outcome(Status.WARNING, "32-bit Windows (x86): supported only as a specialized disk, with 1 GB of "
+                       "usable memory on client editions (see os.x86_specialized_only)", "AMD64", arch, ev)
+    return Outcome(Status.WARNING, f"{arch} Windows: the doc covers x64 only; Arm64 runs only on Arm64 VM sizes "
+                   "(generation 2)", "AMD64", arch, ev)
+
+
+@rule(RuleMeta(
+    id="os.x86_specialized_only",
+    title="32-bit Windows: only specialized VHDs are supported; 1 GB usable-memory limitation",
+    area="os",
+    severity=Severity.REQUIRED,
+    rationale="KB4021388: only specialized 32-bit VHDs are supported, generalized images do not work in Azure; "
+              "the platform makes only 1 GB of memory available to a 32-bit guest, notably client SKUs "
+              "(Windows 7, Windows 10).",
+    source="KB4021388 (seed 000)",
+    remediation="Upload the 32-bit disk as a specialized OS disk (no sysprep), or migrate to a 64-bit Windows",
+    references=(KB4021388,),
+))
+def check_x86_specialized(ctx: AuditContext) -> Outcome:
+    try:
+        osf = _need_os(ctx)
+    except _Missing as m:
+        return _not_checked(m.reason)
+    if osf.architecture is None:
+        return Outcome(Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE is not set", "x86 -> specialized", None,
+                       reason="PROCESSOR_ARCHITECTURE absent")
+    if osf.architecture.upper() != "X86":
+        raise NotApplicable(f"the OS is {osf.architecture}, not 32-bit")
+    state, origin = image_state(ctx)
+    facts = sysprep_of(ctx)
+    ev = (Evidence(source="facts", key="sysprep", actual=state, present=state != "unknown",
+                   note="; ".join(facts.get("evidence", [])) or origin),
+          _os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
+    client = osf.is_server is False
+    memory = (" On this client edition Azure makes only 1 GB of memory usable; the rest shows as reserved."
+              if client else "")
+    if state == "generalized":
+        return Outcome(Status.FAIL, f"a generalized 32-bit image ({origin}): Azure supports 32-bit Windows only as "
+                       f"a specialized disk.{memory}", "specialized", state, ev)
+    if state == "specialized":
+        if client:
+            return Outcome(Status.WARNING, f"specialized 32-bit image, supported.{memory}", "specialized", state, ev)
+        return Outcome(Status.PASS, "specialized 32-bit image, supported (specialized only)", "specialized", state,
+                       ev)
+    return Outcome(Status.WARNING, f"32-bit image whose Sysprep state is {state}: upload it only as a specialized "
+                   f"disk.{memory}", "specialized", state, ev)
+
+
+@rule(RuleMeta(
+    id="os.min_version",
+    title="OS is Windows Server 2008 R2 SP1 / Windows 7 SP1 or later",
+    area="os",
+    severity=Severity.REQUIRED,
+    rationale="The doc covers Windows Server 2008 R2 and later; the update table's oldest column is SP1 "
+              "(build 7601). Windows Server 2008 (6.0) runs only as a specialized image (KB4021388 links).",
+    source="intro",
+    remediation="Install Service Pack 1 (build 7601), or upgrade the OS",
+    references=(DOC_CURRENT, DOC_2017),
+))
+def check_min_version(ctx: AuditContext) -> Outcome:
+    try:
+        osf = _need_os(ctx)
+    except _Missing as m:
+        return _not_checked(m.reason, ">= 7601")
+    build = osf.build
+    ev = (_os_evidence(ctx, "CurrentBuild", build),)
+    if build is None:
+        return Outcome(Status.NOT_CHECKED, "CurrentBuild is not in the SOFTWARE hive", ">= 7601", None, ev,
+                       reason="CurrentBuild absent")
+    if build >= 7601:
+        return Outcome(Status.PASS, f"{build_name(build)}", ">= 7601", build, ev)
+    if build == 7600:
+        return Outcome(Status.FAIL, "Windows 7 / Server 2008 R2 without Service Pack 1 (build 7600): install SP1",
+                       ">= 7601", build, ev)
+    if 6000 <= build <= 6003:
+        return Outcome(Status.WARNING, f"{build_name(build)}: supported only as a specialized image, out of "
+                       "support", ">= 7601", build, ev)
+    return Outcome(Status.FAIL, f"{build_name(build)} is older than anything Azure runs", ">= 7601", build, ev)
+
+
+@rule(RuleMeta(
+    id="os.gen2_prerequisites",
+    title="Gen2 (GPT/UEFI) image runs a Gen2-capable OS",
+    area="os",
+    severity=Severity.REQUIRED,
+    rationale="Generation 2 VMs boot UEFI, which Windows supports from Windows Server 2012 / Windows 8 (build "
+              "9200), 64-bit only (generation-2.md).",
+    source="intro (Azure supports generation 1 and generation 2)",
+    baselines=("azure",),
+    remediation="Upload as generation 1 from an MBR disk, or upgrade to a 64-bit Windows Server 2012 or later",
+    references=(DOC_CURRENT, GEN2_DOC),
+))
+def check_gen2(ctx: AuditContext) -> Outcome:
+    if ctx.facts.generation != 2:
+        raise NotApplicable(f"the image is generation {ctx.facts.generation or 'unknown'}, not 2")
+    try:
+        osf = _need_os(ctx)
+    except _Missing as m:
+        return _not_checked(m.reason)
+    ev = (_os_evidence(ctx, "CurrentBuild", osf.build),
+          _os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
+    problems = []
+    if osf.is_64bit is False:
+        problems.append(f"{osf.architecture} is not 64-bit")
+    if osf.build is not None and osf.build < 9200:
+        problems.append(f"{build_name(osf.build)} predates UEFI boot support (9200)")
+    if problems:
+        return Outcome(Status.FAIL, "a generation 2 image, but " + "; ".join(problems), "64-bit, build >= 9200",
+                       {"architecture": osf.architecture, "build": osf.build}, ev)
+    if osf.is_64bit is None or osf.build is None:
+        return Outcome(Status.NOT_CHECKED, "the architecture or build is unknown", "64-bit, build >= 9200", None,
+                       ev, reason="architecture or build not read")
+    return Outcome(Status.PASS, f"64-bit {build_name(osf.build)} boots as generation 2", "64-bit, build >= 9200",
+                   {"architecture": osf.architecture, "build": osf.build}, ev)
+
+
+@rule(RuleMeta(
+    id="os.domain_controller",
+    title="Domain controller image: extra preparation needed",
+    area="os",
+    severity=Severity.ADVISORY,
+    rationale="A domain controller needs the DC-specific steps (KB2904015) and a known DSRM password; it cannot "
+              "be generalized (Sysprep does not support the AD DS role).",
+    source="intro (domain controller note)",
+    remediation="Follow KB2904015's extra steps; make sure the DSRM password is known",
+    references=(DOC_CURRENT, DOC_2017, KB2904015),
+))
+def check_domain_controller(ctx: AuditContext) -> Outcome:
+    if not ctx.registry.has_hive("SYSTEM"):
+        return _not_checked(ctx.registry.why_unavailable("SYSTEM"))
+    ptype = ctx.registry.value(osinfo.PRODUCT_OPTIONS, "ProductType")
+    ntds = ctx.registry.key(osinfo.SERVICES + r"\NTDS\Parameters")
+    ev = (Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(osinfo.PRODUCT_OPTIONS),
+                   value_name="ProductType", actual=ptype.data if ptype else None, present=ptype is not None),
+          Evidence(source="registry", hive="SYSTEM",
+                   key=ctx.registry.display_path(osinfo.SERVICES + r"\NTDS\Parameters"), present=ntds is not None))
+    is_dc = (isinstance(ptype.data, str) and ptype.data.lower() == "lanmannt") if ptype else False
+    if is_dc or ntds is not None:
+        why = "ProductType is LanmanNT" if is_dc else "the NTDS service has Parameters"
+        state, _ = image_state(ctx)
+        extra = " It must not be generalized." if state == "generalized" else ""
+        return Outcome(Status.MANUAL, f"a domain controller ({why}): follow the DC steps of KB2904015 and make sure "
+                       f"the DSRM password is known.{extra}", "not a DC, or the DC steps done", "domain controller",
+                       ev)
+    if ptype is None:
+        return Outcome(Status.NOT_CHECKED, "ProductType is not set", "not a DC", None, ev,
+                       reason="ProductType absent")
+    return Outcome(Status.PASS, f"not a domain controller (ProductType {ptype.data!s}, no NTDS parameters)",
+                   "not a DC", ptype.data, ev)
