@@ -48,7 +48,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit, urlunsplit
 
 from azvhdaudit.errors import ImageError, UnsupportedFormatError
 
@@ -336,21 +335,27 @@ def _looks_missing(err: BaseException) -> bool:
 
 
 def _with_query(url: str, base: str) -> str:
-    """Give ``url`` the query of ``base`` (a SAS token) when it has none of its own."""
-    parts, base_parts = urlsplit(url), urlsplit(base)
-    if base_parts.query and not parts.query and parts.scheme == base_parts.scheme:
-        return urlunsplit(parts._replace(query=base_parts.query))
+    """Give ``url`` the query of ``base`` (a SAS token) when it has none and uses the same scheme."""
+    query = base.partition("?")[2]
+    if query and "?" not in url and url.split("://", 1)[0] == base.split("://", 1)[0]:
+        return f"{url}?{query}"
     return url
 
 
 def _resolve(path: str, base: str) -> str:
-    """A parent path as a URL: absolute URLs stay, others are taken relative to ``base``'s directory."""
+    """A parent path as a URL: absolute URLs stay, others are taken relative to ``base``'s directory.
+
+    Done on the string, not with ``urllib.parse``, which drops the ``//`` of schemes it does not know
+    (``memory:///x``) and would decode a SAS signature.
+    """
     if is_url(path):
         return _with_query(path, base)
-    parts = urlsplit(base)
-    directory = posixpath.dirname(parts.path)
+    head, _, query = base.partition("?")
+    scheme, rest = head.split("://", 1)
+    netloc, slash, where = rest.partition("/")
+    directory = posixpath.dirname("/" + where if slash else "/")
     joined = posixpath.normpath(posixpath.join(directory, path.replace("\\", "/")))
-    return urlunsplit(parts._replace(path=joined))
+    return f"{scheme}://{netloc}{joined}" + (f"?{query}" if query else "")
 
 
 def open_source(

@@ -1,0 +1,103 @@
+"""Fixtures for the remote and fleet tests: sample images, an HTTP server with Range, Azurite with page blobs.
+
+The images are built once per session by ``remote_images.py`` (real tools, real hives); the servers run on
+127.0.0.1 for the session and are stopped at its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import remote_images as ri
+import remote_servers as rs
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """name -> local file: win7, win10-dirty, win7-dynamic (good and bad Windows disks), garbage, truncated."""
+    where = tmp_path_factory.mktemp("remote-images")
+    made = {
+        "win7": ri.build_vhd(where / "win7.vhd", "win7"),
+        "win10-dirty": ri.build_vhd(where / "win10-dirty.vhd", "win10-dirty"),
+        "win7-dynamic": ri.build_vhd(where / "win7-dynamic.vhd", "win7", subformat="dynamic"),
+        "garbage": ri.build_garbage(where / "garbage.vhd"),
+    }
+    made["truncated"] = ri.build_truncated(made["win7"], where / "truncated.vhd")
+    return made
+
+
+@pytest.fixture(scope="session")
+def large_vhd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fixed VHD of 100 GiB virtual size, sparse on disk."""
+    return ri.build_large(tmp_path_factory.mktemp("large") / "large.vhd")
+
+
+@pytest.fixture(scope="session")
+def http_server(images: dict[str, Path]) -> Iterator[rs.HttpServer]:
+    server = rs.start_http(images["win7"].parent)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.Azurite]:
+    emulator = rs.start_azurite(tmp_path_factory.mktemp("azurite"))
+    yield emulator
+    emulator.stop()
+
+
+@dataclass
+class BlobStore:
+    """The Azurite container ``images`` with the samples uploaded."""
+
+    azurite: rs.Azurite
+    container: Any
+    uploads: dict[str, rs.Upload]
+
+    @property
+    def options(self) -> dict[str, str]:
+        return {"connection_string": self.azurite.connection_string}
+
+    def url(self, name: str) -> str:
+        return f"az://images/{name}"
+
+
+@pytest.fixture(scope="session")
+def blob_store(azurite: rs.Azurite, images: dict[str, Path], large_vhd: Path) -> BlobStore:
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    container = service.create_container("images")
+    uploads = {}
+    for name in ("win7", "win10-dirty", "win7-dynamic", "truncated"):
+        uploads[name] = rs.upload_page_blob(container, f"page/{name}.vhd", images[name])
+    uploads["large"] = rs.upload_page_blob(container, "page/large.vhd", large_vhd)
+    rs.upload_block_blob(container, "block/win7.vhd", images["win7"])
+    rs.upload_block_blob(container, "block/garbage.vhd", images["garbage"])
+    return BlobStore(azurite=azurite, container=container, uploads=uploads)
+
+
+def comparable(report: Any) -> dict[str, Any]:
+    """A report's verdicts and facts without what varies between runs (times) or by where it was read."""
+    data = report.to_dict()
+    for key in ("started", "timings_ms", "source"):
+        data.pop(key)
+    for result in data["results"]:
+        result.pop("duration_ms")
+    facts = data["facts"]
+    if facts:
+        facts.pop("source", None)
+        facts["container"].pop("path", None)
+        facts.get("extra", {}).pop("io", None)
+        for hive in facts.get("hives", {}).values():
+            hive.pop("source", None)
+    return data
+
+
+@pytest.fixture(scope="session")
+def compare() -> Any:
+    return comparable

@@ -1,0 +1,328 @@
+"""Real servers on 127.0.0.1 for the remote tests: an HTTP server honouring Range, and Azurite.
+
+Azurite (the Azure Storage emulator, npm package ``azurite``) is found as ``$AZURITE`` (a path to
+``azurite-blob`` or ``azurite``), else ``azurite-blob`` on ``PATH``, else
+``<repo>/.ci-node/node_modules/.bin/azurite-blob`` (where ``.ci/run`` installs it with
+``npm install --prefix .ci-node azurite@3``). It is started on a free port with ``--inMemoryPersistence``,
+``--skipApiVersionCheck`` and ``--loose``, and stopped when the tests end.
+
+Page blobs are uploaded the way Azure's tools do it (azcopy, ``Add-AzVhd``): the blob is created at the
+file's size and only the non-zero 512-byte pages are written, with ``upload_page``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PAGE = 512
+#: Azure's limit for one Put Page call
+MAX_PAGE_WRITE = 4 * 1024 * 1024
+
+#: Azurite's well-known development account (public, documented by Microsoft)
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- HTTP ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class HttpLog:
+    """Requests the HTTP server answered: (method, path, Range header or None)."""
+
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files of a directory with HEAD, GET and single ``Range: bytes=a-b`` requests (206).
+
+    ``ignore_range`` (a class attribute of a subclass) answers every GET with the whole file, like a
+    server without range support.
+    """
+
+    log_record: HttpLog
+    ignore_range = False
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _file(self) -> Path | None:
+        path = Path(self.translate_path(self.path.split("?", 1)[0]))
+        return path if path.is_file() else None
+
+    def _record(self) -> None:
+        with self.log_record.lock:
+            self.log_record.requests.append((self.command, self.path, self.headers.get("Range")))
+
+    def do_HEAD(self) -> None:
+        self._record()
+        path = self._file()
+        if path is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(path.stat().st_size))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self._record()
+        path = self._file()
+        if path is None:
+            self.send_error(404)
+            return
+        size = path.stat().st_size
+        match = _RANGE.match(self.headers.get("Range", "") or "")
+        if match is None or self.ignore_range:
+            start, end, status = 0, size, 200
+        else:
+            first, last = match.groups()
+            if first == "":
+                start, end = max(0, size - int(last)), size
+            else:
+                start, end = int(first), min(size, int(last) + 1 if last else size)
+            if start >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        self.send_response(status)
+        self.send_header("Content-Length", str(end - start))
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        self.end_headers()
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            left = end - start
+            while left:
+                chunk = fh.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                self.wfile.write(chunk)
+                left -= len(chunk)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a client that stops reading (a streamed start of file cut short) is not an error here
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
+@dataclass
+class HttpServer:
+    url: str
+    log: HttpLog
+    server: _Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+def start_http(directory: Path, *, ignore_range: bool = False) -> HttpServer:
+    """A threaded HTTP server for ``directory`` on a free port of 127.0.0.1."""
+    record = HttpLog()
+    handler = type(
+        "Handler",
+        (RangeHandler,),
+        {"log_record": record, "ignore_range": ignore_range},
+    )
+
+    def make(*args: Any) -> RangeHandler:
+        return handler(*args, directory=str(directory))
+
+    server = _Server(("127.0.0.1", 0), make)
+    thread = threading.Thread(target=server.serve_forever, name="range-http", daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    return HttpServer(url=f"http://127.0.0.1:{port}", log=record, server=server, thread=thread)
+
+
+# --- Azurite ------------------------------------------------------------------------------------
+
+
+def azurite_command() -> list[str]:
+    """The command that starts Azurite's blob service, or a RuntimeError saying how to install it."""
+    given = os.environ.get("AZURITE")
+    candidates = [given] if given else []
+    candidates += [shutil.which("azurite-blob"), str(REPO / ".ci-node" / "node_modules" / ".bin" / "azurite-blob")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            if Path(candidate).name == "azurite":
+                return [candidate, "--skipApiVersionCheck"]  # the full emulator: blob options still apply
+            return [candidate]
+    raise RuntimeError(
+        "the remote tests need Azurite: npm install --prefix .ci-node azurite@3 (in the repository), "
+        "or put azurite-blob on PATH, or set AZURITE to its path"
+    )
+
+
+@dataclass
+class Azurite:
+    process: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint={self.endpoint};"
+        )
+
+    def sas_connection_string(self, sas: str) -> str:
+        return f"BlobEndpoint={self.endpoint};SharedAccessSignature={sas}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def start_azurite(workdir: Path, timeout: float = 60.0) -> Azurite:
+    """Start Azurite's blob service on a free port, in memory; wait until it accepts connections."""
+    command = azurite_command()
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / "azurite.log", "wb")
+    process = subprocess.Popen(
+        [
+            *command,
+            "--blobHost", "127.0.0.1",
+            "--blobPort", str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+    )
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"Azurite exited with {process.returncode}: " + (workdir / "azurite.log").read_text(errors="replace")
+            )
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return Azurite(process=process, port=port, workdir=workdir)
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"Azurite did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+def nonzero_page_runs(path: Path) -> Iterator[tuple[int, int]]:
+    """(offset, length) runs of non-zero 512-byte pages, each at most 4 MiB; holes are skipped unread."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fd = fh.fileno()
+        pos = 0
+        while pos < size:
+            try:
+                data_start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole is left
+                return
+            data_end = os.lseek(fd, data_start, os.SEEK_HOLE)
+            data_start -= data_start % PAGE
+            run_start: int | None = None
+            offset = data_start
+            while offset < data_end:
+                fh.seek(offset)
+                chunk = fh.read(min(MAX_PAGE_WRITE, data_end - offset))
+                for i in range(0, len(chunk), PAGE):
+                    page_offset = offset + i
+                    if chunk[i : i + PAGE].strip(b"\x00"):
+                        if run_start is None:
+                            run_start = page_offset
+                        elif page_offset + PAGE - run_start > MAX_PAGE_WRITE:
+                            yield run_start, page_offset - run_start
+                            run_start = page_offset
+                    elif run_start is not None:
+                        yield run_start, page_offset - run_start
+                        run_start = None
+                offset += len(chunk)
+            if run_start is not None:
+                end = min(-(-data_end // PAGE) * PAGE, size)
+                yield run_start, end - run_start
+            pos = data_end
+
+
+@dataclass
+class Upload:
+    name: str
+    size: int
+    pages_written: int
+    calls: int
+
+
+def upload_page_blob(container: Any, name: str, path: Path) -> Upload:
+    """Create a page blob of the file's size and write only its non-zero pages (``upload_page``)."""
+    size = path.stat().st_size
+    if size % PAGE:
+        raise ValueError(f"{path}: {size} bytes is not a multiple of {PAGE}; a page blob cannot hold it")
+    blob = container.get_blob_client(name)
+    blob.create_page_blob(size=size)
+    pages = calls = 0
+    with open(path, "rb") as fh:
+        for offset, length in nonzero_page_runs(path):
+            fh.seek(offset)
+            data = fh.read(length)
+            blob.upload_page(data, offset=offset, length=length)
+            pages += length // PAGE
+            calls += 1
+    return Upload(name=name, size=size, pages_written=pages, calls=calls)
+
+
+def upload_block_blob(container: Any, name: str, path: Path) -> None:
+    with open(path, "rb") as fh:
+        container.upload_blob(name, fh, blob_type="BlockBlob", overwrite=True)

@@ -1,0 +1,191 @@
+"""azvhdaudit.sources: range reads through the block cache, parents by URL, errors naming the URL."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pytest
+import remote_servers as rs
+
+from azvhdaudit.errors import ImageError, UnsupportedFormatError
+from azvhdaudit.image import open_image
+from azvhdaudit.sources import BLOCK_SIZE, RemoteFile, _resolve, is_url, open_source
+
+KiB = 1024
+DATA = bytes((i * 7 + i // 251) % 256 for i in range(300 * KiB + 123))
+
+
+@pytest.fixture
+def memory_url() -> Iterator[str]:
+    """A file of DATA in fsspec's in-memory file system."""
+    path = f"/azvhdaudit-test/{uuid.uuid4().hex}.bin"
+    fs = fsspec.filesystem("memory")
+    fs.pipe(path, DATA)
+    yield f"memory://{path}"
+    fs.rm(path)
+
+
+def small(url: str, **kwargs: int) -> RemoteFile:
+    fh, _opener = open_source(url, block_size=kwargs.get("block_size", 16 * KiB),
+                              cache_blocks=kwargs.get("cache_blocks", 8))
+    return fh
+
+
+@pytest.mark.parametrize(("offset", "length"), [
+    (0, 1), (0, 16 * KiB), (16 * KiB - 1, 2), (5000, 70000), (300 * KiB, 123), (300 * KiB + 100, 1000),
+    (len(DATA) - 1, 1), (len(DATA), 10), (len(DATA) + 5000, 10), (0, len(DATA)),
+])
+def test_reads_return_the_file_bytes(memory_url: str, offset: int, length: int) -> None:
+    with small(memory_url) as fh:
+        fh.seek(offset)
+        assert fh.read(length) == DATA[offset : offset + length]
+        assert fh.tell() == min(offset + length, len(DATA)) if offset <= len(DATA) else offset
+
+
+def test_missing_blocks_of_one_read_are_one_request(memory_url: str) -> None:
+    with small(memory_url) as fh:
+        assert fh.stats.requests == 1  # the size lookup
+        fh.seek(1000)
+        fh.read(40 * KiB)  # blocks 0, 1, 2 of 16 KiB: one range
+        assert (fh.stats.requests, fh.stats.bytes_fetched) == (2, 48 * KiB)
+        fh.seek(20 * KiB)
+        fh.read(100)  # cached
+        assert fh.stats.requests == 2 and fh.stats.block_hits == 1
+        fh.seek(8 * KiB)
+        fh.read(64 * KiB)  # blocks 0-2 cached, 3 and 4 missing: one more range
+        assert (fh.stats.requests, fh.stats.bytes_fetched) == (3, 80 * KiB)
+
+
+def test_misses_around_a_cached_block_are_separate_ranges(memory_url: str) -> None:
+    with small(memory_url) as fh:
+        fh.seek(16 * KiB)
+        fh.read(1)  # block 1
+        fh.seek(0)
+        assert fh.read(48 * KiB) == DATA[: 48 * KiB]  # blocks 0 and 2 missing, not adjacent
+        assert fh.stats.requests == 1 + 1 + 2
+
+
+def test_lru_evicts_the_least_recently_used_block(memory_url: str) -> None:
+    with small(memory_url, cache_blocks=2) as fh:
+        for block in (0, 1, 0, 2):  # 1 is the least recently used when 2 comes in
+            fh.seek(block * 16 * KiB)
+            fh.read(1)
+        before = fh.stats.requests
+        fh.seek(0)
+        fh.read(1)
+        assert fh.stats.requests == before
+        fh.seek(16 * KiB)
+        fh.read(1)
+        assert fh.stats.requests == before + 1
+
+
+def test_file_object_face(memory_url: str) -> None:
+    fh = small(memory_url)
+    assert fh.name == memory_url and fh.readable() and fh.seekable() and not fh.writable()
+    assert fh.seek(-10, io.SEEK_END) == len(DATA) - 10
+    buf = bytearray(20)
+    assert fh.readinto(buf) == 10 and bytes(buf[:10]) == DATA[-10:]
+    with pytest.raises(ValueError, match="negative seek"):
+        fh.seek(-1)
+    fh.close()
+    with pytest.raises(ValueError, match="closed"):
+        fh.read(1)
+
+
+@pytest.mark.parametrize(("path", "base", "expected"), [
+    ("parent.vhd", "az://images/dir/child.vhd", "az://images/dir/parent.vhd"),
+    ("../base/parent.vhd", "az://images/dir/child.vhd", "az://images/base/parent.vhd"),
+    ("sub\\parent.vhd", "http://h:8080/a/child.vhd", "http://h:8080/a/sub/parent.vhd"),
+    ("parent.vhd", "https://acct.blob.core.windows.net/c/child.vhd?sv=1&sig=x%2Fy",
+     "https://acct.blob.core.windows.net/c/parent.vhd?sv=1&sig=x%2Fy"),
+    ("https://acct.blob.core.windows.net/c/p.vhd", "https://acct.blob.core.windows.net/c/child.vhd?sig=s",
+     "https://acct.blob.core.windows.net/c/p.vhd?sig=s"),
+    ("https://other/p.vhd?sig=own", "https://acct/c/child.vhd?sig=s", "https://other/p.vhd?sig=own"),
+    ("az://images/p.vhd", "http://h/child.vhd?sig=s", "az://images/p.vhd"),
+])
+def test_parent_paths_resolve_against_the_url(path: str, base: str, expected: str) -> None:
+    assert _resolve(path, base) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("az://c/b.vhd", True), ("file:///x.vhd", True), ("/x.vhd", False), ("C:\\x.vhd", False), (Path("/x"), False),
+])
+def test_is_url(value: object, expected: bool) -> None:
+    assert is_url(value) is expected
+
+
+def test_opener_shares_stats_and_opens_relative_to_the_url(memory_url: str) -> None:
+    other = memory_url.rsplit("/", 1)[0] + "/parent.bin"
+    fsspec.filesystem("memory").pipe(other.removeprefix("memory://"), b"P" * 1000)
+    fh, opener = open_source(memory_url)
+    with fh, opener("parent.bin") as parent:
+        assert parent.read(4) == b"PPPP"
+        assert parent.name == other
+        assert fh.stats.files_opened == 2 and fh.stats.requests == 3
+        with pytest.raises(FileNotFoundError):
+            opener("no-such-parent.bin")
+
+
+def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        open_source((tmp_path / "nope.vhd").as_uri())
+
+
+def test_unknown_protocol_names_the_url() -> None:
+    with pytest.raises(UnsupportedFormatError, match="nosuchproto://x/y.vhd"):
+        open_source("nosuchproto://x/y.vhd")
+
+
+def test_local_url_audits_like_the_path(images: dict[str, Path]) -> None:
+    path = images["win7"]
+    fh, opener = open_source(path.as_uri())
+    with fh, open_image(fh, opener=opener) as remote, open_image(path) as local:
+        assert remote.source == path.as_uri()
+        assert remote.facts.container == local.facts.container.__class__(
+            **{**local.facts.container.__dict__, "path": path.as_uri()}
+        )
+        assert remote.facts.current_control_set == local.facts.current_control_set == 1
+    # whole blocks, but the last block of the file (the VHD footer's) is short
+    assert (fh.stats.block_misses - 1) * BLOCK_SIZE < fh.stats.bytes_fetched <= fh.stats.block_misses * BLOCK_SIZE
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+def test_http_reads_are_range_requests_and_counted(http_server: rs.HttpServer, images: dict[str, Path]) -> None:
+    http_server.log.clear()
+    url = f"{http_server.url}/win7.vhd"
+    fh, opener = open_source(url)
+    with fh, open_image(fh, opener=opener) as image:
+        assert image.facts.windows_partition is not None
+        assert image.registry.value(r"HKLM\SYSTEM\Select", "Current").data == 1
+    requests = list(http_server.log.requests)
+    gets = [r for r in requests if r[0] == "GET"]
+    assert gets and all(r[2] and r[2].startswith("bytes=") for r in gets)
+    # every request the server saw is one the stats counted, and nothing more
+    assert len(requests) == fh.stats.requests
+    assert fh.stats.bytes_fetched < 4 * 1024 * 1024
+
+
+def test_http_missing_is_file_not_found(http_server: rs.HttpServer) -> None:
+    with pytest.raises(FileNotFoundError):
+        open_source(f"{http_server.url}/no-such.vhd")
+
+
+def test_http_server_ignoring_range_is_refused(images: dict[str, Path]) -> None:
+    server = rs.start_http(images["win7"].parent, ignore_range=True)
+    try:
+        fh, _ = open_source(f"{server.url}/win7.vhd")
+        with fh:
+            # the start of the file can be streamed and cut short; anything further cannot
+            assert fh.read(512) == images["win7"].read_bytes()[:512]
+            fh.seek(1024 * 1024)
+            with pytest.raises(ImageError, match=r"win7\.vhd: cannot read bytes 1048576-1114111") as info:
+                fh.read(512)
+        assert "range requests" in str(info.value)
+    finally:
+        server.stop()
