@@ -162,7 +162,7 @@ def check_proxy(ctx: AuditContext) -> Outcome:
     verdicts = [_judge_blob(ctx, path) for path in CONNECTIONS]
     statuses = [v[0] for v in verdicts]
     evidence = tuple(v[2] for v in verdicts if v[2] is not None)
-    message = "; ".join(v[1] for v in verdicts)
+    message = "; ".join(dict.fromkeys(v[1] for v in verdicts))
     if all(s is Status.NOT_CHECKED for s in statuses):
         return Outcome(Status.NOT_CHECKED, message, reason=message, evidence=evidence)
     status = worst(statuses)

@@ -1,0 +1,178 @@
+"""The guest-configuration catalogue: ids unique, metadata complete, every rule tested, every
+catalogue check of these areas implemented (or excepted with a reason)."""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+
+import pytest
+
+from azvhdaudit.engine import catalogue
+from azvhdaudit.report import Severity, Status
+from azvhdaudit.rules.base import BASELINES, Rule
+from azvhdaudit.rules.manual import STEPS
+
+from .guestkit import Case
+
+TABLE_MODULES = (
+    "test_rdp",
+    "test_firewall",
+    "test_winrm",
+    "test_services",
+    "test_config",
+    "test_network",
+    "test_manual",
+)
+MY_AREAS = {
+    "rdp",
+    "firewall",
+    "winrm",
+    "services",
+    "time",
+    "power",
+    "storage",
+    "network",
+    "crashdump",
+    "pagefile",
+    "manual",
+}
+MY_OS_IDS = {"os.temp_tmp_default", "os.dvd_rom_enabled"}
+
+#: check ids of these areas in shared/reference/azure-checks.yaml (catalog_version 0.1)
+CATALOGUE_IDS = (
+    "os.temp_tmp_default",
+    "os.dvd_rom_enabled",
+    "rdp.enabled",
+    "rdp.enabled_policy",
+    "rdp.port",
+    "rdp.lan_adapter",
+    "rdp.nla",
+    "rdp.nla_policy",
+    "rdp.security_layer",
+    "rdp.sec_protocol_negotiation",
+    "rdp.keepalive_policy",
+    "rdp.keepalive_timeout",
+    "rdp.autoreconnect_policy",
+    "rdp.inherit_reconnect_same",
+    "rdp.reconnect_same",
+    "rdp.max_instance_count",
+    "rdp.max_instance_policy",
+    "rdp.no_custom_certificate",
+    "rdp.user_right_network_logon",
+    "rdp.user_right_allow_rds",
+    "rdp.user_right_no_deny",
+    "rdp.builtin_admin_known",
+    "firewall.profiles_enabled",
+    "firewall.profiles_policy",
+    "firewall.rdp_rules_enabled",
+    "firewall.rdp_policy",
+    "firewall.icmp_echo_enabled",
+    "firewall.icmp_policy",
+    "firewall.azure_platform_rules",
+    "firewall.no_block_wireserver",
+    "winrm.service_auto",
+    "winrm.listener_http",
+    "winrm.firewall_http_in",
+    "services.bfe",
+    "services.dhcp",
+    "services.dnscache",
+    "services.ikeext",
+    "services.iphlpsvc",
+    "services.nsi",
+    "services.mpssvc",
+    "services.remoteregistry",
+    "services.netlogon",
+    "services.netman",
+    "services.termservice",
+    "services.sacsvr",
+    "time.utc",
+    "time.w32time_auto",
+    "power.high_performance",
+    "power.display_idle_never",
+    "san.policy_onlineall",
+    "network.no_persistent_routes",
+    "network.winhttp_proxy",
+    "crashdump.kernel_dump",
+    "crashdump.dump_file",
+    "crashdump.nmi",
+    "crashdump.autoreboot",
+    "crashdump.wer_localdumps",
+    "crashdump.wersvc_manual",
+    "pagefile.temp_drive",
+)
+#: catalogue checks deliberately not implemented, with the reason (none at present)
+EXCEPTIONS: dict[str, str] = {}
+#: the catalogue's not_offline_evaluable doc steps and the manual rule reporting each
+MANUAL_STEPS = {
+    "sfc.exe /scannow": "manual.sfc",
+    "winmgmt /verifyrepository": "manual.wmi_repository",
+    "netstat -anob": "manual.port_3389_free",
+    "Restart the VM and test RDP": "manual.rdp_restart_test",
+    "Built-in admin password": "manual.admin_password",
+    "DSRM password": "manual.dsrm_password",
+    "DISM /optimize-image /boot": "manual.dism_optimize",
+    "Back up the VM": "manual.backup",
+}
+
+
+def _mine() -> list[Rule]:
+    return [r for r in catalogue() if r.meta.area in MY_AREAS or r.id in MY_OS_IDS]
+
+
+def _cases() -> list[Case]:
+    cases: list[Case] = []
+    for name in TABLE_MODULES:
+        cases.extend(importlib.import_module(f"{__package__}.{name}").CASES)
+    return cases
+
+
+def test_ids_unique_and_well_formed() -> None:
+    ids = [r.id for r in catalogue()]
+    assert len(ids) == len(set(ids))
+    for rule_id in ids:
+        assert rule_id == rule_id.lower() and "." in rule_id and " " not in rule_id, rule_id
+
+
+@pytest.mark.parametrize("rule", _mine(), ids=lambda r: r.id)
+def test_metadata_complete(rule: Rule) -> None:
+    meta = rule.meta
+    assert meta.title and meta.area and meta.source and meta.remediation, meta
+    assert isinstance(meta.severity, Severity)
+    assert meta.baselines and set(meta.baselines) <= set(BASELINES)
+    assert meta.references
+
+
+def test_every_catalogue_check_implemented_or_excepted() -> None:
+    have = {r.id for r in catalogue()}
+    missing = [i for i in CATALOGUE_IDS if i not in have and i not in EXCEPTIONS]
+    assert not missing
+    assert not set(EXCEPTIONS) & have, "an excepted check is implemented: drop it from EXCEPTIONS"
+
+
+def test_every_rule_has_compliant_problem_and_missing_cases() -> None:
+    statuses: dict[str, set[Status]] = defaultdict(set)
+    for case in _cases():
+        statuses[case.rule].add(case.status)
+    problems = {Status.FAIL, Status.WARNING}
+    for rule in _mine():
+        seen = statuses.get(rule.id)
+        assert seen, f"{rule.id} appears in no test case"
+        if rule.meta.area == "manual":
+            assert Status.MANUAL in seen, rule.id
+            continue
+        assert Status.PASS in seen, f"{rule.id}: no compliant case"
+        assert Status.NOT_CHECKED in seen, f"{rule.id}: no missing-evidence case"
+        if rule.meta.severity is not Severity.INFORMATIONAL or rule.id == "pagefile.temp_drive":
+            assert seen & problems, f"{rule.id}: no non-compliant case"
+
+
+def test_cases_name_known_rules() -> None:
+    known = {r.id for r in catalogue()}
+    assert {c.rule for c in _cases()} <= known
+
+
+def test_not_offline_evaluable_steps_are_manual_rules() -> None:
+    ids = {s.id for s in STEPS}
+    assert set(MANUAL_STEPS.values()) == ids
+    assert len(STEPS) == 8

@@ -1,0 +1,132 @@
+"""The rules on real hives: the Windows 7 SYSTEM (32-bit, RDP allowed, no RealTimeIsUniversal) and the
+dirty Windows 10 1709 SYSTEM_B, read through the registry backends with log replay."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import lzma
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from azvhdaudit.engine import audit_context
+from azvhdaudit.facts import OSFacts
+from azvhdaudit.registry.model import RegistryView
+from azvhdaudit.registry.open import BACKENDS, open_hive_file
+from azvhdaudit.report import Result, Status
+from azvhdaudit.rules.base import AuditContext
+
+from .guestkit import facts
+
+REALDATA = Path(__file__).parent.parent / "data" / "realdata"
+WIN7 = OSFacts(
+    product_name="Windows 7 Professional",
+    build=7601,
+    installation_type="Client",
+    product_type="WinNT",
+    architecture="x86",
+)
+WIN10 = OSFacts(
+    product_name="Windows 10 Pro", build=16299, installation_type="Client", product_type="WinNT", architecture="AMD64"
+)
+
+
+@pytest.fixture(scope="module")
+def hives(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("guest-realdata")
+    for name in ("SYSTEM", "SYSTEM_B", "SYSTEM_B.LOG1", "SYSTEM_B.LOG2"):
+        with lzma.open(REALDATA / f"{name}.xz") as src, open(out / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return out
+
+
+def _audit(path: Path, os_facts: OSFacts, backend: str) -> Iterator[dict[str, Result]]:
+    hive = open_hive_file(path, "SYSTEM", backend=backend)
+    try:
+        view = RegistryView(hives={"SYSTEM": hive}, unavailable={"SOFTWARE": "only SYSTEM given (test)"})
+        ctx = AuditContext(registry=view, facts=facts(os_facts))
+        yield {r.rule_id: r for r in audit_context(ctx, "azure", today=_dt.date(2026, 1, 1))}
+    finally:
+        hive.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def win7(request: pytest.FixtureRequest, hives: Path) -> Iterator[dict[str, Result]]:
+    yield from _audit(hives / "SYSTEM", WIN7, request.param)
+
+
+@pytest.fixture(scope="module")
+def win10(hives: Path) -> Iterator[dict[str, Result]]:
+    yield from _audit(hives / "SYSTEM_B", WIN10, "regf")
+
+
+WIN7_EXPECTED = [
+    ("rdp.enabled", Status.PASS, "fDenyTSConnections is 0"),
+    ("time.utc", Status.FAIL, "value RealTimeIsUniversal is missing"),
+    ("rdp.port", Status.PASS, "3389"),
+    ("rdp.nla", Status.FAIL, "UserAuthentication is 0"),
+    ("firewall.profiles_enabled", Status.PASS, ""),
+    # RemoteDesktop-In-TCP_1 (the Public-profile rule) is off on this Windows 7
+    ("firewall.rdp_rules_enabled", Status.FAIL, "RemoteDesktop-In-TCP_1"),
+    ("firewall.icmp_echo_enabled", Status.WARNING, "FPS-ICMP4-ERQ-In"),
+    ("firewall.azure_platform_rules", Status.FAIL, "no enabled"),
+    ("winrm.firewall_http_in", Status.FAIL, "WINRM-HTTP-In-TCP"),
+    ("winrm.service_auto", Status.FAIL, "Manual"),
+    ("services.ikeext", Status.WARNING, "Manual (Trigger Start)"),
+    ("services.netlogon", Status.WARNING, "Automatic"),
+    ("services.sacsvr", Status.NOT_APPLICABLE, "Server editions"),
+    ("power.high_performance", Status.PASS, "High performance"),
+    ("power.display_idle_never", Status.WARNING, "900 s"),
+    ("san.policy_onlineall", Status.PASS, ""),
+    ("network.no_persistent_routes", Status.FAIL, "0.0.0.0,0.0.0.0,192.168.1.1,-1"),
+    ("network.winhttp_proxy", Status.NOT_CHECKED, "only SYSTEM given"),
+    ("os.temp_tmp_default", Status.PASS, ""),
+    ("crashdump.kernel_dump", Status.PASS, ""),
+    ("crashdump.dump_file", Status.PASS, ""),
+    ("crashdump.nmi", Status.WARNING, "missing"),
+    ("pagefile.temp_drive", Status.PASS, "system-managed"),
+    ("time.w32time_auto", Status.WARNING, "Manual (Trigger Start)"),
+]
+
+
+@pytest.mark.parametrize(("rule_id", "status", "says"), WIN7_EXPECTED, ids=[e[0] for e in WIN7_EXPECTED])
+def test_win7_system(win7: dict[str, Result], rule_id: str, status: Status, says: str) -> None:
+    result = win7[rule_id]
+    assert result.status is status, result.message
+    assert says in result.message
+
+
+def test_win7_evidence_names_control_set(win7: dict[str, Result]) -> None:
+    evidence = win7["time.utc"].evidence[0]
+    assert evidence.control_set == "ControlSet001"
+    assert evidence.key == r"HKLM\SYSTEM\ControlSet001\Control\TimeZoneInformation"
+    assert evidence.present is False and evidence.hive == "SYSTEM"
+
+
+def test_win7_software_rules_not_checked(win7: dict[str, Result]) -> None:
+    assert win7["rdp.enabled_policy"].status is Status.NOT_CHECKED
+    assert "only SYSTEM given" in win7["rdp.enabled_policy"].reason
+
+
+WIN10_EXPECTED = [
+    # fDenyTSConnections = 1 comes from the transaction logs: the base block alone does not hold it
+    ("rdp.enabled", Status.FAIL, "fDenyTSConnections is 1"),
+    ("services.remoteregistry", Status.FAIL, "Disabled"),
+    ("crashdump.kernel_dump", Status.WARNING, "CrashDumpEnabled is 7"),
+    ("os.temp_tmp_default", Status.PASS, ""),
+    ("power.high_performance", Status.FAIL, "Balanced"),
+    ("firewall.rdp_rules_enabled", Status.FAIL, "RemoteDesktop-UserMode-In-TCP"),
+]
+
+
+@pytest.mark.parametrize(("rule_id", "status", "says"), WIN10_EXPECTED, ids=[e[0] for e in WIN10_EXPECTED])
+def test_win10_dirty_system(win10: dict[str, Result], rule_id: str, status: Status, says: str) -> None:
+    result = win10[rule_id]
+    assert result.status is status, result.message
+    assert says in result.message
+
+
+def test_win10_evidence_flags_the_dirty_hive(win10: dict[str, Result]) -> None:
+    assert win10["time.utc"].evidence[0].hive_dirty is True
