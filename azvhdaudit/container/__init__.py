@@ -24,6 +24,7 @@ import os
 import posixpath
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any, BinaryIO
 
 from azvhdaudit.container.base import ContainerStats, CountedFile, Layer
@@ -39,6 +40,7 @@ from azvhdaudit.container.vhd import VHDLayer, probe_vhd
 from azvhdaudit.container.vhdx import SIGNATURE as VHDX_SIGNATURE
 from azvhdaudit.container.vhdx import VHDXLayer
 from azvhdaudit.errors import (
+    CorruptImageError,
     ImageError,
     ParentError,
     ParentLoopError,
@@ -75,7 +77,10 @@ class Container(io.RawIOBase, BinaryIO):
         self.facts = facts
         self.stats = stats
         self.path = layer.path
-        self.chain: list[str] = [item.path for item in layer.chain()]
+        self.chain: list[str] = []
+        for item in layer.chain():
+            self.chain.append(item.path)
+            self.chain.extend(extra.name for extra in item.extra_files)
         self.size = layer.size
         self._pos = 0
 
@@ -178,7 +183,7 @@ def open_container(
         display = given if isinstance(given, str) else "<stream>"
         file = CountedFile(source, display, stats, owned=False)
     try:
-        layer = _open_layer(file)
+        layer = _open_layer(file, open_path, has_path=display != "<stream>")
         links = _attach_parents(layer, open_path, stats, allow_parent_mismatch, has_path=display != "<stream>")
     except BaseException:
         file.close()
@@ -195,8 +200,11 @@ def open_container(
 # --- detection -------------------------------------------------------------------------------
 
 
-def _open_layer(file: CountedFile) -> Layer:
-    """Recognise the file by its content and open it as one layer (parents not attached)."""
+def _open_layer(file: CountedFile, opener: Opener | None = None, *, has_path: bool = True) -> Layer:
+    """Recognise the file by its content and open it as one layer (parents not attached).
+
+    ``opener`` opens the extent files a VMDK descriptor names, beside the descriptor.
+    """
     if file.size == 0:
         raise UnsupportedFormatError(f"not a disk image: {file.name} is empty (0 bytes)")
     head = file.pread(0, 8192)
@@ -205,7 +213,10 @@ def _open_layer(file: CountedFile) -> Layer:
     if head[:4] == QCOW2_MAGIC:
         return HypervisorLayer(file, "qcow2")
     if head[:4] == VMDK_MAGIC or head.startswith(VMDK_DESCRIPTOR):
-        return HypervisorLayer(file, "vmdk")
+        extent_opener = None
+        if opener is not None and has_path:
+            extent_opener = partial(_open_beside, file, opener)
+        return HypervisorLayer(file, "vmdk", extent_opener)
     where = probe_vhd(file)
     if where is not None:
         return VHDLayer(file, where)
@@ -216,6 +227,16 @@ def _open_layer(file: CountedFile) -> Layer:
         f"not a disk image: {file.name} ({file.size} bytes) has no VHDX, VHD, VMDK or QCOW2 signature and "
         f"no MBR, GPT, NTFS or FAT boot sector at the start (first bytes {head[:16].hex()})"
     )
+
+
+def _open_beside(image: CountedFile, opener: Opener, relative: str) -> CountedFile:
+    """Open a file an image names by a path relative to the image (a VMDK extent)."""
+    (path,) = _parent_candidates(image.name, [("relative", relative)])
+    try:
+        fh = opener(path)
+    except OSError as err:
+        raise CorruptImageError(f"{image.name}: extent file {path} cannot be opened: {err}") from err
+    return CountedFile(fh, path, image.stats, owned=True)
 
 
 # --- parents ---------------------------------------------------------------------------------
@@ -290,7 +311,7 @@ def _attach_parents(
                     f"{current.path}: parent chain loops back: " + " -> ".join([*chain_names, parent_path])
                 )
             try:
-                parent = _open_layer(parent_file)
+                parent = _open_layer(parent_file, opener)
             except UnsupportedFormatError as err:
                 raise ParentError(
                     f"{current.path}: parent {parent_path} is not a {current.format.upper()} file: {err}"

@@ -121,6 +121,8 @@ class Layer:
         self.size = 0
         self.parent: Layer | None = None
         self.warnings: list[str] = []
+        #: more files this layer reads (VMDK extents), closed with it
+        self.extra_files: list[CountedFile] = []
 
     def read(self, offset: int, length: int) -> bytes:  # pragma: no cover - abstract
         """Return exactly ``length`` bytes of the virtual disk at ``offset`` (caller keeps it in range)."""
@@ -154,6 +156,11 @@ class Layer:
             layer = layer.parent
         return layers
 
+    def close_extra(self) -> None:
+        for extra in self.extra_files:
+            extra.close()
+
     def close(self) -> None:
         for layer in self.chain():
+            layer.close_extra()
             layer.file.close()

@@ -10,6 +10,7 @@ References:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from azvhdaudit.container.base import CountedFile, Layer
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 VMDK_MAGIC = b"KDMV"
 VMDK_DESCRIPTOR = b"# Disk DescriptorFile"
 QCOW2_MAGIC = b"QFI\xfb"
+MAX_DESCRIPTOR = 64 * 1024
 
 
 def raw_signature(head: bytes) -> str | None:
@@ -60,16 +62,36 @@ class RawLayer(Layer):
         )
 
 
-class HypervisorLayer(Layer):
-    """A VMDK or QCOW2 disk read through ``dissect.hypervisor`` (no parents or backing files)."""
+#: opens a file named beside the image (a VMDK extent) as a counted file
+ExtentOpener = Callable[[str], CountedFile]
 
-    def __init__(self, file: CountedFile, fmt: str) -> None:
+
+class _Sized:
+    """Stands in for a dissect stream when the layer reads its VMDK extents itself."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class HypervisorLayer(Layer):
+    """A VMDK or QCOW2 disk read through ``dissect.hypervisor`` (no parents or backing files).
+
+    A VMDK text descriptor's extents (``-flat.vmdk``, ``-s001.vmdk`` ...) are opened beside it
+    with ``open_extent`` and handed to dissect as file objects.
+    """
+
+    def __init__(self, file: CountedFile, fmt: str, open_extent: ExtentOpener | None = None) -> None:
         super().__init__(file)
         self.format = fmt
+        #: (start, length, dissect disk) of each VMDK extent, when a descriptor names them
+        self._extents: list[tuple[int, int, Any]] = []
         name = file.name
         disk: Any
         try:
-            if fmt == "qcow2":
+            if fmt == "vmdk" and file.pread(0, len(VMDK_DESCRIPTOR)) == VMDK_DESCRIPTOR:
+                disk = self._open_descriptor(open_extent)
+                self.subtype = self._descriptor_subtype
+            elif fmt == "qcow2":
                 from dissect.hypervisor.disk.qcow2 import QCow2
 
                 disk = QCow2(file).open()  # type: ignore[arg-type]
@@ -80,10 +102,13 @@ class HypervisorLayer(Layer):
                 disk = VMDK(file)  # type: ignore[arg-type]
                 self.subtype = "dynamic"
         except ImageError:
+            self.close_extra()
             raise
         except EOFError as err:
+            self.close_extra()
             raise TruncatedImageError(f"{name}: {fmt.upper()} structure ends past the end of the file: {err}") from err
         except Exception as err:  # dissect raises many kinds; all mean "cannot read this file"
+            self.close_extra()
             raise UnsupportedFormatError(
                 f"{name}: {fmt.upper()} image cannot be opened ({type(err).__name__}: {err}); "
                 "images with backing files, external extents or encryption are not supported"
@@ -91,10 +116,70 @@ class HypervisorLayer(Layer):
         self.disk = disk
         self.size = int(disk.size)
 
+    def _open_descriptor(self, open_extent: ExtentOpener | None) -> Any:
+        from dissect.hypervisor.disk.vmdk import DiskDescriptor, RawDisk, SparseDisk
+
+        name = self.file.name
+        if self.file.size > MAX_DESCRIPTOR:
+            raise UnsupportedFormatError(f"{name}: VMDK descriptor of {self.file.size} bytes is too large")
+        text = self.file.pread(0, self.file.size).decode("utf-8", errors="replace").replace("\x00", "")
+        descriptor = DiskDescriptor.parse(text)
+        parent_cid = descriptor.attr.get("parentCID", "ffffffff")
+        if parent_cid.lower() != "ffffffff":
+            raise UnsupportedFormatError(
+                f"{name}: VMDK snapshot (parentCID {parent_cid}, parent "
+                f"{descriptor.attr.get('parentFileNameHint')!r}) is not supported; consolidate it first"
+            )
+        if open_extent is None:
+            raise UnsupportedFormatError(
+                f"{name}: VMDK descriptor names extent files; open it by path (or pass name= with its path)"
+            )
+        kinds = set()
+        start = 0
+        for extent in descriptor.extents:
+            if extent.type not in ("FLAT", "SPARSE", "VMFS") or not extent.filename or extent.start_sector:
+                raise UnsupportedFormatError(f"{name}: VMDK extent {extent.raw!r} is not supported")
+            extent_file = open_extent(extent.filename)
+            self.extra_files.append(extent_file)
+            kinds.add(extent.type)
+            # dissect's VMDK() misreads split sparse extents (no embedded descriptor): use its disks directly
+            if extent.type == "SPARSE":
+                part: Any = SparseDisk(extent_file)  # type: ignore[arg-type]
+            else:
+                part = RawDisk(extent_file, extent.sectors * 512)  # type: ignore[arg-type]
+                if extent_file.size < extent.sectors * 512:
+                    raise TruncatedImageError(
+                        f"{extent_file.name}: VMDK flat extent of {extent.sectors} sectors is only "
+                        f"{extent_file.size} bytes long"
+                    )
+            self._extents.append((start, extent.sectors * 512, part))
+            start += extent.sectors * 512
+        if not self._extents:
+            raise CorruptImageError(f"{name}: VMDK descriptor lists no extents")
+        self._descriptor_subtype = "dynamic" if "SPARSE" in kinds else "fixed"
+        return _Sized(start)
+
+    def _read_extents(self, offset: int, length: int) -> bytes:
+        out = []
+        end = offset + length
+        for start, size, part in self._extents:
+            lo, hi = max(offset, start), min(end, start + size)
+            if lo >= hi:
+                continue
+            first = (lo - start) // 512
+            count = -(-(hi - start) // 512) - first
+            data = part.read_sectors(first, count)
+            skip = lo - start - first * 512
+            out.append(data[skip : skip + hi - lo])
+        return b"".join(out)
+
     def read(self, offset: int, length: int) -> bytes:
         try:
-            self.disk.seek(offset)
-            data = self.disk.read(length)
+            if self._extents:
+                data = self._read_extents(offset, length)
+            else:
+                self.disk.seek(offset)
+                data = self.disk.read(length)
         except ImageError:
             raise
         except Exception as err:

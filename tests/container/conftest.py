@@ -30,6 +30,9 @@ CONVERSIONS = {
     "fixed.vhdx": ["-O", "vhdx", "-o", "subformat=fixed"],
     "disk.vmdk": ["-O", "vmdk"],
     "disk.qcow2": ["-O", "qcow2"],
+    # text descriptors naming extent files beside them
+    "flat.vmdk": ["-O", "vmdk", "-o", "subformat=monolithicFlat"],
+    "split.vmdk": ["-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse"],
 }
 
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import PATTERN_LENGTH, PATTERN_OFFSETS, RAW_SIZE, pattern
 
 from azvhdaudit.container import Container, open_container
+from azvhdaudit.errors import CorruptImageError, UnsupportedFormatError
 
 # name, format, subtype, virtual size (None: the raw size)
 FORMATS = [
@@ -155,3 +156,46 @@ def test_close_closes_every_file_it_opened(images: dict[str, Path]) -> None:
     disk.close()
     assert all(fh.closed for fh in handles)
     disk.close()  # twice is fine
+
+
+# --- VMDK text descriptors -----------------------------------------------------------------
+
+DESCRIPTORS = [("flat.vmdk", "fixed", "flat-flat.vmdk"), ("split.vmdk", "dynamic", "split-s001.vmdk")]
+
+
+@pytest.mark.parametrize(("name", "subtype", "extent"), DESCRIPTORS)
+def test_vmdk_descriptor_reads_its_extents(
+    images: dict[str, Path], raw_bytes: bytes, name: str, subtype: str, extent: str
+) -> None:
+    handles: list[io.BufferedReader] = []
+
+    def opener(path: str):  # type: ignore[no-untyped-def]
+        fh = open(path, "rb")
+        handles.append(fh)
+        return fh
+
+    disk = open_container(str(images[name]), opener=opener)
+    with disk:
+        assert (disk.facts.format, disk.facts.subtype) == ("vmdk", subtype)
+        assert disk.chain == [str(images[name]), str(images[name].parent / extent)]
+        for offset in PATTERN_OFFSETS:
+            disk.seek(offset)
+            assert disk.read(PATTERN_LENGTH) == pattern(offset)
+        disk.seek(0)
+        assert disk.read() == raw_bytes
+    assert len(handles) == 2 and all(fh.closed for fh in handles)
+
+
+@pytest.mark.parametrize(("name", "subtype", "extent"), DESCRIPTORS)
+def test_vmdk_descriptor_missing_extent(
+    tmp_path: Path, images: dict[str, Path], name: str, subtype: str, extent: str
+) -> None:
+    shutil.copyfile(images[name], tmp_path / name)
+    with pytest.raises(CorruptImageError) as err:
+        open_container(tmp_path / name)
+    assert str(tmp_path / extent) in str(err.value) and "cannot be opened" in str(err.value)
+
+
+def test_vmdk_descriptor_stream_needs_a_path(images: dict[str, Path]) -> None:
+    with pytest.raises(UnsupportedFormatError, match="open it by path"):
+        open_container(io.BytesIO(images["flat.vmdk"].read_bytes()))
