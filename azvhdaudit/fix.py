@@ -3,7 +3,8 @@
 References: "Prepare a Windows VHD or VHDX to upload to Azure" (each rule's fix line is the doc's);
 about_Parsing (PowerShell reads ``{default}`` as a script block, hence bcdedit runs through cmd.exe);
 Registry Editor ``.reg`` format (``Windows Registry Editor Version 5.00``; ``dword:``, ``hex(2):``,
-``hex(7):``, ``hex(b):`` for EXPAND_SZ, MULTI_SZ and QWORD, UTF-16LE).
+``hex(7):``, ``hex(b):`` for EXPAND_SZ, MULTI_SZ and QWORD, UTF-16LE; the file is kept ASCII, which
+both regedit and hivexregedit read).
 
 Nothing here touches the image: the writer reads the report and returns text. The script is made to be
 run (as Administrator) inside the VM before it is generalized and uploaded, and to be safe to run twice:
@@ -317,6 +318,8 @@ def _reg_data(type_name: str | None, expected: object) -> str | None:
         return None
     if isinstance(expected, str):
         if kind in ("", "REG_SZ"):
+            if not expected.isascii():  # keep the file ASCII: regedit reads it in the ANSI code page
+                return "hex(1):" + _hex((expected + "\0").encode("utf-16-le"))
             return '"' + expected.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if kind == "REG_EXPAND_SZ":
             return "hex(2):" + _hex((expected + "\0").encode("utf-16-le"))
@@ -341,6 +344,8 @@ def _reg_entry(result: Result) -> tuple[str, str, str] | None:
     key = _reg_key(ev)
     data = _reg_data(ev.type, result.expected)
     if key is None or data is None or ev.value_name is None:
+        return None
+    if not ev.value_name.isascii():
         return None
     name = "@" if ev.value_name == "" else '"' + ev.value_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return key, name, data
@@ -370,7 +375,9 @@ def reg_file(report: Report, *, include_warnings: bool = False) -> str:
     if skipped:
         lines += ["", "; Not registry values (use the PowerShell script, azvhdaudit fix --format ps1):"]
         lines += [f";   {r.rule_id} — {r.title}" for r in skipped]
-    return "\r\n".join(lines) + "\r\n"
+    text = "\r\n".join(lines) + "\r\n"
+    # ASCII only (names and data were checked above; comments may carry other characters)
+    return text.replace("\u2014", "-").encode("ascii", "replace").decode("ascii")
 
 
 def fix_script(report: Report, fmt: str = "ps1", *, include_warnings: bool = False) -> str:

@@ -1,0 +1,221 @@
+"""The remediation writer: content, order and idempotence of the PowerShell script; the .reg file,
+merged into a real SYSTEM hive with hivexregedit and read back."""
+
+from __future__ import annotations
+
+import dataclasses
+import lzma
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from reportkit import make_clean_report, make_report
+
+from azvhdaudit.errors import ProfileError
+from azvhdaudit.fix import fix_script, powershell_script, reg_file, split_statements
+from azvhdaudit.report import Report, Result, Severity, Status
+
+REALDATA = Path(__file__).resolve().parents[1] / "data" / "realdata"
+
+
+def _result(rule_id: str, area: str, remediation: str, status: Status = Status.FAIL, **kw: object) -> Result:
+    return Result(rule_id=rule_id, title=f"title of {rule_id}", area=area, severity=Severity.REQUIRED,
+                  status=status, message=f"why {rule_id}", remediation=remediation, **kw)  # type: ignore[arg-type]
+
+
+def _code(script: str) -> list[str]:
+    """The script's statements, comments and the header left out."""
+    body = script.split("#>", 1)[1]
+    return [line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_each_failing_rule_is_commented_with_its_reason(report: Report) -> None:
+    script = powershell_script(report)
+    for result in report.filter(status="fail"):
+        assert f"# {result.rule_id} — {result.title}" in script
+        assert f"#   {result.message}" in script
+    for result in report.filter(status=("pass", "warning", "not_checked", "manual", "waived", "error")):
+        assert f"# {result.rule_id} —" not in script
+
+
+def test_warnings_only_when_asked(report: Report) -> None:
+    assert "environment.temp" not in powershell_script(report)
+    assert "# environment.temp —" in powershell_script(report, include_warnings=True)
+
+
+def test_order_services_settings_rdp_firewall_bcd(report: Report) -> None:
+    code = _code(powershell_script(report, include_warnings=True))
+    def first(pattern: str) -> int:
+        return next(i for i, line in enumerate(code) if re.search(pattern, line))
+    order = [first(r"Set-Service"), first(r"RealTimeIsUniversal"), first(r"RDP-Tcp"),
+             first(r"NetFirewallRule"), first(r"\$bcdCommands")]
+    assert order == sorted(order)
+
+
+def test_bcdedit_runs_through_cmd(report: Report) -> None:
+    code = _code(powershell_script(report, include_warnings=True))
+    assert not any(line.startswith("bcdedit") for line in code)  # PowerShell would eat {default}
+    block = code[code.index("$bcdCommands = @("):]
+    assert block[1:4] == ["    'bcdedit /set {bootmgr} integrityservices enable'",
+                          "    'bcdedit /set {default} integrityservices enable'",
+                          "    'bcdedit /set {default} recoveryenabled Off'"]
+    assert "    cmd.exe /c $line" in block
+
+
+def test_registry_writes_create_a_missing_key_first(report: Report) -> None:
+    code = _code(powershell_script(report))
+    i = next(i for i, line in enumerate(code) if "-Name PortNumber" in line)
+    assert code[i - 1] == ("Confirm-RegistryKey "
+                           "'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp'")
+
+
+def test_firewall_rule_is_added_only_when_absent() -> None:
+    fix = ("New-NetFirewallRule -DisplayName AzurePlatform -Direction Inbound -RemoteAddress 168.63.129.16 "
+           "-Action Allow; New-NetFirewallRule -DisplayName AzurePlatform -Direction Outbound "
+           "-RemoteAddress 168.63.129.16 -Action Allow")
+    code = _code(powershell_script(make_report(results=[_result("firewall.azure", "firewall", fix)])))
+    guards = [line for line in code if line.startswith("if (-not (Get-NetFirewallRule")]
+    assert guards == [
+        "if (-not (Get-NetFirewallRule -DisplayName AzurePlatform -ErrorAction SilentlyContinue | "
+        "Where-Object Direction -eq 'Inbound')) {",
+        "if (-not (Get-NetFirewallRule -DisplayName AzurePlatform -ErrorAction SilentlyContinue | "
+        "Where-Object Direction -eq 'Outbound')) {",
+    ]
+
+
+def test_a_shared_command_runs_once() -> None:
+    shared = "Get-Service -Name BFE, Dhcp | Where-Object StartType -ne Automatic | Set-Service -StartupType Automatic"
+    results = [_result("services.bfe", "services", shared), _result("services.dhcp", "services", shared)]
+    script = powershell_script(make_report(results=results))
+    assert _code(script).count(shared) == 1
+    assert f"# (already done above) {shared}" in script
+
+
+@pytest.mark.parametrize(
+    ("remediation", "commands", "notes"),
+    [
+        ("Set-Service -Name w32time -StartupType Automatic", ["Set-Service -Name w32time -StartupType Automatic"], []),
+        ("Enable-PSRemoting -Force  (it enables the firewall rules)", ["Enable-PSRemoting -Force"],
+         ["(it enables the firewall rules)"]),
+        ("Set 'Windows Firewall: Allow ICMP exceptions' to Enabled", [],
+         ["Set 'Windows Firewall: Allow ICMP exceptions' to Enabled"]),
+        ("Remove the rule (Remove-NetFirewallRule -Name <id>)", [],
+         ["Remove the rule (Remove-NetFirewallRule -Name <id>)"]),
+        ("route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>", [],
+         ["route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>"]),
+        ("chkdsk.exe /f", [], ["chkdsk.exe /f"]),
+        ("$key = 'HKLM:\\SOFTWARE\\X'; New-ItemProperty -Path $key -Name A -Type DWord -Force -Value 1",
+         ["$key = 'HKLM:\\SOFTWARE\\X'", "New-ItemProperty -Path $key -Name A -Type DWord -Force -Value 1"], []),
+        ("powercfg.exe /setactive SCHEME_MIN", ["powercfg.exe /setactive SCHEME_MIN"], []),
+        ("After the VM is created in Azure: Set-ItemProperty -Path x -Name y -Value 1", [],
+         ["After the VM is created in Azure: Set-ItemProperty -Path x -Name y -Value 1"]),
+    ],
+)
+def test_split_statements(remediation: str, commands: list[str], notes: list[str]) -> None:
+    assert split_statements(remediation) == (commands, notes)
+
+
+def test_prose_and_host_steps_are_not_run() -> None:
+    results = [
+        _result("firewall.icmp_policy", "firewall", "Set 'Windows Firewall: Allow ICMP exceptions' to Enabled"),
+        _result("disk.vhd_fixed", "disk-format",
+                "Convert-VHD -Path C:\\a.vhd -DestinationPath C:\\b.vhd -VHDType Fixed"),
+        _result("sysprep.generalized", "sysprep",
+                "C:\\Windows\\System32\\Sysprep\\sysprep.exe /oobe /generalize /shutdown"),
+        _result("crashdump.wer", "crashdump",
+                "$key = 'HKLM:\\SOFTWARE\\W'; New-ItemProperty -Path $key -Name A -Value 1"),
+    ]
+    script = powershell_script(make_report(results=results))
+    code = _code(script)
+    assert "# BY HAND: Set 'Windows Firewall: Allow ICMP exceptions' to Enabled" in script
+    assert "# Convert-VHD -Path C:\\a.vhd -DestinationPath C:\\b.vhd -VHDType Fixed" in script
+    assert not any("Convert-VHD" in line or "sysprep.exe" in line for line in code)
+    assert script.index("Convert-VHD") < script.index("sysprep.exe")  # host steps, then sysprep, last
+    assert code[-4:-1] == ["$key = 'HKLM:\\SOFTWARE\\W'", "Confirm-RegistryKey $key",
+                           "New-ItemProperty -Path $key -Name A -Value 1"]
+
+
+def test_nothing_to_fix() -> None:
+    script = powershell_script(make_clean_report())
+    assert "Nothing to fix" in script and "Confirm-RegistryKey '" not in script
+
+
+# --- .reg -----------------------------------------------------------------------------------------
+
+
+def _reg_entries(text: str) -> dict[str, dict[str, str]]:
+    entries: dict[str, dict[str, str]] = {}
+    key = None
+    for line in text.split("\r\n"):
+        if line.startswith("["):
+            key = line[1:-1]
+            entries.setdefault(key, {})
+        elif line and not line.startswith(";") and "=" in line and key:
+            name, data = line.split("=", 1)
+            entries[key][name.strip('"')] = data
+    return entries
+
+
+def test_reg_file_holds_the_registry_fixes_alone(report: Report) -> None:
+    text = reg_file(report, include_warnings=True)
+    assert text.startswith("Windows Registry Editor Version 5.00\r\n\r\n")
+    assert text.isascii()
+    entries = _reg_entries(text)
+    ts = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp"
+    assert entries[ts] == {"PortNumber": "dword:00000d3d"}
+    tz = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\TimeZoneInformation"
+    assert entries[tz] == {"RealTimeIsUniversal": "dword:00000001"}
+    env = entries["HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Environment"]
+    assert bytes.fromhex(env["TEMP"].split(":", 1)[1].replace(",", "")).decode("utf-16-le") == "%SystemRoot%\\TEMP\0"
+    # the firewall fix is a cmdlet, not this value: its expected text is not registry data
+    assert not any("FirewallRules" in key for key in entries)
+    assert ";   firewall.rdp-in - The Remote Desktop inbound firewall rules are enabled" in text
+
+
+def test_reg_value_kinds() -> None:
+    base = make_report().results[0]
+    ev = base.evidence[0]
+    def with_type(type_: str, expected: object, name: str) -> Result:
+        return dataclasses.replace(base, rule_id=f"x.{name.lower()}", expected=expected,
+                                   remediation=f"Set-ItemProperty -Name {name}",
+                                   evidence=(dataclasses.replace(ev, type=type_, value_name=name),))
+    results = [with_type("REG_MULTI_SZ", ["a", "b"], "Multi"), with_type("REG_QWORD", 1, "Q"),
+               with_type("REG_SZ", "naïve", "Uni"), with_type("REG_DWORD", "not an int", "Odd")]
+    entries = _reg_entries(reg_file(make_report(results=results)))
+    values = {k: v for key in entries.values() for k, v in key.items()}
+    assert values["Multi"] == "hex(7):" + ",".join(f"{b:02x}" for b in "a\0b\0\0".encode("utf-16-le"))
+    assert values["Q"] == "hex(b):01,00,00,00,00,00,00,00"
+    assert values["Uni"].startswith("hex(1):6e,00,61,00,ef,00")
+    assert "Odd" not in values
+
+
+def test_reg_file_merges_into_a_real_system_hive(tmp_path: Path) -> None:
+    """hivexregedit (libhivex) reads the file; values land where the fix says."""
+    hivexregedit = shutil.which("hivexregedit")
+    if hivexregedit is None:
+        pytest.fail("hivexregedit is needed for this test: apt-get install -y libwin-hivex-perl")
+    hive = tmp_path / "SYSTEM"
+    hive.write_bytes(lzma.decompress((REALDATA / "SYSTEM.xz").read_bytes()))
+    text = reg_file(make_report(), include_warnings=True)
+    # offline there is no CurrentControlSet link; this hive's Select\Current is 1
+    regfile = tmp_path / "fix.reg"
+    regfile.write_text(text.replace("\\CurrentControlSet\\", "\\ControlSet001\\"), encoding="ascii", newline="")
+    subprocess.run([hivexregedit, "--merge", "--prefix", "HKEY_LOCAL_MACHINE\\SYSTEM", str(hive), str(regfile)],
+                   check=True, capture_output=True, timeout=60)
+
+    from azvhdaudit.registry.open import open_hive_file
+
+    merged = open_hive_file(hive, "SYSTEM", logs=None)
+    key = merged.key(r"ControlSet001\Control\Terminal Server\WinStations\RDP-Tcp")
+    assert key is not None and key.value("PortNumber").data == 3389  # type: ignore[union-attr]
+    env = merged.key(r"ControlSet001\Control\Session Manager\Environment")
+    assert env.value("TEMP").data == "%SystemRoot%\\TEMP"  # type: ignore[union-attr]
+    assert env.value("TEMP").type == 2  # type: ignore[union-attr]
+    merged.close()
+
+
+def test_unknown_format() -> None:
+    with pytest.raises(ProfileError, match="unknown fix format 'bat'"):
+        fix_script(make_report(), "bat")
