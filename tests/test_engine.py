@@ -1,0 +1,234 @@
+"""The audit engine: profiles, selection, waivers, errors, missing hives, and the report it builds."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rules.guestkit import TS, build_view, facts
+
+import azvhdaudit
+from azvhdaudit.engine import audit, audit_context, catalogue, select_rules
+from azvhdaudit.errors import ProfileError, WaiverError
+from azvhdaudit.report import Outcome, Severity, Status
+from azvhdaudit.rules import base
+from azvhdaudit.rules.base import AuditContext, Rule, RuleMeta
+from azvhdaudit.waivers import load_waivers
+
+TODAY = _dt.date(2026, 6, 1)
+
+
+def ctx(drop: tuple[str, ...] = (), **overlays: dict) -> AuditContext:
+    return AuditContext(registry=build_view(overlays, drop), facts=facts())
+
+
+def ids(results: list) -> list[str]:
+    return [r.rule_id for r in results]
+
+
+# --- profiles and selection ------------------------------------------------------------------------
+
+
+def test_unknown_profile_lists_the_valid_ones() -> None:
+    with pytest.raises(ProfileError, match="azure-2017"):
+        select_rules("azure-2019")
+    with pytest.raises(ProfileError, match="unknown profile"):
+        audit_context(ctx(), "Azure")
+
+
+@pytest.mark.parametrize(
+    ("select", "ignore", "must", "must_not"),
+    [
+        (["rdp.port"], None, {"rdp.port"}, {"rdp.nla"}),
+        (["RDP.*"], None, {"rdp.port", "rdp.nla"}, {"time.utc"}),
+        (["time"], None, {"time.utc", "time.w32time_auto"}, {"rdp.port"}),  # an area name
+        (["rdp", "time"], ["rdp.*policy"], {"rdp.port", "time.utc"}, {"rdp.enabled_policy", "rdp.nla_policy"}),
+        (None, ["manual", "services.*"], {"rdp.port"}, {"manual.sfc", "services.bfe"}),
+    ],
+)
+def test_select_and_ignore_globs(select, ignore, must, must_not) -> None:  # type: ignore[no-untyped-def]
+    chosen = {r.id for r in select_rules("azure", select, ignore)}
+    assert must <= chosen
+    assert not must_not & chosen
+
+
+@pytest.mark.parametrize(("select", "ignore"), [(["rdp.prot"], None), (None, ["firewal"]), ("nothing*", None)])
+def test_pattern_matching_nothing_is_an_error(select, ignore) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ProfileError, match="matches no rule"):
+        audit_context(ctx(), "azure", select=select, ignore=ignore)
+
+
+def test_profiles_differ() -> None:
+    current = {r.id for r in select_rules("azure")}
+    old = {r.id for r in select_rules("azure-2017")}
+    # only in the 2017 text
+    assert {"rdp.security_layer", "crashdump.kernel_dump_2017", "crashdump.autoreboot"} <= old - current
+    # only in the current text
+    assert {"firewall.azure_platform_rules", "os.temp_tmp_default", "crashdump.nmi"} <= current - old
+    # selected explicitly, a 2017-only rule still does not run under azure
+    assert ids(audit_context(ctx(), "azure", select=["rdp.security_layer"])) == []
+    assert ids(audit_context(ctx(), "azure-2017", select=["rdp.security_layer"])) == ["rdp.security_layer"]
+
+
+def test_every_rule_runs_on_the_compliant_hives() -> None:
+    results = audit_context(ctx(), "azure", ignore=["manual"], today=TODAY)
+    assert results
+    # no guest-configuration rule errors on a complete registry
+    errors = [
+        r
+        for r in results
+        if r.status is Status.ERROR and r.area not in ("disk", "bcd", "sysprep", "updates", "agent", "os")
+    ]
+    assert not errors, [(r.rule_id, r.message) for r in errors]
+    for r in results:
+        assert r.duration_ms >= 0
+        assert r.title and r.severity and r.baselines
+
+
+# --- engine decisions ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def boom(monkeypatch: pytest.MonkeyPatch) -> Rule:
+    def check(ctx: AuditContext) -> Outcome:
+        raise KeyError("no such thing")
+
+    rule = Rule(
+        RuleMeta(id="test.boom", title="raises", area="test", severity=Severity.REQUIRED, source="s", remediation="r"),
+        check,
+    )
+    monkeypatch.setitem(base._CATALOGUE, rule.id, rule)
+    return rule
+
+
+def test_a_rule_that_raises_is_an_error_and_the_audit_goes_on(boom: Rule) -> None:
+    results = audit_context(ctx(), "azure", select=["test.boom", "rdp.port"])
+    by_id = {r.rule_id: r for r in results}
+    assert by_id["test.boom"].status is Status.ERROR
+    assert "KeyError" in by_id["test.boom"].message and "no such thing" in by_id["test.boom"].reason
+    assert by_id["rdp.port"].status is Status.PASS
+
+
+def test_missing_software_hive_is_not_checked_never_pass() -> None:
+    results = audit_context(
+        ctx(drop=("SOFTWARE",)),
+        "azure",
+        select=["rdp.enabled_policy", "network.winhttp_proxy", "crashdump.wer_localdumps"],
+    )
+    assert {r.status for r in results} == {Status.NOT_CHECKED}
+    assert all("SOFTWARE" in r.reason for r in results)
+
+
+def test_not_applicable_comes_with_the_reason() -> None:
+    from azvhdaudit.facts import OSFacts
+
+    client = AuditContext(registry=build_view(), facts=facts(OSFacts(installation_type="Client")))
+    [result] = audit_context(client, "azure", select=["services.sacsvr"])
+    assert result.status is Status.NOT_APPLICABLE and "Server" in result.reason
+
+
+def test_result_carries_the_rule_metadata() -> None:
+    [result] = audit_context(ctx(SYSTEM={TS: {"fDenyTSConnections": 1}}), "azure", select=["rdp.enabled"])
+    assert result.status is Status.FAIL
+    assert result.remediation.startswith("Set-ItemProperty")
+    assert result.source == "Update remote desktop registry settings"
+    assert result.severity is Severity.REQUIRED and result.area == "rdp"
+    assert result.to_dict()["status"] == "fail"
+
+
+# --- waivers -------------------------------------------------------------------------------------
+
+
+def test_waiver_sets_the_result_aside_and_keeps_the_original_status() -> None:
+    waivers = [{"rule": "rdp.enabled", "reason": "closed network", "expires": "2027-01-01"}]
+    [result] = audit_context(
+        ctx(SYSTEM={TS: {"fDenyTSConnections": 1}}), "azure", select=["rdp.enabled"], waivers=waivers, today=TODAY
+    )
+    assert result.status is Status.WAIVED
+    assert result.waived_status is Status.FAIL
+    assert "closed network" in result.reason and "2027-01-01" in result.reason
+
+
+def test_expired_waiver_no_longer_applies() -> None:
+    waivers = [{"rule": "rdp.enabled", "reason": "old", "expires": _dt.date(2026, 6, 1)}]
+    [result] = audit_context(
+        ctx(SYSTEM={TS: {"fDenyTSConnections": 1}}), "azure", select=["rdp.enabled"], waivers=waivers, today=TODAY
+    )
+    assert result.status is Status.FAIL and result.waived_status is None
+
+
+def test_waiver_for_an_unknown_rule_is_an_error() -> None:
+    with pytest.raises(WaiverError, match="rdp.prot"):
+        audit_context(ctx(), "azure", waivers=[{"rule": "rdp.prot", "reason": "typo"}])
+
+
+def test_waiver_file_toml_and_json(tmp_path: Path) -> None:
+    toml = tmp_path / "waivers.toml"
+    toml.write_text('[[waiver]]\nrule = "rdp.port"\nreason = "moved to 3390"\nexpires = 2027-01-01\n', encoding="utf-8")
+    [waiver] = load_waivers(toml)
+    assert (waiver.rule, waiver.expires) == ("rdp.port", _dt.date(2027, 1, 1))
+    js = tmp_path / "waivers.json"
+    js.write_text(json.dumps({"waiver": [{"rule": "time.utc", "reason": "x"}]}), encoding="utf-8")
+    assert load_waivers(js)[0].expires is None
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('[[waiver]]\nrule = "rdp.port"\n', "reason"),
+        ('[[waiver]]\nrule = "rdp.port"\nreason = "r"\nexpires = "soon"\n', "not a date"),
+        ('[[waiver]]\nrule = "rdp.port"\nreason = "r"\nuntil = 2027-01-01\n', "unknown field"),
+        ("[[waiver]\n", "not valid TOML"),
+        ('[[waivr]]\nrule = "rdp.port"\n', "top-level"),
+    ],
+)
+def test_bad_waiver_files(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(WaiverError, match=match):
+        load_waivers(path)
+
+
+# --- audit(): the report -------------------------------------------------------------------------
+
+
+def _opened(drop: tuple[str, ...] = ()) -> SimpleNamespace:
+    return SimpleNamespace(source="memory.vhd", registry=build_view(None, drop), facts=facts(), files=None, bcd=None)
+
+
+def test_audit_of_an_opened_image_builds_the_report(tmp_path: Path) -> None:
+    waivers = tmp_path / "w.toml"
+    waivers.write_text(
+        '[[waiver]]\nrule = "rdp.port"\nreason = "r"\nexpires = 2001-01-01\n'
+        '[[waiver]]\nrule = "time.utc"\nreason = "host is UTC"\n',
+        encoding="utf-8",
+    )
+    report = audit(_opened(), "azure", select=["rdp", "time"], waivers=waivers)
+    assert report.source == "memory.vhd" and report.profile == "azure"
+    assert report.tool_version == azvhdaudit.__version__
+    assert report.facts["source"] == "<memory>"
+    assert {"rules", "total"} <= set(report.timings_ms)
+    assert report["time.utc"].status is Status.WAIVED
+    assert report["rdp.port"].status is Status.PASS
+    assert [w["rule"] for w in report.options["waivers_expired"]] == ["rdp.port"]
+    assert any("expired" in note for note in report.options["notes"])
+    assert report.to_dict()["summary"]["waived"] == 1
+
+
+def test_audit_checks_profile_and_patterns_before_opening_anything() -> None:
+    with pytest.raises(ProfileError):
+        audit("/nonexistent/disk.vhd", "azure-1999")
+    with pytest.raises(ProfileError, match="matches no rule"):
+        audit("/nonexistent/disk.vhd", select=["rpd.*"])
+    with pytest.raises(ProfileError, match="image_type"):
+        audit("/nonexistent/disk.vhd", image_type="golden")
+
+
+def test_catalogue_is_loaded_through_the_package() -> None:
+    from azvhdaudit.rules import loaded_modules
+
+    assert {"rdp", "firewall", "manual"} <= set(loaded_modules())
+    assert len({r.id for r in catalogue()}) == len(catalogue())
