@@ -49,8 +49,10 @@ CDROM_ITEMS = (
 
 
 def _specialized(ctx: AuditContext) -> bool:
-    stated = ctx.options.image_type or ctx.facts.extra.get("image_type")
-    return stated == "specialized"
+    """The image type the user stated, else the one the Sysprep facts found."""
+    sysprep = ctx.facts.extra.get("sysprep")
+    found = sysprep.get("state") if isinstance(sysprep, dict) else None
+    return (ctx.options.image_type or found) == "specialized"
 
 
 @rule(
