@@ -232,3 +232,30 @@ def test_catalogue_is_loaded_through_the_package() -> None:
 
     assert {"rdp", "firewall", "manual"} <= set(loaded_modules())
     assert len({r.id for r in catalogue()}) == len(catalogue())
+
+
+@pytest.mark.tools
+def test_audit_of_a_disk_file_with_the_real_windows7_system(tmp_path: Path) -> None:
+    import lzma
+
+    import diskbuild as db
+
+    db.require_tools()
+    system = lzma.decompress((Path(__file__).parent / "data" / "realdata" / "SYSTEM.xz").read_bytes())
+    volume = db.make_ntfs(tmp_path / "vol.img", 40 * db.MiB, {r"Windows\System32\config\SYSTEM": system})
+    disk = db.mbr_disk(tmp_path / "disk.raw", 48 * db.MiB, [(1, 40, "7", True)])
+    db.place(volume, disk, db.MiB)
+    data = db.mbr_disk(tmp_path / "data.raw", 8 * db.MiB, [(1, 6, "7", False)])
+    db.place(db.make_ntfs(tmp_path / "data.img", 6 * db.MiB, {}, label="Data"), data, db.MiB)
+
+    report = audit(disk, select=["rdp", "time.utc"], data_disks=[data])
+    assert report["rdp.enabled"].status is Status.PASS
+    assert report["time.utc"].status is Status.FAIL
+    # SOFTWARE is not on this disk: policy rules are not checked, and say where the hive was looked for
+    assert report["rdp.enabled_policy"].status is Status.NOT_CHECKED
+    assert "SOFTWARE" in report["rdp.enabled_policy"].reason
+    # SECURITY is opened because user-right rules were selected; it is absent here, so they are not checked
+    assert report["rdp.user_right_no_deny"].status is Status.NOT_CHECKED
+    assert report.facts["partition_style"] == "mbr"
+    assert {"open", "rules", "total"} <= set(report.timings_ms)
+    assert len(report.disks) == 1
