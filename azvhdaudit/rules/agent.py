@@ -1,0 +1,221 @@
+"""Guest agent and hypervisor integration rules: the Azure VM Agent, Hyper-V drivers, other hypervisors' tools.
+
+References: "Prepare a Windows VHD or VHDX to upload to Azure": "Complete the recommended configurations"
+(install the Azure VM Agent), "Set Windows configurations for Azure" (legacy OS: current Hyper-V integration
+components), "Verify the VM" (remove software and drivers of physical components or other virtualization
+technologies), the update table's vmstorfl.sys row. Catalogue ids ``agent.installed``,
+``os.hyperv_integration_components``, ``os.third_party_virtualization_drivers``; the driver name lists are
+the catalogue's heuristic, not the doc's.
+"""
+
+from __future__ import annotations
+
+from azvhdaudit import osinfo
+from azvhdaudit.errors import NotApplicable
+from azvhdaudit.report import Evidence, Outcome, Severity, Status
+from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.os import build_name, os_of
+from azvhdaudit.rules.updates import check_rows, column_for, update_table
+
+AGENT_MSI = "https://go.microsoft.com/fwlink/?LinkID=394789"
+HYPERV_IC = ("https://learn.microsoft.com/troubleshoot/windows-server/virtualization/"
+             "hyper-v-integration-components-update")
+
+#: other hypervisors' services (catalogue os.third_party_virtualization_drivers heuristic_names)
+FOREIGN_SERVICES: dict[str, tuple[str, ...]] = {
+    "VMware Tools": ("VMTools", "vmci", "vmhgfs", "vmmouse", "vmusbmouse", "vm3dmp", "vmxnet3ndis6", "pvscsi",
+                     "vsock", "vmrawdsk", "VGAuthService"),
+    "VirtualBox Guest Additions": ("VBoxService", "VBoxGuest", "VBoxMouse", "VBoxSF", "VBoxVideo", "VBoxWddm"),
+    "Xen / Citrix tools": ("xenbus", "xenvbd", "xennet", "xeniface", "xenfilt", "xenagent"),
+    "KVM / virtio drivers": ("viostor", "vioscsi", "netkvm", "balloon", "vioser", "QEMU-GA"),
+}
+FOREIGN_PRODUCTS = ("vmware tools", "virtualbox guest additions", "citrix xenserver", "xenserver tools",
+                    "citrix vm tools", "qemu guest agent", "virtio-win")
+
+#: the Hyper-V drivers an Azure VM boots and talks through
+HYPERV_DRIVERS = ("vmbus", "storvsc", "netvsc")
+
+
+def _system(ctx: AuditContext) -> Outcome | None:
+    if not ctx.registry.has_hive("SYSTEM"):
+        why = ctx.registry.why_unavailable("SYSTEM")
+        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+    return None
+
+
+def _service_evidence(ctx: AuditContext, name: str, start: int | None, exists: bool, note: str = "") -> Evidence:
+    return Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(f"{osinfo.SERVICES}\\{name}"),
+                    value_name="Start", type="REG_DWORD" if start is not None else None, actual=start,
+                    present=exists, note=note)
+
+
+@rule(RuleMeta(
+    id="agent.installed",
+    title="Azure VM Agent installed (WindowsAzureGuestAgent + RdAgent services)",
+    area="agent",
+    severity=Severity.RECOMMENDED,
+    rationale="The VM Agent runs the VM extensions (password reset, RDP configuration, monitoring). Without it "
+              "a VM made from the image still boots, but extensions and the portal's reset tools do not work.",
+    source="Complete the recommended configurations",
+    remediation=f"Install the Azure Virtual Machine Agent MSI ({AGENT_MSI})",
+    references=(DOC_CURRENT, DOC_2017),
+))
+def check_agent(ctx: AuditContext) -> Outcome:
+    missing = _system(ctx)
+    if missing:
+        return missing
+    facts = ctx.facts.extra.get("agent")
+    if not isinstance(facts, dict):
+        facts = ctx.cached("osinfo.agent", lambda: osinfo.agent_facts(ctx.registry, ctx.files))
+    services = facts["services"]
+    ev = []
+    problems = []
+    for name in ("WindowsAzureGuestAgent", "RdAgent"):
+        svc = services.get(name)
+        start = svc["start"] if svc else None
+        ev.append(_service_evidence(ctx, name, start, svc is not None, svc["image_path"] or "" if svc else ""))
+        if svc is None:
+            problems.append(f"the {name} service is not installed")
+        elif start != 2:
+            problems.append(f"the {name} service starts {start} (2 = Automatic expected)")
+    version = facts.get("version")
+    if facts.get("folder") is not None:
+        ev.append(Evidence(source="file", key=osinfo.WINDOWSAZURE, actual=facts["folder"], present=True))
+    if problems:
+        return Outcome(Status.WARNING, "; ".join(problems), "both services, Automatic", services, tuple(ev))
+    shown = f" (version {version})" if version else ""
+    return Outcome(Status.PASS, f"the Azure VM Agent is installed{shown}, both services Automatic",
+                   "both services, Automatic", version or services, tuple(ev))
+
+
+@rule(RuleMeta(
+    id="os.hyperv_integration_components",
+    title="Legacy OS (<= 2012 R2 / 8.1): current Hyper-V integration components installed",
+    area="os",
+    severity=Severity.REQUIRED,
+    rationale="Windows Server 2012 R2 and older need the Hyper-V integration components update for Azure's "
+              "storage and network; vmstorfl.sys must reach the update table's version and vmbus.sys / "
+              "storvsc.sys must be there. Windows 10 / Server 2016 and later carry them in the box.",
+    source="Set Windows configurations for Azure (legacy OS)",
+    baselines=("azure",),
+    remediation=f"Install the Hyper-V integration components update for Windows VMs ({HYPERV_IC})",
+    references=(DOC_CURRENT, HYPERV_IC),
+))
+def check_integration_components(ctx: AuditContext) -> Outcome:
+    osf = os_of(ctx)
+    if osf is None or osf.build is None:
+        why = ctx.registry.why_unavailable("SOFTWARE") or "CurrentBuild absent"
+        return Outcome(Status.NOT_CHECKED, f"not checked: the OS build is unknown ({why})", reason=why)
+    if osf.build > 9600:
+        raise NotApplicable(f"{build_name(osf.build)} carries the Hyper-V integration components in the box")
+    if ctx.files is None:
+        return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files cannot be read",
+                       reason="no guest file access")
+    ev: list[Evidence] = []
+    problems: list[str] = []
+    for name in ("vmbus.sys", "storvsc.sys"):
+        path = f"Windows\\System32\\drivers\\{name}"
+        present = ctx.files.exists(path)
+        ev.append(Evidence(source="file", key=path, present=present, actual=present))
+        if not present:
+            problems.append(f"{name} is not present")
+    column = column_for(osf.build)
+    rows = [r for r in update_table()["rows"] if r["binary"] == "vmstorfl.sys"]
+    results = check_rows(ctx, column, rows) if column is not None else []
+    for r in results:
+        ev.append(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"] or "not present",
+                           present=r["version"] is not None, note=f"minimum {r['minimum']} ({r['kb']})"))
+        if r["status"] == "low":
+            problems.append(f"vmstorfl.sys {r['version']} < {r['minimum']} ({r['kb']})")
+        elif r["status"] != "ok":
+            problems.append(f"vmstorfl.sys is {r['status']} (minimum {r['minimum']}, {r['kb']})")
+    if not results:
+        problems.append(f"{build_name(osf.build)} has no vmstorfl.sys row in the update table")
+    if problems:
+        return Outcome(Status.FAIL, "; ".join(problems), "integration components current", None, tuple(ev))
+    found = results[0]["version"] if results else None
+    return Outcome(Status.PASS, f"vmbus.sys and storvsc.sys present, vmstorfl.sys {found}",
+                   "integration components current", found, tuple(ev))
+
+
+@rule(RuleMeta(
+    id="os.hyperv_drivers_enabled",
+    title="Hyper-V drivers (vmbus, storvsc, netvsc) not disabled",
+    area="os",
+    severity=Severity.REQUIRED,
+    rationale="Azure VMs reach their disks through storvsc over vmbus and their network through netvsc; with "
+              "one of these disabled (Start = 4), as P2V tools and some hardening scripts leave them, the VM "
+              "does not boot or has no network. Derived from the doc's integration components requirement.",
+    source="derived (Set Windows configurations for Azure)",
+    baselines=("azure",),
+    remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\storvsc' -Name Start -Value 0 "
+                "-Type DWord (likewise vmbus; netvsc 3)",
+))
+def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
+    missing = _system(ctx)
+    if missing:
+        return missing
+    ev = []
+    disabled = []
+    absent = []
+    for name in HYPERV_DRIVERS:
+        exists, start, _ = osinfo.service_start(ctx.registry, name)
+        ev.append(_service_evidence(ctx, name, start, exists))
+        if not exists:
+            absent.append(name)
+        elif start == 4:
+            disabled.append(name)
+    if disabled:
+        return Outcome(Status.FAIL, f"disabled (Start = 4): {', '.join(disabled)}", "not disabled", disabled,
+                       tuple(ev))
+    if absent:
+        return Outcome(Status.WARNING, f"no service key for {', '.join(absent)}: the Hyper-V drivers may not be "
+                       "installed (see os.hyperv_integration_components)", "present", absent, tuple(ev))
+    return Outcome(Status.PASS, "vmbus, storvsc and netvsc are present and not disabled", "not disabled", [],
+                   tuple(ev))
+
+
+@rule(RuleMeta(
+    id="os.third_party_virtualization_drivers",
+    title="No drivers/tools of other virtualization platforms or physical hardware",
+    area="os",
+    severity=Severity.ADVISORY,
+    rationale="Tools of another hypervisor (VMware Tools, VirtualBox additions, Xen/Citrix tools, virtio) are "
+              "useless in Azure and some of their filter drivers interfere with storage or network. A "
+              "boot-start foreign storage driver is usually harmless but unused. The name lists are a heuristic.",
+    source="Verify the VM: uninstall third-party software and drivers",
+    remediation="Uninstall the other hypervisor's tools (Programs and Features) before the migration",
+    references=(DOC_CURRENT, DOC_2017),
+))
+def check_foreign_tools(ctx: AuditContext) -> Outcome:
+    missing = _system(ctx)
+    if missing:
+        return missing
+    found: dict[str, list[str]] = {}
+    ev = []
+    for product, names in FOREIGN_SERVICES.items():
+        for name in names:
+            exists, start, image = osinfo.service_start(ctx.registry, name)
+            if exists and start != 4:
+                found.setdefault(product, []).append(name)
+                ev.append(_service_evidence(ctx, name, start, True, f"{product}; {image or ''}".strip("; ")))
+    uninstall = ctx.registry.key(osinfo.UNINSTALL)
+    products = []
+    for sub in uninstall.subkeys() if uninstall is not None else []:
+        display = sub.value("DisplayName")
+        if display is not None and isinstance(display.data, str):
+            if any(display.data.lower().startswith(p) for p in FOREIGN_PRODUCTS):
+                ver = sub.value("DisplayVersion")
+                shown = ver.data if ver is not None and isinstance(ver.data, str) else ""
+                products.append(f"{display.data} {shown}".strip())
+    if products:
+        ev.append(Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.UNINSTALL,
+                           value_name="DisplayName", actual=products, present=True))
+    if found or products:
+        parts = [f"{p}: {', '.join(n)}" for p, n in found.items()]
+        if products:
+            parts.append("installed: " + ", ".join(products))
+        return Outcome(Status.WARNING, "other hypervisors' tools left behind (" + "; ".join(parts) + ")", "none",
+                       {"services": found, "products": products}, tuple(ev))
+    return Outcome(Status.PASS, "no services of VMware, VirtualBox, Xen or KVM tools are enabled", "none", {},
+                   tuple(ev))

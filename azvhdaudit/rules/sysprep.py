@@ -1,0 +1,271 @@
+"""Sysprep rules: is the image generalized or specialized, and was it generalized the way Azure needs.
+
+References: "Prepare a Windows VHD or VHDX to upload to Azure": "Determine when to use Sysprep", "Generalize
+a VHD" (delete C:\\Windows\\Panther first; OOBE, Generalize, Shutdown; a custom unattend.xml is not supported;
+remove VM extensions of an image captured from Azure); the 2017 "Sysprep" section (the Dutch seed inverts
+"you need to run sysprep" for a generalized image; the English original is followed). "Windows Setup States"
+(ImageState values); "Sysprep Support for Server Roles". Catalogue ids ``sysprep.*``.
+
+The ``image_type`` option (``generalized`` / ``specialized``) says how the image will be uploaded
+(``--os-state``); without it the rules judge the image by its own Sysprep state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azvhdaudit import osinfo
+from azvhdaudit.errors import NotApplicable
+from azvhdaudit.report import Evidence, Outcome, Severity, Status
+from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.os import image_state, sysprep_of
+
+GENERALIZE = "Generalize a VHD"
+CURRENT_ONLY = ("azure",)
+ROLES_DOC = ("https://learn.microsoft.com/windows-hardware/manufacture/desktop/"
+             "sysprep-support-for-server-roles")
+
+#: services of server roles Sysprep cannot generalize (Sysprep Support for Server Roles)
+UNSUPPORTED_ROLE_SERVICES = {
+    "NTDS": "Active Directory Domain Services",
+    "CertSvc": "Active Directory Certificate Services",
+    "DHCPServer": "DHCP Server",
+    "DNS": "DNS Server",
+    "adfssrv": "AD Federation Services",
+    "WDSServer": "Windows Deployment Services",
+    "ClusSvc": "Failover Clustering",
+}
+
+
+def _sysprep_evidence(facts: dict[str, Any]) -> tuple[Evidence, ...]:
+    ev = [Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.SETUP_STATE, value_name="ImageState",
+                   actual=facts.get("image_state"), present=facts.get("image_state") is not None)]
+    if facts.get("state_ini") is not None:
+        ev.append(Evidence(source="file", key=osinfo.STATE_INI, value_name="ImageState", actual=facts["state_ini"],
+                           present=True))
+    if facts.get("setup_type") is not None or facts.get("cmdline") is not None:
+        ev.append(Evidence(source="registry", hive="SYSTEM", key="HKLM\\SYSTEM\\Setup", value_name="SetupType",
+                           actual={"SetupType": facts.get("setup_type"), "CmdLine": facts.get("cmdline")},
+                           present=True))
+    if facts.get("sysprep_succeeded_tag") is not None:
+        ev.append(Evidence(source="file", key=osinfo.SYSPREP_TAG, actual=facts["sysprep_succeeded_tag"],
+                           present=bool(facts["sysprep_succeeded_tag"])))
+    return tuple(ev)
+
+
+def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
+    state, origin = image_state(ctx)
+    if state == "specialized":
+        raise NotApplicable(f"the image is specialized ({origin}); the step is part of generalizing")
+    return state, origin
+
+
+@rule(RuleMeta(
+    id="sysprep.state",
+    title="Classify image as generalized vs specialized (and report it)",
+    area="sysprep",
+    severity=Severity.INFORMATIONAL,
+    rationale="A generalized image (sysprep /generalize /oobe) is uploaded with --os-state Generalized and "
+              "provisioned by Azure; a specialized one is used as is. Uploading with the wrong state leaves the "
+              "VM stuck at OOBE or failing provisioning. ImageState is the primary evidence, State.ini and "
+              "SYSTEM\\Setup the cross-checks (GeneralizationState is community knowledge only).",
+    source="Determine when to use Sysprep",
+    remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown  (for a generalized image)",
+    references=(DOC_CURRENT, DOC_2017),
+))
+def check_state(ctx: AuditContext) -> Outcome:
+    facts = sysprep_of(ctx)
+    state = str(facts.get("state") or "unknown")
+    ev = _sysprep_evidence(facts)
+    why = "; ".join(facts.get("evidence", [])) or "no Sysprep evidence"
+    wanted = ctx.options.image_type
+    if state == "unknown":
+        missing = facts.get("missing_hives") or []
+        reason = (f"hives not readable: {', '.join(missing)}" if missing
+                  else "no ImageState, State.ini or SYSTEM\\Setup evidence")
+        return Outcome(Status.NOT_CHECKED, f"the Sysprep state could not be established ({reason})", wanted, None,
+                       ev, reason=reason)
+    if wanted is None:
+        return Outcome(Status.PASS, f"the image is {state} ({why})", None, state, ev)
+    if wanted == state:
+        return Outcome(Status.PASS, f"the image is {state}, as stated ({why})", wanted, state, ev)
+    if wanted == "generalized":
+        return Outcome(Status.FAIL, f"stated generalized, but the image is {state} ({why}): run sysprep "
+                       "/generalize /oobe /shutdown, or upload it as specialized", wanted, state, ev)
+    return Outcome(Status.FAIL, f"stated specialized, but the image is {state} ({why}): it would start in OOBE; "
+                   "upload it as generalized", wanted, state, ev)
+
+
+@rule(RuleMeta(
+    id="sysprep.oobe_shutdown_not_audit",
+    title="Generalized image was resealed to OOBE (not Audit mode)",
+    area="sysprep",
+    severity=Severity.REQUIRED,
+    rationale="Azure provisions a generalized image through OOBE; an image resealed to Audit mode, or left "
+              "UNDEPLOYABLE by an interrupted sysprep, does not provision.",
+    source=GENERALIZE,
+    remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown",
+    references=(DOC_CURRENT, DOC_2017),
+))
+def check_oobe(ctx: AuditContext) -> Outcome:
+    _generalized_only(ctx)
+    facts = sysprep_of(ctx)
+    value = facts.get("image_state") or facts.get("state_ini")
+    ev = _sysprep_evidence(facts)
+    expected = "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
+    if value is None:
+        return Outcome(Status.NOT_CHECKED, "ImageState is in neither the registry nor State.ini", expected, None, ev,
+                       reason="ImageState absent")
+    value = str(value).upper()
+    if value == expected:
+        return Outcome(Status.PASS, "generalized and resealed to OOBE", expected, value, ev)
+    if value.endswith("_TO_AUDIT"):
+        return Outcome(Status.FAIL, f"ImageState {value}: resealed to Audit mode; run sysprep with /oobe",
+                       expected, value, ev)
+    if value == "IMAGE_STATE_UNDEPLOYABLE":
+        return Outcome(Status.FAIL, "ImageState IMAGE_STATE_UNDEPLOYABLE: sysprep did not finish (see "
+                       r"Windows\System32\Sysprep\Panther\setuperr.log)", expected, value, ev)
+    return Outcome(Status.FAIL, f"ImageState {value}: the image is not generalized", expected, value, ev)
+
+
+@rule(RuleMeta(
+    id="sysprep.no_custom_unattend",
+    title="No custom unattend.xml that Windows Setup would pick up",
+    area="sysprep",
+    severity=Severity.REQUIRED,
+    rationale="Azure provisions a generalized image with its own answer file; a custom unattend.xml left in the "
+              "image is not supported (only additionalUnattendContent through the API).",
+    source=GENERALIZE + " (NOTE: A custom unattend.xml file is not supported)",
+    baselines=CURRENT_ONLY,
+    remediation=r"Delete the unattend files (C:\Windows\Panther\Unattend.xml ...) and the SYSTEM\Setup "
+                "UnattendFile value before sysprep",
+))
+def check_unattend(ctx: AuditContext) -> Outcome:
+    state, origin = _generalized_only(ctx)
+    if ctx.files is None:
+        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "no unattend file", None,
+                       reason="no guest file access")
+    facts = sysprep_of(ctx)
+    found = list(facts.get("unattend_files") or [])
+    if facts.get("unattend_value"):
+        found.append(f"HKLM\\SYSTEM\\Setup UnattendFile = {facts['unattend_value']}")
+    ev = tuple(Evidence(source="file", key=p, present=p in found) for p in osinfo.UNATTEND_FILES)
+    if found:
+        status = Status.FAIL if state == "generalized" else Status.WARNING
+        return Outcome(status, f"custom unattend files present ({'; '.join(found)}) on a {state} image ({origin})",
+                       "none", found, ev)
+    return Outcome(Status.PASS, "no unattend.xml where Windows Setup looks for one", "none", [], ev)
+
+
+@rule(RuleMeta(
+    id="sysprep.panther_deleted",
+    title="C:\\Windows\\Panther deleted before generalization",
+    area="sysprep",
+    severity=Severity.RECOMMENDED,
+    rationale="Old setup logs and answer files in Panther can be picked up again by setup. The folder should be "
+              "deleted before sysprep; the files sysprep writes itself go to System32\\Sysprep\\Panther. File "
+              "times are not compared offline, so what is left is listed for a person to judge.",
+    source=GENERALIZE + " step 3",
+    baselines=CURRENT_ONLY,
+    remediation=r"Delete the panther directory (C:\Windows\Panther) before running sysprep.exe",
+))
+def check_panther(ctx: AuditContext) -> Outcome:
+    state, origin = _generalized_only(ctx)
+    if ctx.files is None:
+        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "absent", None,
+                       reason="no guest file access")
+    entries = ctx.files.listdir(osinfo.PANTHER)
+    ev = (Evidence(source="file", key=osinfo.PANTHER, actual=entries, present=entries is not None),)
+    if not entries:
+        return Outcome(Status.PASS, "C:\\Windows\\Panther is absent or empty", "absent", entries, ev)
+    shown = ", ".join(entries[:10]) + (" ..." if len(entries) > 10 else "")
+    return Outcome(Status.WARNING, f"C:\\Windows\\Panther holds {len(entries)} entries ({shown}) on a {state} image "
+                   f"({origin}): delete the folder before sysprep", "absent", entries, ev)
+
+
+@rule(RuleMeta(
+    id="sysprep.extensions_removed",
+    title="Azure VM extensions removed (image captured from an existing Azure VM)",
+    area="sysprep",
+    severity=Severity.RECOMMENDED,
+    rationale="Extensions installed in the source VM (C:\\Packages\\Plugins) run again, with stale settings, on "
+              "every VM made from the image.",
+    source=GENERALIZE,
+    baselines=CURRENT_ONLY,
+    remediation="Remove the VM extensions (Remove-AzVMExtension) and delete C:\\Packages\\Plugins before sysprep",
+))
+def check_extensions(ctx: AuditContext) -> Outcome:
+    state, origin = _generalized_only(ctx)
+    if ctx.files is None:
+        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "absent", None,
+                       reason="no guest file access")
+    entries = ctx.files.listdir(osinfo.PLUGINS)
+    ev = (Evidence(source="file", key=osinfo.PLUGINS, actual=entries, present=entries is not None),)
+    if entries:
+        return Outcome(Status.WARNING, f"extension plug-ins left in C:\\Packages\\Plugins: {', '.join(entries)}",
+                       "absent", entries, ev)
+    return Outcome(Status.PASS, "no extension plug-ins in C:\\Packages\\Plugins", "absent", entries, ev)
+
+
+@rule(RuleMeta(
+    id="sysprep.role_supported",
+    title="Installed server roles support Sysprep",
+    area="sysprep",
+    severity=Severity.ADVISORY,
+    rationale="Sysprep does not generalize every server role; a generalized image with such a role is broken. "
+              "The role list is a heuristic on the roles' services (Sysprep Support for Server Roles).",
+    source="Determine when to use Sysprep",
+    remediation="Remove the role before generalizing, or upload the disk as specialized",
+    references=(DOC_CURRENT, DOC_2017, ROLES_DOC),
+))
+def check_roles(ctx: AuditContext) -> Outcome:
+    state, origin = _generalized_only(ctx)
+    if not ctx.registry.has_hive("SYSTEM"):
+        why = ctx.registry.why_unavailable("SYSTEM")
+        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+    found = {}
+    for name, role in UNSUPPORTED_ROLE_SERVICES.items():
+        exists, start, _ = osinfo.service_start(ctx.registry, name)
+        if exists and start != 4:
+            found[name] = role
+    ev = tuple(Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(f"{osinfo.SERVICES}\\{n}"),
+                        value_name="Start", present=True, actual=r) for n, r in found.items())
+    if found:
+        return Outcome(Status.WARNING, f"server roles that Sysprep does not support on a {state} image ({origin}): "
+                       + ", ".join(sorted(set(found.values()))), "none", sorted(found), ev)
+    return Outcome(Status.PASS, "no role Sysprep cannot generalize was found", "none", [], ev)
+
+
+@rule(RuleMeta(
+    id="sysprep.hibernation_off",
+    title="Hibernation and Fast Startup off (no hiberfil.sys)",
+    area="sysprep",
+    severity=Severity.RECOMMENDED,
+    rationale="A VM shut down with Fast Startup (HiberbootEnabled) resumes a hibernated kernel on its first "
+              "boot in Azure, on different hardware; hiberfil.sys also wastes space on the OS disk. Derived "
+              "from the doc's clean-shutdown steps, not a line of it.",
+    source="derived (Generalize a VHD: shut down, do not restart)",
+    baselines=CURRENT_ONLY,
+    remediation="powercfg.exe /hibernate off",
+))
+def check_hibernation(ctx: AuditContext) -> Outcome:
+    hiber = ctx.registry.value(r"SYSTEM\CurrentControlSet\Control\Session Manager\Power", "HiberbootEnabled")
+    present = ctx.facts.hiberfil_present
+    if present is None and ctx.files is not None:
+        present = ctx.files.exists("hiberfil.sys")
+    ev = (Evidence(source="registry", hive="SYSTEM",
+                   key=ctx.registry.display_path(r"SYSTEM\CurrentControlSet\Control\Session Manager\Power"),
+                   value_name="HiberbootEnabled", actual=hiber.data if hiber else None, present=hiber is not None),
+          Evidence(source="file", key="hiberfil.sys", actual=present, present=bool(present)))
+    problems = []
+    if hiber is not None and hiber.data == 1:
+        problems.append("Fast Startup is on (HiberbootEnabled = 1)")
+    if present:
+        problems.append("hiberfil.sys is present")
+    if problems:
+        return Outcome(Status.WARNING, "; ".join(problems), "off", {"HiberbootEnabled": hiber.data if hiber else None,
+                                                                   "hiberfil.sys": present}, ev)
+    if present is None and hiber is None and not ctx.registry.has_hive("SYSTEM"):
+        why = ctx.registry.why_unavailable("SYSTEM")
+        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "off", None, ev, reason=why)
+    return Outcome(Status.PASS, "no Fast Startup and no hiberfil.sys", "off", None, ev)
