@@ -6,6 +6,7 @@ The images are built once per session by ``remote_images.py`` (real tools, real 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,8 +83,12 @@ def blob_store(azurite: rs.Azurite, images: dict[str, Path], large_vhd: Path) ->
 
 
 def comparable(report: Any) -> dict[str, Any]:
-    """A report's verdicts and facts without what varies between runs (times) or by where it was read."""
-    data = report.to_dict()
+    """A report's verdicts and facts without what varies between runs (times) or by where it was read.
+
+    The image's name (path or URL) appears in facts and evidence: it is replaced by ``<source>``.
+    """
+    text = json.dumps(report.to_dict(), default=str)
+    data = json.loads(text.replace(json.dumps(report.source)[1:-1], "<source>"))
     for key in ("started", "timings_ms", "source"):
         data.pop(key)
     for result in data["results"]:

@@ -80,9 +80,9 @@ def build_garbage(out: Path) -> Path:
 
 
 def build_truncated(source: Path, out: Path) -> Path:
-    """The first half of a fixed VHD: no footer at the end, the partition cut off."""
+    """The first half of a fixed VHD (whole 512-byte pages): no footer at the end, the partition cut off."""
     data = source.read_bytes()
-    out.write_bytes(data[: len(data) // 2])
+    out.write_bytes(data[: len(data) // 2 // 512 * 512])
     return out
 
 
