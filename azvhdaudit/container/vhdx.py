@@ -474,7 +474,10 @@ class VHDXLayer(Layer):
     def linkage_matches(self, parent: Layer) -> bool:
         if not isinstance(parent, VHDXLayer):
             return False
+        # parent_linkage2 is the DataWriteGuid the parent may have after an interrupted update; zeros = unset
         ids = {normalize_guid(self.locator.get(key)) for key in ("parent_linkage", "parent_linkage2")}
+        ids.discard(None)
+        ids.discard(str(UUID(int=0)))
         return parent.own_id in ids
 
     # --- facts ------------------------------------------------------------------------------

@@ -10,7 +10,12 @@ from uuid import UUID
 
 import pytest
 from conftest import RAW_SIZE
-from dissect.hypervisor.disk.c_vhdx import BAT_REGION_GUID, FILE_PARAMETERS_GUID, VIRTUAL_DISK_SIZE_GUID
+from dissect.hypervisor.disk.c_vhdx import (
+    BAT_REGION_GUID,
+    FILE_PARAMETERS_GUID,
+    PARENT_LOCATOR_GUID,
+    VIRTUAL_DISK_SIZE_GUID,
+)
 from dissect.hypervisor.disk.vhdx import VHDX as DissectVHDX
 from vhdxpatch import (
     HEADER_OFFSETS,
@@ -310,3 +315,26 @@ def test_truncated_vhdx(copy_of, keep: int, at_open: bool, words: str) -> None: 
             assert not at_open
             disk.read()
     assert words in str(err.value) and str(path) in str(err.value)
+
+
+def test_checkpoint_parent_linkage2(checkpoint: dict[str, object], tmp_path: Path) -> None:
+    """The child's parent_linkage2 is an accepted alternative; its zero value never matches."""
+    child = tmp_path / "differencing.avhdx"
+    data = Path(checkpoint["child"]).read_bytes()  # type: ignore[arg-type]
+    zeros = "{00000000-0000-0000-0000-000000000000}".encode("utf-16-le")
+    # the parent locator item holds parent_linkage2 (the metadata region has no checksum)
+    at = data.index(zeros, metadata_item_offset(Path(checkpoint["child"]), PARENT_LOCATOR_GUID))  # type: ignore[arg-type]
+    alternative = UUID("a1a2a3a4-b1b2-c1c2-d1d2-e1e2e3e4e5e6")
+    child.write_bytes(data[:at] + f"{{{alternative}}}".encode("utf-16-le") + data[at + len(zeros) :])
+    parent = tmp_path / PARENT_NAME
+    parent.write_bytes(Path(checkpoint["parent"]).read_bytes())  # type: ignore[arg-type]
+    patch_headers(parent, data_write_guid=alternative.bytes_le)
+    with open_container(child) as disk:
+        (link,) = disk.facts.parents
+        assert link.linkage_matches is True
+        assert link.id == str(alternative)
+        assert link.expected_id == str(PARENT_LINKAGE)
+    patch_headers(parent, data_write_guid=bytes(16))
+    child.write_bytes(data)
+    with pytest.raises(ParentMismatchError):
+        open_container(child)
