@@ -44,7 +44,9 @@ def exercise(hive: Hive) -> int:
     count = 0
     for key in walk(hive):
         key.last_write  # noqa: B018 - reading it is the point
-        for value in key.values():
+        values = key.values()
+        # looking a value up by name reads the list again: a few per key keeps the walk linear
+        for value in values[:3]:
             assert key.value(value.name) is not None
         count += 1
     return count

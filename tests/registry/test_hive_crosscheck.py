@@ -36,6 +36,6 @@ def test_backends_agree_on_every_key(realdata: Path, case: str) -> None:
     regf, pyreg = (snapshots[b] for b in BACKENDS)
     assert len(regf) > 100 and sum(len(k[3]) for k in regf) > 100
     assert len(regf) == len(pyreg)
-    for mine, theirs in zip(regf, pyreg):
+    for mine, theirs in zip(regf, pyreg, strict=True):
         assert mine == theirs, mine[0]
     assert states["regf"] == states["python-registry"]
