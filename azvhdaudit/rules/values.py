@@ -401,8 +401,17 @@ class ValueRule:
             source=self.source or self.group.source,
             baselines=self.baselines,
             remediation=self.remediation,
-            references=self.references or self.group.references,
+            references=self.references or self._references(),
         )
+
+    def _references(self) -> tuple[str, ...]:
+        # A row held by one baseline cites that document only; the group names both.
+        refs = self.group.references
+        if self.baselines == CURRENT:
+            refs = tuple(r for r in refs if r != DOC_2017) or refs
+        elif self.baselines == Y2017:
+            refs = tuple(r for r in refs if r != DOC_CURRENT) or refs
+        return refs
 
     def check(self, ctx: AuditContext) -> Outcome:
         return evaluate_items(ctx, self.items, self.severity, self.expected)

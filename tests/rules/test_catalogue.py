@@ -176,3 +176,9 @@ def test_not_offline_evaluable_steps_are_manual_rules() -> None:
     ids = {s.id for s in STEPS}
     assert set(MANUAL_STEPS.values()) == ids
     assert len(STEPS) == 8
+
+
+@pytest.mark.parametrize(("rule_id", "cites"), [("rdp.security_layer", "2017"), ("crashdump.nmi", "learn.microsoft")])
+def test_single_baseline_rows_cite_their_document_only(rule_id: str, cites: str) -> None:
+    [rule] = [r for r in catalogue() if r.id == rule_id]
+    assert len(rule.meta.references) == 1 and cites in rule.meta.references[0]
