@@ -162,7 +162,8 @@ def open_container(
 ) -> Container:
     """Open ``source`` (a path or a binary file object) as a :class:`Container`.
 
-    ``name`` names a file object in messages and is the base for its parents' relative paths.
+    ``name`` names a file object (in messages, and as the base for its parents' relative paths); for a
+    path it only relabels the container's ``path`` and ``facts.path``.
     ``opener`` opens paths (the image, if a path, and every parent); default ``open(path, "rb")``.
     ``allow_parent_mismatch`` reads through a parent whose id differs from the one the child recorded
     (the parent link's ``linkage_matches`` is then False and a warning says so) instead of raising
@@ -172,21 +173,27 @@ def open_container(
     open_path = opener or _default_opener
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        display = name or path
         try:
             fh = open_path(path)
         except IsADirectoryError as err:
             raise UnsupportedFormatError(f"not a disk image: {path} is a directory") from err
-        file = CountedFile(fh, display, stats, owned=True)
+        # the path, not the label, is where parents and extents are looked for
+        file = CountedFile(fh, path, stats, owned=True)
+        has_path = True
     else:
         given = name or getattr(source, "name", None)
-        display = given if isinstance(given, str) else "<stream>"
-        file = CountedFile(source, display, stats, owned=False)
+        label = given if isinstance(given, str) and given else "<stream>"
+        has_path = label != "<stream>"
+        file = CountedFile(source, label, stats, owned=False)
+    layer: Layer | None = None
     try:
-        layer = _open_layer(file, open_path, has_path=display != "<stream>")
-        links = _attach_parents(layer, open_path, stats, allow_parent_mismatch, has_path=display != "<stream>")
+        layer = _open_layer(file, open_path, has_path=has_path)
+        links = _attach_parents(layer, open_path, stats, allow_parent_mismatch, has_path=has_path)
     except BaseException:
-        file.close()
+        if layer is not None:
+            layer.close()  # every parent and extent opened so far
+        else:
+            file.close()
         raise
     warnings: list[str] = []
     for item in layer.chain():
@@ -194,7 +201,11 @@ def open_container(
     for warning in warnings:
         log.warning("%s", warning)
     facts = replace(layer.facts(), parents=tuple(links), warnings=tuple(warnings))
-    return Container(layer, facts, stats)
+    if name and isinstance(source, (str, os.PathLike)):
+        facts = replace(facts, path=name)
+    container = Container(layer, facts, stats)
+    container.path = facts.path
+    return container
 
 
 # --- detection -------------------------------------------------------------------------------

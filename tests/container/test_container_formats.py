@@ -199,3 +199,9 @@ def test_vmdk_descriptor_missing_extent(
 def test_vmdk_descriptor_stream_needs_a_path(images: dict[str, Path]) -> None:
     with pytest.raises(UnsupportedFormatError, match="open it by path"):
         open_container(io.BytesIO(images["flat.vmdk"].read_bytes()))
+
+
+def test_name_relabels_a_path_source(images: dict[str, Path]) -> None:
+    with open_container(images["dynamic.vhdx"], name="label.vhdx") as disk:
+        assert disk.path == disk.facts.path == "label.vhdx"
+        assert disk.chain == [str(images["dynamic.vhdx"])]

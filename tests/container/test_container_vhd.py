@@ -365,3 +365,21 @@ def test_failed_open_closes_files(tmp_path: Path, copy_of) -> None:  # type: ign
     with pytest.raises(ParentMismatchError):
         open_container(str(tmp_path / "child.vhd"), opener=opener)
     assert len(handles) == 2 and all(fh.closed for fh in handles)
+
+
+def test_failed_parent_open_closes_the_whole_chain(tmp_path: Path, copy_of) -> None:  # type: ignore[no-untyped-def]
+    """The grandparent is missing: the child and the parent opened before must be closed."""
+    base = copy_of("dynamic.vhd", "base.vhd")
+    write_child(tmp_path / "mid.vhd", base, {})
+    write_child(tmp_path / "top.vhd", tmp_path / "mid.vhd", {})
+    base.unlink()
+    handles = []
+
+    def opener(path: str):  # type: ignore[no-untyped-def]
+        fh = open(path, "rb")
+        handles.append(fh)
+        return fh
+
+    with pytest.raises(ParentNotFoundError, match="base.vhd"):
+        open_container(str(tmp_path / "top.vhd"), opener=opener)
+    assert len(handles) == 2 and all(fh.closed for fh in handles)
