@@ -134,10 +134,11 @@ def _value_rule(
         return Outcome(status, f"{element} is not set on {where} nor inherited: {words}", show(expected), None, ev)
     value = eff.value
     ev = (_evidence(ctx, obj, eid, eff, show(value)),)
+    src = f" (inherited from {eff.holder.label})" if eff.inherited else ""
     if value == expected:
-        return Outcome(Status.PASS, f"{where} {element} {show(value)}", show(expected), show(value), ev)
-    return Outcome(Status.FAIL, f"{where} {element} is {show(value)}, {show(expected)} expected", show(expected),
-                   show(value), ev)
+        return Outcome(Status.PASS, f"{where} {element} {show(value)}{src}", show(expected), show(value), ev)
+    return Outcome(Status.FAIL, f"{where} {element} is {show(value)}{src}, {show(expected)} expected",
+                   show(expected), show(value), ev)
 
 
 def _yes_no(v: Any) -> str:

@@ -12,10 +12,12 @@ from typing import Any
 
 from dissect.regf import RegistryHive
 
+from azvhdaudit.errors import NotApplicable
 from azvhdaudit.facts import ContainerFacts, ImageFacts, OSFacts, PartitionFacts
 from azvhdaudit.registry.memory import MemoryHive, MemoryKey
 from azvhdaudit.registry.model import RegistryView, RegType
-from azvhdaudit.rules.base import AuditContext, AuditOptions
+from azvhdaudit.report import Outcome, Status
+from azvhdaudit.rules.base import AuditContext, AuditOptions, all_rules
 
 REALDATA = Path(__file__).resolve().parent.parent / "data" / "realdata"
 
@@ -259,3 +261,15 @@ def make_context(
         registry=view, facts=facts or image_facts(), profile=profile,
         options=AuditOptions(image_type=image_type, role=role), files=fake, bcd=bcd,
     )
+
+
+def run(rule_id: str, ctx: AuditContext) -> Outcome:
+    """Run one rule the way the engine does: a NotApplicable signal becomes a not-applicable outcome."""
+    import azvhdaudit.rules  # noqa: F401 - registers the rules
+
+    found = [r for r in all_rules() if r.id == rule_id]
+    assert found, f"no rule {rule_id}"
+    try:
+        return found[0].check(ctx)
+    except NotApplicable as signal:
+        return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)

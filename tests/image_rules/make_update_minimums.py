@@ -24,7 +24,8 @@ def convert(catalogue: dict) -> dict:
     return {
         "source": "azure-checks.yaml update_minimums (fact catalogue), from: " + table["source"],
         "columns": [
-            {"id": c["id"], "label": c["doc_label"], "build": c["match"]["build"], "in_2017": bool(c.get("seed_label_nl"))}
+            {"id": c["id"], "label": c["doc_label"], "build": c["match"]["build"],
+             "in_2017": bool(c.get("seed_label_nl"))}
             for c in table["columns"]
         ],
         "rows": [
