@@ -79,9 +79,7 @@ def select_rules(
         for pat in pats:
             if not any(_matches(r, pat) for r in every):
                 areas = sorted({r.meta.area for r in every})
-                raise ProfileError(
-                    f"{kind} pattern {pat!r} matches no rule id or area; areas: {', '.join(areas)}"
-                )
+                raise ProfileError(f"{kind} pattern {pat!r} matches no rule id or area; areas: {', '.join(areas)}")
     rules = [r for r in every if profile in r.meta.baselines and role in r.meta.disk_roles]
     if chosen:
         rules = [r for r in rules if any(_matches(r, p) for p in chosen)]
@@ -166,9 +164,7 @@ def audit_context(
     ctx.profile = profile
     role = ctx.options.role or "os"
     rules = select_rules(profile, select, ignore, role=role)
-    active, _expired = split_expired(
-        _resolve_waivers(waivers), today or _dt.datetime.now(_dt.timezone.utc).date()
-    )
+    active, _expired = split_expired(_resolve_waivers(waivers), today or _dt.datetime.now(_dt.timezone.utc).date())
     by_rule = {w.rule: w for w in active}
     results = []
     for rule in rules:

@@ -56,9 +56,17 @@ register_values(
             title="DumpFile = %SystemRoot%\\MEMORY.DMP",
             group=CRASH,
             severity=Severity.RECOMMENDED,
-            items=(Item(CC, "DumpFile", "%SystemRoot%\\MEMORY.DMP", compare="eq_ci", types=(RegType.EXPAND_SZ,),
-                        if_absent="warn"),),
-            remediation=_SET_CC + " -Name DumpFile -Type ExpandString -Force -Value \"%SystemRoot%\\MEMORY.DMP\"",
+            items=(
+                Item(
+                    CC,
+                    "DumpFile",
+                    "%SystemRoot%\\MEMORY.DMP",
+                    compare="eq_ci",
+                    types=(RegType.EXPAND_SZ,),
+                    if_absent="warn",
+                ),
+            ),
+            remediation=_SET_CC + ' -Name DumpFile -Type ExpandString -Force -Value "%SystemRoot%\\MEMORY.DMP"',
         ),
         ValueRule(
             id="crashdump.nmi",
@@ -78,7 +86,7 @@ register_values(
             items=(Item(CC, "AutoReboot", 0, compare="report", if_absent="pass"),),
             baselines=Y2017,
             remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\CrashControl' -name "
-            "\"AutoReboot\" -Value 0 -Type DWord",
+            '"AutoReboot" -Value 0 -Type DWord',
             rationale="Reported, never enforced: with AutoReboot = 0 an Azure VM stays on the blue screen until "
             "someone restarts it, and the current text dropped the line.",
         ),
@@ -98,7 +106,7 @@ register_values(
         source="Complete the recommended configurations",
         baselines=Y2017,
         remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\CrashControl' -name "
-        "\"CrashDumpEnable\" -Value \"2\" -Type DWord  (the value Windows reads is CrashDumpEnabled)",
+        '"CrashDumpEnable" -Value "2" -Type DWord  (the value Windows reads is CrashDumpEnabled)',
         references=(DOC_2017,),
     )
 )
@@ -106,18 +114,27 @@ def check_kernel_dump_2017(ctx: AuditContext) -> Outcome:
     real = read_value(ctx, CC, "CrashDumpEnabled")
     typo = read_value(ctx, CC, "CrashDumpEnable")
     evidence = (real.evidence, typo.evidence)
-    typo_note = (
-        f"; CrashDumpEnable (the 2017 typo) is {typo.data!r}, which Windows ignores" if typo.present else ""
-    )
+    typo_note = f"; CrashDumpEnable (the 2017 typo) is {typo.data!r}, which Windows ignores" if typo.present else ""
     if isinstance(real.data, int) and real.value is not None and real.value.type == RegType.DWORD:
         kind = DUMP_TYPES.get(real.data, "unknown")
         if real.data == 2:
-            return Outcome(Status.PASS, f"CrashDumpEnabled is 2 (kernel){typo_note}", expected=2, actual=2,
-                           evidence=evidence)
-        return Outcome(Status.WARNING, f"CrashDumpEnabled is {real.data} ({kind}), the doc wants 2 (kernel)"
-                       f"{typo_note}", expected=2, actual=real.data, evidence=evidence)
-    return Outcome(Status.WARNING, f"CrashDumpEnabled is missing or not a REG_DWORD under {real.key_path}{typo_note}",
-                   expected=2, actual=real.data, evidence=evidence)
+            return Outcome(
+                Status.PASS, f"CrashDumpEnabled is 2 (kernel){typo_note}", expected=2, actual=2, evidence=evidence
+            )
+        return Outcome(
+            Status.WARNING,
+            f"CrashDumpEnabled is {real.data} ({kind}), the doc wants 2 (kernel){typo_note}",
+            expected=2,
+            actual=real.data,
+            evidence=evidence,
+        )
+    return Outcome(
+        Status.WARNING,
+        f"CrashDumpEnabled is missing or not a REG_DWORD under {real.key_path}{typo_note}",
+        expected=2,
+        actual=real.data,
+        evidence=evidence,
+    )
 
 
 @rule(
@@ -143,8 +160,14 @@ def check_localdumps(ctx: AuditContext) -> Outcome:
     if not dump_count.present and read_value(ctx, LOCALDUMPS, "CrashCount").present:
         count_name = "CrashCount"
     items = (
-        Item(LOCALDUMPS, "DumpFolder", "C:\\CrashDumps", compare="eq_ci", types=(RegType.SZ, RegType.EXPAND_SZ),
-             if_absent="warn"),
+        Item(
+            LOCALDUMPS,
+            "DumpFolder",
+            "C:\\CrashDumps",
+            compare="eq_ci",
+            types=(RegType.SZ, RegType.EXPAND_SZ),
+            if_absent="warn",
+        ),
         Item(LOCALDUMPS, count_name, 10, if_absent="warn"),
         Item(LOCALDUMPS, "DumpType", 2, if_absent="warn"),
     )

@@ -27,9 +27,9 @@ register_values(
             ),
             baselines=CURRENT,
             remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\"
-            "Environment' -Name TEMP -Value \"%SystemRoot%\\TEMP\" -Type ExpandString -Force; Set-ItemProperty "
+            'Environment\' -Name TEMP -Value "%SystemRoot%\\TEMP" -Type ExpandString -Force; Set-ItemProperty '
             "-Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Environment' -Name TMP -Value "
-            "\"%SystemRoot%\\TEMP\" -Type ExpandString -Force",
+            '"%SystemRoot%\\TEMP" -Type ExpandString -Force',
             rationale="Provisioning and the agent write to the machine TEMP folder. The value must be "
             "REG_EXPAND_SZ: a REG_SZ '%SystemRoot%\\TEMP' is not expanded. Both real hives in the tests "
             "(Windows 7, Windows 10 1709) carry exactly this.",

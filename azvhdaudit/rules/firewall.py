@@ -92,8 +92,10 @@ class FirewallRule:
         return self.active and self.action == "allow"
 
     def describe(self) -> str:
-        return f"{self.id} ({self.store}: Active={self.get('Active')}, Action={self.get('Action')}, " \
-               f"profiles={'/'.join(sorted(self.profiles))})"
+        return (
+            f"{self.id} ({self.store}: Active={self.get('Active')}, Action={self.get('Action')}, "
+            f"profiles={'/'.join(sorted(self.profiles))})"
+        )
 
 
 def parse_rule(rule_id: str, text: str, store: str = "local") -> FirewallRule:
@@ -145,6 +147,36 @@ def _policy_rules(ctx: AuditContext) -> tuple[list[FirewallRule], list[Evidence]
         return rules, [ev], ""
     except HiveUnavailable as err:
         return [], [], f" (Group Policy rules not checked: {err.reason})"
+
+
+def local_merge_off(ctx: AuditContext) -> tuple[frozenset[str], str]:
+    """Profiles where Group Policy sets AllowLocalPolicyMerge = 0: local rules do not apply there.
+
+    ``("", note)`` when SOFTWARE cannot be read (the caller already notes that)."""
+    from azvhdaudit.rules.values import HiveUnavailable, read_value
+
+    off = set()
+    for profile, keys in (
+        ("domain", ("DomainProfile",)),
+        ("private", ("PrivateProfile", "StandardProfile")),
+        ("public", ("PublicProfile",)),
+    ):
+        for key in keys:
+            try:
+                read = read_value(ctx, f"{POLICY}\\{key}", "AllowLocalPolicyMerge", source="policy")
+            except HiveUnavailable:
+                return frozenset(), ""
+            if read.present:
+                if read.data == 0:
+                    off.add(profile)
+                break
+    note = f" (Group Policy ignores local rules in the {'/'.join(sorted(off))} profile(s): AllowLocalPolicyMerge = 0)"
+    return frozenset(off), note if off else ""
+
+
+def effective_profiles(rule: FirewallRule, merge_off: frozenset[str]) -> frozenset[str]:
+    """The profiles a rule really applies to: a local rule does not where local merge is off."""
+    return rule.profiles - merge_off if rule.store == "local" else rule.profiles
 
 
 def address_covers(spec: str, address: str) -> bool:
@@ -277,11 +309,17 @@ ROWS = (
         severity=Severity.RECOMMENDED,
         items=(
             Item(
-                POLICY + r"\DomainProfile\IcmpSettings", "AllowInboundEchoRequest", 1, if_absent="pass",
+                POLICY + r"\DomainProfile\IcmpSettings",
+                "AllowInboundEchoRequest",
+                1,
+                if_absent="pass",
                 label="Domain",
             ),
             Item(
-                POLICY + r"\StandardProfile\IcmpSettings", "AllowInboundEchoRequest", 1, if_absent="pass",
+                POLICY + r"\StandardProfile\IcmpSettings",
+                "AllowInboundEchoRequest",
+                1,
+                if_absent="pass",
                 label="Standard",
             ),
         ),
@@ -332,15 +370,25 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
     evidence = (ev, *pev)
     group = [r for r in local + policy if (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
     if not group:
-        return Outcome(Status.FAIL, f"no rule of the Remote Desktop group (EmbedCtxt {RDP_GROUP}) exists{note}",
-                       expected="enabled", actual=[], evidence=evidence)
+        return Outcome(
+            Status.FAIL,
+            f"no rule of the Remote Desktop group (EmbedCtxt {RDP_GROUP}) exists{note}",
+            expected="enabled",
+            actual=[],
+            evidence=evidence,
+        )
     off = [r for r in group if not r.enabled_allow]
+    merge_off, merge_note = local_merge_off(ctx)
+    note += merge_note
     covered: set[str] = set()
     for r in group:
-        if r.enabled_allow and r.direction == "in" and r.get("Protocol") == "6" and any(
-            port_covers(p, 3389) for p in r.all("LPort")
+        if (
+            r.enabled_allow
+            and r.direction == "in"
+            and r.get("Protocol") == "6"
+            and any(port_covers(p, 3389) for p in r.all("LPort"))
         ):
-            covered |= r.profiles
+            covered |= effective_profiles(r, merge_off)
     blocked = _blocking_inbound_port(local + policy, 3389)
     problems = []
     if off:
@@ -352,10 +400,17 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
         problems.append("blocked by: " + ", ".join(r.describe() for r in blocked))
     actual = {r.id: r.enabled_allow for r in group}
     if problems:
-        return Outcome(Status.FAIL, "; ".join(problems) + note, expected="all enabled", actual=actual,
-                       evidence=evidence)
-    return Outcome(Status.PASS, f"all {len(group)} Remote Desktop rules are enabled ({', '.join(actual)}); TCP "
-                   f"3389 is allowed in every profile{note}", expected="all enabled", actual=actual, evidence=evidence)
+        return Outcome(
+            Status.FAIL, "; ".join(problems) + note, expected="all enabled", actual=actual, evidence=evidence
+        )
+    return Outcome(
+        Status.PASS,
+        f"all {len(group)} Remote Desktop rules are enabled ({', '.join(actual)}); TCP "
+        f"3389 is allowed in every profile{note}",
+        expected="all enabled",
+        actual=actual,
+        evidence=evidence,
+    )
 
 
 @rule(
@@ -386,17 +441,17 @@ def check_icmp(ctx: AuditContext) -> Outcome:
         if off:
             parts.append("not enabled: " + ", ".join(r.describe() for r in off))
         return Outcome(Status.WARNING, "; ".join(parts), expected="enabled", actual=actual, evidence=(ev,))
-    return Outcome(Status.PASS, "echo request rule(s) enabled: " + ", ".join(wanted), expected="enabled",
-                   actual=actual, evidence=(ev,))
+    return Outcome(
+        Status.PASS,
+        "echo request rule(s) enabled: " + ", ".join(wanted),
+        expected="enabled",
+        actual=actual,
+        evidence=(ev,),
+    )
 
 
 def _platform_rule(r: FirewallRule, direction: str) -> bool:
-    return (
-        r.enabled_allow
-        and r.direction == direction
-        and _any_covers(r.all("RA4"), WIRESERVER)
-        and r.profiles == frozenset(PROFILES)
-    )
+    return r.enabled_allow and r.direction == direction and _any_covers(r.all("RA4"), WIRESERVER)
 
 
 @rule(
@@ -411,23 +466,45 @@ def _platform_rule(r: FirewallRule, direction: str) -> bool:
         "168.63.129.16 -Profile Any -Action Allow -EdgeTraversalPolicy Allow; New-NetFirewallRule -DisplayName "
         "AzurePlatform -Direction Outbound -RemoteAddress 168.63.129.16 -Profile Any -Action Allow",
         rationale="The rule id is a random GUID, so rules are matched on RA4 covering 168.63.129.16, Active, "
-        "Allow, every profile (and Edge=TRUE inbound), in the local or the Group Policy store.",
+        "Allow, together covering every profile (and Edge=TRUE inbound), in the local or the Group Policy "
+        "store; local rules do not count in a profile where Group Policy sets AllowLocalPolicyMerge = 0.",
     )
 )
 def check_platform(ctx: AuditContext) -> Outcome:
     local, ev = load_rules(ctx, LOCAL_RULES, "local")
     policy, pev, note = _policy_rules(ctx)
     rules = local + policy
+    merge_off, merge_note = local_merge_off(ctx)
+    note += merge_note
     inbound = [r for r in rules if _platform_rule(r, "in") and (r.get("Edge") or "").upper() == "TRUE"]
     outbound = [r for r in rules if _platform_rule(r, "out")]
     actual = {"in": [r.id for r in inbound], "out": [r.id for r in outbound]}
     evidence = (ev, *pev)
-    missing = [d for d, found in (("inbound (with edge traversal)", inbound), ("outbound", outbound)) if not found]
+
+    def covers_all(found: list[FirewallRule]) -> bool:
+        covered: set[str] = set()
+        for r in found:
+            covered |= effective_profiles(r, merge_off)
+        return covered >= set(PROFILES)
+
+    missing = [
+        d for d, found in (("inbound (with edge traversal)", inbound), ("outbound", outbound)) if not covers_all(found)
+    ]
     if missing:
-        return Outcome(Status.FAIL, f"no enabled {' and no '.join(missing)} Allow rule for {WIRESERVER} covering "
-                       f"every profile{note}", expected="in and out", actual=actual, evidence=evidence)
-    return Outcome(Status.PASS, f"Azure platform rules found: in {', '.join(actual['in'])}; out "
-                   f"{', '.join(actual['out'])}{note}", expected="in and out", actual=actual, evidence=evidence)
+        return Outcome(
+            Status.FAIL,
+            f"no enabled {' and no '.join(missing)} Allow rule for {WIRESERVER} covering every profile{note}",
+            expected="in and out",
+            actual=actual,
+            evidence=evidence,
+        )
+    return Outcome(
+        Status.PASS,
+        f"Azure platform rules found: in {', '.join(actual['in'])}; out {', '.join(actual['out'])}{note}",
+        expected="in and out",
+        actual=actual,
+        evidence=evidence,
+    )
 
 
 def _blocks_wireserver(r: FirewallRule) -> bool:
@@ -464,7 +541,13 @@ def check_no_block(ctx: AuditContext) -> Outcome:
     blocking = [r for r in local + policy if _blocks_wireserver(r)]
     evidence = (ev, *pev)
     if blocking:
-        return Outcome(Status.WARNING, f"block rule(s) covering {WIRESERVER}: " + ", ".join(r.describe() for r in
-                       blocking) + note, expected=[], actual=[r.id for r in blocking], evidence=evidence)
-    return Outcome(Status.PASS, f"no enabled block rule covers {WIRESERVER}{note}", expected=[], actual=[],
-                   evidence=evidence)
+        return Outcome(
+            Status.WARNING,
+            f"block rule(s) covering {WIRESERVER}: " + ", ".join(r.describe() for r in blocking) + note,
+            expected=[],
+            actual=[r.id for r in blocking],
+            evidence=evidence,
+        )
+    return Outcome(
+        Status.PASS, f"no enabled block rule covers {WIRESERVER}{note}", expected=[], actual=[], evidence=evidence
+    )

@@ -26,25 +26,65 @@ class ManualStep:
 
 
 STEPS = (
-    ManualStep("manual.sfc", "System File Checker run before generalizing", "sfc.exe /scannow",
-               "needs the running OS; nothing in the image records a clean scan", "Verify the VM", CURRENT),
-    ManualStep("manual.wmi_repository", "WMI repository consistent", "winmgmt /verifyrepository",
-               "needs the WMI service; only the repository files could be seen offline", "Verify the VM"),
-    ManualStep("manual.port_3389_free", "Only TermService listens on port 3389", "netstat.exe -anob",
-               "runtime state; offline only the RDP listener's configured port is checked (rdp.port)",
-               "Verify the VM"),
-    ManualStep("manual.rdp_restart_test", "VM restarted on local Hyper-V and reachable over RDP",
-               "Restart the VM and connect with RDP", "a runtime test", "Verify the VM"),
-    ManualStep("manual.admin_password", "Built-in administrator password known (or reset)",
-               "Reset the local administrator password and test an RDP logon with it",
-               "a secret; rdp.builtin_admin_known reports only whether the account is enabled", "Verify the VM"),
-    ManualStep("manual.dsrm_password", "DSRM password known (domain controller)",
-               "Make sure the DSRM password is known (ntdsutil 'set dsrm password')",
-               "a secret", "Verify the VM (domain controllers)"),
-    ManualStep("manual.dism_optimize", "Optional: DISM /optimize-image /boot", "DISM /image:D:\\ /optimize-image /boot",
-               "leaves no reliable marker in the image", "Verify the VM (optional)", CURRENT, Severity.ADVISORY),
-    ManualStep("manual.backup", "VM backed up before conversion", "Back up the VM before converting the disk",
-               "a process step outside the image", "Convert the virtual disk"),
+    ManualStep(
+        "manual.sfc",
+        "System File Checker run before generalizing",
+        "sfc.exe /scannow",
+        "needs the running OS; nothing in the image records a clean scan",
+        "Verify the VM",
+        CURRENT,
+    ),
+    ManualStep(
+        "manual.wmi_repository",
+        "WMI repository consistent",
+        "winmgmt /verifyrepository",
+        "needs the WMI service; only the repository files could be seen offline",
+        "Verify the VM",
+    ),
+    ManualStep(
+        "manual.port_3389_free",
+        "Only TermService listens on port 3389",
+        "netstat.exe -anob",
+        "runtime state; offline only the RDP listener's configured port is checked (rdp.port)",
+        "Verify the VM",
+    ),
+    ManualStep(
+        "manual.rdp_restart_test",
+        "VM restarted on local Hyper-V and reachable over RDP",
+        "Restart the VM and connect with RDP",
+        "a runtime test",
+        "Verify the VM",
+    ),
+    ManualStep(
+        "manual.admin_password",
+        "Built-in administrator password known (or reset)",
+        "Reset the local administrator password and test an RDP logon with it",
+        "a secret; rdp.builtin_admin_known reports only whether the account is enabled",
+        "Verify the VM",
+    ),
+    ManualStep(
+        "manual.dsrm_password",
+        "DSRM password known (domain controller)",
+        "Make sure the DSRM password is known (ntdsutil 'set dsrm password')",
+        "a secret",
+        "Verify the VM (domain controllers)",
+    ),
+    ManualStep(
+        "manual.dism_optimize",
+        "Optional: DISM /optimize-image /boot",
+        "DISM /image:D:\\ /optimize-image /boot",
+        "leaves no reliable marker in the image",
+        "Verify the VM (optional)",
+        CURRENT,
+        Severity.ADVISORY,
+    ),
+    ManualStep(
+        "manual.backup",
+        "VM backed up before conversion",
+        "Back up the VM before converting the disk",
+        "a process step outside the image",
+        "Convert the virtual disk",
+    ),
 )
 
 
@@ -62,8 +102,9 @@ def _make(step: ManualStep) -> Rule:
     def check(ctx: AuditContext) -> Outcome:
         if step.id == "manual.dsrm_password" and _is_dc(ctx) is False:
             raise NotApplicable("the image is not a domain controller (ProductType is not LanmanNT)")
-        return Outcome(Status.MANUAL, f"not checked offline ({step.why}); do it on the running VM: {step.step}",
-                       reason=step.why)
+        return Outcome(
+            Status.MANUAL, f"not checked offline ({step.why}); do it on the running VM: {step.step}", reason=step.why
+        )
 
     meta = RuleMeta(
         id=step.id,

@@ -107,13 +107,23 @@ def check_routes(ctx: AuditContext) -> Outcome:
     key = open_key(ctx, ROUTES)
     if key is None:
         ev = value_evidence(ctx, ROUTES, None, None, "registry", note="key absent")
-        return Outcome(Status.PASS, f"no persistent routes ({ctx.registry.display_path(ROUTES)} does not exist)",
-                       expected=[], actual=[], evidence=(ev,))
+        return Outcome(
+            Status.PASS,
+            f"no persistent routes ({ctx.registry.display_path(ROUTES)} does not exist)",
+            expected=[],
+            actual=[],
+            evidence=(ev,),
+        )
     routes = [v.name for v in key.values()]
     ev = value_evidence(ctx, ROUTES, None, None, "registry", note=f"{len(routes)} route(s)")
     if routes:
-        return Outcome(Status.FAIL, "persistent route(s) (dest,mask,gateway,metric): " + "; ".join(routes),
-                       expected=[], actual=routes, evidence=(ev,))
+        return Outcome(
+            Status.FAIL,
+            "persistent route(s) (dest,mask,gateway,metric): " + "; ".join(routes),
+            expected=[],
+            actual=routes,
+            evidence=(ev,),
+        )
     return Outcome(Status.PASS, "no persistent routes", expected=[], actual=[], evidence=(ev,))
 
 
@@ -134,12 +144,23 @@ def _judge_blob(ctx: AuditContext, path: str) -> tuple[Status, str, Evidence | N
         return Status.PASS, f"WinHTTP goes direct under {where} (flags 0x{settings.flags:X})", read.evidence
     if bypasses(settings.bypass):
         if ctx.profile == "azure-2017":
-            return (Status.FAIL, f"WinHTTP proxy {settings.proxy!r} is set under {where} (bypass list "
-                    f"{settings.bypass!r} holds {WIRESERVER}, but the 2017 text resets the proxy)", read.evidence)
-        return (Status.PASS, f"WinHTTP proxy {settings.proxy!r} under {where} bypasses {WIRESERVER} "
-                f"({settings.bypass!r})", read.evidence)
-    return (Status.FAIL, f"WinHTTP proxy {settings.proxy!r} is set under {where} and its bypass list "
-            f"{settings.bypass!r} does not hold {WIRESERVER}", read.evidence)
+            return (
+                Status.FAIL,
+                f"WinHTTP proxy {settings.proxy!r} is set under {where} (bypass list "
+                f"{settings.bypass!r} holds {WIRESERVER}, but the 2017 text resets the proxy)",
+                read.evidence,
+            )
+        return (
+            Status.PASS,
+            f"WinHTTP proxy {settings.proxy!r} under {where} bypasses {WIRESERVER} ({settings.bypass!r})",
+            read.evidence,
+        )
+    return (
+        Status.FAIL,
+        f"WinHTTP proxy {settings.proxy!r} is set under {where} and its bypass list "
+        f"{settings.bypass!r} does not hold {WIRESERVER}",
+        read.evidence,
+    )
 
 
 @rule(
@@ -154,7 +175,7 @@ def _judge_blob(ctx: AuditContext, path: str) -> tuple[Status, str, Evidence | N
         source="Set Windows configurations for Azure",
         baselines=BOTH,
         remediation="netsh.exe winhttp reset proxy  (or: netsh.exe winhttp set proxy <proxy> "
-        "\"<bypass list>;168.63.129.16\")",
+        '"<bypass list>;168.63.129.16")',
         references=(DOC_CURRENT, DOC_2017),
     )
 )
@@ -166,5 +187,10 @@ def check_proxy(ctx: AuditContext) -> Outcome:
     if all(s is Status.NOT_CHECKED for s in statuses):
         return Outcome(Status.NOT_CHECKED, message, reason=message, evidence=evidence)
     status = worst(statuses)
-    return Outcome(status, message, expected="direct or bypass 168.63.129.16",
-                   evidence=evidence, reason=message if status is Status.NOT_CHECKED else "")
+    return Outcome(
+        status,
+        message,
+        expected="direct or bypass 168.63.129.16",
+        evidence=evidence,
+        reason=message if status is Status.NOT_CHECKED else "",
+    )

@@ -40,15 +40,20 @@ MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
 def check_pagefile(ctx: AuditContext) -> Outcome:
     read = read_value(ctx, MM, "PagingFiles")
     if read.value is None:
-        return Outcome(Status.PASS, f"PagingFiles is not set under {read.key_path} (no page file configured)",
-                       evidence=(read.evidence,))
+        return Outcome(
+            Status.PASS,
+            f"PagingFiles is not set under {read.key_path} (no page file configured)",
+            evidence=(read.evidence,),
+        )
     value = read.value
     if value.type != RegType.MULTI_SZ:
         return Outcome(
             Status.WARNING,
             f"PagingFiles is {value.type_name} {value.data!r}; Windows expects REG_MULTI_SZ entries such as "
             "'D:\\pagefile.sys' (the 2017 doc's line wrote this form)",
-            expected="REG_MULTI_SZ", actual=value.data, evidence=(read.evidence,),
+            expected="REG_MULTI_SZ",
+            actual=value.data,
+            evidence=(read.evidence,),
         )
     entries = [e for e in value.data if isinstance(e, str)] if isinstance(value.data, list) else []
     drives = sorted({e.strip()[:2].upper() for e in entries if e.strip()})

@@ -73,13 +73,27 @@ def _name(guid: str | None) -> str:
 def check_scheme(ctx: AuditContext) -> Outcome:
     guid, where, evidence, note = active_scheme(ctx)
     if guid is None:
-        return Outcome(Status.FAIL, f"no ActivePowerScheme value under {ctx.registry.display_path(SCHEMES)}{note}",
-                       expected=SCHEME_MIN, evidence=tuple(evidence))
+        return Outcome(
+            Status.FAIL,
+            f"no ActivePowerScheme value under {ctx.registry.display_path(SCHEMES)}{note}",
+            expected=SCHEME_MIN,
+            evidence=tuple(evidence),
+        )
     if guid == SCHEME_MIN:
-        return Outcome(Status.PASS, f"active scheme is {_name(guid)} (from {where}){note}", expected=SCHEME_MIN,
-                       actual=guid, evidence=tuple(evidence))
-    return Outcome(Status.FAIL, f"active scheme is {_name(guid)} (from {where}), Azure expects "
-                   f"{_name(SCHEME_MIN)}{note}", expected=SCHEME_MIN, actual=guid, evidence=tuple(evidence))
+        return Outcome(
+            Status.PASS,
+            f"active scheme is {_name(guid)} (from {where}){note}",
+            expected=SCHEME_MIN,
+            actual=guid,
+            evidence=tuple(evidence),
+        )
+    return Outcome(
+        Status.FAIL,
+        f"active scheme is {_name(guid)} (from {where}), Azure expects {_name(SCHEME_MIN)}{note}",
+        expected=SCHEME_MIN,
+        actual=guid,
+        evidence=tuple(evidence),
+    )
 
 
 @rule(
@@ -103,15 +117,27 @@ def check_scheme(ctx: AuditContext) -> Outcome:
 def check_videoidle(ctx: AuditContext) -> Outcome:
     guid, _where, evidence, note = active_scheme(ctx)
     if guid is None:
-        return Outcome(Status.NOT_CHECKED, "no active power scheme: the display timeout cannot be resolved",
-                       reason="ActivePowerScheme missing", evidence=tuple(evidence))
+        return Outcome(
+            Status.NOT_CHECKED,
+            "no active power scheme: the display timeout cannot be resolved",
+            reason="ActivePowerScheme missing",
+            evidence=tuple(evidence),
+        )
     chain: list[tuple[str, str, str, str]] = [
         ("policy", f"{POLICY}\\{VIDEOIDLE}", "ACSettingIndex", "Group Policy"),
         ("registry", f"{SCHEMES}\\{guid}\\{SUB_VIDEO}\\{VIDEOIDLE}", "ACSettingIndex", "the scheme's setting"),
-        ("registry", f"{POWER}\\User\\Default\\PowerSchemes\\{guid}\\{SUB_VIDEO}\\{VIDEOIDLE}", "ACSettingIndex",
-         "the OEM default"),
-        ("registry", f"{POWER}\\PowerSettings\\{SUB_VIDEO}\\{VIDEOIDLE}\\DefaultPowerSchemeValues\\{guid}",
-         "AcSettingIndex", "the factory default"),
+        (
+            "registry",
+            f"{POWER}\\User\\Default\\PowerSchemes\\{guid}\\{SUB_VIDEO}\\{VIDEOIDLE}",
+            "ACSettingIndex",
+            "the OEM default",
+        ),
+        (
+            "registry",
+            f"{POWER}\\PowerSettings\\{SUB_VIDEO}\\{VIDEOIDLE}\\DefaultPowerSchemeValues\\{guid}",
+            "AcSettingIndex",
+            "the factory default",
+        ),
     ]
     found: Read | None = None
     label = ""
@@ -128,12 +154,26 @@ def check_videoidle(ctx: AuditContext) -> Outcome:
             found, label = read, what
             break
     if found is None or not isinstance(found.data, int):
-        return Outcome(Status.NOT_CHECKED, f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}{note}",
-                       reason="no override and no default found", evidence=tuple(evidence))
+        return Outcome(
+            Status.NOT_CHECKED,
+            f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}{note}",
+            reason="no override and no default found",
+            evidence=tuple(evidence),
+        )
     seconds = found.data
     text = "never" if seconds == 0 else f"{seconds} s"
     if seconds == 0:
-        return Outcome(Status.PASS, f"display turns off after: never (AC), from {label} at {found.key_path}{note}",
-                       expected=0, actual=0, evidence=tuple(evidence))
-    return Outcome(Status.WARNING, f"display turns off after {text} on AC, from {label} at {found.key_path}; "
-                   f"Azure expects never (0){note}", expected=0, actual=seconds, evidence=tuple(evidence))
+        return Outcome(
+            Status.PASS,
+            f"display turns off after: never (AC), from {label} at {found.key_path}{note}",
+            expected=0,
+            actual=0,
+            evidence=tuple(evidence),
+        )
+    return Outcome(
+        Status.WARNING,
+        f"display turns off after {text} on AC, from {label} at {found.key_path}; Azure expects never (0){note}",
+        expected=0,
+        actual=seconds,
+        evidence=tuple(evidence),
+    )

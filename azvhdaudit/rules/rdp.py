@@ -103,7 +103,7 @@ ROWS = (
         items=(Item(RDP_TCP, "SecurityLayer", 1),),
         baselines=Y2017,
         remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\"
-        "WinStations\\RDP-Tcp' -name \"SecurityLayer\" 1 -Type DWord",
+        'WinStations\\RDP-Tcp\' -name "SecurityLayer" 1 -Type DWord',
         rationale="Only the 2017 text sets it; the current text dropped the line (2 = TLS works with NLA too).",
     ),
     ValueRule(
@@ -114,7 +114,7 @@ ROWS = (
         items=(Item(RDP_TCP, "fAllowSecProtocolNegotiation", 1),),
         baselines=Y2017,
         remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\"
-        "WinStations\\RDP-Tcp' -name \"fAllowSecProtocolNegotiation\" 1 -Type DWord",
+        'WinStations\\RDP-Tcp\' -name "fAllowSecProtocolNegotiation" 1 -Type DWord',
         rationale="Only the 2017 text sets it; the current text dropped the line.",
     ),
     ValueRule(
@@ -126,7 +126,8 @@ ROWS = (
             Item(TS_POLICY, "KeepAliveEnable", 1, if_absent="warn"),
             Item(TS_POLICY, "KeepAliveInterval", 1, if_absent="warn"),
         ),
-        remediation=_SET_POLICY + " -Name KeepAliveEnable -Value 1 -Type DWord -Force; "
+        remediation=_SET_POLICY
+        + " -Name KeepAliveEnable -Value 1 -Type DWord -Force; "
         + _SET_POLICY
         + " -Name KeepAliveInterval -Value 1 -Type DWord -Force",
         rationale="The doc writes these into the policy key itself, so a missing value means the step was "
@@ -264,8 +265,13 @@ def check_no_deny(ctx: AuditContext) -> Outcome:
             actual=denied,
             evidence=tuple(evidence),
         )
-    return Outcome(Status.PASS, "no deny-network or deny-RDS logon right for the listed accounts",
-                   expected="no deny rights", actual=[], evidence=tuple(evidence))
+    return Outcome(
+        Status.PASS,
+        "no deny-network or deny-RDS logon right for the listed accounts",
+        expected="no deny rights",
+        actual=[],
+        evidence=tuple(evidence),
+    )
 
 
 @rule(
@@ -288,10 +294,20 @@ def check_network_logon(ctx: AuditContext) -> Outcome:
         if mask is None or not mask & SE_NETWORK_LOGON:
             missing.append(sid)
     if missing:
-        return Outcome(Status.WARNING, f"'Access this computer from the network' is not granted to {_names(missing)}",
-                       expected="granted", actual=missing, evidence=tuple(evidence))
-    return Outcome(Status.PASS, "'Access this computer from the network' is granted to all four groups",
-                   expected="granted", actual=[], evidence=tuple(evidence))
+        return Outcome(
+            Status.WARNING,
+            f"'Access this computer from the network' is not granted to {_names(missing)}",
+            expected="granted",
+            actual=missing,
+            evidence=tuple(evidence),
+        )
+    return Outcome(
+        Status.PASS,
+        "'Access this computer from the network' is granted to all four groups",
+        expected="granted",
+        actual=[],
+        evidence=tuple(evidence),
+    )
 
 
 @rule(
@@ -309,10 +325,20 @@ def check_network_logon(ctx: AuditContext) -> Outcome:
 def check_allow_rds(ctx: AuditContext) -> Outcome:
     mask, ev = _access_mask(ctx, "S-1-5-32-544")
     if mask is not None and mask & SE_REMOTE_INTERACTIVE_LOGON:
-        return Outcome(Status.PASS, "Administrators may log on through Remote Desktop Services",
-                       expected=True, actual=True, evidence=(ev,))
-    return Outcome(Status.WARNING, "Administrators are not granted 'Allow log on through Remote Desktop Services'",
-                   expected=True, actual=False, evidence=(ev,))
+        return Outcome(
+            Status.PASS,
+            "Administrators may log on through Remote Desktop Services",
+            expected=True,
+            actual=True,
+            evidence=(ev,),
+        )
+    return Outcome(
+        Status.WARNING,
+        "Administrators are not granted 'Allow log on through Remote Desktop Services'",
+        expected=True,
+        actual=False,
+        evidence=(ev,),
+    )
 
 
 SAM_ADMIN = r"HKLM\SAM\SAM\Domains\Account\Users\000001F4"
@@ -337,10 +363,17 @@ def check_builtin_admin(ctx: AuditContext) -> Outcome:
     value = key.value("F") if key is not None else None
     ev = value_evidence(ctx, SAM_ADMIN, "F", value, "registry")
     if value is None or len(value.raw) < 0x3A:
-        return Outcome(Status.WARNING, f"the built-in Administrator account record (F under {SAM_ADMIN}) was not "
-                       "found or is short", evidence=(ev,))
+        return Outcome(
+            Status.WARNING,
+            f"the built-in Administrator account record (F under {SAM_ADMIN}) was not found or is short",
+            evidence=(ev,),
+        )
     flags = int.from_bytes(value.raw[0x38:0x3A], "little")
     enabled = not flags & ACB_DISABLED
     state = "enabled" if enabled else "disabled"
-    return Outcome(Status.PASS, f"the built-in Administrator account is {state}; make sure its password is known",
-                   actual=state, evidence=(ev,))
+    return Outcome(
+        Status.PASS,
+        f"the built-in Administrator account is {state}; make sure its password is known",
+        actual=state,
+        evidence=(ev,),
+    )

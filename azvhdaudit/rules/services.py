@@ -62,18 +62,30 @@ def service_outcome(
     trigger = key.subkey("TriggerInfo") is not None
     evidence = (
         value_evidence(ctx, path, "Start", start_value, "registry"),
-        value_evidence(ctx, path, "DelayedAutostart", delayed_value, "registry",
-                       note="TriggerInfo subkey present" if trigger else ""),
+        value_evidence(
+            ctx,
+            path,
+            "DelayedAutostart",
+            delayed_value,
+            "registry",
+            note="TriggerInfo subkey present" if trigger else "",
+        ),
     )
     start = start_value.data if start_value is not None and isinstance(start_value.data, int) else None
     delayed = bool(delayed_value is not None and delayed_value.data == 1)
     shown = start_text(start, delayed, trigger)
     if start_value is None:
-        return Outcome(mismatch_status(severity), f"value Start is missing under {ctx.registry.display_path(path)}",
-                       expected=START_NAMES[expected], actual=None, evidence=evidence)
+        return Outcome(
+            mismatch_status(severity),
+            f"value Start is missing under {ctx.registry.display_path(path)}",
+            expected=START_NAMES[expected],
+            actual=None,
+            evidence=evidence,
+        )
     if start == expected or start in accept:
-        return Outcome(Status.PASS, f"{service} starts {shown}", expected=START_NAMES[expected], actual=shown,
-                       evidence=evidence)
+        return Outcome(
+            Status.PASS, f"{service} starts {shown}", expected=START_NAMES[expected], actual=shown, evidence=evidence
+        )
     status = mismatch_status(severity) if start == 4 else Status.WARNING
     if status is Status.PASS:
         status = Status.WARNING
@@ -162,7 +174,7 @@ def _sacsvr(ctx: AuditContext) -> Outcome:
     if is_server is False:
         raise NotApplicable(
             "sacsvr ships with Server editions only; on a client edition the EMS-SAC capability must be "
-            "added first (Add-WindowsCapability -Online -Name \"Windows.Desktop.EMS-SAC.Tools~~~~0.0.1.0\")"
+            'added first (Add-WindowsCapability -Online -Name "Windows.Desktop.EMS-SAC.Tools~~~~0.0.1.0")'
         )
     return service_outcome(ctx, "sacsvr", 2, Severity.RECOMMENDED)
 

@@ -21,11 +21,13 @@ register_values(
         ValueRule(
             id="san.policy_onlineall",
             title="Disk SAN policy = OnlineAll (SanPolicy = 1)",
-            group=Group(area="storage", source="Set Windows configurations for Azure",
-                        references=(DOC_CURRENT, DOC_2017)),
+            group=Group(
+                area="storage", source="Set Windows configurations for Azure", references=(DOC_CURRENT, DOC_2017)
+            ),
             severity=Severity.REQUIRED,
-            items=(Item(r"HKLM\SYSTEM\CurrentControlSet\Services\partmgr\Parameters", "SanPolicy", 1,
-                        if_absent="warn"),),
+            items=(
+                Item(r"HKLM\SYSTEM\CurrentControlSet\Services\partmgr\Parameters", "SanPolicy", 1, if_absent="warn"),
+            ),
             remediation="diskpart.exe  ->  DISKPART> san policy=onlineall  ->  DISKPART> exit",
             rationale="With an Offline policy, data disks attached in Azure stay offline. When the value is "
             "absent the edition's default applies (OfflineShared on some Server editions), so absence is a "
@@ -36,8 +38,13 @@ register_values(
 
 CDROM_ITEMS = (
     Item(r"HKLM\SYSTEM\CurrentControlSet\Services\cdrom", "Start", 4, compare="ne", label="cdrom driver"),
-    Item(r"HKLM\SOFTWARE\Policies\Microsoft\Windows\RemovableStorageDevices", "Deny_All", 0, if_absent="pass",
-         label="deny all removable storage"),
+    Item(
+        r"HKLM\SOFTWARE\Policies\Microsoft\Windows\RemovableStorageDevices",
+        "Deny_All",
+        0,
+        if_absent="pass",
+        label="deny all removable storage",
+    ),
     Item(
         r"HKLM\SOFTWARE\Policies\Microsoft\Windows\RemovableStorageDevices\{53f56308-b6bf-11d0-94f2-00a0c91efb8b}",
         "Deny_Read",
@@ -75,6 +82,12 @@ def _specialized(ctx: AuditContext) -> bool:
 def check_dvd(ctx: AuditContext) -> Outcome:
     outcome = evaluate_items(ctx, CDROM_ITEMS, Severity.REQUIRED)
     if outcome.status is Status.FAIL and _specialized(ctx):
-        return Outcome(Status.WARNING, outcome.message + " (specialized image: a warning only)",
-                       outcome.expected, outcome.actual, outcome.evidence, outcome.reason)
+        return Outcome(
+            Status.WARNING,
+            outcome.message + " (specialized image: a warning only)",
+            outcome.expected,
+            outcome.actual,
+            outcome.evidence,
+            outcome.reason,
+        )
     return outcome

@@ -346,9 +346,7 @@ def evaluate_item(ctx: AuditContext, item: Item, severity: Severity) -> ItemVerd
     )
 
 
-def evaluate_items(
-    ctx: AuditContext, items: Sequence[Item], severity: Severity, expected: Any = None
-) -> Outcome:
+def evaluate_items(ctx: AuditContext, items: Sequence[Item], severity: Severity, expected: Any = None) -> Outcome:
     """The verdict of a row: every item evaluated, the worst status wins, every message kept."""
     verdicts = [evaluate_item(ctx, item, severity) for item in items]
     status = worst(v.status for v in verdicts)

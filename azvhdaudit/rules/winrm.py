@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from azvhdaudit.report import Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.firewall import LOCAL_RULES, PROFILES, load_rules, port_covers
+from azvhdaudit.rules.firewall import (
+    LOCAL_RULES,
+    PROFILES,
+    effective_profiles,
+    load_rules,
+    local_merge_off,
+    port_covers,
+)
 from azvhdaudit.rules.services import service_outcome
 from azvhdaudit.rules.values import BOTH, Item, evaluate_items, open_key, value_evidence, worst
 
@@ -40,8 +47,13 @@ def check_service(ctx: AuditContext) -> Outcome:
     outcome = service_outcome(ctx, "WinRM", 2, Severity.REQUIRED)
     # Manual means remoting was never enabled: that is the step missing, not a cosmetic difference.
     if outcome.status is Status.WARNING:
-        return Outcome(Status.FAIL, outcome.message + " (PowerShell remoting was not enabled)", outcome.expected,
-                       outcome.actual, outcome.evidence)
+        return Outcome(
+            Status.FAIL,
+            outcome.message + " (PowerShell remoting was not enabled)",
+            outcome.expected,
+            outcome.actual,
+            outcome.evidence,
+        )
     return outcome
 
 
@@ -69,14 +81,23 @@ def check_listener(ctx: AuditContext) -> Outcome:
         Item(r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WinRM\Service", "AllowAutoConfig", 1, if_absent="pass"),
     )
     values = evaluate_items(ctx, items, Severity.RECOMMENDED)
-    ev = value_evidence(ctx, WSMAN + r"\Listener", None, None, "registry",
-                        note=f"HTTP listener keys: {', '.join(http) or 'none'}")
+    ev = value_evidence(
+        ctx, WSMAN + r"\Listener", None, None, "registry", note=f"HTTP listener keys: {', '.join(http) or 'none'}"
+    )
     listener_status = Status.PASS if star else Status.WARNING
-    listener_text = (f"HTTP listener {star[0]} configured" if star else
-                     f"no *+HTTP listener under {ctx.registry.display_path(WSMAN + chr(92) + 'Listener')}"
-                     + (f" (found {', '.join(http)})" if http else ""))
-    return Outcome(worst((listener_status, values.status)), f"{listener_text}; {values.message}",
-                   expected="listener *+HTTP", actual=http, evidence=(ev, *values.evidence))
+    listener_text = (
+        f"HTTP listener {star[0]} configured"
+        if star
+        else f"no *+HTTP listener under {ctx.registry.display_path(WSMAN + chr(92) + 'Listener')}"
+        + (f" (found {', '.join(http)})" if http else "")
+    )
+    return Outcome(
+        worst((listener_status, values.status)),
+        f"{listener_text}; {values.message}",
+        expected="listener *+HTTP",
+        actual=http,
+        evidence=(ev, *values.evidence),
+    )
 
 
 @rule(
@@ -93,29 +114,48 @@ def check_listener(ctx: AuditContext) -> Outcome:
         source=_SOURCE,
         baselines=BOTH,
         remediation="Enable-PSRemoting -Force  (it enables the firewall rules); 2017: netsh advfirewall firewall "
-        "set rule dir=in name=\"Windows Remote Management (HTTP-In)\" new enable=yes",
+        'set rule dir=in name="Windows Remote Management (HTTP-In)" new enable=yes',
         references=(DOC_CURRENT, DOC_2017),
     )
 )
 def check_firewall(ctx: AuditContext) -> Outcome:
     rules, ev = load_rules(ctx, LOCAL_RULES, "local")
     winrm = [
-        r for r in rules
+        r
+        for r in rules
         if (r.get("Name") or "").lower() == WINRM_NAME and any(port_covers(p, 5985) for p in r.all("LPort"))
     ]
     if not winrm:
-        return Outcome(Status.FAIL, "no 'Windows Remote Management (HTTP-In)' rule (Name @FirewallAPI.dll,-30253, "
-                       "LPort 5985) exists", expected="enabled", actual={}, evidence=(ev,))
+        return Outcome(
+            Status.FAIL,
+            "no 'Windows Remote Management (HTTP-In)' rule (Name @FirewallAPI.dll,-30253, LPort 5985) exists",
+            expected="enabled",
+            actual={},
+            evidence=(ev,),
+        )
+    merge_off, merge_note = local_merge_off(ctx)
     covered: set[str] = set()
     for r in winrm:
         if r.enabled_allow and r.direction == "in":
-            covered |= r.profiles
+            covered |= effective_profiles(r, merge_off)
     missing = [p for p in PROFILES if p not in covered]
     actual = {r.id: r.enabled_allow for r in winrm}
     scoped = [f"{r.id} RA4={','.join(r.all('RA4'))}" for r in winrm if r.enabled_allow and r.all("RA4")]
-    scope_note = f"; scoped: {'; '.join(scoped)}" if scoped else ""
+    scope_note = (f"; scoped: {'; '.join(scoped)}" if scoped else "") + merge_note
     if missing:
-        return Outcome(Status.FAIL, f"WinRM HTTP-In is not allowed in the {'/'.join(missing)} profile(s): "
-                       + ", ".join(r.describe() for r in winrm), expected="enabled", actual=actual, evidence=(ev,))
-    return Outcome(Status.PASS, f"WinRM HTTP-In allowed in every profile by {', '.join(actual)}{scope_note}",
-                   expected="enabled", actual=actual, evidence=(ev,))
+        return Outcome(
+            Status.FAIL,
+            f"WinRM HTTP-In is not allowed in the {'/'.join(missing)} profile(s): "
+            + ", ".join(r.describe() for r in winrm)
+            + merge_note,
+            expected="enabled",
+            actual=actual,
+            evidence=(ev,),
+        )
+    return Outcome(
+        Status.PASS,
+        f"WinRM HTTP-In allowed in every profile by {', '.join(actual)}{scope_note}",
+        expected="enabled",
+        actual=actual,
+        evidence=(ev,),
+    )

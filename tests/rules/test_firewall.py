@@ -191,3 +191,42 @@ def test_azure_platform_rules_not_in_2017() -> None:
 
     assert "firewall.azure_platform_rules" not in {r.id for r in select_rules("azure-2017")}
     assert "firewall.azure_platform_rules" in {r.id for r in select_rules("azure")}
+
+
+MERGE_OFF = [
+    Case(
+        "firewall.rdp_rules_enabled",
+        "local-merge-off",
+        F,
+        software={FW_POLICY + r"\PublicProfile": {"AllowLocalPolicyMerge": 0}},
+        says="AllowLocalPolicyMerge",
+    ),
+    Case(
+        "firewall.rdp_rules_enabled",
+        "local-merge-off-policy-rule",
+        P,
+        software={
+            FW_POLICY + r"\PublicProfile": {"AllowLocalPolicyMerge": 0},
+            FW_POLICY + r"\FirewallRules": {"gpo-rdp": RULES_OK["RemoteDesktop-UserMode-In-TCP"]},
+        },
+    ),
+    Case(
+        "firewall.azure_platform_rules",
+        "local-merge-off",
+        F,
+        software={FW_POLICY + r"\DomainProfile": {"AllowLocalPolicyMerge": 0}},
+    ),
+    Case(
+        "winrm.firewall_http_in",
+        "local-merge-off",
+        F,
+        software={FW_POLICY + r"\PrivateProfile": {"AllowLocalPolicyMerge": 0}},
+        says="private",
+    ),
+]
+CASES += MERGE_OFF
+
+
+@pytest.mark.parametrize("case", params(MERGE_OFF))
+def test_group_policy_can_switch_local_rules_off(case: Case) -> None:
+    check_case(case)
