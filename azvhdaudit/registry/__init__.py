@@ -12,8 +12,11 @@ from azvhdaudit.registry.model import (
     decode_value,
     split_path,
 )
+from azvhdaudit.registry.open import BACKENDS, DEFAULT_BACKEND, open_hive, open_hive_file
 
 __all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
     "Hive",
     "HiveState",
     "MemoryHive",
@@ -24,5 +27,7 @@ __all__ = [
     "RegValue",
     "RegistryView",
     "decode_value",
+    "open_hive",
+    "open_hive_file",
     "split_path",
 ]
