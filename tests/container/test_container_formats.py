@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import PATTERN_LENGTH, PATTERN_OFFSETS, RAW_SIZE, pattern
+from container_samples import PATTERN_LENGTH, PATTERN_OFFSETS, RAW_SIZE, pattern
 
 from azvhdaudit.container import Container, open_container
 from azvhdaudit.errors import CorruptImageError, UnsupportedFormatError

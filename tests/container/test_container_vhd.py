@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import RAW_SIZE
+from container_samples import RAW_SIZE
 from vhdwriter import DiffSpec, parse_footer, write_child, write_vhd
 
 from azvhdaudit.container import open_container

@@ -9,7 +9,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from conftest import RAW_SIZE
+from container_samples import RAW_SIZE
 from dissect.hypervisor.disk.c_vhdx import (
     BAT_REGION_GUID,
     FILE_PARAMETERS_GUID,
