@@ -262,7 +262,7 @@ def audit(
         from azvhdaudit.image import open_image
 
         opened = time.perf_counter()
-        with open_image(source, backend=backend, hives=wanted_hives) as image:  # type: ignore[arg-type]
+        with open_image(source, backend=backend, hives=wanted_hives, require_windows=role != "data") as image:  # type: ignore[arg-type]
             report.timings_ms["open"] = (time.perf_counter() - opened) * 1000
             for stage, ms in getattr(image, "timings_ms", {}).items():
                 report.timings_ms[f"open.{stage}"] = ms

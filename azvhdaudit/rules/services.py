@@ -74,6 +74,15 @@ def service_outcome(
     start = start_value.data if start_value is not None and isinstance(start_value.data, int) else None
     delayed = bool(delayed_value is not None and delayed_value.data == 1)
     shown = start_text(start, delayed, trigger)
+    if start_value is not None and start is None:
+        return Outcome(
+            mismatch_status(severity),
+            f"Start is {start_value.type_name} {start_value.data!r} under {ctx.registry.display_path(path)}; "
+            "Windows reads a REG_DWORD",
+            expected=START_NAMES[expected],
+            actual=start_value.data,
+            evidence=evidence,
+        )
     if start_value is None:
         return Outcome(
             mismatch_status(severity),

@@ -47,6 +47,7 @@ for rule_id, name in MANUAL.items():
         Case(rule_id, "system-missing", NC, drop=("SYSTEM",)),
     ]
 CASES += [
+    Case("services.bfe", "start-as-string", F, system={rf"{SVC}\BFE": {"Start": "2"}}, says="REG_SZ"),
     Case("services.sacsvr", "server-automatic", P),
     Case("services.sacsvr", "server-manual", W, system={rf"{SVC}\sacsvr": {"Start": 3}}),
     Case("services.sacsvr", "server-absent", W, system={rf"{SVC}\sacsvr": None}, says="not installed"),
