@@ -273,3 +273,51 @@ def run(rule_id: str, ctx: AuditContext) -> Outcome:
         return found[0].check(ctx)
     except NotApplicable as signal:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
+
+
+# --- hive trees ----------------------------------------------------------------------------------
+
+CV = r"Microsoft\Windows NT\CurrentVersion"
+CCS = "ControlSet001"
+
+
+def software_tree(build: int = 17763, ubr: int | None = 5458, product: str = "Windows Server 2019 Datacenter",
+                  installation: str | None = "Server", major: int | None = 10, **extra: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "ProductName": product, "EditionID": "ServerDatacenter", "CurrentVersion": "6.3",
+        "CurrentBuild": str(build), "CurrentBuildNumber": str(build),
+    }
+    if ubr is not None:
+        values["UBR"] = ubr
+    if major is not None:
+        values["CurrentMajorVersionNumber"] = major
+        values["CurrentMinorVersionNumber"] = 0
+    if installation is not None:
+        values["InstallationType"] = installation
+    values.update(extra)
+    return {CV: values}
+
+
+def system_tree(product_type: str = "ServerNT", arch: str | None = "AMD64") -> dict[str, Any]:
+    env: dict[str, Any] = {}
+    if arch is not None:
+        env["PROCESSOR_ARCHITECTURE"] = arch
+    return {
+        "Select": {"Current": 1, "Default": 1},
+        rf"{CCS}\Control\ProductOptions": {"ProductType": product_type},
+        rf"{CCS}\Control\Session Manager\Environment": env,
+        rf"{CCS}\Services\storvsc": {"Start": 0},
+        rf"{CCS}\Services\vmbus": {"Start": 0},
+        rf"{CCS}\Services\netvsc": {"Start": 3},
+    }
+
+
+def layered(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra``'s keys merged in (``None`` deletes a key)."""
+    out = {k: dict(v) for k, v in base.items()}
+    for key, values in extra.items():
+        if values is None:
+            out.pop(key, None)
+        else:
+            out.setdefault(key, {}).update(values)
+    return out
