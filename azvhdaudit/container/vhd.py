@@ -168,6 +168,11 @@ class VHDLayer(Layer):
             )
         if size % SECTOR:
             self.warnings.append(f"{name}: virtual size {size} is not a multiple of {SECTOR} bytes")
+        if footer.saved_state:
+            self.warnings.append(
+                f"{name}: VHD footer at offset {self.footer_offset}: field saved_state is {footer.saved_state}: "
+                "the disk was saved with a running virtual machine's state"
+            )
         self.size = size
 
         if footer.disk_type == DISK_FIXED:

@@ -11,7 +11,7 @@ from container_samples import RAW_SIZE
 from vhdwriter import DiffSpec, parse_footer, write_child, write_vhd
 
 from azvhdaudit.container import open_container
-from azvhdaudit.container.vhd_structs import FOOTER_SIZE, chs_geometry
+from azvhdaudit.container.vhd_structs import FOOTER, FOOTER_CHECKSUM_OFFSET, FOOTER_SIZE, checksum, chs_geometry
 from azvhdaudit.errors import (
     ParentError,
     ParentLoopError,
@@ -383,3 +383,16 @@ def test_failed_parent_open_closes_the_whole_chain(tmp_path: Path, copy_of) -> N
     with pytest.raises(ParentNotFoundError, match="base.vhd"):
         open_container(str(tmp_path / "top.vhd"), opener=opener)
     assert len(handles) == 2 and all(fh.closed for fh in handles)
+
+
+def test_saved_state_is_a_warning(copy_of, raw_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
+    path = copy_of("fixed.vhd")
+    data = bytearray(path.read_bytes())
+    footer = FOOTER.parse(bytes(data[-512:]))
+    footer.saved_state = 1
+    footer.checksum = checksum(FOOTER.build(footer), FOOTER_CHECKSUM_OFFSET)
+    data[-512:] = FOOTER.build(footer)
+    path.write_bytes(bytes(data))
+    with open_container(path) as disk:
+        assert any("saved_state is 1" in warning for warning in disk.facts.warnings)
+        assert disk.read() == raw_bytes
