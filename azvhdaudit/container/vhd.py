@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import Any
 from uuid import UUID
 
 from construct import ConstructError
@@ -131,6 +132,7 @@ class VHDLayer(Layer):
                 f"{name}: the footer is 511 bytes (written by Virtual PC before 2004); current tools write 512 bytes"
             )
         footer = self._parse_footer(raw_footer, self.footer_offset)
+        end_footer = raw_footer
 
         stored, computed = footer.checksum, checksum(raw_footer, FOOTER_CHECKSUM_OFFSET)
         if stored != computed:
@@ -188,14 +190,14 @@ class VHDLayer(Layer):
                 )
         else:
             copy = self._footer_copy(footer.disk_type)
-            self.footer_copy_matches = copy == raw_footer
+            self.footer_copy_matches = copy == end_footer
             if not self.footer_copy_matches:
                 self.warnings.append(f"{name}: the footer copy at offset 0 differs from the footer at the end")
             self._open_dynamic()
 
     # --- structures -----------------------------------------------------------------------
 
-    def _parse_footer(self, raw: bytes, offset: int):  # type: ignore[no-untyped-def]
+    def _parse_footer(self, raw: bytes, offset: int) -> Any:
         try:
             footer = FOOTER.parse(raw)
         except ConstructError as err:  # pragma: no cover - fixed-size bytes always parse
@@ -213,7 +215,7 @@ class VHDLayer(Layer):
         copy = self.file.pread(0, FOOTER_SIZE)
         return copy if len(copy) == FOOTER_SIZE and copy[:8] == FOOTER_COOKIE else None
 
-    def _read_dynamic_header(self, footer, limit: int):  # type: ignore[no-untyped-def]
+    def _read_dynamic_header(self, footer: Any, limit: int) -> tuple[Any, bytes]:
         name = self.path
         offset = footer.data_offset
         if offset % SECTOR or offset + DYNAMIC_HEADER_SIZE > limit:

@@ -124,6 +124,7 @@ def test_bad_end_footer_checksum_falls_back_to_copy(copy_of, raw_bytes: bytes) -
         fh.write(b"\xde\xad\xbe\xef")
     with open_container(path) as disk:
         assert disk.facts.footer_checksum_valid is False
+        assert disk.facts.footer_copy_matches is False
         assert any("0xdeadbeef" in warning and "copy at offset 0" in warning for warning in disk.facts.warnings)
         assert disk.read()[:RAW_SIZE] == raw_bytes
 
