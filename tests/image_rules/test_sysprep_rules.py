@@ -157,7 +157,8 @@ def test_roles(make_ctx: MakeCtx, services: dict[str, int], status: Status) -> N
 def test_hibernation(make_ctx: MakeCtx, hiberboot: int | None, hiberfil: bool | None, status: Status) -> None:
     extra = {rf"{CCS}\Control\Session Manager\Power": {"HiberbootEnabled": hiberboot}} if hiberboot is not None else {}
     system = layered(system_tree(), extra)
-    assert run("sysprep.hibernation_off", ctx(make_ctx, OOBE, system=system, hiberfil_present=hiberfil)).status == status
+    out = run("sysprep.hibernation_off", ctx(make_ctx, OOBE, system=system, hiberfil_present=hiberfil))
+    assert out.status == status
 
 
 def test_hibernation_without_evidence(make_ctx: MakeCtx) -> None:
