@@ -36,7 +36,7 @@ from typing import Any
 
 from azvhdaudit.errors import AuditError, ProfileError
 from azvhdaudit.report import Report, Result, Severity, Status
-from azvhdaudit.sources import SourceStats, is_url, open_source
+from azvhdaudit.sources import SourceStats, is_url, open_source, options_for
 
 __all__ = ["UNREADABLE_ID", "audit_source", "audit_many", "error_report", "io_stats"]
 
@@ -116,7 +116,8 @@ def audit_source(
 
     ``audit_kwargs`` are those of :func:`azvhdaudit.engine.audit` (``profile``, ``select``, ``ignore``,
     ``waivers``, ``image_type``, ``role``, ``backend``, ``data_disks``). A URL is opened with
-    :func:`~azvhdaudit.sources.open_source` and ``storage_options``, a differencing disk's parents
+    :func:`~azvhdaudit.sources.open_source` and ``storage_options`` (one dict for every URL, or one per
+    protocol, see :func:`~azvhdaudit.sources.options_for`), a differencing disk's parents
     through the same store. The report's ``facts["extra"]["io"]`` holds ``bytes_read`` and ``requests``
     (for a URL: range requests plus one size lookup per file; for a local file: read calls) and, for a
     URL, the cache's counts. Errors propagate; :func:`audit_many` turns them into error reports.
@@ -128,7 +129,7 @@ def audit_source(
     hives = _wanted_hives(audit_kwargs)
     started = time.perf_counter()
     if is_url(source):
-        fh, opener = open_source(str(source), **(storage_options or {}))
+        fh, opener = open_source(str(source), **options_for(str(source), storage_options))
         with fh:
             with open_image(fh, opener=opener, backend=backend, hives=hives) as image:
                 opened = (time.perf_counter() - started) * 1000
@@ -171,7 +172,7 @@ def _prepare(audit_kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
         inspect.signature(audit).bind("source", **audit_kwargs)
     except TypeError as err:
-        raise ProfileError(f"audit_many: {err}") from err
+        raise TypeError(f"audit_many: {err} (the options are those of azvhdaudit.engine.audit)") from err
     if audit_kwargs.get("image_type") not in (None, "generalized", "specialized"):
         raise ProfileError(f"image_type must be 'generalized' or 'specialized', not {audit_kwargs['image_type']!r}")
     if audit_kwargs.get("role") not in (None, "os", "data"):
@@ -207,7 +208,9 @@ def audit_many(
     """Audit every source; yield one :class:`~azvhdaudit.report.Report` per source as each finishes.
 
     ``sources`` are paths or URLs (see :func:`~azvhdaudit.sources.open_source`); ``storage_options``
-    (credentials) apply to every URL. ``audit_kwargs`` are those of :func:`azvhdaudit.engine.audit`.
+    (credentials) is one dict for every URL or, for a fleet mixing stores, one dict per protocol
+    (``{"az": {"connection_string": ...}, "https": {}}``, as fsspec keys chained options).
+    ``audit_kwargs`` are those of :func:`azvhdaudit.engine.audit`.
 
     - ``workers=N`` audits in a pool of N processes (default: one per CPU); ``workers=1`` audits one
       after the other in this process.
@@ -218,21 +221,19 @@ def audit_many(
     on. Options are checked first: an unknown profile, pattern or waiver raises before anything runs.
     Stopping the iteration early cancels the audits not yet started.
     """
+    # Checked now, not on the first next(): a bad option fails where audit_many is called.
     prepared = _prepare(audit_kwargs)
     profile = prepared.get("profile", "azure")
     items = list(sources)
     if client is not None:
-        yield from _on_dask(client, items, storage_options, prepared, profile)
-        return
+        return _on_dask(client, items, storage_options, prepared, profile)
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count < 1:
         raise ValueError(f"workers must be at least 1, not {count}")
     if count == 1 or len(items) <= 1:
-        for source in items:
-            yield _task(source, storage_options, prepared)
-        return
-    yield from _in_pool(min(count, len(items)), mp_context or _default_context(), items, storage_options, prepared,
-                        profile)
+        return (_task(source, storage_options, prepared) for source in items)
+    return _in_pool(min(count, len(items)), mp_context or _default_context(), items, storage_options, prepared,
+                    profile)
 
 
 def _in_pool(

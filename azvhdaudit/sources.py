@@ -45,7 +45,7 @@ import logging
 import posixpath
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
@@ -58,6 +58,8 @@ __all__ = [
     "SourceStats",
     "is_url",
     "open_source",
+    "options_for",
+    "protocol",
 ]
 
 log = logging.getLogger(__name__)
@@ -332,6 +334,29 @@ def _open_file(
 def _looks_missing(err: BaseException) -> bool:
     status = getattr(err, "status_code", None) or getattr(err, "status", None)
     return status == 404 or type(err).__name__ in ("ResourceNotFoundError", "BlobNotFound")
+
+
+def protocol(url: str) -> str:
+    """The scheme of a URL (``az``, ``https`` ...), lower case; ``file`` for a path."""
+    return url.split("://", 1)[0].lower() if is_url(url) else "file"
+
+
+def options_for(url: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The storage options for ``url`` out of one flat dict, or a dict keyed by protocol.
+
+    Keyed by protocol (as fsspec keys the options of chained URLs) when every key names a protocol fsspec
+    knows and every value is a dict: ``{"az": {"connection_string": ...}, "https": {}}``. A protocol
+    without an entry gets no options. Otherwise the dict is the options of every URL.
+    """
+    if not storage_options:
+        return {}
+    if all(isinstance(v, Mapping) for v in storage_options.values()):
+        fsspec = _import_fsspec()
+        known = set(fsspec.available_protocols())
+        if all(isinstance(k, str) and k.lower() in known for k in storage_options):
+            by_protocol = {k.lower(): v for k, v in storage_options.items()}
+            return dict(by_protocol.get(protocol(url), {}))
+    return dict(storage_options)
 
 
 def _with_query(url: str, base: str) -> str:

@@ -1,0 +1,163 @@
+"""audit_many: a fleet of 50 images (good, bad, unreadable; local, file://, http://, az://) audited in a process
+pool and on a Dask LocalCluster gives one report per image, the same verdicts both ways, and errors as reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import remote_servers as rs
+from conftest import BlobStore
+
+from azvhdaudit.errors import ProfileError, WaiverError
+from azvhdaudit.fleet import UNREADABLE_ID, audit_many, audit_source, error_report
+from azvhdaudit.report import Status
+
+#: (kind, count) of local copies (symlinks) in the fleet
+LOCAL = [("win7", 12), ("win10-dirty", 12), ("win7-dynamic", 4), ("garbage", 3), ("truncated", 3)]
+#: what each unreadable kind reports
+ERRORS = {
+    "garbage": "UnsupportedFormatError",
+    "truncated": "VolumeError",
+    "missing": "FileNotFoundError",
+}
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    tmp_path_factory: pytest.TempPathFactory,
+    images: dict[str, Path],
+    http_server: rs.HttpServer,
+    blob_store: BlobStore,
+) -> dict[str, str]:
+    """source -> kind, 50 sources."""
+    where = tmp_path_factory.mktemp("fleet")
+    sources: dict[str, str] = {}
+    for kind, count in LOCAL:
+        for n in range(count):
+            link = where / f"{kind}-{n:02d}.vhd"
+            link.symlink_to(images[kind])
+            sources[str(link)] = kind
+    for n in range(3):
+        link = where / f"url-win7-{n}.vhd"
+        link.symlink_to(images["win7"])
+        sources[link.as_uri()] = "win7"
+    sources[str(where / "missing-1.vhd")] = "missing"
+    sources[str(where / "missing-2.vhd")] = "missing"
+    for kind in ("win7", "win10-dirty", "garbage"):
+        sources[f"{http_server.url}/{images[kind].name}"] = kind
+    sources[f"{http_server.url}/no-such.vhd"] = "missing"
+    for blob, kind in [
+        ("page/win7.vhd", "win7"), ("page/win10-dirty.vhd", "win10-dirty"), ("page/win7-dynamic.vhd", "win7-dynamic"),
+        ("page/truncated.vhd", "truncated"), ("block/win7.vhd", "win7"), ("block/garbage.vhd", "garbage"),
+        ("page/no-such.vhd", "missing"),
+    ]:
+        sources[blob_store.url(blob)] = kind
+    assert len(sources) == 50
+    return sources
+
+
+@pytest.fixture(scope="module")
+def expected(images: dict[str, Path], compare: Any) -> dict[str, Any]:
+    """kind -> the comparable report of the single audit of the sample, for the readable kinds."""
+    return {kind: compare(audit_source(images[kind])) for kind in ("win7", "win10-dirty", "win7-dynamic")}
+
+
+@pytest.fixture(scope="module")
+def options(blob_store: BlobStore) -> dict[str, Any]:
+    # a mixed fleet: credentials for az://, none for http:// and file://
+    return {"az": blob_store.options}
+
+
+def check_fleet(reports: list[Any], fleet: dict[str, str], expected: dict[str, Any], compare: Any) -> None:
+    assert sorted(r.source for r in reports) == sorted(fleet)
+    for report in reports:
+        kind = fleet[report.source]
+        if kind in ERRORS:
+            assert [r.rule_id for r in report.results] == [UNREADABLE_ID], report.source
+            result = report.results[0]
+            assert result.status is Status.ERROR and result.actual == ERRORS[kind], (report.source, result.message)
+            assert report.exit_code() == 1 and not report.passed and report.facts == {}
+        else:
+            assert compare(report) == expected[kind], report.source
+            assert report.facts["extra"]["io"]["bytes_read"] > 0
+
+
+@pytest.fixture(scope="module")
+def pool_reports(fleet: dict[str, str], options: dict[str, Any]) -> list[Any]:
+    return list(audit_many(list(fleet), workers=2, storage_options=options))
+
+
+def test_fleet_in_a_process_pool(pool_reports: list[Any], fleet: dict[str, str], expected: dict[str, Any],
+                                 compare: Any) -> None:
+    check_fleet(pool_reports, fleet, expected, compare)
+    kinds = [fleet[r.source] for r in pool_reports]
+    assert kinds.count("missing") == 4 and kinds.count("win7") == 12 + 3 + 2 + 1
+
+
+def test_fleet_on_dask_matches_the_pool(pool_reports: list[Any], fleet: dict[str, str], expected: dict[str, Any],
+                                        options: dict[str, Any], compare: Any) -> None:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        dask_reports = list(audit_many(list(fleet), client=client, storage_options=options))
+    check_fleet(dask_reports, fleet, expected, compare)
+    by_source = {r.source: compare(r) for r in pool_reports}
+    assert {r.source: compare(r) for r in dask_reports} == by_source
+
+
+def test_in_process_keeps_the_order(images: dict[str, Path], tmp_path: Path) -> None:
+    sources = [images["garbage"], images["win7"], tmp_path / "nope.vhd"]
+    reports = list(audit_many(sources, workers=1))
+    assert [r.source for r in reports] == [str(s) for s in sources]
+    assert [bool(r.get(UNREADABLE_ID)) for r in reports] == [True, False, True]
+
+
+def test_stopping_early_cancels_the_rest(images: dict[str, Path]) -> None:
+    reports = audit_many([images["win7"]] * 6, workers=2)
+    first = next(reports)
+    reports.close()  # type: ignore[attr-defined]
+    assert first.results and not first.get(UNREADABLE_ID)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "words"), [
+    ({"profile": "nosuch"}, ProfileError, "unknown profile"),
+    ({"select": "nosuch.*"}, ProfileError, "nosuch"),
+    ({"image_type": "sysprepped"}, ProfileError, "image_type"),
+    ({"role": "boot"}, ProfileError, "role"),
+    ({"colour": "red"}, TypeError, "colour"),
+    ({"waivers": [{"rule": "no.such_rule", "reason": "x"}]}, WaiverError, "no.such_rule"),
+])
+def test_bad_options_raise_before_any_audit(tmp_path: Path, kwargs: dict[str, Any], error: type[Exception],
+                                            words: str) -> None:
+    with pytest.raises(error, match=words):
+        audit_many([tmp_path / "never-opened.vhd"], workers=2, **kwargs)
+
+
+def test_waiver_file_is_read_once_and_applies_everywhere(images: dict[str, Path], tmp_path: Path) -> None:
+    local = audit_source(images["win7"])
+    failing = next(r for r in local.results if r.status is Status.FAIL)
+    waivers = tmp_path / "waivers.json"
+    waivers.write_text(json.dumps([{"rule": failing.rule_id, "reason": "accepted for the test fleet"}]))
+    running = audit_many([images["win7"], images["win7"]], workers=2, waivers=waivers)
+    waivers.unlink()  # read when audit_many was called: the workers get the waivers as data, not the path
+    reports = list(running)
+    assert len(reports) == 2
+    for report in reports:
+        result = report.get(failing.rule_id)
+        assert result is not None and result.status is Status.WAIVED and result.waived_status is Status.FAIL
+
+
+def test_error_report_validates_against_the_schema(tmp_path: Path) -> None:
+    import importlib.resources
+
+    import jsonschema
+
+    schema = json.loads(importlib.resources.files("azvhdaudit.schemas").joinpath("report.schema.json").read_text())
+    report = error_report(tmp_path / "x.vhd", FileNotFoundError(2, "No such file or directory"))
+    jsonschema.validate(report.to_dict(), schema)
+    assert report.summary["error"] == 1 and report.results[0].actual == "FileNotFoundError"
+    assert "No such file or directory" in report.results[0].message
