@@ -15,7 +15,7 @@ from dissect.regf import RegistryHive
 from azvhdaudit.errors import NotApplicable
 from azvhdaudit.facts import ContainerFacts, ImageFacts, OSFacts, PartitionFacts
 from azvhdaudit.registry.memory import MemoryHive, MemoryKey
-from azvhdaudit.registry.model import RegistryView, RegType
+from azvhdaudit.registry.model import Hive, RegistryView, RegType
 from azvhdaudit.report import Outcome, Status
 from azvhdaudit.rules.base import AuditContext, AuditOptions, all_rules
 
@@ -254,7 +254,7 @@ def make_context(
 ) -> AuditContext:
     built = {}
     for name, tree in (hives or {}).items():
-        built[name] = tree if isinstance(tree, MemoryHive) else MemoryHive.build(name, tree)
+        built[name] = tree if isinstance(tree, Hive) else MemoryHive.build(name, tree)
     view = RegistryView(hives=built, unavailable=dict(unavailable or {}))
     fake = files if isinstance(files, FakeFiles) or files is None else FakeFiles(files)
     return AuditContext(

@@ -231,3 +231,21 @@ def test_element_names(eid: int, otype: int | None, name: str) -> None:
 def test_integer_boolean_helpers_are_what_bcdedit_writes() -> None:
     assert integer(5)[1] == b"\x05" + bytes(7)
     assert boolean(True)[1] == b"\x01"
+
+
+@pytest.mark.parametrize("backend", ["regf", "python-registry"])
+def test_real_store_through_the_hive_backends(backend: str) -> None:
+    import io
+    import lzma
+
+    from azvhdaudit.registry.open import open_hive
+
+    from .helpers import REALDATA
+
+    with lzma.open(REALDATA / "BCD.xz") as fh:
+        hive = open_hive(io.BytesIO(fh.read()), "BCD", source="realdata/BCD", backend=backend)
+    store = decode_bcd(hive)
+    loader = store.default_loader
+    assert loader is not None and loader.element("description").value == "Windows 10"
+    assert loader.element("osdevice").value.partition_guid == "8e0f2c38-e4ea-47ba-b7fc-9d8c74dccf0b"
+    assert store.bootmgr is not None and store.bootmgr.element("timeout").value == 30
