@@ -18,7 +18,9 @@ from .helpers import CCS, REALDATA, FakeFiles, MakeCtx, image_facts, layered, ru
 
 AGENT = {
     rf"{CCS}\Services\WindowsAzureGuestAgent": {
-        "Start": 2, "ImagePath": r"C:\WindowsAzure\GuestAgent_2.7.41491.1102_2024-01-01_000000\WindowsAzureGuestAgent.exe"},
+        "Start": 2,
+        "ImagePath": r"C:\WindowsAzure\GuestAgent_2.7.41491.1102_2024-01-01_000000\WindowsAzureGuestAgent.exe",
+    },
     rf"{CCS}\Services\RdAgent": {"Start": 2, "ImagePath": r"C:\WindowsAzure\Packages\WaAppAgent.exe"},
 }
 AGENT_FILES = {
