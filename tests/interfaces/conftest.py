@@ -7,7 +7,6 @@ from reportkit import make_clean_report, make_report
 
 from azvhdaudit.report import Report
 
-pytest_plugins = ["pytester"]
 
 
 @pytest.fixture
