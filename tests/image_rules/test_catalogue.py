@@ -1,0 +1,57 @@
+"""The image-level rules as a catalogue: metadata complete, ids from the fact catalogue, every rule tested."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import azvhdaudit.rules  # registers the rules
+from azvhdaudit.report import Severity
+from azvhdaudit.rules.base import BASELINES, all_rules
+
+MODULES = ("disk", "os", "bcd", "sysprep", "updates", "agent")
+HERE = Path(__file__).resolve().parent
+
+MINE = [r for r in all_rules() if getattr(r._check, "__module__", "").rsplit(".", 1)[-1] in MODULES]
+
+#: ids of the fact catalogue (azure-checks.yaml) these modules implement
+CATALOGUE_IDS = {
+    "disk.container_format", "disk.vhd_fixed", "disk.vhd_footer_valid", "disk.size_aligned_1mib",
+    "disk.os_max_size", "disk.data_max_size", "disk.generation", "disk.boot_files_present",
+    "disk.os_volume_not_bitlocker", "disk.ntfs_clean", "disk.vhdx_logical_sector_512",
+    "os.identify", "os.architecture_64bit", "os.x86_specialized_only", "os.min_version", "os.gen2_prerequisites",
+    "os.hyperv_integration_components", "os.domain_controller", "os.third_party_virtualization_drivers",
+    "bcd.bootmgr_integrityservices", "bcd.default_device", "bcd.default_integrityservices",
+    "bcd.default_recovery_disabled", "bcd.default_osdevice", "bcd.default_bootstatuspolicy",
+    "bcd.bootmgr_displaybootmenu", "bcd.bootmgr_timeout", "bcd.bootmgr_bootems", "bcd.default_ems",
+    "bcd.emssettings", "bcd.store_present",
+    "updates.min_file_versions", "updates.ms17_010", "updates.cve_2018_0886", "updates.no_pending_reboot",
+    "sysprep.state", "sysprep.oobe_shutdown_not_audit", "sysprep.no_custom_unattend", "sysprep.panther_deleted",
+    "sysprep.extensions_removed", "sysprep.role_supported",
+    "agent.installed",
+}
+
+
+def test_catalogue_ids_implemented() -> None:
+    ids = {r.id for r in MINE}
+    assert CATALOGUE_IDS <= ids, sorted(CATALOGUE_IDS - ids)
+
+
+@pytest.mark.parametrize("r", MINE, ids=lambda r: r.id)
+def test_metadata(r: azvhdaudit.rules.Rule) -> None:
+    meta = r.meta
+    assert re.fullmatch(r"[a-z0-9]+\.[a-z0-9_]+", meta.id)
+    assert meta.title and meta.rationale and meta.source
+    assert set(meta.baselines) <= set(BASELINES) and meta.baselines
+    assert set(meta.disk_roles) <= {"os", "data"} and meta.disk_roles
+    assert meta.references
+    if meta.severity != Severity.INFORMATIONAL:
+        assert meta.remediation, meta.id
+
+
+def test_every_rule_is_tested() -> None:
+    text = "".join(p.read_text() for p in HERE.glob("test_*.py") if p.name != "test_catalogue.py")
+    untested = [r.id for r in MINE if f'"{r.id}"' not in text]
+    assert not untested, untested
