@@ -27,16 +27,16 @@ def walk(hive: Hive) -> Iterator[RegKey]:
 
 
 def snapshot(hive: Hive) -> list[KeyRecord]:
-    """Every key: path, last-write time, subkey names, and (name, type, raw bytes) of each value."""
-    return [
-        (
-            key.path,
-            key.last_write,
-            tuple(k.name for k in key.subkeys()),
-            tuple((v.name, v.type, v.raw) for v in key.values()),
-        )
-        for key in walk(hive)
-    ]
+    """Every key, depth first: path, last-write time, subkey names, and (name, type, raw bytes) of each value."""
+    records: list[KeyRecord] = []
+    stack: list[RegKey] = [hive.root()]
+    while stack:
+        key = stack.pop()
+        subkeys = key.subkeys()
+        values = tuple((v.name, v.type, v.raw) for v in key.values())
+        records.append((key.path, key.last_write, tuple(k.name for k in subkeys), values))
+        stack.extend(reversed(subkeys))
+    return records
 
 
 def exercise(hive: Hive) -> int:
