@@ -74,8 +74,10 @@ FWBOOTMGR = "{a5a30fa2-3d06-4e9f-b5f4-a01df9d1fcba}"
 EMSSETTINGS = "{0ce4991b-e6b3-4b16-b23c-5e0d9250e5d9}"
 GLOBALSETTINGS = "{7ea2e1ac-2e61-4728-aaa3-896d9d0a9f0e}"
 BOOTLOADERSETTINGS = "{6efb52bf-1766-41db-a6b3-0ee5eff72bd7}"
-#: the real {resumeloadersettings} GUID, as in the real store (the catalogue's "...-4a90-..." is a typo)
+#: {resumeloadersettings} as real stores and bcdedit have it; Microsoft's "BCD well-known GUIDs" list (and the
+#: catalogue copying it) print "...-4a90-...", which no store uses
 RESUMELOADERSETTINGS = "{1afa9c49-16ab-4a5c-901b-212802da9460}"
+RESUMELOADERSETTINGS_DOC = "{1afa9c49-16ab-4a5c-4a90-212802da9460}"
 
 #: well-known object GUIDs -> bcdedit alias
 WELL_KNOWN: dict[str, str] = {
@@ -84,6 +86,7 @@ WELL_KNOWN: dict[str, str] = {
     EMSSETTINGS: "{emssettings}",
     GLOBALSETTINGS: "{globalsettings}",
     BOOTLOADERSETTINGS: "{bootloadersettings}",
+    RESUMELOADERSETTINGS_DOC: "{resumeloadersettings}",
     RESUMELOADERSETTINGS: "{resumeloadersettings}",
     "{4636856e-540f-4170-a130-a84776f4c654}": "{dbgsettings}",
     "{7ff607e0-4395-11db-b0de-0800200c9a66}": "{hypervisorsettings}",
@@ -91,7 +94,6 @@ WELL_KNOWN: dict[str, str] = {
     "{b2721d73-1db4-4c62-bf78-c548a880142d}": "{memdiag}",
     "{466f5a88-0af2-4f76-9038-095b170dc21c}": "{ntldr}",
     "{ae5534e0-a924-466c-b836-758539a3ee3a}": "{ramdiskoptions}",
-    "{313e8eed-7098-4586-a9bf-309c61f8d449}": "{ramdiskoptions}",
     "{1cae1eb7-a0df-4d4d-9851-4860e34ef535}": "{default}",
     "{fa926493-6f1c-4193-a414-58f0b2456d1e}": "{current}",
 }
