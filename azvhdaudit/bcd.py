@@ -157,8 +157,10 @@ _LIBRARY: dict[int, str] = {
     0x16000060: "isolatedcontext",
     0x15000065: "displaymessage",
     0x15000066: "displaymessageoverride",
-    0x16000069: "bootuxdisabled",
+    0x1600006C: "bootuxdisabled",
+    0x16000074: "bootshutdowndisabled",
     0x17000077: "allowedinmemorysettings",
+    0x16000079: "forcefipscrypto",
 }
 
 #: class-2 ("application") elements of the boot manager (object application type 2)
