@@ -6,7 +6,8 @@ References:
   bits, object types.
 - ``bcdedit /? TYPES`` and ``bcdedit /? FORMATS``: the names bcdedit prints for elements and devices.
 - ReactOS boot library ``boot/environ/include/bl.h`` (``BL_DEVICE_DESCRIPTOR``, ``BL_DEVICE_TYPE``,
-  ``BL_LOCAL_DEVICE_TYPE``, ``BL_PARTITION_TYPE``): the in-memory form of a device descriptor.
+  ``BL_LOCAL_DEVICE_TYPE``, ``BL_PARTITION_TYPE``) and ``bcd.h`` (``BCD_DEVICE_OPTION``: a GUID, the
+  "associated entry", then the device descriptor; the element id enumerations).
 - mistyprojects.co.uk "BCDEdit - Devices Partition - Data": the stored form of a ``partition=C:`` device.
 
 A store is a registry hive: ``Objects\\{GUID}\\Description\\Type`` (REG_DWORD object type) and
@@ -274,7 +275,6 @@ _OSLOADER: dict[int, str] = {
     0x25000118: "hypervisormsrfilterpolicy",
     0x25000119: "hypervisormmionxpolicy",
     0x2500011A: "hypervisorschedulertype",
-    0x25000120: "xsavepolicy",
 }
 
 #: class-2 elements of the resume loader (object application type 4)
