@@ -15,6 +15,7 @@ __all__ = [
     "STATUS_LABELS",
     "count_label",
     "describe_evidence",
+    "evidence_location",
     "format_value",
     "identity",
     "group_by_area",
@@ -69,13 +70,26 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def evidence_location(ev: Evidence) -> str:
+    """Where the evidence is: ``HKLM\\SYSTEM\\ControlSet001\\...`` for a registry value (whether the key
+    was recorded with the hive or as a full path), else the hive/store and key as recorded."""
+    key = ev.key or ""
+    if key.upper().startswith(("HKLM\\", "HKEY_LOCAL_MACHINE\\")) or not ev.hive:
+        return key
+    if key.upper().startswith(ev.hive.upper() + "\\") or key.upper() == ev.hive.upper():
+        where = key
+    else:
+        where = "\\".join(p for p in (ev.hive, key) if p)
+    if ev.source in ("registry", "policy"):
+        return "HKLM\\" + where
+    return where
+
+
 def describe_evidence(ev: Evidence) -> str:
     """One line saying where a verdict's fact came from."""
     parts: list[str] = []
     if ev.source in ("registry", "policy"):
-        where = "\\".join(p for p in (ev.hive, ev.key) if p)
-        if ev.hive and not where.upper().startswith(("HKLM", "HKEY_")) and ev.hive.upper() != "BCD":
-            where = "HKLM\\" + where
+        where = evidence_location(ev)
         parts.append(("policy " if ev.source == "policy" else "") + where)
         if ev.value_name is not None:
             parts.append(ev.value_name or "(Default)")

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from azvhdaudit.render import as_reports
-from azvhdaudit.render._common import describe_evidence, format_value
+from azvhdaudit.render._common import describe_evidence, evidence_location, format_value
 from azvhdaudit.report import Report, Result, Severity, Status
 
 __all__ = ["render", "to_sarif", "LEVELS", "SARIF_SCHEMA"]
@@ -88,7 +88,7 @@ def _result(result: Result, rule_index: int, artifact_index: int, source: str) -
     }
     logical = []
     for ev in result.evidence:
-        where = "\\".join(p for p in (ev.hive, ev.key) if p)
+        where = evidence_location(ev)
         if where:
             name = f"{where}\\{ev.value_name}" if ev.value_name else where
             logical.append({"fullyQualifiedName": name, "kind": "resource" if ev.hive else "object"})

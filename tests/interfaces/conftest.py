@@ -8,7 +8,6 @@ from reportkit import make_clean_report, make_report
 from azvhdaudit.report import Report
 
 
-
 @pytest.fixture
 def report() -> Report:
     """A report with every status: failures (registry, BCD), an error, warnings, not checked, manual,

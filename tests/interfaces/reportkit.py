@@ -28,8 +28,9 @@ def make_results() -> list[Result]:
             severity=Severity.REQUIRED, status=Status.FAIL,
             message="PortNumber is 3390, Azure's RDP endpoint expects 3389",
             expected=3389, actual=3390,
-            evidence=(_reg(ts + r"\WinStations\RDP-Tcp", "PortNumber", "REG_DWORD", 3390, "3e0d0000",
-                           dirty=True),),
+            # the engine records the full path; other rows below record it relative to the hive
+            evidence=(_reg("HKLM\\SYSTEM\\" + ts + r"\WinStations\RDP-Tcp", "PortNumber", "REG_DWORD", 3390,
+                           "3e0d0000", dirty=True),),
             remediation=("Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Terminal "
                          "Server\\WinStations\\RDP-Tcp' -Name PortNumber -Value 3389 -Type DWord -Force"),
             rationale="Azure's network security group and the portal connect to 3389.",

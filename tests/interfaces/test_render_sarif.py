@@ -68,7 +68,10 @@ def test_rules_metadata_and_locations(report: Report) -> None:
     port = next(r for r in run["results"] if r["ruleId"] == "rdp.port")
     assert port["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "gen2-sample.vhdx"
     names = [loc["fullyQualifiedName"] for loc in port["locations"][0]["logicalLocations"]]
-    assert names == ["SYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp\\PortNumber"]
+    assert names == ["HKLM\\SYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp\\PortNumber"]
+    time_utc = next(r for r in run["results"] if r["ruleId"] == "time.utc")
+    names = [loc["fullyQualifiedName"] for loc in time_utc["locations"][0]["logicalLocations"]]
+    assert names == ["HKLM\\SYSTEM\\ControlSet001\\Control\\TimeZoneInformation\\RealTimeIsUniversal"]
 
 
 def test_rule_errors_are_notifications(report: Report) -> None:
