@@ -219,3 +219,42 @@ def check_foreign_tools(ctx: AuditContext) -> Outcome:
                        {"services": found, "products": products}, tuple(ev))
     return Outcome(Status.PASS, "no services of VMware, VirtualBox, Xen or KVM tools are enabled", "none", {},
                    tuple(ev))
+
+
+#: DisplayName prefixes of security products whose script blocking can stop the provisioning agent's scripts
+SECURITY_PRODUCTS = ("symantec", "norton", "mcafee", "trellix", "trend micro", "sophos", "kaspersky", "eset",
+                     "crowdstrike", "sentinel agent", "sentinelone", "carbon black", "cylance", "bitdefender",
+                     "avast", "avg ", "malwarebytes", "webroot", "f-secure", "withsecure", "cortex xdr",
+                     "palo alto networks traps", "cisco secure endpoint", "cisco amp", "panda", "g data")
+
+
+@rule(RuleMeta(
+    id="agent.script_blockers",
+    title="AV script blockers that could block provisioning-agent scripts (advisory)",
+    area="agent",
+    severity=Severity.ADVISORY,
+    rationale="Anti-virus script blocking can stop the scripts the Azure provisioning agent runs on first boot. "
+              "Offline only the installed products can be listed; their settings need a person (or a running VM).",
+    source="Complete the recommended configurations (script blockers)",
+    baselines=("azure",),
+    remediation="Allow the Azure VM Agent's scripts in the security product, or disable its script blocking until "
+                "the VM is provisioned",
+))
+def check_script_blockers(ctx: AuditContext) -> Outcome:
+    if not ctx.registry.has_hive("SOFTWARE"):
+        why = ctx.registry.why_unavailable("SOFTWARE")
+        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+    uninstall = ctx.registry.key(osinfo.UNINSTALL)
+    found = []
+    for sub in uninstall.subkeys() if uninstall is not None else []:
+        display = sub.value("DisplayName")
+        if display is not None and isinstance(display.data, str):
+            if any(display.data.lower().startswith(p) for p in SECURITY_PRODUCTS):
+                found.append(display.data)
+    ev = (Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.UNINSTALL, value_name="DisplayName",
+                   actual=found, present=bool(found)),)
+    if found:
+        return Outcome(Status.MANUAL, "security products installed (" + ", ".join(sorted(set(found))) + "): check "
+                       "that their script blocking lets the provisioning agent's scripts run", "no blocking", found, ev)
+    return Outcome(Status.PASS, "no third-party security product is installed (by the Uninstall list)",
+                   "no blocking", [], ev)

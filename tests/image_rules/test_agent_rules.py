@@ -136,3 +136,23 @@ def test_real_win7_system(make_ctx: MakeCtx, win7_system: Any) -> None:
     assert run("agent.installed", c).status == Status.WARNING
     assert run("disk.ntfs_clean", c).status == Status.PASS  # BootExecute is the default autocheck line
     assert run("os.domain_controller", c).status == Status.PASS
+
+
+UNINSTALL = r"Microsoft\Windows\CurrentVersion\Uninstall"
+
+
+@pytest.mark.parametrize(
+    ("products", "status"),
+    [([], Status.PASS), (["Symantec Endpoint Protection"], Status.MANUAL), (["Notepad++ (64-bit x64)"], Status.PASS)],
+)
+def test_script_blockers(make_ctx: MakeCtx, products: list[str], status: Status) -> None:
+    extra = {rf"{UNINSTALL}\{{{i}}}": {"DisplayName": p} for i, p in enumerate(products)}
+    out = run("agent.script_blockers", ctx(make_ctx, software_extra=extra))
+    assert out.status == status
+    if status == Status.MANUAL:
+        assert products[0] in out.message
+
+
+def test_script_blockers_without_software(make_ctx: MakeCtx) -> None:
+    c = make_ctx(facts=image_facts("gpt"), hives={"SYSTEM": system_tree()})
+    assert run("agent.script_blockers", c).status == Status.NOT_CHECKED

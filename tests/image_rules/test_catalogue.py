@@ -30,7 +30,7 @@ CATALOGUE_IDS = {
     "updates.min_file_versions", "updates.ms17_010", "updates.cve_2018_0886", "updates.no_pending_reboot",
     "sysprep.state", "sysprep.oobe_shutdown_not_audit", "sysprep.no_custom_unattend", "sysprep.panther_deleted",
     "sysprep.extensions_removed", "sysprep.role_supported",
-    "agent.installed",
+    "agent.installed", "agent.script_blockers",
 }
 
 
