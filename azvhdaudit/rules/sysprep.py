@@ -85,6 +85,9 @@ def check_state(ctx: AuditContext) -> Outcome:
                   else "no ImageState, State.ini or SYSTEM\\Setup evidence")
         return Outcome(Status.NOT_CHECKED, f"the Sysprep state could not be established ({reason})", wanted, None,
                        ev, reason=reason)
+    if state == "undeployable":
+        return Outcome(Status.WARNING, f"the image is in no deployable state ({why}): a setup pass or sysprep did "
+                       r"not finish (see Windows\System32\Sysprep\Panther\setuperr.log)", wanted, state, ev)
     if wanted is None:
         return Outcome(Status.PASS, f"the image is {state} ({why})", None, state, ev)
     if wanted == state:

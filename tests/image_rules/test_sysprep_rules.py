@@ -64,6 +64,7 @@ def test_facts_fall_back_to_state_ini_and_setup() -> None:
         ("IMAGE_STATE_COMPLETE", "generalized", Status.FAIL),
         (OOBE, "specialized", Status.FAIL),
         (None, None, Status.NOT_CHECKED),
+        ("IMAGE_STATE_UNDEPLOYABLE", None, Status.WARNING),
     ],
 )
 def test_state(make_ctx: MakeCtx, image_state: str | None, image_type: str | None, status: Status) -> None:
