@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from azvhdaudit.errors import AuditError, CorruptHiveError
+from azvhdaudit.errors import AuditError, CorruptHiveError, RegistryError
 from azvhdaudit.registry.logs import filetime
 from azvhdaudit.registry.model import Hive, HiveState, RegKey, RegValue
 
@@ -60,11 +60,16 @@ def register_backend_errors(*errors: type[BaseException]) -> None:
 
 @contextmanager
 def guard(source: str, where: Callable[[], str] | str) -> Iterator[None]:
-    """Turn a backend library's parse error into :class:`CorruptHiveError` naming ``source`` and ``where``."""
+    """Turn a backend library's parse error into :class:`CorruptHiveError` naming ``source`` and ``where``;
+    an ``OSError`` from the stream below becomes :class:`RegistryError` (the hive is not to blame)."""
     try:
         yield
     except AuditError:
         raise
+    except OSError as err:
+        # the bytes could not be read (the image, the file system below): not the hive's fault
+        place = where() if callable(where) else where
+        raise RegistryError(f"{source}: {place}: cannot read the hive: {err}") from err
     except _BACKEND_ERRORS as err:
         place = where() if callable(where) else where
         raise CorruptHiveError(f"{source}: {place}: {type(err).__name__}: {err}") from err

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import BinaryIO
 
 from azvhdaudit.errors import CorruptHiveError, HiveNotFoundError, RegistryError
-from azvhdaudit.registry.backend import BackendHive, CellReader
+from azvhdaudit.registry.backend import BackendHive, CellReader, guard
 from azvhdaudit.registry.logs import (
     BASE_BLOCK_SIZE,
     BaseBlock,
@@ -96,7 +96,7 @@ def open_hive(
         head = fh.read(BASE_BLOCK_SIZE + 32)
         size = _size(fh)
     except OSError as err:
-        raise CorruptHiveError(f"{source}: cannot read the hive: {err}") from err
+        raise RegistryError(f"{source}: cannot read the hive: {err}") from err
     if len(head) < BASE_BLOCK_SIZE:
         raise CorruptHiveError(
             f"{source}: hive truncated: {len(head)} bytes, the base block alone is {BASE_BLOCK_SIZE}"
@@ -111,7 +111,15 @@ def open_hive(
         try:
             if not logs:
                 raise ReplayError("no transaction logs beside the hive")
-            result = replay_logs(_read_all(fh), base, {k: _read_all(v) for k, v in logs.items()}, source)
+            log_data = {}
+            for kind, handle in logs.items():
+                try:
+                    log_data[kind] = _read_all(handle)
+                except OSError as err:
+                    raise ReplayError(f"cannot read the {kind} log: {err}") from err
+            with guard(source, "reading the hive for log replay"):
+                whole = _read_all(fh)
+            result = replay_logs(whole, base, log_data, source)
         except ReplayError as err:
             note = (
                 f"dirty: sequence numbers {base.primary_sequence}/{base.secondary_sequence} differ; "
@@ -133,24 +141,15 @@ def open_hive(
     _check_bins(base, size, head[BASE_BLOCK_SIZE:], source)
 
     reader: CellReader  # type: ignore[type-arg]
-    if backend == "regf":
-        from azvhdaudit.registry.regf import RegfReader
+    with guard(source, "opening the hive"):  # dissect.regf parses the root cell while opening
+        if backend == "regf":
+            from azvhdaudit.registry.regf import RegfReader
 
-        try:
             reader = RegfReader(stream, source, base.hive_bins_size, base.minor)
-        except CorruptHiveError:
-            raise
-        except Exception as err:  # dissect parses the root cell while opening
-            raise CorruptHiveError(f"{source}: cannot open the hive: {type(err).__name__}: {err}") from err
-    else:
-        from azvhdaudit.registry.pyreg import PyRegReader
+        else:
+            from azvhdaudit.registry.pyreg import PyRegReader
 
-        try:
             reader = PyRegReader(_read_all(stream), source, base.hive_bins_size, base.minor)
-        except CorruptHiveError:
-            raise
-        except Exception as err:
-            raise CorruptHiveError(f"{source}: cannot open the hive: {type(err).__name__}: {err}") from err
     hive = BackendHive(reader, name, source, backend, state)
     hive.root()  # the root key must be readable, or the hive is of no use
     return hive

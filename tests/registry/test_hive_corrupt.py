@@ -7,14 +7,15 @@ CorruptHiveError -- never a bare struct.error, EOFError, KeyError or RecursionEr
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from azvhdaudit.errors import CorruptHiveError
-from azvhdaudit.registry.open import open_hive_file
+from azvhdaudit.errors import CorruptHiveError, RegistryError
+from azvhdaudit.registry.open import open_hive, open_hive_file
 
 from .hivekit import BASE, exercise, find_key, fix_checksum, nk_field, patch, subkey_entries, value_cell
 
@@ -156,3 +157,27 @@ def test_backend_errors_are_chained(
             objects.subkeys()
     assert isinstance(info.value.__cause__, cause)
     assert not isinstance(info.value.__cause__, CorruptHiveError)
+
+
+class _FailingStream(io.BytesIO):
+    """Reads fail past ``limit`` bytes into the file, as a bad sector of the image would."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        super().__init__(data)
+        self.limit = limit
+
+    def read(self, size: int | None = -1) -> bytes:
+        wanted = size if size is not None and size >= 0 else len(self.getbuffer()) - self.tell()
+        if self.tell() + wanted > self.limit:
+            raise OSError(5, "Input/output error")
+        return super().read(size)
+
+
+def test_read_error_is_a_registry_error_not_corruption(realdata: Path, backend: str) -> None:
+    data = (realdata / "SYSTEM").read_bytes()
+    limit = 4096 * 3
+    with pytest.raises(RegistryError) as info:
+        hive = open_hive(_FailingStream(data, limit), "SYSTEM", source="img:SYSTEM", backend=backend)
+        exercise(hive)
+    assert not isinstance(info.value, CorruptHiveError)
+    assert "img:SYSTEM" in str(info.value) and "Input/output error" in str(info.value)

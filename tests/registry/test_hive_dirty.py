@@ -162,3 +162,19 @@ def test_logs_found_case_insensitively(realdata: Path, tmp_path: Path, backend: 
     shutil.copyfile(realdata / "SYSTEM_B.LOG2", tmp_path / "SYSTEM.LOG2")
     with open_hive_file(tmp_path / "SYSTEM", backend=backend) as hive:
         assert hive.state.replayed and hive.state.logs == ("LOG1", "LOG2")
+
+
+class _Unreadable(io.BytesIO):
+    def read(self, size: int | None = -1) -> bytes:
+        raise OSError(5, "Input/output error")
+
+
+def test_unreadable_log_leaves_the_hive_as_is(realdata: Path, backend: str) -> None:
+    streams: dict[str, io.BytesIO] = _streams(realdata, "LOG2")
+    streams["LOG1"] = _Unreadable()
+    hive = open_hive(
+        io.BytesIO((realdata / "SYSTEM_B").read_bytes()), "SYSTEM", source="SYSTEM_B", backend=backend, logs=streams
+    )
+    assert hive.state.dirty and not hive.state.replayed
+    assert "cannot read the LOG1 log" in hive.state.note
+    assert hive.state.logs == ("LOG2", "LOG1")
