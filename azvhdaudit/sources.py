@@ -14,28 +14,31 @@ References:
     ...     print(image.facts.os.name, fh.stats.requests, fh.stats.bytes_fetched)
 
 The block cache was sized from the access pattern of a real audit, logged on a local 64 MiB fixed VHD
-holding the real Windows 7 SYSTEM hive and a BCD store (``tests/remote/images.py``): the full rule set did
-326 reads (310 of them 8 KiB; 2.54 MB asked for in all) touching 123 distinct 4 KiB pages (0.5 MB) in
-24 separate 64 KiB regions: the MBR, the NTFS boot sector and MFT, and cells scattered over the hive.
-Replayed through an LRU of aligned blocks, one request per miss (misses adjacent within a read joined):
+holding the real Windows 7 SYSTEM hive and a BCD store (``tests/remote/remote_images.py``): the full rule
+set (111 rules) did 433 reads (417 of them 8 KiB; 3.42 MB asked for in all) touching 191 distinct 4 KiB
+pages (0.78 MB) in 35 separate 64 KiB regions: the MBR, the NTFS boot sector and MFT records, and cells
+scattered over the hive. Replayed through an LRU of aligned blocks, one request per run of missing blocks
+within a read:
 
 =============  ========  ==========
 block size     requests  bytes read
 =============  ========  ==========
-16 KiB         47        0.77 MB
-32 KiB         34        1.11 MB
-**64 KiB**     **26**    **1.70 MB**
-128 KiB        20        2.62 MB
-256 KiB        15        3.93 MB
+16 KiB         67        1.10 MB
+32 KiB         45        1.47 MB
+**64 KiB**     **35**    **2.29 MB**
+128 KiB        27        3.54 MB
+256 KiB        20        5.24 MB
 =============  ========  ==========
 
-Read-ahead (doubling the fetch on sequential misses up to 1 MiB) saved no request at any block size: the
-reads jump between MFT and hive cells. The cache size did not matter from 64 blocks up (the working set
-is small and re-read). Hence :data:`BLOCK_SIZE` = 64 KiB (a request costs a round trip of 1-50 ms, a
-block 64 KiB; 26 round trips and under 2 MB) and :data:`CACHE_BLOCKS` = 256 (16 MiB per open image,
-room for a large hive's hot cells). A dirty hive replayed from its logs is read whole: the Windows 10
-sample (hive + two logs) took 11 requests and 19.7 MB, because misses within one large read are
-fetched as one range.
+Read-ahead (doubling the fetch on sequential misses up to 1 MiB) saved at most one request at any block
+size: the reads jump between MFT records and hive cells. The cache size did not matter from 64 blocks up
+(the working set is small and re-read). Hence :data:`BLOCK_SIZE` = 64 KiB — a request costs a round trip
+(1-50 ms), a block 64 KiB of transfer; about 35 round trips and 2.3 MB per image — and
+:data:`CACHE_BLOCKS` = 256 (16 MiB per open image, room for a large hive's hot cells). A dirty hive
+replayed from its logs is read whole: the Windows 10 sample (hive and two logs) took 11 range requests
+and 19.7 MB, because the missing blocks of one large read are fetched as one range. Measured remotely
+(``bench/results-fleet.md``) the Windows 7 audit costs 36 requests (35 ranges and the size lookup) and
+2.2 MB, from a 64 MiB file and from a 100 GiB one alike.
 """
 
 from __future__ import annotations
