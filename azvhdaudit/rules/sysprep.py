@@ -155,7 +155,8 @@ def check_unattend(ctx: AuditContext) -> Outcome:
     ev = tuple(Evidence(source="file", key=p, present=p in found) for p in osinfo.UNATTEND_FILES)
     if found:
         status = Status.FAIL if state == "generalized" else Status.WARNING
-        return Outcome(status, f"custom unattend files present ({'; '.join(found)}) on a {state} image ({origin})",
+        return Outcome(status, f"custom unattend files present ({'; '.join(found)}); Sysprep state: {state}, from "
+                       f"{origin}",
                        "none", found, ev)
     return Outcome(Status.PASS, "no unattend.xml where Windows Setup looks for one", "none", [], ev)
 
@@ -182,8 +183,8 @@ def check_panther(ctx: AuditContext) -> Outcome:
     if not entries:
         return Outcome(Status.PASS, "C:\\Windows\\Panther is absent or empty", "absent", entries, ev)
     shown = ", ".join(entries[:10]) + (" ..." if len(entries) > 10 else "")
-    return Outcome(Status.WARNING, f"C:\\Windows\\Panther holds {len(entries)} entries ({shown}) on a {state} image "
-                   f"({origin}): delete the folder before sysprep", "absent", entries, ev)
+    return Outcome(Status.WARNING, f"C:\\Windows\\Panther holds {len(entries)} entries ({shown}); delete the folder "
+                   f"before sysprep (Sysprep state: {state}, from {origin})", "absent", entries, ev)
 
 
 @rule(RuleMeta(
@@ -228,14 +229,20 @@ def check_roles(ctx: AuditContext) -> Outcome:
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
     found = {}
     for name, role in UNSUPPORTED_ROLE_SERVICES.items():
-        exists, start, _ = osinfo.service_start(ctx.registry, name)
-        if exists and start != 4:
+        if name == "NTDS":
+            # every Windows has an NTDS key (RID Values); a domain controller has its Parameters
+            if ctx.registry.key(f"{osinfo.SERVICES}\\NTDS\\Parameters") is not None:
+                found[name] = role
+            continue
+        exists, start, image = osinfo.service_start(ctx.registry, name)
+        if exists and image is not None and start is not None and start != 4:
             found[name] = role
     ev = tuple(Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(f"{osinfo.SERVICES}\\{n}"),
                         value_name="Start", present=True, actual=r) for n, r in found.items())
     if found:
-        return Outcome(Status.WARNING, f"server roles that Sysprep does not support on a {state} image ({origin}): "
-                       + ", ".join(sorted(set(found.values()))), "none", sorted(found), ev)
+        return Outcome(Status.WARNING, "server roles that Sysprep does not generalize: "
+                       + ", ".join(sorted(set(found.values()))) + f" (Sysprep state: {state}, from {origin})", "none",
+                       sorted(found), ev)
     return Outcome(Status.PASS, "no role Sysprep cannot generalize was found", "none", [], ev)
 
 

@@ -136,6 +136,8 @@ def test_real_win7_system(make_ctx: MakeCtx, win7_system: Any) -> None:
     assert run("agent.installed", c).status == Status.WARNING
     assert run("disk.ntfs_clean", c).status == Status.PASS  # BootExecute is the default autocheck line
     assert run("os.domain_controller", c).status == Status.PASS
+    # a client has an NTDS key (RID Values) but no directory service
+    assert run("sysprep.role_supported", c).status == Status.PASS
 
 
 UNINSTALL = r"Microsoft\Windows\CurrentVersion\Uninstall"

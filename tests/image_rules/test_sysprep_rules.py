@@ -143,11 +143,18 @@ def test_extensions(make_ctx: MakeCtx, files: dict[str, Any], status: Status) ->
 
 
 @pytest.mark.parametrize(
-    ("services", "status"),
-    [({}, Status.PASS), ({"CertSvc": 2}, Status.WARNING), ({"DHCPServer": 4}, Status.PASS)],
+    ("keys", "status"),
+    [
+        ({}, Status.PASS),
+        ({"CertSvc": {"Start": 2, "ImagePath": "certsrv.exe"}}, Status.WARNING),
+        ({"DHCPServer": {"Start": 4, "ImagePath": "svchost.exe -k DHCPServer"}}, Status.PASS),
+        ({"CertSvc": {"Start": 2}}, Status.PASS),  # a leftover key, no installed service
+        ({r"NTDS\RID Values": {}}, Status.PASS),  # every Windows has this
+        ({r"NTDS\Parameters": {"DSA Working Directory": "C:\\Windows\\NTDS"}}, Status.WARNING),
+    ],
 )
-def test_roles(make_ctx: MakeCtx, services: dict[str, int], status: Status) -> None:
-    system = layered(system_tree(), {rf"{CCS}\Services\{n}": {"Start": s} for n, s in services.items()})
+def test_roles(make_ctx: MakeCtx, keys: dict[str, dict[str, Any]], status: Status) -> None:
+    system = layered(system_tree(), {rf"{CCS}\Services\{n}": v for n, v in keys.items()})
     assert run("sysprep.role_supported", ctx(make_ctx, OOBE, system=system)).status == status
 
 
