@@ -101,6 +101,11 @@ class _Missing(Exception):
         self.reason = reason
 
 
+def _software_missing(ctx: AuditContext) -> str:
+    """Why the SOFTWARE hive cannot be read, or "" when it can."""
+    return "" if ctx.registry.has_hive("SOFTWARE") else ctx.registry.why_unavailable("SOFTWARE")
+
+
 def _not_checked(reason: str, expected: Any = None) -> Outcome:
     return Outcome(Status.NOT_CHECKED, f"not checked: {reason}", expected, None, reason=reason)
 
@@ -121,7 +126,7 @@ def check_identify(ctx: AuditContext) -> Outcome:
     except _Missing as m:
         return _not_checked(m.reason)
     if osf.product_name is None and osf.build is None:
-        return _not_checked("ProductName and CurrentBuild are not in the SOFTWARE hive")
+        return _not_checked(_software_missing(ctx) or "ProductName and CurrentBuild are not in the SOFTWARE hive")
     ubr = f".{osf.ubr}" if osf.ubr is not None else ""
     parts = [osf.name or "Windows (no ProductName)", f"{osf.current_version or '?'}.{osf.build}{ubr}"]
     if osf.display_version:
@@ -224,8 +229,8 @@ def check_min_version(ctx: AuditContext) -> Outcome:
     build = osf.build
     ev = (_os_evidence(ctx, "CurrentBuild", build),)
     if build is None:
-        return Outcome(Status.NOT_CHECKED, "CurrentBuild is not in the SOFTWARE hive", ">= 7601", None, ev,
-                       reason="CurrentBuild absent")
+        why = _software_missing(ctx) or "CurrentBuild is not in the SOFTWARE hive"
+        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", ">= 7601", None, ev, reason=why)
     if build >= 7601:
         return Outcome(Status.PASS, f"{build_name(build)}", ">= 7601", build, ev)
     if build == 7600:

@@ -153,3 +153,10 @@ def test_facts_os_wins_over_registry(make_ctx: MakeCtx) -> None:
     c = make_ctx(facts=image_facts("gpt"))
     out = run("os.identify", c)
     assert out.status == Status.PASS and "17763" in out.message
+
+
+def test_missing_software_is_named(make_ctx: MakeCtx) -> None:
+    c = ctx(make_ctx, None, system_tree(), unavailable={"SOFTWARE": "the SOFTWARE hive cannot be read: torn bin"})
+    for rule_id in ("os.identify", "os.min_version"):
+        out = run(rule_id, c)
+        assert out.status == Status.NOT_CHECKED and "torn bin" in out.message, out.message
