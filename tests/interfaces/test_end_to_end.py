@@ -126,12 +126,12 @@ def test_cli_process(win7: Path) -> None:
     assert "\033[" not in proc.stdout and "time.utc" in proc.stdout
 
 
-def test_pytest_plugin_on_the_real_image(win7: Path, pytester: pytest.Pytester) -> None:
-    from importlib.metadata import entry_points
-
-    plugin = [] if any(ep.name == "azvhdaudit" for ep in entry_points(group="pytest11")) else [
-        "-p", "azvhdaudit.pytest_plugin"]
-    result = pytester.runpytest_inprocess(*plugin, "-p", "no:cacheprovider", "--azvhd-image", str(win7),
+def test_pytest_plugin_on_the_real_image(
+    win7: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
+                                          "-W", "ignore::pytest.PytestAssertRewriteWarning", "--azvhd-image", str(win7),
                                           "-k", "time.utc or rdp.enabled_policy", "-rs")
     result.assert_outcomes(failed=1, skipped=1, deselected=result.parseoutcomes()["deselected"])
     result.stdout.fnmatch_lines(["*time.utc FAIL (required)*", "*expected: 1", "*actual:   (none)",
