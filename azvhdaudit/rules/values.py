@@ -329,9 +329,16 @@ def evaluate_item(ctx: AuditContext, item: Item, severity: Severity) -> ItemVerd
     evidence = tuple(r.evidence for r in policy_reads) + (local.evidence,)
     if effective is None:
         status, message = judge(item, local, severity, label)
-        if not policy_note:
-            policy_note = "; no Group Policy override"
-        return ItemVerdict(status, f"{message} (local value{policy_note})", evidence, local.data)
+        if policy_note:
+            # Group Policy wins, and it could not be read: the local value alone does not decide the
+            # effective setting, so neither a pass nor a fail is earned.
+            return ItemVerdict(
+                Status.NOT_CHECKED,
+                f"{message} (local value); not checked, the effective value is unknown{policy_note}",
+                evidence,
+                local.data,
+            )
+        return ItemVerdict(status, f"{message} (local value; no Group Policy override)", evidence, local.data)
     status, message = judge(item, effective, severity, label)
     local_text = (
         f"local value {format_data(local.data)} at {local.key_path} is overridden"
@@ -352,6 +359,16 @@ def evaluate_items(ctx: AuditContext, items: Sequence[Item], severity: Severity,
     status = worst(v.status for v in verdicts)
     if all(v.status is Status.NOT_CHECKED for v in verdicts):
         reason = verdicts[0].message.split("not checked, ", 1)[-1]
+        evidence = tuple(e for v in verdicts for e in v.evidence)
+        if evidence:
+            # Something was read (a local value) but it does not decide the verdict: show it.
+            return Outcome(
+                Status.NOT_CHECKED,
+                "; ".join(v.message for v in verdicts),
+                actual=verdicts[0].actual if len(verdicts) == 1 else None,
+                evidence=evidence,
+                reason=reason,
+            )
         return Outcome(Status.NOT_CHECKED, f"not checked: {reason}", reason=reason)
     if len(items) == 1:
         actual: Any = verdicts[0].actual

@@ -39,7 +39,9 @@ CASES = [
         software={TS_POLICY: {"fDenyTSConnections": 0}},
         says="local value 1",
     ),
-    Case("rdp.enabled", "software-missing-local-only", P, drop=("SOFTWARE",), says="Group Policy not checked"),
+    Case(
+        "rdp.enabled", "software-missing-local-only", NC, drop=("SOFTWARE",), says="the effective value is unknown"
+    ),
     Case("rdp.enabled", "system-missing", NC, drop=("SYSTEM",)),
     Case("rdp.enabled_policy", "not-configured", P, says="not configured"),
     Case("rdp.enabled_policy", "policy-denies", F, software={TS_POLICY: {"fDenyTSConnections": 1}}),

@@ -13,6 +13,7 @@ import pytest
 
 from azvhdaudit.engine import audit_context
 from azvhdaudit.facts import OSFacts
+from azvhdaudit.registry.memory import MemoryHive
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.registry.open import BACKENDS, open_hive_file
 from azvhdaudit.report import Result, Status
@@ -45,7 +46,9 @@ def hives(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _audit(path: Path, os_facts: OSFacts, backend: str) -> Iterator[dict[str, Result]]:
     hive = open_hive_file(path, "SYSTEM", backend=backend)
     try:
-        view = RegistryView(hives={"SYSTEM": hive}, unavailable={"SOFTWARE": "only SYSTEM given (test)"})
+        # The real SYSTEM with a SOFTWARE hive that sets no Group Policy: the verdicts are what SYSTEM holds.
+        software = MemoryHive.build("SOFTWARE", {"Microsoft\\Windows NT\\CurrentVersion": {}})
+        view = RegistryView(hives={"SYSTEM": hive, "SOFTWARE": software})
         ctx = AuditContext(registry=view, facts=facts(os_facts))
         yield {r.rule_id: r for r in audit_context(ctx, "azure", today=_dt.date(2026, 1, 1))}
     finally:
@@ -81,7 +84,8 @@ WIN7_EXPECTED = [
     ("power.display_idle_never", Status.WARNING, "900 s"),
     ("san.policy_onlineall", Status.PASS, ""),
     ("network.no_persistent_routes", Status.FAIL, "0.0.0.0,0.0.0.0,192.168.1.1,-1"),
-    ("network.winhttp_proxy", Status.NOT_CHECKED, "only SYSTEM given"),
+    # the SOFTWARE hive given sets no WinHTTP proxy: direct access
+    ("network.winhttp_proxy", Status.PASS, "direct access"),
     ("os.temp_tmp_default", Status.PASS, ""),
     ("crashdump.kernel_dump", Status.PASS, ""),
     ("crashdump.dump_file", Status.PASS, ""),
@@ -105,9 +109,20 @@ def test_win7_evidence_names_control_set(win7: dict[str, Result]) -> None:
     assert evidence.present is False and evidence.hive == "SYSTEM"
 
 
-def test_win7_software_rules_not_checked(win7: dict[str, Result]) -> None:
-    assert win7["rdp.enabled_policy"].status is Status.NOT_CHECKED
-    assert "only SYSTEM given" in win7["rdp.enabled_policy"].reason
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_win7_system_alone_leaves_policy_rules_not_checked(hives: Path, backend: str) -> None:
+    hive = open_hive_file(hives / "SYSTEM", "SYSTEM", backend=backend)
+    try:
+        view = RegistryView(hives={"SYSTEM": hive}, unavailable={"SOFTWARE": "only SYSTEM given (test)"})
+        ctx = AuditContext(registry=view, facts=facts(WIN7))
+        results = {r.rule_id: r for r in audit_context(ctx, "azure", today=_dt.date(2026, 1, 1))}
+    finally:
+        hive.close()
+    assert results["rdp.enabled_policy"].status is Status.NOT_CHECKED
+    assert "only SYSTEM given" in results["rdp.enabled_policy"].reason
+    # Group Policy wins and cannot be read: the compliant local value does not earn a pass
+    assert results["rdp.enabled"].status is Status.NOT_CHECKED
+    assert "fDenyTSConnections is 0" in results["rdp.enabled"].message
 
 
 WIN10_EXPECTED = [
