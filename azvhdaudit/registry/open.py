@@ -105,9 +105,9 @@ def open_hive(
     validate_primary(base, source)
 
     stream: BinaryIO = fh
-    state = HiveState()
+    names = tuple(logs) if logs else ()
+    state = HiveState(logs=names)
     if base.dirty:
-        names = tuple(logs) if logs else ()
         try:
             if not logs:
                 raise ReplayError("no transaction logs beside the hive")
@@ -133,7 +133,7 @@ def open_hive(
                 f"{result.note}; replayed in memory"
             )
             log.info("%s: %s", source, note)
-            state = HiveState(dirty=True, replayed=True, logs=result.logs, note=note)
+            state = HiveState(dirty=True, replayed=True, logs=names, note=note)
             data = bytes(result.data)
             stream = io.BytesIO(data)
             base = parse_base_block(data, source)

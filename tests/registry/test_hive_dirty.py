@@ -113,6 +113,7 @@ def test_log_combinations(
     assert hive.state.dirty
     assert hive.state.replayed is replayed
     assert in_note in hive.state.note
+    assert hive.state.logs == logs  # the logs found, whether or not they could be applied
 
 
 # (log, offset of a byte to flip, expected replay, note) -- offsets are inside entries of the real logs

@@ -43,7 +43,8 @@ def test_win7_system_values(realdata: Path, backend: str, path: str, name: str, 
 
 def test_win7_system_shape(realdata: Path, backend: str) -> None:
     with open_hive_file(realdata / "SYSTEM", backend=backend) as hive:
-        assert hive.state.dirty is False and hive.backend == backend
+        assert hive.state.dirty is False and hive.state.replayed is False and hive.backend == backend
+        assert hive.state.logs == () and hive.state.note == ""
         sets = sorted(k.name for k in hive.root().subkeys() if k.name.lower().startswith("controlset"))
         assert sets == ["ControlSet001", "ControlSet002"]
         services = hive.key(CCS + r"\Services")
