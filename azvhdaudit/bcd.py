@@ -498,7 +498,15 @@ def _descriptor(data: bytes, at: int, where: str, depth: int = 0) -> BCDDevice:
     if dtype == 6:
         if size < 0x38:
             raise BCDError(f"{where}: partition device size 0x{size:X} < 0x38")
-        style_code = struct.unpack_from("<I", data, body + 0x14)[0]
+        local, style_code = struct.unpack_from("<II", data, body + 0x10)
+        if local not in (0, 6):
+            # the partition's disk is a hard disk (0) or a virtual disk (6); anything else means the
+            # fields are not where this layout puts them
+            raise BCDError(
+                f"{where}: partition device with local device type {local} "
+                f"({_LOCAL_TYPES.get(local, 'unknown')}) at offset 0x{body + 0x10:X}, 0 (hard disk) expected; "
+                f"partition style {style_code} at 0x{body + 0x14:X}"
+            )
         style = _PARTITION_STYLES.get(style_code, f"unknown({style_code})")
         if style == "gpt":
             return BCDDevice(

@@ -249,3 +249,11 @@ def test_real_store_through_the_hive_backends(backend: str) -> None:
     assert loader is not None and loader.element("description").value == "Windows 10"
     assert loader.element("osdevice").value.partition_guid == "8e0f2c38-e4ea-47ba-b7fc-9d8c74dccf0b"
     assert store.bootmgr is not None and store.bootmgr.element("timeout").value == 30
+
+
+def test_partition_style_in_the_wrong_field_is_an_error() -> None:
+    # style 1 written at 0x30 (the local device type) instead of 0x34: not a layout Windows writes
+    data = bytearray(mbr_device())
+    data[0x30:0x38] = struct.pack("<II", 1, 0)
+    with pytest.raises(BCDError, match=r"local device type 1 \(floppy\) at offset 0x30"):
+        decode_device(bytes(data))
