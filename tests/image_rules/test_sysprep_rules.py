@@ -172,3 +172,23 @@ def test_hibernation(make_ctx: MakeCtx, hiberboot: int | None, hiberfil: bool | 
 def test_hibernation_without_evidence(make_ctx: MakeCtx) -> None:
     c = make_ctx(facts=image_facts("gpt", hiberfil_present=None), hives={})
     assert run("sysprep.hibernation_off", c).status == Status.NOT_CHECKED
+
+
+@pytest.mark.parametrize("rule_id", ["sysprep.no_custom_unattend", "sysprep.panther_deleted",
+                                     "sysprep.extensions_removed"])
+def test_file_rules_without_files(make_ctx: MakeCtx, rule_id: str) -> None:
+    c = make_ctx(facts=image_facts("gpt"), hives={"SOFTWARE": sw(OOBE), "SYSTEM": system_tree()}, files=None)
+    assert run(rule_id, c).status == Status.NOT_CHECKED
+
+
+@pytest.mark.parametrize("rule_id", ["sysprep.oobe_shutdown_not_audit", "sysprep.no_custom_unattend",
+                                     "sysprep.panther_deleted", "sysprep.extensions_removed",
+                                     "sysprep.role_supported"])
+def test_generalize_rules_skip_specialized_images(make_ctx: MakeCtx, rule_id: str) -> None:
+    out = run(rule_id, ctx(make_ctx, OOBE, image_type="specialized"))
+    assert out.status == Status.NOT_APPLICABLE and "image_type option" in out.message
+
+
+def test_roles_without_system(make_ctx: MakeCtx) -> None:
+    c = make_ctx(facts=image_facts("gpt"), hives={"SOFTWARE": sw(OOBE)}, files=FakeFiles())
+    assert run("sysprep.role_supported", c).status == Status.NOT_CHECKED
