@@ -158,3 +158,15 @@ def test_script_blockers(make_ctx: MakeCtx, products: list[str], status: Status)
 def test_script_blockers_without_software(make_ctx: MakeCtx) -> None:
     c = make_ctx(facts=image_facts("gpt"), hives={"SYSTEM": system_tree()})
     assert run("agent.script_blockers", c).status == Status.NOT_CHECKED
+
+
+@pytest.mark.parametrize("rule_id", ["os.hyperv_drivers_enabled", "os.third_party_virtualization_drivers"])
+def test_service_rules_without_system(make_ctx: MakeCtx, rule_id: str) -> None:
+    assert run(rule_id, ctx(make_ctx, with_system=False)).status == Status.NOT_CHECKED
+
+
+def test_integration_components_missing_evidence(make_ctx: MakeCtx) -> None:
+    no_files = make_ctx(facts=image_facts("mbr", os=None), hives={"SOFTWARE": software_tree(7601)}, files=None)
+    assert run("os.hyperv_integration_components", no_files).status == Status.NOT_CHECKED
+    no_build = make_ctx(facts=image_facts("mbr", os=None), hives={}, files=FakeFiles())
+    assert run("os.hyperv_integration_components", no_build).status == Status.NOT_CHECKED
