@@ -6,9 +6,7 @@ The images are built once per session by ``remote_images.py`` (real tools, real 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,24 +49,8 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.Azurite]:
     emulator.stop()
 
 
-@dataclass
-class BlobStore:
-    """The Azurite container ``images`` with the samples uploaded."""
-
-    azurite: rs.Azurite
-    container: Any
-    uploads: dict[str, rs.Upload]
-
-    @property
-    def options(self) -> dict[str, str]:
-        return {"connection_string": self.azurite.connection_string}
-
-    def url(self, name: str) -> str:
-        return f"az://images/{name}"
-
-
 @pytest.fixture(scope="session")
-def blob_store(azurite: rs.Azurite, images: dict[str, Path], large_vhd: Path) -> BlobStore:
+def blob_store(azurite: rs.Azurite, images: dict[str, Path], large_vhd: Path) -> rs.BlobStore:
     from azure.storage.blob import BlobServiceClient
 
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
@@ -79,30 +61,9 @@ def blob_store(azurite: rs.Azurite, images: dict[str, Path], large_vhd: Path) ->
     uploads["large"] = rs.upload_page_blob(container, "page/large.vhd", large_vhd)
     rs.upload_block_blob(container, "block/win7.vhd", images["win7"])
     rs.upload_block_blob(container, "block/garbage.vhd", images["garbage"])
-    return BlobStore(azurite=azurite, container=container, uploads=uploads)
-
-
-def comparable(report: Any) -> dict[str, Any]:
-    """A report's verdicts and facts without what varies between runs (times) or by where it was read.
-
-    The image's name (path or URL) appears in facts and evidence: it is replaced by ``<source>``.
-    """
-    text = json.dumps(report.to_dict(), default=str)
-    data = json.loads(text.replace(json.dumps(report.source)[1:-1], "<source>"))
-    for key in ("started", "timings_ms", "source"):
-        data.pop(key)
-    for result in data["results"]:
-        result.pop("duration_ms")
-    facts = data["facts"]
-    if facts:
-        facts.pop("source", None)
-        facts["container"].pop("path", None)
-        facts.get("extra", {}).pop("io", None)
-        for hive in facts.get("hives", {}).values():
-            hive.pop("source", None)
-    return data
+    return rs.BlobStore(azurite=azurite, container=container, uploads=uploads)
 
 
 @pytest.fixture(scope="session")
 def compare() -> Any:
-    return comparable
+    return rs.comparable

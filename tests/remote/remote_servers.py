@@ -13,6 +13,7 @@ file's size and only the non-zero 512-byte pages are written, with ``upload_page
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import shutil
@@ -326,3 +327,40 @@ def upload_page_blob(container: Any, name: str, path: Path) -> Upload:
 def upload_block_blob(container: Any, name: str, path: Path) -> None:
     with open(path, "rb") as fh:
         container.upload_blob(name, fh, blob_type="BlockBlob", overwrite=True)
+
+
+@dataclass
+class BlobStore:
+    """The Azurite container ``images`` with the samples uploaded."""
+
+    azurite: Azurite
+    container: Any
+    uploads: dict[str, Upload]
+
+    @property
+    def options(self) -> dict[str, str]:
+        return {"connection_string": self.azurite.connection_string}
+
+    def url(self, name: str) -> str:
+        return f"az://images/{name}"
+
+
+def comparable(report: Any) -> dict[str, Any]:
+    """A report's verdicts and facts without what varies between runs (times) or by where it was read.
+
+    The image's name (path or URL) appears in facts and evidence: it is replaced by ``<source>``.
+    """
+    text = json.dumps(report.to_dict(), default=str)
+    data = json.loads(text.replace(json.dumps(report.source)[1:-1], "<source>"))
+    for key in ("started", "timings_ms", "source"):
+        data.pop(key)
+    for result in data["results"]:
+        result.pop("duration_ms")
+    facts = data["facts"]
+    if facts:
+        facts.pop("source", None)
+        facts["container"].pop("path", None)
+        facts.get("extra", {}).pop("io", None)
+        for hive in facts.get("hives", {}).values():
+            hive.pop("source", None)
+    return data

@@ -12,17 +12,19 @@ from typing import Any
 
 import pytest
 import remote_servers as rs
-from conftest import BlobStore
 
 from azvhdaudit.errors import ImageError
 from azvhdaudit.fleet import audit_source
 from azvhdaudit.sources import open_source
 
+# Azurite, the HTTP server and the images they serve are built with qemu-img, mkntfs and ntfs-3g
+pytestmark = pytest.mark.tools
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
-def _sas(store: BlobStore, **perms: bool) -> str:
+def _sas(store: rs.BlobStore, **perms: bool) -> str:
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
     return generate_container_sas(
@@ -41,7 +43,7 @@ def _sas(store: BlobStore, **perms: bool) -> str:
     ("win7", "block/win7.vhd"),
 ])
 def test_blob_audits_like_the_local_file(
-    blob_store: BlobStore, images: dict[str, Path], compare: Any, name: str, blob: str
+    blob_store: rs.BlobStore, images: dict[str, Path], compare: Any, name: str, blob: str
 ) -> None:
     local = audit_source(images[name])
     remote = audit_source(blob_store.url(blob), storage_options=blob_store.options)
@@ -52,7 +54,7 @@ def test_blob_audits_like_the_local_file(
     assert io["requests"] >= 2 and 0 < io["bytes_read"] < images[name].stat().st_size
 
 
-def test_page_blob_holds_only_the_written_pages(blob_store: BlobStore, images: dict[str, Path]) -> None:
+def test_page_blob_holds_only_the_written_pages(blob_store: rs.BlobStore, images: dict[str, Path]) -> None:
     client = blob_store.container.get_blob_client("page/win7.vhd")
     props = client.get_blob_properties()
     assert props.blob_type == "PageBlob" and props.size == images["win7"].stat().st_size
@@ -63,7 +65,7 @@ def test_page_blob_holds_only_the_written_pages(blob_store: BlobStore, images: d
 
 
 def test_large_page_blob_audits_remotely_reading_a_few_mb(
-    blob_store: BlobStore, large_vhd: Path, compare: Any
+    blob_store: rs.BlobStore, large_vhd: Path, compare: Any
 ) -> None:
     upload = blob_store.uploads["large"]
     assert upload.size >= 100 * GiB and upload.pages_written * rs.PAGE < 64 * MiB
@@ -77,14 +79,14 @@ def test_large_page_blob_audits_remotely_reading_a_few_mb(
     assert io["requests"] <= 64, io
 
 
-def test_sas_connection_string_reads(blob_store: BlobStore, images: dict[str, Path], compare: Any) -> None:
+def test_sas_connection_string_reads(blob_store: rs.BlobStore, images: dict[str, Path], compare: Any) -> None:
     sas = _sas(blob_store, read=True)
     options = {"connection_string": blob_store.azurite.sas_connection_string(sas)}
     remote = audit_source("az://images/page/win7.vhd", storage_options=options)
     assert compare(remote) == compare(audit_source(images["win7"]))
 
 
-def test_sas_url_reads_over_https_style_get(blob_store: BlobStore, images: dict[str, Path], compare: Any) -> None:
+def test_sas_url_reads_over_https_style_get(blob_store: rs.BlobStore, images: dict[str, Path], compare: Any) -> None:
     # a blob SAS URL is plain HTTP(S) with ranges: no Azure library needed to read it
     url = f"{blob_store.azurite.endpoint}/images/page/win7.vhd?{_sas(blob_store, read=True)}"
     remote = audit_source(url)
@@ -95,12 +97,12 @@ def test_sas_url_reads_over_https_style_get(blob_store: BlobStore, images: dict[
         assert sibling.read(512) == images["win10-dirty"].read_bytes()[:512]
 
 
-def test_missing_blob_is_file_not_found(blob_store: BlobStore) -> None:
+def test_missing_blob_is_file_not_found(blob_store: rs.BlobStore) -> None:
     with pytest.raises(FileNotFoundError):
         open_source("az://images/page/no-such.vhd", **blob_store.options)
 
 
-def test_wrong_key_names_the_url(blob_store: BlobStore) -> None:
+def test_wrong_key_names_the_url(blob_store: rs.BlobStore) -> None:
     bad = blob_store.azurite.connection_string.replace(rs.ACCOUNT_KEY, "A" * 86 + "==")
     with pytest.raises((ImageError, PermissionError, FileNotFoundError)) as info:
         fh, _ = open_source("az://images/page/win7.vhd", connection_string=bad)

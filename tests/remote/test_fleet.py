@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 import remote_servers as rs
-from conftest import BlobStore
 
 from azvhdaudit.errors import ProfileError, WaiverError
 from azvhdaudit.fleet import UNREADABLE_ID, audit_many, audit_source, error_report
 from azvhdaudit.report import Status
+
+# Azurite, the HTTP server and the images they serve are built with qemu-img, mkntfs and ntfs-3g
+pytestmark = [pytest.mark.tools, pytest.mark.slow]
 
 #: (kind, count) of local copies (symlinks) in the fleet
 LOCAL = [("win7", 12), ("win10-dirty", 12), ("win7-dynamic", 4), ("garbage", 3), ("truncated", 3)]
@@ -30,7 +32,7 @@ def fleet(
     tmp_path_factory: pytest.TempPathFactory,
     images: dict[str, Path],
     http_server: rs.HttpServer,
-    blob_store: BlobStore,
+    blob_store: rs.BlobStore,
 ) -> dict[str, str]:
     """source -> kind, 50 sources."""
     where = tmp_path_factory.mktemp("fleet")
@@ -66,7 +68,7 @@ def expected(images: dict[str, Path], compare: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def options(blob_store: BlobStore) -> dict[str, Any]:
+def options(blob_store: rs.BlobStore) -> dict[str, Any]:
     # a mixed fleet: credentials for az://, none for http:// and file://
     return {"az": blob_store.options}
 

@@ -140,6 +140,7 @@ def test_unknown_protocol_names_the_url() -> None:
         open_source("nosuchproto://x/y.vhd")
 
 
+@pytest.mark.tools
 def test_local_url_audits_like_the_path(images: dict[str, Path]) -> None:
     path = images["win7"]
     fh, opener = open_source(path.as_uri())
@@ -156,6 +157,7 @@ def test_local_url_audits_like_the_path(images: dict[str, Path]) -> None:
 # --- HTTP ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.tools
 def test_http_reads_are_range_requests_and_counted(http_server: rs.HttpServer, images: dict[str, Path]) -> None:
     http_server.log.clear()
     url = f"{http_server.url}/win7.vhd"
@@ -171,11 +173,13 @@ def test_http_reads_are_range_requests_and_counted(http_server: rs.HttpServer, i
     assert fh.stats.bytes_fetched < 4 * 1024 * 1024
 
 
+@pytest.mark.tools
 def test_http_missing_is_file_not_found(http_server: rs.HttpServer) -> None:
     with pytest.raises(FileNotFoundError):
         open_source(f"{http_server.url}/no-such.vhd")
 
 
+@pytest.mark.tools
 def test_http_server_ignoring_range_is_refused(images: dict[str, Path]) -> None:
     server = rs.start_http(images["win7"].parent, ignore_range=True)
     try:
