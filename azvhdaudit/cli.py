@@ -257,11 +257,11 @@ def _run_audit(source: str, **kwargs: Any) -> Report:
     return audit(source, **kwargs)
 
 
-def _open_image(source: str, backend: str) -> Any:
+def _open_image(source: str, backend: str, *, require_windows: bool = True) -> Any:
     """The data path's open_image (a seam for tests)."""
     from azvhdaudit.image import open_image
 
-    return open_image(source, backend=backend)
+    return open_image(source, backend=backend, require_windows=require_windows)
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -533,8 +533,10 @@ def _info_text(data: dict[str, Any]) -> str:
             marks.append("NTFS dirty")
         lines.append(
             f"    #{p['index']}  {p['type_name']:<20} {_human_size(p['size']):>10}  at {p['offset']:>12}  "
-            f"{p.get('filesystem') or '?':<9} {', '.join(marks)}"
+            f"{p.get('filesystem') or '?':<9} {', '.join(marks)}".rstrip()
         )
+    if f.get("windows_partition") is None:
+        lines.append("  Windows      no Windows volume found (a data disk?)")
     lines.append(f"  generation   {f.get('generation') or 'unknown'}")
     lines.append(f"  boot store   {f.get('bcd_path') or 'not found'}")
     os_facts = f.get("os") or {}
@@ -578,7 +580,8 @@ def _info_text(data: dict[str, Any]) -> str:
 
 
 def _cmd_info(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    with _open_image(args.image, args.backend) as image:
+    # info describes any disk, a data disk without Windows too
+    with _open_image(args.image, args.backend, require_windows=False) as image:
         data = _info_data(image)
     if args.json:
         stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

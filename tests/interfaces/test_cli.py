@@ -250,7 +250,7 @@ class FakeImage:
 @pytest.fixture
 def fake_image(monkeypatch: pytest.MonkeyPatch) -> FakeImage:
     image = FakeImage()
-    monkeypatch.setattr(cli, "_open_image", lambda source, backend: image)
+    monkeypatch.setattr(cli, "_open_image", lambda source, backend, require_windows=True: image)
     return image
 
 

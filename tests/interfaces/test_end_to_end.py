@@ -110,6 +110,19 @@ def test_info_and_reg(win7: Path) -> None:
     assert "    TimeZoneKeyName    REG_SZ    Eastern Standard Time" in out.splitlines()
 
 
+def test_info_on_a_data_disk(tmp_path: Path) -> None:
+    import diskbuild as db
+
+    disk = db.mbr_disk(tmp_path / "data.raw", 8 * db.MiB, [(1, 6, "7", False)])
+    db.place(db.make_ntfs(tmp_path / "data.img", 6 * db.MiB, {}, label="Data"), disk, db.MiB)
+    code, info, _ = _main("info", str(disk))
+    assert code == 0
+    assert "Windows      no Windows volume found (a data disk?)" in info
+    assert "SYSTEM: unavailable" in info
+    code, _, err = _main("reg", str(disk), r"HKLM\SYSTEM\Select")
+    assert code == 2 and err.startswith("azvhdaudit: error: ") and "is this an OS disk?" in err
+
+
 def test_fix_script(win7: Path, tmp_path: Path) -> None:
     code, _, _ = _main("fix", str(win7), "-o", str(tmp_path / "fix.ps1"))
     script = (tmp_path / "fix.ps1").read_text(encoding="utf-8")
