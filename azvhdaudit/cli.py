@@ -312,6 +312,8 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
             }
         elif args.format in ("html", "markdown"):
             options = {"fail_on": args.fail_on}
+        elif args.format == "sarif" and args.fail_on == "warning":
+            options = {"include": ("fail", "warning")}
         _write(render(reports if len(reports) > 1 else reports[0], args.format, **options), args.output, stdout)
     if unreadable:
         return EXIT_ERROR

@@ -1,8 +1,9 @@
 """SARIF 2.1.0 (OASIS Static Analysis Results Interchange Format) for code-scanning dashboards.
 
-Only results that are not met are listed by default — fail, and warning (a recommended setting not met);
-``include`` widens that. The level follows the rule's severity: required -> ``error``, recommended ->
-``warning``, advisory/informational -> ``note``. A rule that itself failed (status ``error``) is a
+Only failures are listed by default; ``include`` widens that (the CLI adds warnings with
+``--fail-on warning``, so the log lists what fails the run). The level follows the rule's severity:
+required -> ``error``, recommended -> ``warning``, advisory/informational -> ``note``; a result whose status
+is only ``warning`` is never above ``warning``. A rule that itself failed (status ``error``) is a
 ``toolExecutionNotification``, not a finding. Every rule seen is described in ``tool.driver.rules``.
 The image is the artifact; the registry key or structure is a logical location.
 
@@ -34,7 +35,7 @@ LEVELS: dict[Severity, str] = {
     Severity.INFORMATIONAL: "note",
 }
 
-_DEFAULT_INCLUDE = (Status.FAIL, Status.WARNING)
+_DEFAULT_INCLUDE = (Status.FAIL,)
 
 
 def _uri(source: str) -> str:
@@ -75,6 +76,13 @@ def _rule_descriptor(result: Result) -> dict[str, Any]:
     return descriptor
 
 
+def _level(result: Result) -> str:
+    level = LEVELS[result.severity]
+    if result.status is not Status.FAIL and level == "error":
+        return "warning"
+    return level
+
+
 def _message(result: Result) -> str:
     text = f"{result.title}: {result.message}" if result.message else result.title
     if result.expected is not None or result.actual is not None:
@@ -97,7 +105,7 @@ def _result(result: Result, rule_index: int, artifact_index: int, source: str) -
     data: dict[str, Any] = {
         "ruleId": result.rule_id,
         "ruleIndex": rule_index,
-        "level": LEVELS[result.severity],
+        "level": _level(result),
         "kind": "fail",
         "message": {"text": _message(result)},
         "locations": [location],

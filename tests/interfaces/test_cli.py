@@ -104,6 +104,13 @@ def test_every_format_to_a_file(audits: dict[str, Any], tmp_path: Path, fmt: str
     assert "\033[" not in text  # no colour in a file, even from a terminal
 
 
+@pytest.mark.parametrize(("fail_on", "statuses"), [("fail", {"fail"}), ("warning", {"fail", "warning"})])
+def test_sarif_lists_what_fails_the_run(audits: dict[str, Any], fail_on: str, statuses: set[str]) -> None:
+    _, out, _ = run(["audit", "bad.vhd", "--format", "sarif", "--fail-on", fail_on])
+    got = {r["properties"]["status"] for r in json.loads(out)["runs"][0]["results"]}
+    assert got == statuses
+
+
 def test_unreadable_image_is_one_line_and_exit_2(audits: dict[str, Any]) -> None:
     audits["broken.vhd"] = CorruptHiveError("broken.vhd: SYSTEM hive: bad base block signature b'xxxx' at 0")
     code, out, err = run(["audit", "clean.vhd", "broken.vhd"])

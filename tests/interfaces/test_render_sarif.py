@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -35,12 +36,11 @@ def test_sarif_validates(reports: object, validator: jsonschema.Draft4Validator)
     assert data["version"] == "2.1.0"
 
 
-def test_only_unmet_rules_are_results_by_default(report: Report) -> None:
+def test_only_failures_are_results_by_default(report: Report) -> None:
     run = to_sarif(report)["runs"][0]
     got = sorted(r["ruleId"] for r in run["results"])
-    want = sorted(r.rule_id for r in report.filter(status=(Status.FAIL, Status.WARNING)))
-    assert got == want
-    assert "rdp.enabled" not in got and "winrm.listener" not in got
+    assert got == sorted(r.rule_id for r in report.filter(status=Status.FAIL))
+    assert "rdp.enabled" not in got and "winrm.listener" not in got and "environment.temp" not in got
 
 
 def test_include_widens_the_results(report: Report, validator: jsonschema.Draft4Validator) -> None:
@@ -51,9 +51,16 @@ def test_include_widens_the_results(report: Report, validator: jsonschema.Draft4
     assert waived[0]["suppressions"][0]["justification"].startswith("specialized image")
 
 
-@pytest.mark.parametrize(("rule_id", "level"), [("rdp.port", "error"), ("bcd.integrityservices", "warning")])
+@pytest.mark.parametrize(
+    ("rule_id", "level"),
+    [("rdp.port", "error"), ("bcd.integrityservices", "warning"), ("environment.temp", "warning"),
+     ("services.ikeext", "warning")],
+)
 def test_level_follows_severity(report: Report, rule_id: str, level: str) -> None:
-    run = to_sarif(report)["runs"][0]
+    # services.ikeext: a required rule whose status is only a warning stays a warning
+    ikeext = dataclasses.replace(report["services.termservice"], rule_id="services.ikeext", status=Status.WARNING)
+    report.results.append(ikeext)
+    run = to_sarif(report, include=("fail", "warning"))["runs"][0]
     result = next(r for r in run["results"] if r["ruleId"] == rule_id)
     assert result["level"] == level
     assert run["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == rule_id
