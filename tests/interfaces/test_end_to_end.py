@@ -151,6 +151,30 @@ def test_pytest_plugin_on_the_real_image(
                                  "*rdp.enabled_policy: NOT CHECKED (not a pass)*SOFTWARE*"])
 
 
+def test_plugin_fixtures_on_the_real_image(
+    win7: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile(
+        test_mine=r"""
+        def test_timezone(azvhd_registry):
+            value = azvhd_registry.value(r"HKLM\SYSTEM\CurrentControlSet\Control\TimeZoneInformation",
+                                         "TimeZoneKeyName")
+            assert value.data == "Eastern Standard Time"
+
+        def test_image(azvhd_image):
+            assert azvhd_image.facts.partition_style == "mbr"
+
+        def test_report(azvhd_report):
+            assert azvhd_report["time.utc"].status.value == "fail"
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
+                                          "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                                          "--azvhd-image", str(win7), "test_mine.py", "-k", "test_mine")
+    result.assert_outcomes(passed=3, deselected=result.parseoutcomes()["deselected"])
+
+
 def test_the_image_is_never_modified(win7: Path, digest: str) -> None:
     # runs last in this module: every command above read the same file
     for argv in (["audit", str(win7)], ["info", str(win7)], ["fix", str(win7), "--format", "reg"]):
