@@ -82,3 +82,17 @@ def test_waived_result_keeps_its_previous_status(report: Report) -> None:
     data = to_jsonable(report)
     waived = [r for r in data["results"] if r["status"] == "waived"]
     assert waived and all(r["waived_status"] == "fail" for r in waived)
+
+
+def test_every_catalogue_rule_fits_the_schema(validator: jsonschema.Draft202012Validator) -> None:
+    """A result for each rule of the catalogue validates: ids, areas and severities are all in range."""
+    from azvhdaudit.engine import catalogue
+
+    results = [
+        Result(rule_id=r.id, title=r.meta.title, area=r.meta.area, severity=r.meta.severity, status=Status.PASS,
+               message="", source=r.meta.source, baselines=r.meta.baselines, references=r.meta.references,
+               remediation=r.meta.remediation, rationale=r.meta.rationale)
+        for r in catalogue()
+    ]
+    assert results
+    validator.validate(to_jsonable(Report(source="all.vhd", profile="azure", results=results)))
