@@ -64,7 +64,7 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (UnsupportedFormatError, "give a VHD, VHDX, VMDK, QCOW2 or raw disk image"),
     (ParentError, "put the parent disk beside the child (or at the path its locator names) and retry"),
     (EncryptedVolumeError, "decrypt the volume inside the VM (manage-bde -off C:) and export the disk again"),
-    (NoWindowsVolumeError, "is this an OS disk? audit data disks with --data-disk beside their OS disk"),
+    (NoWindowsVolumeError, "audit a data disk with --data-disk beside its OS disk"),
     (VolumeError, "check the disk's partition table (e.g. with sfdisk -l or sgdisk -p on a copy)"),
     (HiveNotFoundError, "the image's Windows installation looks incomplete; is this the right disk?"),
     (RegistryError, "try --backend python-registry, or check the hive with hivexsh on a copy"),
@@ -81,8 +81,8 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
 
 
 def _common(suppress: bool) -> argparse.ArgumentParser:
-    """-v/--debug, accepted before and after the sub-command."""
-    default: Any = argparse.SUPPRESS if suppress else None
+    """-v/--debug, accepted before and after the sub-command (the sub-command's copy suppresses its
+    defaults so it does not reset what was given before it)."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
         "-v",
@@ -97,7 +97,6 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
         default=argparse.SUPPRESS if suppress else False,
         help="show the traceback of an error",
     )
-    del default
     return parent
 
 
@@ -300,6 +299,7 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
             unreadable += 1
             continue
         reports.append(report)
+        log.info("audited %s: %d rules in %.1f s", image, len(report.results), time.perf_counter() - started)
         failed = len(report.filter(status=("fail", "error")))
         progress.done(index, name, f"{failed} failed" if failed else "compliant", time.perf_counter() - started)
     if reports:
@@ -615,8 +615,7 @@ def _setup_logging(verbose: int, stderr: IO[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
-    """Run the command line; returns the exit code (never raises, except with ``--debug``-less bugs
-    turned into one line too)."""
+    """Run the command line and return its exit code; errors are reported on ``stderr``, not raised."""
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     parser = build_parser()
