@@ -64,7 +64,6 @@ _AREA_PHASE = {
     "bcd": _BCD,
     "disk": _OTHER,
     "disk-format": _OTHER,
-    "sysprep": _SYSPREP,
 }
 
 _EXECUTABLES = (

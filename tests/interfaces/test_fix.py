@@ -124,6 +124,7 @@ def test_prose_and_host_steps_are_not_run() -> None:
                 "Convert-VHD -Path C:\\a.vhd -DestinationPath C:\\b.vhd -VHDType Fixed"),
         _result("sysprep.generalized", "sysprep",
                 "C:\\Windows\\System32\\Sysprep\\sysprep.exe /oobe /generalize /shutdown"),
+        _result("sysprep.hibernation_off", "sysprep", "powercfg.exe /hibernate off"),
         _result("crashdump.wer", "crashdump",
                 "$key = 'HKLM:\\SOFTWARE\\W'; New-ItemProperty -Path $key -Name A -Value 1"),
     ]
@@ -133,8 +134,10 @@ def test_prose_and_host_steps_are_not_run() -> None:
     assert "# Convert-VHD -Path C:\\a.vhd -DestinationPath C:\\b.vhd -VHDType Fixed" in script
     assert not any("Convert-VHD" in line or "sysprep.exe" in line for line in code)
     assert script.index("Convert-VHD") < script.index("sysprep.exe")  # host steps, then sysprep, last
-    assert code[-4:-1] == ["$key = 'HKLM:\\SOFTWARE\\W'", "Confirm-RegistryKey $key",
-                           "New-ItemProperty -Path $key -Name A -Value 1"]
+    assert "powercfg.exe /hibernate off" in code  # a sysprep-area step that is not sysprep itself runs
+    at = code.index("$key = 'HKLM:\\SOFTWARE\\W'")
+    assert code[at:at + 3] == ["$key = 'HKLM:\\SOFTWARE\\W'", "Confirm-RegistryKey $key",
+                               "New-ItemProperty -Path $key -Name A -Value 1"]
 
 
 def test_nothing_to_fix() -> None:
