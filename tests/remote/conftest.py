@@ -17,7 +17,8 @@ import remote_servers as rs
 
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """name -> local file: win7, win10-dirty, win7-dynamic (good and bad Windows disks), garbage, truncated."""
+    """name -> local file: win7, win10-dirty, win7-dynamic (good and bad Windows disks), child (a differencing
+    disk of win7), garbage, truncated."""
     where = tmp_path_factory.mktemp("remote-images")
     made = {
         "win7": ri.build_vhd(where / "win7.vhd", "win7"),
@@ -26,6 +27,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "garbage": ri.build_garbage(where / "garbage.vhd"),
     }
     made["truncated"] = ri.build_truncated(made["win7"], where / "truncated.vhd")
+    made["child"] = ri.build_child(where / "child.vhd", made["win7"])
     return made
 
 
@@ -56,7 +58,7 @@ def blob_store(azurite: rs.Azurite, images: dict[str, Path], large_vhd: Path) ->
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     container = service.create_container("images")
     uploads = {}
-    for name in ("win7", "win10-dirty", "win7-dynamic", "truncated"):
+    for name in ("win7", "win10-dirty", "win7-dynamic", "truncated", "child"):
         uploads[name] = rs.upload_page_blob(container, f"page/{name}.vhd", images[name])
     uploads["large"] = rs.upload_page_blob(container, "page/large.vhd", large_vhd)
     rs.upload_block_blob(container, "block/win7.vhd", images["win7"])

@@ -7,6 +7,7 @@ Every image holds a real Windows hive from ``tests/data/realdata`` (see its READ
 - ``large``: a fixed VHD of ``LARGE_SIZE`` (100 GiB) virtual size, sparse on disk: a raw sparse file with a
   small NTFS partition placed by ``qemu-img convert -n``, then converted with
   ``qemu-img convert -O vpc -o subformat=fixed,force_size=on`` (which keeps the holes);
+- ``child``: a differencing VHD of ``win7`` beside it (relative locator), with its own MBR disk signature;
 - unreadable files: ``garbage`` (no disk signature) and ``truncated`` (a VHD cut short).
 """
 
@@ -22,7 +23,10 @@ HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
 sys.path.insert(0, str(TESTS))
 
+sys.path.insert(0, str(TESTS / "container"))
+
 from diskbuild import MiB, make_ntfs, mbr_disk, place, require_tools  # noqa: E402
+from vhdwriter import write_child  # noqa: E402
 
 REALDATA = TESTS / "data" / "realdata"
 GiB = 1024 * MiB
@@ -71,6 +75,19 @@ def build_vhd(out: Path, kind: str, *, disk_size: int = 64 * MiB, subformat: str
 def build_large(out: Path, kind: str = "win7", *, size: int = LARGE_SIZE) -> Path:
     """A fixed VHD of ``size`` virtual bytes that stays sparse on disk (a few MB allocated)."""
     return build_vhd(out, kind, disk_size=size, subformat="fixed")
+
+
+#: the MBR disk signature a differencing child writes over its parent's
+CHILD_DISK_SIGNATURE = 0x0C0FFEE0
+
+
+def build_child(out: Path, parent: Path) -> Path:
+    """A differencing VHD of ``parent`` (found beside it as ``.\\<name>``) holding a new MBR disk signature."""
+    with open(parent, "rb") as fh:
+        mbr = bytearray(fh.read(512))
+    mbr[440:444] = CHILD_DISK_SIGNATURE.to_bytes(4, "little")
+    write_child(out, parent, {0: bytes(mbr)})
+    return out
 
 
 def build_garbage(out: Path) -> Path:

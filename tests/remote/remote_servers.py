@@ -348,10 +348,14 @@ class BlobStore:
 def comparable(report: Any) -> dict[str, Any]:
     """A report's verdicts and facts without what varies between runs (times) or by where it was read.
 
-    The image's name (path or URL) appears in facts and evidence: it is replaced by ``<source>``.
+    The image's name (path or URL) appears in facts and evidence: it is replaced by ``<source>``, and its
+    directory (where parents are found) by ``<directory>``.
     """
     text = json.dumps(report.to_dict(), default=str)
-    data = json.loads(text.replace(json.dumps(report.source)[1:-1], "<source>"))
+    directory = report.source.rsplit("/", 1)[0]  # where a differencing disk's parents were found
+    for name, mark in ((report.source, "<source>"), (directory + "/", "<directory>/")):
+        text = text.replace(json.dumps(name)[1:-1], mark)
+    data = json.loads(text)
     for key in ("started", "timings_ms", "source"):
         data.pop(key)
     for result in data["results"]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import fsspec
 import pytest
+import remote_images as ri
 import remote_servers as rs
 
 from azvhdaudit.errors import ImageError, UnsupportedFormatError
@@ -171,6 +172,17 @@ def test_http_reads_are_range_requests_and_counted(http_server: rs.HttpServer, i
     # every request the server saw is one the stats counted, and nothing more
     assert len(requests) == fh.stats.requests
     assert fh.stats.bytes_fetched < 4 * 1024 * 1024
+
+
+@pytest.mark.tools
+def test_http_differencing_disk_opens_its_parent_by_url(http_server: rs.HttpServer, images: dict[str, Path]) -> None:
+    url = f"{http_server.url}/{images['child'].name}"
+    fh, opener = open_source(url)
+    with fh, open_image(fh, opener=opener) as remote, open_image(images["child"]) as local:
+        assert [p.path for p in remote.facts.container.parents] == [f"{http_server.url}/win7.vhd"]
+        assert remote.facts.mbr_disk_signature == local.facts.mbr_disk_signature == ri.CHILD_DISK_SIGNATURE
+        assert remote.registry.value(r"HKLM\SYSTEM\Select", "Current").data == 1
+    assert fh.stats.files_opened == 2
 
 
 @pytest.mark.tools
