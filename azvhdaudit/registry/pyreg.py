@@ -19,11 +19,12 @@ file format specification*.
 from __future__ import annotations
 
 import logging
+import struct
 
 from Registry import RegistryParse as _rp
 
 from azvhdaudit.errors import CorruptHiveError
-from azvhdaudit.registry.backend import BIG_DATA_SEGMENT, CellReader, register_backend_errors
+from azvhdaudit.registry.backend import BIG_DATA_SEGMENT, CellReader, hash_name, register_backend_errors
 
 __all__ = ["PyRegReader"]
 
@@ -112,8 +113,9 @@ class PyRegReader(CellReader[_rp.NKRecord, _rp.VKRecord]):
             leaves.append(leaf)
         return leaves
 
-    def subkey_offsets(self, node: _rp.NKRecord) -> list[int]:
-        offsets: list[int] = []
+    def _entries(self, node: _rp.NKRecord) -> list[tuple[bytes, int, bytes]]:
+        """(list kind, key node offset, hash or name hint bytes) for each entry of the subkey lists."""
+        entries: list[tuple[bytes, int, bytes]] = []
         for leaf in self._leaves(node):
             kind = leaf.data_id()
             record = {b"li": _rp.LIRecord, b"lf": _rp.LFRecord, b"lh": _rp.LHRecord}[kind](
@@ -126,8 +128,31 @@ class PyRegReader(CellReader[_rp.NKRecord, _rp.VKRecord]):
                     f"{self.source}: subkey list at offset 0x{leaf.offset() - _BASE:X}: {count} entries do not "
                     f"fit in its {leaf.size() - 4} bytes"
                 )
-            offsets.extend(record.unpack_dword(4 + stride * i) for i in range(count))
-        return offsets
+            raw = record.unpack_binary(4, count * stride)
+            if stride == 8:
+                entries.extend((kind, offset, extra) for offset, extra in struct.iter_unpack("<I4s", raw))
+            else:
+                entries.extend((kind, offset, b"") for (offset,) in struct.iter_unpack("<I", raw))
+        return entries
+
+    def subkey_offsets(self, node: _rp.NKRecord) -> list[int]:
+        return [offset for _, offset, _ in self._entries(node)]
+
+    def find_subkey(self, node: _rp.NKRecord, name: str) -> int | None:
+        # The same rules as the regf backend: the lh hash or lf name hint first (ASCII names), then the name.
+        lname = name.lower()
+        exact = name.isascii()
+        wanted_hash = hash_name(name).to_bytes(4, "little")
+        hint = lname[:4]
+        for kind, offset, extra in self._entries(node):
+            if exact and kind == b"lh" and extra != wanted_hash:
+                continue
+            if exact and kind == b"lf" and extra.rstrip(b"\x00").decode("latin-1").lower() != hint:
+                continue
+            self.check_offset(offset, "subkey")
+            if self.node_name(self.node(offset)).lower() == lname:
+                return offset
+        return None
 
     def value_records(self, node: _rp.NKRecord) -> list[_rp.VKRecord]:
         count = node.values_number()

@@ -117,3 +117,25 @@ def test_system_b_as_replayed(realdata: Path, backend: str) -> None:
             assert value is not None and value.data == data
         rules = hive.key(FIREWALL_RULES)
         assert rules is not None and len(rules.values()) == 443
+
+
+@pytest.mark.parametrize(
+    ("filename", "path", "count"),
+    [
+        ("SYSTEM", r"ControlSet001\Control\CriticalDeviceDatabase", 2548),  # an index root (ri) over lh lists
+        ("SYSTEM", r"ControlSet001\Services", 467),  # hash leaves (lh)
+        ("BCD", "Objects", 17),  # fast leaves (lf)
+    ],
+)
+def test_every_subkey_found_by_name(realdata: Path, backend: str, filename: str, path: str, count: int) -> None:
+    """The lookup (hash or name hint first, then the name) finds each listed subkey, in any case."""
+    with open_hive_file(realdata / filename, backend=backend) as hive:
+        parent = hive.key(path)
+        assert parent is not None
+        subkeys = parent.subkeys()
+        assert len(subkeys) == count
+        for index, sub in enumerate(subkeys):
+            name = sub.name.upper() if index % 2 else sub.name.lower()
+            found = parent.subkey(name)
+            assert found is not None and found.path == sub.path, name
+        assert parent.subkey(subkeys[0].name + "x") is None
