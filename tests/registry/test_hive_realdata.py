@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as _dt
+import struct
 from pathlib import Path
 
 import pytest
 
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.registry.open import open_hive_file
+
+from .hivekit import BASE, find_key, nk_field, subkey_entries
 
 CCS = "ControlSet001"
 FIREWALL_RULES = CCS + r"\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules"
@@ -139,3 +142,31 @@ def test_every_subkey_found_by_name(realdata: Path, backend: str, filename: str,
             found = parent.subkey(name)
             assert found is not None and found.path == sub.path, name
         assert parent.subkey(subkeys[0].name + "x") is None
+
+
+def _as_index_leaf(data: bytes, path: str) -> bytes:
+    """Rewrite the lf list of the key at ``path`` as an li list (same entries, 4 bytes each)."""
+    key = find_key(data, path)
+    list_offset = struct.unpack_from("<I", data, nk_field(key, 28))[0]
+    offsets = [offset for _, offset in subkey_entries(data, key)]
+    body = struct.pack(f"<2sH{len(offsets)}I", b"li", len(offsets), *offsets)
+    return data[: BASE + list_offset + 4] + body + data[BASE + list_offset + 4 + len(body) :]
+
+
+def test_index_leaf_lookup_is_case_insensitive(realdata: Path, tmp_path: Path, backend: str) -> None:
+    """li lists carry no hash: the name decides. dissect.regf 3.14's own IndexLeaf.subkey is case-sensitive."""
+    from dissect.regf.regf import IndexLeaf, RegistryHive
+
+    patched = _as_index_leaf((realdata / "BCD").read_bytes(), "Objects")
+    (tmp_path / "BCD").write_bytes(patched)
+    guid = "{9dea862c-5cdd-4e70-acc1-f32b344d4795}"
+    with open(tmp_path / "BCD", "rb") as fh:
+        objects = RegistryHive(fh).open("Objects")
+        assert isinstance(objects._subkey_list, IndexLeaf)
+        assert objects._subkey_list.subkey(guid.upper()) is None  # the library's own lookup misses
+    with open_hive_file(tmp_path / "BCD", backend=backend) as hive:
+        objects_key = hive.key("objects")
+        assert objects_key is not None and len(objects_key.subkeys()) == 17
+        for name in (guid, guid.upper()):
+            found = objects_key.subkey(name)
+            assert found is not None and found.name == guid
