@@ -17,8 +17,11 @@ copy, and the caller opens the copy.
 What replay verifies for a new-format log entry (``HvLE``): its signature, that its size is a non-zero
 multiple of 512 inside the file, that its dirty page references fit in the entry and in the hive bins data
 size it records (a multiple of 4096), its Hash-1 (Marvin32 of the entry after the 40-byte header) and
-Hash-2 (Marvin32 of the first 32 bytes), and that the sequence numbers applied are consecutive, across
-``LOG1`` then ``LOG2``. The first bad entry of a file ends that file, as Windows does. For an old-format log
+Hash-2 (Marvin32 of the first 32 bytes), and that the sequence numbers applied are consecutive from the
+log whose base block is older (normally ``LOG1``) into the other. The first bad entry ends recovery: the
+entries before it are applied, as the specification says Windows does. Entries older than the primary's
+secondary sequence number are skipped; the first entry applied may be newer than it (the partial-reconcile
+case, which the real Windows 10 test hive shows), and the state note says so. For an old-format log
 (``DIRT``): the log's base block (type 1 or 2, valid checksum, equal sequence numbers, the primary's
 last-written timestamp), the signature and the size of the dirty vector and of the pages it announces.
 """
@@ -41,11 +44,13 @@ __all__ = [
     "LogEntry",
     "ReplayError",
     "ReplayResult",
+    "filetime",
     "hive_checksum",
     "marvin32",
     "parse_base_block",
     "parse_new_log",
     "replay_logs",
+    "validate_primary",
 ]
 
 log = logging.getLogger(__name__)
