@@ -35,7 +35,7 @@ from azvhdaudit.registry.logs import (
 )
 from azvhdaudit.registry.model import HiveState
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "LOG_NAMES", "open_hive", "open_hive_file"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "LOG_NAMES", "find_logs", "open_hive", "open_hive_file"]
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,8 @@ def open_hive_file(
     """Open the hive file at ``path`` read-only.
 
     ``name`` defaults to the file name upper-cased. ``logs="auto"`` finds ``<path>.LOG1``/``.LOG2``/``.LOG``
-    beside it; a mapping names them explicitly; ``None`` opens without logs. The hive's ``close()``
-    closes every file opened here.
+    beside it; a mapping names them explicitly; ``None`` opens without logs. The logs are read while
+    opening and closed at once; the hive's ``close()`` closes the hive file.
     """
     path = os.fspath(path)
     if name is None:
