@@ -292,9 +292,7 @@ def _import_fsspec() -> Any:
     try:
         import fsspec
     except ImportError as err:
-        raise UnsupportedFormatError(
-            "reading images from URLs needs fsspec: pip install 'azvhdaudit[remote]'"
-        ) from err
+        raise ImageError("reading images from URLs needs fsspec: pip install 'azvhdaudit[remote]'") from err
     return fsspec
 
 
@@ -306,7 +304,7 @@ def _open_file(
         fs, path = fsspec.core.url_to_fs(url, **storage_options)
     except (ImportError, ValueError) as err:
         # fsspec raises ImportError naming the package a protocol needs (adlfs, aiohttp, s3fs ...)
-        raise UnsupportedFormatError(f"{url}: cannot open this URL: {err}") from err
+        raise ImageError(f"{url}: cannot open this URL: {err}") from err
     local = any(p in _LOCAL for p in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)))
     stats.requests += 1  # the size lookup (HEAD / Get Blob Properties / stat)
     try:

@@ -15,7 +15,7 @@ from azvhdaudit.fleet import UNREADABLE_ID, audit_many, audit_source, error_repo
 from azvhdaudit.report import Status
 
 # Azurite, the HTTP server and the images they serve are built with qemu-img, mkntfs and ntfs-3g
-pytestmark = [pytest.mark.tools, pytest.mark.slow]
+pytestmark = pytest.mark.tools
 
 #: (kind, count) of local copies (symlinks) in the fleet
 LOCAL = [("win7", 12), ("win10-dirty", 12), ("win7-dynamic", 4), ("garbage", 3), ("truncated", 3)]
@@ -92,6 +92,7 @@ def pool_reports(fleet: dict[str, str], options: dict[str, Any]) -> list[Any]:
     return list(audit_many(list(fleet), workers=2, storage_options=options))
 
 
+@pytest.mark.slow
 def test_fleet_in_a_process_pool(pool_reports: list[Any], fleet: dict[str, str], expected: dict[str, Any],
                                  compare: Any) -> None:
     check_fleet(pool_reports, fleet, expected, compare)
@@ -99,6 +100,7 @@ def test_fleet_in_a_process_pool(pool_reports: list[Any], fleet: dict[str, str],
     assert kinds.count("missing") == 4 and kinds.count("win7") == 12 + 3 + 2 + 1
 
 
+@pytest.mark.slow
 def test_fleet_on_dask_matches_the_pool(pool_reports: list[Any], fleet: dict[str, str], expected: dict[str, Any],
                                         options: dict[str, Any], compare: Any) -> None:
     from distributed import Client, LocalCluster
@@ -109,6 +111,18 @@ def test_fleet_on_dask_matches_the_pool(pool_reports: list[Any], fleet: dict[str
     check_fleet(dask_reports, fleet, expected, compare)
     by_source = {r.source: compare(r) for r in pool_reports}
     assert {r.source: compare(r) for r in dask_reports} == by_source
+
+
+@pytest.mark.parametrize("kind", ["win7", "win10-dirty", "child"])
+@pytest.mark.parametrize("kwargs", [{}, {"ignore": "rdp*"}, {"profile": "azure-2017"}])
+def test_audit_source_equals_the_engine_audit(images: dict[str, Path], compare: Any, kind: str,
+                                              kwargs: dict[str, Any]) -> None:
+    from azvhdaudit.engine import audit
+
+    ours = audit_source(images[kind], **kwargs)
+    theirs = audit(images[kind], **kwargs)
+    assert compare(ours) == compare(theirs)
+    assert ours.facts["extra"]["io"]["bytes_read"] > 0 and "io" not in theirs.facts["extra"]
 
 
 def test_in_process_keeps_the_order(images: dict[str, Path], tmp_path: Path) -> None:

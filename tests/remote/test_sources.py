@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import uuid
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 import remote_images as ri
 import remote_servers as rs
 
-from azvhdaudit.errors import ImageError, UnsupportedFormatError
+from azvhdaudit.errors import ImageError
 from azvhdaudit.image import open_image
 from azvhdaudit.sources import BLOCK_SIZE, RemoteFile, _resolve, is_url, open_source
 
@@ -136,9 +137,16 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
         open_source((tmp_path / "nope.vhd").as_uri())
 
 
-def test_unknown_protocol_names_the_url() -> None:
-    with pytest.raises(UnsupportedFormatError, match="nosuchproto://x/y.vhd"):
-        open_source("nosuchproto://x/y.vhd")
+@pytest.mark.parametrize(("url", "words"), [
+    ("nosuchproto://x/y.vhd", "nosuchproto"),
+    ("s3://bucket/y.vhd", "s3fs"),  # a protocol fsspec knows, whose package is not installed here
+])
+def test_unknown_or_missing_protocol_names_the_url(url: str, words: str) -> None:
+    if words == "s3fs" and importlib.util.find_spec("s3fs") is not None:
+        pytest.fail("s3fs is installed: pick another uninstalled protocol for this test")
+    with pytest.raises(ImageError, match=words) as info:
+        open_source(url)
+    assert url in str(info.value)
 
 
 @pytest.mark.tools
