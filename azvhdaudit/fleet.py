@@ -19,6 +19,12 @@ is 1 for such an image as for a failing one, and ``report.get(UNREADABLE_ID)`` t
 image never stops the others; a bad *option* (unknown profile, rule pattern, waiver file) raises
 :class:`~azvhdaudit.errors.ProfileError` or :class:`~azvhdaudit.errors.WaiverError` before anything runs.
 
+A worker process that dies (a crash in a native library, the OOM killer) takes the pool's unfinished
+audits with it; those are run again one process each, so only the image that kills its process reports
+``WorkerDied``. On Dask, a task whose workers keep dying ends as Dask's ``KilledWorker``, reported the same way.
+Scripts using the process pool need the usual ``if __name__ == "__main__":`` guard (workers start clean,
+by ``forkserver`` where available, else ``spawn``: no threads of the caller are copied).
+
 Each task opens its own source, so a worker (a process, or a Dask worker on another machine) needs only
 the source's URL and the ``storage_options`` (credentials); waiver files are read once here and sent as data.
 """
@@ -32,6 +38,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from azvhdaudit.errors import AuditError, ProfileError
@@ -56,7 +63,11 @@ def _name(source: Source) -> str:
 
 
 def error_report(source: Source, error: BaseException | str, profile: str = "azure") -> Report:
-    """The report of an image that could not be audited: one :data:`UNREADABLE_ID` result, status error."""
+    """The report of an image that could not be audited: one :data:`UNREADABLE_ID` result, status error.
+
+    ``actual`` is the exception's class name, or ``"WorkerDied"`` when ``error`` is text (the process
+    auditing the image died).
+    """
     import azvhdaudit
 
     if isinstance(error, BaseException):
@@ -64,7 +75,7 @@ def error_report(source: Source, error: BaseException | str, profile: str = "azu
         text = str(error) or kind
         message = f"{kind}: {text}"
     else:
-        kind, message = "Error", error
+        kind, message = "WorkerDied", error
     result = Result(
         rule_id=UNREADABLE_ID,
         title="The image can be opened and read",
@@ -244,6 +255,10 @@ def _in_pool(
     prepared: dict[str, Any],
     profile: str,
 ) -> Iterator[Report]:
+    # A worker that dies (a crash in a native library, the OOM killer) breaks the whole pool: every audit
+    # not finished fails with BrokenProcessPool. Those are run again afterwards, each alone in a fresh
+    # process, so only the image that kills its process gets an error report.
+    suspects: list[Source] = []
     pool = ProcessPoolExecutor(max_workers=count, mp_context=context)
     try:
         futures: dict[Future[Report], Source] = {
@@ -253,12 +268,33 @@ def _in_pool(
             source = futures[future]
             try:
                 report = future.result()
-            except Exception as err:  # the worker died (BrokenProcessPool) or the report did not pickle
+            except BrokenProcessPool:
+                suspects.append(source)
+                continue
+            except Exception as err:  # the report did not pickle, or the task could not be sent
                 log.error("%s: the audit's worker failed: %s", _name(source), err)
                 report = error_report(source, err, profile)
             yield report
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    if suspects:
+        log.warning("a worker process died; auditing %d unfinished images again, one process each", len(suspects))
+    for source in suspects:
+        yield _alone(source, context, storage_options, prepared, profile)
+
+
+def _alone(
+    source: Source, context: Any, storage_options: dict[str, Any] | None, prepared: dict[str, Any], profile: str
+) -> Report:
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            return pool.submit(_task, source, storage_options, prepared).result()
+        except BrokenProcessPool as err:
+            log.error("%s: the process auditing this image died", _name(source))
+            return error_report(source, f"the process auditing this image died ({type(err).__name__}: {err})",
+                                profile)
+        except Exception as err:
+            return error_report(source, err, profile)
 
 
 def _on_dask(

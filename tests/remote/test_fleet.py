@@ -4,6 +4,7 @@ pool and on a Dask LocalCluster gives one report per image, the same verdicts bo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,31 @@ def test_in_process_keeps_the_order(images: dict[str, Path], tmp_path: Path) -> 
     reports = list(audit_many(sources, workers=1))
     assert [r.source for r in reports] == [str(s) for s in sources]
     assert [bool(r.get(UNREADABLE_ID)) for r in reports] == [True, False, True]
+
+
+class DiesInWorker(os.PathLike):  # type: ignore[type-arg]
+    """A path whose use kills the process that is not the test's own: a crash in a native library."""
+
+    def __init__(self, path: str, home: int) -> None:
+        self.path, self.home = path, home
+
+    def __fspath__(self) -> str:
+        if os.getpid() != self.home:
+            os._exit(70)
+        return self.path
+
+
+def test_a_dying_worker_fails_only_its_image(images: dict[str, Path], compare: Any) -> None:
+    killer = DiesInWorker(str(images["win7"].parent / "killer.vhd"), os.getpid())
+    sources: list[Any] = [images["win7"], killer, images["win10-dirty"], images["win7-dynamic"], images["garbage"]]
+    reports = {r.source: r for r in audit_many(sources, workers=2)}
+    assert sorted(reports) == sorted(os.fspath(s) for s in sources)
+    died = reports[os.fspath(killer)].results
+    assert [r.rule_id for r in died] == [UNREADABLE_ID] and died[0].actual == "WorkerDied"
+    assert "died" in died[0].message
+    for kind in ("win7", "win10-dirty", "win7-dynamic"):
+        assert compare(reports[str(images[kind])]) == compare(audit_source(images[kind])), kind
+    assert reports[str(images["garbage"])].results[0].actual == "UnsupportedFormatError"
 
 
 def test_stopping_early_cancels_the_rest(images: dict[str, Path]) -> None:
