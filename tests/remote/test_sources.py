@@ -7,6 +7,7 @@ import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest
@@ -15,7 +16,7 @@ import remote_servers as rs
 
 from azvhdaudit.errors import ImageError
 from azvhdaudit.image import open_image
-from azvhdaudit.sources import BLOCK_SIZE, RemoteFile, _resolve, is_url, open_source
+from azvhdaudit.sources import BLOCK_SIZE, RemoteFile, _resolve, is_url, open_source, options_for
 
 KiB = 1024
 DATA = bytes((i * 7 + i // 251) % 256 for i in range(300 * KiB + 123))
@@ -213,3 +214,20 @@ def test_http_server_ignoring_range_is_refused(images: dict[str, Path]) -> None:
         assert "range requests" in str(info.value)
     finally:
         server.stop()
+
+
+CONN = {"connection_string": "BlobEndpoint=http://127.0.0.1:1/acct;SharedAccessSignature=sv=x"}
+
+
+@pytest.mark.parametrize(("url", "given", "expected"), [
+    ("az://c/b.vhd", CONN, CONN),  # flat: every URL
+    ("https://h/b.vhd", CONN, CONN),
+    ("az://c/b.vhd", {"az": CONN, "https": {}}, CONN),  # per protocol
+    ("https://h/b.vhd", {"az": CONN, "https": {}}, {}),
+    ("http://h/b.vhd", {"AZ": CONN}, {}),  # no entry for the protocol: no options
+    ("abfs://c/b.vhd", {"abfs": CONN}, CONN),
+    ("az://c/b.vhd", {"client_kwargs": {"timeout": 5}}, {"client_kwargs": {"timeout": 5}}),  # not a protocol
+    ("az://c/b.vhd", None, {}),
+])
+def test_options_for_a_url(url: str, given: dict[str, Any] | None, expected: dict[str, Any]) -> None:
+    assert options_for(url, given) == expected
