@@ -9,10 +9,37 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from azvhdaudit.errors import *  # noqa: F403
-from azvhdaudit.errors import __all__ as _errors_all
+from azvhdaudit.errors import (
+    AuditError,
+    BCDError,
+    CorruptHiveError,
+    CorruptImageError,
+    EncryptedVolumeError,
+    FileSystemError,
+    GuestFileNotFoundError,
+    HiveNotFoundError,
+    ImageError,
+    NoPartitionTableError,
+    NotApplicable,
+    NoWindowsVolumeError,
+    ParentError,
+    ParentLoopError,
+    ParentMismatchError,
+    ParentNotFoundError,
+    ProfileError,
+    RegistryError,
+    TruncatedImageError,
+    UnsupportedFormatError,
+    VolumeError,
+    WaiverError,
+)
 from azvhdaudit.report import Evidence, Report, Result, Severity, Status
+
+if TYPE_CHECKING:
+    from azvhdaudit.engine import audit
+    from azvhdaudit.image import open_image
 
 __version__ = "0.1.0"
 
@@ -27,7 +54,28 @@ __all__ = [
     "Status",
     "open_image",
     "audit",
-    *_errors_all,
+    "AuditError",
+    "ImageError",
+    "UnsupportedFormatError",
+    "CorruptImageError",
+    "TruncatedImageError",
+    "ParentError",
+    "ParentNotFoundError",
+    "ParentMismatchError",
+    "ParentLoopError",
+    "VolumeError",
+    "NoPartitionTableError",
+    "NoWindowsVolumeError",
+    "EncryptedVolumeError",
+    "FileSystemError",
+    "GuestFileNotFoundError",
+    "RegistryError",
+    "CorruptHiveError",
+    "HiveNotFoundError",
+    "BCDError",
+    "ProfileError",
+    "WaiverError",
+    "NotApplicable",
 ]
 
 

@@ -131,7 +131,7 @@ class WaiverError(AuditError, ValueError):
     """A waiver file cannot be parsed or names an unknown rule."""
 
 
-class NotApplicable(Exception):  # noqa: N818 - a signal, not an error
+class NotApplicable(Exception):  # a signal, not an error
     """Raised by a rule to say it does not apply to this image; carries the human reason.
 
     Kept apart from :class:`AuditError`: it is an outcome, not a failure.

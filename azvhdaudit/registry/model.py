@@ -17,7 +17,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Union
 
 __all__ = [
     "RegType",
@@ -31,7 +30,7 @@ __all__ = [
     "split_path",
 ]
 
-RegData = Union[int, str, list[str], bytes, None]
+RegData = int | str | list[str] | bytes | None
 
 
 class RegType(IntEnum):
