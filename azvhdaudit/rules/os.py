@@ -155,8 +155,13 @@ def check_architecture(ctx: AuditContext) -> Outcome:
     except _Missing as m:
         return _not_checked(m.reason, "AMD64")
     arch = osf.architecture
-    ev = (_os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
+    ev: tuple[Evidence, ...] = (_os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
     if arch is None:
+        if ctx.files is not None and ctx.files.is_dir(r"Windows\SysWOW64"):
+            ev = (*ev, Evidence(source="file", key=r"Windows\SysWOW64", actual=True, present=True,
+                                note="only 64-bit Windows has a 32-bit subsystem folder"))
+            return Outcome(Status.PASS, "64-bit Windows (PROCESSOR_ARCHITECTURE is not set, but Windows\\SysWOW64 "
+                           "exists)", "AMD64", "64-bit", ev)
         return Outcome(Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment",
                        "AMD64", None, ev, reason="PROCESSOR_ARCHITECTURE absent")
     if arch.upper() == "AMD64":

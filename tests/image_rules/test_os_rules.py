@@ -97,6 +97,12 @@ def test_x86_specialized_only(make_ctx: MakeCtx, arch: str | None, ptype: str, s
     assert words in out.message
 
 
+def test_architecture_from_syswow64(make_ctx: MakeCtx) -> None:
+    c = ctx(make_ctx, software_tree(), system_tree(arch=None), files={"Windows\\SysWOW64\\kernel32.dll": b"MZ"})
+    out = run("os.architecture_64bit", c)
+    assert out.status == Status.PASS and "SysWOW64" in out.message
+
+
 @pytest.mark.parametrize(
     ("build", "status"),
     [(7601, Status.PASS), (20348, Status.PASS), (7600, Status.FAIL), (6002, Status.WARNING), (3790, Status.FAIL)],
