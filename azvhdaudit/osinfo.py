@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from azvhdaudit.facts import OSFacts
@@ -36,6 +38,7 @@ __all__ = [
     "image_extra_facts",
     "classify_image_state",
     "service_start",
+    "mounted_volume",
 ]
 
 log = logging.getLogger(__name__)
@@ -294,10 +297,30 @@ def agent_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, A
     }
 
 
+def mounted_volume(registry: RegistryView, letter: str = "C:") -> dict[str, Any] | None:
+    """The partition identity Windows recorded for drive ``letter`` in ``SYSTEM\\MountedDevices``.
+
+    ``{"style": "mbr", "mbr_signature": int, "offset": int}`` for the 12-byte MBR form (disk signature, then
+    the partition's byte offset), ``{"style": "gpt", "guid": str}`` for ``DMIO:ID:`` + partition GUID;
+    ``None`` when the value is absent or in another form (a dynamic disk, a removable device's path).
+    """
+    value = registry.value(r"SYSTEM\MountedDevices", f"\\DosDevices\\{letter.upper()}")
+    if value is None:
+        return None
+    raw = value.raw
+    if len(raw) == 12:
+        signature, offset = struct.unpack("<IQ", raw)
+        return {"style": "mbr", "mbr_signature": signature, "offset": offset}
+    if len(raw) == 24 and raw[:8] == b"DMIO:ID:":
+        return {"style": "gpt", "guid": str(uuid.UUID(bytes_le=bytes(raw[8:24])))}
+    return None
+
+
 def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
     """The facts :func:`open_image <azvhdaudit.image.open_image>` adds to ``ImageFacts.extra``."""
     return {
         "sysprep": sysprep_facts(registry, files),
         "pending_reboot": pending_reboot_facts(registry, files),
         "agent": agent_facts(registry, files),
+        "mounted_c": mounted_volume(registry, "C:"),
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from azvhdaudit import osinfo
 from azvhdaudit.bcd import EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effective, decode_bcd
 from azvhdaudit.errors import AuditError, BCDError
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
@@ -287,18 +288,40 @@ def _windows_partition_identity(ctx: AuditContext) -> dict[str, Any] | None:
     }
 
 
+def _mounted_c(ctx: AuditContext) -> dict[str, Any] | None:
+    if not ctx.registry.has_hive("SYSTEM"):
+        return None
+    return ctx.cached("osinfo.mounted_c", lambda: osinfo.mounted_volume(ctx.registry, "C:"))  # type: ignore[no-any-return]
+
+
+def _from_mounted(ctx: AuditContext, c_drive: dict[str, Any]) -> dict[str, Any]:
+    """The Windows partition's identity as SYSTEM\\MountedDevices records C: (when the partition facts lack it)."""
+    if c_drive["style"] == "gpt":
+        disk = (ctx.facts.gpt_disk_guid or "").strip("{}").lower() or None
+        return {"index": "C:", "style": "gpt", "guid": c_drive["guid"], "disk_guid": disk, "offset": None,
+                "mbr_signature": None}
+    return {"index": "C:", "style": "mbr", "offset": c_drive["offset"], "mbr_signature": c_drive["mbr_signature"],
+            "guid": None, "disk_guid": None}
+
+
 def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
     store = _require_store(ctx)
     loader = _require_default(ctx, store)
     eff = store.effective(loader, eid)
     want = _windows_partition_identity(ctx)
+    c_drive = _mounted_c(ctx)
+    if want is None and c_drive is not None:
+        want = _from_mounted(ctx, c_drive)
     expected = "partition=C: (the Windows partition)"
     if eff is None:
         return Outcome(Status.FAIL, f"{{default}} has no {element}", expected, None,
                        (_evidence(ctx, loader, eid, None, None),))
     dev = eff.value
     assert isinstance(dev, BCDDevice)
-    ev = (_evidence(ctx, loader, eid, eff, dev.to_dict(), note=f"Windows partition: {want}"),)
+    note = f"Windows partition: {want}"
+    if c_drive is not None:
+        note += f"; SYSTEM\\MountedDevices \\DosDevices\\C: = {c_drive}"
+    ev = (_evidence(ctx, loader, eid, eff, dev.to_dict(), note=note),)
     shown = dev.describe()
     if dev.kind == "boot":
         if want is not None and ctx.facts.boot_partition == want["index"]:

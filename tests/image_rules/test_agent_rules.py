@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from azvhdaudit.osinfo import agent_facts, os_facts
+from azvhdaudit.osinfo import agent_facts, mounted_volume, os_facts
 from azvhdaudit.registry.memory import MemoryHive
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.registry.open import open_hive
@@ -128,6 +128,8 @@ def test_real_win7_system(make_ctx: MakeCtx, win7_system: Any) -> None:
     view = RegistryView(hives={"SYSTEM": win7_system})
     f = os_facts(view)
     assert (f.architecture, f.product_type) == ("x86", "WinNT")
+    # C: on an MBR disk: the 12-byte form, disk signature then the partition's offset (1 MiB)
+    assert mounted_volume(view) == {"style": "mbr", "mbr_signature": 1555996734, "offset": 1048576}
     c = make_ctx(facts=image_facts("mbr", os=None), hives={"SYSTEM": win7_system})
     out = run("os.third_party_virtualization_drivers", c)
     assert out.status == Status.WARNING and "VMware Tools: VMTools" in out.message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import uuid
 from typing import Any
 
 import pytest
@@ -15,6 +17,9 @@ from .helpers import (
     BOOTMGR,
     EMS,
     LOADER,
+    MBR_OFFSET,
+    MBR_SIG,
+    PART_GUID,
     MakeCtx,
     boolean,
     boot_device,
@@ -243,3 +248,36 @@ def test_real_store_device_matches_its_own_disk(make_ctx: MakeCtx, real_bcd_hive
     # the synthetic disk of the other tests is not the real store's disk
     other = make_ctx(facts=image_facts("gpt"), hives={"BCD": real_bcd_hive})
     assert run("bcd.default_osdevice", other).status == Status.FAIL
+
+
+# --- SYSTEM\MountedDevices as the Windows partition's identity ----------------------------------------
+
+def _mounted(raw: bytes) -> dict[str, Any]:
+    return {"Select": {"Current": 1}, "MountedDevices": {"\\DosDevices\\C:": raw}}
+
+
+@pytest.mark.parametrize(
+    ("style", "device", "c_raw", "status"),
+    [
+        ("mbr", mbr_device(), struct.pack("<IQ", MBR_SIG, MBR_OFFSET), Status.PASS),
+        ("mbr", mbr_device(), struct.pack("<IQ", MBR_SIG, 1048576), Status.FAIL),
+        ("gpt", gpt_device(), b"DMIO:ID:" + uuid.UUID(PART_GUID).bytes_le, Status.PASS),
+        ("gpt", gpt_device(), b"DMIO:ID:" + bytes(16), Status.FAIL),
+        ("gpt", gpt_device(), b"\\??\\Volume{x}", Status.NOT_CHECKED),
+    ],
+)
+def test_device_against_mounted_devices(make_ctx: MakeCtx, style: str, device: bytes, c_raw: bytes,
+                                        status: Status) -> None:
+    facts = image_facts(style, windows_partition=None)
+    ctx = make_ctx(facts=facts, hives={"SYSTEM": _mounted(c_raw)}, bcd=decode_bcd(build_bcd(good_bcd_objects(device))))
+    out = run("bcd.default_osdevice", ctx)
+    assert out.status == status, out.message
+    if status == Status.PASS:
+        assert "Windows partition C:" in out.message
+
+
+def test_mounted_devices_noted_in_evidence(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx(facts=image_facts("mbr"), hives={"SYSTEM": _mounted(struct.pack("<IQ", MBR_SIG, MBR_OFFSET))},
+                   bcd=decode_bcd(build_bcd(good_bcd_objects(mbr_device()))))
+    out = run("bcd.default_device", ctx)
+    assert out.status == Status.PASS and "MountedDevices" in out.evidence[0].note
