@@ -618,6 +618,11 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
     """Run the command line and return its exit code; errors are reported on ``stderr``, not raised."""
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
+    for stream in (out, err):
+        # a console that cannot show a character (an em dash on a legacy code page) gets "?", not a crash
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and stream in (sys.stdout, sys.stderr):
+            reconfigure(errors="replace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

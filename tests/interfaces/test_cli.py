@@ -385,3 +385,9 @@ def test_process_usage_error_is_2() -> None:
 def test_process_rules_piped_has_no_colour() -> None:
     proc = _process("rules", env={"NO_COLOR": ""})
     assert proc.returncode == 0 and "\033[" not in proc.stdout and "rules" in proc.stdout.splitlines()[-1]
+
+
+def test_process_on_a_console_that_cannot_show_every_character() -> None:
+    proc = _process("rules", env={"PYTHONIOENCODING": "ascii"})
+    assert proc.returncode == 0, proc.stderr
+    assert "? " in proc.stdout  # the section sign of the source lines, replaced
