@@ -258,3 +258,58 @@ def check_script_blockers(ctx: AuditContext) -> Outcome:
                        "that their script blocking lets the provisioning agent's scripts run", "no blocking", found, ev)
     return Outcome(Status.PASS, "no third-party security product is installed (by the Uninstall list)",
                    "no blocking", [], ev)
+
+
+#: network component classes: services (filters, e.g. NDIS light-weight filters) and protocols
+NETWORK_CLASSES = {
+    "{4D36E974-E325-11CE-BFC1-08002BE10318}": "network service / filter",
+    "{4D36E975-E325-11CE-BFC1-08002BE10318}": "network protocol",
+}
+#: component id prefixes of the components Windows and Hyper-V ship
+MICROSOFT_COMPONENTS = ("ms_", "vms_", "netvsc_")
+
+
+@rule(RuleMeta(
+    id="os.tdi_filters",
+    title="No extra TDI / packet-inspection filter drivers or extra firewalls",
+    area="os",
+    severity=Severity.ADVISORY,
+    rationale="Third-party network filters (packet inspection, extra firewalls, VPN and security agents) sit in "
+              "every packet's path and are a common cause of a VM unreachable after migration. Heuristic: the "
+              "network services and protocols bound in Control\\Network whose component id is not Microsoft's "
+              "(ms_, vms_, netvsc_).",
+    source="Verify the VM: remove extra Transport Driver Interface filters",
+    remediation="Uninstall the software that installed the filter (or unbind it from the adapter) before migrating",
+    references=(DOC_CURRENT, DOC_2017),
+))
+def check_network_filters(ctx: AuditContext) -> Outcome:
+    missing = _system(ctx)
+    if missing:
+        return missing
+    found: list[str] = []
+    seen_classes = 0
+    for cls, kind in NETWORK_CLASSES.items():
+        key = ctx.registry.key(rf"SYSTEM\CurrentControlSet\Control\Network\{cls}")
+        if key is None:
+            continue
+        seen_classes += 1
+        for comp in key.subkeys():
+            cid = comp.value("ComponentId")
+            if cid is None or not isinstance(cid.data, str):
+                continue
+            if cid.data.lower().startswith(MICROSOFT_COMPONENTS):
+                continue
+            desc = comp.value("Description")
+            shown = f"{cid.data} ({desc.data})" if desc is not None and isinstance(desc.data, str) else cid.data
+            found.append(f"{shown}, a {kind}")
+    ev = (Evidence(source="registry", hive="SYSTEM",
+                   key=ctx.registry.display_path(r"SYSTEM\CurrentControlSet\Control\Network"),
+                   value_name="ComponentId", actual=found, present=seen_classes > 0),)
+    if seen_classes == 0:
+        return Outcome(Status.NOT_CHECKED, "the network component classes are not in Control\\Network", "none",
+                       None, ev, reason="no network component keys")
+    if found:
+        return Outcome(Status.WARNING, "non-Microsoft network filters or protocols: " + "; ".join(found), "none",
+                       found, ev)
+    return Outcome(Status.PASS, "only Microsoft network services, filters and protocols are installed", "none", [],
+                   ev)

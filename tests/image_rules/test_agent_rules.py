@@ -172,3 +172,34 @@ def test_integration_components_missing_evidence(make_ctx: MakeCtx) -> None:
     assert run("os.hyperv_integration_components", no_files).status == Status.NOT_CHECKED
     no_build = make_ctx(facts=image_facts("mbr", os=None), hives={}, files=FakeFiles())
     assert run("os.hyperv_integration_components", no_build).status == Status.NOT_CHECKED
+
+
+NET = rf"{CCS}\Control\Network"
+FILTERS = "{4D36E974-E325-11CE-BFC1-08002BE10318}"
+
+
+@pytest.mark.parametrize(
+    ("components", "status"),
+    [
+        ({"ms_pacer": "QoS Packet Scheduler", "vms_pp": "Hyper-V Extensible Virtual Switch"}, Status.PASS),
+        ({"ms_pacer": "QoS", "acme_inspect": "ACME Packet Inspector"}, Status.WARNING),
+        ({}, Status.NOT_CHECKED),
+    ],
+)
+def test_network_filters(make_ctx: MakeCtx, components: dict[str, str], status: Status) -> None:
+    extra = {rf"{NET}\{FILTERS}\{{{i}}}": {"ComponentId": c, "Description": d}
+             for i, (c, d) in enumerate(components.items())}
+    out = run("os.tdi_filters", ctx(make_ctx, extra))
+    assert out.status == status, out.message
+    if status == Status.WARNING:
+        assert "acme_inspect (ACME Packet Inspector)" in out.message
+
+
+def test_network_filters_real_hives(make_ctx: MakeCtx, win7_system: Any) -> None:
+    # the Windows 7 machine carries McAfee's NDIS filter
+    out = run("os.tdi_filters", make_ctx(facts=image_facts("mbr"), hives={"SYSTEM": win7_system}))
+    assert out.status == Status.WARNING and "mfe_ndisfilt" in out.message
+    with lzma.open(REALDATA / "SYSTEM_B.xz") as fh:
+        win10 = open_hive(io.BytesIO(fh.read()), "SYSTEM", source="realdata/SYSTEM_B")
+    out = run("os.tdi_filters", make_ctx(facts=image_facts("gpt"), hives={"SYSTEM": win10}))
+    assert out.status == Status.PASS, out.message

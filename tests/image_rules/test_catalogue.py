@@ -23,6 +23,7 @@ CATALOGUE_IDS = {
     "disk.os_volume_not_bitlocker", "disk.ntfs_clean", "disk.vhdx_logical_sector_512",
     "os.identify", "os.architecture_64bit", "os.x86_specialized_only", "os.min_version", "os.gen2_prerequisites",
     "os.hyperv_integration_components", "os.domain_controller", "os.third_party_virtualization_drivers",
+    "os.tdi_filters",
     "bcd.bootmgr_integrityservices", "bcd.default_device", "bcd.default_integrityservices",
     "bcd.default_recovery_disabled", "bcd.default_osdevice", "bcd.default_bootstatuspolicy",
     "bcd.bootmgr_displaybootmenu", "bcd.bootmgr_timeout", "bcd.bootmgr_bootems", "bcd.default_ems",
