@@ -106,6 +106,40 @@ def _rule(result: Result) -> str:
     )
 
 
+def _facts(report: Report) -> str:
+    """A folded table of what the image is: container, partitions, Windows, hives."""
+    e = escape
+    facts = report.facts or {}
+    if not facts:
+        return ""
+    rows: list[tuple[str, str]] = []
+    container = facts.get("container") or {}
+    if container:
+        rows.append(("container", f"{container.get('format')} {container.get('subtype') or ''}, "
+                                  f"{container.get('virtual_size', 0):,} bytes"))
+        for parent in container.get("parents") or []:
+            rows.append(("parent", str(parent.get("path"))))
+        for warning in container.get("warnings") or []:
+            rows.append(("container warning", str(warning)))
+    for part in facts.get("partitions") or []:
+        marks = [m for m, idx in (("Windows", facts.get("windows_partition")), ("boot", facts.get("boot_partition")))
+                 if idx == part.get("index")]
+        rows.append((f"partition #{part.get('index')}",
+                     f"{part.get('type_name')} ({part.get('filesystem') or '?'}), {part.get('size', 0):,} bytes "
+                     f"at {part.get('offset', 0):,}" + (f" — {', '.join(marks)}" if marks else "")))
+    os_facts = facts.get("os") or {}
+    if os_facts:
+        rows.append(("Windows", " ".join(str(x) for x in (os_facts.get("name"), os_facts.get("build"),
+                                                            os_facts.get("architecture")) if x)))
+    for name, hive in sorted((facts.get("hives") or {}).items()):
+        state = "dirty" if hive.get("dirty") else "clean"
+        if hive.get("replayed"):
+            state += ", logs replayed"
+        rows.append((f"hive {name}", state))
+    body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    return f"<details class=facts><summary>Image facts</summary><table class=kv>{body}</table></details>"
+
+
 def _report_section(report: Report, fail_on: str) -> str:
     e = escape
     bad = report.exit_code(fail_on)
@@ -121,7 +155,7 @@ def _report_section(report: Report, fail_on: str) -> str:
         f"<section class=report><h2>{e(report.source)}</h2>"
         f"<p class=ident>{e(identity(report))} · profile <code>{e(report.profile)}</code></p>"
         f'<p><span class="verdict {"bad" if bad else "good"}">{e(verdict(report, fail_on))}</span></p>'
-        f"<p class=counts>{count_html}</p>"
+        f"<p class=counts>{count_html}</p>{_facts(report)}"
         f"{''.join(_rule(r) for r in results)}</section>"
     )
 

@@ -51,7 +51,7 @@ def test_report_text_is_escaped(report: Report) -> None:
 
 def test_every_rule_has_a_row_with_evidence_and_fix(report: Report) -> None:
     page = render(report, "html")
-    rows = [attrs for tag, attrs in _tags(page) if tag == "details"]
+    rows = [attrs for tag, attrs in _tags(page) if tag == "details" and "rule" in (attrs.get("class") or "")]
     assert len(rows) == len(report.results)
     assert {a["data-status"] for a in rows} == {r.status.value for r in report.results}
     assert "Terminal Server\\WinStations\\RDP-Tcp" in page
@@ -102,6 +102,13 @@ def test_filters_in_headless_chromium(tmp_path: Path, fragment: str, expected: s
     assert 'data-filters-ready="true"' in dom, "the filter script did not run"
     assert set(_shown(dom)) == expected
     assert f"{len(expected)} of {len(make_report().results)} rules shown" in dom
+
+
+def test_image_facts_are_shown(report: Report) -> None:
+    page = render(report, "html")
+    assert "<summary>Image facts</summary>" in page
+    assert "<th>partition #1</th><td>Basic data (ntfs), 3,221,225,472 bytes at 105,906,176 — Windows</td>" in page
+    assert "<th>hive SYSTEM</th><td>dirty, logs replayed</td>" in page
 
 
 def test_clean_report_page(tmp_path: Path) -> None:
