@@ -203,8 +203,12 @@ def _prepare(audit_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _default_context() -> Any:
     # fork would copy the threads of the parent (fsspec's event loop, a Dask client): use a clean process
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        # the server imports the audit code once; every worker forked from it starts with it loaded
+        context.set_forkserver_preload(["azvhdaudit.fleet", "azvhdaudit.engine", "azvhdaudit.image"])
+        return context
+    return multiprocessing.get_context("spawn")
 
 
 def audit_many(
