@@ -16,8 +16,9 @@ credentials, a worker that died — gives a report like any other whose only res
 :data:`UNREADABLE_ID` (status ``error``, the message naming the problem, ``actual`` the exception's class),
 with empty facts. So one loop handles a whole fleet: ``report.passed`` is False and ``report.exit_code()``
 is 1 for such an image as for a failing one, and ``report.get(UNREADABLE_ID)`` tells the two apart. A bad
-image never stops the others; a bad *option* (unknown profile, rule pattern, waiver file) raises
-:class:`~azvhdaudit.errors.ProfileError` or :class:`~azvhdaudit.errors.WaiverError` before anything runs.
+image never stops the others; a bad *option* (unknown profile, rule pattern, waiver file, keyword) raises
+:class:`~azvhdaudit.errors.ProfileError`, :class:`~azvhdaudit.errors.WaiverError` or :class:`TypeError`
+when :func:`audit_many` is called, before anything runs.
 
 A worker process that dies (a crash in a native library, the OOM killer) takes the pool's unfinished
 audits with it; those are run again one process each, so only the image that kills its process reports
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 #: rule id of the one result of a report for an image that could not be audited
 UNREADABLE_ID = "image.readable"
 
-#: hives the rules read beyond SYSTEM and SOFTWARE; the engine asks for them for the rules below
+#: hives opened beyond SYSTEM and SOFTWARE when the user-rights / built-in account rules run (see _wanted_hives)
 _LSA_HIVES = ("SECURITY", "SAM")
 
 Source = str | os.PathLike[str]
@@ -131,7 +132,8 @@ def audit_source(
     protocol, see :func:`~azvhdaudit.sources.options_for`), a differencing disk's parents
     through the same store. The report's ``facts["extra"]["io"]`` holds ``bytes_read`` and ``requests``
     (for a URL: range requests plus one size lookup per file; for a local file: read calls) and, for a
-    URL, the cache's counts. Errors propagate; :func:`audit_many` turns them into error reports.
+    URL, the cache's counts. ``data_disks`` are opened by :func:`azvhdaudit.engine.audit` and must be
+    local paths. Errors propagate; :func:`audit_many` turns them into error reports.
     """
     from azvhdaudit.engine import audit
     from azvhdaudit.image import open_image
