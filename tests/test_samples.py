@@ -1,0 +1,373 @@
+"""The committed sample images are what samples/manifest.json says, checked with outside tools.
+
+References: samples/README.md; Microsoft "Virtual Hard Disk Image Format Specification" v1.0 and
+[MS-VHDX] v20160714 (only to read a differencing child's few header fields here).  Layouts are
+checked with qemu-img, sfdisk and sgdisk, registry content with hivex (hivexget), never with
+azvhdaudit itself; the VHDX child is read with dissect.hypervisor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+MANIFEST: dict[str, dict[str, Any]] = {
+    e["name"]: e for e in json.loads((SAMPLES_DIR / "manifest.json").read_text(encoding="utf-8"))["samples"]
+}
+NAMES = sorted(MANIFEST)
+SECTOR = 512
+MiB = 1024 * 1024
+
+pytestmark = pytest.mark.usefixtures("tools")
+
+
+def run(*args: str | Path) -> str:
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{' '.join(map(str, args))}: {proc.stderr}"
+    return proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# manifest <-> files
+
+
+def test_manifest_lists_exactly_the_committed_images() -> None:
+    committed = sorted(
+        p.name for p in SAMPLES_DIR.iterdir() if p.is_file() and p.suffix in (".xz", ".vhd", ".vhdx", ".vmdk", ".raw")
+    )
+    assert committed == sorted(entry["file"] for entry in MANIFEST.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_file_matches_manifest_digest(name: str) -> None:
+    entry = MANIFEST[name]
+    assert hashlib.sha256((SAMPLES_DIR / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_expected_results_name_known_checks(name: str) -> None:
+    entry = MANIFEST[name]
+    ids = entry["expected_fail"] + entry["expected_warning"]
+    assert len(ids) == len(set(ids)), "a check listed twice"
+    assert not set(entry["expected_fail"]) & set(entry["expected_warning"])
+    for item in entry["misconfigurations"]:
+        assert item["check"] and item["what"]
+    broken = {m["check"] for m in entry["misconfigurations"]}
+    # every expected failure or warning is explained by a misconfiguration of this sample or its parents
+    explained = set(broken)
+    parent = entry["parent"]
+    while parent:
+        explained |= {m["check"] for m in MANIFEST[parent]["misconfigurations"]}
+        parent = MANIFEST[parent]["parent"]
+    assert set(ids) <= explained
+
+
+def test_children_point_at_samples() -> None:
+    for entry in MANIFEST.values():
+        if entry["subformat"] == "differencing":
+            assert entry["parent"] in MANIFEST
+            assert MANIFEST[entry["parent"]]["format"] == entry["format"]
+        else:
+            assert entry["parent"] is None
+
+
+# ---------------------------------------------------------------------------------------------
+# container format (qemu-img) and layout (sfdisk / sgdisk)
+
+QEMU_FORMAT = {"vhd": "vpc", "vhdx": "vhdx"}
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if MANIFEST[n]["subformat"] != "differencing"])
+def test_qemu_img_reports_format_and_size(name: str, sample_path: Callable[[str], Path]) -> None:
+    entry = MANIFEST[name]
+    path = sample_path(name)
+    info = json.loads(run("qemu-img", "info", "--output=json", "-f", QEMU_FORMAT[entry["format"]], path))
+    assert info["format"] == QEMU_FORMAT[entry["format"]]
+    assert info["virtual-size"] == entry["virtual_size"]
+    if entry["format"] == "vhd" and entry["subformat"] == "fixed":
+        assert path.stat().st_size == entry["virtual_size"] + 512
+        assert read_vhd_footer(path)["disk_type"] == 2
+
+
+def test_aligned_and_misaligned_sizes() -> None:
+    assert MANIFEST["gen1-azure.vhd"]["virtual_size"] % MiB == 0
+    assert MANIFEST["gen1-misaligned.vhd"]["virtual_size"] % MiB != 0
+
+
+def read_vhd_footer(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        fh.seek(-512, 2)
+        raw = fh.read(512)
+    assert raw[:8] == b"conectix"
+    return {
+        "data_offset": struct.unpack_from(">Q", raw, 16)[0],
+        "current_size": struct.unpack_from(">Q", raw, 48)[0],
+        "disk_type": struct.unpack_from(">I", raw, 60)[0],
+        "unique_id": raw[68:84],
+    }
+
+
+def vhd_child_to_raw(child: Path, parent_raw: Path, out: Path) -> Path:
+    """Apply a differencing VHD's sectors onto a copy of its parent's raw disk (spec layout:
+    dynamic header at data_offset, BAT of big-endian sector numbers, per block a sector bitmap
+    padded to 512 bytes with bit 7 of byte 0 = first sector)."""
+    data = child.read_bytes()
+    footer = read_vhd_footer(child)
+    header = data[footer["data_offset"] : footer["data_offset"] + 1024]
+    assert header[:8] == b"cxsparse"
+    table_offset, _version, entries, block_size = struct.unpack_from(">QIII", header, 16)
+    bitmap_len = -(-(block_size // SECTOR // 8) // SECTOR) * SECTOR
+    out.write_bytes(parent_raw.read_bytes())
+    with open(out, "r+b") as fh:
+        for block in range(entries):
+            (sector,) = struct.unpack_from(">I", data, table_offset + 4 * block)
+            if sector == 0xFFFFFFFF:
+                continue
+            start = sector * SECTOR
+            bitmap = data[start : start + bitmap_len]
+            for i in range(block_size // SECTOR):
+                if bitmap[i >> 3] & (0x80 >> (i & 7)):
+                    src = start + bitmap_len + i * SECTOR
+                    fh.seek(block * block_size + i * SECTOR)
+                    fh.write(data[src : src + SECTOR])
+    return out
+
+
+@pytest.fixture(scope="module")
+def raw_disk(sample_path: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """The raw disk of a sample: qemu-img convert, or the parent's raw plus the child's sectors."""
+    directory = tmp_path_factory.mktemp("raw")
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name in cache:
+            return cache[name]
+        entry = MANIFEST[name]
+        out = directory / (name + ".raw")
+        path = sample_path(name)
+        if entry["subformat"] != "differencing":
+            run("qemu-img", "convert", "-f", QEMU_FORMAT[entry["format"]], "-O", "raw", path, out)
+        elif entry["format"] == "vhd":
+            vhd_child_to_raw(path, get(entry["parent"]), out)
+        else:
+            from dissect.hypervisor.disk.vhdx import VHDX
+
+            disk = VHDX(path)
+            with open(out, "wb") as fh:
+                for offset in range(0, entry["virtual_size"], MiB):
+                    disk.seek(offset)
+                    fh.write(disk.read(MiB))
+        cache[name] = out
+        return out
+
+    return get
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_partition_table_is_as_listed(name: str, raw_disk: Callable[[str], Path]) -> None:
+    entry = MANIFEST[name]
+    raw = raw_disk(name)
+    assert raw.stat().st_size >= entry["virtual_size"] - MiB
+    if entry["partition_table"] == "mbr":
+        table = json.loads(run("sfdisk", "--json", raw))["partitiontable"]
+        assert table["label"] == "dos"
+        assert table["id"] == "0x" + entry["disk_id"]
+        got = [(p["start"], p["size"], p["type"], p.get("bootable", False)) for p in table["partitions"]]
+        want = [(p["start"], p["sectors"], p["type"], p["bootable"]) for p in entry["partitions"]]
+        assert got == want
+        assert entry["generation"] == 1
+    else:
+        printed = run("sgdisk", "--print", raw)
+        assert f"Disk identifier (GUID): {entry['disk_id'].upper()}" in printed
+        for n, p in enumerate(entry["partitions"], 1):
+            info = run("sgdisk", f"--info={n}", raw)
+            assert f"Partition unique GUID: {p['guid'].upper()}" in info
+            assert f"First sector: {p['start']} " in info
+            assert f"Partition size: {p['sectors']} sectors" in info
+            assert f"Partition name: '{p['name']}'" in info
+        assert "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" in run("sgdisk", "--info=1", raw)
+        assert entry["generation"] == 2
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if MANIFEST[n]["subformat"] == "differencing"])
+def test_children_link_to_their_parent(name: str, sample_path: Callable[[str], Path]) -> None:
+    entry = MANIFEST[name]
+    child, parent = sample_path(name), sample_path(entry["parent"])
+    assert child.parent == parent.parent
+    if entry["format"] == "vhd":
+        footer = read_vhd_footer(child)
+        assert footer["disk_type"] == 4
+        data = child.read_bytes()
+        header = data[footer["data_offset"] : footer["data_offset"] + 1024]
+        assert header[40:56] == read_vhd_footer(parent)["unique_id"]
+        locators = {}
+        for i in range(8):
+            code, _space, length, _res, offset = struct.unpack_from(">4sIIIQ", header, 576 + 24 * i)
+            if length:
+                locators[code] = data[offset : offset + length].decode("utf-16-le")
+        assert locators[b"W2ru"] == ".\\" + entry["parent"]
+    else:
+        from dissect.hypervisor.disk.vhdx import VHDX
+
+        disk = VHDX(child)
+        assert disk.parent is not None
+        assert disk.size == entry["virtual_size"]
+
+
+def test_children_differ_from_parents_in_few_sectors(raw_disk: Callable[[str], Path]) -> None:
+    for name, entry in MANIFEST.items():
+        if entry["subformat"] != "differencing":
+            continue
+        a = raw_disk(entry["parent"]).read_bytes()
+        b = raw_disk(name).read_bytes()
+        changed = sum(1 for i in range(0, len(b), SECTOR) if a[i : i + SECTOR] != b[i : i + SECTOR])
+        assert 0 < changed < 64, (name, changed)
+
+
+# ---------------------------------------------------------------------------------------------
+# guest content, read with dissect.ntfs and hivex
+
+
+def guest_file(raw: Path, entry: dict[str, Any], path: str) -> bytes:
+    from dissect.ntfs import NTFS
+
+    part = next(p for p in entry["partitions"] if p["filesystem"] == "ntfs")
+    with open(raw, "rb") as fh:
+        fh.seek(part["start"] * SECTOR)
+        volume = fh.read(part["sectors"] * SECTOR)
+    import io
+
+    fs = NTFS(io.BytesIO(volume))
+    return fs.mft.get(path.replace("\\", "/")).open().read()
+
+
+def hivexget(hive: Path, key: str, value: str) -> str:
+    return run("hivexget", hive, key, value).strip()
+
+
+CONTENT = [
+    # sample, hive file, key, value, expected (hivexget's rendering)
+    ("gen1-azure.vhd", "SYSTEM", r"\Select", "Current", "1"),
+    ("gen1-azure.vhd", "SYSTEM", r"\ControlSet001\Control\Terminal Server\WinStations\RDP-Tcp", "PortNumber", "3389"),
+    (
+        "gen1-azure-child.vhd",
+        "SYSTEM",
+        r"\ControlSet001\Control\Terminal Server\WinStations\RDP-Tcp",
+        "PortNumber",
+        "3391",
+    ),
+    ("gen1-azure.vhd", "SOFTWARE", r"\Microsoft\Windows NT\CurrentVersion", "CurrentBuild", "14393"),
+    (
+        "gen1-azure.vhd",
+        "SOFTWARE",
+        r"\Microsoft\Windows\CurrentVersion\Setup\State",
+        "ImageState",
+        "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE",
+    ),
+    ("gen2-misconfigured.vhdx", "SYSTEM", r"\Select", "Current", "2"),
+    (
+        "gen2-misconfigured.vhdx",
+        "SYSTEM",
+        r"\ControlSet002\Control\Terminal Server\WinStations\RDP-Tcp",
+        "PortNumber",
+        "3390",
+    ),
+    (
+        "gen2-misconfigured.vhdx",
+        "SYSTEM",
+        r"\ControlSet001\Control\Terminal Server\WinStations\RDP-Tcp",
+        "PortNumber",
+        "3389",
+    ),
+    ("gen2-misconfigured.vhdx", "SOFTWARE", r"\Microsoft\Windows NT\CurrentVersion", "CurrentBuild", "16299"),
+    (
+        "gen2-misconfigured-child.vhdx",
+        "SYSTEM",
+        r"\ControlSet002\Control\TimeZoneInformation",
+        "RealTimeIsUniversal",
+        "1",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "hive", "key", "value", "expected"), CONTENT)
+def test_hive_values(
+    name: str, hive: str, key: str, value: str, expected: str, raw_disk: Callable[[str], Path], tmp_path: Path
+) -> None:
+    data = guest_file(raw_disk(name), MANIFEST[name], "Windows\\System32\\config\\" + hive)
+    target = tmp_path / hive
+    target.write_bytes(data)
+    assert hivexget(target, key, value) == expected
+
+
+def test_parent_misses_what_the_child_sets(raw_disk: Callable[[str], Path], tmp_path: Path) -> None:
+    data = guest_file(
+        raw_disk("gen2-misconfigured.vhdx"), MANIFEST["gen2-misconfigured.vhdx"], "Windows\\System32\\config\\SYSTEM"
+    )
+    (tmp_path / "SYSTEM").write_bytes(data)
+    proc = subprocess.run(
+        ["hivexget", str(tmp_path / "SYSTEM"), r"\ControlSet002\Control\TimeZoneInformation", "RealTimeIsUniversal"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0 or proc.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "version"),
+    [
+        ("gen1-azure.vhd", r"Windows\System32\drivers\vmstorfl.sys", (10, 0, 14393, 2273)),
+        ("gen1-azure.vhd", r"Windows\System32\ntoskrnl.exe", (10, 0, 14393, 2273)),
+        ("gen2-misconfigured.vhdx", r"Windows\System32\drivers\vmstorfl.sys", (10, 0, 16299, 15)),
+        ("gen2-misconfigured.vhdx", r"Windows\System32\drivers\tcpip.sys", (10, 0, 16299, 431)),
+    ],
+)
+def test_pe_version_resources(name: str, path: str, version: tuple[int, ...], raw_disk: Callable[[str], Path]) -> None:
+    import pefile
+
+    pe = pefile.PE(data=guest_file(raw_disk(name), MANIFEST[name], path))
+    info = pe.VS_FIXEDFILEINFO[0]
+    got = (info.FileVersionMS >> 16, info.FileVersionMS & 0xFFFF, info.FileVersionLS >> 16, info.FileVersionLS & 0xFFFF)
+    assert got == version
+    assert pe.FILE_HEADER.Machine == 0x8664
+
+
+# ---------------------------------------------------------------------------------------------
+# reproducibility
+
+
+def test_build_check_reproduces_the_committed_samples() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(SAMPLES_DIR / "build.py"), "--check"], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "byte for byte" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# the audit agrees with what each sample is built to fail
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_audit_fails_exactly_the_expected_checks(name: str, sample_path: Callable[[str], Path]) -> None:
+    import azvhdaudit
+
+    entry = MANIFEST[name]
+    report = azvhdaudit.audit(sample_path(name), entry["profile"])
+    by_status: dict[str, set[str]] = {}
+    for result in report.to_dict()["results"]:
+        by_status.setdefault(result["status"], set()).add(result["rule_id"])
+    assert by_status.get("fail", set()) == set(entry["expected_fail"])
+    assert by_status.get("warning", set()) == set(entry["expected_warning"])
+    assert not by_status.get("error"), by_status.get("error")
+    assert not by_status.get("not_checked"), by_status.get("not_checked")
