@@ -43,6 +43,7 @@ and 19.7 MB, because the missing blocks of one large read are fetched as one ran
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import posixpath
@@ -316,13 +317,14 @@ def _open_file(
         size = getattr(handle, "size", None)
         if size is None:
             size = fs.size(path)
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError as err:
+        # fsspec's messages vary (a bare path, a URL, a server's text): name the URL the caller gave
+        raise FileNotFoundError(errno.ENOENT, "no such file", url) from err
     except IsADirectoryError as err:
         raise UnsupportedFormatError(f"not a disk image: {url} is a directory") from err
     except Exception as err:  # fsspec, aiohttp and azure-core errors vary by protocol; name the URL
         if _looks_missing(err):
-            raise FileNotFoundError(f"{url}: no such file ({type(err).__name__}: {err})") from err
+            raise FileNotFoundError(errno.ENOENT, f"no such file ({type(err).__name__})", url) from err
         raise ImageError(f"{url}: cannot open: {type(err).__name__}: {err}") from err
     if not isinstance(size, int) or size < 0:
         handle.close()

@@ -112,7 +112,7 @@ def test_sas_url_reads_over_https_style_get(blob_store: rs.BlobStore, images: di
 
 
 def test_missing_blob_is_file_not_found(blob_store: rs.BlobStore) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="az://images/page/no-such.vhd"):
         open_source("az://images/page/no-such.vhd", **blob_store.options)
 
 

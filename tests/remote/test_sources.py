@@ -134,8 +134,10 @@ def test_opener_shares_stats_and_opens_relative_to_the_url(memory_url: str) -> N
 
 
 def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        open_source((tmp_path / "nope.vhd").as_uri())
+    url = (tmp_path / "nope.vhd").as_uri()
+    with pytest.raises(FileNotFoundError) as info:
+        open_source(url)
+    assert info.value.filename == url
 
 
 @pytest.mark.parametrize(("url", "words"), [
@@ -196,7 +198,7 @@ def test_http_differencing_disk_opens_its_parent_by_url(http_server: rs.HttpServ
 
 @pytest.mark.tools
 def test_http_missing_is_file_not_found(http_server: rs.HttpServer) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="no-such.vhd"):
         open_source(f"{http_server.url}/no-such.vhd")
 
 
