@@ -39,6 +39,7 @@ from azvhdaudit.report import Evidence, Report, Result, Severity, Status
 
 if TYPE_CHECKING:
     from azvhdaudit.engine import audit
+    from azvhdaudit.fleet import audit_many
     from azvhdaudit.image import open_image
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ __all__ = [
     "Status",
     "open_image",
     "audit",
+    "audit_many",
     "AuditError",
     "ImageError",
     "UnsupportedFormatError",
@@ -89,4 +91,8 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from azvhdaudit.engine import audit
 
         return audit
+    if name == "audit_many":
+        from azvhdaudit.fleet import audit_many
+
+        return audit_many
     raise AttributeError(f"module 'azvhdaudit' has no attribute {name!r}")
