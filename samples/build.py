@@ -1001,6 +1001,7 @@ def sample_hives(spec: SampleSpec, work: Path, parents: Sequence[SampleSpec] = (
         "LOADER_DESCRIPTION": spec.os.loader_description,
     }
     overlays = [o for s in (*parents, spec) for o in s.overlays]
+    work.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     for hive, (prefix, root) in HIVE_PREFIX.items():
         regs = [HIVES / f"{hive}.reg"] + [HIVES / name for h, name in overlays if h == hive]
@@ -1123,6 +1124,140 @@ def build_all(out: Path, work_root: Path, log: bool = True) -> list[Path]:
         if spec.compress:
             (out / spec.name).unlink()
     return written
+
+
+# --------------------------------------------------------------------------------------------
+# a large image for benchmarks and slow tests
+
+_BULK_KEYS = r"""
+import sys, uuid
+import hivex
+
+path, groups, per_group, value_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+h = hivex.Hivex(path, write=True)
+classes = h.node_get_child(h.root(), "Classes") or h.node_add_child(h.root(), "Classes")
+clsid = h.node_get_child(classes, "CLSID") or h.node_add_child(classes, "CLSID")
+namespace = uuid.UUID("3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4a00")
+blob = bytes((i * 7 + 3) % 251 for i in range(value_size))
+keys = 0
+for g in range(groups):
+    group = h.node_add_child(clsid, "Group%03d" % g)
+    keys += 1
+    for i in range(per_group):
+        key = h.node_add_child(group, "{%s}" % uuid.uuid5(namespace, "%d-%d" % (g, i)))
+        h.node_set_values(key, [
+            {"key": "", "t": 1, "value": ("Sample component %d-%d\0" % (g, i)).encode("utf-16-le")},
+            {"key": "AppData", "t": 3, "value": blob},
+        ])
+        server = h.node_add_child(key, "InprocServer32")
+        h.node_set_values(server, [
+            {"key": "", "t": 2, "value": "%SystemRoot%\\System32\\sample.dll\0".encode("utf-16-le")},
+            {"key": "ThreadingModel", "t": 1, "value": "Both\0".encode("utf-16-le")},
+        ])
+        keys += 2
+h.commit(path)
+print(keys)
+"""
+
+#: Debian's python3 has the hivex bindings (python3-hivex); the project's interpreter may not.
+HIVEX_PYTHON = "/usr/bin/python3"
+
+
+def build_large_software(
+    out: Path, *, keys: int = 50_000, min_size: int = 60 * 10**6, tokens: Mapping[str, str] | None = None
+) -> Path:
+    """A SOFTWARE hive of at least ``min_size`` bytes and ``keys`` keys: SOFTWARE.reg merged with
+    hivexregedit, then ``Classes\\CLSID`` filled with generated components through the hivex
+    Python bindings (C speed: about two seconds for 50,000 keys)."""
+    probe = subprocess.run([HIVEX_PYTHON, "-c", "import hivex"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        raise BuildError(f"{HIVEX_PYTHON} cannot import hivex (apt-get install python3-hivex)")
+    build_hive(out, [HIVES / "SOFTWARE.reg"], prefix="HKEY_LOCAL_MACHINE\\SOFTWARE", tokens=tokens or {})
+    per_group = 250
+    groups = -(-keys // (2 * per_group + 1))
+    # hivex stores each value near twice over as it grows the hive: half the share per key is enough
+    value_size = max(256, min_size // (groups * per_group) // 2 - 100)
+    count = int(run(HIVEX_PYTHON, "-c", _BULK_KEYS, out, str(groups), str(per_group), str(value_size)).strip())
+    if count < keys or out.stat().st_size < min_size:
+        raise BuildError(f"{out}: {count} keys, {out.stat().st_size} bytes; wanted {keys} keys, {min_size} bytes")
+    return out
+
+
+def large_layout(virtual_size: int) -> Layout:
+    """GPT like Windows Setup makes it: 100 MiB ESP, 16 MiB MSR, the rest (1 MiB spare) NTFS."""
+    sectors = virtual_size // SECTOR
+    ntfs_start = (1 + 100 + 16) * 2048
+    return Layout(
+        size=virtual_size,
+        scheme="gpt",
+        disk_id="7c1e4a52-93d8-4f0b-a6e2-51b0c3d9ea01",
+        partitions=(
+            Partition(
+                "EFI system partition", 2048, 100 * 2048, "fat32", "EF00", "7c1e4a52-93d8-4f0b-a6e2-51b0c3d9ea11"
+            ),
+            Partition(
+                "Microsoft reserved partition",
+                101 * 2048,
+                16 * 2048,
+                "",
+                "0C01",
+                "7c1e4a52-93d8-4f0b-a6e2-51b0c3d9ea12",
+            ),
+            Partition(
+                "Basic data partition",
+                ntfs_start,
+                sectors - ntfs_start - 2048,
+                "ntfs",
+                "0700",
+                "7c1e4a52-93d8-4f0b-a6e2-51b0c3d9ea13",
+            ),
+        ),
+    )
+
+
+def build_large_vhdx(
+    out: Path,
+    virtual_size: int = 127 * 2**30,
+    system_hive: Path | None = None,
+    software_hive: Path | None = None,
+    workdir: Path | None = None,
+) -> Path:
+    """A dynamic VHDX of ``virtual_size`` bytes (GPT: ESP, MSR, NTFS) whose Windows volume holds
+    real-size hives: ``system_hive`` (default: SYSTEM.reg built here; benchmarks pass the real
+    Windows 7 SYSTEM of tests/data/realdata) and ``software_hive`` (default: a generated SOFTWARE
+    of more than 60 MB and 50,000 keys, see :func:`build_large_software`).
+
+    Everything stays sparse (mkntfs -Q on a sparse file, partitions placed with
+    ``qemu-img convert -n``, conversion skipping holes), so it takes seconds, and the VHDX holds
+    only the allocated blocks.
+    """
+    require_tools()
+    layout = large_layout(virtual_size)
+    spec = SampleSpec(
+        out.name, layout, SERVER_2016, container="vhdx-dynamic", unique_id="3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4aff"
+    )
+    with contextlib.ExitStack() as stack:
+        work = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="azvhdaudit-large-")))
+        work.mkdir(parents=True, exist_ok=True)
+        hives = sample_hives(spec, work / "hives")
+        if system_hive is not None:
+            hives["SYSTEM"] = Path(system_hive)
+        if software_hive is not None:
+            hives["SOFTWARE"] = Path(software_hive)
+        else:
+            tokens = {"CCS": spec.control_set}
+            hives["SOFTWARE"] = build_large_software(work / "hives" / "SOFTWARE.large", tokens=tokens)
+        images = {
+            layout.partitions[0].name: make_fat32(
+                work / "esp.fat", layout.partitions[0], esp_files(hives, work), volume_id="5a3c9e03"
+            ),
+            layout.partitions[2].name: make_ntfs(
+                work / "windows.ntfs", layout.partitions[2], guest_files(spec, hives, work), work
+            ),
+        }
+        raw = assemble_raw(work / "disk.raw", layout, images)
+        dynamic_vhdx(raw, out, spec.unique_id)
+    return out
 
 
 def manifest(out: Path) -> dict[str, object]:

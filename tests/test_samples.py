@@ -371,3 +371,25 @@ def test_audit_fails_exactly_the_expected_checks(name: str, sample_path: Callabl
     assert by_status.get("warning", set()) == set(entry["expected_warning"])
     assert not by_status.get("error"), by_status.get("error")
     assert not by_status.get("not_checked"), by_status.get("not_checked")
+
+
+# ---------------------------------------------------------------------------------------------
+# the large image for benchmarks
+
+
+@pytest.mark.slow
+def test_build_large_vhdx(sample_builder: Any, realdata: Path, tmp_path: Path) -> None:
+    out = tmp_path / "large.vhdx"
+    work = tmp_path / "work"
+    sample_builder.build_large_vhdx(out, system_hive=realdata / "SYSTEM", workdir=work)
+    info = json.loads(run("qemu-img", "info", "--output=json", "-f", "vhdx", out))
+    assert info["virtual-size"] == 127 * 2**30
+    assert out.stat().st_size < 1024 * MiB  # dynamic: only the allocated blocks
+    printed = run("sgdisk", "--print", work / "disk.raw")
+    assert "EF00" in printed and "0C01" in printed and "0700" in printed
+    software = work / "hives" / "SOFTWARE.large"
+    assert software.stat().st_size >= 60 * 10**6
+    xml = run("hivexml", software)
+    assert xml.count("<node ") >= 50_000
+    assert (work / "hives" / "SYSTEM").exists()
+    assert hivexget(software, r"\Microsoft\Windows NT\CurrentVersion", "CurrentBuild") == "14393"
