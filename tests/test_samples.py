@@ -13,6 +13,7 @@ import json
 import struct
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -393,3 +394,57 @@ def test_build_large_vhdx(sample_builder: Any, realdata: Path, tmp_path: Path) -
     assert xml.count("<node ") >= 50_000
     assert (work / "hives" / "SYSTEM").exists()
     assert hivexget(software, r"\Microsoft\Windows NT\CurrentVersion", "CurrentBuild") == "14393"
+
+
+# ---------------------------------------------------------------------------------------------
+# boot configuration: device elements shaped like a real store's
+
+
+def _bcd_elements(path: Path) -> dict[tuple[str, str], bytes]:
+    from dissect.regf import RegistryHive
+
+    with open(path, "rb") as fh:
+        hive = RegistryHive(fh)
+        out = {}
+        for obj in hive.open("Objects").subkeys():
+            for element in obj.subkey("Elements").subkeys():
+                for value in element.values():
+                    if value.name == "Element" and isinstance(value.value, bytes):
+                        out[(obj.name.lower(), element.name.lower())] = value.value
+    return out
+
+
+def _sample_bcd(name: str, raw_disk: Callable[[str], Path], tmp_path: Path) -> Path:
+    entry = MANIFEST[name]
+    target = tmp_path / "BCD"
+    if entry["generation"] == 1:
+        target.write_bytes(guest_file(raw_disk(name), entry, "Boot\\BCD"))
+    else:
+        esp = entry["partitions"][0]
+        run("mcopy", "-n", "-i", f"{raw_disk(name)}@@{esp['start'] * SECTOR}", "::/EFI/Microsoft/Boot/BCD", target)
+    return target
+
+
+@pytest.mark.parametrize("name", ["gen1-azure.vhd", "gen2-misconfigured.vhdx"])
+def test_bcd_partition_devices_follow_the_real_store(
+    name: str, raw_disk: Callable[[str], Path], realdata: Path, tmp_path: Path
+) -> None:
+    entry = MANIFEST[name]
+    real = [v for (_, el), v in _bcd_elements(realdata / "BCD").items() if el == "21000001" and len(v) == 88]
+    assert real, "the real store has partition osdevice elements"
+    ours = _bcd_elements(_sample_bcd(name, raw_disk, tmp_path))
+    default = "{b1a6f8e2-7c4d-4e4a-9f3b-5d2c8a1e0f61}"
+    windows = next(p for p in entry["partitions"] if p["filesystem"] == "ntfs")
+    for element in ("11000001", "21000001"):
+        blob = ours[(default, element)]
+        assert len(blob) == len(real[0])
+        assert blob[:0x20] == real[0][:0x20]  # zero options GUID, device type 6, size 0x48
+        assert blob[0x30:0x34] == real[0][0x30:0x34]  # local device: hard disk
+        if entry["partition_table"] == "gpt":
+            assert blob[0x34:0x38] == bytes(4)
+            assert str(uuid.UUID(bytes_le=blob[0x20:0x30])) == windows["guid"]
+            assert str(uuid.UUID(bytes_le=blob[0x38:0x48])) == entry["disk_id"]
+        else:
+            assert struct.unpack_from("<Q", blob, 0x20)[0] == windows["start"] * SECTOR
+            assert struct.unpack_from("<I", blob, 0x34)[0] == 1
+            assert struct.unpack_from("<I", blob, 0x38)[0] == int(entry["disk_id"], 16)
