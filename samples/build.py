@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import difflib
 import hashlib
 import json
 import os
@@ -1327,6 +1328,16 @@ def compare(expected_dir: Path, actual_dir: Path, names: Sequence[str]) -> list[
             if ha != hb:
                 sizes = f"{a.stat().st_size} vs {b.stat().st_size} bytes"
                 problems.append(f"{name}: committed sha256 {ha[:16]}…, rebuilt {hb[:16]}… ({sizes})")
+                if name.endswith(".json"):
+                    diff = difflib.unified_diff(
+                        a.read_text(encoding="utf-8").splitlines(),
+                        b.read_text(encoding="utf-8").splitlines(),
+                        "committed/" + name,
+                        "rebuilt/" + name,
+                        lineterm="",
+                        n=1,
+                    )
+                    problems.extend("    " + line for line in list(diff)[:40])
     return problems
 
 

@@ -448,3 +448,19 @@ def test_bcd_partition_devices_follow_the_real_store(
             assert struct.unpack_from("<Q", blob, 0x20)[0] == windows["start"] * SECTOR
             assert struct.unpack_from("<I", blob, 0x34)[0] == 1
             assert struct.unpack_from("<I", blob, 0x38)[0] == int(entry["disk_id"], 16)
+
+
+def test_check_reports_missing_and_changed_files(sample_builder: Any, tmp_path: Path) -> None:
+    committed, rebuilt = tmp_path / "committed", tmp_path / "rebuilt"
+    committed.mkdir()
+    rebuilt.mkdir()
+    (committed / "manifest.json").write_text('{\n  "ubr": 2273\n}\n', encoding="utf-8")
+    (rebuilt / "manifest.json").write_text('{\n  "ubr": 2274\n}\n', encoding="utf-8")
+    (rebuilt / "a.vhd.xz").write_bytes(b"x")
+    (committed / "b.vhd.xz").write_bytes(b"y")
+    (rebuilt / "b.vhd.xz").write_bytes(b"y")
+    problems = sample_builder.compare(committed, rebuilt, ["a.vhd.xz", "b.vhd.xz", "manifest.json"])
+    assert problems[0] == "a.vhd.xz: not committed"
+    assert problems[1].startswith("manifest.json: committed sha256")
+    assert '    -  "ubr": 2273,' not in problems and '    -  "ubr": 2273' in problems
+    assert not any(p.startswith("b.vhd.xz") for p in problems)
