@@ -22,14 +22,22 @@ from azvhdaudit.errors import NotApplicable, ProfileError
 from azvhdaudit.report import Outcome, Report, Result, Status
 from azvhdaudit.rules.base import BASELINES, AuditContext, AuditOptions, Rule, all_rules
 from azvhdaudit.rules.values import HiveUnavailable
+from azvhdaudit.rules.vm import VM_ROLE, WINDOWS_VOLUME_RULE, DiskInfo, VMContext
 from azvhdaudit.waivers import Waiver, WaiverInput, check_known, load_waivers, split_expired
 
-__all__ = ["audit", "audit_context", "select_rules", "catalogue", "PROFILES"]
+__all__ = ["audit", "audit_context", "audit_vm_context", "select_rules", "catalogue", "PROFILES", "ROLES",
+           "DISK_AREAS"]
 
 log = logging.getLogger(__name__)
 
 #: the profiles an audit can be run against
 PROFILES: tuple[str, ...] = tuple(BASELINES)
+
+#: the roles a disk is audited in
+ROLES: tuple[str, ...] = ("os", "data")
+
+#: areas whose rules read only the container and partitions: they run on an OS disk without Windows too
+DISK_AREAS: frozenset[str] = frozenset({"disk-format"})
 
 #: hives the rules read besides SYSTEM and SOFTWARE (user rights, the built-in account)
 _EXTRA_HIVES = ("SECURITY", "SAM")
@@ -60,18 +68,12 @@ def _matches(rule: Rule, pattern: str) -> bool:
     return fnmatch.fnmatchcase(rule.id.lower(), pat) or fnmatch.fnmatchcase(rule.meta.area.lower(), pat)
 
 
-def select_rules(
+def _in_profile(
     profile: str,
     select: str | Iterable[str] | None = None,
     ignore: str | Iterable[str] | None = None,
-    role: str = "os",
 ) -> list[Rule]:
-    """The rules an audit runs: in the profile, for the disk role, selected and not ignored.
-
-    ``select``/``ignore`` are glob patterns over the rule id or the area (case-insensitive). A pattern
-    that matches no rule of the catalogue raises :class:`ProfileError` — a typo never silently selects
-    nothing.
-    """
+    """The rules of ``profile``, selected and not ignored, for every disk role."""
     _check_profile(profile)
     every = catalogue()
     chosen, dropped = _patterns(select), _patterns(ignore)
@@ -80,12 +82,47 @@ def select_rules(
             if not any(_matches(r, pat) for r in every):
                 areas = sorted({r.meta.area for r in every})
                 raise ProfileError(f"{kind} pattern {pat!r} matches no rule id or area; areas: {', '.join(areas)}")
-    rules = [r for r in every if profile in r.meta.baselines and role in r.meta.disk_roles]
+    rules = [r for r in every if profile in r.meta.baselines]
     if chosen:
         rules = [r for r in rules if any(_matches(r, p) for p in chosen)]
     if dropped:
         rules = [r for r in rules if not any(_matches(r, p) for p in dropped)]
     return rules
+
+
+def select_rules(
+    profile: str,
+    select: str | Iterable[str] | None = None,
+    ignore: str | Iterable[str] | None = None,
+    role: str = "os",
+) -> list[Rule]:
+    """The rules an audit runs: in the profile, for the disk role, selected and not ignored.
+
+    ``role`` is ``os``, ``data`` or ``vm`` (the checks across a VM's disks). ``select``/``ignore`` are glob
+    patterns over the rule id or the area (case-insensitive). A pattern that matches no rule of the catalogue
+    raises :class:`ProfileError` — a typo never silently selects nothing.
+    """
+    return [r for r in _in_profile(profile, select, ignore) if role in r.meta.disk_roles]
+
+
+def _planned(profile: str, select: Any, ignore: Any, role: str) -> list[Rule]:
+    """What an audit of a disk in ``role`` reports: on a data disk every per-disk rule of the profile (those
+    for the OS disk only come out not applicable, so nothing is silently left out); else the role's rules."""
+    if role == "data":
+        return [r for r in _in_profile(profile, select, ignore) if VM_ROLE not in r.meta.disk_roles]
+    return select_rules(profile, select, ignore, role=role)
+
+
+def _decided(rule: Rule, role: str, disk: str, no_windows: str | None) -> Outcome | None:
+    """The outcome the engine gives without running the rule, or ``None`` to run it."""
+    if role not in rule.meta.disk_roles:
+        why = (f"a check of the OS disk's Windows; {disk} is audited as a data disk, whose guest settings are "
+               "those of the VM's OS disk" if rule.meta.area not in DISK_AREAS
+               else f"a check of the OS disk; {disk} is audited as a data disk")
+        return Outcome(Status.NOT_APPLICABLE, why, reason=why)
+    if no_windows and rule.meta.area not in DISK_AREAS:
+        return Outcome(Status.NOT_CHECKED, f"not checked: {no_windows}", reason=no_windows)
+    return None
 
 
 def _run_one(rule: Rule, ctx: AuditContext) -> Outcome:
@@ -144,6 +181,29 @@ def _resolve_waivers(waivers: WaiverInput | Sequence[Waiver] | None) -> list[Wai
     return loaded
 
 
+def _run(
+    ctx: AuditContext,
+    rules: list[Rule],
+    role: str,
+    disk: str,
+    waivers: Sequence[Waiver],
+    no_windows: str | None,
+) -> list[Result]:
+    by_rule = {w.rule: w for w in waivers}
+    results = []
+    for rule in rules:
+        started = time.perf_counter()
+        decided = _decided(rule, role, disk, no_windows)
+        outcome = decided if decided is not None else _run_one(rule, ctx)
+        result = _result(rule, outcome, disk, (time.perf_counter() - started) * 1000)
+        waiver = by_rule.get(rule.id)
+        # a waiver sets aside a verdict; "not applicable to this disk's role" is none
+        if waiver is not None and not (decided is not None and decided.status is Status.NOT_APPLICABLE):
+            result = _waive(result, waiver)
+        results.append(result)
+    return results
+
+
 def audit_context(
     ctx: AuditContext,
     profile: str | None = None,
@@ -153,29 +213,48 @@ def audit_context(
     *,
     disk: str = "os",
     today: _dt.date | None = None,
+    no_windows: str | None = None,
 ) -> list[Result]:
     """Run the rules of ``profile`` on an already built context; the pure part of an audit.
 
-    Expired waivers are ignored here (:func:`audit` lists them in the report). ``today`` fixes the
-    date waivers are judged against (default: today, UTC).
+    ``ctx.options.role`` says what the disk is: ``"os"`` (or ``None``) runs the OS-disk rules; ``"data"``
+    runs the data-disk rules and reports every other rule as not applicable, with the reason.
+    ``no_windows`` (why the disk has no readable Windows) makes every rule outside the disk-format area
+    not checked, with that reason; the disk-format rules still run. Expired waivers are ignored here
+    (:func:`audit` lists them in the report). ``today`` fixes the date waivers are judged against
+    (default: today, UTC).
     """
     profile = profile or ctx.profile
     _check_profile(profile)
     ctx.profile = profile
     role = ctx.options.role or "os"
-    rules = select_rules(profile, select, ignore, role=role)
+    if role not in ROLES:
+        raise ProfileError(f"role must be 'os' or 'data', not {role!r}")
+    rules = _planned(profile, select, ignore, role)
     active, _expired = split_expired(_resolve_waivers(waivers), today or _dt.datetime.now(_dt.timezone.utc).date())
-    by_rule = {w.rule: w for w in active}
-    results = []
-    for rule in rules:
-        started = time.perf_counter()
-        outcome = _run_one(rule, ctx)
-        result = _result(rule, outcome, disk, (time.perf_counter() - started) * 1000)
-        waiver = by_rule.get(rule.id)
-        if waiver is not None:
-            result = _waive(result, waiver)
-        results.append(result)
-    return results
+    return _run(ctx, rules, role, disk, active, no_windows if role == "os" else None)
+
+
+def audit_vm_context(
+    ctx: VMContext,
+    profile: str | None = None,
+    select: str | Iterable[str] | None = None,
+    ignore: str | Iterable[str] | None = None,
+    waivers: WaiverInput | Sequence[Waiver] | None = None,
+    *,
+    today: _dt.date | None = None,
+) -> list[Result]:
+    """Run the checks across a VM's disks (rules with the ``vm`` role) once; their results' disk is ``vm``.
+
+    ``ctx`` is a :class:`~azvhdaudit.rules.vm.VMContext`: the OS disk's registry and facts, and every
+    disk's facts.
+    """
+    profile = profile or ctx.profile
+    _check_profile(profile)
+    ctx.profile = profile
+    rules = select_rules(profile, select, ignore, role=VM_ROLE)
+    active, _expired = split_expired(_resolve_waivers(waivers), today or _dt.datetime.now(_dt.timezone.utc).date())
+    return _run(ctx, rules, VM_ROLE, VM_ROLE, active, None)
 
 
 def _looks_opened(source: Any) -> bool:
@@ -186,6 +265,18 @@ def _source_name(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
     return str(getattr(source, "source", None) or getattr(source, "name", None) or "<stream>")
+
+
+def _no_windows(image: Any) -> str | None:
+    """Why the opened image has no readable Windows, or ``None`` when it has one (or was given as hives)."""
+    if getattr(image, "windows_volume", True) is not None:
+        return None
+    why = image.registry.why_unavailable("SYSTEM") or "no Windows volume found"
+    return f"no Windows on this disk (see {WINDOWS_VOLUME_RULE}): {why}"
+
+
+def _disk_entry(role: str, source: str, windows: bool) -> dict[str, Any]:
+    return {"role": role, "source": source, "windows": windows, "drive_letters": None, "summary": {}}
 
 
 def audit(
@@ -200,12 +291,24 @@ def audit(
     backend: str = "regf",
     data_disks: Iterable[str | os.PathLike[str]] | None = None,
 ) -> Report:
-    """Audit one image (a path, a binary file object or an opened :class:`~azvhdaudit.image.Image`).
+    """Audit one image (a path, a binary file object or an opened :class:`~azvhdaudit.image.Image`), or a
+    whole VM: its OS disk with ``data_disks``.
 
     ``profile`` is ``"azure"`` (the current doc) or ``"azure-2017"``; ``select``/``ignore`` are glob
     patterns over rule ids and areas; ``waivers`` a TOML/JSON file or a list of entries;
-    ``image_type`` is ``"generalized"`` or ``"specialized"`` when known. ``data_disks`` are audited
-    with the data-disk rules and reported per disk. Nothing is ever opened for writing.
+    ``image_type`` is ``"generalized"`` or ``"specialized"`` when known.
+
+    ``role`` is what ``source`` is: ``"os"``, ``"data"`` or ``None`` (not said). A data disk gets the
+    disk-format rules that apply to it and every other rule as not applicable, with the reason. An OS disk
+    (or one whose role is not said) without a Windows volume is not an error: ``disk.windows_volume``
+    fails and says so, every guest rule is not checked with the reason, and the disk-format rules run.
+
+    ``data_disks`` (local paths) make one report for the VM: each data disk's results (``Result.disk``
+    ``data1:<file name>``, ``data2:...``), and the checks across the disks (``vm.*``, disk ``vm``) —
+    whether Windows knows each data disk (``SYSTEM\\MountedDevices``), drive letters, D: (the temporary
+    disk), sizes. ``Report.disks`` holds each disk's role, source, drive letters and result counts (and a
+    data disk's facts); the OS disk's entry ``os`` holds the VM's ``drive_letter_map``. Nothing is ever
+    opened for writing.
     """
     import azvhdaudit
 
@@ -213,8 +316,12 @@ def audit(
     _check_profile(profile)
     if image_type not in (None, "generalized", "specialized"):
         raise ProfileError(f"image_type must be 'generalized' or 'specialized', not {image_type!r}")
-    if role not in (None, "os", "data"):
+    if role not in (None, *ROLES):
         raise ProfileError(f"role must be 'os' or 'data', not {role!r}")
+    extra_disks = [os.fspath(d) for d in (data_disks or ())]
+    if role == "data" and extra_disks:
+        raise ProfileError("data_disks belong to an OS disk: give the OS disk as the image (role 'os' or not "
+                           "given), not a data disk")
     loaded = _resolve_waivers(waivers)
     today = _dt.datetime.now(_dt.timezone.utc).date()
     active, expired = split_expired(loaded, today)
@@ -222,7 +329,7 @@ def audit(
         log.warning("waiver for %s expired on %s; the rule's result stands", waiver.rule, waiver.expires)
     options = AuditOptions(image_type=image_type, role=role)
     # Validate the patterns before opening anything: a typo should cost nothing.
-    rules = select_rules(profile, select, ignore, role=role or "os")
+    rules = _planned(profile, select, ignore, role or "os")
     needs_lsa = any(r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known" for r in rules)
     wanted_hives = ("SYSTEM", "SOFTWARE") + (_EXTRA_HIVES if needs_lsa else ())
 
@@ -240,8 +347,11 @@ def audit(
             for w in expired
         ],
     }
+    if extra_disks:
+        report.options["data_disks"] = list(extra_disks)
+    main_name = f"data:{os.path.basename(report.source)}" if role == "data" else "os"
 
-    def run(image: Any, disk: str, disk_options: AuditOptions) -> list[Result]:
+    def run(image: Any, disk: str, disk_options: AuditOptions, no_windows: str | None) -> list[Result]:
         ctx = AuditContext(
             registry=image.registry,
             facts=image.facts,
@@ -250,37 +360,92 @@ def audit(
             files=getattr(image, "files", None),
             bcd=getattr(image, "bcd", None),
         )
-        return audit_context(ctx, profile, select, ignore, active, disk=disk, today=today)
+        return audit_context(ctx, profile, select, ignore, active, disk=disk, today=today, no_windows=no_windows)
+
+    def audit_main(image: Any) -> None:
+        no_windows = _no_windows(image)
+        if no_windows:
+            log.info("%s: %s", report.source, no_windows)
+        ran = time.perf_counter()
+        report.results = run(image, main_name, options, no_windows)
+        report.timings_ms["rules"] = (time.perf_counter() - ran) * 1000
+        report.facts = image.facts.to_dict()
+        report.disks[main_name] = _disk_entry(role or "os", report.source, no_windows is None)
+        if extra_disks:
+            _audit_data_disks(image, report, extra_disks, run, backend, image_type, profile, select, ignore,
+                              active, today)
+        elif role != "data" and image.registry.has_hive("SYSTEM"):
+            _letters(report, image.registry, {main_name: image.facts})
 
     if _looks_opened(source):
-        opened = time.perf_counter()
-        given: Any = source
-        report.results = run(given, "os", options)
-        report.facts = given.facts.to_dict()
-        report.timings_ms["rules"] = (time.perf_counter() - opened) * 1000
+        audit_main(source)
     else:
         from azvhdaudit.image import open_image
 
         opened = time.perf_counter()
-        with open_image(source, backend=backend, hives=wanted_hives, require_windows=role != "data") as image:  # type: ignore[arg-type]
+        # Opened without requiring Windows: a disk without it is reported (disk.windows_volume), not raised.
+        with open_image(source, backend=backend, hives=wanted_hives, require_windows=False) as image:  # type: ignore[arg-type]
             report.timings_ms["open"] = (time.perf_counter() - opened) * 1000
             for stage, ms in getattr(image, "timings_ms", {}).items():
                 report.timings_ms[f"open.{stage}"] = ms
-            ran = time.perf_counter()
-            report.results = run(image, "os", options)
-            report.timings_ms["rules"] = (time.perf_counter() - ran) * 1000
-            report.facts = image.facts.to_dict()
+            audit_main(image)
 
-    for number, data_disk in enumerate(data_disks or (), 1):
-        from azvhdaudit.image import open_image
-
-        name = f"data{number}:{os.path.basename(os.fspath(data_disk))}"
-        ran = time.perf_counter()
-        with open_image(data_disk, backend=backend, require_windows=False) as image:
-            disk_options = AuditOptions(image_type=image_type, role="data")
-            report.results.extend(run(image, name, disk_options))
-            report.disks[name] = image.facts.to_dict()
-        report.timings_ms[f"disk.{name}"] = (time.perf_counter() - ran) * 1000
-
+    for name, entry in report.disks.items():
+        entry["summary"] = report.disk_summary(name)
     report.timings_ms["total"] = (time.perf_counter() - started) * 1000
     return report
+
+
+def _letters(report: Report, registry: Any, disks: dict[str, Any]) -> None:
+    """Record the drive letters the OS disk's Windows gives the audited disks (from MountedDevices)."""
+    from azvhdaudit.osinfo import drive_letter_map
+
+    letters = drive_letter_map(registry, disks)
+    report.disks["os"]["drive_letter_map"] = letters
+    for name, entry in report.disks.items():
+        entry["drive_letters"] = sorted(letter for letter, where in letters.items() if where["disk"] == name)
+
+
+def _audit_data_disks(
+    os_image: Any,
+    report: Report,
+    paths: list[str],
+    run: Any,
+    backend: str,
+    image_type: str | None,
+    profile: str,
+    select: Any,
+    ignore: Any,
+    waivers: list[Waiver],
+    today: _dt.date,
+) -> None:
+    """Audit each data disk, then the checks across the VM with the OS disk still open."""
+    from azvhdaudit.image import open_image
+
+    infos = [DiskInfo("os", "os", os_image.facts)]
+    for number, path in enumerate(paths, 1):
+        name = f"data{number}:{os.path.basename(path)}"
+        ran = time.perf_counter()
+        # A data disk's own hives are never read: its guest settings are the OS disk's.
+        with open_image(path, backend=backend, hives=(), require_windows=False) as image:
+            disk_options = AuditOptions(image_type=image_type, role="data")
+            report.results.extend(run(image, name, disk_options, None))
+            entry = _disk_entry("data", path, image.windows_volume is not None)
+            entry["facts"] = image.facts.to_dict()
+            report.disks[name] = entry
+            infos.append(DiskInfo(name, "data", image.facts))
+        report.timings_ms[f"disk.{name}"] = (time.perf_counter() - ran) * 1000
+
+    ran = time.perf_counter()
+    ctx = VMContext(
+        registry=os_image.registry,
+        facts=os_image.facts,
+        profile=profile,
+        options=AuditOptions(image_type=image_type, role="os"),
+        files=getattr(os_image, "files", None),
+        disks=tuple(infos),
+    )
+    report.results.extend(audit_vm_context(ctx, profile, select, ignore, waivers, today=today))
+    if os_image.registry.has_hive("SYSTEM"):
+        _letters(report, os_image.registry, {d.name: d.facts for d in infos})
+    report.timings_ms["vm"] = (time.perf_counter() - ran) * 1000

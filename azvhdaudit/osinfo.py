@@ -20,9 +20,11 @@ import logging
 import re
 import struct
 import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from azvhdaudit.facts import OSFacts
+from azvhdaudit.facts import ImageFacts, OSFacts, PartitionFacts
 from azvhdaudit.registry.model import RegistryView
 
 if TYPE_CHECKING:  # the rules package imports this module; only the type is needed here
@@ -39,6 +41,11 @@ __all__ = [
     "classify_image_state",
     "service_start",
     "mounted_volume",
+    "MOUNTED_DEVICES",
+    "MountedDevice",
+    "mounted_devices",
+    "find_partition",
+    "drive_letter_map",
 ]
 
 log = logging.getLogger(__name__)
@@ -295,6 +302,106 @@ def agent_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, A
         "uninstall_version": uninstall_version,
         "plugins": plugins,
     }
+
+
+#: where Windows remembers the volumes it has seen and the letters it gave them (root of the SYSTEM hive)
+MOUNTED_DEVICES = r"SYSTEM\MountedDevices"
+_DMIO = b"DMIO:ID:"
+
+
+@dataclass(frozen=True)
+class MountedDevice:
+    """One value of ``SYSTEM\\MountedDevices``: a drive letter or a volume GUID, and the partition it names.
+
+    The data says which partition: 12 bytes = the MBR disk signature (u32) and the partition's byte
+    offset (u64), little-endian; ``DMIO:ID:`` + 16 bytes = a GPT partition's unique GUID (mixed-endian,
+    as Windows stores GUIDs). Other forms (a device path in UTF-16 for removable or virtual devices, a
+    dynamic disk's ``DMIO`` id) are kept as ``style="other"``.
+    """
+
+    #: the value name: ``\DosDevices\E:`` or ``\??\Volume{...}``
+    name: str
+    #: ``E:`` for a drive-letter value, else ``None``
+    letter: str | None
+    #: ``{...}`` for a volume-GUID value, else ``None``
+    volume_guid: str | None
+    #: ``mbr``, ``gpt`` or ``other``
+    style: str
+    mbr_signature: int | None = None
+    offset: int | None = None
+    #: the GPT partition GUID, lower case
+    guid: str | None = None
+    raw_length: int = 0
+
+    def matches(self, facts: ImageFacts, part: PartitionFacts) -> bool:
+        """Whether this value names ``part`` of the disk described by ``facts``."""
+        if self.style == "mbr":
+            return (facts.partition_style == "mbr" and facts.mbr_disk_signature == self.mbr_signature
+                    and part.offset == self.offset)
+        if self.style == "gpt":
+            return part.guid is not None and part.guid.lower() == self.guid
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _decode_mounted(name: str, raw: bytes) -> MountedDevice:
+    letter = volume_guid = None
+    upper = name.upper()
+    if upper.startswith("\\DOSDEVICES\\") and len(name) == len("\\DosDevices\\X:") and name.endswith(":"):
+        letter = name[-2:].upper()
+    elif upper.startswith("\\??\\VOLUME{"):
+        volume_guid = name[len("\\??\\Volume"):]
+    if len(raw) == 12:
+        signature, offset = struct.unpack("<IQ", raw)
+        return MountedDevice(name, letter, volume_guid, "mbr", mbr_signature=signature, offset=offset,
+                             raw_length=len(raw))
+    if len(raw) == 24 and raw[:8] == _DMIO:
+        guid = str(uuid.UUID(bytes_le=bytes(raw[8:24])))
+        return MountedDevice(name, letter, volume_guid, "gpt", guid=guid, raw_length=len(raw))
+    return MountedDevice(name, letter, volume_guid, "other", raw_length=len(raw))
+
+
+def mounted_devices(registry: RegistryView) -> list[MountedDevice]:
+    """Every value of ``SYSTEM\\MountedDevices``, decoded; empty when the key (or the hive) is absent.
+
+    Drive letters come first, in letter order, then the volume GUIDs.
+    """
+    key = registry.key(MOUNTED_DEVICES)
+    if key is None:
+        return []
+    found = [_decode_mounted(v.name, bytes(v.raw)) for v in key.values() if v.name]
+    return sorted(found, key=lambda d: (d.letter is None, d.letter or "", d.name.lower()))
+
+
+def find_partition(
+    device: MountedDevice, disks: Mapping[str, ImageFacts]
+) -> tuple[str, PartitionFacts] | None:
+    """The disk name and partition among ``disks`` that ``device`` names, or ``None``."""
+    for name, facts in disks.items():
+        for part in facts.partitions:
+            if device.matches(facts, part):
+                return name, part
+    return None
+
+
+def drive_letter_map(registry: RegistryView, disks: Mapping[str, ImageFacts]) -> dict[str, dict[str, Any]]:
+    """The drive letters the Windows of ``registry`` gives, each with the audited disk it lands on.
+
+    ``{"E:": {"disk": "data1:data.vhd", "partition": 0, "style": "mbr", ...}}``; ``disk`` and
+    ``partition`` are ``None`` when the letter names a volume of none of ``disks`` (a DVD drive, a disk
+    not given, a volume that no longer exists).
+    """
+    letters: dict[str, dict[str, Any]] = {}
+    for device in mounted_devices(registry):
+        if device.letter is None:
+            continue
+        hit = find_partition(device, disks)
+        entry: dict[str, Any] = {"disk": hit[0] if hit else None, "partition": hit[1].index if hit else None}
+        entry.update({k: v for k, v in device.to_dict().items() if k not in ("letter", "volume_guid")})
+        letters[device.letter] = entry
+    return letters
 
 
 def mounted_volume(registry: RegistryView, letter: str = "C:") -> dict[str, Any] | None:

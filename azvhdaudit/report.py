@@ -165,7 +165,10 @@ class Report:
     tool_version: str = ""
     started: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc))
     options: dict[str, Any] = field(default_factory=dict)
-    #: per data disk: name -> facts
+    #: per disk, by the name results carry (``os``, ``data1:<file>`` ...): ``role``, ``source``, ``windows``,
+    #: ``drive_letters`` (the letters the OS disk's Windows gives it; ``None`` when not read), ``summary``
+    #: (counts of its results) and, for a data disk, its ``facts``; the OS disk's entry also holds the VM's
+    #: ``drive_letter_map`` (letter -> disk and partition, from ``SYSTEM\\MountedDevices``)
     disks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # --- querying -----------------------------------------------------------------------------
@@ -217,6 +220,11 @@ class Report:
     @property
     def summary(self) -> dict[str, int]:
         counts = Counter(r.status.value for r in self.results)
+        return {s.value: counts.get(s.value, 0) for s in Status}
+
+    def disk_summary(self, disk: str) -> dict[str, int]:
+        """:attr:`summary` for one disk's results (``os``, ``vm`` or a data disk's name)."""
+        counts = Counter(r.status.value for r in self.results if r.disk == disk)
         return {s.value: counts.get(s.value, 0) for s in Status}
 
     @property

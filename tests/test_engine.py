@@ -260,4 +260,4 @@ def test_audit_of_a_disk_file_with_the_real_windows7_system(tmp_path: Path) -> N
     assert report["rdp.user_right_no_deny"].status is Status.NOT_CHECKED
     assert report.facts["partition_style"] == "mbr"
     assert {"open", "rules", "total"} <= set(report.timings_ms)
-    assert len(report.disks) == 1
+    assert set(report.disks) == {"os", "data1:data.raw"} and report.disks["data1:data.raw"]["role"] == "data"

@@ -39,6 +39,8 @@ MODULES: tuple[str, ...] = (
     "crashdump",
     "pagefile",
     "manual",
+    # across the VM's disks
+    "vm",
 )
 
 _LOADED: list[str] = []
