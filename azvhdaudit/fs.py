@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dissect.fat import fat as _fat
 from dissect.fat.exceptions import Error as FatError
 from dissect.ntfs import NTFS
-from dissect.ntfs.c_ntfs import ATTRIBUTE_TYPE_CODE
+from dissect.ntfs.c_ntfs import ATTRIBUTE_TYPE_CODE, INDEX_ENTRY_END, INDEX_ENTRY_NODE, c_ntfs
 from dissect.ntfs.exceptions import Error as NtfsError
 from dissect.util.stream import RangeStream
 
@@ -79,19 +79,115 @@ class NtfsVolume(Volume):
 
     def __init__(self, stream: BinaryIO, offset: int, size: int, name: str) -> None:
         super().__init__(stream, offset, size, name)
+        self._records: dict[str, Any] = {}
+        self._indexes: dict[int, Any] = {}
+        self._nodes: dict[tuple[int, int | None], list[tuple[str | None, int, int, int]]] = {}
         try:
             self.fs = NTFS(self._stream)
         except _FS_ERRORS as err:
             raise FileSystemError(f"{name}: NTFS at offset {offset} cannot be read: {err}") from err
 
     def _record(self, path: str):  # type: ignore[no-untyped-def]
-        norm = _norm(path)
+        # Records are cached by path (the volume is read-only): a rule that asks exists(), then open()
+        # or file_version() of the same file, and every file under System32, walk the tree once.
+        key = _norm(path).lower()
+        if key in self._records:
+            return self._records[key]
         try:
-            return self.fs.mft.get(norm) if norm else self.fs.mft.get(5)
+            record = self._lookup(_norm(path))
         except (FileNotFoundError, NotADirectoryError):
-            return None
+            record = None
         except _FS_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err
+        self._records[key] = record
+        return record
+
+    def _lookup(self, norm: str):  # type: ignore[no-untyped-def]
+        """The record of ``norm`` as dissect.ntfs's ``mft.get(path)`` finds it, the parent from the cache."""
+        if not norm:
+            return self.fs.mft.get(5)
+        parent_path, _, name = norm.rpartition("\\")
+        node = self._record(parent_path)
+        if node is None:
+            raise FileNotFoundError(norm)
+        while node.is_symlink() or node.is_mount_point():
+            node = node.reparse_point_record
+        if not node.is_dir():
+            raise NotADirectoryError(norm)
+        segment = self._search(node, name)
+        if segment is None:
+            raise FileNotFoundError(norm)
+        return self.fs.mft.get(segment)
+
+    def _entries(self, node, vcn: int | None) -> list[tuple[str | None, int, int, int]]:  # type: ignore[no-untyped-def]
+        """One node of a directory's $I30 B-tree: (upper-cased name, flags, file reference, child VCN).
+
+        dissect.ntfs reads the index root and the INDX blocks (with their fixups); the 16-byte entry
+        headers are decoded here with struct, as dissect's IndexEntry lays them out, because parsing each
+        one with cstruct costs ~100 µs and a lookup in System32 passes dozens.
+        """
+        key = (node.segment, vcn)
+        cached = self._nodes.get(key)
+        if cached is not None:
+            return cached
+        index = self._indexes.get(node.segment)
+        if index is None:
+            index = self._indexes[node.segment] = node.index("$I30")
+        if vcn is None:
+            fh = index.root.fh
+            fh.seek(0)
+            data = fh.read()
+            offset = len(c_ntfs._INDEX_ROOT)
+            end = offset + index.root.header.IndexHeader.TotalSizeOfEntries
+        else:
+            buffer = index.index_buffer(vcn)
+            data = buffer.data
+            offset = buffer.header.IndexHeader.FirstEntryOffset + 0x18
+            end = offset + buffer.header.IndexHeader.TotalSizeOfEntries
+        entries: list[tuple[str | None, int, int, int]] = []
+        while offset < end and offset + 16 <= len(data):
+            reference, length, _key_length, flags = struct.unpack_from("<QHHI", data, offset)
+            is_end = bool(flags & INDEX_ENTRY_END) or length == 0
+            child = -1
+            if flags & INDEX_ENTRY_NODE and length >= 24:
+                (child,) = struct.unpack_from("<Q", data, offset + length - 8)
+            name = None
+            if not is_end:
+                chars = data[offset + 16 + 64]
+                name = data[offset + 16 + 66 : offset + 16 + 66 + 2 * chars].decode("utf-16-le").upper()
+            entries.append((name, flags, reference, child))
+            if is_end:
+                break
+            offset += length
+        self._nodes[key] = entries
+        return entries
+
+    def _search(self, node, name: str) -> int | None:  # type: ignore[no-untyped-def]
+        """The segment number of ``name`` in directory ``node`` (dissect.ntfs Index.search's walk)."""
+        value = name.upper()
+        entries = self._entries(node, None)
+        while True:
+            if not entries:
+                return None
+            low, high = 0, len(entries) - 1
+            while low != high:
+                middle = low + (high - low) // 2
+                test = entries[middle]
+                is_end = bool(test[1] & INDEX_ENTRY_END)
+                if not is_end and test[0] is not None and value > test[0]:
+                    low = middle + 1
+                elif test[0] == value:
+                    high = low = middle
+                else:
+                    high = middle
+            entry = entries[low]
+            is_end = bool(entry[1] & INDEX_ENTRY_END) or entry[0] is None
+            if not entry[1] & INDEX_ENTRY_NODE or (not is_end and entry[0] == value):
+                break
+            entries = self._entries(node, entry[3])
+        if is_end or entry[0] != value:
+            return None
+        return int(entry[2] & 0xFFFFFFFFFFFF)
 
     def exists(self, path: str) -> bool:
         return self._record(path) is not None
@@ -240,8 +336,16 @@ class GuestFileSystem:
         """The PE FileVersion (VS_FIXEDFILEINFO) of ``path``; ``None`` when absent or unreadable."""
         key = _norm(path).lower()
         if key not in self._versions:
-            from azvhdaudit.pe import file_version
+            from azvhdaudit.pe import file_version_of
 
-            data = self.read(path, max_size=64 * 1024 * 1024)
-            self._versions[key] = None if data is None else file_version(data)
+            try:
+                fh = self.volume.open(path)
+            except GuestFileNotFoundError:
+                self._versions[key] = None
+                return None
+            # Only the headers and the resource section are read, never the whole binary.
+            try:
+                self._versions[key] = file_version_of(fh, name=f"{self.volume.name}:\\{_norm(path)}")
+            except _FS_ERRORS as err:
+                raise FileSystemError(f"{self.volume.name}: cannot read {path}: {err}") from err
         return self._versions[key]
