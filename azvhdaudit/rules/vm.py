@@ -258,7 +258,7 @@ def check_temp_drive_letter(ctx: AuditContext) -> Outcome:
     if on_d:
         text += f", and the page file set to {', '.join(on_d)} would be put on this {disk.role} disk"
     else:
-        text += ", and the doc's D:\\pagefile.sys would land on this disk"
+        text += f", and the doc's D:\\pagefile.sys would land on this {disk.role} disk"
     return Outcome(Status.WARNING, text, "D: free", {"letter": TEMP_DRIVE, "disk": disk.name,
                                                      "partition": part.index, "paging_files": on_d}, tuple(ev))
 

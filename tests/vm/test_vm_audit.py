@@ -1,0 +1,125 @@
+"""Whole-VM audits of real disk files: an OS disk whose MountedDevices knows some data disks, and data disks.
+
+The disks are built by Debian's tools (sfdisk/sgdisk, mkntfs + ntfs-3g, qemu-img, hivex), see
+tests/diskbuild.py and tests/vm/vmkit.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+
+import diskbuild as db
+import pytest
+
+from azvhdaudit.engine import audit
+from azvhdaudit.report import Status
+
+from .vmkit import DATA_PART_GUID, DATA_SIG, OS_SIG, UNKNOWN_SIG, gpt_value, letter, mbr_value, system_hive_file
+
+pytestmark = pytest.mark.tools
+
+#: what the OS disk's Windows knows: its C:, the MBR data disk at E:, the GPT data disk at D: (the conflict)
+MOUNTED = {letter("C"): mbr_value(OS_SIG), letter("E"): mbr_value(DATA_SIG), letter("D"): gpt_value(DATA_PART_GUID)}
+
+
+def _vhd(raw: Path) -> Path:
+    out = raw.with_suffix(".vhd")
+    db.run("qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size", str(raw), str(out))
+    raw.unlink()
+    return out
+
+
+def _data_disk(directory: Path, name: str, style: str, signature: int = 0) -> Path:
+    raw = directory / f"{name}.raw"
+    if style == "gpt":
+        db.gpt_disk(raw, 8 * db.MiB, [(1, 6, "0700")], disk_guid="dddddddd-0000-0000-0000-00000000000" + name[-1])
+    else:
+        db.mbr_disk(raw, 8 * db.MiB, [(1, 6, "7", False)], label_id=signature)
+    db.place(db.make_ntfs(directory / f"{name}.ntfs", 6 * db.MiB, {}, label="Data"), raw, db.MiB)
+    (directory / f"{name}.ntfs").unlink()
+    return _vhd(raw)
+
+
+@pytest.fixture(scope="module")
+def vm(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder: ModuleType) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("vm")
+    hive = system_hive_file(sample_builder, d / "SYSTEM", MOUNTED, paging=["D:\\pagefile.sys"])
+    volume = db.make_ntfs(d / "os.ntfs", 16 * db.MiB, {r"Windows\System32\config\SYSTEM": hive.read_bytes()})
+    os_raw = db.mbr_disk(d / "os.raw", 20 * db.MiB, [(1, 16, "7", True)], label_id=OS_SIG)
+    db.place(volume, os_raw, db.MiB)
+    return {
+        "os": _vhd(os_raw),
+        "mbr": _data_disk(d, "data-mbr", "mbr", DATA_SIG),
+        "gpt": _data_disk(d, "data-gpt1", "gpt"),
+        "unknown": _data_disk(d, "data-unknown", "mbr", UNKNOWN_SIG),
+    }
+
+
+def test_vm_report_holds_every_disk_and_the_cross_checks(vm: dict[str, Path]) -> None:
+    report = audit(vm["os"], data_disks=[vm["mbr"], vm["gpt"], vm["unknown"]])
+    names = ["os", "data1:data-mbr.vhd", "data2:data-gpt1.vhd", "data3:data-unknown.vhd"]
+    assert list(report.disks) == names
+    assert {r.disk for r in report} == {*names, "vm"}
+    # each data disk passes the disk-format rules a data disk needs; the guest rules are not applicable
+    for name in names[1:]:
+        assert report.disks[name]["role"] == "data" and report.disks[name]["windows"] is False
+        for rule_id in ("disk.container_format", "disk.vhd_fixed", "disk.size_aligned_1mib", "disk.data_max_size",
+                        "disk.not_differencing"):
+            result = report.get(rule_id, name)
+            assert result is not None and result.status is Status.PASS, (name, rule_id)
+        assert report.get("rdp.port", name).status is Status.NOT_APPLICABLE  # type: ignore[union-attr]
+        assert report.disks[name]["summary"] == report.disk_summary(name)
+        assert report.disks[name]["facts"]["container"]["subtype"] == "fixed"
+    # the letters Windows gives them
+    assert report.disks["os"]["drive_letters"] == ["C:"]
+    assert report.disks["data1:data-mbr.vhd"]["drive_letters"] == ["E:"]
+    assert report.disks["data2:data-gpt1.vhd"]["drive_letters"] == ["D:"]
+    assert report.disks["data3:data-unknown.vhd"]["drive_letters"] == []
+    letters = report.disks["os"]["drive_letter_map"]
+    assert {k: v["disk"] for k, v in letters.items()} == {"C:": "os", "D:": "data2:data-gpt1.vhd",
+                                                         "E:": "data1:data-mbr.vhd"}
+    known = report.get("vm.data_disks_known", "vm")
+    assert known is not None and known.status is Status.WARNING
+    assert "data3:data-unknown.vhd (MBR signature 0xDA7A0099)" in known.message
+    assert "data1:data-mbr.vhd: partition #0 as E:" in known.message
+    conflict = report.get("vm.temp_drive_letter_free", "vm")
+    assert conflict is not None and conflict.status is Status.WARNING
+    assert "data2:data-gpt1.vhd partition #0" in conflict.message and "D:\\pagefile.sys" in conflict.message
+    assert report.get("vm.disk_sizes", "vm").status is Status.PASS  # type: ignore[union-attr]
+    assert report.get("vm.disk_ids_unique", "vm").status is Status.PASS  # type: ignore[union-attr]
+    # the JSON nests the disks
+    data = json.loads(json.dumps(report.to_dict(), default=str))
+    assert data["disks"]["data3:data-unknown.vhd"]["summary"]["not_applicable"] > 0
+    assert data["options"]["data_disks"] == [str(vm["mbr"]), str(vm["gpt"]), str(vm["unknown"])]
+
+
+def test_only_known_data_disks(vm: dict[str, Path]) -> None:
+    report = audit(vm["os"], select=["vm"], data_disks=[vm["mbr"]])
+    assert report.get("vm.data_disks_known", "vm").status is Status.PASS  # type: ignore[union-attr]
+    assert report.get("vm.temp_drive_letter_free", "vm").status is Status.PASS  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("role", "windows_status"),
+    [(None, Status.FAIL), ("os", Status.FAIL), ("data", Status.NOT_APPLICABLE)],
+)
+def test_a_disk_without_windows_is_a_clear_result(vm: dict[str, Path], role: str | None,
+                                                  windows_status: Status) -> None:
+    report = audit(vm["mbr"], role=role)
+    name = "os" if role != "data" else "data:data-mbr.vhd"
+    assert list(report.disks) == [name]
+    assert report.disks[name]["windows"] is False
+    result = report.get("disk.windows_volume", name)
+    assert result is not None and result.status is windows_status
+    assert report.get("disk.vhd_fixed", name).status is Status.PASS  # type: ignore[union-attr]
+    guest = report.get("rdp.port", name)
+    assert guest is not None
+    if role == "data":
+        assert guest.status is Status.NOT_APPLICABLE and "data disk" in guest.reason
+        assert report.exit_code() == 0
+    else:
+        assert "no NTFS volume holds Windows" in result.message
+        assert guest.status is Status.NOT_CHECKED and "no Windows on this disk" in guest.reason
+        assert report.exit_code() == 1
