@@ -101,14 +101,22 @@ def _count(value: int) -> int:
     return 0 if value == _NIL else value
 
 
+_VALUE_COMP_NAME = int(VALUE.COMP_NAME)
+_VK = struct.Struct("<2sHIIIH")  # _CM_KEY_VALUE: Signature, NameLength, DataLength, Data, Type, Flags
+
+
 class _Value:
-    """A value record: dissect.regf's parsed ``vk`` header and its raw cell data (for the name)."""
+    """A value record: the ``vk`` header fields (dissect.regf's ``_CM_KEY_VALUE``) and its raw cell data.
 
-    __slots__ = ("cell", "data")
+    The 20-byte header is decoded with :mod:`struct` rather than cstruct: a value lookup walks every
+    value of its key, and parsing each record with cstruct cost more than the rest of the lookup.
+    """
 
-    def __init__(self, cell: _dregf.KeyValue, data: bytes) -> None:
-        self.cell = cell.cell
-        self.data = data
+    __slots__ = ("name_length", "data_length", "data_offset", "type", "flags", "data")
+
+    def __init__(self, raw: bytes) -> None:
+        _sig, self.name_length, self.data_length, self.data_offset, self.type, self.flags = _VK.unpack_from(raw)
+        self.data = raw
 
 
 class RegfReader(CellReader[_dregf.KeyNode, _Value]):
@@ -207,27 +215,32 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         for (offset,) in struct.iter_unpack("<I", data[: count * 4]):
             self.check_offset(offset, f"value of key node {node.name!r}")
             raw = self.hive.cell_data(offset)
-            records.append(_Value(_dregf.KeyValue(self.hive, raw), raw))
+            if len(raw) < _VK_HEADER:
+                raise CorruptHiveError(
+                    f"{self.source}: key node {node.name!r}: the value cell at offset 0x{offset:X} holds "
+                    f"{len(raw)} bytes, fewer than a value record's {_VK_HEADER}"
+                )
+            records.append(_Value(raw))
         return records
 
     def value_name(self, record: _Value) -> str:
-        length = record.cell.NameLength
+        length = record.name_length
         if not length:
             return ""
-        return _decode_name(record.data[_VK_HEADER : _VK_HEADER + length], VALUE.COMP_NAME in record.cell.Flags)
+        return _decode_name(record.data[_VK_HEADER : _VK_HEADER + length], bool(record.flags & _VALUE_COMP_NAME))
 
     def value_type(self, record: _Value) -> int:
-        return int(record.cell.Type)
+        return int(record.type)
 
     def value_raw(self, record: _Value) -> bytes:
-        length = int(record.cell.DataLength)
+        length = int(record.data_length)
         size = length & 0x7FFFFFFF
         if length & 0x80000000:
             # Up to four bytes stored in the data offset field itself.
-            return struct.pack("<I", record.cell.Data)[: min(size, 4)]
+            return struct.pack("<I", record.data_offset)[: min(size, 4)]
         if not size:
             return b""
-        offset = int(record.cell.Data)
+        offset = int(record.data_offset)
         self.check_offset(offset, "value data")
         data = self.hive.cell_data(offset)
         if size > BIG_DATA_SEGMENT and self.minor >= 4 and data[:2] == b"db":
