@@ -123,3 +123,15 @@ def test_a_disk_without_windows_is_a_clear_result(vm: dict[str, Path], role: str
         assert "no NTFS volume holds Windows" in result.message
         assert guest.status is Status.NOT_CHECKED and "no Windows on this disk" in guest.reason
         assert report.exit_code() == 1
+
+
+def test_vm_report_matches_the_schema(vm: dict[str, Path]) -> None:
+    import jsonschema
+
+    from azvhdaudit.render.json import load_schema, to_jsonable
+
+    report = audit(vm["os"], select=["disk-format", "vm", "rdp.port"], data_disks=[vm["gpt"], vm["unknown"]])
+    data = json.loads(json.dumps(to_jsonable(report)))
+    jsonschema.Draft202012Validator(load_schema()).validate(data)
+    assert data["disks"]["os"]["drive_letter_map"]["D:"]["disk"] == "data1:data-gpt1.vhd"
+    assert {r["disk"] for r in data["results"]} == {"os", "data1:data-gpt1.vhd", "data2:data-unknown.vhd", "vm"}
