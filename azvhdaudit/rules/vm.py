@@ -222,9 +222,9 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
               "moves to another letter, and a page file set to D: lands on the data disk. The 2017 doc warns "
               "the temporary drive's letter 'could differ depending on the number of available drives'.",
     source="Complete the recommended configurations (page file on the temporary disk D:)",
-    remediation="Inside the VM before capture, move the data volume off D:: Get-Partition -DriveLetter D | "
-                "Set-Partition -NewDriveLetter F (or follow 'Use the D: drive as a data drive on a Windows VM' "
-                "to keep D: for data on purpose and move the page file)",
+    remediation="Inside the VM before capture, give the data volume another letter: Get-Partition -DriveLetter D "
+                "| Set-Partition -NewDriveLetter F (or, to keep D: for data on purpose, follow 'Use the D: drive "
+                "as a data drive on a Windows VM' and move the page file)",
     references=(DOC_CURRENT, DOC_2017, CHANGE_LETTER),
     disk_roles=(VM_ROLE,),
 ))
