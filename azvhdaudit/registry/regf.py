@@ -43,6 +43,7 @@ _NK_HEADER = len(c_regf._CM_KEY_NODE)
 _VK_HEADER = len(c_regf._CM_KEY_VALUE)
 _LEAVES = (_dregf.IndexLeaf, _dregf.FastLeaf, _dregf.HashLeaf)
 _NIL = 0xFFFFFFFF
+_PAGE = 4096
 
 
 class _BoundedHive(_dregf.RegistryHive):
@@ -51,7 +52,26 @@ class _BoundedHive(_dregf.RegistryHive):
     def __init__(self, fh: BinaryIO, source: str, bins_size: int) -> None:
         self._source = source
         self._bins_size = bins_size
+        # Cells are read through a cache of 4 KiB pages of the hive file: a lookup reads a few dozen
+        # small cells that share pages, and every read of the file stream below (NTFS runs, the
+        # container's block map) costs far more than slicing a page already read.
+        self._pages: dict[int, bytes] = {}
         super().__init__(fh)
+
+    def _page(self, index: int) -> bytes:
+        page = self._pages.get(index)
+        if page is None:
+            self.fh.seek(index * _PAGE)
+            page = self._pages[index] = self.fh.read(_PAGE)
+        return page
+
+    def _read_at(self, offset: int, size: int) -> bytes:
+        """``size`` bytes of the hive file at ``offset`` (fewer at its end), through the page cache."""
+        first, last = offset // _PAGE, (offset + size - 1) // _PAGE
+        start = offset - first * _PAGE
+        if first == last:
+            return self._page(first)[start : start + size]
+        return b"".join(self._page(index) for index in range(first, last + 1))[start : start + size]
 
     def _cell_data(self, offset: int) -> tuple[bool, bytes]:
         if offset >= self._bins_size or offset % 8:
@@ -59,8 +79,8 @@ class _BoundedHive(_dregf.RegistryHive):
                 f"{self._source}: cell offset 0x{offset:X} is outside the hive bins data "
                 f"(size 0x{self._bins_size:X}) or not aligned"
             )
-        self.fh.seek(self._hbin_offset + offset)
-        head = self.fh.read(4)
+        position = self._hbin_offset + offset
+        head = self._read_at(position, 4)
         if len(head) < 4:
             raise CorruptHiveError(
                 f"{self._source}: file ends at the cell at offset 0x{offset:X} (hive truncated)"
@@ -73,7 +93,7 @@ class _BoundedHive(_dregf.RegistryHive):
                 f"{self._source}: cell at offset 0x{offset:X} has size {size}, which does not fit in the "
                 f"hive bins data (size 0x{self._bins_size:X})"
             )
-        data = self.fh.read(size - 4)
+        data = self._read_at(position + 4, size - 4)
         if len(data) < size - 4:
             raise CorruptHiveError(
                 f"{self._source}: file ends inside the cell at offset 0x{offset:X} (hive truncated)"
@@ -127,6 +147,7 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         self.bins_size = bins_size
         self.minor = minor_version
         self.hive = _BoundedHive(fh, source, bins_size)
+        self._value_lists: dict[tuple[int, int], list[_Value]] = {}
 
     # --- cells ------------------------------------------------------------------------------
 
@@ -204,6 +225,9 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         if not count:
             return []
         list_offset = node.cell.ValueList.List
+        cached = self._value_lists.get((list_offset, count))
+        if cached is not None:
+            return cached
         self.check_offset(list_offset, f"value list of key node {node.name!r}")
         data = self.hive.cell_data(list_offset)
         if count * 4 > len(data):
@@ -221,6 +245,8 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
                     f"{len(raw)} bytes, fewer than a value record's {_VK_HEADER}"
                 )
             records.append(_Value(raw))
+        # Rules read several values of one key, each lookup walking the list: decode it once.
+        self._value_lists[(list_offset, count)] = records
         return records
 
     def value_name(self, record: _Value) -> str:
