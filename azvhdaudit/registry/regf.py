@@ -106,11 +106,48 @@ class _BoundedHive(_dregf.RegistryHive):
         return super().parse_cell_data(data)
 
 
+#: _CM_KEY_NODE up to the value list: Signature, Flags, LastWriteTime, Spare, Parent, SubKeyCounts[2],
+#: SubKeyLists[2], ValueList.Count, ValueList.List; NameLength and ClassLength sit at 72
+_NK = struct.Struct("<2sHQIIIIIIII")
+_NK_NAMES = struct.Struct("<HH")
+_KEY_COMP_NAME = int(KEY.COMP_NAME)
+
+
+class _ChildList:
+    __slots__ = ("Count", "List")
+
+    def __init__(self, count: int, offset: int) -> None:
+        self.Count = count
+        self.List = offset
+
+
+class _NodeFields:
+    """The ``_CM_KEY_NODE`` fields this module reads, under dissect.regf's names."""
+
+    __slots__ = ("Flags", "LastWriteTime", "Parent", "SubKeyCounts", "SubKeyLists", "ValueList", "NameLength",
+                 "ClassLength")
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) < _NK_HEADER:
+            raise DissectRegfError(f"key node cell of {len(data)} bytes, shorter than its {_NK_HEADER}-byte header")
+        (_sig, self.Flags, self.LastWriteTime, _spare, self.Parent, stable, volatile, list0, list1, count,
+         offset) = _NK.unpack_from(data)
+        self.SubKeyCounts = (stable, volatile)
+        self.SubKeyLists = (list0, list1)
+        self.ValueList = _ChildList(count, offset)
+        self.NameLength, self.ClassLength = _NK_NAMES.unpack_from(data, 72)
+
+
 class _KeyNode(_dregf.KeyNode):
+    """dissect.regf's key node with the header decoded by struct (every path walk parses a node per
+    level) and no class name read (nothing here uses it; dissect reads its cell eagerly)."""
+
     def __init__(self, hive: _dregf.RegistryHive, data: bytes) -> None:
-        super().__init__(hive, data)
+        self.hive = hive
+        self._cache: dict[str, object] = {}
+        self.cell = _NodeFields(data)  # type: ignore[assignment]
         blob = data[_NK_HEADER : _NK_HEADER + self.cell.NameLength]
-        self.name = _decode_name(blob, KEY.COMP_NAME in self.cell.Flags)
+        self.name = _decode_name(blob, bool(self.cell.Flags & _KEY_COMP_NAME))
 
 
 def _decode_name(blob: bytes, compressed: bool) -> str:
@@ -148,6 +185,8 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         self.minor = minor_version
         self.hive = _BoundedHive(fh, source, bins_size)
         self._value_lists: dict[tuple[int, int], list[_Value]] = {}
+        self._nodes: dict[int, _dregf.KeyNode] = {}
+        self._leaf_lists: dict[int, list[_dregf.KeyIndex]] = {}
 
     # --- cells ------------------------------------------------------------------------------
 
@@ -166,8 +205,12 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         return int(self.hive.header.RootCell)
 
     def node(self, offset: int) -> _dregf.KeyNode:
-        cell = self._cell(offset, (_dregf.KeyNode,), "key node")
-        assert isinstance(cell, _dregf.KeyNode)
+        # Every lookup walks from the root: the nodes of ControlSet001, Services ... are parsed once.
+        cell = self._nodes.get(offset)
+        if cell is None:
+            cell = self._cell(offset, (_dregf.KeyNode,), "key node")
+            assert isinstance(cell, _dregf.KeyNode)
+            self._nodes[offset] = cell
         return cell
 
     def node_name(self, node: _dregf.KeyNode) -> str:
@@ -179,12 +222,19 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
     def _leaves(self, node: _dregf.KeyNode) -> list[_dregf.KeyIndex]:
         if not _count(node.cell.SubKeyCounts[0]):
             return []
+        list_offset = node.cell.SubKeyLists[0]
+        cached = self._leaf_lists.get(list_offset)
+        if cached is not None:
+            return cached
         where = f"subkey list of key node {node.name!r}"
-        top = self._cell(node.cell.SubKeyLists[0], (*_LEAVES, _dregf.IndexRoot), where)
+        top = self._cell(list_offset, (*_LEAVES, _dregf.IndexRoot), where)
         if not isinstance(top, _dregf.IndexRoot):
-            return [top]
-        # An index root points only to leaves (never to another index root): this also stops loops.
-        return [self._cell(entry, _LEAVES, f"index root of key node {node.name!r}") for entry in top.cell.List]
+            leaves = [top]
+        else:
+            # An index root points only to leaves (never to another index root): this also stops loops.
+            leaves = [self._cell(entry, _LEAVES, f"index root of key node {node.name!r}") for entry in top.cell.List]
+        self._leaf_lists[list_offset] = leaves
+        return leaves
 
     def subkey_offsets(self, node: _dregf.KeyNode) -> list[int]:
         offsets: list[int] = []
