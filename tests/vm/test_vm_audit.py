@@ -1,60 +1,16 @@
-"""Whole-VM audits of real disk files: an OS disk whose MountedDevices knows some data disks, and data disks.
-
-The disks are built by Debian's tools (sfdisk/sgdisk, mkntfs + ntfs-3g, qemu-img, hivex), see
-tests/diskbuild.py and tests/vm/vmkit.py.
-"""
+"""Whole-VM audits of real disk files (the ``vm`` fixture of conftest.py): the report and its formats."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import ModuleType
 
-import diskbuild as db
 import pytest
 
 from azvhdaudit.engine import audit
 from azvhdaudit.report import Status
 
-from .vmkit import DATA_PART_GUID, DATA_SIG, OS_SIG, UNKNOWN_SIG, gpt_value, letter, mbr_value, system_hive_file
-
 pytestmark = pytest.mark.tools
-
-#: what the OS disk's Windows knows: its C:, the MBR data disk at E:, the GPT data disk at D: (the conflict)
-MOUNTED = {letter("C"): mbr_value(OS_SIG), letter("E"): mbr_value(DATA_SIG), letter("D"): gpt_value(DATA_PART_GUID)}
-
-
-def _vhd(raw: Path) -> Path:
-    out = raw.with_suffix(".vhd")
-    db.run("qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size", str(raw), str(out))
-    raw.unlink()
-    return out
-
-
-def _data_disk(directory: Path, name: str, style: str, signature: int = 0) -> Path:
-    raw = directory / f"{name}.raw"
-    if style == "gpt":
-        db.gpt_disk(raw, 8 * db.MiB, [(1, 6, "0700")], disk_guid="dddddddd-0000-0000-0000-00000000000" + name[-1])
-    else:
-        db.mbr_disk(raw, 8 * db.MiB, [(1, 6, "7", False)], label_id=signature)
-    db.place(db.make_ntfs(directory / f"{name}.ntfs", 6 * db.MiB, {}, label="Data"), raw, db.MiB)
-    (directory / f"{name}.ntfs").unlink()
-    return _vhd(raw)
-
-
-@pytest.fixture(scope="module")
-def vm(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder: ModuleType) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("vm")
-    hive = system_hive_file(sample_builder, d / "SYSTEM", MOUNTED, paging=["D:\\pagefile.sys"])
-    volume = db.make_ntfs(d / "os.ntfs", 16 * db.MiB, {r"Windows\System32\config\SYSTEM": hive.read_bytes()})
-    os_raw = db.mbr_disk(d / "os.raw", 20 * db.MiB, [(1, 16, "7", True)], label_id=OS_SIG)
-    db.place(volume, os_raw, db.MiB)
-    return {
-        "os": _vhd(os_raw),
-        "mbr": _data_disk(d, "data-mbr", "mbr", DATA_SIG),
-        "gpt": _data_disk(d, "data-gpt1", "gpt"),
-        "unknown": _data_disk(d, "data-unknown", "mbr", UNKNOWN_SIG),
-    }
 
 
 def test_vm_report_holds_every_disk_and_the_cross_checks(vm: dict[str, Path]) -> None:
@@ -135,3 +91,21 @@ def test_vm_report_matches_the_schema(vm: dict[str, Path]) -> None:
     jsonschema.Draft202012Validator(load_schema()).validate(data)
     assert data["disks"]["os"]["drive_letter_map"]["D:"]["disk"] == "data1:data-gpt1.vhd"
     assert {r["disk"] for r in data["results"]} == {"os", "data1:data-gpt1.vhd", "data2:data-unknown.vhd", "vm"}
+
+
+def test_junit_has_a_testsuite_per_disk(vm: dict[str, Path]) -> None:
+    import xml.etree.ElementTree as ET
+
+    from azvhdaudit.render import render
+
+    report = audit(vm["os"], select=["disk-format", "vm"], data_disks=[vm["mbr"], vm["gpt"]])
+    root = ET.fromstring(render(report, "junit"))
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    source = report.source
+    assert set(suites) == {source, f"{source} [data1:data-mbr.vhd]", f"{source} [data2:data-gpt1.vhd]",
+                           f"{source} [vm]"}
+    for name, suite in suites.items():
+        disk = next(p.get("value") for p in suite.iter("property") if p.get("name") == "disk")
+        assert int(suite.get("tests") or 0) == len(report.filter(disk=disk)), name
+    vm_cases = {c.get("name") for c in suites[f"{source} [vm]"].iter("testcase")}
+    assert any("vm.temp_drive_letter_free" in (n or "") for n in vm_cases)
