@@ -31,6 +31,7 @@ _FS_ERRORS = (NtfsError, FatError, EOFError, struct.error, ValueError, IndexErro
               RecursionError, UnicodeDecodeError, AttributeError, TypeError)
 
 _MAX_READ = 256 * 1024 * 1024
+_ALIGN = 4096
 
 
 def _norm(path: str) -> str:
@@ -46,7 +47,9 @@ class Volume:
         self.name = name
         self.offset = offset
         self.size = size
-        self._stream = RangeStream(stream, offset, size)
+        # 4 KiB alignment (the cluster size NTFS uses on any Windows disk): with dissect's default buffer of
+        # io.DEFAULT_BUFFER_SIZE (8 KiB) every 4 KiB cluster read fetched 8 KiB from the image.
+        self._stream = RangeStream(stream, offset, size, align=_ALIGN)
 
     def open(self, path: str) -> BinaryIO:
         raise NotImplementedError
