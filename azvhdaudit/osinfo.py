@@ -274,7 +274,11 @@ _AGENT_DIR = re.compile(r"^GuestAgent_(\d+(?:\.\d+){1,3})", re.IGNORECASE)
 
 
 def agent_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
-    """The Azure VM Agent's services, folder, version and the extension plug-ins left behind."""
+    """The Azure VM Agent's services, folder, version and the extension plug-ins left behind.
+
+    ``uninstall_version`` (the agent's entry under Uninstall) is looked up only when the WindowsAzure
+    folder names no ``GuestAgent_<version>``; otherwise it is ``None``.
+    """
     services: dict[str, Any] = {}
     for name in AGENT_SERVICES:
         exists, start, image = service_start(registry, name)
@@ -285,7 +289,9 @@ def agent_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, A
         key=lambda v: tuple(int(p) for p in v.split(".")),
     )
     uninstall_version = None
-    uninstall = registry.key(UNINSTALL)
+    # The Uninstall walk reads a key of every installed product (a page of the hive each, a megabyte on
+    # a real SOFTWARE hive): done only when the agent's folder names no version.
+    uninstall = registry.key(UNINSTALL) if not versions else None
     for sub in uninstall.subkeys() if uninstall is not None else []:
         display = sub.value("DisplayName")
         if display is not None and isinstance(display.data, str) and display.data.lower().startswith(
