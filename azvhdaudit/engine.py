@@ -18,7 +18,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
-from azvhdaudit.errors import NotApplicable, ProfileError
+from azvhdaudit.errors import NoPartitionTableError, NotApplicable, ProfileError
+from azvhdaudit.facts import ImageFacts
+from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
 from azvhdaudit.rules.base import BASELINES, AuditContext, AuditOptions, Rule, all_rules
 from azvhdaudit.rules.values import HiveUnavailable
@@ -275,6 +277,52 @@ def _no_windows(image: Any) -> str | None:
     return f"no Windows on this disk (see {WINDOWS_VOLUME_RULE}): {why}"
 
 
+class _Unpartitioned:
+    """A disk without a partition table (a new disk no one initialized): its container and nothing else.
+
+    Such a disk is a legitimate data disk and a clear finding on an OS disk, so it is audited (the
+    disk-format rules read its container facts) rather than raised.
+    """
+
+    def __init__(self, source: str, err: NoPartitionTableError, hives: Sequence[str]) -> None:
+        from azvhdaudit.container import open_container
+
+        self.container = open_container(source)
+        self.source = source
+        self.facts = ImageFacts(source=source, container=self.container.facts)
+        why = f"the disk has no partition table ({err})"
+        self.facts.extra["partition_table"] = why
+        self.registry = RegistryView(
+            hives={}, unavailable={h: f"the {h} hive cannot be read: {why}" for h in (*hives, "BCD")}
+        )
+        self.windows_volume = None
+        self.files = None
+        self.bcd = None
+        self.timings_ms: dict[str, float] = {}
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> _Unpartitioned:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_disk(source: Any, backend: str, hives: Sequence[str]) -> Any:
+    """Open a disk read-only for the audit; one without a partition table opens as :class:`_Unpartitioned`."""
+    from azvhdaudit.image import open_image
+
+    try:
+        return open_image(source, backend=backend, hives=hives, require_windows=False)
+    except NoPartitionTableError as err:
+        if not isinstance(source, (str, os.PathLike)) or "://" in os.fspath(source):
+            raise
+        log.info("%s", err)
+        return _Unpartitioned(os.fspath(source), err, hives)
+
+
 def _disk_entry(role: str, source: str, windows: bool) -> dict[str, Any]:
     return {"role": role, "source": source, "windows": windows, "drive_letters": None, "summary": {}}
 
@@ -380,11 +428,9 @@ def audit(
     if _looks_opened(source):
         audit_main(source)
     else:
-        from azvhdaudit.image import open_image
-
         opened = time.perf_counter()
         # Opened without requiring Windows: a disk without it is reported (disk.windows_volume), not raised.
-        with open_image(source, backend=backend, hives=wanted_hives, require_windows=False) as image:  # type: ignore[arg-type]
+        with _open_disk(source, backend, wanted_hives) as image:
             report.timings_ms["open"] = (time.perf_counter() - opened) * 1000
             for stage, ms in getattr(image, "timings_ms", {}).items():
                 report.timings_ms[f"open.{stage}"] = ms
@@ -420,14 +466,12 @@ def _audit_data_disks(
     today: _dt.date,
 ) -> None:
     """Audit each data disk, then the checks across the VM with the OS disk still open."""
-    from azvhdaudit.image import open_image
-
     infos = [DiskInfo("os", "os", os_image.facts)]
     for number, path in enumerate(paths, 1):
         name = f"data{number}:{os.path.basename(path)}"
         ran = time.perf_counter()
         # A data disk's own hives are never read: its guest settings are the OS disk's.
-        with open_image(path, backend=backend, hives=(), require_windows=False) as image:
+        with _open_disk(path, backend, ()) as image:
             disk_options = AuditOptions(image_type=image_type, role="data")
             report.results.extend(run(image, name, disk_options, None))
             entry = _disk_entry("data", path, image.windows_volume is not None)

@@ -36,6 +36,13 @@ def _data_disk(directory: Path, name: str, style: str, signature: int = 0) -> Pa
     return _vhd(raw)
 
 
+def _blank(raw: Path) -> Path:
+    """A new disk nobody initialized: zeros, no partition table."""
+    with open(raw, "wb") as fh:
+        fh.truncate(8 * db.MiB)
+    return _vhd(raw)
+
+
 @pytest.fixture(scope="session")
 def vm(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder: ModuleType) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("vm")
@@ -48,6 +55,7 @@ def vm(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder: Mo
         "mbr": _data_disk(d, "data-mbr", "mbr", DATA_SIG),
         "gpt": _data_disk(d, "data-gpt1", "gpt"),
         "unknown": _data_disk(d, "data-unknown", "mbr", UNKNOWN_SIG),
+        "blank": _blank(d / "data-blank.raw"),
     }
 
 

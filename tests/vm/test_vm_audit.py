@@ -109,3 +109,20 @@ def test_junit_has_a_testsuite_per_disk(vm: dict[str, Path]) -> None:
         assert int(suite.get("tests") or 0) == len(report.filter(disk=disk)), name
     vm_cases = {c.get("name") for c in suites[f"{source} [vm]"].iter("testcase")}
     assert any("vm.temp_drive_letter_free" in (n or "") for n in vm_cases)
+
+
+def test_a_disk_without_a_partition_table(vm: dict[str, Path]) -> None:
+    report = audit(vm["os"], select=["disk-format", "vm"], data_disks=[vm["blank"]])
+    name = "data1:data-blank.vhd"
+    assert report.disks[name]["facts"]["partitions"] == []
+    assert "no partition table" in report.disks[name]["facts"]["extra"]["partition_table"]
+    for rule_id in ("disk.container_format", "disk.vhd_fixed", "disk.size_aligned_1mib", "disk.data_max_size"):
+        assert report.get(rule_id, name).status is Status.PASS  # type: ignore[union-attr]
+    assert report.get("disk.first_partition_offset", name).status is Status.NOT_APPLICABLE  # type: ignore[union-attr]
+    known = report.get("vm.data_disks_known", "vm")
+    assert known is not None and "data1:data-blank.vhd (no partition table" in known.message
+    # as the OS disk it is a clear result too
+    alone = audit(vm["blank"])
+    assert alone["disk.windows_volume"].status is Status.FAIL
+    assert "no partitions" in alone["disk.windows_volume"].message
+    assert "no partition table" in alone["rdp.port"].reason
