@@ -4,7 +4,7 @@ References:
 - [MS-VHDX] Virtual Hard Disk v2 (VHDX) File Format, https://learn.microsoft.com/en-us/openspecs/
   windows_protocols/ms-vhdx/83e061f8-f6e2-4de1-91bd-5d518a43d477 — 2.2 Header Section (file type
   identifier, headers, region tables), 2.3 Log, 2.4 BAT, 2.5 Metadata Region, 2.6 Parent locator.
-- Layouts: ``dissect.hypervisor.disk.c_vhdx`` (the structure definitions are reused as they are).
+- Layouts: as ``dissect.hypervisor.disk.c_vhdx`` defines them (GUIDs and the region table entry restated here).
 
 Why not ``dissect.hypervisor.disk.vhdx.VHDX`` itself: it checks signatures but no CRC, ignores a
 pending log, opens a parent only from a ``pathlib.Path`` without saying what it tried, and never
@@ -20,19 +20,6 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from dissect.hypervisor.disk.c_vhdx import (
-    BAT_REGION_GUID,
-    FILE_PARAMETERS_GUID,
-    LOGICAL_SECTOR_SIZE_GUID,
-    METADATA_REGION_GUID,
-    PARENT_LOCATOR_GUID,
-    PHYSICAL_SECTOR_SIZE_GUID,
-    VHDX_PARENT_LOCATOR_GUID,
-    VIRTUAL_DISK_ID_GUID,
-    VIRTUAL_DISK_SIZE_GUID,
-    c_vhdx,
-)
-
 from azvhdaudit.container.base import MAX_VIRTUAL_SIZE, CountedFile, Layer
 from azvhdaudit.errors import CorruptImageError, TruncatedImageError
 from azvhdaudit.facts import ContainerFacts
@@ -40,6 +27,30 @@ from azvhdaudit.facts import ContainerFacts
 __all__ = ["VHDXLayer", "SIGNATURE"]
 
 log = logging.getLogger(__name__)
+
+# The region and metadata item GUIDs of [MS-VHDX] 2.2.3 / 2.6 (as dissect.hypervisor's c_vhdx names them);
+# defined here so that opening a VHDX does not import dissect.hypervisor (every format it reads, ~0.1 s).
+BAT_REGION_GUID = UUID("2DC27766-F623-4200-9D64-115E9BFD4A08")
+METADATA_REGION_GUID = UUID("8B7CA206-4790-4B9A-B8FE-575F050F886E")
+FILE_PARAMETERS_GUID = UUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")
+VIRTUAL_DISK_SIZE_GUID = UUID("2FA54224-CD1B-4876-B211-5DBED83BF4B8")
+VIRTUAL_DISK_ID_GUID = UUID("BECA12AB-B2E6-4523-93EF-C309E000C746")
+LOGICAL_SECTOR_SIZE_GUID = UUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")
+PHYSICAL_SECTOR_SIZE_GUID = UUID("CDA348C7-445D-4471-9CC9-E9885251C556")
+PARENT_LOCATOR_GUID = UUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")
+VHDX_PARENT_LOCATOR_GUID = UUID("B04AEFB7-D19E-4A81-B789-25B8E9445913")
+
+
+class _RegionEntry(NamedTuple):
+    """A region table entry ([MS-VHDX] 2.2.3.1): guid[16], file_offset u64, length u32, required u32."""
+
+    guid: bytes
+    file_offset: int
+    length: int
+    required: int
+
+
+_REGION_ENTRY = struct.Struct("<16sQII")
 
 SIGNATURE = b"vhdxfile"
 KiB = 1024
@@ -262,7 +273,7 @@ class VHDXLayer(Layer):
             else:
                 entries = {}
                 for i in range(count):
-                    entry = c_vhdx.region_table_entry(raw[16 + i * 32 : 48 + i * 32])
+                    entry = _RegionEntry._make(_REGION_ENTRY.unpack_from(raw, 16 + i * 32))
                     entries[UUID(bytes_le=bytes(entry.guid))] = (offset + 16 + i * 32, entry)
                 tables.append(entries)
         if not tables:
