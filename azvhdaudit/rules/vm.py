@@ -52,6 +52,9 @@ DATA_MAX = 32767 * GiB
 CHANGE_LETTER = "https://learn.microsoft.com/azure/virtual-machines/windows/change-drive-letter"
 VM_IMAGES_2017 = "virtual-machines-windows-about-images (azure-docs, 2017): VM images and OS images"
 MEMORY_MANAGEMENT = r"SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
+PARTMGR = r"SYSTEM\CurrentControlSet\Services\partmgr\Parameters"
+#: VDS_SAN_POLICY values (diskpart san policy=...)
+SAN_POLICIES = {1: "OnlineAll", 2: "OfflineShared", 3: "OfflineAll", 4: "OfflineInternal"}
 
 
 @dataclass(frozen=True)
@@ -200,16 +203,28 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
                      + ", ".join(p.guid or str(p.offset) for p in disk.facts.partitions))
             unknown.append(f"{disk.name} ({ident})")
     key = ctx.registry.display_path(osinfo.MOUNTED_DEVICES)
-    ev = (Evidence(source="registry", hive="SYSTEM", key=key, actual=per_disk, present=bool(devices),
-                   note=f"{len(devices)} values"),)
+    ev = [Evidence(source="registry", hive="SYSTEM", key=key, actual=per_disk, present=bool(devices),
+                   note=f"{len(devices)} values")]
     if unknown:
         text = f"not in {key}: " + "; ".join(unknown)
         if known:
             text += "; known: " + "; ".join(known)
-        return Outcome(Status.WARNING, text + ". Windows will see the unknown disks as new disks (new letters, or "
-                       "offline under the SAN policy)", "every data disk known", per_disk, ev)
+        san = ctx.registry.value(PARTMGR, "SanPolicy")
+        policy = san.data if san is not None and isinstance(san.data, int) else None
+        if san is not None:
+            ev.append(Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(PARTMGR),
+                               value_name="SanPolicy", type=san.type_name, actual=san.data, present=True))
+        if policy == 1:
+            then = "they come online with the next free drive letters (SAN policy OnlineAll)"
+        elif policy is not None:
+            then = (f"they stay offline until someone brings them online (SAN policy "
+                    f"{SAN_POLICIES.get(policy, policy)}; see san.policy_onlineall)")
+        else:
+            then = "the edition's default SAN policy decides whether they come online (see san.policy_onlineall)"
+        return Outcome(Status.WARNING, f"{text}. Windows sees the unknown disks as new disks: {then}",
+                       "every data disk known", per_disk, tuple(ev))
     return Outcome(Status.PASS, "every data disk is known to Windows: " + "; ".join(known),
-                   "every data disk known", per_disk, ev)
+                   "every data disk known", per_disk, tuple(ev))
 
 
 @rule(RuleMeta(

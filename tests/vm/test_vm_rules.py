@@ -84,6 +84,24 @@ def test_data_disks_known(mounted: dict[str, bytes] | None, data: dict[str, Imag
         assert outcome.evidence[0].key == r"HKLM\SYSTEM\MountedDevices"
 
 
+@pytest.mark.parametrize(
+    ("policy", "words"),
+    [
+        (1, "they come online with the next free drive letters (SAN policy OnlineAll)"),
+        (2, "they stay offline until someone brings them online (SAN policy OfflineShared"),
+        (None, "the edition's default SAN policy decides"),
+    ],
+)
+def test_unknown_disks_and_the_san_policy(policy: int | None, words: str) -> None:
+    ctx = vm_context(KNOWN, {"u.vhd": data_mbr(UNKNOWN_SIG)})
+    if policy is not None:
+        ctx.registry.hive("SYSTEM").update(  # type: ignore[union-attr]
+            {r"ControlSet001\Services\partmgr\Parameters": {"SanPolicy": policy}})
+    outcome = run("vm.data_disks_known", ctx)
+    assert outcome.status is Status.WARNING and words in outcome.message
+    assert len(outcome.evidence) == (2 if policy is not None else 1)
+
+
 def test_vm_rules_need_the_vm() -> None:
     plain = AuditContext(registry=system_view(KNOWN), facts=os_facts())
     for rule_id in VM_RULES:
