@@ -232,7 +232,8 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
     title="No disk of the VM takes drive letter D: (Azure's temporary disk, where the page file goes)",
     area="vm",
     severity=Severity.RECOMMENDED,
-    rationale="In Azure the temporary (resource) disk is D:, and the doc puts the page file on it "
+    rationale="In Azure the temporary (resource) disk of the VM sizes that have one is D:, and the doc puts the "
+              "page file on it "
               "(D:\\pagefile.sys). A data volume that Windows already gives D: keeps it: the temporary disk "
               "moves to another letter, and a page file set to D: lands on the data disk. The 2017 doc warns "
               "the temporary drive's letter 'could differ depending on the number of available drives'.",
