@@ -163,15 +163,27 @@ _VK = struct.Struct("<2sHIIIH")  # _CM_KEY_VALUE: Signature, NameLength, DataLen
 
 
 class _Value:
-    """A value record: the ``vk`` header fields (dissect.regf's ``_CM_KEY_VALUE``) and its raw cell data.
+    """A value record, read when first asked for: the ``vk`` header fields (dissect.regf's
+    ``_CM_KEY_VALUE``) and its raw cell data.
 
-    The 20-byte header is decoded with :mod:`struct` rather than cstruct: a value lookup walks every
-    value of its key, and parsing each record with cstruct cost more than the rest of the lookup.
+    A lookup stops at the first matching name, so the records after it are never read; the 20-byte
+    header is decoded with :mod:`struct` rather than cstruct (parsing each record with cstruct cost
+    more than the rest of the lookup).
     """
 
-    __slots__ = ("name_length", "data_length", "data_offset", "type", "flags", "data")
+    __slots__ = ("offset", "name_length", "data_length", "data_offset", "type", "flags", "data")
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+        self.data: bytes | None = None
+
+    def load(self, reader: RegfReader, where: str) -> None:
+        raw = reader.hive.cell_data(self.offset)
+        if len(raw) < _VK_HEADER:
+            raise CorruptHiveError(
+                f"{reader.source}: {where}: the value cell at offset 0x{self.offset:X} holds {len(raw)} bytes, "
+                f"fewer than a value record's {_VK_HEADER}"
+            )
         _sig, self.name_length, self.data_length, self.data_offset, self.type, self.flags = _VK.unpack_from(raw)
         self.data = raw
 
@@ -288,28 +300,29 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         records: list[_Value] = []
         for (offset,) in struct.iter_unpack("<I", data[: count * 4]):
             self.check_offset(offset, f"value of key node {node.name!r}")
-            raw = self.hive.cell_data(offset)
-            if len(raw) < _VK_HEADER:
-                raise CorruptHiveError(
-                    f"{self.source}: key node {node.name!r}: the value cell at offset 0x{offset:X} holds "
-                    f"{len(raw)} bytes, fewer than a value record's {_VK_HEADER}"
-                )
-            records.append(_Value(raw))
+            records.append(_Value(offset))
         # Rules read several values of one key, each lookup walking the list: decode it once.
         self._value_lists[(list_offset, count)] = records
         return records
 
+    def _loaded(self, record: _Value) -> _Value:
+        if record.data is None:
+            record.load(self, "value record")
+        return record
+
     def value_name(self, record: _Value) -> str:
-        length = record.name_length
+        length = self._loaded(record).name_length
         if not length:
             return ""
-        return _decode_name(record.data[_VK_HEADER : _VK_HEADER + length], bool(record.flags & _VALUE_COMP_NAME))
+        data = record.data
+        assert data is not None
+        return _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(record.flags & _VALUE_COMP_NAME))
 
     def value_type(self, record: _Value) -> int:
-        return int(record.type)
+        return int(self._loaded(record).type)
 
     def value_raw(self, record: _Value) -> bytes:
-        length = int(record.data_length)
+        length = int(self._loaded(record).data_length)
         size = length & 0x7FFFFFFF
         if length & 0x80000000:
             # Up to four bytes stored in the data offset field itself.
