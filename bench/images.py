@@ -56,7 +56,7 @@ SECTOR = samples.SECTOR
 WORK = ROOT / "bench" / "_work"
 REALDATA = ROOT / "tests" / "data" / "realdata"
 #: bump when the content changes, so a cached build is redone
-BUILD_VERSION = "4"
+BUILD_VERSION = "5"
 
 #: the disk the benchmark audits, and the small copy of it
 IMAGES = {
@@ -105,8 +105,9 @@ BULK = (
     (r"WOW6432Node\Classes\CLSID", 60, 150, 1),
     (r"Microsoft\Windows\CurrentVersion\Installer\UserData\S-1-5-18\Components", 100, 150, 1),
     (r"Microsoft\Windows\CurrentVersion\Component Based Servicing\PackageIndex", 20, 150, 1),
-    (r"Microsoft\Windows\CurrentVersion\Uninstall", 1, 240, 6),
 )
+#: installed products under Uninstall, each with the values an MSI or setup program writes
+UNINSTALL_ENTRIES = 240
 BULK_VALUE = 400  # bytes of REG_BINARY per value
 MIN_SOFTWARE_BYTES = 60_000_000
 MIN_SOFTWARE_KEYS = 50_000
@@ -155,6 +156,26 @@ def bulk_reg() -> tuple[str, int]:
                     lines.append("")
                     keys += 1
             keys += 0 if groups == 1 else 1
+    for n in range(UNINSTALL_ENTRIES):
+        product = _guid(n, "product")
+        lines += [
+            f"[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\{product}]",
+            f'"DisplayName"="Contoso Line-of-Business Component {n:03d}"',
+            f'"DisplayVersion"="{n % 7 + 1}.{n % 13}.{n * 37 % 1000}.0"',
+            '"Publisher"="Contoso Ltd."',
+            f'"InstallDate"="2018{n % 12 + 1:02d}{n % 28 + 1:02d}"',
+            f'"InstallLocation"="C:\\\\Program Files\\\\Contoso\\\\Component {n:03d}\\\\"',
+            f'"InstallSource"="C:\\\\Windows\\\\Installer\\\\{product}\\\\"',
+            f'"UninstallString"="MsiExec.exe /X{product}"',
+            f'"ModifyPath"="MsiExec.exe /I{product}"',
+            f'"EstimatedSize"=dword:{n * 97 % 65536:08x}',
+            '"Language"=dword:00000409',
+            '"NoModify"=dword:00000001',
+            '"NoRepair"=dword:00000001',
+            '"WindowsInstaller"=dword:00000001',
+            "",
+        ]
+        keys += 1
     return "\n".join(lines) + "\n", keys
 
 
@@ -172,6 +193,7 @@ def build_hives(work: Path) -> dict[str, Path]:
     """SYSTEM (real), SOFTWARE (samples + Windows 7 + bulk), SECURITY, SAM (samples), BCD (real)."""
     hives_dir = work / "hives"
     hives_dir.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     for name in ("SYSTEM", "BCD"):
         target = hives_dir / name
@@ -194,6 +216,7 @@ def build_hives(work: Path) -> dict[str, Path]:
     size = out["SOFTWARE"].stat().st_size
     keys = count_keys(out["SOFTWARE"])
     log(f"SOFTWARE hive: {size:,} bytes, {keys:,} keys ({time.monotonic() - started:.0f} s)")
+    (work / "software.json").write_text(json.dumps({"bytes": size, "keys": keys}))
     if size < MIN_SOFTWARE_BYTES or keys < MIN_SOFTWARE_KEYS:
         raise samples.BuildError(f"SOFTWARE hive too small: {size:,} bytes, {keys:,} keys")
     return out
@@ -314,6 +337,7 @@ def build_all(work: Path = WORK, force: bool = False) -> dict[str, Path]:
             f"({time.monotonic() - started:.0f} s)")
     for raw in raws.values():
         shutil.rmtree(raw.parent)
+    shutil.copyfile(shared / "software.json", out_dir / "software.json")
     stamp.write_text(json.dumps(wanted))
     return paths
 
