@@ -16,8 +16,7 @@ import datetime as _dt
 import logging
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from azvhdaudit.errors import AuditError, CorruptHiveError, RegistryError
@@ -58,21 +57,34 @@ def register_backend_errors(*errors: type[BaseException]) -> None:
     _BACKEND_ERRORS = tuple(dict.fromkeys((*_BACKEND_ERRORS, *errors)))
 
 
-@contextmanager
-def guard(source: str, where: Callable[[], str] | str) -> Iterator[None]:
+class guard:
     """Turn a backend library's parse error into :class:`CorruptHiveError` naming ``source`` and ``where``;
-    an ``OSError`` from the stream below becomes :class:`RegistryError` (the hive is not to blame)."""
-    try:
-        yield
-    except AuditError:
-        raise
-    except OSError as err:
-        # the bytes could not be read (the image, the file system below): not the hive's fault
-        place = where() if callable(where) else where
-        raise RegistryError(f"{source}: {place}: cannot read the hive: {err}") from err
-    except _BACKEND_ERRORS as err:
-        place = where() if callable(where) else where
-        raise CorruptHiveError(f"{source}: {place}: {type(err).__name__}: {err}") from err
+    an ``OSError`` from the stream below becomes :class:`RegistryError` (the hive is not to blame).
+
+    A class rather than a ``@contextmanager`` generator: every key and value read enters one, and the
+    generator machinery cost more than the read of a cached cell.
+    """
+
+    __slots__ = ("source", "where")
+
+    def __init__(self, source: str, where: Callable[[], str] | str) -> None:
+        self.source = source
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: object) -> None:
+        # never suppresses: returns None, or raises the wrapping error
+        if kind is None or issubclass(kind, AuditError):
+            return
+        if issubclass(kind, OSError):
+            # the bytes could not be read (the image, the file system below): not the hive's fault
+            place = self.where() if callable(self.where) else self.where
+            raise RegistryError(f"{self.source}: {place}: cannot read the hive: {err}") from err
+        if issubclass(kind, _BACKEND_ERRORS):
+            place = self.where() if callable(self.where) else self.where
+            raise CorruptHiveError(f"{self.source}: {place}: {kind.__name__}: {err}") from err
 
 
 def hash_name(name: str) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from dissect.regf import regf as _dregf
 from dissect.regf.c_regf import KEY, VALUE, c_regf
@@ -199,6 +199,7 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         self._value_lists: dict[tuple[int, int], list[_Value]] = {}
         self._nodes: dict[int, _dregf.KeyNode] = {}
         self._leaf_lists: dict[int, list[_dregf.KeyIndex]] = {}
+        self._subkey_index: dict[int, list[tuple[list[int], dict[Any, list[int]] | None, bool]]] = {}
 
     # --- cells ------------------------------------------------------------------------------
 
@@ -257,25 +258,51 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
                 offsets.extend(int(entry.Cell) for entry in leaf.cell.List)
         return offsets
 
+    def _subkey_tables(self, node: _dregf.KeyNode) -> list[tuple[list[int], dict[Any, list[int]] | None, bool]]:
+        """Per leaf of ``node``'s subkey list: its offsets in order, and the offsets by hash (``lh``) or by
+        lower-cased name hint (``lf``) — ``None`` for ``li`` — with True for hashes. Built once per list:
+        a key with hundreds of subkeys (Services) is looked up dozens of times in an audit."""
+        list_offset = node.cell.SubKeyLists[0]
+        tables = self._subkey_index.get(list_offset)
+        if tables is not None:
+            return tables
+        tables = []
+        for leaf in self._leaves(node):
+            if isinstance(leaf, _dregf.IndexLeaf):
+                tables.append(([int(entry) for entry in leaf.cell.List], None, False))
+                continue
+            offsets: list[int] = []
+            by_key: dict[Any, list[int]] = {}
+            hashed = isinstance(leaf, _dregf.HashLeaf)
+            for entry in leaf.cell.List:
+                offset = int(entry.Cell)
+                offsets.append(offset)
+                if hashed:
+                    key: Any = int(entry.HashKey)
+                elif isinstance(leaf, _dregf.FastLeaf):
+                    key = bytes(entry.NameHint).rstrip(b"\x00").decode("latin-1").lower()
+                else:
+                    continue
+                by_key.setdefault(key, []).append(offset)
+            tables.append((offsets, by_key if isinstance(leaf, (_dregf.HashLeaf, _dregf.FastLeaf)) else None, hashed))
+        self._subkey_index[list_offset] = tables
+        return tables
+
     def find_subkey(self, node: _dregf.KeyNode, name: str) -> int | None:
+        if not _count(node.cell.SubKeyCounts[0]):
+            return None
         lname = name.lower()
         # Hashes and name hints are made from the upper-cased name; for non-ASCII names Windows'
         # upcase table may differ from Python's, so those are compared by name only.
         exact = name.isascii()
         wanted_hash = hash_name(name)
         hint = lname[:4]
-        for leaf in self._leaves(node):
-            for entry in leaf.cell.List:
-                if isinstance(leaf, _dregf.IndexLeaf):
-                    offset = int(entry)
-                else:
-                    offset = int(entry.Cell)
-                    if exact and isinstance(leaf, _dregf.HashLeaf) and entry.HashKey != wanted_hash:
-                        continue
-                    if exact and isinstance(leaf, _dregf.FastLeaf):
-                        stored = bytes(entry.NameHint).rstrip(b"\x00").decode("latin-1").lower()
-                        if stored != hint:
-                            continue
+        for offsets, by_key, hashed in self._subkey_tables(node):
+            if exact and by_key is not None:
+                candidates = by_key.get(wanted_hash if hashed else hint, ())
+            else:
+                candidates = offsets
+            for offset in candidates:
                 if self.node(offset).name.lower() == lname:
                     return offset
         return None
