@@ -139,7 +139,9 @@ def read_layout(stream: BinaryIO, name: str, disk_size: int, sector_size: int = 
     for number, part in enumerate(disk.partitions, start=1):
         if is_gpt:
             raw = part.raw
-            if raw is None:  # the protective or a hybrid MBR entry
+            # dissect lists the protective MBR entry (no raw) and a hybrid MBR's entries (an MBR raw entry,
+            # an int type) beside the GPT entries; only GPT entries describe the disk
+            if raw is None or isinstance(part.type, int):
                 continue
             size = (raw.last_lba - raw.first_lba + 1) * sector_size
             type_id = str(part.type).lower()
