@@ -209,7 +209,8 @@ class NtfsVolume(Volume):
         try:
             if not rec.is_dir():
                 return None
-            return sorted(n for n in rec.listdir(ignore_dos=True) if n not in (".", ".."))
+            # str(): dissect returns cstruct string subclasses, which do not pickle (process pools, Dask)
+            return sorted(str(n) for n in rec.listdir(ignore_dos=True) if n not in (".", ".."))
         except _FS_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot list {path}: {err}") from err
 
@@ -290,7 +291,7 @@ class FatVolume(Volume):
         if entry is None or not entry.is_directory():
             return None
         try:
-            return sorted(c.name for c in entry.iterdir() if c.name not in (".", ".."))
+            return sorted(str(c.name) for c in entry.iterdir() if c.name not in (".", ".."))
         except _FS_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot list {path}: {err}") from err
 

@@ -80,3 +80,12 @@ def test_garbage_is_a_file_system_error(tmp_path: Path) -> None:
     with open(img, "rb") as fh, pytest.raises(FileSystemError) as info:
         NtfsVolume(fh, 0, img.stat().st_size, "junk-volume").listdir("Windows")
     assert "junk-volume" in str(info.value)
+
+
+def test_listings_are_plain_strings(ntfs: NtfsVolume, fat: FatVolume) -> None:
+    # dissect hands back cstruct string subclasses, which do not pickle: reports go through process pools.
+    import pickle
+
+    for names in (ntfs.listdir("Windows\\System32"), fat.listdir("EFI")):
+        assert names and all(type(n) is str for n in names)
+        assert pickle.loads(pickle.dumps(names)) == names
