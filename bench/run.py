@@ -1,0 +1,399 @@
+#!/usr/bin/env python3
+"""Time azvhdaudit against the tools people would pick instead, side by side, and write bench/results.md.
+
+References: bench/README.md (what is measured and how to read the table); bench/images.py (the images).
+
+Usage::
+
+    python bench/run.py [--rounds 5] [--fleet 60] [--out bench/results.md]
+
+Every measurement runs in a fresh process (so peak RSS is that measurement's own, read with
+``os.wait4``), and the tools take turns, round after round, so a change in the machine's load hits all
+of them alike. Measured, each on the 127 GiB dynamic VHDX unless said otherwise:
+
+- ``azvhdaudit``: ``azvhdaudit.audit(IMAGE)`` (every rule of the ``azure`` profile) in a process that has
+  imported the package; also on the fixed VHD and the 1 GiB copy;
+- ``azvhdaudit CLI``: ``azvhdaudit audit IMAGE --format json -o /dev/null``, the whole process;
+- ``dissect.target``: ``Target.open(IMAGE)`` and reading the registry values the audit reads
+  (recorded from an audit of the same image, hive by hive);
+- ``python-registry``: ``azvhdaudit.audit(IMAGE, backend="python-registry")``, which parses whole hives;
+- the fleet: ``audit_many`` over copies (symlinks) of the image with 2 worker processes.
+
+Bytes read and read calls: azvhdaudit's own counters on the image file (``Image.stats``); for every
+tool, also the process's ``rchar``/``syscr`` from ``/proc/self/io`` over the timed part (all reads
+of every file, so they include any module a tool imports lazily while it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+MiB = 1024 * 1024
+#: hives the audit reads that dissect.target maps under HKLM too
+TARGET_HIVES = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY")
+
+
+# --------------------------------------------------------------------------------------------
+# measurements, each run in its own process ("--child KIND IMAGE")
+
+
+def _proc_io() -> dict[str, int]:
+    try:
+        with open("/proc/self/io", encoding="ascii") as fh:
+            return {k: int(v) for k, v in (line.split(": ") for line in fh.read().splitlines())}
+    except OSError:
+        return {}
+
+
+def _io_delta(before: dict[str, int]) -> dict[str, int]:
+    after = _proc_io()
+    return {"rchar": after.get("rchar", 0) - before.get("rchar", 0),
+            "syscr": after.get("syscr", 0) - before.get("syscr", 0)}
+
+
+def child_azvhdaudit(image: str, backend: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    import azvhdaudit
+    import azvhdaudit.engine
+    import azvhdaudit.image
+    import azvhdaudit.pe  # imported by the first file version read
+    from azvhdaudit.fleet import audit_source
+
+    azvhdaudit.engine.catalogue()  # imports the rule modules, as the first audit would
+    imported = time.perf_counter()
+    before = _proc_io()
+    begin = time.perf_counter()
+    report = azvhdaudit.audit(image, backend=backend)
+    wall = time.perf_counter() - begin
+    io = _io_delta(before)
+    begin = time.perf_counter()
+    azvhdaudit.audit(image, backend=backend)
+    warm = time.perf_counter() - begin
+    # The same audit again through audit_source, which records the image's read counters.
+    counted = audit_source(image, backend=backend)
+    stats = counted.facts["extra"]["io"]
+    statuses: dict[str, int] = {}
+    for result in report.results:
+        statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
+    return {"import_ms": (imported - started) * 1000, "wall_ms": wall * 1000, "warm_ms": warm * 1000,
+            "bytes_read": stats["bytes_read"], "read_calls": stats["requests"], **io,
+            "rules": len(report.results), "statuses": statuses}
+
+
+def record_queries(image: str) -> list[tuple[str, str, str]]:
+    """(hive, key path, value name) of every value an audit of ``image`` reads, in order, once each."""
+    from azvhdaudit.engine import audit
+    from azvhdaudit.registry.backend import BackendKey
+
+    seen: dict[tuple[str, str, str], None] = {}
+    original = BackendKey.value
+
+    def recording(self: Any, name: str) -> Any:
+        seen.setdefault((self.hive_name, self.path, name), None)
+        return original(self, name)
+
+    BackendKey.value = recording  # type: ignore[method-assign]
+    try:
+        audit(image)
+    finally:
+        BackendKey.value = original  # type: ignore[method-assign]
+    return list(seen)
+
+
+def child_dissect_target(image: str, queries_file: str) -> dict[str, Any]:
+    queries = [q for q in json.loads(Path(queries_file).read_text()) if q[0] in TARGET_HIVES]
+    started = time.perf_counter()
+    from dissect.target import Target
+    from dissect.target.exceptions import RegistryError
+
+    imported = time.perf_counter()
+    before = _proc_io()
+    begin = time.perf_counter()
+    target = Target.open(image)
+    registry = target.registry
+    found = 0
+    for hive, path, name in queries:
+        try:
+            key = registry.key(f"HKLM\\{hive}\\{path}" if path else f"HKLM\\{hive}")
+            key.value(name).value  # noqa: B018 - read the data, as the audit does
+            found += 1
+        except RegistryError:
+            pass
+    wall = time.perf_counter() - begin
+    io = _io_delta(before)
+    return {"import_ms": (imported - started) * 1000, "wall_ms": wall * 1000, **io,
+            "queries": len(queries), "found": found}
+
+
+def run_child(argv: list[str]) -> int:
+    kind, image = argv[0], argv[1]
+    if kind == "azvhdaudit":
+        out = child_azvhdaudit(image, "regf")
+    elif kind == "python-registry":
+        out = child_azvhdaudit(image, "python-registry")
+    elif kind == "dissect.target":
+        out = child_dissect_target(image, argv[2])
+    elif kind == "record":
+        Path(argv[2]).write_text(json.dumps(record_queries(image)))
+        out = {}
+    elif kind == "fleet":
+        from azvhdaudit.fleet import audit_many
+
+        fleet = json.loads(Path(argv[2]).read_text())
+        begin = time.perf_counter()
+        reports = list(audit_many(fleet, workers=2))
+        seconds = time.perf_counter() - begin
+        out = {"images": len(reports), "seconds": seconds, "per_minute": len(reports) / seconds * 60,
+               "errors": sum(1 for r in reports if not r.results or r.results[0].rule_id.startswith("image."))}
+    else:
+        raise SystemExit(f"unknown measurement {kind!r}")
+    print(json.dumps(out))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# the runner
+
+
+def measure(cmd: list[str], label: str) -> dict[str, Any]:
+    """Run ``cmd`` to completion; its JSON output (if any), wall time and peak RSS."""
+    begin = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    # wait4 gives this child's own rusage (peak RSS), not the maximum over every child so far
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - begin
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.stdout:
+        proc.stdout.close()
+    if proc.stderr:
+        proc.stderr.close()
+    data: dict[str, Any] = {}
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if lines:
+        data = json.loads(lines[-1])
+    elif proc.returncode not in (0, 1):
+        raise RuntimeError(f"{label}: {' '.join(cmd)} exited {proc.returncode}: {err[-2000:]}")
+    data["process_ms"] = wall * 1000
+    data["peak_rss_kib"] = usage.ru_maxrss
+    data["returncode"] = proc.returncode
+    return data
+
+
+def child_cmd(*args: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--child", *args]
+
+
+def cli_cmd(image: str) -> list[str]:
+    script = Path(sys.executable).with_name("azvhdaudit")
+    if script.exists():
+        return [str(script), "audit", image, "--format", "json", "-o", os.devnull]
+    return [sys.executable, "-m", "azvhdaudit", "audit", image, "--format", "json", "-o", os.devnull]
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            mem = int(fh.readline().split()[1]) // 1024
+    except OSError:
+        mem = 0
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    versions = []
+    for package in ("dissect.target", "dissect.regf", "dissect.ntfs", "python-registry", "pefile"):
+        try:
+            from importlib.metadata import version
+
+            versions.append(f"{package} {version(package)}")
+        except Exception:
+            versions.append(f"{package} (not installed)")
+    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), {mem:,} MiB RAM, "
+            f"Python {platform.python_version()}; load average at the start {load}; " + ", ".join(versions))
+
+
+def med(rows: list[dict[str, Any]], field: str) -> float:
+    return float(statistics.median(r[field] for r in rows))
+
+
+def spread(rows: list[dict[str, Any]], field: str) -> str:
+    values = [r[field] for r in rows]
+    return f"{min(values):,.0f}–{max(values):,.0f}"
+
+
+def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[dict[str, Any]],
+                  images: dict[str, Path], rounds: int, started: dt.datetime, seconds: float, about: str,
+                  queries: int) -> str:
+    names = {
+        "azvhdaudit": "azvhdaudit, in process (`azvhdaudit.audit`)",
+        "azvhdaudit-vhd": "azvhdaudit, in process",
+        "azvhdaudit-1g": "azvhdaudit, in process",
+        "cli": "azvhdaudit CLI (`audit --format json`), whole process",
+        "dissect.target": f"dissect.target: `Target.open` + the audit's {queries} registry values",
+        "python-registry": "azvhdaudit with `backend=\"python-registry\"` (whole hives)",
+    }
+    image_of = {"azvhdaudit-vhd": "bench-127g.vhd", "azvhdaudit-1g": "bench-1g.vhdx"}
+    lines = [
+        "# Benchmark: azvhdaudit against the alternatives",
+        "",
+        f"`python bench/run.py --rounds {rounds}` on {started:%Y-%m-%d %H:%M} UTC, {seconds:.0f} s.",
+        "",
+        f"Machine: {about}.",
+        "",
+        "Images (built by `bench/images.py`): `bench-127g.vhdx`, a 127 GiB Generation 2 dynamic VHDX "
+        f"({images['bench-127g.vhdx'].stat().st_size / MiB:,.0f} MiB file) with the real Windows 7 SYSTEM hive "
+        "(11.2 MiB), a 66 MiB SOFTWARE hive of 66,563 keys, SECURITY, SAM, a real BCD on the ESP, real-size "
+        "kernel and driver binaries and 3,400 filler files in System32; `bench-127g.vhd`, the same disk as a "
+        "fixed VHD (sparse on disk); `bench-1g.vhdx`, the same content on a 1 GiB disk.",
+        "",
+        f"Each row: the median of {rounds} runs, each in a fresh process, the tools taking turns round by round. "
+        "*Time* is the timed call after the imports (for the CLI: the whole process, interpreter start "
+        "included). *Peak RSS* is the process's (`ru_maxrss`). *Image bytes / reads* are azvhdaudit's "
+        "counters on the image file; *rchar / syscr* are the process's reads of any file during the timed "
+        "part (`/proc/self/io`).",
+        "",
+        "| what | image | time ms (median) | min–max | import ms | peak RSS MiB | image bytes read | image reads "
+        "| rchar | syscr |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, rows in runs.items():
+        if not rows:
+            continue
+        field = "process_ms" if key == "cli" else "wall_ms"
+        image = image_of.get(key, "bench-127g.vhdx")
+        imp = f"{med(rows, 'import_ms'):,.0f}" if "import_ms" in rows[0] else "—"
+        got_bytes = f"{med(rows, 'bytes_read'):,.0f}" if "bytes_read" in rows[0] else "—"
+        got_reads = f"{med(rows, 'read_calls'):,.0f}" if "read_calls" in rows[0] else "—"
+        rchar = f"{med(rows, 'rchar'):,.0f}" if "rchar" in rows[0] else "—"
+        syscr = f"{med(rows, 'syscr'):,.0f}" if "syscr" in rows[0] else "—"
+        lines.append(
+            f"| {names[key]} | {image} | {med(rows, field):,.1f} | {spread(rows, field)} | {imp} | "
+            f"{med(rows, 'peak_rss_kib') / 1024:,.1f} | {got_bytes} | {got_reads} | {rchar} | {syscr} |"
+        )
+    lines.append("")
+    ours = med(runs["azvhdaudit"], "wall_ms")
+    facts = []
+    if runs.get("dissect.target"):
+        theirs = med(runs["dissect.target"], "wall_ms")
+        facts.append(f"- dissect.target / azvhdaudit (same image, same registry values, both after import): "
+                     f"**{theirs / ours:,.1f}x**")
+    if runs.get("python-registry"):
+        facts.append(f"- python-registry backend / default backend: "
+                     f"**{med(runs['python-registry'], 'wall_ms') / ours:,.1f}x**")
+    if runs.get("azvhdaudit-1g"):
+        small = med(runs["azvhdaudit-1g"], "wall_ms")
+        facts.append(f"- 127 GiB / 1 GiB image, same content: time {ours / small:.2f}x, image bytes read "
+                     f"{med(runs['azvhdaudit'], 'bytes_read') / med(runs['azvhdaudit-1g'], 'bytes_read'):.2f}x")
+    if runs["azvhdaudit"]:
+        first = runs["azvhdaudit"][0]
+        statuses = ", ".join(f"{v} {k}" for k, v in sorted(first["statuses"].items()))
+        facts.append(f"- the audit ran {first['rules']} rules ({statuses}); a second audit in the same process "
+                     f"(warm): {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms")
+    if fleet:
+        best = statistics.median(r["per_minute"] for r in fleet)
+        facts.append(f"- fleet: `audit_many` over {fleet[0]['images']} copies of bench-127g.vhdx with 2 worker "
+                     f"processes: **{best:,.0f} images per minute** (median of {len(fleet)}; "
+                     f"{statistics.median(r['seconds'] for r in fleet):.1f} s each)")
+    facts.append("- remote sources (bytes and requests per audit over HTTP and Azure Blob): "
+                 "see [results-fleet.md](results-fleet.md)")
+    lines += ["Ratios (medians):", "", *facts, ""]
+    text = "\n".join(lines)
+    out.write_text(text, encoding="utf-8")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return run_child(argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="runs per measurement (median; default 5)")
+    parser.add_argument("--fleet", type=int, default=60, help="images in the fleet run (default 60; 0 skips)")
+    parser.add_argument("--out", type=Path, default=HERE / "results.md")
+    parser.add_argument("--no-dissect-target", action="store_true", help="leave dissect.target out")
+    args = parser.parse_args(argv)
+
+    import images as bench_images
+
+    started = dt.datetime.now(dt.timezone.utc)
+    begin = time.perf_counter()
+    about = machine()
+    paths = bench_images.build_all()
+    big = str(paths["bench-127g.vhdx"])
+    work = bench_images.WORK
+    queries_file = work / "queries.json"
+    measure(child_cmd("record", big, str(queries_file)), "record")
+    queries = len([q for q in json.loads(queries_file.read_text()) if q[0] in TARGET_HIVES])
+
+    plan: list[tuple[str, list[str]]] = [
+        ("azvhdaudit", child_cmd("azvhdaudit", big)),
+        ("cli", cli_cmd(big)),
+        ("azvhdaudit-vhd", child_cmd("azvhdaudit", str(paths["bench-127g.vhd"]))),
+        ("azvhdaudit-1g", child_cmd("azvhdaudit", str(paths["bench-1g.vhdx"]))),
+        ("python-registry", child_cmd("python-registry", big)),
+    ]
+    if not args.no_dissect_target:
+        try:
+            import dissect.target  # noqa: F401
+        except ImportError:
+            print("dissect.target is not installed (pip install -e '.[bench]'); leaving it out", file=sys.stderr)
+        else:
+            plan.insert(2, ("dissect.target", child_cmd("dissect.target", big, str(queries_file))))
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key, _ in plan}
+    for number in range(1, args.rounds + 1):
+        for key, cmd in plan:
+            row = measure(cmd, key)
+            runs[key].append(row)
+            shown = row.get("wall_ms", row["process_ms"]) if key != "cli" else row["process_ms"]
+            print(f"round {number} {key}: {shown:,.1f} ms, peak RSS {row['peak_rss_kib'] / 1024:.1f} MiB",
+                  file=sys.stderr)
+
+    fleet_rows: list[dict[str, Any]] = []
+    if args.fleet:
+        links = work / "fleet-links"
+        if links.exists():
+            shutil.rmtree(links)
+        links.mkdir()
+        fleet = []
+        for n in range(args.fleet):
+            link = links / f"{n:04d}.vhdx"
+            link.symlink_to(big)
+            fleet.append(str(link))
+        fleet_file = work / "fleet.json"
+        fleet_file.write_text(json.dumps(fleet))
+        for _ in range(3):
+            row = measure(child_cmd("fleet", big, str(fleet_file)), "fleet")
+            fleet_rows.append(row)
+            print(f"fleet: {row['images']} images in {row['seconds']:.1f} s = {row['per_minute']:,.0f}/min",
+                  file=sys.stderr)
+    text = write_results(args.out, runs, fleet_rows, paths, args.rounds, started, time.perf_counter() - begin,
+                         about, queries)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
