@@ -170,6 +170,11 @@ class _KeyNode(_dregf.KeyNode):
         self.hive = hive
         self._cache: dict[str, object] = {}
         self.cell = _NodeFields(data)  # type: ignore[assignment]
+        if _NK_HEADER + self.cell.NameLength > len(data):
+            # a cut name would not match any lookup, and the key would read as absent
+            raise DissectRegfError(
+                f"key node name of {self.cell.NameLength} bytes runs past its cell of {len(data)} bytes"
+            )
         blob = data[_NK_HEADER : _NK_HEADER + self.cell.NameLength]
         self.name = _decode_name(blob, bool(self.cell.Flags & _KEY_COMP_NAME))
 
@@ -367,6 +372,12 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
             return ""
         data = record.data
         assert data is not None
+        if _VK_HEADER + length > len(data):
+            # a cut name would not match any lookup, and the value would read as absent
+            raise CorruptHiveError(
+                f"{self.source}: value cell at offset 0x{record.offset:X}: name of {length} bytes runs past "
+                f"the cell ({len(data)} bytes)"
+            )
         return _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(record.flags & _VALUE_COMP_NAME))
 
     def value_type(self, record: _Value) -> int:

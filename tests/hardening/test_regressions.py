@@ -65,3 +65,62 @@ def test_hybrid_mbr_entry_is_not_read_as_a_gpt_entry() -> None:
             continue
         if volume is not None:
             volume.exists("Windows\\System32\\config\\SYSTEM")
+
+
+# corpus, gen1.raw/SOFTWARE-nk@8536-name-length-huge: a key node whose name length runs past its cell
+# was read with its name cut at the cell's end; the name then matched no lookup, the key (the Terminal
+# Services policy key) read as absent, and rdp.enabled_policy passed on a value it never saw. The same
+# held for a value record's name. Both now raise CorruptHiveError, so the rules say not checked / error.
+
+
+def _hive_with(blob: bytes, cell: int, offset: int, data: bytes):  # type: ignore[no-untyped-def]
+    from azvhdaudit.registry.open import open_hive
+
+    damaged = bytearray(blob)
+    damaged[cell + offset : cell + offset + len(data)] = data
+    return open_hive(io.BytesIO(bytes(damaged)), "SOFTWARE", source="damaged")
+
+
+def _nk_named(blob: bytes, name: str) -> int:
+    import struct
+
+    from corpus import hive_cells
+
+    for cell in hive_cells(blob)["nk"]:
+        length = struct.unpack_from("<H", blob, cell + 4 + 0x48)[0]
+        if blob[cell + 4 + 0x4C : cell + 4 + 0x4C + length].decode("latin-1").lower() == name.lower():
+            return cell
+    raise LookupError(name)
+
+
+def test_key_name_past_its_cell_is_corruption_not_absence(bases) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from azvhdaudit.errors import CorruptHiveError
+
+    blob = bases.hive_files["SOFTWARE"].read_bytes()
+    path = "Policies\\Microsoft\\Windows NT\\Terminal Services"
+    intact = _hive_with(blob, 0, 0, b"")
+    assert intact.key(path) is not None
+    hive = _hive_with(blob, _nk_named(blob, "Terminal Services"), 4 + 0x48, b"\xff\xff")
+    with pytest.raises(CorruptHiveError, match="name of 65535 bytes runs past"):
+        hive.key(path)
+
+
+def test_value_name_past_its_cell_is_corruption_not_absence(bases) -> None:  # type: ignore[no-untyped-def]
+    import struct
+
+    import pytest
+
+    from azvhdaudit.errors import CorruptHiveError
+
+    blob = bases.hive_files["SOFTWARE"].read_bytes()
+    path = "Policies\\Microsoft\\Windows NT\\Terminal Services"
+    key = _hive_with(blob, 0, 0, b"").key(path)
+    name = key.values()[0].name
+    nk = _nk_named(blob, "Terminal Services")
+    count, list_offset = struct.unpack_from("<II", blob, nk + 4 + 0x24)
+    first_vk = 4096 + struct.unpack_from("<I", blob, 4096 + list_offset + 4)[0]
+    hive = _hive_with(blob, first_vk, 4 + 2, b"\xff\xff")
+    with pytest.raises(CorruptHiveError, match="runs past"):
+        hive.key(path).value(name)
