@@ -10,7 +10,7 @@ The outcome of one audit is a plain dict (picklable, JSON-friendly):
 
 - ``kind``: ``"audit_error"`` (an :class:`~azvhdaudit.errors.AuditError` subclass: acceptable),
   ``"report"`` (a report came back: acceptable), ``"uncaught"``, ``"hang"`` or ``"memory"`` (failures);
-- ``statuses``: rule id -> status, ``passes``: rule id -> a digest of the evidence the pass stands on.
+- ``statuses``: rule id -> status, ``passes``: rule id -> the guest evidence the pass stands on.
 """
 
 from __future__ import annotations
@@ -49,14 +49,21 @@ def _alarm(signum: int, frame: Any) -> None:
     raise Hang()
 
 
-def evidence_digest(result: Any) -> str:
-    """What a pass stands on: the rule's actual value and each evidence item's source and content."""
+#: evidence read from the guest's contents (hives, files, the boot store); ``container`` and ``facts``
+#: evidence describes the container and partition structures, which the audit did read (or it would
+#: have raised) and which a damaged table may legitimately change
+GUEST_SOURCES = ("registry", "policy", "file", "bcd")
+
+
+def guest_evidence(result: Any) -> list[list[Any]]:
+    """What a pass stands on in the guest: each evidence item's place and what was read there."""
     items = [
-        (e.source, e.hive, _neutral(e.key.lower()), (e.value_name or "").lower(), e.type, e.raw,
-         _neutral(repr(e.actual)), e.present)
+        [e.source, e.hive, _neutral(e.key.lower()), (e.value_name or "").lower(), e.type, e.raw,
+         _neutral(repr(e.actual)), e.present]
         for e in result.evidence
+        if e.source in GUEST_SOURCES
     ]
-    return repr((_neutral(repr(result.actual)), sorted(items, key=repr)))
+    return sorted(items, key=repr)
 
 
 def _neutral(text: str) -> str:
@@ -96,11 +103,13 @@ def audit_one(path: Path | str) -> dict[str, Any]:
         out["traceback"] = traceback.format_exc()[-4000:]
     else:
         out["kind"] = "report"
+        hives = (report.facts or {}).get("hives", {})
+        out["hives"] = sorted(name for name, info in hives.items() if "error" not in info)
         for r in report.results:
             status = str(r.status)
             out["statuses"][r.rule_id] = status
             if status == "pass":
-                out["passes"][r.rule_id] = evidence_digest(r)
+                out["passes"][r.rule_id] = guest_evidence(r)
             elif status == "error":
                 out["rule_errors"][r.rule_id] = r.message[:300]
     out["seconds"] = round(time.perf_counter() - started, 3)
