@@ -81,9 +81,9 @@ def child_azvhdaudit(image: str, backend: str) -> dict[str, Any]:
     report = azvhdaudit.audit(image, backend=backend)
     wall = time.perf_counter() - begin
     io = _io_delta(before)
-    begin = time.perf_counter()
+    begin, cpu = time.perf_counter(), time.process_time()
     azvhdaudit.audit(image, backend=backend)
-    warm = time.perf_counter() - begin
+    warm, warm_cpu = time.perf_counter() - begin, time.process_time() - cpu
     # The same audit again through audit_source, which records the image's read counters.
     counted = audit_source(image, backend=backend)
     stats = counted.facts["extra"]["io"]
@@ -91,6 +91,7 @@ def child_azvhdaudit(image: str, backend: str) -> dict[str, Any]:
     for result in report.results:
         statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
     return {"import_ms": (imported - started) * 1000, "wall_ms": wall * 1000, "warm_ms": warm * 1000,
+            "warm_cpu_ms": warm_cpu * 1000,
             "bytes_read": stats["bytes_read"], "read_calls": stats["requests"], **io,
             "rules": len(report.results), "statuses": statuses}
 
@@ -272,7 +273,8 @@ def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[
         "",
         f"`python bench/run.py --rounds {rounds}` on {started:%Y-%m-%d %H:%M} UTC, {seconds:.0f} s.",
         "",
-        f"Machine: {about}.",
+        f"Machine: {about}; load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg()) if hasattr(os, 'getloadavg') else '?'}.",
         "",
         "Images (built by `bench/images.py`): `bench-127g.vhdx`, a 127 GiB Generation 2 dynamic VHDX "
         f"({images['bench-127g.vhdx'].stat().st_size / MiB:,.0f} MiB file) with the real Windows 7 SYSTEM hive "
@@ -323,13 +325,16 @@ def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[
     if runs["azvhdaudit"]:
         first = runs["azvhdaudit"][0]
         statuses = ", ".join(f"{v} {k}" for k, v in sorted(first["statuses"].items()))
+        cpu = med(runs["azvhdaudit"], "warm_cpu_ms")
         facts.append(f"- the audit ran {first['rules']} rules ({statuses}); a second audit in the same process "
-                     f"(warm): {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms")
+                     f"(warm): {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms, {cpu:,.1f} ms of CPU — "
+                     f"{2 * 60_000 / cpu:,.0f} images per minute on 2 cores if nothing else ran on them")
     if fleet:
         best = statistics.median(r["per_minute"] for r in fleet)
         facts.append(f"- fleet: `audit_many` over {fleet[0]['images']} copies of bench-127g.vhdx with 2 worker "
                      f"processes: **{best:,.0f} images per minute** (median of {len(fleet)}; "
-                     f"{statistics.median(r['seconds'] for r in fleet):.1f} s each)")
+                     f"{statistics.median(r['seconds'] for r in fleet):.1f} s each, pool start included; "
+                     "the workers share the 2 CPUs with whatever else runs, see the load average above)")
     facts.append("- remote sources (bytes and requests per audit over HTTP and Azure Blob): "
                  "see [results-fleet.md](results-fleet.md)")
     lines += ["Ratios (medians):", "", *facts, ""]
