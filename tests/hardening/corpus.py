@@ -669,7 +669,7 @@ def _chains(bases: Bases) -> Iterator[Mutant]:
         ("locator-nul", locator("par\x00ent.vhd")),
         ("parent-truncated", parent_damaged(truncate(4096))),
         ("parent-footer-cookie", parent_damaged(vhd_footer(cookie=b"XXXXXXXX"))),
-        ("parent-bat-past-end", parent_damaged(vhd_bat({0: 0xFFFFFF00}))),
+        ("parent-size-doubled", parent_damaged(vhd_footer(current_size=128 * MiB))),
         ("parent-made-differencing", child_of_child_loop),
     ]
     # a recipe that writes a new child over the parent (with no changes of its own) is compared with the parent
