@@ -41,9 +41,11 @@ register_backend_errors(DissectRegfError)
 
 _NK_HEADER = len(c_regf._CM_KEY_NODE)
 _VK_HEADER = len(c_regf._CM_KEY_VALUE)
-_LEAVES = (_dregf.IndexLeaf, _dregf.FastLeaf, _dregf.HashLeaf)
 _NIL = 0xFFFFFFFF
 _PAGE = 4096
+#: cell signatures dissect.regf knows, with its class names (for messages)
+_CELL_NAMES = {b"nk": "KeyNode", b"vk": "KeyValue", b"ri": "IndexRoot", b"li": "IndexLeaf", b"lf": "FastLeaf",
+               b"lh": "HashLeaf", b"sk": "KeySecurity", b"db": "BigData"}
 _BASE_BLOCK = 4096
 
 
@@ -227,7 +229,7 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         self.hive = _BoundedHive(fh, source, bins_size)
         self._value_lists: dict[tuple[int, int], list[_Value]] = {}
         self._nodes: dict[int, _dregf.KeyNode] = {}
-        self._leaf_lists: dict[int, list[_dregf.KeyIndex]] = {}
+        self._leaf_lists: dict[int, list[tuple[bytes, bytes]]] = {}
         self._subkey_index: dict[int, list[tuple[list[int], dict[Any, list[int]] | None, bool]]] = {}
 
     # --- cells ------------------------------------------------------------------------------
@@ -261,7 +263,35 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
     def node_filetime(self, node: _dregf.KeyNode) -> int:
         return int(node.cell.LastWriteTime)
 
-    def _leaves(self, node: _dregf.KeyNode) -> list[_dregf.KeyIndex]:
+    def _list_cell(self, offset: int, allowed: tuple[bytes, ...], what: str) -> tuple[bytes, bytes]:
+        """A subkey list cell (``li``/``lf``/``lh``/``ri``) as its signature and its entries' bytes.
+
+        Decoded with struct as dissect.regf lays these cells out (signature, count, then 4-byte
+        ``li``/``ri`` or 8-byte ``lf``/``lh`` entries); the errors are dissect's: ``NotImplementedError``
+        for an unknown signature, ``EOFError`` for a count the cell cannot hold.
+        """
+        self.check_offset(offset, what)
+        data = self.hive.cell_data(offset)
+        sig = data[:2]
+        if sig not in allowed:
+            if sig not in _CELL_NAMES:
+                raise NotImplementedError(repr(sig))
+            names = "/".join(kind.decode() for kind in allowed)
+            raise CorruptHiveError(
+                f"{self.source}: {what}: expected a {names} cell at offset 0x{offset:X}, found {_CELL_NAMES[sig]}"
+            )
+        if len(data) < 4:
+            raise EOFError(f"{sig.decode()} cell at offset 0x{offset:X} holds {len(data)} bytes")
+        (count,) = struct.unpack_from("<H", data, 2)
+        end = 4 + count * (4 if sig in (b"li", b"ri") else 8)
+        if end > len(data):
+            raise EOFError(
+                f"{sig.decode()} cell at offset 0x{offset:X}: {count} entries need {end} bytes, the cell holds "
+                f"{len(data)}"
+            )
+        return sig, data[4:end]
+
+    def _leaves(self, node: _dregf.KeyNode) -> list[tuple[bytes, bytes]]:
         if not _count(node.cell.SubKeyCounts[0]):
             return []
         list_offset = node.cell.SubKeyLists[0]
@@ -269,22 +299,24 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         if cached is not None:
             return cached
         where = f"subkey list of key node {node.name!r}"
-        top = self._cell(list_offset, (*_LEAVES, _dregf.IndexRoot), where)
-        if not isinstance(top, _dregf.IndexRoot):
+        top = self._list_cell(list_offset, (b"li", b"lf", b"lh", b"ri"), where)
+        if top[0] != b"ri":
             leaves = [top]
         else:
             # An index root points only to leaves (never to another index root): this also stops loops.
-            leaves = [self._cell(entry, _LEAVES, f"index root of key node {node.name!r}") for entry in top.cell.List]
+            inner = f"index root of key node {node.name!r}"
+            entries = struct.iter_unpack("<I", top[1])
+            leaves = [self._list_cell(entry, (b"li", b"lf", b"lh"), inner) for (entry,) in entries]
         self._leaf_lists[list_offset] = leaves
         return leaves
 
     def subkey_offsets(self, node: _dregf.KeyNode) -> list[int]:
         offsets: list[int] = []
-        for leaf in self._leaves(node):
-            if isinstance(leaf, _dregf.IndexLeaf):
-                offsets.extend(int(entry) for entry in leaf.cell.List)
+        for sig, body in self._leaves(node):
+            if sig == b"li":
+                offsets.extend(entry for (entry,) in struct.iter_unpack("<I", body))
             else:
-                offsets.extend(int(entry.Cell) for entry in leaf.cell.List)
+                offsets.extend(entry for entry, _ in struct.iter_unpack("<II", body))
         return offsets
 
     def _subkey_tables(self, node: _dregf.KeyNode) -> list[tuple[list[int], dict[Any, list[int]] | None, bool]]:
@@ -296,24 +328,18 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         if tables is not None:
             return tables
         tables = []
-        for leaf in self._leaves(node):
-            if isinstance(leaf, _dregf.IndexLeaf):
-                tables.append(([int(entry) for entry in leaf.cell.List], None, False))
+        for sig, body in self._leaves(node):
+            if sig == b"li":
+                tables.append(([entry for (entry,) in struct.iter_unpack("<I", body)], None, False))
                 continue
             offsets: list[int] = []
             by_key: dict[Any, list[int]] = {}
-            hashed = isinstance(leaf, _dregf.HashLeaf)
-            for entry in leaf.cell.List:
-                offset = int(entry.Cell)
+            hashed = sig == b"lh"
+            for offset, raw in struct.iter_unpack("<I4s", body):
                 offsets.append(offset)
-                if hashed:
-                    key: Any = int(entry.HashKey)
-                elif isinstance(leaf, _dregf.FastLeaf):
-                    key = bytes(entry.NameHint).rstrip(b"\x00").decode("latin-1").lower()
-                else:
-                    continue
+                key: Any = int.from_bytes(raw, "little") if hashed else raw.rstrip(b"\x00").decode("latin-1").lower()
                 by_key.setdefault(key, []).append(offset)
-            tables.append((offsets, by_key if isinstance(leaf, (_dregf.HashLeaf, _dregf.FastLeaf)) else None, hashed))
+            tables.append((offsets, by_key, hashed))
         self._subkey_index[list_offset] = tables
         return tables
 
