@@ -208,7 +208,9 @@ def _default_context() -> Any:
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         # the server imports the audit code once; every worker forked from it starts with it loaded
-        context.set_forkserver_preload(["azvhdaudit.fleet", "azvhdaudit.engine", "azvhdaudit.image", "azvhdaudit.rules", "azvhdaudit.pe"])
+        context.set_forkserver_preload(
+            ["azvhdaudit.fleet", "azvhdaudit.engine", "azvhdaudit.image", "azvhdaudit.rules", "azvhdaudit.pe"]
+        )
         return context
     return multiprocessing.get_context("spawn")
 
