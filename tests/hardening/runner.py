@@ -78,8 +78,10 @@ def audit_one(path: Path | str) -> dict[str, Any]:
     from azvhdaudit.errors import AuditError
 
     out: dict[str, Any] = {"kind": "", "statuses": {}, "passes": {}, "rule_errors": {}}
+    baseline = 0
     if tracemalloc.is_tracing():
         tracemalloc.reset_peak()
+        baseline = tracemalloc.get_traced_memory()[0]
     started = time.perf_counter()
     cpu = time.process_time()
     signal.setitimer(signal.ITIMER_PROF, HANG_SECONDS)
@@ -115,7 +117,9 @@ def audit_one(path: Path | str) -> dict[str, Any]:
     out["seconds"] = round(time.perf_counter() - started, 3)
     out["cpu_seconds"] = round(time.process_time() - cpu, 3)
     if tracemalloc.is_tracing():
-        out["peak_bytes"] = tracemalloc.get_traced_memory()[1]
+        # what this audit allocated at most, above what the worker already held
+        out["peak_bytes"] = tracemalloc.get_traced_memory()[1] - baseline
+    # a high-water mark: a forked worker starts from its parent's resident size at the fork
     out["max_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return out
 
