@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = add("info", "show what the image holds: container, partitions, Windows, hives, boot store")
     info.add_argument("image", metavar="IMAGE")
+    info.add_argument(
+        "--data-disk",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="a data disk of the VM: shown too, with the drive letters IMAGE's Windows gives it (repeatable)",
+    )
     info.add_argument("--json", action="store_true", help="print JSON")
     info.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
 
@@ -159,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a data disk of the VM, audited with the data-disk rules (one IMAGE only; repeatable)",
+    )
+    audit.add_argument(
+        "--role",
+        choices=("os", "data"),
+        help="what IMAGE is: os (the default; a disk without Windows is reported as such) or data "
+        "(a data disk audited alone: the disk rules, guest rules not applicable)",
     )
     audit.add_argument("--format", choices=AUDIT_FORMATS, default="text", help="report format (default: text)")
     audit.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout")
@@ -271,6 +284,9 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
 
     if args.data_disk and len(args.images) > 1:
         raise ProfileError("--data-disk needs exactly one IMAGE (the OS disk the data disks belong to)")
+    if args.data_disk and args.role == "data":
+        raise ProfileError("--data-disk belongs beside an OS disk: drop --role data")
+    role = {"role": args.role} if args.role else {}
     progress = _Progress(stderr, len(args.images))
     reports: list[Report] = []
     unreadable = 0
@@ -288,6 +304,7 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
                 image_type=args.image_type,
                 backend=args.backend,
                 data_disks=args.data_disk or None,
+                **role,
             )
         except (AuditError, OSError) as err:
             if isinstance(err, (ProfileError, WaiverError)):
@@ -581,14 +598,59 @@ def _info_text(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _letters_text(letters: dict[str, Any]) -> str:
+    lines = ["drive letters (SYSTEM\\MountedDevices of the OS disk)"]
+    if not letters:
+        lines.append("  none recorded")
+    for letter, where in sorted(letters.items()):
+        disk = where.get("disk")
+        target = f"{disk} partition #{where.get('partition')}" if disk else "a volume on none of these disks"
+        temp = "  (Azure's temporary disk takes D:)" if letter == "D:" and disk else ""
+        lines.append(f"  {letter}  {target}{temp}")
+    return "\n".join(lines) + "\n"
+
+
 def _cmd_info(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from azvhdaudit.osinfo import drive_letter_map
+
     # info describes any disk, a data disk without Windows too
     with _open_image(args.image, args.backend, require_windows=False) as image:
         data = _info_data(image)
+        data["role"] = "os" if args.data_disk or image.facts.windows_partition is not None else None
+        disks = [data]
+        facts = {"os": image.facts}
+        for number, path in enumerate(args.data_disk, 1):
+            name = f"data{number}:{os.path.basename(path)}"
+            with _open_image(path, args.backend, require_windows=False) as data_image:
+                entry = _info_data(data_image)
+                facts[name] = data_image.facts
+            entry["role"], entry["name"] = "data", name
+            disks.append(entry)
+        letters = drive_letter_map(image.registry, facts) if image.registry.has_hive("SYSTEM") else None
+    if letters is not None:
+        for entry in disks:
+            name = entry.get("name", "os")
+            entry["drive_letters"] = sorted(k for k, v in letters.items() if v["disk"] == name)
+    out: dict[str, Any] = data
+    if args.data_disk:
+        out = {"disks": disks, "drive_letter_map": letters}
     if args.json:
-        stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
-    else:
-        stdout.write(_info_text(data))
+        stdout.write(json.dumps(out, indent=2, default=str, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    texts = []
+    for entry in disks:
+        role = {"os": "OS disk", "data": "data disk", None: "unknown (no Windows: a data disk?)"}[entry["role"]]
+        if entry.get("name"):
+            role += f" ({entry['name']})"
+        if entry.get("drive_letters"):
+            role += ", drive letters " + ", ".join(entry["drive_letters"])
+        text = _info_text(entry)
+        head, _, rest = text.partition("\n")
+        texts.append(f"{head}\n  role         {role}\n{rest}")
+    if args.data_disk:
+        texts.append(_letters_text(letters) if letters is not None else "drive letters: the OS disk's SYSTEM "
+                     "hive could not be read\n")
+    stdout.write("\n".join(texts))
     return EXIT_OK
 
 
