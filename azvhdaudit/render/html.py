@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 from azvhdaudit.render import as_reports
 from azvhdaudit.render._common import (
@@ -25,7 +26,8 @@ __all__ = ["render", "render_fragment"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em auto;max-width:70em;color:#1b1b1b}
-h1{font-size:1.4em}h2{font-size:1.2em;margin-top:2em}
+h1{font-size:1.4em}h2{font-size:1.2em;margin-top:2em}h3{font-size:1.05em;margin-top:1.5em}
+section.disk{border-top:1px solid #ddd;margin-top:1em}
 .ident{color:#555}.verdict{font-weight:bold;padding:.1em .5em;border-radius:3px}
 .verdict.bad{background:#fde2e1;color:#a4000f}.verdict.good{background:#dff6dd;color:#0b6a0b}
 .counts span{display:inline-block;margin:.2em .6em .2em 0}
@@ -106,10 +108,10 @@ def _rule(result: Result) -> str:
     )
 
 
-def _facts(report: Report) -> str:
+def _facts(report: Report, facts: dict[str, Any] | None = None, label: str = "Image facts") -> str:
     """A folded table of what the image is: container, partitions, Windows, hives."""
     e = escape
-    facts = report.facts or {}
+    facts = (report.facts if facts is None else facts) or {}
     if not facts:
         return ""
     rows: list[tuple[str, str]] = []
@@ -137,7 +139,63 @@ def _facts(report: Report) -> str:
             state += ", logs replayed"
         rows.append((f"hive {name}", state))
     body = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
-    return f"<details class=facts><summary>Image facts</summary><table class=kv>{body}</table></details>"
+    return f"<details class=facts><summary>{e(label)}</summary><table class=kv>{body}</table></details>"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return "".join(
+        f'<span class="count s-{s.value}">{escape(count_label(s, counts[s.value]))}</span>'
+        for s in STATUS_ORDER
+        if counts.get(s.value)
+    )
+
+
+def _disk_names(report: Report) -> list[str]:
+    """The disks of a VM report in order: the report's disks, then the checks across them (``vm``)."""
+    names = sorted(report.disks, key=lambda n: n != "os")
+    for result in report.results:
+        if result.disk not in names and result.disk != "vm":
+            names.append(result.disk)
+    if any(r.disk == "vm" for r in report.results):
+        names.append("vm")
+    return names
+
+
+def _letters(letters: dict[str, Any]) -> str:
+    e = escape
+    rows = "".join(
+        f"<tr><th>{e(letter)}</th><td>"
+        + (e(f"{where.get('disk')} partition #{where.get('partition')}") if where.get("disk")
+           else "<span class=muted>a volume on none of the audited disks</span>")
+        + "</td></tr>"
+        for letter, where in sorted(letters.items())
+    )
+    return f"<table class=\"kv letters\"><caption>Drive letters (SYSTEM\\MountedDevices)</caption>{rows}</table>"
+
+
+def _disk_section(report: Report, name: str, results: list[Result]) -> str:
+    """One disk of a VM report: its role, letters, counts, facts (data disks) and rules."""
+    e = escape
+    entry = report.disks.get(name, {})
+    if name == "vm":
+        heading = "VM: checks across the disks"
+        extra = _letters(report.disks.get("os", {}).get("drive_letter_map") or {})
+    else:
+        role = entry.get("role") or ("os" if name == "os" else "data")
+        heading = "OS disk" if name == "os" else f"{'OS' if role == 'os' else 'Data'} disk {name}"
+        if entry.get("source") and entry.get("source") != name:
+            heading += f" — {entry['source']}"
+        letters = entry.get("drive_letters")
+        extra = ""
+        if letters is not None:
+            extra = f"<p class=letters>drive letters: {e(', '.join(letters) or 'none recorded')}</p>"
+        if entry.get("facts"):
+            extra += _facts(report, entry["facts"], "Disk facts")
+    counts = {s.value: sum(r.status is s for r in results) for s in Status}
+    return (
+        f'<section class=disk id="disk-{e(name)}" data-disk="{e(name)}"><h3>{e(heading)}</h3>'
+        f"<p class=counts>{_counts(counts)}</p>{extra}{''.join(_rule(r) for r in results)}</section>"
+    )
 
 
 def _report_section(report: Report, fail_on: str) -> str:
@@ -151,12 +209,17 @@ def _report_section(report: Report, fail_on: str) -> str:
     )
     order = {s: i for i, s in enumerate(STATUS_ORDER)}
     results = sorted(report.results, key=lambda r: (order[r.status], r.area, r.rule_id))
+    names = _disk_names(report)
+    if len(names) > 1:  # a VM: a section per disk, then the checks across them
+        body = "".join(_disk_section(report, n, [r for r in results if r.disk == n]) for n in names)
+    else:
+        body = "".join(_rule(r) for r in results)
     return (
         f"<section class=report><h2>{e(report.source)}</h2>"
         f"<p class=ident>{e(identity(report))} · profile <code>{e(report.profile)}</code></p>"
         f'<p><span class="verdict {"bad" if bad else "good"}">{e(verdict(report, fail_on))}</span></p>'
         f"<p class=counts>{count_html}</p>{_facts(report)}"
-        f"{''.join(_rule(r) for r in results)}</section>"
+        f"{body}</section>"
     )
 
 
