@@ -73,14 +73,17 @@ def main(argv: list[str]) -> int:
     for path in paths:
         current["image"] = path
         try:
+            hives.setdefault(path, [])
             if mode == "open_image":
-                with azvhdaudit.open_image(path) as image:
+                with azvhdaudit.open_image(path, require_windows=False) as image:
                     hives[path + "#view"] = sorted(image.registry.hives)
                     image.bcd  # noqa: B018 - decode the boot store too
-            elif mode == "audit-no-lsa":
-                azvhdaudit.audit(path, ignore=["rdp.user_right*", "rdp.builtin_admin_known"])
             else:
-                azvhdaudit.audit(path)
+                ignore = ["rdp.user_right*", "rdp.builtin_admin_known"] if mode == "audit-no-lsa" else None
+                try:
+                    azvhdaudit.audit(path, ignore=ignore)
+                except azvhdaudit.NoWindowsVolumeError:  # a data disk sample
+                    azvhdaudit.audit(path, ignore=ignore, role="data")
         except azvhdaudit.AuditError as err:
             errors[path] = f"{type(err).__name__}: {err}"
         except Exception:
