@@ -23,7 +23,12 @@ clock the tools read is frozen with libfaketime (ntfs-3g, mtools, qemu-img), mkn
 and xz runs single-threaded.  Guest file times are then set explicitly.
 
 Other code may import :func:`build_image`, :func:`build_hive`, :func:`build_large_vhdx`,
-:data:`SAMPLES` and :func:`guest_files`.
+:data:`SAMPLES`, :data:`DATA_DISKS` and :func:`guest_files`.
+
+The data disks (:data:`DATA_DISKS`, in ``samples/vm/``) belong to the gen1-azure VM: one NTFS data volume each,
+no Windows.
+gen1-azure's ``SYSTEM\\MountedDevices`` records data-mbr.vhd at E: and data-gpt.vhd at D: (the letter
+Azure's temporary disk takes); data-unknown.vhd is not recorded.
 """
 
 from __future__ import annotations
@@ -465,6 +470,27 @@ GEN2_LAYOUT = Layout(
 )
 
 
+DATA_MBR_LAYOUT = Layout(
+    size=16 * MiB,
+    scheme="mbr",
+    disk_id="da7a0001",
+    partitions=(Partition("Data", 2048, 14 * 2048, "ntfs", "7"),),
+)
+DATA_GPT_LAYOUT = Layout(
+    size=16 * MiB,
+    scheme="gpt",
+    disk_id="da7a0002-5e1f-4c3b-8d2a-6b0e9f1c7a01",
+    partitions=(Partition("Basic data partition", 2048, 14 * 2048, "ntfs", "0700",
+                          "da7a0002-5e1f-4c3b-8d2a-6b0e9f1c7a11"),),
+)
+DATA_UNKNOWN_LAYOUT = Layout(
+    size=16 * MiB,
+    scheme="mbr",
+    disk_id="da7a0099",
+    partitions=(Partition("Data", 2048, 14 * 2048, "ntfs", "7"),),
+)
+
+
 def bcd_device(layout: Layout, part: Partition) -> bytes:
     """BCD partition device element data (11000001 / 21000001), shaped like the real store's.
 
@@ -524,6 +550,20 @@ class SampleSpec:
     parent: str = ""
     panther: bool = False
     compress: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class DataDiskSpec:
+    """A committed data disk: one NTFS data volume, no Windows, attached to the VM of an OS sample."""
+
+    name: str
+    layout: Layout
+    unique_id: str
+    #: the OS sample whose VM the disk belongs to
+    vm: str
+    #: the drive letter the OS sample's MountedDevices records for the disk ("" = not recorded)
+    letter: str
+    description: str
 
 
 def guest_files(spec: SampleSpec, hives: Mapping[str, Path], workdir: Path) -> dict[str, tuple[bytes, int]]:
@@ -622,7 +662,9 @@ def write_tree(root: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
         os.utime(root / d.replace("\\", "/"), (BUILD_EPOCH, BUILD_EPOCH))
 
 
-def make_ntfs(image: Path, part: Partition, files: Mapping[str, tuple[bytes, int]], work: Path) -> Path:
+def make_ntfs(
+    image: Path, part: Partition, files: Mapping[str, tuple[bytes, int]], work: Path, label: str = "Windows"
+) -> Path:
     """An NTFS volume image for ``part`` holding ``files`` (mkntfs, then ntfs-3g)."""
     with open(image, "wb") as fh:
         fh.truncate(part.length)
@@ -643,7 +685,7 @@ def make_ntfs(image: Path, part: Partition, files: Mapping[str, tuple[bytes, int
         "-S",
         "63",
         "-L",
-        "Windows",
+        label,
         image,
     )
     with ntfs_mounted(image, work / (image.name + ".mnt")) as root:
@@ -799,7 +841,13 @@ WIN10_1709 = OSSpec(
 )
 
 SAMPLES: tuple[SampleSpec, ...] = (
-    SampleSpec("gen1-azure.vhd", GEN1_LAYOUT, SERVER_2016, unique_id="3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4a01"),
+    SampleSpec(
+        "gen1-azure.vhd",
+        GEN1_LAYOUT,
+        SERVER_2016,
+        overlays=(("SYSTEM", "gen1-azure.SYSTEM.reg"),),
+        unique_id="3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4a01",
+    ),
     SampleSpec(
         "gen1-misaligned.vhd",
         GEN1_LAYOUT,
@@ -843,13 +891,56 @@ SAMPLES: tuple[SampleSpec, ...] = (
     ),
 )
 
+DATA_DISKS: tuple[DataDiskSpec, ...] = (
+    DataDiskSpec(
+        "data-mbr.vhd",
+        DATA_MBR_LAYOUT,
+        "3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4b01",
+        vm="gen1-azure.vhd",
+        letter="E:",
+        description="Data disk of the gen1-azure VM: MBR (signature 0xDA7A0001), one NTFS data volume at 1 MiB,"
+        " fixed VHD of 16 MiB; gen1-azure's MountedDevices records it at E:.",
+    ),
+    DataDiskSpec(
+        "data-gpt.vhd",
+        DATA_GPT_LAYOUT,
+        "3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4b02",
+        vm="gen1-azure.vhd",
+        letter="D:",
+        description="Data disk of the gen1-azure VM: GPT, one NTFS basic data partition at 1 MiB, fixed VHD of"
+        " 16 MiB; gen1-azure's MountedDevices records it at D:, the letter of Azure's temporary disk.",
+    ),
+    DataDiskSpec(
+        "data-unknown.vhd",
+        DATA_UNKNOWN_LAYOUT,
+        "3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4b03",
+        vm="gen1-azure.vhd",
+        letter="",
+        description="A data disk gen1-azure's Windows has never seen: MBR (signature 0xDA7A0099), one NTFS data"
+        " volume, fixed VHD of 16 MiB; not in its MountedDevices.",
+    ),
+)
+
+#: where the data disks go, below the samples directory (apart from the OS images)
+DATA_DIR = "vm"
+
+#: What the audit of gen1-azure.vhd with every data disk is built to find (rules across the VM's disks)
+VM_EXPECTATIONS: dict[str, object] = {
+    "os_disk": "gen1-azure.vhd",
+    "data_disks": [d.name for d in DATA_DISKS],
+    "expected_warning": ["vm.data_disks_known", "vm.temp_drive_letter_free"],
+    "expected_pass": ["vm.disk_ids_unique", "vm.disk_sizes"],
+    "drive_letters": {"C:": "os", **{d.letter: d.name for d in DATA_DISKS if d.letter}},
+}
+
 #: What each sample is built to fail under the "azure" profile (current document), by check id
 #: of the catalogue (plus disk.not_differencing, the project's own row for differencing disks).
 #: Every misconfiguration names the check it breaks; everything else is left compliant.
 EXPECTATIONS: dict[str, dict[str, object]] = {
     "gen1-azure.vhd": {
         "description": "Generation 1 (MBR, one active NTFS partition at 1 MiB), fixed VHD of 64 MiB, Windows Server"
-        " 2016 Datacenter 14393.2273 generalized with sysprep and configured exactly as the current document asks.",
+        " 2016 Datacenter 14393.2273 generalized with sysprep and configured exactly as the current document asks."
+        " Its MountedDevices also records the data disks data-mbr.vhd (E:) and data-gpt.vhd (D:).",
         "expected_fail": [],
         "expected_warning": [],
         "misconfigurations": [],
@@ -1000,6 +1091,8 @@ def sample_hives(spec: SampleSpec, work: Path, parents: Sequence[SampleSpec] = (
         "WINLOAD": "\\\\Windows\\\\system32\\\\winload." + ("efi" if layout.scheme == "gpt" else "exe"),
         "BOOTMGR_PATH": "\\\\EFI\\\\Microsoft\\\\Boot\\\\bootmgfw.efi" if layout.scheme == "gpt" else "\\\\bootmgr",
         "LOADER_DESCRIPTION": spec.os.loader_description,
+        "DATA_MBR_DRIVE": _hex_bytes(mounted_device(DATA_MBR_LAYOUT, DATA_MBR_LAYOUT.windows())),
+        "DATA_GPT_DRIVE": _hex_bytes(mounted_device(DATA_GPT_LAYOUT, DATA_GPT_LAYOUT.windows())),
     }
     overlays = [o for s in (*parents, spec) for o in s.overlays]
     work.mkdir(parents=True, exist_ok=True)
@@ -1052,6 +1145,17 @@ def build_child_image(
             os.utime(target, (SYSPREP_EPOCH + 3600, SYSPREP_EPOCH + 3600))
     raw = assemble_raw(work / "disk.raw", spec.layout, images)
     return raw, hives, images
+
+
+def build_data_disk(disk: DataDiskSpec, work: Path, out: Path) -> Path:
+    """Build the fixed VHD of a data disk: its partition table and one NTFS data volume with a file."""
+    work.mkdir(parents=True, exist_ok=True)
+    part = disk.layout.partitions[0]
+    files = {"Data\\README.txt": (f"{disk.name}: a data disk of the {disk.vm} VM\r\n".encode("ascii"), BUILD_EPOCH)}
+    volume = make_ntfs(work / "data.ntfs", part, files, work, label="Data")
+    raw = assemble_raw(work / "disk.raw", disk.layout, {part.name: volume})
+    (out / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    return fixed_vhd(raw, out / DATA_DIR / disk.name, disk.unique_id)
 
 
 def _work_dir(work_root: Path, name: str) -> Path:
@@ -1112,18 +1216,27 @@ def build_all(out: Path, work_root: Path, log: bool = True) -> list[Path]:
         containers[spec.name] = target
         if log:
             print(f"built {spec.name} ({target.stat().st_size} bytes) in {time.monotonic() - started:.1f} s")
+    for disk in DATA_DISKS:
+        started = time.monotonic()
+        target = build_data_disk(disk, _work_dir(work_root, disk.name), out)
+        if log:
+            print(f"built {disk.name} ({target.stat().st_size} bytes) in {time.monotonic() - started:.1f} s")
     for spec in SAMPLES:
         target = out / spec.name
         if spec.compress:
             written.append(xz(target))
         else:
             written.append(target)
+    for disk in DATA_DISKS:
+        written.append(xz(out / DATA_DIR / disk.name))
     text = json.dumps(manifest(out), indent=2, ensure_ascii=False) + "\n"
     (out / "manifest.json").write_text(text, encoding="utf-8")
     written.append(out / "manifest.json")
     for spec in SAMPLES:
         if spec.compress:
             (out / spec.name).unlink()
+    for disk in DATA_DISKS:
+        (out / DATA_DIR / disk.name).unlink()
     return written
 
 
@@ -1306,10 +1419,39 @@ def manifest(out: Path) -> dict[str, object]:
         }
         entry.update(EXPECTATIONS[spec.name])
         samples.append(entry)
+    data_disks = []
+    for disk in DATA_DISKS:
+        file = out / DATA_DIR / (disk.name + ".xz")
+        data_disks.append(
+            {
+                "name": disk.name,
+                "file": f"{DATA_DIR}/{file.name}",
+                "compression": "xz",
+                "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+                "format": "vhd",
+                "subformat": "fixed",
+                "virtual_size": disk.layout.size,
+                "partition_table": disk.layout.scheme,
+                "disk_id": disk.layout.disk_id,
+                "partitions": [
+                    {"number": n, "name": p.name, "start": p.start, "sectors": p.size, "type": p.type,
+                     "filesystem": p.fs or None, "guid": p.guid or None, "bootable": p.bootable}
+                    for n, p in enumerate(disk.layout.partitions, 1)
+                ],
+                "role": "data",
+                "vm": disk.vm,
+                "drive_letter": disk.letter or None,
+                "description": disk.description,
+                "profile": "azure",
+                "expected_fail": [],
+            }
+        )
     return {
         "generator": "samples/build.py",
         "catalogue": "check ids of shared/reference/azure-checks.yaml (plus disk.not_differencing)",
         "samples": samples,
+        "data_disks": data_disks,
+        "vm": VM_EXPECTATIONS,
     }
 
 
@@ -1342,7 +1484,11 @@ def compare(expected_dir: Path, actual_dir: Path, names: Sequence[str]) -> list[
 
 
 def committed_files() -> list[str]:
-    return [s.name + (".xz" if s.compress else "") for s in SAMPLES] + ["manifest.json"]
+    return (
+        [s.name + (".xz" if s.compress else "") for s in SAMPLES]
+        + [f"{DATA_DIR}/{d.name}.xz" for d in DATA_DISKS]
+        + ["manifest.json"]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
