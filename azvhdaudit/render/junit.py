@@ -96,9 +96,11 @@ def render(reports: Report | Sequence[Report]) -> str:
                 },
             )
             props = ET.SubElement(suite, "properties")
+            role = "vm" if disk == "vm" else str(report.disks.get(disk, {}).get("role") or "")
             for prop, text in (
                 ("profile", report.profile),
                 ("disk", disk),
+                ("role", role),
                 ("tool_version", report.tool_version),
             ):
                 ET.SubElement(props, "property", {"name": prop, "value": text})

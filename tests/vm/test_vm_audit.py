@@ -107,6 +107,8 @@ def test_junit_has_a_testsuite_per_disk(vm: dict[str, Path]) -> None:
     for name, suite in suites.items():
         disk = next(p.get("value") for p in suite.iter("property") if p.get("name") == "disk")
         assert int(suite.get("tests") or 0) == len(report.filter(disk=disk)), name
+        role = next(p.get("value") for p in suite.iter("property") if p.get("name") == "role")
+        assert role == ("vm" if disk == "vm" else report.disks[disk]["role"])
     vm_cases = {c.get("name") for c in suites[f"{source} [vm]"].iter("testcase")}
     assert any("vm.temp_drive_letter_free" in (n or "") for n in vm_cases)
 
