@@ -149,6 +149,24 @@ def _policy_rules(ctx: AuditContext) -> tuple[list[FirewallRule], list[Evidence]
         return [], [], f" (Group Policy rules not checked: {err.reason})"
 
 
+def _policy_unread(outcome: Outcome, note: str) -> Outcome:
+    """The verdict of the local store alone, turned into "not checked" when the Group Policy store could
+    not be read: a Group Policy rule can block what the local rules allow, allow what they lack, or switch
+    the local rules off (AllowLocalPolicyMerge), so the local rules alone decide neither a pass nor a fail.
+    ``outcome`` unchanged when Group Policy was read (``note`` empty)."""
+    if not note:
+        return outcome
+    reason = note.strip().strip("()")
+    return Outcome(
+        Status.NOT_CHECKED,
+        f"{outcome.message} (local rules); not checked, the effective rules are unknown ({reason})",
+        expected=outcome.expected,
+        actual=outcome.actual,
+        evidence=outcome.evidence,
+        reason=reason,
+    )
+
+
 def local_merge_off(ctx: AuditContext) -> tuple[frozenset[str], str]:
     """Profiles where Group Policy sets AllowLocalPolicyMerge = 0: local rules do not apply there.
 
@@ -366,20 +384,22 @@ def _blocking_inbound_port(rules: Iterable[FirewallRule], port: int) -> list[Fir
 )
 def check_rdp_rules(ctx: AuditContext) -> Outcome:
     local, ev = load_rules(ctx, LOCAL_RULES, "local")
-    policy, pev, note = _policy_rules(ctx)
+    policy, pev, policy_note = _policy_rules(ctx)
     evidence = (ev, *pev)
     group = [r for r in local + policy if (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
     if not group:
-        return Outcome(
-            Status.FAIL,
-            f"no rule of the Remote Desktop group (EmbedCtxt {RDP_GROUP}) exists{note}",
-            expected="enabled",
-            actual=[],
-            evidence=evidence,
+        return _policy_unread(
+            Outcome(
+                Status.FAIL,
+                f"no rule of the Remote Desktop group (EmbedCtxt {RDP_GROUP}) exists",
+                expected="enabled",
+                actual=[],
+                evidence=evidence,
+            ),
+            policy_note,
         )
     off = [r for r in group if not r.enabled_allow]
     merge_off, merge_note = local_merge_off(ctx)
-    note += merge_note
     covered: set[str] = set()
     for r in group:
         if (
@@ -400,17 +420,19 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
         problems.append("blocked by: " + ", ".join(r.describe() for r in blocked))
     actual = {r.id: r.enabled_allow for r in group}
     if problems:
-        return Outcome(
-            Status.FAIL, "; ".join(problems) + note, expected="all enabled", actual=actual, evidence=evidence
+        outcome = Outcome(
+            Status.FAIL, "; ".join(problems) + merge_note, expected="all enabled", actual=actual, evidence=evidence
         )
-    return Outcome(
-        Status.PASS,
-        f"all {len(group)} Remote Desktop rules are enabled ({', '.join(actual)}); TCP "
-        f"3389 is allowed in every profile{note}",
-        expected="all enabled",
-        actual=actual,
-        evidence=evidence,
-    )
+    else:
+        outcome = Outcome(
+            Status.PASS,
+            f"all {len(group)} Remote Desktop rules are enabled ({', '.join(actual)}); TCP "
+            f"3389 is allowed in every profile{merge_note}",
+            expected="all enabled",
+            actual=actual,
+            evidence=evidence,
+        )
+    return _policy_unread(outcome, policy_note)
 
 
 @rule(
@@ -472,10 +494,9 @@ def _platform_rule(r: FirewallRule, direction: str) -> bool:
 )
 def check_platform(ctx: AuditContext) -> Outcome:
     local, ev = load_rules(ctx, LOCAL_RULES, "local")
-    policy, pev, note = _policy_rules(ctx)
+    policy, pev, policy_note = _policy_rules(ctx)
     rules = local + policy
-    merge_off, merge_note = local_merge_off(ctx)
-    note += merge_note
+    merge_off, note = local_merge_off(ctx)
     inbound = [r for r in rules if _platform_rule(r, "in") and (r.get("Edge") or "").upper() == "TRUE"]
     outbound = [r for r in rules if _platform_rule(r, "out")]
     actual = {"in": [r.id for r in inbound], "out": [r.id for r in outbound]}
@@ -491,20 +512,22 @@ def check_platform(ctx: AuditContext) -> Outcome:
         d for d, found in (("inbound (with edge traversal)", inbound), ("outbound", outbound)) if not covers_all(found)
     ]
     if missing:
-        return Outcome(
+        outcome = Outcome(
             Status.FAIL,
             f"no enabled {' and no '.join(missing)} Allow rule for {WIRESERVER} covering every profile{note}",
             expected="in and out",
             actual=actual,
             evidence=evidence,
         )
-    return Outcome(
-        Status.PASS,
-        f"Azure platform rules found: in {', '.join(actual['in'])}; out {', '.join(actual['out'])}{note}",
-        expected="in and out",
-        actual=actual,
-        evidence=evidence,
-    )
+    else:
+        outcome = Outcome(
+            Status.PASS,
+            f"Azure platform rules found: in {', '.join(actual['in'])}; out {', '.join(actual['out'])}{note}",
+            expected="in and out",
+            actual=actual,
+            evidence=evidence,
+        )
+    return _policy_unread(outcome, policy_note)
 
 
 def _blocks_wireserver(r: FirewallRule) -> bool:
@@ -537,17 +560,19 @@ def _blocks_wireserver(r: FirewallRule) -> bool:
 )
 def check_no_block(ctx: AuditContext) -> Outcome:
     local, ev = load_rules(ctx, LOCAL_RULES, "local")
-    policy, pev, note = _policy_rules(ctx)
+    policy, pev, policy_note = _policy_rules(ctx)
     blocking = [r for r in local + policy if _blocks_wireserver(r)]
     evidence = (ev, *pev)
     if blocking:
-        return Outcome(
+        outcome = Outcome(
             Status.WARNING,
-            f"block rule(s) covering {WIRESERVER}: " + ", ".join(r.describe() for r in blocking) + note,
+            f"block rule(s) covering {WIRESERVER}: " + ", ".join(r.describe() for r in blocking),
             expected=[],
             actual=[r.id for r in blocking],
             evidence=evidence,
         )
-    return Outcome(
-        Status.PASS, f"no enabled block rule covers {WIRESERVER}{note}", expected=[], actual=[], evidence=evidence
-    )
+    else:
+        outcome = Outcome(
+            Status.PASS, f"no enabled block rule covers {WIRESERVER}", expected=[], actual=[], evidence=evidence
+        )
+    return _policy_unread(outcome, policy_note)

@@ -64,9 +64,6 @@ KNOWN_UNSOUND = {
     "sysprep.state": "with SYSTEM (Setup\\SetupType) or SOFTWARE (ImageState) unreadable, passes on State.ini alone",
     "sysprep.oobe_shutdown_not_audit": "with SYSTEM or SOFTWARE unreadable, passes on State.ini alone",
     "disk.ntfs_clean": "with SYSTEM unreadable, passes without BootExecute (autochk) on the $Volume flag alone",
-    "firewall.rdp_rules_enabled": "with SOFTWARE unreadable, passes on the local rules without the Group Policy store",
-    "firewall.azure_platform_rules": "with SOFTWARE unreadable, passes without the Group Policy store",
-    "firewall.no_block_wireserver": "with SOFTWARE unreadable, passes without the Group Policy store's block rules",
     "power.high_performance": "with SOFTWARE unreadable, passes without the Group Policy power scheme",
     "power.display_idle_never": "with SOFTWARE unreadable, passes without the Group Policy display timeout",
 }

@@ -120,6 +120,8 @@ CASES = [
         says="blocked by",
     ),
     Case("firewall.rdp_rules_enabled", "system-missing", NC, drop=("SYSTEM",)),
+    # the local rules alone would pass; Group Policy could block or switch them off
+    Case("firewall.rdp_rules_enabled", "software-missing", NC, drop=("SOFTWARE",), says="local rules"),
     Case("firewall.icmp_echo_enabled", "compliant", P),
     Case("firewall.icmp_echo_enabled", "off", W, system={FW_RULES: off("FPS-ICMP4-ERQ-In")}),
     Case("firewall.icmp_echo_enabled", "noscope-off-current", P, system={FW_RULES: off("FPS-ICMP4-ERQ-In-NoScope")}),
@@ -155,6 +157,8 @@ CASES = [
         software={FW_POLICY + r"\FirewallRules": {"gpo-out": RULES_OK[PLATFORM_OUT]}},
     ),
     Case("firewall.azure_platform_rules", "system-missing", NC, drop=("SYSTEM",)),
+    # the local rules alone would pass; Group Policy could block or switch them off
+    Case("firewall.azure_platform_rules", "software-missing", NC, drop=("SOFTWARE",), says="local rules"),
     Case("firewall.no_block_wireserver", "compliant", P),
     Case(
         "firewall.no_block_wireserver",
@@ -178,6 +182,16 @@ CASES = [
         system={FW_RULES: {"blk": "v2.30|Action=Block|Active=FALSE|Dir=Out|RA4=168.63.129.16|Name=x|"}},
     ),
     Case("firewall.no_block_wireserver", "system-missing", NC, drop=("SYSTEM",)),
+    Case(
+        "firewall.no_block_wireserver",
+        "software-missing-local-block",
+        NC,
+        system={FW_RULES: {"blk": "v2.30|Action=Block|Active=TRUE|Dir=Out|Protocol=6|RA4=168.63.129.0/24|Name=x|"}},
+        drop=("SOFTWARE",),
+        says="blk",
+    ),
+    # the local rules alone would pass; Group Policy could block or switch them off
+    Case("firewall.no_block_wireserver", "software-missing", NC, drop=("SOFTWARE",), says="local rules"),
 ]
 
 
