@@ -72,24 +72,36 @@ def _name(guid: str | None) -> str:
 )
 def check_scheme(ctx: AuditContext) -> Outcome:
     guid, where, evidence, note = active_scheme(ctx)
+    if note:
+        # Group Policy's ActivePowerScheme wins over the local one, and it could not be read.
+        reason = note.strip("; ")
+        return Outcome(
+            Status.NOT_CHECKED,
+            f"the local active scheme is {_name(guid) if guid else 'not set'} ({where}); not checked, the "
+            f"effective scheme is unknown: {reason}",
+            expected=SCHEME_MIN,
+            actual=guid,
+            evidence=tuple(evidence),
+            reason=reason,
+        )
     if guid is None:
         return Outcome(
             Status.FAIL,
-            f"no ActivePowerScheme value under {ctx.registry.display_path(SCHEMES)}{note}",
+            f"no ActivePowerScheme value under {ctx.registry.display_path(SCHEMES)}",
             expected=SCHEME_MIN,
             evidence=tuple(evidence),
         )
     if guid == SCHEME_MIN:
         return Outcome(
             Status.PASS,
-            f"active scheme is {_name(guid)} (from {where}){note}",
+            f"active scheme is {_name(guid)} (from {where})",
             expected=SCHEME_MIN,
             actual=guid,
             evidence=tuple(evidence),
         )
     return Outcome(
         Status.FAIL,
-        f"active scheme is {_name(guid)} (from {where}), Azure expects {_name(SCHEME_MIN)}{note}",
+        f"active scheme is {_name(guid)} (from {where}), Azure expects {_name(SCHEME_MIN)}",
         expected=SCHEME_MIN,
         actual=guid,
         evidence=tuple(evidence),
@@ -144,7 +156,7 @@ def check_videoidle(ctx: AuditContext) -> Outcome:
     for source, path, name, what in chain:
         if source == "policy":
             read, pnote = _policy_read(ctx, path, name)
-            note += pnote
+            note = note or pnote
         else:
             read = read_value(ctx, path, name)
         if read is None:
@@ -153,10 +165,26 @@ def check_videoidle(ctx: AuditContext) -> Outcome:
         if read.present:
             found, label = read, what
             break
+    if note:
+        # Group Policy sets both the active scheme and the display timeout, over the local values.
+        reason = note.strip("; ")
+        local = (
+            f"the local value is {found.data} ({label} at {found.key_path})"
+            if found is not None
+            else f"no local value for scheme {_name(guid)}"
+        )
+        return Outcome(
+            Status.NOT_CHECKED,
+            f"{local}; not checked, the effective display timeout is unknown: {reason}",
+            expected=0,
+            actual=found.data if found is not None else None,
+            evidence=tuple(evidence),
+            reason=reason,
+        )
     if found is None or not isinstance(found.data, int):
         return Outcome(
             Status.NOT_CHECKED,
-            f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}{note}",
+            f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}",
             reason="no override and no default found",
             evidence=tuple(evidence),
         )
@@ -165,14 +193,14 @@ def check_videoidle(ctx: AuditContext) -> Outcome:
     if seconds == 0:
         return Outcome(
             Status.PASS,
-            f"display turns off after: never (AC), from {label} at {found.key_path}{note}",
+            f"display turns off after: never (AC), from {label} at {found.key_path}",
             expected=0,
             actual=0,
             evidence=tuple(evidence),
         )
     return Outcome(
         Status.WARNING,
-        f"display turns off after {text} on AC, from {label} at {found.key_path}; Azure expects never (0){note}",
+        f"display turns off after {text} on AC, from {label} at {found.key_path}; Azure expects never (0)",
         expected=0,
         actual=seconds,
         evidence=tuple(evidence),

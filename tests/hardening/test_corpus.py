@@ -64,8 +64,6 @@ KNOWN_UNSOUND = {
     "sysprep.state": "with SYSTEM (Setup\\SetupType) or SOFTWARE (ImageState) unreadable, passes on State.ini alone",
     "sysprep.oobe_shutdown_not_audit": "with SYSTEM or SOFTWARE unreadable, passes on State.ini alone",
     "disk.ntfs_clean": "with SYSTEM unreadable, passes without BootExecute (autochk) on the $Volume flag alone",
-    "power.high_performance": "with SOFTWARE unreadable, passes without the Group Policy power scheme",
-    "power.display_idle_never": "with SOFTWARE unreadable, passes without the Group Policy display timeout",
 }
 
 

@@ -62,6 +62,8 @@ CASES = [
     ),
     Case("power.high_performance", "missing", F, system={SCHEMES: {"ActivePowerScheme": None}}),
     Case("power.high_performance", "system-missing", NC, drop=("SYSTEM",)),
+    # the local scheme is High performance; Group Policy could select another one
+    Case("power.high_performance", "software-missing", NC, drop=("SOFTWARE",), says="effective scheme is unknown"),
     Case("power.display_idle_never", "compliant", P, says="never"),
     Case(
         "power.display_idle_never",
@@ -96,6 +98,8 @@ CASES = [
         },
     ),
     Case("power.display_idle_never", "system-missing", NC, drop=("SYSTEM",)),
+    # the local timeout is never; Group Policy could set another one
+    Case("power.display_idle_never", "software-missing", NC, drop=("SOFTWARE",), says="the local value is 0"),
     Case("san.policy_onlineall", "compliant", P),
     Case("san.policy_onlineall", "offline-shared", F, system={rf"{SVC}\partmgr\Parameters": {"SanPolicy": 2}}),
     Case("san.policy_onlineall", "absent", W, system={rf"{SVC}\partmgr\Parameters": {"SanPolicy": None}}),
