@@ -19,8 +19,10 @@ from azvhdaudit.errors import NotApplicable
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.os import image_state, sysprep_of
+from azvhdaudit.rules.values import HiveUnavailable, Read, read_value
 
 GENERALIZE = "Generalize a VHD"
+HIBER_KEY = r"SYSTEM\CurrentControlSet\Control\Session Manager\Power"
 CURRENT_ONLY = ("azure",)
 ROLES_DOC = ("https://learn.microsoft.com/windows-hardware/manufacture/desktop/"
              "sysprep-support-for-server-roles")
@@ -37,13 +39,23 @@ UNSUPPORTED_ROLE_SERVICES = {
 }
 
 
-def _sysprep_evidence(facts: dict[str, Any]) -> tuple[Evidence, ...]:
-    ev = [Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.SETUP_STATE, value_name="ImageState",
-                   actual=facts.get("image_state"), present=facts.get("image_state") is not None)]
+def _from_setup(facts: dict[str, Any]) -> bool:
+    """Whether the state was decided by SYSTEM\\Setup (no ImageState in the registry, no State.ini)."""
+    return not facts.get("image_state") and not facts.get("state_ini") and facts.get("setup_type") is not None
+
+
+def _sysprep_evidence(facts: dict[str, Any], setup: bool = False) -> tuple[Evidence, ...]:
+    """The evidence a verdict stands on: ImageState (only where SOFTWARE was read: an unread hive is not an
+    absent value), State.ini, and ``SYSTEM\\Setup`` only where ``setup`` says it decided the verdict."""
+    ev = []
+    if "SOFTWARE" not in (facts.get("missing_hives") or []):
+        ev.append(Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.SETUP_STATE,
+                           value_name="ImageState", actual=facts.get("image_state"),
+                           present=facts.get("image_state") is not None))
     if facts.get("state_ini") is not None:
         ev.append(Evidence(source="file", key=osinfo.STATE_INI, value_name="ImageState", actual=facts["state_ini"],
                            present=True))
-    if facts.get("setup_type") is not None or facts.get("cmdline") is not None:
+    if setup and (facts.get("setup_type") is not None or facts.get("cmdline") is not None):
         ev.append(Evidence(source="registry", hive="SYSTEM", key="HKLM\\SYSTEM\\Setup", value_name="SetupType",
                            actual={"SetupType": facts.get("setup_type"), "CmdLine": facts.get("cmdline")},
                            present=True))
@@ -51,6 +63,13 @@ def _sysprep_evidence(facts: dict[str, Any]) -> tuple[Evidence, ...]:
         ev.append(Evidence(source="file", key=osinfo.SYSPREP_TAG, actual=facts["sysprep_succeeded_tag"],
                            present=bool(facts["sysprep_succeeded_tag"])))
     return tuple(ev)
+
+
+def _software_unread(ctx: AuditContext, facts: dict[str, Any]) -> str:
+    """Why ImageState could not be read (the SOFTWARE hive is unreadable), or "" when it was read."""
+    if "SOFTWARE" not in (facts.get("missing_hives") or []):
+        return ""
+    return ctx.registry.why_unavailable("SOFTWARE") or "the SOFTWARE hive could not be read"
 
 
 def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
@@ -68,7 +87,9 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
     rationale="A generalized image (sysprep /generalize /oobe) is uploaded with --os-state Generalized and "
               "provisioned by Azure; a specialized one is used as is. Uploading with the wrong state leaves the "
               "VM stuck at OOBE or failing provisioning. ImageState is the primary evidence, State.ini and "
-              "SYSTEM\\Setup the cross-checks (GeneralizationState is community knowledge only).",
+              "SYSTEM\\Setup the cross-checks (GeneralizationState is community knowledge only). They stand in "
+              "for ImageState only where the registry holds none: State.ini can disagree with it, so with the "
+              "SOFTWARE hive unreadable the state is shown but not checked.",
     source="Determine when to use Sysprep",
     remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown  (for a generalized image)",
     references=(DOC_CURRENT, DOC_2017),
@@ -76,9 +97,16 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
 def check_state(ctx: AuditContext) -> Outcome:
     facts = sysprep_of(ctx)
     state = str(facts.get("state") or "unknown")
-    ev = _sysprep_evidence(facts)
+    ev = _sysprep_evidence(facts, setup=_from_setup(facts))
     why = "; ".join(facts.get("evidence", [])) or "no Sysprep evidence"
     wanted = ctx.options.image_type
+    unread = _software_unread(ctx, facts)
+    if unread and state != "unknown":
+        # ImageState is what the state is read from; State.ini and SYSTEM\Setup stand in for it only where the
+        # registry holds no ImageState, and can disagree with it. With SOFTWARE unread they show, not decide.
+        reason = f"ImageState not read: {unread}"
+        return Outcome(Status.NOT_CHECKED, f"{why}; not checked, the registry's ImageState could not be read "
+                       f"({unread})", wanted, None, ev, reason=reason)
     if state == "unknown":
         missing = facts.get("missing_hives") or []
         reason = (f"hives not readable: {', '.join(missing)}" if missing
@@ -116,6 +144,12 @@ def check_oobe(ctx: AuditContext) -> Outcome:
     value = facts.get("image_state") or facts.get("state_ini")
     ev = _sysprep_evidence(facts)
     expected = "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
+    unread = _software_unread(ctx, facts)
+    if unread:
+        # State.ini stands in for ImageState only where the registry holds none (see check_state).
+        shown = f"State.ini says ImageState = {facts['state_ini']}" if facts.get("state_ini") else "no State.ini"
+        return Outcome(Status.NOT_CHECKED, f"{shown}; not checked, the registry's ImageState could not be read "
+                       f"({unread})", expected, None, ev, reason=f"ImageState not read: {unread}")
     if value is None:
         return Outcome(Status.NOT_CHECKED, "ImageState is in neither the registry nor State.ini", expected, None, ev,
                        reason="ImageState absent")
@@ -259,14 +293,19 @@ def check_roles(ctx: AuditContext) -> Outcome:
     remediation="powercfg.exe /hibernate off",
 ))
 def check_hibernation(ctx: AuditContext) -> Outcome:
-    hiber = ctx.registry.value(r"SYSTEM\CurrentControlSet\Control\Session Manager\Power", "HiberbootEnabled")
+    try:
+        read: Read | None = read_value(ctx, HIBER_KEY, "HiberbootEnabled")
+        system_why = ""
+    except HiveUnavailable as err:
+        read, system_why = None, err.reason
+    hiber = read.value if read is not None else None
     present = ctx.facts.hiberfil_present
     if present is None and ctx.files is not None:
         present = ctx.files.exists("hiberfil.sys")
-    ev = (Evidence(source="registry", hive="SYSTEM",
-                   key=ctx.registry.display_path(r"SYSTEM\CurrentControlSet\Control\Session Manager\Power"),
-                   value_name="HiberbootEnabled", actual=hiber.data if hiber else None, present=hiber is not None),
-          Evidence(source="file", key="hiberfil.sys", actual=present, present=bool(present)))
+    # an unread hive or file is not evidence of absence: only what was read is shown
+    ev: list[Evidence] = [read.evidence] if read is not None else []
+    if present is not None:
+        ev.append(Evidence(source="file", key="hiberfil.sys", actual=present, present=bool(present)))
     problems = []
     if hiber is not None and hiber.data == 1:
         problems.append("Fast Startup is on (HiberbootEnabled = 1)")
@@ -274,8 +313,14 @@ def check_hibernation(ctx: AuditContext) -> Outcome:
         problems.append("hiberfil.sys is present")
     if problems:
         return Outcome(Status.WARNING, "; ".join(problems), "off", {"HiberbootEnabled": hiber.data if hiber else None,
-                                                                   "hiberfil.sys": present}, ev)
-    if present is None and hiber is None and not ctx.registry.has_hive("SYSTEM"):
-        why = ctx.registry.why_unavailable("SYSTEM")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "off", None, ev, reason=why)
-    return Outcome(Status.PASS, "no Fast Startup and no hiberfil.sys", "off", None, ev)
+                                                                   "hiberfil.sys": present}, tuple(ev))
+    unknown = []
+    if system_why:
+        unknown.append(f"HiberbootEnabled not read ({system_why})")
+    if present is None:
+        unknown.append("hiberfil.sys not looked for (the Windows volume's files cannot be read)")
+    if unknown:
+        seen = "no Fast Startup" if read is not None else "no hiberfil.sys" if present is False else "nothing read"
+        reason = "; ".join(unknown)
+        return Outcome(Status.NOT_CHECKED, f"{seen}; not checked: {reason}", "off", None, tuple(ev), reason=reason)
+    return Outcome(Status.PASS, "no Fast Startup and no hiberfil.sys", "off", None, tuple(ev))

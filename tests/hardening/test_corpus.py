@@ -59,10 +59,7 @@ REQUIRED_CASES = [
 #: (a hive that could not be opened). Each stays listed here only while it happens:
 #: test_known_unsound_passes is a strict xfail per rule, so fixing a rule makes it fail until removed.
 KNOWN_UNSOUND = {
-    "sysprep.hibernation_off": "with SYSTEM unreadable, HiberbootEnabled is reported absent and the rule passes",
     "os.architecture_64bit": "with SYSTEM unreadable, PROCESSOR_ARCHITECTURE is reported absent; passes on SysWOW64",
-    "sysprep.state": "with SYSTEM (Setup\\SetupType) or SOFTWARE (ImageState) unreadable, passes on State.ini alone",
-    "sysprep.oobe_shutdown_not_audit": "with SYSTEM or SOFTWARE unreadable, passes on State.ini alone",
     "disk.ntfs_clean": "with SYSTEM unreadable, passes without BootExecute (autochk) on the $Volume flag alone",
 }
 

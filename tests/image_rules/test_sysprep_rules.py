@@ -192,3 +192,55 @@ def test_generalize_rules_skip_specialized_images(make_ctx: MakeCtx, rule_id: st
 def test_roles_without_system(make_ctx: MakeCtx) -> None:
     c = make_ctx(facts=image_facts("gpt"), hives={"SOFTWARE": sw(OOBE)}, files=FakeFiles())
     assert run("sysprep.role_supported", c).status == Status.NOT_CHECKED
+
+
+STATE_INI = {r"Windows\Setup\State\State.ini": f"[State]\r\nImageState={OOBE}\r\n".encode("utf-16")}
+SETUP = {"Setup": {"SetupType": 2, "CmdLine": "oobe\\windeploy.exe"}}
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "readable", "status", "says"),
+    [
+        # hive-missing: State.ini (and SYSTEM\Setup) cannot stand in for an ImageState that was not read
+        ("sysprep.state", ("SYSTEM",), Status.NOT_CHECKED, "ImageState could not be read"),
+        ("sysprep.oobe_shutdown_not_audit", ("SYSTEM",), Status.NOT_CHECKED, f"State.ini says ImageState = {OOBE}"),
+        # SYSTEM unread: ImageState decides, and the verdict claims nothing from SYSTEM
+        ("sysprep.state", ("SOFTWARE",), Status.PASS, "the image is generalized"),
+        ("sysprep.oobe_shutdown_not_audit", ("SOFTWARE",), Status.PASS, "resealed to OOBE"),
+        ("sysprep.state", ("SOFTWARE", "SYSTEM"), Status.PASS, "the image is generalized"),
+    ],
+)
+def test_state_hive_missing(make_ctx: MakeCtx, rule_id: str, readable: tuple[str, ...], status: Status,
+                            says: str) -> None:
+    trees = {"SOFTWARE": sw(OOBE), "SYSTEM": layered(system_tree(), SETUP)}
+    c = make_ctx(facts=image_facts("gpt"), hives={h: trees[h] for h in readable}, files=FakeFiles(STATE_INI))
+    out = run(rule_id, c)
+    assert out.status == status and says in out.message, out.message
+    assert {e.hive for e in out.evidence if e.hive} <= set(readable), out.evidence
+
+
+def test_state_from_setup_shows_setup(make_ctx: MakeCtx) -> None:
+    """SYSTEM\\Setup is evidence of a verdict only where it decided the state (no ImageState, no State.ini)."""
+    c = make_ctx(facts=image_facts("gpt"), hives={"SOFTWARE": sw(None), "SYSTEM": layered(system_tree(), SETUP)},
+                 files=FakeFiles())
+    out = run("sysprep.state", c)
+    assert out.status == Status.PASS and out.actual == "generalized"
+    assert any(e.hive == "SYSTEM" and e.key.endswith("Setup") for e in out.evidence)
+
+
+@pytest.mark.parametrize(
+    ("readable", "hiberfil", "status"),
+    [
+        (("SOFTWARE",), False, Status.NOT_CHECKED),  # hive-missing: HiberbootEnabled unknown
+        (("SOFTWARE",), True, Status.WARNING),  # hiberfil.sys alone is a finding
+        (("SOFTWARE", "SYSTEM"), None, Status.NOT_CHECKED),  # the file was not looked for
+    ],
+)
+def test_hibernation_hive_missing(make_ctx: MakeCtx, readable: tuple[str, ...], hiberfil: bool | None,
+                                  status: Status) -> None:
+    trees = {"SOFTWARE": sw(OOBE), "SYSTEM": system_tree()}
+    c = make_ctx(facts=image_facts("gpt", hiberfil_present=hiberfil), hives={h: trees[h] for h in readable},
+                 files=None)
+    out = run("sysprep.hibernation_off", c)
+    assert out.status == status, out.message
+    assert {e.hive for e in out.evidence if e.hive} <= set(readable)
