@@ -18,6 +18,7 @@ from azvhdaudit.errors import NotApplicable
 from azvhdaudit.facts import OSFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.values import HiveUnavailable, read_value
 
 __all__ = ["os_of", "image_state", "sysprep_of", "BUILD_NAMES", "build_name"]
 
@@ -157,11 +158,20 @@ def check_architecture(ctx: AuditContext) -> Outcome:
     arch = osf.architecture
     ev: tuple[Evidence, ...] = (_os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
     if arch is None:
-        if ctx.files is not None and ctx.files.is_dir(r"Windows\SysWOW64"):
-            ev = (*ev, Evidence(source="file", key=r"Windows\SysWOW64", actual=True, present=True,
-                                note="only 64-bit Windows has a 32-bit subsystem folder"))
+        wow64 = ctx.files is not None and ctx.files.is_dir(r"Windows\SysWOW64")
+        wow_ev = Evidence(source="file", key=r"Windows\SysWOW64", actual=True, present=True,
+                          note="only 64-bit Windows has a 32-bit subsystem folder")
+        try:
+            read_value(ctx, osinfo.ENVIRONMENT, "PROCESSOR_ARCHITECTURE")
+        except HiveUnavailable as err:
+            # SYSTEM unread: PROCESSOR_ARCHITECTURE is unknown, not absent. SysWOW64 shows a 64-bit Windows,
+            # but Arm64 Windows has one too, and Arm64 is not the x64 this rule asks for.
+            seen = "Windows\\SysWOW64 exists (64-bit, x64 or Arm64)" if wow64 else "no Windows\\SysWOW64 seen"
+            return Outcome(Status.NOT_CHECKED, f"{seen}; not checked, PROCESSOR_ARCHITECTURE could not be read: "
+                           f"{err.reason}", "AMD64", None, (wow_ev,) if wow64 else (), reason=err.reason)
+        if wow64:
             return Outcome(Status.PASS, "64-bit Windows (PROCESSOR_ARCHITECTURE is not set, but Windows\\SysWOW64 "
-                           "exists)", "AMD64", "64-bit", ev)
+                           "exists)", "AMD64", "64-bit", (*ev, wow_ev))
         return Outcome(Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment",
                        "AMD64", None, ev, reason="PROCESSOR_ARCHITECTURE absent")
     if arch.upper() == "AMD64":

@@ -59,7 +59,6 @@ REQUIRED_CASES = [
 #: (a hive that could not be opened). Each stays listed here only while it happens:
 #: test_known_unsound_passes is a strict xfail per rule, so fixing a rule makes it fail until removed.
 KNOWN_UNSOUND = {
-    "os.architecture_64bit": "with SYSTEM unreadable, PROCESSOR_ARCHITECTURE is reported absent; passes on SysWOW64",
     "disk.ntfs_clean": "with SYSTEM unreadable, passes without BootExecute (autochk) on the $Volume flag alone",
 }
 

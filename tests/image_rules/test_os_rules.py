@@ -104,6 +104,20 @@ def test_architecture_from_syswow64(make_ctx: MakeCtx) -> None:
 
 
 @pytest.mark.parametrize(
+    ("files", "words"),
+    [
+        # hive-missing: SysWOW64 shows 64-bit, but not x64 rather than Arm64; PROCESSOR_ARCHITECTURE decides
+        ({"Windows\\SysWOW64\\kernel32.dll": b"MZ"}, "SysWOW64 exists"),
+        ({}, "no Windows\\SysWOW64"),
+    ],
+)
+def test_architecture_hive_missing(make_ctx: MakeCtx, files: dict[str, bytes], words: str) -> None:
+    out = run("os.architecture_64bit", ctx(make_ctx, software_tree(), None, files=files))
+    assert out.status == Status.NOT_CHECKED and words in out.message, out.message
+    assert not [e for e in out.evidence if e.hive == "SYSTEM"]
+
+
+@pytest.mark.parametrize(
     ("build", "status"),
     [(7601, Status.PASS), (20348, Status.PASS), (7600, Status.FAIL), (6002, Status.WARNING), (3790, Status.FAIL)],
 )
