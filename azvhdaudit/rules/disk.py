@@ -17,6 +17,7 @@ from azvhdaudit.errors import NotApplicable
 from azvhdaudit.facts import ContainerFacts, PartitionFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.values import HiveUnavailable, Read, read_value
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -381,13 +382,17 @@ def check_bitlocker(ctx: AuditContext) -> Outcome:
                    [], ev)
 
 
+SESSION_MANAGER = r"SYSTEM\CurrentControlSet\Control\Session Manager"
+
+
 @rule(RuleMeta(
     id="disk.ntfs_clean",
     title="NTFS volume not marked dirty (chkdsk clean)",
     area="disk-format",
     severity=Severity.RECOMMENDED,
     rationale="A dirty volume makes the first boot in Azure run chkdsk (slow, and it can fail the provisioning "
-              "timeout). Only the dirty bit and a scheduled autochk are visible offline.",
+              "timeout). Only the dirty bit and a scheduled autochk are visible offline; both are the evidence, so "
+              "a clean volume whose SYSTEM hive (BootExecute) cannot be read is not checked.",
     source="Verify the VM: chkdsk",
     remediation="chkdsk.exe /f",
     references=(DOC_CURRENT, DOC_2017),
@@ -398,16 +403,19 @@ def check_ntfs_clean(ctx: AuditContext) -> Outcome:
     if facts.windows_partition is not None:
         part = next((p for p in facts.partitions if p.index == facts.windows_partition), None)
     dirty = part.ntfs_dirty if part is not None and part.ntfs_dirty is not None else facts.ntfs_dirty
-    boot_exec = ctx.registry.value(r"SYSTEM\CurrentControlSet\Control\Session Manager", "BootExecute")
+    try:
+        read: Read | None = read_value(ctx, SESSION_MANAGER, "BootExecute")
+        system_why = ""
+    except HiveUnavailable as err:
+        read, system_why = None, err.reason
+    boot_exec = read.value if read is not None else None
     scheduled: list[str] = []
     if boot_exec is not None and isinstance(boot_exec.data, list):
         scheduled = [s for s in boot_exec.data if "autochk" in s.lower() and s.strip().lower() != "autocheck autochk *"]
     ev = [Evidence(source="facts", key="Windows volume $Volume flags", value_name="VOLUME_IS_DIRTY", actual=dirty,
                    present=dirty is not None)]
-    if boot_exec is not None:
-        ev.append(Evidence(source="registry", hive="SYSTEM",
-                           key=ctx.registry.display_path(r"SYSTEM\CurrentControlSet\Control\Session Manager"),
-                           value_name="BootExecute", type=boot_exec.type_name, actual=boot_exec.data, present=True))
+    if read is not None:
+        ev.append(read.evidence)
     problems = []
     if dirty:
         problems.append("the Windows NTFS volume is marked dirty")
@@ -418,6 +426,12 @@ def check_ntfs_clean(ctx: AuditContext) -> Outcome:
     if dirty is None:
         return Outcome(Status.NOT_CHECKED, "the Windows volume's dirty flag was not read", "clean", None, tuple(ev),
                        reason="no NTFS dirty flag in the image facts")
+    if system_why:
+        # a chkdsk scheduled in BootExecute runs at the first boot just as a dirty volume does: the clean flag
+        # alone does not show that no chkdsk will run
+        return Outcome(Status.NOT_CHECKED, "the Windows NTFS volume is not marked dirty; not checked, whether a "
+                       f"chkdsk is scheduled at boot (BootExecute) is unknown: {system_why}", "clean", False,
+                       tuple(ev), reason=f"BootExecute not read: {system_why}")
     return Outcome(Status.PASS, "the Windows NTFS volume is clean", "clean", False, tuple(ev))
 
 

@@ -58,9 +58,7 @@ REQUIRED_CASES = [
 #: rules found to pass on a broken copy with part of the evidence their intact pass reads unreadable
 #: (a hive that could not be opened). Each stays listed here only while it happens:
 #: test_known_unsound_passes is a strict xfail per rule, so fixing a rule makes it fail until removed.
-KNOWN_UNSOUND = {
-    "disk.ntfs_clean": "with SYSTEM unreadable, passes without BootExecute (autochk) on the $Volume flag alone",
-}
+KNOWN_UNSOUND: dict[str, str] = {}
 
 
 @functools.lru_cache(maxsize=1)

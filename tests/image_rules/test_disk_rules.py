@@ -185,6 +185,21 @@ def test_ntfs_clean(make_ctx: MakeCtx, dirty: bool | None, boot_execute: list[st
 
 
 @pytest.mark.parametrize(
+    ("dirty", "status"),
+    [
+        (False, Status.NOT_CHECKED),  # hive-missing: a chkdsk scheduled in BootExecute is unknown
+        (True, Status.WARNING),  # the dirty flag alone is a finding
+    ],
+)
+def test_ntfs_clean_hive_missing(make_ctx: MakeCtx, dirty: bool, status: Status) -> None:
+    facts = image_facts("gpt", ntfs_dirty=None)
+    facts.partitions[2] = replace(facts.partitions[2], ntfs_dirty=dirty)
+    out = run("disk.ntfs_clean", make_ctx(facts=facts, hives={}))
+    assert out.status == status, out.message
+    assert [e.source for e in out.evidence] == ["facts"]
+
+
+@pytest.mark.parametrize(
     ("fmt", "sector", "status"),
     [("vhdx", 512, Status.PASS), ("vhdx", 4096, Status.WARNING), ("vhd", 512, Status.NOT_APPLICABLE)],
 )
