@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 on failed rules (default) or also on warnings",
     )
     audit.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    audit.add_argument(
+        "--with-lsa", action="store_true",
+        help="also read the SECURITY and SAM hives (logon rights, built-in administrator); off by default",
+    )
     audit.add_argument("--show-passed", action="store_true", help="text format: list passed rules too")
 
     rules = add("rules", "list the rule catalogue")
@@ -303,6 +307,7 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
                 waivers=args.waivers,
                 image_type=args.image_type,
                 backend=args.backend,
+                with_lsa=args.with_lsa,
                 data_disks=args.data_disk or None,
                 **role,
             )

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
-from azvhdaudit.errors import NoPartitionTableError, NotApplicable, ProfileError
+from azvhdaudit.errors import FileSystemError, NoPartitionTableError, NotApplicable, ProfileError, RegistryError
 from azvhdaudit.facts import ImageFacts
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
@@ -134,6 +134,12 @@ def _run_one(rule: Rule, ctx: AuditContext) -> Outcome:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
     except HiveUnavailable as missing:
         return Outcome(Status.NOT_CHECKED, f"not checked: {missing.reason}", reason=missing.reason)
+    except (RegistryError, FileSystemError) as unreadable:
+        # A corrupt hive cell, BCD element or file record met while the rule read it: the evidence could not
+        # be read, which is "not checked", not a failure of the rule.
+        log.debug("rule %s could not read its evidence", rule.id, exc_info=True)
+        why = f"the evidence could not be read: {unreadable}"
+        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
     except Exception as err:
         log.debug("rule %s raised on %s", rule.id, getattr(ctx.facts, "source", "?"), exc_info=True)
         text = f"{type(err).__name__}: {err}"
@@ -310,17 +316,38 @@ class _Unpartitioned:
         self.close()
 
 
-def _open_disk(source: Any, backend: str, hives: Sequence[str]) -> Any:
+def _open_disk(
+    source: Any, backend: str, hives: Sequence[str], storage_options: dict[str, Any] | None = None
+) -> Any:
     """Open a disk read-only for the audit; one without a partition table opens as :class:`_Unpartitioned`."""
     from azvhdaudit.image import open_image
 
     try:
-        return open_image(source, backend=backend, hives=hives, require_windows=False)
+        return open_image(
+            source, backend=backend, hives=hives, require_windows=False, storage_options=storage_options
+        )
     except NoPartitionTableError as err:
         if not isinstance(source, (str, os.PathLike)) or "://" in os.fspath(source):
             raise
         log.info("%s", err)
         return _Unpartitioned(os.fspath(source), err, hives)
+
+
+def _hives_for(rules: Iterable[Rule], with_lsa: bool) -> tuple[str, ...]:
+    needs_lsa = with_lsa and any(r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known" for r in rules)
+    return ("SYSTEM", "SOFTWARE") + (_EXTRA_HIVES if needs_lsa else ())
+
+
+def wanted_hives(
+    profile: str = "azure",
+    select: str | Iterable[str] | None = None,
+    ignore: str | Iterable[str] | None = None,
+    role: str | None = None,
+    with_lsa: bool = False,
+) -> tuple[str, ...]:
+    """The hives :func:`audit` opens for these options: SYSTEM and SOFTWARE, and SECURITY and SAM only when
+    ``with_lsa`` is given and a rule that reads them is selected."""
+    return _hives_for(_planned(profile, select, ignore, role or "os"), with_lsa)
 
 
 def _disk_entry(role: str, source: str, windows: bool) -> dict[str, Any]:
@@ -338,6 +365,8 @@ def audit(
     role: str | None = None,
     backend: str = "regf",
     data_disks: Iterable[str | os.PathLike[str]] | None = None,
+    with_lsa: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> Report:
     """Audit one image (a path, a binary file object or an opened :class:`~azvhdaudit.image.Image`), or a
     whole VM: its OS disk with ``data_disks``.
@@ -350,6 +379,10 @@ def audit(
     disk-format rules that apply to it and every other rule as not applicable, with the reason. An OS disk
     (or one whose role is not said) without a Windows volume is not an error: ``disk.windows_volume``
     fails and says so, every guest rule is not checked with the reason, and the disk-format rules run.
+
+    The SECURITY and SAM hives (logon rights, the built-in administrator) are opened only with
+    ``with_lsa=True``; without it the rules that read them are "not checked" and say so. A URL ``source`` is
+    read in place; ``storage_options`` go to its file system (credentials, SAS token ...).
 
     ``data_disks`` (local paths) make one report for the VM: each data disk's results (``Result.disk``
     ``data1:<file name>``, ``data2:...``), and the checks across the disks (``vm.*``, disk ``vm``) —
@@ -378,8 +411,7 @@ def audit(
     options = AuditOptions(image_type=image_type, role=role)
     # Validate the patterns before opening anything: a typo should cost nothing.
     rules = _planned(profile, select, ignore, role or "os")
-    needs_lsa = any(r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known" for r in rules)
-    wanted_hives = ("SYSTEM", "SOFTWARE") + (_EXTRA_HIVES if needs_lsa else ())
+    wanted_hives = _hives_for(rules, with_lsa)
 
     report = Report(source=_source_name(source), profile=profile, tool_version=azvhdaudit.__version__)
     report.options = {
@@ -388,6 +420,7 @@ def audit(
         "image_type": image_type,
         "role": role,
         "backend": backend,
+        "with_lsa": with_lsa,
         "waivers": [w.to_dict() for w in active],
         "waivers_expired": [w.to_dict() for w in expired],
         "notes": [
@@ -430,7 +463,7 @@ def audit(
     else:
         opened = time.perf_counter()
         # Opened without requiring Windows: a disk without it is reported (disk.windows_volume), not raised.
-        with _open_disk(source, backend, wanted_hives) as image:
+        with _open_disk(source, backend, wanted_hives, storage_options) as image:
             report.timings_ms["open"] = (time.perf_counter() - opened) * 1000
             for stage, ms in getattr(image, "timings_ms", {}).items():
                 report.timings_ms[f"open.{stage}"] = ms

@@ -53,9 +53,6 @@ log = logging.getLogger(__name__)
 #: rule id of the one result of a report for an image that could not be audited
 UNREADABLE_ID = "image.readable"
 
-#: hives opened beyond SYSTEM and SOFTWARE when the user-rights / built-in account rules run (see _wanted_hives)
-_LSA_HIVES = ("SECURITY", "SAM")
-
 Source = str | os.PathLike[str]
 
 
@@ -106,16 +103,15 @@ def io_stats(stats: Any) -> dict[str, int]:
 
 def _wanted_hives(audit_kwargs: dict[str, Any]) -> tuple[str, ...]:
     """The hives :func:`azvhdaudit.engine.audit` would open for these options."""
-    from azvhdaudit.engine import select_rules
+    from azvhdaudit.engine import wanted_hives
 
-    rules = select_rules(
+    return wanted_hives(
         audit_kwargs.get("profile", "azure"),
         audit_kwargs.get("select"),
         audit_kwargs.get("ignore"),
-        role=audit_kwargs.get("role") or "os",
+        role=audit_kwargs.get("role"),
+        with_lsa=bool(audit_kwargs.get("with_lsa", False)),
     )
-    needs_lsa = any(r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known" for r in rules)
-    return ("SYSTEM", "SOFTWARE") + (_LSA_HIVES if needs_lsa else ())
 
 
 def audit_source(
@@ -144,13 +140,13 @@ def audit_source(
     if is_url(source):
         fh, opener = open_source(str(source), **options_for(str(source), storage_options))
         with fh:
-            with open_image(fh, opener=opener, backend=backend, hives=hives) as image:
+            with open_image(fh, opener=opener, backend=backend, hives=hives, require_windows=False) as image:
                 opened = (time.perf_counter() - started) * 1000
                 report = audit(image, **audit_kwargs)
                 stats: Any = fh.stats
                 timings = dict(image.timings_ms)
     else:
-        with open_image(source, backend=backend, hives=hives) as image:
+        with open_image(source, backend=backend, hives=hives, require_windows=False) as image:
             opened = (time.perf_counter() - started) * 1000
             report = audit(image, **audit_kwargs)
             stats = image.stats

@@ -200,6 +200,11 @@ class Image:
             except (RegistryError, FileSystemError) as err:
                 log.warning("%s", err)
                 unavailable[name] = f"the {name} hive cannot be read: {err}"
+        for name in OPT_IN_HIVES:
+            if name not in names:
+                unavailable[name] = (
+                    f"the {name} hive is read only on request (audit(..., with_lsa=True), or --with-lsa)"
+                )
         if self.boot_volume is not None and self.facts.bcd_path:
             try:
                 hives["BCD"] = self._open_hive(self.boot_volume, self.facts.bcd_path, "BCD")

@@ -12,7 +12,7 @@ from rules.guestkit import TS, build_view, facts
 
 import azvhdaudit
 from azvhdaudit.engine import audit, audit_context, catalogue, select_rules
-from azvhdaudit.errors import ProfileError, WaiverError
+from azvhdaudit.errors import BCDError, CorruptHiveError, FileSystemError, ProfileError, WaiverError
 from azvhdaudit.report import Outcome, Severity, Status
 from azvhdaudit.rules import base
 from azvhdaudit.rules.base import AuditContext, Rule, RuleMeta
@@ -110,6 +110,26 @@ def test_a_rule_that_raises_is_an_error_and_the_audit_goes_on(boom: Rule) -> Non
     assert by_id["test.boom"].status is Status.ERROR
     assert "KeyError" in by_id["test.boom"].message and "no such thing" in by_id["test.boom"].reason
     assert by_id["rdp.port"].status is Status.PASS
+
+
+@pytest.mark.parametrize("error", [
+    CorruptHiveError("SYSTEM: cell at offset 0x1020 points past the end of the hive"),
+    BCDError("BCD: element 16000009 of {bootmgr} is 3 bytes, expected 1"),
+    FileSystemError("partition 0: MFT record 12 is corrupt"),
+])
+def test_unreadable_evidence_met_by_a_rule_is_not_checked(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    def check(ctx: AuditContext) -> Outcome:
+        raise error
+
+    rule = Rule(
+        RuleMeta(id="test.corrupt", title="reads", area="test", severity=Severity.REQUIRED, source="s",
+                 remediation="r"),
+        check,
+    )
+    monkeypatch.setitem(base._CATALOGUE, rule.id, rule)
+    (result,) = audit_context(ctx(), "azure", select=["test.corrupt"])
+    assert result.status is Status.NOT_CHECKED
+    assert str(error) in result.reason
 
 
 def test_missing_software_hive_is_not_checked_never_pass() -> None:
@@ -256,8 +276,9 @@ def test_audit_of_a_disk_file_with_the_real_windows7_system(tmp_path: Path) -> N
     # SOFTWARE is not on this disk: policy rules are not checked, and say where the hive was looked for
     assert report["rdp.enabled_policy"].status is Status.NOT_CHECKED
     assert "SOFTWARE" in report["rdp.enabled_policy"].reason
-    # SECURITY is opened because user-right rules were selected; it is absent here, so they are not checked
+    # SECURITY is read only with with_lsa=True: the user-right rules are not checked, and say how to opt in
     assert report["rdp.user_right_no_deny"].status is Status.NOT_CHECKED
+    assert "with_lsa=True" in report["rdp.user_right_no_deny"].reason
     assert report.facts["partition_style"] == "mbr"
     assert {"open", "rules", "total"} <= set(report.timings_ms)
     assert set(report.disks) == {"os", "data1:data.raw"} and report.disks["data1:data.raw"]["role"] == "data"

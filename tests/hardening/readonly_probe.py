@@ -79,11 +79,11 @@ def main(argv: list[str]) -> int:
                     hives[path + "#view"] = sorted(image.registry.hives)
                     image.bcd  # noqa: B018 - decode the boot store too
             else:
-                ignore = ["rdp.user_right*", "rdp.builtin_admin_known"] if mode == "audit-no-lsa" else None
+                with_lsa = mode == "audit-with-lsa"
                 try:
-                    azvhdaudit.audit(path, ignore=ignore)
+                    azvhdaudit.audit(path, with_lsa=with_lsa)
                 except azvhdaudit.NoWindowsVolumeError:  # a data disk sample
-                    azvhdaudit.audit(path, ignore=ignore, role="data")
+                    azvhdaudit.audit(path, with_lsa=with_lsa, role="data")
         except azvhdaudit.AuditError as err:
             errors[path] = f"{type(err).__name__}: {err}"
         except Exception:

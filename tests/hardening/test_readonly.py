@@ -64,7 +64,7 @@ def chains(samples: dict[str, Path], sample_manifest: dict[str, dict[str, Any]])
 @pytest.fixture(scope="module")
 def runs(samples: dict[str, Path]) -> dict[str, dict[str, Any]]:
     paths = sorted(samples.values())
-    return {mode: probe(mode, paths) for mode in ("audit", "open_image", "audit-no-lsa")}
+    return {mode: probe(mode, paths) for mode in ("audit", "open_image", "audit-with-lsa")}
 
 
 def test_hook_sees_writes(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_hook_sees_writes(tmp_path: Path) -> None:
     assert any(v.startswith("os.mkdir") for v in result["violations"])
 
 
-@pytest.mark.parametrize("mode", ["audit", "open_image", "audit-no-lsa"])
+@pytest.mark.parametrize("mode", ["audit", "open_image", "audit-with-lsa"])
 def test_nothing_is_written(runs: dict[str, dict[str, Any]], samples: dict[str, Path], mode: str) -> None:
     result = runs[mode]
     assert result["errors"] == {}
@@ -99,15 +99,31 @@ def test_open_image_never_opens_sam_or_security(runs: dict[str, dict[str, Any]])
     assert not any(p.endswith(("config/sam", "config/security")) for p in opened)
 
 
-def test_audit_opens_sam_and_security_only_for_the_rules_that_read_them(runs: dict[str, dict[str, Any]]) -> None:
-    for image, names in runs["audit-no-lsa"]["hives"].items():
+def test_audit_opens_sam_and_security_only_when_asked(runs: dict[str, dict[str, Any]]) -> None:
+    # by default never, although rules that read them are selected (they are then "not checked")
+    os_disks = 0
+    for image, names in runs["audit"]["hives"].items():
         assert not LSA_HIVES & set(names), image
-    # with the default selection they are opened because these rules are selected, and only then
+        os_disks += "SYSTEM" in names
+    assert os_disks >= 5
+    opened = {p.replace("\\", "/").lower() for p in data_files(runs["audit"]["opened"])}
+    assert not any(p.endswith(("config/sam", "config/security")) for p in opened)
+    # asked for (with_lsa=True), and rules that read them are selected: opened on every OS disk
     needing = [r.id for r in select_rules("azure")
                if r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known"]
-    for image, names in runs["audit"]["hives"].items():
+    assert needing
+    for image, names in runs["audit-with-lsa"]["hives"].items():
         if "SYSTEM" in names:  # an OS disk (a data disk has no hives)
-            assert bool(LSA_HIVES & set(names)) == bool(needing), image
+            assert LSA_HIVES <= set(names), image
+
+
+def test_with_lsa_opens_them_only_for_the_rules_that_read_them() -> None:
+    from azvhdaudit.engine import wanted_hives
+
+    assert wanted_hives("azure") == ("SYSTEM", "SOFTWARE")
+    assert set(wanted_hives("azure", with_lsa=True)) == {"SYSTEM", "SOFTWARE", "SAM", "SECURITY"}
+    assert wanted_hives("azure", ignore=["rdp.user_right*", "rdp.builtin_admin_known"], with_lsa=True) == (
+        "SYSTEM", "SOFTWARE")
 
 
 class Counting:

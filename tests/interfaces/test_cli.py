@@ -80,11 +80,11 @@ def test_exit_codes(audits: dict[str, Any], argv: list[str], code: int) -> None:
 def test_options_reach_the_engine(audits: dict[str, Any]) -> None:
     run(["audit", "bad.vhd", "--profile", "azure-2017", "--select", "rdp.*", "--select", "firewall",
          "--ignore", "rdp.port", "--waivers", "w.toml", "--image-type", "specialized",
-         "--backend", "python-registry", "--data-disk", "d1.vhd"])
+         "--backend", "python-registry", "--data-disk", "d1.vhd", "--with-lsa"])
     call = audits["calls"][0]
     assert call == {"source": "bad.vhd", "profile": "azure-2017", "select": ["rdp.*", "firewall"],
                     "ignore": ["rdp.port"], "waivers": "w.toml", "image_type": "specialized",
-                    "backend": "python-registry", "data_disks": ["d1.vhd"]}
+                    "backend": "python-registry", "data_disks": ["d1.vhd"], "with_lsa": True}
 
 
 def test_fail_on_warning(audits: dict[str, Any]) -> None:
