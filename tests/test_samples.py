@@ -364,7 +364,8 @@ def test_audit_fails_exactly_the_expected_checks(name: str, sample_path: Callabl
     import azvhdaudit
 
     entry = MANIFEST[name]
-    report = azvhdaudit.audit(sample_path(name), entry["profile"])
+    # with_lsa: the samples carry SECURITY and SAM, so every rule has its evidence
+    report = azvhdaudit.audit(sample_path(name), entry["profile"], with_lsa=True)
     by_status: dict[str, set[str]] = {}
     for result in report.to_dict()["results"]:
         by_status.setdefault(result["status"], set()).add(result["rule_id"])
@@ -372,6 +373,17 @@ def test_audit_fails_exactly_the_expected_checks(name: str, sample_path: Callabl
     assert by_status.get("warning", set()) == set(entry["expected_warning"])
     assert not by_status.get("error"), by_status.get("error")
     assert not by_status.get("not_checked"), by_status.get("not_checked")
+
+
+def test_without_lsa_the_rules_that_need_security_and_sam_are_not_checked(sample_path: Callable[[str], Path]) -> None:
+    import azvhdaudit
+
+    report = azvhdaudit.audit(sample_path("gen1-azure.vhd"))
+    not_checked = {r.rule_id for r in report.filter(status="not_checked")}
+    assert not_checked == {
+        "rdp.builtin_admin_known", "rdp.user_right_allow_rds", "rdp.user_right_network_logon", "rdp.user_right_no_deny"
+    }
+    assert all("with_lsa" in report[rule_id].reason for rule_id in not_checked)
 
 
 # ---------------------------------------------------------------------------------------------
