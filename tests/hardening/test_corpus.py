@@ -55,12 +55,6 @@ REQUIRED_CASES = [
 ]
 
 
-#: rules found to pass on a broken copy with part of the evidence their intact pass reads unreadable
-#: (a hive that could not be opened). Each stays listed here only while it happens:
-#: test_known_unsound_passes is a strict xfail per rule, so fixing a rule makes it fail until removed.
-KNOWN_UNSOUND: dict[str, str] = {}
-
-
 @functools.lru_cache(maxsize=1)
 def _jobs_from(root: str) -> list[corpus.Mutant]:
     return corpus.mutants(hardkit.build_bases(Path(root)))
@@ -186,22 +180,6 @@ def test_broken_inputs_end_safely(corpus_run: dict[str, Any], category: str) -> 
             failures.append(f"{name}: {outcome['kind']}: {outcome.get('error')}\n{outcome.get('traceback', '')}")
             continue
         for problem in unsound_passes(outcome, corpus_run["bases"][mutant.base]):
-            if problem.split(" ", 1)[0] not in KNOWN_UNSOUND:
-                failures.append(f"{name}: {problem}")
+            failures.append(f"{name}: {problem}")
     assert ran, f"no input of category {category} ran"
     assert not failures, "\n".join(failures[:20]) + f"\n({len(failures)} in all)"
-
-
-@pytest.mark.parametrize(
-    "rule_id",
-    [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=why)) for r, why in sorted(KNOWN_UNSOUND.items())],
-)
-def test_known_unsound_passes(corpus_run: dict[str, Any], rule_id: str) -> None:
-    """A rule listed in KNOWN_UNSOUND must not pass on evidence it could not read (fails while it does)."""
-    found = [
-        f"{name}: {problem}"
-        for name, outcome in corpus_run["outcomes"].items()
-        for problem in unsound_passes(outcome, corpus_run["bases"][corpus_run["mutants"][name].base])
-        if problem.startswith(rule_id + " ")
-    ]
-    assert not found, "\n".join(found[:5])
