@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "AuditError",
     "ImageError",
+    "ImageNotFoundError",
     "UnsupportedFormatError",
     "CorruptImageError",
     "TruncatedImageError",
@@ -43,6 +44,10 @@ class AuditError(Exception):
 
 class ImageError(AuditError):
     """The image file (or one of its parents) cannot be read as a disk image."""
+
+
+class ImageNotFoundError(ImageError, FileNotFoundError):
+    """The image file itself does not exist."""
 
 
 class UnsupportedFormatError(ImageError):

@@ -42,6 +42,7 @@ from azvhdaudit.container.vhdx import VHDXLayer
 from azvhdaudit.errors import (
     CorruptImageError,
     ImageError,
+    ImageNotFoundError,
     ParentError,
     ParentLoopError,
     ParentMismatchError,
@@ -177,6 +178,10 @@ def open_container(
             fh = open_path(path)
         except IsADirectoryError as err:
             raise UnsupportedFormatError(f"not a disk image: {path} is a directory") from err
+        except FileNotFoundError as err:
+            raise ImageNotFoundError(f"{path}: no such image file") from err
+        except PermissionError as err:
+            raise ImageError(f"{path}: cannot be opened for reading: {err.strerror}") from err
         # the path, not the label, is where parents and extents are looked for
         file = CountedFile(fh, path, stats, owned=True)
         has_path = True

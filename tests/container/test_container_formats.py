@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from container_samples import PATTERN_LENGTH, PATTERN_OFFSETS, RAW_SIZE, pattern
@@ -205,3 +206,24 @@ def test_name_relabels_a_path_source(images: dict[str, Path]) -> None:
     with open_container(images["dynamic.vhdx"], name="label.vhdx") as disk:
         assert disk.path == disk.facts.path == "label.vhdx"
         assert disk.chain == [str(images["dynamic.vhdx"])]
+
+
+def test_missing_and_unreadable_image_files_are_library_errors(tmp_path: Path) -> None:
+    from azvhdaudit.errors import ImageError, ImageNotFoundError
+
+    missing = tmp_path / "nope.vhd"
+    with pytest.raises(ImageNotFoundError) as info:
+        open_container(missing)
+    assert isinstance(info.value, FileNotFoundError) and str(missing) in str(info.value)
+    locked = tmp_path / "locked.vhd"
+    locked.write_bytes(b"\x00" * 1024)
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root reads anything: show the error on an opener that refuses instead
+        def refuse(path: str) -> BinaryIO:
+            raise PermissionError(13, "Permission denied", path)
+
+        with pytest.raises(ImageError, match="cannot be opened for reading"):
+            open_container(str(locked), opener=refuse)
+    else:
+        with pytest.raises(ImageError, match="cannot be opened for reading"):
+            open_container(locked)
