@@ -367,7 +367,7 @@ def test_process_missing_file(tmp_path: Path) -> None:
     proc = _process("audit", str(tmp_path / "nope.vhd"))
     assert proc.returncode == 2
     missing = tmp_path / "nope.vhd"
-    assert proc.stderr.strip() == f"azvhdaudit: error: {missing}: No such file or directory (check the path)"
+    assert proc.stderr.strip() == f"azvhdaudit: error: {missing}: no such image file (check the path)"
 
 
 def test_process_help_documents_exit_codes() -> None:
