@@ -44,7 +44,6 @@ and 19.7 MB, because the missing blocks of one large read are fetched as one ran
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import posixpath
 import threading
@@ -54,6 +53,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
 from azvhdaudit.errors import ImageError, UnsupportedFormatError
+from azvhdaudit.streams import ReadOnlyStream
 
 __all__ = [
     "BLOCK_SIZE",
@@ -128,7 +128,7 @@ class _BlockCache:
         self._blocks.clear()
 
 
-class RemoteFile(io.RawIOBase, BinaryIO):
+class RemoteFile(ReadOnlyStream):
     """A seekable, read-only binary file over a file of an fsspec file system, read by ranges.
 
     Every read is served from aligned blocks of ``block_size`` bytes kept in an LRU of ``cache_blocks``;
@@ -165,42 +165,6 @@ class RemoteFile(io.RawIOBase, BinaryIO):
     def name(self) -> str:  # type: ignore[override]
         return self._url
 
-    @property
-    def mode(self) -> str:
-        return "rb"
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-    def _check(self) -> None:
-        if self.closed:
-            raise ValueError(f"I/O operation on closed file {self._url}")
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._check()
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self.size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if pos < 0:
-            raise ValueError(f"negative seek position {pos}")
-        self._pos = pos
-        return pos
-
-    def tell(self) -> int:
-        self._check()
-        return self._pos
-
     def read(self, size: int | None = -1) -> bytes:
         self._check()
         with self._lock:
@@ -209,15 +173,6 @@ class RemoteFile(io.RawIOBase, BinaryIO):
             data = self.pread(self._pos, n)
             self._pos += len(data)
             return data
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
     def pread(self, offset: int, length: int) -> bytes:
         """``length`` bytes at ``offset`` (short only at the end of the file); does not move the position."""

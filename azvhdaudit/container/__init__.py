@@ -50,6 +50,7 @@ from azvhdaudit.errors import (
     UnsupportedFormatError,
 )
 from azvhdaudit.facts import ContainerFacts, ParentLink
+from azvhdaudit.streams import ReadOnlyStream
 
 __all__ = ["Container", "ContainerStats", "Opener", "open_container", "MAX_CHAIN"]
 
@@ -65,7 +66,7 @@ def _default_opener(path: str) -> BinaryIO:
     return open(path, "rb")
 
 
-class Container(io.RawIOBase, BinaryIO):
+class Container(ReadOnlyStream):
     """A read-only, seekable binary stream over a virtual disk (the whole parent chain).
 
     ``size`` is the virtual size; ``facts`` describes the container; ``stats`` counts the reads done on
@@ -92,23 +93,6 @@ class Container(io.RawIOBase, BinaryIO):
     def name(self) -> str:
         return self.path
 
-    @property
-    def mode(self) -> str:
-        return "rb"
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-    def _check(self) -> None:
-        if self.closed:
-            raise ValueError("I/O operation on closed container")
-
     def read(self, size: int | None = -1) -> bytes:
         self._check()
         remaining = max(0, self.size - self._pos)
@@ -118,34 +102,6 @@ class Container(io.RawIOBase, BinaryIO):
         data = self._layer.read(self._pos, n)
         self._pos += n
         return data
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._check()
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self.size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if pos < 0:
-            raise ValueError(f"negative seek position {pos}")
-        self._pos = pos
-        return pos
-
-    def tell(self) -> int:
-        self._check()
-        return self._pos
 
     def close(self) -> None:
         """Close every file this container opened (never a file object the caller passed in)."""
