@@ -437,3 +437,17 @@ def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[
         "agent": agent_facts(registry, files),
         "mounted_c": mounted_volume(registry, "C:"),
     }
+
+
+def installed_products(registry: RegistryView) -> list[tuple[str, str]]:
+    """``(DisplayName, DisplayVersion)`` of every product under the Uninstall key (the Programs and Features
+    list); empty when the key is absent."""
+    uninstall = registry.key(UNINSTALL)
+    products: list[tuple[str, str]] = []
+    for sub in uninstall.subkeys() if uninstall is not None else []:
+        display = sub.value("DisplayName")
+        if display is not None and isinstance(display.data, str):
+            version = sub.value("DisplayVersion")
+            products.append((display.data, version.data if version is not None and isinstance(version.data, str)
+                             else ""))
+    return products

@@ -175,6 +175,11 @@ def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
                    tuple(ev))
 
 
+def _installed(ctx: AuditContext) -> list[tuple[str, str]]:
+    # the Uninstall walk reads a key of every installed product: once per audit for the rules that need it
+    return ctx.cached("installed_products", lambda: osinfo.installed_products(ctx.registry))  # type: ignore[no-any-return]
+
+
 @rule(RuleMeta(
     id="os.third_party_virtualization_drivers",
     title="No drivers/tools of other virtualization platforms or physical hardware",
@@ -199,15 +204,11 @@ def check_foreign_tools(ctx: AuditContext) -> Outcome:
             if exists and start != 4:
                 found.setdefault(product, []).append(name)
                 ev.append(_service_evidence(ctx, name, start, True, f"{product}; {image or ''}".strip("; ")))
-    uninstall = ctx.registry.key(osinfo.UNINSTALL)
-    products = []
-    for sub in uninstall.subkeys() if uninstall is not None else []:
-        display = sub.value("DisplayName")
-        if display is not None and isinstance(display.data, str):
-            if any(display.data.lower().startswith(p) for p in FOREIGN_PRODUCTS):
-                ver = sub.value("DisplayVersion")
-                shown = ver.data if ver is not None and isinstance(ver.data, str) else ""
-                products.append(f"{display.data} {shown}".strip())
+    products = [
+        f"{name} {version}".strip()
+        for name, version in _installed(ctx)
+        if any(name.lower().startswith(p) for p in FOREIGN_PRODUCTS)
+    ]
     if products:
         ev.append(Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.UNINSTALL,
                            value_name="DisplayName", actual=products, present=True))
@@ -244,13 +245,7 @@ def check_script_blockers(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SOFTWARE"):
         why = ctx.registry.why_unavailable("SOFTWARE")
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
-    uninstall = ctx.registry.key(osinfo.UNINSTALL)
-    found = []
-    for sub in uninstall.subkeys() if uninstall is not None else []:
-        display = sub.value("DisplayName")
-        if display is not None and isinstance(display.data, str):
-            if any(display.data.lower().startswith(p) for p in SECURITY_PRODUCTS):
-                found.append(display.data)
+    found = [name for name, _ in _installed(ctx) if any(name.lower().startswith(p) for p in SECURITY_PRODUCTS)]
     ev = (Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.UNINSTALL, value_name="DisplayName",
                    actual=found, present=bool(found)),)
     if found:
