@@ -43,7 +43,6 @@ and 19.7 MB, because the missing blocks of one large read are fetched as one ran
 
 from __future__ import annotations
 
-import errno
 import logging
 import posixpath
 import threading
@@ -52,7 +51,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
-from azvhdaudit.errors import ImageError, UnsupportedFormatError
+from azvhdaudit.errors import ImageError, ImageNotFoundError, UnsupportedFormatError
 from azvhdaudit.streams import ReadOnlyStream
 
 __all__ = [
@@ -274,12 +273,12 @@ def _open_file(
             size = fs.size(path)
     except FileNotFoundError as err:
         # fsspec's messages vary (a bare path, a URL, a server's text): name the URL the caller gave
-        raise FileNotFoundError(errno.ENOENT, "no such file", url) from err
+        raise ImageNotFoundError(f"{url}: no such image file") from err
     except IsADirectoryError as err:
         raise UnsupportedFormatError(f"not a disk image: {url} is a directory") from err
     except Exception as err:  # fsspec, aiohttp and azure-core errors vary by protocol; name the URL
         if _looks_missing(err):
-            raise FileNotFoundError(errno.ENOENT, f"no such file ({type(err).__name__})", url) from err
+            raise ImageNotFoundError(f"{url}: no such image file ({type(err).__name__})") from err
         raise ImageError(f"{url}: cannot open: {type(err).__name__}: {err}") from err
     if not isinstance(size, int) or size < 0:
         handle.close()

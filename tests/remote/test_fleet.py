@@ -24,7 +24,7 @@ LOCAL = [("win7", 12), ("win10-dirty", 12), ("win7-dynamic", 4), ("garbage", 3),
 ERRORS = {
     "garbage": "UnsupportedFormatError",
     "truncated": "VolumeError",
-    "missing": "FileNotFoundError",
+    "missing": "ImageNotFoundError",
 }
 
 
