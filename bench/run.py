@@ -69,9 +69,12 @@ def _io_delta(before: dict[str, int]) -> dict[str, int]:
 def child_azvhdaudit(image: str, backend: str) -> dict[str, Any]:
     started = time.perf_counter()
     import azvhdaudit
+    import azvhdaudit.container  # this and the two backends: imported by the first open_image()
     import azvhdaudit.engine
     import azvhdaudit.image
     import azvhdaudit.pe  # imported by the first file version read
+    import azvhdaudit.registry.pyreg
+    import azvhdaudit.registry.regf
     from azvhdaudit.fleet import audit_source
 
     azvhdaudit.engine.catalogue()  # imports the rule modules, as the first audit would
