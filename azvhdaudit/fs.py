@@ -11,13 +11,29 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
+from io import BytesIO
 from typing import Any, BinaryIO
 
 from dissect.fat import fat as _fat
 from dissect.fat.exceptions import Error as FatError
 from dissect.ntfs import NTFS
-from dissect.ntfs.c_ntfs import ATTRIBUTE_TYPE_CODE, INDEX_ENTRY_END, INDEX_ENTRY_NODE, c_ntfs
+from dissect.ntfs.attr import Attribute, AttributeHeader
+from dissect.ntfs.c_ntfs import (
+    ATTRIBUTE_TYPE_CODE,
+    INDEX_ENTRY_END,
+    INDEX_ENTRY_NODE,
+    SECTOR_SHIFT,
+    c_ntfs,
+)
+from dissect.ntfs.exceptions import BrokenMftError, VolumeNotAvailableError
 from dissect.ntfs.exceptions import Error as NtfsError
+from dissect.ntfs.exceptions import FileNotFoundError as DissectFileNotFoundError
+from dissect.ntfs.exceptions import NotADirectoryError as DissectNotADirectoryError
+from dissect.ntfs.index import Index, IndexRoot
+from dissect.ntfs.mft import Mft, MftRecord
+from dissect.ntfs.ntfs import _get_dataruns_from_attribute_list
+from dissect.ntfs.util import AttributeCollection
 from dissect.util.stream import RangeStream
 
 from azvhdaudit.errors import FileSystemError, GuestFileNotFoundError
@@ -36,6 +52,141 @@ _ALIGN = 4096
 
 def _norm(path: str) -> str:
     return "\\".join(p for p in path.replace("/", "\\").split("\\") if p)
+
+
+# --- MFT record attributes ---------------------------------------------------------------------------
+#
+# dissect.ntfs's MftRecord.attributes decodes every attribute header of a record with cstruct (a union of
+# the resident and non-resident forms) and every $STANDARD_INFORMATION and $FILE_NAME value: ~300 µs a
+# record, of which opening a file needs only its $DATA header and walking a directory its $INDEX_ROOT and
+# $INDEX_ALLOCATION. _attribute_table finds the headers as that walk does, with struct; the headers used
+# are then decoded and opened by dissect.ntfs itself (runlists, resident data, compression). A record that
+# walk would treat specially (an attribute list, a reparse point) or might fail on is left to dissect.
+
+_ATTRIBUTE_HEADER_SIZE = len(c_ntfs._ATTRIBUTE_RECORD_HEADER)
+#: dissect.ntfs's FileName pads the $FILE_NAME value to this length before decoding it
+_FILE_NAME_PADDED = len(c_ntfs.STANDARD_INFORMATION_EX)
+_END = ATTRIBUTE_TYPE_CODE.END.value
+_STANDARD_INFORMATION = ATTRIBUTE_TYPE_CODE.STANDARD_INFORMATION.value
+_FILE_NAME = ATTRIBUTE_TYPE_CODE.FILE_NAME.value
+#: attributes whose presence changes what MftRecord.attributes holds or what a lookup does
+_DISSECT_ONLY = (ATTRIBUTE_TYPE_CODE.ATTRIBUTE_LIST.value, ATTRIBUTE_TYPE_CODE.REPARSE_POINT.value)
+
+AttributeTable = dict[int, list[int]]
+
+
+def _attribute_table(record: Any) -> AttributeTable | None:
+    """The offsets of ``record``'s attribute headers by type code, in the order MftRecord.attributes lists
+    them, or ``None`` when that walk must run itself.
+
+    The walk ends where dissect's does (at the END marker, or where a whole header no longer fits) and
+    raises its error for a zero RecordLength. ``None`` for an attribute list or a reparse point, and for a
+    $STANDARD_INFORMATION or $FILE_NAME value that is not resident within the record or whose name
+    dissect could not decode: for those, dissect's own walk gives the answer or the error.
+    """
+    data = record.data
+    size = len(data)
+    offset = record.header.FirstAttributeOffset
+    table: AttributeTable = {}
+    while offset + _ATTRIBUTE_HEADER_SIZE <= size:
+        type_code, length, form = struct.unpack_from("<IIB", data, offset)
+        if type_code == _END:
+            break
+        if length == 0:
+            raise BrokenMftError("Attribute RecordLength is 0 but end not yet reached")
+        if type_code in _DISSECT_ONLY:
+            return None
+        if type_code in (_STANDARD_INFORMATION, _FILE_NAME):
+            value_length, value_offset = struct.unpack_from("<IH", data, offset + 16)
+            start = offset + value_offset
+            if form != 0 or start + value_length > size:
+                return None
+            if type_code == _FILE_NAME:
+                value = data[start : start + value_length].ljust(_FILE_NAME_PADDED, b"\x00")
+                end = 66 + 2 * value[64]
+                if end > len(value):
+                    return None
+                try:
+                    value[66:end].decode("utf-16-le")
+                except UnicodeDecodeError:
+                    return None
+        table.setdefault(type_code, []).append(offset)
+        offset += length
+    return table
+
+
+def _attributes(record: Any, table: AttributeTable, attr_type: int, name: str | None = None) -> list[Any]:
+    """dissect.ntfs Attributes of ``attr_type`` (named ``name``, case-insensitively, unless ``None``)."""
+    found = []
+    data = record.data
+    fh = None
+    for offset in table.get(int(attr_type), ()):
+        if name is not None:
+            name_offset = offset + struct.unpack_from("<H", data, offset + 10)[0]
+            attr_name = data[name_offset : name_offset + 2 * data[offset + 9]].decode("utf-16-le")
+            if attr_name.lower() != name.lower():
+                continue
+        fh = fh or BytesIO(data)
+        found.append(Attribute(AttributeHeader(fh, offset, record), record))
+    return found
+
+
+def _open_stream(record: Any, table: AttributeTable | None, name: str, attr_type: int) -> BinaryIO | None:
+    """``record.open(name, attr_type)`` from the headers in ``table``; ``None`` when there is no such stream
+    (or no table: the caller asks dissect)."""
+    if table is None:
+        return None
+    attrs = _attributes(record, table, attr_type, name)
+    if not attrs:
+        return None
+    return AttributeCollection(attrs).open()  # type: ignore[no-any-return]
+
+
+class _Index(Index):  # type: ignore[misc]
+    """dissect.ntfs's Index on streams opened from an attribute table; ``Index(record, name)`` would open
+    them through MftRecord.attributes. The rest is dissect's own."""
+
+    def __init__(self, record: Any, name: str, root: BinaryIO, allocation: Callable[[], BinaryIO | None]) -> None:
+        self.record = record
+        self.name = name
+        self.root = IndexRoot(self, root)
+        ntfs = record.ntfs
+        if ntfs and ntfs.cluster_size <= self.root.bytes_per_index_buffer:
+            self._vcn_size_shift = ntfs.cluster_size_shift
+        else:
+            self._vcn_size_shift = SECTOR_SHIFT
+        self._index_stream = allocation()
+
+
+def _open(record: Any, table: AttributeTable | None, name: str = "") -> BinaryIO:
+    """``record.open(name)``: a $DATA stream."""
+    stream = _open_stream(record, table, name, ATTRIBUTE_TYPE_CODE.DATA)
+    return stream if stream is not None else record.open(name)  # type: ignore[no-any-return]
+
+
+def _index(record: Any, table: AttributeTable | None, name: str) -> Any:
+    """``record.index(name)``."""
+    root = _open_stream(record, table, name, ATTRIBUTE_TYPE_CODE.INDEX_ROOT)
+    if root is None:
+        return record.index(name)
+    return _Index(record, name, root, lambda: _open_stream(record, table, name, ATTRIBUTE_TYPE_CODE.INDEX_ALLOCATION))
+
+
+def _open_ntfs(stream: BinaryIO) -> Any:
+    """dissect.ntfs's NTFS on ``stream``: the boot sector as ``NTFS(boot=...)`` reads it, then the $MFT as
+    ``NTFS(fh)`` opens it. ``NTFS(fh)`` goes on to build $Secure and $UsnJrnl objects through
+    MftRecord.attributes; :meth:`NtfsVolume._check_system_files` reads the same structures."""
+    fs = NTFS(boot=stream)
+    fs.fh = stream
+    record = MftRecord.from_fh(stream, fs.boot_sector.MftStartLcn * fs.cluster_size, ntfs=fs)
+    table = _attribute_table(record)
+    fs.mft = Mft(_open(record, table), ntfs=fs)
+    # with no MFT yet, MftRecord.attributes does not follow an attribute list; the extra $DATA runs
+    # of a fragmented $MFT are in the records it names, which the first runs reach
+    if table is None and ATTRIBUTE_TYPE_CODE.ATTRIBUTE_LIST in record.attributes:
+        for runs in _get_dataruns_from_attribute_list(record):
+            fs.mft.fh.runlist += runs
+    return fs
 
 
 class Volume:
@@ -85,8 +236,10 @@ class NtfsVolume(Volume):
         self._records: dict[str, Any] = {}
         self._indexes: dict[int, Any] = {}
         self._nodes: dict[tuple[int, int | None], list[tuple[str | None, int, int, int]]] = {}
+        self._tables: dict[int, AttributeTable | None] = {}
         try:
-            self.fs = NTFS(self._stream)
+            self.fs = _open_ntfs(self._stream)
+            self._check_system_files()
         except _FS_ERRORS as err:
             raise FileSystemError(f"{name}: NTFS at offset {offset} cannot be read: {err}") from err
 
@@ -113,7 +266,7 @@ class NtfsVolume(Volume):
         node = self._record(parent_path)
         if node is None:
             raise FileNotFoundError(norm)
-        while node.is_symlink() or node.is_mount_point():
+        while self._table(node) is None and (node.is_symlink() or node.is_mount_point()):
             node = node.reparse_point_record
         if not node.is_dir():
             raise NotADirectoryError(norm)
@@ -121,6 +274,58 @@ class NtfsVolume(Volume):
         if segment is None:
             raise FileNotFoundError(norm)
         return self.fs.mft.get(segment)
+
+    def _table(self, record: Any) -> AttributeTable | None:
+        """The record's attribute table (:func:`_attribute_table`), once per record."""
+        segment = record.segment
+        if segment is None:
+            return _attribute_table(record)
+        if segment not in self._tables:
+            self._tables[segment] = _attribute_table(record)
+        return self._tables[segment]
+
+    def _index(self, node: Any) -> Any:
+        """The $I30 index of directory ``node``, once per directory."""
+        index = self._indexes.get(node.segment)
+        if index is None:
+            index = self._indexes[node.segment] = _index(node, self._table(node), "$I30")
+        return index
+
+    def _check_system_files(self) -> None:
+        """Read what dissect.ntfs's ``NTFS(fh)`` reads beyond the $MFT, and fail where it fails.
+
+        Nothing here uses $Secure or the change journal, but a volume whose root directory or those
+        system files cannot be read is reported unreadable when it is opened, as ``NTFS(fh)`` does,
+        rather than half-way through an audit: $Secure's $SDS stream and $SII index, then
+        $Extend\\$UsnJrnl's $J stream, each absent one skipped as ``NTFS(fh)`` skips it.
+        """
+        try:
+            secure = self._system_record("$Secure")
+            if secure is None:
+                if not self.fs.mft.get(5).is_dir():
+                    # dissect's lookup of $Secure fails this way, and NTFS(fh) lets the error through
+                    raise DissectNotADirectoryError(f"Error finding path $Secure: {self.fs.mft!r} is not a directory")
+            else:
+                table = self._table(secure)
+                _open(secure, table, "$SDS")
+                _index(secure, table, "$SII")
+        except (DissectFileNotFoundError, VolumeNotAvailableError):
+            pass
+        try:
+            journal = self._system_record("$Extend\\$UsnJrnl")
+            if journal is not None:
+                _open(journal, self._table(journal), "$J")
+        except (DissectFileNotFoundError, NotADirectoryError, VolumeNotAvailableError):
+            pass
+
+    def _system_record(self, path: str) -> Any:
+        """:meth:`_record` of ``path``, raising dissect's error itself rather than a FileSystemError."""
+        try:
+            return self._record(path)
+        except FileSystemError as err:
+            if err.__cause__ is None:
+                raise
+            raise err.__cause__ from None
 
     def _entries(self, node, vcn: int | None) -> list[tuple[str | None, int, int, int]]:  # type: ignore[no-untyped-def]
         """One node of a directory's $I30 B-tree: (upper-cased name, flags, file reference, child VCN).
@@ -133,9 +338,7 @@ class NtfsVolume(Volume):
         cached = self._nodes.get(key)
         if cached is not None:
             return cached
-        index = self._indexes.get(node.segment)
-        if index is None:
-            index = self._indexes[node.segment] = node.index("$I30")
+        index = self._index(node)
         if vcn is None:
             fh = index.root.fh
             fh.seek(0)
@@ -221,7 +424,7 @@ class NtfsVolume(Volume):
         try:
             if rec.is_dir():
                 raise GuestFileNotFoundError(f"{self.name}: {path} is a directory, not a file")
-            return rec.open()  # type: ignore[no-any-return]
+            return _open(rec, self._table(rec))
         except _FS_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot open {path}: {err}") from err
 
@@ -230,7 +433,11 @@ class NtfsVolume(Volume):
         """The NTFS dirty flag (chkdsk runs at next boot), from $Volume's VOLUME_INFORMATION."""
         try:
             record = self.fs.mft.get(3)
-            attr = record.attributes[ATTRIBUTE_TYPE_CODE.VOLUME_INFORMATION]
+            table = self._table(record)
+            if table is None:
+                attr = record.attributes[ATTRIBUTE_TYPE_CODE.VOLUME_INFORMATION]
+            else:
+                attr = _attributes(record, table, ATTRIBUTE_TYPE_CODE.VOLUME_INFORMATION)
             data = attr[0].data() if isinstance(attr, list) else attr.data()
             flags = struct.unpack_from("<H", data, 10)[0]
             return bool(flags & 0x0001)

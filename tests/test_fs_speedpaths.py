@@ -1,0 +1,183 @@
+"""The NTFS paths of azvhdaudit.fs that skip parts of dissect.ntfs's work give dissect.ntfs's own answers.
+
+A file open decodes the $DATA header alone (MftRecord.attributes decodes every attribute of the record),
+a directory its $INDEX_ROOT / $INDEX_ALLOCATION headers, and the volume opens without dissect's $Secure
+and $UsnJrnl objects. Each answer is compared with dissect.ntfs's on the same bytes, and what is decoded
+is counted.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from diskbuild import MiB, make_ntfs, require_tools
+from dissect.ntfs import NTFS
+from dissect.ntfs.attr import AttributeHeader
+from dissect.ntfs.c_ntfs import ATTRIBUTE_TYPE_CODE, c_ntfs
+from dissect.ntfs.exceptions import BrokenMftError
+from dissect.ntfs.mft import MftRecord
+
+from azvhdaudit import fs
+from azvhdaudit.errors import FileSystemError
+from azvhdaudit.fs import NtfsVolume
+
+#: a directory large enough for an $INDEX_ALLOCATION, resident and non-resident files
+FILES = {
+    **{f"Windows/System32/file{i:04d}.dll": b"MZ" + bytes([i % 251]) * 40 for i in range(400)},
+    "Windows/System32/config/SYSTEM": b"regf" + bytes(range(256)) * 64,
+    "Windows/System32/drivers/tiny.sys": b"MZ",
+    "Windows/System32/drivers/empty.sys": b"",
+    "Windows/Panther/unattend.xml": b"<unattend/>",
+}
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_tools()
+    return make_ntfs(tmp_path_factory.mktemp("speed") / "v.img", 16 * MiB, FILES)
+
+
+@pytest.fixture()
+def volume(image: Path) -> Iterator[NtfsVolume]:
+    with open(image, "rb") as fh:
+        yield NtfsVolume(fh, 0, image.stat().st_size, "speed-ntfs")
+
+
+@pytest.fixture()
+def dissect_fs(image: Path) -> Iterator[Any]:
+    with open(image, "rb") as fh:
+        yield NTFS(fh)
+
+
+def _in_use(ntfs: Any) -> Iterator[Any]:
+    for segment in range(0, 100):
+        try:
+            record = ntfs.mft.get(segment)
+        except (BrokenMftError, ValueError):
+            continue
+        yield record
+
+
+def _dissect_table(record: Any) -> dict[int, list[int]]:
+    return {kind: [a.header.offset for a in attrs] for kind, attrs in record.attributes.items()}
+
+
+def _record_with(record: Any, data: bytes) -> Any:
+    """A record of ``data`` (already fixed up) on ``record``'s volume, as MftRecord.from_bytes makes one."""
+    made = MftRecord()
+    made.ntfs = record.ntfs
+    made.segment = record.segment
+    made.data = data
+    made.header = c_ntfs._FILE_RECORD_SEGMENT_HEADER(data)
+    return made
+
+
+def _offsets(record: Any) -> list[tuple[int, int]]:
+    return [(kind, offset) for kind, offsets in _dissect_table(record).items() for offset in offsets]
+
+
+def test_attribute_tables_are_dissects_attributes(dissect_fs: Any) -> None:
+    compared = 0
+    for record in _in_use(dissect_fs):
+        table = fs._attribute_table(record)
+        if table is None:
+            assert ATTRIBUTE_TYPE_CODE.ATTRIBUTE_LIST in record.attributes or record.is_reparse_point()
+            continue
+        assert table == _dissect_table(record), record
+        compared += 1
+    assert compared >= 20
+
+
+def test_files_and_directories_open_as_dissect_opens_them(volume: NtfsVolume, dissect_fs: Any) -> None:
+    for path, data in FILES.items():
+        ours = volume.open(path)
+        theirs = dissect_fs.mft.get(path).open()
+        assert type(ours) is type(theirs)
+        assert ours.read() == theirs.read() == data
+    for path in ("", "Windows", "Windows/System32", "Windows/System32/drivers"):
+        ours = volume._index(volume._record(path))
+        theirs = dissect_fs.mft.get(path).index("$I30") if path else dissect_fs.mft.get(5).index("$I30")
+        assert ours.root.header.dumps() == theirs.root.header.dumps()
+        assert [e.header.dumps() for e in ours.entries()] == [e.header.dumps() for e in theirs.entries()]
+    assert volume._index(volume._record("Windows/System32"))._index_stream is not None
+    assert volume.listdir("Windows/System32/drivers") == ["empty.sys", "tiny.sys"]
+
+
+def test_a_file_open_decodes_one_attribute_header(volume: NtfsVolume, monkeypatch: pytest.MonkeyPatch) -> None:
+    volume.exists("Windows/System32/file0000.dll")  # the directories on the way
+    decoded: list[int] = []
+    real_init = AttributeHeader.__init__
+
+    def counting(self: Any, fh: Any, offset: int, record: Any = None) -> None:
+        decoded.append(offset)
+        real_init(self, fh, offset, record)
+
+    monkeypatch.setattr(AttributeHeader, "__init__", counting)
+    for i in range(0, 400, 40):
+        assert volume.read(f"Windows/System32/file{i:04d}.dll") == FILES[f"Windows/System32/file{i:04d}.dll"]
+    assert len(decoded) == 10
+
+
+def test_a_zero_attribute_length_is_dissects_error(dissect_fs: Any) -> None:
+    record = dissect_fs.mft.get("Windows/System32/config/SYSTEM")
+    (si_offset,) = _dissect_table(record)[ATTRIBUTE_TYPE_CODE.STANDARD_INFORMATION.value]
+    data = bytearray(record.data)
+    struct.pack_into("<I", data, si_offset + 4, 0)
+    with pytest.raises(BrokenMftError) as theirs:
+        _record_with(record, bytes(data)).attributes  # noqa: B018
+    with pytest.raises(BrokenMftError) as ours:
+        fs._attribute_table(_record_with(record, bytes(data)))
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("damage", ["list", "reparse", "name-surrogate", "name-long", "nonresident"])
+def test_records_dissect_treats_specially_are_left_to_it(dissect_fs: Any, damage: str) -> None:
+    record = dissect_fs.mft.get("Windows/System32/config/SYSTEM")
+    table = _dissect_table(record)
+    (fn,) = table[ATTRIBUTE_TYPE_CODE.FILE_NAME.value]
+    data = bytearray(record.data)
+    value = fn + struct.unpack_from("<H", data, fn + 20)[0]
+    if damage == "list":
+        struct.pack_into("<I", data, table[ATTRIBUTE_TYPE_CODE.SECURITY_DESCRIPTOR.value][0], 0x20)
+    elif damage == "reparse":
+        struct.pack_into("<I", data, table[ATTRIBUTE_TYPE_CODE.SECURITY_DESCRIPTOR.value][0], 0xC0)
+    elif damage == "name-surrogate":
+        struct.pack_into("<H", data, value + 66, 0xDC00)
+    elif damage == "name-long":
+        data[value + 64] = 200
+    else:
+        data[fn + 8] = 1
+    assert fs._attribute_table(_record_with(record, bytes(data))) is None
+
+
+def test_the_end_of_the_walk_is_dissects(dissect_fs: Any) -> None:
+    """Where no whole header fits before the end of the record, both walks stop."""
+    record = dissect_fs.mft.get("Windows/System32/config/SYSTEM")
+    offsets = _offsets(record)
+    last_kind, last = max(offsets, key=lambda item: item[1])
+    for room in (len(c_ntfs._ATTRIBUTE_RECORD_HEADER) - 1, len(c_ntfs._ATTRIBUTE_RECORD_HEADER)):
+        data = bytes(record.data[: last + room])
+        made = _record_with(record, data)
+        table = fs._attribute_table(made)
+        assert table == _dissect_table(_record_with(record, data))
+        assert (last in table.get(last_kind, [])) == (room == len(c_ntfs._ATTRIBUTE_RECORD_HEADER))
+
+
+def test_a_broken_secure_file_makes_the_volume_unreadable_as_in_dissect(image: Path, tmp_path: Path) -> None:
+    with open(image, "rb") as fh:
+        ntfs = NTFS(fh)
+        at = ntfs.boot_sector.MftStartLcn * ntfs.cluster_size + 9 * ntfs._record_size
+    broken = tmp_path / "broken.img"
+    data = bytearray(image.read_bytes())
+    data[at : at + 4] = b"BAAD"
+    broken.write_bytes(bytes(data))
+    with open(broken, "rb") as fh:
+        with pytest.raises(BrokenMftError) as theirs:
+            NTFS(fh)
+        with pytest.raises(FileSystemError) as ours:
+            NtfsVolume(fh, 0, len(data), "broken")
+    assert str(ours.value) == f"broken: NTFS at offset 0 cannot be read: {theirs.value}"
