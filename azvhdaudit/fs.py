@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from typing import Any, BinaryIO
 
@@ -453,6 +453,18 @@ class NtfsVolume(Volume):
             return None
 
 
+class _Listing:
+    """A FAT directory listing as far as it was read: the entries, the rest of dissect's ``iterdir()``
+    (``None`` once it ended) and the error it ended with."""
+
+    __slots__ = ("entries", "rest", "error")
+
+    def __init__(self, rest: Iterator[Any]) -> None:
+        self.entries: list[Any] = []
+        self.rest: Iterator[Any] | None = rest
+        self.error: BaseException | None = None
+
+
 class FatVolume(Volume):
     """A FAT12/16/32 volume (the EFI system partition)."""
 
@@ -460,28 +472,63 @@ class FatVolume(Volume):
 
     def __init__(self, stream: BinaryIO, offset: int, size: int, name: str) -> None:
         super().__init__(stream, offset, size, name)
+        # Directory listings as far as lookups have read them, by lower-cased directory path. dissect.fat
+        # keeps a listing only once iterdir() ran to its end, and a lookup stops at its match, so every
+        # lookup parsed the directories on its way again (the boot store, then its logs, walk the same four).
+        self._listings: dict[str, _Listing] = {}
         try:
             self.fs = _fat.FATFS(self._stream)
         except _FS_ERRORS as err:
             raise FileSystemError(f"{name}: FAT at offset {offset} cannot be read: {err}") from err
 
+    def _child(self, key: str, node: Any, part: str) -> Any:
+        """The first entry of directory ``node`` (at ``key``) named ``part``, case-insensitively, or None.
+
+        Reads the directory only as far as the match, as a walk of ``node.iterdir()`` does. A corrupt
+        entry that ended the listing is raised again for every name not found before it; any other error
+        (a read of the image that failed) forgets the listing, to be read again.
+        """
+        listing = self._listings.get(key)
+        if listing is None:
+            listing = self._listings[key] = _Listing(node.iterdir())
+        wanted = part.lower()
+        for child in listing.entries:
+            if child.name.lower() == wanted:
+                return child
+        while listing.rest is not None:
+            try:
+                child = next(listing.rest)
+            except StopIteration:
+                listing.rest = None
+                break
+            except _FS_ERRORS as err:
+                listing.rest, listing.error = None, err
+                raise
+            except BaseException:
+                del self._listings[key]
+                raise
+            listing.entries.append(child)
+            if child.name.lower() == wanted:
+                return child
+        if listing.error is not None:
+            raise listing.error
+        return None
+
     def _entry(self, path: str):  # type: ignore[no-untyped-def]
         # Walk case-insensitively: FAT stores long names with their case, Windows ignores it.
         node = self.fs.root
+        key = ""
         try:
             for part in _norm(path).split("\\"):
                 if not part:
                     continue
                 if not node.is_directory():
                     return None
-                match = None
-                for child in node.iterdir():
-                    if child.name.lower() == part.lower():
-                        match = child
-                        break
+                match = self._child(key, node, part)
                 if match is None:
                     return None
                 node = match
+                key = f"{key}\\{part.lower()}"
             return node
         except _FS_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err

@@ -181,3 +181,98 @@ def test_a_broken_secure_file_makes_the_volume_unreadable_as_in_dissect(image: P
         with pytest.raises(FileSystemError) as ours:
             NtfsVolume(fh, 0, len(data), "broken")
     assert str(ours.value) == f"broken: NTFS at offset 0 cannot be read: {theirs.value}"
+
+
+# --- FAT: directory listings kept as far as lookups read them ---------------------------------------------
+
+ESP = {
+    "EFI/Boot/bootx64.efi": b"MZ-boot",
+    "EFI/Microsoft/Boot/BCD": b"regf-bcd",
+    "EFI/Microsoft/Boot/bootmgfw.efi": b"MZ-bootmgr",
+    **{f"EFI/Microsoft/Boot/lang{i:02d}/bootmgr.efi.mui": b"mui" for i in range(6)},
+}
+
+
+@pytest.fixture(scope="module")
+def esp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from diskbuild import make_fat
+
+    require_tools()
+    return make_fat(tmp_path_factory.mktemp("esp") / "esp.img", 34 * MiB, ESP)
+
+
+@pytest.fixture()
+def fat_volume(esp: Path) -> Iterator[fs.FatVolume]:
+    with open(esp, "rb") as fh:
+        yield fs.FatVolume(fh, 0, esp.stat().st_size, "esp")
+
+
+def _count_entries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    parsed: list[str] = []
+    real_init = fs._fat.DirectoryEntry.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        parsed.append(self.name)
+
+    monkeypatch.setattr(fs._fat.DirectoryEntry, "__init__", counting)
+    return parsed
+
+
+def test_fat_lookups_read_each_directory_once(fat_volume: fs.FatVolume, esp: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = _count_entries(monkeypatch)
+    assert fat_volume.exists("EFI/Microsoft/Boot/BCD")
+    first = len(parsed)
+    assert fat_volume.read("efi\\microsoft\\boot\\bcd") == ESP["EFI/Microsoft/Boot/BCD"]
+    assert fat_volume.exists("EFI/MICROSOFT/Boot/BCD")
+    assert len(parsed) == first
+    assert not fat_volume.exists("EFI/Microsoft/Boot/BCD.LOG1")
+    rest = len(parsed)
+    assert not fat_volume.exists("EFI/Microsoft/Boot/BCD.LOG2")
+    assert fat_volume.read("EFI/Microsoft/Boot/lang03/bootmgr.efi.mui") == b"mui"
+    assert len(parsed) == rest + 3  # lang03's own listing: ".", "..", the file
+    # the same answers as dissect.fat's own lookups
+    with open(esp, "rb") as fh:
+        theirs = fs._fat.FATFS(fh)
+        for path, data in ESP.items():
+            assert fat_volume.read(path) == theirs.get(path).open().read() == data
+
+
+def test_a_listing_that_failed_fails_again(fat_volume: fs.FatVolume, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dissect.fat.exceptions import InvalidDirectoryError
+
+    calls = []
+    real_iterdir = fs._fat.RootDirectory.iterdir
+
+    def broken(self: Any) -> Iterator[Any]:
+        calls.append(1)
+        for entry in real_iterdir(self):
+            yield entry
+            if entry.name == "EFI":
+                raise InvalidDirectoryError("Dirent contains multiple last-long entries")
+
+    monkeypatch.setattr(fs._fat.RootDirectory, "iterdir", broken)
+    assert fat_volume.exists("EFI/Boot/bootx64.efi")
+    for _ in range(2):
+        with pytest.raises(FileSystemError, match="cannot look up Boot: Dirent contains multiple last-long"):
+            fat_volume.exists("Boot")
+    assert fat_volume.exists("efi")
+    assert len(calls) == 1
+
+
+def test_a_read_error_is_not_kept(fat_volume: fs.FatVolume, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real_iterdir = fs._fat.RootDirectory.iterdir
+
+    def failing(self: Any) -> Iterator[Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("the image could not be read")
+        yield from real_iterdir(self)
+
+    monkeypatch.setattr(fs._fat.RootDirectory, "iterdir", failing)
+    with pytest.raises(OSError, match="could not be read"):
+        fat_volume.exists("EFI")
+    assert fat_volume.exists("EFI")
+    assert len(calls) == 2
