@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from abc import ABC, abstractmethod
+from codecs import utf_16_le_decode as _decode_utf16
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -64,11 +65,18 @@ class RegType(IntEnum):
 
 
 def _decode_sz(raw: bytes) -> str:
-    if len(raw) % 2:
-        raw = raw[:-1]
-    text = raw.decode("utf-16-le", errors="replace")
+    text = _decode_utf16(raw[:-1] if len(raw) % 2 else raw, "replace", True)[0]
     nul = text.find("\x00")
     return text if nul < 0 else text[:nul]
+
+
+# Every value read is decoded (a thousand an audit): the types as plain ints, the codec function itself
+# (bytes.decode("utf-16-le") looks the codec up by name on every call).
+_STRING_TYPES = frozenset((int(RegType.SZ), int(RegType.EXPAND_SZ), int(RegType.LINK)))
+_DWORD = int(RegType.DWORD)
+_DWORD_BIG_ENDIAN = int(RegType.DWORD_BIG_ENDIAN)
+_QWORD = int(RegType.QWORD)
+_MULTI_SZ = int(RegType.MULTI_SZ)
 
 
 def decode_value(type_: int, raw: bytes) -> RegData:
@@ -77,18 +85,16 @@ def decode_value(type_: int, raw: bytes) -> RegData:
     Short or odd data never raises: a DWORD shorter than four bytes decodes as its bytes padded,
     as ``reg query`` shows it; unknown types stay bytes.
     """
-    if type_ in (RegType.SZ, RegType.EXPAND_SZ, RegType.LINK):
+    if type_ in _STRING_TYPES:
         return _decode_sz(raw)
-    if type_ == RegType.DWORD:
+    if type_ == _DWORD:
         return int.from_bytes(raw[:4].ljust(4, b"\x00"), "little")
-    if type_ == RegType.DWORD_BIG_ENDIAN:
+    if type_ == _DWORD_BIG_ENDIAN:
         return int.from_bytes(raw[:4].ljust(4, b"\x00"), "big")
-    if type_ == RegType.QWORD:
+    if type_ == _QWORD:
         return int.from_bytes(raw[:8].ljust(8, b"\x00"), "little")
-    if type_ == RegType.MULTI_SZ:
-        if len(raw) % 2:
-            raw = raw[:-1]
-        parts = raw.decode("utf-16-le", errors="replace").split("\x00")
+    if type_ == _MULTI_SZ:
+        parts = _decode_utf16(raw[:-1] if len(raw) % 2 else raw, "replace", True)[0].split("\x00")
         # A MULTI_SZ ends with two NULs; drop the empty strings that terminate it.
         while parts and parts[-1] == "":
             parts.pop()
@@ -107,7 +113,7 @@ class RegValue:
 
     @classmethod
     def from_raw(cls, name: str, type_: int, raw: bytes) -> RegValue:
-        return cls(name=name, type=type_, raw=bytes(raw), data=decode_value(type_, raw))
+        return cls(name, type_, bytes(raw), decode_value(type_, raw))
 
     @property
     def type_name(self) -> str:
@@ -226,6 +232,8 @@ class RegistryView:
         self.hives = {name.upper(): hive for name, hive in self.hives.items()}
         self.unavailable = {name.upper(): why for name, why in self.unavailable.items()}
         self._ccs: int | None | bool = False  # False = not yet resolved
+        # paths as the rules write them -> resolve(path): each literal is asked for again and again
+        self._resolved: dict[str, tuple[str, str] | None] = {}
 
     # --- hives --------------------------------------------------------------------------------
 
@@ -294,6 +302,14 @@ class RegistryView:
 
         ``None`` when the path names no known hive or CurrentControlSet cannot be resolved.
         """
+        if path in self._resolved:
+            return self._resolved[path]
+        resolved = self._resolve(path)
+        # the current control set, once known, stays the same: so does every path's resolution
+        self._resolved[path] = resolved
+        return resolved
+
+    def _resolve(self, path: str) -> tuple[str, str] | None:
         parts = split_path(path)
         if parts and parts[0].lower() in _HKLM_PREFIXES:
             parts = parts[1:]
