@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 512
 #: CM_KEY_VALUE_BIG: the largest value stored in one cell; bigger data sits in a ``db`` big-data record
 BIG_DATA_SEGMENT = 0x3FD8
+#: how many of a key's subkeys are read at a time (see :meth:`CellReader.prefetch`): a damaged list stops
+#: the walk within one batch, and its cells are not all fetched first
+PREFETCH_BATCH = 1024
 
 N = TypeVar("N")  # a backend's key node object
 V = TypeVar("V")  # a backend's value record object
@@ -57,6 +60,18 @@ def register_backend_errors(*errors: type[BaseException]) -> None:
     _BACKEND_ERRORS = tuple(dict.fromkeys((*_BACKEND_ERRORS, *errors)))
 
 
+def wrap_backend_error(source: str, place: str, err: BaseException) -> None:
+    """Raise what :class:`guard` turns ``err`` into; return (for the caller to re-raise ``err``) when it is
+    not a backend library's error. For hot paths that catch errors with ``try`` rather than a ``with``."""
+    if isinstance(err, AuditError):
+        return
+    if isinstance(err, OSError):
+        # the bytes could not be read (the image, the file system below): not the hive's fault
+        raise RegistryError(f"{source}: {place}: cannot read the hive: {err}") from err
+    if isinstance(err, _BACKEND_ERRORS):
+        raise CorruptHiveError(f"{source}: {place}: {type(err).__name__}: {err}") from err
+
+
 class guard:
     """Turn a backend library's parse error into :class:`CorruptHiveError` naming ``source`` and ``where``;
     an ``OSError`` from the stream below becomes :class:`RegistryError` (the hive is not to blame).
@@ -76,15 +91,9 @@ class guard:
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: object) -> None:
         # never suppresses: returns None, or raises the wrapping error
-        if kind is None or issubclass(kind, AuditError):
+        if kind is None or err is None:
             return
-        if issubclass(kind, OSError):
-            # the bytes could not be read (the image, the file system below): not the hive's fault
-            place = self.where() if callable(self.where) else self.where
-            raise RegistryError(f"{self.source}: {place}: cannot read the hive: {err}") from err
-        if issubclass(kind, _BACKEND_ERRORS):
-            place = self.where() if callable(self.where) else self.where
-            raise CorruptHiveError(f"{self.source}: {place}: {kind.__name__}: {err}") from err
+        wrap_backend_error(self.source, self.where() if callable(self.where) else self.where, err)
 
 
 def hash_name(name: str) -> int:
@@ -138,6 +147,14 @@ class CellReader(ABC, Generic[N, V]):
     @abstractmethod
     def value_raw(self, record: V) -> bytes: ...
 
+    def prefetch(self, offsets: list[int]) -> None:
+        """The cells at ``offsets`` are about to be read, every one: a backend reading from a stream may
+        fetch them in fewer reads. Never raises (an offset or a read that fails is left to the read of
+        the cell, which reports it)."""
+
+    def prefetch_values(self, records: list[V]) -> None:
+        """Likewise for the cells of value records about to be read, every one."""
+
     def check_offset(self, offset: int, what: str) -> None:
         """A cell offset must fall inside the hive bins data, 8-byte aligned."""
         if offset >= self.bins_size or offset % 8:
@@ -150,8 +167,37 @@ class CellReader(ABC, Generic[N, V]):
         """Release what the reader holds (an optional hook)."""
 
 
+class _ValueNames(Generic[V]):
+    """A key's value records and the names read so far.
+
+    A lookup stops at the first matching name, so the records after it are not read; the names read on
+    the way are kept, each lower-cased name with its first record, and the next lookup in the key goes on
+    from where the last one stopped (an Uninstall entry is asked for DisplayName, then DisplayVersion).
+    """
+
+    __slots__ = ("records", "names", "first")
+
+    def __init__(self, records: list[V]) -> None:
+        self.records = records
+        #: the names of ``records[:len(names)]``, in list order
+        self.names: list[str] = []
+        #: lower-cased name -> index of the first record of that name among those read
+        self.first: dict[str, int] = {}
+
+    def add(self, name: str) -> int:
+        index = len(self.names)
+        self.names.append(name)
+        self.first.setdefault(name.lower(), index)
+        return index
+
+
 class BackendKey(RegKey, Generic[N, V]):
-    """A key read through a :class:`CellReader`; every accessor wraps backend errors."""
+    """A key read through a :class:`CellReader`; every accessor wraps backend errors.
+
+    The error wrapping on the per-record paths is a ``try`` around the reads rather than a :class:`guard`
+    holding a closure for the message: a lookup enters one per record, and building the closure cost more
+    than the read of a cached cell. The message is only built when an error is raised.
+    """
 
     def __init__(
         self,
@@ -169,8 +215,14 @@ class BackendKey(RegKey, Generic[N, V]):
         self.name = name
         self.path = path
         self.hive_name = hive.name
-        # offsets of this key and its ancestors: a subkey list pointing back into them is a loop
-        self._lineage = lineage | {offset}
+        # offsets of the ancestors; with this key's own (built when a subkey is first read), a subkey list
+        # pointing back into them is a loop
+        self._ancestors = lineage
+        self._lineage: frozenset[int] | None = None
+        # subkeys looked up by name (None: absent): every path lookup walks from the root, and rules look
+        # up ControlSet001, Services, Policies ... hundreds of times an audit
+        self._found: dict[str, BackendKey[N, V] | None] | None = None
+        self._names: _ValueNames[V] | None = None
 
     def _where(self) -> str:
         return f"key {self.path or '(root)'!r} (cell at offset 0x{self._offset:X})"
@@ -186,55 +238,125 @@ class BackendKey(RegKey, Generic[N, V]):
             return filetime(self._reader.node_filetime(self._node))
 
     def _child(self, offset: int) -> BackendKey[N, V]:
-        if offset in self._lineage:
+        lineage = self._lineage
+        if lineage is None:
+            lineage = self._lineage = self._ancestors | {self._offset}
+        if offset in lineage:
             raise CorruptHiveError(
                 f"{self._reader.source}: {self._where()}: subkey list points back to the key node at "
                 f"offset 0x{offset:X} (a loop)"
             )
-        if len(self._lineage) >= MAX_DEPTH:
+        if len(lineage) >= MAX_DEPTH:
             raise CorruptHiveError(
                 f"{self._reader.source}: {self._where()}: keys nested deeper than {MAX_DEPTH} levels"
             )
-        with guard(self._reader.source, lambda: f"{self._where()}: subkey at offset 0x{offset:X}"):
-            self._reader.check_offset(offset, self._where())
-            node = self._reader.node(offset)
-            name = self._reader.node_name(node)
+        reader = self._reader
+        try:
+            if offset >= reader.bins_size or offset % 8:
+                reader.check_offset(offset, self._where())
+            node = reader.node(offset)
+            name = reader.node_name(node)
+        except BaseException as err:
+            wrap_backend_error(reader.source, f"{self._where()}: subkey at offset 0x{offset:X}", err)
+            raise
         path = f"{self.path}\\{name}" if self.path else name
-        return BackendKey(self._hive, offset, node, name, path, self._lineage)
+        return BackendKey(self._hive, offset, node, name, path, lineage)
 
     def subkeys(self) -> list[RegKey]:
-        with guard(self._reader.source, lambda: f"{self._where()}: subkey list"):
-            offsets = self._reader.subkey_offsets(self._node)
-        return [self._child(offset) for offset in offsets]
+        reader = self._reader
+        try:
+            offsets = reader.subkey_offsets(self._node)
+        except BaseException as err:
+            wrap_backend_error(reader.source, f"{self._where()}: subkey list", err)
+            raise
+        children: list[RegKey] = []
+        # Every listed key node is read: a batch at a time, the backend may fetch their cells together.
+        for start in range(0, len(offsets), PREFETCH_BATCH):
+            batch = offsets[start : start + PREFETCH_BATCH]
+            reader.prefetch(batch)
+            children.extend(self._child(offset) for offset in batch)
+        return children
 
     def subkey(self, name: str) -> RegKey | None:
-        with guard(self._reader.source, lambda: f"{self._where()}: looking up subkey {name!r}"):
-            offset = self._reader.find_subkey(self._node, name)
-        return None if offset is None else self._child(offset)
+        # An ASCII name is looked up by its lower-cased form (hash and name hint alike); another is
+        # compared by name only, and kept under its own spelling.
+        known = name.lower() if name.isascii() else name
+        found = self._found
+        if found is None:
+            found = self._found = {}
+        elif known in found:
+            return found[known]
+        reader = self._reader
+        try:
+            offset = reader.find_subkey(self._node, name)
+        except BaseException as err:
+            wrap_backend_error(reader.source, f"{self._where()}: looking up subkey {name!r}", err)
+            raise
+        child = None if offset is None else self._child(offset)
+        found[known] = child
+        return child
+
+    def _value_names(self) -> _ValueNames[V]:
+        names = self._names
+        if names is None:
+            reader = self._reader
+            try:
+                records = reader.value_records(self._node)
+            except BaseException as err:
+                wrap_backend_error(reader.source, f"{self._where()}: value list", err)
+                raise
+            names = self._names = _ValueNames(records)
+        return names
 
     def _value(self, record: V, name: str | None = None) -> RegValue:
         reader = self._reader
-        with guard(reader.source, lambda: f"{self._where()}: value {name!r}"):
+        try:
             if name is None:
                 name = reader.value_name(record)
             return RegValue.from_raw(name, reader.value_type(record), reader.value_raw(record))
+        except BaseException as err:
+            wrap_backend_error(reader.source, f"{self._where()}: value {name!r}", err)
+            raise
 
     def values(self) -> list[RegValue]:
-        with guard(self._reader.source, lambda: f"{self._where()}: value list"):
-            records = self._reader.value_records(self._node)
-        return [self._value(record) for record in records]
+        names = self._value_names()
+        records = names.records
+        self._reader.prefetch_values(records)
+        known = names.names
+        values: list[RegValue] = []
+        for index, record in enumerate(records):
+            if index < len(known):
+                values.append(self._value(record, known[index]))
+            else:
+                value = self._value(record)
+                names.add(value.name)
+                values.append(value)
+        return values
 
     def value(self, name: str) -> RegValue | None:
         # Only the names are read until one matches; the data of that one value alone is fetched.
         lname = name.lower()
+        names = self._names or self._value_names()
+        index = names.first.get(lname)
+        if index is None:
+            index = self._read_names(names, lname)
+            if index is None:
+                return None
+        return self._value(names.records[index], names.names[index])
+
+    def _read_names(self, names: _ValueNames[V], lname: str) -> int | None:
+        """Read the names after those already read, up to the first ``lname``; its index, or None."""
         reader = self._reader
-        with guard(reader.source, lambda: f"{self._where()}: value list"):
-            records = reader.value_records(self._node)
-        for record in records:
-            with guard(reader.source, lambda: f"{self._where()}: value name"):
-                vname = reader.value_name(record)
-            if vname.lower() == lname:
-                return self._value(record, vname)
+        records = names.records
+        try:
+            for index in range(len(names.names), len(records)):
+                vname = reader.value_name(records[index])
+                names.add(vname)
+                if vname.lower() == lname:
+                    return index
+        except BaseException as err:
+            wrap_backend_error(reader.source, f"{self._where()}: value name", err)
+            raise
         return None
 
 
@@ -257,6 +379,9 @@ class BackendHive(Hive, Generic[N, V]):
         self.state = state
         self._closers = closers
         self._root: BackendKey[N, V] | None = None
+        # path -> key (None: absent): the hive does not change while open, and rules ask for the same
+        # keys (Services\..., Policies\...) many times an audit
+        self._keys: dict[str, RegKey | None] = {}
 
     def root(self) -> BackendKey[N, V]:
         if self._root is None:
@@ -266,6 +391,12 @@ class BackendHive(Hive, Generic[N, V]):
                 node = self.reader.node(offset)
             self._root = BackendKey(self, offset, node, "", "", frozenset())
         return self._root
+
+    def key(self, path: str) -> RegKey | None:
+        if path in self._keys:
+            return self._keys[path]
+        key = self._keys[path] = self.root().find(path)
+        return key
 
     def close(self) -> None:
         self.reader.close()

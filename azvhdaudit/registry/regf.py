@@ -22,8 +22,11 @@ specification* ("Cell", "Fast leaf", "Hash leaf", "Index root", "Key value", "Bi
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import struct
+from codecs import utf_16_le_decode as _decode_utf16
 from typing import Any, BinaryIO
 
 from dissect.regf import regf as _dregf
@@ -47,6 +50,9 @@ _PAGE = 4096
 _CELL_NAMES = {b"nk": "KeyNode", b"vk": "KeyValue", b"ri": "IndexRoot", b"li": "IndexLeaf", b"lf": "FastLeaf",
                b"lh": "HashLeaf", b"sk": "KeySecurity", b"db": "BigData"}
 _BASE_BLOCK = 4096
+#: the most pages read ahead in one read of the stream
+_PREFETCH_PAGES = 256
+_CELL_SIZE = struct.Struct("<i")
 
 
 class _BoundedHive(_dregf.RegistryHive):
@@ -115,6 +121,49 @@ class _BoundedHive(_dregf.RegistryHive):
             )
         return allocated, data
 
+    def cell_data(self, offset: int) -> bytes:
+        # A cell inside a page already read is sliced from it here, after the same checks as
+        # _cell_data (which reads and checks every other cell): a lookup reads a few cells per key, most of
+        # them on pages read for an earlier one.
+        if offset < self._bins_size and not offset % 8:
+            index, start = divmod(self._hbin_offset + offset, _PAGE)
+            page = self._pages.get(index)
+            if page is not None and start + 4 <= len(page):
+                size = abs(_CELL_SIZE.unpack_from(page, start)[0])
+                end = start + size
+                if size >= 8 and offset + size <= self._bins_size and end <= len(page):
+                    return page[start + 4 : end]
+        return self._cell_data(offset)[1]
+
+    def prefetch(self, offsets: list[int]) -> None:
+        """Read the pages holding the cells at ``offsets`` that are not read yet, a run of adjacent pages
+        in one read: the same bytes, in far fewer reads of the stream below (each costs a walk through
+        the file system's runs and the container's block map). Pages are kept only whole; anything
+        that fails or comes back short is left to the read of the cell itself, which reports it."""
+        bins = self._bins_size
+        base = self._hbin_offset
+        wanted = sorted({(base + offset) // _PAGE for offset in offsets if offset < bins and not offset % 8}
+                        - self._pages.keys())
+        first = 0
+        while first < len(wanted):
+            last = first
+            while (last + 1 < len(wanted) and wanted[last + 1] == wanted[last] + 1
+                   and last + 1 - first < _PREFETCH_PAGES):
+                last += 1
+            if last > first:
+                self._read_run(wanted[first], last - first + 1)
+            first = last + 1
+
+    def _read_run(self, index: int, count: int) -> None:
+        try:
+            self.fh.seek(index * _PAGE)
+            data = self.fh.read(count * _PAGE)
+        except Exception as err:  # the read of the cell itself raises it again, with its place
+            log.debug("%s: reading %d pages at page %d ahead: %s", self._source, count, index, err)
+            return
+        for number in range(min(count, len(data) // _PAGE)):
+            self._pages[index + number] = data[number * _PAGE : (number + 1) * _PAGE]
+
     def parse_cell_data(self, data: bytes) -> _dregf.CellType:
         if data[:2] == b"nk":
             return _KeyNode(self, data)
@@ -182,7 +231,9 @@ class _KeyNode(_dregf.KeyNode):
 
 
 def _decode_name(blob: bytes, compressed: bool) -> str:
-    return blob.decode("latin-1") if compressed else blob.decode("utf-16-le", errors="replace")
+    # the codec function itself: bytes.decode("utf-16-le") looks the codec up by name on every call, several
+    # times the cost of decoding a short name (same function, errors and final flag)
+    return blob.decode("latin-1") if compressed else _decode_utf16(blob, "replace", True)[0]
 
 
 def _count(value: int) -> int:
@@ -194,32 +245,28 @@ _VK = struct.Struct("<2sHIIIH")  # _CM_KEY_VALUE: Signature, NameLength, DataLen
 
 
 class _Value:
-    """A value record, read when first asked for: the ``vk`` header fields (dissect.regf's
-    ``_CM_KEY_VALUE``) and its raw cell data.
+    """A value record: the ``vk`` header fields (dissect.regf's ``_CM_KEY_VALUE``) and its raw cell data.
 
-    A lookup stops at the first matching name, so the records after it are never read; the 20-byte
-    header is decoded with :mod:`struct` rather than cstruct (parsing each record with cstruct cost
-    more than the rest of the lookup).
+    Records are read when a name, type or data is first asked for: a lookup stops at the first matching
+    name, so the records after it are never read. The 20-byte header is decoded with :mod:`struct`
+    rather than cstruct (parsing each record with cstruct cost more than the rest of the lookup).
     """
 
     __slots__ = ("offset", "name_length", "data_length", "data_offset", "type", "flags", "data")
 
-    def __init__(self, offset: int) -> None:
-        self.offset = offset
-        self.data: bytes | None = None
-
-    def load(self, reader: RegfReader, where: str) -> None:
-        raw = reader.hive.cell_data(self.offset)
+    def __init__(self, reader: RegfReader, offset: int) -> None:
+        raw = reader.hive.cell_data(offset)
         if len(raw) < _VK_HEADER:
             raise CorruptHiveError(
-                f"{reader.source}: {where}: the value cell at offset 0x{self.offset:X} holds {len(raw)} bytes, "
+                f"{reader.source}: value record: the value cell at offset 0x{offset:X} holds {len(raw)} bytes, "
                 f"fewer than a value record's {_VK_HEADER}"
             )
+        self.offset = offset
         _sig, self.name_length, self.data_length, self.data_offset, self.type, self.flags = _VK.unpack_from(raw)
         self.data = raw
 
 
-class RegfReader(CellReader[_dregf.KeyNode, _Value]):
+class RegfReader(CellReader[_dregf.KeyNode, int]):
     """Cell reads through dissect.regf on a seekable stream; nothing is read before it is asked for."""
 
     def __init__(self, fh: BinaryIO, source: str, bins_size: int, minor_version: int) -> None:
@@ -227,7 +274,9 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         self.bins_size = bins_size
         self.minor = minor_version
         self.hive = _BoundedHive(fh, source, bins_size)
-        self._value_lists: dict[tuple[int, int], list[_Value]] = {}
+        # value records are named by their cell offsets; the records read, by offset
+        self._value_lists: dict[tuple[int, int], list[int]] = {}
+        self._records: dict[int, _Value] = {}
         self._nodes: dict[int, _dregf.KeyNode] = {}
         self._leaf_lists: dict[int, list[tuple[bytes, bytes]]] = {}
         self._subkey_index: dict[int, list[tuple[list[int], dict[Any, list[int]] | None, bool]]] = {}
@@ -252,8 +301,15 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         # Every lookup walks from the root: the nodes of ControlSet001, Services ... are parsed once.
         cell = self._nodes.get(offset)
         if cell is None:
-            cell = self._cell(offset, (_dregf.KeyNode,), "key node")
-            assert isinstance(cell, _dregf.KeyNode)
+            if offset < self.bins_size and not offset % 8:
+                data = self.hive.cell_data(offset)
+                if data[:2] == b"nk":
+                    cell = _KeyNode(self.hive, data)
+            if cell is None:
+                # not a key node (or not a cell): read again the checked way, which says what is wrong
+                found = self._cell(offset, (_dregf.KeyNode,), "key node")
+                assert isinstance(found, _dregf.KeyNode)
+                cell = found
             self._nodes[offset] = cell
         return cell
 
@@ -364,7 +420,7 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
 
     # --- values -----------------------------------------------------------------------------
 
-    def value_records(self, node: _dregf.KeyNode) -> list[_Value]:
+    def value_records(self, node: _dregf.KeyNode) -> list[int]:
         count = _count(node.cell.ValueList.Count)
         if not count:
             return []
@@ -372,53 +428,64 @@ class RegfReader(CellReader[_dregf.KeyNode, _Value]):
         cached = self._value_lists.get((list_offset, count))
         if cached is not None:
             return cached
-        self.check_offset(list_offset, f"value list of key node {node.name!r}")
+        if list_offset >= self.bins_size or list_offset % 8:
+            self.check_offset(list_offset, f"value list of key node {node.name!r}")
         data = self.hive.cell_data(list_offset)
         if count * 4 > len(data):
             raise CorruptHiveError(
                 f"{self.source}: key node {node.name!r}: {count} values do not fit in the value list cell at "
                 f"offset 0x{list_offset:X} ({len(data)} bytes)"
             )
-        records: list[_Value] = []
-        for (offset,) in struct.iter_unpack("<I", data[: count * 4]):
-            self.check_offset(offset, f"value of key node {node.name!r}")
-            records.append(_Value(offset))
+        offsets = list(struct.unpack_from(f"<{count}I", data))
+        # every offset checked at once (the largest, and the low bits of all); the first bad one is named
+        if max(offsets) >= self.bins_size or functools.reduce(operator.or_, offsets) % 8:
+            for offset in offsets:
+                self.check_offset(offset, f"value of key node {node.name!r}")
         # Rules read several values of one key, each lookup walking the list: decode it once.
-        self._value_lists[(list_offset, count)] = records
-        return records
+        self._value_lists[(list_offset, count)] = offsets
+        return offsets
 
-    def _loaded(self, record: _Value) -> _Value:
-        if record.data is None:
-            record.load(self, "value record")
+    def prefetch(self, offsets: list[int]) -> None:
+        self.hive.prefetch(offsets)
+
+    def prefetch_values(self, records: list[int]) -> None:
+        self.hive.prefetch([offset for offset in records if offset not in self._records])
+
+    def _record(self, offset: int) -> _Value:
+        record = self._records.get(offset)
+        if record is None:
+            record = self._records[offset] = _Value(self, offset)
         return record
 
-    def value_name(self, record: _Value) -> str:
-        length = self._loaded(record).name_length
+    def value_name(self, record: int) -> str:
+        value = self._record(record)
+        length = value.name_length
         if not length:
             return ""
-        data = record.data
-        assert data is not None
+        data = value.data
         if _VK_HEADER + length > len(data):
             # a cut name would not match any lookup, and the value would read as absent
             raise CorruptHiveError(
-                f"{self.source}: value cell at offset 0x{record.offset:X}: name of {length} bytes runs past "
+                f"{self.source}: value cell at offset 0x{record:X}: name of {length} bytes runs past "
                 f"the cell ({len(data)} bytes)"
             )
-        return _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(record.flags & _VALUE_COMP_NAME))
+        return _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(value.flags & _VALUE_COMP_NAME))
 
-    def value_type(self, record: _Value) -> int:
-        return int(self._loaded(record).type)
+    def value_type(self, record: int) -> int:
+        return int(self._record(record).type)
 
-    def value_raw(self, record: _Value) -> bytes:
-        length = int(self._loaded(record).data_length)
+    def value_raw(self, record: int) -> bytes:
+        value = self._record(record)
+        length = value.data_length
         size = length & 0x7FFFFFFF
         if length & 0x80000000:
             # Up to four bytes stored in the data offset field itself.
-            return struct.pack("<I", record.data_offset)[: min(size, 4)]
+            return struct.pack("<I", value.data_offset)[: min(size, 4)]
         if not size:
             return b""
-        offset = int(record.data_offset)
-        self.check_offset(offset, "value data")
+        offset = value.data_offset
+        if offset >= self.bins_size or offset % 8:
+            self.check_offset(offset, "value data")
         data = self.hive.cell_data(offset)
         if size > BIG_DATA_SEGMENT and self.minor >= 4 and data[:2] == b"db":
             return self._big_data(data, offset, size)
