@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
@@ -98,6 +99,19 @@ class FirewallRule:
         )
 
 
+#: the keys of the rule grammar as Windows writes them, with their lower-case form: a store holds
+#: thousands of tokens, and most keys are among these (others are normalized as they come)
+_KEYS = {
+    key: key.lower()
+    for key in (
+        "Action", "Active", "Dir", "Protocol", "LPort", "LPort2_10", "RPort", "RPort2_10", "LA4", "LA6", "RA4",
+        "RA6", "App", "Svc", "Name", "Desc", "EmbedCtxt", "Profile", "Edge", "Defer", "ICMP4", "ICMP6", "PFN",
+        "LUAuth", "RUAuth", "LUOwn", "Security", "IF", "IFType", "RMauth", "TTK", "TTK2_22", "TTK2_27",
+        "TTK2_28", "Platform", "Platform2", "AuthByPassOut",
+    )
+}
+
+
 def parse_rule(rule_id: str, text: str, store: str = "local") -> FirewallRule:
     """Parse ``v2.NN|Key=Value|...|``; repeated keys accumulate, key names are case-insensitive.
 
@@ -105,32 +119,67 @@ def parse_rule(rule_id: str, text: str, store: str = "local") -> FirewallRule:
     string still yields what it holds.
     """
     tokens = text.split("|")
-    version = tokens[0].strip() if tokens else ""
-    fields: dict[str, list[str]] = {}
+    fields: dict[str, tuple[str, ...]] = {}
+    known = _KEYS.get
     for token in tokens[1:]:
         if not token:
             continue
         key, _, value = token.partition("=")
-        fields.setdefault(key.strip().lower(), []).append(value)
-    return FirewallRule(
-        id=rule_id,
-        version=version,
-        fields={k: tuple(v) for k, v in fields.items()},
-        store=store,
-        raw=text,
-    )
+        key = known(key) or key.strip().lower()
+        if key in fields:
+            fields[key] += (value,)
+        else:
+            fields[key] = (value,)
+    return FirewallRule(rule_id, tokens[0].strip(), fields, store, text)
+
+
+class _StoredRule(FirewallRule):
+    """A rule of a store, its string parsed (by :func:`parse_rule`) when its fields are first asked for.
+
+    A store holds hundreds of rules and the checks look into a few: those asked for by id, and those
+    whose string holds the words a check needs (:func:`_may_hold`). Parsing every rule cost more than
+    the checks themselves.
+    """
+
+    def __init__(self, rule_id: str, text: str, store: str) -> None:
+        object.__setattr__(self, "id", rule_id)
+        object.__setattr__(self, "store", store)
+        object.__setattr__(self, "raw", text)
+        object.__setattr__(self, "lowered", text.lower())
+
+    def __getattr__(self, name: str) -> Any:
+        # called only for what is not set yet: the parsed version and fields
+        if name not in ("version", "fields"):
+            raise AttributeError(name)
+        parsed = parse_rule(self.id, self.raw, self.store)
+        object.__setattr__(self, "version", parsed.version)
+        object.__setattr__(self, "fields", parsed.fields)
+        return getattr(parsed, name)
+
+
+def _may_hold(rule: FirewallRule, *words: str) -> bool:
+    """False only when ``rule`` cannot match: one of ``words`` (lower case) is not in its lower-cased
+    string. The checks that use this look for a key among ``words`` (``RA4``), or compare a value
+    lower-cased to one of them (``Action``, ``EmbedCtxt``) or upper-cased to ``TRUE`` (``Active``: no
+    character but the ASCII letters upper-cases to T, R, U or E). A key's or a value's lower-cased
+    form lies within the lower-cased string, so a rule left out here would not have matched."""
+    if not isinstance(rule, _StoredRule):
+        return True
+    lowered: str = rule.lowered
+    return all(word in lowered for word in words)
 
 
 def load_rules(ctx: AuditContext, path: str, store: str) -> tuple[list[FirewallRule], Evidence]:
-    """The rules of one store (raises HiveUnavailable when its hive is missing); cached per audit."""
+    """The rules of one store (raises HiveUnavailable when its hive is missing); cached per audit. Each
+    rule string is parsed when a check first looks into it."""
 
     def make() -> tuple[list[FirewallRule], Evidence]:
         key = open_key(ctx, path)
-        rules = []
+        rules: list[FirewallRule] = []
         if key is not None:
             for value in key.values():
                 if value.type in (RegType.SZ, RegType.EXPAND_SZ) and isinstance(value.data, str):
-                    rules.append(parse_rule(value.name, value.data, store))
+                    rules.append(_StoredRule(value.name, value.data, store))
         note = f"{len(rules)} rule(s)" if key is not None else "key absent (no rules in this store)"
         return rules, value_evidence(ctx, path, None, None, "policy" if store == "policy" else "registry", note)
 
@@ -356,7 +405,8 @@ def _blocking_inbound_port(rules: Iterable[FirewallRule], port: int) -> list[Fir
     return [
         r
         for r in rules
-        if r.active
+        if _may_hold(r, "block")
+        and r.active
         and r.action == "block"
         and r.direction == "in"
         and (r.get("Protocol") in (None, "6"))
@@ -386,7 +436,7 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
     local, ev = load_rules(ctx, LOCAL_RULES, "local")
     policy, pev, policy_note = _policy_rules(ctx)
     evidence = (ev, *pev)
-    group = [r for r in local + policy if (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
+    group = [r for r in local + policy if _may_hold(r, RDP_GROUP) and (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
     if not group:
         return _policy_unread(
             Outcome(
@@ -473,7 +523,12 @@ def check_icmp(ctx: AuditContext) -> Outcome:
 
 
 def _platform_rule(r: FirewallRule, direction: str) -> bool:
-    return r.enabled_allow and r.direction == direction and _any_covers(r.all("RA4"), WIRESERVER)
+    return (
+        _may_hold(r, "allow", "ra4", "true")
+        and r.enabled_allow
+        and r.direction == direction
+        and _any_covers(r.all("RA4"), WIRESERVER)
+    )
 
 
 @rule(
@@ -531,7 +586,7 @@ def check_platform(ctx: AuditContext) -> Outcome:
 
 
 def _blocks_wireserver(r: FirewallRule) -> bool:
-    if not (r.active and r.action == "block") or r.all("App") or r.all("Svc"):
+    if not (_may_hold(r, "block") and r.active and r.action == "block") or r.all("App") or r.all("Svc"):
         return False
     if r.get("Protocol") not in (None, "6"):
         return False
