@@ -207,7 +207,7 @@ def check_foreign_tools(ctx: AuditContext) -> Outcome:
     products = [
         f"{name} {version}".strip()
         for name, version in _installed(ctx)
-        if any(name.lower().startswith(p) for p in FOREIGN_PRODUCTS)
+        if name.lower().startswith(FOREIGN_PRODUCTS)
     ]
     if products:
         ev.append(Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.UNINSTALL,
@@ -245,7 +245,7 @@ def check_script_blockers(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SOFTWARE"):
         why = ctx.registry.why_unavailable("SOFTWARE")
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
-    found = [name for name, _ in _installed(ctx) if any(name.lower().startswith(p) for p in SECURITY_PRODUCTS)]
+    found = [name for name, _ in _installed(ctx) if name.lower().startswith(SECURITY_PRODUCTS)]
     ev = (Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.UNINSTALL, value_name="DisplayName",
                    actual=found, present=bool(found)),)
     if found:
