@@ -22,9 +22,7 @@ specification* ("Cell", "Fast leaf", "Hash leaf", "Index root", "Key value", "Bi
 
 from __future__ import annotations
 
-import functools
 import logging
-import operator
 import struct
 from codecs import utf_16_le_decode as _decode_utf16
 from typing import Any, BinaryIO
@@ -53,6 +51,8 @@ _BASE_BLOCK = 4096
 #: the most pages read ahead in one read of the stream
 _PREFETCH_PAGES = 256
 _CELL_SIZE = struct.Struct("<i")
+#: a byte's low three bits (an offset's alignment to 8, from its least significant byte)
+_LOW_BITS = bytes(byte & 7 for byte in range(256))
 
 
 class _BoundedHive(_dregf.RegistryHive):
@@ -437,8 +437,9 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
                 f"offset 0x{list_offset:X} ({len(data)} bytes)"
             )
         offsets = list(struct.unpack_from(f"<{count}I", data))
-        # every offset checked at once (the largest, and the low bits of all); the first bad one is named
-        if max(offsets) >= self.bins_size or functools.reduce(operator.or_, offsets) % 8:
+        # every offset checked at once, the largest and the alignment of all (the low three bits of each
+        # offset are those of its first byte); then the first bad one is named
+        if max(offsets) >= self.bins_size or data[: count * 4 : 4].translate(_LOW_BITS).count(0) != count:
             for offset in offsets:
                 self.check_offset(offset, f"value of key node {node.name!r}")
         # Rules read several values of one key, each lookup walking the list: decode it once.

@@ -9,6 +9,7 @@ lookup that failed fails again.
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from azvhdaudit.registry.backend import BackendHive
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.registry.open import open_hive, open_hive_file
 
-from .hivekit import BASE, find_key, patch, value_cell
+from .hivekit import BASE, find_key, nk_field, patch, value_cell
 
 TCPIP = r"ControlSet001\Services\Tcpip\Parameters"
 SERVICES = r"ControlSet001\Services"
@@ -158,3 +159,28 @@ def test_a_failed_lookup_fails_again(realdata: Path, tmp_path: Path, backend: st
             messages.append(str(info.value))
         assert messages[0] == messages[1]
         assert "offset 0x7FFFFFF0" in messages[0]
+
+
+@pytest.mark.parametrize(("entry", "shift"), [(0, 4), (0, 1), (-1, 2), (-1, 0x7FFFFFF0)])
+def test_a_bad_offset_in_a_value_list_is_named(
+    realdata: Path, tmp_path: Path, backend: str, entry: int, shift: int
+) -> None:
+    """A value list is checked whole when first read: a misaligned or out-of-range entry, first or last,
+    is reported with its offset, whichever value is asked for (here the first)."""
+    with open_hive_file(realdata / "SYSTEM", backend=backend, logs=None) as fresh:
+        key = fresh.key(TCPIP)
+        assert key is not None
+        first = key.values()[0].name
+    original = (realdata / "SYSTEM").read_bytes()
+    key_offset = find_key(original, TCPIP)
+    count, list_offset = struct.unpack_from("<II", original, nk_field(key_offset, 36))
+    at = BASE + list_offset + 4 + 4 * (entry % count)
+    bad = (struct.unpack_from("<I", original, at)[0] + shift) & 0xFFFFFFFF
+    path = tmp_path / "SYSTEM"
+    path.write_bytes(patch(original, at, "<I", bad))
+    with open_hive_file(path, backend=backend, logs=None) as hive:
+        key = hive.key(TCPIP)
+        assert key is not None
+        with pytest.raises(CorruptHiveError) as info:
+            key.value(first)
+    assert f"offset 0x{bad:X}" in str(info.value)
