@@ -156,6 +156,20 @@ class _StoredRule(FirewallRule):
         object.__setattr__(self, "fields", parsed.fields)
         return getattr(parsed, name)
 
+    def get(self, key: str, default: str | None = None) -> str | None:
+        if "fields" in self.__dict__:
+            return super().get(key, default)
+        # One key of a rule not parsed yet (a check that tests every rule's Name): the string is read up
+        # to the first token of that key, the value parse_rule would list first.
+        wanted = key.lower()
+        known = _KEYS.get
+        for token in self.raw.split("|")[1:]:
+            if token:
+                name, _, value = token.partition("=")
+                if (known(name) or name.strip().lower()) == wanted:
+                    return value
+        return default
+
 
 def _may_hold(rule: FirewallRule, *words: str) -> bool:
     """False only when ``rule`` cannot match: one of ``words`` (lower case) is not in its lower-cased
@@ -166,7 +180,10 @@ def _may_hold(rule: FirewallRule, *words: str) -> bool:
     if not isinstance(rule, _StoredRule):
         return True
     lowered: str = rule.lowered
-    return all(word in lowered for word in words)
+    for word in words:
+        if word not in lowered:
+            return False
+    return True
 
 
 def load_rules(ctx: AuditContext, path: str, store: str) -> tuple[list[FirewallRule], Evidence]:
