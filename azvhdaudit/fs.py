@@ -21,6 +21,7 @@ from dissect.ntfs import NTFS
 from dissect.ntfs.attr import Attribute, AttributeHeader
 from dissect.ntfs.c_ntfs import (
     ATTRIBUTE_TYPE_CODE,
+    FILE_NAME_DOS,
     INDEX_ENTRY_END,
     INDEX_ENTRY_NODE,
     SECTOR_SHIFT,
@@ -142,6 +143,32 @@ def _open_stream(record: Any, table: AttributeTable | None, name: str, attr_type
     return AttributeCollection(attrs).open()  # type: ignore[no-any-return]
 
 
+def _index_names(data: bytes, offset: int, size: int, names: set[str]) -> bool:
+    """Add the names of the $I30 entries in ``data[offset:offset + size]`` to ``names`` (not the DOS ones);
+    ``False`` at an entry dissect.ntfs's IndexEntry and FileName could not decode."""
+    end = offset + size
+    while offset < end and offset + 16 <= len(data):
+        length, key_length, flags = struct.unpack_from("<HHH", data, offset + 8)
+        if flags & INDEX_ENTRY_END or length == 0:
+            break
+        if not key_length:
+            return False
+        # IndexEntry reads Length - 16 bytes after the header (to the end for a shorter Length), and
+        # FileName decodes all of them, padded
+        key = data[offset + 16 : offset + length if length >= 16 else len(data)].ljust(_FILE_NAME_PADDED, b"\x00")
+        name_end = 66 + 2 * key[64]
+        if name_end > len(key):
+            return False
+        try:
+            name = key[66:name_end].decode("utf-16-le")
+        except UnicodeDecodeError:
+            return False
+        if key[65] != FILE_NAME_DOS:
+            names.add(name)
+        offset += length
+    return True
+
+
 class _Index(Index):  # type: ignore[misc]
     """dissect.ntfs's Index on streams opened from an attribute table; ``Index(record, name)`` would open
     them through MftRecord.attributes. The rest is dissect's own."""
@@ -237,6 +264,7 @@ class NtfsVolume(Volume):
         self._indexes: dict[int, Any] = {}
         self._nodes: dict[tuple[int, int | None], list[tuple[str | None, int, int, int]]] = {}
         self._tables: dict[int, AttributeTable | None] = {}
+        self._buffers: dict[tuple[int, int], Any] = {}
         try:
             self.fs = _open_ntfs(self._stream)
             self._check_system_files()
@@ -346,7 +374,7 @@ class NtfsVolume(Volume):
             offset = len(c_ntfs._INDEX_ROOT)
             end = offset + index.root.header.IndexHeader.TotalSizeOfEntries
         else:
-            buffer = index.index_buffer(vcn)
+            buffer = self._buffer(node, index, vcn)
             data = buffer.data
             offset = buffer.header.IndexHeader.FirstEntryOffset + 0x18
             end = offset + buffer.header.IndexHeader.TotalSizeOfEntries
@@ -367,6 +395,47 @@ class NtfsVolume(Volume):
             offset += length
         self._nodes[key] = entries
         return entries
+
+    def _buffer(self, node: Any, index: Any, vcn: int) -> Any:
+        """dissect.ntfs's IndexBuffer ``vcn`` of ``node``'s $I30 index (read and fixed up), once."""
+        key = (node.segment, vcn)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = index.index_buffer(vcn)
+        return buffer
+
+    def _names(self, node: Any) -> list[str] | None:
+        """The names ``node.listdir(ignore_dos=True)`` lists, or ``None`` to let dissect.ntfs list them.
+
+        Index.entries() walks the index root, then every INDX block of the allocation in VCN order (one
+        that is not an INDX block skipped, the first that cannot be read ending the walk), and MftRecord
+        decodes each entry's $FILE_NAME key with cstruct to see its namespace and name. The blocks come from
+        dissect; the entries are decoded here as IndexEntry and FileName lay them out. An entry dissect
+        could not decode ends this walk with ``None``, and dissect's own walk raises its error.
+        """
+        index = self._index(node)
+        if index.root.attribute_type != _FILE_NAME:
+            return None
+        names: set[str] = set()
+        fh = index.root.fh
+        fh.seek(0)
+        if not _index_names(fh.read(), len(c_ntfs._INDEX_ROOT), index.root.header.IndexHeader.TotalSizeOfEntries,
+                            names):
+            return None
+        vcn = 0
+        while index._index_stream:
+            try:
+                buffer = self._buffer(node, index, vcn)
+            except NtfsError:
+                vcn += 1
+                continue
+            except EOFError:
+                break
+            header = buffer.header.IndexHeader
+            if not _index_names(buffer.data, header.FirstEntryOffset + 0x18, header.TotalSizeOfEntries, names):
+                return None
+            vcn += 1
+        return sorted(n for n in names if n not in (".", ".."))
 
     def _search(self, node, name: str) -> int | None:  # type: ignore[no-untyped-def]
         """The segment number of ``name`` in directory ``node`` (dissect.ntfs Index.search's walk)."""
@@ -412,6 +481,9 @@ class NtfsVolume(Volume):
         try:
             if not rec.is_dir():
                 return None
+            names = self._names(rec)
+            if names is not None:
+                return names
             # str(): dissect returns cstruct string subclasses, which do not pickle (process pools, Dask)
             return sorted(str(n) for n in rec.listdir(ignore_dos=True) if n not in (".", ".."))
         except _FS_ERRORS as err:

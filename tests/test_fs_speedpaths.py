@@ -107,6 +107,45 @@ def test_files_and_directories_open_as_dissect_opens_them(volume: NtfsVolume, di
     assert volume.listdir("Windows/System32/drivers") == ["empty.sys", "tiny.sys"]
 
 
+def test_listings_are_dissects_without_decoding_file_names(volume: NtfsVolume, dissect_fs: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dissect.ntfs.attr import FileName
+
+    directories = ["", "Windows", "Windows/System32", "Windows/System32/config", "Windows/Panther"]
+    theirs = {}
+    for path in directories:
+        record = dissect_fs.mft.get(path) if path else dissect_fs.mft.get(5)
+        theirs[path] = sorted(str(n) for n in record.listdir(ignore_dos=True) if n not in (".", ".."))
+    assert len(theirs["Windows/System32"]) == 402
+    decoded: list[int] = []
+    real_init = FileName.__init__
+
+    def counting(self: Any, *args: Any) -> None:
+        decoded.append(1)
+        real_init(self, *args)
+
+    monkeypatch.setattr(FileName, "__init__", counting)
+    assert {path: volume.listdir(path) for path in directories} == theirs
+    assert not decoded
+
+
+def test_an_entry_dissect_cannot_decode_is_listed_by_dissect(image: Path, tmp_path: Path) -> None:
+    """A $FILE_NAME key whose name runs past its entry: dissect's own listing raises, and so does listdir."""
+    data = bytearray(image.read_bytes())
+    at = data.find("unattend.xml".encode("utf-16-le"))
+    assert at > 0
+    data[at - 2] = 120  # the name length, in characters
+    broken = tmp_path / "broken.img"
+    broken.write_bytes(bytes(data))
+    with open(broken, "rb") as fh:
+        with pytest.raises(EOFError) as theirs:
+            NTFS(fh).mft.get("Windows/Panther").listdir(ignore_dos=True)
+        volume = NtfsVolume(fh, 0, len(data), "broken")
+        with pytest.raises(FileSystemError) as ours:
+            volume.listdir("Windows/Panther")
+    assert str(ours.value) == f"broken: cannot list Windows/Panther: {theirs.value}"
+
+
 def test_a_file_open_decodes_one_attribute_header(volume: NtfsVolume, monkeypatch: pytest.MonkeyPatch) -> None:
     volume.exists("Windows/System32/file0000.dll")  # the directories on the way
     decoded: list[int] = []
