@@ -525,15 +525,98 @@ class NtfsVolume(Volume):
             return None
 
 
+#: dissect.fat's DirectoryEntry: a 32-byte slot, a long-name slot's attribute, its last-entry flag
+_SLOT = 32
+_LONG_NAME = 0x0F
+_LONG_NAME_MASK = 0x3F
+_LAST_LONG_ENTRY = 0x40
+
+
+class _Slots:
+    """A FAT directory's bytes, read a cluster at a time as far as they are asked for."""
+
+    __slots__ = ("stream", "chunk", "data", "eof")
+
+    def __init__(self, stream: BinaryIO, chunk: int) -> None:
+        self.stream = stream
+        self.chunk = chunk
+        self.data = bytearray()
+        self.eof = False
+
+    def at(self, offset: int) -> bytes:
+        while len(self.data) < offset + _SLOT and not self.eof:
+            self.stream.seek(len(self.data))
+            more = self.stream.read(self.chunk)
+            self.eof = not more
+            self.data += more
+        return bytes(self.data[offset : offset + _SLOT])
+
+
+def _fat_names(fs: Any, node: Any) -> Iterator[tuple[str, int, Any]]:
+    """What dissect.fat's ``node.iterdir()`` lists, as (name, offset of the entry's first slot, the
+    DirectoryEntry or ``None``), the names decoded with struct as DirectoryEntry decodes them.
+
+    DirectoryEntry decodes every slot with cstruct (~45 µs an entry); a lookup needs the names, and the
+    entry it finds is then decoded by dissect (:meth:`FatVolume._child`). An entry whose long name
+    dissect would not accept (two last entries, none at all, a name that is not UTF-16) is decoded by
+    dissect here, which raises its error or gives the entry.
+    """
+    stream = node.open()
+    slots = _Slots(stream, fs.cluster_size)
+    offset = 0
+    while True:
+        slot = slots.at(offset)
+        if len(slot) < _SLOT or slot[0] == 0x00:
+            return
+        if slot[0] == 0xE5:
+            offset += _SLOT
+            continue
+        start = offset
+        offset += _SLOT
+        long_name = None
+        if slot[11] & _LONG_NAME_MASK == _LONG_NAME:
+            parts: list[tuple[int, bytes]] = []
+            odd = False
+            while slot[11] == _LONG_NAME:
+                if slot[0] & _LAST_LONG_ENTRY and any(o & _LAST_LONG_ENTRY for o, _ in parts):
+                    odd = True
+                parts.append((slot[0], slot[1:11] + slot[14:26] + slot[28:32]))
+                slot = slots.at(offset)
+                offset += _SLOT
+                if len(slot) < _SLOT:
+                    return  # dissect's EOFError in the middle of an entry ends the listing
+            text = b"".join(p for _, p in sorted(parts, key=lambda p: p[0] & 0x3F))
+            nul = next((i for i in range(0, len(text), 2) if text[i : i + 2] == b"\x00\x00"), len(text))
+            try:
+                long_name = text[:nul].decode("utf-16-le")
+            except UnicodeDecodeError:
+                odd = True
+            if odd or not parts:
+                stream.seek(start)
+                try:
+                    entry = _fat.DirectoryEntry(fs, stream, node)
+                except EOFError:
+                    return
+                offset = stream.tell()
+                yield str(entry.name), start, entry
+                continue
+        short = bytearray(slot[:11])
+        if short[0] == 0x05:
+            short[0] = 0xE5
+        base = short[:8].decode(fs.encoding).rstrip("\x00").rstrip()
+        ext = short[8:].decode(fs.encoding).rstrip("\x00").rstrip()
+        yield long_name or (f"{base}.{ext}" if ext else base), start, None
+
+
 class _Listing:
-    """A FAT directory listing as far as it was read: the entries, the rest of dissect's ``iterdir()``
-    (``None`` once it ended) and the error it ended with."""
+    """A FAT directory listing as far as it was read: (lower-cased name, first slot, entry) of each entry,
+    the rest of the listing (``None`` once it ended) and the error it ended with."""
 
     __slots__ = ("entries", "rest", "error")
 
-    def __init__(self, rest: Iterator[Any]) -> None:
-        self.entries: list[Any] = []
-        self.rest: Iterator[Any] | None = rest
+    def __init__(self, rest: Iterator[tuple[str, int, Any]]) -> None:
+        self.entries: list[list[Any]] = []
+        self.rest: Iterator[tuple[str, int, Any]] | None = rest
         self.error: BaseException | None = None
 
 
@@ -562,14 +645,12 @@ class FatVolume(Volume):
         """
         listing = self._listings.get(key)
         if listing is None:
-            listing = self._listings[key] = _Listing(node.iterdir())
+            listing = self._listings[key] = _Listing(_fat_names(self.fs, node))
         wanted = part.lower()
-        for child in listing.entries:
-            if child.name.lower() == wanted:
-                return child
-        while listing.rest is not None:
+        found = next((item for item in listing.entries if item[0] == wanted), None)
+        while found is None and listing.rest is not None:
             try:
-                child = next(listing.rest)
+                name, start, entry = next(listing.rest)
             except StopIteration:
                 listing.rest = None
                 break
@@ -579,12 +660,18 @@ class FatVolume(Volume):
             except BaseException:
                 del self._listings[key]
                 raise
-            listing.entries.append(child)
-            if child.name.lower() == wanted:
-                return child
-        if listing.error is not None:
-            raise listing.error
-        return None
+            listing.entries.append([name.lower(), start, entry])
+            if name.lower() == wanted:
+                found = listing.entries[-1]
+        if found is None:
+            if listing.error is not None:
+                raise listing.error
+            return None
+        if found[2] is None:
+            stream = node.open()
+            stream.seek(found[1])
+            found[2] = _fat.DirectoryEntry(self.fs, stream, node)
+        return found[2]
 
     def _entry(self, path: str):  # type: ignore[no-untyped-def]
         # Walk case-insensitively: FAT stores long names with their case, Windows ignores it.

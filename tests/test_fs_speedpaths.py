@@ -246,31 +246,37 @@ def fat_volume(esp: Path) -> Iterator[fs.FatVolume]:
         yield fs.FatVolume(fh, 0, esp.stat().st_size, "esp")
 
 
-def _count_entries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _count_entries(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[int]]:
     parsed: list[str] = []
+    listed: list[int] = []
     real_init = fs._fat.DirectoryEntry.__init__
+    real_names = fs._fat_names
 
     def counting(self: Any, *args: Any, **kwargs: Any) -> None:
         real_init(self, *args, **kwargs)
         parsed.append(self.name)
 
+    def listing(*args: Any) -> Iterator[Any]:
+        listed.append(1)
+        yield from real_names(*args)
+
     monkeypatch.setattr(fs._fat.DirectoryEntry, "__init__", counting)
-    return parsed
+    monkeypatch.setattr(fs, "_fat_names", listing)
+    return parsed, listed
 
 
 def test_fat_lookups_read_each_directory_once(fat_volume: fs.FatVolume, esp: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    parsed = _count_entries(monkeypatch)
+    parsed, listed = _count_entries(monkeypatch)
     assert fat_volume.exists("EFI/Microsoft/Boot/BCD")
-    first = len(parsed)
+    assert parsed == ["EFI", "Microsoft", "Boot", "BCD"]  # only the entries found are decoded by dissect
     assert fat_volume.read("efi\\microsoft\\boot\\bcd") == ESP["EFI/Microsoft/Boot/BCD"]
     assert fat_volume.exists("EFI/MICROSOFT/Boot/BCD")
-    assert len(parsed) == first
     assert not fat_volume.exists("EFI/Microsoft/Boot/BCD.LOG1")
-    rest = len(parsed)
     assert not fat_volume.exists("EFI/Microsoft/Boot/BCD.LOG2")
+    assert len(parsed) == 4 and len(listed) == 4
     assert fat_volume.read("EFI/Microsoft/Boot/lang03/bootmgr.efi.mui") == b"mui"
-    assert len(parsed) == rest + 3  # lang03's own listing: ".", "..", the file
+    assert len(parsed) == 6 and len(listed) == 5
     # the same answers as dissect.fat's own lookups
     with open(esp, "rb") as fh:
         theirs = fs._fat.FATFS(fh)
@@ -278,39 +284,110 @@ def test_fat_lookups_read_each_directory_once(fat_volume: fs.FatVolume, esp: Pat
             assert fat_volume.read(path) == theirs.get(path).open().read() == data
 
 
+def test_fat_names_are_dissects(fat_volume: fs.FatVolume) -> None:
+    def walk(node: Any) -> Iterator[Any]:
+        yield node
+        for child in node.iterdir():
+            if child.is_directory() and child.name not in (".", ".."):
+                yield from walk(child)
+
+    directories = list(walk(fat_volume.fs.root))
+    assert len(directories) == 11
+    for node in directories:
+        ours = [(name, entry) for name, _, entry in fs._fat_names(fat_volume.fs, node)]
+        assert [name for name, _ in ours] == [str(c.name) for c in node.iterdir()]
+        assert all(entry is None for _, entry in ours)
+
+
+def _dirent(name: bytes, attr: int = 0x20) -> bytes:
+    return name.ljust(11, b" ") + bytes([attr]) + bytes(20)
+
+
+def _long_slots(name: bytes, last_twice: bool = False) -> list[bytes]:
+    """The long-name slots of ``name`` (UTF-16LE bytes), last one first, as FAT stores them."""
+    padded = name + b"\x00\x00"
+    padded += b"\xff" * (-len(padded) % 26)
+    chunks = [padded[i : i + 26] for i in range(0, len(padded), 26)]
+    slots = []
+    for order, chunk in reversed(list(enumerate(chunks, start=1))):
+        last = order == len(chunks) or last_twice
+        slots.append(bytes([order | (0x40 if last else 0)]) + chunk[:10] + bytes([0x0F, 0, 0]) + chunk[10:22]
+                     + b"\x00\x00" + chunk[22:26])
+    return slots
+
+
+CRAFTED = {
+    "plain": [_dirent(b"README  TXT"), _dirent(b"BOOT", 0x10)],
+    "deleted": [b"\xe5" + _dirent(b"OLD     TXT")[1:], _dirent(b"NEW     TXT")],
+    "kanji-0x05": [b"\x05" + _dirent(b"ABC     TXT")[1:], _dirent(b"NEXT")],
+    "long": [*_long_slots("bootmgr.efi.mui".encode("utf-16-le")), _dirent(b"BOOTMG~1MUI")],
+    "long-empty": [*_long_slots(b""), _dirent(b"SHORT   TXT")],
+    "two-last": [*_long_slots("a-name-of-twenty-chars".encode("utf-16-le"), last_twice=True), _dirent(b"ANAME~1")],
+    "no-long": [_long_slots(b"x\x00")[0][:11] + b"\x4f" + _long_slots(b"x\x00")[0][12:], _dirent(b"X")],
+    "bad-utf16": [*_long_slots(b"\x00\xdca\x00"), _dirent(b"A")],
+    "cut-in-long": _long_slots("cut short".encode("utf-16-le")),
+    "end": [_dirent(b"FIRST"), bytes(32), _dirent(b"AFTER")],
+    "short-slot": [_dirent(b"FIRST"), b"SECOND"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_directories_list_as_in_dissect(fat_volume: fs.FatVolume, case: str) -> None:
+    import io
+
+    data = b"".join(CRAFTED[case])
+
+    class Node:
+        def open(self) -> Any:
+            return io.BytesIO(data)
+
+    def listing(items: Iterator[Any], ours: bool) -> tuple[list[str], str | None]:
+        names: list[str] = []
+        try:
+            for item in items:
+                names.append(str(item[0]) if ours else str(item.name))
+        except Exception as err:  # the errors of both sides are compared
+            return names, f"{type(err).__name__}: {err}"
+        return names, None
+
+    node = Node()
+    theirs = listing(fs._fat._iter_dirent(fat_volume.fs, io.BytesIO(data), node), ours=False)
+    assert listing(fs._fat_names(fat_volume.fs, node), ours=True) == theirs
+
+
 def test_a_listing_that_failed_fails_again(fat_volume: fs.FatVolume, monkeypatch: pytest.MonkeyPatch) -> None:
     from dissect.fat.exceptions import InvalidDirectoryError
 
     calls = []
-    real_iterdir = fs._fat.RootDirectory.iterdir
+    real_names = fs._fat_names
 
-    def broken(self: Any) -> Iterator[Any]:
+    def broken(volume_fs: Any, node: Any) -> Iterator[Any]:
         calls.append(1)
-        for entry in real_iterdir(self):
-            yield entry
-            if entry.name == "EFI":
+        for item in real_names(volume_fs, node):
+            yield item
+            if item[0] == "EFI":
                 raise InvalidDirectoryError("Dirent contains multiple last-long entries")
 
-    monkeypatch.setattr(fs._fat.RootDirectory, "iterdir", broken)
+    monkeypatch.setattr(fs, "_fat_names", broken)
     assert fat_volume.exists("EFI/Boot/bootx64.efi")
     for _ in range(2):
         with pytest.raises(FileSystemError, match="cannot look up Boot: Dirent contains multiple last-long"):
             fat_volume.exists("Boot")
     assert fat_volume.exists("efi")
-    assert len(calls) == 1
+    assert len(calls) == 3  # the root, EFI, EFI/Boot: each listed once
 
 
 def test_a_read_error_is_not_kept(fat_volume: fs.FatVolume, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real_iterdir = fs._fat.RootDirectory.iterdir
+    real_names = fs._fat_names
 
-    def failing(self: Any) -> Iterator[Any]:
+    def failing(volume_fs: Any, node: Any) -> Iterator[Any]:
         calls.append(1)
         if len(calls) == 1:
             raise OSError("the image could not be read")
-        yield from real_iterdir(self)
+        yield from real_names(volume_fs, node)
 
-    monkeypatch.setattr(fs._fat.RootDirectory, "iterdir", failing)
+    monkeypatch.setattr(fs, "_fat_names", failing)
     with pytest.raises(OSError, match="could not be read"):
         fat_volume.exists("EFI")
     assert fat_volume.exists("EFI")
