@@ -146,19 +146,76 @@ def test_an_entry_dissect_cannot_decode_is_listed_by_dissect(image: Path, tmp_pa
     assert str(ours.value) == f"broken: cannot list Windows/Panther: {theirs.value}"
 
 
-def test_a_file_open_decodes_one_attribute_header(volume: NtfsVolume, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_open_decodes_no_attribute_header_with_cstruct(volume: NtfsVolume,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     volume.exists("Windows/System32/file0000.dll")  # the directories on the way
-    decoded: list[int] = []
+    cstruct_decoded: list[int] = []
+    struct_decoded: list[int] = []
     real_init = AttributeHeader.__init__
+    real_header = fs._attribute_header
 
     def counting(self: Any, fh: Any, offset: int, record: Any = None) -> None:
-        decoded.append(offset)
+        cstruct_decoded.append(offset)
         real_init(self, fh, offset, record)
 
+    def counting_struct(*args: Any) -> Any:
+        struct_decoded.append(1)
+        return real_header(*args)
+
     monkeypatch.setattr(AttributeHeader, "__init__", counting)
+    monkeypatch.setattr(fs, "_attribute_header", counting_struct)
     for i in range(0, 400, 40):
         assert volume.read(f"Windows/System32/file{i:04d}.dll") == FILES[f"Windows/System32/file{i:04d}.dll"]
-    assert len(decoded) == 10
+    assert not cstruct_decoded
+    assert len(struct_decoded) == 10
+
+
+def _header_fields(header: Any) -> tuple[Any, ...]:
+    h = header.header
+    resident, nonresident = h.Form.Resident, h.Form.Nonresident
+    return (h.TypeCode, h.RecordLength, h.FormCode, h.NameLength, h.NameOffset, h.Flags, h.Instance,
+            resident.ValueLength, resident.ValueOffset, resident.Flags,
+            nonresident.LowestVcn, nonresident.HighestVcn, nonresident.MappingPairsOffset,
+            nonresident.CompressionUnit, nonresident.AllocatedLength, nonresident.FileSize,
+            nonresident.ValidDataLength, nonresident.TotalAllocated,
+            header.type, header.resident, header.record_length, header.flags, header.size, header.allocated_size,
+            header.lowest_vcn, header.highest_vcn, header.compression_unit)
+
+
+def test_attribute_headers_are_dissects(dissect_fs: Any) -> None:
+    import io
+
+    compared = 0
+    for record in _in_use(dissect_fs):
+        fh = io.BytesIO(record.data)
+        for offsets in _dissect_table(record).values():
+            for offset in offsets:
+                theirs = AttributeHeader(fh, offset, record)
+                ours = fs._attribute_header(fh, record.data, offset, record)
+                assert _header_fields(ours) == _header_fields(theirs)
+                assert type(ours.header.TypeCode) is type(theirs.header.TypeCode)
+                assert ours.name == theirs.name
+                if theirs.resident:
+                    assert ours.open().read() == theirs.open().read()
+                else:
+                    assert ours.dataruns() == theirs.dataruns()
+                compared += 1
+    assert compared > 100
+
+
+def test_any_header_bytes_decode_as_in_dissect() -> None:
+    import io
+    import random
+
+    rng = random.Random(20261122)
+    size = len(c_ntfs._ATTRIBUTE_RECORD_HEADER)
+    for _ in range(500):
+        data = bytes(rng.getrandbits(8) for _ in range(size + 16))
+        data = bytes([rng.choice([0x10, 0x30, 0x80, 0x90, 0xA0, rng.getrandbits(8)])]) + data[1:8] \
+            + bytes([rng.choice([0, 1, rng.getrandbits(8)])]) + data[9:]
+        theirs = AttributeHeader(io.BytesIO(data), 0, None)
+        ours = fs._attribute_header(io.BytesIO(data), data, 0, None)
+        assert _header_fields(ours) == _header_fields(theirs)
 
 
 def test_a_zero_attribute_length_is_dissects_error(dissect_fs: Any) -> None:
