@@ -147,13 +147,25 @@ def _apply(matrix: list[int], vector: int) -> int:
 _ZERO_POWERS: list[list[int]] = []
 
 
+_ZERO_PAGE = bytes(4096)
+
+
+def _body_length(data: bytes) -> int:
+    """``len(data.rstrip(b"\\0"))``. bytes.rstrip tests every byte against its argument (~140 µs for a
+    64 KiB region table); whole zero pages are compared at memcmp speed first."""
+    end = len(data)
+    while end >= len(_ZERO_PAGE) and data[end - len(_ZERO_PAGE) : end] == _ZERO_PAGE:
+        end -= len(_ZERO_PAGE)
+    return len(data[:end].rstrip(b"\x00"))
+
+
 def _crc32c_zero_tail(data: bytes) -> int:
     """CRC-32C of ``data``; its trailing zero bytes cost O(log n) (zlib's crc32_combine idea).
 
     VHDX headers (4 KiB) and region tables (64 KiB) are a few dozen bytes followed by zeros, and a
     byte-at-a-time CRC in Python spends ~10 ms per table on those zeros.
     """
-    body = len(data.rstrip(b"\x00"))
+    body = _body_length(data)
     register = _crc_update_raw(0xFFFFFFFF, data[:body])
     zeros = len(data) - body
     power = 0
