@@ -34,6 +34,7 @@ __all__ = [
     "FirewallRule",
     "parse_rule",
     "load_rules",
+    "may_hold",
     "address_covers",
     "port_covers",
     "PROFILES",
@@ -137,7 +138,7 @@ class _StoredRule(FirewallRule):
     """A rule of a store, its string parsed (by :func:`parse_rule`) when its fields are first asked for.
 
     A store holds hundreds of rules and the checks look into a few: those asked for by id, and those
-    whose string holds the words a check needs (:func:`_may_hold`). Parsing every rule cost more than
+    whose string holds the words a check needs (:func:`may_hold`). Parsing every rule cost more than
     the checks themselves.
     """
 
@@ -171,7 +172,7 @@ class _StoredRule(FirewallRule):
         return default
 
 
-def _may_hold(rule: FirewallRule, *words: str) -> bool:
+def may_hold(rule: FirewallRule, *words: str) -> bool:
     """False only when ``rule`` cannot match: one of ``words`` (lower case) is not in its lower-cased
     string. The checks that use this look for a key among ``words`` (``RA4``), or compare a value
     lower-cased to one of them (``Action``, ``EmbedCtxt``) or upper-cased to ``TRUE`` (``Active``: no
@@ -422,7 +423,7 @@ def _blocking_inbound_port(rules: Iterable[FirewallRule], port: int) -> list[Fir
     return [
         r
         for r in rules
-        if _may_hold(r, "block")
+        if may_hold(r, "block")
         and r.active
         and r.action == "block"
         and r.direction == "in"
@@ -453,7 +454,7 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
     local, ev = load_rules(ctx, LOCAL_RULES, "local")
     policy, pev, policy_note = _policy_rules(ctx)
     evidence = (ev, *pev)
-    group = [r for r in local + policy if _may_hold(r, RDP_GROUP) and (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
+    group = [r for r in local + policy if may_hold(r, RDP_GROUP) and (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
     if not group:
         return _policy_unread(
             Outcome(
@@ -541,7 +542,7 @@ def check_icmp(ctx: AuditContext) -> Outcome:
 
 def _platform_rule(r: FirewallRule, direction: str) -> bool:
     return (
-        _may_hold(r, "allow", "ra4", "true")
+        may_hold(r, "allow", "ra4", "true")
         and r.enabled_allow
         and r.direction == direction
         and _any_covers(r.all("RA4"), WIRESERVER)
@@ -603,7 +604,7 @@ def check_platform(ctx: AuditContext) -> Outcome:
 
 
 def _blocks_wireserver(r: FirewallRule) -> bool:
-    if not (_may_hold(r, "block") and r.active and r.action == "block") or r.all("App") or r.all("Svc"):
+    if not (may_hold(r, "block") and r.active and r.action == "block") or r.all("App") or r.all("Svc"):
         return False
     if r.get("Protocol") not in (None, "6"):
         return False

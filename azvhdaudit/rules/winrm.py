@@ -19,6 +19,7 @@ from azvhdaudit.rules.firewall import (
     effective_profiles,
     load_rules,
     local_merge_off,
+    may_hold,
     port_covers,
 )
 from azvhdaudit.rules.services import service_outcome
@@ -123,7 +124,9 @@ def check_firewall(ctx: AuditContext) -> Outcome:
     winrm = [
         r
         for r in rules
-        if (r.get("Name") or "").lower() == WINRM_NAME and any(port_covers(p, 5985) for p in r.all("LPort"))
+        if may_hold(r, WINRM_NAME)
+        and (r.get("Name") or "").lower() == WINRM_NAME
+        and any(port_covers(p, 5985) for p in r.all("LPort"))
     ]
     if not winrm:
         return Outcome(

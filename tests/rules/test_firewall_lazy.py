@@ -88,11 +88,11 @@ def test_the_substring_test_skips_no_match(text: str) -> None:
     stored = firewall._StoredRule("x", text, "local")
     rule = parse_rule("x", text)
     if (rule.get("EmbedCtxt") or "").lower() == RDP_GROUP:
-        assert firewall._may_hold(stored, RDP_GROUP)
+        assert firewall.may_hold(stored, RDP_GROUP)
     if rule.active and rule.action == "block":
-        assert firewall._may_hold(stored, "block")
+        assert firewall.may_hold(stored, "block")
     if rule.enabled_allow and rule.all("RA4"):
-        assert firewall._may_hold(stored, "allow", "ra4", "true")
+        assert firewall.may_hold(stored, "allow", "ra4", "true")
     for direction in ("in", "out"):
         assert firewall._platform_rule(stored, direction) == firewall._platform_rule(rule, direction)
     assert firewall._blocks_wireserver(stored) == firewall._blocks_wireserver(rule)
@@ -129,7 +129,7 @@ def test_the_rdp_verdict_is_the_same_on_every_rule_parsed(monkeypatch: pytest.Mo
                 system={FW_RULES: {**_filler(50), **{k: v.replace("Active=TRUE", "Active=FALSE")
                                                      for k, v in RULES_OK.items() if "28752" in v}}})
     lazy = run_case(case)
-    monkeypatch.setattr(firewall, "_may_hold", lambda rule, *words: True)
+    monkeypatch.setattr(firewall, "may_hold", lambda rule, *words: True)
     eager = run_case(case)
     assert lazy.status is Status.FAIL
     assert (lazy.status, lazy.message, lazy.actual, lazy.evidence) == (
