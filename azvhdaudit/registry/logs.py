@@ -85,6 +85,9 @@ BASE_BLOCK = Struct(
     "checksum" / Int32ul,
 )
 
+#: BASE_BLOCK's layout for struct
+_BASE_BLOCK_FIELDS = struct.Struct("<4sIIQIIIIIII64s396xI")
+
 LOG_ENTRY_HEADER = Struct(
     "signature" / Bytes(4),
     "size" / Int32ul,
@@ -107,11 +110,15 @@ MARVIN32_SEED = 0x82EF4D887A4E55C5
 _M32 = 0xFFFFFFFF
 
 
+_CHECKSUM_WORDS = struct.Struct("<127I")
+
+
 def hive_checksum(data: bytes) -> int:
     """XOR-32 of the first 508 bytes of a base block, with Windows' two special cases
     (a result of 0 is stored as 1, and 0xFFFFFFFF as 0xFFFFFFFE)."""
     value = 0
-    for (word,) in struct.iter_unpack("<I", data[:508]):
+    words = _CHECKSUM_WORDS.unpack_from(data) if len(data) >= 508 else (w for (w,) in struct.iter_unpack("<I", data))
+    for word in words:
         value ^= word
     if value == 0:
         return 1
@@ -200,21 +207,23 @@ def parse_base_block(raw: bytes, source: str) -> BaseBlock:
         raise CorruptHiveError(
             f"{source}: base block truncated: {len(raw)} bytes at offset 0, at least 512 needed"
         )
-    parsed = BASE_BLOCK.parse(raw[:512])
+    # BASE_BLOCK's fields, unpacked with struct: construct's parse costs ~25 µs, for every hive opened
+    (signature, primary, secondary, timestamp, major, minor, file_type, file_format, root_cell, bins_size,
+     clustering, file_name, checksum) = _BASE_BLOCK_FIELDS.unpack_from(raw)
     return BaseBlock(
-        signature=bytes(parsed.signature),
-        primary_sequence=parsed.primary_sequence,
-        secondary_sequence=parsed.secondary_sequence,
-        timestamp=parsed.timestamp,
-        major=parsed.major,
-        minor=parsed.minor,
-        file_type=parsed.file_type,
-        file_format=parsed.file_format,
-        root_cell=parsed.root_cell,
-        hive_bins_size=parsed.hive_bins_size,
-        clustering_factor=parsed.clustering_factor,
-        file_name=bytes(parsed.file_name).decode("utf-16-le", errors="replace").split("\x00")[0],
-        checksum=parsed.checksum,
+        signature=signature,
+        primary_sequence=primary,
+        secondary_sequence=secondary,
+        timestamp=timestamp,
+        major=major,
+        minor=minor,
+        file_type=file_type,
+        file_format=file_format,
+        root_cell=root_cell,
+        hive_bins_size=bins_size,
+        clustering_factor=clustering,
+        file_name=file_name.decode("utf-16-le", errors="replace").split("\x00")[0],
+        checksum=checksum,
         computed_checksum=hive_checksum(raw),
     )
 
