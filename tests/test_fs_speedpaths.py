@@ -218,6 +218,42 @@ def test_any_header_bytes_decode_as_in_dissect() -> None:
         assert _header_fields(ours) == _header_fields(theirs)
 
 
+def _record_fields(record: Any) -> tuple[Any, ...]:
+    h = record.header
+    base = h.BaseFileRecordSegment
+    return (h.MultiSectorHeader.Signature, h.MultiSectorHeader.UpdateSequenceArrayOffset,
+            h.MultiSectorHeader.UpdateSequenceArraySize, h.Lsn, h.SequenceNumber, h.ReferenceCount,
+            h.FirstAttributeOffset, h.Flags, h.BytesInUse, h.BytesAllocated, base.SegmentNumberLowPart,
+            base.SegmentNumberHighPart, base.SequenceNumber, h.NextAttributeInstance,
+            record.data, record.offset, record.segment, repr(record), record.is_dir())
+
+
+def _outcome(read: Any) -> Any:
+    try:
+        return _record_fields(read())
+    except Exception as err:  # the errors of both sides are compared
+        return f"{type(err).__name__}: {err}"
+
+
+def test_records_are_read_as_dissect_reads_them(image: Path, tmp_path: Path) -> None:
+    data = bytearray(image.read_bytes())
+    with open(image, "rb") as fh:
+        ntfs = NTFS(fh)
+        mft = ntfs.boot_sector.MftStartLcn * ntfs.cluster_size
+        size = ntfs._record_size
+    data[mft + 20 * size : mft + 20 * size + 4] = b"BAAD"  # a signature
+    data[mft + 21 * size + 510 : mft + 21 * size + 512] = b"\x12\x34"  # a fixup
+    damaged = tmp_path / "damaged.img"
+    damaged.write_bytes(bytes(data))
+    with open(damaged, "rb") as fh:
+        ntfs = NTFS(fh)
+        outcomes = [(_outcome(lambda s=segment: fs._read_record(ntfs, s)),
+                     _outcome(lambda s=segment: ntfs.mft.get(s))) for segment in range(120)]
+    assert all(ours == theirs for ours, theirs in outcomes)
+    assert sum(isinstance(ours, str) for ours, _ in outcomes) >= 2
+    assert sum(not isinstance(ours, str) for ours, _ in outcomes) >= 60
+
+
 def test_a_zero_attribute_length_is_dissects_error(dissect_fs: Any) -> None:
     record = dissect_fs.mft.get("Windows/System32/config/SYSTEM")
     (si_offset,) = _dissect_table(record)[ATTRIBUTE_TYPE_CODE.STANDARD_INFORMATION.value]
