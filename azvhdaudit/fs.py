@@ -61,9 +61,10 @@ def _norm(path: str) -> str:
 # dissect.ntfs's MftRecord.attributes decodes every attribute header of a record with cstruct (a union of
 # the resident and non-resident forms) and every $STANDARD_INFORMATION and $FILE_NAME value: ~300 µs a
 # record, of which opening a file needs only its $DATA header and walking a directory its $INDEX_ROOT and
-# $INDEX_ALLOCATION. _attribute_table finds the headers as that walk does, with struct; the headers used
-# are then decoded and opened by dissect.ntfs itself (runlists, resident data, compression). A record that
-# walk would treat specially (an attribute list, a reparse point) or might fail on is left to dissect.
+# $INDEX_ALLOCATION. _attribute_table finds the headers as that walk does, with struct; the fields of the
+# headers used are decoded with struct too (_attribute_header), and dissect.ntfs's AttributeHeader and
+# AttributeCollection read the names, runlists, resident values and compressed streams. A record that walk
+# would treat specially (an attribute list, a reparse point) or might fail on is left to dissect.
 
 _ATTRIBUTE_HEADER_SIZE = len(c_ntfs._ATTRIBUTE_RECORD_HEADER)
 #: dissect.ntfs's FileName pads the $FILE_NAME value to this length before decoding it
