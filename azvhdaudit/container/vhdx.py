@@ -222,6 +222,8 @@ class VHDXLayer(Layer):
         self._read_region_tables()
         self._read_metadata()
         self._bat: dict[int, list[int]] = {}
+        #: payload blocks already looked up and checked: block -> (state, file offset)
+        self._payloads: dict[int, tuple[int, int]] = {}
         self._bitmaps: OrderedDict[int, bytes] = OrderedDict()
 
     # --- header section ---------------------------------------------------------------------
@@ -445,25 +447,32 @@ class VHDXLayer(Layer):
         return page[slot]
 
     def _payload(self, block: int) -> tuple[int, int]:
-        """(state, file offset) of a payload block, checked against the file."""
+        """(state, file offset) of a payload block, checked against the file (once per block)."""
+        known = self._payloads.get(block)
+        if known is not None:
+            return known
         index = block + block // self.chunk_ratio
         entry = self._entry(index)
         state, offset = entry & 7, (entry >> 20) * MiB
-        where = f"{self.path}: VHDX BAT entry {index} (block {block}) is 0x{entry:016x}"
         if state not in STATE_NAMES or (state == PB_PARTIALLY_PRESENT and not self.has_parent):
-            raise CorruptImageError(f"{where}: state {state} is not valid here")
+            raise CorruptImageError(f"{self._bat_where(index, block, entry)}: state {state} is not valid here")
         if state in (PB_FULLY_PRESENT, PB_PARTIALLY_PRESENT):
             length = min(self.block_size, self.size - block * self.block_size)
             if offset < MiB or offset >= self.file.size:
                 raise CorruptImageError(
-                    f"{where}: block offset {offset} lies outside the file ({self.file.size} bytes)"
+                    f"{self._bat_where(index, block, entry)}: block offset {offset} lies outside the file "
+                    f"({self.file.size} bytes)"
                 )
             if offset + length > self.file.size:
                 raise TruncatedImageError(
-                    f"{where}: block spans offsets {offset}-{offset + length}, past the end of the file "
-                    f"({self.file.size} bytes)"
+                    f"{self._bat_where(index, block, entry)}: block spans offsets {offset}-{offset + length}, "
+                    f"past the end of the file ({self.file.size} bytes)"
                 )
+        self._payloads[block] = (state, offset)
         return state, offset
+
+    def _bat_where(self, index: int, block: int, entry: int) -> str:
+        return f"{self.path}: VHDX BAT entry {index} (block {block}) is 0x{entry:016x}"
 
     def _bitmap(self, block: int) -> bytes:
         """This block's bits of its chunk's sector bitmap (bit set = sector in this file)."""
