@@ -205,7 +205,8 @@ def _default_context() -> Any:
         context = multiprocessing.get_context("forkserver")
         # the server imports the audit code once; every worker forked from it starts with it loaded
         context.set_forkserver_preload(
-            ["azvhdaudit.fleet", "azvhdaudit.engine", "azvhdaudit.image", "azvhdaudit.rules", "azvhdaudit.pe"]
+            ["azvhdaudit.fleet", "azvhdaudit.engine", "azvhdaudit.image", "azvhdaudit.rules", "azvhdaudit.pe",
+             "azvhdaudit.container", "azvhdaudit.registry.regf"]
         )
         return context
     return multiprocessing.get_context("spawn")
