@@ -121,30 +121,44 @@ def _crc_table() -> tuple[int, ...]:
 _CRC_TABLE = _crc_table()
 
 
-def _zero_byte_operator() -> list[int]:
-    # The CRC register after one zero byte, for each single-bit register (columns of a GF(2) matrix).
-    return [_crc_update_raw(1 << bit, b"\x00") for bit in range(32)]
-
-
 def _crc_update_raw(register: int, data: bytes) -> int:
     for byte in data:
         register = _CRC_TABLE[(register ^ byte) & 0xFF] ^ (register >> 8)
     return register
 
 
-def _apply(matrix: list[int], vector: int) -> int:
-    out = 0
-    bit = 0
-    while vector:
-        if vector & 1:
-            out ^= matrix[bit]
-        vector >>= 1
-        bit += 1
-    return out
+def _multmodp(a: int, b: int) -> int:
+    """a(x) * b(x) modulo the CRC polynomial, in the CRC's reflected bit order (zlib's multmodp)."""
+    m = 1 << 31
+    product = 0
+    while a:
+        if a & m:
+            product ^= b
+            a ^= m
+        m >>= 1
+        b = (b >> 1) ^ 0x82F63B78 if b & 1 else b >> 1
+    return product
 
 
-#: the zero-byte operator raised to 1, 2, 4, ... bytes, filled on first use
-_ZERO_POWERS: list[list[int]] = []
+#: x^(2^k) modulo the CRC polynomial for k = 0..31, filled on first use (x^1 is bit 30, reflected)
+_X2N: list[int] = []
+
+
+def _x8nmodp(count: int) -> int:
+    """x^(8 * count) modulo the CRC polynomial: what ``count`` zero bytes multiply a CRC register by."""
+    if not _X2N:
+        power = 1 << 30
+        for _ in range(32):
+            _X2N.append(power)
+            power = _multmodp(power, power)
+    product = 1 << 31  # x^0
+    k = 3
+    while count:
+        if count & 1:
+            product = _multmodp(_X2N[k & 31], product)
+        count >>= 1
+        k += 1
+    return product
 
 
 _ZERO_PAGE = bytes(4096)
@@ -168,18 +182,8 @@ def _crc32c_zero_tail(data: bytes) -> int:
     body = _body_length(data)
     register = _crc_update_raw(0xFFFFFFFF, data[:body])
     zeros = len(data) - body
-    power = 0
-    while zeros:
-        if power == len(_ZERO_POWERS):
-            if not _ZERO_POWERS:
-                _ZERO_POWERS.append(_zero_byte_operator())
-            else:
-                last = _ZERO_POWERS[-1]
-                _ZERO_POWERS.append([_apply(last, column) for column in last])
-        if zeros & 1:
-            register = _apply(_ZERO_POWERS[power], register)
-        zeros >>= 1
-        power += 1
+    if zeros:
+        register = _multmodp(_x8nmodp(zeros), register)
     return register ^ 0xFFFFFFFF
 
 
