@@ -13,8 +13,8 @@ Versions are read from the binaries' VS_FIXEDFILEINFO (``ctx.files.file_version`
 from __future__ import annotations
 
 import json
+import pkgutil
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from azvhdaudit import osinfo
@@ -47,8 +47,12 @@ CVE_2018_0886_FIXED_BUILD = 17763
 @lru_cache(maxsize=1)
 def update_table() -> dict[str, Any]:
     """The doc's table: ``columns``, ``rows`` (binary minimums per column) and ``kb_rows``."""
-    text = resources.files("azvhdaudit").joinpath("data/update_minimums.json").read_text(encoding="utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
+    # The package loader's get_data (a file read, or a zip member): importlib.resources.files() would import
+    # its readers and zipfile on the first audit of a process, several times the cost of the read itself.
+    data = pkgutil.get_data("azvhdaudit", "data/update_minimums.json")
+    if data is None:
+        raise FileNotFoundError("azvhdaudit/data/update_minimums.json is not in the installed package")
+    return json.loads(data)  # type: ignore[no-any-return]
 
 
 def column_for(build: int | None, profile: str = "azure") -> dict[str, Any] | None:
