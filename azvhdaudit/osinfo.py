@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from azvhdaudit.facts import ImageFacts, OSFacts, PartitionFacts
-from azvhdaudit.registry.model import RegistryView
+from azvhdaudit.registry.model import RegistryView, RegKey
 
 if TYPE_CHECKING:  # the rules package imports this module; only the type is needed here
     from azvhdaudit.rules.base import GuestFiles
@@ -439,15 +439,20 @@ def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[
     }
 
 
-def installed_products(registry: RegistryView) -> list[tuple[str, str]]:
-    """``(DisplayName, DisplayVersion)`` of every product under the Uninstall key (the Programs and Features
-    list); empty when the key is absent."""
+def installed_products(registry: RegistryView) -> list[tuple[str, RegKey]]:
+    """``(DisplayName, Uninstall subkey)`` of every product under the Uninstall key (the Programs and Features
+    list); empty when the key is absent. :func:`display_version` reads a product's version when needed: a
+    rule lists a few products of hundreds, and the names alone decide which."""
     uninstall = registry.key(UNINSTALL)
-    products: list[tuple[str, str]] = []
+    products: list[tuple[str, RegKey]] = []
     for sub in uninstall.subkeys() if uninstall is not None else []:
         display = sub.value("DisplayName")
         if display is not None and isinstance(display.data, str):
-            version = sub.value("DisplayVersion")
-            products.append((display.data, version.data if version is not None and isinstance(version.data, str)
-                             else ""))
+            products.append((display.data, sub))
     return products
+
+
+def display_version(product: RegKey) -> str:
+    """A product's ``DisplayVersion`` under its Uninstall subkey (``""`` when absent or not a string)."""
+    version = product.value("DisplayVersion")
+    return version.data if version is not None and isinstance(version.data, str) else ""

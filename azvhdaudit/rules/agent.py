@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from azvhdaudit import osinfo
 from azvhdaudit.errors import NotApplicable
+from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.os import build_name, os_of
@@ -175,7 +176,7 @@ def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
                    tuple(ev))
 
 
-def _installed(ctx: AuditContext) -> list[tuple[str, str]]:
+def _installed(ctx: AuditContext) -> list[tuple[str, RegKey]]:
     # the Uninstall walk reads a key of every installed product: once per audit for the rules that need it
     return ctx.cached("installed_products", lambda: osinfo.installed_products(ctx.registry))  # type: ignore[no-any-return]
 
@@ -205,8 +206,8 @@ def check_foreign_tools(ctx: AuditContext) -> Outcome:
                 found.setdefault(product, []).append(name)
                 ev.append(_service_evidence(ctx, name, start, True, f"{product}; {image or ''}".strip("; ")))
     products = [
-        f"{name} {version}".strip()
-        for name, version in _installed(ctx)
+        f"{name} {osinfo.display_version(key)}".strip()
+        for name, key in _installed(ctx)
         if name.lower().startswith(FOREIGN_PRODUCTS)
     ]
     if products:
