@@ -149,7 +149,10 @@ def _version_in(fh: BinaryIO, buffer: mmap.mmap, size: int, name: str) -> Versio
         return _whole(fh, size, name) if rva else _resource_version(pe, name)
     start = min(int(section.PointerToRawData), size)
     end = min(start + int(section.SizeOfRawData), size)
-    directory_end = pe.get_offset_from_rva(rva + max(directories[_RESOURCE].Size, 1) - 1)
+    try:
+        directory_end = pe.get_offset_from_rva(rva + max(directories[_RESOURCE].Size, 1) - 1)
+    except pefile.PEFormatError:
+        directory_end = None  # the directory's end is in no section: only the whole file can answer
     if directory_end is None or not start <= directory_end < end:
         return _whole(fh, size, name)
     buffer[start:end] = _read_at(fh, start, end - start)

@@ -134,3 +134,15 @@ def test_sample_binaries(sample_path: Callable[[str], Path], sample: str) -> Non
                 assert files.file_version(path) == file_version(whole), path
                 found += 1
         assert found >= 20
+
+
+def test_resource_directory_ending_in_no_section(small_pe: bytes) -> None:
+    # A directory size that ends past every section (found by fuzzing): pefile cannot map its end, and the
+    # stream reader reads the whole file instead of raising pefile's error.
+    import pefile
+
+    pe = pefile.PE(data=small_pe, fast_load=True)
+    pe.OPTIONAL_HEADER.DATA_DIRECTORY[2].Size = 0xE0000000
+    pe.OPTIONAL_HEADER.FileAlignment = 0x1000  # sections at 0x200 multiples: the plain path leaves it to pefile
+    data = bytes(pe.write())
+    assert file_version_of(CountingIO(data)) == file_version(data) == (6, 1, 7601, 23403)
