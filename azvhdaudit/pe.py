@@ -92,6 +92,14 @@ def _headers_size(head: bytes) -> int:
     return lfanew + 24 + optional + 40 * sections
 
 
+def _offset_of(pe: pefile.PE, rva: int) -> int | None:
+    """The file offset of ``rva``; ``None`` where pefile cannot map it (the caller then reads the whole file)."""
+    try:
+        return pe.get_offset_from_rva(rva)  # type: ignore[no-any-return]
+    except pefile.PEFormatError:
+        return None
+
+
 def _version_data_inside(pe: pefile.PE, start: int, end: int) -> bool:
     """Whether every RT_VERSION data entry lies in the file range [start, end)."""
     for entry in getattr(getattr(pe, "DIRECTORY_ENTRY_RESOURCE", None), "entries", ()):
@@ -102,7 +110,7 @@ def _version_data_inside(pe: pefile.PE, start: int, end: int) -> bool:
                 if not hasattr(lang, "data"):
                     continue  # a subdirectory where a language's data should be: nothing pefile reads
                 data = lang.data.struct
-                offset = pe.get_offset_from_rva(data.OffsetToData)
+                offset = _offset_of(pe, data.OffsetToData)
                 if offset is None or offset < start or offset + data.Size > end:
                     return False
     return True
@@ -149,10 +157,7 @@ def _version_in(fh: BinaryIO, buffer: mmap.mmap, size: int, name: str) -> Versio
         return _whole(fh, size, name) if rva else _resource_version(pe, name)
     start = min(int(section.PointerToRawData), size)
     end = min(start + int(section.SizeOfRawData), size)
-    try:
-        directory_end = pe.get_offset_from_rva(rva + max(directories[_RESOURCE].Size, 1) - 1)
-    except pefile.PEFormatError:
-        directory_end = None  # the directory's end is in no section: only the whole file can answer
+    directory_end = _offset_of(pe, rva + max(directories[_RESOURCE].Size, 1) - 1)
     if directory_end is None or not start <= directory_end < end:
         return _whole(fh, size, name)
     buffer[start:end] = _read_at(fh, start, end - start)

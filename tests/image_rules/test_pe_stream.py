@@ -146,3 +146,17 @@ def test_resource_directory_ending_in_no_section(small_pe: bytes) -> None:
     pe.OPTIONAL_HEADER.FileAlignment = 0x1000  # sections at 0x200 multiples: the plain path leaves it to pefile
     data = bytes(pe.write())
     assert file_version_of(CountingIO(data)) == file_version(data) == (6, 1, 7601, 23403)
+
+
+def test_version_data_in_no_section(small_pe: bytes) -> None:
+    # The version's data entry points at an RVA in no section (found by fuzzing): no version, no pefile error.
+    import pefile
+
+    pe = pefile.PE(data=small_pe, fast_load=True)
+    pe.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_RESOURCE"]])
+    version = next(e for e in pe.DIRECTORY_ENTRY_RESOURCE.entries if e.id == 16)
+    entry = version.directory.entries[0].directory.entries[0].data.struct
+    entry.OffsetToData = 0x32002E00
+    pe.OPTIONAL_HEADER.FileAlignment = 0x1000  # the plain path leaves the file to pefile
+    data = bytes(pe.write())
+    assert file_version_of(CountingIO(data)) == file_version(data)
