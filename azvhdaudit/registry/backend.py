@@ -399,6 +399,10 @@ class BackendHive(Hive, Generic[N, V]):
         return key
 
     def close(self) -> None:
+        # The keys point back at the hive: drop them, so that a closed hive (a whole hive's bytes with the
+        # python-registry backend) is freed at once, not at the next full garbage collection.
+        self._keys.clear()
+        self._root = None
         self.reader.close()
         for closer in self._closers:
             try:
