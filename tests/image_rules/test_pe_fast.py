@@ -22,7 +22,7 @@ from azvhdaudit.image import open_image
 from azvhdaudit.pe import file_version, file_version_of
 
 from .test_pe import build_pe
-from .test_pe_stream import CountingIO, build_big_pe
+from .test_pe_stream import CountingIO, build_big_pe, sample_binaries
 
 MiB = 1024 * 1024
 
@@ -60,14 +60,9 @@ def test_answers_for_the_sample_binaries(sample_path: Callable[[str], Path], sam
         files = image.files
         assert files is not None
         checked = 0
-        for folder in ("Windows\\System32", "Windows\\System32\\drivers"):
-            for name in files.listdir(folder) or []:
-                if not name.lower().endswith((".sys", ".dll", ".exe")):
-                    continue
-                whole = files.read(f"{folder}\\{name}")
-                assert whole is not None
-                assert fast(whole) == file_version(whole) != "defer", name
-                checked += 1
+        for path, whole in sample_binaries(files):
+            assert fast(whole) == file_version(whole) != "defer", path
+            checked += 1
     assert checked >= 20
 
 

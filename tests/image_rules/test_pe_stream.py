@@ -9,13 +9,14 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from azvhdaudit.image import open_image
 from azvhdaudit.pe import file_version, file_version_of
+from azvhdaudit.rules.base import GuestFiles
 
 from .test_pe import RC, build_pe
 
@@ -118,21 +119,26 @@ def test_resources_outside_their_section_read_the_whole_file(small_pe: bytes) ->
     assert file_version_of(stream) == file_version(bytes(data))
 
 
+def sample_binaries(files: GuestFiles) -> Iterator[tuple[str, bytes]]:
+    """``(path, whole file)`` of every binary in System32 and its drivers folder."""
+    for folder in ("Windows\\System32", "Windows\\System32\\drivers"):
+        for name in files.listdir(folder) or []:
+            if name.lower().endswith((".sys", ".dll", ".exe")):
+                path = f"{folder}\\{name}"
+                whole = files.read(path)
+                assert whole is not None
+                yield path, whole
+
+
 @pytest.mark.parametrize("sample", ["gen1-azure.vhd", "gen2-misconfigured.vhdx"])
 def test_sample_binaries(sample_path: Callable[[str], Path], sample: str) -> None:
     with open_image(sample_path(sample)) as image:
         files = image.files
         assert files is not None
         found = 0
-        for folder in ("Windows\\System32", "Windows\\System32\\drivers"):
-            for name in files.listdir(folder) or []:
-                if not name.lower().endswith((".sys", ".dll", ".exe")):
-                    continue
-                path = f"{folder}\\{name}"
-                whole = files.read(path)
-                assert whole is not None
-                assert files.file_version(path) == file_version(whole), path
-                found += 1
+        for path, whole in sample_binaries(files):
+            assert files.file_version(path) == file_version(whole), path
+            found += 1
         assert found >= 20
 
 
