@@ -12,6 +12,7 @@ __all__ = [
     "AuditError",
     "ImageError",
     "ImageNotFoundError",
+    "SpecialFileError",
     "UnsupportedFormatError",
     "CorruptImageError",
     "TruncatedImageError",
@@ -24,6 +25,7 @@ __all__ = [
     "NoWindowsVolumeError",
     "EncryptedVolumeError",
     "FileSystemError",
+    "CorruptVolumeError",
     "GuestFileNotFoundError",
     "RegistryError",
     "CorruptHiveError",
@@ -52,6 +54,11 @@ class ImageNotFoundError(ImageError, FileNotFoundError):
 
 class UnsupportedFormatError(ImageError):
     """The file is not a disk image format azvhdaudit recognises (VHD, VHDX, VMDK, QCOW2, raw)."""
+
+
+class SpecialFileError(UnsupportedFormatError):
+    """The path names a FIFO, a socket or a character device: only regular files and block devices are read
+    (opening a FIFO would wait for a writer, a character device would read forever)."""
 
 
 class CorruptImageError(ImageError):
@@ -100,6 +107,11 @@ class EncryptedVolumeError(VolumeError):
 
 class FileSystemError(VolumeError):
     """A file system structure (NTFS MFT, FAT) is corrupt or cannot be read."""
+
+
+class CorruptVolumeError(FileSystemError):
+    """A file system's own links are inconsistent: a FAT cluster chain that loops or leaves the volume, an NTFS
+    runlist or attribute list that points into itself."""
 
 
 class GuestFileNotFoundError(FileSystemError, FileNotFoundError):

@@ -44,6 +44,7 @@ and 19.7 MB, because the missing blocks of one large read are fetched as one ran
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import threading
 from collections import OrderedDict
@@ -51,7 +52,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
-from azvhdaudit.errors import ImageError, ImageNotFoundError, UnsupportedFormatError
+from azvhdaudit.errors import ImageError, ImageNotFoundError, SpecialFileError, UnsupportedFormatError
+from azvhdaudit.localfiles import check_readable_kind
 from azvhdaudit.streams import ReadOnlyStream
 
 __all__ = [
@@ -264,6 +266,8 @@ def _open_file(
     stats.requests += 1  # the size lookup (HEAD / Get Blob Properties / stat)
     try:
         if local:
+            # fsspec opens a local path with open(): a FIFO would block it, a character device never end
+            check_readable_kind(str(path), os.stat(path).st_mode, SpecialFileError, "the file")
             handle = fs.open(path, "rb")
         else:
             # No fsspec-level cache: the blocks are cached here, where the access pattern was measured.
@@ -276,6 +280,8 @@ def _open_file(
         raise ImageNotFoundError(f"{url}: no such image file") from err
     except IsADirectoryError as err:
         raise UnsupportedFormatError(f"not a disk image: {url} is a directory") from err
+    except SpecialFileError:
+        raise
     except Exception as err:  # fsspec, aiohttp and azure-core errors vary by protocol; name the URL
         if _looks_missing(err):
             raise ImageNotFoundError(f"{url}: no such image file ({type(err).__name__})") from err

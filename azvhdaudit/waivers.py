@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from azvhdaudit.errors import WaiverError
+from azvhdaudit.localfiles import open_regular
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -110,7 +111,8 @@ def load_waivers(source: WaiverInput) -> list[Waiver]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            text = path.read_bytes()
+            with open_regular(path, WaiverError, "the waiver file") as fh:
+                text = fh.read()
         except OSError as err:
             raise WaiverError(f"{path}: cannot read the waiver file: {err.strerror or err}") from err
         data: Any

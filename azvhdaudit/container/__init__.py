@@ -47,9 +47,11 @@ from azvhdaudit.errors import (
     ParentLoopError,
     ParentMismatchError,
     ParentNotFoundError,
+    SpecialFileError,
     UnsupportedFormatError,
 )
 from azvhdaudit.facts import ContainerFacts, ParentLink
+from azvhdaudit.localfiles import open_regular
 from azvhdaudit.streams import ReadOnlyStream
 
 __all__ = ["Container", "ContainerStats", "Opener", "open_container", "MAX_CHAIN"]
@@ -63,7 +65,8 @@ MAX_CHAIN = 128
 
 
 def _default_opener(path: str) -> BinaryIO:
-    return open(path, "rb")
+    # a FIFO, socket or character device is refused before it is opened (open() on a FIFO waits for a writer)
+    return open_regular(path, SpecialFileError, "the file")
 
 
 class Container(ReadOnlyStream):
@@ -121,7 +124,9 @@ def open_container(
 
     ``name`` names a file object (in messages, and as the base for its parents' relative paths); for a
     path it only relabels the container's ``path`` and ``facts.path``.
-    ``opener`` opens paths (the image, if a path, and every parent); default ``open(path, "rb")``.
+    ``opener`` opens paths (the image, if a path, and every parent); by default a regular file or a block
+    device is opened read-only and anything else (a FIFO, a socket, a character device) raises
+    :class:`~azvhdaudit.errors.SpecialFileError` naming the path and its type.
     ``allow_parent_mismatch`` reads through a parent whose id differs from the one the child recorded
     (the parent link's ``linkage_matches`` is then False and a warning says so) instead of raising
     :class:`~azvhdaudit.errors.ParentMismatchError`.
@@ -342,6 +347,8 @@ def _find_parent(
             continue
         except IsADirectoryError as err:
             raise ParentError(f"{child.path}: parent locator names {path}, which is a directory") from err
+        except SpecialFileError as err:
+            raise ParentError(f"{child.path}: parent {err}") from err
         except OSError as err:
             raise ParentError(f"{child.path}: parent {path} cannot be opened: {err}") from err
         try:

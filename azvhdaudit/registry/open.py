@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import BinaryIO
 
 from azvhdaudit.errors import CorruptHiveError, HiveNotFoundError, RegistryError
+from azvhdaudit.localfiles import open_regular
 from azvhdaudit.registry.backend import BackendHive, CellReader, guard
 from azvhdaudit.registry.logs import (
     BASE_BLOCK_SIZE,
@@ -199,7 +200,7 @@ def open_hive_file(
     else:
         log_paths = logs
     try:
-        fh = open(path, "rb")  # closed by the hive
+        fh = open_regular(path, RegistryError, "the hive")  # closed by the hive
     except FileNotFoundError as err:
         raise HiveNotFoundError(f"{path}: no such hive file") from err
     except OSError as err:
@@ -208,7 +209,8 @@ def open_hive_file(
     try:
         for kind, log_path in log_paths.items():
             try:
-                handles[kind] = open(log_path, "rb")
+                # a FIFO or a device named like a log is refused (RegistryError), not waited on
+                handles[kind] = open_regular(log_path, RegistryError, f"the {kind} transaction log")
             except OSError as err:
                 log.warning("%s: cannot open transaction log %s: %s", path, log_path, err)
         hive = open_hive(fh, name, source=path, backend=backend, logs=handles or None)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import vhdwriter
 from construct import Container as CStruct
 
 from azvhdaudit.container import open_container
@@ -18,7 +20,14 @@ from azvhdaudit.container.vhd_structs import (
     HEADER_CHECKSUM_OFFSET,
     checksum,
 )
-from azvhdaudit.errors import AuditError, CorruptImageError, TruncatedImageError, UnsupportedFormatError
+from azvhdaudit.errors import (
+    AuditError,
+    CorruptImageError,
+    ParentError,
+    SpecialFileError,
+    TruncatedImageError,
+    UnsupportedFormatError,
+)
 
 Damage = Callable[[Path], None]
 
@@ -301,3 +310,75 @@ def test_no_foreign_exception_escapes_on_random_damage(copy_of) -> None:  # type
             except AuditError:
                 pass
             os.unlink(path)
+
+
+# --- special files: only regular files and block devices are opened -------------------------------------
+
+
+def test_fifo_as_the_image_is_refused_without_blocking(tmp_path: Path) -> None:
+    """``open()`` on a FIFO waits for a writer; the type is checked first, so this returns at once."""
+    fifo = tmp_path / "x.vhd"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecialFileError, match=r"x\.vhd: .*is a FIFO \(named pipe\)") as caught:
+        open_container(fifo)
+    assert isinstance(caught.value, UnsupportedFormatError)
+
+
+def test_character_device_as_the_image_is_refused() -> None:
+    with pytest.raises(SpecialFileError, match="/dev/zero: .*is a character device"):
+        open_container("/dev/zero")
+
+
+def test_unix_socket_as_the_image_is_refused(tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "s.vhd"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        with pytest.raises(SpecialFileError, match="is a socket"):
+            open_container(path)
+
+
+def test_fifo_where_the_parent_should_be(images: dict[str, Path], tmp_path: Path) -> None:
+    """A child beside a FIFO carrying its parent's name: a ParentError naming the FIFO, not a hang."""
+    parent = tmp_path / "parent.vhd"
+    shutil.copyfile(images["dynamic.vhd"], parent)
+    child = tmp_path / "child.vhd"
+    vhdwriter.write_child(child, parent, {0: b"\x55" * 512})
+    with open_container(child) as disk:  # the intact pair opens
+        assert disk.facts.parents[0].path == str(parent)
+    parent.unlink()
+    os.mkfifo(parent)
+    with pytest.raises(ParentError, match=r"child\.vhd: parent .*parent\.vhd: .*is a FIFO"):
+        open_container(child)
+
+
+def test_locator_naming_a_character_device(images: dict[str, Path], tmp_path: Path) -> None:
+    parent = tmp_path / "parent.vhd"
+    shutil.copyfile(images["dynamic.vhd"], parent)
+    child = tmp_path / "child.vhd"
+    vhdwriter.write_child(child, parent, {0: b"\x55" * 512}, relative="/dev/zero", absolute="/dev/zero")
+    with pytest.raises(ParentError, match="/dev/zero: .*is a character device"):
+        open_container(child)
+
+
+def test_a_file_swapped_for_a_fifo_after_the_check_is_caught_on_the_descriptor(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch
+                                                                               ) -> None:
+    """The race: the path is a regular file when checked and a FIFO when opened. O_NONBLOCK keeps the open
+    from waiting, and the check on the opened descriptor refuses it."""
+    from azvhdaudit import localfiles
+
+    fifo = tmp_path / "swap.vhd"
+    os.mkfifo(fifo)
+    real_stat = os.stat
+
+    def lying_stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        result = real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+        if os.fspath(path) == str(fifo):  # type: ignore[call-overload]
+            return os.stat_result((0o100644, *tuple(result)[1:]))
+        return result
+
+    monkeypatch.setattr(localfiles.os, "stat", lying_stat)
+    with pytest.raises(SpecialFileError, match="is a FIFO"):
+        open_container(fifo)
