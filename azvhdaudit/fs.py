@@ -38,7 +38,7 @@ from dissect.ntfs.ntfs import _get_dataruns_from_attribute_list
 from dissect.ntfs.util import AttributeCollection, apply_fixup
 from dissect.util.stream import RangeStream
 
-from azvhdaudit.errors import FileSystemError, GuestFileNotFoundError
+from azvhdaudit.errors import CorruptVolumeError, FileSystemError, GuestFileNotFoundError
 
 __all__ = ["Volume", "NtfsVolume", "FatVolume", "GuestFileSystem", "open_volume"]
 
@@ -642,6 +642,11 @@ def _fat_names(fs: Any, node: Any) -> Iterator[tuple[str, int, Any]]:
     slots = _Slots(stream, fs.cluster_size)
     offset = 0
     while True:
+        if offset >= MAX_FAT_DIRECTORY:
+            raise CorruptVolumeError(
+                f"{getattr(fs.fat, 'volume', 'FAT volume')}: directory {getattr(node, 'path', '') or '(root)'!r} "
+                "holds more than 65,536 entries, the format's limit"
+            )
         slot = slots.at(offset)
         if len(slot) < _SLOT or slot[0] == 0x00:
             return
@@ -697,8 +702,93 @@ class _Listing:
         self.error: BaseException | None = None
 
 
+#: the longest FAT directory: 65,536 entries of 32 bytes (FAT specification, "Directory Structure")
+MAX_FAT_DIRECTORY = 65536 * _SLOT
+
+
+def _chain_text(head: list[int], tail: list[int], walked: int, then: int) -> str:
+    """A cluster chain for a message: its first and last clusters (the middle elided), then where it goes."""
+    middle = walked - len(head) - len(tail)
+    parts = [*map(str, head), *([f"... ({middle} more)"] if middle > 0 else []), *map(str, tail), str(then)]
+    return " -> ".join(parts)
+
+
+class _BoundedFat(_fat.FAT):
+    """dissect.fat's FAT with every cluster chain walk bounded.
+
+    dissect.fat's ``FAT.chain`` follows the table from cluster to cluster until an end-of-chain mark: an
+    entry pointing to itself, or any cycle, never ends, and ``runlist`` grows without limit. Here a chain
+    visits each data cluster at most once: it may hold at most the volume's cluster count (2 .. count + 1),
+    a cluster seen before is a loop, a cluster outside that range is a pointer off the volume; each is a
+    :class:`~azvhdaudit.errors.CorruptVolumeError` naming the volume, the cluster and the chain. The
+    clusters seen are one bit each in a bitmap of the volume's clusters (10 KiB for an 80,000-cluster ESP).
+    """
+
+    def __init__(self, fat: _fat.FAT, volume: str, clusters: int) -> None:
+        # the table dissect opened, read through its cached get(); nothing is re-read
+        self.fh = fat.fh
+        self.bits_per_entry = fat.bits_per_entry
+        self.entry_count = fat.entry_count
+        self.get = fat.get  # type: ignore[method-assign]
+        self.volume = volume
+        #: the highest cluster number that names a data cluster of the volume (and has a FAT entry)
+        self.last_cluster = min(clusters + 1, self.entry_count - 1)
+        bits = self.bits_per_entry
+        self._data_max = _fat.mask(_fat.DATA_CLUSTER_MAX, bits)
+        self._eoc = (_fat.mask(_fat.END_OF_CLUSTER_MIN, bits), _fat.mask(_fat.END_OF_CLUSTER_MAX, bits))
+        self._bad = _fat.mask(_fat.BAD_CLUSTER, bits)
+
+    def chain(self, cluster: int) -> Iterator[int]:
+        """The clusters of the chain starting at ``cluster``, as dissect's ``FAT.chain`` yields them.
+
+        Bound: at most ``last_cluster - 1`` clusters (the volume's data clusters), each once."""
+        first, last = cluster, self.last_cluster
+        seen = bytearray((last >> 3) + 1)
+        head: list[int] = []
+        tail: list[int] = []
+        walked = 0
+
+        def corrupt(what: str) -> CorruptVolumeError:
+            chain = _chain_text(head, tail, walked, cluster)
+            return CorruptVolumeError(
+                f"{self.volume}: FAT cluster chain starting at cluster {first} {what} (chain: {chain})"
+            )
+
+        while True:
+            if not 2 <= cluster <= last:
+                raise corrupt(f"reaches cluster {cluster}, outside the volume's data clusters 2-{last}")
+            if seen[cluster >> 3] & (1 << (cluster & 7)):
+                raise corrupt(f"loops: it comes back to cluster {cluster} after {walked} clusters")
+            seen[cluster >> 3] |= 1 << (cluster & 7)
+            walked += 1
+            if len(head) < 8:
+                head.append(cluster)
+            else:
+                tail.append(cluster)
+                if len(tail) > 4:
+                    del tail[0]
+            value = self.get(cluster)
+            if 2 <= value <= self._data_max:
+                yield cluster
+                cluster = value
+                continue
+            if (self.bits_per_entry == 12 and value == _fat.FAT12_EOC) or self._eoc[0] <= value <= self._eoc[1]:
+                yield cluster
+                return
+            if value == self._bad:
+                raise _fat.BadClusterError(cluster)
+            if value == _fat.FREE_CLUSTER:
+                raise _fat.FreeClusterError(cluster)
+            previous, cluster = cluster, value
+            raise corrupt(f"holds a reserved value, 0x{value:X}, in the entry of cluster {previous}")
+
+
 class FatVolume(Volume):
-    """A FAT12/16/32 volume (the EFI system partition)."""
+    """A FAT12/16/32 volume (the EFI system partition).
+
+    Bounds: a cluster chain holds each of the volume's data clusters at most once (:class:`_BoundedFat`); a
+    directory is read to 65,536 entries at most (the format's limit, :data:`MAX_FAT_DIRECTORY`).
+    """
 
     kind = "fat"
 
@@ -710,6 +800,9 @@ class FatVolume(Volume):
         self._listings: dict[str, _Listing] = {}
         try:
             self.fs = _fat.FATFS(self._stream)
+            bpb = self.fs.bpb
+            clusters = max(0, self.fs.total_sectors - self.fs.first_data_sector) // bpb.BPB_SecPerClus
+            self.fs.fat = _BoundedFat(self.fs.fat, name, clusters)
         except _FS_ERRORS as err:
             raise FileSystemError(f"{name}: FAT at offset {offset} cannot be read: {err}") from err
 

@@ -79,6 +79,7 @@ class Image:
         self._bcd_error: str | None = None
         self._bcd_done = False
         self._closables: list[IO[bytes]] = []
+        self._boot_errors: list[str] = []
 
         started = time.perf_counter()
         cfacts = container.facts
@@ -136,7 +137,7 @@ class Image:
             if volume is None:
                 continue
             self.volumes[part.index] = volume
-            if self.windows_volume is None and volume.kind == "ntfs" and volume.exists(SYSTEM_HIVE_PATH):
+            if self.windows_volume is None and volume.kind == "ntfs" and self._exists(volume, SYSTEM_HIVE_PATH):
                 self.windows_volume = volume
                 facts.windows_partition = part.index
 
@@ -151,7 +152,7 @@ class Image:
             if part.index in self.volumes and part.type_id != ESP_TYPE:
                 candidates += [(part.index, p) for p in BCD_PATHS_BIOS]
         for index, path in candidates:
-            if self.volumes[index].exists(path):
+            if self._exists(self.volumes[index], path, boot=True):
                 facts.boot_partition, facts.bcd_path = index, path
                 self.boot_volume = self.volumes[index]
                 break
@@ -168,6 +169,19 @@ class Image:
             dirty = getattr(self.windows_volume, "dirty", None)
             facts.ntfs_dirty = dirty
             facts.hiberfil_present = self.windows_volume.exists("hiberfil.sys")
+
+    def _exists(self, volume: Volume, path: str, boot: bool = False) -> bool:
+        """Whether ``path`` exists on ``volume``; a corrupt directory on the way (a FAT cluster chain that loops,
+        an NTFS index that cannot be read) is logged and counts as "not found here", so that one damaged
+        volume does not stop the audit of the others. The boot store's lookup errors are kept for the
+        reason the BCD hive is unavailable."""
+        try:
+            return volume.exists(path)
+        except FileSystemError as err:
+            log.warning("%s", err)
+            if boot:
+                self._boot_errors.append(str(err))
+            return False
 
     # --- registry -----------------------------------------------------------------------------
 
@@ -211,6 +225,9 @@ class Image:
             except (RegistryError, FileSystemError) as err:
                 log.warning("%s", err)
                 unavailable["BCD"] = f"the BCD store cannot be read: {err}"
+        elif self._boot_errors:
+            unavailable["BCD"] = "the BCD store cannot be read: its folder cannot be looked up: " + "; ".join(
+                self._boot_errors)
         else:
             unavailable["BCD"] = "no boot store found (\\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD)"
         return RegistryView(hives=hives, unavailable=unavailable)
