@@ -174,6 +174,61 @@ def _plain_gpt_partitions(stream: BinaryIO, first: bytes, sector_size: int) -> l
     return partitions
 
 
+#: the most extended boot records followed (a logical partition each; Windows makes far fewer)
+MAX_EXTENDED_RECORDS = 256
+
+
+def _check_extended_chain(stream: BinaryIO, first: bytes, name: str, sector_size: int, disk_size: int) -> None:
+    """Walk the extended boot records the way dissect.volume's MBR will, and refuse a walk that does not end.
+
+    dissect.volume follows every extended entry of every boot record recursively, with no record of where it
+    has been: an EBR naming itself recurses until Python's recursion limit, and EBRs naming the next one
+    twice or more multiply the walk (4 ** depth). Here each EBR may be reached once (a second visit is a loop
+    or a shared link), the walk holds at most :data:`MAX_EXTENDED_RECORDS` records, and each must lie inside
+    the disk; otherwise :class:`~azvhdaudit.errors.NoPartitionTableError` names the chain.
+    """
+    seen: dict[int, int] = {}  # EBR offset -> order of visit
+    path: list[int] = []
+
+    def walk(sector: bytes, offset: int, ebr_offset: int | None) -> None:
+        for index in range(4):
+            kind = sector[0x1BE + 16 * index + 4]
+            if kind not in _EXTENDED:
+                continue
+            start = struct.unpack_from("<I", sector, 0x1BE + 16 * index + 8)[0]
+            # as dissect.volume computes it: the first EBR from the MBR, the next ones from the first EBR
+            if not ebr_offset:
+                ebr_offset = offset + start * sector_size
+                at = ebr_offset
+            else:
+                at = ebr_offset + start * sector_size
+            chain = " -> ".join(str(o // sector_size) for o in [*path, at])
+            if at in seen:
+                raise NoPartitionTableError(
+                    f"{name}: the extended partition chain loops: the boot record at sector {at // sector_size} "
+                    f"is reached again (chain of sectors: {chain})"
+                )
+            if len(seen) >= MAX_EXTENDED_RECORDS:
+                raise NoPartitionTableError(
+                    f"{name}: the extended partition chain holds more than {MAX_EXTENDED_RECORDS} boot records"
+                )
+            if at + 512 > disk_size:
+                raise NoPartitionTableError(
+                    f"{name}: the extended partition chain leaves the disk: a boot record at sector "
+                    f"{at // sector_size}, the disk ends at byte {disk_size} (chain of sectors: {chain})"
+                )
+            seen[at] = len(seen)
+            path.append(at)
+            record = _read_at(stream, at, 512)
+            if len(record) < 512:
+                raise NoPartitionTableError(f"{name}: the extended boot record at sector {at // sector_size} is cut")
+            walk(record, at, ebr_offset)
+            path.pop()
+
+    if any(first[0x1BE + 16 * i + 4] in _EXTENDED for i in range(4)):
+        walk(first, 0, None)
+
+
 def read_layout(stream: BinaryIO, name: str, disk_size: int, sector_size: int = 512) -> DiskLayout:
     """Read the partition table of the disk in ``stream`` (``name`` is used in messages).
 
@@ -201,6 +256,7 @@ def read_layout(stream: BinaryIO, name: str, disk_size: int, sector_size: int = 
 
     found = _plain_gpt_partitions(stream, first, sector_size) if is_gpt else None
     if found is None:
+        _check_extended_chain(stream, first, name, sector_size, disk_size)
         try:
             stream.seek(0)
             found = Disk(stream, sector_size=sector_size).partitions
