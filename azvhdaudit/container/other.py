@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from azvhdaudit.container.base import CountedFile, Layer
@@ -73,6 +74,27 @@ class _Sized:
         self.size = size
 
 
+class _Dissect:
+    """Turn an error dissect.hypervisor raises inside the ``with`` into the library's error ``make(err)``.
+
+    Only the calls into dissect are wrapped: an error of this module's own code is a bug and goes up as it
+    is. The library's own errors (the file below ran out, a read failed) pass unchanged.
+    """
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[Exception], ImageError]) -> None:
+        self.make = make
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: object) -> None:
+        if err is None or isinstance(err, ImageError) or not isinstance(err, Exception):
+            return
+        raise self.make(err) from err
+
+
 class HypervisorLayer(Layer):
     """A VMDK or QCOW2 disk read through ``dissect.hypervisor`` (no parents or backing files).
 
@@ -87,6 +109,16 @@ class HypervisorLayer(Layer):
         self._extents: list[tuple[int, int, Any]] = []
         name = file.name
         disk: Any
+
+        def opening(err: Exception) -> ImageError:
+            if isinstance(err, EOFError):
+                return TruncatedImageError(f"{name}: {fmt.upper()} structure ends past the end of the file: {err}")
+            return UnsupportedFormatError(
+                f"{name}: {fmt.upper()} image cannot be opened ({type(err).__name__}: {err}); "
+                "images with backing files, external extents or encryption are not supported"
+            )
+
+        self._opening = opening
         try:
             if fmt == "vmdk" and file.pread(0, len(VMDK_DESCRIPTOR)) == VMDK_DESCRIPTOR:
                 disk = self._open_descriptor(open_extent)
@@ -94,25 +126,18 @@ class HypervisorLayer(Layer):
             elif fmt == "qcow2":
                 from dissect.hypervisor.disk.qcow2 import QCow2
 
-                disk = QCow2(file).open()  # type: ignore[arg-type]
+                with _Dissect(opening):
+                    disk = QCow2(file).open()  # type: ignore[arg-type]
                 self.subtype = "dynamic"
             else:
                 from dissect.hypervisor.disk.vmdk import VMDK
 
-                disk = VMDK(file)  # type: ignore[arg-type]
+                with _Dissect(opening):
+                    disk = VMDK(file)  # type: ignore[arg-type]
                 self.subtype = "dynamic"
-        except ImageError:
+        except BaseException:
             self.close_extra()
             raise
-        except EOFError as err:
-            self.close_extra()
-            raise TruncatedImageError(f"{name}: {fmt.upper()} structure ends past the end of the file: {err}") from err
-        except Exception as err:  # dissect raises many kinds; all mean "cannot read this file"
-            self.close_extra()
-            raise UnsupportedFormatError(
-                f"{name}: {fmt.upper()} image cannot be opened ({type(err).__name__}: {err}); "
-                "images with backing files, external extents or encryption are not supported"
-            ) from err
         self.disk = disk
         self.size = int(disk.size)
 
@@ -123,7 +148,8 @@ class HypervisorLayer(Layer):
         if self.file.size > MAX_DESCRIPTOR:
             raise UnsupportedFormatError(f"{name}: VMDK descriptor of {self.file.size} bytes is too large")
         text = self.file.pread(0, self.file.size).decode("utf-8", errors="replace").replace("\x00", "")
-        descriptor = DiskDescriptor.parse(text)
+        with _Dissect(self._opening):
+            descriptor = DiskDescriptor.parse(text)
         parent_cid = descriptor.attr.get("parentCID", "ffffffff")
         if parent_cid.lower() != "ffffffff":
             raise UnsupportedFormatError(
@@ -143,15 +169,17 @@ class HypervisorLayer(Layer):
             self.extra_files.append(extent_file)
             kinds.add(extent.type)
             # dissect's VMDK() misreads split sparse extents (no embedded descriptor): use its disks directly
-            if extent.type == "SPARSE":
-                part: Any = SparseDisk(extent_file)  # type: ignore[arg-type]
-            else:
-                part = RawDisk(extent_file, extent.sectors * 512)  # type: ignore[arg-type]
-                if extent_file.size < extent.sectors * 512:
-                    raise TruncatedImageError(
-                        f"{extent_file.name}: VMDK flat extent of {extent.sectors} sectors is only "
-                        f"{extent_file.size} bytes long"
-                    )
+            part: Any
+            with _Dissect(self._opening):
+                if extent.type == "SPARSE":
+                    part = SparseDisk(extent_file)  # type: ignore[arg-type]
+                else:
+                    part = RawDisk(extent_file, extent.sectors * 512)  # type: ignore[arg-type]
+            if extent.type != "SPARSE" and extent_file.size < extent.sectors * 512:
+                raise TruncatedImageError(
+                    f"{extent_file.name}: VMDK flat extent of {extent.sectors} sectors is only "
+                    f"{extent_file.size} bytes long"
+                )
             self._extents.append((start, extent.sectors * 512, part))
             start += extent.sectors * 512
         if not self._extents:
@@ -168,25 +196,25 @@ class HypervisorLayer(Layer):
                 continue
             first = (lo - start) // 512
             count = -(-(hi - start) // 512) - first
-            data = part.read_sectors(first, count)
+            with _Dissect(partial(self._read_error, offset, length)):
+                data = part.read_sectors(first, count)
             skip = lo - start - first * 512
             out.append(data[skip : skip + hi - lo])
         return b"".join(out)
 
+    def _read_error(self, offset: int, length: int, err: Exception) -> ImageError:
+        return CorruptImageError(
+            f"{self.path}: {self.format.upper()} read of {length} bytes at virtual offset {offset} failed: "
+            f"{type(err).__name__}: {err}"
+        )
+
     def read(self, offset: int, length: int) -> bytes:
-        try:
-            if self._extents:
-                data = self._read_extents(offset, length)
-            else:
+        if self._extents:
+            data = self._read_extents(offset, length)
+        else:
+            with _Dissect(partial(self._read_error, offset, length)):
                 self.disk.seek(offset)
                 data = self.disk.read(length)
-        except ImageError:
-            raise
-        except Exception as err:
-            raise CorruptImageError(
-                f"{self.path}: {self.format.upper()} read of {length} bytes at virtual offset {offset} failed: "
-                f"{type(err).__name__}: {err}"
-            ) from err
         if len(data) < length:
             raise TruncatedImageError(
                 f"{self.path}: {self.format.upper()} gave {len(data)} of {length} bytes at virtual offset {offset}"

@@ -4,7 +4,8 @@ A backend only knows how to read cells (:class:`CellReader`); the keys built on 
 both, so both answer alike: case-insensitive names, ``""`` for the default value, raw bytes taken by the
 format's rules and decoded by :func:`~azvhdaudit.registry.model.decode_value`, last-write times as aware
 UTC datetimes. Every error a backend library raises on bad bytes becomes a
-:class:`~azvhdaudit.errors.CorruptHiveError` naming the hive and the cell offset.
+:class:`~azvhdaudit.errors.CorruptHiveError` naming the hive and the cell offset; an error of this package's
+own code is not taken for a corrupt hive (it reaches the engine as a rule error).
 
 References: M. Suhanov, *Windows registry file format specification* ("Cell", "Key node", "Key value",
 "Big data", "Index root" notes); winnt.h ``REG_*``.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -38,10 +40,13 @@ PREFETCH_BATCH = 1024
 N = TypeVar("N")  # a backend's key node object
 V = TypeVar("V")  # a backend's value record object
 
-# What the backend libraries raise on bytes they cannot parse (dissect.cstruct raises EOFError on short
-# data; python-registry its RegistryException family; both struct.error, IndexError ...). RecursionError
-# covers list structures that point into themselves deeper than the guards below see.
-_BACKEND_ERRORS: tuple[type[BaseException], ...] = (
+# What the backend libraries raise on bytes they cannot parse: their own exception classes (registered by each
+# backend module), and builtin errors raised inside their code (dissect.cstruct raises EOFError on short data;
+# python-registry struct.error, IndexError ...; RecursionError or MemoryError on structures that point into
+# themselves or claim absurd sizes). The same builtin errors raised by this package's own code are bugs, not
+# corrupt hives: they are let through, for the engine to report the rule as an error.
+_LIBRARY_ERRORS: tuple[type[BaseException], ...] = ()
+_DATA_ERRORS: tuple[type[BaseException], ...] = (
     struct.error,
     EOFError,
     ValueError,
@@ -54,21 +59,55 @@ _BACKEND_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def _library_dirs() -> tuple[str, ...]:
+    """Where the backend libraries' code lives (dissect.* and python-registry's ``Registry`` package)."""
+    dirs: list[str] = []
+    for name in ("dissect", "Registry"):
+        try:
+            module = __import__(name)
+        except ImportError:  # pragma: no cover - both are dependencies
+            continue
+        dirs.extend(os.path.join(os.path.realpath(path), "") for path in getattr(module, "__path__", ()))
+    return tuple(dirs)
+
+
+_LIBRARY_DIRS = _library_dirs()
+
+
+def raised_in_library(err: BaseException) -> bool:
+    """Whether ``err`` was raised by code of a backend library: the innermost frame of its traceback that has
+    a source file (dissect.cstruct runs structure parsers it compiles itself, named ``<compiled ...>``)."""
+    files = []
+    tb = err.__traceback__
+    while tb is not None:
+        files.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    real = [name for name in files if not name.startswith("<")]
+    return bool(real) and os.path.realpath(real[-1]).startswith(_LIBRARY_DIRS)
+
+
 def register_backend_errors(*errors: type[BaseException]) -> None:
     """Add a backend library's own exception classes to the ones :func:`guard` wraps."""
-    global _BACKEND_ERRORS
-    _BACKEND_ERRORS = tuple(dict.fromkeys((*_BACKEND_ERRORS, *errors)))
+    global _LIBRARY_ERRORS
+    _LIBRARY_ERRORS = tuple(dict.fromkeys((*_LIBRARY_ERRORS, *errors)))
 
 
 def wrap_backend_error(source: str, place: str, err: BaseException) -> None:
     """Raise what :class:`guard` turns ``err`` into; return (for the caller to re-raise ``err``) when it is
-    not a backend library's error. For hot paths that catch errors with ``try`` rather than a ``with``."""
+    not a backend library's error. For hot paths that catch errors with ``try`` rather than a ``with``.
+
+    A library's own exception class, or a builtin parse error (:data:`_DATA_ERRORS`) raised inside a
+    library's code, is :class:`~azvhdaudit.errors.CorruptHiveError`; an ``OSError`` is
+    :class:`~azvhdaudit.errors.RegistryError` (the bytes below could not be read). Anything else, and any
+    error raised by this package's own code, is returned unchanged: the reader's own checks raise
+    ``CorruptHiveError`` themselves, so what is left is a bug, to be seen as one.
+    """
     if isinstance(err, AuditError):
         return
     if isinstance(err, OSError):
         # the bytes could not be read (the image, the file system below): not the hive's fault
         raise RegistryError(f"{source}: {place}: cannot read the hive: {err}") from err
-    if isinstance(err, _BACKEND_ERRORS):
+    if isinstance(err, _LIBRARY_ERRORS) or (isinstance(err, _DATA_ERRORS) and raised_in_library(err)):
         raise CorruptHiveError(f"{source}: {place}: {type(err).__name__}: {err}") from err
 
 

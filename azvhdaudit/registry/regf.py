@@ -323,27 +323,28 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         """A subkey list cell (``li``/``lf``/``lh``/``ri``) as its signature and its entries' bytes.
 
         Decoded with struct as dissect.regf lays these cells out (signature, count, then 4-byte
-        ``li``/``ri`` or 8-byte ``lf``/``lh`` entries); the errors are dissect's: ``NotImplementedError``
-        for an unknown signature, ``EOFError`` for a count the cell cannot hold.
+        ``li``/``ri`` or 8-byte ``lf``/``lh`` entries); a signature not allowed here, or a count the cell
+        cannot hold, is :class:`~azvhdaudit.errors.CorruptHiveError`.
         """
         self.check_offset(offset, what)
         data = self.hive.cell_data(offset)
         sig = data[:2]
         if sig not in allowed:
-            if sig not in _CELL_NAMES:
-                raise NotImplementedError(repr(sig))
             names = "/".join(kind.decode() for kind in allowed)
+            found = _CELL_NAMES.get(sig, f"a cell of unknown signature {sig!r}")
             raise CorruptHiveError(
-                f"{self.source}: {what}: expected a {names} cell at offset 0x{offset:X}, found {_CELL_NAMES[sig]}"
+                f"{self.source}: {what}: expected a {names} cell at offset 0x{offset:X}, found {found}"
             )
         if len(data) < 4:
-            raise EOFError(f"{sig.decode()} cell at offset 0x{offset:X} holds {len(data)} bytes")
+            raise CorruptHiveError(
+                f"{self.source}: {what}: {sig.decode()} cell at offset 0x{offset:X} holds {len(data)} bytes"
+            )
         (count,) = struct.unpack_from("<H", data, 2)
         end = 4 + count * (4 if sig in (b"li", b"ri") else 8)
         if end > len(data):
-            raise EOFError(
-                f"{sig.decode()} cell at offset 0x{offset:X}: {count} entries need {end} bytes, the cell holds "
-                f"{len(data)}"
+            raise CorruptHiveError(
+                f"{self.source}: {what}: {sig.decode()} cell at offset 0x{offset:X}: {count} entries need {end} "
+                f"bytes, the cell holds {len(data)}"
             )
         return sig, data[4:end]
 
@@ -498,6 +499,11 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         return data[:size]
 
     def _big_data(self, data: bytes, offset: int, size: int) -> bytes:
+        if len(data) < 8:
+            raise CorruptHiveError(
+                f"{self.source}: big data record at offset 0x{offset:X} holds {len(data)} bytes, fewer than its "
+                "8-byte header"
+            )
         count, list_offset = struct.unpack_from("<HI", data, 2)
         self.check_offset(list_offset, f"big data segment list of the record at offset 0x{offset:X}")
         segments = self.hive.cell_data(list_offset)

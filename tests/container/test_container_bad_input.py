@@ -382,3 +382,51 @@ def test_a_file_swapped_for_a_fifo_after_the_check_is_caught_on_the_descriptor(t
     monkeypatch.setattr(localfiles.os, "stat", lying_stat)
     with pytest.raises(SpecialFileError, match="is a FIFO"):
         open_container(fifo)
+
+
+# --- our own errors are not taken for a corrupt image ------------------------------------------------------
+
+
+def test_a_bug_in_our_vmdk_code_is_not_reported_as_a_corrupt_image(images: dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the calls into dissect.hypervisor are wrapped: a TypeError of this package's own descriptor code
+    reaches the caller as itself (it used to read "VMDK image cannot be opened")."""
+    from azvhdaudit.container.other import HypervisorLayer
+
+    with open_container(images["flat.vmdk"]) as disk:  # the intact descriptor opens
+        assert disk.facts.format == "vmdk"
+
+    def broken(self: object, open_extent: object) -> None:
+        raise TypeError("a bug of ours")
+
+    monkeypatch.setattr(HypervisorLayer, "_open_descriptor", broken)
+    with pytest.raises(TypeError, match="a bug of ours"):
+        open_container(images["flat.vmdk"])
+
+
+def test_a_bug_in_our_extent_reads_is_not_reported_as_a_corrupt_image(images: dict[str, Path],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from azvhdaudit.container.other import HypervisorLayer
+
+    def broken(self: object, offset: int, length: int) -> bytes:
+        raise TypeError("a bug of ours")
+
+    with open_container(images["flat.vmdk"]) as disk:
+        monkeypatch.setattr(HypervisorLayer, "_read_extents", broken)
+        with pytest.raises(TypeError, match="a bug of ours"):
+            disk.read(512)
+
+
+def test_an_error_inside_dissect_is_still_a_corrupt_image(images: dict[str, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other side: what dissect raises while reading an extent is the library's CorruptImageError."""
+    from dissect.hypervisor.disk.vmdk import RawDisk
+
+    def failing(self: object, sector: int, count: int) -> bytes:
+        raise ValueError("dissect could not read this")
+
+    with open_container(images["flat.vmdk"]) as disk:
+        monkeypatch.setattr(RawDisk, "read_sectors", failing)
+        with pytest.raises(CorruptImageError, match=r"VMDK read of 512 bytes at virtual offset 0 failed: "
+                                                    r"ValueError: dissect could not read this"):
+            disk.read(512)

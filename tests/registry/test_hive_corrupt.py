@@ -139,8 +139,6 @@ def test_the_undamaged_copy_reads(realdata: Path, tmp_path: Path, backend: str) 
 @pytest.mark.parametrize(
     ("backend_name", "case", "cause"),
     [
-        ("regf", "subkey list unknown signature", NotImplementedError),
-        ("regf", "subkey list count absurd", EOFError),
         ("python-registry", "subkey points to a value cell", Exception),
     ],
 )
@@ -181,3 +179,71 @@ def test_read_error_is_a_registry_error_not_corruption(realdata: Path, backend: 
         exercise(hive)
     assert not isinstance(info.value, CorruptHiveError)
     assert "img:SYSTEM" in str(info.value) and "Input/output error" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("subkey list unknown signature", "found a cell of unknown signature b'zz'"),
+        ("subkey list count absurd", "entries need"),
+    ],
+)
+def test_regf_list_checks_raise_corrupt_hive_themselves(realdata: Path, tmp_path: Path, case: str, words: str) -> None:
+    """The regf reader's own checks of a subkey list cell raise CorruptHiveError directly, naming the cell."""
+    path = tmp_path / "BCD"
+    path.write_bytes(CASES[case][0]((realdata / "BCD").read_bytes()))
+    with open_hive_file(path, backend="regf") as hive:
+        objects = hive.root().subkey("Objects")
+        assert objects is not None
+        with pytest.raises(CorruptHiveError, match=r"subkey list of key node 'Objects': .*offset 0x") as info:
+            objects.subkeys()
+    assert words in str(info.value)
+    assert info.value.__cause__ is None
+
+
+def test_a_builtin_error_raised_inside_a_backend_library_is_a_corrupt_hive() -> None:
+    from dissect.regf.c_regf import c_regf
+
+    from azvhdaudit.registry.backend import raised_in_library, wrap_backend_error
+
+    with pytest.raises(EOFError) as short:
+        c_regf._CM_KEY_NODE(b"nk\x00")  # dissect.cstruct reads past the bytes given
+    assert raised_in_library(short.value)
+    with pytest.raises(CorruptHiveError, match="hive: key node: EOFError") as info:
+        wrap_backend_error("hive", "key node", short.value)
+    assert info.value.__cause__ is short.value
+
+
+@pytest.mark.parametrize("error", [KeyError("x"), IndexError("list index out of range"), ValueError("bad"),
+                                   MemoryError()])
+def test_a_builtin_error_of_our_own_code_is_not_taken_for_a_corrupt_hive(error: BaseException) -> None:
+    """The same classes raised by this package's code are bugs: wrap_backend_error leaves them alone."""
+    from azvhdaudit.registry.backend import raised_in_library, wrap_backend_error
+
+    try:
+        raise error
+    except type(error) as err:
+        assert not raised_in_library(err)
+        assert wrap_backend_error("hive", "key node", err) is None
+
+
+@pytest.mark.parametrize("backend_name", ["regf", "python-registry"])
+def test_a_bug_in_the_reader_reaches_the_caller_as_itself(realdata: Path, tmp_path: Path, backend_name: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyError raised by the reader's own code (here put there on purpose) is not a CorruptHiveError."""
+    from azvhdaudit.registry.pyreg import PyRegReader
+    from azvhdaudit.registry.regf import RegfReader
+
+    reader = RegfReader if backend_name == "regf" else PyRegReader
+
+    def broken(self: object, node: object) -> list[int]:
+        raise KeyError("a bug of ours")
+
+    path = tmp_path / "BCD"
+    path.write_bytes((realdata / "BCD").read_bytes())
+    with open_hive_file(path, backend=backend_name) as hive:
+        objects = hive.root().subkey("Objects")
+        assert objects is not None
+        monkeypatch.setattr(reader, "value_records", broken)
+        with pytest.raises(KeyError, match="a bug of ours"):
+            objects.values()
