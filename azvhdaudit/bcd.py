@@ -13,8 +13,12 @@ References:
 A store is a registry hive: ``Objects\\{GUID}\\Description\\Type`` (REG_DWORD object type) and
 ``Objects\\{GUID}\\Elements\\<8 hex digits>\\Element`` (the element's data). The element id's bits 24-27 give
 its format: 1 device (REG_BINARY), 2 string (REG_SZ), 3 object (REG_SZ "{guid}"), 4 object list
-(REG_MULTI_SZ), 5 integer (REG_BINARY, 8 bytes little-endian), 6 boolean (REG_BINARY, 1 byte),
-7 integer list (REG_BINARY, n x 8 bytes).
+(REG_MULTI_SZ), 5 integer (REG_BINARY, little-endian, 8 bytes as bcdedit writes it, 1 to 8 as Windows reads it:
+``System32\\config\\BCD-Template`` stores 1-byte integers), 6 boolean (REG_BINARY, 1 byte), 7 integer list
+(REG_BINARY, n x 8 bytes). How Windows reads each format from the registry: ``BiConvertRegistryDataToElement``
+(ReactOS ``boot/environ/lib/misc/bcd.c``, and the same checks in ntoskrnl): an integer is at most 8 bytes copied
+into a zeroed 64-bit value; a boolean is exactly 1 byte, non-zero meaning yes; an integer list a non-zero
+multiple of 8 bytes.
 
 Device element layout (all little-endian), derived from the real UEFI store in ``tests/data/realdata/BCD``
 and checked against the references above::
@@ -372,6 +376,10 @@ _OBJECT_TYPES: dict[int, str] = {
     0x30000000: "device options",
 }
 
+#: the deepest inherit chain :meth:`BCDStore.effective` follows (real stores go 3 deep:
+#: loader -> {bootloadersettings} -> {globalsettings} -> {emssettings})
+MAX_INHERIT_DEPTH = 32
+
 OBJECT_TYPE_BOOTMGR = 0x10100002
 OBJECT_TYPE_OSLOADER = 0x10200003
 
@@ -613,12 +621,17 @@ class BCDElement:
         if fmt == "boolean":
             self._expect_type(RegType.BINARY)
             if len(raw) != 1:
-                raise BCDError(f"{self.where}: boolean data is {len(raw)} bytes, 1 expected")
+                # Windows' BCD library refuses such an element too ("Unexpected length for BCD element")
+                raise BCDError(f"{self.where}: boolean data is {len(raw)} bytes, 1 expected (Windows reads no other "
+                               "width)")
             return raw[0] != 0
         if fmt == "integer":
             self._expect_type(RegType.BINARY)
-            if len(raw) != 8:
-                raise BCDError(f"{self.where}: integer data is {len(raw)} bytes, 8 expected")
+            if not 1 <= len(raw) <= 8:
+                raise BCDError(f"{self.where}: integer data is {len(raw)} bytes, 1 to 8 expected")
+            # bcdedit writes 8 bytes; Windows' own BCD-Template stores 1 (timeout 0x1e). Windows copies up to
+            # 8 bytes into a zeroed 64-bit integer, so a shorter value is the same number, zero-extended. An empty
+            # value Windows would read as 0; no tool writes one, so it is reported as damage, not judged as 0.
             return int.from_bytes(raw, "little")
         if fmt == "integerlist":
             self._expect_type(RegType.BINARY)
@@ -762,18 +775,34 @@ class BCDStore:
         return None if guid is None else self.objects.get(guid)
 
     def effective(self, obj: BCDObject, id_or_name: int | str) -> Effective | None:
-        """The element's value on ``obj`` or, when not set there, on the objects it inherits from
-        (element 14000006, depth first, in list order; loops are cut). ``None`` when set nowhere.
+        """The element's value on ``obj`` or, when not set there, on the objects it inherits from.
 
-        Raises :class:`BCDError` when an inherit list on the way is malformed.
+        The walk follows ``inherit`` (element 14000006) depth first, in list order, as the boot manager
+        does; an object named in no ``Objects`` key is skipped. ``None`` when the element is set nowhere.
+
+        Bounds: every object is searched at most once per call (so a store of *n* objects costs at most
+        *n* lookups, whatever its lists say), and a chain deeper than :data:`MAX_INHERIT_DEPTH` is an error.
+        A cycle (``A`` inherits ``B``, ``B`` inherits ``A``) cannot change the answer (every object on it was
+        already searched), so it is cut there and reported once: in :attr:`warnings` and as a log warning.
+
+        Raises :class:`BCDError` when an inherit list on the way is malformed or the chain is too deep.
         """
         eid = ELEMENT_IDS[id_or_name] if isinstance(id_or_name, str) else id_or_name
         seen: set[str] = set()
+        path: list[str] = []
 
         def walk(current: BCDObject, depth: int) -> Effective | None:
-            if current.guid in seen:
-                log.debug("BCD inherit loop at %s", current.guid)
+            if current.guid in path:
+                self._report_loop([*path[path.index(current.guid):], current.guid])
                 return None
+            if current.guid in seen:  # reached again by another path (a diamond): already searched
+                return None
+            if depth > MAX_INHERIT_DEPTH:
+                chain = " -> ".join(_label_of(self, g) for g in [*path, current.guid])
+                raise BCDError(
+                    f"BCD object {_label_of(self, obj.guid)}: inherit chain deeper than {MAX_INHERIT_DEPTH} "
+                    f"objects ({chain})"
+                )
             seen.add(current.guid)
             el = current.elements.get(eid)
             if el is not None:
@@ -781,16 +810,26 @@ class BCDStore:
             inherit = current.elements.get(ELEMENT_IDS["inherit"])
             if inherit is None:
                 return None
-            for guid in inherit.value:
-                parent = self.objects.get(guid)
-                if parent is None:
-                    continue
-                found = walk(parent, depth + 1)
-                if found is not None:
-                    return found
+            path.append(current.guid)
+            try:
+                for guid in inherit.value:
+                    parent = self.objects.get(guid)
+                    if parent is None:
+                        continue
+                    found = walk(parent, depth + 1)
+                    if found is not None:
+                        return found
+            finally:
+                path.pop()
             return None
 
         return walk(obj, 0)
+
+    def _report_loop(self, cycle: list[str]) -> None:
+        text = "BCD inherit loop: " + " -> ".join(_label_of(self, g) for g in cycle) + "; cut there"
+        if text not in self.warnings:
+            self.warnings.append(text)
+            log.warning("%s: %s", self.source, text)
 
     def to_dict(self) -> dict[str, Any]:
         """Every object and every decoded element by name (malformed ones as ``{"error": ...}``)."""
@@ -804,6 +843,10 @@ class BCDStore:
             "objects": {guid: obj.to_dict() for guid, obj in self.objects.items()},
             "warnings": list(self.warnings),
         }
+
+
+def _label_of(store: BCDStore, guid: str) -> str:
+    return WELL_KNOWN.get(guid) or guid
 
 
 def _value(key: RegKey, name: str) -> RegValue | None:
