@@ -50,6 +50,7 @@ import struct
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from html import escape
 from typing import Any
 
 from azvhdaudit.errors import BCDError
@@ -70,6 +71,7 @@ __all__ = [
     "decode_device",
     "element_name",
     "element_format",
+    "format_value",
 ]
 
 log = logging.getLogger(__name__)
@@ -477,6 +479,12 @@ class BCDDevice:
             return f"{self.kind}=[{parent}]{self.path or ''}"
         return self.kind
 
+    def __str__(self) -> str:
+        return self.describe()
+
+    def __repr__(self) -> str:
+        return f"<BCDDevice {self.describe()}>"
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "description": self.describe()}
         for name in ("partition_style", "partition_offset", "partition_guid", "mbr_signature",
@@ -652,6 +660,22 @@ class BCDElement:
             return decode_device(raw, self.where)
         return raw
 
+    @property
+    def text(self) -> str:
+        """The value as bcdedit would print it (``Yes``, ``30``, ``{globalsettings}``, a device's description),
+        or ``unreadable: <why>`` for a malformed element. Never raises."""
+        try:
+            return format_value(self.value)
+        except BCDError as err:
+            return f"unreadable: {err}"
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.text}"
+
+    def __repr__(self) -> str:
+        obj = WELL_KNOWN.get(self.object_guid, self.object_guid)
+        return f"<BCDElement {obj} {self.id:08X} {self.name} = {self.text}>"
+
     def display(self) -> Any:
         """A JSON-friendly value (the device's description for devices), or ``{"error": ...}``."""
         try:
@@ -701,6 +725,29 @@ class BCDObject:
         eid = ELEMENT_IDS[id_or_name] if isinstance(id_or_name, str) else id_or_name
         return self.elements.get(eid)
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(name, value) pairs as ``bcdedit /enum`` lists them: the identifier, then the elements by id."""
+        return [("identifier", self.alias or self.guid)] + [
+            (el.name, el.text) for el in sorted(self.elements.values(), key=lambda e: e.id)
+        ]
+
+    def __str__(self) -> str:
+        title = self.type_name
+        width = max((len(name) for name, _ in self.rows()), default=0) + 2
+        lines = [title, "-" * len(title)]
+        for name, text in self.rows():
+            first, *rest = text.splitlines() or [""]
+            lines.append(f"{name:<{width}}{first}")
+            lines.extend(" " * width + more for more in rest)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        count = len(self.elements)
+        return f"<BCDObject {self.label}: {self.type_name}, {count} element{'s' if count != 1 else ''}>"
+
+    def _repr_html_(self) -> str:
+        return _object_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "guid": self.guid,
@@ -728,6 +775,17 @@ class Effective:
     def value(self) -> Any:
         return self.element.value
 
+    @property
+    def where(self) -> str:
+        """``set on {default}`` or ``inherited from {globalsettings}``."""
+        return f"{'inherited from' if self.inherited else 'set on'} {self.holder.label}"
+
+    def __str__(self) -> str:
+        return f"{self.element.name} = {self.element.text} ({self.where})"
+
+    def __repr__(self) -> str:
+        return f"<Effective {self}>"
+
 
 @dataclass
 class BCDStore:
@@ -743,6 +801,35 @@ class BCDStore:
 
     def __len__(self) -> int:
         return len(self.objects)
+
+    def __repr__(self) -> str:
+        try:
+            default = self.default_guid
+        except BCDError:
+            default = "unreadable"
+        shown = WELL_KNOWN.get(default, default) if default else "none"
+        return f"<BCDStore {self.source}: {len(self.objects)} objects, default {shown}>"
+
+    def _listing_order(self) -> list[BCDObject]:
+        """{bootmgr}, the default loader, then the rest as stored (the order bcdedit /enum all uses)."""
+        try:
+            first = [self.bootmgr, self.default_loader]
+        except BCDError:
+            first = [self.bootmgr]
+        head = [obj for obj in first if obj is not None]
+        return head + [obj for obj in self.objects.values() if all(obj is not h for h in head)]
+
+    def __str__(self) -> str:
+        parts = [str(obj) for obj in self._listing_order()]
+        if self.warnings:
+            parts.append("Warnings\n--------\n" + "\n".join(self.warnings))
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        body = "".join(_object_html(obj) for obj in self._listing_order())
+        warnings = "".join(f"<li>{escape(w)}</li>" for w in self.warnings)
+        return (f"<div><p><b>BCD store</b> {escape(self.source)}: {len(self.objects)} objects</p>{body}"
+                + (f"<p>Warnings:</p><ul>{warnings}</ul>" if warnings else "") + "</div>")
 
     def get(self, guid_or_alias: str) -> BCDObject | None:
         """The object by GUID (with or without braces) or alias (``{bootmgr}``, ``{default}``)."""
@@ -843,6 +930,37 @@ class BCDStore:
             "objects": {guid: obj.to_dict() for guid, obj in self.objects.items()},
             "warnings": list(self.warnings),
         }
+
+
+def format_value(value: Any) -> str:
+    """A decoded element value as bcdedit prints it: ``Yes``/``No``, decimal integers, object lists by alias,
+    integer lists in hex, a device's description."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, BCDDevice):
+        return value.describe()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, list):
+        if not value:
+            return "(empty list)"
+        return "\n".join(
+            f"0x{item:x}" if isinstance(item, int) else WELL_KNOWN.get(str(item), str(item)) for item in value
+        )
+    if isinstance(value, str) and value.startswith("{"):
+        return WELL_KNOWN.get(value, value)
+    return str(value)
+
+
+def _object_html(obj: BCDObject) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td style='white-space:pre-wrap'>{escape(text)}</td></tr>"
+        for name, text in obj.rows()
+    )
+    return (f"<table><caption style='text-align:left'><b>{escape(obj.type_name)}</b></caption>"
+            f"<thead><tr><th>element</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _label_of(store: BCDStore, guid: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from typing import Any
 
@@ -341,3 +342,69 @@ def test_partition_style_in_the_wrong_field_is_an_error() -> None:
     data[0x30:0x38] = struct.pack("<II", 1, 0)
     with pytest.raises(BCDError, match=r"local device type 1 \(floppy\) at offset 0x30"):
         decode_device(bytes(data))
+
+
+# --- printed forms: what a user sees in a terminal or a notebook ------------------------------------------------
+
+#: a Python repr leaking into text: a dataclass dump, a dict or list literal, a Python constant
+PYTHON_REPR = re.compile(r"\b[A-Za-z]\w*\(\w+=|\{'|\['|': |\bTrue\b|\bFalse\b|\bNone\b")
+
+
+def _printed(store: Any) -> list[str]:
+    texts = [str(store), repr(store), store._repr_html_()]
+    for obj in store:
+        texts += [str(obj), repr(obj), obj._repr_html_()]
+        for el in obj.elements.values():
+            texts += [str(el), repr(el), el.text]
+            try:
+                value = el.value
+            except BCDError:
+                continue
+            if isinstance(value, BCDDevice):
+                texts += [str(value), repr(value)]
+        for name in ("bootems", "recoveryenabled", "timeout", "osdevice", "inherit", "description"):
+            eff = store.effective(obj, name)
+            if eff is not None:
+                texts += [str(eff), repr(eff)]
+    return texts
+
+
+def test_printed_forms_of_the_real_store(real_bcd_hive: MemoryHive) -> None:
+    store = decode_bcd(real_bcd_hive)
+    for text in _printed(store):
+        assert not PYTHON_REPR.search(text), text
+    loader = store.default_loader
+    assert loader is not None
+    assert str(store.effective(loader, "bootems")) == "bootems = No (inherited from {emssettings})"
+    assert str(store.effective(loader, "bootmenupolicy")) == (
+        "bootmenupolicy = 1 (set on {733b62e5-f608-11eb-825c-c112f60133ab} (Windows 10))"
+    )
+    assert repr(store) == "<BCDStore realdata/BCD: 17 objects, default {733b62e5-f608-11eb-825c-c112f60133ab}>"
+    assert repr(store.bootmgr) == "<BCDObject {bootmgr}: Windows Boot Manager, 10 elements>"
+    listing = str(loader).splitlines()
+    assert listing[:3] == ["Windows Boot Loader", "-------------------",
+                           "identifier               {733b62e5-f608-11eb-825c-c112f60133ab}"]
+    assert "inherit                  {bootloadersettings}" in listing
+    assert "recoveryenabled          Yes" in listing
+    assert str(store).startswith("Windows Boot Manager\n")
+    assert str(loader.element("osdevice").value) == (
+        "partition (GPT disk {0b2394a9-095e-487d-8d48-719ecd4d78ca}, partition {8e0f2c38-e4ea-47ba-b7fc-9d8c74dccf0b})"
+    )
+
+
+def test_printed_forms_of_malformed_and_hostile_elements() -> None:
+    objects = good_bcd_objects()
+    objects[LOADER][1][0x12000004] = "<script>alert(1)</script>"
+    objects[LOADER][1][0x250000E0] = (RegType.BINARY, bytes(9))
+    objects[LOADER][1][0x21000001] = (RegType.BINARY, bytes(12))
+    objects[LOADER][1][0x17000077] = (RegType.BINARY, struct.pack("<QQ", 0x15000075, 0x1500004B))
+    objects[EMS][1][0x14000006] = [BOOTLOADERSETTINGS]  # a loop, listed under the warnings
+    store = decode_bcd(build_bcd(objects))
+    for text in _printed(store):
+        assert not PYTHON_REPR.search(text), text
+    loader = store.default_loader
+    assert loader is not None
+    assert loader.element("bootstatuspolicy").text.startswith("unreadable: BCD object " + LOADER)
+    assert "allowedinmemorysettings  0x15000075\n" in str(loader) + "\n"
+    assert "<script>" not in loader._repr_html_() and "&lt;script&gt;" in loader._repr_html_()
+    assert "Warnings\n--------\nBCD inherit loop" in str(store)
