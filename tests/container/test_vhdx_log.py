@@ -14,7 +14,7 @@ from uuid import UUID
 import pytest
 from dissect.hypervisor.disk.c_vhdx import BAT_REGION_GUID, VIRTUAL_DISK_SIZE_GUID
 from dissect.hypervisor.disk.vhdx import VHDX as DissectVHDX
-from image_rules.helpers import container, image_facts, make_context, run
+from image_rules.helpers import image_facts, make_context, run
 from vhdxlog import Data, Zero, entry, log_region, seal, write_log
 from vhdxpatch import HEADER_OFFSETS, metadata_item_offset, patch_headers, region_offset
 
@@ -32,14 +32,30 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def qemu_repaired(path: Path, tmp: Path) -> bytes:
-    """The virtual disk after ``qemu-img check -r all`` replayed the log of a copy of ``path``."""
+def qemu_repaired(path: Path, tmp: Path) -> Path:
+    """A copy of ``path`` after ``qemu-img check -r all`` replayed its log."""
     copy = tmp / ("qemu-" + path.name)
     shutil.copyfile(path, copy)
     subprocess.run(["qemu-img", "check", "-q", "-r", "all", str(copy)], check=True, capture_output=True)
-    raw = tmp / (copy.name + ".raw")
-    subprocess.run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", str(copy), str(raw)], check=True)
-    return raw.read_bytes()
+    return copy
+
+
+def same_as_qemu(path: Path, tmp: Path) -> bool:
+    """Our reads of ``path`` (written, 1 MiB at a time, to a sparse raw file) equal, by ``qemu-img compare``,
+    the disk qemu-img check -r all repaired from a copy."""
+    repaired = qemu_repaired(path, tmp)
+    ours = tmp / ("ours-" + path.name + ".raw")
+    with open_container(path) as disk, open(ours, "wb") as out:
+        out.truncate(disk.size)
+        for offset in range(0, disk.size, MiB):
+            chunk = disk.read(MiB)
+            if chunk.count(0) != len(chunk):
+                out.seek(offset)
+                out.write(chunk)
+    proc = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "vhdx", str(ours), str(repaired)],
+                          capture_output=True, text=True)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode == 0
 
 
 def qemu_refuses_read_only(path: Path) -> str:
@@ -51,7 +67,7 @@ def qemu_refuses_read_only(path: Path) -> str:
 # --- a pending log left by a real tool ------------------------------------------------------------------------
 
 
-def qemu_pending_write(path: Path, bat_page_offset: int, command: str) -> str:
+def qemu_pending_write(path: Path, bat_page_offset: int, command: str, first: str | None = None) -> str:
     """Run ``command`` in qemu-io with the write of the BAT page at ``bat_page_offset`` failing (blkdebug
     injects EIO there once): qemu has written and flushed its log entry, and then cannot apply it, so the
     file is left with a pending log, as a crash at that moment leaves it."""
@@ -64,65 +80,91 @@ def qemu_pending_write(path: Path, bat_page_offset: int, command: str) -> str:
             "image": {"driver": "file", "filename": str(path)},
         },
     }
-    proc = subprocess.run(["qemu-io", "-c", command, "json:" + json.dumps(spec)], capture_output=True, text=True)
+    commands = ["-c", first] if first else []
+    proc = subprocess.run(["qemu-io", *commands, "-c", command, "json:" + json.dumps(spec)], capture_output=True,
+                          text=True)
     return proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def qemu_pending(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 16 MiB dynamic VHDX (1 MiB blocks): block 0 written and closed cleanly, then a write to block 3 whose
-    BAT update is left in the log."""
-    path = tmp_path_factory.mktemp("qemu-log") / "pending.vhdx"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M,log_size=1M", str(path), "16M"],
+#: (disk size, the clean write, the write whose BAT update stays in the log, its BAT page, sequence)
+QEMU_CASES = {
+    # a fresh process: the pending entry is the log's first (sequence 1 at log offset 0)
+    "first-entry": ("16M", "write -P 0x11 0 1M", "write -P 0x5a 3M 64k", 0, 1),
+    # one process: block 0's entry is written and applied, then block 515's (BAT page 1) stays pending, as
+    # entry 2 at log offset 8192 under a new LogGuid; the applied entry's old LogGuid keeps it out
+    "second-entry": ("520M", None, "write -P 0x11 0 1M", 1, 2),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(QEMU_CASES))
+def qemu_pending(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A dynamic VHDX (1 MiB blocks) that qemu-io left with a pending log, and what the log must hold."""
+    size, clean, pending, bat_page, sequence = QEMU_CASES[request.param]
+    path = tmp_path_factory.mktemp("qemu-log") / f"{request.param}.vhdx"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M,log_size=1M", str(path), size],
                    check=True)
-    subprocess.run(["qemu-io", "-c", "write -P 0x11 0 1M", str(path)], check=True, capture_output=True)
-    out = qemu_pending_write(path, region_offset(path, BAT_REGION_GUID), "write -P 0x5a 3M 64k")
+    bat = region_offset(path, BAT_REGION_GUID)
+    if clean is not None:
+        subprocess.run(["qemu-io", "-c", clean, str(path)], check=True, capture_output=True)
+        out = qemu_pending_write(path, bat + bat_page * SECTOR, pending)
+        data_at = 3 * MiB
+    else:
+        out = qemu_pending_write(path, bat + bat_page * SECTOR, "write -P 0x5a 515M 64k", first=pending)
+        data_at = 515 * MiB
     assert "Input/output error" in out, out
-    return path
+    return {"path": path, "bat_page": bat + bat_page * SECTOR, "sequence": sequence, "data_at": data_at}
 
 
-def test_qemu_left_a_pending_log(qemu_pending: Path) -> None:
-    assert "contains a log that needs to be replayed" in qemu_refuses_read_only(qemu_pending)
+def test_qemu_left_a_pending_log(qemu_pending: dict[str, object]) -> None:
+    assert "contains a log that needs to be replayed" in qemu_refuses_read_only(qemu_pending["path"])  # type: ignore[arg-type]
 
 
-def test_qemu_pending_log_replayed_like_qemu_img_check(qemu_pending: Path, tmp_path: Path) -> None:
-    before = sha256(qemu_pending)
-    with open_container(qemu_pending) as disk:
-        ours = disk.read()
+def test_qemu_pending_log_replayed_like_qemu_img_check(qemu_pending: dict[str, object], tmp_path: Path) -> None:
+    path: Path = qemu_pending["path"]  # type: ignore[assignment]
+    data_at: int = qemu_pending["data_at"]  # type: ignore[assignment]
+    seq = qemu_pending["sequence"]
+    before = sha256(path)
+    with open_container(path) as disk:
+        at_open = disk.stats.bytes_read
+        disk.seek(data_at)
+        assert disk.read(64 * 1024) == b"\x5a" * 64 * 1024
+        disk.seek(0)
+        assert disk.read(64 * 1024) == b"\x11" * 64 * 1024
         facts = disk.facts
-        read = disk.stats.bytes_read
-    assert sha256(qemu_pending) == before  # nothing written
-    assert ours == qemu_repaired(qemu_pending, tmp_path)
-    assert ours[3 * MiB : 3 * MiB + 64 * 1024] == b"\x5a" * 64 * 1024
-    assert ours[: MiB] == b"\x11" * MiB
+    assert same_as_qemu(path, tmp_path)
+    assert sha256(path) == before  # nothing written
     replay = facts.log_replay
     assert replay is not None and replay["replayed"] is True
-    bat = region_offset(qemu_pending, BAT_REGION_GUID)
-    assert (replay["entries"], replay["sequence_first"], replay["sequence_last"]) == (1, 1, 1)
-    assert replay["writes"] == [{"kind": "data", "file_offset": bat, "length": 4096}]
+    assert (replay["entries"], replay["sequence_first"], replay["sequence_last"]) == (1, seq, seq)
+    assert replay["writes"] == [{"kind": "data", "file_offset": qemu_pending["bat_page"], "length": 4096}]
     assert replay["bytes"] == 4096 and replay["log_offset"] == MiB and replay["log_length"] == MiB
-    assert facts.log_pending is True and facts.file_size == qemu_pending.stat().st_size
+    assert facts.log_pending is True and facts.file_size == path.stat().st_size
     (warning,) = facts.warnings
-    assert "replayed in memory: 1 entry (sequence 1), 1 write of 4096 bytes (data 4096 B at 2097152)" in warning
-    # the log (1 MiB) is read once; headers, region tables, metadata, two BAT pages' worth and the data
-    assert read < MiB + 400 * 1024 + 16 * MiB
+    assert (f"replayed in memory: 1 entry (sequence {seq}), 1 write of 4096 bytes "
+            f"(data 4096 B at {qemu_pending['bat_page']})") in warning
+    if seq == 2:
+        assert replay["rejected"][0].startswith("log offset 0: its LogGuid ")
+    # opening reads the log (1 MiB) once, besides the headers (8 KiB), region tables (128 KiB), metadata
+    assert MiB < at_open < MiB + 160 * 1024
 
 
-def test_without_replay_the_block_is_missing(qemu_pending: Path) -> None:
-    """dissect.hypervisor reads the file as it is: the write to block 3 is not there (so the replay is what
+def test_without_replay_the_block_is_missing(qemu_pending: dict[str, object]) -> None:
+    """dissect.hypervisor reads the file as it is: the pending write is not there (so the replay is what
     makes the comparison above pass)."""
-    reference = DissectVHDX(qemu_pending.open("rb"))
-    reference.seek(3 * MiB)
+    path: Path = qemu_pending["path"]  # type: ignore[assignment]
+    reference = DissectVHDX(path.open("rb"))
+    reference.seek(qemu_pending["data_at"])  # type: ignore[arg-type]
     assert reference.read(64 * 1024) == bytes(64 * 1024)
 
 
-def test_rule_says_the_log_was_replayed(qemu_pending: Path) -> None:
-    with open_container(qemu_pending) as disk:
+def test_rule_says_the_log_was_replayed(qemu_pending: dict[str, object]) -> None:
+    with open_container(qemu_pending["path"]) as disk:  # type: ignore[arg-type]
         facts = disk.facts
     ctx = make_context(facts=image_facts("gpt", container=facts))
     out = run("disk.vhdx_log_clean", ctx)
     assert out.status == Status.WARNING
-    assert "1 log entry (sequence 1, 4096 bytes) replayed in memory; the file is unchanged" in out.message
+    seq = qemu_pending["sequence"]
+    assert f"1 log entry (sequence {seq}, 4096 bytes) replayed in memory; the file is unchanged" in out.message
     assert out.actual == "pending (replayed)"
     assert out.evidence[0].note.startswith("1 log entry")
 
@@ -185,7 +227,7 @@ def test_spec_log_replayed_like_qemu_img_check(copy_of, tmp_path: Path) -> None:
         ours = disk.read()
         facts = disk.facts
     assert sha256(path) == before
-    assert ours == qemu_repaired(path, tmp_path)
+    assert same_as_qemu(path, tmp_path)
     assert len(ours) == 12 * MiB
     pattern_page = 0x300000
     assert ours[pattern_page : pattern_page + SECTOR] == bytes(SECTOR)  # entry 10's 0x11, zeroed by entry 12
@@ -246,7 +288,7 @@ def test_torn_or_foreign_entry_is_not_replayed(copy_of, tmp_path: Path, damage: 
     assert "not replayed, because the log holds no valid entry" in warning and words in warning
     assert b"\xee" * 16 not in ours
     # qemu finds no valid sequence either: it opens the file as it is
-    assert ours == qemu_repaired(path, tmp_path)
+    assert same_as_qemu(path, tmp_path)
     out = run("disk.vhdx_log_clean", make_context(facts=image_facts("gpt", container=facts)))
     assert out.status == Status.WARNING and "not replayed, because" in out.message
 
@@ -280,7 +322,7 @@ def test_entry_with_a_padding_sector_is_replayed_like_qemu(copy_of, tmp_path: Pa
         ours = disk.read()
         assert disk.facts.log_replay["replayed"] is True  # type: ignore[index]
     assert ours[0x1000:0x2000] == b"\xee" * SECTOR
-    assert ours == qemu_repaired(path, tmp_path)
+    assert same_as_qemu(path, tmp_path)
 
 
 def test_log_guid_no_entry_carries(copy_of, raw_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -394,8 +436,3 @@ def test_stale_log_on_the_clean_fact_file_is_ignored(copy_of, raw_bytes: bytes) 
         assert disk.read() == raw_bytes
         assert disk.facts.log_pending is False and disk.facts.log_replay is None
         assert disk.stats.bytes_read < MiB + 160 * 1024 + 8 * MiB
-
-
-def test_container_helper_is_the_image_rules_one() -> None:
-    # image_facts(container=...) takes a ContainerFacts; the default one is a fixed VHD
-    assert container().format == "vhd"
