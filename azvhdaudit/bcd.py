@@ -13,8 +13,12 @@ References:
 A store is a registry hive: ``Objects\\{GUID}\\Description\\Type`` (REG_DWORD object type) and
 ``Objects\\{GUID}\\Elements\\<8 hex digits>\\Element`` (the element's data). The element id's bits 24-27 give
 its format: 1 device (REG_BINARY), 2 string (REG_SZ), 3 object (REG_SZ "{guid}"), 4 object list
-(REG_MULTI_SZ), 5 integer (REG_BINARY, 8 bytes little-endian), 6 boolean (REG_BINARY, 1 byte),
-7 integer list (REG_BINARY, n x 8 bytes).
+(REG_MULTI_SZ), 5 integer (REG_BINARY, little-endian, 8 bytes as bcdedit writes it, 1 to 8 as Windows reads it:
+``System32\\config\\BCD-Template`` stores 1-byte integers), 6 boolean (REG_BINARY, 1 byte), 7 integer list
+(REG_BINARY, n x 8 bytes). How Windows reads each format from the registry: ``BiConvertRegistryDataToElement``
+(ReactOS ``boot/environ/lib/misc/bcd.c``, and the same checks in ntoskrnl): an integer is at most 8 bytes copied
+into a zeroed 64-bit value; a boolean is exactly 1 byte, non-zero meaning yes; an integer list a non-zero
+multiple of 8 bytes.
 
 Device element layout (all little-endian), derived from the real UEFI store in ``tests/data/realdata/BCD``
 and checked against the references above::
@@ -46,6 +50,7 @@ import struct
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from html import escape
 from typing import Any
 
 from azvhdaudit.errors import BCDError
@@ -66,6 +71,7 @@ __all__ = [
     "decode_device",
     "element_name",
     "element_format",
+    "format_value",
 ]
 
 log = logging.getLogger(__name__)
@@ -372,6 +378,10 @@ _OBJECT_TYPES: dict[int, str] = {
     0x30000000: "device options",
 }
 
+#: the deepest inherit chain :meth:`BCDStore.effective` follows (real stores go 3 deep:
+#: loader -> {bootloadersettings} -> {globalsettings} -> {emssettings})
+MAX_INHERIT_DEPTH = 32
+
 OBJECT_TYPE_BOOTMGR = 0x10100002
 OBJECT_TYPE_OSLOADER = 0x10200003
 
@@ -468,6 +478,12 @@ class BCDDevice:
             parent = self.parent.describe() if self.parent else "?"
             return f"{self.kind}=[{parent}]{self.path or ''}"
         return self.kind
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def __repr__(self) -> str:
+        return f"<BCDDevice {self.describe()}>"
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "description": self.describe()}
@@ -613,12 +629,17 @@ class BCDElement:
         if fmt == "boolean":
             self._expect_type(RegType.BINARY)
             if len(raw) != 1:
-                raise BCDError(f"{self.where}: boolean data is {len(raw)} bytes, 1 expected")
+                # Windows' BCD library refuses such an element too ("Unexpected length for BCD element")
+                raise BCDError(f"{self.where}: boolean data is {len(raw)} bytes, 1 expected (Windows reads no other "
+                               "width)")
             return raw[0] != 0
         if fmt == "integer":
             self._expect_type(RegType.BINARY)
-            if len(raw) != 8:
-                raise BCDError(f"{self.where}: integer data is {len(raw)} bytes, 8 expected")
+            if not 1 <= len(raw) <= 8:
+                raise BCDError(f"{self.where}: integer data is {len(raw)} bytes, 1 to 8 expected")
+            # bcdedit writes 8 bytes; Windows' own BCD-Template stores 1 (timeout 0x1e). Windows copies up to
+            # 8 bytes into a zeroed 64-bit integer, so a shorter value is the same number, zero-extended. An empty
+            # value Windows would read as 0; no tool writes one, so it is reported as damage, not judged as 0.
             return int.from_bytes(raw, "little")
         if fmt == "integerlist":
             self._expect_type(RegType.BINARY)
@@ -638,6 +659,22 @@ class BCDElement:
             self._expect_type(RegType.BINARY)
             return decode_device(raw, self.where)
         return raw
+
+    @property
+    def text(self) -> str:
+        """The value as bcdedit would print it (``Yes``, ``30``, ``{globalsettings}``, a device's description),
+        or ``unreadable: <why>`` for a malformed element. Never raises."""
+        try:
+            return format_value(self.value)
+        except BCDError as err:
+            return f"unreadable: {err}"
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.text}"
+
+    def __repr__(self) -> str:
+        obj = WELL_KNOWN.get(self.object_guid, self.object_guid)
+        return f"<BCDElement {obj} {self.id:08X} {self.name} = {self.text}>"
 
     def display(self) -> Any:
         """A JSON-friendly value (the device's description for devices), or ``{"error": ...}``."""
@@ -688,6 +725,29 @@ class BCDObject:
         eid = ELEMENT_IDS[id_or_name] if isinstance(id_or_name, str) else id_or_name
         return self.elements.get(eid)
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(name, value) pairs as ``bcdedit /enum`` lists them: the identifier, then the elements by id."""
+        return [("identifier", self.alias or self.guid)] + [
+            (el.name, el.text) for el in sorted(self.elements.values(), key=lambda e: e.id)
+        ]
+
+    def __str__(self) -> str:
+        title = self.type_name
+        width = max((len(name) for name, _ in self.rows()), default=0) + 2
+        lines = [title, "-" * len(title)]
+        for name, text in self.rows():
+            first, *rest = text.splitlines() or [""]
+            lines.append(f"{name:<{width}}{first}")
+            lines.extend(" " * width + more for more in rest)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        count = len(self.elements)
+        return f"<BCDObject {self.label}: {self.type_name}, {count} element{'s' if count != 1 else ''}>"
+
+    def _repr_html_(self) -> str:
+        return _object_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "guid": self.guid,
@@ -715,6 +775,17 @@ class Effective:
     def value(self) -> Any:
         return self.element.value
 
+    @property
+    def where(self) -> str:
+        """``set on {default}`` or ``inherited from {globalsettings}``."""
+        return f"{'inherited from' if self.inherited else 'set on'} {self.holder.label}"
+
+    def __str__(self) -> str:
+        return f"{self.element.name} = {self.element.text} ({self.where})"
+
+    def __repr__(self) -> str:
+        return f"<Effective {self}>"
+
 
 @dataclass
 class BCDStore:
@@ -730,6 +801,35 @@ class BCDStore:
 
     def __len__(self) -> int:
         return len(self.objects)
+
+    def __repr__(self) -> str:
+        try:
+            default = self.default_guid
+        except BCDError:
+            default = "unreadable"
+        shown = WELL_KNOWN.get(default, default) if default else "none"
+        return f"<BCDStore {self.source}: {len(self.objects)} objects, default {shown}>"
+
+    def _listing_order(self) -> list[BCDObject]:
+        """{bootmgr}, the default loader, then the rest as stored (the order bcdedit /enum all uses)."""
+        try:
+            first = [self.bootmgr, self.default_loader]
+        except BCDError:
+            first = [self.bootmgr]
+        head = [obj for obj in first if obj is not None]
+        return head + [obj for obj in self.objects.values() if all(obj is not h for h in head)]
+
+    def __str__(self) -> str:
+        parts = [str(obj) for obj in self._listing_order()]
+        if self.warnings:
+            parts.append("Warnings\n--------\n" + "\n".join(self.warnings))
+        return "\n\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        body = "".join(_object_html(obj) for obj in self._listing_order())
+        warnings = "".join(f"<li>{escape(w)}</li>" for w in self.warnings)
+        return (f"<div><p><b>BCD store</b> {escape(self.source)}: {len(self.objects)} objects</p>{body}"
+                + (f"<p>Warnings:</p><ul>{warnings}</ul>" if warnings else "") + "</div>")
 
     def get(self, guid_or_alias: str) -> BCDObject | None:
         """The object by GUID (with or without braces) or alias (``{bootmgr}``, ``{default}``)."""
@@ -762,18 +862,34 @@ class BCDStore:
         return None if guid is None else self.objects.get(guid)
 
     def effective(self, obj: BCDObject, id_or_name: int | str) -> Effective | None:
-        """The element's value on ``obj`` or, when not set there, on the objects it inherits from
-        (element 14000006, depth first, in list order; loops are cut). ``None`` when set nowhere.
+        """The element's value on ``obj`` or, when not set there, on the objects it inherits from.
 
-        Raises :class:`BCDError` when an inherit list on the way is malformed.
+        The walk follows ``inherit`` (element 14000006) depth first, in list order, as the boot manager
+        does; an object named in no ``Objects`` key is skipped. ``None`` when the element is set nowhere.
+
+        Bounds: every object is searched at most once per call (so a store of *n* objects costs at most
+        *n* lookups, whatever its lists say), and a chain deeper than :data:`MAX_INHERIT_DEPTH` is an error.
+        A cycle (``A`` inherits ``B``, ``B`` inherits ``A``) cannot change the answer (every object on it was
+        already searched), so it is cut there and reported once: in :attr:`warnings` and as a log warning.
+
+        Raises :class:`BCDError` when an inherit list on the way is malformed or the chain is too deep.
         """
         eid = ELEMENT_IDS[id_or_name] if isinstance(id_or_name, str) else id_or_name
         seen: set[str] = set()
+        path: list[str] = []
 
         def walk(current: BCDObject, depth: int) -> Effective | None:
-            if current.guid in seen:
-                log.debug("BCD inherit loop at %s", current.guid)
+            if current.guid in path:
+                self._report_loop([*path[path.index(current.guid):], current.guid])
                 return None
+            if current.guid in seen:  # reached again by another path (a diamond): already searched
+                return None
+            if depth > MAX_INHERIT_DEPTH:
+                chain = " -> ".join(_label_of(self, g) for g in [*path, current.guid])
+                raise BCDError(
+                    f"BCD object {_label_of(self, obj.guid)}: inherit chain deeper than {MAX_INHERIT_DEPTH} "
+                    f"objects ({chain})"
+                )
             seen.add(current.guid)
             el = current.elements.get(eid)
             if el is not None:
@@ -781,16 +897,26 @@ class BCDStore:
             inherit = current.elements.get(ELEMENT_IDS["inherit"])
             if inherit is None:
                 return None
-            for guid in inherit.value:
-                parent = self.objects.get(guid)
-                if parent is None:
-                    continue
-                found = walk(parent, depth + 1)
-                if found is not None:
-                    return found
+            path.append(current.guid)
+            try:
+                for guid in inherit.value:
+                    parent = self.objects.get(guid)
+                    if parent is None:
+                        continue
+                    found = walk(parent, depth + 1)
+                    if found is not None:
+                        return found
+            finally:
+                path.pop()
             return None
 
         return walk(obj, 0)
+
+    def _report_loop(self, cycle: list[str]) -> None:
+        text = "BCD inherit loop: " + " -> ".join(_label_of(self, g) for g in cycle) + "; cut there"
+        if text not in self.warnings:
+            self.warnings.append(text)
+            log.warning("%s: %s", self.source, text)
 
     def to_dict(self) -> dict[str, Any]:
         """Every object and every decoded element by name (malformed ones as ``{"error": ...}``)."""
@@ -804,6 +930,41 @@ class BCDStore:
             "objects": {guid: obj.to_dict() for guid, obj in self.objects.items()},
             "warnings": list(self.warnings),
         }
+
+
+def format_value(value: Any) -> str:
+    """A decoded element value as bcdedit prints it: ``Yes``/``No``, decimal integers, object lists by alias,
+    integer lists in hex, a device's description."""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, BCDDevice):
+        return value.describe()
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, list):
+        if not value:
+            return "(empty list)"
+        return "\n".join(
+            f"0x{item:x}" if isinstance(item, int) else WELL_KNOWN.get(str(item), str(item)) for item in value
+        )
+    if isinstance(value, str) and value.startswith("{"):
+        return WELL_KNOWN.get(value, value)
+    return str(value)
+
+
+def _object_html(obj: BCDObject) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td style='white-space:pre-wrap'>{escape(text)}</td></tr>"
+        for name, text in obj.rows()
+    )
+    return (f"<table><caption style='text-align:left'><b>{escape(obj.type_name)}</b></caption>"
+            f"<thead><tr><th>element</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _label_of(store: BCDStore, guid: str) -> str:
+    return WELL_KNOWN.get(guid) or guid
 
 
 def _value(key: RegKey, name: str) -> RegValue | None:

@@ -6,6 +6,9 @@ References:
   identifier, headers, region tables), 2.3 Log, 2.4 BAT, 2.5 Metadata Region, 2.6 Parent locator.
 - Layouts: as ``dissect.hypervisor.disk.c_vhdx`` defines them (GUIDs and the region table entry restated here).
 
+A pending log (a file copied from a running VM or left by a crash) is replayed in memory before the
+region tables, metadata and BAT are read: :mod:`.vhdx_log`.
+
 Why not ``dissect.hypervisor.disk.vhdx.VHDX`` itself: it checks signatures but no CRC, ignores a
 pending log, opens a parent only from a ``pathlib.Path`` without saying what it tried, and never
 compares the child's ``parent_linkage`` with the parent's DataWriteGuid. Here the BAT is read one
@@ -21,6 +24,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 from azvhdaudit.container.base import MAX_VIRTUAL_SIZE, CountedFile, Layer
+from azvhdaudit.container.vhdx_log import LogReplay, replay_log
 from azvhdaudit.errors import CorruptImageError, TruncatedImageError
 from azvhdaudit.facts import ContainerFacts
 
@@ -216,6 +220,8 @@ class VHDXLayer(Layer):
     def __init__(self, file: CountedFile) -> None:
         super().__init__(file)
         name = file.name
+        #: the file's own size (``self.file`` may become the log-replayed view, which can be longer)
+        self.file_size = file.size
         ident = file.read_exact(0, 8 + 512, "VHDX file type identifier")
         if ident[:8] != SIGNATURE:
             raise CorruptImageError(
@@ -263,10 +269,29 @@ class VHDXLayer(Layer):
         self.data_write_guid = _guid(header.data_write_guid)
         self.log_pending = bytes(header.log_guid) != ZERO_GUID
         self.log_guid = _guid(header.log_guid) if self.log_pending else None
+        self.log_replay: LogReplay | None = None
         if self.log_pending:
+            self._replay_log(header)
+
+    def _replay_log(self, header: VHDXHeader) -> None:
+        """Replay the pending log into an overlay that every later read (region tables, metadata, BAT,
+        payload) goes through; the file is not written (see :mod:`.vhdx_log`)."""
+        replay, overlay = replay_log(
+            self.file, log_guid=bytes(header.log_guid), log_offset=header.log_offset,
+            log_length=header.log_length, log_version=header.log_version, crc32c=_crc32c_zero_tail,
+        )
+        self.log_replay = replay
+        if overlay is not None:
+            self.file = overlay
             self.warnings.append(
-                f"{name}: the VHDX log is not empty (LogGuid {self.log_guid}): the disk was not closed "
-                "cleanly and updates in the log were not applied; reads show the disk without them"
+                f"{self.path}: the VHDX log is not empty (LogGuid {self.log_guid}): the disk was not closed "
+                f"cleanly; its log was {replay.summary()}, as Hyper-V and qemu-img check -r all replay it; the "
+                "file itself still holds the pending log"
+            )
+        else:
+            self.warnings.append(
+                f"{self.path}: the VHDX log is marked pending (LogGuid {self.log_guid}) but was "
+                f"{replay.summary()}; the disk is read as the file holds it"
             )
 
     def _read_region_tables(self) -> None:
@@ -587,7 +612,7 @@ class VHDXLayer(Layer):
             format="vhdx",
             subtype=self.subtype,
             virtual_size=self.size,
-            file_size=self.file.size,
+            file_size=self.file_size,
             logical_sector_size=self.sector_size,
             physical_sector_size=self.physical_sector_size,
             block_size=self.block_size,
@@ -598,5 +623,6 @@ class VHDXLayer(Layer):
             metadata_valid=self.metadata_valid,
             log_pending=self.log_pending,
             log_guid=self.log_guid,
+            log_replay=None if self.log_replay is None else self.log_replay.to_dict(),
             data_write_guid=self.data_write_guid,
         )

@@ -477,10 +477,24 @@ def check_vhdx_log(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     if c.format != "vhdx":
         raise NotApplicable(f"the image is {c.format}, not a VHDX")
-    ev = (_container_evidence(c, log_pending=c.log_pending, log_guid=c.log_guid),)
+    replay = c.log_replay or {}
+    note = ""
+    if replay.get("replayed"):
+        first, last = replay["sequence_first"], replay["sequence_last"]
+        seq = f"sequence {first}" if first == last else f"sequences {first} to {last}"
+        count = replay["entries"]
+        note = (f"{count} log entr{'y' if count == 1 else 'ies'} ({seq}, {replay['bytes']} bytes) replayed in "
+                "memory; the file is unchanged")
+    elif replay:
+        note = f"not replayed, because {replay['reason']}"
+    ev = (_container_evidence(c, note=note, log_pending=c.log_pending, log_guid=c.log_guid),)
+    if c.log_pending and replay.get("replayed"):
+        return Outcome(Status.WARNING, f"the VHDX log (guid {c.log_guid}) holds updates the file does not: "
+                       f"{note}; a converter that ignores the log copies the disk without them",
+                       "no pending log", "pending (replayed)", ev)
     if c.log_pending:
-        return Outcome(Status.WARNING, f"the VHDX log (guid {c.log_guid}) holds entries not yet applied",
-                       "no pending log", "pending", ev)
+        return Outcome(Status.WARNING, f"the VHDX log (guid {c.log_guid}) is marked pending"
+                       + (f"; {note}" if note else ""), "no pending log", "pending", ev)
     if c.log_pending is None:
         return Outcome(Status.NOT_CHECKED, "the VHDX log state was not established", "no pending log", None, ev,
                        reason="no log state in the container facts")

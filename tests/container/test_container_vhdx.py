@@ -116,7 +116,10 @@ def test_pending_log_is_a_fact(copy_of, raw_bytes: bytes) -> None:  # type: igno
     with open_container(path) as disk:
         assert disk.facts.log_pending is True
         assert disk.facts.log_guid == str(log_guid)
-        assert any("log is not empty" in w and str(log_guid) in w for w in disk.facts.warnings)
+        # no entry of the log carries this LogGuid: nothing to replay, and the warning says why
+        assert any("log is marked pending" in w and str(log_guid) in w and "not replayed, because" in w
+                   for w in disk.facts.warnings)
+        assert disk.facts.log_replay is not None and disk.facts.log_replay["replayed"] is False
         assert disk.read() == raw_bytes
 
 

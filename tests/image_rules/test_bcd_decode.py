@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
+from typing import Any
 
 import pytest
 
 from azvhdaudit.bcd import (
     BOOTMGR,
+    MAX_INHERIT_DEPTH,
     BCDDevice,
     decode_bcd,
     decode_device,
@@ -22,6 +25,7 @@ from .helpers import (
     BOOTLOADERSETTINGS,
     DISK_GUID,
     EMS,
+    GLOBALSETTINGS,
     LOADER,
     MBR_OFFSET,
     MBR_SIG,
@@ -135,6 +139,67 @@ def test_inherit_loop_is_cut() -> None:
     assert store.effective(loader, "nointegritychecks") is None
 
 
+def test_inherit_loop_is_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    objects = good_bcd_objects()
+    objects[EMS][1][0x14000006] = [BOOTLOADERSETTINGS]
+    store = decode_bcd(build_bcd(objects))
+    loader = store.default_loader
+    assert loader is not None
+    with caplog.at_level("WARNING", logger="azvhdaudit.bcd"):
+        for _ in range(3):
+            assert store.effective(loader, "nointegritychecks") is None
+    (warning,) = [w for w in store.warnings if "inherit loop" in w]
+    assert warning == ("BCD inherit loop: {bootloadersettings} -> {globalsettings} -> {emssettings} -> "
+                       "{bootloadersettings}; cut there")
+    assert [r.getMessage() for r in caplog.records].count(f"{store.source}: {warning}") == 1
+    # values on the loop are still found
+    assert store.effective(loader, "emsport").value == 1
+
+
+def test_object_inheriting_itself() -> None:
+    objects = good_bcd_objects()
+    objects[LOADER][1][0x14000006] = [LOADER, BOOTLOADERSETTINGS]
+    store = decode_bcd(build_bcd(objects))
+    eff = store.effective(store.default_loader, "bootems")  # type: ignore[arg-type]
+    assert eff is not None and eff.holder.guid == EMS
+    assert any(w.startswith(f"BCD inherit loop: {LOADER} -> {LOADER}") for w in store.warnings)
+
+
+def test_diamond_is_not_a_loop() -> None:
+    # the loader inherits {globalsettings} twice (directly and through {bootloadersettings})
+    objects = good_bcd_objects()
+    objects[LOADER][1][0x14000006] = [BOOTLOADERSETTINGS, GLOBALSETTINGS]
+    store = decode_bcd(build_bcd(objects))
+    assert store.effective(store.default_loader, "nointegritychecks") is None  # type: ignore[arg-type]
+    assert not [w for w in store.warnings if "loop" in w]
+
+
+def _chain(length: int) -> dict[str, tuple[int, dict[int, Any]]]:
+    """{bootmgr} -> obj0 -> obj1 -> ... -> obj<length-1>, the last one holding timeout 7."""
+    guids = [f"{{00000000-0000-0000-0000-{i:012x}}}" for i in range(length)]
+    objects: dict[str, tuple[int, dict[int, Any]]] = {
+        BOOTMGR: (0x10100002, {0x14000006: [guids[0]]}),
+    }
+    for i, guid in enumerate(guids):
+        elements: dict[int, Any] = {0x14000006: [guids[i + 1]]} if i + 1 < length else {0x25000004: integer(7)}
+        objects[guid] = (0x20100000, elements)
+    return objects
+
+
+def test_inherit_chain_at_the_bound_is_followed() -> None:
+    store = decode_bcd(build_bcd(_chain(MAX_INHERIT_DEPTH)))
+    eff = store.effective(store.bootmgr, "timeout")  # type: ignore[arg-type]
+    assert eff is not None and eff.value == 7 and eff.inherited
+
+
+@pytest.mark.parametrize("length", [MAX_INHERIT_DEPTH + 1, 5000])
+def test_inherit_chain_past_the_bound_is_an_error(length: int) -> None:
+    # 5000 levels would also overflow Python's recursion limit if the walk were not bounded
+    store = decode_bcd(build_bcd(_chain(length)))
+    with pytest.raises(BCDError, match=f"{{bootmgr}}: inherit chain deeper than {MAX_INHERIT_DEPTH} objects"):
+        store.effective(store.bootmgr, "timeout")  # type: ignore[arg-type]
+
+
 def test_own_value_wins_over_inherited() -> None:
     objects = good_bcd_objects()
     objects[BOOTLOADERSETTINGS][1][0x16000009] = boolean(True)
@@ -170,7 +235,9 @@ def test_gpt_device_roundtrip() -> None:
     ("eid", "data", "words"),
     [
         (0x16000009, (RegType.BINARY, b"\x00\x00\x00\x00"), "boolean data is 4 bytes, 1 expected"),
-        (0x250000E0, (RegType.BINARY, b"\x01\x00\x00\x00"), "integer data is 4 bytes, 8 expected"),
+        (0x250000E0, (RegType.BINARY, b"\x01" + bytes(8)), "integer data is 9 bytes, 1 to 8 expected"),
+        (0x250000E0, (RegType.BINARY, b""), "integer data is 0 bytes, 1 to 8 expected"),
+        (0x16000009, (RegType.BINARY, b""), "boolean data is 0 bytes, 1 expected"),
         (0x250000E0, 1, "stored as REG_DWORD, REG_BINARY expected"),
         (0x21000001, (RegType.BINARY, bytes(20)), "device data is 20 bytes"),
         (0x21000001, (RegType.BINARY, bytes(16) + struct.pack("<IIII", 6, 0, 0x400, 0)), "claims size 0x400"),
@@ -228,6 +295,24 @@ def test_element_names(eid: int, otype: int | None, name: str) -> None:
     assert element_name(eid, otype) == name
 
 
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        (b"\x1e", 30),  # Windows' BCD-Template: {bootmgr} timeout
+        (b"\x05\x00", 5),
+        (b"\x00\xc2\x01", 115200),
+        (b"\x00\xc2\x01\x00", 115200),
+        (b"\xff" * 7, 2**56 - 1),
+        (b"\xff" * 8, 2**64 - 1),
+    ],
+)
+def test_integers_of_1_to_8_bytes(raw: bytes, value: int) -> None:
+    objects = good_bcd_objects()
+    objects[BOOTMGR][1][0x25000004] = (RegType.BINARY, raw)
+    store = decode_bcd(build_bcd(objects))
+    assert store.bootmgr is not None and store.bootmgr.element("timeout").value == value
+
+
 def test_integer_boolean_helpers_are_what_bcdedit_writes() -> None:
     assert integer(5)[1] == b"\x05" + bytes(7)
     assert boolean(True)[1] == b"\x01"
@@ -257,3 +342,69 @@ def test_partition_style_in_the_wrong_field_is_an_error() -> None:
     data[0x30:0x38] = struct.pack("<II", 1, 0)
     with pytest.raises(BCDError, match=r"local device type 1 \(floppy\) at offset 0x30"):
         decode_device(bytes(data))
+
+
+# --- printed forms: what a user sees in a terminal or a notebook ------------------------------------------------
+
+#: a Python repr leaking into text: a dataclass dump, a dict or list literal, a Python constant
+PYTHON_REPR = re.compile(r"\b[A-Za-z]\w*\(\w+=|\{'|\['|': |\bTrue\b|\bFalse\b|\bNone\b")
+
+
+def _printed(store: Any) -> list[str]:
+    texts = [str(store), repr(store), store._repr_html_()]
+    for obj in store:
+        texts += [str(obj), repr(obj), obj._repr_html_()]
+        for el in obj.elements.values():
+            texts += [str(el), repr(el), el.text]
+            try:
+                value = el.value
+            except BCDError:
+                continue
+            if isinstance(value, BCDDevice):
+                texts += [str(value), repr(value)]
+        for name in ("bootems", "recoveryenabled", "timeout", "osdevice", "inherit", "description"):
+            eff = store.effective(obj, name)
+            if eff is not None:
+                texts += [str(eff), repr(eff)]
+    return texts
+
+
+def test_printed_forms_of_the_real_store(real_bcd_hive: MemoryHive) -> None:
+    store = decode_bcd(real_bcd_hive)
+    for text in _printed(store):
+        assert not PYTHON_REPR.search(text), text
+    loader = store.default_loader
+    assert loader is not None
+    assert str(store.effective(loader, "bootems")) == "bootems = No (inherited from {emssettings})"
+    assert str(store.effective(loader, "bootmenupolicy")) == (
+        "bootmenupolicy = 1 (set on {733b62e5-f608-11eb-825c-c112f60133ab} (Windows 10))"
+    )
+    assert repr(store) == "<BCDStore realdata/BCD: 17 objects, default {733b62e5-f608-11eb-825c-c112f60133ab}>"
+    assert repr(store.bootmgr) == "<BCDObject {bootmgr}: Windows Boot Manager, 10 elements>"
+    listing = str(loader).splitlines()
+    assert listing[:3] == ["Windows Boot Loader", "-------------------",
+                           "identifier               {733b62e5-f608-11eb-825c-c112f60133ab}"]
+    assert "inherit                  {bootloadersettings}" in listing
+    assert "recoveryenabled          Yes" in listing
+    assert str(store).startswith("Windows Boot Manager\n")
+    assert str(loader.element("osdevice").value) == (
+        "partition (GPT disk {0b2394a9-095e-487d-8d48-719ecd4d78ca}, partition {8e0f2c38-e4ea-47ba-b7fc-9d8c74dccf0b})"
+    )
+
+
+def test_printed_forms_of_malformed_and_hostile_elements() -> None:
+    objects = good_bcd_objects()
+    objects[LOADER][1][0x12000004] = "<script>alert(1)</script>"
+    objects[LOADER][1][0x250000E0] = (RegType.BINARY, bytes(9))
+    objects[LOADER][1][0x21000001] = (RegType.BINARY, bytes(12))
+    objects[LOADER][1][0x17000077] = (RegType.BINARY, struct.pack("<QQ", 0x15000075, 0x1500004B))
+    objects[EMS][1][0x14000006] = [BOOTLOADERSETTINGS]  # a loop, listed under the warnings
+    store = decode_bcd(build_bcd(objects))
+    for text in _printed(store):
+        assert not PYTHON_REPR.search(text), text
+    loader = store.default_loader
+    assert loader is not None
+    assert loader.element("bootstatuspolicy").text.startswith("unreadable: BCD object " + LOADER)
+    assert "allowedinmemorysettings  0x15000075\n" in str(loader) + "\n"
+    assert "<script>" not in loader._repr_html_() and "&lt;script&gt;" in loader._repr_html_()
+    assert "Warnings\n--------\nBCD inherit loop" in str(store)

@@ -171,7 +171,8 @@ def test_device_without_windows_partition_is_not_checked(make_ctx: MakeCtx) -> N
     ("eid", "data"),
     [
         (0x16000009, (RegType.BINARY, b"\x00\x00")),
-        (0x250000E0, (RegType.BINARY, b"\x01")),
+        (0x250000E0, (RegType.BINARY, b"\x01" + bytes(8))),
+        (0x250000E0, (RegType.BINARY, b"")),
         (0x21000001, (RegType.BINARY, bytes(12))),
     ],
 )
