@@ -37,6 +37,7 @@ __all__ = [
     "value_evidence",
     "key_evidence",
     "format_data",
+    "plain",
     "mismatch_status",
     "worst",
     "evaluate_items",
@@ -120,8 +121,24 @@ def format_data(data: Any) -> str:
         return data.hex() if len(data) <= 32 else data[:32].hex() + "..."
     if isinstance(data, str):
         return f"'{data}'"
-    if isinstance(data, (list, tuple)):
-        return "[" + ", ".join(format_data(x) for x in data) + "]"
+    return plain(data)
+
+
+def plain(data: Any) -> str:
+    """Any value as words, never as a Python repr: ``None`` is ``(none)``, strings unquoted, lists
+    ``[a, b]``, mappings ``name value, name value``."""
+    if data is None:
+        return "(none)"
+    if isinstance(data, bool):
+        return str(data).lower()
+    if isinstance(data, int):
+        return f"{data} (0x{data:X})" if data > 0xFFFF else str(data)
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data).hex() if len(data) <= 32 else bytes(data[:32]).hex() + "..."
+    if isinstance(data, dict):
+        return ", ".join(f"{k} {plain(v)}" for k, v in data.items())
+    if isinstance(data, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(plain(x) for x in data) + "]"
     return str(data)
 
 
