@@ -111,6 +111,9 @@ def rendered_texts(fmt: str, text: str) -> list[str]:
         return html_strings(text)
     if fmt == "reg":
         return reg_comments(text)
+    if fmt == "markdown":
+        # what a reader sees: CommonMark backslash escapes resolved
+        return [re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", line) for line in text.splitlines()]
     return text.splitlines()
 
 
