@@ -159,7 +159,7 @@ def _result(rule: Rule, outcome: Outcome, disk: str, duration_ms: float) -> Resu
         actual=outcome.actual,
         evidence=outcome.evidence,
         reason=outcome.reason,
-        remediation=meta.remediation,
+        remediation=outcome.remediation or meta.remediation,
         rationale=meta.rationale,
         source=meta.source,
         baselines=meta.baselines,

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: version of the structure :meth:`Report.to_dict` returns; bumped on any incompatible change
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Status(str, Enum):
@@ -82,8 +82,13 @@ class Evidence:
     """Where a verdict's facts came from.
 
     For a registry value: the hive, the resolved key path, the value name, its type, the raw and the
-    decoded data, the control set used and whether the hive was dirty. For other sources (the container,
-    a file, the BCD store) ``hive`` is empty and ``source`` names it.
+    decoded data, the control set used and whether the hive was dirty. For a registry key
+    (``value_name`` is ``None``) ``present`` says whether the key exists and ``note`` what it holds. For
+    other sources (the container, a file, the BCD store) ``hive`` is empty and ``source`` names it.
+
+    ``derived`` marks a fact computed from what was read (a count, a summary over several keys, a
+    decoded blob) rather than one value as stored: ``actual`` is then the computed fact, and ``type`` and
+    ``raw`` stay empty.
     """
 
     #: ``registry`` (local value), ``policy`` (Group Policy value), ``container``, ``file``, ``bcd``, ``facts``
@@ -98,6 +103,7 @@ class Evidence:
     control_set: str | None = None
     hive_dirty: bool | None = None
     note: str = ""
+    derived: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +120,9 @@ class Outcome:
     evidence: tuple[Evidence, ...] = ()
     #: for not applicable / not checked: why
     reason: str = ""
+    #: the fix computed from this finding (a command naming this image and the size it needs); empty: the
+    #: rule's own fix line applies
+    remediation: str = ""
 
 
 @dataclass(frozen=True)

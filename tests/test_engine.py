@@ -271,7 +271,7 @@ def test_audit_of_a_disk_file_with_the_real_windows7_system(tmp_path: Path) -> N
     report = audit(disk, select=["rdp", "time.utc"], data_disks=[data])
     # The local value allows RDP, but without SOFTWARE a Group Policy override cannot be ruled out
     assert report["rdp.enabled"].status is Status.NOT_CHECKED
-    assert "fDenyTSConnections is 0" in report["rdp.enabled"].message
+    assert "local fDenyTSConnections = 0 would pass" in report["rdp.enabled"].message
     assert report["time.utc"].status is Status.FAIL
     # SOFTWARE is not on this disk: policy rules are not checked, and say where the hive was looked for
     assert report["rdp.enabled_policy"].status is Status.NOT_CHECKED

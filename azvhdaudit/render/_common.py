@@ -5,7 +5,9 @@ Everything here reads a finished report; nothing evaluates a rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, is_dataclass
+from enum import Enum
 from typing import Any
 
 from azvhdaudit.report import Evidence, Report, Result, Status
@@ -56,17 +58,33 @@ def count_label(status: Status, count: int) -> str:
 
 
 def format_value(value: Any) -> str:
-    """A value as a person reads it: ints also in hex when large, lists comma separated."""
+    """A value as a person reads it: ints also in hex when large, lists comma separated, mappings as
+    ``name: value`` pairs, bytes in hex. Never a Python repr: a report is read by people and by tools that
+    know nothing of Python."""
+    return _format(value, nested=False)
+
+
+def _format(value: Any, nested: bool) -> str:
     if value is None:
         return "(none)"
+    if isinstance(value, Enum):
+        return _format(value.value, nested)
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
         return f"{value} (0x{value:X})" if value > 9 else str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, Mapping):
+        pairs = ", ".join(f"{k}: {_format(v, True)}" for k, v in value.items())
+        return f"({pairs})" if nested else pairs
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value, key=str)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    if isinstance(value, bytes):
-        return value.hex()
+        sep = "; " if any(isinstance(v, Mapping) or is_dataclass(v) for v in value) else ", "
+        return "[" + sep.join(_format(v, True) for v in value) + "]"
     return str(value)
 
 
@@ -86,18 +104,25 @@ def evidence_location(ev: Evidence) -> str:
 
 
 def describe_evidence(ev: Evidence) -> str:
-    """One line saying where a verdict's fact came from."""
+    """One line saying where a verdict's fact came from, and what is there.
+
+    A registry value reads ``key  name  TYPE = data`` or ``key  name  (absent)``; a registry key (no value
+    name) reads ``key  (key exists)`` or ``key  (key absent)``; a derived fact is marked ``(derived)``."""
     parts: list[str] = []
     if ev.source in ("registry", "policy"):
         where = evidence_location(ev)
         parts.append(("policy " if ev.source == "policy" else "") + where)
-        if ev.value_name is not None:
-            parts.append(ev.value_name or "(Default)")
-        if ev.present:
-            typed = f"{ev.type} " if ev.type else ""
-            parts.append(f"{typed}= {format_value(ev.actual)}")
+        if ev.value_name is None:
+            parts.append("(key exists)" if ev.present else "(key absent)")
+            if ev.actual is not None:
+                parts.append(f"= {format_value(ev.actual)}")
         else:
-            parts.append("(absent)")
+            parts.append(ev.value_name or "(Default)")
+            if ev.present:
+                typed = f"{ev.type} " if ev.type else ""
+                parts.append(f"{typed}= {format_value(ev.actual)}")
+            else:
+                parts.append("(absent)")
         if ev.control_set and ev.control_set.lower() not in where.lower():
             parts.append(f"[{ev.control_set}]")
         if ev.hive_dirty:
@@ -110,6 +135,10 @@ def describe_evidence(ev: Evidence) -> str:
             parts.append(ev.value_name)
         if ev.present or ev.actual is not None:
             parts.append(f"= {format_value(ev.actual)}")
+        else:
+            parts.append("(not found)")
+    if ev.derived:
+        parts.append("(derived)")
     line = "  ".join(parts)
     if ev.note:
         line += f"  ({ev.note})"

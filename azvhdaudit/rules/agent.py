@@ -17,6 +17,7 @@ from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.os import build_name, os_of
 from azvhdaudit.rules.updates import check_rows, column_for, update_table
+from azvhdaudit.rules.values import key_evidence, value_evidence
 
 AGENT_MSI = "https://go.microsoft.com/fwlink/?LinkID=394789"
 HYPERV_IC = ("https://learn.microsoft.com/troubleshoot/windows-server/virtualization/"
@@ -45,9 +46,15 @@ def _system(ctx: AuditContext) -> Outcome | None:
 
 
 def _service_evidence(ctx: AuditContext, name: str, start: int | None, exists: bool, note: str = "") -> Evidence:
-    return Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(f"{osinfo.SERVICES}\\{name}"),
-                    value_name="Start", type="REG_DWORD" if start is not None else None, actual=start,
-                    present=exists, note=note)
+    """The service's Start value as stored (absent when the value is, even where the key exists)."""
+    path = f"{osinfo.SERVICES}\\{name}"
+    key = ctx.registry.key(path)
+    value = key.value("Start") if key is not None else None
+    if key is not None and value is None:
+        note = "; ".join(n for n in ("the service key exists without a Start value", note) if n)
+    elif key is None:
+        note = "; ".join(n for n in ("service key absent", note) if n)
+    return value_evidence(ctx, path, "Start", value, "registry", note=note)
 
 
 @rule(RuleMeta(
@@ -117,15 +124,16 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
     for name in ("vmbus.sys", "storvsc.sys"):
         path = f"Windows\\System32\\drivers\\{name}"
         present = ctx.files.exists(path)
-        ev.append(Evidence(source="file", key=path, present=present, actual=present))
+        ev.append(Evidence(source="file", key=path, present=present, actual=True if present else None))
         if not present:
             problems.append(f"{name} is not present")
     column = column_for(osf.build)
     rows = [r for r in update_table()["rows"] if r["binary"] == "vmstorfl.sys"]
     results = check_rows(ctx, column, rows) if column is not None else []
     for r in results:
-        ev.append(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"] or "not present",
-                           present=r["version"] is not None, note=f"minimum {r['minimum']} ({r['kb']})"))
+        ev.append(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"],
+                           present=r["version"] is not None,
+                           note=f"minimum {r['minimum']} ({r['kb']})" + ("" if r["version"] else f"; {r['status']}")))
         if r["status"] == "low":
             problems.append(f"vmstorfl.sys {r['version']} < {r['minimum']} ({r['kb']})")
         elif r["status"] != "ok":
@@ -211,8 +219,9 @@ def check_foreign_tools(ctx: AuditContext) -> Outcome:
         if name.lower().startswith(FOREIGN_PRODUCTS)
     ]
     if products:
-        ev.append(Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.UNINSTALL,
-                           value_name="DisplayName", actual=products, present=True))
+        ev.append(key_evidence(ctx, osinfo.UNINSTALL, ctx.registry.key(osinfo.UNINSTALL),
+                               note="products of other hypervisors, by the DisplayName of its subkeys",
+                               actual=products, derived=True))
     if found or products:
         parts = [f"{p}: {', '.join(n)}" for p, n in found.items()]
         if products:
@@ -247,8 +256,11 @@ def check_script_blockers(ctx: AuditContext) -> Outcome:
         why = ctx.registry.why_unavailable("SOFTWARE")
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
     found = [name for name, _ in _installed(ctx) if name.lower().startswith(SECURITY_PRODUCTS)]
-    ev = (Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.UNINSTALL, value_name="DisplayName",
-                   actual=found, present=bool(found)),)
+    uninstall = ctx.registry.key(osinfo.UNINSTALL)
+    ev = (key_evidence(ctx, osinfo.UNINSTALL, uninstall,
+                       note=f"security products among the DisplayName values of its subkeys: {len(found)}"
+                       if uninstall is not None else "", actual=found if uninstall is not None else None,
+                       derived=uninstall is not None),)
     if found:
         return Outcome(Status.MANUAL, "security products installed (" + ", ".join(sorted(set(found))) + "): check "
                        "that their script blocking lets the provisioning agent's scripts run", "no blocking", found, ev)
@@ -298,9 +310,10 @@ def check_network_filters(ctx: AuditContext) -> Outcome:
             desc = comp.value("Description")
             shown = f"{cid.data} ({desc.data})" if desc is not None and isinstance(desc.data, str) else cid.data
             found.append(f"{shown}, a {kind}")
-    ev = (Evidence(source="registry", hive="SYSTEM",
-                   key=ctx.registry.display_path(r"SYSTEM\CurrentControlSet\Control\Network"),
-                   value_name="ComponentId", actual=found, present=seen_classes > 0),)
+    network = r"SYSTEM\CurrentControlSet\Control\Network"
+    ev = (key_evidence(ctx, network, ctx.registry.key(network),
+                       note=f"non-Microsoft ComponentId values under {seen_classes} component class key(s)",
+                       actual=found if seen_classes else None, derived=seen_classes > 0),)
     if seen_classes == 0:
         return Outcome(Status.NOT_CHECKED, "the network component classes are not in Control\\Network", "none",
                        None, ev, reason="no network component keys")

@@ -17,6 +17,7 @@ from azvhdaudit.bcd import EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effectiv
 from azvhdaudit.errors import AuditError, BCDError
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.values import plain
 
 SECTION = "Verify the VM: Set the Boot Configuration Data (BCD) settings"
 BOTH = ("azure", "azure-2017")
@@ -318,9 +319,9 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
                        (_evidence(ctx, loader, eid, None, None),))
     dev = eff.value
     assert isinstance(dev, BCDDevice)
-    note = f"Windows partition: {want}"
+    note = f"Windows partition: {plain(want)}"
     if c_drive is not None:
-        note += f"; SYSTEM\\MountedDevices \\DosDevices\\C: = {c_drive}"
+        note += f"; SYSTEM\\MountedDevices \\DosDevices\\C: = {plain(c_drive)}"
     ev = (_evidence(ctx, loader, eid, eff, dev.to_dict(), note=note),)
     shown = dev.describe()
     if dev.kind == "boot":

@@ -22,6 +22,7 @@ from azvhdaudit.rules.values import (
     Item,
     ValueRule,
     evaluate_items,
+    format_data,
     read_value,
     register_values,
 )
@@ -114,7 +115,9 @@ def check_kernel_dump_2017(ctx: AuditContext) -> Outcome:
     real = read_value(ctx, CC, "CrashDumpEnabled")
     typo = read_value(ctx, CC, "CrashDumpEnable")
     evidence = (real.evidence, typo.evidence)
-    typo_note = f"; CrashDumpEnable (the 2017 typo) is {typo.data!r}, which Windows ignores" if typo.present else ""
+    typo_note = (
+        f"; CrashDumpEnable (the 2017 typo) is {format_data(typo.data)}, which Windows ignores" if typo.present else ""
+    )
     if isinstance(real.data, int) and real.value is not None and real.value.type == RegType.DWORD:
         kind = DUMP_TYPES.get(real.data, "unknown")
         if real.data == 2:

@@ -152,7 +152,7 @@ def check_vhd_footer(ctx: AuditContext) -> Outcome:
     if c.format != "vhd":
         raise NotApplicable(f"the image is {c.format}; only a VHD has a footer")
     checks = {
-        "cookie 'conectix'": c.footer_cookie_valid,
+        "cookie conectix": c.footer_cookie_valid,
         "checksum": c.footer_checksum_valid,
         "footer at the end of the file": c.footer_at_end,
     }

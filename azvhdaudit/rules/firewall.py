@@ -25,15 +25,17 @@ from azvhdaudit.rules.values import (
     Group,
     Item,
     ValueRule,
+    key_evidence,
     open_key,
     register_values,
-    value_evidence,
 )
 
 __all__ = [
     "FirewallRule",
     "parse_rule",
     "load_rules",
+    "EffectiveRules",
+    "effective_rules",
     "may_hold",
     "address_covers",
     "port_covers",
@@ -189,7 +191,8 @@ def may_hold(rule: FirewallRule, *words: str) -> bool:
 
 def load_rules(ctx: AuditContext, path: str, store: str) -> tuple[list[FirewallRule], Evidence]:
     """The rules of one store (raises HiveUnavailable when its hive is missing); cached per audit. Each
-    rule string is parsed when a check first looks into it."""
+    rule string is parsed when a check first looks into it. The evidence is the store's key: whether it
+    exists, and how many rules it holds."""
 
     def make() -> tuple[list[FirewallRule], Evidence]:
         key = open_key(ctx, path)
@@ -198,65 +201,113 @@ def load_rules(ctx: AuditContext, path: str, store: str) -> tuple[list[FirewallR
             for value in key.values():
                 if value.type in (RegType.SZ, RegType.EXPAND_SZ) and isinstance(value.data, str):
                     rules.append(_StoredRule(value.name, value.data, store))
-        note = f"{len(rules)} rule(s)" if key is not None else "key absent (no rules in this store)"
-        return rules, value_evidence(ctx, path, None, None, "policy" if store == "policy" else "registry", note)
+        note = f"{len(rules)} rule(s)" if key is not None else "no rules in this store"
+        source = "policy" if store == "policy" else "registry"
+        return rules, key_evidence(ctx, path, key, source, note)
 
     result: tuple[list[FirewallRule], Evidence] = ctx.cached(f"firewall:{store}", make)
     return result
 
 
-def _policy_rules(ctx: AuditContext) -> tuple[list[FirewallRule], list[Evidence], str]:
-    """Group Policy rules, or none with a note when SOFTWARE cannot be read."""
-    from azvhdaudit.rules.values import HiveUnavailable
+@dataclass(frozen=True)
+class EffectiveRules:
+    """The firewall rules that apply: the local store and the Group Policy store together, with the
+    profiles where Group Policy switches the local rules off (AllowLocalPolicyMerge = 0).
 
-    try:
-        rules, ev = load_rules(ctx, POLICY_RULES, "policy")
-        return rules, [ev], ""
-    except HiveUnavailable as err:
-        return [], [], f" (Group Policy rules not checked: {err.reason})"
+    When SOFTWARE cannot be read, ``rules`` holds the local rules alone and ``policy_unread`` says why:
+    a Group Policy rule can block what the local rules allow, allow what they lack, or switch the local
+    rules off, so a verdict on the local rules alone is "not checked" (:meth:`verdict`)."""
+
+    rules: tuple[FirewallRule, ...]
+    merge_off: frozenset[str]
+    evidence: tuple[Evidence, ...]
+    #: why the Group Policy store could not be read ("" when it was)
+    policy_unread: str = ""
+    #: the hive that could not be read
+    policy_hive: str = ""
+
+    @property
+    def merge_note(self) -> str:
+        if not self.merge_off:
+            return ""
+        return (f" (Group Policy ignores local rules in the {'/'.join(sorted(self.merge_off))} profile(s): "
+                "AllowLocalPolicyMerge = 0)")
+
+    def profiles(self, rule: FirewallRule) -> frozenset[str]:
+        """The profiles ``rule`` really applies to."""
+        return effective_profiles(rule, self.merge_off)
+
+    def verdict(self, outcome: Outcome) -> Outcome:
+        """``outcome`` when Group Policy was read; else "not checked", the message giving what the local
+        rules alone would give."""
+        if not self.policy_unread:
+            return outcome
+        would = {Status.PASS: "would pass", Status.FAIL: "would fail", Status.WARNING: "would be a warning"}.get(
+            outcome.status, f"would be {outcome.status.value}"
+        )
+        hive = self.policy_hive or "SOFTWARE"
+        reason = f"Group Policy could override them, and {hive} could not be read ({self.policy_unread})"
+        return Outcome(
+            Status.NOT_CHECKED,
+            f"local rules alone {would}: {outcome.message}; {reason}",
+            expected=outcome.expected,
+            actual=outcome.actual,
+            evidence=outcome.evidence,
+            reason=reason,
+        )
 
 
-def _policy_unread(outcome: Outcome, note: str) -> Outcome:
-    """The verdict of the local store alone, turned into "not checked" when the Group Policy store could
-    not be read: a Group Policy rule can block what the local rules allow, allow what they lack, or switch
-    the local rules off (AllowLocalPolicyMerge), so the local rules alone decide neither a pass nor a fail.
-    ``outcome`` unchanged when Group Policy was read (``note`` empty)."""
-    if not note:
-        return outcome
-    reason = note.strip().strip("()")
-    return Outcome(
-        Status.NOT_CHECKED,
-        f"{outcome.message} (local rules); not checked, the effective rules are unknown ({reason})",
-        expected=outcome.expected,
-        actual=outcome.actual,
-        evidence=outcome.evidence,
-        reason=reason,
-    )
+def effective_rules(ctx: AuditContext) -> EffectiveRules:
+    """The rule set every firewall check reads (cached per audit); raises HiveUnavailable when SYSTEM,
+    which holds the local store, cannot be read."""
+
+    def make() -> EffectiveRules:
+        from azvhdaudit.rules.values import HiveUnavailable
+
+        local, ev = load_rules(ctx, LOCAL_RULES, "local")
+        try:
+            policy, pev = load_rules(ctx, POLICY_RULES, "policy")
+        except HiveUnavailable as err:
+            return EffectiveRules(tuple(local), frozenset(), (ev,), err.reason, err.hive)
+        merge_off, merge_ev = _local_merge_off(ctx)
+        return EffectiveRules(tuple(local) + tuple(policy), merge_off, (ev, pev, *merge_ev))
+
+    result: EffectiveRules = ctx.cached("firewall:effective", make)
+    return result
 
 
-def local_merge_off(ctx: AuditContext) -> tuple[frozenset[str], str]:
-    """Profiles where Group Policy sets AllowLocalPolicyMerge = 0: local rules do not apply there.
-
-    ``("", note)`` when SOFTWARE cannot be read (the caller already notes that)."""
-    from azvhdaudit.rules.values import HiveUnavailable, read_value
+def _local_merge_off(ctx: AuditContext) -> tuple[frozenset[str], tuple[Evidence, ...]]:
+    """Profiles where Group Policy sets AllowLocalPolicyMerge = 0 (local rules do not apply there), with
+    the evidence of the values that are set. SOFTWARE must be readable (the caller has read it)."""
+    from azvhdaudit.rules.values import read_value
 
     off = set()
+    evidence = []
     for profile, keys in (
         ("domain", ("DomainProfile",)),
         ("private", ("PrivateProfile", "StandardProfile")),
         ("public", ("PublicProfile",)),
     ):
         for key in keys:
-            try:
-                read = read_value(ctx, f"{POLICY}\\{key}", "AllowLocalPolicyMerge", source="policy")
-            except HiveUnavailable:
-                return frozenset(), ""
+            read = read_value(ctx, f"{POLICY}\\{key}", "AllowLocalPolicyMerge", source="policy")
             if read.present:
+                evidence.append(read.evidence)
                 if read.data == 0:
                     off.add(profile)
                 break
-    note = f" (Group Policy ignores local rules in the {'/'.join(sorted(off))} profile(s): AllowLocalPolicyMerge = 0)"
-    return frozenset(off), note if off else ""
+    return frozenset(off), tuple(evidence)
+
+
+def local_merge_off(ctx: AuditContext) -> tuple[frozenset[str], str]:
+    """Profiles where Group Policy sets AllowLocalPolicyMerge = 0, and the sentence saying so
+    (``(frozenset(), "")`` when SOFTWARE cannot be read)."""
+    from azvhdaudit.rules.values import HiveUnavailable
+
+    try:
+        eff = effective_rules(ctx)
+    except HiveUnavailable:
+        return frozenset(), ""
+    return eff.merge_off, eff.merge_note
 
 
 def effective_profiles(rule: FirewallRule, merge_off: frozenset[str]) -> frozenset[str]:
@@ -451,23 +502,20 @@ def _blocking_inbound_port(rules: Iterable[FirewallRule], port: int) -> list[Fir
     )
 )
 def check_rdp_rules(ctx: AuditContext) -> Outcome:
-    local, ev = load_rules(ctx, LOCAL_RULES, "local")
-    policy, pev, policy_note = _policy_rules(ctx)
-    evidence = (ev, *pev)
-    group = [r for r in local + policy if may_hold(r, RDP_GROUP) and (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
+    eff = effective_rules(ctx)
+    evidence = eff.evidence
+    group = [r for r in eff.rules if may_hold(r, RDP_GROUP) and (r.get("EmbedCtxt") or "").lower() == RDP_GROUP]
     if not group:
-        return _policy_unread(
+        return eff.verdict(
             Outcome(
                 Status.FAIL,
                 f"no rule of the Remote Desktop group (EmbedCtxt {RDP_GROUP}) exists",
                 expected="enabled",
                 actual=[],
                 evidence=evidence,
-            ),
-            policy_note,
+            )
         )
     off = [r for r in group if not r.enabled_allow]
-    merge_off, merge_note = local_merge_off(ctx)
     covered: set[str] = set()
     for r in group:
         if (
@@ -476,8 +524,8 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
             and r.get("Protocol") == "6"
             and any(port_covers(p, 3389) for p in r.all("LPort"))
         ):
-            covered |= effective_profiles(r, merge_off)
-    blocked = _blocking_inbound_port(local + policy, 3389)
+            covered |= eff.profiles(r)
+    blocked = _blocking_inbound_port(eff.rules, 3389)
     problems = []
     if off:
         problems.append("disabled or not Allow: " + ", ".join(r.describe() for r in off))
@@ -489,18 +537,19 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
     actual = {r.id: r.enabled_allow for r in group}
     if problems:
         outcome = Outcome(
-            Status.FAIL, "; ".join(problems) + merge_note, expected="all enabled", actual=actual, evidence=evidence
+            Status.FAIL, "; ".join(problems) + eff.merge_note, expected="all enabled", actual=actual,
+            evidence=evidence,
         )
     else:
         outcome = Outcome(
             Status.PASS,
             f"all {len(group)} Remote Desktop rules are enabled ({', '.join(actual)}); TCP "
-            f"3389 is allowed in every profile{merge_note}",
+            f"3389 is allowed in every profile{eff.merge_note}",
             expected="all enabled",
             actual=actual,
             evidence=evidence,
         )
-    return _policy_unread(outcome, policy_note)
+    return eff.verdict(outcome)
 
 
 @rule(
@@ -518,25 +567,34 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
     )
 )
 def check_icmp(ctx: AuditContext) -> Outcome:
-    local, ev = load_rules(ctx, LOCAL_RULES, "local")
-    by_id = {r.id.lower(): r for r in local}
+    eff = effective_rules(ctx)
+    by_id: dict[str, list[FirewallRule]] = {}
+    for r in eff.rules:
+        by_id.setdefault(r.id.lower(), []).append(r)
     wanted = ICMP_ECHO_IDS if ctx.profile == "azure-2017" else ICMP_ECHO_IDS[:1]
     missing = [i for i in wanted if i.lower() not in by_id]
-    off = [by_id[i.lower()] for i in wanted if i.lower() in by_id and not by_id[i.lower()].enabled_allow]
-    actual = {i: (by_id[i.lower()].enabled_allow if i.lower() in by_id else None) for i in wanted}
+    # a rule counts where it is enabled and applies in some profile (local rules where local merge is on)
+    on = {i: any(r.enabled_allow and eff.profiles(r) for r in by_id.get(i.lower(), [])) for i in wanted}
+    off = [r for i in wanted if i.lower() in by_id and not on[i] for r in by_id[i.lower()]]
+    actual = {i: (on[i] if i.lower() in by_id else None) for i in wanted}
     if missing or off:
         parts = []
         if missing:
             parts.append("rule(s) not found: " + ", ".join(missing))
         if off:
             parts.append("not enabled: " + ", ".join(r.describe() for r in off))
-        return Outcome(Status.WARNING, "; ".join(parts), expected="enabled", actual=actual, evidence=(ev,))
-    return Outcome(
-        Status.PASS,
-        "echo request rule(s) enabled: " + ", ".join(wanted),
-        expected="enabled",
-        actual=actual,
-        evidence=(ev,),
+        return eff.verdict(
+            Outcome(Status.WARNING, "; ".join(parts) + eff.merge_note, expected="enabled", actual=actual,
+                    evidence=eff.evidence)
+        )
+    return eff.verdict(
+        Outcome(
+            Status.PASS,
+            "echo request rule(s) enabled: " + ", ".join(wanted) + eff.merge_note,
+            expected="enabled",
+            actual=actual,
+            evidence=eff.evidence,
+        )
     )
 
 
@@ -566,19 +624,17 @@ def _platform_rule(r: FirewallRule, direction: str) -> bool:
     )
 )
 def check_platform(ctx: AuditContext) -> Outcome:
-    local, ev = load_rules(ctx, LOCAL_RULES, "local")
-    policy, pev, policy_note = _policy_rules(ctx)
-    rules = local + policy
-    merge_off, note = local_merge_off(ctx)
-    inbound = [r for r in rules if _platform_rule(r, "in") and (r.get("Edge") or "").upper() == "TRUE"]
-    outbound = [r for r in rules if _platform_rule(r, "out")]
+    eff = effective_rules(ctx)
+    note = eff.merge_note
+    inbound = [r for r in eff.rules if _platform_rule(r, "in") and (r.get("Edge") or "").upper() == "TRUE"]
+    outbound = [r for r in eff.rules if _platform_rule(r, "out")]
     actual = {"in": [r.id for r in inbound], "out": [r.id for r in outbound]}
-    evidence = (ev, *pev)
+    evidence = eff.evidence
 
     def covers_all(found: list[FirewallRule]) -> bool:
         covered: set[str] = set()
         for r in found:
-            covered |= effective_profiles(r, merge_off)
+            covered |= eff.profiles(r)
         return covered >= set(PROFILES)
 
     missing = [
@@ -600,7 +656,7 @@ def check_platform(ctx: AuditContext) -> Outcome:
             actual=actual,
             evidence=evidence,
         )
-    return _policy_unread(outcome, policy_note)
+    return eff.verdict(outcome)
 
 
 def _blocks_wireserver(r: FirewallRule) -> bool:
@@ -632,14 +688,14 @@ def _blocks_wireserver(r: FirewallRule) -> bool:
     )
 )
 def check_no_block(ctx: AuditContext) -> Outcome:
-    local, ev = load_rules(ctx, LOCAL_RULES, "local")
-    policy, pev, policy_note = _policy_rules(ctx)
-    blocking = [r for r in local + policy if _blocks_wireserver(r)]
-    evidence = (ev, *pev)
+    eff = effective_rules(ctx)
+    # a local block rule does not apply where Group Policy switches the local rules off
+    blocking = [r for r in eff.rules if _blocks_wireserver(r) and eff.profiles(r)]
+    evidence = eff.evidence
     if blocking:
         outcome = Outcome(
             Status.WARNING,
-            f"block rule(s) covering {WIRESERVER}: " + ", ".join(r.describe() for r in blocking),
+            f"block rule(s) covering {WIRESERVER}: " + ", ".join(r.describe() for r in blocking) + eff.merge_note,
             expected=[],
             actual=[r.id for r in blocking],
             evidence=evidence,
@@ -648,4 +704,4 @@ def check_no_block(ctx: AuditContext) -> Outcome:
         outcome = Outcome(
             Status.PASS, f"no enabled block rule covers {WIRESERVER}", expected=[], actual=[], evidence=evidence
         )
-    return _policy_unread(outcome, policy_note)
+    return eff.verdict(outcome)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import fnmatch
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.values import BOTH, HiveUnavailable, open_key, read_value, value_evidence, worst
+from azvhdaudit.rules.values import BOTH, HiveUnavailable, key_evidence, open_key, read_value, worst
 
 __all__ = ["WinHttpSettings", "parse_winhttp_settings", "bypasses", "WIRESERVER"]
 
@@ -106,7 +106,7 @@ def bypasses(bypass_list: str, address: str = WIRESERVER) -> bool:
 def check_routes(ctx: AuditContext) -> Outcome:
     key = open_key(ctx, ROUTES)
     if key is None:
-        ev = value_evidence(ctx, ROUTES, None, None, "registry", note="key absent")
+        ev = key_evidence(ctx, ROUTES, None)
         return Outcome(
             Status.PASS,
             f"no persistent routes ({ctx.registry.display_path(ROUTES)} does not exist)",
@@ -115,7 +115,7 @@ def check_routes(ctx: AuditContext) -> Outcome:
             evidence=(ev,),
         )
     routes = [v.name for v in key.values()]
-    ev = value_evidence(ctx, ROUTES, None, None, "registry", note=f"{len(routes)} route(s)")
+    ev = key_evidence(ctx, ROUTES, key, note=f"{len(routes)} route(s), one value each")
     if routes:
         return Outcome(
             Status.FAIL,
@@ -127,39 +127,52 @@ def check_routes(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "no persistent routes", expected=[], actual=[], evidence=(ev,))
 
 
-def _judge_blob(ctx: AuditContext, path: str) -> tuple[Status, str, Evidence | None]:
+def _setting(settings: WinHttpSettings | None) -> str:
+    """What a view's WinHTTP setting is, in words: ``direct`` or ``proxy host:port, bypass list``."""
+    if settings is None or not settings.uses_proxy:
+        return "direct"
+    return f"proxy {settings.proxy}, bypass {settings.bypass or '(empty)'}"
+
+
+def _judge_blob(ctx: AuditContext, path: str) -> tuple[Status, str, Evidence | None, str | None]:
+    """(status, message, evidence, the setting in words — None when not read)."""
     try:
         read = read_value(ctx, path, "WinHttpSettings")
     except HiveUnavailable as err:
-        return Status.NOT_CHECKED, f"not checked: {err.reason}", None
+        return Status.NOT_CHECKED, f"not checked: {err.reason}", None, None
     where = read.key_path
     if read.value is None:
-        return Status.PASS, f"no WinHttpSettings under {where} (direct access)", read.evidence
+        return Status.PASS, f"no WinHttpSettings under {where} (direct access)", read.evidence, "direct"
     raw = read.value.raw
     try:
         settings = parse_winhttp_settings(raw)
     except ValueError as err:
-        return Status.NOT_CHECKED, f"{where}: WinHttpSettings cannot be decoded: {err}", read.evidence
+        return Status.NOT_CHECKED, f"{where}: WinHttpSettings cannot be decoded: {err}", read.evidence, None
+    ev = replace(read.evidence, note=f"decoded: {_setting(settings)} (flags 0x{settings.flags:X})")
+    shown = _setting(settings)
     if not settings.uses_proxy:
-        return Status.PASS, f"WinHTTP goes direct under {where} (flags 0x{settings.flags:X})", read.evidence
+        return Status.PASS, f"WinHTTP goes direct under {where} (flags 0x{settings.flags:X})", ev, shown
     if bypasses(settings.bypass):
         if ctx.profile == "azure-2017":
             return (
                 Status.FAIL,
-                f"WinHTTP proxy {settings.proxy!r} is set under {where} (bypass list "
-                f"{settings.bypass!r} holds {WIRESERVER}, but the 2017 text resets the proxy)",
-                read.evidence,
+                f"WinHTTP proxy '{settings.proxy}' is set under {where} (bypass list "
+                f"'{settings.bypass}' holds {WIRESERVER}, but the 2017 text resets the proxy)",
+                ev,
+                shown,
             )
         return (
             Status.PASS,
-            f"WinHTTP proxy {settings.proxy!r} under {where} bypasses {WIRESERVER} ({settings.bypass!r})",
-            read.evidence,
+            f"WinHTTP proxy '{settings.proxy}' under {where} bypasses {WIRESERVER} ('{settings.bypass}')",
+            ev,
+            shown,
         )
     return (
         Status.FAIL,
-        f"WinHTTP proxy {settings.proxy!r} is set under {where} and its bypass list "
-        f"{settings.bypass!r} does not hold {WIRESERVER}",
-        read.evidence,
+        f"WinHTTP proxy '{settings.proxy}' is set under {where} and its bypass list "
+        f"'{settings.bypass}' does not hold {WIRESERVER}",
+        ev,
+        shown,
     )
 
 
@@ -187,10 +200,13 @@ def check_proxy(ctx: AuditContext) -> Outcome:
     if all(s is Status.NOT_CHECKED for s in statuses):
         return Outcome(Status.NOT_CHECKED, message, reason=message, evidence=evidence)
     status = worst(statuses)
+    views = ("64-bit", "32-bit (WOW6432Node)")
+    actual = {view: v[3] for view, v in zip(views, verdicts, strict=True) if v[3] is not None}
     return Outcome(
         status,
         message,
         expected="direct or bypass 168.63.129.16",
+        actual=actual,
         evidence=evidence,
         reason=message if status is Status.NOT_CHECKED else "",
     )

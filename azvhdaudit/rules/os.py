@@ -18,7 +18,7 @@ from azvhdaudit.errors import NotApplicable
 from azvhdaudit.facts import OSFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.values import HiveUnavailable, read_value
+from azvhdaudit.rules.values import HiveUnavailable, key_evidence, read_value
 
 __all__ = ["os_of", "image_state", "sysprep_of", "BUILD_NAMES", "build_name"]
 
@@ -83,10 +83,17 @@ def image_state(ctx: AuditContext) -> tuple[str, str]:
     return str(facts.get("state") or "unknown"), "the image's Sysprep state"
 
 
-def _os_evidence(ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE",
+def os_evidence(ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE",
                  key: str = osinfo.CURRENT_VERSION) -> Evidence:
-    return Evidence(source="registry", hive=hive, key=ctx.registry.display_path(key), value_name=name,
-                    actual=value, present=value is not None)
+    """The registry value an OS fact came from, as stored: its own name, type and data. The build comes from
+    CurrentBuild, or CurrentBuildNumber where CurrentBuild is absent (as :mod:`azvhdaudit.osinfo` reads it)."""
+    names = ("CurrentBuild", "CurrentBuildNumber") if name == "CurrentBuild" else (name,)
+    try:
+        reads = [read_value(ctx, key, n) for n in names]
+    except HiveUnavailable as err:
+        return Evidence(source="registry", hive=hive, key=ctx.registry.display_path(key), value_name=name,
+                        note=f"not read: {err.reason}")
+    return next((r for r in reads if r.present), reads[0]).evidence
 
 
 def _need_os(ctx: AuditContext) -> OSFacts:
@@ -134,7 +141,7 @@ def check_identify(ctx: AuditContext) -> Outcome:
         parts.append(osf.display_version)
     parts.append(osf.architecture or "architecture unknown")
     parts.append(osf.installation_type or osf.product_type or "type unknown")
-    ev = tuple(_os_evidence(ctx, n, v) for n, v in (("ProductName", osf.product_name), ("CurrentBuild", osf.build),
+    ev = tuple(os_evidence(ctx, n, v) for n, v in (("ProductName", osf.product_name), ("CurrentBuild", osf.build),
                                                      ("UBR", osf.ubr), ("EditionID", osf.edition_id)))
     return Outcome(Status.PASS, ", ".join(parts), None, osf.to_dict(), ev)
 
@@ -156,10 +163,10 @@ def check_architecture(ctx: AuditContext) -> Outcome:
     except _Missing as m:
         return _not_checked(m.reason, "AMD64")
     arch = osf.architecture
-    ev: tuple[Evidence, ...] = (_os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
+    ev: tuple[Evidence, ...] = (os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
     if arch is None:
         wow64 = ctx.files is not None and ctx.files.is_dir(r"Windows\SysWOW64")
-        wow_ev = Evidence(source="file", key=r"Windows\SysWOW64", actual=True, present=True,
+        wow_ev = Evidence(source="file", key=r"Windows\SysWOW64", actual=True if wow64 else None, present=wow64,
                           note="only 64-bit Windows has a 32-bit subsystem folder")
         try:
             read_value(ctx, osinfo.ENVIRONMENT, "PROCESSOR_ARCHITECTURE")
@@ -209,7 +216,7 @@ def check_x86_specialized(ctx: AuditContext) -> Outcome:
     facts = sysprep_of(ctx)
     ev = (Evidence(source="facts", key="sysprep", actual=state, present=state != "unknown",
                    note="; ".join(facts.get("evidence", [])) or origin),
-          _os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
+          os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
     client = osf.is_server is False
     memory = (" On this client edition Azure makes only 1 GB of memory usable; the rest shows as reserved."
               if client else "")
@@ -242,7 +249,7 @@ def check_min_version(ctx: AuditContext) -> Outcome:
     except _Missing as m:
         return _not_checked(m.reason, ">= 7601")
     build = osf.build
-    ev = (_os_evidence(ctx, "CurrentBuild", build),)
+    ev = (os_evidence(ctx, "CurrentBuild", build),)
     if build is None:
         why = _software_missing(ctx) or "CurrentBuild is not in the SOFTWARE hive"
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", ">= 7601", None, ev, reason=why)
@@ -276,8 +283,8 @@ def check_gen2(ctx: AuditContext) -> Outcome:
         osf = _need_os(ctx)
     except _Missing as m:
         return _not_checked(m.reason)
-    ev = (_os_evidence(ctx, "CurrentBuild", osf.build),
-          _os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
+    ev = (os_evidence(ctx, "CurrentBuild", osf.build),
+          os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
     problems = []
     if osf.is_64bit is False:
         problems.append(f"{osf.architecture} is not 64-bit")
@@ -307,12 +314,12 @@ def check_gen2(ctx: AuditContext) -> Outcome:
 def check_domain_controller(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SYSTEM"):
         return _not_checked(ctx.registry.why_unavailable("SYSTEM"))
-    ptype = ctx.registry.value(osinfo.PRODUCT_OPTIONS, "ProductType")
+    read = read_value(ctx, osinfo.PRODUCT_OPTIONS, "ProductType")
+    ptype = read.value
     ntds = ctx.registry.key(osinfo.SERVICES + r"\NTDS\Parameters")
-    ev = (Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(osinfo.PRODUCT_OPTIONS),
-                   value_name="ProductType", actual=ptype.data if ptype else None, present=ptype is not None),
-          Evidence(source="registry", hive="SYSTEM",
-                   key=ctx.registry.display_path(osinfo.SERVICES + r"\NTDS\Parameters"), present=ntds is not None))
+    ev = (read.evidence,
+          key_evidence(ctx, osinfo.SERVICES + r"\NTDS\Parameters", ntds,
+                       note="the NTDS service has parameters" if ntds is not None else ""))
     is_dc = (isinstance(ptype.data, str) and ptype.data.lower() == "lanmannt") if ptype else False
     if is_dc or ntds is not None:
         why = "ProductType is LanmanNT" if is_dc else "the NTDS service has Parameters"

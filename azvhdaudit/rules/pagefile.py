@@ -13,7 +13,7 @@ from __future__ import annotations
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.values import BOTH, read_value
+from azvhdaudit.rules.values import BOTH, format_data, plain, read_value
 
 MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
 
@@ -49,7 +49,7 @@ def check_pagefile(ctx: AuditContext) -> Outcome:
     if value.type != RegType.MULTI_SZ:
         return Outcome(
             Status.WARNING,
-            f"PagingFiles is {value.type_name} {value.data!r}; Windows expects REG_MULTI_SZ entries such as "
+            f"PagingFiles is {value.type_name} {format_data(value.data)}; Windows expects REG_MULTI_SZ entries such as "
             "'D:\\pagefile.sys' (the 2017 doc's line wrote this form)",
             expected="REG_MULTI_SZ",
             actual=value.data,
@@ -63,4 +63,4 @@ def check_pagefile(ctx: AuditContext) -> Outcome:
         note = "system-managed on any drive; move it to D: after the VM is created in Azure"
     else:
         note = "move it to D: after the VM is created in Azure"
-    return Outcome(Status.PASS, f"PagingFiles is {entries!r}: {note}", actual=entries, evidence=(read.evidence,))
+    return Outcome(Status.PASS, f"PagingFiles is {plain(entries)}: {note}", actual=entries, evidence=(read.evidence,))

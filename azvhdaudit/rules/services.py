@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from azvhdaudit.errors import NotApplicable
 from azvhdaudit.report import Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, Rule, RuleMeta, register
-from azvhdaudit.rules.values import BOTH, CURRENT, mismatch_status, open_key, value_evidence
+from azvhdaudit.rules.values import BOTH, CURRENT, format_data, mismatch_status, open_key, value_evidence
 
 __all__ = ["ServiceRow", "START_NAMES", "service_outcome", "ROWS"]
 
@@ -77,7 +77,8 @@ def service_outcome(
     if start_value is not None and start is None:
         return Outcome(
             mismatch_status(severity),
-            f"Start is {start_value.type_name} {start_value.data!r} under {ctx.registry.display_path(path)}; "
+            f"Start is {start_value.type_name} {format_data(start_value.data)} under "
+            f"{ctx.registry.display_path(path)}; "
             "Windows reads a REG_DWORD",
             expected=START_NAMES[expected],
             actual=start_value.data,

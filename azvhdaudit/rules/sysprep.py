@@ -12,6 +12,7 @@ The ``image_type`` option (``generalized`` / ``specialized``) says how the image
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from azvhdaudit import osinfo
@@ -19,7 +20,7 @@ from azvhdaudit.errors import NotApplicable
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.os import image_state, sysprep_of
-from azvhdaudit.rules.values import HiveUnavailable, Read, read_value
+from azvhdaudit.rules.values import HiveUnavailable, Read, key_evidence, read_value
 
 GENERALIZE = "Generalize a VHD"
 HIBER_KEY = r"SYSTEM\CurrentControlSet\Control\Session Manager\Power"
@@ -44,24 +45,29 @@ def _from_setup(facts: dict[str, Any]) -> bool:
     return not facts.get("image_state") and not facts.get("state_ini") and facts.get("setup_type") is not None
 
 
-def _sysprep_evidence(facts: dict[str, Any], setup: bool = False) -> tuple[Evidence, ...]:
+def _stored(ctx: AuditContext, path: str, name: str, fallback: Any, hive: str) -> Evidence:
+    """The value as stored where its hive can be read; else what the image facts recorded of it."""
+    if ctx.registry.has_hive(hive):
+        return read_value(ctx, path, name).evidence
+    return Evidence(source="registry", hive=hive, key="HKLM\\" + path, value_name=name, actual=fallback,
+                    present=fallback is not None, note="as recorded in the image facts", derived=fallback is not None)
+
+
+def _sysprep_evidence(ctx: AuditContext, facts: dict[str, Any], setup: bool = False) -> tuple[Evidence, ...]:
     """The evidence a verdict stands on: ImageState (only where SOFTWARE was read: an unread hive is not an
     absent value), State.ini, and ``SYSTEM\\Setup`` only where ``setup`` says it decided the verdict."""
     ev = []
     if "SOFTWARE" not in (facts.get("missing_hives") or []):
-        ev.append(Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.SETUP_STATE,
-                           value_name="ImageState", actual=facts.get("image_state"),
-                           present=facts.get("image_state") is not None))
+        ev.append(_stored(ctx, osinfo.SETUP_STATE, "ImageState", facts.get("image_state"), "SOFTWARE"))
     if facts.get("state_ini") is not None:
         ev.append(Evidence(source="file", key=osinfo.STATE_INI, value_name="ImageState", actual=facts["state_ini"],
                            present=True))
     if setup and (facts.get("setup_type") is not None or facts.get("cmdline") is not None):
-        ev.append(Evidence(source="registry", hive="SYSTEM", key="HKLM\\SYSTEM\\Setup", value_name="SetupType",
-                           actual={"SetupType": facts.get("setup_type"), "CmdLine": facts.get("cmdline")},
-                           present=True))
+        ev.append(_stored(ctx, r"SYSTEM\Setup", "SetupType", facts.get("setup_type"), "SYSTEM"))
+        ev.append(_stored(ctx, r"SYSTEM\Setup", "CmdLine", facts.get("cmdline"), "SYSTEM"))
     if facts.get("sysprep_succeeded_tag") is not None:
-        ev.append(Evidence(source="file", key=osinfo.SYSPREP_TAG, actual=facts["sysprep_succeeded_tag"],
-                           present=bool(facts["sysprep_succeeded_tag"])))
+        tag = bool(facts["sysprep_succeeded_tag"])
+        ev.append(Evidence(source="file", key=osinfo.SYSPREP_TAG, actual=True if tag else None, present=tag))
     return tuple(ev)
 
 
@@ -97,7 +103,7 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
 def check_state(ctx: AuditContext) -> Outcome:
     facts = sysprep_of(ctx)
     state = str(facts.get("state") or "unknown")
-    ev = _sysprep_evidence(facts, setup=_from_setup(facts))
+    ev = _sysprep_evidence(ctx, facts, setup=_from_setup(facts))
     why = "; ".join(facts.get("evidence", [])) or "no Sysprep evidence"
     wanted = ctx.options.image_type
     unread = _software_unread(ctx, facts)
@@ -142,7 +148,7 @@ def check_oobe(ctx: AuditContext) -> Outcome:
     _generalized_only(ctx)
     facts = sysprep_of(ctx)
     value = facts.get("image_state") or facts.get("state_ini")
-    ev = _sysprep_evidence(facts)
+    ev = _sysprep_evidence(ctx, facts)
     expected = "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
     unread = _software_unread(ctx, facts)
     if unread:
@@ -271,8 +277,11 @@ def check_roles(ctx: AuditContext) -> Outcome:
         exists, start, image = osinfo.service_start(ctx.registry, name)
         if exists and image is not None and start is not None and start != 4:
             found[name] = role
-    ev = tuple(Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(f"{osinfo.SERVICES}\\{n}"),
-                        value_name="Start", present=True, actual=r) for n, r in found.items())
+    ev = tuple(replace(read_value(ctx, f"{osinfo.SERVICES}\\{n}", "Start").evidence, note=f"role: {r}")
+               for n, r in found.items() if n != "NTDS")
+    if "NTDS" in found:
+        path = f"{osinfo.SERVICES}\\NTDS\\Parameters"
+        ev += (key_evidence(ctx, path, ctx.registry.key(path), note=f"role: {found['NTDS']}"),)
     if found:
         return Outcome(Status.WARNING, "server roles that Sysprep does not generalize: "
                        + ", ".join(sorted(set(found.values()))) + f" (Sysprep state: {state}, from {origin})", "none",
@@ -305,7 +314,7 @@ def check_hibernation(ctx: AuditContext) -> Outcome:
     # an unread hive or file is not evidence of absence: only what was read is shown
     ev: list[Evidence] = [read.evidence] if read is not None else []
     if present is not None:
-        ev.append(Evidence(source="file", key="hiberfil.sys", actual=present, present=bool(present)))
+        ev.append(Evidence(source="file", key="hiberfil.sys", actual=True if present else None, present=bool(present)))
     problems = []
     if hiber is not None and hiber.data == 1:
         problems.append("Fast Startup is on (HiberbootEnabled = 1)")

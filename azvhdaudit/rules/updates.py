@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import pkgutil
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -23,7 +24,8 @@ from azvhdaudit.facts import OSFacts
 from azvhdaudit.pe import format_version, parse_version
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.os import build_name, os_of
+from azvhdaudit.rules.os import build_name, os_evidence, os_of
+from azvhdaudit.rules.values import key_evidence, read_value
 
 __all__ = ["update_table", "column_for", "minimum_for", "check_rows", "kb_installed"]
 
@@ -139,8 +141,10 @@ def check_min_versions(ctx: AuditContext) -> Outcome:
                        reason="no guest file access")
     rows = [r for r in update_table()["rows"] if ctx.profile != "azure-2017" or r["in_2017_table"]]
     results = check_rows(ctx, column, rows)
-    ev = tuple(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"] or "not present",
-                        present=r["version"] is not None, note=f"minimum {r['minimum']} ({r['kb'] or 'no KB'})")
+    ev = tuple(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"],
+                        present=r["version"] is not None,
+                        note=f"minimum {r['minimum']} ({r['kb'] or 'no KB'})"
+                        + ("" if r["version"] else f"; {r['status']}"))
                for r in results)
     low = [r for r in results if r["status"] == "low"]
     missing = [r for r in results if r["status"] in ("missing", "unreadable")]
@@ -184,10 +188,11 @@ def _kbs(name: str, column: dict[str, Any]) -> list[str]:
     return []
 
 
-def _ubr_outcome(osf: OSFacts, thresholds: dict[int, int], fixed_build: int, what: str) -> Outcome | None:
+def _ubr_outcome(
+    ctx: AuditContext, osf: OSFacts, thresholds: dict[int, int], fixed_build: int, what: str
+) -> Outcome | None:
     build = osf.build or 0
-    ev = (Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.CURRENT_VERSION, value_name="UBR",
-                   actual=f"{build}.{osf.ubr}", present=osf.ubr is not None),)
+    ev = (os_evidence(ctx, "CurrentBuild", build), os_evidence(ctx, "UBR", osf.ubr))
     if build >= fixed_build:
         return Outcome(Status.PASS, f"{build_name(build)} shipped with the {what} fix", f">= {fixed_build}", build, ev)
     if build in thresholds:
@@ -222,7 +227,7 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     if isinstance(osf, Outcome):
         return osf
-    by_ubr = _ubr_outcome(osf, MS17_010_UBR, MS17_010_FIXED_BUILD, "MS17-010")
+    by_ubr = _ubr_outcome(ctx, osf, MS17_010_UBR, MS17_010_FIXED_BUILD, "MS17-010")
     if by_ubr is not None:
         return by_ubr
     column = column_for(osf.build, "azure")
@@ -276,7 +281,7 @@ def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     if isinstance(osf, Outcome):
         return osf
-    by_ubr = _ubr_outcome(osf, CVE_2018_0886_UBR, CVE_2018_0886_FIXED_BUILD, "CVE-2018-0886")
+    by_ubr = _ubr_outcome(ctx, osf, CVE_2018_0886_UBR, CVE_2018_0886_FIXED_BUILD, "CVE-2018-0886")
     if by_ubr is not None:
         return by_ubr
     column = column_for(osf.build, "azure")
@@ -296,6 +301,54 @@ def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
                    reason="inconclusive evidence")
 
 
+def rename_operations(strings: list[str]) -> list[tuple[str, str]]:
+    """PendingFileRenameOperations as operations: the REG_MULTI_SZ holds pairs (source, destination), an
+    empty destination meaning "delete the source" (the last one's empty string ends the list, so a reader
+    drops it). Pairs with an empty source are no operation."""
+    pairs = [(strings[i], strings[i + 1] if i + 1 < len(strings) else "") for i in range(0, len(strings), 2)]
+    return [(src, dst) for src, dst in pairs if src]
+
+
+def _pending_evidence(ctx: AuditContext) -> tuple[list[Evidence], list[str]]:
+    """What says a restart is pending, read from the hives that are there: (evidence, reasons)."""
+    reg = ctx.registry
+    evidence: list[Evidence] = []
+    reasons: list[str] = []
+    if reg.has_hive("SOFTWARE"):
+        for path, what in ((osinfo.CBS + r"\RebootPending", "servicing waits for a restart"),
+                           (osinfo.WU_REBOOT, "Windows Update waits for a restart")):
+            key = reg.key(path)
+            evidence.append(key_evidence(ctx, path, key, note=what if key is not None else ""))
+            if key is not None:
+                reasons.append(f"{reg.display_path(path)} exists ({what})")
+        path = osinfo.CBS + r"\PackagesPending"
+        key = reg.key(path)
+        entries = (len(key.subkey_names()) + len(key.values())) if key is not None else 0
+        evidence.append(key_evidence(ctx, path, key, note=f"{entries} pending package(s)" if key is not None else ""))
+        if entries:
+            reasons.append(f"{reg.display_path(path)} lists {entries} pending package(s)")
+    if reg.has_hive("SYSTEM"):
+        for name in ("PendingFileRenameOperations", "PendingFileRenameOperations2"):
+            read = read_value(ctx, osinfo.SESSION_MANAGER, name)
+            data = read.data
+            strings = data if isinstance(data, list) else [data] if isinstance(data, str) else []
+            ops = rename_operations([s for s in strings if isinstance(s, str)])
+            note = ""
+            if read.present:
+                deletes = sum(1 for _, dst in ops if not dst)
+                note = f"{len(ops)} operation(s): {len(ops) - deletes} rename(s), {deletes} delete(s)"
+            evidence.append(read.evidence if not note else replace(read.evidence, note=note))
+            if ops:
+                reasons.append(f"Session Manager {name} holds {len(ops)} file operation(s) for the next boot")
+    if ctx.files is not None:
+        present = ctx.files.exists(osinfo.PENDING_XML)
+        evidence.append(Evidence(source="file", key=osinfo.PENDING_XML, actual=True if present else None,
+                                 present=present, note="servicing operations wait for a restart" if present else ""))
+        if present:
+            reasons.append(f"{osinfo.PENDING_XML} exists")
+    return evidence, reasons
+
+
 @rule(RuleMeta(
     id="updates.no_pending_reboot",
     title="No pending restart / pending servicing operations",
@@ -308,20 +361,17 @@ def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
     remediation="Install all updates and restart once before migration / before sysprep.exe",
 ))
 def check_pending_reboot(ctx: AuditContext) -> Outcome:
-    facts = ctx.facts.extra.get("pending_reboot")
-    if not isinstance(facts, dict):
-        facts = ctx.cached("osinfo.pending", lambda: osinfo.pending_reboot_facts(ctx.registry, ctx.files))
-    ev = tuple(Evidence(source="registry" if "HKLM" in r or "Session Manager" in r else "file", note=r, present=True)
-               for r in facts["reasons"])
-    if facts["pending"] is None:
+    have = [h for h in ("SOFTWARE", "SYSTEM") if ctx.registry.has_hive(h)]
+    ev, reasons = _pending_evidence(ctx)
+    if not have:
         why = ctx.registry.why_unavailable("SOFTWARE") + "; " + ctx.registry.why_unavailable("SYSTEM")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "nothing pending", None, ev, reason=why)
-    if facts["pending"]:
-        return Outcome(Status.FAIL, "a restart is pending: " + "; ".join(facts["reasons"]), "nothing pending",
-                       facts["reasons"], ev)
-    missing = [h for h in ("SOFTWARE", "SYSTEM") if not ctx.registry.has_hive(h)]
+        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "nothing pending", None, tuple(ev), reason=why)
+    if reasons:
+        return Outcome(Status.FAIL, "a restart is pending: " + "; ".join(reasons), "nothing pending", reasons,
+                       tuple(ev))
+    missing = [h for h in ("SOFTWARE", "SYSTEM") if h not in have]
     if missing:
         return Outcome(Status.NOT_CHECKED, f"nothing pending in what was read, but {' and '.join(missing)} could not "
-                       "be read", "nothing pending", None, ev, reason=f"{', '.join(missing)} unavailable")
+                       "be read", "nothing pending", None, tuple(ev), reason=f"{', '.join(missing)} unavailable")
     return Outcome(Status.PASS, "no pending restart (CBS, Windows Update, file renames, pending.xml)",
-                   "nothing pending", [], ev)
+                   "nothing pending", [], tuple(ev))

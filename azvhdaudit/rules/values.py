@@ -35,7 +35,9 @@ __all__ = [
     "read_value",
     "open_key",
     "value_evidence",
+    "key_evidence",
     "format_data",
+    "plain",
     "mismatch_status",
     "worst",
     "evaluate_items",
@@ -118,8 +120,26 @@ def format_data(data: Any) -> str:
     if isinstance(data, bytes):
         return data.hex() if len(data) <= 32 else data[:32].hex() + "..."
     if isinstance(data, str):
-        return repr(data)
-    return repr(data)
+        return f"'{data}'"
+    return plain(data)
+
+
+def plain(data: Any) -> str:
+    """Any value as words, never as a Python repr: ``None`` is ``(none)``, strings unquoted, lists
+    ``[a, b]``, mappings ``name value, name value``."""
+    if data is None:
+        return "(none)"
+    if isinstance(data, bool):
+        return str(data).lower()
+    if isinstance(data, int):
+        return f"{data} (0x{data:X})" if data > 0xFFFF else str(data)
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data).hex() if len(data) <= 32 else bytes(data[:32]).hex() + "..."
+    if isinstance(data, dict):
+        return ", ".join(f"{k} {plain(v)}" for k, v in data.items())
+    if isinstance(data, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(plain(x) for x in data) + "]"
+    return str(data)
 
 
 def value_evidence(
@@ -143,6 +163,35 @@ def value_evidence(
         control_set=reg.control_set_name if uses_ccs else None,
         hive_dirty=hive.state.dirty if hive is not None else None,
         note=note,
+    )
+
+
+def key_evidence(
+    ctx: AuditContext,
+    path: str,
+    key: RegKey | None,
+    source: str = "registry",
+    note: str = "",
+    actual: Any = None,
+    derived: bool = False,
+) -> Evidence:
+    """Evidence for a registry key (no value): ``present`` says whether it exists, ``note`` what it holds
+    (``480 rule(s)``). ``actual`` is only given for a fact computed from the key (``derived``)."""
+    reg = ctx.registry
+    resolved = reg.resolve(path)
+    hive_name = resolved[0] if resolved else ""
+    hive = reg.hive(hive_name) if hive_name else None
+    return Evidence(
+        source=source,
+        hive=hive_name,
+        key=reg.display_path(path),
+        value_name=None,
+        actual=actual,
+        present=key is not None,
+        control_set=reg.control_set_name if "currentcontrolset" in path.lower() else None,
+        hive_dirty=hive.state.dirty if hive is not None else None,
+        note=note,
+        derived=derived,
     )
 
 
@@ -230,6 +279,10 @@ class ItemVerdict:
     message: str
     evidence: tuple[Evidence, ...]
     actual: Any = None
+    #: what the item expects, when it must be said differently from ``Item.expected`` (with its type)
+    expected: Any = None
+    #: for not checked: why
+    reason: str = ""
 
 
 def _type_names(types: Sequence[int]) -> str:
@@ -304,6 +357,32 @@ def judge(item: Item, read: Read, severity: Severity, where: str = "") -> tuple[
     )
 
 
+_WOULD = {Status.PASS: "would pass", Status.FAIL: "would fail", Status.WARNING: "would be a warning"}
+
+
+def _typed(item: Item, read: Read) -> tuple[Any, Any]:
+    """(actual, expected) as a verdict shows them: the data alone, or — when the value's registry type is
+    not one the item accepts — each with its type, so the two never read the same while they differ."""
+    value = read.value
+    if value is None or item.compare in ("absent", "report") or value.type in item.types:
+        return read.data, None
+    return f"{value.type_name} {format_data(value.data)}", f"{_type_names(item.types)} {_expected_text(item)}"
+
+
+def unread_policy_message(name: str, local: Read, status: Status, hive: str, reason: str) -> str:
+    """The not-checked message of a local value that Group Policy could override, its policy hive unread:
+    ``local fDenyTSConnections = 1 would fail; Group Policy could override it, and SOFTWARE could not be
+    read (...)``."""
+    if local.value is not None:
+        shown = f"local {name} = {format_data(local.value.data)}"
+    elif local.key_exists:
+        shown = f"local {name} (absent)"
+    else:
+        shown = f"local {name} (absent, key {local.key_path} does not exist)"
+    would = _WOULD.get(status, f"would be {status.value}")
+    return f"{shown} {would}; Group Policy could override it, and {hive or 'SOFTWARE'} could not be read ({reason})"
+
+
 def evaluate_item(ctx: AuditContext, item: Item, severity: Severity) -> ItemVerdict:
     """Evaluate one item, Group Policy first where the item has a policy twin."""
     label = f" ({item.label})" if item.label else ""
@@ -311,35 +390,35 @@ def evaluate_item(ctx: AuditContext, item: Item, severity: Severity) -> ItemVerd
     try:
         local = read_value(ctx, item.key, item.value, source=source)
     except HiveUnavailable as err:
-        return ItemVerdict(Status.NOT_CHECKED, f"{item.value}{label}: not checked, {err.reason}", ())
+        return ItemVerdict(Status.NOT_CHECKED, f"{item.value}{label}: not checked, {err.reason}", (),
+                           reason=err.reason)
     if not item.policy:
         status, message = judge(item, local, severity, label)
-        return ItemVerdict(status, message, (local.evidence,), local.data)
+        actual, expected = _typed(item, local)
+        return ItemVerdict(status, message, (local.evidence,), actual, expected)
 
     # Group Policy wins: the first policy key that sets the value is the effective value.
     policy_reads: list[Read] = []
-    policy_note = ""
+    unread: HiveUnavailable | None = None
     for policy_key in item.policy:
         try:
             policy_reads.append(read_value(ctx, policy_key, item.value, source="policy"))
         except HiveUnavailable as err:
-            policy_note = f"; Group Policy not checked ({err.reason})"
+            unread = err
             break
     effective = next((r for r in policy_reads if r.present), None)
     evidence = tuple(r.evidence for r in policy_reads) + (local.evidence,)
     if effective is None:
         status, message = judge(item, local, severity, label)
-        if policy_note:
+        actual, expected = _typed(item, local)
+        if unread is not None:
             # Group Policy wins, and it could not be read: the local value alone does not decide the
             # effective setting, so neither a pass nor a fail is earned.
-            return ItemVerdict(
-                Status.NOT_CHECKED,
-                f"{message} (local value); not checked, the effective value is unknown{policy_note}",
-                evidence,
-                local.data,
-            )
-        return ItemVerdict(status, f"{message} (local value; no Group Policy override)", evidence, local.data)
+            text = unread_policy_message(item.value or "(default)", local, status, unread.hive, unread.reason)
+            return ItemVerdict(Status.NOT_CHECKED, text + label, evidence, actual, expected, reason=text)
+        return ItemVerdict(status, f"{message} (local value; no Group Policy override)", evidence, actual, expected)
     status, message = judge(item, effective, severity, label)
+    actual, expected = _typed(item, effective)
     local_text = (
         f"local value {format_data(local.data)} at {local.key_path} is overridden"
         if local.present
@@ -349,7 +428,8 @@ def evaluate_item(ctx: AuditContext, item: Item, severity: Severity) -> ItemVerd
         status,
         f"{message} (effective value set by Group Policy at {effective.key_path}; {local_text})",
         evidence,
-        effective.data,
+        actual,
+        expected,
     )
 
 
@@ -358,7 +438,7 @@ def evaluate_items(ctx: AuditContext, items: Sequence[Item], severity: Severity,
     verdicts = [evaluate_item(ctx, item, severity) for item in items]
     status = worst(v.status for v in verdicts)
     if all(v.status is Status.NOT_CHECKED for v in verdicts):
-        reason = verdicts[0].message.split("not checked, ", 1)[-1]
+        reason = verdicts[0].reason or verdicts[0].message
         evidence = tuple(e for v in verdicts for e in v.evidence)
         if evidence:
             # Something was read (a local value) but it does not decide the verdict: show it.
@@ -372,11 +452,16 @@ def evaluate_items(ctx: AuditContext, items: Sequence[Item], severity: Severity,
         return Outcome(Status.NOT_CHECKED, f"not checked: {reason}", reason=reason)
     if len(items) == 1:
         actual: Any = verdicts[0].actual
-        exp = expected if expected is not None else items[0].expected
+        exp = expected if expected is not None else (
+            verdicts[0].expected if verdicts[0].expected is not None else items[0].expected
+        )
     else:
         actual = {(i.label or i.value): v.actual for i, v in zip(items, verdicts, strict=True)}
-        exp = expected if expected is not None else {(i.label or i.value): i.expected for i in items}
-    reason = "; ".join(v.message for v in verdicts if v.status is Status.NOT_CHECKED)
+        exp = expected if expected is not None else {
+            (i.label or i.value): (v.expected if v.expected is not None else i.expected)
+            for i, v in zip(items, verdicts, strict=True)
+        }
+    reason = "; ".join(v.reason or v.message for v in verdicts if v.status is Status.NOT_CHECKED)
     # A verdict names what decided it: the items that are not as expected, or every item when all pass.
     shown = [v for v in verdicts if v.status is not Status.PASS] or verdicts
     return Outcome(

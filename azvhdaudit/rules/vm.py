@@ -203,8 +203,9 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
                      + ", ".join(p.guid or str(p.offset) for p in disk.facts.partitions))
             unknown.append(f"{disk.name} ({ident})")
     key = ctx.registry.display_path(osinfo.MOUNTED_DEVICES)
-    ev = [Evidence(source="registry", hive="SYSTEM", key=key, actual=per_disk, present=bool(devices),
-                   note=f"{len(devices)} values")]
+    ev = [Evidence(source="registry", hive="SYSTEM", key=key, actual=per_disk if devices else None,
+                   present=ctx.registry.key(osinfo.MOUNTED_DEVICES) is not None,
+                   note=f"{len(devices)} values, matched to the disks by signature or GUID", derived=bool(devices))]
     if unknown:
         text = f"not in {key}: " + "; ".join(unknown)
         if known:
@@ -257,7 +258,8 @@ def check_temp_drive_letter(ctx: AuditContext) -> Outcome:
     on_d = [str(e) for e in entries if str(e).strip().upper().startswith(TEMP_DRIVE)]
     key = ctx.registry.display_path(osinfo.MOUNTED_DEVICES)
     ev = [Evidence(source="registry", hive="SYSTEM", key=key, value_name="\\DosDevices\\D:",
-                   actual=entry, present=entry is not None)]
+                   actual=entry, present=entry is not None, derived=entry is not None,
+                   note="the volume the value names, matched to the disks" if entry is not None else "")]
     if paging is not None:
         ev.append(Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(MEMORY_MANAGEMENT),
                            value_name="PagingFiles", type=paging.type_name, actual=paging_data, present=True))

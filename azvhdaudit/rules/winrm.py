@@ -13,17 +13,9 @@ from __future__ import annotations
 
 from azvhdaudit.report import Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.firewall import (
-    LOCAL_RULES,
-    PROFILES,
-    effective_profiles,
-    load_rules,
-    local_merge_off,
-    may_hold,
-    port_covers,
-)
+from azvhdaudit.rules.firewall import PROFILES, effective_rules, may_hold, port_covers
 from azvhdaudit.rules.services import service_outcome
-from azvhdaudit.rules.values import BOTH, Item, evaluate_items, open_key, value_evidence, worst
+from azvhdaudit.rules.values import BOTH, Item, evaluate_items, key_evidence, open_key, worst
 
 WSMAN = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WSMAN"
 WINRM_NAME = "@firewallapi.dll,-30253"
@@ -82,8 +74,8 @@ def check_listener(ctx: AuditContext) -> Outcome:
         Item(r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WinRM\Service", "AllowAutoConfig", 1, if_absent="pass"),
     )
     values = evaluate_items(ctx, items, Severity.RECOMMENDED)
-    ev = value_evidence(
-        ctx, WSMAN + r"\Listener", None, None, "registry", note=f"HTTP listener keys: {', '.join(http) or 'none'}"
+    ev = key_evidence(
+        ctx, WSMAN + r"\Listener", listeners, "registry", note=f"HTTP listener keys: {', '.join(http) or 'none'}"
     )
     listener_status = Status.PASS if star else Status.WARNING
     listener_text = (
@@ -120,45 +112,50 @@ def check_listener(ctx: AuditContext) -> Outcome:
     )
 )
 def check_firewall(ctx: AuditContext) -> Outcome:
-    rules, ev = load_rules(ctx, LOCAL_RULES, "local")
+    eff = effective_rules(ctx)
     winrm = [
         r
-        for r in rules
+        for r in eff.rules
         if may_hold(r, WINRM_NAME)
         and (r.get("Name") or "").lower() == WINRM_NAME
         and any(port_covers(p, 5985) for p in r.all("LPort"))
     ]
     if not winrm:
-        return Outcome(
-            Status.FAIL,
-            "no 'Windows Remote Management (HTTP-In)' rule (Name @FirewallAPI.dll,-30253, LPort 5985) exists",
-            expected="enabled",
-            actual={},
-            evidence=(ev,),
+        return eff.verdict(
+            Outcome(
+                Status.FAIL,
+                "no 'Windows Remote Management (HTTP-In)' rule (Name @FirewallAPI.dll,-30253, LPort 5985) exists",
+                expected="enabled",
+                actual={},
+                evidence=eff.evidence,
+            )
         )
-    merge_off, merge_note = local_merge_off(ctx)
     covered: set[str] = set()
     for r in winrm:
         if r.enabled_allow and r.direction == "in":
-            covered |= effective_profiles(r, merge_off)
+            covered |= eff.profiles(r)
     missing = [p for p in PROFILES if p not in covered]
     actual = {r.id: r.enabled_allow for r in winrm}
     scoped = [f"{r.id} RA4={','.join(r.all('RA4'))}" for r in winrm if r.enabled_allow and r.all("RA4")]
-    scope_note = (f"; scoped: {'; '.join(scoped)}" if scoped else "") + merge_note
+    scope_note = (f"; scoped: {'; '.join(scoped)}" if scoped else "") + eff.merge_note
     if missing:
-        return Outcome(
-            Status.FAIL,
-            f"WinRM HTTP-In is not allowed in the {'/'.join(missing)} profile(s): "
-            + ", ".join(r.describe() for r in winrm)
-            + merge_note,
+        return eff.verdict(
+            Outcome(
+                Status.FAIL,
+                f"WinRM HTTP-In is not allowed in the {'/'.join(missing)} profile(s): "
+                + ", ".join(r.describe() for r in winrm)
+                + eff.merge_note,
+                expected="enabled",
+                actual=actual,
+                evidence=eff.evidence,
+            )
+        )
+    return eff.verdict(
+        Outcome(
+            Status.PASS,
+            f"WinRM HTTP-In allowed in every profile by {', '.join(actual)}{scope_note}",
             expected="enabled",
             actual=actual,
-            evidence=(ev,),
+            evidence=eff.evidence,
         )
-    return Outcome(
-        Status.PASS,
-        f"WinRM HTTP-In allowed in every profile by {', '.join(actual)}{scope_note}",
-        expected="enabled",
-        actual=actual,
-        evidence=(ev,),
     )

@@ -40,7 +40,19 @@ CASES = [
         says="local value 1",
     ),
     Case(
-        "rdp.enabled", "software-missing-local-only", NC, drop=("SOFTWARE",), says="the effective value is unknown"
+        "rdp.enabled",
+        "software-missing-local-only",
+        NC,
+        drop=("SOFTWARE",),
+        says="local fDenyTSConnections = 0 would pass; Group Policy could override it, and SOFTWARE could not be read",
+    ),
+    Case(
+        "rdp.enabled",
+        "software-missing-local-fails",
+        NC,
+        system={TS: {"fDenyTSConnections": 1}},
+        drop=("SOFTWARE",),
+        says="local fDenyTSConnections = 1 would fail; Group Policy could override it, and SOFTWARE could not be read",
     ),
     Case("rdp.enabled", "system-missing", NC, drop=("SYSTEM",)),
     Case("rdp.enabled_policy", "not-configured", P, says="not configured"),

@@ -122,7 +122,7 @@ def test_win7_system_alone_leaves_policy_rules_not_checked(hives: Path, backend:
     assert "only SYSTEM given" in results["rdp.enabled_policy"].reason
     # Group Policy wins and cannot be read: the compliant local value does not earn a pass
     assert results["rdp.enabled"].status is Status.NOT_CHECKED
-    assert "fDenyTSConnections is 0" in results["rdp.enabled"].message
+    assert "local fDenyTSConnections = 0 would pass" in results["rdp.enabled"].message
 
 
 WIN10_EXPECTED = [
