@@ -57,7 +57,9 @@ exit codes:
   2  usage error, or an image that could not be read
 
 Nothing is ever written to an image: every file is opened read-only.
-Colour is used only on a terminal, never when NO_COLOR is set or the output is piped.
+Colour is used only on a terminal, never when NO_COLOR is set or the output is
+piped, unless FORCE_COLOR is set. With -o FILE (or several images) the last line
+on stderr is the verdict, the counts and where the report went.
 """
 
 #: what to do, per error class (most specific first)
@@ -211,13 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _use_color(stream: IO[str]) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("TERM") == "dumb":
-        return False
+def _isatty(stream: IO[str]) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def _use_color(stream: IO[str]) -> bool:
+    """Colour on a terminal; ``NO_COLOR`` (non-empty) turns it off, ``FORCE_COLOR`` (non-empty, not ``0``) on
+    even when piped (CI logs that show ANSI colours); ``TERM=dumb`` has none."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return _isatty(stream)
 
 
 def _hint(err: BaseException) -> str:
@@ -250,22 +260,56 @@ def _write(text: str, output: str | None, stdout: IO[str]) -> None:
 
 
 class _Progress:
-    """One status line on stderr while images are audited, only when stderr is a terminal."""
+    """Progress on stderr while images are audited, only when stderr is a terminal: one status line rewritten
+    in place, or, on a terminal without cursor control (``TERM=dumb``), one plain line per image."""
 
     def __init__(self, stream: IO[str], total: int) -> None:
         self.stream = stream
         self.total = total
-        self.enabled = bool(getattr(stream, "isatty", None) and stream.isatty())
+        self.enabled = _isatty(stream)
+        self.cursor = self.enabled and os.environ.get("TERM") != "dumb"
 
     def start(self, index: int, name: str) -> None:
-        if self.enabled:
+        if self.cursor:
             self.stream.write(f"\r\033[K[{index}/{self.total}] auditing {name} …")
             self.stream.flush()
 
     def done(self, index: int, name: str, outcome: str, seconds: float) -> None:
         if self.enabled:
-            self.stream.write(f"\r\033[K[{index}/{self.total}] {name}: {outcome} ({seconds:.1f} s)\n")
+            erase = "\r\033[K" if self.cursor else ""
+            self.stream.write(f"{erase}[{index}/{self.total}] {name}: {outcome} ({seconds:.1f} s)\n")
             self.stream.flush()
+
+
+def _run_summary(reports: Sequence[Report], unreadable: Sequence[str], fail_on: str, fmt: str,
+                 output: str | None) -> str:
+    """One line for a CI log: the verdict, the counts, and where the report went.
+
+    ``ERROR`` when an image could not be read (exit code 2), else the verdict the exit code gives.
+    """
+    from azvhdaudit.render._common import STATUS_ORDER, count_label, summary_line
+
+    failing = [r for r in reports if r.exit_code(fail_on)]
+    word = "ERROR" if unreadable else "NOT COMPLIANT" if failing else "COMPLIANT"
+    if len(reports) == 1 and not unreadable:
+        what = f"{reports[0].source}: {summary_line(reports[0])}"
+    else:
+        total = len(reports) + len(unreadable)
+        parts = [f"{len(reports) - len(failing)} compliant", f"{len(failing)} not compliant"]
+        if unreadable:
+            parts.append(f"{len(unreadable)} could not be read ({', '.join(unreadable)})")
+        what = f"{total} image{'s' if total != 1 else ''}: " + ", ".join(parts)
+        counts: dict[str, int] = {}
+        for report in reports:
+            for key, value in report.summary.items():
+                counts[key] = counts.get(key, 0) + value
+        if reports:
+            what += "; rules: " + ", ".join(count_label(st, counts[st.value]) for st in STATUS_ORDER
+                                            if counts.get(st.value))
+    line = f"azvhdaudit: {word}: {what}"
+    if output and output != "-" and reports:
+        line += f"; {fmt} report written to {output}"
+    return line
 
 
 def _run_audit(source: str, **kwargs: Any) -> Report:
@@ -295,7 +339,7 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
     role = {"role": args.role} if args.role else {}
     progress = _Progress(stderr, len(args.images))
     reports: list[Report] = []
-    unreadable = 0
+    unreadable: list[str] = []
     for index, image in enumerate(args.images, 1):
         name = os.path.basename(image)
         progress.start(index, name)
@@ -320,25 +364,34 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
             if args.debug:
                 traceback.print_exc(file=stderr)
             stderr.write(_error_line(err) + "\n")
-            unreadable += 1
+            unreadable.append(image)
             continue
         reports.append(report)
         log.info("audited %s: %d rules in %.1f s", image, len(report.results), time.perf_counter() - started)
         failed = len(report.filter(status=("fail", "error")))
         progress.done(index, name, f"{failed} failed" if failed else "compliant", time.perf_counter() - started)
+    to_file = bool(args.output) and args.output != "-"
+    several = len(args.images) > 1
+    summary = _run_summary(reports, unreadable, args.fail_on, args.format, args.output)
     if reports:
         options: dict[str, Any] = {}
         if args.format == "text":
             options = {
-                "color": not args.output and _use_color(stdout),
+                "color": not to_file and _use_color(stdout),
                 "fail_on": args.fail_on,
                 "show_passed": args.show_passed,
             }
         elif args.format in ("html", "markdown"):
             options = {"fail_on": args.fail_on}
-        elif args.format == "sarif" and args.fail_on == "warning":
-            options = {"include": ("fail", "warning")}
-        _write(render(reports if len(reports) > 1 else reports[0], args.format, **options), args.output, stdout)
+        if args.format == "text" and several:
+            # each image's block, then the run's one summary line (which counts the unreadable images too)
+            text = "\n".join(render(report, "text", **options) for report in reports) + "\n" + summary + "\n"
+        else:
+            text = render(reports if several else reports[0], args.format, **options)
+        _write(text, args.output, stdout)
+    if to_file or (several and not (args.format == "text" and reports)):
+        # the report went to a file (or is JSON, SARIF ... on stdout): the log still gets the verdict
+        stderr.write(summary + "\n")
     if unreadable:
         return EXIT_ERROR
     return max((r.exit_code(args.fail_on) for r in reports), default=EXIT_OK)

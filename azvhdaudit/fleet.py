@@ -22,9 +22,15 @@ when :func:`audit_many` is called, before anything runs.
 
 A worker process that dies (a crash in a native library, the OOM killer) takes the pool's unfinished
 audits with it; those are run again one process each, so only the image that kills its process reports
-``WorkerDied``. On Dask, a task whose workers keep dying ends as Dask's ``KilledWorker``, reported the same way.
-Scripts using the process pool need the usual ``if __name__ == "__main__":`` guard (workers start clean,
-by ``forkserver`` where available, else ``spawn``: no threads of the caller are copied).
+``WorkerDied``. Worker processes that die before they can run anything (a broken interpreter, a start method
+that cannot start) are an error of the run, not of any image: :class:`WorkerPoolError` is raised. On Dask, a
+task whose workers keep dying ends as Dask's ``KilledWorker``, reported like a dead worker.
+
+Workers start clean, by ``forkserver`` where available, else ``spawn`` (no threads of the caller are copied),
+and they do not import the caller's ``__main__``: a plain script that calls :func:`audit_many` at its top level,
+with no ``if __name__ == "__main__":`` guard, works as written and runs once. (When the task's arguments
+refer to something defined in ``__main__``, the workers need it and import it as :mod:`multiprocessing`
+always does; such a script needs the guard.)
 
 Each task opens its own source, so a worker (a process, or a Dask worker on another machine) needs only
 the source's URL and the ``storage_options`` (credentials); waiver files are read once here and sent as data.
@@ -35,18 +41,24 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
+import pickle
+import sys
+import threading
 import time
+import types
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any
 
 from azvhdaudit.errors import AuditError, ProfileError
 from azvhdaudit.report import Report, Result, Severity, Status
 from azvhdaudit.sources import SourceStats, is_url, open_source, options_for
 
-__all__ = ["UNREADABLE_ID", "audit_source", "audit_many", "error_report", "io_stats"]
+__all__ = ["UNREADABLE_ID", "WorkerPoolError", "audit_source", "audit_many", "error_report", "io_stats"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +66,11 @@ log = logging.getLogger(__name__)
 UNREADABLE_ID = "image.readable"
 
 Source = str | os.PathLike[str]
+
+
+class WorkerPoolError(AuditError, RuntimeError):
+    """The worker processes of :func:`audit_many` die before they can audit anything: an error of the run
+    (the interpreter, the start method, the machine), never of an image."""
 
 
 def _name(source: Source) -> str:
@@ -68,12 +85,20 @@ def error_report(source: Source, error: BaseException | str, profile: str = "azu
     """
     import azvhdaudit
 
+    remediation = (
+        "Check the path or URL and its credentials, and that the file is a complete disk image "
+        "(upload or copy it again if it was cut short)"
+    )
     if isinstance(error, BaseException):
         kind = type(error).__name__
         text = str(error) or kind
         message = f"{kind}: {text}"
     else:
         kind, message = "WorkerDied", error
+        remediation = (
+            "Audit this image alone (azvhdaudit audit IMAGE --debug) to see what ends the process: a crash in a "
+            "native library or the machine's memory limit"
+        )
     result = Result(
         rule_id=UNREADABLE_ID,
         title="The image can be opened and read",
@@ -84,10 +109,7 @@ def error_report(source: Source, error: BaseException | str, profile: str = "azu
         expected="a readable VHD, VHDX or raw disk image with a Windows volume",
         actual=kind,
         reason=message,
-        remediation=(
-            "Check the path or URL and its credentials, and that the file is a complete disk image "
-            "(upload or copy it again if it was cut short)"
-        ),
+        remediation=remediation,
         rationale="No rule can be checked on an image that cannot be read; nothing about it is known.",
     )
     return Report(source=_name(source), profile=profile, results=[result], tool_version=azvhdaudit.__version__)
@@ -199,17 +221,83 @@ def _prepare(audit_kwargs: dict[str, Any]) -> dict[str, Any]:
     return prepared
 
 
-def _default_context() -> Any:
+_MAIN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """While a worker is launched, ``__main__`` looks like an interactive session's: no file, no module name.
+
+    :mod:`multiprocessing` tells a new ``spawn``/``forkserver`` worker to run the parent's main script again
+    (as ``__mp_main__``) so that functions defined there can be unpickled. The audit tasks live in this module
+    and carry only paths, URLs, options and waivers, so the worker does not need the script; running it
+    again would run the caller's whole script once per worker (and, unguarded, start pools within pools).
+    """
+    with _MAIN_LOCK:
+        real = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = real
+
+
+if sys.platform != "win32":  # Windows has only spawn, and its workers never run the main script's body
+    from multiprocessing import popen_forkserver, popen_spawn_posix
+
+    class _ForkServerPopen(popen_forkserver.Popen):
+        def _launch(self, process_obj: Any) -> None:
+            with _main_hidden():
+                super()._launch(process_obj)  # type: ignore[misc]
+
+    class _ForkServerProcess(multiprocessing.context.ForkServerProcess):  # type: ignore[name-defined]
+        @staticmethod
+        def _Popen(process_obj: Any) -> Any:
+            return _ForkServerPopen(process_obj)
+
+    class _ForkServerContext(multiprocessing.context.ForkServerContext):  # type: ignore[name-defined]
+        """``forkserver``, with workers that do not run the caller's main script."""
+
+        Process = _ForkServerProcess
+
+    class _SpawnPopen(popen_spawn_posix.Popen):
+        def _launch(self, process_obj: Any) -> None:
+            with _main_hidden():
+                super()._launch(process_obj)  # type: ignore[misc]
+
+    class _SpawnProcess(multiprocessing.context.SpawnProcess):
+        @staticmethod
+        def _Popen(process_obj: Any) -> Any:
+            return _SpawnPopen(process_obj)
+
+    class _SpawnContext(multiprocessing.context.SpawnContext):
+        """``spawn``, with workers that do not run the caller's main script."""
+
+        Process = _SpawnProcess
+
+
+def _needs_main(*args: Any) -> bool:
+    """True when pickling ``args`` refers to ``__main__`` (a class or function the caller's script defines)."""
+    try:
+        return b"__main__" in pickle.dumps(args)
+    except Exception:  # not picklable at all: the pool will say so for each task
+        return False
+
+
+def _default_context(*task_args: Any) -> Any:
     # fork would copy the threads of the parent (fsspec's event loop, a Dask client): use a clean process
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    if sys.platform == "win32" or _needs_main(*task_args):
+        context = multiprocessing.get_context(method)
+    else:
+        context = _ForkServerContext() if method == "forkserver" else _SpawnContext()
+    if method == "forkserver":
         # the server imports the audit code once; every worker forked from it starts with it loaded
         context.set_forkserver_preload(
             ["azvhdaudit.fleet", "azvhdaudit.engine", "azvhdaudit.image", "azvhdaudit.rules", "azvhdaudit.pe",
              "azvhdaudit.container", "azvhdaudit.registry.regf"]
         )
-        return context
-    return multiprocessing.get_context("spawn")
+    return context
 
 
 def audit_many(
@@ -248,8 +336,8 @@ def audit_many(
         raise ValueError(f"workers must be at least 1, not {count}")
     if count == 1 or len(items) <= 1:
         return (_task(source, storage_options, prepared) for source in items)
-    return _in_pool(min(count, len(items)), mp_context or _default_context(), items, storage_options, prepared,
-                    profile)
+    context = mp_context or _default_context(items, storage_options, prepared)
+    return _in_pool(min(count, len(items)), context, items, storage_options, prepared, profile)
 
 
 def _in_pool(
@@ -288,16 +376,30 @@ def _in_pool(
         yield _alone(source, context, storage_options, prepared, profile)
 
 
+def _ready() -> bool:
+    """A task that needs nothing: a worker that can run it can start and run Python."""
+    return True
+
+
 def _alone(
     source: Source, context: Any, storage_options: dict[str, Any] | None, prepared: dict[str, Any], profile: str
 ) -> Report:
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         try:
+            pool.submit(_ready).result()
+        except BrokenProcessPool as err:
+            # The worker died before it was given an image: nothing about any image is known.
+            raise WorkerPoolError(
+                "audit_many: the worker processes die as they start, before auditing any image "
+                f"({type(err).__name__}: {err}); see the errors above this one. With mp_context='spawn' or "
+                "'forkserver', a script that calls audit_many must do so under if __name__ == \"__main__\":"
+            ) from err
+        try:
             return pool.submit(_task, source, storage_options, prepared).result()
         except BrokenProcessPool as err:
             log.error("%s: the process auditing this image died", _name(source))
-            return error_report(source, f"the process auditing this image died ({type(err).__name__}: {err})",
-                                profile)
+            return error_report(source, f"the process auditing this image died while reading it "
+                                        f"({type(err).__name__}: {err})", profile)
         except Exception as err:
             return error_report(source, err, profile)
 

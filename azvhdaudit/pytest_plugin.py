@@ -67,6 +67,8 @@ class _State:
     backend: str
     reports: dict[str, Report] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
+    #: node ids given as arguments (``os.vhd::rdp.port``, ``os.vhd``): only those generated tests run
+    selected: list[str] | None = None
 
     def report(self, image: str) -> Report:
         """The audit of ``image``, run once per session and shared by the items and the fixtures."""
@@ -168,6 +170,40 @@ def pytest_configure(config: pytest.Config) -> None:
         fail_on=config.getoption("azvhd_fail_on") or config.getini("azvhd_fail_on") or "fail",
         backend=config.getoption("azvhd_backend") or "regf",
     )
+    config.stash[_STATE_KEY].selected = _take_node_ids(config, config.stash[_STATE_KEY])
+
+
+def _take_node_ids(config: pytest.Config, state: _State) -> list[str] | None:
+    """Take the arguments that name generated tests out of pytest's file arguments.
+
+    The ids printed for the generated tests (``os.vhd::rdp.port``) name an image, not a file pytest could
+    collect, so pytest would answer "file or directory not found". An argument whose part before ``::`` is an
+    image's test id or its path (as given, or the same file) selects among the generated tests instead.
+    """
+    if not state.images:
+        return None
+    known: dict[str, str] = {}
+    for image_id, image in zip(_ids(state.images), state.images, strict=True):
+        known[image_id] = image_id
+        known[image.replace(os.sep, "/")] = image_id
+        known[os.path.abspath(image)] = image_id
+    taken: list[str] = []
+    kept: list[str] = []
+    for arg in config.args:
+        head, sep, rest = arg.partition("::")
+        node_id: str | None = known.get(head.replace(os.sep, "/")) or known.get(os.path.abspath(head))
+        if node_id is None:
+            kept.append(arg)
+        else:
+            taken.append(node_id + sep + rest)
+    if not taken:
+        return None
+    config.args[:] = kept  # nothing else to collect when every argument named a generated test
+    return taken
+
+
+def _is_selected(node_id: str, selected: list[str]) -> bool:
+    return any(node_id == want or ("::" not in want and node_id.startswith(want + "::")) for want in selected)
 
 
 def _state(config: pytest.Config) -> _State:
@@ -309,7 +345,20 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             session, name=node_id, nodeid=node_id, path=Path(os.path.abspath(image)), image=image
         )
         # genitems runs the collector the way pytest collects files: collection reports, hooks, counts.
-        items.extend(session.genitems(collector))
+        generated = list(session.genitems(collector))
+        if state.selected is not None:
+            generated = [
+                item for item in generated
+                if _is_selected(item.nodeid, state.selected) or (item.name == "open" and _is_selected(
+                    node_id, [want.partition("::")[0] for want in state.selected]))
+            ]
+        items.extend(generated)
+    if state.selected is not None:
+        found = {item.nodeid for item in items}
+        missing = [want for want in state.selected if not any(_is_selected(n, [want]) for n in found)]
+        if missing:
+            raise pytest.UsageError(f"azvhdaudit: no generated test {', '.join(missing)} (run with "
+                                    "--collect-only -q to list them)")
 
 
 # --- fixtures for the user's own tests --------------------------------------------------------------

@@ -80,6 +80,42 @@ def test_python_examples_run(files: dict[str, Path], tmp_path: Path, capsys: pyt
     assert "REG_DWORD" in out  # the image read by hand
     assert "data1:data-mbr.vhd" in out  # the whole VM
     assert namespace["df"].shape[0] > 0  # the notebook's DataFrame
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert json.loads((tmp_path / "report.sarif").read_text(encoding="utf-8"))["version"] == "2.1.0"
+    assert "| ❌ | `rdp.port` | rdp |" in out  # the markdown
+
+
+def test_waiver_format_block_is_a_valid_waiver_file(tmp_path: Path, sample_path: Callable[[str], Path]) -> None:
+    import azvhdaudit
+    from azvhdaudit.engine import catalogue
+    from azvhdaudit.waivers import check_known, load_waivers
+
+    block = next(code for lang, code in BLOCKS if lang == "toml")
+    path = tmp_path / "waivers.toml"
+    path.write_text(block, encoding="utf-8")
+    waivers = load_waivers(path)
+    check_known(waivers, (r.id for r in catalogue()))
+    assert [(w.rule, str(w.expires)) for w in waivers] == [("rdp.port", "2027-01-01")]
+    report = azvhdaudit.audit(sample_path("gen2-misconfigured.vhdx"), waivers=path)
+    port = report.get("rdp.port")
+    assert port is not None and port.status.value == "waived" and port.waived_status.value == "fail"
+
+
+def test_quick_start_is_two_commands_that_ci_runs_as_written() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import readme_commands
+    finally:
+        sys.path.pop(0)
+    first, second = readme_commands.quick_start(README)
+    assert "pip install ." in first and "azvhdaudit audit samples/gen2-misconfigured.vhdx" in first
+    assert "sudo" not in first + second and "npm" not in first + second  # the script decides both
+    assert second == "scripts/test.sh"
+    assert (ROOT / "scripts" / "test.sh").stat().st_mode & 0o111
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "python scripts/readme_commands.py" in ci
+    assert 'bash -ec "${commands[0]}"' in ci and 'bash -ec "${commands[1]}"' in ci
+    assert "pytest collected no tests" in ci
 
 
 def cli_lines() -> list[str]:

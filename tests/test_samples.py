@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -41,11 +42,41 @@ def run(*args: str | Path) -> str:
 # manifest <-> files
 
 
+IMAGE_SUFFIXES = (".xz", ".vhd", ".vhdx", ".vmdk", ".raw")
+
+
+def committed_images(directory: Path, listed: list[str]) -> list[str]:
+    """The image files of a samples directory, less the copies README's ``xz -dkf samples/*.xz`` decompresses
+    beside their ``.xz`` (git ignores those too): a working tree where the reader followed README still counts."""
+    files = sorted(p.name for p in directory.iterdir() if p.is_file() and p.suffix in IMAGE_SUFFIXES)
+    return [name for name in files if name + ".xz" not in listed]
+
+
 def test_manifest_lists_exactly_the_committed_images() -> None:
-    committed = sorted(
-        p.name for p in SAMPLES_DIR.iterdir() if p.is_file() and p.suffix in (".xz", ".vhd", ".vhdx", ".vmdk", ".raw")
-    )
-    assert committed == sorted(entry["file"] for entry in MANIFEST.values())
+    listed = sorted(entry["file"] for entry in MANIFEST.values())
+    assert committed_images(SAMPLES_DIR, listed) == listed
+
+
+def test_decompressed_samples_do_not_count_as_committed(tmp_path: Path) -> None:
+    # README's first command decompresses every sample beside its .xz; a stray image is still caught
+    listed = sorted(entry["file"] for entry in MANIFEST.values())
+    for name in listed:
+        (tmp_path / name).write_bytes(b"")
+        (tmp_path / name.removesuffix(".xz")).write_bytes(b"")
+    assert committed_images(tmp_path, listed) == listed
+    (tmp_path / "stray.vhd").write_bytes(b"")
+    assert committed_images(tmp_path, listed) == sorted([*listed, "stray.vhd"])
+
+
+def test_git_ignores_the_decompressed_samples() -> None:
+    if shutil.which("git") is None or not (SAMPLES_DIR.parent / ".git").exists():
+        pytest.fail("this test needs git and a git checkout of the repository")
+    names = [entry["file"].removesuffix(".xz") for entry in MANIFEST.values()] + [
+        d["file"].removesuffix(".xz") for d in json.loads((SAMPLES_DIR / "manifest.json").read_text())["data_disks"]
+    ]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *(f"samples/{n}" for n in names)],
+                          cwd=SAMPLES_DIR.parent, capture_output=True, text=True, check=False)
+    assert sorted(proc.stdout.split()) == sorted(f"samples/{n}" for n in names)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,10 +1,12 @@
 """SARIF 2.1.0 (OASIS Static Analysis Results Interchange Format) for code-scanning dashboards.
 
-Only failures are listed by default; ``include`` widens that (the CLI adds warnings with
-``--fail-on warning``, so the log lists what fails the run). The level follows the rule's severity:
-required -> ``error``, recommended -> ``warning``, advisory/informational -> ``note``; a result whose status
-is only ``warning`` is never above ``warning``. A rule that itself failed (status ``error``) is a
-``toolExecutionNotification``, not a finding. Every rule seen is described in ``tool.driver.rules``.
+Every failure, warning and not-checked result is listed (``include`` changes the set; what fails a CI run
+is the exit code's business, not the log's). The level says how much each matters: a failure takes its
+rule's severity (required -> ``error``, recommended -> ``warning``, advisory/informational -> ``note``); a
+warning is never above ``warning``; a rule whose evidence could not be read (``not_checked``) is a
+``warning`` when the rule is required, else a ``note``, its message starting "not checked". A rule that
+itself failed (status ``error``) is a ``toolExecutionNotification``, not a finding. Every rule seen is
+described in ``tool.driver.rules``.
 The image is the artifact; the registry key or structure is a logical location.
 
 Reference: SARIF v2.1.0 Plus Errata 01, OASIS Standard (sections 3.13 run, 3.19 toolComponent,
@@ -35,7 +37,7 @@ LEVELS: dict[Severity, str] = {
     Severity.INFORMATIONAL: "note",
 }
 
-_DEFAULT_INCLUDE = (Status.FAIL,)
+_DEFAULT_INCLUDE = (Status.FAIL, Status.WARNING, Status.NOT_CHECKED)
 
 
 def _uri(source: str) -> str:
@@ -78,6 +80,8 @@ def _rule_descriptor(result: Result) -> dict[str, Any]:
 
 def _level(result: Result) -> str:
     level = LEVELS[result.severity]
+    if result.status is Status.NOT_CHECKED:
+        return "warning" if result.severity is Severity.REQUIRED else "note"
     if result.status is not Status.FAIL and level == "error":
         return "warning"
     return level
@@ -85,6 +89,8 @@ def _level(result: Result) -> str:
 
 def _message(result: Result) -> str:
     text = f"{result.title}: {result.message}" if result.message else result.title
+    if result.status is Status.NOT_CHECKED:
+        text = f"not checked (the evidence could not be read, this is not a pass): {text}"
     if result.expected is not None or result.actual is not None:
         text += f" (expected {format_value(result.expected)}, found {format_value(result.actual)})"
     return text

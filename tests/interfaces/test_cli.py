@@ -104,11 +104,69 @@ def test_every_format_to_a_file(audits: dict[str, Any], tmp_path: Path, fmt: str
     assert "\033[" not in text  # no colour in a file, even from a terminal
 
 
-@pytest.mark.parametrize(("fail_on", "statuses"), [("fail", {"fail"}), ("warning", {"fail", "warning"})])
-def test_sarif_lists_what_fails_the_run(audits: dict[str, Any], fail_on: str, statuses: set[str]) -> None:
-    _, out, _ = run(["audit", "bad.vhd", "--format", "sarif", "--fail-on", fail_on])
-    got = {r["properties"]["status"] for r in json.loads(out)["runs"][0]["results"]}
-    assert got == statuses
+@pytest.mark.parametrize(("fail_on", "code"), [("fail", 0), ("warning", 1)])
+def test_sarif_lists_every_finding_whatever_fails_the_run(audits: dict[str, Any], fail_on: str, code: int) -> None:
+    # a report with warnings and not-checked rules but no failure: --fail-on decides only the exit code
+    base = make_report("warn.vhd")
+    audits["warn.vhd"] = make_report("warn.vhd", [r for r in base.results if r.status.value not in ("fail", "error")])
+    rc, out, _ = run(["audit", "warn.vhd", "--format", "sarif", "--fail-on", fail_on])
+    got = sorted((r["properties"]["status"], r["level"]) for r in json.loads(out)["runs"][0]["results"])
+    wanted = sorted(
+        (r.status.value, "warning" if r.status.value == "warning" or r.severity.value == "required" else "note")
+        for r in audits["warn.vhd"].results if r.status.value in ("warning", "not_checked")
+    )
+    assert rc == code and got == wanted and {s for s, _ in got} == {"warning", "not_checked"}
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "html", "junit", "markdown", "text"])
+def test_a_report_written_to_a_file_leaves_one_summary_line(audits: dict[str, Any], tmp_path: Path,
+                                                            fmt: str) -> None:
+    target = tmp_path / f"out.{fmt}"
+    code, out, err = run(["audit", "bad.vhd", "--format", fmt, "-o", str(target)])
+    counts = "5 failed, 1 error, 2 warnings, 1 not checked, 1 manual, 1 waived, 1 not applicable, 3 passed"
+    assert code == 1 and out == ""
+    line, = err.splitlines()
+    assert line.startswith(f"azvhdaudit: NOT COMPLIANT: bad.vhd: {counts}")
+    assert line.endswith(f"; {fmt} report written to {target}")
+
+
+def test_several_images_end_with_one_summary_line(audits: dict[str, Any]) -> None:
+    audits["broken.vhd"] = CorruptHiveError("broken.vhd: SYSTEM hive: bad base block signature")
+    code, out, err = run(["audit", "clean.vhd", "bad.vhd", "broken.vhd"])
+    assert code == 2
+    last = out.rstrip("\n").splitlines()[-1]
+    assert last.startswith("azvhdaudit: ERROR: 3 images: 1 compliant, 1 not compliant, 1 could not be read "
+                           "(broken.vhd); rules: 5 failed, 1 error, 2 warnings")
+    assert sum("images" in line for line in out.splitlines()) == 1  # the one line, not one per renderer
+    code, out, err = run(["audit", "clean.vhd", "bad.vhd", "--format", "json"])
+    json.loads(out)  # stdout stays JSON; the verdict goes to the log
+    assert err.splitlines()[-1].startswith("azvhdaudit: NOT COMPLIANT: 2 images: 1 compliant, 1 not compliant")
+
+
+@pytest.mark.parametrize(
+    ("env", "tty", "colour"),
+    [({}, True, True), ({}, False, False), ({"FORCE_COLOR": "1"}, False, True), ({"FORCE_COLOR": "0"}, False, False),
+     ({"NO_COLOR": "1"}, True, False), ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False, False),
+     ({"TERM": "dumb"}, True, False), ({"TERM": "dumb", "FORCE_COLOR": "1"}, False, True)],
+)
+def test_colour(audits: dict[str, Any], monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tty: bool,
+                colour: bool) -> None:
+    for name in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _, out, _ = run(["audit", "bad.vhd"], tty=tty)
+    assert ("\033[" in out) is colour
+
+
+def test_a_dumb_terminal_gets_no_cursor_escapes(audits: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "dumb")
+    _, _, err = run(["audit", "clean.vhd", "bad.vhd"], tty=True)
+    assert "\033" not in err and "\r" not in err
+    assert err.splitlines()[:2] == ["[1/2] clean.vhd: compliant (0.0 s)", "[2/2] bad.vhd: 6 failed (0.0 s)"]
+    monkeypatch.setenv("TERM", "xterm")
+    _, _, err = run(["audit", "clean.vhd", "bad.vhd"], tty=True)
+    assert "\r\033[K[1/2] auditing clean.vhd" in err
 
 
 def test_unreadable_image_is_one_line_and_exit_2(audits: dict[str, Any]) -> None:
@@ -167,7 +225,7 @@ def test_verbose_logs_to_stderr(audits: dict[str, Any], tmp_path: Path) -> None:
     target = tmp_path / "r.json"
     _, _, quiet = run(["audit", "clean.vhd", "--format", "json", "-o", str(target)])
     _, _, loud = run(["-v", "audit", "clean.vhd", "--format", "json", "-o", str(target)])
-    assert quiet == ""
+    assert "INFO" not in quiet and len(quiet.splitlines()) == 1  # only the summary line
     assert f"azvhdaudit: INFO: wrote {target}" in loud
 
 

@@ -60,7 +60,10 @@ def test_audit_reports_what_the_sample_is_built_to_fail(samples: Path, sample: d
 def test_all_samples_in_one_call(samples: Path, tmp_path: Path) -> None:
     images = [str(samples / s["name"]) for s in MANIFEST]
     code, _, err = _main("audit", *images, "--format", "junit", "-o", str(tmp_path / "junit.xml"))
-    assert code == 1 and err == ""
+    bad = sum(1 for s in MANIFEST if s["expected_fail"])
+    assert code == 1 and err.startswith(f"azvhdaudit: NOT COMPLIANT: {len(MANIFEST)} images: "
+                                        f"{len(MANIFEST) - bad} compliant, {bad} not compliant; rules: ")
+    assert err.endswith(f"; junit report written to {tmp_path / 'junit.xml'}\n") and len(err.splitlines()) == 1
     suites = {suite.name: suite for suite in JUnitXml.fromfile(str(tmp_path / "junit.xml"))}
     for sample in MANIFEST:
         suite = suites[str(samples / sample["name"])]
@@ -71,7 +74,11 @@ def test_all_samples_in_one_call(samples: Path, tmp_path: Path) -> None:
     jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))).validate(sarif)
     run = sarif["runs"][0]
     assert len(run["artifacts"]) == len(MANIFEST)
-    assert len(run["results"]) == sum(len(s["expected_fail"]) for s in MANIFEST)
+    fails = [r for r in run["results"] if r["properties"]["status"] == "fail"]
+    warnings = [r for r in run["results"] if r["properties"]["status"] == "warning"]
+    assert len(fails) == sum(len(s["expected_fail"]) for s in MANIFEST)
+    assert len(warnings) == sum(len(s["expected_warning"]) for s in MANIFEST)
+    assert {r["properties"]["status"] for r in run["results"]} == {"fail", "warning", "not_checked"}
 
 
 def test_compliant_sample_text_summary(samples: Path) -> None:

@@ -71,7 +71,9 @@ def test_json_report_validates(win7: Path, tmp_path: Path) -> None:
     data = json.loads(target.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(load_schema(), format_checker=jsonschema.FormatChecker()).validate(data)
     statuses = {r["rule_id"]: r["status"] for r in data["results"]}
-    assert code == 1 and err == ""
+    summary = {k: v for k, v in data["summary"].items() if v}
+    assert code == 1 and err.startswith(f"azvhdaudit: NOT COMPLIANT: {win7}: {summary['fail']} failed, ")
+    assert err.endswith(f"; json report written to {target}\n") and len(err.splitlines()) == 1
     assert statuses["time.utc"] == "fail"  # the Windows 7 hive has no RealTimeIsUniversal
     assert statuses["rdp.enabled_policy"] == "not_checked"  # no SOFTWARE hive on this disk
     assert data["facts"]["partition_style"] == "mbr"

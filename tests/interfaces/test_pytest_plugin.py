@@ -66,6 +66,29 @@ def test_one_test_per_image_and_rule(pytester: pytest.Pytester, audits: dict[str
     ]
 
 
+@pytest.mark.parametrize("given", ["images/gen2-sample.vhdx", "{abs}"])
+def test_printed_node_ids_run_again(pytester: pytest.Pytester, audits: dict[str, Any], given: str) -> None:
+    # the images listed in the ini file (as README shows), the ids printed by -v given back as arguments
+    (pytester.path / "images").mkdir()
+    image = pytester.path / "images" / "gen2-sample.vhdx"
+    image.write_bytes(b"")
+    pytester.makeini(f"[pytest]\nazvhd_images =\n    {given.format(abs=image)}\n")
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
+    first = _run(pytester, "-v")
+    printed = [line.split(" ")[0] for line in first.outlines if line.startswith("gen2-sample.vhdx::")]
+    assert "gen2-sample.vhdx::rdp.port" in printed and "gen2-sample.vhdx::time.w32time" in printed
+    again = _run(pytester, "-v", "gen2-sample.vhdx::rdp.port", "gen2-sample.vhdx::time.w32time")
+    again.assert_outcomes(failed=1, passed=1)  # no "file or directory not found", and test_plain not run
+    by_path = _run(pytester, "images/gen2-sample.vhdx::time.w32time")
+    by_path.assert_outcomes(passed=1)
+    whole = _run(pytester, "gen2-sample.vhdx", "test_plain.py", "--collect-only", "-q")
+    ids = [line for line in whole.outlines if "::" in line]
+    assert len(ids) == len(audits["gen2-sample.vhdx"].results) + 1 and "test_plain.py::test_plain" in ids
+    typo = _run(pytester, "gen2-sample.vhdx::rdp.prot")
+    assert typo.ret == pytest.ExitCode.USAGE_ERROR
+    assert "no generated test gen2-sample.vhdx::rdp.prot" in typo.stderr.str()
+
+
 def test_outcomes_follow_the_statuses(pytester: pytest.Pytester, audits: dict[str, Any]) -> None:
     report: Report = audits["gen2-sample.vhdx"]
     result = _run(pytester, "--azvhd-image", "gen2-sample.vhdx")

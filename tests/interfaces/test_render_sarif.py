@@ -36,11 +36,17 @@ def test_sarif_validates(reports: object, validator: jsonschema.Draft4Validator)
     assert data["version"] == "2.1.0"
 
 
-def test_only_failures_are_results_by_default(report: Report) -> None:
+def test_failures_warnings_and_not_checked_are_results_by_default(report: Report) -> None:
     run = to_sarif(report)["runs"][0]
     got = sorted(r["ruleId"] for r in run["results"])
-    assert got == sorted(r.rule_id for r in report.filter(status=Status.FAIL))
-    assert "rdp.enabled" not in got and "winrm.listener" not in got and "environment.temp" not in got
+    wanted = report.filter(status=(Status.FAIL, Status.WARNING, Status.NOT_CHECKED))
+    assert got == sorted(r.rule_id for r in wanted)
+    assert {r.status for r in wanted} == {Status.FAIL, Status.WARNING, Status.NOT_CHECKED}
+    assert not {r.rule_id for r in report.filter(status=(Status.PASS, Status.NOT_APPLICABLE))} & set(got)
+    for result in run["results"]:
+        if result["properties"]["status"] == "not_checked":
+            assert result["message"]["text"].startswith("not checked (the evidence could not be read")
+            assert result["level"] in ("warning", "note") and result["kind"] == "fail"
 
 
 def test_include_widens_the_results(report: Report, validator: jsonschema.Draft4Validator) -> None:

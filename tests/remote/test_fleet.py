@@ -203,3 +203,66 @@ def test_error_report_validates_against_the_schema(tmp_path: Path) -> None:
     jsonschema.validate(report.to_dict(), schema)
     assert report.summary["error"] == 1 and report.results[0].actual == "FileNotFoundError"
     assert "No such file or directory" in report.results[0].message
+
+
+# --- README's fleet example as a plain script --------------------------------------------------------------
+
+
+def readme_fleet_script(http_server: rs.HttpServer, images: dict[str, Path]) -> str:
+    """README's fleet block, its example locations replaced by the test servers' (a mix of kinds)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = next(code for code in re.findall(r"```python\n(.*?)```", readme, re.S) if "audit_many(" in code)
+    places = {
+        "https://artifacts.example.com/os.vhd": f"{http_server.url}/win7.vhd",
+        "az://images/os.vhd": "az://images/page/win7.vhd",
+        "az://images/web-01.vhd": "az://images/page/win10-dirty.vhd",
+        "https://store.example/builds/app.vhd?sv=...&sig=...": f"{http_server.url}/win7-dynamic.vhd?sv=1&sig=2",
+        "/srv/images/db.vhd": str(images["garbage"]),
+    }
+    for example, real in places.items():
+        assert example in block, example
+        block = block.replace(example, real)
+    assert "__main__" not in block
+    return 'print("the script runs", flush=True)\n' + block
+
+
+def run_script(path: Path, blob_store: rs.BlobStore) -> Any:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": blob_store.azurite.connection_string}
+    return subprocess.run([sys.executable, str(path)], cwd=path.parent, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_readme_fleet_example_runs_as_a_plain_script(tmp_path: Path, http_server: rs.HttpServer,
+                                                     images: dict[str, Path], blob_store: rs.BlobStore) -> None:
+    script = tmp_path / "fleet.py"
+    script.write_text(readme_fleet_script(http_server, images))
+    proc = run_script(script, blob_store)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines.count("the script runs") == 1  # the workers did not run the script again
+    assert "Traceback" not in proc.stderr and "BrokenProcessPool" not in proc.stdout + proc.stderr
+    by_source = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in lines[1:]}
+    assert by_source["az://images/page/win10-dirty.vhd"].startswith("failed: [")
+    assert by_source[f"{http_server.url}/win7-dynamic.vhd?sv=1&sig=2"].startswith(("passed", "failed: ["))
+    assert by_source[str(images["garbage"])].startswith("could not be audited: the image could not be audited: "
+                                                        "UnsupportedFormatError")
+    assert len(by_source) == 3
+
+
+def test_workers_that_cannot_start_are_an_error_of_the_run(tmp_path: Path, http_server: rs.HttpServer,
+                                                          images: dict[str, Path], blob_store: rs.BlobStore) -> None:
+    # plain spawn runs the unguarded script again in each worker, which then dies starting a pool of its own
+    code = readme_fleet_script(http_server, images).replace(
+        "workers=4,", "workers=2, mp_context=__import__('multiprocessing').get_context('spawn'),")
+    script = tmp_path / "fleet_spawn.py"
+    script.write_text(code)
+    proc = run_script(script, blob_store)
+    assert proc.returncode == 1
+    assert "could not be audited" not in proc.stdout  # no image is blamed for the pool
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("azvhdaudit.fleet.WorkerPoolError: audit_many: the worker processes die as they start")
