@@ -44,7 +44,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 
-PROFILES = ("azure", "azure-2017")
+#: azvhdaudit.rules.base.PROFILES, spelled out so that parsing arguments loads no rule module
+PROFILES = ("azure", "azure-2022", "azure-2017")
+_PROFILE_HELP = "azure (the 2022-08 document plus the platform rules; default), azure-2022 or azure-2017"
 BACKENDS = ("regf", "python-registry")
 AUDIT_FORMATS = ("text", "json", "junit", "sarif", "html", "markdown")
 RULES_FORMATS = ("text", "json", "markdown")
@@ -149,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = add("audit", "audit one or more images against a profile")
     audit.add_argument("images", metavar="IMAGE", nargs="+")
-    audit.add_argument("--profile", choices=PROFILES, default="azure", help="baseline (default: azure)")
+    audit.add_argument("--profile", choices=PROFILES, default="azure", help=_PROFILE_HELP)
     audit.add_argument(
         "--select",
         metavar="PATTERN",
@@ -198,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("image", metavar="IMAGE")
     fix.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     fix.add_argument("--format", choices=("ps1", "reg"), default="ps1", help="PowerShell (default) or .reg")
-    fix.add_argument("--profile", choices=PROFILES, default="azure", help="baseline (default: azure)")
+    fix.add_argument("--profile", choices=PROFILES, default="azure", help=_PROFILE_HELP)
     fix.add_argument("--select", metavar="PATTERN", action="append", default=[], help="as for audit")
     fix.add_argument("--ignore", metavar="PATTERN", action="append", default=[], help="as for audit")
     fix.add_argument("--waivers", metavar="FILE", help="waived rules get no fix")
@@ -361,12 +363,12 @@ def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
 
 
 def _rule_rows(profile: str | None) -> list[dict[str, Any]]:
-    from azvhdaudit.engine import catalogue
+    from azvhdaudit.engine import catalogue, in_profile
 
     rows = []
     for r in catalogue():
         meta = r.meta
-        if profile and profile not in meta.baselines:
+        if profile and not in_profile(r, profile):
             continue
         rows.append(
             {

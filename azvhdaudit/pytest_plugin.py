@@ -117,9 +117,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--azvhd-profile",
         dest="azvhd_profile",
-        choices=("azure", "azure-2017"),
+        choices=("azure", "azure-2022", "azure-2017"),
         default=None,
-        help="baseline to audit against (default: the azvhd_profile ini option, else azure)",
+        help="profile to audit against (default: the azvhd_profile ini option, else azure)",
     )
     group.addoption("--azvhd-waivers", dest="azvhd_waivers", metavar="FILE", help="TOML or JSON waiver file")
     group.addoption(
@@ -145,7 +145,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("azvhd_images", "disk images to audit, one per line (relative to the ini file)", type="paths",
                   default=[])
-    parser.addini("azvhd_profile", "baseline: azure or azure-2017", default="azure")
+    parser.addini("azvhd_profile", "profile: azure, azure-2022 or azure-2017", default="azure")
     parser.addini("azvhd_waivers", "waiver file (relative to the rootdir)", default="")
     parser.addini("azvhd_image_type", "generalized or specialized", default="")
     parser.addini("azvhd_fail_on", "fail or warning", default="fail")

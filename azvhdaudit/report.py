@@ -170,6 +170,9 @@ class Report:
     #: (counts of its results) and, for a data disk, its ``facts``; the OS disk's entry also holds the VM's
     #: ``drive_letter_map`` (letter -> disk and partition, from ``SYSTEM\\MountedDevices``)
     disks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: where the VM is to run, as given and resolved for the image (``security_type``, ``disk_controller``,
+    #: ``effective_security_type``, ``effective_disk_controller``); empty when no image was audited
+    target: dict[str, Any] = field(default_factory=dict)
 
     # --- querying -----------------------------------------------------------------------------
 
@@ -266,6 +269,7 @@ class Report:
             "profile": self.profile,
             "started": self.started.isoformat(),
             "options": dict(self.options),
+            "target": dict(self.target),
             "facts": self.facts,
             "disks": self.disks,
             "summary": self.summary,

@@ -19,8 +19,8 @@ from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 
 SECTION = "Verify the VM: Set the Boot Configuration Data (BCD) settings"
-BOTH = ("azure", "azure-2017")
-CURRENT_ONLY = ("azure",)
+BOTH = ("azure-2022", "azure-2017")
+CURRENT_ONLY = ("azure-2022",)
 
 BOOTSTATUSPOLICY = {
     0: "DisplayAllFailures", 1: "IgnoreAllFailures", 2: "IgnoreShutdownFailures", 3: "IgnoreBootFailures",
