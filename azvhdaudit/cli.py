@@ -48,6 +48,9 @@ EXIT_ERROR = 2
 PROFILES = ("azure", "azure-2022", "azure-2017")
 _PROFILE_HELP = "azure (the 2022-08 document plus the platform rules; default), azure-2022 or azure-2017"
 BACKENDS = ("regf", "python-registry")
+#: azvhdaudit.rules.base.SECURITY_TYPES and DISK_CONTROLLERS, spelled out for the same reason
+SECURITY_TYPES = ("Standard", "TrustedLaunch", "ConfidentialVM")
+DISK_CONTROLLERS = ("SCSI", "NVMe")
 AUDIT_FORMATS = ("text", "json", "junit", "sarif", "html", "markdown")
 RULES_FORMATS = ("text", "json", "markdown")
 
@@ -191,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also read the SECURITY and SAM hives (logon rights, built-in administrator); off by default",
     )
     audit.add_argument("--show-passed", action="store_true", help="text format: list passed rules too")
+    _add_target_flags(audit)
 
     rules = add("rules", "list the rule catalogue")
     rules.add_argument("--profile", choices=PROFILES, help="only the rules of this profile")
@@ -207,7 +211,36 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--image-type", choices=("generalized", "specialized"))
     fix.add_argument("--include-warnings", action="store_true", help="also fix recommended settings not met")
     fix.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    _add_target_flags(fix)
     return parser
+
+
+def _add_target_flags(command: argparse.ArgumentParser) -> None:
+    """The deployment target and the signature check mode, for audit and fix."""
+    command.add_argument(
+        "--security-type", choices=SECURITY_TYPES,
+        help="the VM's security type: Secure Boot rules are required under TrustedLaunch and ConfidentialVM "
+        "(default: Azure's, TrustedLaunch for Generation 2, Standard for Generation 1)",
+    )
+    command.add_argument(
+        "--disk-controller", choices=DISK_CONTROLLERS,
+        help="the VM's disk controller: NVMe makes the NVMe rules required (default: SCSI, NVMe readiness "
+        "reported as warnings)",
+    )
+    command.add_argument(
+        "--verify-signatures", action="store_true",
+        help="complete signature check: file digests and catalogs (slower; default: the certificate-table path)",
+    )
+
+
+def _target_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The audit keywords of the target flags that were given."""
+    kwargs: dict[str, Any] = {}
+    if args.security_type or args.disk_controller:
+        kwargs["target"] = {"security_type": args.security_type, "disk_controller": args.disk_controller}
+    if args.verify_signatures:
+        kwargs["verify_signatures"] = True
+    return kwargs
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -314,6 +347,7 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
                 with_lsa=args.with_lsa,
                 data_disks=args.data_disk or None,
                 **role,
+                **_target_kwargs(args),
             )
         except (AuditError, OSError) as err:
             if isinstance(err, (ProfileError, WaiverError)):
@@ -357,6 +391,7 @@ def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         waivers=args.waivers,
         image_type=args.image_type,
         backend=args.backend,
+        **_target_kwargs(args),
     )
     _write(fix_script(report, args.format, include_warnings=args.include_warnings), args.output, stdout)
     return EXIT_OK

@@ -174,6 +174,21 @@ class Report:
     #: ``effective_security_type``, ``effective_disk_controller``); empty when no image was audited
     target: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def target_text(self) -> str:
+        """The target in words (``TrustedLaunch (default for Generation 2), SCSI disk controller (default)``);
+        empty when no image was audited."""
+        if not self.target:
+            return ""
+        generation = (self.facts or {}).get("generation")
+        security = self.target.get("effective_security_type") or "?"
+        if not self.target.get("security_type"):
+            security += f" (default for Generation {generation})" if generation else " (default)"
+        controller = f"{self.target.get('effective_disk_controller') or '?'} disk controller"
+        if not self.target.get("disk_controller"):
+            controller += " (default)"
+        return f"{security}, {controller}"
+
     # --- querying -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Result]:
