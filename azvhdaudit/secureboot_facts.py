@@ -429,8 +429,8 @@ def boot_manager(files: GuestFiles, path: str = BOOTMGR_PATH) -> BootManager:
 #: ``uefi_signers(fh: BinaryIO, *, name: str, verify: bool) -> Sequence[signer]`` where each signer has
 #: ``subject`` (str), ``ca`` (the UEFI DB certificate its chain ends at: "Microsoft Windows Production PCA 2011",
 #: "Windows UEFI CA 2023", "Microsoft Corporation UEFI CA 2011", "Microsoft UEFI CA 2023", or ``None`` for none
-#: of them) and ``verified`` (bool: the chain and, when ``verify``, the digest checked); raising
-#: :class:`~azvhdaudit.errors.AuditError` when the signatures cannot be read or decided.
+#: of them) and ``verified`` (bool: the chain and, when ``verify``, the digest checked; ``False`` = not trusted,
+#: with ``why``); raising :class:`~azvhdaudit.errors.AuditError` when the signatures cannot be read.
 AUTHENTICODE_API = "uefi_signers"
 
 PCA2011 = "Microsoft Windows Production PCA 2011"
@@ -444,9 +444,16 @@ class BootSigner:
     """One Authenticode signature of the boot manager and the UEFI DB CA its chain ends at."""
 
     subject: str
-    #: ``None``: the chain ends at none of the UEFI DB CAs
+    #: ``None``: the chain ends at none of the UEFI DB CAs (or it was not verified)
     ca: str | None
+    #: the signature and its chain to ``ca`` verified (and, with ``verify``, the file's digest)
     verified: bool
+    #: why the signature is not trusted, or ``""``
+    why: str = ""
+
+    def describe(self) -> str:
+        text = f"{self.subject} -> {self.ca or 'no UEFI DB CA'}"
+        return f"{text} ({self.why})" if self.why and not self.verified else text
 
 
 @dataclass(frozen=True)
@@ -493,5 +500,6 @@ def boot_manager_signers(files: GuestFiles, path: str = BOOTMGR_PATH, *, verify:
         if not isinstance(subject, str) or not isinstance(verified, bool) or not (ca is None or isinstance(ca, str)):
             return SignerAnswer(None, f"azvhdaudit.authenticode.{AUTHENTICODE_API}() answered {item!r}, without "
                                       "subject/ca/verified")
-        signers.append(BootSigner(subject, ca, verified))
+        why_not = getattr(item, "why", "")
+        signers.append(BootSigner(subject, ca, verified, why_not if isinstance(why_not, str) else ""))
     return SignerAnswer(tuple(signers))

@@ -395,36 +395,33 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
         return Outcome(Status.NOT_CHECKED, f"not checked: \\{BOOTMGR_PATH} carries {table}; which CA it chains to "
                        f"is not known: {answer.why}. Servicing: {rollover}", expected, None, ev, reason=answer.why)
     signers = answer.signers
-    shown = [{"subject": s.subject, "ca": s.ca, "verified": s.verified} for s in signers]
-    described = "; ".join(f"{s.subject} -> {s.ca or 'no UEFI DB CA'}{'' if s.verified else ' (not verified)'}"
-                          for s in signers) or "no signature in the table"
+    shown = [{"subject": s.subject, "ca": s.ca, "verified": s.verified, "why": s.why} for s in signers]
+    described = "; ".join(s.describe() for s in signers) or "no signature in the table"
+    mode = ("its Authenticode digest compared" if ctx.options.verify_signatures else
+            "signatures and chains checked, the file's digest not compared (verify_signatures=True compares it)")
     cas = answer.cas
     if UEFICA2023 in cas:
         also = " and Microsoft Windows Production PCA 2011" if PCA2011 in cas else ""
-        return Outcome(Status.PASS, f"\\{BOOTMGR_PATH} chains to {UEFICA2023}{also} ({described}): the 2023 boot "
-                       "manager; it boots where the VM's firmware DB holds Windows UEFI CA 2023 (KB5085395). "
+        return Outcome(Status.PASS, f"\\{BOOTMGR_PATH} chains to {UEFICA2023}{also} ({described}; {mode}): the 2023 "
+                       "boot manager; it boots where the VM's firmware DB holds Windows UEFI CA 2023 (KB5085395). "
                        f"Servicing: {rollover}", expected, shown, ev)
     if PCA2011 in cas:
         stale = ""
         if state.status and state.status.lower() == "updated":
             stale = " (UEFICA2023Status says Updated, yet the ESP holds the 2011-signed boot manager)"
-        return Outcome(Status.WARNING, f"\\{BOOTMGR_PATH} chains to {PCA2011} only ({described}){stale}: it boots, "
-                       "but the 2011 CA expires in October 2026 and the VM then gets no new boot manager or DB/DBX "
-                       f"protections (KB5085395). Servicing: {rollover}; fix: {ROLLOVER_FIX}", expected, shown, ev)
+        return Outcome(Status.WARNING, f"\\{BOOTMGR_PATH} chains to {PCA2011} only ({described}; {mode}){stale}: it "
+                       "boots, but the 2011 CA expires in October 2026 and the VM then gets no new boot manager or "
+                       f"DB/DBX protections (KB5085395). Servicing: {rollover}; fix: {ROLLOVER_FIX}", expected, shown,
+                       ev)
     third = cas & THIRD_PARTY_CAS
     if third:
         return Outcome(Status.WARNING, f"\\{BOOTMGR_PATH} chains to {', '.join(sorted(third))} ({described}), "
                        "Microsoft's CA for third-party UEFI software: firmware that trusts it starts the file, but it "
                        "is not Windows Boot Manager as Microsoft signs it (Windows Production PCA 2011 or Windows UEFI "
                        f"CA 2023); fix: {BCDBOOT_FIX}", expected, shown, ev)
-    if signers and not any(s.verified for s in signers):
-        why = (f"the signatures of \\{BOOTMGR_PATH} were not verified ({described}); "
-               + ("the complete check could not decide" if ctx.options.verify_signatures
-                  else "run with verify_signatures=True (--verify-signatures)"))
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, shown, ev, reason=why)
     return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} chains to neither {PCA2011} nor {UEFICA2023} "
-                   f"({described}): it is not Windows Boot Manager as Microsoft signs it, and Secure Boot does not "
-                   f"start it ({_target_words(ctx)}); fix: {BCDBOOT_FIX}", expected, shown, ev)
+                   f"({described}): Secure Boot does not start it ({_target_words(ctx)}); fix: {BCDBOOT_FIX}",
+                   expected, shown, ev)
 
 
 @rule(RuleMeta(

@@ -208,8 +208,10 @@ def test_unreadable_boot_volume_is_not_checked() -> None:
 
 
 class Signer:
-    def __init__(self, subject: str, ca: str | None, verified: bool = True) -> None:
-        self.subject, self.ca, self.verified = subject, ca, verified
+    """What azvhdaudit.authenticode.uefi_signers answers per signature: ``ca`` only when verified."""
+
+    def __init__(self, subject: str, ca: str | None, verified: bool = True, why: str = "") -> None:
+        self.subject, self.ca, self.verified, self.why = subject, ca if verified else None, verified, why
 
 
 @pytest.mark.parametrize(
@@ -223,7 +225,10 @@ class Signer:
          "third-party UEFI software"),
         ([Signer("Lookalike", None)], Status.FAIL, "chains to neither"),
         ([], Status.FAIL, "no signature in the table"),
-        ([Signer("Microsoft Windows", sbf.UEFICA2023, verified=False)], Status.NOT_CHECKED, "--verify-signatures"),
+        ([Signer("CN=Lookalike Windows Production PCA 2011", None, verified=False, why="no chain to a UEFI db "
+                 "certificate")], Status.FAIL, "Lookalike Windows Production PCA 2011 -> no UEFI DB CA (no chain"),
+        ([Signer("Microsoft Windows", sbf.UEFICA2023, verified=False, why="the file's digest does not match")],
+         Status.FAIL, "digest does not match"),
     ],
 )
 def test_bootmgr_signature_verdicts(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes],
@@ -240,6 +245,8 @@ def test_bootmgr_signature_verdicts(monkeypatch: pytest.MonkeyPatch, efi_binarie
     assert out.status == status, out.message
     assert words in out.message
     assert asked == {"name": BOOTMGFW, "verify": False, "head": b"MZ"}
+    if status == Status.PASS:
+        assert "the file's digest not compared" in out.message
     if status == Status.WARNING and "October" in out.message:
         assert "UEFICA2023Status NotStarted" in out.message and "0x5944" in out.message
 
@@ -286,3 +293,14 @@ def test_registry_types_used_in_trees() -> None:
                                                   secureboot={"AvailableUpdates": 0x5944}))
     assert hive.key(SB).value("AvailableUpdates").type == RegType.DWORD
     assert hive.key(SERVICING).value("UEFICA2023Status").type == RegType.SZ
+
+
+def test_without_the_verifier_it_is_not_checked(monkeypatch: pytest.MonkeyPatch,
+                                                efi_binaries: dict[str, bytes]) -> None:
+    monkeypatch.setattr(sbf, "AUTHENTICODE_API", "no_such_function")
+    func, why = sbf._api()
+    assert func is None and "offers no no_such_function()" in why
+    tree = system_tree(servicing={"UEFICA2023Status": "InProgress"})
+    out = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: efi_binaries["signed"]})))
+    assert out.status == Status.NOT_CHECKED and "offers no no_such_function()" in out.reason
+    assert "certificate table" in out.message and "UEFICA2023Status InProgress" in out.message
