@@ -472,7 +472,16 @@ def _ekus(cert: Any) -> tuple[str, ...]:
 def _evaluate(signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: bool,
               file_digests: dict[str, bytes] | None) -> Signer:
     """Check one signature against ``anchors``: signed attributes, signer's signature and chain (and the file's
-    digest when ``file_digests`` is given)."""
+    digest when ``file_digests`` is given). A signature whose parts cannot be parsed is untrusted, with the
+    parser's message as the reason."""
+    try:
+        return _evaluate_parsed(signed, source, anchors, kernel=kernel, file_digests=file_digests)
+    except _parse_errors() as err:
+        return Signer("<unreadable>", "", source, "", why=f"signature unreadable: {err}")
+
+
+def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: bool,
+                     file_digests: dict[str, bytes] | None) -> Signer:
     errors = _parse_errors()
     catalog = source.startswith("catalog")
     try:

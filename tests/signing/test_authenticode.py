@@ -200,3 +200,45 @@ def test_truncated_signature_is_a_signature_error(material: dict[str, bytes]) ->
     except SignatureError:
         return
     assert sig.kernel_trusted is None
+
+
+def test_mutated_certificate_tables_never_raise_a_foreign_error(material: dict[str, bytes]) -> None:
+    """Byte flips in the certificate table (and the headers) give a SignatureError or untrusted signatures,
+    never another exception; the Dev Center signature stays trusted only while its own bytes are intact."""
+    import random
+
+    good = material["WinDivert64-2.1.0.sys"]
+    off, size = struct.unpack_from("<II", good, _security_dir(good))
+    rnd = random.Random(18)
+    outcomes = {"error": 0, "trusted": 0, "untrusted": 0}
+    for _ in range(150):
+        data = bytearray(good)
+        for _ in range(rnd.choice([1, 4, 16])):
+            pos = rnd.randrange(off, off + size) if rnd.random() < 0.9 else rnd.randrange(0, 1024)
+            data[pos] = rnd.randrange(256)
+        try:
+            sig = kernel_signatures(files_of(d=bytes(data)), "d", verify=rnd.random() < 0.2)
+        except SignatureError:
+            outcomes["error"] += 1
+            continue
+        outcomes["trusted" if sig.kernel_trusted else "untrusted"] += 1
+    assert all(outcomes.values()), outcomes
+
+
+def test_oscrypto_loads_with_the_machines_openssl() -> None:
+    """In a fresh interpreter: signify and oscrypto import (the version-pattern fix applied where needed) and
+    oscrypto reads the same OpenSSL version as Python's ssl module."""
+    import subprocess
+    import sys
+
+    code = ("import ssl, re; from azvhdaudit.authenticode import load_signify; load_signify(); "
+            "from oscrypto._openssl._libcrypto import libcrypto_version_info as v; "
+            "m = re.search(r'(\\d+)\\.(\\d+)\\.(\\d+)', ssl.OPENSSL_VERSION); "
+            "assert v[:3] == tuple(int(x) for x in m.groups()), (v, ssl.OPENSSL_VERSION); print(v)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_fix_is_only_applied_to_the_old_pattern() -> None:
+    old, new = authenticode._OSCRYPTO_FIX[0]
+    assert old != new and "\\\\d+" in new and "\\\\d+" not in old
