@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from azvhdaudit.engine import audit
     from azvhdaudit.fleet import audit_many
     from azvhdaudit.image import open_image
+    from azvhdaudit.rules.base import DISK_CONTROLLERS, PROFILES, SECURITY_TYPES, Target
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,10 @@ __all__ = [
     "Result",
     "Severity",
     "Status",
+    "Target",
+    "PROFILES",
+    "SECURITY_TYPES",
+    "DISK_CONTROLLERS",
     "open_image",
     "audit",
     "audit_many",
@@ -93,6 +98,11 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from azvhdaudit.engine import audit
 
         return audit
+    if name in ("Target", "PROFILES", "SECURITY_TYPES", "DISK_CONTROLLERS"):
+        # the rules package registers every rule on import: loaded on first use too
+        from azvhdaudit.rules import base
+
+        return getattr(base, name)
     if name == "audit_many":
         from azvhdaudit.fleet import audit_many
 

@@ -44,8 +44,13 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 
-PROFILES = ("azure", "azure-2017")
+#: azvhdaudit.rules.base.PROFILES, spelled out so that parsing arguments loads no rule module
+PROFILES = ("azure", "azure-2022", "azure-2017")
+_PROFILE_HELP = "azure (the 2022-08 document plus the platform rules; default), azure-2022 or azure-2017"
 BACKENDS = ("regf", "python-registry")
+#: azvhdaudit.rules.base.SECURITY_TYPES and DISK_CONTROLLERS, spelled out for the same reason
+SECURITY_TYPES = ("Standard", "TrustedLaunch", "ConfidentialVM")
+DISK_CONTROLLERS = ("SCSI", "NVMe")
 AUDIT_FORMATS = ("text", "json", "junit", "sarif", "html", "markdown")
 RULES_FORMATS = ("text", "json", "markdown")
 
@@ -151,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = add("audit", "audit one or more images against a profile")
     audit.add_argument("images", metavar="IMAGE", nargs="+")
-    audit.add_argument("--profile", choices=PROFILES, default="azure", help="baseline (default: azure)")
+    audit.add_argument("--profile", choices=PROFILES, default="azure", help=_PROFILE_HELP)
     audit.add_argument(
         "--select",
         metavar="PATTERN",
@@ -191,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also read the SECURITY and SAM hives (logon rights, built-in administrator); off by default",
     )
     audit.add_argument("--show-passed", action="store_true", help="text format: list passed rules too")
+    _add_target_flags(audit)
 
     rules = add("rules", "list the rule catalogue")
     rules.add_argument("--profile", choices=PROFILES, help="only the rules of this profile")
@@ -200,14 +206,43 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("image", metavar="IMAGE")
     fix.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     fix.add_argument("--format", choices=("ps1", "reg"), default="ps1", help="PowerShell (default) or .reg")
-    fix.add_argument("--profile", choices=PROFILES, default="azure", help="baseline (default: azure)")
+    fix.add_argument("--profile", choices=PROFILES, default="azure", help=_PROFILE_HELP)
     fix.add_argument("--select", metavar="PATTERN", action="append", default=[], help="as for audit")
     fix.add_argument("--ignore", metavar="PATTERN", action="append", default=[], help="as for audit")
     fix.add_argument("--waivers", metavar="FILE", help="waived rules get no fix")
     fix.add_argument("--image-type", choices=("generalized", "specialized"))
     fix.add_argument("--include-warnings", action="store_true", help="also fix recommended settings not met")
     fix.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    _add_target_flags(fix)
     return parser
+
+
+def _add_target_flags(command: argparse.ArgumentParser) -> None:
+    """The deployment target and the signature check mode, for audit and fix."""
+    command.add_argument(
+        "--security-type", choices=SECURITY_TYPES,
+        help="the VM's security type: Secure Boot rules are required under TrustedLaunch and ConfidentialVM "
+        "(default: Azure's, TrustedLaunch for Generation 2, Standard for Generation 1)",
+    )
+    command.add_argument(
+        "--disk-controller", choices=DISK_CONTROLLERS,
+        help="the VM's disk controller: NVMe makes the NVMe rules required (default: SCSI, NVMe readiness "
+        "reported as warnings)",
+    )
+    command.add_argument(
+        "--verify-signatures", action="store_true",
+        help="complete signature check: file digests and catalogs (slower; default: the certificate-table path)",
+    )
+
+
+def _target_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The audit keywords of the target flags that were given."""
+    kwargs: dict[str, Any] = {}
+    if args.security_type or args.disk_controller:
+        kwargs["target"] = {"security_type": args.security_type, "disk_controller": args.disk_controller}
+    if args.verify_signatures:
+        kwargs["verify_signatures"] = True
+    return kwargs
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -356,6 +391,7 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
                 with_lsa=args.with_lsa,
                 data_disks=args.data_disk or None,
                 **role,
+                **_target_kwargs(args),
             )
         except (AuditError, OSError) as err:
             if isinstance(err, (ProfileError, WaiverError)):
@@ -408,18 +444,19 @@ def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         waivers=args.waivers,
         image_type=args.image_type,
         backend=args.backend,
+        **_target_kwargs(args),
     )
     _write(fix_script(report, args.format, include_warnings=args.include_warnings), args.output, stdout)
     return EXIT_OK
 
 
 def _rule_rows(profile: str | None) -> list[dict[str, Any]]:
-    from azvhdaudit.engine import catalogue
+    from azvhdaudit.engine import catalogue, in_profile
 
     rows = []
     for r in catalogue():
         meta = r.meta
-        if profile and profile not in meta.baselines:
+        if profile and not in_profile(r, profile):
             continue
         rows.append(
             {

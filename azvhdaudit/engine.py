@@ -2,7 +2,8 @@
 
 References: the XCCDF idea of a small closed result set where the engine — not the rule — decides
 "not selected", "not applicable", "not checked", "error" and "waived" (NIST IR 7275r4, 6.6.4.2);
-profiles are the documents in :data:`azvhdaudit.rules.base.BASELINES`.
+profiles (:data:`azvhdaudit.rules.base.PROFILES`) run the rules of one or more baselines, the documents in
+:data:`azvhdaudit.rules.base.BASELINES`.
 
 The pure part is :func:`audit_context` (a registry view and facts in, results out); :func:`audit`
 opens the image read-only, runs it and builds the :class:`~azvhdaudit.report.Report`.
@@ -22,18 +23,19 @@ from azvhdaudit.errors import FileSystemError, NoPartitionTableError, NotApplica
 from azvhdaudit.facts import ImageFacts
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
-from azvhdaudit.rules.base import BASELINES, AuditContext, AuditOptions, Rule, all_rules
+from azvhdaudit.rules.base import PROFILES as _PROFILE_BASELINES
+from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, Target, all_rules
 from azvhdaudit.rules.values import HiveUnavailable
 from azvhdaudit.rules.vm import VM_ROLE, WINDOWS_VOLUME_RULE, DiskInfo, VMContext
 from azvhdaudit.waivers import Waiver, WaiverInput, check_known, load_waivers, split_expired
 
-__all__ = ["audit", "audit_context", "audit_vm_context", "select_rules", "catalogue", "PROFILES", "ROLES",
-           "DISK_AREAS"]
+__all__ = ["audit", "audit_context", "audit_vm_context", "select_rules", "catalogue", "in_profile", "PROFILES",
+           "ROLES", "DISK_AREAS"]
 
 log = logging.getLogger(__name__)
 
-#: the profiles an audit can be run against
-PROFILES: tuple[str, ...] = tuple(BASELINES)
+#: the profiles an audit can be run against (what each runs: :data:`azvhdaudit.rules.base.PROFILES`)
+PROFILES: tuple[str, ...] = tuple(_PROFILE_BASELINES)
 
 #: the roles a disk is audited in
 ROLES: tuple[str, ...] = ("os", "data")
@@ -53,8 +55,20 @@ def catalogue() -> list[Rule]:
 
 
 def _check_profile(profile: str) -> None:
-    if profile not in BASELINES:
-        raise ProfileError(f"unknown profile {profile!r}; valid profiles: {', '.join(BASELINES)}")
+    if profile not in _PROFILE_BASELINES:
+        raise ProfileError(f"unknown profile {profile!r}; valid profiles: {', '.join(_PROFILE_BASELINES)}")
+
+
+def in_profile(rule: Rule, profile: str) -> bool:
+    """Whether ``rule`` belongs to one of the baselines ``profile`` runs."""
+    return any(b in rule.meta.baselines for b in _PROFILE_BASELINES[profile])
+
+
+def _target(target: Target | dict[str, Any] | None) -> Target:
+    try:
+        return Target.of(target)
+    except ValueError as err:
+        raise ProfileError(str(err)) from err
 
 
 def _patterns(value: str | Iterable[str] | None) -> list[str]:
@@ -84,7 +98,7 @@ def _in_profile(
             if not any(_matches(r, pat) for r in every):
                 areas = sorted({r.meta.area for r in every})
                 raise ProfileError(f"{kind} pattern {pat!r} matches no rule id or area; areas: {', '.join(areas)}")
-    rules = [r for r in every if profile in r.meta.baselines]
+    rules = [r for r in every if in_profile(r, profile)]
     if chosen:
         rules = [r for r in rules if any(_matches(r, p) for p in chosen)]
     if dropped:
@@ -367,13 +381,22 @@ def audit(
     data_disks: Iterable[str | os.PathLike[str]] | None = None,
     with_lsa: bool = False,
     storage_options: dict[str, Any] | None = None,
+    target: Target | dict[str, Any] | None = None,
+    verify_signatures: bool = False,
 ) -> Report:
     """Audit one image (a path, a binary file object or an opened :class:`~azvhdaudit.image.Image`), or a
     whole VM: its OS disk with ``data_disks``.
 
-    ``profile`` is ``"azure"`` (the current doc) or ``"azure-2017"``; ``select``/``ignore`` are glob
+    ``profile`` is ``"azure"`` (what Azure needs today: the 2022-08 document plus the platform rules),
+    ``"azure-2022"`` (the 2022-08 document alone) or ``"azure-2017"``; ``select``/``ignore`` are glob
     patterns over rule ids and areas; ``waivers`` a TOML/JSON file or a list of entries;
     ``image_type`` is ``"generalized"`` or ``"specialized"`` when known.
+
+    ``target`` (a :class:`~azvhdaudit.rules.base.Target` or a dict with ``security_type`` and
+    ``disk_controller``) says where the VM is to run: which platform rules are required (fail) and which are
+    advice (warning). Unset fields take Azure's defaults: Trusted Launch for Generation 2, Standard for
+    Generation 1; SCSI. ``Report.target`` holds it as given and resolved. ``verify_signatures=True`` runs the
+    complete signature check (digests and catalogs) instead of the fast certificate-table path.
 
     ``role`` is what ``source`` is: ``"os"``, ``"data"`` or ``None`` (not said). A data disk gets the
     disk-format rules that apply to it and every other rule as not applicable, with the reason. An OS disk
@@ -408,7 +431,9 @@ def audit(
     active, expired = split_expired(loaded, today)
     for waiver in expired:
         log.warning("waiver for %s expired on %s; the rule's result stands", waiver.rule, waiver.expires)
-    options = AuditOptions(image_type=image_type, role=role)
+    chosen_target = _target(target)
+    options = AuditOptions(image_type=image_type, role=role, target=chosen_target,
+                           verify_signatures=bool(verify_signatures))
     # Validate the patterns before opening anything: a typo should cost nothing.
     rules = _planned(profile, select, ignore, role or "os")
     wanted_hives = _hives_for(rules, with_lsa)
@@ -421,6 +446,7 @@ def audit(
         "role": role,
         "backend": backend,
         "with_lsa": with_lsa,
+        "verify_signatures": bool(verify_signatures),
         "waivers": [w.to_dict() for w in active],
         "waivers_expired": [w.to_dict() for w in expired],
         "notes": [
@@ -451,9 +477,10 @@ def audit(
         report.results = run(image, main_name, options, no_windows)
         report.timings_ms["rules"] = (time.perf_counter() - ran) * 1000
         report.facts = image.facts.to_dict()
+        report.target = chosen_target.resolved(image.facts.generation)
         report.disks[main_name] = _disk_entry(role or "os", report.source, no_windows is None)
         if extra_disks:
-            _audit_data_disks(image, report, extra_disks, run, backend, image_type, profile, select, ignore,
+            _audit_data_disks(image, report, extra_disks, run, backend, options, profile, select, ignore,
                               active, today)
         elif role != "data" and image.registry.has_hive("SYSTEM"):
             _letters(report, image.registry, {main_name: image.facts})
@@ -491,7 +518,7 @@ def _audit_data_disks(
     paths: list[str],
     run: Any,
     backend: str,
-    image_type: str | None,
+    options: AuditOptions,
     profile: str,
     select: Any,
     ignore: Any,
@@ -505,7 +532,8 @@ def _audit_data_disks(
         ran = time.perf_counter()
         # A data disk's own hives are never read: its guest settings are the OS disk's.
         with _open_disk(path, backend, ()) as image:
-            disk_options = AuditOptions(image_type=image_type, role="data")
+            disk_options = AuditOptions(image_type=options.image_type, role="data", target=options.target,
+                                        verify_signatures=options.verify_signatures)
             report.results.extend(run(image, name, disk_options, None))
             entry = _disk_entry("data", path, image.windows_volume is not None)
             entry["facts"] = image.facts.to_dict()
@@ -518,7 +546,8 @@ def _audit_data_disks(
         registry=os_image.registry,
         facts=os_image.facts,
         profile=profile,
-        options=AuditOptions(image_type=image_type, role="os"),
+        options=AuditOptions(image_type=options.image_type, role="os", target=options.target,
+                             verify_signatures=options.verify_signatures),
         files=getattr(os_image, "files", None),
         disks=tuple(infos),
     )

@@ -65,6 +65,9 @@ class _State:
     image_type: str | None
     fail_on: str
     backend: str
+    #: the deployment target (``security_type``, ``disk_controller``; ``None`` = Azure's default)
+    target: dict[str, str | None] = field(default_factory=dict)
+    verify_signatures: bool = False
     reports: dict[str, Report] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
     #: node ids given as arguments (``os.vhd::rdp.port``, ``os.vhd``): only those generated tests run
@@ -82,6 +85,8 @@ class _State:
                     waivers=self.waivers,
                     image_type=self.image_type,
                     backend=self.backend,
+                    target=self.target or None,
+                    verify_signatures=self.verify_signatures,
                 )
             except Exception as err:
                 from azvhdaudit.errors import AuditError
@@ -119,9 +124,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--azvhd-profile",
         dest="azvhd_profile",
-        choices=("azure", "azure-2017"),
+        choices=("azure", "azure-2022", "azure-2017"),
         default=None,
-        help="baseline to audit against (default: the azvhd_profile ini option, else azure)",
+        help="profile to audit against (default: the azvhd_profile ini option, else azure)",
     )
     group.addoption("--azvhd-waivers", dest="azvhd_waivers", metavar="FILE", help="TOML or JSON waiver file")
     group.addoption(
@@ -145,12 +150,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="registry reader (default: regf)",
     )
+    group.addoption(
+        "--azvhd-security-type",
+        dest="azvhd_security_type",
+        choices=("Standard", "TrustedLaunch", "ConfidentialVM"),
+        default=None,
+        help="the VM's security type (default: the azvhd_security_type ini option, else Azure's default: "
+        "TrustedLaunch for Generation 2, Standard for Generation 1)",
+    )
+    group.addoption(
+        "--azvhd-disk-controller",
+        dest="azvhd_disk_controller",
+        choices=("SCSI", "NVMe"),
+        default=None,
+        help="the VM's disk controller (default: the azvhd_disk_controller ini option, else SCSI)",
+    )
+    group.addoption(
+        "--azvhd-verify-signatures",
+        dest="azvhd_verify_signatures",
+        action="store_true",
+        default=None,
+        help="complete signature check: file digests and catalogs (default: the certificate-table path)",
+    )
     parser.addini("azvhd_images", "disk images to audit, one per line (relative to the ini file)", type="paths",
                   default=[])
-    parser.addini("azvhd_profile", "baseline: azure or azure-2017", default="azure")
+    parser.addini("azvhd_profile", "profile: azure, azure-2022 or azure-2017", default="azure")
     parser.addini("azvhd_waivers", "waiver file (relative to the rootdir)", default="")
     parser.addini("azvhd_image_type", "generalized or specialized", default="")
     parser.addini("azvhd_fail_on", "fail or warning", default="fail")
+    parser.addini("azvhd_security_type", "Standard, TrustedLaunch or ConfidentialVM (default: Azure's)", default="")
+    parser.addini("azvhd_disk_controller", "SCSI or NVMe (default: SCSI)", default="")
+    parser.addini("azvhd_verify_signatures", "complete signature check (digests, catalogs)", type="bool",
+                  default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -169,6 +200,9 @@ def pytest_configure(config: pytest.Config) -> None:
         image_type=config.getoption("azvhd_image_type") or config.getini("azvhd_image_type") or None,
         fail_on=config.getoption("azvhd_fail_on") or config.getini("azvhd_fail_on") or "fail",
         backend=config.getoption("azvhd_backend") or "regf",
+        target=_target_option(config),
+        verify_signatures=bool(config.getoption("azvhd_verify_signatures") or
+                               config.getini("azvhd_verify_signatures")),
     )
     config.stash[_STATE_KEY].selected = _take_node_ids(config, config.stash[_STATE_KEY])
 
@@ -206,6 +240,15 @@ def _is_selected(node_id: str, selected: list[str]) -> bool:
     return any(node_id == want or ("::" not in want and node_id.startswith(want + "::")) for want in selected)
 
 
+def _target_option(config: pytest.Config) -> dict[str, str | None]:
+    """The target the options and ini give; empty when neither field is given (Azure's defaults)."""
+    security = config.getoption("azvhd_security_type") or config.getini("azvhd_security_type") or None
+    controller = config.getoption("azvhd_disk_controller") or config.getini("azvhd_disk_controller") or None
+    if security is None and controller is None:
+        return {}
+    return {"security_type": security, "disk_controller": controller}
+
+
 def _state(config: pytest.Config) -> _State:
     return config.stash[_STATE_KEY]
 
@@ -214,9 +257,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     state = config.stash.get(_STATE_KEY, None)
     if state is None or not state.images:
         return None
+    target = ", ".join(f"{k} {v}" for k, v in state.target.items() if v)
     return f"azvhdaudit: {len(state.images)} image(s), profile {state.profile}" + (
         f", waivers {state.waivers}" if state.waivers else ""
-    )
+    ) + (f", target {target}" if target else "") + (", verify signatures" if state.verify_signatures else "")
 
 
 def _ids(images: list[str]) -> list[str]:

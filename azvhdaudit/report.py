@@ -179,6 +179,24 @@ class Report:
     #: (counts of its results) and, for a data disk, its ``facts``; the OS disk's entry also holds the VM's
     #: ``drive_letter_map`` (letter -> disk and partition, from ``SYSTEM\\MountedDevices``)
     disks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: where the VM is to run, as given and resolved for the image (``security_type``, ``disk_controller``,
+    #: ``effective_security_type``, ``effective_disk_controller``); empty when no image was audited
+    target: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target_text(self) -> str:
+        """The target in words (``TrustedLaunch (default for Generation 2), SCSI disk controller (default)``);
+        empty when no image was audited."""
+        if not self.target:
+            return ""
+        generation = (self.facts or {}).get("generation")
+        security = self.target.get("effective_security_type") or "?"
+        if not self.target.get("security_type"):
+            security += f" (default for Generation {generation})" if generation else " (default)"
+        controller = f"{self.target.get('effective_disk_controller') or '?'} disk controller"
+        if not self.target.get("disk_controller"):
+            controller += " (default)"
+        return f"{security}, {controller}"
 
     # --- querying -----------------------------------------------------------------------------
 
@@ -275,6 +293,7 @@ class Report:
             "profile": self.profile,
             "started": self.started.isoformat(),
             "options": dict(self.options),
+            "target": dict(self.target),
             "facts": self.facts,
             "disks": self.disks,
             "summary": self.summary,

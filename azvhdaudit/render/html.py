@@ -216,7 +216,8 @@ def _report_section(report: Report, fail_on: str) -> str:
         body = "".join(_rule(r) for r in results)
     return (
         f"<section class=report><h2>{e(report.source)}</h2>"
-        f"<p class=ident>{e(identity(report))} · profile <code>{e(report.profile)}</code></p>"
+        f"<p class=ident>{e(identity(report))} · profile <code>{e(report.profile)}</code>"
+        f"{' · target ' + e(report.target_text) if report.target_text else ''}</p>"
         f'<p><span class="verdict {"bad" if bad else "good"}">{e(verdict(report, fail_on))}</span></p>'
         f"<p class=counts>{count_html}</p>{_facts(report)}"
         f"{body}</section>"

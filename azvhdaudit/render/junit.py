@@ -102,6 +102,8 @@ def render(reports: Report | Sequence[Report]) -> str:
                 ("disk", disk),
                 ("role", role),
                 ("tool_version", report.tool_version),
+                ("security_type", str(report.target.get("effective_security_type") or "")),
+                ("disk_controller", str(report.target.get("effective_disk_controller") or "")),
             ):
                 ET.SubElement(props, "property", {"name": prop, "value": text})
             for result in results:

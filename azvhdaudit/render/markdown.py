@@ -59,8 +59,9 @@ def _one(report: Report, fail_on: str, max_rows: int) -> list[str]:
     icon = "❌" if report.exit_code(fail_on) else "✅"
     lines = [f"### {icon} {_code(report.source)} — {word}", ""]
     ident = identity(report)
-    if ident:
-        lines += [f"{escape(ident)} · profile `{report.profile}`", ""]
+    target = f" · target {escape(report.target_text)}" if report.target_text else ""
+    if ident or target:
+        lines += [f"{escape(ident) if ident else ''} · profile `{report.profile}`{target}".lstrip(" ·"), ""]
     lines += [f"**{summary_line(report)}**", ""]
     problems = sorted(
         (r for r in report.results if r.status in _ICON),

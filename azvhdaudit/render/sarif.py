@@ -147,7 +147,8 @@ def to_sarif(
         artifacts.append(
             {
                 "location": {"uri": _uri(report.source)},
-                "description": {"text": f"disk image audited with profile {report.profile}"},
+                "description": {"text": f"disk image audited with profile {report.profile}"
+                                + (f", target {report.target_text}" if report.target_text else "")},
             }
         )
         for result in report.results:
@@ -188,7 +189,8 @@ def to_sarif(
                 "invocations": [invocation],
                 "artifacts": artifacts,
                 "results": results,
-                "properties": {"profiles": sorted({r.profile for r in items})},
+                "properties": {"profiles": sorted({r.profile for r in items}),
+                               "targets": [dict(r.target) for r in items]},
             }
         ],
     }

@@ -99,6 +99,8 @@ def _one(report: Report, paint: _Painter, fail_on: str, width: int, show_passed:
     word = verdict(report, fail_on)
     style = _STYLE[Status.FAIL] if report.exit_code(fail_on) else _STYLE[Status.PASS]
     lines.append(f"  {paint(word, style)}: {summary_line(report)}")
+    if report.target_text:
+        lines.append(f"  target: {report.target_text}")
 
     problems = [r for r in report.results if r.status in (Status.FAIL, Status.ERROR, Status.WARNING)]
     if problems:

@@ -1,6 +1,7 @@
 """The rule catalogue: importing this package registers every rule module.
 
-References: one module per area of "Prepare a Windows VHD or VHDX to upload to Azure" (see
+References: one module per area of "Prepare a Windows VHD or VHDX to upload to Azure", and one per Azure
+platform requirement since 2022 (Secure Boot, driver signatures, NVMe, Azure Boost networking; see
 :mod:`azvhdaudit.rules.base` for what a rule is). The list is fixed; a module file that is not
 part of this installation is skipped, any other import error propagates.
 """
@@ -39,6 +40,11 @@ MODULES: tuple[str, ...] = (
     "crashdump",
     "pagefile",
     "manual",
+    # Azure platform requirements since 2022 (profile "azure"; required or advice by the target)
+    "secureboot",
+    "signing",
+    "nvme",
+    "platform_net",
     # across the VM's disks
     "vm",
 )

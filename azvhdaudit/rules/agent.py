@@ -105,7 +105,7 @@ def check_agent(ctx: AuditContext) -> Outcome:
               "storage and network; vmstorfl.sys must reach the update table's version and vmbus.sys / "
               "storvsc.sys must be there. Windows 10 / Server 2016 and later carry them in the box.",
     source="Set Windows configurations for Azure (legacy OS)",
-    baselines=("azure",),
+    baselines=("azure-2022",),
     remediation=f"Install the Hyper-V integration components update for Windows VMs ({HYPERV_IC})",
     references=(DOC_CURRENT, HYPERV_IC),
 ))
@@ -156,7 +156,7 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
               "one of these disabled (Start = 4), as P2V tools and some hardening scripts leave them, the VM "
               "does not boot or has no network. Derived from the doc's integration components requirement.",
     source="derived (Set Windows configurations for Azure)",
-    baselines=("azure",),
+    baselines=("azure-2022",),
     remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\storvsc' -Name Start -Value 0 "
                 "-Type DWord (likewise vmbus; netvsc 3)",
 ))
@@ -247,7 +247,7 @@ SECURITY_PRODUCTS = ("symantec", "norton", "mcafee", "trellix", "trend micro", "
     rationale="Anti-virus script blocking can stop the scripts the Azure provisioning agent runs on first boot. "
               "Offline only the installed products can be listed; their settings need a person (or a running VM).",
     source="Complete the recommended configurations (script blockers)",
-    baselines=("azure",),
+    baselines=("azure-2022",),
     remediation="Allow the Azure VM Agent's scripts in the security product, or disable its script blocking until "
                 "the VM is provisioned",
 ))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from azvhdaudit.report import Outcome, Severity
+from azvhdaudit.report import Outcome, Severity, Status
 
 if TYPE_CHECKING:
     from azvhdaudit.facts import ImageFacts
@@ -25,6 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASELINES",
+    "PROFILES",
+    "DEFAULT_PROFILE",
+    "SECURITY_TYPES",
+    "DISK_CONTROLLERS",
+    "Target",
+    "platform_status",
+    "effective_security_type",
     "DOC_CURRENT",
     "DOC_2017",
     "RuleMeta",
@@ -37,11 +44,30 @@ __all__ = [
     "all_rules",
 ]
 
-#: baseline name -> the document it stands for
+#: baseline name -> the document(s) it stands for. A rule declares the baselines it belongs to; a profile
+#: (:data:`PROFILES`) runs the rules of one or more baselines.
 BASELINES: dict[str, str] = {
-    "azure": "Prepare a Windows VHD or VHDX to upload to Azure (learn.microsoft.com, ms.date 2022-08-04)",
+    "azure-2022": "Prepare a Windows VHD or VHDX to upload to Azure (learn.microsoft.com, ms.date 2022-08-04)",
     "azure-2017": "Prepare a Windows VHD or VHDX to upload to Azure (ms.date 2017-08-01, the seed text)",
+    "azure-platform": (
+        "Azure platform requirements since 2022: Trusted Launch / Secure Boot, the 2023 boot certificates, NVMe, "
+        "Azure Boost networking (each rule cites its own Microsoft document)"
+    ),
 }
+
+#: profile -> the baselines whose rules it runs. ``azure`` is what Azure needs today: the 2022-08 document plus
+#: the platform rules; ``azure-2022`` is that document alone; ``azure-2017`` the 2017 text.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "azure": ("azure-2022", "azure-platform"),
+    "azure-2022": ("azure-2022",),
+    "azure-2017": ("azure-2017",),
+}
+DEFAULT_PROFILE = "azure"
+
+#: the security types of an Azure VM (``securityProfile.securityType``; "Standard" = neither)
+SECURITY_TYPES: tuple[str, ...] = ("Standard", "TrustedLaunch", "ConfidentialVM")
+#: the disk controllers an Azure VM attaches its disks over (``storageProfile.diskControllerType``)
+DISK_CONTROLLERS: tuple[str, ...] = ("SCSI", "NVMe")
 DOC_CURRENT = "https://learn.microsoft.com/azure/virtual-machines/windows/prepare-for-upload-vhd-image"
 DOC_2017 = "prepare-for-upload-vhd-image.md (azure-docs, ms.date 08/01/2017)"
 
@@ -59,7 +85,7 @@ class RuleMeta:
     #: the doc section the rule comes from
     source: str = ""
     #: which baselines (profiles) hold the rule
-    baselines: tuple[str, ...] = ("azure", "azure-2017")
+    baselines: tuple[str, ...] = ("azure-2022", "azure-2017")
     #: the exact fix line from the doc (PowerShell or cmd)
     remediation: str = ""
     references: tuple[str, ...] = (DOC_CURRENT,)
@@ -107,6 +133,75 @@ class GuestFiles(Protocol):
         ...
 
 
+def _canonical(value: str | None, valid: tuple[str, ...], what: str) -> str | None:
+    if value is None:
+        return None
+    for name in valid:
+        if isinstance(value, str) and value.lower() == name.lower():
+            return name
+    raise ValueError(f"{what} must be one of {', '.join(valid)} (or None for Azure's default), not {value!r}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the image is to run in Azure: which platform rules are required and which are advice.
+
+    ``security_type`` is ``Standard``, ``TrustedLaunch`` or ``ConfidentialVM``; ``None`` is Azure's default
+    (Trusted Launch for a Generation 2 VM, Standard for Generation 1). ``disk_controller`` is ``SCSI`` or
+    ``NVMe``; ``None`` is SCSI, NVMe readiness then reported as a warning. Names are matched
+    case-insensitively and stored in Azure's spelling; anything else raises :class:`ValueError`.
+    """
+
+    security_type: str | None = None
+    disk_controller: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "security_type", _canonical(self.security_type, SECURITY_TYPES, "security_type"))
+        object.__setattr__(
+            self, "disk_controller", _canonical(self.disk_controller, DISK_CONTROLLERS, "disk_controller")
+        )
+
+    @classmethod
+    def of(cls, value: Target | dict[str, Any] | None) -> Target:
+        """A target from a :class:`Target`, a dict (``security_type``, ``disk_controller``) or ``None``."""
+        if value is None:
+            return cls()
+        if isinstance(value, Target):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {"security_type", "disk_controller"}
+            if unknown:
+                raise ValueError(f"unknown target field(s) {', '.join(sorted(map(str, unknown)))}; "
+                                 "valid: security_type, disk_controller")
+            return cls(value.get("security_type"), value.get("disk_controller"))
+        raise ValueError(f"target must be a Target, a dict or None, not {type(value).__name__}")
+
+    def resolved(self, generation: int | None) -> dict[str, Any]:
+        """The target as given and as it applies to an image of this generation (defaults resolved)."""
+        return {
+            "security_type": self.security_type,
+            "disk_controller": self.disk_controller,
+            "effective_security_type": effective_security_type(self, generation),
+            "effective_disk_controller": self.disk_controller or "SCSI",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"security_type": self.security_type, "disk_controller": self.disk_controller}
+
+
+def effective_security_type(target: Target, generation: int | None) -> str:
+    """The security type the VM gets: the one given, else Azure's default for the generation (Trusted Launch
+    for Generation 2, Standard for Generation 1 and for an image whose generation is not established)."""
+    if target.security_type is not None:
+        return target.security_type
+    return "TrustedLaunch" if generation == 2 else "Standard"
+
+
+def platform_status(required: bool) -> Status:
+    """The status of an unmet platform requirement: FAIL when the target requires it, WARNING otherwise."""
+    return Status.FAIL if required else Status.WARNING
+
+
 @dataclass(frozen=True)
 class AuditOptions:
     """What the user asked of the audit beyond the profile."""
@@ -115,6 +210,10 @@ class AuditOptions:
     image_type: str | None = None
     #: ``os`` or ``data``; ``None`` = not stated (decided by whether Windows is found)
     role: str | None = None
+    #: where the image is to run (security type, disk controller)
+    target: Target = field(default_factory=Target)
+    #: the complete signature check (digests, catalogs) instead of the fast certificate-table path
+    verify_signatures: bool = False
 
 
 @dataclass
@@ -123,13 +222,29 @@ class AuditContext:
 
     registry: RegistryView
     facts: ImageFacts
-    profile: str = "azure"
+    profile: str = DEFAULT_PROFILE
     options: AuditOptions = field(default_factory=AuditOptions)
     files: GuestFiles | None = None
     #: the decoded BCD store (:class:`azvhdaudit.bcd.BCDStore`), when one was found
     bcd: Any = None
     #: scratch space shared by rules within one audit (e.g. parsed firewall rules), keyed by name
     cache: dict[str, Any] = field(default_factory=dict)
+
+    def security_type(self) -> str:
+        """The effective security type: the target's, else Azure's default for the image's generation."""
+        return effective_security_type(self.options.target, self.facts.generation)
+
+    def disk_controller(self) -> str:
+        """The effective disk controller: the target's, else SCSI."""
+        return self.options.target.disk_controller or "SCSI"
+
+    def secure_boot_required(self) -> bool:
+        """Whether the VM boots with Secure Boot on (Trusted Launch or Confidential VM)."""
+        return self.security_type() in ("TrustedLaunch", "ConfidentialVM")
+
+    def nvme_required(self) -> bool:
+        """Whether the VM's disks attach over NVMe."""
+        return self.disk_controller() == "NVMe"
 
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
         """Compute ``make()`` once per audit (parsed firewall rules, decoded blobs ...)."""

@@ -20,8 +20,8 @@ from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta,
 from azvhdaudit.rules.values import plain
 
 SECTION = "Verify the VM: Set the Boot Configuration Data (BCD) settings"
-BOTH = ("azure", "azure-2017")
-CURRENT_ONLY = ("azure",)
+BOTH = ("azure-2022", "azure-2017")
+CURRENT_ONLY = ("azure-2022",)
 
 BOOTSTATUSPOLICY = {
     0: "DisplayAllFailures", 1: "IgnoreAllFailures", 2: "IgnoreShutdownFailures", 3: "IgnoreBootFailures",

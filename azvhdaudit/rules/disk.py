@@ -30,7 +30,7 @@ DATA_MAX = 32767 * GiB
 
 CONVERT_SECTION = "Convert the virtual disk to a fixed size VHD"
 BOTH_ROLES = ("os", "data")
-CURRENT_ONLY = ("azure",)
+CURRENT_ONLY = ("azure-2022",)
 
 
 def _container_evidence(c: ContainerFacts, note: str = "", **actual: object) -> Evidence:

@@ -272,7 +272,7 @@ def check_min_version(ctx: AuditContext) -> Outcome:
     rationale="Generation 2 VMs boot UEFI, which Windows supports from Windows Server 2012 / Windows 8 (build "
               "9200), 64-bit only (generation-2.md).",
     source="intro (Azure supports generation 1 and generation 2)",
-    baselines=("azure",),
+    baselines=("azure-2022",),
     remediation="Upload as generation 1 from an MBR disk, or upgrade to a 64-bit Windows Server 2012 or later",
     references=(DOC_CURRENT, GEN2_DOC),
 ))

@@ -24,7 +24,7 @@ from azvhdaudit.rules.values import HiveUnavailable, Read, key_evidence, read_va
 
 GENERALIZE = "Generalize a VHD"
 HIBER_KEY = r"SYSTEM\CurrentControlSet\Control\Session Manager\Power"
-CURRENT_ONLY = ("azure",)
+CURRENT_ONLY = ("azure-2022",)
 ROLES_DOC = ("https://learn.microsoft.com/windows-hardware/manufacture/desktop/"
              "sysprep-support-for-server-roles")
 

@@ -273,7 +273,7 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
               "with \"CredSSP encryption oracle remediation\". Windows 10 is judged by its UBR, older Windows by "
               "the KB's CBS package (a missing record is not proof: packages get cleaned up).",
     source=SECTION + " (CVE-2018-0886)",
-    baselines=("azure",),
+    baselines=("azure-2022",),
     remediation="Install the May 2018 (or later) cumulative update / monthly rollup",
     references=(DOC_CURRENT, "https://msrc.microsoft.com/update-guide/vulnerability/CVE-2018-0886"),
 ))
@@ -357,7 +357,7 @@ def _pending_evidence(ctx: AuditContext) -> tuple[list[Evidence], list[str]]:
     rationale="Updates waiting for a restart finish on the first boot in Azure (slow, can fail provisioning) "
               "and sysprep refuses to run with servicing operations pending.",
     source=SECTION + " (NOTE) and before Sysprep",
-    baselines=("azure",),
+    baselines=("azure-2022",),
     remediation="Install all updates and restart once before migration / before sysprep.exe",
 ))
 def check_pending_reboot(ctx: AuditContext) -> Outcome:

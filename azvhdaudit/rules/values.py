@@ -45,8 +45,8 @@ __all__ = [
     "register_values",
 ]
 
-BOTH = ("azure", "azure-2017")
-CURRENT = ("azure",)
+BOTH = ("azure-2022", "azure-2017")
+CURRENT = ("azure-2022",)
 Y2017 = ("azure-2017",)
 
 #: comparisons a row may use (catalogue ``compare``)

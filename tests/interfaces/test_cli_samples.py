@@ -40,6 +40,11 @@ def _main(*argv: str) -> tuple[int, str, str]:
     return cli.main(list(argv), stdout=out, stderr=err), out.getvalue(), err.getvalue()
 
 
+def _profile(sample: dict[str, Any]) -> str:
+    # the manifest's expectations are the 2022-08 document's: under "azure" the platform rules come on top
+    return "azure-2022" if sample["profile"] == "azure" else str(sample["profile"])
+
+
 def _ids(results: list[dict[str, Any]], *statuses: str) -> list[str]:
     return sorted(r["rule_id"] for r in results if r["status"] in statuses)
 
@@ -47,7 +52,7 @@ def _ids(results: list[dict[str, Any]], *statuses: str) -> list[str]:
 @pytest.mark.parametrize("sample", MANIFEST, ids=[s["name"] for s in MANIFEST])
 def test_audit_reports_what_the_sample_is_built_to_fail(samples: Path, sample: dict[str, Any]) -> None:
     code, out, err = _main("audit", str(samples / sample["name"]), "--format", "json",
-                           "--profile", sample["profile"])
+                           "--profile", _profile(sample))
     data = json.loads(out)
     jsonschema.Draft202012Validator(load_schema()).validate(data)
     assert err == ""
@@ -59,7 +64,8 @@ def test_audit_reports_what_the_sample_is_built_to_fail(samples: Path, sample: d
 
 def test_all_samples_in_one_call(samples: Path, tmp_path: Path) -> None:
     images = [str(samples / s["name"]) for s in MANIFEST]
-    code, _, err = _main("audit", *images, "--format", "junit", "-o", str(tmp_path / "junit.xml"))
+    code, _, err = _main("audit", *images, "--profile", "azure-2022", "--format", "junit", "-o",
+                         str(tmp_path / "junit.xml"))
     bad = sum(1 for s in MANIFEST if s["expected_fail"])
     assert code == 1 and err.startswith(f"azvhdaudit: NOT COMPLIANT: {len(MANIFEST)} images: "
                                         f"{len(MANIFEST) - bad} compliant, {bad} not compliant; rules: ")
@@ -69,7 +75,7 @@ def test_all_samples_in_one_call(samples: Path, tmp_path: Path) -> None:
         suite = suites[str(samples / sample["name"])]
         assert suite.failures + suite.errors == len(sample["expected_fail"])
 
-    _main("audit", *images, "--format", "sarif", "-o", str(tmp_path / "all.sarif"))
+    _main("audit", *images, "--profile", "azure-2022", "--format", "sarif", "-o", str(tmp_path / "all.sarif"))
     sarif = json.loads((tmp_path / "all.sarif").read_text(encoding="utf-8"))
     jsonschema.Draft4Validator(json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))).validate(sarif)
     run = sarif["runs"][0]
@@ -82,7 +88,7 @@ def test_all_samples_in_one_call(samples: Path, tmp_path: Path) -> None:
 
 
 def test_compliant_sample_text_summary(samples: Path) -> None:
-    code, out, _ = _main("audit", str(samples / "gen1-azure.vhd"))
+    code, out, _ = _main("audit", str(samples / "gen1-azure.vhd"), "--profile", "azure-2022")
     lines = out.splitlines()
     assert code == 0
     assert "Windows Server 2016 Datacenter (build 14393.2273, AMD64), generation 1, VHD fixed" in lines[1]

@@ -1,0 +1,703 @@
+"""Authenticode signatures of PE files in the image, verified offline against trust anchors kept in the package.
+
+References:
+- "Windows Authenticode Portable Executable Signature Format" (Microsoft, Authenticode_PE.docx, 2008-03-21):
+  the certificate table (IMAGE_DIRECTORY_ENTRY_SECURITY, a file offset), WIN_CERTIFICATE, SpcIndirectDataContent
+  and the image hash that leaves out the checksum, the table's directory entry and the table itself.
+- "Driver Signing Policy" (learn.microsoft.com/windows-hardware/drivers/install/kernel-mode-code-signing-policy--
+  windows-vista-and-later-): from Windows 10 1607 with Secure Boot on, new kernel drivers must be signed through
+  the Windows Hardware Dev Center (Microsoft Root Certificate Authority 2010 -> Microsoft Windows Third Party
+  Component CA 2012/2014 -> "Microsoft Windows Hardware Compatibility Publisher"); drivers that are part of
+  Windows are signed "Microsoft Windows" (Windows Production PCA 2011 -> Microsoft Root Certificate Authority 2010).
+  Cross-signed drivers chain to "Microsoft Code Verification Root".
+- "Windows Secure Boot Key Creation and Management Guidance" (learn.microsoft.com/windows-hardware/manufacture/
+  desktop/windows-secure-boot-key-creation-and-management-guidance): the UEFI ``db`` holds Microsoft Windows
+  Production PCA 2011 and Microsoft Corporation UEFI CA 2011, and since 2023 Windows UEFI CA 2023 and Microsoft
+  UEFI CA 2023.
+
+The parsing and the cryptography are signify's (asn1crypto for the ASN.1, certvalidator for the path). Trust is
+by exact certificate: the anchors are the DER certificates under ``azvhdaudit/data`` whose SHA-256 fingerprints
+are pinned below (a certificate that only carries a Microsoft name is never an anchor). Neither Windows' code
+integrity nor UEFI firmware enforces certificate expiry, so a chain is checked at the time its signing
+certificate was issued, not today (both 2011 Secure Boot CAs expired in 2026).
+
+Cost: the fast path (``verify=False``) reads the PE headers and the certificate table only (a few KB) and checks
+the signatures' structure, the signer's signature over the signed attributes and the chain; it does not hash
+the file. ``verify=True`` also computes the Authenticode digest of the whole file and compares it with the signed
+one, and looks up files without a trusted embedded signature in the CatRoot catalogs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib
+import importlib.util
+import io
+import logging
+import os
+import pkgutil
+import struct
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from azvhdaudit.errors import AuditError, GuestFileNotFoundError
+
+if TYPE_CHECKING:
+    from azvhdaudit.rules.base import GuestFiles
+
+__all__ = [
+    "SignatureError",
+    "Anchor",
+    "KERNEL_ANCHORS",
+    "UEFI_DB_ANCHORS",
+    "KERNEL_EKUS",
+    "Signer",
+    "FileSignatures",
+    "Catalogs",
+    "CATROOT",
+    "read_signatures",
+    "kernel_signatures",
+    "uefi_signers",
+    "load_signify",
+]
+
+log = logging.getLogger(__name__)
+
+#: the largest certificate table read (a driver's or a boot manager's is 5-30 KB)
+MAX_CERT_TABLE = 512 * 1024
+#: the most signatures (table entries plus nested ones) looked at in one file
+MAX_SIGNATURES = 16
+#: how deep nested signatures (SPC nested signature attributes) are followed
+MAX_NESTING = 4
+#: the most certificates one signature may carry
+MAX_CERTIFICATES = 64
+#: the longest chain accepted, signer to anchor
+MAX_CHAIN = 8
+#: the largest file hashed whole with ``verify=True`` (the largest boot drivers are a few tens of MB)
+MAX_HASHED_FILE = 256 * 1024 * 1024
+#: the largest catalog read, the most catalogs and the most bytes of catalogs read in one audit
+MAX_CATALOG = 64 * 1024 * 1024
+MAX_CATALOGS = 20000
+MAX_CATALOG_BYTES = 2 * 1024 * 1024 * 1024
+#: the system catalog database Windows checks catalog-signed drivers against
+CATROOT = r"Windows\System32\CatRoot\{F750E6C3-38EE-11D1-85E5-00C04FC295EE}"
+_HEAD = 4096
+
+#: leaf EKUs that mark a Microsoft kernel-mode signature under Microsoft Root Certificate Authority 2010
+KERNEL_EKUS: dict[str, str] = {
+    "1.3.6.1.4.1.311.10.3.5": "Windows Hardware Driver Verification",
+    "1.3.6.1.4.1.311.10.3.5.1": "Windows Hardware Driver Attested Verification",
+    "1.3.6.1.4.1.311.10.3.6": "Windows System Component Verification",
+    "1.3.6.1.4.1.311.10.3.39": "Windows Hardware Driver Extended Verification",
+}
+
+
+class SignatureError(AuditError):
+    """A file's signatures cannot be read: no PE headers, a certificate table out of bounds or too large."""
+
+
+# --- signify, loaded on first use ------------------------------------------------------------------------------
+
+# oscrypto 1.3.0 (signify's crypto backend, the last release) finds libcrypto's version with the pattern
+# r"\b(\d\.\d\.\d[a-z]*)\b", which does not match a two-digit patch release ("OpenSSL 3.0.19"): the import fails
+# with "Error detecting the version of libcrypto" on Debian 12 and every distribution past OpenSSL 3.0.9.
+# Upstream fixed the patterns after the release (oscrypto commit d5f3437, "Make OpenSSL version regexes more
+# robust"). The shim below applies exactly that change to the module's source before it first runs, only when
+# the installed module still holds the old pattern; a fixed oscrypto is imported as it is.
+_OSCRYPTO_FIX = (
+    ("'\\\\b(\\\\d\\\\.\\\\d\\\\.\\\\d[a-z]*)\\\\b'", "'\\\\b(\\\\d+\\\\.\\\\d+\\\\.\\\\d+[a-z]*)\\\\b'"),
+    ("'(?<=LibreSSL )(\\\\d\\\\.\\\\d(\\\\.\\\\d)?)\\\\b'", "'(?<=LibreSSL )(\\\\d+\\\\.\\\\d+(\\\\.\\\\d+)?)\\\\b'"),
+    ("re.sub('(\\\\d)([a-z]+)'", "re.sub('(\\\\d+)([a-z]+)'"),
+)
+_OSCRYPTO_MODULES = ("oscrypto._openssl._libcrypto_ctypes", "oscrypto._openssl._libcrypto_cffi")
+_signify: dict[str, Any] = {}
+
+
+def _patch_oscrypto() -> list[str]:
+    """Import oscrypto's libcrypto bindings with the upstream version-pattern fix; the modules patched."""
+    patched: list[str] = []
+    if sys.platform in ("win32", "darwin"):
+        return patched  # oscrypto uses the OS's own crypto there, not libcrypto
+    for name in _OSCRYPTO_MODULES:
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or spec.origin is None:
+            continue
+        source = spec.loader.get_source(name)  # type: ignore[attr-defined]
+        if source is None or _OSCRYPTO_FIX[0][0] not in source:
+            continue
+        for old, new in _OSCRYPTO_FIX:
+            source = source.replace(old, new)
+        code = compile(source, spec.origin, "exec")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            exec(code, module.__dict__)
+        except ImportError:
+            # the cffi variant when cffi is not installed: leave it to oscrypto to choose ctypes
+            del sys.modules[name]
+            continue
+        except Exception:
+            del sys.modules[name]
+            raise
+        patched.append(name)
+    return patched
+
+
+def load_signify() -> dict[str, Any]:
+    """signify's classes, importing it (with the oscrypto fix) on first use.
+
+    Raises :class:`SignatureError` when signify or its crypto backend cannot be imported.
+    """
+    if _signify:
+        return _signify
+    try:
+        patched = _patch_oscrypto()
+        if patched:
+            log.debug("oscrypto: applied the libcrypto version-pattern fix to %s", ", ".join(patched))
+        from signify import exceptions
+        from signify.authenticode.signed_data import AuthenticodeSignature
+        from signify.authenticode.signed_file.pe import SignedPEFile
+        from signify.authenticode.trust_list import CertificateTrustList
+        from signify.x509 import Certificate, CertificateStore
+    except Exception as err:  # an import of a third-party crypto stack fails in many ways (OSError, ...)
+        raise SignatureError(f"the Authenticode verifier (signify) cannot be loaded: {err}") from err
+    _signify.update(
+        AuthenticodeSignature=AuthenticodeSignature,
+        SignedPEFile=SignedPEFile,
+        CertificateTrustList=CertificateTrustList,
+        Certificate=Certificate,
+        CertificateStore=CertificateStore,
+        SignifyError=exceptions.SignifyError,
+    )
+    return _signify
+
+
+def _parse_errors() -> tuple[type[BaseException], ...]:
+    # asn1crypto parses lazily and reports malformed DER as ValueError/TypeError/KeyError/IndexError from the
+    # first access; signify adds its own hierarchy; oscrypto raises OSError subclasses for bad keys.
+    return (load_signify()["SignifyError"], ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError, NotImplementedError, RecursionError, OSError, struct.error)
+
+
+# --- trust anchors ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A trust anchor: one exact certificate kept in the package, pinned by its SHA-256 fingerprint."""
+
+    #: the certificate's subject common name, used as its label in reports
+    name: str
+    #: SHA-256 of the DER certificate, lower-case hex
+    sha256: str
+    #: the PEM file under ``azvhdaudit/data``
+    resource: str
+
+    def der(self) -> bytes:
+        """The DER certificate; raises :class:`SignatureError` when the file's fingerprint is not the pinned one."""
+        data = pkgutil.get_data("azvhdaudit", f"data/{self.resource}")
+        if data is None:
+            raise SignatureError(f"trust anchor {self.name}: data/{self.resource} is not in the package")
+        from asn1crypto import pem
+
+        der = pem.unarmor(data)[2] if pem.detect(data) else data
+        found = hashlib.sha256(der).hexdigest()
+        if found != self.sha256:
+            raise SignatureError(f"trust anchor {self.name}: data/{self.resource} has SHA-256 {found}, "
+                                 f"not the pinned {self.sha256}")
+        return der
+
+
+#: Microsoft's kernel-mode code signing root. The legacy cross-signing root (Microsoft Code Verification Root)
+#: is not here: no copy of it is published in a package registry, so cross-signed chains are reported as such
+#: and never trusted on a name.
+KERNEL_ANCHORS: tuple[Anchor, ...] = (
+    Anchor("Microsoft Root Certificate Authority 2010",
+           "df545bf919a2439c36983b54cdfc903dfa4f37d3996d8d84b4c31eec6f3c163e",
+           "kernel_roots/microsoft-root-certificate-authority-2010.pem"),
+)
+
+#: the Microsoft certificates of the UEFI Secure Boot signature database (``db``)
+UEFI_DB_ANCHORS: tuple[Anchor, ...] = (
+    Anchor("Microsoft Windows Production PCA 2011",
+           "e8e95f0733a55e8bad7be0a1413ee23c51fcea64b3c8fa6a786935fddcc71961",
+           "uefi_db/microsoft-windows-production-pca-2011.pem"),
+    Anchor("Windows UEFI CA 2023",
+           "076f1fea90ac29155ebf77c17682f75f1fdd1be196da302dc8461e350a9ae330",
+           "uefi_db/windows-uefi-ca-2023.pem"),
+    Anchor("Microsoft Corporation UEFI CA 2011",
+           "48e99b991f57fc52f76149599bff0a58c47154229b9f8d603ac40d3500248507",
+           "uefi_db/microsoft-corporation-uefi-ca-2011.pem"),
+    Anchor("Microsoft UEFI CA 2023",
+           "f6124e34125bee3fe6d79a574eaa7b91c0e7bd9d929c1a321178efd611dad901",
+           "uefi_db/microsoft-uefi-ca-2023.pem"),
+)
+
+#: the name of the root that cross-certificates for legacy kernel-mode signing are issued by
+CODE_VERIFICATION_ROOT = "Microsoft Code Verification Root"
+_stores: dict[tuple[Anchor, ...], tuple[Any, dict[str, Anchor]]] = {}
+
+
+def _store(anchors: tuple[Anchor, ...]) -> tuple[Any, dict[str, Anchor]]:
+    """A trusted signify certificate store of ``anchors`` and the anchor of each DER fingerprint."""
+    if anchors not in _stores:
+        sig = load_signify()
+        certs = []
+        by_fp: dict[str, Anchor] = {}
+        for anchor in anchors:
+            certs.append(sig["Certificate"].from_der(anchor.der()))
+            by_fp[anchor.sha256] = anchor
+        _stores[anchors] = (sig["CertificateStore"](certs, trusted=True), by_fp)
+    return _stores[anchors]
+
+
+# --- reading -----------------------------------------------------------------------------------------------------
+
+
+class _Reader(io.RawIOBase):
+    """A read-only view of a guest file that counts the bytes it reads and serves the first page from memory."""
+
+    def __init__(self, fh: BinaryIO, name: str) -> None:
+        super().__init__()
+        self.fh = fh
+        self.name = name
+        self.size = fh.seek(0, os.SEEK_END)
+        fh.seek(0)
+        self.head = fh.read(min(_HEAD, self.size))
+        self.bytes_read = len(self.head)
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.size - self.pos
+        size = max(0, min(size, self.size - self.pos))
+        if self.pos + size <= len(self.head):
+            data = self.head[self.pos:self.pos + size]
+        else:
+            self.fh.seek(self.pos)
+            data = self.fh.read(size)
+            self.bytes_read += len(data)
+        self.pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """One Authenticode signature (embedded, nested or a catalog's) and what its chain ends at."""
+
+    #: the signing certificate's subject (``CN=..., O=...``), or what could be read of it
+    subject: str
+    issuer: str
+    #: ``embedded``, ``nested`` (inside another embedded signature) or ``catalog <file>``
+    source: str
+    digest_algorithm: str
+    #: the anchor the chain ends at (an exact certificate from :data:`KERNEL_ANCHORS` / :data:`UEFI_DB_ANCHORS`)
+    anchor: str | None = None
+    #: the chain's subjects, signer first, anchor last
+    chain: tuple[str, ...] = ()
+    #: the signature over the signed attributes and the chain to :attr:`anchor` verified
+    verified: bool = False
+    #: verified and the signer carries a Windows kernel-mode EKU (kernel checks only)
+    kernel_mode: bool = False
+    #: why the signature is not trusted, or ``""``
+    why: str = ""
+    #: the digest the signature covers (hex), the file's Authenticode digest when computed, and whether they agree
+    signed_digest: str = ""
+    file_digest: str | None = None
+    ekus: tuple[str, ...] = ()
+
+    @property
+    def ca(self) -> str | None:
+        """The UEFI ``db`` certificate the chain ends at (for UEFI checks), ``None`` for none."""
+        return self.anchor if self.verified else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "issuer": self.issuer, "source": self.source,
+                "digest_algorithm": self.digest_algorithm, "anchor": self.anchor, "chain": list(self.chain),
+                "verified": self.verified, "kernel_mode": self.kernel_mode, "why": self.why,
+                "signed_digest": self.signed_digest, "file_digest": self.file_digest, "ekus": list(self.ekus)}
+
+
+@dataclass(frozen=True)
+class FileSignatures:
+    """What was read and decided of one file's signatures."""
+
+    path: str
+    #: ``fast`` (certificate table only) or ``complete`` (digest of the whole file, catalogs)
+    mode: str
+    size: int
+    bytes_read: int
+    signers: tuple[Signer, ...] = ()
+    #: the certificate table's file offset and size (``None``: the file has none)
+    cert_table: tuple[int, int] | None = None
+    #: the catalog that lists the file, when one was looked for and found
+    catalog: str | None = None
+    #: bytes read from catalogs for this file's lookup (the catalogs are read once per audit)
+    catalog_bytes_read: int = 0
+    #: why the signatures could not be read, or ``""``
+    error: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def kernel_trusted(self) -> Signer | None:
+        """The first signature Windows' kernel-mode code integrity accepts, or ``None``."""
+        for signer in self.signers:
+            if signer.kernel_mode and signer.verified:
+                return signer
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "mode": self.mode, "size": self.size, "bytes_read": self.bytes_read,
+                "cert_table": list(self.cert_table) if self.cert_table else None, "catalog": self.catalog,
+                "catalog_bytes_read": self.catalog_bytes_read, "error": self.error, "notes": list(self.notes),
+                "signers": [s.to_dict() for s in self.signers]}
+
+
+def _name(name: Any) -> str:
+    try:
+        return str(name.dn) if hasattr(name, "dn") else str(name)
+    except Exception:  # a hostile name that asn1crypto cannot render
+        return "<unreadable name>"
+
+
+def _cn(name: Any) -> str:
+    try:
+        for value in name.get_components("CN"):
+            return str(value)
+    except Exception:
+        pass
+    return _name(name)
+
+
+def _open_pe(reader: _Reader) -> tuple[Any, tuple[int, int] | None]:
+    """signify's view of the PE file and its certificate table's location, bounds checked."""
+    sig = load_signify()
+    if reader.head[:2] != b"MZ":
+        raise SignatureError(f"{reader.name}: not a PE file (no MZ header)")
+    pe = sig["SignedPEFile"](reader)
+    try:
+        omit = pe.get_authenticode_omit_sections()
+    except _parse_errors() as err:
+        raise SignatureError(f"{reader.name}: PE headers unreadable: {err}") from err
+    if omit is None:
+        raise SignatureError(f"{reader.name}: PE headers unreadable (no PE signature or optional header)")
+    table = omit.get("certtable")
+    if table is None:
+        return pe, None
+    if table.length > MAX_CERT_TABLE:
+        raise SignatureError(f"{reader.name}: certificate table of {table.length} bytes at offset {table.start} "
+                             f"is larger than the {MAX_CERT_TABLE} bytes read")
+    return pe, (table.start, table.length)
+
+
+def _embedded(pe: Any, name: str) -> Iterator[tuple[Any, str]]:
+    """The embedded signatures and their nested ones, bounded in count and depth."""
+    sig = load_signify()
+    count = 0
+    try:
+        entries = list(pe._parse_cert_table())
+    except _parse_errors() as err:
+        raise SignatureError(f"{name}: certificate table unreadable: {err}") from err
+    stack: list[tuple[Any, int]] = []
+    for entry in entries:
+        if entry["revision"] != 0x200 or entry["type"] != 2:  # WIN_CERT_REVISION_2_0, WIN_CERT_TYPE_PKCS_SIGNED_DATA
+            log.debug("%s: certificate table entry revision 0x%x type %d skipped", name, entry["revision"],
+                      entry["type"])
+            continue
+        try:
+            stack.append((sig["AuthenticodeSignature"].from_envelope(entry["certificate"]), 0))
+        except _parse_errors() as err:
+            raise SignatureError(f"{name}: embedded signature unreadable: {err}") from err
+    while stack:
+        signed, depth = stack.pop(0)
+        count += 1
+        if count > MAX_SIGNATURES:
+            raise SignatureError(f"{name}: more than {MAX_SIGNATURES} signatures")
+        yield signed, "embedded" if depth == 0 else "nested"
+        try:
+            nested = signed.signer_info.nested_signed_datas
+        except _parse_errors() as err:
+            raise SignatureError(f"{name}: nested signature unreadable: {err}") from err
+        if nested and depth + 1 > MAX_NESTING:
+            raise SignatureError(f"{name}: signatures nested deeper than {MAX_NESTING}")
+        stack.extend((n, depth + 1) for n in nested)
+
+
+def _signer_cert(signed: Any) -> Any:
+    info = signed.signer_info
+    certs = list(signed.certificates)
+    if len(certs) > MAX_CERTIFICATES:
+        raise SignatureError(f"signature carries {len(certs)} certificates (more than {MAX_CERTIFICATES})")
+    for cert in certs:
+        if cert.serial_number == info.serial_number and cert.issuer == info.issuer:
+            return cert
+    return None
+
+
+def _ekus(cert: Any) -> tuple[str, ...]:
+    try:
+        value = cert.asn1["tbs_certificate"]["extensions"]
+        for ext in value:
+            if ext["extn_id"].native == "extended_key_usage":
+                return tuple(str(p.dotted) for p in ext["extn_value"].parsed)
+    except _parse_errors():
+        return ()
+    return ()
+
+
+def _evaluate(signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: bool,
+              file_digests: dict[str, bytes] | None) -> Signer:
+    """Check one signature against ``anchors``: signed attributes, signer's signature and chain (and the file's
+    digest when ``file_digests`` is given). A signature whose parts cannot be parsed is untrusted, with the
+    parser's message as the reason."""
+    try:
+        return _evaluate_parsed(signed, source, anchors, kernel=kernel, file_digests=file_digests)
+    except _parse_errors() as err:
+        return Signer("<unreadable>", "", source, "", why=f"signature unreadable: {err}")
+
+
+def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: bool,
+                     file_digests: dict[str, bytes] | None) -> Signer:
+    errors = _parse_errors()
+    catalog = source.startswith("catalog")
+    try:
+        cert = _signer_cert(signed)
+        algorithm = signed.digest_algorithm().name
+        signed_digest = b"" if catalog else signed.indirect_data.digest
+    except SignatureError as err:
+        return Signer("<unreadable>", "", source, "", why=str(err))
+    except errors as err:
+        return Signer("<unreadable>", "", source, "", why=f"signature unreadable: {err}")
+    if cert is None:
+        return Signer("<no signer certificate>", _name(signed.signer_info.issuer), source, algorithm,
+                      signed_digest=signed_digest.hex(),
+                      why="the signature does not carry its signer's certificate")
+    subject, issuer, ekus = _name(cert.subject), _name(cert.issuer), _ekus(cert)
+    file_digest = None if file_digests is None else file_digests.get(algorithm)
+    base = dict(subject=subject, issuer=issuer, source=source, digest_algorithm=algorithm,
+                signed_digest=signed_digest.hex(), ekus=ekus,
+                file_digest=None if file_digest is None else file_digest.hex())
+    if file_digest is not None and file_digest != signed_digest:
+        return Signer(**base, why=f"the file's {algorithm} Authenticode digest {file_digest.hex()} differs from "
+                                  f"the signed {signed_digest.hex()}: the file changed after it was signed")
+    store, by_fp = _store(anchors)
+    moment = cert.valid_from
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    context = {"timestamp": moment + datetime.timedelta(seconds=1)}
+    try:
+        if catalog:  # the member's digest was matched by the caller; this checks the catalog's own signature
+            chains = list(signed.verify(trusted_certificate_store=store, countersignature_mode="ignore",
+                                        verification_context_kwargs=context))
+        else:
+            chains = list(signed.verify(
+                expected_hash=signed_digest, verify_additional_hashes=False, trusted_certificate_store=store,
+                strict_validation=False, countersignature_mode="ignore", verification_context_kwargs=context,
+            ))
+    except errors as err:
+        why = str(err)
+        if any(_cn(c.issuer) == CODE_VERIFICATION_ROOT for c in signed.certificates):
+            why = (f"cross-signed to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the "
+                   f"package (its chain cannot be verified offline): {why}")
+        return Signer(**base, why=why)
+    chain = next((c for c in chains if 0 < len(c) <= MAX_CHAIN), None)
+    if chain is None:
+        return Signer(**base, why=f"no chain of at most {MAX_CHAIN} certificates")
+    root = chain[0]
+    anchor = by_fp.get(hashlib.sha256(root.to_der).hexdigest())
+    if anchor is None:  # signify returned a chain to a certificate that is not one of ours: never trust it
+        return Signer(**base, why=f"the chain ends at {_name(root.subject)}, not at a trust anchor")
+    names = tuple(_name(c.subject) for c in reversed(chain))
+    kernel_ok = False
+    why = ""
+    if kernel:
+        kernel_ok = any(e in KERNEL_EKUS for e in ekus)
+        if not kernel_ok:
+            why = (f"chains to {anchor.name} but the signing certificate has none of the Windows kernel-mode "
+                   f"EKUs ({', '.join(KERNEL_EKUS.values())})")
+    return Signer(**base, anchor=anchor.name, chain=names, verified=True, kernel_mode=kernel_ok, why=why)
+
+
+def read_signatures(fh: BinaryIO, *, name: str) -> tuple[_Reader, Any, tuple[int, int] | None, list[tuple[Any, str]]]:
+    """Read a PE file's embedded signatures (headers and certificate table only)."""
+    reader = _Reader(fh, name)
+    pe, table = _open_pe(reader)
+    signatures = list(_embedded(pe, name)) if table else []
+    return reader, pe, table, signatures
+
+
+def _file_digests(pe: Any, reader: _Reader, name: str) -> dict[str, bytes]:
+    if reader.size > MAX_HASHED_FILE:
+        raise SignatureError(f"{name}: {reader.size} bytes, larger than the {MAX_HASHED_FILE} bytes hashed")
+    try:
+        return dict(pe.get_fingerprints(hashlib.sha1, hashlib.sha256))
+    except _parse_errors() as err:
+        raise SignatureError(f"{name}: the Authenticode digest cannot be computed: {err}") from err
+
+
+def kernel_signatures(files: GuestFiles, path: str, *, verify: bool = False,
+                      catalogs: Catalogs | None = None) -> FileSignatures:
+    """The signatures of the driver ``path`` as Windows' kernel-mode code integrity sees them.
+
+    Fast path (``verify=False``): headers and certificate table. ``verify=True``: also the whole file's
+    Authenticode digest, and for a file without a trusted embedded signature the catalogs (``catalogs``).
+    Raises :class:`~azvhdaudit.errors.GuestFileNotFoundError` when the file is missing and
+    :class:`SignatureError` when its headers or certificate table cannot be read.
+    """
+    opener = getattr(files, "open", None)
+    if opener is None:
+        data = files.read(path, MAX_HASHED_FILE + 1)
+        if data is None:
+            raise GuestFileNotFoundError(f"{path} does not exist")
+        fh: BinaryIO = io.BytesIO(data)
+    else:
+        fh = opener(path)
+    try:
+        return _kernel(fh, path, verify, catalogs)
+    finally:
+        fh.close()
+
+
+def _kernel(fh: BinaryIO, path: str, verify: bool, catalogs: Catalogs | None) -> FileSignatures:
+    mode = "complete" if verify else "fast"
+    reader = _Reader(fh, path)
+    pe, table = _open_pe(reader)
+    signatures = list(_embedded(pe, path)) if table else []
+    digests = _file_digests(pe, reader, path) if verify else None
+    signers = [_evaluate(s, src, KERNEL_ANCHORS, kernel=True, file_digests=digests) for s, src in signatures]
+    notes: list[str] = []
+    catalog = None
+    catalog_bytes = 0
+    if verify and not any(s.kernel_mode and s.verified for s in signers) and digests is not None:
+        if catalogs is None:
+            notes.append("no catalogs given: the catalog lookup was not made")
+        else:
+            before = catalogs.bytes_read
+            found = catalogs.find(digests)
+            catalog_bytes = catalogs.bytes_read - before
+            if catalogs.error:
+                notes.append(catalogs.error)
+            if found is not None:
+                catalog, ctl = found
+                signers.append(_evaluate(ctl, f"catalog {catalog}", KERNEL_ANCHORS, kernel=True,
+                                         file_digests=None))
+    return FileSignatures(path, mode, reader.size, reader.bytes_read, tuple(signers), table, catalog, catalog_bytes,
+                          notes=tuple(notes))
+
+
+def uefi_signers(fh: BinaryIO, *, name: str, verify: bool = False) -> tuple[Signer, ...]:
+    """The Authenticode signatures of a UEFI image and the UEFI ``db`` certificate each chains to.
+
+    Each :class:`Signer` has ``subject``, ``ca`` (one of :data:`UEFI_DB_ANCHORS`' names, ``None`` for none) and
+    ``verified``. ``verify=True`` also compares the file's Authenticode digest. Raises :class:`SignatureError`
+    when the file's headers or certificate table cannot be read.
+    """
+    reader = _Reader(fh, name)
+    pe, table = _open_pe(reader)
+    signatures = list(_embedded(pe, name)) if table else []
+    digests = _file_digests(pe, reader, name) if verify and signatures else None
+    return tuple(_evaluate(s, src, UEFI_DB_ANCHORS, kernel=False, file_digests=digests) for s, src in signatures)
+
+
+# --- catalogs ----------------------------------------------------------------------------------------------------
+
+
+class Catalogs:
+    """The CatRoot catalogs of an image, read once and indexed by member hash (``verify=True`` only)."""
+
+    def __init__(self, files: GuestFiles, root: str = CATROOT) -> None:
+        self.files = files
+        self.root = root
+        self.bytes_read = 0
+        self.count = 0
+        self.error = ""
+        self._index: dict[bytes, str] | None = None
+        self._parsed: dict[str, Any] = {}
+
+    def _names(self) -> list[str]:
+        names = self.files.listdir(self.root)
+        if names is None:
+            self.error = f"{self.root} does not exist"
+            return []
+        cats = sorted(n for n in names if n.lower().endswith(".cat"))
+        if len(cats) > MAX_CATALOGS:
+            self.error = f"{self.root} holds {len(cats)} catalogs; the first {MAX_CATALOGS} were read"
+            cats = cats[:MAX_CATALOGS]
+        return cats
+
+    def _load(self, name: str) -> Any:
+        sig = load_signify()
+        data = self.files.read(f"{self.root}\\{name}", MAX_CATALOG + 1)
+        if data is None:
+            return None
+        self.bytes_read += len(data)
+        if len(data) > MAX_CATALOG:
+            log.info("%s: catalog larger than %d bytes skipped", name, MAX_CATALOG)
+            return None
+        try:
+            return sig["CertificateTrustList"].from_envelope(data)
+        except _parse_errors() as err:
+            log.info("%s\\%s: not a readable catalog: %s", self.root, name, err)
+            return None
+
+    def _build(self) -> dict[bytes, str]:
+        index: dict[bytes, str] = {}
+        for name in self._names():
+            if self.bytes_read > MAX_CATALOG_BYTES:
+                self.error = f"stopped after {MAX_CATALOG_BYTES} bytes of catalogs"
+                break
+            ctl = self._load(name)
+            if ctl is None:
+                continue
+            self.count += 1
+            try:
+                for subject in _bounded(ctl.subjects, 1_000_000):
+                    data = subject.indirect_data
+                    if data is not None:
+                        index.setdefault(bytes(data.digest), name)
+            except _parse_errors() as err:
+                log.info("%s\\%s: catalog members unreadable: %s", self.root, name, err)
+                continue
+            self._parsed[name] = ctl
+        return index
+
+    def find(self, digests: dict[str, bytes]) -> tuple[str, Any] | None:
+        """The catalog (name, signify CTL) listing a file with one of these Authenticode digests, or ``None``."""
+        if self._index is None:
+            self._index = self._build()
+        for digest in digests.values():
+            name = self._index.get(digest)
+            if name is not None:
+                return name, self._parsed[name]
+        return None
+
+
+def _bounded(items: Iterable[Any], limit: int) -> Iterator[Any]:
+    for i, item in enumerate(items):
+        if i >= limit:
+            return
+        yield item

@@ -1,0 +1,234 @@
+"""Driver signatures: every boot-start and system-start driver must load under Secure Boot.
+
+References:
+- "Trusted Launch for Azure virtual machines" (learn.microsoft.com/azure/virtual-machines/trusted-launch,
+  ms.date 2025-04-21): with Secure Boot on, "all OS boot components (boot loader, kernel, kernel drivers)
+  require trusted publishers signing".
+- "Driver Signing Policy" (learn.microsoft.com/windows-hardware/drivers/install/kernel-mode-code-signing-policy--
+  windows-vista-and-later-, ms.date 2023-08-09): from Windows 10 1607 with Secure Boot on, Windows loads new
+  kernel drivers only when signed through the Windows Hardware Dev Center (chained to Microsoft Root Certificate
+  Authority 2010); a boot-start driver that fails the check stops Windows at boot.
+- "CurrentControlSet\\Services Subkey Entries" (learn.microsoft.com/windows-hardware/drivers/install/): ``Start``
+  0 (SERVICE_BOOT_START, loaded by the boot loader) and 1 (SERVICE_SYSTEM_START, loaded during kernel
+  initialization); ``ImagePath`` relative to SystemRoot, default ``System32\\drivers\\<service>.sys``.
+
+The signatures are verified by :mod:`azvhdaudit.authenticode` against exact certificates kept in the package.
+The fast path reads each driver's certificate table only; a driver without an embedded signature may be listed
+in a catalog, which only ``verify_signatures=True`` (``--verify-signatures``) reads, so the fast path says
+"not checked" for it, never "pass".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from azvhdaudit.authenticode import CATROOT, Catalogs, FileSignatures, SignatureError, kernel_signatures
+from azvhdaudit.errors import AuditError, GuestFileNotFoundError
+from azvhdaudit.registry.model import RegType
+from azvhdaudit.report import Evidence, Outcome, Severity, Status
+from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
+
+AREA = "signing"
+SERVICES = r"HKLM\SYSTEM\CurrentControlSet\Services"
+POLICY_DOC = ("https://learn.microsoft.com/windows-hardware/drivers/install/"
+              "kernel-mode-code-signing-policy--windows-vista-and-later-")
+TL_DOC = "https://learn.microsoft.com/azure/virtual-machines/trusted-launch"
+SERVICES_DOC = "https://learn.microsoft.com/windows-hardware/drivers/install/inf-addservice-directive"
+FLAG = "--verify-signatures"
+#: service types that are Win32 services, never loaded by the boot loader or the kernel at Start 0/1
+_WIN32_TYPES = 0x10 | 0x20
+#: the most services looked at (a Windows SYSTEM hive has 500-800)
+MAX_SERVICES = 5000
+
+
+@dataclass(frozen=True)
+class BootDriver:
+    """A service with Start 0 or 1 and the Windows-volume path its image is loaded from."""
+
+    service: str
+    start: int
+    image_path: str | None
+    #: the path on the Windows volume (``Windows\\System32\\drivers\\x.sys``), ``None`` when it is elsewhere
+    path: str | None
+    why: str = ""
+
+
+def resolve_image_path(service: str, image_path: str | None) -> tuple[str | None, str]:
+    """The Windows-volume path of a driver's image, or ``None`` with the reason (another drive, a device path)."""
+    if not image_path:
+        return f"Windows\\System32\\drivers\\{service}.sys", ""
+    path = image_path.strip().strip('"').replace("/", "\\")
+    low = path.lower()
+    for prefix in ("\\systemroot\\", "%systemroot%\\", "%windir%\\"):
+        if low.startswith(prefix):
+            return "Windows\\" + path[len(prefix):], ""
+    for prefix in ("\\??\\c:\\", "\\\\?\\c:\\", "c:\\"):
+        if low.startswith(prefix):
+            return path[len(prefix):], ""
+    if low.startswith(("\\??\\", "\\\\?\\", "\\device\\")) or (len(low) > 1 and low[1] == ":") or low.startswith("%"):
+        return None, f"ImagePath {image_path!r} is not on the Windows volume as seen offline"
+    # a relative ImagePath is relative to SystemRoot ("System32\drivers\x.sys")
+    return "Windows\\" + path.lstrip("\\"), ""
+
+
+def boot_drivers(ctx: AuditContext) -> list[BootDriver] | None:
+    """Every service with Start 0 or 1 in the current control set; ``None`` when the Services key is missing."""
+    services = ctx.registry.key(SERVICES)
+    if services is None:
+        return None
+    found = []
+    for key in services.subkeys()[:MAX_SERVICES]:
+        start = key.value("Start")
+        if start is None or start.type != RegType.DWORD or start.data not in (0, 1):
+            continue
+        kind = key.value("Type")
+        if kind is not None and isinstance(kind.data, int) and kind.data & _WIN32_TYPES:
+            continue
+        image = key.value("ImagePath")
+        text = image.data if image is not None and isinstance(image.data, str) else None
+        path, why = resolve_image_path(key.name, text)
+        found.append(BootDriver(key.name, int(start.data), text, path, why))
+    return sorted(found, key=lambda d: d.service.lower())
+
+
+def _signer_words(sig: FileSignatures) -> str:
+    if not sig.signers:
+        return "no signature"
+    parts = []
+    for s in sig.signers:
+        where = f" (anchor {s.anchor})" if s.anchor else ""
+        why = f": {s.why}" if s.why else ""
+        parts.append(f"{s.source} signature by {s.subject}{where}{why}")
+    return "; ".join(parts)
+
+
+def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
+    """(``ok`` | ``bad`` | ``undecided``, words) for one driver's signatures."""
+    trusted = sig.kernel_trusted
+    if trusted is not None:
+        how = f"{trusted.source} signature by {trusted.subject}, chained to {trusted.anchor}"
+        if sig.mode == "fast":
+            how += " (fast path: the file's digest was not compared)"
+        return "ok", how
+    if sig.mode == "fast":
+        if sig.cert_table is None:
+            return "undecided", (f"no embedded signature; it may be listed in a catalog under {CATROOT}, which "
+                                 f"only {FLAG} reads")
+        return "bad", (f"{_signer_words(sig)}; none chains to Microsoft's kernel-mode roots (the fast path reads "
+                       f"the certificate table only; {FLAG} also looks for the file in the catalogs)")
+    if sig.catalog is None and sig.cert_table is None:
+        notes = f" ({'; '.join(sig.notes)})" if sig.notes else ""
+        return "bad", f"unsigned: no embedded signature and no catalog under {CATROOT} lists it{notes}"
+    return "bad", f"{_signer_words(sig)}; none chains to Microsoft's kernel-mode roots"
+
+
+@rule(RuleMeta(
+    id="signing.boot_drivers",
+    title="Boot-start and system-start drivers are signed so that Windows loads them under Secure Boot",
+    area=AREA,
+    severity=Severity.REQUIRED,
+    rationale="With Secure Boot on (Trusted Launch, Confidential VM) Windows loads a kernel driver only when its "
+              "signature chains to Microsoft's kernel-mode roots: Microsoft Root Certificate Authority 2010 "
+              "through the Windows Hardware Compatibility Publisher (Dev Center, attestation) or the Windows "
+              "signer for inbox drivers. A boot-start or system-start driver that is unsigned, self-signed or "
+              "signed only by a public CA stops the VM at boot. A driver whose file is missing stops any VM. "
+              "Required under Trusted Launch and Confidential VM, advice under Standard; a missing file fails "
+              "under every target.",
+    source="Driver Signing Policy (learn.microsoft.com, ms.date 2023-08-09): \"Starting with Windows 10, version "
+           "1607, Windows will not load any new kernel-mode drivers which are not signed by the Dev Portal\"; "
+           "Trusted Launch for Azure virtual machines (ms.date 2025-04-21): \"all OS boot components (boot loader, "
+           "kernel, kernel drivers) require trusted publishers signing\"",
+    baselines=("azure-platform",),
+    remediation="replace the driver with one signed through the Windows Hardware Dev Center (attestation or WHQL) "
+                "or set its Start to 3 (demand) or 4 (disabled) if the VM does not need it: "
+                "sc.exe config <service> start= demand (inside the VM)",
+    references=(POLICY_DOC, TL_DOC, SERVICES_DOC),
+))
+def check_boot_drivers(ctx: AuditContext) -> Outcome:
+    required = ctx.secure_boot_required()
+    verify = ctx.options.verify_signatures
+    mode = "complete" if verify else "fast"
+    expected = "every Start 0/1 driver present and signed with a chain to Microsoft's kernel-mode roots"
+    services_path = ctx.registry.display_path(SERVICES)
+    drivers = boot_drivers(ctx)
+    if drivers is None:
+        ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=False)
+        return Outcome(Status.NOT_CHECKED, f"not checked: {services_path} is not in the image", expected, None,
+                       (ev,), reason="no Services key in the SYSTEM hive")
+    if not drivers:
+        ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True, actual=[])
+        return Outcome(Status.NOT_CHECKED, "not checked: no service has Start 0 or 1, which no bootable Windows "
+                       "has", expected, None, (ev,), reason="no boot-start or system-start driver")
+    files = ctx.files
+    if files is None:
+        ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True,
+                      actual=[d.service for d in drivers])
+        return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files were not readable", expected,
+                       None, (ev,), reason="no guest files")
+    catalogs: Catalogs | None = None
+    if verify:
+        catalogs = ctx.cached("authenticode.catalogs", lambda: Catalogs(files))
+
+    ok: list[str] = []
+    bad: list[str] = []
+    missing: list[str] = []
+    undecided: list[str] = []
+    evidence: list[Evidence] = []
+    total_bytes = 0
+    for drv in drivers:
+        reg_note = f"{services_path}\\{drv.service}: Start={drv.start}, ImagePath={drv.image_path!r}"
+        label = f"{drv.service} ({drv.path or drv.image_path})"
+        if drv.path is None:
+            undecided.append(f"{label}: {drv.why}")
+            evidence.append(Evidence(source="file", key=str(drv.image_path), present=False, note=reg_note))
+            continue
+        try:
+            sig = kernel_signatures(files, drv.path, verify=verify, catalogs=catalogs)
+        except GuestFileNotFoundError:
+            missing.append(label)
+            evidence.append(Evidence(source="file", key=drv.path, present=False,
+                                     note=reg_note + "; the file does not exist"))
+            continue
+        except (SignatureError, AuditError) as err:
+            undecided.append(f"{label}: {err}")
+            evidence.append(Evidence(source="file", key=drv.path, present=True, note=f"{reg_note}; {err}"))
+            continue
+        total_bytes += sig.bytes_read + sig.catalog_bytes_read
+        verdict, words = _judge(drv, sig)
+        {"ok": ok, "bad": bad, "undecided": undecided}[verdict].append(f"{label}: {words}")
+        evidence.append(Evidence(source="file", key=drv.path, present=True, actual=sig.to_dict(),
+                                 note=f"{reg_note}; {words}"))
+
+    summary: dict[str, Any] = {"mode": mode, "bytes_read": total_bytes, "drivers": len(drivers),
+                               "trusted": len(ok), "not_trusted": len(bad), "missing": len(missing),
+                               "not_decided": len(undecided)}
+    if catalogs is not None and catalogs.count:
+        summary["catalogs_read"] = catalogs.count
+        summary["catalog_bytes_read"] = catalogs.bytes_read
+    evidence.insert(0, Evidence(source="facts", key="driver signature check", actual=summary, present=True,
+                                note=f"{mode} mode ({'digests and catalogs' if verify else 'certificate tables only'})"
+                                     f", {total_bytes} bytes read"))
+    target = (f"the target {ctx.security_type()} boots with Secure Boot" if required else
+              f"advice: the target {ctx.security_type()} boots without Secure Boot; under TrustedLaunch or "
+              "ConfidentialVM this fails")
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} enabled boot driver file(s) missing (Windows stops at boot on any VM): "
+                     + "; ".join(missing))
+    if bad:
+        parts.append(f"{len(bad)} driver(s) Windows will not load under Secure Boot ({target}): " + "; ".join(bad))
+    if undecided:
+        parts.append(f"{len(undecided)} driver(s) not decided: " + "; ".join(undecided))
+    actual = {"missing": missing, "not_trusted": bad, "not_decided": undecided, "trusted": len(ok)}
+    if missing:
+        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence))
+    if bad:
+        return Outcome(platform_status(required), " | ".join(parts), expected, actual, tuple(evidence))
+    if undecided:
+        flag = "" if verify else f"; {FLAG} decides catalog-signed drivers"
+        return Outcome(Status.NOT_CHECKED, f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)", expected,
+                       actual, tuple(evidence), reason=f"{len(undecided)} driver(s) not decided in {mode} mode")
+    return Outcome(Status.PASS, f"all {len(ok)} boot-start and system-start drivers are signed with a chain to "
+                   f"Microsoft's kernel-mode roots ({mode} mode, {total_bytes} bytes read)", expected, actual,
+                   tuple(evidence))

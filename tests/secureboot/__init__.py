@@ -1,0 +1,1 @@
+"""Secure Boot readiness: facts and rules on built images."""

@@ -1,0 +1,201 @@
+"""secureboot.* rules on built disk images: compliant, non-compliant and missing evidence, per target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import azvhdaudit
+from azvhdaudit.errors import NotApplicable
+from azvhdaudit.report import Outcome, Status
+from azvhdaudit.rules.base import all_rules
+
+from . import sbkit
+
+RULES = ("secureboot.generation2", "secureboot.os_supported", "secureboot.bcd_integrity",
+         "secureboot.bootmgr_signature", "secureboot.uefica2023_servicing")
+
+
+def run(rule_id: str, ctx: Any) -> Outcome:
+    import azvhdaudit.rules  # noqa: F401 - registers the rules
+
+    found = [r for r in all_rules() if r.id == rule_id]
+    assert found, rule_id
+    try:
+        return found[0].check(ctx)
+    except NotApplicable as signal:
+        return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
+
+
+@contextmanager
+def audited(path: Path, security_type: str | None = None, **kw: Any) -> Iterator[Any]:
+    open_kw = {k: kw.pop(k) for k in ("hives",) if k in kw}
+    with sbkit.opened(path, **open_kw) as image:
+        yield sbkit.context(image, security_type, **kw)
+
+
+def authenticode_api() -> bool:
+    from azvhdaudit.secureboot_facts import _api
+
+    return _api()[0] is not None
+
+
+# --- compliant --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("security_type", [None, "TrustedLaunch", "ConfidentialVM"])
+def test_good_image(sb_images: dict[str, Path], security_type: str | None) -> None:
+    with audited(sb_images["good"], security_type) as ctx:
+        assert ctx.security_type() == (security_type or "TrustedLaunch")  # Generation 2: Trusted Launch by default
+        gen2 = run("secureboot.generation2", ctx)
+        assert gen2.status == Status.PASS, gen2.message
+        assert "partition 0" in gen2.message and "x64 EFI application" in gen2.message
+        assert any(e.source == "file" and e.present for e in gen2.evidence)
+        os_out = run("secureboot.os_supported", ctx)
+        assert os_out.status == Status.PASS and "Windows Server 2019 Datacenter" in os_out.message
+        bcd = run("secureboot.bcd_integrity", ctx)
+        assert bcd.status == Status.PASS, bcd.message
+        assert "Windows 10" in bcd.message  # the real store's loader description
+        servicing = run("secureboot.uefica2023_servicing", ctx)
+        assert servicing.status == Status.PASS, servicing.message
+        assert "UEFICA2023Status Updated" in servicing.message and "WindowsUEFICA2023Capable 2" in servicing.message
+
+
+def test_good_image_boot_manager_signature(sb_images: dict[str, Path]) -> None:
+    """The boot manager is signed by a self-made certificate named like Microsoft's CA: never trusted."""
+    with audited(sb_images["good"]) as ctx:
+        out = run("secureboot.bootmgr_signature", ctx)
+    if authenticode_api():
+        assert out.status == Status.FAIL, out.message
+        assert "chains to neither" in out.message and "CN=Lookalike Windows Production PCA 2011" in out.message
+    else:
+        assert out.status == Status.NOT_CHECKED, out.message
+        assert "certificate table" in out.message and "authenticode" in out.reason
+        # the servicing state is still reported
+        assert "UEFICA2023Status Updated" in out.message
+
+
+# --- non-compliant ----------------------------------------------------------------------------------------
+
+
+def test_bad_image_under_trusted_launch(sb_images: dict[str, Path]) -> None:
+    with audited(sb_images["bad"]) as ctx:
+        gen2 = run("secureboot.generation2", ctx)
+        assert gen2.status == Status.PASS, gen2.message  # an unsigned EFI application is still a boot manager
+        os_out = run("secureboot.os_supported", ctx)
+        assert os_out.status == Status.FAIL and "Home edition" in os_out.message
+        assert "Windows 10 Home (build 19045, EditionID Core)" in os_out.message
+        bcd = run("secureboot.bcd_integrity", ctx)
+        assert bcd.status == Status.FAIL
+        assert "testsigning Yes (inherited from {globalsettings})" in bcd.message
+        assert "nointegritychecks Yes" in bcd.message and "'DISABLE_INTEGRITY_CHECKS NOEXECUTE=OPTIN'" in bcd.message
+        # fixes name the object holding each setting, and keep the other load options
+        assert 'bcdedit /set "{globalsettings}" testsigning off' in bcd.message
+        assert 'bcdedit /set "{default}" nointegritychecks off' in bcd.message
+        assert 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"' in bcd.message
+        assert {e.key.rsplit("\\", 1)[-1] for e in bcd.evidence} == {"16000049", "16000048", "12000030"}
+        sig = run("secureboot.bootmgr_signature", ctx)
+        assert sig.status == Status.FAIL and "carries no Authenticode signature" in sig.message
+        assert "bcdboot C:\\Windows /s S: /f UEFI" in sig.message
+        servicing = run("secureboot.uefica2023_servicing", ctx)
+        assert servicing.status == Status.WARNING
+        assert "UEFICA2023Error 0x80070005, event 1795" in servicing.message
+        assert "0x0100 install the boot manager signed by Windows UEFI CA 2023" in servicing.message
+        assert servicing.actual["available_updates_key"].endswith(r"ControlSet001\Control\SecureBoot")
+
+
+def test_bad_image_under_standard_is_advice(sb_images: dict[str, Path]) -> None:
+    with audited(sb_images["bad"], "Standard") as ctx:
+        assert run("secureboot.os_supported", ctx).status == Status.WARNING
+        bcd = run("secureboot.bcd_integrity", ctx)
+        assert bcd.status == Status.WARNING and "boots without Secure Boot" in bcd.message
+        assert run("secureboot.bootmgr_signature", ctx).status == Status.WARNING
+        servicing = run("secureboot.uefica2023_servicing", ctx)
+        assert servicing.status == Status.NOT_APPLICABLE and "Standard" in servicing.reason
+
+
+def test_noboot_image(sb_images: dict[str, Path]) -> None:
+    with audited(sb_images["noboot"], "TrustedLaunch") as ctx:
+        gen2 = run("secureboot.generation2", ctx)
+        assert gen2.status == Status.FAIL and "holds no \\EFI\\Microsoft\\Boot\\bootmgfw.efi" in gen2.message
+        assert "bcdboot" in gen2.message
+        os_out = run("secureboot.os_supported", ctx)
+        assert os_out.status == Status.FAIL and "older than Windows Server 2016" in os_out.message
+        sig = run("secureboot.bootmgr_signature", ctx)
+        assert sig.status == Status.NOT_CHECKED and "see secureboot.generation2" in sig.reason
+        servicing = run("secureboot.uefica2023_servicing", ctx)
+        assert servicing.status == Status.WARNING and "no 2023 certificate servicing values" in servicing.message
+        assert all(not e.present for e in servicing.evidence)
+
+
+def test_gen1_image(sb_images: dict[str, Path]) -> None:
+    with audited(sb_images["gen1"]) as ctx:
+        assert ctx.security_type() == "Standard"  # Generation 1: Standard by default
+        gen2 = run("secureboot.generation2", ctx)
+        assert gen2.status == Status.WARNING and "Generation 1" in gen2.message
+        assert run("secureboot.bcd_integrity", ctx).status == Status.PASS
+        assert run("secureboot.uefica2023_servicing", ctx).status == Status.NOT_APPLICABLE
+    with audited(sb_images["gen1"], "TrustedLaunch") as ctx:
+        gen2 = run("secureboot.generation2", ctx)
+        assert gen2.status == Status.FAIL and "MBR2GPT.exe /convert /allowFullOS" in gen2.message
+        servicing = run("secureboot.uefica2023_servicing", ctx)
+        assert servicing.status == Status.WARNING and "has not started" in servicing.message
+        assert "AvailableUpdates /t REG_DWORD /d 0x5944" in servicing.message
+        sig = run("secureboot.bootmgr_signature", ctx)
+        assert sig.status == Status.NOT_CHECKED and "no EFI system partition" in sig.reason
+
+
+# --- missing evidence -------------------------------------------------------------------------------------
+
+
+def test_no_boot_store(sb_images: dict[str, Path]) -> None:
+    with audited(sb_images["nobcd"], "TrustedLaunch") as ctx:
+        bcd = run("secureboot.bcd_integrity", ctx)
+        assert bcd.status == Status.NOT_CHECKED and "no boot store found" in bcd.message
+        gen2 = run("secureboot.generation2", ctx)
+        assert gen2.status == Status.NOT_CHECKED and "no boot store was found" in gen2.reason
+        os_out = run("secureboot.os_supported", ctx)
+        assert os_out.status == Status.NOT_CHECKED and "the SOFTWARE hive is not present" in os_out.message
+
+
+def test_boot_volume_not_given(sb_images: dict[str, Path]) -> None:
+    with audited(sb_images["good"], "TrustedLaunch", boot=False) as ctx:
+        for rule_id in ("secureboot.generation2", "secureboot.bootmgr_signature"):
+            out = run(rule_id, ctx)
+            assert out.status == Status.NOT_CHECKED, (rule_id, out.message)
+            assert "were not given to the rules" in out.reason
+
+
+def test_no_hives(sb_images: dict[str, Path]) -> None:
+    with audited(sb_images["good"], "TrustedLaunch", hives=()) as ctx:
+        servicing = run("secureboot.uefica2023_servicing", ctx)
+        assert servicing.status == Status.NOT_CHECKED and "SYSTEM" in servicing.reason
+        assert run("secureboot.os_supported", ctx).status == Status.NOT_CHECKED
+        # the boot manager is still read; the missing servicing state is named, not invented
+        sig = run("secureboot.bootmgr_signature", ctx)
+        assert not [e for e in sig.evidence if e.source == "registry"]
+        if authenticode_api():
+            assert sig.status == Status.FAIL, sig.message
+        else:
+            assert sig.status == Status.NOT_CHECKED and "servicing state not read" in sig.message
+
+
+# --- through the engine -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["good", "bad", "gen1"])
+def test_engine_runs_them_without_error(sb_images: dict[str, Path], name: str) -> None:
+    report = azvhdaudit.audit(sb_images[name], select="secureboot.*", target={"security_type": "TrustedLaunch"})
+    ids = {r.rule_id for r in report.results}
+    assert ids == set(RULES)
+    assert not [r for r in report.results if r.status == Status.ERROR]
+    assert report.get("secureboot.os_supported").status == (Status.FAIL if name == "bad" else Status.PASS)
+
+
+def test_azure_2022_profile_has_none(sb_images: dict[str, Path]) -> None:
+    report = azvhdaudit.audit(sb_images["good"], profile="azure-2022")
+    assert not [r for r in report.results if r.rule_id.startswith("secureboot.")]

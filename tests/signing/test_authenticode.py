@@ -1,0 +1,244 @@
+"""azvhdaudit.authenticode on real binaries nobody here made, on files signed here, and on hostile input.
+
+What each real binary carries was first read with osslsigncode (`osslsigncode verify -in FILE`) and is asserted
+here through the project's verifier; the signer subjects below are the ones both show.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from azvhdaudit import authenticode
+from azvhdaudit.authenticode import (
+    MAX_CERT_TABLE,
+    Catalogs,
+    SignatureError,
+    kernel_signatures,
+    uefi_signers,
+)
+
+from . import sigkit
+
+ROOT2010 = "Microsoft Root Certificate Authority 2010"
+WHCP = "CN=Microsoft Windows Hardware Compatibility Publisher"
+
+
+def files_of(**named: bytes) -> sigkit.BytesFiles:
+    return sigkit.BytesFiles({k: v for k, v in named.items()})
+
+
+# --- real binaries -------------------------------------------------------------------------------------------
+
+
+def test_windivert_401_whcp_nested_signature_is_kernel_mode(material: dict[str, bytes]) -> None:
+    sig = kernel_signatures(files_of(d=material["WinDivert64-4.0.1.sys"]), "d")
+    assert [s.source for s in sig.signers] == ["embedded", "nested"]
+    ev, whcp = sig.signers
+    assert "Sectigo Public Code Signing CA EV R36" in ev.issuer and not ev.verified and not ev.kernel_mode
+    assert whcp.subject.startswith(WHCP) and "Third Party Component CA 2014" in whcp.issuer
+    assert whcp.verified and whcp.kernel_mode and whcp.anchor == ROOT2010
+    assert whcp.chain[0].startswith(WHCP) and whcp.chain[-1].startswith(f"CN={ROOT2010}")
+    assert "1.3.6.1.4.1.311.10.3.5" in whcp.ekus
+    assert sig.kernel_trusted is whcp
+    # fast path: the headers and the certificate table, not the 94 KB file
+    assert sig.mode == "fast" and sig.cert_table is not None
+    assert sig.bytes_read <= 4096 + sig.cert_table[1] < len(material["WinDivert64-4.0.1.sys"])
+    assert whcp.file_digest is None
+
+
+def test_windivert_210_cross_signed_plus_attestation(material: dict[str, bytes]) -> None:
+    sig = kernel_signatures(files_of(d=material["WinDivert64-2.1.0.sys"]), "d")
+    ev, attested = sig.signers
+    assert "Ars Nova Systems" in ev.subject and "DigiCert EV Code Signing CA (SHA2)" in ev.issuer
+    assert not ev.verified and "cross-signed to Microsoft Code Verification Root" in ev.why
+    assert attested.source == "nested" and attested.subject.startswith(WHCP)
+    assert attested.verified and attested.kernel_mode and attested.anchor == ROOT2010
+
+
+def test_microsoft_signed_dll_is_not_a_kernel_mode_chain(material: dict[str, bytes]) -> None:
+    """msvcp140.dll is signed by Microsoft, under Microsoft Root Certificate Authority 2011: not a kernel anchor."""
+    sig = kernel_signatures(files_of(d=material["msvcp140.dll"]), "d")
+    subjects = [s.subject.split(",")[0] for s in sig.signers]
+    assert subjects == ["CN=Microsoft Windows Software Compatibility Publisher", "CN=Microsoft Corporation"]
+    assert all("Microsoft Corporation" in s.subject and not s.verified for s in sig.signers)
+    assert sig.kernel_trusted is None
+
+
+def test_shim_chains_to_both_uefi_cas(material: dict[str, bytes]) -> None:
+    signers = uefi_signers(io.BytesIO(material["shimx64.efi"]), name="shim")
+    assert [(s.subject.split(",")[0], s.ca, s.verified) for s in signers] == [
+        ("CN=Microsoft Windows UEFI Driver Publisher", "Microsoft Corporation UEFI CA 2011", True),
+        ("CN=Microsoft UEFI CA 2023 signer", "Microsoft UEFI CA 2023", True),
+    ]
+    complete = uefi_signers(io.BytesIO(material["shimx64.efi"]), name="shim", verify=True)
+    assert all(s.verified and s.file_digest == s.signed_digest for s in complete)
+    # and the shim is no kernel driver: its chains end at UEFI CAs, not at the kernel-mode root
+    assert kernel_signatures(files_of(d=material["shimx64.efi"]), "d").kernel_trusted is None
+
+
+def test_unsigned_pywin32_dll(material: dict[str, bytes]) -> None:
+    sig = kernel_signatures(files_of(d=material["perfmondata.dll"]), "d")
+    assert sig.cert_table is None and sig.signers == () and sig.kernel_trusted is None
+
+
+def test_complete_mode_hashes_the_file_and_catches_a_change(material: dict[str, bytes]) -> None:
+    good = material["WinDivert64-4.0.1.sys"]
+    full = kernel_signatures(files_of(d=good), "d", verify=True)
+    assert full.mode == "complete" and full.cert_table is not None
+    assert len(good) <= full.bytes_read <= len(good) + 4096 + full.cert_table[1]  # every byte hashed once
+    assert full.kernel_trusted is not None and full.kernel_trusted.file_digest == full.kernel_trusted.signed_digest
+    changed = bytearray(good)
+    changed[0x500] ^= 0xFF  # inside .text, covered by the Authenticode digest
+    fast = kernel_signatures(files_of(d=bytes(changed)), "d")
+    assert fast.kernel_trusted is not None  # the fast path does not hash the file: that is what it promises
+    slow = kernel_signatures(files_of(d=bytes(changed)), "d", verify=True)
+    assert slow.kernel_trusted is None
+    assert all("changed after it was signed" in s.why for s in slow.signers)
+
+
+# --- signed here -----------------------------------------------------------------------------------------------
+
+
+def test_lookalike_microsoft_ca_is_never_trusted(sample_builder: ModuleType, sigwork: Path) -> None:
+    key, cert, chain = sigkit.lookalike_chain(sigwork)
+    data = sigkit.sign(sigkit.driver(sample_builder, sigwork), sigwork, key, chain)
+    sig = kernel_signatures(files_of(d=data), "d")
+    (only,) = sig.signers
+    assert only.subject.startswith("CN=Microsoft Windows,") and "Microsoft Windows Production PCA 2011" in only.issuer
+    assert "1.3.6.1.4.1.311.10.3.6" in only.ekus
+    assert not only.verified and only.anchor is None and sig.kernel_trusted is None
+    efi = uefi_signers(io.BytesIO(data), name="d")
+    assert [(s.ca, s.verified) for s in efi] == [(None, False)]
+
+
+def test_self_signed_driver(sample_builder: ModuleType, sigwork: Path) -> None:
+    key, cert = sigkit.self_signed_cert(sigwork, "/CN=Contoso Driver Signing")
+    data = sigkit.sign(sigkit.driver(sample_builder, sigwork), sigwork, key, cert)
+    sig = kernel_signatures(files_of(d=data), "d")
+    assert [(s.subject, s.verified) for s in sig.signers] == [("CN=Contoso Driver Signing", False)]
+
+
+def test_catalog_lookup_finds_the_member_and_checks_the_catalog_signature(
+        sample_builder: ModuleType, sigwork: Path, material: dict[str, bytes]) -> None:
+    """A catalog (CTL in PKCS#7, built with asn1crypto, signed by openssl cms) lists an unsigned driver by its
+    Authenticode SHA-256; complete mode finds it there and checks the catalog's own chain (self-made: untrusted)."""
+    unsigned = material["perfmondata.dll"]
+    cat = sigkit.catalog(sigwork, [unsigned], material["WinDivert64-4.0.1.sys"])
+    files = files_of(**{"d": unsigned, f"{authenticode.CATROOT}\\oem1.cat": cat})
+    fast = kernel_signatures(files, "d")
+    assert fast.catalog is None and fast.signers == ()
+    catalogs = Catalogs(files)
+    full = kernel_signatures(files, "d", verify=True, catalogs=catalogs)
+    assert full.catalog == "oem1.cat" and catalogs.count == 1 and full.catalog_bytes_read == len(cat)
+    (entry,) = full.signers
+    assert entry.source == "catalog oem1.cat" and entry.subject == "CN=Contoso Catalog Signing"
+    assert not entry.verified and full.kernel_trusted is None
+    other = kernel_signatures(files_of(**{"d": material["msvcp140.dll"], f"{authenticode.CATROOT}\\oem1.cat": cat}),
+                              "d", verify=True, catalogs=Catalogs(files))
+    assert other.catalog is None
+
+
+# --- hostile input ---------------------------------------------------------------------------------------------
+
+
+def _security_dir(data: bytes) -> int:
+    (lfanew,) = struct.unpack_from("<I", data, 0x3C)
+    magic = struct.unpack_from("<H", data, lfanew + 24)[0]
+    return lfanew + 24 + (144 if magic == 0x20B else 128)
+
+
+def _with_table(data: bytes, offset: int, size: int) -> bytes:
+    out = bytearray(data)
+    struct.pack_into("<II", out, _security_dir(data), offset, size)
+    return bytes(out)
+
+
+def test_not_a_pe_file() -> None:
+    with pytest.raises(SignatureError, match="not a PE file"):
+        kernel_signatures(files_of(d=b"hello world" * 100), "d")
+
+
+def test_certificate_table_too_large(material: dict[str, bytes]) -> None:
+    base = material["WinDivert64-4.0.1.sys"]
+    big = _with_table(base + bytes(MAX_CERT_TABLE + 16), len(base), MAX_CERT_TABLE + 16)
+    with pytest.raises(SignatureError, match="larger than"):
+        kernel_signatures(files_of(d=big), "d")
+
+
+def test_certificate_table_beyond_the_file_is_no_table(material: dict[str, bytes]) -> None:
+    base = material["WinDivert64-4.0.1.sys"]
+    sig = kernel_signatures(files_of(d=_with_table(base, len(base) - 8, 4096)), "d")
+    assert sig.cert_table is None and sig.kernel_trusted is None
+
+
+@pytest.mark.parametrize("garbage", [b"\x30\x82\xff\xff" + bytes(60), b"\x30\x03\x06\x01\x00" + bytes(59),
+                                     bytes(range(64))])
+def test_garbage_signature_gives_a_signature_error(material: dict[str, bytes], garbage: bytes) -> None:
+    base = material["perfmondata.dll"]
+    entry = struct.pack("<IHH", 8 + len(garbage), 0x200, 2) + garbage
+    data = _with_table(base + entry, len(base), len(entry))
+    try:
+        sig = kernel_signatures(files_of(d=data), "d")
+    except SignatureError as err:
+        assert "d:" in str(err)
+    else:
+        assert sig.kernel_trusted is None and all(not s.verified for s in sig.signers)
+
+
+def test_truncated_signature_is_a_signature_error(material: dict[str, bytes]) -> None:
+    good = material["WinDivert64-4.0.1.sys"]
+    off, size = struct.unpack_from("<II", good, _security_dir(good))
+    cut = bytearray(good[:off + size])
+    struct.pack_into("<I", cut, off + 8 + 2, 0x7FFF)  # inflate the ContentInfo's length
+    try:
+        sig = kernel_signatures(files_of(d=bytes(cut)), "d")
+    except SignatureError:
+        return
+    assert sig.kernel_trusted is None
+
+
+def test_mutated_certificate_tables_never_raise_a_foreign_error(material: dict[str, bytes]) -> None:
+    """Byte flips in the certificate table (and the headers) give a SignatureError or untrusted signatures,
+    never another exception; the Dev Center signature stays trusted only while its own bytes are intact."""
+    import random
+
+    good = material["WinDivert64-2.1.0.sys"]
+    off, size = struct.unpack_from("<II", good, _security_dir(good))
+    rnd = random.Random(18)
+    outcomes = {"error": 0, "trusted": 0, "untrusted": 0}
+    for _ in range(150):
+        data = bytearray(good)
+        for _ in range(rnd.choice([1, 4, 16])):
+            pos = rnd.randrange(off, off + size) if rnd.random() < 0.9 else rnd.randrange(0, 1024)
+            data[pos] = rnd.randrange(256)
+        try:
+            sig = kernel_signatures(files_of(d=bytes(data)), "d", verify=rnd.random() < 0.2)
+        except SignatureError:
+            outcomes["error"] += 1
+            continue
+        outcomes["trusted" if sig.kernel_trusted else "untrusted"] += 1
+    assert all(outcomes.values()), outcomes
+
+
+def test_oscrypto_loads_with_the_machines_openssl() -> None:
+    """In a fresh interpreter: signify and oscrypto import (the version-pattern fix applied where needed) and
+    oscrypto reads the same OpenSSL version as Python's ssl module."""
+    import subprocess
+    import sys
+
+    code = ("import ssl, re; from azvhdaudit.authenticode import load_signify; load_signify(); "
+            "from oscrypto._openssl._libcrypto import libcrypto_version_info as v; "
+            "m = re.search(r'(\\d+)\\.(\\d+)\\.(\\d+)', ssl.OPENSSL_VERSION); "
+            "assert v[:3] == tuple(int(x) for x in m.groups()), (v, ssl.OPENSSL_VERSION); print(v)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_fix_is_only_applied_to_the_old_pattern() -> None:
+    old, new = authenticode._OSCRYPTO_FIX[0]
+    assert old != new and "\\\\d+" in new and "\\\\d+" not in old
