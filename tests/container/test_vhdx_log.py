@@ -436,3 +436,45 @@ def test_stale_log_on_the_clean_fact_file_is_ignored(copy_of, raw_bytes: bytes) 
         assert disk.read() == raw_bytes
         assert disk.facts.log_pending is False and disk.facts.log_replay is None
         assert disk.stats.bytes_read < MiB + 160 * 1024 + 8 * MiB
+
+
+def test_mutated_logs_replay_or_fail_clearly(copy_of) -> None:  # type: ignore[no-untyped-def]
+    """Bytes of a valid three-entry log flipped at random (fixed seed): every open either reads the disk
+    (replayed or not, saying which) or raises the library's own error; nothing else escapes."""
+    import io
+    import random
+
+    path = copy_of("dynamic.vhdx")
+    spec_log(path)
+    offset, log_length = log_region(path)
+    base = path.read_bytes()
+    starts = [*spec_log_entries(path), 256 * 1024]
+    rng = random.Random(20261207)
+    outcomes: dict[str, int] = {}
+    for _ in range(20):
+        data = bytearray(base)
+        for _ in range(rng.randrange(1, 4)):
+            # the header, the descriptors or the data sector of one entry (which may wrap around the log)
+            inside = rng.choice([rng.randrange(64), rng.randrange(64, 160), rng.randrange(SECTOR, 2 * SECTOR)])
+            at = offset + (rng.choice(starts) + inside) % log_length
+            data[at] ^= 1 << rng.randrange(8)
+        try:
+            with open_container(io.BytesIO(bytes(data)), name="mutated.vhdx") as disk:
+                disk.read(64 * 1024)
+                replay = disk.facts.log_replay
+                assert replay is not None
+                assert replay["replayed"] or replay["reason"]
+                assert replay["replayed"] is bool(replay["entries"])
+                kind = "rejected an entry" if replay["rejected"] else "replayed all"
+        except (CorruptImageError, TruncatedImageError) as err:
+            assert "mutated.vhdx" in str(err)
+            kind = type(err).__name__
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+    # a flipped bit is always noticed: no mutation leaves every entry valid
+    assert "replayed all" not in outcomes, outcomes
+
+
+def spec_log_entries(path: Path) -> list[int]:
+    """Log offsets of the three entries :func:`spec_log` wrote (entry 10, 11, 12)."""
+    _, log_length = log_region(path)
+    return [log_length - 5 * SECTOR, log_length - 3 * SECTOR, log_length - SECTOR]
