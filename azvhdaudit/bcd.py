@@ -457,7 +457,7 @@ class BCDObject:
             "type": None if self.type is None else f"0x{self.type:08X}",
             "type_name": self.type_name,
             "elements": {
-                el.name: {"id": f"0x{el.id:08X}", "value": el.display()}
+                el.name: {"id": f"0x{el.id:08X}", "value": el.display(), "text": el.text}
                 for el in sorted(self.elements.values(), key=lambda e: e.id)
             },
         }
