@@ -478,3 +478,37 @@ def spec_log_entries(path: Path) -> list[int]:
     """Log offsets of the three entries :func:`spec_log` wrote (entry 10, 11, 12)."""
     _, log_length = log_region(path)
     return [log_length - 5 * SECTOR, log_length - 3 * SECTOR, log_length - SECTOR]
+
+
+def test_audit_of_a_sample_left_with_a_pending_log(sample_path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The gen2 sample, into whose first ZERO-state block qemu-io writes zeros with the BAT update left in the
+    log: the guest sees the same bytes, so every verdict but the log rule's is the clean sample's, and the
+    log rule says what was replayed."""
+    import azvhdaudit
+    from azvhdaudit.container.base import ContainerStats, CountedFile
+    from azvhdaudit.container.vhdx import PB_ZERO, VHDXLayer
+
+    clean = sample_path("gen2-misconfigured.vhdx")
+    pending = tmp_path / "pending" / clean.name
+    pending.parent.mkdir()
+    shutil.copyfile(clean, pending)
+    layer = VHDXLayer(CountedFile(open(pending, "rb"), str(pending), ContainerStats(), owned=True))
+    try:
+        block = next(b for b in range(layer.data_blocks) if layer._payload(b)[0] == PB_ZERO)
+        bat_page = layer.bat_offset + (block + block // layer.chunk_ratio) * 8 // SECTOR * SECTOR
+        block_size = layer.block_size
+    finally:
+        layer.close()
+    out = qemu_pending_write(pending, bat_page, f"write -P 0 {block * block_size} 64k")
+    assert "Input/output error" in out, out
+    assert "contains a log that needs to be replayed" in qemu_refuses_read_only(pending)
+
+    before = {r.rule_id: r for r in azvhdaudit.audit(clean).results}
+    after = {r.rule_id: r for r in azvhdaudit.audit(pending).results}
+    assert before.keys() == after.keys()
+    changed = {k for k in before if (before[k].status, before[k].message) != (after[k].status, after[k].message)}
+    assert changed == {"disk.vhdx_log_clean"}
+    assert before["disk.vhdx_log_clean"].status == Status.PASS
+    log_rule = after["disk.vhdx_log_clean"]
+    assert log_rule.status == Status.WARNING
+    assert "1 log entry (sequence 1, 4096 bytes) replayed in memory; the file is unchanged" in log_rule.message
