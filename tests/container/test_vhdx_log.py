@@ -239,6 +239,7 @@ def test_spec_log_replayed_like_qemu_img_check(copy_of, tmp_path: Path) -> None:
     assert replay is not None
     assert (replay["entries"], replay["sequence_first"], replay["sequence_last"]) == (3, 10, 12)
     assert [w["kind"] for w in replay["writes"]] == ["data", "data", "data", "zero", "data", "data"]
+    assert replay["writes_total"] == 6
     assert replay["bytes"] == 5 * SECTOR + 64 * 1024
     assert replay["writes"][0]["file_offset"] == layout["bat"]
     assert facts.virtual_size == 12 * MiB and facts.file_size == 16 * MiB
@@ -395,6 +396,21 @@ def test_overlapping_candidates_are_bounded(copy_of) -> None:  # type: ignore[no
     write_log(path, [(at, raw[:SECTOR]) for at in range(0, log_length, SECTOR)], GUID)
     with pytest.raises(CorruptImageError, match=f"more than {CRC_BUDGET} times the log's length"):
         open_container(path)
+
+
+def test_long_entry_is_listed_in_part(copy_of) -> None:  # type: ignore[no-untyped-def]
+    """One entry of 200 updates: all applied, the first MAX_LISTED listed in the facts, all counted."""
+    from azvhdaudit.container.vhdx_log import MAX_LISTED
+
+    path = copy_of("dynamic.vhdx")
+    updates: list[Data | Zero] = [Data(8 * MiB + i * SECTOR, bytes([i % 251 + 1]) * SECTOR) for i in range(200)]
+    write_log(path, [(0, entry(1, updates, GUID, flushed=16 * MiB))], GUID)
+    with open_container(path) as disk:
+        data = disk.read(200 * SECTOR)
+        replay = disk.facts.log_replay
+    assert replay is not None and replay["writes_total"] == 200 and len(replay["writes"]) == MAX_LISTED
+    assert replay["bytes"] == 200 * SECTOR
+    assert all(data[i * SECTOR : (i + 1) * SECTOR] == bytes([i % 251 + 1]) * SECTOR for i in range(200))
 
 
 def test_overlay_order_and_extension(tmp_path: Path) -> None:
