@@ -566,8 +566,8 @@ class BCDStore:
     def effective(self, obj: BCDObject, id_or_name: int | str) -> Effective | None:
         """The element's value on ``obj`` or, when not set there, on the objects it inherits from.
 
-        The walk follows ``inherit`` (element 14000006) depth first, in list order, as the boot manager
-        does; an object named in no ``Objects`` key is skipped. ``None`` when the element is set nowhere.
+        The walk follows ``inherit`` (element 14000006) depth first, in list order; an object named in no
+        ``Objects`` key is skipped. ``None`` when the element is set nowhere.
 
         Bounds: every object is searched at most once per call (so a store of *n* objects costs at most
         *n* lookups, whatever its lists say), and a chain deeper than :data:`MAX_INHERIT_DEPTH` is an error.
