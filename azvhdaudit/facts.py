@@ -70,7 +70,8 @@ class ContainerFacts:
     log_pending: bool | None = None
     log_guid: str | None = None
     #: a pending log's replay (in memory): ``replayed``, ``reason`` (when not), ``entries``, ``sequence_first`` /
-    #: ``sequence_last``, ``bytes``, ``writes`` (kind, file_offset, length), ``log_offset``, ``log_length``
+    #: ``sequence_last``, ``bytes``, ``writes`` (kind, file_offset, length; the first 64) and ``writes_total``,
+    #: ``log_offset``, ``log_length``
     log_replay: dict[str, Any] | None = None
     data_write_guid: str | None = None
     #: the parent chain, nearest parent first

@@ -69,6 +69,8 @@ MAX_LOG_LENGTH = 32 * MiB
 #: candidate entries checksummed, at most, in multiples of the log's length (entries of one log do not
 #: overlap, so a real log needs at most 1; stale entries of an older sequence may add some)
 CRC_BUDGET = 4
+#: updates listed one by one in :meth:`LogReplay.to_dict` (the facts); the rest are counted
+MAX_LISTED = 64
 #: the header section: headers 1 and 2 live at 64-192 KiB and are never written through the log
 HEADERS_START, HEADERS_END = 64 * 1024, 192 * 1024
 #: no VHDX file is larger (64 TiB of data plus its BAT and metadata); offsets past it are damage
@@ -153,7 +155,10 @@ class LogReplay:
             "sequence_first": None if seq is None else seq[0],
             "sequence_last": None if seq is None else seq[1],
             "bytes": self.bytes_written,
-            "writes": [{"kind": kind, "file_offset": offset, "length": length} for kind, offset, length in self.writes],
+            # the first MAX_LISTED updates (a 1 MiB log can hold thousands); writes_total counts them all
+            "writes": [{"kind": kind, "file_offset": offset, "length": length}
+                       for kind, offset, length in self.writes[:MAX_LISTED]],
+            "writes_total": len(self.writes),
             "rejected": list(self.rejected),
         }
 

@@ -489,8 +489,8 @@ def check_vhdx_log(ctx: AuditContext) -> Outcome:
         note = f"not replayed, because {replay['reason']}"
     ev = (_container_evidence(c, note=note, log_pending=c.log_pending, log_guid=c.log_guid),)
     if c.log_pending and replay.get("replayed"):
-        return Outcome(Status.WARNING, f"the VHDX log (guid {c.log_guid}) holds updates the file does not: "
-                       f"{note}; a converter that ignores the log copies the disk without them",
+        return Outcome(Status.WARNING, f"the VHDX log (guid {c.log_guid}) holds updates the file may lack: "
+                       f"{note}; a converter that ignores the log may copy the disk without them",
                        "no pending log", "pending (replayed)", ev)
     if c.log_pending:
         return Outcome(Status.WARNING, f"the VHDX log (guid {c.log_guid}) is marked pending"

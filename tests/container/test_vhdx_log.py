@@ -239,6 +239,7 @@ def test_spec_log_replayed_like_qemu_img_check(copy_of, tmp_path: Path) -> None:
     assert replay is not None
     assert (replay["entries"], replay["sequence_first"], replay["sequence_last"]) == (3, 10, 12)
     assert [w["kind"] for w in replay["writes"]] == ["data", "data", "data", "zero", "data", "data"]
+    assert replay["writes_total"] == 6
     assert replay["bytes"] == 5 * SECTOR + 64 * 1024
     assert replay["writes"][0]["file_offset"] == layout["bat"]
     assert facts.virtual_size == 12 * MiB and facts.file_size == 16 * MiB
@@ -397,6 +398,21 @@ def test_overlapping_candidates_are_bounded(copy_of) -> None:  # type: ignore[no
         open_container(path)
 
 
+def test_long_entry_is_listed_in_part(copy_of) -> None:  # type: ignore[no-untyped-def]
+    """One entry of 200 updates: all applied, the first MAX_LISTED listed in the facts, all counted."""
+    from azvhdaudit.container.vhdx_log import MAX_LISTED
+
+    path = copy_of("dynamic.vhdx")
+    updates: list[Data | Zero] = [Data(8 * MiB + i * SECTOR, bytes([i % 251 + 1]) * SECTOR) for i in range(200)]
+    write_log(path, [(0, entry(1, updates, GUID, flushed=16 * MiB))], GUID)
+    with open_container(path) as disk:
+        data = disk.read(200 * SECTOR)
+        replay = disk.facts.log_replay
+    assert replay is not None and replay["writes_total"] == 200 and len(replay["writes"]) == MAX_LISTED
+    assert replay["bytes"] == 200 * SECTOR
+    assert all(data[i * SECTOR : (i + 1) * SECTOR] == bytes([i % 251 + 1]) * SECTOR for i in range(200))
+
+
 def test_overlay_order_and_extension(tmp_path: Path) -> None:
     """Later updates win: data over zeros survives, zeros over data clear it; reads past the file's end
     inside the log's LastFileOffset are zeros."""
@@ -436,3 +452,79 @@ def test_stale_log_on_the_clean_fact_file_is_ignored(copy_of, raw_bytes: bytes) 
         assert disk.read() == raw_bytes
         assert disk.facts.log_pending is False and disk.facts.log_replay is None
         assert disk.stats.bytes_read < MiB + 160 * 1024 + 8 * MiB
+
+
+def test_mutated_logs_replay_or_fail_clearly(copy_of) -> None:  # type: ignore[no-untyped-def]
+    """Bytes of a valid three-entry log flipped at random (fixed seed): every open either reads the disk
+    (replayed or not, saying which) or raises the library's own error; nothing else escapes."""
+    import io
+    import random
+
+    path = copy_of("dynamic.vhdx")
+    spec_log(path)
+    offset, log_length = log_region(path)
+    base = path.read_bytes()
+    starts = [*spec_log_entries(path), 256 * 1024]
+    rng = random.Random(20261207)
+    outcomes: dict[str, int] = {}
+    for _ in range(20):
+        data = bytearray(base)
+        for _ in range(rng.randrange(1, 4)):
+            # the header, the descriptors or the data sector of one entry (which may wrap around the log)
+            inside = rng.choice([rng.randrange(64), rng.randrange(64, 160), rng.randrange(SECTOR, 2 * SECTOR)])
+            at = offset + (rng.choice(starts) + inside) % log_length
+            data[at] ^= 1 << rng.randrange(8)
+        try:
+            with open_container(io.BytesIO(bytes(data)), name="mutated.vhdx") as disk:
+                disk.read(64 * 1024)
+                replay = disk.facts.log_replay
+                assert replay is not None
+                assert replay["replayed"] or replay["reason"]
+                assert replay["replayed"] is bool(replay["entries"])
+                kind = "rejected an entry" if replay["rejected"] else "replayed all"
+        except (CorruptImageError, TruncatedImageError) as err:
+            assert "mutated.vhdx" in str(err)
+            kind = type(err).__name__
+        outcomes[kind] = outcomes.get(kind, 0) + 1
+    # a flipped bit is always noticed: no mutation leaves every entry valid
+    assert "replayed all" not in outcomes, outcomes
+
+
+def spec_log_entries(path: Path) -> list[int]:
+    """Log offsets of the three entries :func:`spec_log` wrote (entry 10, 11, 12)."""
+    _, log_length = log_region(path)
+    return [log_length - 5 * SECTOR, log_length - 3 * SECTOR, log_length - SECTOR]
+
+
+def test_audit_of_a_sample_left_with_a_pending_log(sample_path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The gen2 sample, into whose first ZERO-state block qemu-io writes zeros with the BAT update left in the
+    log: the guest sees the same bytes, so every verdict but the log rule's is the clean sample's, and the
+    log rule says what was replayed."""
+    import azvhdaudit
+    from azvhdaudit.container.base import ContainerStats, CountedFile
+    from azvhdaudit.container.vhdx import PB_ZERO, VHDXLayer
+
+    clean = sample_path("gen2-misconfigured.vhdx")
+    pending = tmp_path / "pending" / clean.name
+    pending.parent.mkdir()
+    shutil.copyfile(clean, pending)
+    layer = VHDXLayer(CountedFile(open(pending, "rb"), str(pending), ContainerStats(), owned=True))
+    try:
+        block = next(b for b in range(layer.data_blocks) if layer._payload(b)[0] == PB_ZERO)
+        bat_page = layer.bat_offset + (block + block // layer.chunk_ratio) * 8 // SECTOR * SECTOR
+        block_size = layer.block_size
+    finally:
+        layer.close()
+    out = qemu_pending_write(pending, bat_page, f"write -P 0 {block * block_size} 64k")
+    assert "Input/output error" in out, out
+    assert "contains a log that needs to be replayed" in qemu_refuses_read_only(pending)
+
+    before = {r.rule_id: r for r in azvhdaudit.audit(clean).results}
+    after = {r.rule_id: r for r in azvhdaudit.audit(pending).results}
+    assert before.keys() == after.keys()
+    changed = {k for k in before if (before[k].status, before[k].message) != (after[k].status, after[k].message)}
+    assert changed == {"disk.vhdx_log_clean"}
+    assert before["disk.vhdx_log_clean"].status == Status.PASS
+    log_rule = after["disk.vhdx_log_clean"]
+    assert log_rule.status == Status.WARNING
+    assert "1 log entry (sequence 1, 4096 bytes) replayed in memory; the file is unchanged" in log_rule.message

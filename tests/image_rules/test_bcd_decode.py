@@ -105,6 +105,11 @@ def test_real_store_to_dict_names_every_element(real_bcd_hive: MemoryHive) -> No
     for obj in data["objects"].values():
         for name in obj["elements"]:
             assert name, obj
+    # each element also as bcdedit prints it, for text output
+    assert mgr["elements"]["timeout"]["text"] == "30"
+    assert mgr["elements"]["displayorder"]["text"].splitlines()[0].startswith("{")
+    assert not PYTHON_REPR.search(json.dumps([e["text"] for o in data["objects"].values()
+                                              for e in o["elements"].values()]))
 
 
 def test_real_store_aliases(real_bcd_hive: MemoryHive) -> None:
