@@ -39,6 +39,7 @@ from azvhdaudit.errors import (
 from azvhdaudit.report import Evidence, Report, Result, Severity, Status
 
 if TYPE_CHECKING:
+    from azvhdaudit.diff import diff
     from azvhdaudit.engine import audit
     from azvhdaudit.fleet import audit_many
     from azvhdaudit.image import open_image
@@ -57,6 +58,7 @@ __all__ = [
     "open_image",
     "audit",
     "audit_many",
+    "diff",
     "AuditError",
     "ImageError",
     "ImageNotFoundError",
@@ -97,4 +99,9 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from azvhdaudit.fleet import audit_many
 
         return audit_many
+    if name == "diff":
+        # the module azvhdaudit.diff is callable (it calls its diff()); importing it makes it this attribute
+        import azvhdaudit.diff as diff_module
+
+        return diff_module
     raise AttributeError(f"module 'azvhdaudit' has no attribute {name!r}")

@@ -205,7 +205,26 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--image-type", choices=("generalized", "specialized"))
     fix.add_argument("--include-warnings", action="store_true", help="also fix recommended settings not met")
     fix.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    _add_diff_parser(add("diff", "what changed between two images or JSON reports; exit 1 when anything regressed"))
     return parser
+
+
+def _add_diff_parser(diff: argparse.ArgumentParser) -> None:
+    diff.add_argument("old", metavar="OLD",
+                      help="the earlier image, or its JSON report (azvhdaudit audit --format json)")
+    diff.add_argument("new", metavar="NEW", help="the later image, or its JSON report")
+    diff.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
+                      help="output format (default: text)")
+    diff.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE instead of stdout")
+    diff.add_argument("--fail-on", choices=("fail", "warning"), default="fail",
+                      help="exit 1 on new failures and newly not checked rules (default), or on new warnings too")
+    diff.add_argument("--profile", choices=PROFILES, default="azure", help="baseline for images (default: azure)")
+    diff.add_argument("--select", metavar="PATTERN", action="append", default=[], help="as for audit")
+    diff.add_argument("--ignore", metavar="PATTERN", action="append", default=[], help="as for audit")
+    diff.add_argument("--waivers", metavar="FILE", help="as for audit")
+    diff.add_argument("--image-type", choices=("generalized", "specialized"))
+    diff.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    diff.add_argument("--with-lsa", action="store_true", help="as for audit")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -342,6 +361,22 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
     if unreadable:
         return EXIT_ERROR
     return max((r.exit_code(args.fail_on) for r in reports), default=EXIT_OK)
+
+
+def _cmd_diff(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from azvhdaudit.diff import compare, is_json_file, load_report
+    from azvhdaudit.render.diff import render_diff
+
+    def side(path: str) -> Report:
+        if "://" not in path and is_json_file(path):
+            return load_report(path)
+        return _run_audit(path, profile=args.profile, select=args.select or None, ignore=args.ignore or None,
+                          waivers=args.waivers, image_type=args.image_type, backend=args.backend,
+                          with_lsa=args.with_lsa)
+
+    result = compare(side(args.old), side(args.new))
+    _write(render_diff(result, args.format, fail_on=args.fail_on), args.output, stdout)
+    return result.exit_code(args.fail_on)
 
 
 def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
@@ -667,6 +702,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, IO[str], IO[str]], int]] = {
     "rules": _cmd_rules,
     "reg": _cmd_reg,
     "info": _cmd_info,
+    "diff": _cmd_diff,
 }
 
 
