@@ -189,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also read the SECURITY and SAM hives (logon rights, built-in administrator); off by default",
     )
     audit.add_argument("--show-passed", action="store_true", help="text format: list passed rules too")
+    audit.add_argument("--baseline", metavar="FILE",
+                       help="judge against a recorded JSON report: only what got worse fails the run; "
+                       "failures accepted by the baseline stay in the report")
+    audit.add_argument("--update-baseline", action="store_true",
+                       help="record this audit as the --baseline FILE (exit 0 unless an image could not be read)")
 
     rules = add("rules", "list the rule catalogue")
     rules.add_argument("--profile", choices=PROFILES, help="only the rules of this profile")
@@ -312,6 +317,7 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
     if args.data_disk and args.role == "data":
         raise ProfileError("--data-disk belongs beside an OS disk: drop --role data")
     role = {"role": args.role} if args.role else {}
+    baseline = _load_baseline(args)
     progress = _Progress(stderr, len(args.images))
     reports: list[Report] = []
     unreadable = 0
@@ -345,6 +351,7 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
         log.info("audited %s: %d rules in %.1f s", image, len(report.results), time.perf_counter() - started)
         failed = len(report.filter(status=("fail", "error")))
         progress.done(index, name, f"{failed} failed" if failed else "compliant", time.perf_counter() - started)
+    judged = _apply_baseline(args, baseline, reports)
     if reports:
         options: dict[str, Any] = {}
         if args.format == "text":
@@ -357,10 +364,47 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
             options = {"fail_on": args.fail_on}
         elif args.format == "sarif" and args.fail_on == "warning":
             options = {"include": ("fail", "warning")}
-        _write(render(reports if len(reports) > 1 else reports[0], args.format, **options), args.output, stdout)
+        text = render(reports if len(reports) > 1 else reports[0], args.format, **options)
+        if judged is not None and args.format == "text":
+            text += "\n" + judged[1]
+        elif judged is not None:
+            stderr.write(judged[1])
+        _write(text, args.output, stdout)
     if unreadable:
         return EXIT_ERROR
+    if judged is not None:
+        return judged[0]
     return max((r.exit_code(args.fail_on) for r in reports), default=EXIT_OK)
+
+
+def _load_baseline(args: argparse.Namespace) -> Any:
+    """The --baseline file, read before any image is audited (``None`` without it or when recording one)."""
+    if args.update_baseline and not args.baseline:
+        raise ProfileError("--update-baseline needs --baseline FILE (where to record it)")
+    if not args.baseline or args.update_baseline:
+        return None
+    from azvhdaudit.baseline import load_baseline
+
+    return load_baseline(args.baseline)
+
+
+def _apply_baseline(args: argparse.Namespace, baseline: Any, reports: list[Report]) -> tuple[int, str] | None:
+    """Record the baseline, or judge the reports by it: (exit code, summary), ``None`` without --baseline."""
+    if not args.baseline:
+        return None
+    from azvhdaudit.baseline import record_baseline
+
+    if args.update_baseline:
+        if not reports:
+            return EXIT_OK, f"baseline {args.baseline}: nothing recorded, no image could be read\n"
+        record_baseline(reports, args.baseline)
+        count = sum(len(r.failed) for r in reports)
+        return EXIT_OK, (f"baseline {args.baseline}: recorded {len(reports)} report{'s' if len(reports) != 1 else ''}"
+                         f" with {count} failing rule{'s' if count != 1 else ''} accepted\n")
+    judgements = [baseline.judge(r, args.fail_on) for r in reports]
+    for report, judgement in zip(reports, judgements, strict=True):
+        report.options["baseline"] = judgement.to_dict()
+    return max((j.exit_code() for j in judgements), default=EXIT_OK), "".join(j.summary() for j in judgements)
 
 
 def _cmd_diff(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:

@@ -67,6 +67,24 @@ class _State:
     backend: str
     reports: dict[str, Report] = field(default_factory=dict)
     errors: dict[str, BaseException] = field(default_factory=dict)
+    #: the golden baseline file (``--azvhd-baseline`` / ``azvhd_baseline``): accepted failures are xfail
+    baseline: str | None = None
+    accepted: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+
+    def accepted_by_baseline(self, image: str, result: Result) -> bool:
+        """True when the baseline records this failure (same rule and disk, failing at least as badly)."""
+        if not self.baseline:
+            return False
+        if image not in self.accepted:
+            from azvhdaudit.baseline import load_baseline
+            from azvhdaudit.errors import AuditError
+
+            try:
+                judgement = load_baseline(self.baseline).judge(self.report(image), self.fail_on)
+            except AuditError as err:
+                pytest.fail(f"azvhdaudit baseline: {err}", pytrace=False)
+            self.accepted[image] = {(r.rule_id, r.disk) for r in judgement.accepted}
+        return (result.rule_id, result.disk) in self.accepted[image]
 
     def report(self, image: str) -> Report:
         """The audit of ``image``, run once per session and shared by the items and the fixtures."""
@@ -143,6 +161,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="registry reader (default: regf)",
     )
+    group.addoption(
+        "--azvhd-baseline",
+        dest="azvhd_baseline",
+        metavar="FILE",
+        default=None,
+        help="golden baseline (a JSON report): failures it records are xfail, only what got worse fails",
+    )
+    parser.addini("azvhd_baseline", "golden baseline JSON report (relative to the rootdir)", default="")
     parser.addini("azvhd_images", "disk images to audit, one per line (relative to the ini file)", type="paths",
                   default=[])
     parser.addini("azvhd_profile", "baseline: azure or azure-2017", default="azure")
@@ -167,7 +193,16 @@ def pytest_configure(config: pytest.Config) -> None:
         image_type=config.getoption("azvhd_image_type") or config.getini("azvhd_image_type") or None,
         fail_on=config.getoption("azvhd_fail_on") or config.getini("azvhd_fail_on") or "fail",
         backend=config.getoption("azvhd_backend") or "regf",
+        baseline=_baseline_path(config),
     )
+
+
+def _baseline_path(config: pytest.Config) -> str | None:
+    given = config.getoption("azvhd_baseline")
+    if given:
+        return str(given)
+    ini = config.getini("azvhd_baseline")
+    return str(config.rootpath / ini) if ini else None
 
 
 def _state(config: pytest.Config) -> _State:
@@ -239,6 +274,9 @@ class AuditItem(pytest.Item):
         if status is Status.WARNING and _state(self.config).fail_on != "warning":
             warnings.warn(AzvhdWarning(f"{self.image}: {result.rule_id}: {result.message}"), stacklevel=1)
             return
+        state = _state(self.config)
+        if state.accepted_by_baseline(self.image, result):
+            pytest.xfail(f"accepted by the baseline {state.baseline} ({status.value}): {result.message}")
         raise RuleFailed(result)
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
