@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from azvhdaudit.engine import audit
     from azvhdaudit.fleet import audit_many
     from azvhdaudit.image import open_image
+    from azvhdaudit.overview import fleet_report
 
 __version__ = "0.1.0"
 
@@ -59,6 +60,7 @@ __all__ = [
     "audit",
     "audit_many",
     "diff",
+    "fleet_report",
     "AuditError",
     "ImageError",
     "ImageNotFoundError",
@@ -99,6 +101,10 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from azvhdaudit.fleet import audit_many
 
         return audit_many
+    if name == "fleet_report":
+        from azvhdaudit.overview import fleet_report
+
+        return fleet_report
     if name == "diff":
         # the module azvhdaudit.diff is callable (it calls its diff()); importing it makes it this attribute
         import azvhdaudit.diff as diff_module

@@ -21,7 +21,22 @@ import struct
 from pathlib import Path
 from types import ModuleType
 
-from conftest import load_sample_builder
+SAMPLES_BUILD = Path(__file__).resolve().parents[2] / "samples" / "build.py"
+
+
+def load_sample_builder() -> ModuleType:
+    """samples/build.py, under the name tests/conftest.py gives it (one module, whichever loads it first)."""
+    import importlib.util
+    import sys
+
+    name = "azvhdaudit_samples_build"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SAMPLES_BUILD)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 WEEK2_UBR = 2312
 WEEK2_FILE_VERSION = "10.0.14393.2312"
