@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from azvhdaudit.fleet import audit_many
     from azvhdaudit.image import open_image
     from azvhdaudit.overview import fleet_report
+    from azvhdaudit.render.dataframe import to_dataframe
 
 __version__ = "0.1.0"
 
@@ -61,6 +62,7 @@ __all__ = [
     "audit_many",
     "diff",
     "fleet_report",
+    "to_dataframe",
     "AuditError",
     "ImageError",
     "ImageNotFoundError",
@@ -101,6 +103,10 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from azvhdaudit.fleet import audit_many
 
         return audit_many
+    if name == "to_dataframe":  # one report or many: one long DataFrame (needs pandas)
+        from azvhdaudit.render.dataframe import to_dataframe
+
+        return to_dataframe
     if name == "fleet_report":
         from azvhdaudit.overview import fleet_report
 

@@ -216,3 +216,13 @@ def test_cli_fail_on_warning(reports: dict[str, Report], tmp_path: Path) -> None
     new.write_text(json.dumps(data), encoding="utf-8")
     assert run(["diff", str(old), str(new)])[0] == 0
     assert run(["diff", str(old), str(new), "--fail-on", "warning"])[0] == 1
+
+
+def test_a_file_of_several_reports_is_refused_by_name(reports: dict[str, Report], tmp_path: Path) -> None:
+    both = tmp_path / "both.json"
+    both.write_text(render_json([reports["gen1"], reports["child"]]), encoding="utf-8")
+    with pytest.raises(ReportFormatError, match=r"both\.json: holds 2 reports"):
+        azvhdaudit.diff(both, reports["gen1"])
+    from azvhdaudit.diff import load_reports
+
+    assert [r.summary for r in load_reports(both)] == [reports["gen1"].summary, reports["child"].summary]

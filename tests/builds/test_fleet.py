@@ -249,6 +249,7 @@ def test_from_python_and_one_long_dataframe(fleet_dir: list[Path]) -> None:
     assert frame["source"].nunique() == 12
     assert set(frame[frame.status == "fail"]["source"]) == {r.source for r in reports if r.failed}
     assert fleet.to_html().count('<tr class=image ') == 12
+    assert azvhdaudit.to_dataframe(reports).equals(frame)
 
 
 def _clones(built: dict[str, Path], tmp: Path, count: int) -> list[Path]:
@@ -304,3 +305,11 @@ def test_machine_sid(data: bytes, sid: str | None) -> None:
 def test_csv_columns_name_every_area(fleet_dir: list[Path]) -> None:
     fleet = fleet_report([cli._run_audit(str(fleet_dir[0]))])
     assert csv_columns(fleet)[-len(fleet.areas):] == [f"area:{a}" for a in fleet.areas]
+
+
+def test_names_are_escaped(fleet_dir: list[Path], tmp_path: Path) -> None:
+    odd = tmp_path / "<img src=x onerror=alert(1)>&.vhd"
+    _link(fleet_dir[0], odd)
+    html_text = azvhdaudit.fleet_report([cli._run_audit(str(odd))]).to_html()
+    assert "<img" not in html_text and "&lt;img src=x onerror=alert(1)&gt;&amp;.vhd" in html_text
+    assert html_text.count("<script>") == 1  # the page's own
