@@ -56,13 +56,16 @@ def _fact_value(value: Any) -> str:
 
 
 def _headline(d: Diff, fail_on: str) -> str:
+    def n(count: int, one: str, many: str) -> str:
+        return f"{count} {one if count == 1 else many}"
+
     parts = [
-        f"{len(d.new_failures)} new failures",
+        n(len(d.new_failures), "new failure", "new failures"),
         f"{len(d.fixed)} fixed",
         f"{len(d.newly_not_checked)} newly not checked",
-        f"{len(d.new_warnings)} new warnings",
-        f"{len(d.facts)} facts changed",
-        f"{len(d.evidence)} registry values changed",
+        n(len(d.new_warnings), "new warning", "new warnings"),
+        n(len(d.facts), "fact changed", "facts changed"),
+        n(len(d.evidence), "registry value changed", "registry values changed"),
     ]
     verdict = "REGRESSED" if d.regressed(fail_on) else ("CHANGED, NO REGRESSION" if d.changed else "NO CHANGE")
     return f"{verdict}: " + ", ".join(parts)
