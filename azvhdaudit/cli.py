@@ -1,4 +1,4 @@
-"""The ``azvhdaudit`` command line: info, reg, audit, rules and fix.
+"""The ``azvhdaudit`` command line: info, reg, audit, rules, fix and diff.
 
 References: "Prepare a Windows VHD or VHDX to upload to Azure" (the rules); ``reg query`` output
 format (name, REG_TYPE, data, four-space columns); https://no-color.org (``NO_COLOR``).
@@ -55,7 +55,8 @@ _EPILOG = """\
 exit codes:
   0  compliant (no rule failed), or the command did what was asked
   1  at least one rule failed (with --fail-on warning: or warned);
-     for 'reg': the key or value does not exist
+     with --baseline: something got worse than the baseline;
+     for 'diff': something regressed; for 'reg': the key or value does not exist
   2  usage error, or an image that could not be read
 
 Nothing is ever written to an image: every file is opened read-only.

@@ -81,11 +81,11 @@ def _status(value: Any, where: str) -> Status:
         raise ReportFormatError(f"{where}: unknown status {value!r}") from None
 
 
-def _severity(value: Any) -> Severity:
+def _severity(value: Any, where: str) -> Severity:
     try:
         return Severity(value)
     except ValueError:
-        return Severity.ADVISORY
+        raise ReportFormatError(f"{where}: unknown severity {value!r}") from None
 
 
 def _read_evidence(item: Mapping[str, Any]) -> Evidence:
@@ -121,7 +121,7 @@ def report_from_dict(data: Mapping[str, Any], where: str = "report") -> Report:
             raise ReportFormatError(f"{where}: results[{n}] is not a result (rule_id and status needed)")
         fields = {k: v for k, v in item.items() if k in names}
         fields["status"] = _status(item["status"], f"{where}: results[{n}]")
-        fields["severity"] = _severity(item.get("severity", "advisory"))
+        fields["severity"] = _severity(item.get("severity", "advisory"), f"{where}: results[{n}]")
         fields["waived_status"] = _status(item["waived_status"], where) if item.get("waived_status") else None
         fields["evidence"] = tuple(_read_evidence(e) for e in item.get("evidence") or () if isinstance(e, Mapping))
         fields["baselines"] = tuple(item.get("baselines") or ())
@@ -377,6 +377,8 @@ def classify(old: Status | None, new: Status | None) -> str:
     if old in _FAILING and new not in _FAILING:
         if new is Status.NOT_CHECKED:
             return "newly_not_checked"
+        if new is Status.WAIVED:  # set aside by a waiver, not repaired
+            return "changed"
         return "fixed"
     if new is Status.NOT_CHECKED and old in _JUDGED:
         return "newly_not_checked"

@@ -126,7 +126,8 @@ def test_newly_not_checked_is_a_regression(built: dict[str, Path]) -> None:
 @pytest.mark.parametrize(("old", "new", "kind"), [
     (None, Status.FAIL, "new_failure"), (None, Status.PASS, "added"), (Status.PASS, None, "removed"),
     (Status.PASS, Status.ERROR, "new_failure"), (Status.WARNING, Status.FAIL, "new_failure"),
-    (Status.FAIL, Status.PASS, "fixed"), (Status.FAIL, Status.WAIVED, "fixed"),
+    (Status.FAIL, Status.PASS, "fixed"), (Status.FAIL, Status.WAIVED, "changed"),
+    (Status.WAIVED, Status.FAIL, "new_failure"), (Status.FAIL, Status.NOT_APPLICABLE, "fixed"),
     (Status.FAIL, Status.NOT_CHECKED, "newly_not_checked"), (Status.PASS, Status.NOT_CHECKED, "newly_not_checked"),
     (Status.MANUAL, Status.NOT_CHECKED, "changed"), (Status.PASS, Status.WARNING, "new_warning"),
     (Status.NOT_CHECKED, Status.PASS, "improved"), (Status.PASS, Status.NOT_APPLICABLE, "changed"),
@@ -166,6 +167,10 @@ def test_older_report_is_read_and_unknown_schema_refused(reports: dict[str, Repo
     (tmp_path / "junk.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ReportFormatError, match="junk.json: not a JSON report"):
         load_report(tmp_path / "junk.json")
+    bad = json.loads(render_json(reports["gen1"]))
+    bad["results"][0]["severity"] = "critical"
+    with pytest.raises(ReportFormatError, match=r"results\[0\]: unknown severity 'critical'"):
+        report_from_dict(bad, "bad.json")
     (tmp_path / "other.json").write_text('{"hello": 1}', encoding="utf-8")
     with pytest.raises(ReportFormatError, match="no schema_version"):
         load_report(tmp_path / "other.json")
