@@ -117,10 +117,14 @@ def audit_with_identity(source: Any, **audit_kwargs: Any) -> Report:
     URLs and file objects are audited as they are (no identity recorded here; ``audit_many(..., identity=True)``
     records it for URLs too).
     """
-    from azvhdaudit.engine import _open_disk, audit, wanted_hives
+    from azvhdaudit.engine import _open_disk, _resolve_waivers, audit, wanted_hives
 
     if not isinstance(source, (str, os.PathLike)) or "://" in os.fspath(source):
         return audit(source, **audit_kwargs)
+    # the options are checked before the image is opened, as audit() does: a bad waiver file or pattern is
+    # reported as such, not hidden behind an image that cannot be read
+    if audit_kwargs.get("waivers") is not None:
+        audit_kwargs = dict(audit_kwargs, waivers=_resolve_waivers(audit_kwargs["waivers"]))
     hives = wanted_hives(audit_kwargs.get("profile", "azure"), audit_kwargs.get("select"),
                          audit_kwargs.get("ignore"), audit_kwargs.get("role"),
                          bool(audit_kwargs.get("with_lsa", False)))

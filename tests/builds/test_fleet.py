@@ -190,6 +190,7 @@ def test_the_page_in_chromium_shows_the_fleet(page: tuple[Path, int, str], fleet
         assert all(name in text for name in clones) and "web-other" not in text and "SAMPLE-VM" not in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fragment", "expected"), [
     ("#verdict=failing&rule=rdp.port", RDP_PORT_FAILING),
     ("#rule=disk.not_differencing", COPIES["gen1-azure-child.vhd"]),
@@ -313,3 +314,14 @@ def test_names_are_escaped(fleet_dir: list[Path], tmp_path: Path) -> None:
     html_text = azvhdaudit.fleet_report([cli._run_audit(str(odd))]).to_html()
     assert "<img" not in html_text and "&lt;img src=x onerror=alert(1)&gt;&amp;.vhd" in html_text
     assert html_text.count("<script>") == 1  # the page's own
+
+
+def test_options_are_checked_before_the_image_is_opened(tmp_path: Path) -> None:
+    from azvhdaudit.errors import ProfileError, WaiverError
+
+    waivers = tmp_path / "w.toml"
+    waivers.write_text('[[waiver]]\nrule = "no.such.rule"\nreason = "x"\n', encoding="utf-8")
+    with pytest.raises(WaiverError):
+        cli._run_audit(str(tmp_path / "missing.vhd"), waivers=str(waivers))
+    with pytest.raises(ProfileError):
+        cli._run_audit(str(tmp_path / "missing.vhd"), select=["no-such-area"])
