@@ -157,3 +157,14 @@ def test_pytest_plugin_accepted_failures_are_xfail(pytester: pytest.Pytester, im
     outcomes = result.parseoutcomes()
     assert outcomes.get("xfailed") == 1 and outcomes.get("failed") == 1
     result.stdout.fnmatch_lines(["*FAILED*bcd.default_recovery_disabled*"])
+
+
+def test_pytest_plugin_missing_baseline_is_a_clear_failure(pytester: pytest.Pytester, images: dict[str, Path],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_inprocess(*_plugin_args(), "-p", "no:cacheprovider", "-W",
+                                          "ignore::pytest.PytestAssertRewriteWarning", "--azvhd-image",
+                                          str(images["child"]), "--azvhd-baseline", "nowhere.json")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 3  # the three failing rules; the passing ones never read the baseline
+    result.stdout.fnmatch_lines(["*azvhdaudit baseline: nowhere.json: no baseline file there*"])
