@@ -39,9 +39,12 @@ from azvhdaudit.errors import (
 from azvhdaudit.report import Evidence, Report, Result, Severity, Status
 
 if TYPE_CHECKING:
+    from azvhdaudit.diff import diff
     from azvhdaudit.engine import audit
     from azvhdaudit.fleet import audit_many
     from azvhdaudit.image import open_image
+    from azvhdaudit.overview import fleet_report
+    from azvhdaudit.render.dataframe import to_dataframe
     from azvhdaudit.rules.base import DISK_CONTROLLERS, PROFILES, SECURITY_TYPES, Target
 
 __version__ = "0.1.0"
@@ -62,6 +65,9 @@ __all__ = [
     "open_image",
     "audit",
     "audit_many",
+    "diff",
+    "fleet_report",
+    "to_dataframe",
     "AuditError",
     "ImageError",
     "ImageNotFoundError",
@@ -107,4 +113,17 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from azvhdaudit.fleet import audit_many
 
         return audit_many
+    if name == "to_dataframe":  # one report or many: one long DataFrame (needs pandas)
+        from azvhdaudit.render.dataframe import to_dataframe
+
+        return to_dataframe
+    if name == "fleet_report":
+        from azvhdaudit.overview import fleet_report
+
+        return fleet_report
+    if name == "diff":
+        # the module azvhdaudit.diff is callable (it calls its diff()); importing it makes it this attribute
+        import azvhdaudit.diff as diff_module
+
+        return diff_module
     raise AttributeError(f"module 'azvhdaudit' has no attribute {name!r}")

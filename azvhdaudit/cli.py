@@ -1,4 +1,4 @@
-"""The ``azvhdaudit`` command line: info, reg, audit, rules and fix.
+"""The ``azvhdaudit`` command line: info, reg, audit, rules, fix and diff.
 
 References: "Prepare a Windows VHD or VHDX to upload to Azure" (the rules); ``reg query`` output
 format (name, REG_TYPE, data, four-space columns); https://no-color.org (``NO_COLOR``).
@@ -51,14 +51,17 @@ BACKENDS = ("regf", "python-registry")
 #: azvhdaudit.rules.base.SECURITY_TYPES and DISK_CONTROLLERS, spelled out for the same reason
 SECURITY_TYPES = ("Standard", "TrustedLaunch", "ConfidentialVM")
 DISK_CONTROLLERS = ("SCSI", "NVMe")
-AUDIT_FORMATS = ("text", "json", "junit", "sarif", "html", "markdown")
+AUDIT_FORMATS = ("text", "json", "junit", "sarif", "html", "markdown", "csv", "fleet-json")
+#: formats that show several images as one fleet (html only with more than one image)
+FLEET_FORMATS = ("html", "csv", "fleet-json")
 RULES_FORMATS = ("text", "json", "markdown")
 
 _EPILOG = """\
 exit codes:
   0  compliant (no rule failed), or the command did what was asked
   1  at least one rule failed (with --fail-on warning: or warned);
-     for 'reg': the key or value does not exist
+     with --baseline: something got worse than the baseline;
+     for 'diff': something regressed; for 'reg': the key or value does not exist
   2  usage error, or an image that could not be read
 
 Nothing is ever written to an image: every file is opened read-only.
@@ -197,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--show-passed", action="store_true", help="text format: list passed rules too")
     _add_target_flags(audit)
+    audit.add_argument("--baseline", metavar="FILE",
+                       help="judge against a recorded JSON report: only what got worse fails the run; "
+                       "failures accepted by the baseline stay in the report")
+    audit.add_argument("--update-baseline", action="store_true",
+                       help="record this audit as the --baseline FILE (exit 0 unless an image could not be read)")
 
     rules = add("rules", "list the rule catalogue")
     rules.add_argument("--profile", choices=PROFILES, help="only the rules of this profile")
@@ -214,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--include-warnings", action="store_true", help="also fix recommended settings not met")
     fix.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
     _add_target_flags(fix)
+    _add_diff_parser(add("diff", "what changed between two images or JSON reports; exit 1 when anything regressed"))
     return parser
 
 
@@ -243,6 +252,24 @@ def _target_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.verify_signatures:
         kwargs["verify_signatures"] = True
     return kwargs
+
+
+def _add_diff_parser(diff: argparse.ArgumentParser) -> None:
+    diff.add_argument("old", metavar="OLD",
+                      help="the earlier image, or its JSON report (azvhdaudit audit --format json)")
+    diff.add_argument("new", metavar="NEW", help="the later image, or its JSON report")
+    diff.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
+                      help="output format (default: text)")
+    diff.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE instead of stdout")
+    diff.add_argument("--fail-on", choices=("fail", "warning"), default="fail",
+                      help="exit 1 on new failures and newly not checked rules (default), or on new warnings too")
+    diff.add_argument("--profile", choices=PROFILES, default="azure", help="baseline for images (default: azure)")
+    diff.add_argument("--select", metavar="PATTERN", action="append", default=[], help="as for audit")
+    diff.add_argument("--ignore", metavar="PATTERN", action="append", default=[], help="as for audit")
+    diff.add_argument("--waivers", metavar="FILE", help="as for audit")
+    diff.add_argument("--image-type", choices=("generalized", "specialized"))
+    diff.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    diff.add_argument("--with-lsa", action="store_true", help="as for audit")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -296,23 +323,35 @@ def _write(text: str, output: str | None, stdout: IO[str]) -> None:
 
 class _Progress:
     """Progress on stderr while images are audited, only when stderr is a terminal: one status line rewritten
-    in place, or, on a terminal without cursor control (``TERM=dumb``), one plain line per image."""
+    in place, or, on a terminal without cursor control (``TERM=dumb``), one plain line per image. With several
+    images it says the rate and the time left, estimated from the images done so far."""
 
-    def __init__(self, stream: IO[str], total: int) -> None:
+    def __init__(self, stream: IO[str], total: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
         self.total = total
         self.enabled = _isatty(stream)
         self.cursor = self.enabled and os.environ.get("TERM") != "dumb"
+        self.clock = clock
+        self.began = clock()
+
+    def pace(self, finished: int) -> str:
+        """``2.5 images/s, about 12 s left`` from ``finished`` images so far ("" before the first)."""
+        elapsed = self.clock() - self.began
+        if self.total < 2 or finished < 1 or elapsed <= 0:
+            return ""
+        rate = finished / elapsed
+        left = (self.total - finished) / rate
+        return f", {rate:.1f} images/s, about {left:.0f} s left" if finished < self.total else f", {rate:.1f} images/s"
 
     def start(self, index: int, name: str) -> None:
         if self.cursor:
-            self.stream.write(f"\r\033[K[{index}/{self.total}] auditing {name} …")
+            self.stream.write(f"\r\033[K[{index}/{self.total}] auditing {name}{self.pace(index - 1)} …")
             self.stream.flush()
 
     def done(self, index: int, name: str, outcome: str, seconds: float) -> None:
         if self.enabled:
             erase = "\r\033[K" if self.cursor else ""
-            self.stream.write(f"{erase}[{index}/{self.total}] {name}: {outcome} ({seconds:.1f} s)\n")
+            self.stream.write(f"{erase}[{index}/{self.total}] {name}: {outcome} ({seconds:.1f} s{self.pace(index)})\n")
             self.stream.flush()
 
 
@@ -348,10 +387,10 @@ def _run_summary(reports: Sequence[Report], unreadable: Sequence[str], fail_on: 
 
 
 def _run_audit(source: str, **kwargs: Any) -> Report:
-    """The engine's audit (a seam for tests)."""
-    from azvhdaudit.engine import audit
+    """The engine's audit, with the image's identity recorded for the fleet view (a seam for tests)."""
+    from azvhdaudit.overview import audit_with_identity
 
-    return audit(source, **kwargs)
+    return audit_with_identity(source, **kwargs)
 
 
 def _open_image(source: str, backend: str, *, require_windows: bool = True) -> Any:
@@ -372,9 +411,11 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
     if args.data_disk and args.role == "data":
         raise ProfileError("--data-disk belongs beside an OS disk: drop --role data")
     role = {"role": args.role} if args.role else {}
+    baseline = _load_baseline(args)
     progress = _Progress(stderr, len(args.images))
     reports: list[Report] = []
     unreadable: list[str] = []
+    fleet_items: list[Report] = []  # every image in order, an unreadable one as its error report
     for index, image in enumerate(args.images, 1):
         name = os.path.basename(image)
         progress.start(index, name)
@@ -401,14 +442,19 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
                 traceback.print_exc(file=stderr)
             stderr.write(_error_line(err) + "\n")
             unreadable.append(image)
+            from azvhdaudit.fleet import error_report
+
+            fleet_items.append(error_report(image, err, args.profile))
             continue
         reports.append(report)
+        fleet_items.append(report)
         log.info("audited %s: %d rules in %.1f s", image, len(report.results), time.perf_counter() - started)
         failed = len(report.filter(status=("fail", "error")))
         progress.done(index, name, f"{failed} failed" if failed else "compliant", time.perf_counter() - started)
     to_file = bool(args.output) and args.output != "-"
     several = len(args.images) > 1
     summary = _run_summary(reports, unreadable, args.fail_on, args.format, args.output)
+    judged = _apply_baseline(args, baseline, reports)
     if reports:
         options: dict[str, Any] = {}
         if args.format == "text":
@@ -419,18 +465,87 @@ def _cmd_audit(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> in
             }
         elif args.format in ("html", "markdown"):
             options = {"fail_on": args.fail_on}
-        if args.format == "text" and several:
+        if args.format in FLEET_FORMATS and (several or args.format != "html"):
+            text = _fleet_output(args, fleet_items, stderr)
+        elif args.format == "text" and several:
             # each image's block, then the run's one summary line (which counts the unreadable images too)
             text = "\n".join(render(report, "text", **options) for report in reports) + "\n" + summary + "\n"
         else:
             text = render(reports if several else reports[0], args.format, **options)
+        if judged is not None and args.format == "text":
+            text += "\n" + judged[1]
+        elif judged is not None:
+            stderr.write(judged[1])
         _write(text, args.output, stdout)
     if to_file or (several and not (args.format == "text" and reports)):
         # the report went to a file (or is JSON, SARIF ... on stdout): the log still gets the verdict
         stderr.write(summary + "\n")
     if unreadable:
         return EXIT_ERROR
+    if judged is not None:
+        return judged[0]
     return max((r.exit_code(args.fail_on) for r in reports), default=EXIT_OK)
+
+
+def _fleet_output(args: argparse.Namespace, items: list[Report], stderr: IO[str]) -> str:
+    """The fleet page, CSV or JSON of every image; its summary and warnings go to stderr."""
+    from azvhdaudit.overview import fleet_report
+
+    fleet = fleet_report(items)
+    s = fleet.summary
+    stderr.write(f"azvhdaudit: {s['images']} images: {s['compliant']} compliant, {s['failing']} failing, "
+                 f"{s['unreadable']} unreadable\n")
+    for warning in fleet.warnings:
+        stderr.write(f"azvhdaudit: warning: {warning}\n")
+    if args.format == "html":
+        return fleet.to_html()
+    return fleet.to_csv() if args.format == "csv" else fleet.to_json()
+
+
+def _load_baseline(args: argparse.Namespace) -> Any:
+    """The --baseline file, read before any image is audited (``None`` without it or when recording one)."""
+    if args.update_baseline and not args.baseline:
+        raise ProfileError("--update-baseline needs --baseline FILE (where to record it)")
+    if not args.baseline or args.update_baseline:
+        return None
+    from azvhdaudit.baseline import load_baseline
+
+    return load_baseline(args.baseline)
+
+
+def _apply_baseline(args: argparse.Namespace, baseline: Any, reports: list[Report]) -> tuple[int, str] | None:
+    """Record the baseline, or judge the reports by it: (exit code, summary), ``None`` without --baseline."""
+    if not args.baseline:
+        return None
+    from azvhdaudit.baseline import record_baseline
+
+    if args.update_baseline:
+        if not reports:
+            return EXIT_OK, f"baseline {args.baseline}: nothing recorded, no image could be read\n"
+        record_baseline(reports, args.baseline)
+        count = sum(len(r.failed) for r in reports)
+        return EXIT_OK, (f"baseline {args.baseline}: recorded {len(reports)} report{'s' if len(reports) != 1 else ''}"
+                         f" with {count} failing rule{'s' if count != 1 else ''} accepted\n")
+    judgements = [baseline.judge(r, args.fail_on) for r in reports]
+    for report, judgement in zip(reports, judgements, strict=True):
+        report.options["baseline"] = judgement.to_dict()
+    return max((j.exit_code() for j in judgements), default=EXIT_OK), "".join(j.summary() for j in judgements)
+
+
+def _cmd_diff(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from azvhdaudit.diff import compare, is_json_file, load_report
+    from azvhdaudit.render.diff import render_diff
+
+    def side(path: str) -> Report:
+        if "://" not in path and is_json_file(path):
+            return load_report(path)
+        return _run_audit(path, profile=args.profile, select=args.select or None, ignore=args.ignore or None,
+                          waivers=args.waivers, image_type=args.image_type, backend=args.backend,
+                          with_lsa=args.with_lsa)
+
+    result = compare(side(args.old), side(args.new))
+    _write(render_diff(result, args.format, fail_on=args.fail_on), args.output, stdout)
+    return result.exit_code(args.fail_on)
 
 
 def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
@@ -757,6 +872,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, IO[str], IO[str]], int]] = {
     "rules": _cmd_rules,
     "reg": _cmd_reg,
     "info": _cmd_info,
+    "diff": _cmd_diff,
 }
 
 

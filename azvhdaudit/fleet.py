@@ -140,9 +140,11 @@ def audit_source(
     source: Source,
     *,
     storage_options: dict[str, Any] | None = None,
+    identity: bool = False,
     **audit_kwargs: Any,
 ) -> Report:
-    """Audit one image given by path or URL, recording what reading it cost.
+    """Audit one image given by path or URL, recording what reading it cost (and with ``identity``, the
+    image's ComputerName, MachineGuid and machine SID: :func:`azvhdaudit.overview.record_identity`).
 
     ``audit_kwargs`` are those of :func:`azvhdaudit.engine.audit` (``profile``, ``select``, ``ignore``,
     ``waivers``, ``image_type``, ``role``, ``backend``, ``data_disks``). A URL is opened with
@@ -155,6 +157,7 @@ def audit_source(
     """
     from azvhdaudit.engine import audit
     from azvhdaudit.image import open_image
+    from azvhdaudit.overview import record_identity
 
     backend = audit_kwargs.get("backend", "regf")
     hives = _wanted_hives(audit_kwargs)
@@ -165,12 +168,16 @@ def audit_source(
             with open_image(fh, opener=opener, backend=backend, hives=hives, require_windows=False) as image:
                 opened = (time.perf_counter() - started) * 1000
                 report = audit(image, **audit_kwargs)
+                if identity:
+                    record_identity(report, image.registry)
                 stats: Any = fh.stats
                 timings = dict(image.timings_ms)
     else:
         with open_image(source, backend=backend, hives=hives, require_windows=False) as image:
             opened = (time.perf_counter() - started) * 1000
             report = audit(image, **audit_kwargs)
+            if identity:
+                record_identity(report, image.registry)
             stats = image.stats
             timings = dict(image.timings_ms)
     report.source = _name(source)
@@ -307,6 +314,7 @@ def audit_many(
     client: Any = None,
     storage_options: dict[str, Any] | None = None,
     mp_context: Any = None,
+    identity: bool = False,
     **audit_kwargs: Any,
 ) -> Iterator[Report]:
     """Audit every source; yield one :class:`~azvhdaudit.report.Report` per source as each finishes.
@@ -320,6 +328,7 @@ def audit_many(
       after the other in this process.
     - ``client=<dask.distributed.Client>`` runs the audits as tasks of that Dask cluster instead
       (``workers`` is then ignored); each task opens its own source.
+    - ``identity=True`` records each image's identity for :func:`azvhdaudit.overview.fleet_report`.
 
     An image that cannot be audited yields an error report (see :data:`UNREADABLE_ID`) and the others go
     on. Options are checked first: an unknown profile, pattern or waiver raises before anything runs.
@@ -327,6 +336,8 @@ def audit_many(
     """
     # Checked now, not on the first next(): a bad option fails where audit_many is called.
     prepared = _prepare(audit_kwargs)
+    if identity:  # for the fleet view's duplicate identities (azvhdaudit.overview.fleet_report)
+        prepared["identity"] = True
     profile = prepared.get("profile", "azure")
     items = list(sources)
     if client is not None:

@@ -72,6 +72,24 @@ class _State:
     errors: dict[str, BaseException] = field(default_factory=dict)
     #: node ids given as arguments (``os.vhd::rdp.port``, ``os.vhd``): only those generated tests run
     selected: list[str] | None = None
+    #: the golden baseline file (``--azvhd-baseline`` / ``azvhd_baseline``): accepted failures are xfail
+    baseline: str | None = None
+    accepted: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+
+    def accepted_by_baseline(self, image: str, result: Result) -> bool:
+        """True when the baseline records this failure (same rule and disk, failing at least as badly)."""
+        if not self.baseline:
+            return False
+        if image not in self.accepted:
+            from azvhdaudit.baseline import load_baseline
+            from azvhdaudit.errors import AuditError
+
+            try:
+                judgement = load_baseline(self.baseline).judge(self.report(image), self.fail_on)
+            except AuditError as err:
+                pytest.fail(f"azvhdaudit baseline: {err}", pytrace=False)
+            self.accepted[image] = {(r.rule_id, r.disk) for r in judgement.accepted}
+        return (result.rule_id, result.disk) in self.accepted[image]
 
     def report(self, image: str) -> Report:
         """The audit of ``image``, run once per session and shared by the items and the fixtures."""
@@ -172,6 +190,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="complete signature check: file digests and catalogs (default: the certificate-table path)",
     )
+    group.addoption(
+        "--azvhd-baseline",
+        dest="azvhd_baseline",
+        metavar="FILE",
+        default=None,
+        help="golden baseline (a JSON report): failures it records are xfail, only what got worse fails",
+    )
+    parser.addini("azvhd_baseline", "golden baseline JSON report (relative to the rootdir)", default="")
     parser.addini("azvhd_images", "disk images to audit, one per line (relative to the ini file)", type="paths",
                   default=[])
     parser.addini("azvhd_profile", "profile: azure, azure-2022 or azure-2017", default="azure")
@@ -203,6 +229,7 @@ def pytest_configure(config: pytest.Config) -> None:
         target=_target_option(config),
         verify_signatures=bool(config.getoption("azvhd_verify_signatures") or
                                config.getini("azvhd_verify_signatures")),
+        baseline=_baseline_path(config),
     )
     config.stash[_STATE_KEY].selected = _take_node_ids(config, config.stash[_STATE_KEY])
 
@@ -247,6 +274,14 @@ def _target_option(config: pytest.Config) -> dict[str, str | None]:
     if security is None and controller is None:
         return {}
     return {"security_type": security, "disk_controller": controller}
+
+
+def _baseline_path(config: pytest.Config) -> str | None:
+    given = config.getoption("azvhd_baseline")
+    if given:
+        return str(given)
+    ini = config.getini("azvhd_baseline")
+    return str(config.rootpath / ini) if ini else None
 
 
 def _state(config: pytest.Config) -> _State:
@@ -319,6 +354,9 @@ class AuditItem(pytest.Item):
         if status is Status.WARNING and _state(self.config).fail_on != "warning":
             warnings.warn(AzvhdWarning(f"{self.image}: {result.rule_id}: {result.message}"), stacklevel=1)
             return
+        state = _state(self.config)
+        if state.accepted_by_baseline(self.image, result):
+            pytest.xfail(f"accepted by the baseline {state.baseline} ({status.value}): {result.message}")
         raise RuleFailed(result)
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException], style: Any = None) -> str | TerminalRepr:
