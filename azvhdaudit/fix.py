@@ -1,6 +1,8 @@
 """Remediation scripts from a finished report: a PowerShell script (or a ``.reg`` file) to run in the VM.
 
-References: "Prepare a Windows VHD or VHDX to upload to Azure" (each rule's fix line is the doc's);
+References: "Prepare a Windows VHD or VHDX to upload to Azure" (each rule's fix line is the doc's, or the
+one computed from the finding: the image's own file names and the size it needs, the Group Policy value
+that wins);
 about_Parsing (PowerShell reads ``{default}`` as a script block, hence bcdedit runs through cmd.exe);
 Registry Editor ``.reg`` format (``Windows Registry Editor Version 5.00``; ``dword:``, ``hex(2):``,
 ``hex(7):``, ``hex(b):`` for EXPAND_SZ, MULTI_SZ and QWORD, UTF-16LE; the file is kept ASCII, which
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from azvhdaudit.render._common import format_value
 from azvhdaudit.report import Report, Result, Status
 
-__all__ = ["fix_script", "powershell_script", "reg_file", "split_statements", "FIX_FORMATS"]
+__all__ = ["fix_script", "powershell_script", "reg_file", "registry_writes", "split_statements", "FIX_FORMATS"]
 
 FIX_FORMATS = ("ps1", "reg")
 
@@ -437,7 +439,9 @@ def _reg_entry_lines(result: Result) -> list[tuple[str, str, str]] | None:
 
 
 def reg_file(report: Report, *, include_warnings: bool = False) -> str:
-    """A ``.reg`` file with the registry fixes alone (other fixes are listed as comments)."""
+    """A ``.reg`` file with the registry fixes alone (other fixes are listed as comments): the values the
+    PowerShell script's ``Set-ItemProperty`` / ``New-ItemProperty`` lines set, key for key
+    (:func:`registry_writes`)."""
     results = _wanted(report, include_warnings)
     lines = [
         "Windows Registry Editor Version 5.00",
