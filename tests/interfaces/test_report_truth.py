@@ -52,3 +52,18 @@ def test_no_python_repr_in_any_format(sample_path: Callable[[str], Path], name: 
         text = render(report, fmt, **OPTIONS.get(fmt, {}))
     problems = repr_problems(f"{name} {fmt}", rendered_texts(fmt, text))
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_sample_json_validates(sample_path: Callable[[str], Path], name: str) -> None:
+    import json
+
+    import jsonschema
+
+    from azvhdaudit.render.json import load_schema
+
+    report, _ = sample_report(sample_path, name, True)
+    data = json.loads(render(report, "json"))
+    jsonschema.Draft202012Validator(load_schema()).validate(data)
+    derived = [e for r in data["results"] for e in r["evidence"] if e["derived"]]
+    assert derived, "the samples' network-filter summary is derived evidence"
