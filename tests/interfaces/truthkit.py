@@ -26,7 +26,8 @@ REPR_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("list repr", re.compile(r"\['|'\]")),
     ("bytes repr", re.compile(r"\bb'|\bb\"|\\x[0-9a-f]{2}")),
     ("dataclass repr", re.compile(r"\b[A-Z][A-Za-z]+\((?:[a-z_]+=)")),
-    ("Python constant", re.compile(r"\bNone\b|(?:[:=(\[,]\s*)(?:True|False)\b")),
+    # (a keyword argument in a hint, ``audit(..., with_lsa=True)``, is code the reader types, not a repr)
+    ("Python constant", re.compile(r"\bNone\b|(?:[:(\[,]\s*)(?:True|False)\b")),
     ("doubled backslash", re.compile(r"\\\\")),
 )
 
