@@ -114,3 +114,28 @@ def test_reg_writes_what_ps1_sets(sample_path: Callable[[str], Path], name: str)
     if report["rdp.port"].status is Status.FAIL:
         assert in_reg, "the sample fails rdp.port, yet its .reg file sets nothing"
     assert in_reg <= set_by_ps1, in_reg - set_by_ps1
+
+
+HYPERV = Path(__file__).resolve().parents[1] / "data" / "hyperv"
+
+
+@pytest.mark.parametrize(("name", "command"), [
+    ("dynamic.vhd", "Convert-VHD -Path dynamic.vhd -DestinationPath dynamic-fixed.vhd -VHDType Fixed"),
+    ("fixed.vhdx", "Convert-VHD -Path fixed.vhdx -DestinationPath fixed.vhd -VHDType Fixed"),
+    ("dynamic.vhdx", "Convert-VHD -Path dynamic.vhdx -DestinationPath dynamic.vhd -VHDType Fixed"),
+    ("fixed.vhd", None),
+])
+def test_hyperv_made_disks_get_their_own_fix(tmp_path: Path, name: str, command: str | None) -> None:
+    """Disks Hyper-V made (tests/data/hyperv), audited as data disks: their fix lines fit them."""
+    import gzip
+
+    path = tmp_path / name
+    path.write_bytes(gzip.decompress((HYPERV / f"{name}.gz").read_bytes()))
+    report = azvhdaudit.audit(str(path), role="data")
+    problems = _check(report)
+    assert not problems, "\n".join(problems)
+    fixes = [line for r in report.results if r.status.is_problem for line in r.remediation.splitlines()]
+    if command is None:
+        assert not host_lines("\n".join(fixes)), fixes
+    else:
+        assert command in fixes, fixes
