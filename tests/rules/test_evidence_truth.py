@@ -73,3 +73,12 @@ def test_policy_set_value_gets_the_policy_fix() -> None:
     assert "Control\\Terminal Server]" not in reg
     local = run_case(Case("rdp.enabled", "local-denies", Status.FAIL, system={TS: {"fDenyTSConnections": 1}}))
     assert "SYSTEM\\CurrentControlSet\\Control\\Terminal Server" in local.remediation
+
+
+def test_route_fix_names_the_routes_found() -> None:
+    result = run_case(Case("network.no_persistent_routes", "two", Status.FAIL,
+                           system={ROUTES: {"10.0.0.0,255.0.0.0,192.168.1.1,1": "", "0.0.0.0,0.0.0.0,10.1.1.1,1": ""}}))
+    assert sorted(result.remediation.splitlines()) == [
+        "route.exe delete 0.0.0.0 mask 0.0.0.0 10.1.1.1",
+        "route.exe delete 10.0.0.0 mask 255.0.0.0 192.168.1.1",
+    ]
