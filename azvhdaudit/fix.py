@@ -1,6 +1,8 @@
 """Remediation scripts from a finished report: a PowerShell script (or a ``.reg`` file) to run in the VM.
 
-References: "Prepare a Windows VHD or VHDX to upload to Azure" (each rule's fix line is the doc's);
+References: "Prepare a Windows VHD or VHDX to upload to Azure" (each rule's fix line is the doc's, or the
+one computed from the finding: the image's own file names and the size it needs, the Group Policy value
+that wins);
 about_Parsing (PowerShell reads ``{default}`` as a script block, hence bcdedit runs through cmd.exe);
 Registry Editor ``.reg`` format (``Windows Registry Editor Version 5.00``; ``dword:``, ``hex(2):``,
 ``hex(7):``, ``hex(b):`` for EXPAND_SZ, MULTI_SZ and QWORD, UTF-16LE; the file is kept ASCII, which
@@ -27,9 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from azvhdaudit.render._common import format_value
-from azvhdaudit.report import Evidence, Report, Result, Status
+from azvhdaudit.report import Report, Result, Status
 
-__all__ = ["fix_script", "powershell_script", "reg_file", "split_statements", "FIX_FORMATS"]
+__all__ = ["fix_script", "powershell_script", "reg_file", "registry_writes", "split_statements", "FIX_FORMATS"]
 
 FIX_FORMATS = ("ps1", "reg")
 
@@ -281,24 +283,7 @@ def powershell_script(report: Report, *, include_warnings: bool = False) -> str:
 
 # --- .reg -----------------------------------------------------------------------------------------
 
-_CCS_RE = re.compile(r"^ControlSet\d{3}(?=\\|$)", re.I)
-
-
-def _reg_key(ev: Evidence) -> str | None:
-    hive = ev.hive.upper()
-    key = ev.key.replace("/", "\\").strip("\\")
-    for prefix in ("HKEY_LOCAL_MACHINE\\", "HKLM\\"):
-        if key.upper().startswith(prefix):
-            key = key[len(prefix) :]
-            hive, _, key = key.partition("\\")
-            hive = hive.upper()
-    if hive not in ("SYSTEM", "SOFTWARE"):
-        return None
-    if key.upper().startswith(hive + "\\"):
-        key = key[len(hive) + 1 :]
-    # The fix applies to the running system, whose current set is CurrentControlSet.
-    key = _CCS_RE.sub("CurrentControlSet", key)
-    return f"HKEY_LOCAL_MACHINE\\{hive}\\{key}"
+_CCS_KEY_RE = re.compile(r"^(HKEY_LOCAL_MACHINE\\SYSTEM\\)ControlSet\d{3}(?=\\|$)", re.I)
 
 
 def _hex(data: bytes) -> str:
@@ -329,29 +314,134 @@ def _reg_data(type_name: str | None, expected: object) -> str | None:
     return None
 
 
-def _reg_entry(result: Result) -> tuple[str, str, str] | None:
-    """(key, value name, data) when the rule's fix is setting one registry value to ``expected``."""
-    evidence = [ev for ev in result.evidence if ev.source in ("registry", "policy") and ev.value_name]
-    if not evidence:
+#: PowerShell's -Type / -PropertyType names -> registry types
+_PS_TYPES = {
+    "dword": "REG_DWORD", "qword": "REG_QWORD", "string": "REG_SZ", "expandstring": "REG_EXPAND_SZ",
+    "multistring": "REG_MULTI_SZ",
+}
+_TOKEN_RE = re.compile(r"""'(?:[^']|'')*'|"(?:[^"`]|`.)*"|@\([^)]*\)|[^\s]+""")
+_WRITE_RE = re.compile(r"^(Set-ItemProperty|New-ItemProperty)\b", re.I)
+_ASSIGN_RE = re.compile(r"^\$(\w+)\s*=\s*(.+)$")
+_NAMED = {"-path": "path", "-literalpath": "path", "-name": "name", "-value": "value", "-type": "type",
+          "-propertytype": "type"}
+
+
+def _ps_value(token: str, variables: dict[str, object]) -> object:
+    """A PowerShell literal as Python: '...' and "..." strings, integers, @('a','b') arrays, $variables.
+    Raises ValueError for anything else (an expression, a sub-command)."""
+    if token.startswith("'") and token.endswith("'") and len(token) >= 2:
+        return token[1:-1].replace("''", "'")
+    if token.startswith('"') and token.endswith('"') and len(token) >= 2:
+        body = token[1:-1]
+        if "$" in body:
+            raise ValueError(f"an expanding string: {token}")
+        return re.sub(r"`(.)", r"\1", body)
+    if token.startswith("@(") and token.endswith(")"):
+        items = [t.strip() for t in token[2:-1].split(",") if t.strip()]
+        return [str(_ps_value(t, variables)) for t in items]
+    if token.startswith("$"):
+        name = token[1:]
+        if name not in variables:
+            raise ValueError(f"an unknown variable: {token}")
+        return variables[name]
+    if re.fullmatch(r"-?\d+", token):
+        return int(token)
+    if re.fullmatch(r"0x[0-9a-fA-F]+", token):
+        return int(token, 16)
+    if re.fullmatch(r"[\w.:\\%+{}-]+", token) and not token.startswith("-"):
+        return token  # in argument mode a bare word is a string
+    raise ValueError(f"not a literal: {token}")
+
+
+def _reg_path(path: str) -> str | None:
+    """``HKLM:\\SYSTEM\\...`` as a .reg key; SYSTEM and SOFTWARE only (what an offline image holds)."""
+    for prefix in ("HKLM:\\", "HKEY_LOCAL_MACHINE\\", "Registry::HKEY_LOCAL_MACHINE\\"):
+        if path.upper().startswith(prefix.upper()):
+            rest = path[len(prefix):].strip("\\")
+            hive = rest.split("\\", 1)[0].upper()
+            if hive in ("SYSTEM", "SOFTWARE"):
+                return "HKEY_LOCAL_MACHINE\\" + rest
+    return None
+
+
+def registry_writes(remediation: str) -> list[tuple[str, str, str, object]] | None:
+    """The registry values a fix text sets — (key, value name, type, data) for each ``Set-ItemProperty`` /
+    ``New-ItemProperty`` statement — or ``None`` when the fix does anything else (a .reg file cannot) or a
+    statement cannot be read exactly. The .reg file writes these and only these, so it sets what the
+    PowerShell script sets."""
+    commands, _ = split_statements(remediation)
+    if not commands:
         return None
-    ev = evidence[0]
-    # The expected value is only the data to write when the doc's own fix sets that value.
-    if result.remediation and ev.value_name and ev.value_name.lower() not in result.remediation.lower():
+    variables: dict[str, object] = {}
+    writes: list[tuple[str, str, str, object]] = []
+    try:
+        for statement in commands:
+            assign = _ASSIGN_RE.match(statement)
+            if assign:
+                variables[assign.group(1)] = _ps_value(assign.group(2).strip(), variables)
+                continue
+            if not _WRITE_RE.match(statement):
+                return None
+            tokens = _TOKEN_RE.findall(statement)[1:]
+            named: dict[str, str] = {}
+            positional: list[str] = []
+            i = 0
+            while i < len(tokens):
+                token = tokens[i]
+                if token.lower() in _NAMED and i + 1 < len(tokens):
+                    named[_NAMED[token.lower()]] = tokens[i + 1]
+                    i += 2
+                    continue
+                if token.startswith("-"):
+                    if token.lower() not in ("-force",):
+                        return None
+                else:
+                    positional.append(token)
+                i += 1
+            # positional arguments bind to the positional parameters not named, in order (Path, Name, Value)
+            unbound = [f for f in ("path", "name", "value") if f not in named]
+            if len(positional) > len(unbound):
+                return None
+            named.update(zip(unbound, positional, strict=False))
+            if not {"path", "name", "value"} <= set(named):
+                return None
+            path, name, value = (_ps_value(named[k], variables) for k in ("path", "name", "value"))
+            key = _reg_path(str(path))
+            if key is None or not isinstance(name, str):
+                return None
+            if "type" in named:
+                word = named["type"]
+                kind = _PS_TYPES.get(str(_ps_value(word, variables) if word[0] in "'\"$" else word).lower())
+            else:
+                kind = "REG_DWORD" if isinstance(value, int) else "REG_SZ" if isinstance(value, str) else None
+            if kind is None:
+                return None
+            writes.append((key, name, kind, value))
+    except ValueError:
         return None
-    if not result.remediation and not isinstance(result.expected, int):
+    return writes
+
+
+def _reg_entry_lines(result: Result) -> list[tuple[str, str, str]] | None:
+    """(key, "name", data) lines of a rule's fix, or ``None`` when it is not registry values alone."""
+    writes = registry_writes(result.remediation) if result.remediation else None
+    if not writes:
         return None
-    key = _reg_key(ev)
-    data = _reg_data(ev.type, result.expected)
-    if key is None or data is None or ev.value_name is None:
-        return None
-    if not ev.value_name.isascii():
-        return None
-    name = "@" if ev.value_name == "" else '"' + ev.value_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return key, name, data
+    lines = []
+    for key, name, kind, value in writes:
+        data = _reg_data(kind, value)
+        if data is None or not name.isascii() or not key.isascii():
+            return None
+        shown = "@" if name == "" else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # The fix applies to the running system, whose current set is CurrentControlSet.
+        lines.append((_CCS_KEY_RE.sub(r"\1CurrentControlSet", key), shown, data))
+    return lines
 
 
 def reg_file(report: Report, *, include_warnings: bool = False) -> str:
-    """A ``.reg`` file with the registry fixes alone (other fixes are listed as comments)."""
+    """A ``.reg`` file with the registry fixes alone (other fixes are listed as comments): the values the
+    PowerShell script's ``Set-ItemProperty`` / ``New-ItemProperty`` lines set, key for key
+    (:func:`registry_writes`)."""
     results = _wanted(report, include_warnings)
     lines = [
         "Windows Registry Editor Version 5.00",
@@ -362,15 +452,19 @@ def reg_file(report: Report, *, include_warnings: bool = False) -> str:
     ]
     skipped: list[Result] = []
     for result in results:
-        entry = _reg_entry(result)
-        if entry is None:
+        entries = _reg_entry_lines(result)
+        if entries is None:
             skipped.append(result)
             continue
-        key, name, data = entry
         lines += ["", f"; {result.rule_id} — {result.title}"]
         if result.actual is not None:
             lines.append(f"; found {format_value(result.actual)}")
-        lines += [f"[{key}]", f"{name}={data}"]
+        current = None
+        for key, name, data in entries:
+            if key != current:
+                lines.append(f"[{key}]")
+                current = key
+            lines.append(f"{name}={data}")
     if skipped:
         lines += ["", "; Not registry values (use the PowerShell script, azvhdaudit fix --format ps1):"]
         lines += [f";   {r.rule_id} — {r.title}" for r in skipped]

@@ -45,7 +45,7 @@ def _system(ctx: AuditContext) -> Outcome | None:
     return None
 
 
-def _service_evidence(ctx: AuditContext, name: str, start: int | None, exists: bool, note: str = "") -> Evidence:
+def _service_evidence(ctx: AuditContext, name: str, note: str = "") -> Evidence:
     """The service's Start value as stored (absent when the value is, even where the key exists)."""
     path = f"{osinfo.SERVICES}\\{name}"
     key = ctx.registry.key(path)
@@ -81,7 +81,7 @@ def check_agent(ctx: AuditContext) -> Outcome:
     for name in ("WindowsAzureGuestAgent", "RdAgent"):
         svc = services.get(name)
         start = svc["start"] if svc else None
-        ev.append(_service_evidence(ctx, name, start, svc is not None, svc["image_path"] or "" if svc else ""))
+        ev.append(_service_evidence(ctx, name, svc["image_path"] or "" if svc else ""))
         if svc is None:
             problems.append(f"the {name} service is not installed")
         elif start != 2:
@@ -169,7 +169,7 @@ def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
     absent = []
     for name in HYPERV_DRIVERS:
         exists, start, _ = osinfo.service_start(ctx.registry, name)
-        ev.append(_service_evidence(ctx, name, start, exists))
+        ev.append(_service_evidence(ctx, name))
         if not exists:
             absent.append(name)
         elif start == 4:
@@ -212,7 +212,7 @@ def check_foreign_tools(ctx: AuditContext) -> Outcome:
             exists, start, image = osinfo.service_start(ctx.registry, name)
             if exists and start != 4:
                 found.setdefault(product, []).append(name)
-                ev.append(_service_evidence(ctx, name, start, True, f"{product}; {image or ''}".strip("; ")))
+                ev.append(_service_evidence(ctx, name, f"{product}; {image or ''}".strip("; ")))
     products = [
         f"{name} {osinfo.display_version(key)}".strip()
         for name, key in _installed(ctx)

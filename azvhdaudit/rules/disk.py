@@ -13,6 +13,9 @@ disk themselves.
 
 from __future__ import annotations
 
+import re
+import shlex
+
 from azvhdaudit.errors import NotApplicable
 from azvhdaudit.facts import ContainerFacts, PartitionFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
@@ -50,14 +53,56 @@ def _fmt_size(size: int) -> str:
     return f"{size} bytes ({size / GiB:.3f} GiB)"
 
 
+#: qemu-img's name of each container format
+QEMU_FORMATS = {"vhd": "vpc", "vhdx": "vhdx", "vmdk": "vmdk", "qcow2": "qcow2", "raw": "raw"}
+
+
+def _name(path: str) -> str:
+    """The image's file name (the fix runs where the file is)."""
+    return path.replace("\\", "/").rsplit("/", 1)[-1] or "disk"
+
+
+def _ps(name: str) -> str:
+    """A file name as a PowerShell argument (quoted when it holds more than a bare word)."""
+    return name if re.fullmatch(r"[\w.:\\-]+", name) else "'" + name.replace("'", "''") + "'"
+
+
+def _sh(name: str) -> str:
+    return shlex.quote(name)
+
+
+def fixed_vhd_name(path: str) -> str:
+    """Where a converted fixed VHD goes: the image's name with ``.vhd``, or ``-fixed.vhd`` when that would be
+    the image itself (a conversion never writes over its input)."""
+    name = _name(path)
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    target = f"{stem}.vhd"
+    return f"{stem}-fixed.vhd" if target.lower() == name.lower() else target
+
+
 def _conversion(c: ContainerFacts) -> str:
-    """The command that makes a fixed VHD of this container."""
-    name = c.path.replace("\\", "/").rsplit("/", 1)[-1] or "disk"
-    stem = name.rsplit(".", 1)[0]
-    if c.format == "vhdx":
-        return f"Convert-VHD -Path {name} -DestinationPath {stem}.vhd -VHDType Fixed"
-    src = {"vmdk": "vmdk", "qcow2": "qcow2", "raw": "raw"}.get(c.format, c.format)
-    return f"qemu-img convert -f {src} -O vpc -o subformat=fixed,force_size {name} {stem}.vhd"
+    """The command that makes a fixed VHD of this container: Hyper-V's Convert-VHD for VHD and VHDX (it reads
+    no other format), qemu-img with the container's own input format for the rest."""
+    name, target = _name(c.path), fixed_vhd_name(c.path)
+    if c.format in ("vhd", "vhdx"):
+        return f"Convert-VHD -Path {_ps(name)} -DestinationPath {_ps(target)} -VHDType Fixed"
+    src = QEMU_FORMATS.get(c.format, c.format)
+    return f"qemu-img convert -f {src} -O vpc -o subformat=fixed,force_size {_sh(name)} {_sh(target)}"
+
+
+def _truncated_vhd(c: ContainerFacts) -> bool:
+    """A file named .vhd read as a raw disk: a fixed VHD whose last 512 bytes (the footer) are missing."""
+    return c.format == "raw" and _name(c.path).lower().endswith(".vhd")
+
+
+def _truncated_text(c: ContainerFacts) -> str:
+    return (f"{_name(c.path)} has no VHD footer at its end (and no footer copy at its start), so it was read as "
+            "a raw disk: it is probably truncated (an interrupted copy or download of a fixed VHD)")
+
+
+def _truncated_fix(c: ContainerFacts) -> str:
+    return (f"Copy {_name(c.path)} again from its source: its last 512 bytes, the VHD footer, are missing\n"
+            + _conversion(c))
 
 
 @rule(RuleMeta(
@@ -69,7 +114,8 @@ def _conversion(c: ContainerFacts) -> str:
               "first (the audit reads the guest either way). The current doc notes that Add-AzVhd converts "
               "a VHDX itself on a host with Hyper-V.",
     source="intro / " + CONVERT_SECTION,
-    remediation=r"Convert-VHD -Path C:\test\MyVM.vhdx -DestinationPath C:\test\MyNewVM.vhd -VHDType Fixed",
+    remediation="Convert-VHD -Path <image.vhdx> -DestinationPath <image.vhd> -VHDType Fixed  (the audit names the "
+                "image and, for QCOW2, VMDK and raw images, gives the qemu-img line)",
     references=(DOC_CURRENT, DOC_2017),
     disk_roles=BOTH_ROLES,
 ))
@@ -81,8 +127,11 @@ def check_container_format(ctx: AuditContext) -> Outcome:
     what = {"vhdx": "a VHDX", "raw": "a raw disk image", "vmdk": "a VMware VMDK", "qcow2": "a QEMU QCOW2"}.get(
         c.format, f"a {c.format} file"
     )
+    if _truncated_vhd(c):
+        return Outcome(Status.FAIL, f"{_truncated_text(c)}; Azure takes only a VHD with its footer", "vhd",
+                       c.format, ev, remediation=_truncated_fix(c))
     return Outcome(Status.FAIL, f"the image is {what}, Azure takes only VHD: convert it with `{_conversion(c)}`",
-                   "vhd", c.format, ev)
+                   "vhd", c.format, ev, remediation=_conversion(c))
 
 
 @rule(RuleMeta(
@@ -92,7 +141,7 @@ def check_container_format(ctx: AuditContext) -> Outcome:
     severity=Severity.REQUIRED,
     rationale="Azure accepts only fixed-size VHDs; a dynamic or differencing VHD must be converted.",
     source=CONVERT_SECTION,
-    remediation=r"Convert-VHD -Path C:\test\MyVM.vhd -DestinationPath C:\test\MyNewVM.vhd -VHDType Fixed",
+    remediation="Convert-VHD -Path <image.vhd> -DestinationPath <image-fixed.vhd> -VHDType Fixed",
     references=(DOC_CURRENT, DOC_2017),
     disk_roles=BOTH_ROLES,
 ))
@@ -106,8 +155,25 @@ def check_vhd_fixed(ctx: AuditContext) -> Outcome:
     if c.subtype is None:
         return Outcome(Status.NOT_CHECKED, "the VHD footer's disk type could not be read", "fixed", None, ev,
                        reason="unknown VHD disk type")
-    extra = " (merge it into its parent first, see disk.not_differencing)" if c.subtype == "differencing" else ""
-    return Outcome(Status.FAIL, f"the VHD is {c.subtype}{extra}; convert it to a fixed VHD", "fixed", c.subtype, ev)
+    if c.subtype == "differencing":
+        return Outcome(Status.FAIL, "the VHD is differencing (merge it into its parent first, see "
+                       "disk.not_differencing); convert the merged disk to a fixed VHD", "fixed", c.subtype, ev,
+                       remediation=_merge_fix(c))
+    return Outcome(Status.FAIL, f"the VHD is {c.subtype}; convert it to a fixed VHD: `{_conversion(c)}`", "fixed",
+                   c.subtype, ev, remediation=_conversion(c))
+
+
+def _merge_fix(c: ContainerFacts) -> str:
+    """Merge the chain into its base disk (Merge-VHD writes into the parent: work on a copy of the chain),
+    then convert the base to a fixed VHD. Without the chain's names, the doc's line."""
+    if not c.parents:
+        return f"Merge-VHD -Path {_ps(_name(c.path))} -DestinationPath <its parent>"
+    base = c.parents[-1]
+    base_name = _name(base.path)
+    merge = f"Merge-VHD -Path {_ps(_name(c.path))} -DestinationPath {_ps(base_name)}"
+    convert = (f"Convert-VHD -Path {_ps(base_name)} -DestinationPath {_ps(fixed_vhd_name(base.path))} "
+               "-VHDType Fixed")
+    return f"{merge}  (it writes into {base_name}: merge a copy of the chain)\n{convert}"
 
 
 @rule(RuleMeta(
@@ -118,8 +184,7 @@ def check_vhd_fixed(ctx: AuditContext) -> Outcome:
     rationale="A differencing disk holds only the changes against its parent; uploaded alone it is not a "
               "bootable disk. Derived from the doc's fixed-VHD requirement.",
     source=CONVERT_SECTION,
-    remediation=r"Merge-VHD -Path C:\test\child.avhdx -DestinationPath C:\test\parent.vhdx; then Convert-VHD "
-                "-VHDType Fixed",
+    remediation="Merge-VHD -Path <child> -DestinationPath <its parent>; then Convert-VHD -VHDType Fixed",
     references=(DOC_CURRENT,),
     disk_roles=BOTH_ROLES,
 ))
@@ -130,7 +195,8 @@ def check_not_differencing(ctx: AuditContext) -> Outcome:
     if c.is_differencing or chain:
         where = f" (parents: {' -> '.join(chain)})" if chain else ""
         return Outcome(Status.FAIL, f"the image is a differencing disk{where}: merge the chain into one disk "
-                       "before converting and uploading", "a self-contained disk", "differencing", ev)
+                       "before converting and uploading", "a self-contained disk", "differencing", ev,
+                       remediation=_merge_fix(c))
     return Outcome(Status.PASS, "the image is self-contained (no parent)", "a self-contained disk",
                    c.subtype or c.format, ev)
 
@@ -144,11 +210,14 @@ def check_not_differencing(ctx: AuditContext) -> Outcome:
               "makes the upload unusable. Test-VHD checks the same.",
     source='intro: "You can validate your VHD or VHDX file by referring to Test-VHD"',
     baselines=CURRENT_ONLY,
-    remediation=r"Test-VHD -Path C:\test\MyNewVM.vhd",
+    remediation="Test-VHD -Path <image.vhd>",
     disk_roles=BOTH_ROLES,
 ))
 def check_vhd_footer(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
+    if _truncated_vhd(c):
+        ev = (_container_evidence(c, note="; ".join(c.warnings), footer=None, file_size=c.file_size),)
+        return Outcome(Status.FAIL, _truncated_text(c), "valid", "no footer", ev, remediation=_truncated_fix(c))
     if c.format != "vhd":
         raise NotApplicable(f"the image is {c.format}; only a VHD has a footer")
     checks = {
@@ -166,12 +235,22 @@ def check_vhd_footer(ctx: AuditContext) -> Outcome:
     bad = [name for name, ok in checks.items() if ok is False]
     unknown = [name for name, ok in checks.items() if ok is None]
     if bad:
-        return Outcome(Status.FAIL, "the VHD footer is invalid: " + ", ".join(bad) + " wrong", "valid", bad, ev)
+        return Outcome(Status.FAIL, "the VHD footer is invalid: " + ", ".join(bad) + " wrong", "valid", bad, ev,
+                       remediation=f"Test-VHD -Path {_ps(_name(c.path))}")
     if unknown:
         return Outcome(Status.NOT_CHECKED, "footer fields not established: " + ", ".join(unknown), "valid", None,
                        ev, reason="the container layer did not report " + ", ".join(unknown))
     return Outcome(Status.PASS, "the VHD footer is valid (cookie, version 1.0, checksum, position)", "valid",
                    "valid", ev)
+
+
+def _resize(c: ContainerFacts, target: int) -> str:
+    """Grow the disk to ``target`` bytes: Resize-VHD on a VHD or VHDX, qemu-img resize (in place: on a copy)
+    on the other formats."""
+    name = _name(c.path)
+    if c.format in ("vhd", "vhdx"):
+        return f"Resize-VHD -Path {_ps(name)} -SizeBytes {target}"
+    return f"qemu-img resize -f {QEMU_FORMATS.get(c.format, c.format)} {_sh(name)} {target}"
 
 
 @rule(RuleMeta(
@@ -184,7 +263,7 @@ def check_vhd_footer(ctx: AuditContext) -> Outcome:
               "round the size to cylinders and miss the MiB boundary.",
     source=CONVERT_SECTION + " > Resize",
     baselines=CURRENT_ONLY,
-    remediation=r"Resize-VHD -Path C:\test\MyNewVM.vhd -SizeBytes 105906176",
+    remediation="Resize-VHD -Path <image.vhd> -SizeBytes <the virtual size rounded up to a whole MiB>",
     disk_roles=BOTH_ROLES,
 ))
 def check_size_aligned(ctx: AuditContext) -> Outcome:
@@ -201,7 +280,7 @@ def check_size_aligned(ctx: AuditContext) -> Outcome:
                      "rounded the size to whole cylinders")
         elif c.original_size is not None and c.original_size != size:
             text += f" (original size {_fmt_size(c.original_size)})"
-        text += f"; resize to {target} bytes: Resize-VHD -Path <vhd> -SizeBytes {target}"
+        text += f"; resize to {target} bytes: `{_resize(c, target)}`"
         problems.append(text)
         actual["suggested_size"] = target
     if c.format == "vhd" and c.subtype == "fixed" and c.file_size != size + 512:
@@ -209,7 +288,12 @@ def check_size_aligned(ctx: AuditContext) -> Outcome:
                         f"(difference {c.file_size - size - 512:+d} bytes)")
     ev = (_evidence_of(c, actual),)
     if problems:
-        return Outcome(Status.FAIL, "; ".join(problems), "size % 1 MiB == 0", actual, ev)
+        fixes = [_resize(c, -(-size // MiB) * MiB)] if size % MiB else []
+        if len(problems) > len(fixes):
+            # the file is not size + 512: rewrite it as a fixed VHD of the right length
+            fixes.append(_conversion(c))
+        return Outcome(Status.FAIL, "; ".join(problems), "size % 1 MiB == 0", actual, ev,
+                       remediation="\n".join(fixes))
     extra = " and the file is size + 512 bytes" if c.format == "vhd" and c.subtype == "fixed" else ""
     return Outcome(Status.PASS, f"the virtual size {_fmt_size(size)} is a whole number of MiB{extra}",
                    "size % 1 MiB == 0", actual, ev)

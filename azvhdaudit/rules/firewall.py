@@ -525,7 +525,8 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
             and any(port_covers(p, 3389) for p in r.all("LPort"))
         ):
             covered |= eff.profiles(r)
-    blocked = _blocking_inbound_port(eff.rules, 3389)
+    # a local block rule does not apply where Group Policy switches the local rules off
+    blocked = [r for r in _blocking_inbound_port(eff.rules, 3389) if eff.profiles(r)]
     problems = []
     if off:
         problems.append("disabled or not Allow: " + ", ".join(r.describe() for r in off))

@@ -123,6 +123,7 @@ def check_routes(ctx: AuditContext) -> Outcome:
             expected=[],
             actual=routes,
             evidence=(ev,),
+            remediation="\n".join(_route_delete(r) for r in routes),
         )
     return Outcome(Status.PASS, "no persistent routes", expected=[], actual=[], evidence=(ev,))
 
@@ -132,6 +133,16 @@ def _setting(settings: WinHttpSettings | None) -> str:
     if settings is None or not settings.uses_proxy:
         return "direct"
     return f"proxy {settings.proxy}, bypass {settings.bypass or '(empty)'}"
+
+
+def _route_delete(name: str) -> str:
+    """``route.exe delete`` for one PersistentRoutes value (``dest,mask,gateway,metric``); the doc's two
+    steps when the name is not in that form."""
+    parts = [p.strip() for p in name.split(",")]
+    if len(parts) == 4 and all(re.fullmatch(r"[0-9.]+", p) for p in parts[:3]):
+        dest, mask, gateway, _ = parts
+        return f"route.exe delete {dest} mask {mask} {gateway}"
+    return f"route.exe print  (see 'Persistent Routes', value '{name}')  ->  route.exe delete <destination>"
 
 
 def _judge_blob(ctx: AuditContext, path: str) -> tuple[Status, str, Evidence | None, str | None]:

@@ -214,7 +214,8 @@ def check_x86_specialized(ctx: AuditContext) -> Outcome:
         raise NotApplicable(f"the OS is {osf.architecture}, not 32-bit")
     state, origin = image_state(ctx)
     facts = sysprep_of(ctx)
-    ev = (Evidence(source="facts", key="sysprep", actual=state, present=state != "unknown",
+    ev = (Evidence(source="facts", key="sysprep", actual=state if state != "unknown" else None,
+                   present=state != "unknown",
                    note="; ".join(facts.get("evidence", [])) or origin),
           os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
     client = osf.is_server is False

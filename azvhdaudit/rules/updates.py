@@ -181,6 +181,15 @@ def kb_installed(ctx: AuditContext, kbs: list[str]) -> list[str]:
     return found
 
 
+def _packages_evidence(ctx: AuditContext, kbs: list[str], found: list[str]) -> Evidence:
+    """The CBS Packages key, and the installed packages of ``kbs`` found among its subkeys (derived)."""
+    path = osinfo.CBS + r"\Packages"
+    key = ctx.registry.key(path)
+    note = f"installed packages of any of {', '.join(kbs)}" if key is not None else ""
+    return key_evidence(ctx, path, key, note=note, actual=found if key is not None else None,
+                        derived=key is not None)
+
+
 def _kbs(name: str, column: dict[str, Any]) -> list[str]:
     for row in update_table()["kb_rows"]:
         if row["name"] == name:
@@ -238,8 +247,7 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
         why = ctx.registry.why_unavailable("SOFTWARE")
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
     found = kb_installed(ctx, kbs)
-    ev: list[Evidence] = [Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.CBS + r"\Packages",
-                                   actual=found, present=bool(found), note="any of " + ", ".join(kbs))]
+    ev: list[Evidence] = [_packages_evidence(ctx, kbs, found)]
     if found:
         return Outcome(Status.PASS, f"MS17-010 package installed: {found[0]}", kbs, found, tuple(ev))
     srv_min = MS17_010_SRV.get(osf.build or 0)
@@ -292,8 +300,7 @@ def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
     kbs = _kbs("CVE-2018-0886", column)
     found = kb_installed(ctx, kbs)
-    ev = (Evidence(source="registry", hive="SOFTWARE", key="HKLM\\" + osinfo.CBS + r"\Packages", actual=found,
-                   present=bool(found), note="any of " + ", ".join(kbs)),)
+    ev = (_packages_evidence(ctx, kbs, found),)
     if found:
         return Outcome(Status.PASS, f"CVE-2018-0886 package installed: {found[0]}", kbs, found, ev)
     return Outcome(Status.NOT_CHECKED, f"no package of {', '.join(kbs)} recorded; a later rollup may include the "

@@ -17,7 +17,7 @@ pass (:class:`HiveUnavailable` is turned into "not checked" by the engine).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azvhdaudit.errors import HiveNotFoundError
@@ -283,6 +283,8 @@ class ItemVerdict:
     expected: Any = None
     #: for not checked: why
     reason: str = ""
+    #: where Group Policy set the effective value ("" when the local value applies)
+    policy_key: str = ""
 
 
 def _type_names(types: Sequence[int]) -> str:
@@ -430,12 +432,34 @@ def evaluate_item(ctx: AuditContext, item: Item, severity: Severity) -> ItemVerd
         evidence,
         actual,
         expected,
+        policy_key=effective.key_path,
     )
 
 
 def evaluate_items(ctx: AuditContext, items: Sequence[Item], severity: Severity, expected: Any = None) -> Outcome:
     """The verdict of a row: every item evaluated, the worst status wins, every message kept."""
+    return _evaluate(ctx, items, severity, expected)[0]
+
+
+def _policy_fix(key_path: str, item: Item) -> str | None:
+    """The line that sets a Group Policy value to what Azure expects (the local fix would change nothing
+    while the policy wins); ``None`` when the expected value is not one DWORD."""
+    if item.compare != "eq" or not isinstance(item.expected, int) or isinstance(item.expected, bool):
+        return None
+    if tuple(item.types) != (RegType.DWORD,):
+        return None
+    path = key_path.replace("HKLM\\", "HKLM:\\", 1)
+    return f"Set-ItemProperty -Path '{path}' -Name {item.value} -Value {item.expected} -Type DWord -Force"
+
+
+def _evaluate(
+    ctx: AuditContext, items: Sequence[Item], severity: Severity, expected: Any = None
+) -> tuple[Outcome, list[ItemVerdict]]:
     verdicts = [evaluate_item(ctx, item, severity) for item in items]
+    return _outcome(verdicts, items, expected), verdicts
+
+
+def _outcome(verdicts: list[ItemVerdict], items: Sequence[Item], expected: Any) -> Outcome:
     status = worst(v.status for v in verdicts)
     if all(v.status is Status.NOT_CHECKED for v in verdicts):
         reason = verdicts[0].reason or verdicts[0].message
@@ -514,7 +538,19 @@ class ValueRule:
         return refs
 
     def check(self, ctx: AuditContext) -> Outcome:
-        return evaluate_items(ctx, self.items, self.severity, self.expected)
+        outcome, verdicts = _evaluate(ctx, self.items, self.severity, self.expected)
+        if outcome.status not in (Status.FAIL, Status.WARNING):
+            return outcome
+        bad = [(i, v) for i, v in zip(self.items, verdicts, strict=True) if v.status in (Status.FAIL, Status.WARNING)]
+        if not any(v.policy_key for _, v in bad):
+            return outcome
+        # Group Policy sets the value that fails: the fix is the policy's, not the local line of the doc
+        lines = [_policy_fix(v.policy_key, i) for i, v in bad if v.policy_key]
+        if any(line is None for line in lines):
+            return outcome
+        if any(not v.policy_key for _, v in bad):
+            lines.append(self.remediation)
+        return replace(outcome, remediation="\n".join(dict.fromkeys(str(line) for line in lines)))
 
 
 _VALUE_RULES: dict[str, ValueRule] = {}

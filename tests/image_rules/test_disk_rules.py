@@ -28,7 +28,7 @@ def ctx_with(make_ctx: MakeCtx, style: str = "gpt", hives: Any = None, profile: 
         ("vhdx", "fixed", Status.FAIL, "Convert-VHD -Path disk.vhd"),
         ("vmdk", "dynamic", Status.FAIL, "qemu-img convert -f vmdk -O vpc -o subformat=fixed,force_size"),
         ("qcow2", None, Status.FAIL, "qemu-img convert -f qcow2"),
-        ("raw", None, Status.FAIL, "a raw disk image"),
+        ("raw", None, Status.FAIL, "probably truncated"),  # a raw disk named disk.vhd
     ],
 )
 def test_container_format(make_ctx: MakeCtx, fmt: str, subtype: str | None, status: Status, words: str) -> None:

@@ -179,19 +179,57 @@ def test_reg_file_holds_the_registry_fixes_alone(report: Report) -> None:
 
 def test_reg_value_kinds() -> None:
     base = make_report().results[0]
-    ev = base.evidence[0]
-    def with_type(type_: str, expected: object, name: str) -> Result:
-        return dataclasses.replace(base, rule_id=f"x.{name.lower()}", expected=expected,
-                                   remediation=f"Set-ItemProperty -Name {name}",
-                                   evidence=(dataclasses.replace(ev, type=type_, value_name=name),))
-    results = [with_type("REG_MULTI_SZ", ["a", "b"], "Multi"), with_type("REG_QWORD", 1, "Q"),
-               with_type("REG_SZ", "naïve", "Uni"), with_type("REG_DWORD", "not an int", "Odd")]
-    entries = _reg_entries(reg_file(make_report(results=results)))
-    values = {k: v for key in entries.values() for k, v in key.items()}
+    key = "'HKLM:\\SOFTWARE\\Test'"
+
+    def setting(name: str, statement: str) -> Result:
+        return dataclasses.replace(base, rule_id=f"x.{name.lower()}", remediation=statement)
+
+    results = [
+        setting("Multi", f"Set-ItemProperty -Path {key} -Name Multi -Value @('a', 'b') -Type MultiString -Force"),
+        setting("Q", f"New-ItemProperty -Path {key} -Name Q -PropertyType QWord -Value 1 -Force"),
+        setting("Uni", f"Set-ItemProperty -Path {key} -Name Uni -Value 'naïve' -Type String"),
+        setting("Odd", f"Set-ItemProperty -Path {key} -Name Odd -Value 'not an int' -Type DWord"),
+        # positional Value, the 2017 text's form
+        setting("Pos", f'Set-ItemProperty -Path {key} -name "Pos" 1 -Type DWord'),
+        # a variable for the key, as the crash-dump fix writes it
+        setting("Var", "$k = 'HKLM:\\SOFTWARE\\Var'; New-ItemProperty -Path $k -Name Var -Type ExpandString -Force "
+                "-Value '%SystemRoot%\\x'"),
+        # anything that is not a plain value write stays out of the .reg file
+        setting("Expr", f"Set-ItemProperty -Path {key} -Name Expr -Value (Get-Date) -Type String"),
+    ]
+    text = reg_file(make_report(results=results))
+    entries = _reg_entries(text)
+    values = {k: v for key_values in entries.values() for k, v in key_values.items()}
     assert values["Multi"] == "hex(7):" + ",".join(f"{b:02x}" for b in "a\0b\0\0".encode("utf-16-le"))
     assert values["Q"] == "hex(b):01,00,00,00,00,00,00,00"
     assert values["Uni"].startswith("hex(1):6e,00,61,00,ef,00")
-    assert "Odd" not in values
+    assert values["Pos"] == "dword:00000001"
+    assert entries["HKEY_LOCAL_MACHINE\\SOFTWARE\\Var"]["Var"].startswith("hex(2):")
+    assert "Odd" not in values and "Expr" not in values
+    assert ";   x.odd - " in text and ";   x.expr - " in text
+
+
+def test_reg_and_ps1_write_the_same_keys() -> None:
+    """Group Policy twin rows (rdp.nla) read the policy value first; the fix sets the local value, and the .reg
+    file must set that same value, not the policy key the first evidence entry names."""
+    from azvhdaudit.rules import values
+
+    base = make_report().results[0]
+    row = values.value_rules()["rdp.nla"]
+    policy_ev = dataclasses.replace(base.evidence[0], source="policy", hive="SOFTWARE",
+                                    key=r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services",
+                                    value_name="UserAuthentication", present=False, actual=None, type=None)
+    result = dataclasses.replace(base, rule_id="rdp.nla", remediation=row.remediation, expected=1, actual=0,
+                                 evidence=(policy_ev, base.evidence[0]))
+    report = make_report(results=[result])
+    entries = _reg_entries(reg_file(report))
+    ps1 = powershell_script(report)
+    assert list(entries) == [
+        "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp"
+    ]
+    assert entries[next(iter(entries))] == {"UserAuthentication": "dword:00000001"}
+    assert "Terminal Server\\WinStations\\RDP-Tcp' -Name UserAuthentication -Value 1" in ps1
+    assert "Policies" not in "".join(entries)
 
 
 def test_reg_file_merges_into_a_real_system_hive(tmp_path: Path) -> None:

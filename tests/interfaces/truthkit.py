@@ -26,7 +26,8 @@ REPR_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("list repr", re.compile(r"\['|'\]")),
     ("bytes repr", re.compile(r"\bb'|\bb\"|\\x[0-9a-f]{2}")),
     ("dataclass repr", re.compile(r"\b[A-Z][A-Za-z]+\((?:[a-z_]+=)")),
-    ("Python constant", re.compile(r"\bNone\b|(?:[:=(\[,]\s*)(?:True|False)\b")),
+    # (a keyword argument in a hint, ``audit(..., with_lsa=True)``, is code the reader types, not a repr)
+    ("Python constant", re.compile(r"\bNone\b|(?:[:(\[,]\s*)(?:True|False)\b")),
     ("doubled backslash", re.compile(r"\\\\")),
 )
 
@@ -191,6 +192,10 @@ def _name(path: str) -> str:
 
 
 def _option(tokens: list[str], name: str) -> str | None:
+    """The argument after option ``name``: PowerShell's are case-insensitive (``-Path``), qemu-img's
+    one-letter ones are not (``-o`` options, ``-O`` output format)."""
+    if len(name) == 2:
+        return tokens[tokens.index(name) + 1] if name in tokens[:-1] else None
     lowered = [t.lower() for t in tokens]
     if name.lower() in lowered:
         i = lowered.index(name.lower())
@@ -199,13 +204,15 @@ def _option(tokens: list[str], name: str) -> str | None:
 
 
 def fix_line_problems(report: Report, line: str) -> list[str]:
-    """A host-side fix line (Convert-VHD, Resize-VHD, qemu-img) checked against the report's finding: its
-    source is this image, its output is not its input, its input format is the container's, and a size
-    is the one the image needs."""
+    """A host-side fix line (Convert-VHD, Resize-VHD, Merge-VHD, qemu-img) checked against the report's
+    finding: its source is this image (or, after a merge, the chain's base), its output is not its input,
+    its input format is the container's, and a size is the one the image needs."""
     container = (report.facts.get("container") or {})
     fmt = container.get("format")
     size = container.get("virtual_size")
     image = _name(report.source)
+    chain = [image] + [_name(p["path"]) for p in container.get("parents") or []]
+    need = -(-size // MiB) * MiB if isinstance(size, int) else None
     problems = []
     try:
         tokens = shlex.split(line.strip().lstrip("#").strip(), posix=True)
@@ -218,24 +225,36 @@ def fix_line_problems(report: Report, line: str) -> list[str]:
         src, dst = _option(tokens, "-Path"), _option(tokens, "-DestinationPath")
         if fmt not in ("vhd", "vhdx"):
             problems.append(f"{line!r}: Convert-VHD for a {fmt} image (it reads VHD and VHDX only)")
-        if src is None or _name(src) != image:
-            problems.append(f"{line!r}: source {src} is not the image {image}")
+        if src is None or _name(src) not in (image, chain[-1]):
+            problems.append(f"{line!r}: source {src} is not the image (or, merged, its base) {chain}")
         if dst is None or src is None or _name(dst).lower() == _name(src).lower():
             problems.append(f"{line!r}: the output is the input")
+        if dst is not None and not dst.lower().endswith(".vhd"):
+            problems.append(f"{line!r}: the output is not a .vhd")
+    elif command == "merge-vhd":
+        src, dst = _option(tokens, "-Path"), _option(tokens, "-DestinationPath")
+        if src is None or _name(src) != image:
+            problems.append(f"{line!r}: merges {src}, not the image {image}")
+        if dst is None or _name(dst) not in chain[1:]:
+            problems.append(f"{line!r}: merges into {dst}, not a parent of the image {chain[1:]}")
     elif command == "resize-vhd":
         src, wanted = _option(tokens, "-Path"), _option(tokens, "-SizeBytes")
-        if src is None or _name(src).lower().rsplit(".", 1)[-1] != "vhd":
-            problems.append(f"{line!r}: Resize-VHD must name the VHD to resize, not {src}")
-        if wanted is not None and isinstance(size, int):
-            need = -(-size // MiB) * MiB
-            if int(wanted) != need:
-                problems.append(f"{line!r}: -SizeBytes {wanted}, the image needs {need} (next whole MiB of {size})")
-    elif command == "qemu-img" and len(tokens) > 1 and tokens[1] == "convert":
+        if fmt not in ("vhd", "vhdx") or src is None or _name(src) != image:
+            problems.append(f"{line!r}: Resize-VHD must name the image {image} ({fmt})")
+        if wanted is None or need is None or int(wanted) != need:
+            problems.append(f"{line!r}: -SizeBytes {wanted}, the image needs {need} (next whole MiB of {size})")
+    elif command == "qemu-img" and len(tokens) > 1 and tokens[1] in ("convert", "resize"):
         src_fmt = _option(tokens, "-f")
         positional = [t for i, t in enumerate(tokens[2:], 2) if not t.startswith("-")
                       and tokens[i - 1] not in ("-f", "-O", "-o")]
         if src_fmt != _FORMATS.get(fmt or ""):
             problems.append(f"{line!r}: input format {src_fmt}, the image is {fmt}")
+        if tokens[1] == "resize":
+            if len(positional) != 2 or _name(positional[0]) != image:
+                problems.append(f"{line!r}: expected the image {image} and a size, got {positional}")
+            elif need is None or int(positional[1]) != need:
+                problems.append(f"{line!r}: size {positional[1]}, the image needs {need}")
+            return problems
         if _option(tokens, "-O") != "vpc":
             problems.append(f"{line!r}: output format is not vpc (VHD)")
         if "subformat=fixed" not in (_option(tokens, "-o") or ""):
@@ -251,7 +270,7 @@ def fix_line_problems(report: Report, line: str) -> list[str]:
     return problems
 
 
-HOST_COMMAND = re.compile(r"^\s*#?\s*(Convert-VHD|Resize-VHD|qemu-img)\b.*$", re.I | re.M)
+HOST_COMMAND = re.compile(r"^\s*#?\s*(Convert-VHD|Resize-VHD|Merge-VHD|qemu-img)\b.*$", re.I | re.M)
 
 
 def host_lines(text: str) -> list[str]:

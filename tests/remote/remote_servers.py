@@ -349,11 +349,14 @@ def comparable(report: Any) -> dict[str, Any]:
     """A report's verdicts and facts without what varies between runs (times) or by where it was read.
 
     The image's name (path or URL) appears in facts and evidence: it is replaced by ``<source>``, and its
-    directory (where parents are found) by ``<directory>``.
+    directory (where parents are found) by ``<directory>``; the file name that fix lines give (``<stem>.vhd``,
+    ``<stem>-fixed.vhd``) by ``<stem>``.
     """
     text = json.dumps(report.to_dict(), default=str)
     directory = report.source.rsplit("/", 1)[0]  # where a differencing disk's parents were found
-    for name, mark in ((report.source, "<source>"), (directory + "/", "<directory>/")):
+    stem = report.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # fix lines name the file: "<stem>.vhd"
+    for name, mark in ((report.source, "<source>"), (directory + "/", "<directory>/"), (stem + ".", "<stem>."),
+                       (stem + "-fixed.", "<stem>-fixed.")):
         text = text.replace(json.dumps(name)[1:-1], mark)
     data = json.loads(text)
     for key in ("started", "timings_ms", "source"):

@@ -7,7 +7,7 @@ from azvhdaudit.registry.model import RegType
 from azvhdaudit.render._common import format_value
 from azvhdaudit.report import Status
 
-from .guestkit import CCS, CONNECTIONS, ENV, Case, run_case, winhttp_blob
+from .guestkit import CCS, CONNECTIONS, ENV, TS, TS_POLICY, Case, run_case, winhttp_blob
 
 ROUTES = rf"{CCS}\Services\Tcpip\Parameters\PersistentRoutes"
 
@@ -52,3 +52,33 @@ def test_persistent_routes_key_is_present_with_its_routes() -> None:
     assert ev.note.startswith("1 route(s)")
     absent = run_case(Case("network.no_persistent_routes", "none", Status.PASS, system={ROUTES: None}))
     assert absent.evidence[0].present is False
+
+
+def test_policy_set_value_gets_the_policy_fix() -> None:
+    """fDenyTSConnections = 1 set by Group Policy: the local line would change nothing; the fix sets the
+    policy value, and the .reg file writes that same key."""
+    from azvhdaudit.fix import reg_file
+    from azvhdaudit.report import Report
+
+    result = run_case(
+        Case("rdp.enabled", "policy-denies", Status.FAIL, software={TS_POLICY: {"fDenyTSConnections": 1}})
+    )
+    assert result.status is Status.FAIL
+    assert result.remediation == (
+        r"Set-ItemProperty -Path 'HKLM:\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services' "
+        "-Name fDenyTSConnections -Value 0 -Type DWord -Force"
+    )
+    reg = reg_file(Report(source="x.vhd", profile="azure", results=[result]))
+    assert "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services]\r\n" in reg
+    assert "Control\\Terminal Server]" not in reg
+    local = run_case(Case("rdp.enabled", "local-denies", Status.FAIL, system={TS: {"fDenyTSConnections": 1}}))
+    assert "SYSTEM\\CurrentControlSet\\Control\\Terminal Server" in local.remediation
+
+
+def test_route_fix_names_the_routes_found() -> None:
+    result = run_case(Case("network.no_persistent_routes", "two", Status.FAIL,
+                           system={ROUTES: {"10.0.0.0,255.0.0.0,192.168.1.1,1": "", "0.0.0.0,0.0.0.0,10.1.1.1,1": ""}}))
+    assert sorted(result.remediation.splitlines()) == [
+        "route.exe delete 0.0.0.0 mask 0.0.0.0 10.1.1.1",
+        "route.exe delete 10.0.0.0 mask 255.0.0.0 192.168.1.1",
+    ]

@@ -62,6 +62,16 @@ CASES = [
     ),
     # a local block rule does not apply where Group Policy switches local rules off
     Case(
+        "firewall.rdp_rules_enabled",
+        "local-block-merge-off",
+        P,
+        system={FW_RULES: {"block-rdp": "v2.33|Action=Block|Active=TRUE|Dir=In|Protocol=6|LPort=3389|Name=x|"}},
+        software={
+            **ALL_MERGE_OFF,
+            POLICY_RULES: {k: v for k, v in RULES_OK.items() if k.startswith("RemoteDesktop-")},
+        },
+    ),
+    Case(
         "firewall.no_block_wireserver",
         "local-block-merge-off",
         P,

@@ -145,3 +145,47 @@ def test_win10_dirty_system(win10: dict[str, Result], rule_id: str, status: Stat
 
 def test_win10_evidence_flags_the_dirty_hive(win10: dict[str, Result]) -> None:
     assert win10["time.utc"].evidence[0].hive_dirty is True
+
+
+FW_STORE = r"ControlSet001\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules"
+ROUTES = r"ControlSet001\Services\Tcpip\Parameters\PersistentRoutes"
+
+
+@pytest.mark.parametrize("rule_id", ["firewall.rdp_rules_enabled", "firewall.icmp_echo_enabled",
+                                     "winrm.firewall_http_in"])
+def test_win7_rule_store_evidence_is_the_key_that_exists(win7: dict[str, Result], hives: Path, rule_id: str) -> None:
+    """The real store holds hundreds of rules: its evidence says the key exists and how many it holds,
+    counted here by python-registry, a reader the audit did not use for this count."""
+    hive = open_hive_file(hives / "SYSTEM", "SYSTEM", backend="python-registry")
+    try:
+        key = hive.key(FW_STORE)
+        assert key is not None
+        count = sum(1 for v in key.values() if isinstance(v.data, str))
+    finally:
+        hive.close()
+    (store,) = [ev for ev in win7[rule_id].evidence if ev.key.endswith("FirewallRules") and ev.source == "registry"]
+    assert count > 100
+    assert store.present is True and store.value_name is None and store.actual is None
+    assert store.note == f"{count} rule(s)"
+
+
+def test_win7_persistent_routes_key_is_present(win7: dict[str, Result]) -> None:
+    result = win7["network.no_persistent_routes"]
+    (ev,) = result.evidence
+    assert result.status is Status.FAIL and len(result.actual) == 2
+    assert ev.present is True and ev.note.startswith("2 route(s)") and ev.key.endswith(ROUTES)
+
+
+def test_real_evidence_never_contradicts_itself(win7: dict[str, Result], win10: dict[str, Result]) -> None:
+    problems = []
+    for results in (win7, win10):
+        for result in results.values():
+            for ev in result.evidence:
+                if not ev.present and ev.actual is not None:
+                    problems.append(f"{result.rule_id}: {ev.key} absent with a value")
+                if ev.present and ev.actual is None and not ev.note:
+                    problems.append(f"{result.rule_id}: {ev.key} present with nothing said")
+                if ev.source in ("registry", "policy") and ev.value_name is None and ev.actual is not None \
+                        and not ev.derived:
+                    problems.append(f"{result.rule_id}: key {ev.key} shown with a value, not derived")
+    assert not problems, "\n".join(problems)
