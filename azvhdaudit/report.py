@@ -114,6 +114,8 @@ class Outcome:
     evidence: tuple[Evidence, ...] = ()
     #: for not applicable / not checked: why
     reason: str = ""
+    #: the fix computed from this finding (one statement a line); empty = the rule's own remediation
+    remediation: str = ""
 
 
 @dataclass(frozen=True)
