@@ -953,7 +953,7 @@ GEN2_FAILS = (
     "updates.no_pending_reboot",
 )
 
-#: What each sample is built to fail under the "azure" profile (current document), by check id
+#: What each sample is built to fail under the "azure-2022" profile (the 2022-08 document), by check id
 #: of the catalogue (plus disk.not_differencing, the project's own row for differencing disks).
 #: Every misconfiguration names the check it breaks; everything else is left compliant.
 EXPECTATIONS: dict[str, dict[str, object]] = {
@@ -1402,7 +1402,8 @@ def manifest(out: Path) -> dict[str, object]:
             ],
             "parent": spec.parent or None,
             "os": {**OS_FACTS[spec.os.build], "control_set": spec.control_set, "generalized": True},
-            "profile": "azure",
+            # the expectations are the 2022-08 document's; the "azure" profile adds the platform rules on top
+            "profile": "azure-2022",
         }
         entry.update(EXPECTATIONS[spec.name])
         samples.append(entry)
@@ -1429,7 +1430,7 @@ def manifest(out: Path) -> dict[str, object]:
                 "vm": disk.vm,
                 "drive_letter": disk.letter or None,
                 "description": disk.description,
-                "profile": "azure",
+                "profile": "azure-2022",
                 "expected_fail": [],
             }
         )

@@ -378,7 +378,8 @@ def test_audit_fails_exactly_the_expected_checks(name: str, sample_path: Callabl
 def test_without_lsa_the_rules_that_need_security_and_sam_are_not_checked(sample_path: Callable[[str], Path]) -> None:
     import azvhdaudit
 
-    report = azvhdaudit.audit(sample_path("gen1-azure.vhd"))
+    # the sample's own profile (the 2022-08 document): the platform rules are not what this is about
+    report = azvhdaudit.audit(sample_path("gen1-azure.vhd"), MANIFEST["gen1-azure.vhd"]["profile"])
     not_checked = {r.rule_id for r in report.filter(status="not_checked")}
     assert not_checked == {
         "rdp.builtin_admin_known", "rdp.user_right_allow_rds", "rdp.user_right_network_logon", "rdp.user_right_no_deny"
