@@ -367,8 +367,11 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     required = ctx.secure_boot_required()
     expected = "signed, chaining to Windows UEFI CA 2023 (or Microsoft Windows Production PCA 2011 until the rollover)"
     esp = esp_partition(ctx.facts)
+    if esp is None:
+        raise NotApplicable("the disk has no EFI system partition, so no UEFI boot manager to check (see "
+                            "secureboot.generation2)")
     files, why = boot_files(ctx)
-    if files is None or esp is None:
+    if files is None:
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
     try:
         bm = ctx.cached("secureboot.bootmgr", lambda: boot_manager(files))
@@ -379,11 +382,11 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     ev: tuple[Evidence, ...] = (_file_evidence(esp.index, bm), *state.evidence)
     rollover = state.summary()
     if not bm.present:
-        why = f"there is no \\{BOOTMGR_PATH} to check (see secureboot.generation2)"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, ev, reason=why)
+        raise NotApplicable(f"the EFI system partition holds no \\{BOOTMGR_PATH} whose signatures could be checked "
+                            "(see secureboot.generation2)")
     if bm.error or bm.subsystem is None:
-        why = f"\\{BOOTMGR_PATH} is {bm.error or 'not an EFI application'} (see secureboot.generation2)"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, ev, reason=why)
+        raise NotApplicable(f"\\{BOOTMGR_PATH} is {bm.error or 'not an EFI application'}, not a boot manager whose "
+                            "signatures could be checked (see secureboot.generation2)")
     if not bm.signed:
         return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} carries no Authenticode signature (no "
                        f"certificate table): UEFI Secure Boot does not start it ({_target_words(ctx)}); fix: "

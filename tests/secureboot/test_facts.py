@@ -192,6 +192,9 @@ def test_generation2_rule_judges_what_it_read(efi_binaries: dict[str, bytes]) ->
     junk = run("secureboot.generation2", sb_ctx(system_tree(), CountingFiles({BOOTMGFW: b"MZ" + bytes(200)}),
                                                 security_type="Standard"))
     assert junk.status == Status.WARNING and "PE headers unreadable" in junk.message
+    # the signature rule leaves a file that is no boot manager to secureboot.generation2
+    sig = run("secureboot.bootmgr_signature", sb_ctx(system_tree(), CountingFiles({BOOTMGFW: efi_binaries["dll"]})))
+    assert sig.status == Status.NOT_APPLICABLE and "not an EFI application" in sig.reason
 
 
 def test_unreadable_boot_volume_is_not_checked() -> None:

@@ -126,7 +126,7 @@ def test_noboot_image(sb_images: dict[str, Path]) -> None:
         os_out = run("secureboot.os_supported", ctx)
         assert os_out.status == Status.FAIL and "older than Windows Server 2016" in os_out.message
         sig = run("secureboot.bootmgr_signature", ctx)
-        assert sig.status == Status.NOT_CHECKED and "see secureboot.generation2" in sig.reason
+        assert sig.status == Status.NOT_APPLICABLE and "see secureboot.generation2" in sig.reason
         servicing = run("secureboot.uefica2023_servicing", ctx)
         assert servicing.status == Status.WARNING and "no 2023 certificate servicing values" in servicing.message
         assert all(not e.present for e in servicing.evidence)
@@ -146,7 +146,7 @@ def test_gen1_image(sb_images: dict[str, Path]) -> None:
         assert servicing.status == Status.WARNING and "has not started" in servicing.message
         assert "AvailableUpdates /t REG_DWORD /d 0x5944" in servicing.message
         sig = run("secureboot.bootmgr_signature", ctx)
-        assert sig.status == Status.NOT_CHECKED and "no EFI system partition" in sig.reason
+        assert sig.status == Status.NOT_APPLICABLE and "no EFI system partition" in sig.reason
 
 
 # --- missing evidence -------------------------------------------------------------------------------------
