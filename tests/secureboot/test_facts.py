@@ -263,6 +263,25 @@ def test_bootmgr_signature_passes_the_verify_flag(monkeypatch: pytest.MonkeyPatc
     assert seen == [True]
 
 
+@pytest.mark.parametrize(
+    ("secureboot", "lines"),
+    [
+        ({}, 2),  # nothing requested: set AvailableUpdates, then run the task
+        ({"AvailableUpdates": 0x5944}, 1),  # already requested: only the task
+    ],
+)
+def test_rollover_fix_follows_the_servicing_state(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes],
+                                                  secureboot: dict[str, int], lines: int) -> None:
+    monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: [Signer("Microsoft Windows", sbf.PCA2011)],
+                                              ""))
+    tree = system_tree(servicing={"UEFICA2023Status": "NotStarted"}, secureboot=secureboot)
+    out = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: efi_binaries["signed"]})))
+    assert out.status == Status.WARNING
+    fix = out.remediation.splitlines()
+    assert len(fix) == lines and fix[-1].startswith("Start-ScheduledTask")
+    assert ("0x5944 /f" in fix[0]) == (lines == 2)
+
+
 def test_stale_servicing_state_is_named(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]) -> None:
     monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: [Signer("Microsoft Windows", sbf.PCA2011)],
                                               ""))

@@ -11,6 +11,7 @@ import pytest
 
 import azvhdaudit
 from azvhdaudit.errors import NotApplicable
+from azvhdaudit.fix import split_statements
 from azvhdaudit.report import Outcome, Status
 from azvhdaudit.rules.base import all_rules
 
@@ -98,6 +99,11 @@ def test_bad_image_under_trusted_launch(sb_images: dict[str, Path]) -> None:
         assert 'bcdedit /set "{default}" nointegritychecks off' in bcd.message
         assert 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"' in bcd.message
         assert {e.key.rsplit("\\", 1)[-1] for e in bcd.evidence} == {"16000049", "16000048", "12000030"}
+        # the computed fix is the result's remediation, and azvhdaudit fix scripts every line of it
+        fixes = ['bcdedit /set "{globalsettings}" testsigning off', 'bcdedit /set "{default}" nointegritychecks off',
+                 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"']
+        assert bcd.remediation.splitlines() == fixes
+        assert split_statements(bcd.remediation) == (fixes, [])
         sig = run("secureboot.bootmgr_signature", ctx)
         assert sig.status == Status.FAIL and "carries no Authenticode signature" in sig.message
         assert "bcdboot C:\\Windows /s S: /f UEFI" in sig.message
@@ -106,6 +112,11 @@ def test_bad_image_under_trusted_launch(sb_images: dict[str, Path]) -> None:
         assert "UEFICA2023Error 0x80070005, event 1795" in servicing.message
         assert "0x0100 install the boot manager signed by Windows UEFI CA 2023" in servicing.message
         assert servicing.actual["available_updates_key"].endswith(r"ControlSet001\Control\SecureBoot")
+        commands, notes = split_statements(servicing.remediation)
+        assert notes[0] == "Look up UEFICA2023Error 0x80070005 in KB5085046"
+        assert commands == [r'reg add "HKLM\SYSTEM\CurrentControlSet\Control\SecureBoot" /v AvailableUpdates '
+                            r'/t REG_DWORD /d 0x5944 /f',
+                            r'Start-ScheduledTask -TaskName "\Microsoft\Windows\PI\Secure-Boot-Update"']
 
 
 def test_bad_image_under_standard_is_advice(sb_images: dict[str, Path]) -> None:
