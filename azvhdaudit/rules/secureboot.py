@@ -431,7 +431,7 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     signers = answer.signers
     shown = [{"subject": s.subject, "ca": s.ca, "verified": s.verified, "why": s.why} for s in signers]
     described = "; ".join(s.describe() for s in signers) or "no signature in the table"
-    mode = ("its Authenticode digest compared" if ctx.options.verify_signatures else
+    mode = ("the file's Authenticode digest compared" if ctx.options.verify_signatures else
             "signatures and chains checked, the file's digest not compared (verify_signatures=True compares it)")
     cas = answer.cas
     if UEFICA2023 in cas:
@@ -449,13 +449,13 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
                        expected, shown, ev, remediation=_script(_rollover_lines(state)))
     third = cas & THIRD_PARTY_CAS
     if third:
-        return Outcome(Status.WARNING, f"\\{BOOTMGR_PATH} chains to {', '.join(sorted(third))} ({described}), "
+        return Outcome(Status.WARNING, f"\\{BOOTMGR_PATH} chains to {', '.join(sorted(third))} ({described}; {mode}), "
                        "Microsoft's CA for third-party UEFI software: firmware that trusts it starts the file, but it "
                        "is not Windows Boot Manager as Microsoft signs it (Windows Production PCA 2011 or Windows UEFI "
                        f"CA 2023); fix: {_inline(BCDBOOT_LINES)}", expected, shown, ev,
                        remediation=_script(BCDBOOT_LINES))
     return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} chains to neither {PCA2011} nor {UEFICA2023} "
-                   f"({described}): Secure Boot does not start it ({_target_words(ctx)}); fix: "
+                   f"({described}; {mode}): Secure Boot does not start it ({_target_words(ctx)}); fix: "
                    f"{_inline(BCDBOOT_LINES)}", expected, shown, ev, remediation=_script(BCDBOOT_LINES))
 
 

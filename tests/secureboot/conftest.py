@@ -8,6 +8,8 @@
 - ``noboot``: GPT; ESP with a BCD and \\EFI\\Boot\\bootx64.efi but no \\EFI\\Microsoft\\Boot\\bootmgfw.efi;
   Windows Server 2012 R2; no servicing values.
 - ``gen1``: MBR; \\Boot\\BCD on the Windows volume; Windows Server 2019; servicing ``NotStarted``.
+- ``shim``: GPT; ESP whose \\EFI\\Microsoft\\Boot\\bootmgfw.efi is Debian's Microsoft-signed shim (real
+  signatures nobody here made); Windows Server 2019; servicing requested (0x5944), not started.
 - ``nobcd``: GPT; ESP with a boot manager but no BCD store; SYSTEM but no SOFTWARE hive.
 """
 
@@ -44,6 +46,17 @@ def bad_bcd_objects() -> dict[str, tuple[int, dict[int, object]]]:
     return objects
 
 
+def shim_bytes(builder: ModuleType) -> bytes:
+    """Debian 12's shimx64.efi (samples/material.py, SHA-256 pinned): signed through Microsoft Corporation UEFI CA
+    2011 and Microsoft UEFI CA 2023, Microsoft's CAs for third-party UEFI software."""
+    return bytes(builder.material.fetch("shimx64.efi"))
+
+
+@pytest.fixture(scope="session")
+def shim(tools: None, sample_builder: ModuleType) -> bytes:
+    return shim_bytes(sample_builder)
+
+
 @pytest.fixture(scope="session")
 def sb_images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder: ModuleType) -> dict[str, Path]:
     b = sample_builder
@@ -52,6 +65,7 @@ def sb_images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_buil
     pe_work.mkdir()
     unsigned = sbkit.efi_binary(b, pe_work)
     signed = sbkit.self_signed(unsigned, pe_work)
+    shim = shim_bytes(b)
     with lzma.open(REALDATA / "BCD.xz") as fh:
         real_bcd = fh.read()
 
@@ -85,6 +99,11 @@ def sb_images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_buil
             r"Boot\BCD": good_bcd,
             SYSTEM: hive("gen1.sys", "SYSTEM", sbkit.system_tree(
                 servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0})),
+            SOFTWARE: server_2019,
+        }),
+        "shim": sbkit.gpt_image(work, "shim", {sbkit.ESP_FILES_BCD: real_bcd, sbkit.BOOTMGFW: shim}, {
+            SYSTEM: hive("shim.sys", "SYSTEM", sbkit.system_tree(
+                servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0x5944})),
             SOFTWARE: server_2019,
         }),
         "nobcd": sbkit.gpt_image(work, "nobcd", {sbkit.BOOTMGFW: signed}, {

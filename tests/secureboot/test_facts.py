@@ -326,3 +326,17 @@ def test_without_the_verifier_it_is_not_checked(monkeypatch: pytest.MonkeyPatch,
     out = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: efi_binaries["signed"]})))
     assert out.status == Status.NOT_CHECKED and "offers no no_such_function()" in out.reason
     assert "certificate table" in out.message and "UEFICA2023Status InProgress" in out.message
+
+
+def test_a_tampered_boot_manager_fails_only_the_complete_check(shim: bytes) -> None:
+    """One byte changed in the code: the fast path (certificate table only) cannot see it and says which mode ran;
+    verify_signatures=True computes the digest and the signatures no longer verify."""
+    data = bytearray(shim)
+    data[0x2000] ^= 0xFF
+    tree = system_tree(servicing={"UEFICA2023Status": "Updated"})
+    fast = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: bytes(data)})))
+    assert fast.status == Status.WARNING and "the file's digest not compared" in fast.message
+    full = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: bytes(data)}), verify=True))
+    assert full.status == Status.FAIL, full.message
+    assert "chains to neither" in full.message and "the file's Authenticode digest compared" in full.message
+    assert "the file changed after it was signed" in full.message

@@ -80,6 +80,19 @@ def test_good_image_boot_manager_signature(sb_images: dict[str, Path]) -> None:
         assert "UEFICA2023Status Updated" in out.message
 
 
+@pytest.mark.parametrize("verify", [False, True])
+def test_real_microsoft_signatures_third_party_ca(sb_images: dict[str, Path], verify: bool) -> None:
+    """Debian's shim as the boot manager: both chains verify, to Microsoft's third-party UEFI CAs, which is not
+    Windows Boot Manager as Microsoft signs it: a warning, not a pass and not a failure."""
+    with audited(sb_images["shim"], "TrustedLaunch", verify_signatures=verify) as ctx:
+        out = run("secureboot.bootmgr_signature", ctx)
+    assert out.status == Status.WARNING, out.message
+    assert "chains to Microsoft Corporation UEFI CA 2011, Microsoft UEFI CA 2023" in out.message
+    assert "CN=Microsoft Windows UEFI Driver Publisher" in out.message
+    assert all(s["verified"] for s in out.actual) and len(out.actual) == 2
+    assert split_statements(out.remediation)[0] == [r"bcdboot C:\Windows /s S: /f UEFI"]
+
+
 # --- non-compliant ----------------------------------------------------------------------------------------
 
 
