@@ -519,11 +519,8 @@ def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, k
                 strict_validation=False, countersignature_mode="ignore", verification_context_kwargs=context,
             ))
     except errors as err:
-        why = str(err)
-        if any(_cn(c.issuer) == CODE_VERIFICATION_ROOT for c in signed.certificates):
-            why = (f"cross-signed to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the "
-                   f"package (its chain cannot be verified offline): {why}")
-        return Signer(**base, why=why)
+        log.debug("%s: %s: %s", source, subject, err)
+        return Signer(**base, why=_untrusted_words(signed, cert, anchors, err))
     chain = next((c for c in chains if 0 < len(c) <= MAX_CHAIN), None)
     if chain is None:
         return Signer(**base, why=f"no chain of at most {MAX_CHAIN} certificates")
@@ -540,6 +537,31 @@ def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, k
             why = (f"chains to {anchor.name} but the signing certificate has none of the Windows kernel-mode "
                    f"EKUs ({', '.join(KERNEL_EKUS.values())})")
     return Signer(**base, anchor=anchor.name, chain=names, verified=True, kernel_mode=kernel_ok, why=why)
+
+
+def _untrusted_words(signed: Any, cert: Any, anchors: tuple[Anchor, ...], err: BaseException) -> str:
+    """Why a chain did not verify, in words: where the signature's own certificates lead, and the verifier's
+    reason when the chain does reach an anchor's name (a lookalike, a bad signature)."""
+    certs = list(signed.certificates)
+    names = {a.name for a in anchors}
+    top = cert
+    for _ in range(MAX_CHAIN):
+        if top.issuer == top.subject:
+            break
+        parent = next((c for c in certs if c.subject == top.issuer and c is not top), None)
+        if parent is None:
+            break
+        top = parent
+    if any(_cn(c.issuer) == CODE_VERIFICATION_ROOT for c in certs):
+        return (f"cross-signed to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the package "
+                "(its chain cannot be verified offline)")
+    if _cn(top.subject) in names or _cn(top.issuer) in names:
+        return (f"the chain names {_cn(top.issuer) if _cn(top.issuer) in names else _cn(top.subject)}, but does not "
+                f"verify against that trust anchor's exact certificate: {err}")
+    if top.issuer == top.subject:
+        where = "a self-signed certificate" if top is cert else f"the self-signed {_cn(top.subject)}"
+        return f"the chain ends at {where}, not at {' or '.join(sorted(names))}"
+    return f"the chain leads to {_cn(top.issuer)}, not to {' or '.join(sorted(names))}"
 
 
 def read_signatures(fh: BinaryIO, *, name: str) -> tuple[_Reader, Any, tuple[int, int] | None, list[tuple[Any, str]]]:

@@ -175,6 +175,8 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     missing: list[str] = []
     undecided: list[str] = []
     evidence: list[Evidence] = []
+    missing_fix: list[tuple[str, str]] = []
+    bad_fix: list[tuple[str, str]] = []
     total_bytes = 0
     for drv in drivers:
         reg_note = f"{services_path}\\{drv.service}: Start={drv.start}, ImagePath={drv.image_path!r}"
@@ -187,6 +189,7 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
             sig = kernel_signatures(files, drv.path, verify=verify, catalogs=catalogs)
         except GuestFileNotFoundError:
             missing.append(label)
+            missing_fix.append((drv.service, drv.path))
             evidence.append(Evidence(source="file", key=drv.path, present=False,
                                      note=reg_note + "; the file does not exist"))
             continue
@@ -197,6 +200,8 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         total_bytes += sig.bytes_read + sig.catalog_bytes_read
         verdict, words = _judge(drv, sig)
         {"ok": ok, "bad": bad, "undecided": undecided}[verdict].append(f"{label}: {words}")
+        if verdict == "bad":
+            bad_fix.append((drv.service, drv.path))
         evidence.append(Evidence(source="file", key=drv.path, present=True, actual=sig.to_dict(),
                                  note=f"{reg_note}; {words}"))
 
@@ -221,10 +226,16 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     if undecided:
         parts.append(f"{len(undecided)} driver(s) not decided: " + "; ".join(undecided))
     actual = {"missing": missing, "not_trusted": bad, "not_decided": undecided, "trusted": len(ok)}
+    fix = "\n".join(
+        [f"# {name}: restore {path} inside the VM (DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow), "
+         f"or if nothing needs it at boot: sc.exe config {name} start= demand" for name, path in missing_fix]
+        + [f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center (attestation or "
+           f"WHQL), or if nothing needs it at boot: sc.exe config {name} start= demand" for name, path in bad_fix])
     if missing:
-        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence))
+        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix)
     if bad:
-        return Outcome(platform_status(required), " | ".join(parts), expected, actual, tuple(evidence))
+        return Outcome(platform_status(required), " | ".join(parts), expected, actual, tuple(evidence),
+                       remediation=fix)
     if undecided:
         flag = "" if verify else f"; {FLAG} decides catalog-signed drivers"
         return Outcome(Status.NOT_CHECKED, f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)", expected,

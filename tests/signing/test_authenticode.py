@@ -112,6 +112,8 @@ def test_lookalike_microsoft_ca_is_never_trusted(sample_builder: ModuleType, sig
     assert only.subject.startswith("CN=Microsoft Windows,") and "Microsoft Windows Production PCA 2011" in only.issuer
     assert "1.3.6.1.4.1.311.10.3.6" in only.ekus
     assert not only.verified and only.anchor is None and sig.kernel_trusted is None
+    assert "names Microsoft Root Certificate Authority 2010, but does not verify against that trust anchor's exact " \
+        "certificate" in only.why
     efi = uefi_signers(io.BytesIO(data), name="d")
     assert [(s.ca, s.verified) for s in efi] == [(None, False)]
 
@@ -121,6 +123,8 @@ def test_self_signed_driver(sample_builder: ModuleType, sigwork: Path) -> None:
     data = sigkit.sign(sigkit.driver(sample_builder, sigwork), sigwork, key, cert)
     sig = kernel_signatures(files_of(d=data), "d")
     assert [(s.subject, s.verified) for s in sig.signers] == [("CN=Contoso Driver Signing", False)]
+    assert sig.signers[0].why == "the chain ends at a self-signed certificate, not at Microsoft Root Certificate " \
+        "Authority 2010"
 
 
 def test_catalog_lookup_finds_the_member_and_checks_the_catalog_signature(

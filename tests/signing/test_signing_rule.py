@@ -89,6 +89,10 @@ def test_non_compliant_per_target(images: dict[str, Path], security_type: str, s
     assert "lookalike (Windows\\system32\\DRIVERS\\lookalike.sys): embedded signature by CN=Microsoft Windows," \
         in out.message
     assert "msdll" in out.message and "CN=Microsoft Windows Software Compatibility Publisher" in out.message
+    assert "the chain leads to Microsoft Root Certificate Authority 2011" in out.message
+    fixes = out.remediation.splitlines()
+    assert len(fixes) == 3 and any(f.startswith("# contoso: ") and f.endswith("sc.exe config contoso start= demand")
+                                   for f in fixes)
     assert "WinDivert" not in out.message  # the Dev Center-signed driver is fine
     assert summary(out)["trusted"] == 1 and summary(out)["not_trusted"] == 3
     if status == Status.WARNING:
