@@ -87,6 +87,7 @@ __all__ = [
     "servicing_state",
     "esp_partition",
     "boot_files",
+    "boot_volume_files",
     "boot_manager",
     "boot_manager_signers",
     "AUTHENTICODE_API",
@@ -328,6 +329,17 @@ def esp_partition(facts: ImageFacts) -> PartitionFacts | None:
     return None
 
 
+def boot_volume_files(image: Any) -> GuestFiles | None:
+    """The files of an opened image's boot volume (the one holding the BCD store), as ``AuditContext.boot_files``
+    takes them; ``None`` when the image has none."""
+    volume = getattr(image, "boot_volume", None)
+    if volume is None:
+        return None
+    from azvhdaudit.fs import GuestFileSystem
+
+    return GuestFileSystem(volume)
+
+
 def boot_files(ctx: AuditContext) -> tuple[GuestFiles | None, str]:
     """The files of the ESP as rules see them, or ``None`` with the reason.
 
@@ -407,6 +419,10 @@ def boot_manager(files: GuestFiles, path: str = BOOTMGR_PATH) -> BootManager:
     fh, size = _open(files, path)
     if fh is None:
         return BootManager(path=path, present=False)
+    if size > MAX_BOOTMGR_SIZE and getattr(files, "open", None) is None:
+        fh.close()
+        return BootManager(path, True, size, error=f"larger than {MAX_BOOTMGR_SIZE} bytes, the most read whole "
+                                                   "from a volume without random access", bytes_read=size)
     try:
         head = fh.read(_HEAD)
         read = len(head)
@@ -494,9 +510,12 @@ def boot_manager_signers(files: GuestFiles, path: str = BOOTMGR_PATH, *, verify:
     func, why = _api()
     if func is None:
         return SignerAnswer(None, why)
-    fh, _size = _open(files, path)
+    fh, size = _open(files, path)
     if fh is None:
         return SignerAnswer(None, f"{path} is not on the volume")
+    if size > MAX_BOOTMGR_SIZE and getattr(files, "open", None) is None:
+        fh.close()
+        return SignerAnswer(None, f"{path} is larger than {MAX_BOOTMGR_SIZE} bytes")
     try:
         found = func(fh, name=path, verify=verify)
     except AuditError as err:

@@ -340,3 +340,13 @@ def test_a_tampered_boot_manager_fails_only_the_complete_check(shim: bytes) -> N
     assert full.status == Status.FAIL, full.message
     assert "chains to neither" in full.message and "the file's Authenticode digest compared" in full.message
     assert "the file changed after it was signed" in full.message
+
+
+def test_a_boot_manager_too_large_to_read_whole(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]
+                                                 ) -> None:
+    """Without random access the file is read whole, so its size is bounded; with it, only the headers are read."""
+    monkeypatch.setattr(sbf, "MAX_BOOTMGR_SIZE", 1024)
+    whole = sbf.boot_manager(FakeFiles({BOOTMGFW: efi_binaries["signed"]}))
+    assert whole.error and "larger than 1024 bytes" in whole.error and whole.signed is None
+    assert "larger than 1024" in sbf.boot_manager_signers(FakeFiles({BOOTMGFW: efi_binaries["signed"]})).why
+    assert sbf.boot_manager(CountingFiles({BOOTMGFW: efi_binaries["signed"]})).signed
