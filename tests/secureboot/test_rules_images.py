@@ -220,6 +220,18 @@ def test_engine_runs_them_without_error(sb_images: dict[str, Path], name: str) -
     assert report.get("secureboot.os_supported").status == (Status.FAIL if name == "bad" else Status.PASS)
 
 
+def test_engine_results_for_the_boot_volume(sb_images: dict[str, Path]) -> None:
+    """Through audit(): where the engine gives the rules the boot volume (AuditContext.boot_files) the ESP is
+    judged; where it does not, the ESP rules say so and are not checked, never passed."""
+    report = azvhdaudit.audit(sb_images["good"], select="secureboot.*", target={"security_type": "TrustedLaunch"})
+    gen2, sig = report.get("secureboot.generation2"), report.get("secureboot.bootmgr_signature")
+    assert gen2 is not None and sig is not None
+    if gen2.status == Status.NOT_CHECKED:
+        assert "were not given to the rules" in gen2.reason and sig.status == Status.NOT_CHECKED
+    else:
+        assert gen2.status == Status.PASS and sig.status == Status.FAIL  # the lookalike CA
+
+
 def test_azure_2022_profile_has_none(sb_images: dict[str, Path]) -> None:
     report = azvhdaudit.audit(sb_images["good"], profile="azure-2022")
     assert not [r for r in report.results if r.rule_id.startswith("secureboot.")]
