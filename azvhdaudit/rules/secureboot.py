@@ -56,11 +56,12 @@ KB5068202_URL = "https://support.microsoft.com/help/5068202"
 KB5085395_URL = "https://support.microsoft.com/help/5085395"
 KB5085046_URL = "https://support.microsoft.com/help/5085046"
 
-#: the lines KB5068202 gives to start the rollover inside Windows (the task runs at startup and every 12 hours)
+#: the lines that start the rollover inside Windows: every step asked for (0x5944, KB5068202), then the servicing
+#: task run at once (KB5025885's steps) instead of at the next startup or 12-hour run
 ROLLOVER_LINES = (
     f'reg add "{SECUREBOOT_KEY}" /v AvailableUpdates /t REG_DWORD /d 0x5944 /f',
-    'Start-ScheduledTask -TaskName "\\Microsoft\\Windows\\PI\\Secure-Boot-Update"  (then restart twice; inside the '
-    "VM, running with Secure Boot; KB5068202)",
+    'Start-ScheduledTask -TaskName "\\Microsoft\\Windows\\PI\\Secure-Boot-Update"  (then restart; inside the VM, '
+    "running with Secure Boot; KB5068202, KB5025885)",
 )
 #: bcdboot copies the signed boot manager of C:\Windows\Boot\EFI to the EFI system partition
 BCDBOOT_LINES = (
