@@ -7,9 +7,11 @@ import io
 from typing import Any
 
 import pytest
-from image_rules.helpers import FakeFiles, image_facts, make_context
+from image_rules.helpers import BOOTMGR as BOOTMGR_GUID
+from image_rules.helpers import LOADER, FakeFiles, build_bcd, good_bcd_objects, image_facts, make_context
 
 from azvhdaudit import secureboot_facts as sbf
+from azvhdaudit.bcd import decode_bcd
 from azvhdaudit.errors import AuditError
 from azvhdaudit.registry.memory import MemoryHive
 from azvhdaudit.registry.model import RegistryView, RegType
@@ -350,3 +352,24 @@ def test_a_boot_manager_too_large_to_read_whole(monkeypatch: pytest.MonkeyPatch,
     assert whole.error and "larger than 1024 bytes" in whole.error and whole.signed is None
     assert "larger than 1024" in sbf.boot_manager_signers(FakeFiles({BOOTMGFW: efi_binaries["signed"]})).why
     assert sbf.boot_manager(CountingFiles({BOOTMGFW: efi_binaries["signed"]})).signed
+
+
+# --- BCD evidence that cannot be judged ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda objs: objs[LOADER][1].__setitem__(0x16000049, (RegType.BINARY, b"\x01\x00")),
+         "boolean data is 2 bytes, 1 expected"),
+        (lambda objs: objs[BOOTMGR_GUID][1].__setitem__(0x23000003, "{99999999-0000-0000-0000-000000000000}"),
+         "no {bootmgr} default OS loader"),
+    ],
+)
+def test_bcd_that_cannot_be_judged(change: Any, words: str) -> None:
+    objects = good_bcd_objects()
+    change(objects)
+    ctx = sb_ctx(system_tree())
+    ctx.bcd = decode_bcd(build_bcd(objects))
+    out = run("secureboot.bcd_integrity", ctx)
+    assert out.status == Status.NOT_CHECKED and words in out.message
