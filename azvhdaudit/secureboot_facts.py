@@ -28,7 +28,10 @@ only partly readable, the statement says where the rest comes from):
   KB quote it): 0 or absent = the 2023 certificate is not in the DB, 1 = it is, 2 = it is and the device boots
   the 2023-signed boot manager. KB5025885's ``reg add`` lines write ``AvailableUpdates`` under
   ``...\\Control\\SecureBoot`` itself, while KB5068202 places every value under ``...\\SecureBoot\\Servicing``;
-  both keys are read (``Servicing`` first) and the evidence names the one the value came from.
+  both keys are read (``Servicing`` first) and the evidence names the one the value came from. A real Windows 10
+  1709 SYSTEM hive (tests/data/realdata/SYSTEM_B) holds ``Control\\SecureBoot\\AvailableUpdates`` (REG_DWORD 0)
+  and no ``Servicing`` key: the value is older than the 2023 servicing, so only ``UEFICA2023Status``,
+  ``WindowsUEFICA2023Capable`` and ``UEFICA2023Error`` show that servicing is installed.
 - KB5062713, "Windows devices with IT-managed updates" (support.microsoft.com/help/5062713, published
   2025-06-26): the 2011 certificates (Microsoft Corporation KEK CA 2011, Microsoft Windows Production PCA 2011,
   Microsoft Corporation UEFI CA 2011) "set to expire beginning in June 2026"; KB5053946 ("Enterprise deployment

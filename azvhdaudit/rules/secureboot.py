@@ -494,12 +494,6 @@ def check_servicing(ctx: AuditContext) -> Outcome:
               "UEFICA2023Status REG_SZ, UEFICA2023Error REG_DWORD)"
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, state.to_dict(), ev, reason=why)
     summary = state.summary()
-    if not state.has_any:
-        return Outcome(Status.WARNING, "no 2023 certificate servicing values under SecureBoot\\Servicing: this "
-                       "Windows has not installed an update that carries them (KB5068202: updates from 2025-10-14, "
-                       "and 2025-11-11 for the other supported versions); install the latest cumulative update, "
-                       f"then: {_inline(ROLLOVER_LINES)}", expected, None, ev,
-                       remediation=_script(["Install the latest cumulative update (KB5068202)"], ROLLOVER_LINES))
     if state.error:
         return Outcome(Status.WARNING, f"the last servicing step failed ({summary}); see KB5085046 (Secure Boot "
                        f"troubleshooting), then: {_inline(ROLLOVER_LINES)}", expected, state.to_dict(), ev,
@@ -519,6 +513,20 @@ def check_servicing(ctx: AuditContext) -> Outcome:
         return Outcome(Status.WARNING, f"the rollover is requested but not started: {summary}; it runs once the VM "
                        "boots with Secure Boot (the Secure-Boot-Update task)", expected, state.to_dict(), ev,
                        remediation=_script(ROLLOVER_LINES[1:]))
+    if state.status is None and state.capable == 2:
+        return Outcome(Status.WARNING, f"the DB and the boot manager are on the 2023 chain, but there is no "
+                       f"UEFICA2023Status ({summary}): this Windows predates the servicing of KB5068202, which also "
+                       f"brings the 2023 KEK; install the latest cumulative update, then: {_inline(ROLLOVER_LINES)}",
+                       expected, state.to_dict(), ev,
+                       remediation=_script(["Install the latest cumulative update (KB5068202)"], ROLLOVER_LINES))
+    if state.status is None and state.capable is None:
+        # AvailableUpdates alone is older than the 2023 servicing (real Windows 10 1709 hives hold it, = 0)
+        found = f" ({summary})" if state.has_any else ""
+        return Outcome(Status.WARNING, "no 2023 certificate servicing values under SecureBoot\\Servicing"
+                       f"{found}: this Windows has not installed an update that carries them (KB5068202: updates from "
+                       "2025-10-14, and 2025-11-11 for the other supported versions); install the latest cumulative "
+                       f"update, then: {_inline(ROLLOVER_LINES)}", expected, state.to_dict() if found else None, ev,
+                       remediation=_script(["Install the latest cumulative update (KB5068202)"], ROLLOVER_LINES))
     if status and status not in ("notstarted",):
         return Outcome(Status.WARNING, f"UEFICA2023Status {state.status!r} is not a value KB5068202 lists "
                        f"({summary})", expected, state.to_dict(), ev)

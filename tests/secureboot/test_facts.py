@@ -138,6 +138,8 @@ def sb_ctx(tree: dict[str, Any] | None = None, files: Any = None, security_type:
         ({"UEFICA2023Status": "Updated", "UEFICA2023Error": 0x80004005}, None, Status.WARNING, "0x80004005"),
         ({"UEFICA2023Status": "Pending"}, None, Status.WARNING, "not a value KB5068202 lists"),
         ({"UEFICA2023Status": 1}, None, Status.NOT_CHECKED, "UEFICA2023Status is REG_DWORD"),
+        ({"WindowsUEFICA2023Capable": 2}, None, Status.WARNING, "predates the servicing of KB5068202"),
+        ({}, {"AvailableUpdates": 0}, Status.WARNING, "no 2023 certificate servicing values"),
         (None, None, Status.WARNING, "no 2023 certificate servicing values"),
     ],
 )
@@ -373,3 +375,29 @@ def test_bcd_that_cannot_be_judged(change: Any, words: str) -> None:
     ctx.bcd = decode_bcd(build_bcd(objects))
     out = run("secureboot.bcd_integrity", ctx)
     assert out.status == Status.NOT_CHECKED and words in out.message
+
+
+@pytest.mark.parametrize("name", ["SYSTEM", "SYSTEM_B"])
+def test_real_hives_from_before_the_rollover(realdata: Any, name: str) -> None:
+    """Windows 7 and Windows 10 1709 hives nobody here made (the 1709 one dirty, replayed from its logs): no
+    servicing values, said as a warning naming the keys looked at, never a pass."""
+    from azvhdaudit.registry.open import open_hive_file
+
+    hive = open_hive_file(realdata / name, "SYSTEM")
+    try:
+        state = sbf.servicing_state(RegistryView(hives={"SYSTEM": hive}))
+        assert state.readable and state.status is None and state.capable is None and not state.servicing_key
+        if name == "SYSTEM_B":
+            # Windows 10 1709 already has Control\SecureBoot\AvailableUpdates (= 0): the key KB5025885 writes
+            assert state.available_updates == 0
+            assert state.available_updates_key == r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot"
+        else:
+            assert not state.has_any and not state.secureboot_key
+            assert {e.key for e in state.evidence} == {r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot\Servicing",
+                                                       r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot"}
+        ctx = sb_ctx(None)
+        ctx.registry = RegistryView(hives={"SYSTEM": hive})
+        out = run("secureboot.uefica2023_servicing", ctx)
+        assert out.status == Status.WARNING and "no 2023 certificate servicing values" in out.message
+    finally:
+        hive.close()
