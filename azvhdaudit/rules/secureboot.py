@@ -180,6 +180,13 @@ SERVER_2016_BUILD = 14393
 WINDOWS_10_BUILD = 10240
 
 
+def _cvm_note(ctx: AuditContext) -> str:
+    if ctx.security_type() != "ConfidentialVM":
+        return ""
+    return ("; the target ConfidentialVM supports fewer Windows versions than Trusted Launch (see Azure's "
+            "Confidential VM documentation), which this rule does not judge")
+
+
 @rule(RuleMeta(
     id="secureboot.os_supported",
     title="An OS that Trusted Launch supports (Windows 10/11 Pro, Enterprise, multi-session; Server 2016+)",
@@ -224,8 +231,8 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
                        "whether it is a server", expected, found, ev, reason="no InstallationType / ProductType")
     if server:
         if build >= SERVER_2016_BUILD:
-            return Outcome(Status.PASS, f"{found}: Windows Server 2016 or later, which Trusted Launch supports",
-                           expected, found, ev)
+            return Outcome(Status.PASS, f"{found}: Windows Server 2016 or later, which Trusted Launch supports"
+                           f"{_cvm_note(ctx)}", expected, found, ev)
         return Outcome(platform_status(required), f"{found}: older than Windows Server 2016 (build "
                        f"{SERVER_2016_BUILD}), which Trusted Launch does not support ({_target_words(ctx)})",
                        expected, found, ev)
@@ -238,8 +245,8 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
                        expected, found, ev, reason="no EditionID")
     key = edition.lower()
     if key in _LISTED_EDITIONS:
-        return Outcome(Status.PASS, f"{found}: {_LISTED_EDITIONS[key]}, an edition Trusted Launch supports",
-                       expected, found, ev)
+        return Outcome(Status.PASS, f"{found}: {_LISTED_EDITIONS[key]}, an edition Trusted Launch supports"
+                       f"{_cvm_note(ctx)}", expected, found, ev)
     if key in _HOME_EDITIONS:
         return Outcome(platform_status(required), f"{found}: a Home edition, which Trusted Launch does not list "
                        f"({_target_words(ctx)})", expected, found, ev)

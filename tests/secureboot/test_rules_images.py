@@ -58,6 +58,7 @@ def test_good_image(sb_images: dict[str, Path], security_type: str | None) -> No
         assert any(e.source == "file" and e.present for e in gen2.evidence)
         os_out = run("secureboot.os_supported", ctx)
         assert os_out.status == Status.PASS and "Windows Server 2019 Datacenter" in os_out.message
+        assert ("fewer Windows versions" in os_out.message) == (security_type == "ConfidentialVM")
         bcd = run("secureboot.bcd_integrity", ctx)
         assert bcd.status == Status.PASS, bcd.message
         assert "Windows 10" in bcd.message  # the real store's loader description
