@@ -43,6 +43,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+import pefile
+
 from azvhdaudit.errors import AuditError, GuestFileNotFoundError
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ MAX_CATALOG_BYTES = 2 * 1024 * 1024 * 1024
 #: the system catalog database Windows checks catalog-signed drivers against
 CATROOT = r"Windows\System32\CatRoot\{F750E6C3-38EE-11D1-85E5-00C04FC295EE}"
 _HEAD = 4096
+_SECURITY = 4  # IMAGE_DIRECTORY_ENTRY_SECURITY
 
 #: leaf EKUs that mark a Microsoft kernel-mode signature under Microsoft Root Certificate Authority 2010
 KERNEL_EKUS: dict[str, str] = {
@@ -393,25 +396,63 @@ def _cn(name: Any) -> str:
     return _name(name)
 
 
-def _open_pe(reader: _Reader) -> tuple[Any, tuple[int, int] | None]:
-    """signify's view of the PE file and its certificate table's location, bounds checked."""
-    sig = load_signify()
-    if reader.head[:2] != b"MZ":
+def _locate(reader: _Reader) -> tuple[int, int] | None:
+    """The certificate table's file offset and size from the PE headers (pefile), ``None`` when there is none.
+
+    The same checks as signify's: a table that is empty, starts inside the headers or ends past the file is no
+    table. Reading the headers needs neither signify nor its crypto stack, so files without a table never load them.
+    """
+    head = reader.head
+    if len(head) < 64 or head[:2] != b"MZ":
         raise SignatureError(f"{reader.name}: not a PE file (no MZ header)")
-    pe = sig["SignedPEFile"](reader)
+    (lfanew,) = struct.unpack_from("<I", head, 0x3C)
+    if lfanew >= reader.size:
+        raise SignatureError(f"{reader.name}: PE header offset {lfanew} is past the end of the {reader.size}-byte file")
+    need = lfanew + 24 + 240  # the COFF header and the largest optional header (PE32+ with 16 directories)
+    if need > len(head):
+        if need > 1024 * 1024:
+            raise SignatureError(f"{reader.name}: PE header at offset {lfanew}, beyond the first MiB")
+        reader.seek(0)
+        head = reader.read(need)
+    try:
+        pe = pefile.PE(data=head, fast_load=True)
+    except (pefile.PEFormatError, ValueError, struct.error) as err:
+        raise SignatureError(f"{reader.name}: PE headers unreadable: {err}") from err
+    dirs = pe.OPTIONAL_HEADER.DATA_DIRECTORY
+    if len(dirs) <= _SECURITY:
+        return None
+    offset, size = dirs[_SECURITY].VirtualAddress, dirs[_SECURITY].Size
+    headers_end = pe.DOS_HEADER.e_lfanew + 24 + pe.FILE_HEADER.SizeOfOptionalHeader
+    if not size or offset < headers_end or offset + size > reader.size:
+        if size:
+            log.debug("%s: certificate table at %d+%d lies outside the file: none", reader.name, offset, size)
+        return None
+    if size > MAX_CERT_TABLE:
+        raise SignatureError(f"{reader.name}: certificate table of {size} bytes at offset {offset} is larger than "
+                             f"the {MAX_CERT_TABLE} bytes read")
+    return offset, size
+
+
+def _signed_pe(reader: _Reader) -> Any:
+    """signify's view of the PE file (it reads what it needs through ``reader``)."""
+    return load_signify()["SignedPEFile"](reader)
+
+
+def _open_pe(reader: _Reader) -> tuple[Any, tuple[int, int] | None]:
+    """signify's view of the PE file (``None`` when the file has no certificate table) and the table's location."""
+    table = _locate(reader)
+    if table is None:
+        return None, None
+    pe = _signed_pe(reader)
     try:
         omit = pe.get_authenticode_omit_sections()
     except _parse_errors() as err:
         raise SignatureError(f"{reader.name}: PE headers unreadable: {err}") from err
-    if omit is None:
-        raise SignatureError(f"{reader.name}: PE headers unreadable (no PE signature or optional header)")
-    table = omit.get("certtable")
-    if table is None:
-        return pe, None
-    if table.length > MAX_CERT_TABLE:
-        raise SignatureError(f"{reader.name}: certificate table of {table.length} bytes at offset {table.start} "
-                             f"is larger than the {MAX_CERT_TABLE} bytes read")
-    return pe, (table.start, table.length)
+    found = None if omit is None or "certtable" not in omit else tuple(omit["certtable"])
+    if found != table:
+        raise SignatureError(f"{reader.name}: the PE headers give the certificate table as {table}, signify as "
+                             f"{found}")
+    return pe, table
 
 
 def _embedded(pe: Any, name: str) -> Iterator[tuple[Any, str]]:
@@ -575,6 +616,8 @@ def read_signatures(fh: BinaryIO, *, name: str) -> tuple[_Reader, Any, tuple[int
 def _file_digests(pe: Any, reader: _Reader, name: str) -> dict[str, bytes]:
     if reader.size > MAX_HASHED_FILE:
         raise SignatureError(f"{name}: {reader.size} bytes, larger than the {MAX_HASHED_FILE} bytes hashed")
+    if pe is None:
+        pe = _signed_pe(reader)
     try:
         return dict(pe.get_fingerprints(hashlib.sha1, hashlib.sha256))
     except _parse_errors() as err:

@@ -246,3 +246,20 @@ def test_oscrypto_loads_with_the_machines_openssl() -> None:
 def test_the_fix_is_only_applied_to_the_old_pattern() -> None:
     old, new = authenticode._OSCRYPTO_FIX[0]
     assert old != new and "\\\\d+" in new and "\\\\d+" not in old
+
+
+def test_a_file_without_a_certificate_table_does_not_load_the_verifier(material: dict[str, bytes],
+                                                                        tmp_path: Path) -> None:
+    """The fast path on an unsigned driver reads its headers with pefile; signify and oscrypto stay unloaded."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "unsigned.dll"
+    path.write_bytes(material["perfmondata.dll"])
+    code = ("import io, sys; from azvhdaudit.authenticode import kernel_signatures\n"
+            "class F:\n    def open(self, p): return open(p, 'rb')\n"
+            f"sig = kernel_signatures(F(), {str(path)!r})\n"
+            "assert sig.cert_table is None and sig.bytes_read == 4096, sig\n"
+            "assert 'signify' not in sys.modules and 'oscrypto' not in sys.modules, sorted(sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
