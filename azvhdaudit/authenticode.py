@@ -246,6 +246,45 @@ CODE_VERIFICATION_ROOT = "Microsoft Code Verification Root"
 _stores: dict[tuple[Anchor, ...], tuple[Any, dict[str, Anchor]]] = {}
 
 
+#: chains found (or the error) per signer certificate, certificate set, anchors, time and EKUs, across files:
+#: Windows' inbox drivers share a handful of signing certificates, and path building is most of a check's cost
+_CHAINS: dict[tuple[Any, ...], Any] = {}
+_MAX_CACHED_CHAINS = 512
+_context_classes: list[type] = []
+
+
+def _context_class() -> type:
+    """A signify VerificationContext that remembers the chains it built (defined once signify is loaded)."""
+    if _context_classes:
+        return _context_classes[0]
+    from signify.x509 import VerificationContext
+
+    class CachedContext(VerificationContext):  # type: ignore[misc]
+        def __init__(self, *stores: Any, anchors: tuple[Anchor, ...], **kwargs: Any) -> None:
+            super().__init__(*stores, **kwargs)
+            self.anchors = anchors
+
+        def verify(self, certificate: Any) -> Any:
+            others = frozenset(c.sha256_fingerprint for store in self.stores if not store.trusted for c in store)
+            key = (certificate.sha256_fingerprint, others, self.anchors, self.timestamp,
+                   tuple(self.extended_key_usages or ()))
+            found = _CHAINS.get(key)
+            if found is None:
+                try:
+                    found = super().verify(certificate)
+                except Exception as err:  # remembered and raised again, exactly as signify raised it
+                    found = err
+                if len(_CHAINS) >= _MAX_CACHED_CHAINS:
+                    _CHAINS.clear()
+                _CHAINS[key] = found
+            if isinstance(found, Exception):
+                raise found
+            return found
+
+    _context_classes.append(CachedContext)
+    return CachedContext
+
+
 def _store(anchors: tuple[Anchor, ...]) -> tuple[Any, dict[str, Anchor]]:
     """A trusted signify certificate store of ``anchors`` and the anchor of each DER fingerprint."""
     if anchors not in _stores:
@@ -549,15 +588,18 @@ def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, k
     moment = cert.valid_from
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
-    context = {"timestamp": moment + datetime.timedelta(seconds=1)}
     try:
+        # the same context signify would make (code-signing EKU where present, no key-usage check: Windows does
+        # not enforce it), with chains remembered per signer certificate and certificate set
+        context = _context_class()(store, signed.certificates, timestamp=moment + datetime.timedelta(seconds=1),
+                                   extended_key_usages=None if catalog else ["code_signing"], anchors=anchors)
+        # (the store is passed too: signify otherwise falls back to, and sizes, its whole default trust store)
         if catalog:  # the member's digest was matched by the caller; this checks the catalog's own signature
-            chains = list(signed.verify(trusted_certificate_store=store, countersignature_mode="ignore",
-                                        verification_context_kwargs=context))
+            chains = list(signed.verify(context, trusted_certificate_store=store, countersignature_mode="ignore"))
         else:
             chains = list(signed.verify(
-                expected_hash=signed_digest, verify_additional_hashes=False, trusted_certificate_store=store,
-                strict_validation=False, countersignature_mode="ignore", verification_context_kwargs=context,
+                context, expected_hash=signed_digest, verify_additional_hashes=False, strict_validation=False,
+                trusted_certificate_store=store, countersignature_mode="ignore",
             ))
     except errors as err:
         log.debug("%s: %s: %s", source, subject, err)

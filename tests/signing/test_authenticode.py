@@ -263,3 +263,26 @@ def test_a_file_without_a_certificate_table_does_not_load_the_verifier(material:
             "assert 'signify' not in sys.modules and 'oscrypto' not in sys.modules, sorted(sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_remembered_chains_depend_on_the_certificates_at_hand(material: dict[str, bytes]) -> None:
+    """A chain found once is reused only with the same certificate set: the signer certificate alone, without
+    the intermediate its signature carried, does not chain."""
+    import datetime
+
+    _, _, _, sigs = authenticode.read_signatures(io.BytesIO(material["WinDivert64-4.0.1.sys"]), name="d")
+    from signify.x509 import CertificateStore  # loaded (with the oscrypto fix) by read_signatures
+
+    nested = next(s for s, src in sigs if src == "nested")
+    leaf = authenticode._signer_cert(nested)
+    store, _ = authenticode._store(authenticode.KERNEL_ANCHORS)
+    when = leaf.valid_from + datetime.timedelta(seconds=1)
+    cls = authenticode._context_class()
+    authenticode._CHAINS.clear()
+    full = cls(store, nested.certificates, timestamp=when, anchors=authenticode.KERNEL_ANCHORS)
+    assert full.verify(leaf)[0].subject.dn.startswith("CN=Microsoft Root Certificate Authority 2010")
+    alone = cls(store, CertificateStore([leaf]), timestamp=when, anchors=authenticode.KERNEL_ANCHORS)
+    with pytest.raises(Exception, match="Chain verification"):
+        alone.verify(leaf)
+    assert len(authenticode._CHAINS) == 2
+    assert full.verify(leaf) is authenticode._CHAINS[next(iter(authenticode._CHAINS))]
