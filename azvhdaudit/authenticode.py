@@ -43,8 +43,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-import pefile
-
 from azvhdaudit.errors import AuditError, GuestFileNotFoundError
 
 if TYPE_CHECKING:
@@ -88,6 +86,8 @@ MAX_CATALOG_BYTES = 2 * 1024 * 1024 * 1024
 CATROOT = r"Windows\System32\CatRoot\{F750E6C3-38EE-11D1-85E5-00C04FC295EE}"
 _HEAD = 4096
 _SECURITY = 4  # IMAGE_DIRECTORY_ENTRY_SECURITY
+#: optional header magic -> offsets of NumberOfRvaAndSizes and of the security directory entry
+_DIRECTORIES = {0x10B: (92, 128), 0x20B: (108, 144)}
 
 #: leaf EKUs that mark a Microsoft kernel-mode signature under Microsoft Root Certificate Authority 2010
 KERNEL_EKUS: dict[str, str] = {
@@ -436,38 +436,48 @@ def _cn(name: Any) -> str:
 
 
 def _locate(reader: _Reader) -> tuple[int, int] | None:
-    """The certificate table's file offset and size from the PE headers (pefile), ``None`` when there is none.
+    """The certificate table's file offset and size from the PE headers, ``None`` when there is none.
 
-    The same checks as signify's: a table that is empty, starts inside the headers or ends past the file is no
-    table. Reading the headers needs neither signify nor its crypto stack, so files without a table never load them.
+    Three fields on one path (PE/COFF: e_lfanew, the optional header's magic and size, data directory entry 4),
+    read with :mod:`struct` the way :mod:`azvhdaudit.pe`'s fast path reads headers, with signify's own checks: a
+    table that is empty, starts inside the headers or ends past the file is no table. Neither signify nor its
+    crypto stack is loaded for a file without one; for a file with one, signify's reading must agree.
     """
     head = reader.head
+    name = reader.name
     if len(head) < 64 or head[:2] != b"MZ":
-        raise SignatureError(f"{reader.name}: not a PE file (no MZ header)")
+        raise SignatureError(f"{name}: not a PE file (no MZ header)")
     (lfanew,) = struct.unpack_from("<I", head, 0x3C)
-    if lfanew >= reader.size:
-        raise SignatureError(f"{reader.name}: PE header offset {lfanew} is past the end of the {reader.size}-byte file")
-    need = lfanew + 24 + 240  # the COFF header and the largest optional header (PE32+ with 16 directories)
+    if lfanew + 24 > reader.size:
+        raise SignatureError(f"{name}: PE header offset {lfanew} is past the end of the {reader.size}-byte file")
+    need = lfanew + 24 + 2
     if need > len(head):
         if need > 1024 * 1024:
-            raise SignatureError(f"{reader.name}: PE header at offset {lfanew}, beyond the first MiB")
+            raise SignatureError(f"{name}: PE header at offset {lfanew}, beyond the first MiB")
         reader.seek(0)
-        head = reader.read(need)
-    try:
-        pe = pefile.PE(data=head, fast_load=True)
-    except (pefile.PEFormatError, ValueError, struct.error) as err:
-        raise SignatureError(f"{reader.name}: PE headers unreadable: {err}") from err
-    dirs = pe.OPTIONAL_HEADER.DATA_DIRECTORY
-    if len(dirs) <= _SECURITY:
+        head = reader.read(lfanew + 24 + 240)
+    if head[lfanew:lfanew + 4] != b"PE\0\0":
+        raise SignatureError(f"{name}: no PE signature at offset {lfanew}")
+    (optional_size,) = struct.unpack_from("<H", head, lfanew + 20)
+    optional = lfanew + 24
+    if optional + optional_size > reader.size or optional_size < 68:
+        raise SignatureError(f"{name}: optional header of {optional_size} bytes does not fit")
+    magic = struct.unpack_from("<H", head, optional)[0]
+    if magic not in _DIRECTORIES:
+        raise SignatureError(f"{name}: optional header magic 0x{magic:X} is neither PE32 nor PE32+")
+    count_at, entry_at = (optional + o for o in _DIRECTORIES[magic])
+    if optional + optional_size < entry_at + 8 or len(head) < entry_at + 8:
         return None
-    offset, size = dirs[_SECURITY].VirtualAddress, dirs[_SECURITY].Size
-    headers_end = pe.DOS_HEADER.e_lfanew + 24 + pe.FILE_HEADER.SizeOfOptionalHeader
-    if not size or offset < headers_end or offset + size > reader.size:
+    (count,) = struct.unpack_from("<I", head, count_at)
+    if count <= _SECURITY:
+        return None
+    offset, size = struct.unpack_from("<II", head, entry_at)
+    if not size or offset < optional + optional_size or offset + size > reader.size:
         if size:
-            log.debug("%s: certificate table at %d+%d lies outside the file: none", reader.name, offset, size)
+            log.debug("%s: certificate table at %d+%d lies outside the file: none", name, offset, size)
         return None
     if size > MAX_CERT_TABLE:
-        raise SignatureError(f"{reader.name}: certificate table of {size} bytes at offset {offset} is larger than "
+        raise SignatureError(f"{name}: certificate table of {size} bytes at offset {offset} is larger than "
                              f"the {MAX_CERT_TABLE} bytes read")
     return offset, size
 

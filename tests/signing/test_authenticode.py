@@ -286,3 +286,15 @@ def test_remembered_chains_depend_on_the_certificates_at_hand(material: dict[str
         alone.verify(leaf)
     assert len(authenticode._CHAINS) == 2
     assert full.verify(leaf) is authenticode._CHAINS[next(iter(authenticode._CHAINS))]
+
+
+@pytest.mark.parametrize("name", ["WinDivert64-4.0.1.sys", "WinDivert64-2.1.0.sys", "msvcp140.dll", "shimx64.efi",
+                                  "perfmondata.dll"])
+def test_certificate_table_location_agrees_with_pefile(material: dict[str, bytes], name: str) -> None:
+    import pefile
+
+    data = material[name]
+    pe = pefile.PE(data=data, fast_load=True)
+    entry = pe.OPTIONAL_HEADER.DATA_DIRECTORY[4]
+    expected = (entry.VirtualAddress, entry.Size) if entry.Size else None
+    assert authenticode._locate(authenticode._Reader(io.BytesIO(data), name)) == expected
