@@ -243,6 +243,8 @@ UEFI_DB_ANCHORS: tuple[Anchor, ...] = (
 
 #: the name of the root that cross-certificates for legacy kernel-mode signing are issued by
 CODE_VERIFICATION_ROOT = "Microsoft Code Verification Root"
+#: how a :class:`Signer`'s ``why`` starts for a legacy cross-signed chain (which cannot be verified offline)
+CROSS_SIGNED = "cross-signed"
 _stores: dict[tuple[Anchor, ...], tuple[Any, dict[str, Anchor]]] = {}
 
 
@@ -646,8 +648,9 @@ def _untrusted_words(signed: Any, cert: Any, anchors: tuple[Anchor, ...], err: B
             break
         top = parent
     if any(_cn(c.issuer) == CODE_VERIFICATION_ROOT for c in certs):
-        return (f"cross-signed to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the package "
-                "(its chain cannot be verified offline)")
+        return (f"{CROSS_SIGNED} to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the "
+                f"package (its chain cannot be verified offline); the signing certificate was issued "
+                f"{cert.valid_from.date().isoformat()}")
     if _cn(top.subject) in names or _cn(top.issuer) in names:
         return (f"the chain names {_cn(top.issuer) if _cn(top.issuer) in names else _cn(top.subject)}, but does not "
                 f"verify against that trust anchor's exact certificate: {err}")

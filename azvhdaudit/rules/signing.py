@@ -23,7 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from azvhdaudit.authenticode import CATROOT, Catalogs, FileSignatures, SignatureError, kernel_signatures
+from azvhdaudit.authenticode import (
+    CATROOT,
+    CROSS_SIGNED,
+    Catalogs,
+    FileSignatures,
+    SignatureError,
+    kernel_signatures,
+)
 from azvhdaudit.errors import AuditError, GuestFileNotFoundError
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
@@ -111,6 +118,13 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
         if sig.mode == "fast":
             how += " (fast path: the file's digest was not compared)"
         return "ok", how
+    cross = [s for s in sig.signers if s.why.startswith(CROSS_SIGNED)]
+    if cross and all(s.why.startswith(CROSS_SIGNED) or not s.why for s in sig.signers if not s.verified):
+        # Windows 10 1607 and later with Secure Boot still load cross-signed drivers whose signing certificate was
+        # issued before 2015-07-29 (and keep those of upgraded systems): without the root, this stays undecided
+        return "undecided", (f"{_signer_words(sig)}; Windows 10 1607 and later under Secure Boot load a "
+                             "cross-signed driver only when its signing certificate was issued before 2015-07-29 "
+                             "(Driver Signing Policy)")
     if sig.mode == "fast":
         if sig.cert_table is None:
             return "undecided", (f"no embedded signature; it may be listed in a catalog under {CATROOT}, which "
