@@ -236,3 +236,16 @@ def test_engine_results_for_the_boot_volume(sb_images: dict[str, Path]) -> None:
 def test_azure_2022_profile_has_none(sb_images: dict[str, Path]) -> None:
     report = azvhdaudit.audit(sb_images["good"], profile="azure-2022")
     assert not [r for r in report.results if r.rule_id.startswith("secureboot.")]
+
+
+def test_fix_script_carries_the_computed_bcdedit_lines(sb_images: dict[str, Path]) -> None:
+    from azvhdaudit.fix import powershell_script
+
+    report = azvhdaudit.audit(sb_images["bad"], select="secureboot.*", target={"security_type": "TrustedLaunch"})
+    script = powershell_script(report, include_warnings=True)
+    for line in ('bcdedit /set "{globalsettings}" testsigning off', 'bcdedit /set "{default}" nointegritychecks off',
+                 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"',
+                 r'Start-ScheduledTask -TaskName "\Microsoft\Windows\PI\Secure-Boot-Update"'):
+        assert line in script, line
+    # the general lines of the rule are replaced by the finding's own
+    assert 'bcdedit /deletevalue "{default}" loadoptions' not in script
