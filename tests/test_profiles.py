@@ -151,3 +151,11 @@ def test_the_cli_and_the_plugin_offer_every_profile() -> None:
     out = cli._rule_rows("azure-2022")
     assert {r["id"] for r in out} == {r.id for r in select_rules("azure-2022")} | {
         r.id for r in select_rules("azure-2022", role="vm")} | {r.id for r in select_rules("azure-2022", role="data")}
+
+
+def test_a_bad_target_built_directly_is_a_profile_error() -> None:
+    with pytest.raises(ProfileError, match="security_type must be one of Standard, TrustedLaunch, ConfidentialVM"):
+        Target("Trusted")
+    with pytest.raises(ProfileError, match="disk_controller"):
+        Target(disk_controller="IDE")
+    assert Target("confidentialvm", "scsi") == Target("ConfidentialVM", "SCSI")
