@@ -8,8 +8,8 @@
 - ``noboot``: GPT; ESP with a BCD and \\EFI\\Boot\\bootx64.efi but no \\EFI\\Microsoft\\Boot\\bootmgfw.efi;
   Windows Server 2012 R2; no servicing values.
 - ``gen1``: MBR; \\Boot\\BCD on the Windows volume; Windows Server 2019; servicing ``NotStarted``.
-- ``shim``: GPT; ESP whose \\EFI\\Microsoft\\Boot\\bootmgfw.efi is Debian's Microsoft-signed shim (real
-  signatures nobody here made); Windows Server 2019; servicing requested (0x5944), not started.
+- ``shim_image`` (its own fixture): GPT; ESP whose \\EFI\\Microsoft\\Boot\\bootmgfw.efi is Debian's
+  Microsoft-signed shim (real signatures nobody here made); Windows Server 2019; servicing requested, not started.
 - ``nobcd``: GPT; ESP with a boot manager but no BCD store; SYSTEM but no SOFTWARE hive.
 """
 
@@ -65,7 +65,6 @@ def sb_images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_buil
     pe_work.mkdir()
     unsigned = sbkit.efi_binary(b, pe_work)
     signed = sbkit.self_signed(unsigned, pe_work)
-    shim = shim_bytes(b)
     with lzma.open(REALDATA / "BCD.xz") as fh:
         real_bcd = fh.read()
 
@@ -101,11 +100,6 @@ def sb_images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_buil
                 servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0})),
             SOFTWARE: server_2019,
         }),
-        "shim": sbkit.gpt_image(work, "shim", {sbkit.ESP_FILES_BCD: real_bcd, sbkit.BOOTMGFW: shim}, {
-            SYSTEM: hive("shim.sys", "SYSTEM", sbkit.system_tree(
-                servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0x5944})),
-            SOFTWARE: server_2019,
-        }),
         "nobcd": sbkit.gpt_image(work, "nobcd", {sbkit.BOOTMGFW: signed}, {
             SYSTEM: hive("nobcd.sys", "SYSTEM", sbkit.system_tree(servicing={"UEFICA2023Status": "Updated"})),
         }),
@@ -113,6 +107,24 @@ def sb_images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_buil
     for path in images.values():
         path.chmod(0o444)
     return images
+
+
+@pytest.fixture(scope="session")
+def shim_image(tmp_path_factory: pytest.TempPathFactory, shim: bytes, sample_builder: ModuleType) -> Path:
+    """GPT; the ESP's \\EFI\\Microsoft\\Boot\\bootmgfw.efi is Debian's shim; Windows Server 2019, servicing
+    requested (0x5944) and not started. Apart from the other images: it needs samples/material.py's download."""
+    b = sample_builder
+    work = tmp_path_factory.mktemp("secureboot-shim")
+    with lzma.open(REALDATA / "BCD.xz") as fh:
+        real_bcd = fh.read()
+    system = sbkit.hive_file(b, work / "shim.sys", "SYSTEM", sbkit.system_tree(
+        servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0x5944}))
+    software = sbkit.hive_file(b, work / "s2019.sw", "SOFTWARE", sbkit.software_tree(
+        "Windows Server 2019 Datacenter", "ServerDatacenter", 17763, "Server"))
+    path = sbkit.gpt_image(work, "shim", {sbkit.ESP_FILES_BCD: real_bcd, sbkit.BOOTMGFW: shim},
+                           {SYSTEM: system.read_bytes(), SOFTWARE: software.read_bytes()})
+    path.chmod(0o444)
+    return path
 
 
 @pytest.fixture(scope="session")

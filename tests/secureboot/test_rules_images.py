@@ -82,10 +82,10 @@ def test_good_image_boot_manager_signature(sb_images: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("verify", [False, True])
-def test_real_microsoft_signatures_third_party_ca(sb_images: dict[str, Path], verify: bool) -> None:
+def test_real_microsoft_signatures_third_party_ca(shim_image: Path, verify: bool) -> None:
     """Debian's shim as the boot manager: both chains verify, to Microsoft's third-party UEFI CAs, which is not
     Windows Boot Manager as Microsoft signs it: a warning, not a pass and not a failure."""
-    with audited(sb_images["shim"], "TrustedLaunch", verify_signatures=verify) as ctx:
+    with audited(shim_image, "TrustedLaunch", verify_signatures=verify) as ctx:
         out = run("secureboot.bootmgr_signature", ctx)
     assert out.status == Status.WARNING, out.message
     assert "chains to Microsoft Corporation UEFI CA 2011, Microsoft UEFI CA 2023" in out.message
