@@ -85,6 +85,9 @@ MAX_CATALOG_BYTES = 2 * 1024 * 1024 * 1024
 #: the system catalog database Windows checks catalog-signed drivers against
 CATROOT = r"Windows\System32\CatRoot\{F750E6C3-38EE-11D1-85E5-00C04FC295EE}"
 _HEAD = 4096
+_SECURITY = 4  # IMAGE_DIRECTORY_ENTRY_SECURITY
+#: optional header magic -> offsets of NumberOfRvaAndSizes and of the security directory entry
+_DIRECTORIES = {0x10B: (92, 128), 0x20B: (108, 144)}
 
 #: leaf EKUs that mark a Microsoft kernel-mode signature under Microsoft Root Certificate Authority 2010
 KERNEL_EKUS: dict[str, str] = {
@@ -240,7 +243,48 @@ UEFI_DB_ANCHORS: tuple[Anchor, ...] = (
 
 #: the name of the root that cross-certificates for legacy kernel-mode signing are issued by
 CODE_VERIFICATION_ROOT = "Microsoft Code Verification Root"
+#: how a :class:`Signer`'s ``why`` starts for a legacy cross-signed chain (which cannot be verified offline)
+CROSS_SIGNED = "cross-signed"
 _stores: dict[tuple[Anchor, ...], tuple[Any, dict[str, Anchor]]] = {}
+
+
+#: chains found (or the error) per signer certificate, certificate set, anchors, time and EKUs, across files:
+#: Windows' inbox drivers share a handful of signing certificates, and path building is most of a check's cost
+_CHAINS: dict[tuple[Any, ...], Any] = {}
+_MAX_CACHED_CHAINS = 512
+_context_classes: list[type] = []
+
+
+def _context_class() -> type:
+    """A signify VerificationContext that remembers the chains it built (defined once signify is loaded)."""
+    if _context_classes:
+        return _context_classes[0]
+    from signify.x509 import VerificationContext
+
+    class CachedContext(VerificationContext):  # type: ignore[misc]
+        def __init__(self, *stores: Any, anchors: tuple[Anchor, ...], **kwargs: Any) -> None:
+            super().__init__(*stores, **kwargs)
+            self.anchors = anchors
+
+        def verify(self, certificate: Any) -> Any:
+            others = frozenset(c.sha256_fingerprint for store in self.stores if not store.trusted for c in store)
+            key = (certificate.sha256_fingerprint, others, self.anchors, self.timestamp,
+                   tuple(self.extended_key_usages or ()))
+            found = _CHAINS.get(key)
+            if found is None:
+                try:
+                    found = super().verify(certificate)
+                except Exception as err:  # remembered and raised again, exactly as signify raised it
+                    found = err
+                if len(_CHAINS) >= _MAX_CACHED_CHAINS:
+                    _CHAINS.clear()
+                _CHAINS[key] = found
+            if isinstance(found, Exception):
+                raise found
+            return found
+
+    _context_classes.append(CachedContext)
+    return CachedContext
 
 
 def _store(anchors: tuple[Anchor, ...]) -> tuple[Any, dict[str, Anchor]]:
@@ -393,25 +437,73 @@ def _cn(name: Any) -> str:
     return _name(name)
 
 
+def _locate(reader: _Reader) -> tuple[int, int] | None:
+    """The certificate table's file offset and size from the PE headers, ``None`` when there is none.
+
+    Three fields on one path (PE/COFF: e_lfanew, the optional header's magic and size, data directory entry 4),
+    read with :mod:`struct` the way :mod:`azvhdaudit.pe`'s fast path reads headers, with signify's own checks: a
+    table that is empty, starts inside the headers or ends past the file is no table. Neither signify nor its
+    crypto stack is loaded for a file without one; for a file with one, signify's reading must agree.
+    """
+    head = reader.head
+    name = reader.name
+    if len(head) < 64 or head[:2] != b"MZ":
+        raise SignatureError(f"{name}: not a PE file (no MZ header)")
+    (lfanew,) = struct.unpack_from("<I", head, 0x3C)
+    if lfanew + 24 > reader.size:
+        raise SignatureError(f"{name}: PE header offset {lfanew} is past the end of the {reader.size}-byte file")
+    need = lfanew + 24 + 2
+    if need > len(head):
+        if need > 1024 * 1024:
+            raise SignatureError(f"{name}: PE header at offset {lfanew}, beyond the first MiB")
+        reader.seek(0)
+        head = reader.read(lfanew + 24 + 240)
+    if head[lfanew:lfanew + 4] != b"PE\0\0":
+        raise SignatureError(f"{name}: no PE signature at offset {lfanew}")
+    (optional_size,) = struct.unpack_from("<H", head, lfanew + 20)
+    optional = lfanew + 24
+    if optional + optional_size > reader.size or optional_size < 68:
+        raise SignatureError(f"{name}: optional header of {optional_size} bytes does not fit")
+    magic = struct.unpack_from("<H", head, optional)[0]
+    if magic not in _DIRECTORIES:
+        raise SignatureError(f"{name}: optional header magic 0x{magic:X} is neither PE32 nor PE32+")
+    count_at, entry_at = (optional + o for o in _DIRECTORIES[magic])
+    if optional + optional_size < entry_at + 8 or len(head) < entry_at + 8:
+        return None
+    (count,) = struct.unpack_from("<I", head, count_at)
+    if count <= _SECURITY:
+        return None
+    offset, size = struct.unpack_from("<II", head, entry_at)
+    if not size or offset < optional + optional_size or offset + size > reader.size:
+        if size:
+            log.debug("%s: certificate table at %d+%d lies outside the file: none", name, offset, size)
+        return None
+    if size > MAX_CERT_TABLE:
+        raise SignatureError(f"{name}: certificate table of {size} bytes at offset {offset} is larger than "
+                             f"the {MAX_CERT_TABLE} bytes read")
+    return offset, size
+
+
+def _signed_pe(reader: _Reader) -> Any:
+    """signify's view of the PE file (it reads what it needs through ``reader``)."""
+    return load_signify()["SignedPEFile"](reader)
+
+
 def _open_pe(reader: _Reader) -> tuple[Any, tuple[int, int] | None]:
-    """signify's view of the PE file and its certificate table's location, bounds checked."""
-    sig = load_signify()
-    if reader.head[:2] != b"MZ":
-        raise SignatureError(f"{reader.name}: not a PE file (no MZ header)")
-    pe = sig["SignedPEFile"](reader)
+    """signify's view of the PE file (``None`` when the file has no certificate table) and the table's location."""
+    table = _locate(reader)
+    if table is None:
+        return None, None
+    pe = _signed_pe(reader)
     try:
         omit = pe.get_authenticode_omit_sections()
     except _parse_errors() as err:
         raise SignatureError(f"{reader.name}: PE headers unreadable: {err}") from err
-    if omit is None:
-        raise SignatureError(f"{reader.name}: PE headers unreadable (no PE signature or optional header)")
-    table = omit.get("certtable")
-    if table is None:
-        return pe, None
-    if table.length > MAX_CERT_TABLE:
-        raise SignatureError(f"{reader.name}: certificate table of {table.length} bytes at offset {table.start} "
-                             f"is larger than the {MAX_CERT_TABLE} bytes read")
-    return pe, (table.start, table.length)
+    found = None if omit is None or "certtable" not in omit else tuple(omit["certtable"])
+    if found != table:
+        raise SignatureError(f"{reader.name}: the PE headers give the certificate table as {table}, signify as "
+                             f"{found}")
+    return pe, table
 
 
 def _embedded(pe: Any, name: str) -> Iterator[tuple[Any, str]]:
@@ -508,22 +600,22 @@ def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, k
     moment = cert.valid_from
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
-    context = {"timestamp": moment + datetime.timedelta(seconds=1)}
     try:
+        # the same context signify would make (code-signing EKU where present, no key-usage check: Windows does
+        # not enforce it), with chains remembered per signer certificate and certificate set
+        context = _context_class()(store, signed.certificates, timestamp=moment + datetime.timedelta(seconds=1),
+                                   extended_key_usages=None if catalog else ["code_signing"], anchors=anchors)
+        # (the store is passed too: signify otherwise falls back to, and sizes, its whole default trust store)
         if catalog:  # the member's digest was matched by the caller; this checks the catalog's own signature
-            chains = list(signed.verify(trusted_certificate_store=store, countersignature_mode="ignore",
-                                        verification_context_kwargs=context))
+            chains = list(signed.verify(context, trusted_certificate_store=store, countersignature_mode="ignore"))
         else:
             chains = list(signed.verify(
-                expected_hash=signed_digest, verify_additional_hashes=False, trusted_certificate_store=store,
-                strict_validation=False, countersignature_mode="ignore", verification_context_kwargs=context,
+                context, expected_hash=signed_digest, verify_additional_hashes=False, strict_validation=False,
+                trusted_certificate_store=store, countersignature_mode="ignore",
             ))
     except errors as err:
-        why = str(err)
-        if any(_cn(c.issuer) == CODE_VERIFICATION_ROOT for c in signed.certificates):
-            why = (f"cross-signed to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the "
-                   f"package (its chain cannot be verified offline): {why}")
-        return Signer(**base, why=why)
+        log.debug("%s: %s: %s", source, subject, err)
+        return Signer(**base, why=_untrusted_words(signed, cert, anchors, err))
     chain = next((c for c in chains if 0 < len(c) <= MAX_CHAIN), None)
     if chain is None:
         return Signer(**base, why=f"no chain of at most {MAX_CHAIN} certificates")
@@ -542,6 +634,32 @@ def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, k
     return Signer(**base, anchor=anchor.name, chain=names, verified=True, kernel_mode=kernel_ok, why=why)
 
 
+def _untrusted_words(signed: Any, cert: Any, anchors: tuple[Anchor, ...], err: BaseException) -> str:
+    """Why a chain did not verify, in words: where the signature's own certificates lead, and the verifier's
+    reason when the chain does reach an anchor's name (a lookalike, a bad signature)."""
+    certs = list(signed.certificates)
+    names = {a.name for a in anchors}
+    top = cert
+    for _ in range(MAX_CHAIN):
+        if top.issuer == top.subject:
+            break
+        parent = next((c for c in certs if c.subject == top.issuer and c is not top), None)
+        if parent is None:
+            break
+        top = parent
+    if any(_cn(c.issuer) == CODE_VERIFICATION_ROOT for c in certs):
+        return (f"{CROSS_SIGNED} to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the "
+                f"package (its chain cannot be verified offline); the signing certificate was issued "
+                f"{cert.valid_from.date().isoformat()}")
+    if _cn(top.subject) in names or _cn(top.issuer) in names:
+        return (f"the chain names {_cn(top.issuer) if _cn(top.issuer) in names else _cn(top.subject)}, but does not "
+                f"verify against that trust anchor's exact certificate: {err}")
+    if top.issuer == top.subject:
+        where = "a self-signed certificate" if top is cert else f"the self-signed {_cn(top.subject)}"
+        return f"the chain ends at {where}, not at {' or '.join(sorted(names))}"
+    return f"the chain leads to {_cn(top.issuer)}, not to {' or '.join(sorted(names))}"
+
+
 def read_signatures(fh: BinaryIO, *, name: str) -> tuple[_Reader, Any, tuple[int, int] | None, list[tuple[Any, str]]]:
     """Read a PE file's embedded signatures (headers and certificate table only)."""
     reader = _Reader(fh, name)
@@ -553,6 +671,8 @@ def read_signatures(fh: BinaryIO, *, name: str) -> tuple[_Reader, Any, tuple[int
 def _file_digests(pe: Any, reader: _Reader, name: str) -> dict[str, bytes]:
     if reader.size > MAX_HASHED_FILE:
         raise SignatureError(f"{name}: {reader.size} bytes, larger than the {MAX_HASHED_FILE} bytes hashed")
+    if pe is None:
+        pe = _signed_pe(reader)
     try:
         return dict(pe.get_fingerprints(hashlib.sha1, hashlib.sha256))
     except _parse_errors() as err:

@@ -173,6 +173,7 @@ def _result(rule: Rule, outcome: Outcome, disk: str, duration_ms: float) -> Resu
         actual=outcome.actual,
         evidence=outcome.evidence,
         reason=outcome.reason,
+        # a fix computed from the finding (the exact control set, value ...) replaces the rule's general one
         remediation=outcome.remediation or meta.remediation,
         rationale=meta.rationale,
         source=meta.source,

@@ -4,38 +4,51 @@ Read from what a rule is given (``ctx.registry``, ``ctx.facts``, ``ctx.bcd`` and
 never by opening the image again. Every fact that could not be read is ``None`` with the reason, so the rules
 can say "not checked" instead of guessing.
 
-References (titles, addresses and dates as published; read 2026-12):
+References (titles, addresses and dates as published, read 2026-12 in stored copies; where a page's body was
+only partly readable, the statement says where the rest comes from):
 
 - KB5068202, "Registry key updates for Secure Boot: Windows devices with IT-managed updates"
   (support.microsoft.com/topic/a7be69c9-4634-42e1-9ca1-df06f43f360d, published 2025-10-14): the servicing
   values under ``HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecureBoot\\Servicing``: ``AvailableUpdates``
   (REG_DWORD bitmask, "for enterprise deployment ... 0x5944 ... adding the new 2023 CA certificates, updating
-  the KEK, and installing the new boot manager"), ``UEFICA2023Status`` (REG_SZ, ``NotStarted`` ->
-  ``InProgress`` -> ``Updated``), ``UEFICA2023Error`` (REG_DWORD), ``HighConfidenceOptOut``,
-  ``MicrosoftUpdateManagedOptIn``; the values are in updates released on or after 2025-10-14 (Windows 10 22H2
-  and later, Windows Server 2022 and later) and 2025-11-11 (the other supported versions).
+  the KEK, and installing the new boot manager"), ``UEFICA2023Status`` (REG_SZ; "Initially the status is
+  NotStarted. It changes to InProgress once the update begins", and ``Updated`` when done, the value Microsoft's
+  deployment guidance and its "Ask Microsoft Anything: Secure Boot" answers check for), ``UEFICA2023Error``,
+  ``HighConfidenceOptOut``, ``MicrosoftUpdateManagedOptIn``; the values are in updates released on or after
+  2025-10-14 (Windows 10 22H2 and later, Windows Server 2022 and later) and 2025-11-11 (the other supported
+  versions).
 - KB5025885, "How to manage the Windows Boot Manager revocations for Secure Boot changes associated with
-  CVE-2023-24932" (support.microsoft.com, first published 2023-05-09): ``AvailableUpdates`` 0x40 (add "Windows
-  UEFI CA 2023" to the DB), 0x100 (install the boot manager signed by it), 0x80 (add "Microsoft Windows
-  Production PCA 2011" to the DBX), 0x200 (the SVN update); ``WindowsUEFICA2023Capable`` under ``Servicing``:
-  0 or absent = the 2023 certificate is not in the DB, 1 = it is, 2 = it is and the device boots the
-  2023-signed boot manager. Its ``reg add`` lines write ``AvailableUpdates`` under ``...\\Control\\SecureBoot``
-  itself, while KB5068202 places every value under ``...\\SecureBoot\\Servicing``; both keys are read and
-  the evidence names the one the value came from.
+  CVE-2023-24932" (support.microsoft.com/topic/41a975df-beb2-40c1-99a3-b3ff139f832d, first published
+  2023-05-09), its steps as Lenovo's CDRT documentation (cdrt.github.io/mk_docs) reproduces them:
+  ``reg add HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Secureboot /v AvailableUpdates``
+  0x40 (add "Windows UEFI CA 2023" to the DB), 0x100 (install the boot manager signed by it), 0x80 (add
+  "Windows Production PCA 2011" to the DBX), each followed by ``Start-ScheduledTask -TaskName
+  "\\Microsoft\\Windows\\PI\\Secure-Boot-Update"``; 0x200 (the Secure Version Number update) as other
+  deployment guides quote the same KB. ``WindowsUEFICA2023Capable`` under ``Servicing`` (as tools that read the
+  KB quote it): 0 or absent = the 2023 certificate is not in the DB, 1 = it is, 2 = it is and the device boots
+  the 2023-signed boot manager. KB5025885's ``reg add`` lines write ``AvailableUpdates`` under
+  ``...\\Control\\SecureBoot`` itself, while KB5068202 places every value under ``...\\SecureBoot\\Servicing``;
+  both keys are read (``Servicing`` first) and the evidence names the one the value came from. A real Windows 10
+  1709 SYSTEM hive (tests/data/realdata/SYSTEM_B) holds ``Control\\SecureBoot\\AvailableUpdates`` (REG_DWORD 0)
+  and no ``Servicing`` key: the value is older than the 2023 servicing, so only ``UEFICA2023Status``,
+  ``WindowsUEFICA2023Capable`` and ``UEFICA2023Error`` show that servicing is installed.
 - KB5062713, "Windows devices with IT-managed updates" (support.microsoft.com/help/5062713, published
   2025-06-26): the 2011 certificates (Microsoft Corporation KEK CA 2011, Microsoft Windows Production PCA 2011,
   Microsoft Corporation UEFI CA 2011) "set to expire beginning in June 2026"; KB5053946 ("Enterprise deployment
-  guidance for CVE-2023-24932", 2025-02-13) lists Windows Production PCA 2011 as expiring in October 2026.
+  guidance for CVE-2023-24932", 2025-02-13) and Microsoft's AMA answers put Windows Production PCA 2011's expiry
+  in October 2026.
 - KB5085395, "Secure Boot update from 2011 to 2023 certificates: Trusted Launch VMs (TVM) and Confidential VMs
   (CVM)" (support.microsoft.com/help/5085395, published 2026-05-13): an Azure VM with Secure Boot needs both the
   2023 certificates in its virtual firmware and a boot manager signed by them; one that keeps the 2011 chain
   "can continue to boot" but gets no new boot-manager, DB/DBX or early-boot protections.
 - The bits 0x0004 (KEK signed by the platform key), 0x0800 (Microsoft Option ROM UEFI CA 2023), 0x1000
   (Microsoft UEFI CA 2023) and 0x4000 (apply those two only where Microsoft Corporation UEFI CA 2011 is in the
-  DB) are KB5068202's settings list; 0x5944 is exactly their sum with 0x0040 and 0x0100. Microsoft's answers in
+  DB) are KB5068202's settings list as deployment scripts quote it line by line (the list itself was not in the
+  readable part of the stored page); 0x5944 is exactly their sum with 0x0040 and 0x0100. Microsoft's answers in
   the "Ask Microsoft Anything: Secure Boot" sessions (techcommunity.microsoft.com, 2026-02/03) confirm that the
-  scheduled task ``\\Microsoft\\Windows\\PI\\Secure-Boot-Update`` clears each bit when its step is done and
-  that 0x4000 stays set. Bits not in this table are shown as undocumented, never given a meaning.
+  scheduled task clears each bit when its step is done and that 0x4000 stays set (a device "that started at
+  0x5944 and is now 0x4004" still waits for its KEK). Bits not in this table are shown as undocumented, never
+  given a meaning.
 
 Offline, the servicing values say what Windows on this image did and still means to do on the firmware it last
 ran on; the firmware of the Azure VM the image becomes is Azure's. Which CA signs the boot manager on the ESP is
@@ -77,6 +90,7 @@ __all__ = [
     "servicing_state",
     "esp_partition",
     "boot_files",
+    "boot_volume_files",
     "boot_manager",
     "boot_manager_signers",
     "AUTHENTICODE_API",
@@ -318,6 +332,17 @@ def esp_partition(facts: ImageFacts) -> PartitionFacts | None:
     return None
 
 
+def boot_volume_files(image: Any) -> GuestFiles | None:
+    """The files of an opened image's boot volume (the one holding the BCD store), as ``AuditContext.boot_files``
+    takes them; ``None`` when the image has none."""
+    volume = getattr(image, "boot_volume", None)
+    if volume is None:
+        return None
+    from azvhdaudit.fs import GuestFileSystem
+
+    return GuestFileSystem(volume)
+
+
 def boot_files(ctx: AuditContext) -> tuple[GuestFiles | None, str]:
     """The files of the ESP as rules see them, or ``None`` with the reason.
 
@@ -397,6 +422,10 @@ def boot_manager(files: GuestFiles, path: str = BOOTMGR_PATH) -> BootManager:
     fh, size = _open(files, path)
     if fh is None:
         return BootManager(path=path, present=False)
+    if size > MAX_BOOTMGR_SIZE and getattr(files, "open", None) is None:
+        fh.close()
+        return BootManager(path, True, size, error=f"larger than {MAX_BOOTMGR_SIZE} bytes, the most read whole "
+                                                   "from a volume without random access", bytes_read=size)
     try:
         head = fh.read(_HEAD)
         read = len(head)
@@ -484,9 +513,12 @@ def boot_manager_signers(files: GuestFiles, path: str = BOOTMGR_PATH, *, verify:
     func, why = _api()
     if func is None:
         return SignerAnswer(None, why)
-    fh, _size = _open(files, path)
+    fh, size = _open(files, path)
     if fh is None:
         return SignerAnswer(None, f"{path} is not on the volume")
+    if size > MAX_BOOTMGR_SIZE and getattr(files, "open", None) is None:
+        fh.close()
+        return SignerAnswer(None, f"{path} is larger than {MAX_BOOTMGR_SIZE} bytes")
     try:
         found = func(fh, name=path, verify=verify)
     except AuditError as err:

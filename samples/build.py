@@ -57,6 +57,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import diskwriter  # noqa: E402  (sibling module; samples/ is not a package)
+import material  # noqa: E402  (real signed binaries from PyPI and Debian, SHA-256 pinned)
 
 MiB = 1024 * 1024
 SECTOR = 512
@@ -76,6 +77,8 @@ TOOLS: dict[str, str] = {
     "x86_64-w64-mingw32-windres": "binutils-mingw-w64-x86-64",
     "xz": "xz-utils",
     "umount": "mount",
+    "openssl": "openssl",
+    "osslsigncode": "osslsigncode",
 }
 FAKETIME_LIBS = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
@@ -550,6 +553,14 @@ class SampleSpec:
     parent: str = ""
     panther: bool = False
     compress: bool = True
+    #: guest path -> where its bytes come from: ``material:NAME`` (samples/material.py) or ``self-signed:NAME``
+    #: (a mingw-w64 PE named NAME signed with samples/keys/contoso-selfsigned.key); written over the defaults
+    drivers: tuple[tuple[str, str], ...] = ()
+    #: the ESP's boot manager: ``material:NAME``, or "" for the mingw-w64 stand-in
+    bootmgr: str = ""
+    #: the profile and deployment target the manifest's expectations are for
+    profile: str = "azure-2022"
+    target: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -598,11 +609,42 @@ def guest_files(spec: SampleSpec, hives: Mapping[str, Path], workdir: Path) -> d
     if spec.layout.scheme == "mbr":
         files["bootmgr"] = (b"sample boot manager stand-in\r\n", BUILD_EPOCH)
         files["Boot\\BCD"] = (hives["BCD"].read_bytes(), BUILD_EPOCH)
+    for path, source in spec.drivers:
+        files[path] = (binary(source, workdir), BUILD_EPOCH)
     return files
 
 
-def esp_files(hives: Mapping[str, Path], workdir: Path) -> dict[str, bytes]:
-    bootmgfw = build_pe("bootmgfw.efi", "10.0.16299.15", workdir)
+SAMPLE_KEY = HERE / "keys" / "contoso-selfsigned.key"
+SAMPLE_SIGNER = "/CN=Contoso Storage Driver (self-signed sample)"
+
+
+def binary(source: str, workdir: Path) -> bytes:
+    """The bytes of a ``material:NAME`` or ``self-signed:NAME`` source (see :attr:`SampleSpec.drivers`)."""
+    kind, _, name = source.partition(":")
+    if kind == "material":
+        try:
+            return material.fetch(name)
+        except (material.MaterialError, OSError) as err:
+            raise BuildError(str(err)) from err
+    if kind == "self-signed":
+        # the certificate and the signature are deterministic: a committed key, a fixed serial, the frozen clock
+        sign = workdir / "sign"
+        sign.mkdir(parents=True, exist_ok=True)
+        cert = sign / "contoso.crt"
+        if not cert.exists():
+            run("openssl", "req", "-x509", "-key", SAMPLE_KEY, "-set_serial", "0x5a3c", "-days", "3650", "-subj",
+                SAMPLE_SIGNER, "-addext", "extendedKeyUsage=codeSigning", "-out", cert, frozen=True)
+        src, out = sign / f"{name}.unsigned", sign / name
+        src.write_bytes(build_pe(name, "10.0.17763.1", workdir))
+        out.unlink(missing_ok=True)
+        run("osslsigncode", "sign", "-certs", cert, "-key", SAMPLE_KEY, "-h", "sha256", "-in", src, "-out", out,
+            frozen=True)
+        return out.read_bytes()
+    raise BuildError(f"unknown binary source {source!r}")
+
+
+def esp_files(hives: Mapping[str, Path], workdir: Path, bootmgr: str = "") -> dict[str, bytes]:
+    bootmgfw = binary(bootmgr, workdir) if bootmgr else build_pe("bootmgfw.efi", "10.0.16299.15", workdir)
     return {
         "EFI\\Boot\\bootx64.efi": bootmgfw,
         "EFI\\Microsoft\\Boot\\BCD": hives["BCD"].read_bytes(),
@@ -840,6 +882,14 @@ WIN10_1709 = OSSpec(
     loader_description="Windows 10",
 )
 
+SERVER_2019 = OSSpec("Windows Server 2019 Datacenter", 17763, "10.0.17763.1", loader_description="Windows Server 2019")
+
+#: the boot-start and system-start drivers of gen2-ready.vhd (SYSTEM.reg plus gen2-ready.SYSTEM.reg), each a copy
+#: of WinDivert 4.0.1's Dev Center-signed driver
+READY_BOOT_DRIVERS = ("cdrom", "storvsc", "vmbus", "partmgr", "stornvme", "pci", "disk", "volmgr", "volume", "volsnap",
+                      "mountmgr")
+_SIGNED = "material:WinDivert64-4.0.1.sys"
+
 SAMPLES: tuple[SampleSpec, ...] = (
     SampleSpec(
         "gen1-azure.vhd",
@@ -888,6 +938,32 @@ SAMPLES: tuple[SampleSpec, ...] = (
         control_set="ControlSet002",
         unique_id="3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4a05",
         panther=True,
+    ),
+    SampleSpec(
+        "gen2-ready.vhd",
+        GEN2_LAYOUT,
+        SERVER_2019,
+        overlays=(("SYSTEM", "gen2-ready.SYSTEM.reg"), ("SOFTWARE", "gen2-ready.SOFTWARE.reg")),
+        unique_id="3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4a06",
+        drivers=tuple((f"Windows\\System32\\drivers\\{d}.sys", _SIGNED) for d in READY_BOOT_DRIVERS),
+        bootmgr="material:shimx64.efi",
+        profile="azure",
+        target=(("security_type", "TrustedLaunch"), ("disk_controller", "NVMe")),
+    ),
+    SampleSpec(
+        "gen2-blocked.vhd",
+        GEN2_LAYOUT,
+        SERVER_2019,
+        overlays=(("SYSTEM", "gen2-ready.SYSTEM.reg"), ("SYSTEM", "gen2-blocked.SYSTEM.reg"),
+                  ("SOFTWARE", "gen2-ready.SOFTWARE.reg"), ("BCD", "gen2-blocked.BCD.reg")),
+        unique_id="3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4a07",
+        drivers=(
+            *((f"Windows\\System32\\drivers\\{d}.sys", _SIGNED) for d in READY_BOOT_DRIVERS),
+            ("Windows\\System32\\drivers\\contosofs.sys", "self-signed:contosofs.sys"),
+            ("Windows\\System32\\drivers\\msfilter.sys", "material:msvcp140.dll"),
+        ),
+        profile="azure",
+        target=(("security_type", "TrustedLaunch"), ("disk_controller", "NVMe")),
     ),
 )
 
@@ -953,7 +1029,7 @@ GEN2_FAILS = (
     "updates.no_pending_reboot",
 )
 
-#: What each sample is built to fail under the "azure" profile (current document), by check id
+#: What each sample is built to fail under the "azure-2022" profile (the 2022-08 document), by check id
 #: of the catalogue (plus disk.not_differencing, the project's own row for differencing disks).
 #: Every misconfiguration names the check it breaks; everything else is left compliant.
 EXPECTATIONS: dict[str, dict[str, object]] = {
@@ -1035,6 +1111,47 @@ EXPECTATIONS: dict[str, dict[str, object]] = {
             {"check": "time.utc", "what": "fixed in the child: RealTimeIsUniversal = 1"},
         ],
     },
+    # The platform samples' expectations are the "azure" profile's under their target (Trusted Launch, NVMe).
+    # The engine does not hand the EFI system partition's files to the rules yet, so the two Secure Boot rules
+    # that read them are "not checked"; with them, gen2-ready's shim-as-boot-manager is a warning (third-party
+    # UEFI CA) and gen2-blocked's unsigned stand-in a failure.
+    "gen2-ready.vhd": {
+        "description": "Generation 2 (GPT: ESP FAT32, MSR, NTFS), fixed VHD of 128 MiB, Windows Server 2019"
+        " Datacenter 17763.6715 generalized, ready for Trusted Launch and for NVMe-only sizes: every boot-start and"
+        " system-start driver file is a copy of WinDivert 4.0.1's WinDivert64.sys (PyPI pydivert), whose nested"
+        " signature chains to Microsoft Root Certificate Authority 2010 through the Windows Hardware Compatibility"
+        " Publisher; stornvme, pci and the storage boot chain start at boot with no StartOverride; the BCD store has"
+        " no test signing; the 2023 Secure Boot certificates are applied; the driver store binds MANA and Mellanox;"
+        " the page file is on C:. The ESP's \\EFI\\Microsoft\\Boot\\bootmgfw.efi is Debian's shim"
+        " (shim-signed, signed through Microsoft Corporation UEFI CA 2011 and Microsoft UEFI CA 2023): no Windows"
+        " boot manager is published in a package registry.",
+        "expected_fail": [],
+        "expected_warning": [],
+        "expected_not_checked": ["secureboot.bootmgr_signature", "secureboot.generation2"],
+        "misconfigurations": [],
+    },
+    "gen2-blocked.vhd": {
+        "description": "gen2-ready.vhd changed so that neither Trusted Launch nor an NVMe-only size boots it:"
+        " a boot-start driver signed with a self-signed certificate and a system-start driver signed only by"
+        " Microsoft's user-mode CA, test signing in the BCD store, stornvme demand-start with a StartOverride, no"
+        " 2023 certificate servicing values, no MANA driver, the page file on D:, and the mingw-w64 stand-in (unsigned)"
+        " as boot manager.",
+        "expected_fail": ["nvme.stornvme_boot_start", "secureboot.bcd_integrity", "signing.boot_drivers"],
+        "expected_warning": ["nvme.pagefile_not_on_temp_disk", "platform_net.mana_driver",
+                             "secureboot.uefica2023_servicing"],
+        "expected_not_checked": ["secureboot.bootmgr_signature", "secureboot.generation2"],
+        "misconfigurations": [
+            {"check": "signing.boot_drivers", "what": "contosofs (Start 0) signed by CN=Contoso Storage Driver"
+             " (self-signed sample); msfilter (Start 1) is msvcp140.dll, signed under Microsoft Root Certificate"
+             " Authority 2011 (not a kernel-mode root)"},
+            {"check": "secureboot.bcd_integrity", "what": "testsigning Yes on the default loader"},
+            {"check": "nvme.stornvme_boot_start", "what": "stornvme Start = 3 and StartOverride\\0 = 3"},
+            {"check": "secureboot.uefica2023_servicing", "what": "no SecureBoot\\Servicing values"},
+            {"check": "platform_net.mana_driver", "what": "no INF for PCI\\VEN_1414&DEV_00BA in the DriverDatabase"},
+            {"check": "nvme.pagefile_not_on_temp_disk", "what": "PagingFiles D:\\pagefile.sys"},
+            {"check": "secureboot.bootmgr_signature", "what": "bootmgfw.efi without a certificate table"},
+        ],
+    },
 }
 
 OS_FACTS: dict[int, dict[str, object]] = {
@@ -1054,6 +1171,15 @@ OS_FACTS: dict[int, dict[str, object]] = {
         "edition_id": "Enterprise",
         "installation_type": "Client",
         "product_type": "WinNT",
+        "architecture": "AMD64",
+    },
+    17763: {
+        "product_name": "Windows Server 2019 Datacenter",
+        "build": 17763,
+        "ubr": 6715,
+        "edition_id": "ServerDatacenter",
+        "installation_type": "Server",
+        "product_type": "ServerNT",
         "architecture": "AMD64",
     },
 }
@@ -1104,7 +1230,8 @@ def build_image(
         if p.fs == "ntfs":
             images[p.name] = make_ntfs(work / "windows.ntfs", p, guest_files(spec, hives, work), work)
         elif p.fs == "fat32":
-            images[p.name] = make_fat32(work / "esp.fat", p, esp_files(hives, work), volume_id="5a3c9e02")
+            images[p.name] = make_fat32(work / "esp.fat", p, esp_files(hives, work, spec.bootmgr),
+                                        volume_id="5a3c9e02")
     raw = assemble_raw(work / "disk.raw", spec.layout, images)
     return raw, hives, images
 
@@ -1363,7 +1490,8 @@ def build_large_vhdx(
 
 def manifest(out: Path) -> dict[str, object]:
     """samples/manifest.json: per sample its file, container, layout, OS and expected results."""
-    samples = []
+    samples: list[dict[str, object]] = []
+    platform_samples: list[dict[str, object]] = []
     for spec in SAMPLES:
         file = out / (spec.name + (".xz" if spec.compress else ""))
         container = {
@@ -1402,10 +1530,14 @@ def manifest(out: Path) -> dict[str, object]:
             ],
             "parent": spec.parent or None,
             "os": {**OS_FACTS[spec.os.build], "control_set": spec.control_set, "generalized": True},
-            "profile": "azure",
+            # the older samples' expectations are the 2022-08 document's (profile azure-2022); the platform
+            # samples' are the "azure" profile's under their target
+            "profile": spec.profile,
         }
+        if spec.target:
+            entry["target"] = dict(spec.target)
         entry.update(EXPECTATIONS[spec.name])
-        samples.append(entry)
+        (samples if spec.profile == "azure-2022" else platform_samples).append(entry)
     data_disks = []
     for disk in DATA_DISKS:
         file = out / DATA_DIR / (disk.name + ".xz")
@@ -1429,7 +1561,7 @@ def manifest(out: Path) -> dict[str, object]:
                 "vm": disk.vm,
                 "drive_letter": disk.letter or None,
                 "description": disk.description,
-                "profile": "azure",
+                "profile": "azure-2022",
                 "expected_fail": [],
             }
         )
@@ -1437,6 +1569,9 @@ def manifest(out: Path) -> dict[str, object]:
         "generator": "samples/build.py",
         "catalogue": "check ids of shared/reference/azure-checks.yaml (plus disk.not_differencing)",
         "samples": samples,
+        # Generation 2 images for the platform rules (Trusted Launch, driver signatures, NVMe, networking), with the
+        # "azure" profile and the deployment target their expectations are for
+        "platform_samples": platform_samples,
         "data_disks": data_disks,
         "vm": VM_EXPECTATIONS,
     }

@@ -6,8 +6,9 @@ The profile ``azure-2022`` is the old ``azure`` profile under its document's nam
 ids and verdicts the old code gave. This script takes the package as it is at ``--ref`` (``git archive``, into a
 temporary directory), audits each sample of samples/manifest.json with that code and ``--profile`` in a separate
 interpreter, and writes the results in the form :func:`normalize` gives (timings dropped, the sample's temporary
-path masked, the old baseline name mapped to the new one). tests/test_profiles.py compares the current code
-against that file.
+path masked, the old baseline name mapped to the new one): every OS disk, platform sample and data disk of the
+manifest alone, and the manifest's VM (its OS disk with its data disks). tests/test_profiles.py compares the
+current code against that file.
 """
 
 from __future__ import annotations
@@ -35,20 +36,46 @@ MASK = "<samples>"
 RECORDED = ROOT / "tests" / "data" / "profiles" / "azure-2022.json.xz"
 
 
+def _manifest() -> dict[str, Any]:
+    return json.loads((SAMPLES / "manifest.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
 def manifest() -> list[dict[str, Any]]:
-    return json.loads((SAMPLES / "manifest.json").read_text(encoding="utf-8"))["samples"]  # type: ignore[no-any-return]
+    """Every sample image of the manifest: the OS disks, the platform samples and the data disks."""
+    doc = _manifest()
+    return [*doc["samples"], *doc.get("platform_samples", []), *doc.get("data_disks", [])]
+
+
+def audits() -> dict[str, tuple[str, dict[str, Any]]]:
+    """What is recorded: name -> (image name, audit keywords). Each image alone (a data disk as one), and the
+    manifest's VM (its OS disk with its data disks)."""
+    doc = _manifest()
+    out: dict[str, tuple[str, dict[str, Any]]] = {s["name"]: (s["name"], {}) for s in manifest()}
+    for disk in doc.get("data_disks", []):
+        out[disk["name"]] = (disk["name"], {"role": "data"})
+    vm = doc.get("vm")
+    if vm:
+        out[f"vm:{vm['os_disk']}"] = (vm["os_disk"], {"data_disks": list(vm["data_disks"])})
+    return out
+
+
+def sample_path(sample: dict[str, Any]) -> Path:
+    for where in (SAMPLES / sample["file"], SAMPLES / "vm" / sample["file"]):
+        if where.exists():
+            return where
+    raise FileNotFoundError(f"{sample['file']} is not under {SAMPLES}")
 
 
 def unpack_samples(into: Path) -> dict[str, Path]:
-    """Each sample of the manifest as an image file in ``into`` (decompressed), by name."""
+    """Each sample of the manifest as an image file in ``into`` (decompressed, side by side), by name."""
     out = {}
     for sample in manifest():
         target = into / sample["name"]
         if sample.get("compression") == "xz":
-            with lzma.open(SAMPLES / sample["file"]) as src, open(target, "wb") as dst:
+            with lzma.open(sample_path(sample)) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst)
         else:
-            shutil.copyfile(SAMPLES / sample["file"], target)
+            shutil.copyfile(sample_path(sample), target)
         out[sample["name"]] = target
     return out
 
@@ -67,19 +94,29 @@ def normalize(report: dict[str, Any], where: Path) -> dict[str, Any]:
 
 
 _RUN = """
-import json, sys
+import json, os, sys
 import azvhdaudit
 print(azvhdaudit.__file__, file=sys.stderr)
-report = azvhdaudit.audit(sys.argv[1], profile=sys.argv[2])
+kwargs = json.loads(sys.argv[3])
+if "data_disks" in kwargs:
+    kwargs["data_disks"] = [os.path.join(os.path.dirname(sys.argv[1]), d) for d in kwargs["data_disks"]]
+report = azvhdaudit.audit(sys.argv[1], profile=sys.argv[2], **kwargs)
 json.dump(report.to_dict(), sys.stdout, default=str)
 """
 
 
-def audit_with(code: Path, image: Path, profile: str) -> dict[str, Any]:
+def resolve_kwargs(kwargs: dict[str, Any], where: Path) -> dict[str, Any]:
+    """The audit keywords with data disk names made paths in ``where``."""
+    if "data_disks" in kwargs:
+        return {**kwargs, "data_disks": [str(where / d) for d in kwargs["data_disks"]]}
+    return dict(kwargs)
+
+
+def audit_with(code: Path, image: Path, profile: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """``Report.to_dict()`` of ``image`` audited by the package in ``code``, in a separate interpreter."""
     env = {**os.environ, "PYTHONPATH": str(code)}
-    proc = subprocess.run([sys.executable, "-c", _RUN, str(image), profile], capture_output=True, text=True,
-                          env=env, cwd=code, check=False)
+    proc = subprocess.run([sys.executable, "-c", _RUN, str(image), profile, json.dumps(kwargs or {})],
+                          capture_output=True, text=True, env=env, cwd=code, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"auditing {image.name} with {code} failed:\n{proc.stderr}")
     used = proc.stderr.strip().splitlines()[-1]
@@ -112,14 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         with tarfile.open(archive_path) as tar:
             tar.extractall(code, filter="data")
         unpacked = unpack_samples(images)
+        digests = {s["name"]: hashlib.sha256(sample_path(s).read_bytes()).hexdigest() for s in manifest()}
         recorded = {}
-        for sample in manifest():
-            name = sample["name"]
-            report = audit_with(code, unpacked[name], args.profile)
-            recorded[name] = {
-                "sha256": hashlib.sha256((SAMPLES / sample["file"]).read_bytes()).hexdigest(),
-                **normalize(report, images),
-            }
+        for name, (image, kwargs) in audits().items():
+            report = audit_with(code, unpacked[image], args.profile, kwargs)
+            used = [image, *kwargs.get("data_disks", [])]
+            recorded[name] = {"sha256": {u: digests[u] for u in used}, "kwargs": kwargs, **normalize(report, images)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"recorded_from": commit, "profile": args.profile, "samples": recorded}
     args.out.write_bytes(lzma.compress(json.dumps(doc, sort_keys=True).encode("utf-8")))

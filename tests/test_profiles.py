@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from profiles_record import RECORDED, SAMPLES, load, manifest, normalize, unpack_samples
+from profiles_record import RECORDED, audits, load, manifest, normalize, resolve_kwargs, sample_path, unpack_samples
 
 import azvhdaudit
 from azvhdaudit.engine import PROFILES, audit_context, select_rules
@@ -37,7 +37,7 @@ RECORDING = load(RECORDED)
 def image_facts(generation: int | None) -> ImageFacts:
     container = ContainerFacts(path="<memory>", format="raw", subtype=None, virtual_size=0, file_size=0)
     return ImageFacts(source="<memory>", container=container, generation=generation)
-NAMES = sorted(s["name"] for s in manifest())
+NAMES = sorted(audits())
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +51,27 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_azure_2022_gives_exactly_what_the_old_azure_profile_gave(sample_dir: Path, name: str) -> None:
     recorded = RECORDING["samples"].get(name)
     assert recorded is not None, f"{name} is not in {RECORDED.name}: run python tests/profiles_record.py --ref main"
-    entry = next(s for s in manifest() if s["name"] == name)
-    digest = hashlib.sha256((SAMPLES / entry["file"]).read_bytes()).hexdigest()
-    assert digest == recorded["sha256"], f"{name} changed since it was recorded: re-record it"
-    report = azvhdaudit.audit(str(sample_dir / name), profile="azure-2022")
+    image, kwargs = audits()[name]
+    assert recorded["kwargs"] == kwargs
+    by_name = {s["name"]: s for s in manifest()}
+    for used, digest in recorded["sha256"].items():
+        now = hashlib.sha256(sample_path(by_name[used]).read_bytes()).hexdigest()
+        assert now == digest, f"{used} changed since it was recorded: run python tests/profiles_record.py --ref main"
+    report = azvhdaudit.audit(str(sample_dir / image), profile="azure-2022", **resolve_kwargs(kwargs, sample_dir))
     now = normalize(report.to_dict(), sample_dir)
-    old = {r["rule_id"]: r for r in recorded["results"]}
-    new = {r["rule_id"]: r for r in now["results"]}
-    assert list(new) == list(old)
-    for rule_id, was in old.items():
-        assert new[rule_id] == was, rule_id
+    old = [(r["disk"], r["rule_id"]) for r in recorded["results"]]
+    assert [(r["disk"], r["rule_id"]) for r in now["results"]] == old
+    for was, new in zip(recorded["results"], now["results"], strict=True):
+        assert new == was, (was["disk"], was["rule_id"])
     assert now["summary"] == recorded["summary"]
 
 
 def test_the_recording_holds_verdicts_of_every_kind() -> None:
     # a recording of nothing but passes would hold the comparison to little
     statuses = {r["status"] for s in RECORDING["samples"].values() for r in s["results"]}
-    assert {"pass", "fail", "warning", "not_applicable", "manual"} <= statuses
+    assert {"pass", "fail", "warning", "not_applicable", "not_checked", "manual"} <= statuses
+    disks = {r["disk"] for s in RECORDING["samples"].values() for r in s["results"]}
+    assert "vm" in disks and any(d.startswith("data") for d in disks)
     assert RECORDING["profile"] == "azure" and len(RECORDING["recorded_from"]) == 40
 
 
@@ -147,3 +151,11 @@ def test_the_cli_and_the_plugin_offer_every_profile() -> None:
     out = cli._rule_rows("azure-2022")
     assert {r["id"] for r in out} == {r.id for r in select_rules("azure-2022")} | {
         r.id for r in select_rules("azure-2022", role="vm")} | {r.id for r in select_rules("azure-2022", role="data")}
+
+
+def test_a_bad_target_built_directly_is_a_profile_error() -> None:
+    with pytest.raises(ProfileError, match="security_type must be one of Standard, TrustedLaunch, ConfidentialVM"):
+        Target("Trusted")
+    with pytest.raises(ProfileError, match="disk_controller"):
+        Target(disk_controller="IDE")
+    assert Target("confidentialvm", "scsi") == Target("ConfidentialVM", "SCSI")

@@ -11,10 +11,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from profiles_record import SAMPLES
 
 from azvhdaudit import cli, pytest_plugin
+from azvhdaudit.render.json import load_schema
 from azvhdaudit.report import Report
 
 
@@ -36,6 +38,9 @@ def test_cli_target_reaches_the_json_report(gen1: Path) -> None:
     _, out, _ = run(["audit", str(gen1), "--select", "rdp.port", "--format", "json", "--security-type",
                      "TrustedLaunch", "--disk-controller", "NVMe", "--verify-signatures"])
     data = json.loads(out)
+    jsonschema.Draft202012Validator(load_schema()).validate(data)
+    bad = {**data, "target": {**data["target"], "disk_controller": "IDE"}}
+    assert not jsonschema.Draft202012Validator(load_schema()).is_valid(bad)
     assert data["target"] == {"security_type": "TrustedLaunch", "disk_controller": "NVMe",
                               "effective_security_type": "TrustedLaunch", "effective_disk_controller": "NVMe"}
     assert data["options"]["verify_signatures"] is True

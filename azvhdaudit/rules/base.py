@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from azvhdaudit.errors import ProfileError
 from azvhdaudit.report import Outcome, Severity, Status
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ def _canonical(value: str | None, valid: tuple[str, ...], what: str) -> str | No
     for name in valid:
         if isinstance(value, str) and value.lower() == name.lower():
             return name
-    raise ValueError(f"{what} must be one of {', '.join(valid)} (or None for Azure's default), not {value!r}")
+    raise ProfileError(f"{what} must be one of {', '.join(valid)} (or None for Azure's default), not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,8 @@ class Target:
     ``security_type`` is ``Standard``, ``TrustedLaunch`` or ``ConfidentialVM``; ``None`` is Azure's default
     (Trusted Launch for a Generation 2 VM, Standard for Generation 1). ``disk_controller`` is ``SCSI`` or
     ``NVMe``; ``None`` is SCSI, NVMe readiness then reported as a warning. Names are matched
-    case-insensitively and stored in Azure's spelling; anything else raises :class:`ValueError`.
+    case-insensitively and stored in Azure's spelling; anything else raises
+    :class:`~azvhdaudit.errors.ProfileError` (a :class:`ValueError`).
     """
 
     security_type: str | None = None
@@ -171,10 +173,10 @@ class Target:
         if isinstance(value, dict):
             unknown = set(value) - {"security_type", "disk_controller"}
             if unknown:
-                raise ValueError(f"unknown target field(s) {', '.join(sorted(map(str, unknown)))}; "
+                raise ProfileError(f"unknown target field(s) {', '.join(sorted(map(str, unknown)))}; "
                                  "valid: security_type, disk_controller")
             return cls(value.get("security_type"), value.get("disk_controller"))
-        raise ValueError(f"target must be a Target, a dict or None, not {type(value).__name__}")
+        raise ProfileError(f"target must be a Target, a dict or None, not {type(value).__name__}")
 
     def resolved(self, generation: int | None) -> dict[str, Any]:
         """The target as given and as it applies to an image of this generation (defaults resolved)."""

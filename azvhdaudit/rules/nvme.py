@@ -159,9 +159,30 @@ def _target_words(ctx: AuditContext) -> str:
     return "the target's disk controller is SCSI: the image boots there, but will not boot on NVMe-only sizes"
 
 
-def _fix_lines(inside: list[str], offline: list[str]) -> str:
-    return (f"inside the VM (PowerShell, as administrator): {'; '.join(inside)}; {_NO_SCSI_BOOT}. Or offline, on "
-            f"the image's hive: {_OFFLINE_LOAD}; {'; '.join(offline)}; reg unload {OFFLINE_MOUNT}")
+def _remediation(inside: list[str], absent: list[str]) -> str:
+    """The finding's fix as statements to run inside the VM, one a line (what ``azvhdaudit fix`` scripts)."""
+    lines = list(dict.fromkeys(inside))
+    if inside:
+        lines.append("Then shut down and capture the image without booting it on SCSI again (each SCSI boot writes "
+                     "StartOverride back).")
+    if absent:
+        lines += ["DISM /Online /Cleanup-Image /RestoreHealth", "sfc /scannow"]
+    return "\n".join(lines)
+
+
+def _fix_text(inside: list[str], offline: list[str], absent: list[str]) -> str:
+    """The fix for the findings: registry lines inside the VM and offline, and for services that are not registered
+    at all (no key to set) the repair of the inbox drivers."""
+    parts = []
+    if inside:
+        parts.append(f"inside the VM (PowerShell, as administrator): {'; '.join(inside)}; {_NO_SCSI_BOOT}. Or "
+                     f"offline, on the image's hive: {_OFFLINE_LOAD}; {'; '.join(offline)}; reg unload {OFFLINE_MOUNT}")
+    if absent:
+        names = sorted(set(absent))
+        parts.append(f"the driver service{'s' if len(names) > 1 else ''} {', '.join(names)} "
+                     f"{'are' if len(names) > 1 else 'is'} not registered: repair the inbox drivers inside the VM "
+                     "(DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow)")
+    return ". Also: ".join(parts)
 
 
 def _ps_path(cs: ControlSet, *parts: str) -> str:
@@ -178,7 +199,9 @@ def _fix_start(cs: ControlSet, service: str) -> tuple[str, str]:
 
 
 def _fix_override(cs: ControlSet, service: str) -> tuple[str, str]:
-    return (f"Remove-Item -Path '{_ps_path(cs, 'Services', service, 'StartOverride')}' -Recurse -Force",
+    # -ErrorAction SilentlyContinue: the line may run again after the key is gone
+    return (f"Remove-Item -Path '{_ps_path(cs, 'Services', service, 'StartOverride')}' -Recurse -Force "
+            "-ErrorAction SilentlyContinue",
             f'reg delete "{_offline_path(cs, "Services", service, "StartOverride")}" /f')
 
 
@@ -192,6 +215,7 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
     problems: list[str] = []
     inside: list[str] = []
     offline: list[str] = []
+    absent: list[str] = []
     evidence: list[Evidence] = []
     found: dict[str, Any] = {}
     sets = control_sets(ctx)
@@ -202,6 +226,7 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
             evidence.append(_evidence(ctx, cs, path, "Start", None, note="service key absent"))
             problems.append(f"{cs.label}: Services\\{service} does not exist")
             found[cs.name] = "service absent"
+            absent.append(service)
             continue
         start = key.value("Start")
         evidence.append(_evidence(ctx, cs, path, "Start", start))
@@ -234,10 +259,11 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
     if problems:
         return Outcome(
             platform_status(required),
-            f"{'; '.join(problems)} ({_target_words(ctx)}); fix {_fix_lines(inside, offline)}",
+            f"{'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
             expected=expected,
             actual=found,
             evidence=tuple(evidence),
+            remediation=_remediation(inside, absent),
         )
     what = "Start = 0 and no blocking StartOverride" if need_start else "no blocking StartOverride"
     return Outcome(Status.PASS, f"{service}: {what} in {', '.join(c.label for c in sets)}", expected=expected,
@@ -324,6 +350,7 @@ def check_boot_chain(ctx: AuditContext) -> Outcome:
     problems: list[str] = []
     inside: list[str] = []
     offline: list[str] = []
+    absent: list[str] = []
     evidence: list[Evidence] = []
     found: dict[str, dict[str, Any]] = {}
     for cs in sets:
@@ -335,9 +362,11 @@ def check_boot_chain(ctx: AuditContext) -> Outcome:
             evidence.append(_evidence(ctx, cs, path, "Start", start, note="" if key is not None else "key absent"))
             data = start.data if start is not None else None
             found[cs.name][driver] = data
-            if data != 0:
-                shown = "absent" if key is None else ("missing" if start is None else repr(data))
-                problems.append(f"{cs.label} {driver} Start {shown}")
+            if key is None:
+                problems.append(f"{cs.label} {driver} not registered (no Services\\{driver} key)")
+                absent.append(driver)
+            elif data != 0:
+                problems.append(f"{cs.label} {driver} Start {'missing' if start is None else repr(data)}")
                 ps, reg = _fix_start(cs, driver)
                 inside.append(ps)
                 offline.append(reg)
@@ -345,8 +374,8 @@ def check_boot_chain(ctx: AuditContext) -> Outcome:
     if problems:
         return Outcome(
             platform_status(required),
-            f"not boot-start: {'; '.join(problems)} ({_target_words(ctx)}); fix {_fix_lines(inside, offline)}",
-            expected=expected, actual=found, evidence=tuple(evidence),
+            f"not boot-start: {'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
+            expected=expected, actual=found, evidence=tuple(evidence), remediation=_remediation(inside, absent),
         )
     return Outcome(Status.PASS, f"{', '.join(BOOT_CHAIN)} start at boot (0) in {', '.join(c.label for c in sets)}",
                    expected=expected, actual=found, evidence=tuple(evidence))

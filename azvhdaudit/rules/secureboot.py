@@ -56,13 +56,35 @@ KB5068202_URL = "https://support.microsoft.com/help/5068202"
 KB5085395_URL = "https://support.microsoft.com/help/5085395"
 KB5085046_URL = "https://support.microsoft.com/help/5085046"
 
-#: the lines KB5068202 gives to start the rollover inside Windows (the task runs at startup and every 12 hours)
-ROLLOVER_FIX = (
-    f'reg add "{SECUREBOOT_KEY}" /v AvailableUpdates /t REG_DWORD /d 0x5944 /f; '
-    'Start-ScheduledTask -TaskName "\\Microsoft\\Windows\\PI\\Secure-Boot-Update"; restart twice '
-    "(inside the VM with Secure Boot on; KB5068202)"
+#: the lines that start the rollover inside Windows: every step asked for (0x5944, KB5068202), then the servicing
+#: task run at once (KB5025885's steps) instead of at the next startup or 12-hour run
+ROLLOVER_LINES = (
+    f'reg add "{SECUREBOOT_KEY}" /v AvailableUpdates /t REG_DWORD /d 0x5944 /f',
+    'Start-ScheduledTask -TaskName "\\Microsoft\\Windows\\PI\\Secure-Boot-Update"  (then restart; inside the VM, '
+    "running with Secure Boot; KB5068202, KB5025885)",
 )
-BCDBOOT_FIX = "mountvol S: /s; bcdboot C:\\Windows /s S: /f UEFI (inside the VM)"
+#: bcdboot copies the signed boot manager of C:\Windows\Boot\EFI to the EFI system partition
+BCDBOOT_LINES = (
+    "mountvol S: /s",
+    "bcdboot C:\\Windows /s S: /f UEFI  (inside the VM; S: is the EFI system partition mounted by the line before)",
+)
+MBR2GPT_LINES = (
+    "MBR2GPT.exe /validate /allowFullOS",
+    "MBR2GPT.exe /convert /allowFullOS  (inside the VM; then create the Azure image with HyperVGeneration V2)",
+)
+
+
+def _inline(lines: tuple[str, ...] | list[str]) -> str:
+    """The fix as one line for a message (remarks left out)."""
+    return "; ".join(line.split("  (")[0] for line in lines)
+
+
+def _script(*groups: tuple[str, ...] | list[str]) -> str:
+    """The fix as a result's remediation: one statement a line."""
+    return "\n".join(line for group in groups for line in group)
+
+
+ROLLOVER_FIX = _script(ROLLOVER_LINES)
 
 
 def _facts_evidence(key: str, actual: Any, note: str = "") -> Evidence:
@@ -96,8 +118,7 @@ def _target_words(ctx: AuditContext) -> str:
     source=f"{TL_SOURCE}: \"Azure offers Trusted Launch as a seamless way to improve the security of Generation 2 "
            "virtual machines\"; \"Trusted Launch is the default state for newly created Azure Gen2 VM\"",
     baselines=PLATFORM,
-    remediation="MBR disk: MBR2GPT.exe /convert /allowFullOS inside the VM, then create the image with "
-                "HyperVGeneration V2; missing boot manager: " + BCDBOOT_FIX,
+    remediation=_script(MBR2GPT_LINES, BCDBOOT_LINES),
     references=(TL_DOC, GEN1_UPGRADE_DOC),
 ))
 def check_generation2(ctx: AuditContext) -> Outcome:
@@ -114,15 +135,17 @@ def check_generation2(ctx: AuditContext) -> Outcome:
     if style == "mbr":
         return Outcome(platform_status(required), "MBR partition table: a Generation 1 image, which boots without "
                        f"Secure Boot; Trusted Launch and Confidential VMs need Generation 2 ({_target_words(ctx)}); "
-                       "fix: MBR2GPT.exe /convert /allowFullOS inside the VM, then HyperVGeneration V2",
-                       expected, "MBR (Generation 1)", ev)
+                       f"fix: {_inline(MBR2GPT_LINES)}, then HyperVGeneration V2", expected, "MBR (Generation 1)", ev,
+                       remediation=_script(MBR2GPT_LINES))
     if style != "gpt":
         return Outcome(platform_status(required), f"the disk has no partition table ({style}): it boots as neither "
                        "generation", expected, style, ev)
     if esp is None:
         return Outcome(platform_status(required), "GPT disk without an EFI system partition: UEFI firmware finds no "
                        f"boot manager ({_target_words(ctx)}); fix: create a FAT32 EFI system partition, then "
-                       + BCDBOOT_FIX, expected, "GPT without ESP", ev)
+                       f"{_inline(BCDBOOT_LINES)}", expected, "GPT without ESP", ev,
+                       remediation=_script(["Create a FAT32 EFI system partition (diskpart: create partition efi)"],
+                                           BCDBOOT_LINES))
     files, why = boot_files(ctx)
     if files is None:
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, ev, reason=why)
@@ -135,11 +158,12 @@ def check_generation2(ctx: AuditContext) -> Outcome:
     where = f"the EFI system partition (partition {esp.index})"
     if not bm.present:
         return Outcome(platform_status(required), f"{where} holds no \\{BOOTMGR_PATH}: UEFI firmware finds no Windows "
-                       f"Boot Manager ({_target_words(ctx)}); fix: {BCDBOOT_FIX}", expected, "no bootmgfw.efi", ev)
+                       f"Boot Manager ({_target_words(ctx)}); fix: {_inline(BCDBOOT_LINES)}", expected,
+                       "no bootmgfw.efi", ev, remediation=_script(BCDBOOT_LINES))
     if bm.error or bm.subsystem is None:
         what = bm.error or "a PE image that is not an EFI application"
-        return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} on {where} is {what}; fix: {BCDBOOT_FIX}",
-                       expected, what, ev)
+        return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} on {where} is {what}; fix: "
+                       f"{_inline(BCDBOOT_LINES)}", expected, what, ev, remediation=_script(BCDBOOT_LINES))
     return Outcome(Status.PASS, f"GPT disk; {where} holds \\{BOOTMGR_PATH} ({bm.machine} {bm.subsystem}, "
                    f"{bm.size:,} bytes): a Generation 2 image", expected, "GPT, ESP, bootmgfw.efi", ev)
 
@@ -154,6 +178,13 @@ _LISTED_EDITIONS = {"professional": "Pro", "professionaln": "Pro N", "enterprise
 _HOME_EDITIONS = {"core", "coren", "coresinglelanguage", "corecountryspecific"}
 SERVER_2016_BUILD = 14393
 WINDOWS_10_BUILD = 10240
+
+
+def _cvm_note(ctx: AuditContext) -> str:
+    if ctx.security_type() != "ConfidentialVM":
+        return ""
+    return ("; the target ConfidentialVM supports fewer Windows versions than Trusted Launch (see Azure's "
+            "Confidential VM documentation), which this rule does not judge")
 
 
 @rule(RuleMeta(
@@ -200,8 +231,8 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
                        "whether it is a server", expected, found, ev, reason="no InstallationType / ProductType")
     if server:
         if build >= SERVER_2016_BUILD:
-            return Outcome(Status.PASS, f"{found}: Windows Server 2016 or later, which Trusted Launch supports",
-                           expected, found, ev)
+            return Outcome(Status.PASS, f"{found}: Windows Server 2016 or later, which Trusted Launch supports"
+                           f"{_cvm_note(ctx)}", expected, found, ev)
         return Outcome(platform_status(required), f"{found}: older than Windows Server 2016 (build "
                        f"{SERVER_2016_BUILD}), which Trusted Launch does not support ({_target_words(ctx)})",
                        expected, found, ev)
@@ -214,8 +245,8 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
                        expected, found, ev, reason="no EditionID")
     key = edition.lower()
     if key in _LISTED_EDITIONS:
-        return Outcome(Status.PASS, f"{found}: {_LISTED_EDITIONS[key]}, an edition Trusted Launch supports",
-                       expected, found, ev)
+        return Outcome(Status.PASS, f"{found}: {_LISTED_EDITIONS[key]}, an edition Trusted Launch supports"
+                       f"{_cvm_note(ctx)}", expected, found, ev)
     if key in _HOME_EDITIONS:
         return Outcome(platform_status(required), f"{found}: a Home edition, which Trusted Launch does not list "
                        f"({_target_words(ctx)})", expected, found, ev)
@@ -333,10 +364,18 @@ def check_bcd_integrity(ctx: AuditContext) -> Outcome:
                        f"{DISABLE_INTEGRITY}", expected, "none set", tuple(evidence))
     return Outcome(platform_status(required), f"{where}: {', '.join(found)}: Windows Boot Manager does not boot "
                    f"this under Secure Boot ({_target_words(ctx)}); fix: {'; '.join(fixes)}", expected, found,
-                   tuple(evidence))
+                   tuple(evidence), remediation=_script(fixes))
 
 
 # --- the boot manager's signatures and the 2023 rollover ---------------------------------------------------
+
+
+def _rollover_lines(state: ServicingState) -> tuple[str, ...]:
+    """What to run for the rollover, from where it stands: a request already made needs only the task."""
+    requested = any(bit in (0x0040, 0x0100) for bit, _ in state.pending_steps)
+    if requested and not state.error:
+        return ROLLOVER_LINES[1:]
+    return ROLLOVER_LINES
 
 
 def _servicing(ctx: AuditContext) -> ServicingState:
@@ -360,15 +399,18 @@ def _servicing(ctx: AuditContext) -> ServicingState:
            "(2026-05-13); KB5025885 (2023-05-09); KB5062713 (2025-06-26); KB5068202 (2025-10-14); "
            f"{TL_SOURCE}, \"Secure Boot\"",
     baselines=PLATFORM,
-    remediation="Unsigned or foreign boot manager: " + BCDBOOT_FIX + ". 2011-signed boot manager: " + ROLLOVER_FIX,
+    remediation=_script(BCDBOOT_LINES, ROLLOVER_LINES),
     references=(KB5085395_URL, KB5025885_URL, KB5062713_URL, KB5068202_URL, TL_DOC),
 ))
 def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     required = ctx.secure_boot_required()
     expected = "signed, chaining to Windows UEFI CA 2023 (or Microsoft Windows Production PCA 2011 until the rollover)"
     esp = esp_partition(ctx.facts)
+    if esp is None:
+        raise NotApplicable("the disk has no EFI system partition, so no UEFI boot manager to check (see "
+                            "secureboot.generation2)")
     files, why = boot_files(ctx)
-    if files is None or esp is None:
+    if files is None:
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
     try:
         bm = ctx.cached("secureboot.bootmgr", lambda: boot_manager(files))
@@ -379,15 +421,15 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     ev: tuple[Evidence, ...] = (_file_evidence(esp.index, bm), *state.evidence)
     rollover = state.summary()
     if not bm.present:
-        why = f"there is no \\{BOOTMGR_PATH} to check (see secureboot.generation2)"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, ev, reason=why)
+        raise NotApplicable(f"the EFI system partition holds no \\{BOOTMGR_PATH} whose signatures could be checked "
+                            "(see secureboot.generation2)")
     if bm.error or bm.subsystem is None:
-        why = f"\\{BOOTMGR_PATH} is {bm.error or 'not an EFI application'} (see secureboot.generation2)"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, ev, reason=why)
+        raise NotApplicable(f"\\{BOOTMGR_PATH} is {bm.error or 'not an EFI application'}, not a boot manager whose "
+                            "signatures could be checked (see secureboot.generation2)")
     if not bm.signed:
         return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} carries no Authenticode signature (no "
                        f"certificate table): UEFI Secure Boot does not start it ({_target_words(ctx)}); fix: "
-                       f"{BCDBOOT_FIX}", expected, "unsigned", ev)
+                       f"{_inline(BCDBOOT_LINES)}", expected, "unsigned", ev, remediation=_script(BCDBOOT_LINES))
     answer = ctx.cached("secureboot.bootmgr_signers",
                         lambda: boot_manager_signers(files, verify=ctx.options.verify_signatures))
     table = f"a {bm.cert_table_size:,}-byte certificate table"
@@ -397,7 +439,7 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     signers = answer.signers
     shown = [{"subject": s.subject, "ca": s.ca, "verified": s.verified, "why": s.why} for s in signers]
     described = "; ".join(s.describe() for s in signers) or "no signature in the table"
-    mode = ("its Authenticode digest compared" if ctx.options.verify_signatures else
+    mode = ("the file's Authenticode digest compared" if ctx.options.verify_signatures else
             "signatures and chains checked, the file's digest not compared (verify_signatures=True compares it)")
     cas = answer.cas
     if UEFICA2023 in cas:
@@ -411,17 +453,18 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
             stale = " (UEFICA2023Status says Updated, yet the ESP holds the 2011-signed boot manager)"
         return Outcome(Status.WARNING, f"\\{BOOTMGR_PATH} chains to {PCA2011} only ({described}; {mode}){stale}: it "
                        "boots, but the 2011 CA expires in October 2026 and the VM then gets no new boot manager or "
-                       f"DB/DBX protections (KB5085395). Servicing: {rollover}; fix: {ROLLOVER_FIX}", expected, shown,
-                       ev)
+                       f"DB/DBX protections (KB5085395). Servicing: {rollover}; fix: {_inline(_rollover_lines(state))}",
+                       expected, shown, ev, remediation=_script(_rollover_lines(state)))
     third = cas & THIRD_PARTY_CAS
     if third:
-        return Outcome(Status.WARNING, f"\\{BOOTMGR_PATH} chains to {', '.join(sorted(third))} ({described}), "
+        return Outcome(Status.WARNING, f"\\{BOOTMGR_PATH} chains to {', '.join(sorted(third))} ({described}; {mode}), "
                        "Microsoft's CA for third-party UEFI software: firmware that trusts it starts the file, but it "
                        "is not Windows Boot Manager as Microsoft signs it (Windows Production PCA 2011 or Windows UEFI "
-                       f"CA 2023); fix: {BCDBOOT_FIX}", expected, shown, ev)
+                       f"CA 2023); fix: {_inline(BCDBOOT_LINES)}", expected, shown, ev,
+                       remediation=_script(BCDBOOT_LINES))
     return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} chains to neither {PCA2011} nor {UEFICA2023} "
-                   f"({described}): Secure Boot does not start it ({_target_words(ctx)}); fix: {BCDBOOT_FIX}",
-                   expected, shown, ev)
+                   f"({described}; {mode}): Secure Boot does not start it ({_target_words(ctx)}); fix: "
+                   f"{_inline(BCDBOOT_LINES)}", expected, shown, ev, remediation=_script(BCDBOOT_LINES))
 
 
 @rule(RuleMeta(
@@ -458,14 +501,11 @@ def check_servicing(ctx: AuditContext) -> Outcome:
               "UEFICA2023Status REG_SZ, UEFICA2023Error REG_DWORD)"
         return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, state.to_dict(), ev, reason=why)
     summary = state.summary()
-    if not state.has_any:
-        return Outcome(Status.WARNING, "no 2023 certificate servicing values under SecureBoot\\Servicing: this "
-                       "Windows has not installed an update that carries them (KB5068202: updates from 2025-10-14, "
-                       "and 2025-11-11 for the other supported versions); install the latest cumulative update, "
-                       f"then: {ROLLOVER_FIX}", expected, None, ev)
     if state.error:
         return Outcome(Status.WARNING, f"the last servicing step failed ({summary}); see KB5085046 (Secure Boot "
-                       f"troubleshooting), then: {ROLLOVER_FIX}", expected, state.to_dict(), ev)
+                       f"troubleshooting), then: {_inline(ROLLOVER_LINES)}", expected, state.to_dict(), ev,
+                       remediation=_script([f"Look up UEFICA2023Error 0x{state.error:08X} in KB5085046"],
+                                           ROLLOVER_LINES))
     status = (state.status or "").lower()
     pending = state.pending_steps
     if status == "updated":
@@ -474,13 +514,29 @@ def check_servicing(ctx: AuditContext) -> Outcome:
     if status == "inprogress":
         return Outcome(Status.WARNING, f"the rollover was under way when the image was captured: {summary}; Windows "
                        "goes on with the pending steps on the firmware it boots on (the Secure-Boot-Update task runs "
-                       "at startup and every 12 hours)", expected, state.to_dict(), ev)
+                       "at startup and every 12 hours)", expected, state.to_dict(), ev,
+                       remediation=_script(ROLLOVER_LINES[1:]))
     if pending:
         return Outcome(Status.WARNING, f"the rollover is requested but not started: {summary}; it runs once the VM "
-                       "boots with Secure Boot (the Secure-Boot-Update task)", expected, state.to_dict(), ev)
+                       "boots with Secure Boot (the Secure-Boot-Update task)", expected, state.to_dict(), ev,
+                       remediation=_script(ROLLOVER_LINES[1:]))
+    if state.status is None and state.capable == 2:
+        return Outcome(Status.WARNING, f"the DB and the boot manager are on the 2023 chain, but there is no "
+                       f"UEFICA2023Status ({summary}): this Windows predates the servicing of KB5068202, which also "
+                       f"brings the 2023 KEK; install the latest cumulative update, then: {_inline(ROLLOVER_LINES)}",
+                       expected, state.to_dict(), ev,
+                       remediation=_script(["Install the latest cumulative update (KB5068202)"], ROLLOVER_LINES))
+    if state.status is None and state.capable is None:
+        # AvailableUpdates alone is older than the 2023 servicing (real Windows 10 1709 hives hold it, = 0)
+        found = f" ({summary})" if state.has_any else ""
+        return Outcome(Status.WARNING, "no 2023 certificate servicing values under SecureBoot\\Servicing"
+                       f"{found}: this Windows has not installed an update that carries them (KB5068202: updates from "
+                       "2025-10-14, and 2025-11-11 for the other supported versions); install the latest cumulative "
+                       f"update, then: {_inline(ROLLOVER_LINES)}", expected, state.to_dict() if found else None, ev,
+                       remediation=_script(["Install the latest cumulative update (KB5068202)"], ROLLOVER_LINES))
     if status and status not in ("notstarted",):
         return Outcome(Status.WARNING, f"UEFICA2023Status {state.status!r} is not a value KB5068202 lists "
                        f"({summary})", expected, state.to_dict(), ev)
-    return Outcome(Status.WARNING, f"the 2023 certificate rollover has not started: {summary}; fix: {ROLLOVER_FIX}",
-                   expected, state.to_dict(), ev)
+    return Outcome(Status.WARNING, f"the 2023 certificate rollover has not started: {summary}; fix: "
+                   f"{_inline(ROLLOVER_LINES)}", expected, state.to_dict(), ev, remediation=ROLLOVER_FIX)
 

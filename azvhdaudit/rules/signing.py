@@ -23,7 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from azvhdaudit.authenticode import CATROOT, Catalogs, FileSignatures, SignatureError, kernel_signatures
+from azvhdaudit.authenticode import (
+    CATROOT,
+    CROSS_SIGNED,
+    Catalogs,
+    FileSignatures,
+    SignatureError,
+    kernel_signatures,
+)
 from azvhdaudit.errors import AuditError, GuestFileNotFoundError
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
@@ -111,6 +118,13 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
         if sig.mode == "fast":
             how += " (fast path: the file's digest was not compared)"
         return "ok", how
+    cross = [s for s in sig.signers if s.why.startswith(CROSS_SIGNED)]
+    if cross and all(s.why.startswith(CROSS_SIGNED) or not s.why for s in sig.signers if not s.verified):
+        # Windows 10 1607 and later with Secure Boot still load cross-signed drivers whose signing certificate was
+        # issued before 2015-07-29 (and keep those of upgraded systems): without the root, this stays undecided
+        return "undecided", (f"{_signer_words(sig)}; Windows 10 1607 and later under Secure Boot load a "
+                             "cross-signed driver only when its signing certificate was issued before 2015-07-29 "
+                             "(Driver Signing Policy)")
     if sig.mode == "fast":
         if sig.cert_table is None:
             return "undecided", (f"no embedded signature; it may be listed in a catalog under {CATROOT}, which "
@@ -175,6 +189,8 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     missing: list[str] = []
     undecided: list[str] = []
     evidence: list[Evidence] = []
+    missing_fix: list[tuple[str, str]] = []
+    bad_fix: list[tuple[str, str]] = []
     total_bytes = 0
     for drv in drivers:
         reg_note = f"{services_path}\\{drv.service}: Start={drv.start}, ImagePath={drv.image_path!r}"
@@ -187,6 +203,7 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
             sig = kernel_signatures(files, drv.path, verify=verify, catalogs=catalogs)
         except GuestFileNotFoundError:
             missing.append(label)
+            missing_fix.append((drv.service, drv.path))
             evidence.append(Evidence(source="file", key=drv.path, present=False,
                                      note=reg_note + "; the file does not exist"))
             continue
@@ -197,6 +214,8 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         total_bytes += sig.bytes_read + sig.catalog_bytes_read
         verdict, words = _judge(drv, sig)
         {"ok": ok, "bad": bad, "undecided": undecided}[verdict].append(f"{label}: {words}")
+        if verdict == "bad":
+            bad_fix.append((drv.service, drv.path))
         evidence.append(Evidence(source="file", key=drv.path, present=True, actual=sig.to_dict(),
                                  note=f"{reg_note}; {words}"))
 
@@ -221,10 +240,16 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     if undecided:
         parts.append(f"{len(undecided)} driver(s) not decided: " + "; ".join(undecided))
     actual = {"missing": missing, "not_trusted": bad, "not_decided": undecided, "trusted": len(ok)}
+    fix = "\n".join(
+        [f"# {name}: restore {path} inside the VM (DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow), "
+         f"or if nothing needs it at boot: sc.exe config {name} start= demand" for name, path in missing_fix]
+        + [f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center (attestation or "
+           f"WHQL), or if nothing needs it at boot: sc.exe config {name} start= demand" for name, path in bad_fix])
     if missing:
-        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence))
+        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix)
     if bad:
-        return Outcome(platform_status(required), " | ".join(parts), expected, actual, tuple(evidence))
+        return Outcome(platform_status(required), " | ".join(parts), expected, actual, tuple(evidence),
+                       remediation=fix)
     if undecided:
         flag = "" if verify else f"; {FLAG} decides catalog-signed drivers"
         return Outcome(Status.NOT_CHECKED, f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)", expected,

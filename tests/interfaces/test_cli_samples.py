@@ -124,7 +124,8 @@ def test_plugin_on_a_sample(samples: Path, pytester: pytest.Pytester, monkeypatc
     sample = BY_NAME["gen1-azure-child.vhd"]
     result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
                                           "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                                          "--azvhd-image", str(samples / sample["name"]))
+                                          "--azvhd-image", str(samples / sample["name"]),
+                                          "--azvhd-profile", _profile(sample))
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] == len(sample["expected_fail"])
     failed = sorted(line.split("::")[1].split(" ")[0] for line in result.outlines if line.startswith("FAILED "))

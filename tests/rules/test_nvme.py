@@ -91,6 +91,7 @@ SERVICE_RULES = ("nvme.stornvme_boot_start", "nvme.pci_boot_start", "nvme.vpci_n
 def test_a_ready_image_passes(rule_id: str) -> None:
     result = run(rule_id, system())
     assert result.status is Status.PASS, result.message
+    assert result.remediation.startswith(("For each", "For each driver"))  # the rule's general fix
     assert "ControlSet001 (current, default)" in result.message and "ControlSet002 (LastKnownGood)" in result.message
 
 
@@ -118,6 +119,11 @@ def test_last_known_good_override_fails_with_the_exact_fix(service: str, rule_id
     assert (f'reg delete "HKLM\\IMG_SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride" /f'
             in result.message)
     assert f"Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride'" in result.message
+    # the fix azvhdaudit fix scripts is computed from the finding: this control set only
+    assert result.remediation.splitlines()[0] == (
+        f"Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride' -Recurse -Force "
+        "-ErrorAction SilentlyContinue")
+    assert "ControlSet001" not in result.remediation
     overrides = [e for e in result.evidence if e.key.endswith("StartOverride")]
     assert [(e.control_set, e.value_name, e.actual) for e in overrides] == [("ControlSet002", "0", 3)]
 
@@ -165,6 +171,19 @@ def test_a_missing_service_fails() -> None:
     result = run("nvme.stornvme_boot_start", system(cs2=cs2))
     assert result.status is Status.FAIL and "ControlSet002 (LastKnownGood): Services\\stornvme does not exist" \
         in result.message
+    # no key to set: the fix repairs the inbox drivers instead of writing to a key that is not there
+    assert "fix: the driver service stornvme is not registered: repair the inbox drivers" in result.message
+    assert "Set-ItemProperty" not in result.message and "; ;" not in result.message
+
+
+def test_boot_chain_driver_not_registered() -> None:
+    cs1 = services()
+    del cs1["Services\\partmgr"]
+    result = run("nvme.storage_boot_chain", system(cs1=cs1))
+    assert result.status is Status.FAIL
+    assert "ControlSet001 (current, default) partmgr not registered (no Services\\partmgr key)" in result.message
+    assert "the driver service partmgr is not registered" in result.message and "Set-ItemProperty" not in \
+        result.message
 
 
 def test_boot_chain_names_driver_and_control_set() -> None:

@@ -8,6 +8,8 @@
 - ``noboot``: GPT; ESP with a BCD and \\EFI\\Boot\\bootx64.efi but no \\EFI\\Microsoft\\Boot\\bootmgfw.efi;
   Windows Server 2012 R2; no servicing values.
 - ``gen1``: MBR; \\Boot\\BCD on the Windows volume; Windows Server 2019; servicing ``NotStarted``.
+- ``shim_image`` (its own fixture): GPT; ESP whose \\EFI\\Microsoft\\Boot\\bootmgfw.efi is Debian's
+  Microsoft-signed shim (real signatures nobody here made); Windows Server 2019; servicing requested, not started.
 - ``nobcd``: GPT; ESP with a boot manager but no BCD store; SYSTEM but no SOFTWARE hive.
 """
 
@@ -42,6 +44,17 @@ def bad_bcd_objects() -> dict[str, tuple[int, dict[int, object]]]:
     objects[GLOBALSETTINGS][1][0x16000049] = boolean(True)  # testsigning, inherited via {bootloadersettings}
     assert BOOTLOADERSETTINGS in objects and BOOTMGR in objects
     return objects
+
+
+def shim_bytes(builder: ModuleType) -> bytes:
+    """Debian 12's shimx64.efi (samples/material.py, SHA-256 pinned): signed through Microsoft Corporation UEFI CA
+    2011 and Microsoft UEFI CA 2023, Microsoft's CAs for third-party UEFI software."""
+    return bytes(builder.material.fetch("shimx64.efi"))
+
+
+@pytest.fixture(scope="session")
+def shim(tools: None, sample_builder: ModuleType) -> bytes:
+    return shim_bytes(sample_builder)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +107,24 @@ def sb_images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_buil
     for path in images.values():
         path.chmod(0o444)
     return images
+
+
+@pytest.fixture(scope="session")
+def shim_image(tmp_path_factory: pytest.TempPathFactory, shim: bytes, sample_builder: ModuleType) -> Path:
+    """GPT; the ESP's \\EFI\\Microsoft\\Boot\\bootmgfw.efi is Debian's shim; Windows Server 2019, servicing
+    requested (0x5944) and not started. Apart from the other images: it needs samples/material.py's download."""
+    b = sample_builder
+    work = tmp_path_factory.mktemp("secureboot-shim")
+    with lzma.open(REALDATA / "BCD.xz") as fh:
+        real_bcd = fh.read()
+    system = sbkit.hive_file(b, work / "shim.sys", "SYSTEM", sbkit.system_tree(
+        servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0x5944}))
+    software = sbkit.hive_file(b, work / "s2019.sw", "SOFTWARE", sbkit.software_tree(
+        "Windows Server 2019 Datacenter", "ServerDatacenter", 17763, "Server"))
+    path = sbkit.gpt_image(work, "shim", {sbkit.ESP_FILES_BCD: real_bcd, sbkit.BOOTMGFW: shim},
+                           {SYSTEM: system.read_bytes(), SOFTWARE: software.read_bytes()})
+    path.chmod(0o444)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,10 @@ from typing import Any
 
 import diskbuild as db
 
-from azvhdaudit.fs import GuestFileSystem
 from azvhdaudit.image import Image, open_image
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.rules.base import AuditContext, AuditOptions, Target
+from azvhdaudit.secureboot_facts import boot_volume_files
 
 SB = r"ControlSet001\Control\SecureBoot"
 SERVICING = SB + r"\Servicing"
@@ -145,7 +145,7 @@ def context(image: Image, security_type: str | None = None, *, boot: bool = True
                        options=AuditOptions(target=Target(security_type=security_type),
                                             verify_signatures=verify_signatures),
                        files=image.files, bcd=image.bcd)
-    ctx.boot_files = GuestFileSystem(image.boot_volume) if boot and image.boot_volume is not None else None  # type: ignore[attr-defined]
+    ctx.boot_files = boot_volume_files(image) if boot else None  # type: ignore[attr-defined]
     return ctx
 
 

@@ -7,9 +7,11 @@ import io
 from typing import Any
 
 import pytest
-from image_rules.helpers import FakeFiles, image_facts, make_context
+from image_rules.helpers import BOOTMGR as BOOTMGR_GUID
+from image_rules.helpers import LOADER, FakeFiles, build_bcd, good_bcd_objects, image_facts, make_context
 
 from azvhdaudit import secureboot_facts as sbf
+from azvhdaudit.bcd import decode_bcd
 from azvhdaudit.errors import AuditError
 from azvhdaudit.registry.memory import MemoryHive
 from azvhdaudit.registry.model import RegistryView, RegType
@@ -136,6 +138,8 @@ def sb_ctx(tree: dict[str, Any] | None = None, files: Any = None, security_type:
         ({"UEFICA2023Status": "Updated", "UEFICA2023Error": 0x80004005}, None, Status.WARNING, "0x80004005"),
         ({"UEFICA2023Status": "Pending"}, None, Status.WARNING, "not a value KB5068202 lists"),
         ({"UEFICA2023Status": 1}, None, Status.NOT_CHECKED, "UEFICA2023Status is REG_DWORD"),
+        ({"WindowsUEFICA2023Capable": 2}, None, Status.WARNING, "predates the servicing of KB5068202"),
+        ({}, {"AvailableUpdates": 0}, Status.WARNING, "no 2023 certificate servicing values"),
         (None, None, Status.WARNING, "no 2023 certificate servicing values"),
     ],
 )
@@ -192,6 +196,9 @@ def test_generation2_rule_judges_what_it_read(efi_binaries: dict[str, bytes]) ->
     junk = run("secureboot.generation2", sb_ctx(system_tree(), CountingFiles({BOOTMGFW: b"MZ" + bytes(200)}),
                                                 security_type="Standard"))
     assert junk.status == Status.WARNING and "PE headers unreadable" in junk.message
+    # the signature rule leaves a file that is no boot manager to secureboot.generation2
+    sig = run("secureboot.bootmgr_signature", sb_ctx(system_tree(), CountingFiles({BOOTMGFW: efi_binaries["dll"]})))
+    assert sig.status == Status.NOT_APPLICABLE and "not an EFI application" in sig.reason
 
 
 def test_unreadable_boot_volume_is_not_checked() -> None:
@@ -260,6 +267,25 @@ def test_bootmgr_signature_passes_the_verify_flag(monkeypatch: pytest.MonkeyPatc
     assert seen == [True]
 
 
+@pytest.mark.parametrize(
+    ("secureboot", "lines"),
+    [
+        ({}, 2),  # nothing requested: set AvailableUpdates, then run the task
+        ({"AvailableUpdates": 0x5944}, 1),  # already requested: only the task
+    ],
+)
+def test_rollover_fix_follows_the_servicing_state(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes],
+                                                  secureboot: dict[str, int], lines: int) -> None:
+    monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: [Signer("Microsoft Windows", sbf.PCA2011)],
+                                              ""))
+    tree = system_tree(servicing={"UEFICA2023Status": "NotStarted"}, secureboot=secureboot)
+    out = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: efi_binaries["signed"]})))
+    assert out.status == Status.WARNING
+    fix = out.remediation.splitlines()
+    assert len(fix) == lines and fix[-1].startswith("Start-ScheduledTask")
+    assert ("0x5944 /f" in fix[0]) == (lines == 2)
+
+
 def test_stale_servicing_state_is_named(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]) -> None:
     monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: [Signer("Microsoft Windows", sbf.PCA2011)],
                                               ""))
@@ -304,3 +330,74 @@ def test_without_the_verifier_it_is_not_checked(monkeypatch: pytest.MonkeyPatch,
     out = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: efi_binaries["signed"]})))
     assert out.status == Status.NOT_CHECKED and "offers no no_such_function()" in out.reason
     assert "certificate table" in out.message and "UEFICA2023Status InProgress" in out.message
+
+
+def test_a_tampered_boot_manager_fails_only_the_complete_check(shim: bytes) -> None:
+    """One byte changed in the code: the fast path (certificate table only) cannot see it and says which mode ran;
+    verify_signatures=True computes the digest and the signatures no longer verify."""
+    data = bytearray(shim)
+    data[0x2000] ^= 0xFF
+    tree = system_tree(servicing={"UEFICA2023Status": "Updated"})
+    fast = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: bytes(data)})))
+    assert fast.status == Status.WARNING and "the file's digest not compared" in fast.message
+    full = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: bytes(data)}), verify=True))
+    assert full.status == Status.FAIL, full.message
+    assert "chains to neither" in full.message and "the file's Authenticode digest compared" in full.message
+    assert "the file changed after it was signed" in full.message
+
+
+def test_a_boot_manager_too_large_to_read_whole(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]
+                                                 ) -> None:
+    """Without random access the file is read whole, so its size is bounded; with it, only the headers are read."""
+    monkeypatch.setattr(sbf, "MAX_BOOTMGR_SIZE", 1024)
+    whole = sbf.boot_manager(FakeFiles({BOOTMGFW: efi_binaries["signed"]}))
+    assert whole.error and "larger than 1024 bytes" in whole.error and whole.signed is None
+    assert "larger than 1024" in sbf.boot_manager_signers(FakeFiles({BOOTMGFW: efi_binaries["signed"]})).why
+    assert sbf.boot_manager(CountingFiles({BOOTMGFW: efi_binaries["signed"]})).signed
+
+
+# --- BCD evidence that cannot be judged ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda objs: objs[LOADER][1].__setitem__(0x16000049, (RegType.BINARY, b"\x01\x00")),
+         "boolean data is 2 bytes, 1 expected"),
+        (lambda objs: objs[BOOTMGR_GUID][1].__setitem__(0x23000003, "{99999999-0000-0000-0000-000000000000}"),
+         "no {bootmgr} default OS loader"),
+    ],
+)
+def test_bcd_that_cannot_be_judged(change: Any, words: str) -> None:
+    objects = good_bcd_objects()
+    change(objects)
+    ctx = sb_ctx(system_tree())
+    ctx.bcd = decode_bcd(build_bcd(objects))
+    out = run("secureboot.bcd_integrity", ctx)
+    assert out.status == Status.NOT_CHECKED and words in out.message
+
+
+@pytest.mark.parametrize("name", ["SYSTEM", "SYSTEM_B"])
+def test_real_hives_from_before_the_rollover(realdata: Any, name: str) -> None:
+    """Windows 7 and Windows 10 1709 hives nobody here made (the 1709 one dirty, replayed from its logs): no
+    servicing values, said as a warning naming the keys looked at, never a pass."""
+    from azvhdaudit.registry.open import open_hive_file
+
+    hive = open_hive_file(realdata / name, "SYSTEM")
+    try:
+        state = sbf.servicing_state(RegistryView(hives={"SYSTEM": hive}))
+        assert state.readable and state.status is None and state.capable is None and not state.servicing_key
+        if name == "SYSTEM_B":
+            # Windows 10 1709 already has Control\SecureBoot\AvailableUpdates (= 0): the key KB5025885 writes
+            assert state.available_updates == 0
+            assert state.available_updates_key == r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot"
+        else:
+            assert not state.has_any and not state.secureboot_key
+            assert {e.key for e in state.evidence} == {r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot\Servicing",
+                                                       r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot"}
+        ctx = sb_ctx(None)
+        ctx.registry = RegistryView(hives={"SYSTEM": hive})
+        out = run("secureboot.uefica2023_servicing", ctx)
+        assert out.status == Status.WARNING and "no 2023 certificate servicing values" in out.message
+    finally:
+        hive.close()

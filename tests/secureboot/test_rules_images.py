@@ -11,6 +11,7 @@ import pytest
 
 import azvhdaudit
 from azvhdaudit.errors import NotApplicable
+from azvhdaudit.fix import split_statements
 from azvhdaudit.report import Outcome, Status
 from azvhdaudit.rules.base import all_rules
 
@@ -57,6 +58,7 @@ def test_good_image(sb_images: dict[str, Path], security_type: str | None) -> No
         assert any(e.source == "file" and e.present for e in gen2.evidence)
         os_out = run("secureboot.os_supported", ctx)
         assert os_out.status == Status.PASS and "Windows Server 2019 Datacenter" in os_out.message
+        assert ("fewer Windows versions" in os_out.message) == (security_type == "ConfidentialVM")
         bcd = run("secureboot.bcd_integrity", ctx)
         assert bcd.status == Status.PASS, bcd.message
         assert "Windows 10" in bcd.message  # the real store's loader description
@@ -79,6 +81,19 @@ def test_good_image_boot_manager_signature(sb_images: dict[str, Path]) -> None:
         assert "UEFICA2023Status Updated" in out.message
 
 
+@pytest.mark.parametrize("verify", [False, True])
+def test_real_microsoft_signatures_third_party_ca(shim_image: Path, verify: bool) -> None:
+    """Debian's shim as the boot manager: both chains verify, to Microsoft's third-party UEFI CAs, which is not
+    Windows Boot Manager as Microsoft signs it: a warning, not a pass and not a failure."""
+    with audited(shim_image, "TrustedLaunch", verify_signatures=verify) as ctx:
+        out = run("secureboot.bootmgr_signature", ctx)
+    assert out.status == Status.WARNING, out.message
+    assert "chains to Microsoft Corporation UEFI CA 2011, Microsoft UEFI CA 2023" in out.message
+    assert "CN=Microsoft Windows UEFI Driver Publisher" in out.message
+    assert all(s["verified"] for s in out.actual) and len(out.actual) == 2
+    assert split_statements(out.remediation)[0] == [r"bcdboot C:\Windows /s S: /f UEFI"]
+
+
 # --- non-compliant ----------------------------------------------------------------------------------------
 
 
@@ -98,6 +113,11 @@ def test_bad_image_under_trusted_launch(sb_images: dict[str, Path]) -> None:
         assert 'bcdedit /set "{default}" nointegritychecks off' in bcd.message
         assert 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"' in bcd.message
         assert {e.key.rsplit("\\", 1)[-1] for e in bcd.evidence} == {"16000049", "16000048", "12000030"}
+        # the computed fix is the result's remediation, and azvhdaudit fix scripts every line of it
+        fixes = ['bcdedit /set "{globalsettings}" testsigning off', 'bcdedit /set "{default}" nointegritychecks off',
+                 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"']
+        assert bcd.remediation.splitlines() == fixes
+        assert split_statements(bcd.remediation) == (fixes, [])
         sig = run("secureboot.bootmgr_signature", ctx)
         assert sig.status == Status.FAIL and "carries no Authenticode signature" in sig.message
         assert "bcdboot C:\\Windows /s S: /f UEFI" in sig.message
@@ -106,6 +126,11 @@ def test_bad_image_under_trusted_launch(sb_images: dict[str, Path]) -> None:
         assert "UEFICA2023Error 0x80070005, event 1795" in servicing.message
         assert "0x0100 install the boot manager signed by Windows UEFI CA 2023" in servicing.message
         assert servicing.actual["available_updates_key"].endswith(r"ControlSet001\Control\SecureBoot")
+        commands, notes = split_statements(servicing.remediation)
+        assert notes[0] == "Look up UEFICA2023Error 0x80070005 in KB5085046"
+        assert commands == [r'reg add "HKLM\SYSTEM\CurrentControlSet\Control\SecureBoot" /v AvailableUpdates '
+                            r'/t REG_DWORD /d 0x5944 /f',
+                            r'Start-ScheduledTask -TaskName "\Microsoft\Windows\PI\Secure-Boot-Update"']
 
 
 def test_bad_image_under_standard_is_advice(sb_images: dict[str, Path]) -> None:
@@ -126,7 +151,7 @@ def test_noboot_image(sb_images: dict[str, Path]) -> None:
         os_out = run("secureboot.os_supported", ctx)
         assert os_out.status == Status.FAIL and "older than Windows Server 2016" in os_out.message
         sig = run("secureboot.bootmgr_signature", ctx)
-        assert sig.status == Status.NOT_CHECKED and "see secureboot.generation2" in sig.reason
+        assert sig.status == Status.NOT_APPLICABLE and "see secureboot.generation2" in sig.reason
         servicing = run("secureboot.uefica2023_servicing", ctx)
         assert servicing.status == Status.WARNING and "no 2023 certificate servicing values" in servicing.message
         assert all(not e.present for e in servicing.evidence)
@@ -146,7 +171,7 @@ def test_gen1_image(sb_images: dict[str, Path]) -> None:
         assert servicing.status == Status.WARNING and "has not started" in servicing.message
         assert "AvailableUpdates /t REG_DWORD /d 0x5944" in servicing.message
         sig = run("secureboot.bootmgr_signature", ctx)
-        assert sig.status == Status.NOT_CHECKED and "no EFI system partition" in sig.reason
+        assert sig.status == Status.NOT_APPLICABLE and "no EFI system partition" in sig.reason
 
 
 # --- missing evidence -------------------------------------------------------------------------------------
@@ -196,6 +221,31 @@ def test_engine_runs_them_without_error(sb_images: dict[str, Path], name: str) -
     assert report.get("secureboot.os_supported").status == (Status.FAIL if name == "bad" else Status.PASS)
 
 
+def test_engine_results_for_the_boot_volume(sb_images: dict[str, Path]) -> None:
+    """Through audit(): where the engine gives the rules the boot volume (AuditContext.boot_files) the ESP is
+    judged; where it does not, the ESP rules say so and are not checked, never passed."""
+    report = azvhdaudit.audit(sb_images["good"], select="secureboot.*", target={"security_type": "TrustedLaunch"})
+    gen2, sig = report.get("secureboot.generation2"), report.get("secureboot.bootmgr_signature")
+    assert gen2 is not None and sig is not None
+    if gen2.status == Status.NOT_CHECKED:
+        assert "were not given to the rules" in gen2.reason and sig.status == Status.NOT_CHECKED
+    else:
+        assert gen2.status == Status.PASS and sig.status == Status.FAIL  # the lookalike CA
+
+
 def test_azure_2022_profile_has_none(sb_images: dict[str, Path]) -> None:
     report = azvhdaudit.audit(sb_images["good"], profile="azure-2022")
     assert not [r for r in report.results if r.rule_id.startswith("secureboot.")]
+
+
+def test_fix_script_carries_the_computed_bcdedit_lines(sb_images: dict[str, Path]) -> None:
+    from azvhdaudit.fix import powershell_script
+
+    report = azvhdaudit.audit(sb_images["bad"], select="secureboot.*", target={"security_type": "TrustedLaunch"})
+    script = powershell_script(report, include_warnings=True)
+    for line in ('bcdedit /set "{globalsettings}" testsigning off', 'bcdedit /set "{default}" nointegritychecks off',
+                 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"',
+                 r'Start-ScheduledTask -TaskName "\Microsoft\Windows\PI\Secure-Boot-Update"'):
+        assert line in script, line
+    # the general lines of the rule are replaced by the finding's own
+    assert 'bcdedit /deletevalue "{default}" loadoptions' not in script

@@ -112,6 +112,8 @@ def test_lookalike_microsoft_ca_is_never_trusted(sample_builder: ModuleType, sig
     assert only.subject.startswith("CN=Microsoft Windows,") and "Microsoft Windows Production PCA 2011" in only.issuer
     assert "1.3.6.1.4.1.311.10.3.6" in only.ekus
     assert not only.verified and only.anchor is None and sig.kernel_trusted is None
+    assert "names Microsoft Root Certificate Authority 2010, but does not verify against that trust anchor's exact " \
+        "certificate" in only.why
     efi = uefi_signers(io.BytesIO(data), name="d")
     assert [(s.ca, s.verified) for s in efi] == [(None, False)]
 
@@ -121,6 +123,8 @@ def test_self_signed_driver(sample_builder: ModuleType, sigwork: Path) -> None:
     data = sigkit.sign(sigkit.driver(sample_builder, sigwork), sigwork, key, cert)
     sig = kernel_signatures(files_of(d=data), "d")
     assert [(s.subject, s.verified) for s in sig.signers] == [("CN=Contoso Driver Signing", False)]
+    assert sig.signers[0].why == "the chain ends at a self-signed certificate, not at Microsoft Root Certificate " \
+        "Authority 2010"
 
 
 def test_catalog_lookup_finds_the_member_and_checks_the_catalog_signature(
@@ -242,3 +246,55 @@ def test_oscrypto_loads_with_the_machines_openssl() -> None:
 def test_the_fix_is_only_applied_to_the_old_pattern() -> None:
     old, new = authenticode._OSCRYPTO_FIX[0]
     assert old != new and "\\\\d+" in new and "\\\\d+" not in old
+
+
+def test_a_file_without_a_certificate_table_does_not_load_the_verifier(material: dict[str, bytes],
+                                                                        tmp_path: Path) -> None:
+    """The fast path on an unsigned driver reads its headers with pefile; signify and oscrypto stay unloaded."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "unsigned.dll"
+    path.write_bytes(material["perfmondata.dll"])
+    code = ("import io, sys; from azvhdaudit.authenticode import kernel_signatures\n"
+            "class F:\n    def open(self, p): return open(p, 'rb')\n"
+            f"sig = kernel_signatures(F(), {str(path)!r})\n"
+            "assert sig.cert_table is None and sig.bytes_read == 4096, sig\n"
+            "assert 'signify' not in sys.modules and 'oscrypto' not in sys.modules, sorted(sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_remembered_chains_depend_on_the_certificates_at_hand(material: dict[str, bytes]) -> None:
+    """A chain found once is reused only with the same certificate set: the signer certificate alone, without
+    the intermediate its signature carried, does not chain."""
+    import datetime
+
+    _, _, _, sigs = authenticode.read_signatures(io.BytesIO(material["WinDivert64-4.0.1.sys"]), name="d")
+    from signify.x509 import CertificateStore  # loaded (with the oscrypto fix) by read_signatures
+
+    nested = next(s for s, src in sigs if src == "nested")
+    leaf = authenticode._signer_cert(nested)
+    store, _ = authenticode._store(authenticode.KERNEL_ANCHORS)
+    when = leaf.valid_from + datetime.timedelta(seconds=1)
+    cls = authenticode._context_class()
+    authenticode._CHAINS.clear()
+    full = cls(store, nested.certificates, timestamp=when, anchors=authenticode.KERNEL_ANCHORS)
+    assert full.verify(leaf)[0].subject.dn.startswith("CN=Microsoft Root Certificate Authority 2010")
+    alone = cls(store, CertificateStore([leaf]), timestamp=when, anchors=authenticode.KERNEL_ANCHORS)
+    with pytest.raises(Exception, match="Chain verification"):
+        alone.verify(leaf)
+    assert len(authenticode._CHAINS) == 2
+    assert full.verify(leaf) is authenticode._CHAINS[next(iter(authenticode._CHAINS))]
+
+
+@pytest.mark.parametrize("name", ["WinDivert64-4.0.1.sys", "WinDivert64-2.1.0.sys", "msvcp140.dll", "shimx64.efi",
+                                  "perfmondata.dll"])
+def test_certificate_table_location_agrees_with_pefile(material: dict[str, bytes], name: str) -> None:
+    import pefile
+
+    data = material[name]
+    pe = pefile.PE(data=data, fast_load=True)
+    entry = pe.OPTIONAL_HEADER.DATA_DIRECTORY[4]
+    expected = (entry.VirtualAddress, entry.Size) if entry.Size else None
+    assert authenticode._locate(authenticode._Reader(io.BytesIO(data), name)) == expected

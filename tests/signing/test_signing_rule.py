@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from azvhdaudit.authenticode import kernel_signatures
 from azvhdaudit.report import Outcome, Status
 from azvhdaudit.rules.signing import check_boot_drivers, resolve_image_path
 
@@ -89,6 +90,10 @@ def test_non_compliant_per_target(images: dict[str, Path], security_type: str, s
     assert "lookalike (Windows\\system32\\DRIVERS\\lookalike.sys): embedded signature by CN=Microsoft Windows," \
         in out.message
     assert "msdll" in out.message and "CN=Microsoft Windows Software Compatibility Publisher" in out.message
+    assert "the chain leads to Microsoft Root Certificate Authority 2011" in out.message
+    fixes = out.remediation.splitlines()
+    assert len(fixes) == 3 and any(f.startswith("# contoso: ") and f.endswith("sc.exe config contoso start= demand")
+                                   for f in fixes)
     assert "WinDivert" not in out.message  # the Dev Center-signed driver is fine
     assert summary(out)["trusted"] == 1 and summary(out)["not_trusted"] == 3
     if status == Status.WARNING:
@@ -137,3 +142,18 @@ def test_no_services_key_is_not_checked(images: dict[str, Path]) -> None:
 ])
 def test_resolve_image_path(image_path: str | None, expected: str | None) -> None:
     assert resolve_image_path("svc", image_path)[0] == expected
+
+
+def test_a_cross_signed_only_driver_is_not_decided(material: dict[str, bytes]) -> None:
+    """WinDivert 2.1.0's EV signature alone (its Dev Center signature taken away): cross-signed through Microsoft
+    Code Verification Root, which no registry package ships, so the chain cannot be verified offline, and Windows
+    still loads such drivers when the certificate predates 2015-07-29. Neither pass nor fail."""
+    from azvhdaudit.authenticode import FileSignatures
+    from azvhdaudit.rules.signing import BootDriver, _judge
+
+    sig = kernel_signatures(sigkit.BytesFiles({"d": material["WinDivert64-2.1.0.sys"]}), "d")
+    ev_only = FileSignatures(sig.path, sig.mode, sig.size, sig.bytes_read, sig.signers[:1], sig.cert_table)
+    assert "the signing certificate was issued 2017-" in ev_only.signers[0].why
+    verdict, words = _judge(BootDriver("windivert", 0, None, "d"), ev_only)
+    assert verdict == "undecided" and "before 2015-07-29" in words
+    assert _judge(BootDriver("windivert", 0, None, "d"), sig)[0] == "ok"
