@@ -460,12 +460,15 @@ def audit(
     main_name = f"data:{os.path.basename(report.source)}" if role == "data" else "os"
 
     def run(image: Any, disk: str, disk_options: AuditOptions, no_windows: str | None) -> list[Result]:
+        from azvhdaudit.secureboot_facts import boot_volume_files  # pefile: loaded when an audit runs
+
         ctx = AuditContext(
             registry=image.registry,
             facts=image.facts,
             profile=profile,
             options=disk_options,
             files=getattr(image, "files", None),
+            boot_files=boot_volume_files(image),
             bcd=getattr(image, "bcd", None),
         )
         return audit_context(ctx, profile, select, ignore, active, disk=disk, today=today, no_windows=no_windows)

@@ -227,6 +227,8 @@ class AuditContext:
     profile: str = DEFAULT_PROFILE
     options: AuditOptions = field(default_factory=AuditOptions)
     files: GuestFiles | None = None
+    #: the files of the boot volume (the one holding the BCD store: the ESP on Generation 2), read-only
+    boot_files: GuestFiles | None = None
     #: the decoded BCD store (:class:`azvhdaudit.bcd.BCDStore`), when one was found
     bcd: Any = None
     #: scratch space shared by rules within one audit (e.g. parsed firewall rules), keyed by name
