@@ -231,6 +231,11 @@ def _use_color(stream: IO[str]) -> bool:
 
 
 def _hint(err: BaseException) -> str:
+    from azvhdaudit.hints import cause_hint
+
+    fitting = cause_hint(err)  # what caused the error, where its class alone would mislead
+    if fitting:
+        return fitting
     for cls, hint in _HINTS:
         if isinstance(err, cls):
             return hint
@@ -238,7 +243,14 @@ def _hint(err: BaseException) -> str:
 
 
 def _error_line(err: BaseException) -> str:
+    from azvhdaudit.hints import network_cause, network_reason
+
     message = str(err) or type(err).__name__
+    network = network_cause(err)
+    if network is not None and isinstance(err, FileNotFoundError):
+        # fsspec reports a server it cannot reach as a missing file: say what happened instead
+        where = message.split(": ", 1)[0]
+        message = f"{where}: the server could not be reached: {network_reason(network)}"
     if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
         message = f"{err.filename}: {message}"
     elif isinstance(err, OSError) and err.strerror and err.filename:
@@ -250,9 +262,14 @@ def _error_line(err: BaseException) -> str:
 
 def _write(text: str, output: str | None, stdout: IO[str]) -> None:
     if output and output != "-":
+        from azvhdaudit.hints import OutputError
+
         # newline="" keeps the renderer's own line ends (CRLF in .reg files)
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as err:
+            raise OutputError(err.errno, f"cannot write the report: {err.strerror or err}", output) from err
         log.info("wrote %s", output)
     else:
         stdout.write(text)
