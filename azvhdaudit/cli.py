@@ -73,7 +73,7 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (RegistryError, "try --backend python-registry, or check the hive with hivexsh on a copy"),
     (ImageNotFoundError, "check the path"),
     (ImageError, "check that the file is a complete disk image (e.g. qemu-img check FILE)"),
-    (WaiverError, "fix the waiver file (see the documentation for its format)"),
+    (WaiverError, "fix the waiver file: [[waiver]] tables with rule, reason, optional expires; README, Waivers"),
     (ProfileError, "see 'azvhdaudit rules' for rule ids and areas"),
     (FileNotFoundError, "check the path"),
     (PermissionError, "check the file's permissions (read access is all that is needed)"),
