@@ -304,12 +304,13 @@ def _run_summary(reports: Sequence[Report], unreadable: Sequence[str], fail_on: 
 
     ``ERROR`` when an image could not be read (exit code 2), else the verdict the exit code gives.
     """
-    from azvhdaudit.render._common import STATUS_ORDER, count_label, summary_line
+    from azvhdaudit.render._common import STATUS_ORDER, count_label
+    from azvhdaudit.render._lead import headline
 
     failing = [r for r in reports if r.exit_code(fail_on)]
     word = "ERROR" if unreadable else "NOT COMPLIANT" if failing else "COMPLIANT"
     if len(reports) == 1 and not unreadable:
-        what = f"{reports[0].source}: {summary_line(reports[0])}"
+        what = f"{reports[0].source}: {headline(reports[0])}"
     else:
         total = len(reports) + len(unreadable)
         parts = [f"{len(reports) - len(failing)} compliant", f"{len(failing)} not compliant"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from azvhdaudit.render import as_reports
-from azvhdaudit.render._common import format_value, identity, summary_line, verdict
+from azvhdaudit.render._common import format_value, identity, verdict
+from azvhdaudit.render._lead import headline, no_windows
 from azvhdaudit.report import Report, Result, Status
 
 __all__ = ["render"]
@@ -39,7 +40,10 @@ def _one(report: Report, fail_on: str, max_rows: int) -> list[str]:
     ident = identity(report)
     if ident:
         lines += [f"{ident} · profile `{report.profile}`", ""]
-    lines += [f"**{summary_line(report)}**", ""]
+    lead = no_windows(report)
+    if lead:
+        lines += [f"> **{lead}**", ""]
+    lines += [f"**{headline(report)}**", ""]
     problems = sorted(
         (r for r in report.results if r.status in _ICON),
         key=lambda r: ([Status.FAIL, Status.ERROR, Status.WARNING].index(r.status), r.area, r.rule_id),
