@@ -156,7 +156,8 @@ def _group(group: Group) -> str:
     e = escape
     label = "not checked" if group.status is Status.NOT_CHECKED else "not applicable"
     disk = f" <span class=muted>[{e(group.disk)}]</span>" if group.disk != "os" else ""
-    ids = ", ".join(f"<code>{e(i)}</code>" for i in group.rule_ids)
+    # each rule keeps its anchor (report.html#data1:data.vhd-rdp.port still lands on it)
+    ids = ", ".join(f'<code id="{e(group.disk)}-{e(i)}">{e(i)}</code>' for i in group.rule_ids)
     return (
         f'<details class="rule group s-{group.status.value}" data-status="{group.status.value}" data-area="" '
         f'data-count="{len(group.results)}">'

@@ -90,6 +90,9 @@ def test_page_of_a_vm_sets_data_disk_not_applicable_apart(vm: Report, tmp_path: 
     assert ("1 warning · 4 not checked · 7 manual · 6 not applicable · 115 passed · "
             "+ 212 OS-disk rules not applicable to the 2 data disks") in seen
     assert "218 not applicable" not in text
+    page = render(vm, "html")  # a grouped rule keeps its anchor
+    assert re.search(r'<details class="rule group s-not_applicable"[^>]*>.*?<code id="data1:data-mbr.vhd-rdp.port">',
+                     page, re.S)
 
 
 def test_facts_say_which_hives_were_never_read(misconfigured: Report) -> None:
