@@ -428,6 +428,12 @@ def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         backend=args.backend,
     )
     _write(fix_script(report, args.format, include_warnings=args.include_warnings), args.output, stdout)
+    if args.output and args.output != "-":
+        # the script went to a file: the log still says what it covers
+        wanted = ("fail", "warning") if args.include_warnings else ("fail",)
+        count = sum(1 for r in report.filter(status=wanted) if r.remediation)
+        stderr.write(f"azvhdaudit: fix script for {count} rule{'s' if count != 1 else ''} of {report.source} "
+                     f"written to {args.output}\n")
     return EXIT_OK
 
 
