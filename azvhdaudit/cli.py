@@ -81,7 +81,7 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (RegistryError, "try --backend python-registry, or check the hive with hivexsh on a copy"),
     (ImageNotFoundError, "check the path"),
     (ImageError, "check that the file is a complete disk image (e.g. qemu-img check FILE)"),
-    (WaiverError, "fix the waiver file (see the documentation for its format)"),
+    (WaiverError, "fix the waiver file: [[waiver]] tables with rule, reason, optional expires; README, Waivers"),
     (ProfileError, "see 'azvhdaudit rules' for rule ids and areas"),
     (FileNotFoundError, "check the path"),
     (PermissionError, "check the file's permissions (read access is all that is needed)"),
@@ -293,6 +293,11 @@ def _use_color(stream: IO[str]) -> bool:
 
 
 def _hint(err: BaseException) -> str:
+    from azvhdaudit.hints import cause_hint
+
+    fitting = cause_hint(err)  # what caused the error, where its class alone would mislead
+    if fitting:
+        return fitting
     for cls, hint in _HINTS:
         if isinstance(err, cls):
             return hint
@@ -300,7 +305,14 @@ def _hint(err: BaseException) -> str:
 
 
 def _error_line(err: BaseException) -> str:
+    from azvhdaudit.hints import network_cause, network_reason
+
     message = str(err) or type(err).__name__
+    network = network_cause(err)
+    if network is not None and isinstance(err, FileNotFoundError):
+        # fsspec reports a server it cannot reach as a missing file: say what happened instead
+        where = message.split(": ", 1)[0]
+        message = f"{where}: the server could not be reached: {network_reason(network)}"
     if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
         message = f"{err.filename}: {message}"
     elif isinstance(err, OSError) and err.strerror and err.filename:
@@ -312,9 +324,14 @@ def _error_line(err: BaseException) -> str:
 
 def _write(text: str, output: str | None, stdout: IO[str]) -> None:
     if output and output != "-":
+        from azvhdaudit.hints import OutputError
+
         # newline="" keeps the renderer's own line ends (CRLF in .reg files)
-        with open(output, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        try:
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        except OSError as err:
+            raise OutputError(err.errno, f"cannot write the report: {err.strerror or err}", output) from err
         log.info("wrote %s", output)
     else:
         stdout.write(text)
@@ -361,12 +378,13 @@ def _run_summary(reports: Sequence[Report], unreadable: Sequence[str], fail_on: 
 
     ``ERROR`` when an image could not be read (exit code 2), else the verdict the exit code gives.
     """
-    from azvhdaudit.render._common import STATUS_ORDER, count_label, summary_line
+    from azvhdaudit.render._common import STATUS_ORDER, count_label
+    from azvhdaudit.render._lead import headline
 
     failing = [r for r in reports if r.exit_code(fail_on)]
     word = "ERROR" if unreadable else "NOT COMPLIANT" if failing else "COMPLIANT"
     if len(reports) == 1 and not unreadable:
-        what = f"{reports[0].source}: {summary_line(reports[0])}"
+        what = f"{reports[0].source}: {headline(reports[0])}"
     else:
         total = len(reports) + len(unreadable)
         parts = [f"{len(reports) - len(failing)} compliant", f"{len(failing)} not compliant"]
@@ -562,6 +580,12 @@ def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         **_target_kwargs(args),
     )
     _write(fix_script(report, args.format, include_warnings=args.include_warnings), args.output, stdout)
+    if args.output and args.output != "-":
+        # the script went to a file: the log still says what it covers
+        wanted = ("fail", "warning") if args.include_warnings else ("fail",)
+        count = sum(1 for r in report.filter(status=wanted) if r.remediation)
+        stderr.write(f"azvhdaudit: fix script for {count} rule{'s' if count != 1 else ''} of {report.source} "
+                     f"written to {args.output}\n")
     return EXIT_OK
 
 

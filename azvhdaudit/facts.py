@@ -207,3 +207,13 @@ class ImageFacts:
             "default_control_set": self.default_control_set,
             "extra": self.extra,
         }
+
+    def __repr__(self) -> str:
+        from azvhdaudit.render.display import facts_repr
+
+        return facts_repr(self)
+
+    def _repr_html_(self) -> str:
+        from azvhdaudit.render.display import facts_html
+
+        return facts_html(self)

@@ -160,6 +160,17 @@ class Result:
         data["references"] = list(self.references)
         return data
 
+    def __repr__(self) -> str:
+        from azvhdaudit.render.display import result_repr
+
+        return result_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter display: the result as the HTML report's row, opened."""
+        from azvhdaudit.render.display import result_html
+
+        return result_html(self)
+
 
 @dataclass
 class Report:
@@ -272,8 +283,14 @@ class Report:
 
     # --- serialising --------------------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        """One line: the image, the verdict and the counts (the results are in ``.results``)."""
+        from azvhdaudit.render.display import report_repr
+
+        return report_repr(self)
+
     def _repr_html_(self) -> str:
-        """Jupyter display: the HTML renderer's fragment (no script)."""
+        """Jupyter display: the HTML report's look, with a filter that needs no script."""
         from azvhdaudit.render.html import render_fragment
 
         return render_fragment(self)
@@ -300,3 +317,13 @@ class Report:
             "timings_ms": dict(self.timings_ms),
             "results": [r.to_dict() for r in self.results],
         }
+
+
+def _evidence_repr(self: Evidence) -> str:
+    """One line saying where the fact came from (the dataclass's repr lists every field)."""
+    from azvhdaudit.render.display import evidence_repr
+
+    return evidence_repr(self)
+
+
+Evidence.__repr__ = _evidence_repr  # type: ignore[method-assign,assignment]

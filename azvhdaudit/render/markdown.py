@@ -11,7 +11,8 @@ import re
 from collections.abc import Sequence
 
 from azvhdaudit.render import as_reports
-from azvhdaudit.render._common import describe_evidence, format_value, identity, summary_line, verdict
+from azvhdaudit.render._common import describe_evidence, format_value, identity, verdict
+from azvhdaudit.render._lead import headline, no_windows
 from azvhdaudit.report import Report, Result, Status
 
 __all__ = ["render"]
@@ -62,7 +63,10 @@ def _one(report: Report, fail_on: str, max_rows: int) -> list[str]:
     target = f" · target {escape(report.target_text)}" if report.target_text else ""
     if ident or target:
         lines += [f"{escape(ident) if ident else ''} · profile `{report.profile}`{target}".lstrip(" ·"), ""]
-    lines += [f"**{summary_line(report)}**", ""]
+    lead = no_windows(report)
+    if lead:
+        lines += [f"> **{escape(lead)}**", ""]
+    lines += [f"**{escape(headline(report))}**", ""]
     problems = sorted(
         (r for r in report.results if r.status in _ICON),
         key=lambda r: ([Status.FAIL, Status.ERROR, Status.WARNING].index(r.status), r.area, r.rule_id),

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from azvhdaudit.render import as_reports
 from azvhdaudit.render._common import describe_evidence, evidence_location, format_value
+from azvhdaudit.render._lead import WINDOWS_VOLUME_ID, Group, groups, no_windows
 from azvhdaudit.report import Report, Result, Severity, Status
 
 __all__ = ["render", "to_sarif", "LEVELS", "SARIF_SCHEMA"]
@@ -151,7 +152,18 @@ def to_sarif(
                                 + (f", target {report.target_text}" if report.target_text else "")},
             }
         )
+        # a disk without Windows audited as an OS disk: the rules it leaves unchecked for that one reason are
+        # named by the disk.windows_volume result, not listed one by one
+        folded: dict[int, Result] = {}
+        unread: list[str] = []
+        if no_windows(report):
+            for item in groups(report.filter(status=Status.NOT_CHECKED, disk="os")):
+                if isinstance(item, Group):
+                    folded.update((id(r), r) for r in item.results)
+                    unread += item.rule_ids
         for result in report.results:
+            if id(result) in folded:
+                continue
             if result.rule_id not in rules:
                 rules[result.rule_id] = len(descriptors)
                 descriptors.append(_rule_descriptor(result))
@@ -164,7 +176,11 @@ def to_sarif(
                     }
                 )
             if result.status in wanted:
-                results.append(_result(result, rules[result.rule_id], artifact_index, report.source))
+                entry = _result(result, rules[result.rule_id], artifact_index, report.source)
+                if result.rule_id == WINDOWS_VOLUME_ID and unread:
+                    entry["message"]["text"] += f" ({len(unread)} rules not checked for want of Windows)"
+                    entry["properties"]["notChecked"] = unread
+                results.append(entry)
     version = items[0].tool_version if items else ""
     driver: dict[str, Any] = {
         "name": "azvhdaudit",

@@ -16,9 +16,9 @@ from azvhdaudit.render._common import (
     format_value,
     group_by_area,
     identity,
-    summary_line,
     verdict,
 )
+from azvhdaudit.render._lead import Group, groups, headline, no_windows
 from azvhdaudit.report import Report, Result, Status
 
 __all__ = ["render", "MARKS"]
@@ -98,9 +98,12 @@ def _one(report: Report, paint: _Painter, fail_on: str, width: int, show_passed:
         lines.append(f"  {ident}")
     word = verdict(report, fail_on)
     style = _STYLE[Status.FAIL] if report.exit_code(fail_on) else _STYLE[Status.PASS]
-    lines.append(f"  {paint(word, style)}: {summary_line(report)}")
+    lines.append(f"  {paint(word, style)}: {headline(report)}")
     if report.target_text:
         lines.append(f"  target: {report.target_text}")
+    lead = no_windows(report)
+    if lead:
+        lines.extend(textwrap.wrap(lead, width, initial_indent="  ", subsequent_indent="  "))
 
     problems = [r for r in report.results if r.status in (Status.FAIL, Status.ERROR, Status.WARNING)]
     if problems:
@@ -117,7 +120,14 @@ def _one(report: Report, paint: _Painter, fail_on: str, width: int, show_passed:
             continue
         lines.append("")
         lines.append(paint(f"  {heading} ({len(results)})", _BOLD))
-        for result in sorted(results, key=lambda r: (r.area, r.rule_id)):
+        for item in groups(sorted(results, key=lambda r: (r.area, r.rule_id))):
+            if isinstance(item, Group):  # many rules left unchecked for one reason: one entry
+                mark = paint(f"{MARKS[status]:<6}", _STYLE[status])
+                lines.append(f"    {mark} {len(item.results)} rules: {item.reason}")
+                lines.extend(textwrap.wrap(", ".join(item.rule_ids), width, initial_indent=" " * 11,
+                                           subsequent_indent=" " * 11))
+                continue
+            result = item
             why = result.reason or result.message
             if status is Status.WAIVED and result.waived_status is not None:
                 why = f"was {result.waived_status.value}: {why}"

@@ -244,7 +244,8 @@ def test_data_disk_needs_one_image(audits: dict[str, Any]) -> None:
 def test_fix_writes_the_script(audits: dict[str, Any], tmp_path: Path, fmt: str, marker: str) -> None:
     target = tmp_path / f"fix.{fmt}"
     code, out, err = run(["fix", "bad.vhd", "-o", str(target), "--format", fmt])
-    assert (code, out, err) == (0, "", "")
+    fixable = sum(1 for r in audits["bad.vhd"].filter(status="fail") if r.remediation)
+    assert (code, out, err) == (0, "", f"azvhdaudit: fix script for {fixable} rules of bad.vhd written to {target}\n")
     text = target.read_bytes().decode("utf-8")
     assert text.startswith(marker)
     assert "rdp.port" in text
