@@ -40,6 +40,10 @@ def image_facts(generation: int | None) -> ImageFacts:
 NAMES = sorted(audits())
 
 
+#: the fields of a result that make its verdict
+VERDICT = ("disk", "rule_id", "status", "severity", "area", "waived_status")
+
+
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("samples")
@@ -62,7 +66,8 @@ def test_azure_2022_gives_exactly_what_the_old_azure_profile_gave(sample_dir: Pa
     old = [(r["disk"], r["rule_id"]) for r in recorded["results"]]
     assert [(r["disk"], r["rule_id"]) for r in now["results"]] == old
     for was, new in zip(recorded["results"], now["results"], strict=True):
-        assert new == was, (was["disk"], was["rule_id"])
+        # the verdict; messages and evidence have since been made more exact on purpose
+        assert {k: new.get(k) for k in VERDICT} == {k: was.get(k) for k in VERDICT}, (was["disk"], was["rule_id"])
     assert now["summary"] == recorded["summary"]
 
 
