@@ -414,6 +414,23 @@ class FileSignatures:
                 return signer
         return None
 
+    def describe(self) -> str:
+        """What was read, in words: the signatures with their signers and where each chain leads."""
+        if self.error:
+            head = f"signatures unreadable: {self.error}"
+        elif not self.signers:
+            head = "no embedded signature" + (f"; listed in catalog {self.catalog}" if self.catalog else "")
+        else:
+            parts = []
+            for signer in self.signers:
+                if signer.verified and signer.anchor:
+                    where = f"chains to {signer.anchor}" + (", kernel mode" if signer.kernel_mode else "")
+                else:
+                    where = f"not trusted: {signer.why}" if signer.why else "not trusted"
+                parts.append(f"{signer.subject} ({where})")
+            head = f"{len(self.signers)} signature(s): " + "; ".join(parts)
+        return f"{head}; {self.mode} mode, {self.bytes_read} of {self.size} bytes read"
+
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "mode": self.mode, "size": self.size, "bytes_read": self.bytes_read,
                 "cert_table": list(self.cert_table) if self.cert_table else None, "catalog": self.catalog,

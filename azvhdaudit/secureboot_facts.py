@@ -211,7 +211,7 @@ class ServicingState:
     def status_meaning(self) -> str | None:
         if self.status is None:
             return None
-        return UEFICA2023_STATUSES.get(self.status.strip().lower(), f"{self.status!r}: not a value KB5068202 lists")
+        return UEFICA2023_STATUSES.get(self.status.strip().lower(), f"'{self.status}': not a value KB5068202 lists")
 
     @property
     def capable_meaning(self) -> str | None:

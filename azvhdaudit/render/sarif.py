@@ -105,7 +105,11 @@ def _result(result: Result, rule_index: int, artifact_index: int, source: str) -
     for ev in result.evidence:
         where = evidence_location(ev)
         if where:
-            name = f"{where}\\{ev.value_name}" if ev.value_name else where
+            name = where
+            if ev.value_name:
+                # a value name may itself start with a backslash (MountedDevices' \DosDevices\C:): never doubled
+                vn = ev.value_name
+                name = f"{where} (value {vn})" if vn.startswith("\\") else f"{where}\\{vn}"
             logical.append({"fullyQualifiedName": name, "kind": "resource" if ev.hive else "object"})
     if logical:
         location["logicalLocations"] = logical

@@ -37,7 +37,7 @@ from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
 from azvhdaudit.rules.os import build_name, os_of
-from azvhdaudit.rules.values import HiveUnavailable, open_key, read_value, value_evidence
+from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, read_value, value_evidence
 
 __all__ = [
     "CONVERSION_DOC",
@@ -240,14 +240,14 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
             evidence.append(_evidence(ctx, cs, override_path, None, None, note="StartOverride subkey with no values"))
         found[cs.name] = {"Start": start_data, "StartOverride": overrides or None}
         if need_start and start_data != 0:
-            shown = "missing" if start is None else f"{start.type_name} {start_data!r}"
+            shown = "missing" if start is None else f"{start.type_name} {plain(start_data)}"
             problems.append(f"{cs.label}: Services\\{service}\\Start is {shown}, not 0 (boot)")
             ps, reg = _fix_start(cs, service)
             inside.append(ps)
             offline.append(reg)
         bad = _bad_overrides(overrides)
         if bad:
-            shown = ", ".join(f"{n} = {d!r}" for n, d in sorted(bad.items()))
+            shown = ", ".join(f"{n} = {plain(d)}" for n, d in sorted(bad.items()))
             problems.append(f"{cs.label}: Services\\{service}\\StartOverride holds {shown}, which overrides the "
                             "boot start")
             ps, reg = _fix_override(cs, service)
@@ -482,12 +482,12 @@ def check_pagefile(ctx: AuditContext) -> Outcome:
         [data] if isinstance(data, str) else [])
     on_d = [e for e in entries if e.strip().upper().startswith("D:")]
     if not on_d:
-        shown = ", ".join(repr(e) for e in entries) if entries else "no PagingFiles value"
+        shown = ", ".join(entries) if entries else "no PagingFiles value"
         return Outcome(Status.PASS, f"no page file on D: ({shown} under {read.key_path})", expected="not on D:",
                        actual=entries or None, evidence=(read.evidence,))
     return Outcome(
         Status.WARNING,
-        f"PagingFiles puts a page file on D: ({', '.join(repr(e) for e in on_d)}); on sizes with an NVMe temporary "
+        f"PagingFiles puts a page file on D: ({', '.join(on_d)}); on sizes with an NVMe temporary "
         f"disk D: comes up raw and unformatted (target disk controller {ctx.disk_controller()}); fix: "
         f"Set-ItemProperty -Path '{_MM.replace('HKLM', 'HKLM:')}' -Name PagingFiles -Value '?:\\pagefile.sys' "
         "-Type MultiString (inside the VM), or format the temporary disk at each start",

@@ -37,7 +37,7 @@ from typing import Any
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.values import HiveUnavailable, open_key, read_value, value_evidence
+from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, read_value, value_evidence
 
 __all__ = [
     "MANA_ID",
@@ -282,7 +282,7 @@ def check_kms(ctx: AuditContext) -> Outcome:
     expected = f"unset, or one of {', '.join(sorted(AZURE_KMS_HOSTS))} (port {KMS_PORT})"
     text = name.data if isinstance(name.data, str) else None
     if name.value is not None and text is None:
-        return Outcome(Status.WARNING, f"KeyManagementServiceName is {name.value.type_name} {name.data!r} under "
+        return Outcome(Status.WARNING, f"KeyManagementServiceName is {name.value.type_name} {plain(name.data)} under "
                        f"{name.key_path}; Windows reads a REG_SZ host name; fix: cscript %windir%\\system32\\"
                        "slmgr.vbs /ckms inside the VM", expected=expected, actual=name.data, evidence=evidence)
     if not text or not text.strip():
@@ -294,7 +294,7 @@ def check_kms(ctx: AuditContext) -> Outcome:
         port.data if isinstance(port.data, int) else (int(port.data) if isinstance(port.data, str)
                                                       and port.data.strip().isdigit() else None))
     if host not in AZURE_KMS_HOSTS:
-        return Outcome(Status.WARNING, f"KeyManagementServiceName is {text!r}, not an Azure KMS endpoint: "
+        return Outcome(Status.WARNING, f"KeyManagementServiceName is '{text}', not an Azure KMS endpoint: "
                        "activation in Azure will fail unless that host is reachable from the VM; fix: cscript "
                        "%windir%\\system32\\slmgr.vbs /skms azkms.core.windows.net:1688 inside the VM (the endpoint "
                        "of the VM's cloud), or /ckms to clear it", expected=expected, actual=text, evidence=evidence)
@@ -302,7 +302,7 @@ def check_kms(ctx: AuditContext) -> Outcome:
         return Outcome(Status.WARNING, f"KMS host {host} is Azure's, but on port {port_number}; Azure's KMS listens on "
                        f"{KMS_PORT}; fix: cscript %windir%\\system32\\slmgr.vbs /skms {host}:{KMS_PORT} inside the VM",
                        expected=expected, actual=f"{host}:{port_number}", evidence=evidence)
-    return Outcome(Status.PASS, f"KMS host {text!r} is Azure's", expected=expected, actual=text, evidence=evidence)
+    return Outcome(Status.PASS, f"KMS host '{text}' is Azure's", expected=expected, actual=text, evidence=evidence)
 
 
 def _addresses(key: RegKey, name: str) -> list[str]:
@@ -353,7 +353,7 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
         if flag == 1:
             dhcp.append(iface.name)
         elif addresses:
-            static.append(f"{iface.name} (EnableDHCP {flag!r}, IPAddress {', '.join(addresses)})")
+            static.append(f"{iface.name} (EnableDHCP {plain(flag)}, IPAddress {', '.join(addresses)})")
     if static:
         return Outcome(Status.WARNING, f"static IPv4 configuration on {'; '.join(static)}: Azure gives the NIC its "
                        "address over DHCP; fix: Set-NetIPInterface -InterfaceAlias <alias of that interface> -Dhcp "

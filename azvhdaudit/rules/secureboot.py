@@ -351,7 +351,7 @@ def check_bcd_integrity(ctx: AuditContext) -> Outcome:
         if eff is not None and DISABLE_INTEGRITY in str(eff.value).upper():
             holder = _alias(eff.holder, loader)
             src = f" (inherited from {eff.holder.label})" if eff.inherited else ""
-            found.append(f"loadoptions {str(eff.value)!r}{src}")
+            found.append(f"loadoptions '{eff.value}'{src}")
             rest = _without_option(str(eff.value))
             fixes.append(f'bcdedit /set "{holder}" loadoptions "{rest}"' if rest
                          else f'bcdedit /deletevalue "{holder}" loadoptions')
@@ -535,7 +535,7 @@ def check_servicing(ctx: AuditContext) -> Outcome:
                        f"update, then: {_inline(ROLLOVER_LINES)}", expected, state.to_dict() if found else None, ev,
                        remediation=_script(["Install the latest cumulative update (KB5068202)"], ROLLOVER_LINES))
     if status and status not in ("notstarted",):
-        return Outcome(Status.WARNING, f"UEFICA2023Status {state.status!r} is not a value KB5068202 lists "
+        return Outcome(Status.WARNING, f"UEFICA2023Status '{state.status}' is not a value KB5068202 lists "
                        f"({summary})", expected, state.to_dict(), ev)
     return Outcome(Status.WARNING, f"the 2023 certificate rollover has not started: {summary}; fix: "
                    f"{_inline(ROLLOVER_LINES)}", expected, state.to_dict(), ev, remediation=ROLLOVER_FIX)

@@ -74,7 +74,7 @@ def resolve_image_path(service: str, image_path: str | None) -> tuple[str | None
         if low.startswith(prefix):
             return path[len(prefix):], ""
     if low.startswith(("\\??\\", "\\\\?\\", "\\device\\")) or (len(low) > 1 and low[1] == ":") or low.startswith("%"):
-        return None, f"ImagePath {image_path!r} is not on the Windows volume as seen offline"
+        return None, f"ImagePath {image_path} is not on the Windows volume as seen offline"
     # a relative ImagePath is relative to SystemRoot ("System32\drivers\x.sys")
     return "Windows\\" + path.lstrip("\\"), ""
 
@@ -193,7 +193,7 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     bad_fix: list[tuple[str, str]] = []
     total_bytes = 0
     for drv in drivers:
-        reg_note = f"{services_path}\\{drv.service}: Start={drv.start}, ImagePath={drv.image_path!r}"
+        reg_note = f"{services_path}\\{drv.service}: Start={drv.start}, ImagePath {drv.image_path or '(none)'}"
         label = f"{drv.service} ({drv.path or drv.image_path})"
         if drv.path is None:
             undecided.append(f"{label}: {drv.why}")
@@ -216,7 +216,7 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         {"ok": ok, "bad": bad, "undecided": undecided}[verdict].append(f"{label}: {words}")
         if verdict == "bad":
             bad_fix.append((drv.service, drv.path))
-        evidence.append(Evidence(source="file", key=drv.path, present=True, actual=sig.to_dict(),
+        evidence.append(Evidence(source="file", key=drv.path, present=True, actual=sig.describe(),
                                  note=f"{reg_note}; {words}"))
 
     summary: dict[str, Any] = {"mode": mode, "bytes_read": total_bytes, "drivers": len(drivers),
@@ -226,6 +226,7 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         summary["catalogs_read"] = catalogs.count
         summary["catalog_bytes_read"] = catalogs.bytes_read
     evidence.insert(0, Evidence(source="facts", key="driver signature check", actual=summary, present=True,
+                                derived=True,
                                 note=f"{mode} mode ({'digests and catalogs' if verify else 'certificate tables only'})"
                                      f", {total_bytes} bytes read"))
     target = (f"the target {ctx.security_type()} boots with Secure Boot" if required else

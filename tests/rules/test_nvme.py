@@ -145,7 +145,7 @@ def test_an_override_to_boot_start_is_harmless() -> None:
 def test_an_override_of_another_type_blocks() -> None:
     cs1 = services(**{"Services\\stornvme\\StartOverride": {"0": "3"}})
     result = run("nvme.stornvme_boot_start", system(cs1=cs1))
-    assert result.status is Status.FAIL and "0 = '3'" in result.message
+    assert result.status is Status.FAIL and "0 = 3" in result.message
 
 
 def test_demand_start_stornvme_fails_with_set_itemproperty() -> None:

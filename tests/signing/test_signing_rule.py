@@ -73,7 +73,7 @@ def test_compliant(images: dict[str, Path], verify: bool) -> None:
     assert set(files) == {r"Windows\System32\drivers\WinDivert64.sys", r"Windows\System32\drivers\attested.sys"}
     if not verify:  # the fast path reads headers and certificate tables: a few KB per driver
         assert s["bytes_read"] < 60_000
-        assert all(f["mode"] == "fast" for f in files.values())
+        assert all(" fast mode, " in f for f in files.values())
     else:
         assert s["bytes_read"] >= 94144 + 47560
 
