@@ -186,6 +186,10 @@ class CellReader(ABC, Generic[N, V]):
     @abstractmethod
     def value_raw(self, record: V) -> bytes: ...
 
+    def list_cells(self, node: N) -> set[int]:
+        """Offsets of the cells of ``node``'s subkey list itself: the list cell, and an index root's leaves."""
+        return set()
+
     def prefetch(self, offsets: list[int]) -> None:
         """The cells at ``offsets`` are about to be read, every one: a backend reading from a stream may
         fetch them in fewer reads. Never raises (an offset or a read that fails is left to the read of
@@ -262,6 +266,8 @@ class BackendKey(RegKey, Generic[N, V]):
         # up ControlSet001, Services, Policies ... hundreds of times an audit
         self._found: dict[str, BackendKey[N, V] | None] | None = None
         self._names: _ValueNames[V] | None = None
+        # the subkey list's entries were checked (see _check_entries)
+        self._entries_checked = False
 
     def _where(self) -> str:
         return f"key {self.path or '(root)'!r} (cell at offset 0x{self._offset:X})"
@@ -331,9 +337,44 @@ class BackendKey(RegKey, Generic[N, V]):
         except BaseException as err:
             wrap_backend_error(reader.source, f"{self._where()}: looking up subkey {name!r}", err)
             raise
+        if offset is None:
+            self._check_entries()
         child = None if offset is None else self._child(offset)
         found[known] = child
         return child
+
+    def _check_entries(self) -> None:
+        """Before a name is said to be absent from this key: no entry of its subkey list may be one that a
+        lookup skips unread. A lookup reads only the entries whose hash or name hint matches; an entry that
+        points outside the hive bins, at the subkey list's own cells, or back at this key or an ancestor,
+        names a subkey that cannot be read, and "absent" would rest on it. Such an entry is a
+        :class:`~azvhdaudit.errors.CorruptHiveError` for every lookup that does not find its name (a lookup
+        that finds it still works). Checked once per key; the cells themselves are not read (bound: one pass
+        over the list's offsets)."""
+        if self._entries_checked:
+            return
+        reader = self._reader
+        try:
+            offsets = reader.subkey_offsets(self._node)
+            lists = reader.list_cells(self._node) if offsets else set()
+        except BaseException as err:
+            wrap_backend_error(reader.source, f"{self._where()}: subkey list", err)
+            raise
+        lineage = self._ancestors | {self._offset}
+        for index, offset in enumerate(offsets):
+            if offset >= reader.bins_size or offset % 8:
+                why = f"outside the hive bins data (size 0x{reader.bins_size:X}) or not aligned"
+            elif offset in lists:
+                why = "the subkey list's own cell"
+            elif offset in lineage:
+                why = "this key or one of its parents (a loop)"
+            else:
+                continue
+            raise CorruptHiveError(
+                f"{reader.source}: {self._where()}: entry {index} of its subkey list points at offset "
+                f"0x{offset:X}, {why}: a subkey cannot be read, so no name can be said to be absent from this key"
+            )
+        self._entries_checked = True
 
     def _value_names(self) -> _ValueNames[V]:
         names = self._names
