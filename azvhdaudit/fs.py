@@ -323,7 +323,14 @@ class Volume:
 
 
 class NtfsVolume(Volume):
-    """An NTFS volume."""
+    """An NTFS volume.
+
+    Bounds of the walks over on-disk links: a path lookup descends each directory's index B-tree visiting
+    each index block once (:meth:`_search`); a listing reads the INDX blocks in VCN order up to the end of the
+    allocation; a runlist is decoded from the attribute's own bytes (its length bounds it); an attribute list
+    is followed by dissect.ntfs, which skips records it has listed already, and a record whose list names a
+    record listing it back ends in Python's recursion limit, reported as :class:`FileSystemError`.
+    """
 
     kind = "ntfs"
 
@@ -515,9 +522,14 @@ class NtfsVolume(Volume):
         return sorted(n for n in names if n not in (".", ".."))
 
     def _search(self, node, name: str) -> int | None:  # type: ignore[no-untyped-def]
-        """The segment number of ``name`` in directory ``node`` (dissect.ntfs Index.search's walk)."""
+        """The segment number of ``name`` in directory ``node`` (dissect.ntfs Index.search's walk).
+
+        Bound: the descent visits each index block (VCN) at most once; a child pointer back to a block already
+        on the way (the root's child naming itself, a cycle of INDX blocks) is a
+        :class:`~azvhdaudit.errors.CorruptVolumeError`, where dissect's walk would loop forever."""
         value = name.upper()
         entries = self._entries(node, None)
+        visited: list[int] = []
         while True:
             if not entries:
                 return None
@@ -536,6 +548,12 @@ class NtfsVolume(Volume):
             is_end = bool(entry[1] & INDEX_ENTRY_END) or entry[0] is None
             if not entry[1] & INDEX_ENTRY_NODE or (not is_end and entry[0] == value):
                 break
+            if entry[3] in visited:
+                raise CorruptVolumeError(
+                    f"{self.name}: the index of directory record {node.segment} loops: the B-tree walk comes back "
+                    f"to the block at VCN {entry[3]} (walk: root -> {' -> '.join(map(str, [*visited, entry[3]]))})"
+                )
+            visited.append(entry[3])
             entries = self._entries(node, entry[3])
         if is_end or entry[0] != value:
             return None
