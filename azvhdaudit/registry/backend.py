@@ -237,6 +237,13 @@ class _ValueNames(Generic[V]):
 class BackendKey(RegKey, Generic[N, V]):
     """A key read through a :class:`CellReader`; every accessor wraps backend errors.
 
+    Bounds of the walks over the hive's links: a path is at most :data:`MAX_DEPTH` keys deep, and a subkey
+    that is the key itself or one of its ancestors is a loop (:class:`~azvhdaudit.errors.CorruptHiveError`);
+    a subkey list holds at most the entries its cell holds (an index root points to leaves only, never to
+    another index root), a value list at most the offsets its cell holds, and a big data record the segments
+    its list cell holds; each list is read once per key. A name looked up and not found is "absent" only when
+    no entry of the list is one the lookup skipped unread (:meth:`_check_entries`).
+
     The error wrapping on the per-record paths is a ``try`` around the reads rather than a :class:`guard`
     holding a closure for the message: a lookup enters one per record, and building the closure cost more
     than the read of a cached cell. The message is only built when an error is raised.
