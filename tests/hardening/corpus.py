@@ -1184,6 +1184,17 @@ def _extended_chains(bases: Bases) -> Iterator[Mutant]:
         yield Mutant(f"{base}/mbr-{label}", "partitions", base, _on(base, bases, step))
 
 
+def _parent_file_name(child: Path) -> str | None:
+    """The file name the first parent locator of ``child`` names (where the library looks first)."""
+    from azvhdaudit.container import _open_layer, _parent_candidates
+    from azvhdaudit.container.base import ContainerStats, CountedFile
+
+    with open(child, "rb") as fh:
+        layer = _open_layer(CountedFile(fh, str(child), ContainerStats(), owned=False))
+        candidates = _parent_candidates(str(child), layer.parent_locators())  # type: ignore[attr-defined]
+    return os.path.basename(candidates[0]) if candidates else None
+
+
 def _special_files(bases: Bases) -> Iterator[Mutant]:
     """The image or a parent is a FIFO, a socket, or a link to a character device: refused at once."""
     import socket
@@ -1208,12 +1219,13 @@ def _special_files(bases: Bases) -> Iterator[Mutant]:
     for child_name, parent_name in (("chain1/gen1-azure-child.vhd", "chain1/gen1-azure.vhd"),
                                     ("chain2/gen2-misconfigured-child.vhdx", "chain2/gen2-misconfigured.vhdx"),
                                     ("hyperv/differencing.avhdx", "hyperv/dynamic.vhdx")):
-        child, parent = bases.path(child_name), bases.path(parent_name)
+        child = bases.path(child_name)
+        parent = _parent_file_name(child) or Path(parent_name).name
 
-        def beside(make: Callable[[Path], None], _c: Path = child, _p: Path = parent) -> Callable[[Path], Path]:
+        def beside(make: Callable[[Path], None], _c: Path = child, _p: str = parent) -> Callable[[Path], Path]:
             def build(d: Path) -> Path:
                 c = Path(copy_image(_c, d / _c.name))
-                make(d / _p.name)
+                make(d / _p)
                 return c
 
             return build
