@@ -1213,6 +1213,16 @@ def _special_files(bases: Bases) -> Iterator[Mutant]:
         os.symlink("/dev/null", d / "null.vhd")
         return d / "null.vhd"
 
+    def vmdk_extent_fifo(d: Path) -> Path:
+        import subprocess
+
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat",
+                        str(bases.path("gen1.raw")), str(d / "disk.vmdk")], check=True, capture_output=True)
+        (d / "disk-flat.vmdk").unlink()
+        os.mkfifo(d / "disk-flat.vmdk")
+        return d / "disk.vmdk"
+
+    yield Mutant("special/vmdk-extent-fifo", "special", "gen1.raw", vmdk_extent_fifo)
     yield Mutant("special/image-fifo", "special", "gen1-fixed.vhd", fifo_image)
     yield Mutant("special/image-socket", "special", "gen1-fixed.vhd", socket_image)
     yield Mutant("special/image-link-to-dev-null", "special", "gen1-fixed.vhd", dev_null_image)
