@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from azvhdaudit.errors import AuditError
 from azvhdaudit.facts import ImageFacts, OSFacts, PartitionFacts
-from azvhdaudit.registry.model import RegistryView, RegKey
+from azvhdaudit.registry.model import RegistryView, RegKey, RegValue
 
 if TYPE_CHECKING:  # the rules package imports this module; only the type is needed here
     from azvhdaudit.rules.base import GuestFiles
@@ -94,6 +94,11 @@ def _loaded(reg: RegistryView, path: str) -> bool:
     """Whether the hive ``path`` lies in is loaded (a view raises for a hive it could not read)."""
     resolved = reg.resolve(path)
     return resolved is not None and reg.has_hive(resolved[0])
+
+
+def _data_value(reg: RegistryView, path: str, name: str) -> RegValue | None:
+    """The value, or ``None`` when absent or when its hive is not loaded."""
+    return reg.value(path, name) if _loaded(reg, path) else None
 
 
 def _data(reg: RegistryView, path: str, name: str) -> Any:
@@ -385,7 +390,7 @@ def mounted_devices(registry: RegistryView) -> list[MountedDevice]:
 
     Drive letters come first, in letter order, then the volume GUIDs.
     """
-    key = registry.key(MOUNTED_DEVICES)
+    key = registry.key(MOUNTED_DEVICES) if _loaded(registry, MOUNTED_DEVICES) else None
     if key is None:
         return []
     found = [_decode_mounted(v.name, bytes(v.raw)) for v in key.values() if v.name]
@@ -428,7 +433,7 @@ def mounted_volume(registry: RegistryView, letter: str = "C:") -> dict[str, Any]
     the partition's byte offset), ``{"style": "gpt", "guid": str}`` for ``DMIO:ID:`` + partition GUID;
     ``None`` when the value is absent or in another form (a dynamic disk, a removable device's path).
     """
-    value = registry.value(r"SYSTEM\MountedDevices", f"\\DosDevices\\{letter.upper()}")
+    value = _data_value(registry, MOUNTED_DEVICES, f"\\DosDevices\\{letter.upper()}")
     if value is None:
         return None
     raw = value.raw
