@@ -38,7 +38,7 @@ from dissect.ntfs.ntfs import _get_dataruns_from_attribute_list
 from dissect.ntfs.util import AttributeCollection, apply_fixup
 from dissect.util.stream import RangeStream
 
-from azvhdaudit.errors import CorruptVolumeError, FileSystemError, GuestFileNotFoundError
+from azvhdaudit.errors import CorruptVolumeError, FileSystemError, GuestFileNotFoundError, ImageError
 
 __all__ = ["Volume", "NtfsVolume", "FatVolume", "GuestFileSystem", "open_volume"]
 
@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 #: errors the file system libraries raise on corrupt structures
 _FS_ERRORS = (NtfsError, FatError, EOFError, struct.error, ValueError, IndexError, KeyError, OverflowError,
               RecursionError, UnicodeDecodeError, AttributeError, TypeError)
+
+#: what a read of a file's structures or data may raise: a corrupt structure, or the image below ending or
+#: damaged where the data lies (the file cannot be read there: FileSystemError, evidence not read)
+_READ_ERRORS = (*_FS_ERRORS, ImageError)
 
 _MAX_READ = 256 * 1024 * 1024
 _ALIGN = 4096
@@ -318,7 +322,8 @@ class Volume:
             return None
         try:
             return fh.read(max_size)
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
+            # ImageError: the image below ends or is damaged where the file's data lies
             raise FileSystemError(f"{self.name}: cannot read {path}: {err}") from err
 
 
@@ -358,7 +363,7 @@ class NtfsVolume(Volume):
             record = self._lookup(_norm(path))
         except (FileNotFoundError, NotADirectoryError):
             record = None
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err
         self._records[key] = record
         return record
@@ -566,7 +571,7 @@ class NtfsVolume(Volume):
         rec = self._record(path)
         try:
             return bool(rec is not None and rec.is_dir())
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot read {path}: {err}") from err
 
     def listdir(self, path: str) -> list[str] | None:
@@ -581,7 +586,7 @@ class NtfsVolume(Volume):
                 return names
             # str(): dissect returns cstruct string subclasses, which do not pickle (process pools, Dask)
             return sorted(str(n) for n in rec.listdir(ignore_dos=True) if n not in (".", ".."))
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot list {path}: {err}") from err
 
     def open(self, path: str) -> BinaryIO:
@@ -592,7 +597,7 @@ class NtfsVolume(Volume):
             if rec.is_dir():
                 raise GuestFileNotFoundError(f"{self.name}: {path} is a directory, not a file")
             return _open(rec, self._table(rec))
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot open {path}: {err}") from err
 
     @property
@@ -877,7 +882,7 @@ class FatVolume(Volume):
                 node = match
                 key = f"{key}\\{part.lower()}"
             return node
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err
 
     def exists(self, path: str) -> bool:
@@ -893,7 +898,7 @@ class FatVolume(Volume):
             return None
         try:
             return sorted(str(c.name) for c in entry.iterdir() if c.name not in (".", ".."))
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot list {path}: {err}") from err
 
     def open(self, path: str) -> BinaryIO:
@@ -902,7 +907,7 @@ class FatVolume(Volume):
             raise GuestFileNotFoundError(f"{self.name}: {path} does not exist")
         try:
             return entry.open()  # type: ignore[no-any-return]
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot open {path}: {err}") from err
 
 
@@ -951,6 +956,6 @@ class GuestFileSystem:
             # Only the headers and the resource section are read, never the whole binary.
             try:
                 self._versions[key] = file_version_of(fh, name=f"{self.volume.name}:\\{_norm(path)}")
-            except _FS_ERRORS as err:
+            except _READ_ERRORS as err:
                 raise FileSystemError(f"{self.volume.name}: cannot read {path}: {err}") from err
         return self._versions[key]

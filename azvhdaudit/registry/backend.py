@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from azvhdaudit.errors import AuditError, CorruptHiveError, RegistryError
+from azvhdaudit.errors import AuditError, CorruptHiveError, ImageError, RegistryError
 from azvhdaudit.registry.logs import filetime
 from azvhdaudit.registry.model import Hive, HiveState, RegKey, RegValue
 
@@ -102,6 +102,9 @@ def wrap_backend_error(source: str, place: str, err: BaseException) -> None:
     error raised by this package's own code, is returned unchanged: the reader's own checks raise
     ``CorruptHiveError`` themselves, so what is left is a bug, to be seen as one.
     """
+    if isinstance(err, ImageError):
+        # the image below ends or is damaged where the hive's cells lie: the hive cannot be read there
+        raise RegistryError(f"{source}: {place}: cannot read the hive: {err}") from err
     if isinstance(err, AuditError):
         return
     if isinstance(err, OSError):

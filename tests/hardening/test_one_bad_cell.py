@@ -48,3 +48,20 @@ def test_a_bad_mounted_devices_cell_leaves_the_other_facts(bases: hardkit.Bases,
         with pytest.raises(CorruptHiveError, match=r"config\\SYSTEM: value record: the value cell at offset "
                                                    r"0x[0-9A-F]+ holds 12 bytes"):
             osinfo.mounted_devices(image.registry)
+
+
+def test_an_image_cut_where_a_file_lies_makes_that_rule_not_checked(bases: hardkit.Bases, tmp_path: Path) -> None:
+    """The generation 2 VHDX cut short: a rule reading a driver's version meets the container's
+    CorruptImageError under the file system; the evidence could not be read (not checked), not a rule error."""
+    image = tmp_path / "gen2.vhdx"
+    shutil.copyfile(bases.path("gen2.vhdx"), image)
+    with open(image, "r+b") as fh:
+        fh.truncate(17314301)
+    import azvhdaudit
+
+    report = azvhdaudit.audit(image)
+    errors = [(r.rule_id, r.message) for r in report.results if str(r.status) == "error"]
+    assert not errors
+    versions = next(r for r in report.results if r.rule_id == "updates.min_file_versions")
+    assert str(versions.status) == "not_checked"
+    assert "lies outside the file" in (versions.reason or "")
