@@ -38,7 +38,7 @@ from dissect.ntfs.ntfs import _get_dataruns_from_attribute_list
 from dissect.ntfs.util import AttributeCollection, apply_fixup
 from dissect.util.stream import RangeStream
 
-from azvhdaudit.errors import CorruptVolumeError, FileSystemError, GuestFileNotFoundError
+from azvhdaudit.errors import CorruptVolumeError, FileSystemError, GuestFileNotFoundError, ImageError
 
 __all__ = ["Volume", "NtfsVolume", "FatVolume", "GuestFileSystem", "open_volume"]
 
@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 #: errors the file system libraries raise on corrupt structures
 _FS_ERRORS = (NtfsError, FatError, EOFError, struct.error, ValueError, IndexError, KeyError, OverflowError,
               RecursionError, UnicodeDecodeError, AttributeError, TypeError)
+
+#: what a read of a file's structures or data may raise: a corrupt structure, or the image below ending or
+#: damaged where the data lies (the file cannot be read there: FileSystemError, evidence not read)
+_READ_ERRORS = (*_FS_ERRORS, ImageError)
 
 _MAX_READ = 256 * 1024 * 1024
 _ALIGN = 4096
@@ -318,12 +322,20 @@ class Volume:
             return None
         try:
             return fh.read(max_size)
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
+            # ImageError: the image below ends or is damaged where the file's data lies
             raise FileSystemError(f"{self.name}: cannot read {path}: {err}") from err
 
 
 class NtfsVolume(Volume):
-    """An NTFS volume."""
+    """An NTFS volume.
+
+    Bounds of the walks over on-disk links: a path lookup descends each directory's index B-tree visiting
+    each index block once (:meth:`_search`); a listing reads the INDX blocks in VCN order up to the end of the
+    allocation; a runlist is decoded from the attribute's own bytes (its length bounds it); an attribute list
+    is followed by dissect.ntfs, which skips records it has listed already, and a record whose list names a
+    record listing it back ends in Python's recursion limit, reported as :class:`FileSystemError`.
+    """
 
     kind = "ntfs"
 
@@ -351,7 +363,7 @@ class NtfsVolume(Volume):
             record = self._lookup(_norm(path))
         except (FileNotFoundError, NotADirectoryError):
             record = None
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err
         self._records[key] = record
         return record
@@ -515,9 +527,14 @@ class NtfsVolume(Volume):
         return sorted(n for n in names if n not in (".", ".."))
 
     def _search(self, node, name: str) -> int | None:  # type: ignore[no-untyped-def]
-        """The segment number of ``name`` in directory ``node`` (dissect.ntfs Index.search's walk)."""
+        """The segment number of ``name`` in directory ``node`` (dissect.ntfs Index.search's walk).
+
+        Bound: the descent visits each index block (VCN) at most once; a child pointer back to a block already
+        on the way (the root's child naming itself, a cycle of INDX blocks) is a
+        :class:`~azvhdaudit.errors.CorruptVolumeError`, where dissect's walk would loop forever."""
         value = name.upper()
         entries = self._entries(node, None)
+        visited: list[int] = []
         while True:
             if not entries:
                 return None
@@ -536,6 +553,12 @@ class NtfsVolume(Volume):
             is_end = bool(entry[1] & INDEX_ENTRY_END) or entry[0] is None
             if not entry[1] & INDEX_ENTRY_NODE or (not is_end and entry[0] == value):
                 break
+            if entry[3] in visited:
+                raise CorruptVolumeError(
+                    f"{self.name}: the index of directory record {node.segment} loops: the B-tree walk comes back "
+                    f"to the block at VCN {entry[3]} (walk: root -> {' -> '.join(map(str, [*visited, entry[3]]))})"
+                )
+            visited.append(entry[3])
             entries = self._entries(node, entry[3])
         if is_end or entry[0] != value:
             return None
@@ -548,7 +571,7 @@ class NtfsVolume(Volume):
         rec = self._record(path)
         try:
             return bool(rec is not None and rec.is_dir())
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot read {path}: {err}") from err
 
     def listdir(self, path: str) -> list[str] | None:
@@ -563,7 +586,7 @@ class NtfsVolume(Volume):
                 return names
             # str(): dissect returns cstruct string subclasses, which do not pickle (process pools, Dask)
             return sorted(str(n) for n in rec.listdir(ignore_dos=True) if n not in (".", ".."))
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot list {path}: {err}") from err
 
     def open(self, path: str) -> BinaryIO:
@@ -574,7 +597,7 @@ class NtfsVolume(Volume):
             if rec.is_dir():
                 raise GuestFileNotFoundError(f"{self.name}: {path} is a directory, not a file")
             return _open(rec, self._table(rec))
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot open {path}: {err}") from err
 
     @property
@@ -859,7 +882,7 @@ class FatVolume(Volume):
                 node = match
                 key = f"{key}\\{part.lower()}"
             return node
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err
 
     def exists(self, path: str) -> bool:
@@ -875,7 +898,7 @@ class FatVolume(Volume):
             return None
         try:
             return sorted(str(c.name) for c in entry.iterdir() if c.name not in (".", ".."))
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot list {path}: {err}") from err
 
     def open(self, path: str) -> BinaryIO:
@@ -884,7 +907,7 @@ class FatVolume(Volume):
             raise GuestFileNotFoundError(f"{self.name}: {path} does not exist")
         try:
             return entry.open()  # type: ignore[no-any-return]
-        except _FS_ERRORS as err:
+        except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot open {path}: {err}") from err
 
 
@@ -933,6 +956,6 @@ class GuestFileSystem:
             # Only the headers and the resource section are read, never the whole binary.
             try:
                 self._versions[key] = file_version_of(fh, name=f"{self.volume.name}:\\{_norm(path)}")
-            except _FS_ERRORS as err:
+            except _READ_ERRORS as err:
                 raise FileSystemError(f"{self.volume.name}: cannot read {path}: {err}") from err
         return self._versions[key]

@@ -27,6 +27,7 @@ from azvhdaudit.errors import (
 )
 from azvhdaudit.facts import ImageFacts
 from azvhdaudit.fs import GuestFileSystem, Volume, open_volume
+from azvhdaudit.registry.identity import identity_problem
 from azvhdaudit.registry.model import Hive, RegistryView
 from azvhdaudit.volumes import ESP_TYPE, read_layout
 
@@ -210,21 +211,40 @@ class Image:
                 unavailable[name] = f"the {name} hive is not present at {path}"
                 continue
             try:
-                hives[name] = self._open_hive(self.windows_volume, path, name)
+                hive = self._open_hive(self.windows_volume, path, name)
             except (RegistryError, FileSystemError) as err:
                 log.warning("%s", err)
                 unavailable[name] = f"the {name} hive cannot be read: {err}"
+                continue
+            # a key absent from a hive means something only once the hive is shown to be the one it is named
+            problem = identity_problem(hive, name)
+            if problem is not None:
+                hive.close()
+                why = f"the {name} hive cannot be read: {hive.source} is unreadable as {name}: {problem}"
+                log.warning("%s", why)
+                unavailable[name] = why
+                continue
+            hives[name] = hive
         for name in OPT_IN_HIVES:
             if name not in names:
                 unavailable[name] = (
-                    f"the {name} hive is read only on request (audit(..., with_lsa=True), or --with-lsa)"
+                    f"hive not loaded: the {name} hive is read only on request: pass with_lsa=True to audit() "
+                    f"(--with-lsa on the command line), or hives=[..., {name!r}] to open_image()"
                 )
         if self.boot_volume is not None and self.facts.bcd_path:
             try:
-                hives["BCD"] = self._open_hive(self.boot_volume, self.facts.bcd_path, "BCD")
+                bcd = self._open_hive(self.boot_volume, self.facts.bcd_path, "BCD")
             except (RegistryError, FileSystemError) as err:
                 log.warning("%s", err)
                 unavailable["BCD"] = f"the BCD store cannot be read: {err}"
+            else:
+                problem = identity_problem(bcd, "BCD")
+                if problem is None:
+                    hives["BCD"] = bcd
+                else:
+                    bcd.close()
+                    unavailable["BCD"] = f"the BCD store cannot be read: {bcd.source} is unreadable as BCD: {problem}"
+                    log.warning("%s", unavailable["BCD"])
         elif self._boot_errors:
             unavailable["BCD"] = "the BCD store cannot be read: its folder cannot be looked up: " + "; ".join(
                 self._boot_errors)
@@ -255,13 +275,12 @@ class Image:
                 from azvhdaudit import osinfo
             except ImportError:  # pragma: no cover - the OS facts module is part of the package
                 return
+            # each fact on its own: a corrupt cell met by one leaves it unknown, not the others
             try:
                 facts.os = osinfo.os_facts(reg)
-                extra = getattr(osinfo, "image_extra_facts", None)
-                if extra is not None:
-                    facts.extra.update(extra(reg, self.files))
             except AuditError as err:
                 log.warning("%s: cannot establish the OS facts: %s", self.source, err)
+            facts.extra.update(osinfo.image_extra_facts(reg, self.files))
 
     # --- public -------------------------------------------------------------------------------
 

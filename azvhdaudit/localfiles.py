@@ -63,13 +63,17 @@ def open_regular(path: str | os.PathLike[str], error: Callable[[str], AuditError
     """
     name = os.fspath(path)
     check_readable_kind(name, os.stat(name).st_mode, error, what)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
-    flags |= getattr(os, "O_BINARY", 0)
-    fd = os.open(name, flags)
+    fh = open(name, "rb", opener=_nonblocking)  # returned to the caller, who closes it
     try:
         # the descriptor is what is read: a path swapped after the check is caught here
-        check_readable_kind(name, os.fstat(fd).st_mode, error, what)
-        return os.fdopen(fd, "rb")
+        check_readable_kind(name, os.fstat(fh.fileno()).st_mode, error, what)
     except BaseException:
-        os.close(fd)
+        fh.close()
         raise
+    return fh
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    """``open()``'s flags (read-only) with ``O_NONBLOCK``: a FIFO put in the file's place after the check
+    cannot make the open wait; ``O_NOCTTY``: a terminal never becomes the controlling one."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))

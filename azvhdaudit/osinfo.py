@@ -24,8 +24,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from azvhdaudit.errors import AuditError
 from azvhdaudit.facts import ImageFacts, OSFacts, PartitionFacts
-from azvhdaudit.registry.model import RegistryView, RegKey
+from azvhdaudit.registry.model import RegistryView, RegKey, RegValue
 
 if TYPE_CHECKING:  # the rules package imports this module; only the type is needed here
     from azvhdaudit.rules.base import GuestFiles
@@ -89,7 +90,22 @@ SPECIALIZED_STATES = (
 )
 
 
+def _loaded(reg: RegistryView, path: str) -> bool:
+    """Whether the hive ``path`` lies in is loaded (a view raises for a hive it could not read)."""
+    resolved = reg.resolve(path)
+    return resolved is not None and reg.has_hive(resolved[0])
+
+
+def _data_value(reg: RegistryView, path: str, name: str) -> RegValue | None:
+    """The value, or ``None`` when absent or when its hive is not loaded."""
+    return reg.value(path, name) if _loaded(reg, path) else None
+
+
 def _data(reg: RegistryView, path: str, name: str) -> Any:
+    """A value's data; ``None`` when absent, or when its hive is not loaded (the facts that read it say which
+    hives were missing)."""
+    if not _loaded(reg, path):
+        return None
     value = reg.value(path, name)
     return None if value is None else value.data
 
@@ -291,7 +307,7 @@ def agent_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, A
     uninstall_version = None
     # The Uninstall walk reads a key of every installed product (a page of the hive each, a megabyte on
     # a real SOFTWARE hive): done only when the agent's folder names no version.
-    uninstall = registry.key(UNINSTALL) if not versions else None
+    uninstall = registry.key(UNINSTALL) if not versions and registry.has_hive("SOFTWARE") else None
     for sub in uninstall.subkeys() if uninstall is not None else []:
         display = sub.value("DisplayName")
         if display is not None and isinstance(display.data, str) and display.data.lower().startswith(
@@ -374,7 +390,7 @@ def mounted_devices(registry: RegistryView) -> list[MountedDevice]:
 
     Drive letters come first, in letter order, then the volume GUIDs.
     """
-    key = registry.key(MOUNTED_DEVICES)
+    key = registry.key(MOUNTED_DEVICES) if _loaded(registry, MOUNTED_DEVICES) else None
     if key is None:
         return []
     found = [_decode_mounted(v.name, bytes(v.raw)) for v in key.values() if v.name]
@@ -417,7 +433,7 @@ def mounted_volume(registry: RegistryView, letter: str = "C:") -> dict[str, Any]
     the partition's byte offset), ``{"style": "gpt", "guid": str}`` for ``DMIO:ID:`` + partition GUID;
     ``None`` when the value is absent or in another form (a dynamic disk, a removable device's path).
     """
-    value = registry.value(r"SYSTEM\MountedDevices", f"\\DosDevices\\{letter.upper()}")
+    value = _data_value(registry, MOUNTED_DEVICES, f"\\DosDevices\\{letter.upper()}")
     if value is None:
         return None
     raw = value.raw
@@ -430,13 +446,25 @@ def mounted_volume(registry: RegistryView, letter: str = "C:") -> dict[str, Any]
 
 
 def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
-    """The facts :func:`open_image <azvhdaudit.image.open_image>` adds to ``ImageFacts.extra``."""
-    return {
-        "sysprep": sysprep_facts(registry, files),
-        "pending_reboot": pending_reboot_facts(registry, files),
-        "agent": agent_facts(registry, files),
-        "mounted_c": mounted_volume(registry, "C:"),
+    """The facts :func:`open_image <azvhdaudit.image.open_image>` adds to ``ImageFacts.extra``.
+
+    Each fact is established on its own: one that meets a corrupt hive cell or file record is left out
+    (and logged), the others stand. A rule that needs a fact left out reads it again and meets the same error,
+    which the engine reports as "not checked" with the reason.
+    """
+    readers: dict[str, Any] = {
+        "sysprep": lambda: sysprep_facts(registry, files),
+        "pending_reboot": lambda: pending_reboot_facts(registry, files),
+        "agent": lambda: agent_facts(registry, files),
+        "mounted_c": lambda: mounted_volume(registry, "C:"),
     }
+    facts: dict[str, Any] = {}
+    for name, read in readers.items():
+        try:
+            facts[name] = read()
+        except AuditError as err:
+            log.warning("cannot establish the %s facts: %s", name, err)
+    return facts
 
 
 def installed_products(registry: RegistryView) -> list[tuple[str, RegKey]]:

@@ -30,6 +30,16 @@ def bases():  # type: ignore[no-untyped-def]
     return hardkit.build_bases(WORK / "bases")
 
 
+def hive_key_offset(blob: bytes, path: str) -> int | None:
+    """The cell offset (relative to the hive bins) of the key at ``path`` in the intact hive ``blob``."""
+    import io
+
+    from azvhdaudit.registry.open import open_hive
+
+    key = open_hive(io.BytesIO(blob), "SYSTEM", source="seed").key(path)
+    return None if key is None else int(key.offset)  # type: ignore[attr-defined]
+
+
 def seed_dir(kind: str) -> Path:
     """A directory of seed inputs for one harness (built on first use)."""
     out = WORK / "seeds" / kind
@@ -64,6 +74,10 @@ def seed_dir(kind: str) -> Path:
             shutil.copyfile(pe, out / pe.name)
     elif kind == "audit":
         (out / "seed").write_bytes(bytes(16))
+    elif kind == "chains":
+        for mode in range(5):  # the modes of fuzz_chains.py: FAT, EBR, hive lists, foreign hives, special files
+            for k in range(4):
+                (out / f"mode{mode}-{k}").write_bytes(bytes([mode]) + bytes((k * 37 + i) % 256 for i in range(64)))
     else:
         raise ValueError(kind)
     return out

@@ -30,6 +30,17 @@ _mft = _ntfs + struct.unpack_from("<Q", IMAGE, _ntfs + 0x30)[0] * _bps * _spc
 REGIONS = [(0, 512), (_ntfs, 512), (_mft, 64 * 1024)] + [
     BASE.hives["gen1.raw"][h] for h in ("SYSTEM", "SOFTWARE", "BCD") if h in BASE.hives["gen1.raw"]
 ]
+# the lists the rules walk, as regions of their own: Services' and MountedDevices' cells (subkey / value lists
+# pointed into themselves are the mutations that made "absent" verdicts out of skipped entries)
+_system_at = BASE.hives["gen1.raw"]["SYSTEM"][0]
+_system = BASE.hive_files["SYSTEM"].read_bytes()
+for _path in ("ControlSet001\\Services", "MountedDevices"):
+    _key = _common.hive_key_offset(_system, _path)
+    if _key is not None:
+        _node = 4096 + _key + 4
+        _lists = struct.unpack_from("<I", _system, _node + 0x1C)[0], struct.unpack_from("<I", _system, _node + 0x28)[0]
+        REGIONS.append((_system_at + _node, 0x50))
+        REGIONS += [(_system_at + 4096 + cell, 64) for cell in _lists if cell < len(_system) - 4160]
 ERRORS = _common.WORK / "audit-rule-errors.txt"
 _seen: set[str] = set()
 

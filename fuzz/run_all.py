@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _common  # noqa: E402
 
-HARNESSES = ("container", "hive", "bcd", "layout", "pe", "audit")
+HARNESSES = ("container", "hive", "bcd", "layout", "pe", "audit", "chains")
 TIMEOUTS = {"audit": 10}
 RUNS = re.compile(r"^#(\d+)\s", re.M)
 

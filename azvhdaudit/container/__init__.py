@@ -264,6 +264,13 @@ def _identity(path: str | None, fh: Any) -> set[Any]:
 def _attach_parents(
     layer: Layer, opener: Opener, stats: ContainerStats, allow_mismatch: bool, *, has_path: bool
 ) -> list[ParentLink]:
+    """Follow a differencing disk's parents, nearest first; the links found.
+
+    Bound: at most :data:`MAX_CHAIN` files; each file may appear once, known by its real path and by its
+    device and inode (a link or a second name of a file already in the chain is a loop,
+    :class:`~azvhdaudit.errors.ParentLoopError`). Each parent is opened as the default opener opens files: a
+    regular file or a block device only.
+    """
     links: list[ParentLink] = []
     chain_names = [layer.path]
     seen = _identity(layer.path if has_path else None, layer.file.fh)

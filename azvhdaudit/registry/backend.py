@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from azvhdaudit.errors import AuditError, CorruptHiveError, RegistryError
+from azvhdaudit.errors import AuditError, CorruptHiveError, ImageError, RegistryError
 from azvhdaudit.registry.logs import filetime
 from azvhdaudit.registry.model import Hive, HiveState, RegKey, RegValue
 
@@ -102,6 +102,9 @@ def wrap_backend_error(source: str, place: str, err: BaseException) -> None:
     error raised by this package's own code, is returned unchanged: the reader's own checks raise
     ``CorruptHiveError`` themselves, so what is left is a bug, to be seen as one.
     """
+    if isinstance(err, ImageError):
+        # the image below ends or is damaged where the hive's cells lie: the hive cannot be read there
+        raise RegistryError(f"{source}: {place}: cannot read the hive: {err}") from err
     if isinstance(err, AuditError):
         return
     if isinstance(err, OSError):
@@ -186,6 +189,10 @@ class CellReader(ABC, Generic[N, V]):
     @abstractmethod
     def value_raw(self, record: V) -> bytes: ...
 
+    def list_cells(self, node: N) -> set[int]:
+        """Offsets of the cells of ``node``'s subkey list itself: the list cell, and an index root's leaves."""
+        return set()
+
     def prefetch(self, offsets: list[int]) -> None:
         """The cells at ``offsets`` are about to be read, every one: a backend reading from a stream may
         fetch them in fewer reads. Never raises (an offset or a read that fails is left to the read of
@@ -233,6 +240,13 @@ class _ValueNames(Generic[V]):
 class BackendKey(RegKey, Generic[N, V]):
     """A key read through a :class:`CellReader`; every accessor wraps backend errors.
 
+    Bounds of the walks over the hive's links: a path is at most :data:`MAX_DEPTH` keys deep, and a subkey
+    that is the key itself or one of its ancestors is a loop (:class:`~azvhdaudit.errors.CorruptHiveError`);
+    a subkey list holds at most the entries its cell holds (an index root points to leaves only, never to
+    another index root), a value list at most the offsets its cell holds, and a big data record the segments
+    its list cell holds; each list is read once per key. A name looked up and not found is "absent" only when
+    no entry of the list is one the lookup skipped unread (:meth:`_check_entries`).
+
     The error wrapping on the per-record paths is a ``try`` around the reads rather than a :class:`guard`
     holding a closure for the message: a lookup enters one per record, and building the closure cost more
     than the read of a cached cell. The message is only built when an error is raised.
@@ -262,6 +276,8 @@ class BackendKey(RegKey, Generic[N, V]):
         # up ControlSet001, Services, Policies ... hundreds of times an audit
         self._found: dict[str, BackendKey[N, V] | None] | None = None
         self._names: _ValueNames[V] | None = None
+        # the subkey list's entries were checked (see _check_entries)
+        self._entries_checked = False
 
     def _where(self) -> str:
         return f"key {self.path or '(root)'!r} (cell at offset 0x{self._offset:X})"
@@ -331,9 +347,44 @@ class BackendKey(RegKey, Generic[N, V]):
         except BaseException as err:
             wrap_backend_error(reader.source, f"{self._where()}: looking up subkey {name!r}", err)
             raise
+        if offset is None:
+            self._check_entries()
         child = None if offset is None else self._child(offset)
         found[known] = child
         return child
+
+    def _check_entries(self) -> None:
+        """Before a name is said to be absent from this key: no entry of its subkey list may be one that a
+        lookup skips unread. A lookup reads only the entries whose hash or name hint matches; an entry that
+        points outside the hive bins, at the subkey list's own cells, or back at this key or an ancestor,
+        names a subkey that cannot be read, and "absent" would rest on it. Such an entry is a
+        :class:`~azvhdaudit.errors.CorruptHiveError` for every lookup that does not find its name (a lookup
+        that finds it still works). Checked once per key; the cells themselves are not read (bound: one pass
+        over the list's offsets)."""
+        if self._entries_checked:
+            return
+        reader = self._reader
+        try:
+            offsets = reader.subkey_offsets(self._node)
+            lists = reader.list_cells(self._node) if offsets else set()
+        except BaseException as err:
+            wrap_backend_error(reader.source, f"{self._where()}: subkey list", err)
+            raise
+        lineage = self._ancestors | {self._offset}
+        for index, offset in enumerate(offsets):
+            if offset >= reader.bins_size or offset % 8:
+                why = f"outside the hive bins data (size 0x{reader.bins_size:X}) or not aligned"
+            elif offset in lists:
+                why = "the subkey list's own cell"
+            elif offset in lineage:
+                why = "this key or one of its parents (a loop)"
+            else:
+                continue
+            raise CorruptHiveError(
+                f"{reader.source}: {self._where()}: entry {index} of its subkey list points at offset "
+                f"0x{offset:X}, {why}: a subkey cannot be read, so no name can be said to be absent from this key"
+            )
+        self._entries_checked = True
 
     def _value_names(self) -> _ValueNames[V]:
         names = self._names

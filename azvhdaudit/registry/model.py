@@ -19,6 +19,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from azvhdaudit.errors import HiveNotFoundError
+
 __all__ = [
     "RegType",
     "RegData",
@@ -195,6 +197,9 @@ class Hive(ABC):
     #: which backend reads it (``regf`` or ``python-registry`` or ``memory``)
     backend: str
     state: HiveState
+    #: the file name in the base block (offset 0x30, the last 31 characters of the path Windows loaded it
+    #: from, e.g. ``emRoot\System32\Config\SOFTWARE``); ``""`` when not set or not known
+    file_name: str = ""
 
     @abstractmethod
     def root(self) -> RegKey:
@@ -333,15 +338,26 @@ class RegistryView:
         return "HKLM\\" + hive_name + ("\\" + key_path if key_path else "")
 
     def key(self, path: str) -> RegKey | None:
+        """The key at ``path``, ``None`` when it is absent.
+
+        A path into a hive that was not loaded or could not be read (one listed in :attr:`unavailable`: SAM
+        and SECURITY unless asked for, a hive that failed to open) raises
+        :class:`~azvhdaudit.errors.HiveNotFoundError` with the reason: nothing can be said about its keys,
+        and ``None`` would read as "absent". A name that is no hive of the image at all is ``None``.
+        """
         resolved = self.resolve(path)
         if resolved is None:
             return None
         hive = self.hive(resolved[0])
         if hive is None:
+            if resolved[0] in self.unavailable:
+                raise HiveNotFoundError(f"{self.display_path(path)}: {self.unavailable[resolved[0]]}")
             return None
         return hive.key(resolved[1])
 
     def value(self, path: str, name: str) -> RegValue | None:
+        """The value ``name`` of the key at ``path``; ``None`` when the key or the value is absent. Raises as
+        :meth:`key` does for a hive that is not loaded."""
         key = self.key(path)
         return None if key is None else key.value(name)
 

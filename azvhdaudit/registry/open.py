@@ -152,6 +152,7 @@ def open_hive(
 
             reader = PyRegReader(_read_all(stream), source, base.hive_bins_size, base.minor)
     hive = BackendHive(reader, name, source, backend, state)
+    hive.file_name = base.file_name.strip()
     hive.root()  # the root key must be readable, or the hive is of no use
     return hive
 

@@ -135,6 +135,12 @@ class PyRegReader(CellReader[_rp.NKRecord, _rp.VKRecord]):
                 entries.extend((kind, offset, b"") for (offset,) in struct.iter_unpack("<I", raw))
         return entries
 
+    def list_cells(self, node: _rp.NKRecord) -> set[int]:
+        if not _count(node.unpack_dword(0x14)):
+            return set()
+        top = node.unpack_dword(0x1C)
+        return {top} | {leaf.offset() - _BASE for leaf in self._leaves(node)}
+
     def subkey_offsets(self, node: _rp.NKRecord) -> list[int]:
         return [offset for _, offset, _ in self._entries(node)]
 
@@ -167,6 +173,11 @@ class PyRegReader(CellReader[_rp.NKRecord, _rp.VKRecord]):
         records = []
         for index in range(count):
             vcell = self._cell(cell.unpack_dword(4 + 4 * index), "value")
+            if vcell.data_id() != b"vk":
+                raise CorruptHiveError(
+                    f"{self.source}: value record: the cell at offset 0x{vcell.offset() - _BASE:X} is not a value "
+                    f"(signature {vcell.data_id()!r}, expected b'vk')"
+                )
             records.append(_rp.VKRecord(self.buf, vcell.data_offset(), vcell))
         return records
 

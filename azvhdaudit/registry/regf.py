@@ -261,6 +261,13 @@ class _Value:
                 f"{reader.source}: value record: the value cell at offset 0x{offset:X} holds {len(raw)} bytes, "
                 f"fewer than a value record's {_VK_HEADER}"
             )
+        if raw[:2] != b"vk":
+            # an entry of a value list pointing at another cell (the list itself, a key node): its name would be
+            # garbage, matching no lookup, and the value it should be would read as absent
+            raise CorruptHiveError(
+                f"{reader.source}: value record: the cell at offset 0x{offset:X} is not a value (signature "
+                f"{raw[:2]!r}, expected b'vk')"
+            )
         self.offset = offset
         _sig, self.name_length, self.data_length, self.data_offset, self.type, self.flags = _VK.unpack_from(raw)
         self.data = raw
@@ -366,6 +373,16 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
             leaves = [self._list_cell(entry, (b"li", b"lf", b"lh"), inner) for (entry,) in entries]
         self._leaf_lists[list_offset] = leaves
         return leaves
+
+    def list_cells(self, node: _dregf.KeyNode) -> set[int]:
+        if not _count(node.cell.SubKeyCounts[0]):
+            return set()
+        top = node.cell.SubKeyLists[0]
+        cells = {top}
+        sig, body = self._list_cell(top, (b"li", b"lf", b"lh", b"ri"), f"subkey list of key node {node.name!r}")
+        if sig == b"ri":
+            cells.update(entry for (entry,) in struct.iter_unpack("<I", body))
+        return cells
 
     def subkey_offsets(self, node: _dregf.KeyNode) -> list[int]:
         offsets: list[int] = []

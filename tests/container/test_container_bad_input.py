@@ -362,6 +362,15 @@ def test_locator_naming_a_character_device(images: dict[str, Path], tmp_path: Pa
         open_container(child)
 
 
+def test_vmdk_extent_that_is_a_fifo(images: dict[str, Path], tmp_path: Path) -> None:
+    """A VMDK descriptor's flat extent replaced by a FIFO of the same name: refused, not waited on."""
+    descriptor = tmp_path / "flat.vmdk"
+    shutil.copyfile(images["flat.vmdk"], descriptor)
+    os.mkfifo(tmp_path / "flat-flat.vmdk")
+    with pytest.raises(SpecialFileError, match=r"flat-flat\.vmdk: .*is a FIFO"):
+        open_container(descriptor)
+
+
 def test_a_file_swapped_for_a_fifo_after_the_check_is_caught_on_the_descriptor(tmp_path: Path,
                                                                                monkeypatch: pytest.MonkeyPatch
                                                                                ) -> None:

@@ -42,7 +42,7 @@ Apply = Callable[[Path], Path]
 
 #: the kinds of damage, one per recipe family
 CATEGORIES = ("truncation", "vhd-footer", "vhd-header", "vhd-bat", "vhdx", "vhdx-bat", "chain", "partitions", "ntfs",
-              "hive", "bcd", "pe", "random")
+              "hive", "bcd", "pe", "random", "fat", "special")
 
 
 @dataclass(frozen=True)
@@ -352,7 +352,8 @@ def _rng(name: str) -> random.Random:
 def mutants(bases: Bases) -> list[Mutant]:
     """Every broken input, in a stable order with unique names."""
     out: list[Mutant] = []
-    for gen in (_vhd_fixed, _vhd_dynamic, _vhdx, _chains, _partitions, _ntfs, _hives, _bcd, _pe, _random_bytes):
+    for gen in (_vhd_fixed, _vhd_dynamic, _vhdx, _chains, _partitions, _ntfs, _hives, _bcd, _pe, _random_bytes,
+                _fat_chains, _extended_chains, _special_files, _foreign_hives, _list_cycles):
         out.extend(gen(bases))
     names = [m.name for m in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -1056,6 +1057,265 @@ def _random_bytes(bases: Bases) -> Iterator[Mutant]:
             data = (bytes(rng.randrange(256) for _ in range(n)) if fill == "random"
                     else (b"\x00" if fill == "zero" else b"\xff") * n)
             yield Mutant(f"{base}/random-{region}-{k}", "random", base, _on(base, bases, write(at, data)))
+
+
+# --- cycles in the FAT, MBR extended chains, special files, foreign hives ----------------------------------
+
+
+def fat_layout(path: Path, volume: int) -> tuple[int, int, int, int, int]:
+    """(FAT offset, first data byte, cluster size, root cluster, data clusters) of the FAT32 volume at ``volume``."""
+    boot = _read(path, volume, 512)
+    bps, spc, reserved, fats = struct.unpack_from("<HBHB", boot, 11)
+    total = struct.unpack_from("<H", boot, 19)[0] or struct.unpack_from("<I", boot, 32)[0]
+    fat_size = struct.unpack_from("<I", boot, 36)[0]
+    root = struct.unpack_from("<I", boot, 44)[0]
+    first_data = (reserved + fats * fat_size) * bps
+    return volume + reserved * bps, volume + first_data, bps * spc, root, (total - first_data // bps) // spc
+
+
+def fat_chain(path: Path, volume: int, cluster: int) -> list[int]:
+    """The clusters of the chain at ``cluster`` in the intact volume (a bounded walk)."""
+    fat, _, _, _, count = fat_layout(path, volume)
+    out: list[int] = []
+    while 2 <= cluster <= count + 1 and cluster not in out:
+        out.append(cluster)
+        cluster = struct.unpack("<I", _read(path, fat + 4 * cluster, 4))[0] & 0x0FFFFFFF
+    return out
+
+
+def fat_entries(volume: int, values: Callable[[Path], dict[int, int]]) -> Apply:
+    """Set FAT32 entries (both copies of the table are left alone but the first, which is the one read)."""
+
+    def apply(path: Path) -> Path:
+        fat = fat_layout(path, volume)[0]
+        for cluster, value in values(path).items():
+            _patch(path, fat + 4 * cluster, struct.pack("<I", value))
+        return path
+
+    return apply
+
+
+def _fat_dir_cluster(path: Path, volume: int, names: list[str]) -> int:
+    """The first cluster of the file or directory at ``names`` on the intact FAT volume, as the library finds it."""
+    from azvhdaudit.fs import FatVolume
+
+    with open(path, "rb") as fh:
+        fat = FatVolume(fh, volume, fat_layout(path, volume)[4] * fat_layout(path, volume)[2], "corpus")
+        entry = fat._entry("\\".join(names))
+        if entry is None:
+            raise ValueError(f"{names} not found")
+        return int(entry.cluster)
+
+
+def _fat_chains(bases: Bases) -> Iterator[Mutant]:
+    """FAT cluster chains on the generation 2 ESP that loop or leave the volume (root, EFI folder, BCD file)."""
+    base = "gen2.raw"
+    esp = bases.volumes[base].get("fat32", bases.volumes[base].get("fat"))
+    if esp is None:
+        return
+    path = bases.path(base)
+
+    def root(p: Path) -> int:
+        return fat_layout(p, esp)[3]
+
+    def efi(p: Path) -> int:
+        return _fat_dir_cluster(p, esp, ["EFI"])
+
+    def boot_dir(p: Path) -> int:
+        return _fat_dir_cluster(p, esp, ["EFI", "Microsoft", "Boot"])
+
+    def last_of(first: Callable[[Path], int]) -> Callable[[Path], int]:
+        return lambda p: fat_chain(p, esp, first(p))[-1]
+
+    cases: list[tuple[str, Callable[[Path], dict[int, int]]]] = [
+        ("root-self", lambda p: {root(p): root(p)}),
+        ("root-2-cycle", lambda p: {root(p): root(p) + 1, root(p) + 1: root(p)}),
+        ("entries-2-127-self", lambda p: {c: c for c in range(2, 128)}),
+        ("root-past-volume", lambda p: {root(p): 0x0FFFFF00}),
+        ("root-reserved-1", lambda p: {root(p): 1}),
+        ("root-free", lambda p: {root(p): 0}),
+        ("root-bad-cluster", lambda p: {root(p): 0x0FFFFFF7}),
+        ("efi-dir-self", lambda p: {efi(p): efi(p)}),
+        ("efi-dir-to-root", lambda p: {last_of(efi)(p): root(p)}),
+        ("boot-dir-2-cycle", lambda p: {boot_dir(p): efi(p), efi(p): boot_dir(p)}),
+        ("every-cluster-one-loop", lambda p: {c: c + 1 for c in range(2, fat_layout(p, esp)[4] + 1)}
+         | {fat_layout(p, esp)[4] + 1: 2}),
+    ]
+    for label, values in cases:
+        yield Mutant(f"{base}/fat-{label}", "fat", base, _on(base, bases, fat_entries(esp, values)))
+    # the BCD file's own chain: its last cluster back to its first, and to the root directory
+    try:
+        bcd_first = _fat_dir_cluster(path, esp, ["EFI", "Microsoft", "Boot", "BCD"])
+    except ValueError:
+        return
+    chain_ = fat_chain(path, esp, bcd_first)
+    for label, values in [("bcd-file-loop", {chain_[-1]: chain_[0]}), ("bcd-file-self", {chain_[0]: chain_[0]})]:
+        yield Mutant(f"{base}/fat-{label}", "fat", base, _on(base, bases, fat_entries(esp, lambda p, v=values: v)))
+
+
+def _extended_chains(bases: Bases) -> Iterator[Mutant]:
+    """MBR extended boot record chains that loop, branch or leave the disk (the free MBR entries of gen1)."""
+    base = "gen1.raw"
+    disk_sectors = bases.path(base).stat().st_size // 512
+    ebr = disk_sectors - 16  # sectors past the last partition, inside the disk
+
+    def entry(ptype: int, lba: int, sectors: int) -> bytes:
+        return struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", ptype, b"\xfe\xff\xff", lba, sectors)
+
+    def record(at: int, entries: dict[int, bytes]) -> Apply:
+        steps = [write(at * 512 + 446 + 16 * i, e) for i, e in entries.items()]
+        return chain(*steps, write(at * 512 + 510, b"\x55\xaa"))
+
+    cases = [
+        ("ebr-self", chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 0, 8)}))),
+        ("ebr-2-cycle", chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 2, 8)}),
+                              record(ebr + 2, {1: entry(5, 0, 8)}))),
+        ("ebr-3-cycle", chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 2, 8)}),
+                              record(ebr + 2, {1: entry(5, 4, 8)}), record(ebr + 4, {1: entry(5, 0, 8)}))),
+        ("ebr-four-links", chain(write(462, entry(5, ebr, 8)), record(ebr, {i: entry(5, 2, 8) for i in range(4)}),
+                                 record(ebr + 2, {i: entry(5, 4, 8) for i in range(4)}))),
+        ("ebr-two-extended-in-mbr", chain(write(462, entry(5, ebr, 8)), write(478, entry(0x0F, ebr, 8)),
+                                          record(ebr, {}))),
+        ("ebr-past-end", chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 0x7FFFFFF0, 8)}))),
+        ("ebr-long", chain(write(462, entry(5, ebr - 600, 8)),
+                           *[record(ebr - 600 + n, {1: entry(5, n + 1, 8)}) for n in range(590)])),
+    ]
+    for label, step in cases:
+        yield Mutant(f"{base}/mbr-{label}", "partitions", base, _on(base, bases, step))
+
+
+def _parent_file_name(child: Path) -> str | None:
+    """The file name the first parent locator of ``child`` names (where the library looks first)."""
+    from azvhdaudit.container import _open_layer, _parent_candidates
+    from azvhdaudit.container.base import ContainerStats, CountedFile
+
+    with open(child, "rb") as fh:
+        layer = _open_layer(CountedFile(fh, str(child), ContainerStats(), owned=False))
+        candidates = _parent_candidates(str(child), layer.parent_locators())  # type: ignore[attr-defined]
+    return os.path.basename(candidates[0]) if candidates else None
+
+
+def _special_files(bases: Bases) -> Iterator[Mutant]:
+    """The image or a parent is a FIFO, a socket, or a link to a character device: refused at once."""
+    import socket
+
+    def fifo_image(d: Path) -> Path:
+        os.mkfifo(d / "x.vhd")
+        return d / "x.vhd"
+
+    def socket_image(d: Path) -> Path:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(d / "s.vhd"))  # the file stays after the socket object goes
+        sock.close()
+        return d / "s.vhd"
+
+    def dev_null_image(d: Path) -> Path:
+        os.symlink("/dev/null", d / "null.vhd")
+        return d / "null.vhd"
+
+    def vmdk_extent_fifo(d: Path) -> Path:
+        import subprocess
+
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat",
+                        str(bases.path("gen1.raw")), str(d / "disk.vmdk")], check=True, capture_output=True)
+        (d / "disk-flat.vmdk").unlink()
+        os.mkfifo(d / "disk-flat.vmdk")
+        return d / "disk.vmdk"
+
+    yield Mutant("special/vmdk-extent-fifo", "special", "gen1.raw", vmdk_extent_fifo)
+    yield Mutant("special/image-fifo", "special", "gen1-fixed.vhd", fifo_image)
+    yield Mutant("special/image-socket", "special", "gen1-fixed.vhd", socket_image)
+    yield Mutant("special/image-link-to-dev-null", "special", "gen1-fixed.vhd", dev_null_image)
+    for child_name, parent_name in (("chain1/gen1-azure-child.vhd", "chain1/gen1-azure.vhd"),
+                                    ("chain2/gen2-misconfigured-child.vhdx", "chain2/gen2-misconfigured.vhdx"),
+                                    ("hyperv/differencing.avhdx", "hyperv/dynamic.vhdx")):
+        child = bases.path(child_name)
+        parent = _parent_file_name(child) or Path(parent_name).name
+
+        def beside(make: Callable[[Path], None], _c: Path = child, _p: str = parent) -> Callable[[Path], Path]:
+            def build(d: Path) -> Path:
+                c = Path(copy_image(_c, d / _c.name))
+                make(d / _p)
+                return c
+
+            return build
+
+        for label, make in [
+            ("parent-fifo", lambda p: os.mkfifo(p)),
+            ("parent-link-to-dev-zero", lambda p: os.symlink("/dev/zero", p)),
+            ("parent-link-to-fifo", lambda p: (os.mkfifo(p.with_suffix(".fifo")),
+                                               os.symlink(p.with_suffix(".fifo"), p))),
+        ]:
+            yield Mutant(f"{child_name}/{label}", "special", child_name, beside(make))
+
+
+def _foreign_hives(bases: Bases) -> Iterator[Mutant]:
+    """Every hive slot holding another hive (copied in place, when it fits) or a base block naming another."""
+    for base in ("gen1.raw", "gen2.raw"):
+        where = bases.hives[base]
+        for slot in ("SYSTEM", "SOFTWARE", "BCD"):
+            if slot not in where:
+                continue
+            for foreign in where:
+                if foreign == slot or where[foreign][1] > where[slot][1]:
+                    continue
+
+                def copy_in(p: Path, _f: tuple[int, int] = where[foreign], _s: int = where[slot][0]) -> Path:
+                    _patch(p, _s, _read(p, _f[0], _f[1]))
+                    return p
+
+                yield Mutant(f"{base}/{slot}-is-{foreign}", "hive", base, _on(base, bases, copy_in))
+            other = "SAM" if slot != "SAM" else "SYSTEM"
+            name = f"\\SystemRoot\\System32\\Config\\{other}".encode("utf-16-le")[-64:].ljust(64, b"\x00")
+            yield Mutant(f"{base}/{slot}-base-names-{other}", "hive", base,
+                         _on(base, bases, _hive_step(base, bases, slot, 48, name, True)))
+
+
+def _subkey_list(blob: bytes, path: str) -> tuple[int, int]:
+    """(offset of the key node cell, offset of its subkey list cell), relative to the hive bins."""
+    import io
+
+    from azvhdaudit.registry.open import open_hive
+
+    hive = open_hive(io.BytesIO(blob), "X", source="corpus")
+    key = hive.key(path)
+    if key is None:
+        raise KeyError(path)
+    node = key.offset  # type: ignore[attr-defined]
+    return node, struct.unpack_from("<I", blob, 4096 + node + 4 + 0x1C)[0]
+
+
+def _list_cycles(bases: Bases) -> Iterator[Mutant]:
+    """Subkey and value lists pointing into themselves, in the keys the rules read (Services, MountedDevices)."""
+    base = "gen1.raw"
+    blob = bases.hive_files["SYSTEM"].read_bytes()
+    for path in ("ControlSet001\\Services", "ControlSet001\\Control", "ControlSet001", ""):
+        try:
+            node, lst = _subkey_list(blob, path)
+        except KeyError:
+            continue
+        sig = blob[4096 + lst + 4 : 4096 + lst + 6]
+        stride = 4 if sig in (b"li", b"ri") else 8
+        count = struct.unpack_from("<H", blob, 4096 + lst + 6)[0]
+        label = path.replace("\\", "-") or "root"
+        for index, what in ((0, "first"), (count - 1, "last")):
+            entry = 4096 + lst + 8 + index * stride
+            for target, name in ((lst, "list"), (node, "key"), (0x7FFFFFF8, "outside")):
+                yield Mutant(f"{base}/SYSTEM-{label}-subkey-{what}-to-{name}", "hive", base,
+                             _on(base, bases, _hive_step(base, bases, "SYSTEM", entry, struct.pack("<I", target))))
+    node, _ = _subkey_list(blob, "MountedDevices")
+    count, values = struct.unpack_from("<II", blob, 4096 + node + 4 + 0x24)
+    if count:
+        first = struct.unpack_from("<I", blob, 4096 + values + 4)[0]
+        for label, offset, data in [
+            ("value-to-list", 4096 + values + 4, struct.pack("<I", values)),
+            ("value-to-key", 4096 + values + 4, struct.pack("<I", node)),
+            ("value-cell-size-0", 4096 + first, bytes(4)),
+            ("value-signature", 4096 + first + 4, b"xx"),
+            ("value-data-outside", 4096 + first + 4 + 12, b"\xf8\xff\xff\x7f"),
+        ]:
+            yield Mutant(f"{base}/SYSTEM-MountedDevices-{label}", "hive", base,
+                         _on(base, bases, _hive_step(base, bases, "SYSTEM", offset, data)))
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - manual use

@@ -52,6 +52,10 @@ REQUIRED_CASES = [
     "gpt-part0-past-end", "ntfs-boot-", "mft[0]-", "dir-loop-System32", "-subkey-list-self", "-subkeys-huge",
     "-data-offset-bad", "-bin[0]-size-0", "-base-checksum", "-truncated-bins-half", "BCD-element@",
     "-res-entry-loop", "-resource-rva-huge",
+    "fat-root-self", "fat-root-2-cycle", "fat-entries-2-127-self", "fat-bcd-file-loop", "mbr-ebr-self",
+    "mbr-ebr-four-links", "special/image-fifo", "-child.vhd/parent-fifo", "-child.vhdx/parent-fifo",
+    "SOFTWARE-is-SAM", "SOFTWARE-is-SECURITY", "SYSTEM-is-SOFTWARE", "BCD-is-SECURITY", "SOFTWARE-base-names-SAM",
+    "SYSTEM-ControlSet001-Services-subkey-first-to-list", "SYSTEM-MountedDevices-value-to-list",
 ]
 
 
