@@ -191,6 +191,14 @@ class Report:
             controller += " (default)"
         return f"{security}, {controller}"
 
+    @property
+    def capabilities(self) -> Any:
+        """What the image can run as in Azure (:class:`azvhdaudit.capabilities.Capabilities`), derived from
+        this report's facts and results; the image is not read again."""
+        from azvhdaudit.capabilities import derive_capabilities
+
+        return derive_capabilities(self)
+
     # --- querying -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Result]:
