@@ -214,8 +214,11 @@ def _report_section(report: Report, fail_on: str) -> str:
         body = "".join(_disk_section(report, n, [r for r in results if r.disk == n]) for n in names)
     else:
         body = "".join(_rule(r) for r in results)
+    from azvhdaudit.render.capabilities import render_html as capability_table
+
+    caps = capability_table(report.capabilities) if report.facts else ""
     return (
-        f"<section class=report><h2>{e(report.source)}</h2>"
+        f"<section class=report><h2>{e(report.source)}</h2>{caps}"
         f"<p class=ident>{e(identity(report))} · profile <code>{e(report.profile)}</code>"
         f"{' · target ' + e(report.target_text) if report.target_text else ''}</p>"
         f'<p><span class="verdict {"bad" if bad else "good"}">{e(verdict(report, fail_on))}</span></p>'

@@ -101,6 +101,10 @@ def _one(report: Report, paint: _Painter, fail_on: str, width: int, show_passed:
     lines.append(f"  {paint(word, style)}: {summary_line(report)}")
     if report.target_text:
         lines.append(f"  target: {report.target_text}")
+    if report.facts:
+        from azvhdaudit.render.capabilities import summary_text
+
+        lines.append(f"  runs as: {summary_text(report.capabilities)} (azvhdaudit capabilities for why)")
 
     problems = [r for r in report.results if r.status in (Status.FAIL, Status.ERROR, Status.WARNING)]
     if problems:
