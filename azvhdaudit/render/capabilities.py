@@ -212,6 +212,11 @@ def render_az(caps: Capabilities, facts: dict[str, Any]) -> str:
               "", "# 2. the gallery image definition"]
     if not caps.os_state.supported:
         lines.append(f"# --os-state not emitted: the OS state is {caps.os_state.status}")
+    if not caps.hyper_v_generation.value:
+        lines.append("# --hyper-v-generation not emitted: the generation is unknown (az's default is V1 for a disk, "
+                     "V2 for an image definition)")
+    if not caps.architecture.supported:
+        lines.append(f"# --architecture not emitted: the architecture is {caps.architecture.status}")
     lines.append(_command(["az", "sig", "image-definition", "create", *args["sig image-definition create"]]))
     return "\n".join(lines) + "\n"
 

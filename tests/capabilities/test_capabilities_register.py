@@ -102,7 +102,10 @@ def test_az_never_emits_what_is_refused_or_unknown() -> None:
     assert _commands(gen1)["disk create"]["--hyper-v-generation"] == "V1"
     assert "TrustedLaunch" not in "".join(line for line in gen1.splitlines() if not line.startswith("#"))
     assert "# refused: TrustedLaunch on a Generation 1 image" in gen1
-    unknown = _commands(render_az(UNKNOWN_STATE.capabilities, UNKNOWN_STATE.facts))
+    text = render_az(UNKNOWN_STATE.capabilities, UNKNOWN_STATE.facts)
+    assert "# --os-state not emitted: the OS state is unknown" in text
+    assert "# --architecture not emitted: the architecture is unknown" in text
+    unknown = _commands(text)
     assert "--os-state" not in unknown["sig image-definition create"]
     assert "--architecture" not in unknown["sig image-definition create"]
     assert "--architecture" not in unknown["disk create"]
