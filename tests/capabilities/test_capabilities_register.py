@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 from azure_reference import (
-    AZ_COMMANDS,
     BICEP_IDENTIFIER_KEYS,
     BICEP_IMAGE_PROPERTIES,
     BICEP_RESOURCE_KEYS,
@@ -20,6 +21,15 @@ from azvhdaudit.capabilities import Capabilities, derive_capabilities
 from azvhdaudit.render.capabilities import render_az, render_bicep
 from azvhdaudit.report import Report, Status
 
+#: the options azure-cli's command table lists per command, with their allowed values (dump_az_table.py)
+AZ_TABLE = json.loads((Path(__file__).with_name("az_table.json")).read_text(encoding="utf-8"))
+AZ_COMMANDS: dict[str, dict[str, frozenset[str] | None]] = {
+    name: {opt: frozenset(vals) if vals else None for opt, vals in options.items()}
+    for name, options in AZ_TABLE["commands"].items()
+}
+#: az's global arguments (knack's output and query options), valid on every command
+AZ_GLOBAL = {"--output": frozenset({"json", "jsonc", "none", "table", "tsv", "yaml", "yamlc"}), "--query": None}
+
 EVERYTHING = _report()
 LITTLE = _report({"secureboot.bcd_integrity": Status.FAIL, "nvme.stornvme_boot_start": Status.FAIL,
                   "platform_net.mana_driver": Status.WARNING})
@@ -28,12 +38,17 @@ UNKNOWN_STATE = _report(state=None, machine=None)
 CASES = {"everything": EVERYTHING, "little": LITTLE, "gen1": GEN1, "unknown": UNKNOWN_STATE}
 
 
-def _commands(text: str) -> dict[str, dict[str, str]]:
-    """``{"disk create": {"--name": "$DISK", ...}, ...}`` from the shell text (comments skipped)."""
+def _commands(text: str, *, commented: bool = False) -> dict[str, dict[str, str]]:
+    """``{"disk create": {"--name": "$DISK", ...}, ...}`` from the shell text: the commands, or (``commented``)
+    the ``# az ...`` lines."""
     joined = re.sub(r"\\\n", " ", text)
     commands: dict[str, dict[str, str]] = {}
     for line in joined.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
+        if commented:
+            if not line.startswith("# az "):
+                continue
+            line = line[2:]
+        elif not line.strip() or line.lstrip().startswith("#"):
             continue
         words = shlex.split(line, posix=True)
         assert words[0] == "az", line
@@ -55,10 +70,13 @@ def _check_value(allowed: frozenset[str] | None, value: str, what: str) -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_az_argument_and_value_is_in_the_cli_reference(name: str) -> None:
     report = CASES[name]
-    commands = _commands(render_az(report.capabilities, report.facts))
+    text = render_az(report.capabilities, report.facts)
+    commands = _commands(text)
     assert set(commands) == {"disk create", "sig image-definition create"}
-    for command, options in commands.items():
-        table = AZ_COMMANDS[command]
+    commented = _commands(text, commented=True)
+    assert set(commented) == {"disk grant-access", "disk revoke-access"}
+    for command, options in (*commands.items(), *commented.items()):
+        table = {**AZ_COMMANDS[command], **AZ_GLOBAL}
         for option, value in options.items():
             assert option in table, f"az {command} has no {option}"
             _check_value(table[option], value, f"az {command} {option}")
