@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from azvhdaudit.capabilities import Capabilities, Capability
 from azvhdaudit.errors import (
     AuditError,
     BCDError,
@@ -59,6 +60,8 @@ __all__ = [
     "Severity",
     "Status",
     "Target",
+    "Capabilities",
+    "Capability",
     "PROFILES",
     "SECURITY_TYPES",
     "DISK_CONTROLLERS",

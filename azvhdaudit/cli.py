@@ -223,7 +223,38 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
     _add_target_flags(fix)
     _add_diff_parser(add("diff", "what changed between two images or JSON reports; exit 1 when anything regressed"))
+    _add_capabilities_command(add)
     return parser
+
+
+def _add_capabilities_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    caps = add("capabilities", "what the image can run as in Azure, and the az/Bicep lines that register it")
+    caps.add_argument("image", metavar="IMAGE")
+    caps.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    caps.add_argument("--format", choices=("text", "json", "markdown", "az", "bicep"), default="text",
+                      help="output format (default: text)")
+    caps.add_argument("--profile", choices=PROFILES, default="azure", help=_PROFILE_HELP)
+    caps.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
+    _add_target_flags(caps)
+
+
+def _cmd_capabilities(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
+    from azvhdaudit.render import capabilities as render_caps
+
+    report = _run_audit(args.image, profile=args.profile, backend=args.backend, **_target_kwargs(args))
+    caps = report.capabilities
+    if args.format == "json":
+        text = json.dumps({"source": report.source, "profile": report.profile, **caps.to_dict()}, indent=2) + "\n"
+    elif args.format == "markdown":
+        text = render_caps.render_markdown(caps)
+    elif args.format == "az":
+        text = render_caps.render_az(caps, report.facts)
+    elif args.format == "bicep":
+        text = render_caps.render_bicep(caps)
+    else:
+        text = render_caps.render_text(caps)
+    _write(text, args.output, stdout)
+    return EXIT_OK
 
 
 def _add_target_flags(command: argparse.ArgumentParser) -> None:
@@ -897,6 +928,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, IO[str], IO[str]], int]] = {
     "reg": _cmd_reg,
     "info": _cmd_info,
     "diff": _cmd_diff,
+    "capabilities": _cmd_capabilities,
 }
 
 

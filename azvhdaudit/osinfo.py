@@ -445,6 +445,45 @@ def mounted_volume(registry: RegistryView, letter: str = "C:") -> dict[str, Any]
     return None
 
 
+#: the kernel whose PE header says which processor the installation runs on
+KERNEL = r"Windows\System32\ntoskrnl.exe"
+#: PE/COFF specification, "Machine Types": IMAGE_FILE_MACHINE_* values of the file header
+KERNEL_MACHINES = {0x8664: "AMD64", 0xAA64: "ARM64", 0x14C: "x86", 0x1C4: "ARM"}
+_KERNEL_HEAD = 4096
+
+
+def kernel_facts(files: GuestFiles | None) -> dict[str, Any]:
+    """The machine type in ``ntoskrnl.exe``'s PE file header, read from its first 4 KB.
+
+    ``machine`` is ``AMD64``, ``ARM64``, ``x86``, ``ARM``, the raw ``0x....`` value for another type, or ``None``
+    when the kernel is absent or its header unreadable (``error`` says why).
+    """
+    facts: dict[str, Any] = {"path": KERNEL, "present": None, "machine": None, "machine_value": None, "error": None}
+    if files is None:
+        facts["error"] = "no Windows volume was read"
+        return facts
+    try:
+        head = files.read(KERNEL, _KERNEL_HEAD)
+    except AuditError as err:  # an unreadable kernel leaves the machine unknown, not the other facts
+        facts["error"] = str(err)
+        return facts
+    facts["present"] = head is not None
+    if head is None:
+        facts["error"] = f"{KERNEL} does not exist"
+        return facts
+    if len(head) < 64 or head[:2] != b"MZ":
+        facts["error"] = f"{KERNEL} has no MZ header"
+        return facts
+    (pe_offset,) = struct.unpack_from("<I", head, 0x3C)
+    if pe_offset + 6 > len(head) or head[pe_offset:pe_offset + 4] != b"PE\0\0":
+        facts["error"] = f"{KERNEL}: no PE signature at offset {pe_offset} of the first {len(head)} bytes"
+        return facts
+    (machine,) = struct.unpack_from("<H", head, pe_offset + 4)
+    facts["machine_value"] = machine
+    facts["machine"] = KERNEL_MACHINES.get(machine, f"0x{machine:04X}")
+    return facts
+
+
 def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
     """The facts :func:`open_image <azvhdaudit.image.open_image>` adds to ``ImageFacts.extra``.
 
@@ -453,6 +492,7 @@ def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[
     which the engine reports as "not checked" with the reason.
     """
     readers: dict[str, Any] = {
+        "kernel": lambda: kernel_facts(files),
         "sysprep": lambda: sysprep_facts(registry, files),
         "pending_reboot": lambda: pending_reboot_facts(registry, files),
         "agent": lambda: agent_facts(registry, files),

@@ -480,6 +480,13 @@ def azvhd_registry(azvhd_image: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
+def azvhd_capabilities(azvhd_report: Report) -> Any:
+    """What the image can run as (:class:`azvhdaudit.capabilities.Capabilities`), from ``azvhd_report``:
+    ``assert azvhd_capabilities.disk_controllers >= {"SCSI", "NVMe"}``."""
+    return azvhd_report.capabilities
+
+
+@pytest.fixture(scope="session")
 def azvhd_report(azvhd_image_path: str, pytestconfig: pytest.Config) -> Report:
     """The image's audit with the session's profile, waivers and image type (run once per image)."""
     try:

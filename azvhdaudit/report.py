@@ -12,7 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azvhdaudit.capabilities import Capabilities
 
 __all__ = [
     "Status",
@@ -209,6 +212,14 @@ class Report:
             controller += " (default)"
         return f"{security}, {controller}"
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the image can run as in Azure (:class:`azvhdaudit.capabilities.Capabilities`), derived from
+        this report's facts and results; the image is not read again."""
+        from azvhdaudit.capabilities import derive_capabilities
+
+        return derive_capabilities(self)
+
     # --- querying -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Result]:
@@ -302,8 +313,9 @@ class Report:
         return to_dataframe(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """A stable, versioned structure (``schema_version``) of the whole report."""
-        return {
+        """A stable, versioned structure (``schema_version``) of the whole report (``capabilities`` only when an
+        image was audited)."""
+        data = {
             "schema_version": SCHEMA_VERSION,
             "tool": {"name": "azvhdaudit", "version": self.tool_version},
             "source": self.source,
@@ -317,6 +329,9 @@ class Report:
             "timings_ms": dict(self.timings_ms),
             "results": [r.to_dict() for r in self.results],
         }
+        if self.facts:
+            data["capabilities"] = self.capabilities.to_dict()
+        return data
 
 
 def _evidence_repr(self: Evidence) -> str:

@@ -319,8 +319,11 @@ def _report_section(report: Report, fail_on: str, *, toggles: bool = False) -> s
         uid = f"azvhdaudit-{next(_IDS)}"  # the checkboxes' ids, unique among the outputs of a notebook
         anchor = f" id={uid}"
         body = f"<div class=toggles>Show: {_toggles(report, uid)}<div class=rows>{body}</div></div>"
+    from azvhdaudit.render.capabilities import render_html as capability_table
+
+    caps = capability_table(report.capabilities) if report.facts else ""
     return (
-        f"<section class=report{anchor}><h2>{e(report.source)}</h2>"
+        f"<section class=report{anchor}><h2>{e(report.source)}</h2>{caps}"
         f"<p class=ident>{e(identity(report))} · profile <code>{e(report.profile)}</code>"
         f"{' · target ' + e(report.target_text) if report.target_text else ''}</p>"
         f'<p><span class="verdict {"bad" if bad else "good"}">{e(verdict(report, fail_on))}</span></p>'

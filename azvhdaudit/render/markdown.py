@@ -67,6 +67,10 @@ def _one(report: Report, fail_on: str, max_rows: int) -> list[str]:
     if lead:
         lines += [f"> **{escape(lead)}**", ""]
     lines += [f"**{escape(headline(report))}**", ""]
+    if report.facts:  # the table with its blocking rules: azvhdaudit capabilities --format markdown
+        from azvhdaudit.render.capabilities import summary_text
+
+        lines += [f"Runs as: {escape(summary_text(report.capabilities))}", ""]
     problems = sorted(
         (r for r in report.results if r.status in _ICON),
         key=lambda r: ([Status.FAIL, Status.ERROR, Status.WARNING].index(r.status), r.area, r.rule_id),

@@ -101,6 +101,10 @@ def _one(report: Report, paint: _Painter, fail_on: str, width: int, show_passed:
     lines.append(f"  {paint(word, style)}: {headline(report)}")
     if report.target_text:
         lines.append(f"  target: {report.target_text}")
+    if report.facts:
+        from azvhdaudit.render.capabilities import summary_text
+
+        lines.append(f"  runs as: {summary_text(report.capabilities)} (azvhdaudit capabilities for why)")
     lead = no_windows(report)
     if lead:
         lines.extend(textwrap.wrap(lead, width, initial_indent="  ", subsequent_indent="  "))

@@ -23,7 +23,8 @@ def test_extra_facts_are_json_and_complete() -> None:
     files = FakeFiles({r"Windows\Panther\setupact.log": b"x", r"WindowsAzure\GuestAgent_2.7.1.2_2024\x.exe": b"MZ"})
     extra = image_extra_facts(reg, files)
     json.dumps(extra)
-    assert set(extra) == {"sysprep", "pending_reboot", "agent", "mounted_c"}
+    assert set(extra) == {"kernel", "sysprep", "pending_reboot", "agent", "mounted_c"}
+    assert extra["kernel"]["machine"] is None and "does not exist" in extra["kernel"]["error"]
     assert extra["sysprep"]["state"] == "specialized" and extra["sysprep"]["panther"] == ["setupact.log"]
     assert extra["pending_reboot"]["pending"] is False
     assert extra["agent"]["guest_agent_versions"] == ["2.7.1.2"]
