@@ -510,7 +510,13 @@ def _letters(report: Report, registry: Any, disks: dict[str, Any]) -> None:
     """Record the drive letters the OS disk's Windows gives the audited disks (from MountedDevices)."""
     from azvhdaudit.osinfo import drive_letter_map
 
-    letters = drive_letter_map(registry, disks)
+    try:
+        letters = drive_letter_map(registry, disks)
+    except (RegistryError, FileSystemError) as err:
+        # one bad cell in MountedDevices: the letters stay unknown (None) and the vm.* rules not checked
+        log.warning("%s: the drive letters cannot be read: %s", report.source, err)
+        report.options.setdefault("notes", []).append(f"drive letters not read: {err}")
+        return
     report.disks["os"]["drive_letter_map"] = letters
     for name, entry in report.disks.items():
         entry["drive_letters"] = sorted(letter for letter, where in letters.items() if where["disk"] == name)
