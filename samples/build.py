@@ -1112,9 +1112,8 @@ EXPECTATIONS: dict[str, dict[str, object]] = {
         ],
     },
     # The platform samples' expectations are the "azure" profile's under their target (Trusted Launch, NVMe).
-    # The engine does not hand the EFI system partition's files to the rules yet, so the two Secure Boot rules
-    # that read them are "not checked"; with them, gen2-ready's shim-as-boot-manager is a warning (third-party
-    # UEFI CA) and gen2-blocked's unsigned stand-in a failure.
+    # gen2-ready's shim-as-boot-manager is a warning (third-party UEFI CA), gen2-blocked's unsigned stand-in a
+    # failure.
     "gen2-ready.vhd": {
         "description": "Generation 2 (GPT: ESP FAT32, MSR, NTFS), fixed VHD of 128 MiB, Windows Server 2019"
         " Datacenter 17763.6715 generalized, ready for Trusted Launch and for NVMe-only sizes: every boot-start and"
@@ -1126,8 +1125,8 @@ EXPECTATIONS: dict[str, dict[str, object]] = {
         " (shim-signed, signed through Microsoft Corporation UEFI CA 2011 and Microsoft UEFI CA 2023): no Windows"
         " boot manager is published in a package registry.",
         "expected_fail": [],
-        "expected_warning": [],
-        "expected_not_checked": ["secureboot.bootmgr_signature", "secureboot.generation2"],
+        "expected_warning": ["secureboot.bootmgr_signature"],
+        "expected_not_checked": [],
         "misconfigurations": [],
     },
     "gen2-blocked.vhd": {
@@ -1136,10 +1135,11 @@ EXPECTATIONS: dict[str, dict[str, object]] = {
         " Microsoft's user-mode CA, test signing in the BCD store, stornvme demand-start with a StartOverride, no"
         " 2023 certificate servicing values, no MANA driver, the page file on D:, and the mingw-w64 stand-in (unsigned)"
         " as boot manager.",
-        "expected_fail": ["nvme.stornvme_boot_start", "secureboot.bcd_integrity", "signing.boot_drivers"],
+        "expected_fail": ["nvme.stornvme_boot_start", "secureboot.bcd_integrity", "secureboot.bootmgr_signature",
+                          "signing.boot_drivers"],
         "expected_warning": ["nvme.pagefile_not_on_temp_disk", "platform_net.mana_driver",
                              "secureboot.uefica2023_servicing"],
-        "expected_not_checked": ["secureboot.bootmgr_signature", "secureboot.generation2"],
+        "expected_not_checked": [],
         "misconfigurations": [
             {"check": "signing.boot_drivers", "what": "contosofs (Start 0) signed by CN=Contoso Storage Driver"
              " (self-signed sample); msfilter (Start 1) is msvcp140.dll, signed under Microsoft Root Certificate"

@@ -61,7 +61,7 @@ def test_week2_against_gen1_names_every_planted_change(reports: dict[str, Report
     assert files["file:Windows\\System32\\drivers\\storport.sys"] == ("10.0.14393.2273", WEEK2_FILE_VERSION)
     values = {(e.key.rsplit("\\", 1)[-1], e.value_name): (e.old_type, e.old, e.new_type, e.new) for e in d.evidence}
     assert values == {
-        ("CurrentVersion", "UBR"): (None, 2273, None, WEEK2_UBR),
+        ("CurrentVersion", "UBR"): ("REG_DWORD", 2273, "REG_DWORD", WEEK2_UBR),
         ("CrashControl", "CrashDumpEnabled"): ("REG_DWORD", 2, "REG_DWORD", 0),
         ("RDP-Tcp", "PortNumber"): ("REG_DWORD", 3389, "REG_DWORD", 3390),
     }
