@@ -99,15 +99,15 @@ def _one(report: Report, paint: _Painter, fail_on: str, width: int, show_passed:
     word = verdict(report, fail_on)
     style = _STYLE[Status.FAIL] if report.exit_code(fail_on) else _STYLE[Status.PASS]
     lines.append(f"  {paint(word, style)}: {headline(report)}")
+    lead = no_windows(report)
+    if lead:
+        lines.extend(textwrap.wrap(lead, width, initial_indent="  ", subsequent_indent="  "))
     if report.target_text:
         lines.append(f"  target: {report.target_text}")
     if report.facts:
         from azvhdaudit.render.capabilities import summary_text
 
         lines.append(f"  runs as: {summary_text(report.capabilities)} (azvhdaudit capabilities for why)")
-    lead = no_windows(report)
-    if lead:
-        lines.extend(textwrap.wrap(lead, width, initial_indent="  ", subsequent_indent="  "))
 
     problems = [r for r in report.results if r.status in (Status.FAIL, Status.ERROR, Status.WARNING)]
     if problems:
