@@ -205,7 +205,10 @@ def _status_of(result: Result) -> Status:
     return result.waived_status if result.status == Status.WAIVED and result.waived_status else result.status
 
 
-def _judge(report: Report, rule_ids: tuple[str, ...]) -> tuple[list[Blocker], list[Blocker]]:
+def _judge(report: Report, rule_ids: tuple[str, ...],
+           advisory: list[str] | None = None) -> tuple[list[Blocker], list[Blocker]]:
+    """The rules that block and those that left the capability undecided. With ``advisory`` (a list to fill), the
+    audit's target required these rules: a problem that blocks was a failure there, so a warning is advice only."""
     blocking: list[Blocker] = []
     undecided: list[Blocker] = []
     for rule_id in rule_ids:
@@ -214,7 +217,9 @@ def _judge(report: Report, rule_ids: tuple[str, ...]) -> tuple[list[Blocker], li
             undecided.append(Blocker(rule_id, "not_run", f"the profile {report.profile!r} did not run this rule"))
             continue
         status = _status_of(result)
-        if status in _BLOCKING:
+        if status == Status.WARNING and advisory is not None:
+            advisory.append(f"{rule_id} (warning under the audited target, does not block): {result.message}")
+        elif status in _BLOCKING:
             blocking.append(Blocker(rule_id, status.value, result.message))
         elif status not in _JUDGED:
             undecided.append(Blocker(rule_id, status.value, result.reason or result.message))
@@ -232,10 +237,11 @@ def _advice(report: Report, rule_ids: tuple[str, ...]) -> list[str]:
 
 def _capability(name: str, value: Any, report: Report, rule_ids: tuple[str, ...], *, known: bool = True,
                 why_unknown: str = "", notes: list[str] | None = None,
-                extra_blockers: list[Blocker] | None = None) -> Capability:
-    blocking, undecided = _judge(report, rule_ids)
+                extra_blockers: list[Blocker] | None = None, required: bool = False) -> Capability:
+    advisory: list[str] = []
+    blocking, undecided = _judge(report, rule_ids, advisory if required else None)
     blocking = list(extra_blockers or []) + blocking
-    notes = list(notes or [])
+    notes = list(notes or []) + advisory
     if not known and why_unknown:
         notes.insert(0, why_unknown)
     if blocking:
@@ -245,6 +251,12 @@ def _capability(name: str, value: Any, report: Report, rule_ids: tuple[str, ...]
     else:
         status = SUPPORTED
     return Capability(name, value, status, tuple(blocking), tuple(undecided), tuple(notes))
+
+
+def _target(report: Report, field: str) -> str | None:
+    """The audit's effective target field (``security_type``, ``disk_controller``), as the rules judged it."""
+    value = (report.target or {}).get(f"effective_{field}")
+    return value if isinstance(value, str) else None
 
 
 def _generation(report: Report) -> tuple[int | None, Capability]:
@@ -323,7 +335,8 @@ def _security(report: Report, generation: int | None, refused: list[str]) -> tup
             why = ("no rule judges the Windows versions Confidential VM supports (narrower than Trusted Launch's), "
                    "nor the confidential OS disk encryption")
         caps.append(_capability(f"security_type:{kind}", kind, report, SECURITY_RULES, known=known,
-                                why_unknown=why, notes=notes, extra_blockers=extra))
+                                why_unknown=why, notes=notes, extra_blockers=extra,
+                                required=_target(report, "security_type") in ("TrustedLaunch", "ConfidentialVM")))
     return tuple(caps)
 
 
@@ -334,7 +347,7 @@ def _controllers(report: Report, generation: int | None, refused: list[str]) -> 
         refused.append("NVMe on a Generation 1 image: Azure attaches NVMe disks to Generation 2 VMs only")
         extra.append(Blocker("facts.generation", "fail", "Generation 1 image: NVMe needs Generation 2"))
     nvme = _capability("disk_controller:NVMe", "NVMe", report, NVME_RULES, notes=_advice(report, NVME_ADVISORY),
-                       extra_blockers=extra)
+                       extra_blockers=extra, required=_target(report, "disk_controller") == "NVMe")
     return scsi, nvme
 
 

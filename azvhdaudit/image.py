@@ -229,7 +229,7 @@ class Image:
             if name not in names:
                 unavailable[name] = (
                     f"hive not loaded: the {name} hive is read only on request: pass with_lsa=True to audit() "
-                    f"(--with-lsa on the command line), or hives=[..., {name!r}] to open_image()"
+                    f"(--with-lsa on the command line), or name {name} among open_image()'s hives"
                 )
         if self.boot_volume is not None and self.facts.bcd_path:
             try:

@@ -182,7 +182,7 @@ def bound_driver(ctx: AuditContext, device_id: str) -> tuple[DriverBinding | Non
     chosen = min(active, key=_rank) if active else None
     evidence = Evidence(
         source="registry", hive="SYSTEM", key=ctx.registry.display_path(path), present=key is not None,
-        actual=[c.to_dict() for c in candidates] or None,
+        actual=[c.describe() for c in candidates] or None, derived=True,
         note=f"PCI\\{device_id}: " + ("; ".join(c.describe() for c in candidates) if candidates
                                       else "no INF in the driver store matches this id"),
     )

@@ -171,13 +171,14 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         return Outcome(Status.NOT_CHECKED, f"not checked: {services_path} is not in the image", expected, None,
                        (ev,), reason="no Services key in the SYSTEM hive")
     if not drivers:
-        ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True, actual=[])
+        ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True, actual=[],
+                      derived=True)
         return Outcome(Status.NOT_CHECKED, "not checked: no service has Start 0 or 1, which no bootable Windows "
                        "has", expected, None, (ev,), reason="no boot-start or system-start driver")
     files = ctx.files
     if files is None:
         ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True,
-                      actual=[d.service for d in drivers])
+                      actual=[d.service for d in drivers], derived=True)
         return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files were not readable", expected,
                        None, (ev,), reason="no guest files")
     catalogs: Catalogs | None = None
