@@ -33,6 +33,9 @@ def files(tmp_path_factory: pytest.TempPathFactory, sample_path: Callable[[str],
         with lzma.open(ROOT / "samples" / entry["file"]) as src, open(directory / name, "wb") as dst:
             shutil.copyfileobj(src, dst)
         data[name] = directory / name
+    for entry in MANIFEST["platform_samples"]:
+        with lzma.open(ROOT / "samples" / entry["file"]) as src, open(directory / entry["name"], "wb") as dst:
+            shutil.copyfileobj(src, dst)
     os_disk = sample_path("gen1-azure.vhd")
     waivers = directory / "waivers.toml"
     waivers.write_text('[[waiver]]\nrule = "rdp.nla"\nreason = "NLA set after deployment"\n')
@@ -41,6 +44,8 @@ def files(tmp_path_factory: pytest.TempPathFactory, sample_path: Callable[[str],
         "vm-os.vhd": os_disk,
         "os.vhd": os_disk,
         "disk.vhd": sample_path("gen2-misconfigured.vhdx"),
+        "disk.vhdx": directory / "gen2-ready.vhd",  # the platform examples: a Generation 2 image ready for both
+        "image.vhd": directory / "gen2-ready.vhd",
         "vm-data1.vhd": data["data-mbr.vhd"],
         "vm-data2.vhd": data["data-gpt.vhd"],
         "data1.vhd": data["data-mbr.vhd"],
