@@ -151,6 +151,36 @@ def _patch_oscrypto() -> list[str]:
     return patched
 
 
+def _point_oscrypto_at_pythons_openssl() -> str:
+    """Give oscrypto the libcrypto and libssl this Python's ``ssl`` module already loaded; what was chosen.
+
+    Left to itself, oscrypto looks the libraries up with :func:`ctypes.util.find_library`, which runs
+    ``ldconfig -p`` in a subprocess (and opens ``/dev/null`` for it) in the middle of an audit. The loaded
+    libraries are read from ``/proc/self/maps`` instead; where that is not possible oscrypto keeps its own way.
+    """
+    if not sys.platform.startswith("linux"):
+        return ""
+    import ssl  # noqa: F401 - loads libssl and libcrypto into the process
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            loaded = {parts[-1] for parts in (line.split() for line in maps) if len(parts) >= 6}
+    except OSError:
+        return ""
+    crypto = sorted(p for p in loaded if os.path.basename(p).startswith("libcrypto.so"))
+    libssl = sorted(p for p in loaded if os.path.basename(p).startswith("libssl.so"))
+    if not (crypto and libssl):
+        return ""
+    import oscrypto
+
+    try:
+        oscrypto.use_openssl(crypto[0], libssl[0])
+    except (RuntimeError, ValueError, OSError) as err:  # a backend already chosen, or files that moved
+        log.debug("oscrypto keeps its own library lookup: %s", err)
+        return ""
+    return crypto[0]
+
+
 def load_signify() -> dict[str, Any]:
     """signify's classes, importing it (with the oscrypto fix) on first use.
 
@@ -159,6 +189,9 @@ def load_signify() -> dict[str, Any]:
     if _signify:
         return _signify
     try:
+        chosen = _point_oscrypto_at_pythons_openssl()
+        if chosen:
+            log.debug("oscrypto: using the libcrypto Python loaded, %s", chosen)
         patched = _patch_oscrypto()
         if patched:
             log.debug("oscrypto: applied the libcrypto version-pattern fix to %s", ", ".join(patched))

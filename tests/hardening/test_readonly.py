@@ -173,3 +173,22 @@ def test_chain_does_not_read_an_invalid_parent(
         open_image(child, opener=opener)
     # identified by its first sectors and its footer (format probes): far less than one 2 MiB data block
     assert 0 < opener.read[str(parent)] <= 64 * 1024
+
+
+def test_signed_files_are_verified_without_writing_or_spawning(tmp_path: Path) -> None:
+    # The platform samples carry Authenticode-signed drivers and a signed boot manager: verifying them loads the
+    # crypto stack, which must neither open a file for writing nor run a helper program (ldconfig) mid-audit.
+    import lzma
+
+    samples_dir = Path(__file__).resolve().parents[2] / "samples"
+    manifest = json.loads((samples_dir / "manifest.json").read_text(encoding="utf-8"))
+    paths = []
+    for entry in manifest["platform_samples"]:
+        target = tmp_path / entry["name"]
+        with lzma.open(samples_dir / entry["file"]) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        paths.append(target)
+    result = probe("audit", paths)
+    assert result["errors"] == {}
+    assert result["violations"] == []
+    assert len({h.split("#")[0] for h in result["hives"]}) == len(paths)
