@@ -60,14 +60,19 @@ class Wants:
         self.blocks: dict[int, tuple[_Fetcher, set[int]]] = {}
         #: blocks fetched by earlier rounds of the same gather, by source
         self.fetched = fetched if fetched is not None else {}
+        #: reads too large for the gather met so far (see :meth:`room`): their tasks are dropped
+        self.oversized = 0
 
     def room(self, source: _Fetcher, count: int) -> bool:
         """Whether ``count`` more blocks of ``source`` fit in this gather: at most half the source's cache in
         all rounds together, so that no round pushes out what an earlier one fetched (a larger read, such as
-        a dirty hive read whole for its log replay, is left to the task's own run)."""
+        a dirty hive read whole for its log replay, is left to the caller's own run: the task is dropped)."""
         entry = self.blocks.get(id(source))
         wanted = len(entry[1]) if entry else 0
-        return self.fetched.get(id(source), 0) + wanted + count <= source.cache_capacity // 2
+        if self.fetched.get(id(source), 0) + wanted + count <= source.cache_capacity // 2:
+            return True
+        self.oversized += 1
+        return False
 
     def add(self, source: _Fetcher, indexes: Iterable[int]) -> None:
         entry = self.blocks.setdefault(id(source), (source, set()))
@@ -103,10 +108,12 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
         token = _WANTS.set(collected)
         try:
             for task in pending:
+                oversized = collected.oversized
                 try:
                     task()
                 except Deferred:
-                    waiting.append(task)
+                    if collected.oversized == oversized:
+                        waiting.append(task)
                 except Exception as err:  # the caller's own run meets it again and reports it there
                     log.debug("read-ahead task %r stopped: %s", task, err)
         finally:

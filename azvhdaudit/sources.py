@@ -223,9 +223,11 @@ class RemoteFile(ReadOnlyStream):
                 blocks[index] = block
         if missing and self.is_remote:
             collecting = wants()
-            if collecting is not None and collecting.room(self, len(missing)):
-                # inside azvhdaudit.batch.gather: note the blocks, fetch them with the other tasks' blocks
-                collecting.add(self, missing)
+            if collecting is not None:
+                # inside azvhdaudit.batch.gather: note the blocks, fetch them with the other tasks' blocks (a
+                # read too large for the gather stops its task without them, for the caller's run to read)
+                if collecting.room(self, len(missing)):
+                    collecting.add(self, missing)
                 raise Deferred
         self.stats.block_hits += len(blocks)
         self.stats.block_misses += len(missing)

@@ -75,6 +75,8 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     ignore_range = False
     #: seconds every request waits before it is answered: a network round trip, simulated
     delay = 0.0
+    #: ranges starting at or after this offset are answered 503 (a store failing mid-audit)
+    fail_from: int | None = None
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -137,6 +139,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
                 self.end_headers()
                 return
             status = 206
+            if self.fail_from is not None and start >= self.fail_from:
+                self.send_error(503, "unavailable (test server told to fail here)")
+                return
         self.send_response(status)
         self.send_header("Content-Length", str(end - start))
         self.send_header("Content-Type", "application/octet-stream")
@@ -179,16 +184,19 @@ class HttpServer:
         self.thread.join(5)
 
 
-def start_http(directory: Path, *, ignore_range: bool = False, delay: float = 0.0) -> HttpServer:
+def start_http(
+    directory: Path, *, ignore_range: bool = False, delay: float = 0.0, fail_from: int | None = None
+) -> HttpServer:
     """A threaded HTTP server for ``directory`` on a free port of 127.0.0.1.
 
-    ``delay`` seconds are added to every request (a round trip to a store in another region).
+    ``delay`` seconds are added to every request (a round trip to a store in another region); ranges from
+    ``fail_from`` on are answered 503.
     """
     record = HttpLog()
     handler = type(
         "Handler",
         (RangeHandler,),
-        {"log_record": record, "ignore_range": ignore_range, "delay": delay},
+        {"log_record": record, "ignore_range": ignore_range, "delay": delay, "fail_from": fail_from},
     )
 
     def make(*args: Any) -> RangeHandler:
