@@ -1,0 +1,149 @@
+"""Benchmark remote audits under network latency: round trips, requests, bytes and wall time, before and after.
+
+    python bench/latency.py [--delay 0.05] [--rounds 3] [--out bench/results-fleet.md]
+
+Starts a Range-honouring HTTP server on 127.0.0.1 only (``tests/remote/remote_servers.py``) that answers
+every request ``--delay`` seconds late (a store in another region), and audits the benchmark images of
+``bench/images.py`` through it with ``azvhdaudit.fleet.audit_source`` (the whole ``azure`` profile), twice
+per round:
+
+- **sequential**: batching switched off in the same code (``azvhdaudit.batch.is_remote`` answering False and
+  ``RemoteFile.prefetch`` doing nothing), so every range is fetched on its own, one after the other, as
+  before reads were batched;
+- **batched**: as shipped, independent reads fetched together (``azvhdaudit.batch.gather``).
+
+The two take turns round after round; the table shows the medians of the wall times and the counters of the
+last round (they do not vary). The reports of both must be the same as the local audit's (checked).
+Writes (replaces) the section "Latency" of ``--out``, keeping the rest of the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "remote"))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+import remote_servers as rs  # noqa: E402
+
+import azvhdaudit.batch  # noqa: E402
+from azvhdaudit.fleet import audit_source  # noqa: E402
+from azvhdaudit.sources import RemoteFile  # noqa: E402
+
+SECTION = "## Latency"
+IMAGES = (
+    ("bench-127g.vhdx", "127 GiB Generation 2 dynamic VHDX"),
+    ("bench-127g.vhd", "127 GiB Generation 2 fixed VHD"),
+    ("bench-1g.vhdx", "1 GiB Generation 2 dynamic VHDX"),
+)
+
+
+@contextlib.contextmanager
+def sequential() -> Iterator[None]:
+    """Batching off: gather() finds no remote source, prefetch() fetches nothing."""
+    saved = azvhdaudit.batch.is_remote, RemoteFile.prefetch
+    azvhdaudit.batch.is_remote = lambda stream: False  # type: ignore[assignment]
+    RemoteFile.prefetch = lambda self, ranges: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        azvhdaudit.batch.is_remote, RemoteFile.prefetch = saved  # type: ignore[method-assign]
+
+
+def one(url: str) -> tuple[float, dict[str, Any], Any]:
+    started = time.perf_counter()
+    report = audit_source(url)
+    return time.perf_counter() - started, report.facts["extra"]["io"], report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds added to every request (default 0.05)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each way (default 3)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-fleet.md")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "_work")
+    args = parser.parse_args(argv)
+    if not 0 <= args.delay <= 1 or not 1 <= args.rounds <= 20:
+        parser.error("--delay must be within 0-1 s and --rounds within 1-20")
+
+    import images as bench_images  # bench/images.py: builds once, cached under --work
+
+    built = bench_images.build_all(args.work)
+    directory = Path(built["bench-127g.vhdx"]).parent
+    server = rs.start_http(directory, delay=args.delay)
+    rows = []
+    try:
+        for file_name, what in IMAGES:
+            url = f"{server.url}/{file_name}"
+            local = rs.comparable(audit_source(str(directory / file_name)))
+            times: dict[str, list[float]] = {"sequential": [], "batched": []}
+            counters: dict[str, dict[str, Any]] = {}
+            for _ in range(args.rounds):
+                for way in ("sequential", "batched"):
+                    server.log.clear()
+                    with sequential() if way == "sequential" else contextlib.nullcontext():
+                        seconds, io, report = one(url)
+                    if rs.comparable(report) != local:
+                        raise SystemExit(f"{file_name} ({way}): the report differs from the local audit's")
+                    times[way].append(seconds)
+                    counters[way] = {**io, "server_most_in_flight": server.log.most_in_flight}
+                    print(f"{file_name} {way}: {seconds:.2f} s, {io['round_trips']} round trips, "
+                          f"{io['requests']} requests, {io['bytes_read']:,} bytes", file=sys.stderr)
+            for way in ("sequential", "batched"):
+                rows.append({"image": what, "way": way, "seconds": statistics.median(times[way]),
+                             "low": min(times[way]), "high": max(times[way]), **counters[way]})
+    finally:
+        server.stop()
+    write(args, rows)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def write(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    lines = [
+        SECTION,
+        "",
+        f"`python bench/latency.py --delay {args.delay} --rounds {args.rounds}` on "
+        f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs (shared: times vary with the load; the counters do not).",
+        "",
+        f"A full audit (`azure` profile) of the benchmark images (`bench/images.py`) over HTTP Range from a server "
+        f"on 127.0.0.1 that answers every request {args.delay * 1000:.0f} ms late. *Sequential*: batching "
+        "switched off, every range fetched on its own; *batched*: independent reads fetched together. Round "
+        "trips: requests that had to wait for the one before (a size lookup, a range fetched alone, a batch). "
+        "Both reports equal the local audit's.",
+        "",
+        "| image | reads | round trips | requests | most in flight | bytes read | seconds (median) | min-max |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['image']} | {row['way']} | {row['round_trips']} | {row['requests']} | "
+            f"{row['server_most_in_flight']} | {row['bytes_read']:,} | {row['seconds']:.2f} | "
+            f"{row['low']:.2f}-{row['high']:.2f} |"
+        )
+    section = "\n".join(lines) + "\n"
+    text = args.out.read_text() if args.out.exists() else ""
+    if SECTION in text:
+        head, _, rest = text.partition(SECTION)
+        following = rest.find("\n## ")
+        text = head + section + (rest[following + 1 :] if following >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
