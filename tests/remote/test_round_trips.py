@@ -143,3 +143,27 @@ def test_http_container_is_remote(http_server: rs.HttpServer) -> None:
 def test_max_in_flight_must_be_positive(http_server: rs.HttpServer) -> None:
     with pytest.raises(ValueError, match="max_in_flight"):
         open_source(f"{http_server.url}/win7.vhd", max_in_flight=0)
+
+
+@pytest.mark.tools
+def test_page_blob_batch_reads_the_blob_bytes_in_one_round_trip(
+    blob_store: rs.BlobStore, images: dict[str, Path]
+) -> None:
+    data = images["win7"].read_bytes()
+    fh, _ = open_source("az://images/page/win7.vhd", max_in_flight=4, **blob_store.options)
+    with fh:
+        trips, requests = fh.stats.round_trips, fh.stats.requests
+        ranges = [(n * 3 * BLOCK_SIZE + 7, 9000) for n in range(10)]
+        assert fh.read_many(ranges) == [data[offset : offset + length] for offset, length in ranges]
+        assert fh.stats.round_trips == trips + 1
+        assert fh.stats.requests == requests + 10
+        assert 1 < fh.stats.most_in_flight <= 4
+
+
+@pytest.mark.tools
+def test_page_blob_audit_round_trips_under_the_http_limit(blob_store: rs.BlobStore, images: dict[str, Path]) -> None:
+    remote = audit_source("az://images/page/win7.vhd", storage_options=blob_store.options)
+    io = remote.facts["extra"]["io"]
+    most_trips, most_bytes = LIMITS["win7"]
+    assert io["round_trips"] <= most_trips and io["bytes_read"] <= most_bytes
+    assert rs.comparable(remote) == rs.comparable(audit_source(str(images["win7"])))
