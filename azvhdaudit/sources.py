@@ -39,6 +39,15 @@ replayed from its logs is read whole: the Windows 10 sample (hive and two logs) 
 and 19.7 MB, because the missing blocks of one large read are fetched as one range. Measured remotely
 (``bench/results-fleet.md``) the Windows 7 audit costs 36 requests (35 ranges and the size lookup) and
 2.2 MB, from a 64 MiB file and from a 100 GiB one alike.
+
+A request costs little; waiting for it costs a round trip. Reads that do not depend on each other are
+fetched together: :meth:`RemoteFile.prefetch` / :meth:`RemoteFile.read_many` for ranges known in advance
+(the VHDX headers), and :func:`azvhdaudit.batch.gather` for the chains of reads the layers above make
+(the update table's binaries, the hives, the OS facts), which asks this file for all their missing blocks
+at once. A batch is one round trip of requests sent concurrently, at most :data:`MAX_IN_FLIGHT` (16) at a
+time; ``stats.round_trips`` counts the round trips. On the 127 GiB benchmark VHDX at 50 ms of added latency
+that took the audit from 100 round trips to 56, with the same 97-100 requests and the same bytes
+(``bench/latency.py``).
 """
 
 from __future__ import annotations

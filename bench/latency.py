@@ -123,9 +123,11 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         f"on 127.0.0.1 that answers every request {args.delay * 1000:.0f} ms late. *Sequential*: batching "
         "switched off, every range fetched on its own; *batched*: independent reads fetched together. Round "
         "trips: requests that had to wait for the one before (a size lookup, a range fetched alone, a batch). "
-        "Both reports equal the local audit's.",
+        "Most in flight: counted by the server (the end of one answer can overlap the next request's arrival, "
+        "hence a 2 where the client sends one at a time). Both reports equal the local audit's.",
         "",
-        "| image | reads | round trips | requests | most in flight | bytes read | seconds (median) | min-max |",
+        "| image | reads | round trips | requests | most in flight at the server | bytes read "
+        "| seconds (median) | min-max |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
