@@ -18,17 +18,19 @@ makes is served from the cache, so the results are the same bytes as without :fu
 fails for any other reason is dropped here; the caller's own run meets the same failure and reports it.
 
 On a local file nothing is deferred: :func:`gather` is only called where the source is remote
-(:func:`is_remote`), so a local audit runs exactly as before.
+(:func:`is_remote`), so a local audit runs exactly as before. ``AZVHDAUDIT_BATCH=0`` in the environment
+switches batching off (every range fetched on its own, one after the other), to compare or to rule it out.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-__all__ = ["Deferred", "Wants", "gather", "is_remote", "wants"]
+__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "wants"]
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +129,23 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
     return rounds
 
 
+def enabled() -> bool:
+    """Whether reads are batched: unless ``AZVHDAUDIT_BATCH=0`` is in the environment."""
+    return os.environ.get("AZVHDAUDIT_BATCH", "1").strip() != "0"
+
+
 def is_remote(stream: Any) -> bool:
     """Whether ``stream`` (an image's container, a file object) reads, at the bottom, from a remote source.
 
     Follows the attributes the readers here keep their lower file in (``_layer.chain()`` of a container,
     ``file``/``fh`` of a counted file, ``_stream``/``_fh`` of a volume and dissect's range streams,
-    ``volume`` of the guest file system); anything else is local.
+    ``volume`` of the guest file system); anything else is local. False when batching is switched off
+    (:func:`enabled`), so that the callers fetch nothing ahead.
     """
     from azvhdaudit.sources import RemoteFile
 
+    if not enabled():
+        return False
     seen = 0
     todo = [stream]
     while todo and seen < 64:

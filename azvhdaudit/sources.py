@@ -62,7 +62,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
-from azvhdaudit.batch import Deferred, wants
+from azvhdaudit.batch import Deferred, enabled, wants
 from azvhdaudit.errors import ImageError, ImageNotFoundError, SpecialFileError, UnsupportedFormatError
 from azvhdaudit.localfiles import check_readable_kind
 from azvhdaudit.streams import ReadOnlyStream
@@ -262,8 +262,11 @@ class RemoteFile(ReadOnlyStream):
         return sorted(index for index in indexes if self._cache.get(index) is None)
 
     def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
-        """Fetch the blocks of ``(offset, length)`` ranges not cached yet, together: one round trip."""
+        """Fetch the blocks of ``(offset, length)`` ranges not cached yet, together: one round trip (nothing
+        when batching is switched off, :func:`azvhdaudit.batch.enabled`: the reads fetch them one by one)."""
         self._check()
+        if not enabled():
+            return
         self.fetch_blocks(self._missing(ranges))
 
     def read_many(self, ranges: Iterable[tuple[int, int]]) -> list[bytes]:

@@ -7,13 +7,14 @@ every request ``--delay`` seconds late (a store in another region), and audits t
 ``bench/images.py`` through it with ``azvhdaudit.fleet.audit_source`` (the whole ``azure`` profile), twice
 per round:
 
-- **sequential**: batching switched off in the same code (``azvhdaudit.batch.is_remote`` answering False and
-  ``RemoteFile.prefetch`` doing nothing), so every range is fetched on its own, one after the other, as
-  before reads were batched;
+- **sequential**: batching switched off in the same code (``AZVHDAUDIT_BATCH=0``), so every range is fetched
+  on its own, one after the other, as before reads were batched;
 - **batched**: as shipped, independent reads fetched together (``azvhdaudit.batch.gather``).
 
 The two take turns round after round; the table shows the medians of the wall times and the counters of the
-last round (they do not vary). The reports of both must be the same as the local audit's (checked).
+last round (they do not vary). The reports of both must be the same as the local audit's (checked). Then a
+fleet: ``audit_many`` over ``--fleet`` URLs of the 127 GiB VHDX with ``--workers`` processes, each way once,
+in images per minute.
 Writes (replaces) the section "Latency" of ``--out``, keeping the rest of the file.
 """
 
@@ -25,6 +26,7 @@ import datetime as dt
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -38,9 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import remote_servers as rs  # noqa: E402
 
-import azvhdaudit.batch  # noqa: E402
 from azvhdaudit.fleet import audit_source  # noqa: E402
-from azvhdaudit.sources import RemoteFile  # noqa: E402
 
 SECTION = "## Latency"
 IMAGES = (
@@ -52,14 +52,37 @@ IMAGES = (
 
 @contextlib.contextmanager
 def sequential() -> Iterator[None]:
-    """Batching off: gather() finds no remote source, prefetch() fetches nothing."""
-    saved = azvhdaudit.batch.is_remote, RemoteFile.prefetch
-    azvhdaudit.batch.is_remote = lambda stream: False  # type: ignore[assignment]
-    RemoteFile.prefetch = lambda self, ranges: None  # type: ignore[method-assign]
+    """Batching off (``AZVHDAUDIT_BATCH=0``): every range fetched on its own."""
+    saved = os.environ.get("AZVHDAUDIT_BATCH")
+    os.environ["AZVHDAUDIT_BATCH"] = "0"
     try:
         yield
     finally:
-        azvhdaudit.batch.is_remote, RemoteFile.prefetch = saved  # type: ignore[method-assign]
+        if saved is None:
+            del os.environ["AZVHDAUDIT_BATCH"]
+        else:
+            os.environ["AZVHDAUDIT_BATCH"] = saved
+
+
+FLEET_SCRIPT = """
+import sys, time
+from azvhdaudit.fleet import UNREADABLE_ID, audit_many
+urls = sys.argv[2:]
+started = time.perf_counter()
+reports = list(audit_many(urls, workers=int(sys.argv[1])))
+seconds = time.perf_counter() - started
+bad = sum(1 for r in reports if r.get(UNREADABLE_ID) is not None)
+print(seconds, len(reports), bad)
+"""
+
+
+def fleet(urls: list[str], workers: int, batched: bool) -> tuple[float, int, int]:
+    """``audit_many`` over ``urls`` in a fresh process (its pool's workers see the environment it is given)."""
+    env = {**os.environ, "AZVHDAUDIT_BATCH": "1" if batched else "0"}
+    done = subprocess.run([sys.executable, "-c", FLEET_SCRIPT, str(workers), *urls], env=env, check=True,
+                          capture_output=True, text=True, timeout=900)
+    seconds, count, bad = done.stdout.split()
+    return float(seconds), int(count), int(bad)
 
 
 def one(url: str) -> tuple[float, dict[str, Any], Any]:
@@ -74,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each way (default 3)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-fleet.md")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "_work")
+    parser.add_argument("--fleet", type=int, default=8, help="images in the fleet (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="fleet worker processes (default 2)")
     args = parser.parse_args(argv)
-    if not 0 <= args.delay <= 1 or not 1 <= args.rounds <= 20:
-        parser.error("--delay must be within 0-1 s and --rounds within 1-20")
+    if not 0 <= args.delay <= 1 or not 1 <= args.rounds <= 20 or not 0 <= args.fleet <= 200:
+        parser.error("--delay must be within 0-1 s, --rounds within 1-20, --fleet within 0-200")
 
     import images as bench_images  # bench/images.py: builds once, cached under --work
 
@@ -104,14 +129,20 @@ def main(argv: list[str] | None = None) -> int:
             for way in ("sequential", "batched"):
                 rows.append({"image": what, "way": way, "seconds": statistics.median(times[way]),
                              "low": min(times[way]), "high": max(times[way]), **counters[way]})
+        fleet_rows = []
+        urls = [f"{server.url}/bench-127g.vhdx"] * args.fleet
+        for way in ("sequential", "batched") if urls else ():
+            seconds, count, bad = fleet(urls, args.workers, way == "batched")
+            fleet_rows.append({"way": way, "seconds": seconds, "images": count, "unreadable": bad})
+            print(f"fleet {way}: {count} images in {seconds:.1f} s", file=sys.stderr)
     finally:
         server.stop()
-    write(args, rows)
+    write(args, rows, fleet_rows)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
-def write(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list[dict[str, Any]]) -> None:
     lines = [
         SECTION,
         "",
@@ -136,6 +167,18 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             f"{row['server_most_in_flight']} | {row['bytes_read']:,} | {row['seconds']:.2f} | "
             f"{row['low']:.2f}-{row['high']:.2f} |"
         )
+    if fleet_rows:
+        lines += [
+            "",
+            f"A fleet: `audit_many` over {args.fleet} URLs of the 127 GiB VHDX with {args.workers} worker processes "
+            f"(pool start included), at the same {args.delay * 1000:.0f} ms.",
+            "",
+            "| reads | images | unreadable | seconds | images/minute |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in fleet_rows:
+            lines.append(f"| {row['way']} | {row['images']} | {row['unreadable']} | {row['seconds']:.1f} | "
+                         f"{row['images'] / row['seconds'] * 60:.0f} |")
     section = "\n".join(lines) + "\n"
     text = args.out.read_text() if args.out.exists() else ""
     if SECTION in text:

@@ -167,3 +167,17 @@ def test_page_blob_audit_round_trips_under_the_http_limit(blob_store: rs.BlobSto
     most_trips, most_bytes = LIMITS["win7"]
     assert io["round_trips"] <= most_trips and io["bytes_read"] <= most_bytes
     assert rs.comparable(remote) == rs.comparable(audit_source(str(images["win7"])))
+
+
+@pytest.mark.tools
+def test_batching_switched_off_fetches_one_range_at_a_time(
+    http_server: rs.HttpServer, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZVHDAUDIT_BATCH", "0")
+    fh, _ = open_source(f"{http_server.url}/win7.vhd")
+    with fh:
+        assert not is_remote(fh)
+        fh.prefetch([(0, 512), (8 * BLOCK_SIZE, 512)])
+        assert fh.stats.requests == fh.stats.round_trips == 1  # the size lookup only
+    io = audit_source(f"{http_server.url}/{images['win7'].name}").facts["extra"]["io"]
+    assert io["round_trips"] == io["requests"]
