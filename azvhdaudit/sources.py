@@ -308,11 +308,12 @@ class RemoteFile(ReadOnlyStream):
                 pool.submit(self._fetch_range, start, end): (start, end) for start, end in runs
             }
             done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f in done and f.exception() is not None]
-            if failed:
+            if any(future.exception() is not None for future in done):
                 for future in not_done:
                     future.cancel()
                 wait(not_done)  # the ones already in flight: let them finish before leaving
+                # of the requests that failed, name the first range in the file (the same whichever came back first)
+                failed = [f for f in futures if not f.cancelled() and f.exception() is not None]
                 first = min(failed, key=lambda f: futures[f])
                 raise first.exception()  # type: ignore[misc]
             for future, where in futures.items():
