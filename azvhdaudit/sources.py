@@ -46,7 +46,7 @@ fetched together: :meth:`RemoteFile.prefetch` / :meth:`RemoteFile.read_many` for
 (the update table's binaries, the hives, the OS facts), which asks this file for all their missing blocks
 at once. A batch is one round trip of requests sent concurrently, at most :data:`MAX_IN_FLIGHT` (16) at a
 time; ``stats.round_trips`` counts the round trips. On the 127 GiB benchmark VHDX at 50 ms of added latency
-that took the audit from 100 round trips to 56, with the same 97-100 requests and the same bytes
+that took the audit from 100 round trips to 55, with 96 requests instead of 100 and the same bytes
 (``bench/latency.py``).
 """
 
