@@ -9,9 +9,10 @@ References: dissect.ntfs / dissect.fat; NTFS $Volume VOLUME_INFORMATION flags (0
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from io import BytesIO
 from types import SimpleNamespace
 from typing import Any, BinaryIO
@@ -959,3 +960,12 @@ class GuestFileSystem:
             except _READ_ERRORS as err:
                 raise FileSystemError(f"{self.volume.name}: cannot read {path}: {err}") from err
         return self._versions[key]
+
+    def prefetch_versions(self, paths: Iterable[str]) -> None:
+        """Read the PE versions of ``paths`` side by side when the image is remote (:func:`azvhdaudit.batch.gather`):
+        the files are independent, so their records and headers are fetched together, a round trip per step
+        instead of per file. Results land where :meth:`file_version` keeps them; errors are met there again."""
+        from azvhdaudit.batch import gather, is_remote
+
+        if is_remote(self.volume):
+            gather([functools.partial(self.file_version, path) for path in paths])

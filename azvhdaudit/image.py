@@ -12,6 +12,7 @@ EFI system partition. Nothing is opened for writing, ever.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -198,7 +199,29 @@ class Image:
         source = f"{volume.name}:\\{path}"
         return open_hive(fh, name, source=source, backend=self.backend, logs=logs)
 
+    def _prefetch(self, tasks: list[Callable[[], Any]]) -> None:
+        """On a remote image, run independent reading ``tasks`` side by side first (:func:`azvhdaudit.batch.gather`),
+        so that the code after them finds their blocks fetched; on a local one, nothing."""
+        from azvhdaudit.batch import gather, is_remote
+
+        if is_remote(self.container):
+            gather(tasks)
+
+    def _prefetch_hives(self, names: tuple[str, ...]) -> None:
+        """On a remote image, open the hives side by side first (:func:`azvhdaudit.batch.gather`): each is a
+        chain of dependent reads (directory records, base block, root cell), independent of the others."""
+        places = [(self.windows_volume, f"{CONFIG_DIR}\\{name}", name) for name in names if self.windows_volume]
+        if self.boot_volume is not None and self.facts.bcd_path:
+            places.append((self.boot_volume, self.facts.bcd_path, "BCD"))
+
+        def open_and_close(volume: Volume, path: str, name: str) -> None:
+            if volume.exists(path):
+                self._open_hive(volume, path, name).close()
+
+        self._prefetch([functools.partial(open_and_close, *place) for place in places])
+
     def _open_registry(self, names: tuple[str, ...]) -> RegistryView:
+        self._prefetch_hives(names)
         hives: dict[str, Hive] = {}
         unavailable: dict[str, str] = {}
         for name in names:
@@ -276,6 +299,8 @@ class Image:
             except ImportError:  # pragma: no cover - the OS facts module is part of the package
                 return
             # each fact on its own: a corrupt cell met by one leaves it unknown, not the others
+            self._prefetch([functools.partial(osinfo.os_facts, reg),
+                            functools.partial(osinfo.image_extra_facts, reg, self.files)])
             try:
                 facts.os = osinfo.os_facts(reg)
             except AuditError as err:

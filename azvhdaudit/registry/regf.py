@@ -22,6 +22,7 @@ specification* ("Cell", "Fast leaf", "Hash leaf", "Index root", "Key value", "Bi
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
 from codecs import utf_16_le_decode as _decode_utf16
@@ -65,6 +66,7 @@ class _BoundedHive(_dregf.RegistryHive):
         # small cells that share pages, and every read of the file stream below (NTFS runs, the
         # container's block map) costs far more than slicing a page already read.
         self._pages: dict[int, bytes] = {}
+        self._remote: bool | None = None  # whether fh reads from a remote source (see prefetch)
         # What dissect.regf's RegistryHive.__init__ sets, minus its cstruct parse of the whole base block
         # (1-2 ms a hive, more than the rest of opening it): the base block was checked by
         # azvhdaudit.registry.open already; only the fields below are used.
@@ -144,6 +146,8 @@ class _BoundedHive(_dregf.RegistryHive):
         base = self._hbin_offset
         wanted = sorted({(base + offset) // _PAGE for offset in offsets if offset < bins and not offset % 8}
                         - self._pages.keys())
+        if wanted and self._remote_pages(wanted):
+            return
         first = 0
         while first < len(wanted):
             last = first
@@ -153,6 +157,18 @@ class _BoundedHive(_dregf.RegistryHive):
             if last > first:
                 self._read_run(wanted[first], last - first + 1)
             first = last + 1
+
+    def _remote_pages(self, wanted: list[int]) -> bool:
+        """On a remote source, read the ``wanted`` pages side by side (:func:`azvhdaudit.batch.gather`): one
+        round trip for all of them, lone pages included; False on a local one (runs are read as before)."""
+        from azvhdaudit.batch import gather, is_remote
+
+        if self._remote is None:
+            self._remote = is_remote(self.fh)
+        if not self._remote:
+            return False
+        gather([functools.partial(self._page, index) for index in wanted])
+        return True
 
     def _read_run(self, index: int, count: int) -> None:
         try:

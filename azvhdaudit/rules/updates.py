@@ -79,6 +79,9 @@ def minimum_for(cell: dict[str, str], version: Version | None) -> Version:
 def check_rows(ctx: AuditContext, column: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each row's binary version against its minimum: ``ok``, ``low`` or ``missing``."""
     assert ctx.files is not None
+    prefetch = getattr(ctx.files, "prefetch_versions", None)
+    if prefetch is not None:  # a remote image: the binaries are read side by side, not one after the other
+        prefetch([row["path"] for row in rows if row["minimums"].get(column["id"])])
     out = []
     for row in rows:
         cell = row["minimums"].get(column["id"])

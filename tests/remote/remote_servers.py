@@ -51,10 +51,14 @@ class HttpLog:
 
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: requests being answered now, and the most answered at once since the last clear()
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def clear(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.most_in_flight = self.in_flight
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -69,6 +73,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
 
     log_record: HttpLog
     ignore_range = False
+    #: seconds every request waits before it is answered: a network round trip, simulated
+    delay = 0.0
+    #: ranges starting at or after this offset are answered 503 (a store failing mid-audit)
+    fail_from: int | None = None
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -81,6 +89,20 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     def _record(self) -> None:
         with self.log_record.lock:
             self.log_record.requests.append((self.command, self.path, self.headers.get("Range")))
+            self.log_record.in_flight += 1
+            self.log_record.most_in_flight = max(self.log_record.most_in_flight, self.log_record.in_flight)
+        self._counted = True
+        if self.delay:
+            time.sleep(self.delay)
+
+    def handle_one_request(self) -> None:
+        self._counted = False
+        try:
+            super().handle_one_request()
+        finally:
+            if self._counted:
+                with self.log_record.lock:
+                    self.log_record.in_flight -= 1
 
     def do_HEAD(self) -> None:
         self._record()
@@ -117,6 +139,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
                 self.end_headers()
                 return
             status = 206
+            if self.fail_from is not None and start >= self.fail_from:
+                self.send_error(503, "unavailable (test server told to fail here)")
+                return
         self.send_response(status)
         self.send_header("Content-Length", str(end - start))
         self.send_header("Content-Type", "application/octet-stream")
@@ -159,13 +184,19 @@ class HttpServer:
         self.thread.join(5)
 
 
-def start_http(directory: Path, *, ignore_range: bool = False) -> HttpServer:
-    """A threaded HTTP server for ``directory`` on a free port of 127.0.0.1."""
+def start_http(
+    directory: Path, *, ignore_range: bool = False, delay: float = 0.0, fail_from: int | None = None
+) -> HttpServer:
+    """A threaded HTTP server for ``directory`` on a free port of 127.0.0.1.
+
+    ``delay`` seconds are added to every request (a round trip to a store in another region); ranges from
+    ``fail_from`` on are answered 503.
+    """
     record = HttpLog()
     handler = type(
         "Handler",
         (RangeHandler,),
-        {"log_record": record, "ignore_range": ignore_range},
+        {"log_record": record, "ignore_range": ignore_range, "delay": delay, "fail_from": fail_from},
     )
 
     def make(*args: Any) -> RangeHandler:

@@ -1,0 +1,164 @@
+"""Reads that do not depend on each other, fetched together: one round trip for many ranges.
+
+A remote source (:class:`azvhdaudit.sources.RemoteFile`) pays a network round trip for every range it
+fetches, and the layers above it (container block maps, NTFS runs, hive cells, PE headers) read one range
+at a time, each read deciding the next. Many of those chains are independent of each other: the update
+table's binaries, the hives, the files looked up on the way to known paths. :func:`gather` runs such
+independent reading tasks side by side without threads and without the layers in between knowing:
+
+1. every task runs; when a read misses the remote source's block cache, the source records the blocks it
+   needs and stops the task with :class:`Deferred` (a ``BaseException``, so no ``except Exception`` in a
+   parser on the way turns it into a verdict);
+2. the blocks every stopped task asked for are fetched at once, concurrently (one round trip);
+3. the stopped tasks run again from their start, now further along (their earlier reads hit the cache).
+
+The rounds are as many as the deepest chain of dependent reads among the tasks, not the sum over all
+tasks. The tasks' results are not kept: the caller runs its code as before afterwards, and every read it
+makes is served from the cache, so the results are the same bytes as without :func:`gather`. A task that
+fails for any other reason is dropped here; the caller's own run meets the same failure and reports it.
+
+On a local file nothing is deferred: :func:`gather` is only called where the source is remote
+(:func:`is_remote`), so a local audit runs exactly as before. ``AZVHDAUDIT_BATCH=0`` in the environment
+switches batching off (every range fetched on its own, one after the other), to compare or to rule it out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "wants"]
+
+log = logging.getLogger(__name__)
+
+#: rounds :func:`gather` runs at most: a bound on the re-runs, far above the deepest chain of reads seen
+#: (container map -> MFT record -> index blocks -> file data: about a dozen)
+MAX_ROUNDS = 32
+
+
+class _Fetcher(Protocol):
+    @property
+    def cache_capacity(self) -> int:
+        """Blocks the source's cache holds: what one gather may fetch before it pushes out its own blocks."""
+
+    def fetch_blocks(self, indexes: Iterable[int]) -> None: ...
+
+
+class Deferred(BaseException):
+    """A read inside :func:`gather` needs blocks not fetched yet; the task runs again once they are.
+
+    A ``BaseException`` on purpose: it passes through the parsers' ``except Exception`` handlers, which would
+    otherwise take it for damaged data.
+    """
+
+
+class Wants:
+    """The blocks stopped tasks asked for, by source."""
+
+    def __init__(self, fetched: dict[int, int] | None = None) -> None:
+        self.blocks: dict[int, tuple[_Fetcher, set[int]]] = {}
+        #: blocks fetched by earlier rounds of the same gather, by source
+        self.fetched = fetched if fetched is not None else {}
+        #: reads too large for the gather met so far (see :meth:`room`): their tasks are dropped
+        self.oversized = 0
+
+    def room(self, source: _Fetcher, count: int) -> bool:
+        """Whether ``count`` more blocks of ``source`` fit in this gather: at most half the source's cache in
+        all rounds together, so that no round pushes out what an earlier one fetched (a larger read, such as
+        a dirty hive read whole for its log replay, is left to the caller's own run: the task is dropped)."""
+        entry = self.blocks.get(id(source))
+        wanted = len(entry[1]) if entry else 0
+        if self.fetched.get(id(source), 0) + wanted + count <= source.cache_capacity // 2:
+            return True
+        self.oversized += 1
+        return False
+
+    def add(self, source: _Fetcher, indexes: Iterable[int]) -> None:
+        entry = self.blocks.setdefault(id(source), (source, set()))
+        entry[1].update(indexes)
+
+    def __bool__(self) -> bool:
+        return any(indexes for _, indexes in self.blocks.values())
+
+
+_WANTS: ContextVar[Wants | None] = ContextVar("azvhdaudit_batch_wants", default=None)
+
+
+def wants() -> Wants | None:
+    """The collector of the :func:`gather` round running in this context, or ``None`` outside one."""
+    return _WANTS.get()
+
+
+def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) -> int:
+    """Run independent reading ``tasks`` so that their remote reads are fetched together; return the rounds.
+
+    Each round runs the tasks still waiting, then fetches every block they asked for in one batch per
+    source (concurrently, see :meth:`azvhdaudit.sources.RemoteFile.fetch_blocks`). Errors of the fetch
+    itself propagate (an :class:`~azvhdaudit.errors.ImageError` naming the URL and the range); any other
+    failure of a task only drops the task. Results are discarded: run the real code afterwards.
+    """
+    pending = list(tasks)
+    rounds = 0
+    fetched: dict[int, int] = {}
+    while pending and rounds < max_rounds:
+        rounds += 1
+        collected = Wants(fetched)
+        waiting: list[Callable[[], Any]] = []
+        token = _WANTS.set(collected)
+        try:
+            for task in pending:
+                oversized = collected.oversized
+                try:
+                    task()
+                except Deferred:
+                    if collected.oversized == oversized:
+                        waiting.append(task)
+                except Exception as err:  # the caller's own run meets it again and reports it there
+                    log.debug("read-ahead task %r stopped: %s", task, err)
+        finally:
+            _WANTS.reset(token)
+        if not collected:
+            break
+        for key, (source, indexes) in collected.blocks.items():
+            source.fetch_blocks(indexes)
+            fetched[key] = fetched.get(key, 0) + len(indexes)
+        pending = waiting
+    return rounds
+
+
+def enabled() -> bool:
+    """Whether reads are batched: unless ``AZVHDAUDIT_BATCH=0`` is in the environment."""
+    return os.environ.get("AZVHDAUDIT_BATCH", "1").strip() != "0"
+
+
+def is_remote(stream: Any) -> bool:
+    """Whether ``stream`` (an image's container, a file object) reads, at the bottom, from a remote source.
+
+    Follows the attributes the readers here keep their lower file in (``_layer.chain()`` of a container,
+    ``file``/``fh`` of a counted file, ``_stream``/``_fh`` of a volume and dissect's range streams,
+    ``volume`` of the guest file system); anything else is local. False when batching is switched off
+    (:func:`enabled`), so that the callers fetch nothing ahead.
+    """
+    from azvhdaudit.sources import RemoteFile
+
+    if not enabled():
+        return False
+    seen = 0
+    todo = [stream]
+    while todo and seen < 64:
+        seen += 1
+        item = todo.pop()
+        if isinstance(item, RemoteFile):
+            return item.is_remote
+        layer = getattr(item, "_layer", None)
+        if layer is not None and callable(getattr(layer, "chain", None)):
+            todo.extend(layer.chain())
+            continue
+        for attribute in ("file", "fh", "_stream", "_fh", "volume"):
+            below = getattr(item, attribute, None)
+            if below is not None and below is not item:
+                todo.append(below)
+    return False

@@ -1,0 +1,194 @@
+"""Benchmark remote audits under network latency: round trips, requests, bytes and wall time, before and after.
+
+    python bench/latency.py [--delay 0.05] [--rounds 3] [--out bench/results-fleet.md]
+
+Starts a Range-honouring HTTP server on 127.0.0.1 only (``tests/remote/remote_servers.py``) that answers
+every request ``--delay`` seconds late (a store in another region), and audits the benchmark images of
+``bench/images.py`` through it with ``azvhdaudit.fleet.audit_source`` (the whole ``azure`` profile), twice
+per round:
+
+- **sequential**: batching switched off in the same code (``AZVHDAUDIT_BATCH=0``), so every range is fetched
+  on its own, one after the other, as before reads were batched;
+- **batched**: as shipped, independent reads fetched together (``azvhdaudit.batch.gather``).
+
+The two take turns round after round; the table shows the medians of the wall times and the counters of the
+last round (they do not vary). The reports of both must be the same as the local audit's (checked). Then a
+fleet: ``audit_many`` over ``--fleet`` URLs of the 127 GiB VHDX with ``--workers`` processes, each way once,
+in images per minute.
+Writes (replaces) the section "Latency" of ``--out``, keeping the rest of the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "remote"))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+
+import remote_servers as rs  # noqa: E402
+
+from azvhdaudit.fleet import audit_source  # noqa: E402
+
+SECTION = "## Latency"
+IMAGES = (
+    ("bench-127g.vhdx", "127 GiB Generation 2 dynamic VHDX"),
+    ("bench-127g.vhd", "127 GiB Generation 2 fixed VHD"),
+    ("bench-1g.vhdx", "1 GiB Generation 2 dynamic VHDX"),
+)
+
+
+@contextlib.contextmanager
+def sequential() -> Iterator[None]:
+    """Batching off (``AZVHDAUDIT_BATCH=0``): every range fetched on its own."""
+    saved = os.environ.get("AZVHDAUDIT_BATCH")
+    os.environ["AZVHDAUDIT_BATCH"] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["AZVHDAUDIT_BATCH"]
+        else:
+            os.environ["AZVHDAUDIT_BATCH"] = saved
+
+
+FLEET_SCRIPT = """
+import sys, time
+from azvhdaudit.fleet import UNREADABLE_ID, audit_many
+urls = sys.argv[2:]
+started = time.perf_counter()
+reports = list(audit_many(urls, workers=int(sys.argv[1])))
+seconds = time.perf_counter() - started
+bad = sum(1 for r in reports if r.get(UNREADABLE_ID) is not None)
+print(seconds, len(reports), bad)
+"""
+
+
+def fleet(urls: list[str], workers: int, batched: bool) -> tuple[float, int, int]:
+    """``audit_many`` over ``urls`` in a fresh process (its pool's workers see the environment it is given)."""
+    env = {**os.environ, "AZVHDAUDIT_BATCH": "1" if batched else "0"}
+    done = subprocess.run([sys.executable, "-c", FLEET_SCRIPT, str(workers), *urls], env=env, check=True,
+                          capture_output=True, text=True, timeout=900)
+    seconds, count, bad = done.stdout.split()
+    return float(seconds), int(count), int(bad)
+
+
+def one(url: str) -> tuple[float, dict[str, Any], Any]:
+    started = time.perf_counter()
+    report = audit_source(url)
+    return time.perf_counter() - started, report.facts["extra"]["io"], report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds added to every request (default 0.05)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each way (default 3)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-fleet.md")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "_work")
+    parser.add_argument("--fleet", type=int, default=8, help="images in the fleet (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="fleet worker processes (default 2)")
+    args = parser.parse_args(argv)
+    if not 0 <= args.delay <= 1 or not 1 <= args.rounds <= 20 or not 0 <= args.fleet <= 200:
+        parser.error("--delay must be within 0-1 s, --rounds within 1-20, --fleet within 0-200")
+
+    import images as bench_images  # bench/images.py: builds once, cached under --work
+
+    built = bench_images.build_all(args.work)
+    directory = Path(built["bench-127g.vhdx"]).parent
+    server = rs.start_http(directory, delay=args.delay)
+    rows = []
+    try:
+        for file_name, what in IMAGES:
+            url = f"{server.url}/{file_name}"
+            local = rs.comparable(audit_source(str(directory / file_name)))
+            times: dict[str, list[float]] = {"sequential": [], "batched": []}
+            counters: dict[str, dict[str, Any]] = {}
+            for _ in range(args.rounds):
+                for way in ("sequential", "batched"):
+                    server.log.clear()
+                    with sequential() if way == "sequential" else contextlib.nullcontext():
+                        seconds, io, report = one(url)
+                    if rs.comparable(report) != local:
+                        raise SystemExit(f"{file_name} ({way}): the report differs from the local audit's")
+                    times[way].append(seconds)
+                    counters[way] = {**io, "server_most_in_flight": server.log.most_in_flight}
+                    print(f"{file_name} {way}: {seconds:.2f} s, {io['round_trips']} round trips, "
+                          f"{io['requests']} requests, {io['bytes_read']:,} bytes", file=sys.stderr)
+            for way in ("sequential", "batched"):
+                rows.append({"image": what, "way": way, "seconds": statistics.median(times[way]),
+                             "low": min(times[way]), "high": max(times[way]), **counters[way]})
+        fleet_rows = []
+        urls = [f"{server.url}/bench-127g.vhdx"] * args.fleet
+        for way in ("sequential", "batched") if urls else ():
+            seconds, count, bad = fleet(urls, args.workers, way == "batched")
+            fleet_rows.append({"way": way, "seconds": seconds, "images": count, "unreadable": bad})
+            print(f"fleet {way}: {count} images in {seconds:.1f} s", file=sys.stderr)
+    finally:
+        server.stop()
+    write(args, rows, fleet_rows)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list[dict[str, Any]]) -> None:
+    lines = [
+        SECTION,
+        "",
+        f"`python bench/latency.py --delay {args.delay} --rounds {args.rounds}` on "
+        f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs (shared: times vary with the load; the counters do not).",
+        "",
+        f"A full audit (`azure` profile) of the benchmark images (`bench/images.py`) over HTTP Range from a server "
+        f"on 127.0.0.1 that answers every request {args.delay * 1000:.0f} ms late. *Sequential*: batching "
+        "switched off, every range fetched on its own; *batched*: independent reads fetched together. Round "
+        "trips: requests that had to wait for the one before (a size lookup, a range fetched alone, a batch). "
+        "Most in flight: counted by the server (the end of one answer can overlap the next request's arrival, "
+        "hence a 2 where the client sends one at a time). Both reports equal the local audit's.",
+        "",
+        "| image | reads | round trips | requests | most in flight at the server | bytes read "
+        "| seconds (median) | min-max |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['image']} | {row['way']} | {row['round_trips']} | {row['requests']} | "
+            f"{row['server_most_in_flight']} | {row['bytes_read']:,} | {row['seconds']:.2f} | "
+            f"{row['low']:.2f}-{row['high']:.2f} |"
+        )
+    if fleet_rows:
+        lines += [
+            "",
+            f"A fleet: `audit_many` over {args.fleet} URLs of the 127 GiB VHDX with {args.workers} worker processes "
+            f"(pool start included), at the same {args.delay * 1000:.0f} ms.",
+            "",
+            "| reads | images | unreadable | seconds | images/minute |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in fleet_rows:
+            lines.append(f"| {row['way']} | {row['images']} | {row['unreadable']} | {row['seconds']:.1f} | "
+                         f"{row['images'] / row['seconds'] * 60:.0f} |")
+    section = "\n".join(lines) + "\n"
+    text = args.out.read_text() if args.out.exists() else ""
+    if SECTION in text:
+        head, _, rest = text.partition(SECTION)
+        following = rest.find("\n## ")
+        text = head + section + (rest[following + 1 :] if following >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

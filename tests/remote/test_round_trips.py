@@ -1,0 +1,183 @@
+"""Remote audits bound by round trips: independent reads fetched together, counted (never timed).
+
+The sample images are read over a real HTTP server on 127.0.0.1 (``remote_servers.start_http``); the limits
+below hold the sequential round trips and the bytes of each audit, and the report must be the local one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import remote_servers as rs
+
+from azvhdaudit import open_image
+from azvhdaudit.batch import gather, is_remote
+from azvhdaudit.container import open_container
+from azvhdaudit.errors import ImageError
+from azvhdaudit.fleet import audit_source
+from azvhdaudit.sources import BLOCK_SIZE, open_source
+
+#: image -> (most sequential round trips, most bytes) of a full audit over HTTP. Before reads were batched,
+#: every request was its own round trip: win7 37, win10-dirty 11, win7-dynamic 39, child 40; the bytes are
+#: the same as then (batching fetches the blocks the audit reads, no others).
+LIMITS = {
+    "win7": (35, 2_300_000),
+    "win10-dirty": (11, 19_800_000),
+    "win7-dynamic": (37, 2_450_000),
+    "child": (38, 2_400_000),
+}
+
+
+@pytest.fixture
+def slow_server(images: dict[str, Path]) -> Any:
+    """A server that answers every request 20 ms late, so that requests sent together overlap there."""
+    server = rs.start_http(images["win7"].parent, delay=0.02)
+    yield server
+    server.stop()
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_audit_round_trips_and_bytes_stay_under_limits(
+    http_server: rs.HttpServer, images: dict[str, Path], name: str
+) -> None:
+    most_trips, most_bytes = LIMITS[name]
+    remote = audit_source(f"{http_server.url}/{images[name].name}")
+    io = remote.facts["extra"]["io"]
+    assert io["round_trips"] <= most_trips
+    assert io["bytes_read"] <= most_bytes
+    # a batch is one round trip for several requests: fewer round trips than requests
+    assert io["round_trips"] <= io["requests"]
+    assert rs.comparable(remote) == rs.comparable(audit_source(str(images[name])))
+
+
+@pytest.mark.tools
+def test_a_batch_is_one_round_trip_with_bounded_requests_in_flight(
+    slow_server: rs.HttpServer, images: dict[str, Path]
+) -> None:
+    data = images["win7"].read_bytes()
+    fh, _ = open_source(f"{slow_server.url}/win7.vhd", max_in_flight=3)
+    with fh:
+        slow_server.log.clear()
+        trips, requests = fh.stats.round_trips, fh.stats.requests
+        ranges = [(n * 4 * BLOCK_SIZE + 100, 5000) for n in range(8)]  # eight blocks, none adjacent
+        got = fh.read_many(ranges)
+        assert got == [data[offset : offset + length] for offset, length in ranges]
+        assert fh.stats.round_trips == trips + 1
+        assert fh.stats.requests == requests + 8
+        assert len(slow_server.log.requests) == 8
+        assert 2 <= slow_server.log.most_in_flight <= 3
+        # all cached now: no request, no round trip
+        assert fh.read_many(ranges) == got
+        assert fh.stats.requests == requests + 8 and fh.stats.round_trips == trips + 1
+
+
+@pytest.mark.tools
+def test_an_error_mid_batch_names_the_url_and_the_range(images: dict[str, Path]) -> None:
+    fail_from = 10 * BLOCK_SIZE
+    server = rs.start_http(images["win7"].parent, fail_from=fail_from)
+    try:
+        url = f"{server.url}/win7.vhd"
+        fh, _ = open_source(url, max_in_flight=2)
+        with fh:
+            ranges = [(0, 512), (4 * BLOCK_SIZE, 512), (fail_from, 512), (20 * BLOCK_SIZE, 512)]
+            with pytest.raises(ImageError) as info:
+                fh.read_many(ranges)
+            message = str(info.value)
+            assert url in message
+            assert f"bytes {fail_from}-{fail_from + BLOCK_SIZE - 1}" in message
+            # the batch ended: nothing still running, and the file still reads what the server serves
+            assert fh.read_many([(0, 512)]) == [images["win7"].read_bytes()[:512]]
+
+            # the same through gather(), where the layers above the file ask for the ranges
+            def task(offset: int) -> None:
+                fh.pread(offset, 512)
+
+            with pytest.raises(ImageError, match=f"bytes {fail_from + BLOCK_SIZE}-"):
+                gather([lambda: task(2 * BLOCK_SIZE), lambda: task(fail_from + BLOCK_SIZE)])
+    finally:
+        server.stop()
+
+
+@pytest.mark.tools
+def test_gather_fetches_independent_chains_in_rounds_of_their_depth(http_server: rs.HttpServer) -> None:
+    fh, _ = open_source(f"{http_server.url}/win7.vhd")
+    with fh:
+        trips = fh.stats.round_trips
+
+        def chain(start: int) -> None:  # three dependent reads, like a record, then its index, then a file
+            for step in range(3):
+                fh.pread((start + step * 7) * BLOCK_SIZE, 16)
+
+        rounds = gather([lambda n=n: chain(n * 50) for n in range(5)])
+        # three rounds of fetches, then one that finds everything cached
+        assert rounds == 4
+        assert fh.stats.round_trips == trips + 3
+        requests = fh.stats.requests
+        for n in range(5):
+            chain(n * 50)
+        assert fh.stats.requests == requests
+
+
+@pytest.mark.tools
+def test_local_files_are_not_remote(images: dict[str, Path]) -> None:
+    with open_container(images["win7"]) as container:
+        assert not is_remote(container)
+    fh, opener = open_source(images["win7"].as_uri())
+    with fh, open_container(fh, opener=opener) as container:
+        assert not is_remote(container)
+        # a file:// source is read directly: gather() defers nothing there
+        assert gather([lambda: fh.pread(0, 512)]) == 1
+
+
+@pytest.mark.tools
+def test_http_container_is_remote(http_server: rs.HttpServer) -> None:
+    fh, opener = open_source(f"{http_server.url}/win7.vhd")
+    with fh, open_image(fh, opener=opener) as image:
+        assert is_remote(image.container)
+        assert image.files is not None and is_remote(image.files.volume)
+
+
+def test_max_in_flight_must_be_positive(http_server: rs.HttpServer) -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        open_source(f"{http_server.url}/win7.vhd", max_in_flight=0)
+
+
+@pytest.mark.tools
+def test_page_blob_batch_reads_the_blob_bytes_in_one_round_trip(
+    blob_store: rs.BlobStore, images: dict[str, Path]
+) -> None:
+    data = images["win7"].read_bytes()
+    fh, _ = open_source("az://images/page/win7.vhd", max_in_flight=4, **blob_store.options)
+    with fh:
+        trips, requests = fh.stats.round_trips, fh.stats.requests
+        ranges = [(n * 3 * BLOCK_SIZE + 7, 9000) for n in range(10)]
+        assert fh.read_many(ranges) == [data[offset : offset + length] for offset, length in ranges]
+        assert fh.stats.round_trips == trips + 1
+        assert fh.stats.requests == requests + 10
+        assert 1 < fh.stats.most_in_flight <= 4
+
+
+@pytest.mark.tools
+def test_page_blob_audit_round_trips_under_the_http_limit(blob_store: rs.BlobStore, images: dict[str, Path]) -> None:
+    remote = audit_source("az://images/page/win7.vhd", storage_options=blob_store.options)
+    io = remote.facts["extra"]["io"]
+    most_trips, most_bytes = LIMITS["win7"]
+    assert io["round_trips"] <= most_trips and io["bytes_read"] <= most_bytes
+    assert rs.comparable(remote) == rs.comparable(audit_source(str(images["win7"])))
+
+
+@pytest.mark.tools
+def test_batching_switched_off_fetches_one_range_at_a_time(
+    http_server: rs.HttpServer, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZVHDAUDIT_BATCH", "0")
+    fh, _ = open_source(f"{http_server.url}/win7.vhd")
+    with fh:
+        assert not is_remote(fh)
+        fh.prefetch([(0, 512), (8 * BLOCK_SIZE, 512)])
+        assert fh.stats.requests == fh.stats.round_trips == 1  # the size lookup only
+    io = audit_source(f"{http_server.url}/{images['win7'].name}").facts["extra"]["io"]
+    assert io["round_trips"] == io["requests"]
