@@ -25,10 +25,10 @@ from azvhdaudit.sources import BLOCK_SIZE, open_source
 #: the default profile's audit (the 2022-08 document plus the platform rules, whose driver, kernel and ESP reads
 #: add a few round trips); one request at a time (AZVHDAUDIT_BATCH=0) these are 41, 11, 42 and 44
 LIMITS = {
-    "win7": (39, 2_300_000),
+    "win7": (39, 2_600_000),
     "win10-dirty": (11, 19_800_000),
-    "win7-dynamic": (40, 2_450_000),
-    "child": (42, 2_400_000),
+    "win7-dynamic": (40, 2_700_000),
+    "child": (42, 2_700_000),
 }
 
 
