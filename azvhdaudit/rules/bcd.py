@@ -37,13 +37,17 @@ class _NoStore(Exception):
         self.outcome = outcome
 
 
-def store_of(ctx: AuditContext) -> BCDStore | None:
-    """The decoded BCD store: ``ctx.bcd``, or decoded from the registry view's BCD hive."""
+_UNDECODABLE = "the BCD store cannot be decoded: "
+
+
+def decoded_store(ctx: AuditContext) -> tuple[BCDStore | None, str]:
+    """The decoded BCD store (``ctx.bcd``, or decoded once per audit from the view's BCD hive), or ``None``
+    and why not."""
     if isinstance(ctx.bcd, BCDStore):
-        return ctx.bcd
+        return ctx.bcd, ""
     hive = ctx.registry.hive("BCD")
     if hive is None:
-        return None
+        return None, ctx.registry.why_unavailable("BCD")
 
     def make() -> BCDStore | str:
         try:
@@ -53,9 +57,16 @@ def store_of(ctx: AuditContext) -> BCDStore | None:
 
     found = ctx.cached("bcd.store", make)
     if isinstance(found, str):
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: the BCD store cannot be decoded: {found}",
-                               reason=found))
-    return found  # type: ignore[no-any-return]
+        return None, _UNDECODABLE + found
+    return found, ""
+
+
+def store_of(ctx: AuditContext) -> BCDStore | None:
+    """The decoded BCD store, ``None`` when the image has none; an undecodable one makes the rule not checked."""
+    store, why = decoded_store(ctx)
+    if store is None and why.startswith(_UNDECODABLE):
+        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why[len(_UNDECODABLE):]))
+    return store
 
 
 def _require_store(ctx: AuditContext) -> BCDStore:

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from azvhdaudit.bcd import WELL_KNOWN, BCDObject, BCDStore, Effective, decode_bcd
+from azvhdaudit.bcd import WELL_KNOWN, BCDObject, BCDStore, Effective
 from azvhdaudit.errors import AuditError, BCDError, NotApplicable
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
+from azvhdaudit.rules.bcd import decoded_store
 from azvhdaudit.secureboot_facts import (
     BOOTMGR_PATH,
     PCA2011,
@@ -263,23 +264,8 @@ DISABLE_INTEGRITY = "DISABLE_INTEGRITY_CHECKS"
 
 
 def _store(ctx: AuditContext) -> tuple[BCDStore | None, str]:
-    if isinstance(ctx.bcd, BCDStore):
-        return ctx.bcd, ""
-    hive = ctx.registry.hive("BCD")
-    if hive is None:
-        return None, ctx.registry.why_unavailable("BCD")
-
-    def make() -> BCDStore | str:
-        try:
-            return decode_bcd(hive)
-        except AuditError as err:
-            return str(err)
-
-    # the same cache entry the bcd.* rules use: the store is decoded once per audit
-    found = ctx.cached("bcd.store", make)
-    if isinstance(found, str):
-        return None, f"the BCD store cannot be decoded: {found}"
-    return found, ""
+    # the same decoded store (and cache entry) the bcd.* rules use: decoded once per audit
+    return decoded_store(ctx)
 
 
 def _alias(obj: BCDObject, loader: BCDObject) -> str:

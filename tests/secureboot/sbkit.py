@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import diskbuild as db
+from image_rules.helpers import element_tree
 
 from azvhdaudit.image import Image, open_image
 from azvhdaudit.registry.model import RegType
@@ -70,13 +71,7 @@ def hive_file(builder: ModuleType, out: Path, root: str, tree: Mapping[str, Mapp
 
 def bcd_tree(objects: Mapping[str, tuple[int, Mapping[int, Any]]]) -> dict[str, dict[str, Any]]:
     """``{guid: (object type, {element id: data})}`` as a BCD hive tree."""
-    tree: dict[str, dict[str, Any]] = {"Description": {"KeyName": "BCD00000000"}}
-    for guid, (otype, elements) in objects.items():
-        tree[f"Objects\\{guid}\\Description"] = {"Type": otype}
-        tree[f"Objects\\{guid}\\Elements"] = {}
-        for eid, data in elements.items():
-            tree[f"Objects\\{guid}\\Elements\\{eid:08X}"] = {"Element": data}
-    return tree
+    return element_tree(objects)
 
 
 def system_tree(servicing: Mapping[str, Any] | None = None, secureboot: Mapping[str, Any] | None = None,
