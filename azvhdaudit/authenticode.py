@@ -124,7 +124,15 @@ def _patch_oscrypto() -> list[str]:
     patched: list[str] = []
     if sys.platform in ("win32", "darwin"):
         return patched  # oscrypto uses the OS's own crypto there, not libcrypto
+    import oscrypto
+
+    # oscrypto imports one of the two bindings, the one for the FFI it chose (cffi when installed, else ctypes):
+    # only that one is patched, as preparing the other (compiling its source, loading and declaring the library)
+    # costs tens of milliseconds for a module nothing would use
+    chosen = f"_libcrypto_{oscrypto.ffi()}"
     for name in _OSCRYPTO_MODULES:
+        if not name.endswith(chosen):
+            continue
         if name in sys.modules:
             continue
         spec = importlib.util.find_spec(name)

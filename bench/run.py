@@ -12,7 +12,10 @@ Every measurement runs in a fresh process (so peak RSS is that measurement's own
 of them alike. Measured, each on the 127 GiB dynamic VHDX unless said otherwise:
 
 - ``azvhdaudit``: ``azvhdaudit.audit(IMAGE)`` (every rule of the ``azure`` profile) in a process that has
-  imported the package; also on the fixed VHD and the 1 GiB copy;
+  imported the package; also on the fixed VHD and the 1 GiB copy; side by side with profile ``azure-2022``
+  (the 2022-08 document alone, no platform rules) and with ``verify_signatures=True`` (digests and catalogs),
+  each rule's own duration included;
+- ``signify``: loading the Authenticode verifier once in a fresh process (what the first signed file costs);
 - ``azvhdaudit CLI``: ``azvhdaudit audit IMAGE --format json -o /dev/null``, the whole process;
 - ``dissect.target``: ``Target.open(IMAGE)`` and reading the registry values the audit reads
   (recorded from an audit of the same image, hive by hive);
@@ -66,7 +69,7 @@ def _io_delta(before: dict[str, int]) -> dict[str, int]:
             "syscr": after.get("syscr", 0) - before.get("syscr", 0)}
 
 
-def child_azvhdaudit(image: str, backend: str) -> dict[str, Any]:
+def child_azvhdaudit(image: str, backend: str, profile: str = "azure", verify: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     import azvhdaudit
     import azvhdaudit.container  # this and the two backends: imported by the first open_image()
@@ -81,22 +84,54 @@ def child_azvhdaudit(image: str, backend: str) -> dict[str, Any]:
     imported = time.perf_counter()
     before = _proc_io()
     begin = time.perf_counter()
-    report = azvhdaudit.audit(image, backend=backend)
+    report = azvhdaudit.audit(image, profile, backend=backend, verify_signatures=verify)
     wall = time.perf_counter() - begin
     io = _io_delta(before)
     begin, cpu = time.perf_counter(), time.process_time()
-    azvhdaudit.audit(image, backend=backend)
+    warm_report = azvhdaudit.audit(image, profile, backend=backend, verify_signatures=verify)
     warm, warm_cpu = time.perf_counter() - begin, time.process_time() - cpu
     # The same audit again through audit_source, which records the image's read counters.
-    counted = audit_source(image, backend=backend)
+    counted = audit_source(image, profile=profile, backend=backend, verify_signatures=verify)
     stats = counted.facts["extra"]["io"]
     statuses: dict[str, int] = {}
     for result in report.results:
         statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
+    signing = _signing_summary(warm_report)
     return {"import_ms": (imported - started) * 1000, "wall_ms": wall * 1000, "warm_ms": warm * 1000,
             "warm_cpu_ms": warm_cpu * 1000,
             "bytes_read": stats["bytes_read"], "read_calls": stats["requests"], **io,
-            "rules": len(report.results), "statuses": statuses}
+            "rules": len(report.results), "statuses": statuses,
+            "rule_ms": {r.rule_id: r.duration_ms for r in report.results},
+            "warm_rule_ms": {r.rule_id: r.duration_ms for r in warm_report.results},
+            "signing": signing}
+
+
+def _signing_summary(report: Any) -> dict[str, Any]:
+    """The signature check's own account of what it read (``signing.boot_drivers``' summary evidence)."""
+    for result in report.results:
+        if result.rule_id == "signing.boot_drivers":
+            for ev in result.evidence:
+                if ev.source == "facts" and isinstance(ev.actual, dict):
+                    return {"status": result.status.value, **ev.actual}
+            return {"status": result.status.value}
+    return {}
+
+
+def child_signify() -> dict[str, Any]:
+    """The one-time cost of loading the Authenticode verifier (signify, its crypto stack and the oscrypto fix)
+    in a fresh process that has imported the package, and of building the kernel-mode trust store."""
+    import azvhdaudit.authenticode as authenticode
+    import azvhdaudit.engine
+
+    azvhdaudit.engine.catalogue()
+    before = set(sys.modules)
+    begin = time.perf_counter()
+    authenticode.load_signify()
+    loaded = time.perf_counter()
+    authenticode._store(authenticode.KERNEL_ANCHORS)
+    store = time.perf_counter()
+    return {"wall_ms": (loaded - begin) * 1000, "store_ms": (store - loaded) * 1000,
+            "modules": len(set(sys.modules) - before)}
 
 
 def record_queries(image: str) -> list[tuple[str, str, str]]:
@@ -148,6 +183,12 @@ def run_child(argv: list[str]) -> int:
     kind, image = argv[0], argv[1]
     if kind == "azvhdaudit":
         out = child_azvhdaudit(image, "regf")
+    elif kind == "azvhdaudit-2022":
+        out = child_azvhdaudit(image, "regf", profile="azure-2022")
+    elif kind == "azvhdaudit-verify":
+        out = child_azvhdaudit(image, "regf", verify=True)
+    elif kind == "signify":
+        out = child_signify()
     elif kind == "python-registry":
         out = child_azvhdaudit(image, "python-registry")
     elif kind == "dissect.target":
@@ -261,14 +302,17 @@ def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[
                   images: dict[str, Path], rounds: int, started: dt.datetime, seconds: float, about: str,
                   queries: int) -> str:
     names = {
-        "azvhdaudit": "azvhdaudit, in process (`azvhdaudit.audit`)",
+        "azvhdaudit": "azvhdaudit, in process (`azvhdaudit.audit`, profile `azure`, the default)",
+        "azvhdaudit-2022": "azvhdaudit, in process, profile `azure-2022` (the 2022-08 document alone)",
+        "azvhdaudit-verify": "azvhdaudit, in process, `verify_signatures=True` (digests and catalogs)",
+        "signify": "loading signify (`authenticode.load_signify()`), once per process",
         "azvhdaudit-vhd": "azvhdaudit, in process",
         "azvhdaudit-1g": "azvhdaudit, in process",
         "cli": "azvhdaudit CLI (`audit --format json`), whole process",
         "dissect.target": f"dissect.target: `Target.open` + the audit's {queries} registry values",
         "python-registry": "azvhdaudit with `backend=\"python-registry\"` (whole hives)",
     }
-    image_of = {"azvhdaudit-vhd": "bench-127g.vhd", "azvhdaudit-1g": "bench-1g.vhdx"}
+    image_of = {"azvhdaudit-vhd": "bench-127g.vhd", "azvhdaudit-1g": "bench-1g.vhdx", "signify": "—"}
     info = images["bench-127g.vhdx"].with_name("software.json")
     software = json.loads(info.read_text()) if info.exists() else {"bytes": 0, "keys": 0}
     lines = [
@@ -332,6 +376,22 @@ def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[
         facts.append(f"- the audit ran {first['rules']} rules ({statuses}); a second audit in the same process "
                      f"(warm): {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms, {cpu:,.1f} ms of CPU — "
                      f"{2 * 60_000 / cpu:,.0f} images per minute on 2 cores if nothing else ran on them")
+    if runs.get("azvhdaudit-2022"):
+        old = runs["azvhdaudit-2022"]
+        facts.append(f"- profile `azure` / `azure-2022` (the platform rules' share): time "
+                     f"{ours / med(old, 'wall_ms'):.2f}x ({ours - med(old, 'wall_ms'):+,.1f} ms), warm "
+                     f"{med(runs['azvhdaudit'], 'warm_ms'):,.1f} / {med(old, 'warm_ms'):,.1f} ms, image bytes read "
+                     f"{med(runs['azvhdaudit'], 'bytes_read'):,.0f} / {med(old, 'bytes_read'):,.0f}, reads "
+                     f"{med(runs['azvhdaudit'], 'read_calls'):,.0f} / {med(old, 'read_calls'):,.0f}")
+    if runs.get("azvhdaudit-verify"):
+        ver = runs["azvhdaudit-verify"]
+        sig = ver[0].get("signing", {})
+        fast = runs["azvhdaudit"][0].get("signing", {}) if runs["azvhdaudit"] else {}
+        load = f", {med(runs['signify'], 'wall_ms'):,.0f} ms of it loading signify" if runs.get("signify") else ""
+        facts.append(f"- `verify_signatures=True` / default: first audit {med(ver, 'wall_ms'):,.1f} / {ours:,.1f} ms"
+                     f"{load}; warm {med(ver, 'warm_ms'):,.1f} / {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms; "
+                     f"image bytes read {med(ver, 'bytes_read'):,.0f} / {med(runs['azvhdaudit'], 'bytes_read'):,.0f}"
+                     f"; `signing.boot_drivers` says: {_signing_words(sig)} (default: {_signing_words(fast)})")
     if fleet:
         best = statistics.median(r["per_minute"] for r in fleet)
         facts.append(f"- fleet: `audit_many` over {fleet[0]['images']} copies of bench-127g.vhdx with 2 worker "
@@ -341,9 +401,70 @@ def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[
     facts.append("- remote sources (bytes and requests per audit over HTTP and Azure Blob): "
                  "see [results-fleet.md](results-fleet.md)")
     lines += ["Ratios (medians):", "", *facts, ""]
+    lines += per_rule_section(runs)
     text = "\n".join(lines)
     out.write_text(text, encoding="utf-8")
     return text
+
+
+def _signing_words(sig: dict[str, Any]) -> str:
+    if not sig:
+        return "not run"
+    words = (f"{sig.get('status')}, {sig.get('mode')} mode, {sig.get('drivers', 0)} drivers ("
+             f"{sig.get('trusted', 0)} trusted, {sig.get('not_trusted', 0)} not trusted, {sig.get('missing', 0)} "
+             f"missing, {sig.get('not_decided', 0)} not decided), {sig.get('bytes_read', 0):,} bytes of driver "
+             "files read")
+    if "catalogs_read" in sig:
+        words += f", {sig['catalogs_read']:,} catalogs ({sig.get('catalog_bytes_read', 0):,} bytes)"
+    return words
+
+
+#: the rules of profile ``azure`` that ``azure-2022`` does not run
+PLATFORM_AREAS = ("secureboot.", "signing.", "nvme.", "platform_net.")
+
+
+def per_rule_section(runs: dict[str, list[dict[str, Any]]], shown: int = 14) -> list[str]:
+    """The slowest rules, side by side under ``azure``, ``azure-2022`` and ``verify_signatures=True`` (medians of
+    each rule's ``duration_ms`` in the first audit and in the warm one), and the platform rules' total."""
+    columns = [(key, title) for key, title in (("azvhdaudit", "azure"), ("azvhdaudit-2022", "azure-2022"),
+                                               ("azvhdaudit-verify", "azure, verify_signatures"))
+               if runs.get(key)]
+    if not columns:
+        return []
+
+    def rule_med(key: str, field: str, rule_id: str) -> float | None:
+        values = [r[field][rule_id] for r in runs[key] if rule_id in r.get(field, {})]
+        return float(statistics.median(values)) if values else None
+
+    ids = set().union(*(r["rule_ms"] for key, _ in columns for r in runs[key]))
+    ranked = sorted(ids, key=lambda i: -max((rule_med(k, "warm_rule_ms", i) or 0.0) for k, _ in columns))
+    head = " | ".join(f"{title} first | {title} warm" for _, title in columns)
+    lines = [
+        "Per rule (ms, median of each rule's own `duration_ms` over the runs; *first*: the first audit in the "
+        f"process, *warm*: the second), the {shown} slowest warm:",
+        "",
+        f"| rule | {head} |",
+        "|---|" + "---:|" * (2 * len(columns)),
+    ]
+
+    def cell(value: float | None) -> str:
+        return "—" if value is None else f"{value:,.2f}"
+
+    for rule_id in ranked[:shown]:
+        cells = " | ".join(f"{cell(rule_med(k, 'rule_ms', rule_id))} | {cell(rule_med(k, 'warm_rule_ms', rule_id))}"
+                           for k, _ in columns)
+        lines.append(f"| {rule_id} | {cells} |")
+    totals = []
+    for field in ("rule_ms", "warm_rule_ms"):
+        for key, _ in columns:
+            sums = [sum(v for i, v in r[field].items() if i.startswith(PLATFORM_AREAS)) for r in runs[key]]
+            totals.append((key, field, float(statistics.median(sums))))
+    platform = " | ".join(f"{cell(next(t for k2, f, t in totals if k2 == k and f == 'rule_ms'))} | "
+                          f"{cell(next(t for k2, f, t in totals if k2 == k and f == 'warm_rule_ms'))}"
+                          for k, _ in columns)
+    lines.append(f"| all platform rules ({', '.join(a.rstrip('.') for a in PLATFORM_AREAS)}) | {platform} |")
+    lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
 
     plan: list[tuple[str, list[str]]] = [
         ("azvhdaudit", child_cmd("azvhdaudit", big)),
+        ("azvhdaudit-2022", child_cmd("azvhdaudit-2022", big)),
+        ("azvhdaudit-verify", child_cmd("azvhdaudit-verify", big)),
+        ("signify", child_cmd("signify", big)),
         ("cli", cli_cmd(big)),
         ("azvhdaudit-vhd", child_cmd("azvhdaudit", str(paths["bench-127g.vhd"]))),
         ("azvhdaudit-1g", child_cmd("azvhdaudit", str(paths["bench-1g.vhdx"]))),

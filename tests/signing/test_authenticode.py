@@ -243,6 +243,20 @@ def test_oscrypto_loads_with_the_machines_openssl() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_only_the_binding_oscrypto_uses_is_prepared() -> None:
+    """In a fresh interpreter: loading signify prepares (patches and runs) the libcrypto binding of the FFI oscrypto
+    chose, and leaves the other one unloaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys, oscrypto; from azvhdaudit.authenticode import load_signify; load_signify(); "
+            "loaded = sorted(m for m in sys.modules if m.startswith('oscrypto._openssl._libcrypto_')); "
+            "assert loaded == ['oscrypto._openssl._libcrypto_' + oscrypto.ffi()], loaded; print(loaded)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "_libcrypto_" in done.stdout
+
+
 def test_the_fix_is_only_applied_to_the_old_pattern() -> None:
     old, new = authenticode._OSCRYPTO_FIX[0]
     assert old != new and "\\\\d+" in new and "\\\\d+" not in old
