@@ -34,6 +34,7 @@ from azvhdaudit.errors import (
     VolumeError,
     WaiverError,
 )
+from azvhdaudit.render import FORMATS as _REPORT_FORMATS
 from azvhdaudit.report import Report
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_ERROR"]
@@ -44,14 +45,17 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 
-#: azvhdaudit.rules.base.PROFILES, spelled out so that parsing arguments loads no rule module
-PROFILES = ("azure", "azure-2022", "azure-2017")
+# The owners of the next four lists are azvhdaudit.rules.base (PROFILES, SECURITY_TYPES, DISK_CONTROLLERS) and
+# azvhdaudit.registry.open (BACKENDS). Importing either loads the rule modules or the hive readers, so the
+# lists are spelled out here, where parsing arguments (and loading the pytest plugin) must stay light;
+# tests/interfaces/test_cli.py proves they agree with their owners.
+PROFILES: tuple[str, ...] = ("azure", "azure-2022", "azure-2017")
 _PROFILE_HELP = "azure (the 2022-08 document plus the platform rules; default), azure-2022 or azure-2017"
-BACKENDS = ("regf", "python-registry")
-#: azvhdaudit.rules.base.SECURITY_TYPES and DISK_CONTROLLERS, spelled out for the same reason
-SECURITY_TYPES = ("Standard", "TrustedLaunch", "ConfidentialVM")
-DISK_CONTROLLERS = ("SCSI", "NVMe")
-AUDIT_FORMATS = ("text", "json", "junit", "sarif", "html", "markdown", "csv", "fleet-json")
+BACKENDS: tuple[str, ...] = ("regf", "python-registry")
+SECURITY_TYPES: tuple[str, ...] = ("Standard", "TrustedLaunch", "ConfidentialVM")
+DISK_CONTROLLERS: tuple[str, ...] = ("SCSI", "NVMe")
+#: the report formats (owned by azvhdaudit.render, light to import) and the fleet's own
+AUDIT_FORMATS: tuple[str, ...] = (*_REPORT_FORMATS, "csv", "fleet-json")
 #: formats that show several images as one fleet (html only with more than one image)
 FLEET_FORMATS = ("html", "csv", "fleet-json")
 RULES_FORMATS = ("text", "json", "markdown")

@@ -32,6 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# the command line's copies of the owners' lists, light to import (tests prove they agree)
+from azvhdaudit.cli import BACKENDS, DISK_CONTROLLERS, PROFILES, SECURITY_TYPES
+
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
@@ -142,7 +145,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--azvhd-profile",
         dest="azvhd_profile",
-        choices=("azure", "azure-2022", "azure-2017"),
+        choices=PROFILES,
         default=None,
         help="profile to audit against (default: the azvhd_profile ini option, else azure)",
     )
@@ -164,14 +167,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--azvhd-backend",
         dest="azvhd_backend",
-        choices=("regf", "python-registry"),
+        choices=BACKENDS,
         default=None,
         help="registry reader (default: regf)",
     )
     group.addoption(
         "--azvhd-security-type",
         dest="azvhd_security_type",
-        choices=("Standard", "TrustedLaunch", "ConfidentialVM"),
+        choices=SECURITY_TYPES,
         default=None,
         help="the VM's security type (default: the azvhd_security_type ini option, else Azure's default: "
         "TrustedLaunch for Generation 2, Standard for Generation 1)",
@@ -179,7 +182,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--azvhd-disk-controller",
         dest="azvhd_disk_controller",
-        choices=("SCSI", "NVMe"),
+        choices=DISK_CONTROLLERS,
         default=None,
         help="the VM's disk controller (default: the azvhd_disk_controller ini option, else SCSI)",
     )
