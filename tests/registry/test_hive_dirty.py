@@ -75,6 +75,7 @@ def test_replayed_base_block_is_consistent(realdata: Path) -> None:
     assert result.sequences == tuple(range(2107, 2131))
 
 
+@pytest.mark.slow
 def test_replay_matches_python_registry_recovery(realdata: Path) -> None:
     """python-registry's own RegistryLog, applied to a writable copy in memory, gives the same bytes."""
     data = (realdata / "SYSTEM_B").read_bytes()
