@@ -17,6 +17,9 @@ from Registry.RegistryLog import RegistryLog
 from azvhdaudit.registry.logs import parse_base_block, replay_logs
 from azvhdaudit.registry.open import open_hive, open_hive_file
 
+#: slow: replays real hive logs and compares both backends
+pytestmark = pytest.mark.slow
+
 CCS = "ControlSet001"
 
 
@@ -75,7 +78,6 @@ def test_replayed_base_block_is_consistent(realdata: Path) -> None:
     assert result.sequences == tuple(range(2107, 2131))
 
 
-@pytest.mark.slow
 def test_replay_matches_python_registry_recovery(realdata: Path) -> None:
     """python-registry's own RegistryLog, applied to a writable copy in memory, gives the same bytes."""
     data = (realdata / "SYSTEM_B").read_bytes()
