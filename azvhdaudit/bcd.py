@@ -92,8 +92,8 @@ FWBOOTMGR = "{a5a30fa2-3d06-4e9f-b5f4-a01df9d1fcba}"
 EMSSETTINGS = "{0ce4991b-e6b3-4b16-b23c-5e0d9250e5d9}"
 GLOBALSETTINGS = "{7ea2e1ac-2e61-4728-aaa3-896d9d0a9f0e}"
 BOOTLOADERSETTINGS = "{6efb52bf-1766-41db-a6b3-0ee5eff72bd7}"
-#: {resumeloadersettings} as real stores and bcdedit have it; Microsoft's "BCD well-known GUIDs" list (and the
-#: catalogue copying it) print "...-4a90-...", which no store uses
+#: {resumeloadersettings} as real stores and bcdedit have it; Microsoft's "BCD well-known GUIDs" list prints
+#: "...-4a90-...", which no store uses
 RESUMELOADERSETTINGS = "{1afa9c49-16ab-4a5c-901b-212802da9460}"
 RESUMELOADERSETTINGS_DOC = "{1afa9c49-16ab-4a5c-4a90-212802da9460}"
 

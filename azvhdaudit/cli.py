@@ -34,6 +34,8 @@ from azvhdaudit.errors import (
     VolumeError,
     WaiverError,
 )
+from azvhdaudit.render import FORMATS as _REPORT_FORMATS
+from azvhdaudit.render.rules import FORMATS as RULES_FORMATS
 from azvhdaudit.report import Report
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_ERROR"]
@@ -44,17 +46,19 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 
-#: azvhdaudit.rules.base.PROFILES, spelled out so that parsing arguments loads no rule module
-PROFILES = ("azure", "azure-2022", "azure-2017")
+# The owners of the next four lists are azvhdaudit.rules.base (PROFILES, SECURITY_TYPES, DISK_CONTROLLERS) and
+# azvhdaudit.registry.open (BACKENDS). Importing either loads the rule modules or the hive readers, so the
+# lists are spelled out here, where parsing arguments (and loading the pytest plugin) must stay light;
+# tests/interfaces/test_cli.py proves they agree with their owners.
+PROFILES: tuple[str, ...] = ("azure", "azure-2022", "azure-2017")
 _PROFILE_HELP = "azure (the 2022-08 document plus the platform rules; default), azure-2022 or azure-2017"
-BACKENDS = ("regf", "python-registry")
-#: azvhdaudit.rules.base.SECURITY_TYPES and DISK_CONTROLLERS, spelled out for the same reason
-SECURITY_TYPES = ("Standard", "TrustedLaunch", "ConfidentialVM")
-DISK_CONTROLLERS = ("SCSI", "NVMe")
-AUDIT_FORMATS = ("text", "json", "junit", "sarif", "html", "markdown", "csv", "fleet-json")
+BACKENDS: tuple[str, ...] = ("regf", "python-registry")
+SECURITY_TYPES: tuple[str, ...] = ("Standard", "TrustedLaunch", "ConfidentialVM")
+DISK_CONTROLLERS: tuple[str, ...] = ("SCSI", "NVMe")
+#: the report formats (owned by azvhdaudit.render, light to import) and the fleet's own
+AUDIT_FORMATS: tuple[str, ...] = (*_REPORT_FORMATS, "csv", "fleet-json")
 #: formats that show several images as one fleet (html only with more than one image)
 FLEET_FORMATS = ("html", "csv", "fleet-json")
-RULES_FORMATS = ("text", "json", "markdown")
 
 _EPILOG = """\
 exit codes:
@@ -646,29 +650,9 @@ def _rule_rows(profile: str | None) -> list[dict[str, Any]]:
 
 
 def _cmd_rules(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
-    rows = _rule_rows(args.profile)
-    if args.format == "json":
-        _write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", None, stdout)
-        return EXIT_OK
-    if args.format == "markdown":
-        lines = ["| Id | Area | Severity | Baselines | Title | Source |", "|---|---|---|---|---|---|"]
-        for row in rows:
-            cells = [f"`{row['id']}`", row["area"], row["severity"], ", ".join(row["baselines"]),
-                     row["title"], row["source"]]
-            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-        _write("\n".join(lines) + "\n", None, stdout)
-        return EXIT_OK
-    width = max((len(row["id"]) for row in rows), default=2)
-    lines = [f"{'ID':<{width}}  {'AREA':<11}  {'SEVERITY':<13}  {'BASELINES':<18}  TITLE / SOURCE"]
-    for row in rows:
-        lines.append(
-            f"{row['id']:<{width}}  {row['area']:<11}  {row['severity']:<13}  "
-            f"{','.join(row['baselines']):<18}  {row['title']}"
-        )
-        if row["source"]:
-            lines.append(f"{'':<{width}}  {'':<11}  {'':<13}  {'':<18}  § {row['source']}")
-    lines.append(f"{len(rows)} rules" + (f" in profile {args.profile}" if args.profile else ""))
-    _write("\n".join(lines) + "\n", None, stdout)
+    from azvhdaudit.render.rules import render_rules
+
+    _write(render_rules(_rule_rows(args.profile), args.format, profile=args.profile), None, stdout)
     return EXIT_OK
 
 
@@ -782,103 +766,9 @@ def _info_data(image: Any) -> dict[str, Any]:
     }
 
 
-def _human_size(size: int | None) -> str:
-    if size is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
-        size = size / 1024  # type: ignore[assignment]
-    return str(size)
-
-
-def _info_text(data: dict[str, Any]) -> str:
-    f = data["facts"]
-    c = f["container"]
-    lines = [data["source"]]
-    fmt = " ".join(str(x) for x in (c["format"].upper(), c.get("subtype")) if x)
-    lines.append(
-        f"  container    {fmt}, virtual {_human_size(c['virtual_size'])}, file {_human_size(c['file_size'])}, "
-        f"sectors {c.get('logical_sector_size')}/{c.get('physical_sector_size')}"
-    )
-    for parent in c.get("parents") or []:
-        match = {True: "linkage ok", False: "LINKAGE MISMATCH", None: "linkage unknown"}[parent.get("linkage_matches")]
-        lines.append(f"  parent       {parent['path']} ({parent['format']}, {match})")
-    for warning in c.get("warnings") or []:
-        lines.append(f"  warning      {warning}")
-    lines.append(f"  partitions   {f.get('partition_style') or '?'}")
-    for p in f.get("partitions") or []:
-        marks = []
-        if p["index"] == f.get("windows_partition"):
-            marks.append("Windows")
-        if p["index"] == f.get("boot_partition"):
-            marks.append("boot")
-        if p.get("encrypted"):
-            marks.append("ENCRYPTED")
-        if p.get("ntfs_dirty"):
-            marks.append("NTFS dirty")
-        lines.append(
-            f"    #{p['index']}  {p['type_name']:<20} {_human_size(p['size']):>10}  at {p['offset']:>12}  "
-            f"{p.get('filesystem') or '?':<9} {', '.join(marks)}".rstrip()
-        )
-    if f.get("windows_partition") is None:
-        lines.append("  Windows      no Windows volume found (a data disk?)")
-    lines.append(f"  generation   {f.get('generation') or 'unknown'}")
-    lines.append(f"  boot store   {f.get('bcd_path') or 'not found'}")
-    os_facts = f.get("os") or {}
-    if os_facts:
-        build = os_facts.get("build")
-        ubr = os_facts.get("ubr")
-        lines.append(
-            f"  Windows      {os_facts.get('name') or '?'}"
-            + (f", build {build}" + (f".{ubr}" if ubr else "") if build else "")
-            + (f", {os_facts['architecture']}" if os_facts.get("architecture") else "")
-            + (f", {os_facts['installation_type']}" if os_facts.get("installation_type") else "")
-        )
-    if f.get("current_control_set") is not None:
-        lines.append(
-            f"  control set  current ControlSet{f['current_control_set']:03d}, default "
-            + (f"ControlSet{f['default_control_set']:03d}" if f.get("default_control_set") is not None else "?")
-        )
-    for name, state in sorted(data["hive_states"].items()):
-        flags = ("dirty" if state["dirty"] else "clean") + (", logs replayed" if state["replayed"] else "")
-        note = f" — {state['note']}" if state.get("note") else ""
-        lines.append(f"  hive         {name}: {flags}{note}")
-    for name, why in sorted(data["hives_unavailable"].items()):
-        lines.append(f"  hive         {name}: unavailable — {why}")
-    bcd = data.get("bcd")
-    if bcd:
-        if "error" in bcd and len(bcd) == 1:
-            lines.append(f"  BCD          unreadable: {bcd['error']}")
-        else:
-            lines.append(f"  BCD          {bcd.get('objects')} objects")
-            for label in ("bootmgr", "default"):
-                obj = bcd.get(label)
-                if not obj or "elements" not in obj:
-                    continue
-                lines.append(f"    {{{label}}} {obj.get('guid')}")
-                for name, element in obj["elements"].items():
-                    value = element.get("value")
-                    if isinstance(value, dict):
-                        value = value.get("description") or value.get("error") or json.dumps(value)
-                    lines.append(f"      {name:<24} {value}")
-    return "\n".join(lines) + "\n"
-
-
-def _letters_text(letters: dict[str, Any]) -> str:
-    lines = ["drive letters (SYSTEM\\MountedDevices of the OS disk)"]
-    if not letters:
-        lines.append("  none recorded")
-    for letter, where in sorted(letters.items()):
-        disk = where.get("disk")
-        target = f"{disk} partition #{where.get('partition')}" if disk else "a volume on none of these disks"
-        temp = "  (Azure's temporary disk takes D:)" if letter == "D:" and disk else ""
-        lines.append(f"  {letter}  {target}{temp}")
-    return "\n".join(lines) + "\n"
-
-
 def _cmd_info(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     from azvhdaudit.osinfo import drive_letter_map
+    from azvhdaudit.render.info import render_info
 
     # info describes any disk, a data disk without Windows too
     with _open_image(args.image, args.backend, require_windows=False) as image:
@@ -904,20 +794,7 @@ def _cmd_info(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     if args.json:
         stdout.write(json.dumps(out, indent=2, default=str, ensure_ascii=False) + "\n")
         return EXIT_OK
-    texts = []
-    for entry in disks:
-        role = {"os": "OS disk", "data": "data disk", None: "unknown (no Windows: a data disk?)"}[entry["role"]]
-        if entry.get("name"):
-            role += f" ({entry['name']})"
-        if entry.get("drive_letters"):
-            role += ", drive letters " + ", ".join(entry["drive_letters"])
-        text = _info_text(entry)
-        head, _, rest = text.partition("\n")
-        texts.append(f"{head}\n  role         {role}\n{rest}")
-    if args.data_disk:
-        texts.append(_letters_text(letters) if letters is not None else "drive letters: the OS disk's SYSTEM "
-                     "hive could not be read\n")
-    stdout.write("\n".join(texts))
+    stdout.write(render_info(disks, letters, with_data_disks=bool(args.data_disk)))
     return EXIT_OK
 
 

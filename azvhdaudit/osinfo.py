@@ -1,14 +1,13 @@
 """Facts about the Windows installation: identity, Sysprep state, pending restarts, the Azure VM Agent.
 
 References:
-- Prepare a Windows VHD or VHDX to upload to Azure: "Determine when to use Sysprep", "Generalize a VHD",
-  "Install Windows updates" (no pending restart), "Complete the recommended configurations" (VM Agent).
+- "Prepare a Windows VHD or VHDX to upload to Azure" (https://learn.microsoft.com/azure/virtual-machines/
+  windows/prepare-for-upload-vhd-image, ms.date 2022-08-04): "Determine when to use Sysprep", "Generalize a
+  VHD", "Install Windows updates" (no pending restart), "Complete the recommended configurations" (VM Agent).
 - "Windows Setup States" (learn.microsoft.com/windows-hardware/manufacture/desktop/windows-setup-states):
   ``HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\State\\ImageState`` and
   ``%WINDIR%\\Setup\\State\\State.ini`` hold ``IMAGE_STATE_*``.
 - KB4021388 (32-bit operating systems in Azure): only specialized 32-bit VHDs are supported.
-- The catalogue ``azure-checks.yaml``: ``os.identify``, ``sysprep.state``, ``updates.no_pending_reboot``,
-  ``agent.installed``.
 
 Everything here reads a :class:`~azvhdaudit.registry.model.RegistryView` and a
 :class:`~azvhdaudit.rules.base.GuestFiles`; a fact that cannot be read is ``None``, never a guess.

@@ -1,8 +1,8 @@
 """pytest plugin: every rule on every image becomes a test.
 
 References: pytest's "Writing plugins" and "Working with non-python tests" guides (collectors and items,
-``pytest_addoption``, ``config.stash``, ``pytest_generate_tests``); the result states of
-:class:`azvhdaudit.report.Status`.
+the ``pytest_make_collect_report`` collection hook, ``pytest_addoption``, ``config.stash``,
+``pytest_generate_tests``); the result states of :class:`azvhdaudit.report.Status`.
 
 Run ``pytest --azvhd-image gen2-sample.vhdx`` (or list the images under the ``azvhd_images`` ini option)
 and one test per image and rule is added to the session, with ids like ``gen2-sample.vhdx::rdp.port``:
@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+# the command line's copies of the owners' lists, light to import (tests prove they agree)
+from azvhdaudit.cli import BACKENDS, DISK_CONTROLLERS, PROFILES, SECURITY_TYPES
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -142,7 +145,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--azvhd-profile",
         dest="azvhd_profile",
-        choices=("azure", "azure-2022", "azure-2017"),
+        choices=PROFILES,
         default=None,
         help="profile to audit against (default: the azvhd_profile ini option, else azure)",
     )
@@ -164,14 +167,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--azvhd-backend",
         dest="azvhd_backend",
-        choices=("regf", "python-registry"),
+        choices=BACKENDS,
         default=None,
         help="registry reader (default: regf)",
     )
     group.addoption(
         "--azvhd-security-type",
         dest="azvhd_security_type",
-        choices=("Standard", "TrustedLaunch", "ConfidentialVM"),
+        choices=SECURITY_TYPES,
         default=None,
         help="the VM's security type (default: the azvhd_security_type ini option, else Azure's default: "
         "TrustedLaunch for Generation 2, Standard for Generation 1)",
@@ -179,7 +182,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--azvhd-disk-controller",
         dest="azvhd_disk_controller",
-        choices=("SCSI", "NVMe"),
+        choices=DISK_CONTROLLERS,
         default=None,
         help="the VM's disk controller (default: the azvhd_disk_controller ini option, else SCSI)",
     )
@@ -398,7 +401,8 @@ def _describe(result: Result) -> str:
 
 
 class ImageCollector(pytest.Collector):
-    """The tests of one image: audited once, one item per result."""
+    """The tests of one image: audited once, one item per result (only the named ones when the command line
+    names generated tests)."""
 
     def __init__(self, *, image: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -409,38 +413,47 @@ class ImageCollector(pytest.Collector):
         try:
             report = state.report(self.image)
         except ImageUnreadable as err:
-            yield AuditItem.from_parent(self, name="open", image=self.image, result=None, error=str(err))
+            if state.selected is None or _is_selected(self.nodeid, [want.partition("::")[0]
+                                                                    for want in state.selected]):
+                yield AuditItem.from_parent(self, name="open", image=self.image, result=None, error=str(err))
             return
         for result in report.results:
             name = result.rule_id if result.disk == "os" else f"{result.rule_id}[{result.disk}]"
-            yield AuditItem.from_parent(self, name=name, image=self.image, result=result)
+            if state.selected is None or _is_selected(f"{self.nodeid}::{name}", state.selected):
+                yield AuditItem.from_parent(self, name=name, image=self.image, result=result)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, None]:
+    """The session's own collection gains one :class:`ImageCollector` per image, after what the arguments
+    name; pytest then collects them as it collects files (collection reports, ``-k`` / ``-m``, counts).
+
+    The images are not files under the test paths (a URL is not a file at all), so ``pytest_collect_file``
+    cannot find them; their node ids are the image ids (``os.vhd::rdp.port``), not paths under the rootdir.
+    """
+    outcome = yield
+    if not isinstance(collector, pytest.Session):
+        return
+    state = collector.config.stash.get(_STATE_KEY, None)
+    report = outcome.get_result()
+    if state is None or not state.images or not report.passed:
+        return
+    for image, node_id in zip(state.images, _ids(state.images), strict=True):
+        report.result.append(ImageCollector.from_parent(
+            collector, name=node_id, nodeid=node_id, path=Path(os.path.abspath(image)), image=image))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    # tryfirst: the items must be there before -k / -m deselect.
+    # tryfirst: a generated test named on the command line is looked for before -k / -m deselect.
     state = config.stash.get(_STATE_KEY, None)
-    if state is None or not state.images:
+    if state is None or state.selected is None:
         return
-    for image, node_id in zip(state.images, _ids(state.images), strict=True):
-        collector = ImageCollector.from_parent(
-            session, name=node_id, nodeid=node_id, path=Path(os.path.abspath(image)), image=image
-        )
-        # genitems runs the collector the way pytest collects files: collection reports, hooks, counts.
-        generated = list(session.genitems(collector))
-        if state.selected is not None:
-            generated = [
-                item for item in generated
-                if _is_selected(item.nodeid, state.selected) or (item.name == "open" and _is_selected(
-                    node_id, [want.partition("::")[0] for want in state.selected]))
-            ]
-        items.extend(generated)
-    if state.selected is not None:
-        found = {item.nodeid for item in items}
-        missing = [want for want in state.selected if not any(_is_selected(n, [want]) for n in found)]
-        if missing:
-            raise pytest.UsageError(f"azvhdaudit: no generated test {', '.join(missing)} (run with "
-                                    "--collect-only -q to list them)")
+    found = {item.nodeid for item in items}
+    missing = [want for want in state.selected if not any(_is_selected(n, [want]) for n in found)]
+    if missing:
+        raise pytest.UsageError(f"azvhdaudit: no generated test {', '.join(missing)} (run with "
+                                "--collect-only -q to list them)")
 
 
 # --- fixtures for the user's own tests --------------------------------------------------------------

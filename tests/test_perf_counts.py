@@ -87,6 +87,7 @@ def large_vhdx(tmp_path_factory: pytest.TempPathFactory, realdata: Path) -> tupl
     return vhdx, kernel
 
 
+@pytest.mark.slow
 def test_twenty_queries_on_a_large_dynamic_vhdx(large_vhdx: tuple[Path, bytes], realdata: Path) -> None:
     path, _ = large_vhdx
     with open_image(path, hives=("SYSTEM",)) as image:

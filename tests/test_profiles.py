@@ -51,6 +51,7 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_azure_2022_gives_exactly_what_the_old_azure_profile_gave(sample_dir: Path, name: str) -> None:
     recorded = RECORDING["samples"].get(name)

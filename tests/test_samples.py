@@ -385,6 +385,7 @@ def test_pe_version_resources(name: str, path: str, version: tuple[int, ...], ra
 # reproducibility
 
 
+@pytest.mark.slow
 def test_build_check_reproduces_the_committed_samples() -> None:
     proc = subprocess.run(
         [sys.executable, str(SAMPLES_DIR / "build.py"), "--check"], capture_output=True, text=True, check=False

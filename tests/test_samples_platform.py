@@ -14,6 +14,9 @@ import pytest
 import azvhdaudit
 from azvhdaudit import cli
 
+#: slow: audits the platform samples, complete signature mode
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 MANIFEST = json.loads((SAMPLES / "manifest.json").read_text(encoding="utf-8"))

@@ -3,9 +3,9 @@
 References: "Prepare a Windows VHD or VHDX to upload to Azure": "Complete the recommended configurations"
 (install the Azure VM Agent), "Set Windows configurations for Azure" (legacy OS: current Hyper-V integration
 components), "Verify the VM" (remove software and drivers of physical components or other virtualization
-technologies), the update table's vmstorfl.sys row. Catalogue ids ``agent.installed``,
-``os.hyperv_integration_components``, ``os.third_party_virtualization_drivers``; the driver name lists are
-the catalogue's heuristic, not the doc's.
+technologies), the update table's vmstorfl.sys row (https://learn.microsoft.com/azure/virtual-machines/windows/
+prepare-for-upload-vhd-image, ms.date 2022-08-04). The lists of other hypervisors' driver and service names
+are this project's heuristic, not the doc's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ AGENT_MSI = "https://go.microsoft.com/fwlink/?LinkID=394789"
 HYPERV_IC = ("https://learn.microsoft.com/troubleshoot/windows-server/virtualization/"
              "hyper-v-integration-components-update")
 
-#: other hypervisors' services (catalogue os.third_party_virtualization_drivers heuristic_names)
+#: other hypervisors' services (the names their tools install: a heuristic, not the doc's list)
 FOREIGN_SERVICES: dict[str, tuple[str, ...]] = {
     "VMware Tools": ("VMTools", "vmci", "vmhgfs", "vmmouse", "vmusbmouse", "vm3dmp", "vmxnet3ndis6", "pvscsi",
                      "vsock", "vmrawdsk", "VGAuthService"),

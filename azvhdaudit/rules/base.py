@@ -81,7 +81,7 @@ class RuleMeta:
     title: str
     area: str
     severity: Severity
-    #: why Azure needs it (and, where the catalog fact was wrong, what the evidence showed)
+    #: why Azure needs it (and, where an earlier reading of the doc was wrong, what the evidence showed)
     rationale: str = ""
     #: the doc section the rule comes from
     source: str = ""

@@ -3,7 +3,8 @@
 References: "Prepare a Windows VHD or VHDX to upload to Azure", "Verify the VM: Set the Boot Configuration
 Data (BCD) settings" (current: the six 2017 lines plus the serial console lines ``displaybootmenu``,
 ``timeout 5``, ``bootems``, ``/ems {current} ON``, ``/emssettings EMSPORT:1 EMSBAUDRATE:115200``);
-``bcdedit /? TYPES``; catalogue ``bcd_reference``. Values are effective values: an element not set on an
+``bcdedit /? TYPES``; the BCD WMI provider's element type enumerations (BcdLibraryElementTypes,
+BcdOSLoaderElementTypes, BcdBootMgrElementTypes). Values are effective values: an element not set on an
 object is taken from the objects it inherits from (element 14000006), as the boot manager does.
 """
 

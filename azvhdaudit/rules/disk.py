@@ -1,11 +1,13 @@
 """Disk format rules: what Azure accepts as an uploaded disk, and what boots.
 
-References: "Prepare a Windows VHD or VHDX to upload to Azure" (current, ms.date 2022-08-04): the
+References: "Prepare a Windows VHD or VHDX to upload to Azure" (current, ms.date 2022-08-04,
+https://learn.microsoft.com/azure/virtual-machines/windows/prepare-for-upload-vhd-image): the
 introduction (VHD, fixed, Gen1 and Gen2, OS disk 2 TiB on Gen1, data disk 32,767 GiB), "Convert the virtual
 disk to a fixed size VHD" (Convert-VHD, Resize-VHD, size a whole number of MiB, file = size + 512),
 "Determine when to use Sysprep" (drives fully decrypted), "Verify the VM" (chkdsk); the 2017 version (VHD
-fixed, Gen1 only, at most 1,023 GB). Virtual Hard Disk Image Format Specification (footer, CHS geometry);
-[MS-VHDX] (log, logical sector size). Catalogue ids ``disk.*`` in ``azure-checks.yaml``.
+fixed, Gen1 only, at most 1,023 GB; MicrosoftDocs/azure-docs articles/virtual-machines/windows/
+prepare-for-upload-vhd-image.md, ms.date 2017-08-01). Virtual Hard Disk Image Format Specification (footer, CHS
+geometry); [MS-VHDX] (log, logical sector size).
 
 The rules read :class:`~azvhdaudit.facts.ContainerFacts` and the partition facts; they never read the
 disk themselves.

@@ -1,7 +1,9 @@
 """Doc steps that need a running VM: reported as "manual" so nobody takes them for checked.
 
-References: "Prepare a Windows VHD or VHDX to upload to Azure", sections "Verify the VM", "Determine
-when to use Sysprep", "Convert the virtual disk"; the catalogue's ``not_offline_evaluable`` list.
+References: "Prepare a Windows VHD or VHDX to upload to Azure" (https://learn.microsoft.com/azure/
+virtual-machines/windows/prepare-for-upload-vhd-image, ms.date 2022-08-04; the 2017 text: MicrosoftDocs/azure-docs
+articles/virtual-machines/windows/prepare-for-upload-vhd-image.md, ms.date 2017-08-01), sections "Verify the VM",
+"Determine when to use Sysprep", "Convert the virtual disk": the steps among them that only a running VM can show.
 """
 
 from __future__ import annotations

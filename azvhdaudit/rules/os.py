@@ -2,9 +2,12 @@
 
 References: "Prepare a Windows VHD or VHDX to upload to Azure" (current and 2017): the introduction
 (64-bit Windows Server 2008 R2 and later; generation 1 and 2), "Determine when to use Sysprep", the domain
-controller note; KB4021388 "Support for 32-bit operating systems in Azure virtual machines" (seed 000:
-only specialized 32-bit VHDs work, 1 GB of usable memory on client SKUs); generation-2.md (generation 2
-needs a 64-bit Windows Server 2012 / Windows 8 or later). Catalogue ids ``os.*`` in ``azure-checks.yaml``.
+controller note (https://learn.microsoft.com/azure/virtual-machines/windows/prepare-for-upload-vhd-image,
+ms.date 2022-08-04; the 2017 text: MicrosoftDocs/azure-docs articles/virtual-machines/windows/
+prepare-for-upload-vhd-image.md, ms.date 2017-08-01); KB4021388 "Support for 32-bit operating systems in Azure
+virtual machines" (https://support.microsoft.com/help/4021388, 2019-09-18: only specialized 32-bit VHDs work,
+1 GB of usable memory on client SKUs); "Support for generation 2 VMs on Azure" (generation-2.md: generation 2
+needs a 64-bit Windows Server 2012 / Windows 8 or later).
 
 This module also holds the helpers the other image rules share: :func:`os_of` and :func:`image_state`.
 """
@@ -26,7 +29,8 @@ KB4021388 = "https://learn.microsoft.com/troubleshoot/azure/virtual-machines/win
 GEN2_DOC = "https://learn.microsoft.com/azure/virtual-machines/generation-2"
 KB2904015 = "https://support.microsoft.com/kb/2904015"
 
-#: build -> the Windows releases with that build (catalogue os.identify build_map)
+#: build -> the Windows releases with that build (Microsoft's "Windows Server release information" and
+#: "Windows 10 release information" pages, learn.microsoft.com/windows/release-health)
 BUILD_NAMES: dict[int, str] = {
     6001: "Windows Server 2008 / Vista SP1",
     6002: "Windows Server 2008 SP2 / Vista SP2",

@@ -44,7 +44,7 @@ def service_outcome(
     ctx: AuditContext, service: str, expected: int, severity: Severity, accept: tuple[int, ...] = ()
 ) -> Outcome:
     """Judge a service's start type: expected (or ``accept``-ed) passes, Disabled gets the severity's
-    status, any other start type is a warning (the catalogue's rule: the doc resets them to the Windows
+    status, any other start type is a warning (this project's reading: the doc resets them to the Windows
     defaults, but only Disabled stops the service for sure). A missing service key fails."""
     path = f"{SERVICES}\\{service}"
     key = open_key(ctx, path)

@@ -2,9 +2,11 @@
 
 References: "Prepare a Windows VHD or VHDX to upload to Azure": "Determine when to use Sysprep", "Generalize
 a VHD" (delete C:\\Windows\\Panther first; OOBE, Generalize, Shutdown; a custom unattend.xml is not supported;
-remove VM extensions of an image captured from Azure); the 2017 "Sysprep" section (the Dutch seed inverts
-"you need to run sysprep" for a generalized image; the English original is followed). "Windows Setup States"
-(ImageState values); "Sysprep Support for Server Roles". Catalogue ids ``sysprep.*``.
+remove VM extensions of an image captured from Azure) — https://learn.microsoft.com/azure/virtual-machines/
+windows/prepare-for-upload-vhd-image, ms.date 2022-08-04; the 2017 "Sysprep" section (MicrosoftDocs/azure-docs
+articles/virtual-machines/windows/prepare-for-upload-vhd-image.md, ms.date 2017-08-01: "If you want to create a
+generalized image, you need to run sysprep"; a machine translation of it inverts that sentence). "Windows Setup
+States" (ImageState values); "Sysprep Support for Server Roles".
 
 The ``image_type`` option (``generalized`` / ``specialized``) says how the image will be uploaded
 (``--os-state``); without it the rules judge the image by its own Sysprep state.

@@ -49,7 +49,7 @@ BOTH = ("azure-2022", "azure-2017")
 CURRENT = ("azure-2022",)
 Y2017 = ("azure-2017",)
 
-#: comparisons a row may use (catalogue ``compare``)
+#: comparisons a row may use (its ``compare``)
 COMPARES = ("eq", "eq_ci", "in", "ne", "absent", "report")
 
 

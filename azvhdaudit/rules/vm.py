@@ -6,8 +6,9 @@ References:
   on the temporary disk, ``D:\\pagefile.sys``). The 2017 text: "De maximale grootte van de VHD is 1023 GB"
   (every VHD), and "if a data disk is attached to the VM, the temporary drive volume's letter is typically
   D; this designation could differ depending on the number of available drives".
-- "Azure VM images" overview (2017, seed 003): a *VM image* holds the OS disk and every data disk attached
-  when it was made.
+- "About images for Windows virtual machines" (classic deployment model; MicrosoftDocs/azure-docs
+  articles/virtual-machines/windows/classic/about-images.md, ms.date 2017-03-20): a *VM image* holds the OS disk
+  and every data disk attached when it was made.
 - ``SYSTEM\\MountedDevices``: ``\\DosDevices\\X:`` and ``\\??\\Volume{...}`` values, 12 bytes (MBR disk
   signature u32 + partition offset u64) or ``DMIO:ID:`` + the GPT partition GUID (decoded in
   :mod:`azvhdaudit.osinfo`).

@@ -20,6 +20,9 @@ from azvhdaudit.diff import report_from_dict
 from azvhdaudit.render.json import load_schema, to_jsonable
 from azvhdaudit.report import Report
 
+#: slow: builds images with the real tools
+pytestmark = pytest.mark.slow
+
 GEN2_FAILURES = 16  # samples/README.md: gen2-misconfigured.vhdx is built to fail 16 checks of the 2022-08 document
 
 

@@ -23,6 +23,9 @@ from azvhdaudit.report import Report, Status
 
 from .buildkit import WEEK2_FILE_VERSION, WEEK2_UBR
 
+#: slow: builds images with the real tools
+pytestmark = pytest.mark.slow
+
 
 def run(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()

@@ -26,6 +26,9 @@ from azvhdaudit.report import Report
 
 from .buildkit import CLONE_GUID, CLONE_NAME, CLONE_SID, OTHER_NAME, polacdms, sid_text
 
+#: slow: builds images with the real tools; Chromium
+pytestmark = pytest.mark.slow
+
 #: how many links of each image the fleet directory holds
 COPIES = {"gen1-azure.vhd": 12, "gen1-week2.vhd": 12, "gen2-misconfigured.vhdx": 10, "gen1-misaligned.vhd": 8,
           "gen1-azure-child.vhd": 6, "web-clone.vhd": 5, "web-other.vhd": 1}

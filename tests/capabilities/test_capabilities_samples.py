@@ -25,6 +25,9 @@ from azvhdaudit.capabilities import (
 )
 from azvhdaudit.render.json import load_schema
 
+#: slow: audits every sample
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = json.loads((ROOT / "samples" / "manifest.json").read_text(encoding="utf-8"))
 PLATFORM = {entry["name"]: entry for entry in MANIFEST["platform_samples"]}

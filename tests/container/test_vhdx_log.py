@@ -115,10 +115,12 @@ def qemu_pending(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return {"path": path, "bat_page": bat + bat_page * SECTOR, "sequence": sequence, "data_at": data_at}
 
 
+@pytest.mark.slow
 def test_qemu_left_a_pending_log(qemu_pending: dict[str, object]) -> None:
     assert "contains a log that needs to be replayed" in qemu_refuses_read_only(qemu_pending["path"])  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_qemu_pending_log_replayed_like_qemu_img_check(qemu_pending: dict[str, object], tmp_path: Path) -> None:
     path: Path = qemu_pending["path"]  # type: ignore[assignment]
     data_at: int = qemu_pending["data_at"]  # type: ignore[assignment]
@@ -148,6 +150,7 @@ def test_qemu_pending_log_replayed_like_qemu_img_check(qemu_pending: dict[str, o
     assert MiB < at_open < MiB + 160 * 1024
 
 
+@pytest.mark.slow
 def test_without_replay_the_block_is_missing(qemu_pending: dict[str, object]) -> None:
     """dissect.hypervisor reads the file as it is: the pending write is not there (so the replay is what
     makes the comparison above pass)."""
@@ -157,6 +160,7 @@ def test_without_replay_the_block_is_missing(qemu_pending: dict[str, object]) ->
     assert reference.read(64 * 1024) == bytes(64 * 1024)
 
 
+@pytest.mark.slow
 def test_rule_says_the_log_was_replayed(qemu_pending: dict[str, object]) -> None:
     with open_container(qemu_pending["path"]) as disk:  # type: ignore[arg-type]
         facts = disk.facts
@@ -169,6 +173,7 @@ def test_rule_says_the_log_was_replayed(qemu_pending: dict[str, object]) -> None
     assert out.evidence[0].note.startswith("1 log entry")
 
 
+@pytest.mark.slow
 def test_rule_on_a_clean_qemu_vhdx(images: dict[str, Path]) -> None:
     with open_container(images["dynamic.vhdx"]) as disk:
         facts = disk.facts
@@ -218,6 +223,7 @@ def spec_log(path: Path) -> dict[str, object]:
     return {"bat": bat, "size_at": size_at, "offsets": (at10, at11, at12)}
 
 
+@pytest.mark.slow
 def test_spec_log_replayed_like_qemu_img_check(copy_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = copy_of("dynamic.vhdx")
     layout = spec_log(path)
@@ -316,6 +322,7 @@ def test_whole_but_malformed_entry_is_an_error(copy_of, tmp_path: Path, damage: 
     assert subprocess.run(["qemu-img", "check", "-r", "all", str(copy)], capture_output=True).returncode != 0
 
 
+@pytest.mark.slow
 def test_entry_with_a_padding_sector_is_replayed_like_qemu(copy_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = copy_of("dynamic.vhdx")
     write_log(path, [(0, _damaged_entry("padding"))], GUID)

@@ -38,6 +38,9 @@ import hardkit
 import pytest
 import runner
 
+#: slow: builds the corpus of broken images
+pytestmark = pytest.mark.slow
+
 DEFAULT_COUNT = 520
 WORKERS = int(os.environ.get("AZVHDAUDIT_CORPUS_WORKERS", "2"))
 ACCEPTABLE = {"report", "audit_error"}

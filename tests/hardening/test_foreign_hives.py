@@ -23,6 +23,9 @@ from azvhdaudit.errors import HiveNotFoundError
 from azvhdaudit.image import open_image
 from azvhdaudit.registry.open import open_hive
 
+#: slow: audits the corpus's base images, built with the real tools
+pytestmark = pytest.mark.slow
+
 #: per hive slot, rules that passed on "key absent" evidence from a foreign hive in it
 ABSENCE_RULES = {
     "SOFTWARE": ("rdp.enabled", "sysprep.state", "os.identify"),

@@ -52,6 +52,9 @@ from azvhdaudit.registry.logs import (
 from azvhdaudit.rules.firewall import parse_rule
 from azvhdaudit.rules.network import parse_winhttp_settings
 
+#: slow: property runs over the corpus's base images
+pytestmark = pytest.mark.slow
+
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MiB = 1024 * 1024

@@ -29,6 +29,9 @@ from azvhdaudit.engine import select_rules
 from azvhdaudit.errors import ParentError, ParentMismatchError
 from azvhdaudit.image import open_image
 
+#: slow: audits the corpus's base images under an audit hook
+pytestmark = pytest.mark.slow
+
 PROBE = Path(__file__).with_name("readonly_probe.py")
 LSA_HIVES = {"SAM", "SECURITY"}
 

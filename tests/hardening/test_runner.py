@@ -9,6 +9,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import runner
 
 
@@ -50,6 +51,7 @@ def _jobs() -> list[Job]:
     return [Job("_hang"), Job("_allocate"), Job("_refuse"), Job("_crash")]
 
 
+@pytest.mark.slow
 def test_limits_are_enforced(tmp_path: Path) -> None:
     outcomes = dict(runner.run_all(functools.partial(_jobs), range(4), tmp_path, workers=1))
     kinds = {i: outcomes[i]["kind"] for i in outcomes}

@@ -2,9 +2,11 @@
 
     python tests/image_rules/make_update_minimums.py path/to/azure-checks.yaml
 
-The catalogue transcribes the "Install Windows updates" table of "Prepare a Windows VHD or VHDX to upload
-to Azure" (current version; the 2017 seed has the same values for its five columns, without vmstorfl.sys,
-CVE-2018-0886 and the v1709 / v1803 columns). The JSON keeps its rows, columns and KB rows unchanged and
+The YAML transcribes the "Install Windows updates" table of "Prepare a Windows VHD or VHDX to upload to Azure"
+(https://learn.microsoft.com/azure/virtual-machines/windows/prepare-for-upload-vhd-image, ms.date 2022-08-04; the
+2017 text, MicrosoftDocs/azure-docs articles/virtual-machines/windows/prepare-for-upload-vhd-image.md, ms.date
+2017-08-01, has the same values for its five columns, without vmstorfl.sys, CVE-2018-0886 and the v1709 / v1803
+columns). The JSON keeps its rows, columns and KB rows unchanged and
 adds where it came from.
 """
 

@@ -54,6 +54,35 @@ def audits(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return table
 
 
+# --- the lists the parser offers ------------------------------------------------------------------
+
+
+def test_the_parser_lists_agree_with_their_owners() -> None:
+    from azvhdaudit import pytest_plugin
+    from azvhdaudit.registry.open import BACKENDS
+    from azvhdaudit.render import FORMATS
+    from azvhdaudit.rules.base import DISK_CONTROLLERS, PROFILES, SECURITY_TYPES
+
+    assert cli.PROFILES == tuple(PROFILES)
+    assert cli.BACKENDS == BACKENDS
+    assert cli.SECURITY_TYPES == SECURITY_TYPES and cli.DISK_CONTROLLERS == DISK_CONTROLLERS
+    assert cli.AUDIT_FORMATS[: len(FORMATS)] == tuple(FORMATS)
+    assert (pytest_plugin.PROFILES, pytest_plugin.BACKENDS) == (cli.PROFILES, cli.BACKENDS)
+
+
+def test_importing_the_cli_loads_no_rule_module_and_no_reader() -> None:
+    code = (
+        "import sys, azvhdaudit.cli\n"
+        "azvhdaudit.cli.build_parser().parse_args(['audit', 'x.vhd'])\n"
+        "heavy = ('dissect', 'Registry', 'pefile', 'construct', 'azvhdaudit.engine', 'azvhdaudit.image',"
+        " 'azvhdaudit.rules', 'azvhdaudit.registry', 'azvhdaudit.container')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
 # --- audit ----------------------------------------------------------------------------------------
 
 

@@ -66,6 +66,26 @@ def test_one_test_per_image_and_rule(pytester: pytest.Pytester, audits: dict[str
     ]
 
 
+def test_images_are_collected_by_the_session_like_files(pytester: pytest.Pytester, audits: dict[str, Any]) -> None:
+    # the session's collection report holds one collector per image; pytest walks it: each generated test
+    # goes through pytest_itemcollected, each image collector gets its own collection report
+    pytester.makeconftest(
+        "seen = {'items': [], 'reports': []}\n"
+        "def pytest_itemcollected(item):\n    seen['items'].append(item.nodeid)\n"
+        "def pytest_collectreport(report):\n    seen['reports'].append(report.nodeid)\n"
+        "def pytest_collection_finish(session):\n"
+        "    print('ITEMS', len(seen['items']), 'IMAGE REPORT', seen['reports'].count('gen2-sample.vhdx'),"
+        " 'SESSION REPORT', seen['reports'].count(''))\n"
+    )
+    (pytester.path / "gen2-sample.vhdx").write_bytes(b"")  # a file beside the conftest: its hooks apply
+    report = audits["gen2-sample.vhdx"]
+    result = _run(pytester, "--azvhd-image", "gen2-sample.vhdx", "--collect-only", "-q", "-s", "-k", "rdp")
+    result.stdout.fnmatch_lines([f"ITEMS {len(report.results)} IMAGE REPORT 1 SESSION REPORT 1"])
+    rdp = [r for r in report.results if "rdp" in r.rule_id or r.area == "rdp"]
+    assert 0 < len(rdp) < len(report.results)
+    result.stdout.fnmatch_lines([f"{len(rdp)}/{len(report.results)} tests collected*"])
+
+
 @pytest.mark.parametrize("given", ["images/gen2-sample.vhdx", "{abs}"])
 def test_printed_node_ids_run_again(pytester: pytest.Pytester, audits: dict[str, Any], given: str) -> None:
     # the images listed in the ini file (as README shows), the ids printed by -v given back as arguments

@@ -84,6 +84,7 @@ def _shown(dom: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fragment", "expected"),
     [

@@ -61,6 +61,7 @@ def lines(text: str) -> list[str]:
 # --- the HTML page ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_page_rows_show_the_finding_without_a_click(misconfigured: Report, tmp_path: Path) -> None:
     text, = shown(render(misconfigured, "html"), tmp_path)
     seen = lines(text)
@@ -72,6 +73,7 @@ def test_page_rows_show_the_finding_without_a_click(misconfigured: Report, tmp_p
     assert "29 of 113 rules shown" in text  # passes and not applicable start hidden
 
 
+@pytest.mark.slow
 def test_page_of_a_disk_without_windows_leads_with_it(no_windows: Report, tmp_path: Path) -> None:
     text, = shown(render(no_windows, "html"), tmp_path)
     seen = lines(text)
@@ -84,6 +86,7 @@ def test_page_of_a_disk_without_windows_leads_with_it(no_windows: Report, tmp_pa
     assert "102 of 113 rules shown" in text
 
 
+@pytest.mark.slow
 def test_page_of_a_vm_sets_data_disk_not_applicable_apart(vm: Report, tmp_path: Path) -> None:
     text, = shown(render(vm, "html"), tmp_path)
     seen = lines(text)

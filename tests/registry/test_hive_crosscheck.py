@@ -15,6 +15,9 @@ from azvhdaudit.registry.open import BACKENDS, open_hive_file
 
 from .hivekit import snapshot
 
+#: slow: the two registry backends compared key by key over whole hives
+pytestmark = pytest.mark.slow
+
 CASES = {
     # name: (file, logs)
     "SYSTEM": ("SYSTEM", "auto"),

@@ -17,6 +17,9 @@ from Registry.RegistryLog import RegistryLog
 from azvhdaudit.registry.logs import parse_base_block, replay_logs
 from azvhdaudit.registry.open import open_hive, open_hive_file
 
+#: slow: replays real hive logs and compares both backends
+pytestmark = pytest.mark.slow
+
 CCS = "ControlSet001"
 
 

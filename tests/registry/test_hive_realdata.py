@@ -13,6 +13,9 @@ from azvhdaudit.registry.open import open_hive_file
 
 from .hivekit import BASE, find_key, nk_field, subkey_entries
 
+#: slow: every key of the real hives, under both backends
+pytestmark = pytest.mark.slow
+
 CCS = "ControlSet001"
 FIREWALL_RULES = CCS + r"\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules"
 

@@ -19,7 +19,8 @@ from azvhdaudit.fleet import audit_source
 from azvhdaudit.sources import open_source
 
 # Azurite, the HTTP server and the images they serve are built with qemu-img, mkntfs and ntfs-3g
-pytestmark = pytest.mark.tools
+#: slow: an Azurite server and built images
+pytestmark = [pytest.mark.slow, pytest.mark.tools]
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

@@ -16,7 +16,8 @@ from azvhdaudit.fleet import UNREADABLE_ID, audit_many, audit_source, error_repo
 from azvhdaudit.report import Status
 
 # Azurite, the HTTP server and the images they serve are built with qemu-img, mkntfs and ntfs-3g
-pytestmark = pytest.mark.tools
+#: slow: worker processes over built images
+pytestmark = [pytest.mark.slow, pytest.mark.tools]
 
 #: (kind, count) of local copies (symlinks) in the fleet
 LOCAL = [("win7", 12), ("win10-dirty", 12), ("win7-dynamic", 4), ("garbage", 3), ("truncated", 3)]

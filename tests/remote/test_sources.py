@@ -18,6 +18,9 @@ from azvhdaudit.errors import ImageError, ImageNotFoundError
 from azvhdaudit.image import open_image
 from azvhdaudit.sources import BLOCK_SIZE, RemoteFile, _resolve, is_url, open_source, options_for
 
+#: slow: audits built images through fsspec and a local server
+pytestmark = pytest.mark.slow
+
 KiB = 1024
 DATA = bytes((i * 7 + i // 251) % 256 for i in range(300 * KiB + 123))
 

@@ -1,7 +1,9 @@
 """Building blocks for the guest-configuration rule tests.
 
-A fully compliant SYSTEM / SOFTWARE / SECURITY / SAM, written out by hand from the catalogue's
-expectations (shared/reference/azure-checks.yaml) — deliberately not generated from the rule rows, so
+A fully compliant SYSTEM / SOFTWARE / SECURITY / SAM, written out by hand from "Prepare a Windows VHD or VHDX
+to upload to Azure" (https://learn.microsoft.com/azure/virtual-machines/windows/prepare-for-upload-vhd-image,
+ms.date 2022-08-04; the 2017 text: MicrosoftDocs/azure-docs articles/virtual-machines/windows/
+prepare-for-upload-vhd-image.md, ms.date 2017-08-01) — deliberately not generated from the rule rows, so
 the rows are tested against an independent statement of the facts. Each case layers an overlay on it
 (``None`` deletes a key or a value) or drops a whole hive.
 """

@@ -1,5 +1,8 @@
-"""The guest-configuration catalogue: ids unique, metadata complete, every rule tested, every
-catalogue check of these areas implemented (or excepted with a reason)."""
+"""The guest-configuration rules: ids unique, metadata complete, every rule tested, every check of these areas
+that "Prepare a Windows VHD or VHDX to upload to Azure" asks for (https://learn.microsoft.com/azure/
+virtual-machines/windows/prepare-for-upload-vhd-image, ms.date 2022-08-04; the 2017 text: MicrosoftDocs/azure-docs
+articles/virtual-machines/windows/prepare-for-upload-vhd-image.md, ms.date 2017-08-01) implemented (or excepted
+with a reason)."""
 
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ MY_AREAS = {
 }
 MY_OS_IDS = {"os.temp_tmp_default", "os.dvd_rom_enabled"}
 
-#: check ids of these areas in shared/reference/azure-checks.yaml (catalog_version 0.1)
+#: the checks of these areas that "Prepare a Windows VHD or VHDX to upload to Azure" (ms.date 2022-08-04 and
+#: 2017-08-01) asks for, one id each
 CATALOGUE_IDS = (
     "os.temp_tmp_default",
     "os.dvd_rom_enabled",
@@ -101,9 +105,9 @@ CATALOGUE_IDS = (
     "crashdump.wersvc_manual",
     "pagefile.temp_drive",
 )
-#: catalogue checks deliberately not implemented, with the reason (none at present)
+#: checks of the doc deliberately not implemented, with the reason (none at present)
 EXCEPTIONS: dict[str, str] = {}
-#: the catalogue's not_offline_evaluable doc steps and the manual rule reporting each
+#: the doc's steps that need a running VM and the manual rule reporting each
 MANUAL_STEPS = {
     "sfc.exe /scannow": "manual.sfc",
     "winmgmt /verifyrepository": "manual.wmi_repository",

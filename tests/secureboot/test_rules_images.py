@@ -17,6 +17,9 @@ from azvhdaudit.rules.base import all_rules
 
 from . import sbkit
 
+#: slow: builds signed boot volumes
+pytestmark = pytest.mark.slow
+
 RULES = ("secureboot.generation2", "secureboot.os_supported", "secureboot.bcd_integrity",
          "secureboot.bootmgr_signature", "secureboot.uefica2023_servicing")
 

@@ -206,6 +206,7 @@ def test_truncated_signature_is_a_signature_error(material: dict[str, bytes]) ->
     assert sig.kernel_trusted is None
 
 
+@pytest.mark.slow
 def test_mutated_certificate_tables_never_raise_a_foreign_error(material: dict[str, bytes]) -> None:
     """Byte flips in the certificate table (and the headers) give a SignatureError or untrusted signatures,
     never another exception; the Dev Center signature stays trusted only while its own bytes are intact."""

@@ -15,6 +15,9 @@ from azvhdaudit.rules.signing import check_boot_drivers, resolve_image_path
 
 from . import sigkit
 
+#: slow: builds and signs driver images with mingw-w64 and osslsigncode
+pytestmark = pytest.mark.slow
+
 D = sigkit.DRIVERS
 
 

@@ -10,7 +10,8 @@ import pytest
 from azvhdaudit.engine import audit
 from azvhdaudit.report import Status
 
-pytestmark = pytest.mark.tools
+#: slow: audits a VM's images built with the real tools
+pytestmark = [pytest.mark.slow, pytest.mark.tools]
 
 
 def test_vm_report_holds_every_disk_and_the_cross_checks(vm: dict[str, Path]) -> None:
