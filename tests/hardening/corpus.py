@@ -352,7 +352,8 @@ def _rng(name: str) -> random.Random:
 def mutants(bases: Bases) -> list[Mutant]:
     """Every broken input, in a stable order with unique names."""
     out: list[Mutant] = []
-    for gen in (_vhd_fixed, _vhd_dynamic, _vhdx, _chains, _partitions, _ntfs, _hives, _bcd, _pe, _random_bytes,
+    for gen in (_vhd_fixed, _vhd_dynamic, _vhdx, _chains, _partitions, _ntfs, _hives, _bcd, _bcd_inherit_loops, _pe,
+                _random_bytes,
                 _fat_chains, _extended_chains, _special_files, _foreign_hives, _list_cycles):
         out.extend(gen(bases))
     names = [m.name for m in out]
@@ -993,6 +994,34 @@ def _bcd(bases: Bases) -> Iterator[Mutant]:
                 if off < real:
                     yield Mutant(f"{base}/BCD-element@{rel}-{label}", "bcd", base,
                                  _on(base, bases, _hive_step(base, bases, "BCD", data_at + off, data)))
+
+
+#: the BCD objects of the samples' stores whose inherit lists the loop recipes rewrite
+_GLOBALSETTINGS = "{7ea2e1ac-2e61-4728-aaa3-896d9d0a9f0e}"
+_BOOTLOADERSETTINGS = "{6efb52bf-1766-41db-a6b3-0ee5eff72bd7}"
+_DBGSETTINGS = "{4636856e-540f-4170-a130-a84776f4c654}"
+
+
+def _bcd_inherit_loops(bases: Bases) -> Iterator[Mutant]:
+    """BCD inherit lists that loop: a GUID in the ``inherit`` multi-strings rewritten in place (same length)."""
+    base = "gen1.raw"
+    if "BCD" not in bases.hives[base]:
+        return
+    blob = bases.hive_files["BCD"].read_bytes()
+    for label, old, new in [
+        # {bootloadersettings} inherits itself (it listed {globalsettings}; so does {bootmgr}, now the loader's)
+        ("inherit-self", _GLOBALSETTINGS, _BOOTLOADERSETTINGS),
+        # {globalsettings} -> {bootloadersettings} -> {globalsettings}
+        ("inherit-cycle", _DBGSETTINGS, _BOOTLOADERSETTINGS),
+    ]:
+        needle, replacement = old.encode("utf-16-le"), new.encode("utf-16-le")
+        spots, at = [], blob.find(needle)
+        while at >= 0:
+            spots.append(at)
+            at = blob.find(needle, at + 1)
+        if spots:
+            steps = [_hive_step(base, bases, "BCD", spot, replacement) for spot in spots]
+            yield Mutant(f"{base}/BCD-{label}", "bcd", base, _on(base, bases, chain(*steps)))
 
 
 def _pe(bases: Bases) -> Iterator[Mutant]:

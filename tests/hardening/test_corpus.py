@@ -59,6 +59,7 @@ REQUIRED_CASES = [
     "mbr-ebr-four-links", "special/image-fifo", "-child.vhd/parent-fifo", "-child.vhdx/parent-fifo",
     "SOFTWARE-is-SAM", "SOFTWARE-is-SECURITY", "SYSTEM-is-SOFTWARE", "BCD-is-SECURITY", "SOFTWARE-base-names-SAM",
     "SYSTEM-ControlSet001-Services-subkey-first-to-list", "SYSTEM-MountedDevices-value-to-list",
+    "BCD-inherit-self", "BCD-inherit-cycle",
 ]
 
 
