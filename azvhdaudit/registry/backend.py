@@ -189,6 +189,19 @@ class CellReader(ABC, Generic[N, V]):
     @abstractmethod
     def value_raw(self, record: V) -> bytes: ...
 
+    def find_values(self, records: list[V], wanted: dict[str, str]) -> dict[str, tuple[V, str]]:
+        """The first record of each lower-cased name in ``wanted`` with its name, reading the names in list
+        order and stopping once all are found; backends with a faster path override."""
+        found: dict[str, tuple[V, str]] = {}
+        for record in records:
+            vname = self.value_name(record)
+            lname = vname.lower()
+            if lname in wanted and lname not in found:
+                found[lname] = (record, vname)
+                if len(found) == len(wanted):
+                    break
+        return found
+
     def list_cells(self, node: N) -> set[int]:
         """Offsets of the cells of ``node``'s subkey list itself: the list cell, and an index root's leaves."""
         return set()
@@ -382,28 +395,21 @@ class BackendKey(RegKey, Generic[N, V]):
                     raise CorruptHiveError(
                         f"{reader.source}: {self._where()}: keys nested deeper than {MAX_DEPTH} levels"
                     )
-                place = f"{self._where()}: subkey at offset 0x{offset:X}"
+                subkey = ""
                 try:
                     if offset >= reader.bins_size or offset % 8:
                         reader.check_offset(offset, self._where())
                     node = reader.node(offset)
                     subkey = reader.node_name(node)
-                    place = f"{self._where()}: values of subkey {subkey!r}"
-                    found: dict[str, tuple[V, str]] = {}
-                    for record in reader.value_records(node):
-                        vname = reader.value_name(record)
-                        lname = vname.lower()
-                        if lname in wanted and lname not in found:
-                            found[lname] = (record, vname)
-                            if len(found) == len(wanted):
-                                break
+                    found = reader.find_values(reader.value_records(node), wanted)
                     values: dict[str, RegValue | None] = {}
                     for lname, name in wanted.items():
                         hit = found.get(lname)
                         values[name] = None if hit is None else RegValue.from_raw(
                             hit[1], reader.value_type(hit[0]), reader.value_raw(hit[0]))
                 except BaseException as err:
-                    wrap_backend_error(reader.source, place, err)
+                    place = f"values of subkey {subkey!r}" if subkey else f"subkey at offset 0x{offset:X}"
+                    wrap_backend_error(reader.source, f"{self._where()}: {place}", err)
                     raise
                 result[subkey] = values
         return result
