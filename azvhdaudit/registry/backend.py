@@ -189,6 +189,19 @@ class CellReader(ABC, Generic[N, V]):
     @abstractmethod
     def value_raw(self, record: V) -> bytes: ...
 
+    def find_values(self, records: list[V], wanted: dict[str, str]) -> dict[str, tuple[V, str]]:
+        """The first record of each lower-cased name in ``wanted`` with its name, reading the names in list
+        order and stopping once all are found; backends with a faster path override."""
+        found: dict[str, tuple[V, str]] = {}
+        for record in records:
+            vname = self.value_name(record)
+            lname = vname.lower()
+            if lname in wanted and lname not in found:
+                found[lname] = (record, vname)
+                if len(found) == len(wanted):
+                    break
+        return found
+
     def list_cells(self, node: N) -> set[int]:
         """Offsets of the cells of ``node``'s subkey list itself: the list cell, and an index root's leaves."""
         return set()
@@ -352,6 +365,54 @@ class BackendKey(RegKey, Generic[N, V]):
         child = None if offset is None else self._child(offset)
         found[known] = child
         return child
+
+    def subkey_values(self, names: tuple[str, ...], limit: int | None = None) -> dict[str, dict[str, RegValue | None]]:
+        # One pass over the subkey list without a key object per subkey: each subkey's node is read with the
+        # checks of _child (bounds, loops, depth), its value names read once up to the last one asked for, and
+        # only the values asked for decoded. Same answers and the same errors as subkeys() then value(name).
+        reader = self._reader
+        try:
+            offsets = reader.subkey_offsets(self._node)
+        except BaseException as err:
+            wrap_backend_error(reader.source, f"{self._where()}: subkey list", err)
+            raise
+        offsets = offsets[:limit]
+        wanted = {name.lower(): name for name in names}
+        lineage = self._lineage
+        if lineage is None:
+            lineage = self._lineage = self._ancestors | {self._offset}
+        result: dict[str, dict[str, RegValue | None]] = {}
+        for start in range(0, len(offsets), PREFETCH_BATCH):
+            batch = offsets[start : start + PREFETCH_BATCH]
+            reader.prefetch(batch)
+            for offset in batch:
+                if offset in lineage:
+                    raise CorruptHiveError(
+                        f"{reader.source}: {self._where()}: subkey list points back to the key node at "
+                        f"offset 0x{offset:X} (a loop)"
+                    )
+                if len(lineage) >= MAX_DEPTH:
+                    raise CorruptHiveError(
+                        f"{reader.source}: {self._where()}: keys nested deeper than {MAX_DEPTH} levels"
+                    )
+                subkey = ""
+                try:
+                    if offset >= reader.bins_size or offset % 8:
+                        reader.check_offset(offset, self._where())
+                    node = reader.node(offset)
+                    subkey = reader.node_name(node)
+                    found = reader.find_values(reader.value_records(node), wanted)
+                    values: dict[str, RegValue | None] = {}
+                    for lname, name in wanted.items():
+                        hit = found.get(lname)
+                        values[name] = None if hit is None else RegValue.from_raw(
+                            hit[1], reader.value_type(hit[0]), reader.value_raw(hit[0]))
+                except BaseException as err:
+                    place = f"values of subkey {subkey!r}" if subkey else f"subkey at offset 0x{offset:X}"
+                    wrap_backend_error(reader.source, f"{self._where()}: {place}", err)
+                    raise
+                result[subkey] = values
+        return result
 
     def _check_entries(self) -> None:
         """Before a name is said to be absent from this key: no entry of its subkey list may be one that a

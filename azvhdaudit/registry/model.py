@@ -160,6 +160,11 @@ class RegKey(ABC):
     def subkey_names(self) -> list[str]:
         return [k.name for k in self.subkeys()]
 
+    def subkey_values(self, names: tuple[str, ...], limit: int | None = None) -> dict[str, dict[str, RegValue | None]]:
+        """For each direct subkey (the first ``limit`` in list order), the values ``names`` of it: subkey name ->
+        {name as asked -> the value as :meth:`value` reads it, or ``None``}. Backends may read it in one pass."""
+        return {key.name: {name: key.value(name) for name in names} for key in self.subkeys()[:limit]}
+
     def find(self, path: str) -> RegKey | None:
         """Walk ``path`` (backslash or slash separated) below this key; ``None`` where it ends."""
         key: RegKey | None = self
@@ -360,6 +365,14 @@ class RegistryView:
         :meth:`key` does for a hive that is not loaded."""
         key = self.key(path)
         return None if key is None else key.value(name)
+
+    def subkey_values(
+        self, path: str, names: tuple[str, ...], limit: int | None = None
+    ) -> dict[str, dict[str, RegValue | None]] | None:
+        """The values ``names`` of every direct subkey of the key at ``path`` (see :meth:`RegKey.subkey_values`);
+        ``None`` when the key is absent. Raises as :meth:`key` does for a hive that is not loaded."""
+        key = self.key(path)
+        return None if key is None else key.subkey_values(names, limit)
 
     def walk(self, path: str) -> Iterator[RegKey]:
         """The key at ``path`` and every key below it, depth first."""

@@ -257,7 +257,9 @@ def _count(value: int) -> int:
 
 
 _VALUE_COMP_NAME = int(VALUE.COMP_NAME)
-_VK = struct.Struct("<2sHIIIH")  # _CM_KEY_VALUE: Signature, NameLength, DataLength, Data, Type, Flags
+_VK = struct.Struct("<2sHIIIH")
+_VK_NAME_LENGTH = struct.Struct("<H")
+_VK_FLAGS = struct.Struct("<H")  # _CM_KEY_VALUE: Signature, NameLength, DataLength, Data, Type, Flags
 
 
 class _Value:
@@ -491,6 +493,31 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         if record is None:
             record = self._records[offset] = _Value(self, offset)
         return record
+
+    def find_values(self, records: list[int], wanted: dict[str, str]) -> dict[str, tuple[int, str]]:
+        # The names straight from the cells, without a record object per value: a record read already, or one
+        # that is not a well-formed value cell with its whole name, goes the checked way (value_name), which
+        # raises on what is wrong; only the records found are kept.
+        found: dict[str, tuple[int, str]] = {}
+        known = self._records
+        cell_data = self.hive.cell_data
+        for offset in records:
+            if offset in known:
+                vname = self.value_name(offset)
+            else:
+                data = cell_data(offset)
+                length = _VK_NAME_LENGTH.unpack_from(data, 2)[0] if len(data) >= _VK_HEADER else -1
+                if data[:2] != b"vk" or length < 0 or _VK_HEADER + length > len(data):
+                    vname = self.value_name(offset)
+                else:
+                    flags = _VK_FLAGS.unpack_from(data, 16)[0]
+                    vname = _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(flags & _VALUE_COMP_NAME))
+            lname = vname.lower()
+            if lname in wanted and lname not in found:
+                found[lname] = (offset, vname)
+                if len(found) == len(wanted):
+                    break
+        return found
 
     def value_name(self, record: int) -> str:
         value = self._record(record)

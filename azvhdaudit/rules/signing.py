@@ -31,7 +31,7 @@ from azvhdaudit.authenticode import (
     SignatureError,
     kernel_signatures,
 )
-from azvhdaudit.errors import AuditError, GuestFileNotFoundError
+from azvhdaudit.errors import AuditError, CorruptHiveError, GuestFileNotFoundError
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
@@ -81,14 +81,21 @@ def resolve_image_path(service: str, image_path: str | None) -> tuple[str | None
 
 def boot_drivers(ctx: AuditContext) -> list[BootDriver] | None:
     """Every service with Start 0 or 1 in the current control set; ``None`` when the Services key is missing."""
+    # the Start value of every service in one pass; the other values only of the few that start at boot
+    starts = ctx.registry.subkey_values(SERVICES, ("Start",), MAX_SERVICES)
     services = ctx.registry.key(SERVICES)
-    if services is None:
+    if starts is None or services is None:
         return None
     found = []
-    for key in services.subkeys()[:MAX_SERVICES]:
-        start = key.value("Start")
+    for service, values in starts.items():
+        start = values["Start"]
         if start is None or start.type != RegType.DWORD or start.data not in (0, 1):
             continue
+        key = services.subkey(service)
+        if key is None:
+            # listed in the subkey list but not found by its name (a hash or name hint that does not match it)
+            raise CorruptHiveError(f"{ctx.registry.display_path(SERVICES)}: subkey {service!r} is listed but its "
+                                   "lookup by name does not find it")
         kind = key.value("Type")
         if kind is not None and isinstance(kind.data, int) and kind.data & _WIN32_TYPES:
             continue
