@@ -305,7 +305,8 @@ class BackendKey(RegKey, Generic[N, V]):
         with guard(self._reader.source, self._where):
             return filetime(self._reader.node_filetime(self._node))
 
-    def _child(self, offset: int) -> BackendKey[N, V]:
+    def _child_lineage(self, offset: int) -> frozenset[int]:
+        """The offsets above a subkey at ``offset``; a subkey that is one of them, or too deep, is corruption."""
         lineage = self._lineage
         if lineage is None:
             lineage = self._lineage = self._ancestors | {self._offset}
@@ -318,6 +319,10 @@ class BackendKey(RegKey, Generic[N, V]):
             raise CorruptHiveError(
                 f"{self._reader.source}: {self._where()}: keys nested deeper than {MAX_DEPTH} levels"
             )
+        return lineage
+
+    def _child(self, offset: int) -> BackendKey[N, V]:
+        lineage = self._child_lineage(offset)
         reader = self._reader
         try:
             if offset >= reader.bins_size or offset % 8:
@@ -378,23 +383,12 @@ class BackendKey(RegKey, Generic[N, V]):
             raise
         offsets = offsets[:limit]
         wanted = {name.lower(): name for name in names}
-        lineage = self._lineage
-        if lineage is None:
-            lineage = self._lineage = self._ancestors | {self._offset}
         result: dict[str, dict[str, RegValue | None]] = {}
         for start in range(0, len(offsets), PREFETCH_BATCH):
             batch = offsets[start : start + PREFETCH_BATCH]
             reader.prefetch(batch)
             for offset in batch:
-                if offset in lineage:
-                    raise CorruptHiveError(
-                        f"{reader.source}: {self._where()}: subkey list points back to the key node at "
-                        f"offset 0x{offset:X} (a loop)"
-                    )
-                if len(lineage) >= MAX_DEPTH:
-                    raise CorruptHiveError(
-                        f"{reader.source}: {self._where()}: keys nested deeper than {MAX_DEPTH} levels"
-                    )
+                self._child_lineage(offset)
                 subkey = ""
                 try:
                     if offset >= reader.bins_size or offset % 8:
