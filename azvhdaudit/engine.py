@@ -19,7 +19,14 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
-from azvhdaudit.errors import FileSystemError, NoPartitionTableError, NotApplicable, ProfileError, RegistryError
+from azvhdaudit.errors import (
+    FileSystemError,
+    NoPartitionTableError,
+    NotApplicable,
+    NotChecked,
+    ProfileError,
+    RegistryError,
+)
 from azvhdaudit.facts import ImageFacts
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
@@ -146,7 +153,7 @@ def _run_one(rule: Rule, ctx: AuditContext) -> Outcome:
         return rule.check(ctx)
     except NotApplicable as signal:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
-    except HiveUnavailable as missing:
+    except (HiveUnavailable, NotChecked) as missing:
         return Outcome(Status.NOT_CHECKED, f"not checked: {missing.reason}", reason=missing.reason)
     except (RegistryError, FileSystemError) as unreadable:
         # A corrupt hive cell, BCD element or file record met while the rule read it: the evidence could not

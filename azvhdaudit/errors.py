@@ -34,6 +34,7 @@ __all__ = [
     "ProfileError",
     "WaiverError",
     "NotApplicable",
+    "NotChecked",
 ]
 
 
@@ -152,6 +153,18 @@ class NotApplicable(Exception):  # a signal, not an error
     """Raised by a rule to say it does not apply to this image; carries the human reason.
 
     Kept apart from :class:`AuditError`: it is an outcome, not a failure.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotChecked(Exception):  # a signal, not an error
+    """Raised by a rule or a fact to say its evidence is missing or unreadable; carries the human reason.
+
+    The engine turns it into a *not checked* result, never a pass. Kept apart from :class:`AuditError`: it is
+    an outcome, not a failure.
     """
 
     def __init__(self, reason: str) -> None:
