@@ -39,9 +39,9 @@ def render_rules(rows: Sequence[Mapping[str, Any]], fmt: str = "text", *, profil
     lead = sum(widths.values()) + 2 * len(widths)
     lines = ["  ".join(f"{heads[k]:<{w}}" for k, w in widths.items()) + "  TITLE / SOURCE"]
     for row in rows:
-        cells = {"id": row["id"], "area": row["area"], "severity": row["severity"],
+        shown = {"id": row["id"], "area": row["area"], "severity": row["severity"],
                  "baselines": ",".join(row["baselines"])}
-        lines.append("  ".join(f"{cells[k]:<{w}}" for k, w in widths.items()) + f"  {row['title']}")
+        lines.append("  ".join(f"{shown[k]:<{w}}" for k, w in widths.items()) + f"  {row['title']}")
         if row["source"]:
             lines.append(" " * lead + f"§ {row['source']}")
     lines.append(f"{len(rows)} rules" + (f" in profile {profile}" if profile else ""))
