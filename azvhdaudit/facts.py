@@ -326,6 +326,9 @@ class ImageFacts:
     agent: AgentFacts | None = None
     #: free-form facts added by later layers (the kernel's machine type, the C: drive's partition ...)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: why the BCD store found could not be decoded (``None``: decoded, not found, or not decoded yet); the
+    #: rules that read the store report it, so the facts in the report leave it out
+    bcd_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

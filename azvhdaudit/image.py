@@ -325,7 +325,7 @@ class Image:
                 try:
                     self._bcd = decode_bcd(hive)
                 except AuditError as err:
-                    self._bcd_error = str(err)
+                    self._bcd_error = self.facts.bcd_error = str(err)
                     log.warning("%s: %s", self.source, err)
         return self._bcd
 
