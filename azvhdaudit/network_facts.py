@@ -1,6 +1,9 @@
-"""The WinHTTP proxy settings as Windows stores them: the ``WinHttpSettings`` blob, decoded, and its bypass list.
+"""Network settings as Windows stores them: the WinHTTP proxy blob and its bypass list, the persistent routes.
 
-References: ``HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections\\
+References: ``HKLM\\SYSTEM\\CurrentControlSet\\Services\\Tcpip\\Parameters\\PersistentRoutes`` holds one
+value per route that ``route -p add`` made, named ``destination,mask,gateway,metric`` (REG_SZ, empty; the
+real Windows 7 hive in tests/data/realdata keeps two, ``0.0.0.0,0.0.0.0,192.168.1.1,-1`` and a second gateway).
+``HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections\\
 WinHttpSettings`` (REG_BINARY, and the same under ``WOW6432Node`` for 32-bit programs) is what ``netsh winhttp
 set proxy`` writes and ``netsh winhttp reset proxy`` puts back to "direct access". Microsoft publishes no layout
 for it; its support text gives the direct-access value ``1800000000000000010000000000000000000000``. Read as
@@ -28,6 +31,8 @@ __all__ = [
     "parse_winhttp_settings",
     "bypasses",
     "WIRESERVER",
+    "PersistentRoute",
+    "parse_persistent_route",
 ]
 
 #: the value holding the blob, under each of the two Connections keys
@@ -90,3 +95,22 @@ def bypasses(bypass_list: str, address: str = WIRESERVER) -> bool:
         if entry and entry != "<local>" and fnmatch.fnmatchcase(address, entry):
             return True
     return False
+
+
+@dataclass(frozen=True)
+class PersistentRoute:
+    """One ``PersistentRoutes`` value name, split: destination, mask and gateway (dotted IPv4) and the metric."""
+
+    destination: str
+    mask: str
+    gateway: str
+    metric: str
+
+
+def parse_persistent_route(name: str) -> PersistentRoute | None:
+    """The route a ``PersistentRoutes`` value name (``dest,mask,gateway,metric``) stands for; ``None`` when the
+    name is not in that form (four comma-separated fields, the first three digits and dots)."""
+    parts = [p.strip() for p in name.split(",")]
+    if len(parts) == 4 and all(re.fullmatch(r"[0-9.]+", p) for p in parts[:3]):
+        return PersistentRoute(*parts)
+    return None

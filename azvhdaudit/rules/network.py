@@ -12,7 +12,6 @@ direct-access value ``1800000000000000010000000000000000000000``; it is decoded 
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from azvhdaudit.network_facts import (
@@ -20,6 +19,7 @@ from azvhdaudit.network_facts import (
     WIRESERVER,
     WinHttpSettings,
     bypasses,
+    parse_persistent_route,
     parse_winhttp_settings,
 )
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
@@ -85,10 +85,9 @@ def _setting(settings: WinHttpSettings | None) -> str:
 def _route_delete(name: str) -> str:
     """``route.exe delete`` for one PersistentRoutes value (``dest,mask,gateway,metric``); the doc's two
     steps when the name is not in that form."""
-    parts = [p.strip() for p in name.split(",")]
-    if len(parts) == 4 and all(re.fullmatch(r"[0-9.]+", p) for p in parts[:3]):
-        dest, mask, gateway, _ = parts
-        return f"route.exe delete {dest} mask {mask} {gateway}"
+    route = parse_persistent_route(name)
+    if route is not None:
+        return f"route.exe delete {route.destination} mask {route.mask} {route.gateway}"
     return f"route.exe print  (see 'Persistent Routes', value '{name}')  ->  route.exe delete <destination>"
 
 

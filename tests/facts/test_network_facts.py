@@ -15,9 +15,13 @@ from azvhdaudit.network_facts import (
     FLAG_PROXY,
     WINHTTP_SETTINGS,
     WIRESERVER,
+    PersistentRoute,
     bypasses,
+    parse_persistent_route,
     parse_winhttp_settings,
 )
+from azvhdaudit.registry.model import RegistryView
+from azvhdaudit.registry.open import open_hive_file
 
 CONNECTIONS = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Internet Settings\Connections"
 #: "netsh winhttp reset proxy": the value Microsoft's support text gives for direct access
@@ -83,3 +87,25 @@ def test_what_follows_the_bypass_list_is_kept() -> None:
 ])
 def test_bypasses(bypass_list: str, hit: bool) -> None:
     assert bypasses(bypass_list, WIRESERVER) is hit
+
+
+def test_the_persistent_routes_of_a_real_hive(realdata: Path) -> None:
+    hive = open_hive_file(realdata / "SYSTEM", "SYSTEM")
+    try:
+        key = RegistryView(hives={"SYSTEM": hive}).key(
+            r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\PersistentRoutes")
+        assert key is not None
+        routes = sorted((v.name, v.data) for v in key.values())
+    finally:
+        hive.close()
+    assert [data for _, data in routes] == ["", ""]
+    assert [parse_persistent_route(name) for name, _ in routes] == [
+        PersistentRoute("0.0.0.0", "0.0.0.0", "10.3.58.1", "-1"),
+        PersistentRoute("0.0.0.0", "0.0.0.0", "192.168.1.1", "-1"),
+    ]
+
+
+@pytest.mark.parametrize("name", ["", "0.0.0.0,0.0.0.0,192.168.1.1", "a,b,c,d", "0.0.0.0,0.0.0.0,gw,1",
+                                  "0.0.0.0,0.0.0.0,1.1.1.1,1,5"])
+def test_a_name_not_of_a_route(name: str) -> None:
+    assert parse_persistent_route(name) is None
