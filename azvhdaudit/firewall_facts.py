@@ -305,4 +305,5 @@ def port_covers(spec: str, port: int) -> bool:
 
 
 def any_covers(specs: Iterable[str], address: str) -> bool:
+    """Whether one of a rule's address tokens (its ``RA4`` values, say) covers ``address``."""
     return any(address_covers(s, address) for s in specs)
