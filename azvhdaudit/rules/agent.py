@@ -72,23 +72,21 @@ def check_agent(ctx: AuditContext) -> Outcome:
     missing = _system(ctx)
     if missing:
         return missing
-    facts = ctx.facts.extra.get("agent")
-    if not isinstance(facts, dict):
-        facts = ctx.cached("osinfo.agent", lambda: osinfo.agent_facts(ctx.registry, ctx.files))
-    services = facts["services"]
+    facts = osinfo.agent_of(ctx)
+    services = facts.services_dict()
     ev = []
     problems = []
     for name in ("WindowsAzureGuestAgent", "RdAgent"):
-        svc = services.get(name)
-        start = svc["start"] if svc else None
-        ev.append(_service_evidence(ctx, name, svc["image_path"] or "" if svc else ""))
+        svc = facts.services.get(name)
+        start = svc.start if svc else None
+        ev.append(_service_evidence(ctx, name, svc.image_path or "" if svc else ""))
         if svc is None:
             problems.append(f"the {name} service is not installed")
         elif start != 2:
             problems.append(f"the {name} service starts {start} (2 = Automatic expected)")
-    version = facts.get("version")
-    if facts.get("folder") is not None:
-        ev.append(Evidence(source="file", key=osinfo.WINDOWSAZURE, actual=facts["folder"], present=True))
+    version = facts.version
+    if facts.folder is not None:
+        ev.append(Evidence(source="file", key=osinfo.WINDOWSAZURE, actual=list(facts.folder), present=True))
     if problems:
         return Outcome(Status.WARNING, "; ".join(problems), "both services, Automatic", services, tuple(ev))
     shown = f" (version {version})" if version else ""

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from azvhdaudit import osinfo
-from azvhdaudit.bcd import EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effective, decode_bcd
-from azvhdaudit.errors import AuditError, BCDError
+from azvhdaudit.bcd import EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effective
+from azvhdaudit.boot_facts import bcd_of
+from azvhdaudit.errors import BCDError
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.values import plain
@@ -42,21 +43,10 @@ _UNDECODABLE = "the BCD store cannot be decoded: "
 
 
 def decoded_store(ctx: AuditContext) -> tuple[BCDStore | None, str]:
-    """The decoded BCD store (``ctx.bcd``, or decoded once per audit from the view's BCD hive), or ``None``
-    and why not."""
-    if isinstance(ctx.bcd, BCDStore):
-        return ctx.bcd, ""
-    hive = ctx.registry.hive("BCD")
-    if hive is None:
+    """The decoded BCD store (:func:`azvhdaudit.boot_facts.bcd_of`: ``ctx.bcd``), or ``None`` and why not."""
+    found = bcd_of(ctx)
+    if found is None:
         return None, ctx.registry.why_unavailable("BCD")
-
-    def make() -> BCDStore | str:
-        try:
-            return decode_bcd(hive)
-        except AuditError as err:
-            return str(err)
-
-    found = ctx.cached("bcd.store", make)
     if isinstance(found, str):
         return None, _UNDECODABLE + found
     return found, ""

@@ -9,7 +9,8 @@ virtual machines" (https://support.microsoft.com/help/4021388, 2019-09-18: only 
 1 GB of usable memory on client SKUs); "Support for generation 2 VMs on Azure" (generation-2.md: generation 2
 needs a 64-bit Windows Server 2012 / Windows 8 or later).
 
-This module also holds the helpers the other image rules share: :func:`os_of` and :func:`image_state`.
+This module also holds the helpers the other image rules share: :func:`image_state`, and :func:`os_of` /
+:func:`sysprep_of` (from :mod:`azvhdaudit.osinfo`: the facts as ``ctx.facts`` holds them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from azvhdaudit import osinfo
 from azvhdaudit.errors import NotApplicable
 from azvhdaudit.facts import OSFacts
+from azvhdaudit.osinfo import os_of, sysprep_of
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.values import HiveUnavailable, key_evidence, read_value
@@ -59,32 +61,13 @@ def build_name(build: int | None) -> str:
     return f"build {build} ({name})" if name else f"build {build}"
 
 
-def os_of(ctx: AuditContext) -> OSFacts | None:
-    """The OS facts of the image: ``ctx.facts.os``, or read from the registry when the data path left them
-    out. ``None`` when neither SOFTWARE nor SYSTEM can be read."""
-    if ctx.facts.os is not None:
-        return ctx.facts.os
-    if not (ctx.registry.has_hive("SOFTWARE") or ctx.registry.has_hive("SYSTEM")):
-        return None
-    return ctx.cached("osinfo.os_facts", lambda: osinfo.os_facts(ctx.registry))  # type: ignore[no-any-return]
-
-
-def sysprep_of(ctx: AuditContext) -> dict[str, Any]:
-    """The Sysprep facts: ``ctx.facts.extra["sysprep"]``, or read now."""
-    found = ctx.facts.extra.get("sysprep")
-    if isinstance(found, dict):
-        return found
-    return ctx.cached("osinfo.sysprep", lambda: osinfo.sysprep_facts(ctx.registry, ctx.files))  # type: ignore[no-any-return]
-
-
 def image_state(ctx: AuditContext) -> tuple[str, str]:
     """(``generalized`` / ``specialized`` / ``undeployable`` / ``unknown``, where that came from).
 
     The user's ``image_type`` option wins: it says how the image will be uploaded."""
     if ctx.options.image_type in ("generalized", "specialized"):
         return ctx.options.image_type, "the image_type option"
-    facts = sysprep_of(ctx)
-    return str(facts.get("state") or "unknown"), "the image's Sysprep state"
+    return sysprep_of(ctx).state or "unknown", "the image's Sysprep state"
 
 
 def os_evidence(ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE",
@@ -220,7 +203,7 @@ def check_x86_specialized(ctx: AuditContext) -> Outcome:
     facts = sysprep_of(ctx)
     ev = (Evidence(source="facts", key="sysprep", actual=state if state != "unknown" else None,
                    present=state != "unknown",
-                   note="; ".join(facts.get("evidence", [])) or origin),
+                   note="; ".join(facts.evidence) or origin),
           os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
     client = osf.is_server is False
     memory = (" On this client edition Azure makes only 1 GB of memory usable; the rest shows as reserved."

@@ -4,11 +4,24 @@ References: "Prepare a Windows VHD or VHDX to upload to Azure", section "Update 
 registry settings" (current text and the 2017 text); Group Policy "Remote Desktop Session Host"
 settings, stored under ``HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services``.
 User rights: ntlsa.h ``SECURITY_ACCESS_*``; the LSA stores an account's system access rights as the
-4-byte default value of ``SECURITY\\Policy\\Accounts\\<SID>\\ActSysAc``.
+4-byte default value of ``SECURITY\\Policy\\Accounts\\<SID>\\ActSysAc`` (decoded by :mod:`azvhdaudit.account_facts`,
+as is the built-in Administrator's ``F`` record in SAM).
 """
 
 from __future__ import annotations
 
+from azvhdaudit.account_facts import (
+    ACB_DISABLED,
+    ADMINISTRATOR_RID,
+    LSA_ACCOUNTS,
+    SAM_USERS,
+    SE_DENY_NETWORK_LOGON,
+    SE_DENY_REMOTE_INTERACTIVE_LOGON,
+    SE_NETWORK_LOGON,
+    SE_REMOTE_INTERACTIVE_LOGON,
+    system_access_mask,
+    user_account_flags,
+)
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, RuleMeta, rule
@@ -202,11 +215,7 @@ register_values(ROWS)
 
 # --- user rights (SECURITY hive) ---------------------------------------------------------------
 
-ACCOUNTS = r"HKLM\SECURITY\Policy\Accounts"
-SE_NETWORK_LOGON = 0x2
-SE_DENY_NETWORK_LOGON = 0x80
-SE_REMOTE_INTERACTIVE_LOGON = 0x400
-SE_DENY_REMOTE_INTERACTIVE_LOGON = 0x800
+ACCOUNTS = LSA_ACCOUNTS
 
 SIDS = {
     "S-1-5-32-544": "Administrators",
@@ -226,9 +235,7 @@ def _access_mask(ctx: AuditContext, sid: str) -> tuple[int | None, Evidence]:
     path = f"{ACCOUNTS}\\{sid}\\ActSysAc"
     key = open_key(ctx, path)
     value = key.value("") if key is not None else None
-    mask = None
-    if value is not None and isinstance(value.raw, bytes) and len(value.raw) >= 4:
-        mask = int.from_bytes(value.raw[:4], "little")
+    mask = system_access_mask(value.raw) if value is not None and isinstance(value.raw, bytes) else None
     return mask, value_evidence(ctx, path, "", value, "registry", note=SIDS.get(sid, sid))
 
 
@@ -341,8 +348,7 @@ def check_allow_rds(ctx: AuditContext) -> Outcome:
     )
 
 
-SAM_ADMIN = r"HKLM\SAM\SAM\Domains\Account\Users\000001F4"
-ACB_DISABLED = 0x0001
+SAM_ADMIN = f"{SAM_USERS}\\{ADMINISTRATOR_RID:08X}"
 
 
 @rule(
@@ -362,13 +368,13 @@ def check_builtin_admin(ctx: AuditContext) -> Outcome:
     key = open_key(ctx, SAM_ADMIN)
     value = key.value("F") if key is not None else None
     ev = value_evidence(ctx, SAM_ADMIN, "F", value, "registry")
-    if value is None or len(value.raw) < 0x3A:
+    flags = user_account_flags(value.raw) if value is not None else None
+    if flags is None:
         return Outcome(
             Status.WARNING,
             f"the built-in Administrator account record (F under {SAM_ADMIN}) was not found or is short",
             evidence=(ev,),
         )
-    flags = int.from_bytes(value.raw[0x38:0x3A], "little")
     enabled = not flags & ACB_DISABLED
     state = "enabled" if enabled else "disabled"
     return Outcome(

@@ -57,8 +57,7 @@ CDROM_ITEMS = (
 
 def _specialized(ctx: AuditContext) -> bool:
     """The image type the user stated, else the one the Sysprep facts found."""
-    sysprep = ctx.facts.extra.get("sysprep")
-    found = sysprep.get("state") if isinstance(sysprep, dict) else None
+    found = ctx.facts.sysprep.state if ctx.facts.sysprep is not None else None
     return (ctx.options.image_type or found) == "specialized"
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from azvhdaudit import osinfo
 from azvhdaudit.errors import NotApplicable
+from azvhdaudit.facts import SysprepFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.os import image_state, sysprep_of
@@ -42,9 +43,9 @@ UNSUPPORTED_ROLE_SERVICES = {
 }
 
 
-def _from_setup(facts: dict[str, Any]) -> bool:
+def _from_setup(facts: SysprepFacts) -> bool:
     """Whether the state was decided by SYSTEM\\Setup (no ImageState in the registry, no State.ini)."""
-    return not facts.get("image_state") and not facts.get("state_ini") and facts.get("setup_type") is not None
+    return not facts.image_state and not facts.state_ini and facts.setup_type is not None
 
 
 def _stored(ctx: AuditContext, path: str, name: str, fallback: Any, hive: str) -> Evidence:
@@ -55,27 +56,27 @@ def _stored(ctx: AuditContext, path: str, name: str, fallback: Any, hive: str) -
                     present=fallback is not None, note="as recorded in the image facts", derived=fallback is not None)
 
 
-def _sysprep_evidence(ctx: AuditContext, facts: dict[str, Any], setup: bool = False) -> tuple[Evidence, ...]:
+def _sysprep_evidence(ctx: AuditContext, facts: SysprepFacts, setup: bool = False) -> tuple[Evidence, ...]:
     """The evidence a verdict stands on: ImageState (only where SOFTWARE was read: an unread hive is not an
     absent value), State.ini, and ``SYSTEM\\Setup`` only where ``setup`` says it decided the verdict."""
     ev = []
-    if "SOFTWARE" not in (facts.get("missing_hives") or []):
-        ev.append(_stored(ctx, osinfo.SETUP_STATE, "ImageState", facts.get("image_state"), "SOFTWARE"))
-    if facts.get("state_ini") is not None:
-        ev.append(Evidence(source="file", key=osinfo.STATE_INI, value_name="ImageState", actual=facts["state_ini"],
+    if "SOFTWARE" not in facts.missing_hives:
+        ev.append(_stored(ctx, osinfo.SETUP_STATE, "ImageState", facts.image_state, "SOFTWARE"))
+    if facts.state_ini is not None:
+        ev.append(Evidence(source="file", key=osinfo.STATE_INI, value_name="ImageState", actual=facts.state_ini,
                            present=True))
-    if setup and (facts.get("setup_type") is not None or facts.get("cmdline") is not None):
-        ev.append(_stored(ctx, r"SYSTEM\Setup", "SetupType", facts.get("setup_type"), "SYSTEM"))
-        ev.append(_stored(ctx, r"SYSTEM\Setup", "CmdLine", facts.get("cmdline"), "SYSTEM"))
-    if facts.get("sysprep_succeeded_tag") is not None:
-        tag = bool(facts["sysprep_succeeded_tag"])
+    if setup and (facts.setup_type is not None or facts.cmdline is not None):
+        ev.append(_stored(ctx, r"SYSTEM\Setup", "SetupType", facts.setup_type, "SYSTEM"))
+        ev.append(_stored(ctx, r"SYSTEM\Setup", "CmdLine", facts.cmdline, "SYSTEM"))
+    if facts.sysprep_succeeded_tag is not None:
+        tag = bool(facts.sysprep_succeeded_tag)
         ev.append(Evidence(source="file", key=osinfo.SYSPREP_TAG, actual=True if tag else None, present=tag))
     return tuple(ev)
 
 
-def _software_unread(ctx: AuditContext, facts: dict[str, Any]) -> str:
+def _software_unread(ctx: AuditContext, facts: SysprepFacts) -> str:
     """Why ImageState could not be read (the SOFTWARE hive is unreadable), or "" when it was read."""
-    if "SOFTWARE" not in (facts.get("missing_hives") or []):
+    if "SOFTWARE" not in facts.missing_hives:
         return ""
     return ctx.registry.why_unavailable("SOFTWARE") or "the SOFTWARE hive could not be read"
 
@@ -104,9 +105,9 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
 ))
 def check_state(ctx: AuditContext) -> Outcome:
     facts = sysprep_of(ctx)
-    state = str(facts.get("state") or "unknown")
+    state = facts.state or "unknown"
     ev = _sysprep_evidence(ctx, facts, setup=_from_setup(facts))
-    why = "; ".join(facts.get("evidence", [])) or "no Sysprep evidence"
+    why = "; ".join(facts.evidence) or "no Sysprep evidence"
     wanted = ctx.options.image_type
     unread = _software_unread(ctx, facts)
     if unread and state != "unknown":
@@ -116,7 +117,7 @@ def check_state(ctx: AuditContext) -> Outcome:
         return Outcome(Status.NOT_CHECKED, f"{why}; not checked, the registry's ImageState could not be read "
                        f"({unread})", wanted, None, ev, reason=reason)
     if state == "unknown":
-        missing = facts.get("missing_hives") or []
+        missing = facts.missing_hives
         reason = (f"hives not readable: {', '.join(missing)}" if missing
                   else "no ImageState, State.ini or SYSTEM\\Setup evidence")
         return Outcome(Status.NOT_CHECKED, f"the Sysprep state could not be established ({reason})", wanted, None,
@@ -149,13 +150,13 @@ def check_state(ctx: AuditContext) -> Outcome:
 def check_oobe(ctx: AuditContext) -> Outcome:
     _generalized_only(ctx)
     facts = sysprep_of(ctx)
-    value = facts.get("image_state") or facts.get("state_ini")
+    value = facts.image_state or facts.state_ini
     ev = _sysprep_evidence(ctx, facts)
     expected = "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
     unread = _software_unread(ctx, facts)
     if unread:
         # State.ini stands in for ImageState only where the registry holds none (see check_state).
-        shown = f"State.ini says ImageState = {facts['state_ini']}" if facts.get("state_ini") else "no State.ini"
+        shown = f"State.ini says ImageState = {facts.state_ini}" if facts.state_ini else "no State.ini"
         return Outcome(Status.NOT_CHECKED, f"{shown}; not checked, the registry's ImageState could not be read "
                        f"({unread})", expected, None, ev, reason=f"ImageState not read: {unread}")
     if value is None:
@@ -191,9 +192,9 @@ def check_unattend(ctx: AuditContext) -> Outcome:
         return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "no unattend file", None,
                        reason="no guest file access")
     facts = sysprep_of(ctx)
-    found = list(facts.get("unattend_files") or [])
-    if facts.get("unattend_value"):
-        found.append(f"HKLM\\SYSTEM\\Setup UnattendFile = {facts['unattend_value']}")
+    found = list(facts.unattend_files)
+    if facts.unattend_value:
+        found.append(f"HKLM\\SYSTEM\\Setup UnattendFile = {facts.unattend_value}")
     ev = tuple(Evidence(source="file", key=p, present=p in found) for p in osinfo.UNATTEND_FILES)
     if found:
         status = Status.FAIL if state == "generalized" else Status.WARNING
