@@ -100,6 +100,9 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
     itself propagate (an :class:`~azvhdaudit.errors.ImageError` naming the URL and the range); any other
     failure of a task only drops the task. Results are discarded: run the real code afterwards.
     """
+    outer = _WANTS.get()
+    if outer is not None:
+        return _within(outer, list(tasks))
     pending = list(tasks)
     rounds = 0
     fetched: dict[int, int] = {}
@@ -127,6 +130,24 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
             fetched[key] = fetched.get(key, 0) + len(indexes)
         pending = waiting
     return rounds
+
+
+def _within(outer: Wants, tasks: list[Callable[[], Any]]) -> int:
+    """A gather inside another one's round (a rule that reads its files side by side, itself read ahead with the
+    other rules): run every task once, its missing blocks noted with the outer round's, and stop the calling
+    task if any task waits for them, so that the outer gather fetches them in its own round trip."""
+    deferred = False
+    for task in tasks:
+        oversized = outer.oversized
+        try:
+            task()
+        except Deferred:
+            deferred = deferred or outer.oversized == oversized
+        except Exception as err:  # the caller's own run meets it again and reports it there
+            log.debug("read-ahead task %r stopped: %s", task, err)
+    if deferred:
+        raise Deferred
+    return 1
 
 
 def enabled() -> bool:

@@ -193,6 +193,7 @@ class RemoteFile(ReadOnlyStream):
         self._pos = 0
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()  # the requests of a batch count from several threads
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def cache_capacity(self) -> int:
@@ -303,21 +304,24 @@ class RemoteFile(ReadOnlyStream):
         workers = min(self.max_in_flight, len(runs))
         self.stats.most_in_flight = max(self.stats.most_in_flight, workers)
         results: dict[tuple[int, int], bytes] = {}
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="azvhdaudit-range") as pool:
-            futures: dict[Future[bytes], tuple[int, int]] = {
-                pool.submit(self._fetch_range, start, end): (start, end) for start, end in runs
-            }
-            done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(future.exception() is not None for future in done):
-                for future in not_done:
-                    future.cancel()
-                wait(not_done)  # the ones already in flight: let them finish before leaving
-                # of the requests that failed, name the first range in the file (the same whichever came back first)
-                failed = [f for f in futures if not f.cancelled() and f.exception() is not None]
-                first = min(failed, key=lambda f: futures[f])
-                raise first.exception()  # type: ignore[misc]
-            for future, where in futures.items():
-                results[where] = future.result()
+        if self._pool is None:
+            # kept for the file's life (threads started once, not per batch); shut down by close()
+            self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="azvhdaudit-range")
+        pool = self._pool
+        futures: dict[Future[bytes], tuple[int, int]] = {
+            pool.submit(self._fetch_range, start, end): (start, end) for start, end in runs
+        }
+        done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
+        if any(future.exception() is not None for future in done):
+            for future in not_done:
+                future.cancel()
+            wait(not_done)  # the ones already in flight: let them finish before leaving
+            # of the requests that failed, name the first range in the file (the same whichever came back first)
+            failed = [f for f in futures if not f.cancelled() and f.exception() is not None]
+            first = min(failed, key=lambda f: futures[f])
+            raise first.exception()  # type: ignore[misc]
+        for future, where in futures.items():
+            results[where] = future.result()
         return [results[where] for where in runs]
 
     def _fetch_range(self, start: int, end: int) -> bytes:
@@ -365,6 +369,9 @@ class RemoteFile(ReadOnlyStream):
 
     def close(self) -> None:
         if not self.closed:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
             self._cache.clear()
             try:
                 self._handle.close()

@@ -177,6 +177,10 @@ def open_container(
 # --- detection -------------------------------------------------------------------------------
 
 
+#: the start of a remote file fetched with its end before the format is known (see :func:`_open_layer`)
+_FIRST_READS = 320 * 1024
+
+
 def _open_layer(file: CountedFile, opener: Opener | None = None, *, has_path: bool = True) -> Layer:
     """Recognise the file by its content and open it as one layer (parents not attached).
 
@@ -184,6 +188,10 @@ def _open_layer(file: CountedFile, opener: Opener | None = None, *, has_path: bo
     """
     if file.size == 0:
         raise UnsupportedFormatError(f"not a disk image: {file.name} is empty (0 bytes)")
+    if getattr(file.fh, "is_remote", False):
+        # one round trip for what recognising the format and opening it read first, wherever the format puts
+        # it: a VHDX's identifier, headers and region tables (its first 320 KiB), a VHD's footer (its last sector)
+        file.fh.prefetch([(0, _FIRST_READS), (file.size - 512, 512)])  # type: ignore[attr-defined]
     head = file.pread(0, 8192)
     if head[:8] == VHDX_SIGNATURE:
         return VHDXLayer(file)

@@ -235,6 +235,12 @@ class VHDXLayer(Layer):
             prefetch([(64 * 1024, 256 * 1024)])
         self._read_headers()
         self._read_region_tables()
+        if prefetch is not None:
+            # the metadata table and its items (in the region's first 128 KiB as every writer lays them out) and
+            # the BAT's first 256 KiB (32768 entries: the first 32 GiB of a disk of 1 MiB blocks, where the volumes
+            # start and an installation's system files lie): one round trip
+            prefetch([(self.metadata_offset, min(self.metadata_length, 128 * KiB)),
+                      (self.bat_offset, min(self.bat_length, 256 * KiB))])
         self._read_metadata()
         self._bat: dict[int, list[int]] = {}
         #: payload blocks already looked up and checked: block -> (state, file offset)

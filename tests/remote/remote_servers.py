@@ -75,8 +75,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     ignore_range = False
     #: seconds every request waits before it is answered: a network round trip, simulated
     delay = 0.0
-    #: ranges starting at or after this offset are answered 503 (a store failing mid-audit)
+    #: ranges starting at or after this offset (and before ``fail_until``, when set) are answered 503 (a store
+    #: failing mid-audit)
     fail_from: int | None = None
+    fail_until: int | None = None
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -139,7 +141,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
                 self.end_headers()
                 return
             status = 206
-            if self.fail_from is not None and start >= self.fail_from:
+            if self.fail_from is not None and start >= self.fail_from and (
+                self.fail_until is None or start < self.fail_until
+            ):
                 self.send_error(503, "unavailable (test server told to fail here)")
                 return
         self.send_response(status)
@@ -185,18 +189,24 @@ class HttpServer:
 
 
 def start_http(
-    directory: Path, *, ignore_range: bool = False, delay: float = 0.0, fail_from: int | None = None
+    directory: Path,
+    *,
+    ignore_range: bool = False,
+    delay: float = 0.0,
+    fail_from: int | None = None,
+    fail_until: int | None = None,
 ) -> HttpServer:
     """A threaded HTTP server for ``directory`` on a free port of 127.0.0.1.
 
-    ``delay`` seconds are added to every request (a round trip to a store in another region); ranges from
-    ``fail_from`` on are answered 503.
+    ``delay`` seconds are added to every request (a round trip to a store in another region); ranges starting
+    from ``fail_from`` on (up to ``fail_until``, exclusive, when given) are answered 503.
     """
     record = HttpLog()
     handler = type(
         "Handler",
         (RangeHandler,),
-        {"log_record": record, "ignore_range": ignore_range, "delay": delay, "fail_from": fail_from},
+        {"log_record": record, "ignore_range": ignore_range, "delay": delay, "fail_from": fail_from,
+         "fail_until": fail_until},
     )
 
     def make(*args: Any) -> RangeHandler:
