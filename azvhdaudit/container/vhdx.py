@@ -20,13 +20,15 @@ from __future__ import annotations
 import logging
 import struct
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from azvhdaudit.container.base import MAX_VIRTUAL_SIZE, CountedFile, Layer
-from azvhdaudit.container.vhdx_log import LogReplay, replay_log
 from azvhdaudit.errors import CorruptImageError, TruncatedImageError
 from azvhdaudit.facts import ContainerFacts
+
+if TYPE_CHECKING:
+    from azvhdaudit.container.vhdx_log import LogReplay
 
 __all__ = ["VHDXLayer", "SIGNATURE"]
 
@@ -286,7 +288,10 @@ class VHDXLayer(Layer):
 
     def _replay_log(self, header: VHDXHeader) -> None:
         """Replay the pending log into an overlay that every later read (region tables, metadata, BAT,
-        payload) goes through; the file is not written (see :mod:`.vhdx_log`)."""
+        payload) goes through; the file is not written (see :mod:`.vhdx_log`, loaded here: a disk closed cleanly,
+        as most are, never needs it)."""
+        from azvhdaudit.container.vhdx_log import replay_log
+
         replay, overlay = replay_log(
             self.file, log_guid=bytes(header.log_guid), log_offset=header.log_offset,
             log_length=header.log_length, log_version=header.log_version, crc32c=_crc32c_zero_tail,
