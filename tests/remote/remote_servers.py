@@ -54,11 +54,15 @@ class HttpLog:
     #: requests being answered now, and the most answered at once since the last clear()
     in_flight: int = 0
     most_in_flight: int = 0
+    #: requests being answered now by path, and the most distinct paths answered at once since the last clear()
+    paths_in_flight: dict[str, int] = field(default_factory=dict)
+    most_paths_in_flight: int = 0
 
     def clear(self) -> None:
         with self.lock:
             self.requests.clear()
             self.most_in_flight = self.in_flight
+            self.most_paths_in_flight = len(self.paths_in_flight)
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -93,6 +97,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.log_record.requests.append((self.command, self.path, self.headers.get("Range")))
             self.log_record.in_flight += 1
             self.log_record.most_in_flight = max(self.log_record.most_in_flight, self.log_record.in_flight)
+            paths = self.log_record.paths_in_flight
+            paths[self.path] = paths.get(self.path, 0) + 1
+            self.log_record.most_paths_in_flight = max(self.log_record.most_paths_in_flight, len(paths))
         self._counted = True
         if self.delay:
             time.sleep(self.delay)
@@ -105,6 +112,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             if self._counted:
                 with self.log_record.lock:
                     self.log_record.in_flight -= 1
+                    paths = self.log_record.paths_in_flight
+                    paths[self.path] -= 1
+                    if not paths[self.path]:
+                        del paths[self.path]
 
     def do_HEAD(self) -> None:
         self._record()
