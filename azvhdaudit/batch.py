@@ -17,6 +17,10 @@ tasks. The tasks' results are not kept: the caller runs its code as before after
 makes is served from the cache, so the results are the same bytes as without :func:`gather`. A task that
 fails for any other reason is dropped here; the caller's own run meets the same failure and reports it.
 
+A gather inside a task of another gather (a rule that reads its files side by side, itself read ahead with the
+other rules by :mod:`azvhdaudit.prefetch`) does not fetch on its own: its tasks' blocks join the outer round,
+and the task that called it stops until they are there, so the nested reads cost no round trips of their own.
+
 On a local file nothing is deferred: :func:`gather` is only called where the source is remote
 (:func:`is_remote`), so a local audit runs exactly as before. ``AZVHDAUDIT_BATCH=0`` in the environment
 switches batching off (every range fetched on its own, one after the other), to compare or to rule it out.

@@ -232,3 +232,18 @@ def test_a_remote_error_mid_audit_is_the_library_error_naming_the_range(images: 
         assert "503" in str(info.value)
     finally:
         server.stop()
+
+
+@pytest.mark.tools
+def test_a_local_audit_reads_as_without_batching(images: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from azvhdaudit import prefetch
+
+    ran: list[int] = []
+    real = prefetch.gather
+    monkeypatch.setattr(prefetch, "gather", lambda tasks: ran.append(1) or real(tasks))
+    batched = audit_source(str(images["win7"]))
+    assert ran == []  # the rules are not read ahead on a local image
+    monkeypatch.setenv("AZVHDAUDIT_BATCH", "0")
+    alone = audit_source(str(images["win7"]))
+    assert batched.facts["extra"]["io"] == alone.facts["extra"]["io"]
+    assert rs.comparable(batched) == rs.comparable(alone)
