@@ -82,7 +82,12 @@ def imports(image: Path, path: Path | None) -> dict[str, int]:
     return counts
 
 
+#: the machine's load average when main() started, for the results' header
+LOAD_AT_START = [0.0]
+
+
 def main(argv: list[str] | None = None) -> int:
+    LOAD_AT_START[0] = os.getloadavg()[0]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default=None, help="the revision to compare with (default: merge-base with main)")
     parser.add_argument("--rounds", type=int, default=7, help="rounds of each way (default 7)")
@@ -120,6 +125,7 @@ def write(args: argparse.Namespace, before: str, image: Path, times: dict[str, l
         f"`python bench/coldstart.py --rounds {args.rounds}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} "
         f"UTC, Python {platform.python_version()}, {os.cpu_count()} CPUs (shared: times vary with the load; the "
         "module counts do not).",
+        f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}.",
         "",
         f"The whole process of `azvhdaudit audit {image.name} --format json -o /dev/null` (interpreter start, "
         f"imports, the audit), *before* (the package at {before[:12]}) and *after* (this checkout) taking turns.",

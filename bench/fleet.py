@@ -92,7 +92,12 @@ def remote_row(label: str, url: str, size: int, options: dict[str, Any] | None =
     return row
 
 
+#: the machine's load average when main() started, for the results' header
+LOAD_AT_START = [0.0]
+
+
 def main(argv: list[str] | None = None) -> int:
+    LOAD_AT_START[0] = os.getloadavg()[0]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50, help="images in the local fleet (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="pool processes and Dask workers (default 2)")
@@ -165,6 +170,7 @@ def write(out: Path, args: argparse.Namespace, local: list[dict[str, Any]], remo
         f"`python bench/fleet.py --images {args.images} --workers {args.workers}` on "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (shared: times vary with the load).",
+        f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}.",
         "",
         "Images: 64 MiB VHDs with one NTFS partition holding a real SYSTEM hive and a BCD store (Windows 7; the "
         "dirty Windows 10 hive with its two logs, which are read whole to replay them), and one 100 GiB fixed VHD. "

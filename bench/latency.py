@@ -103,7 +103,12 @@ def one(url: str) -> tuple[float, dict[str, Any], Any]:
     return time.perf_counter() - started, report.facts["extra"]["io"], report
 
 
+#: the machine's load average when main() started, for the results' header
+LOAD_AT_START = [0.0]
+
+
 def main(argv: list[str] | None = None) -> int:
+    LOAD_AT_START[0] = os.getloadavg()[0]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay", type=float, default=0.05, help="seconds added to every request (default 0.05)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each way (default 3)")
@@ -161,6 +166,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list
         f"`python bench/latency.py --delay {args.delay} --rounds {args.rounds}` on "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (shared: times vary with the load; the counters do not).",
+        f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}.",
         "",
         f"A full audit (`azure` profile) of the benchmark images (`bench/images.py`) over HTTP Range from a server "
         f"on 127.0.0.1 that answers every request {args.delay * 1000:.0f} ms late. *Sequential*: batching "
