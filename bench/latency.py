@@ -205,7 +205,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list
     if SECTION in text:
         head, _, rest = text.partition(SECTION)
         following = rest.find("\n## ")
-        text = head + section + (rest[following + 1 :] if following >= 0 else "")
+        text = head + section + ("\n" + rest[following + 1 :] if following >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     args.out.write_text(text)
