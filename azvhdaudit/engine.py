@@ -28,6 +28,7 @@ from azvhdaudit.errors import (
     RegistryError,
 )
 from azvhdaudit.facts import ImageFacts
+from azvhdaudit.prefetch import read_ahead
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
 from azvhdaudit.rules.base import PROFILES as _PROFILE_BASELINES
@@ -221,6 +222,7 @@ def _run(
 ) -> list[Result]:
     by_rule = {w.rule: w for w in waivers}
     results = []
+    read_ahead(ctx, [rule for rule in rules if _decided(rule, role, disk, no_windows) is None])
     for rule in rules:
         started = time.perf_counter()
         decided = _decided(rule, role, disk, no_windows)
