@@ -202,6 +202,13 @@ class CellReader(ABC, Generic[N, V]):
                     break
         return found
 
+    def node_values(self, offset: int, wanted: dict[str, str]) -> tuple[str, dict[str, tuple[str, int, bytes]]] | None:
+        """The name of the key node at ``offset`` (inside the hive bins data, aligned) and the first value of each
+        lower-cased name in ``wanted``: lower-cased name -> (name, type, raw data), read in one go; ``None`` when
+        the backend has no such path or cannot take it for this key (the caller then reads it step by step, which
+        raises on what is wrong). Never raises."""
+        return None
+
     def list_cells(self, node: N) -> set[int]:
         """Offsets of the cells of ``node``'s subkey list itself: the list cell, and an index root's leaves."""
         return set()
@@ -393,6 +400,12 @@ class BackendKey(RegKey, Generic[N, V]):
                 try:
                     if offset >= reader.bins_size or offset % 8:
                         reader.check_offset(offset, self._where())
+                    fast = reader.node_values(offset, wanted)
+                    if fast is not None:
+                        subkey, hits = fast
+                        result[subkey] = {name: None if (got := hits.get(lname)) is None else RegValue.from_raw(*got)
+                                          for lname, name in wanted.items()}
+                        continue
                     node = reader.node(offset)
                     subkey = reader.node_name(node)
                     found = reader.find_values(reader.value_records(node), wanted)

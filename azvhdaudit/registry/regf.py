@@ -49,6 +49,7 @@ _PAGE = 4096
 _CELL_NAMES = {b"nk": "KeyNode", b"vk": "KeyValue", b"ri": "IndexRoot", b"li": "IndexLeaf", b"lf": "FastLeaf",
                b"lh": "HashLeaf", b"sk": "KeySecurity", b"db": "BigData"}
 _BASE_BLOCK = 4096
+# cached_cell reads pages by offset >> 12 + 1: _PAGE is 1 << 12, and the hive bins start after _BASE_BLOCK == _PAGE
 #: the most pages read ahead in one read of the stream
 _PREFETCH_PAGES = 256
 _CELL_SIZE = struct.Struct("<i")
@@ -124,18 +125,30 @@ class _BoundedHive(_dregf.RegistryHive):
         return allocated, data
 
     def cell_data(self, offset: int) -> bytes:
-        # A cell inside a page already read is sliced from it here, after the same checks as
+        # A cell inside a page already read is sliced from it (cached_cell), after the same checks as
         # _cell_data (which reads and checks every other cell): a lookup reads a few cells per key, most of
         # them on pages read for an earlier one.
-        if offset < self._bins_size and not offset % 8:
-            index, start = divmod(self._hbin_offset + offset, _PAGE)
-            page = self._pages.get(index)
-            if page is not None and start + 4 <= len(page):
-                size = abs(_CELL_SIZE.unpack_from(page, start)[0])
-                end = start + size
-                if size >= 8 and offset + size <= self._bins_size and end <= len(page):
-                    return page[start + 4 : end]
-        return self._cell_data(offset)[1]
+        data = self.cached_cell(offset)
+        return self._cell_data(offset)[1] if data is None else data
+
+    def cached_cell(self, offset: int) -> bytes | None:
+        """The data of the cell at ``offset`` when it lies whole in a page already read and passes the checks of
+        :meth:`_cell_data`; ``None`` otherwise (never raises, never reads)."""
+        # the hive bins data starts at the second page of the file (_BASE_BLOCK == _PAGE)
+        if offset >= self._bins_size or offset & 7:
+            return None
+        page = self._pages.get((offset >> 12) + 1)
+        if page is None:
+            return None
+        start = offset & 4095
+        try:
+            size = abs(_CELL_SIZE.unpack_from(page, start)[0])
+        except struct.error:  # a short last page
+            return None
+        end = start + size
+        if size < 8 or end > len(page) or offset + size > self._bins_size:
+            return None
+        return page[start + 4 : end]
 
     def prefetch(self, offsets: list[int]) -> None:
         """Read the pages holding the cells at ``offsets`` that are not read yet, a run of adjacent pages
@@ -190,6 +203,8 @@ class _BoundedHive(_dregf.RegistryHive):
 #: SubKeyLists[2], ValueList.Count, ValueList.List; NameLength and ClassLength sit at 72
 _NK = struct.Struct("<2sHQIIIIIIII")
 _NK_NAMES = struct.Struct("<HH")
+#: Flags, then ValueList.Count and ValueList.List at 36
+_NK_VALUES = struct.Struct("<2xH32xII")
 _KEY_COMP_NAME = int(KEY.COMP_NAME)
 
 
@@ -257,38 +272,16 @@ def _count(value: int) -> int:
 
 
 _VALUE_COMP_NAME = int(VALUE.COMP_NAME)
+#: _CM_KEY_VALUE up to the name: Signature, NameLength, DataLength, Data, Type, Flags
 _VK = struct.Struct("<2sHIIIH")
-_VK_NAME_LENGTH = struct.Struct("<H")
-_VK_FLAGS = struct.Struct("<H")  # _CM_KEY_VALUE: Signature, NameLength, DataLength, Data, Type, Flags
+#: the cell's size and the same (the name follows at 4 + _VK_HEADER: a spare field sits between)
+_VK_CELL = struct.Struct("<i2sHIIIH")
+_INLINE = struct.Struct("<I")
 
 
-class _Value:
-    """A value record: the ``vk`` header fields (dissect.regf's ``_CM_KEY_VALUE``) and its raw cell data.
-
-    Records are read when a name, type or data is first asked for: a lookup stops at the first matching
-    name, so the records after it are never read. The 20-byte header is decoded with :mod:`struct`
-    rather than cstruct (parsing each record with cstruct cost more than the rest of the lookup).
-    """
-
-    __slots__ = ("offset", "name_length", "data_length", "data_offset", "type", "flags", "data")
-
-    def __init__(self, reader: RegfReader, offset: int) -> None:
-        raw = reader.hive.cell_data(offset)
-        if len(raw) < _VK_HEADER:
-            raise CorruptHiveError(
-                f"{reader.source}: value record: the value cell at offset 0x{offset:X} holds {len(raw)} bytes, "
-                f"fewer than a value record's {_VK_HEADER}"
-            )
-        if raw[:2] != b"vk":
-            # an entry of a value list pointing at another cell (the list itself, a key node): its name would be
-            # garbage, matching no lookup, and the value it should be would read as absent
-            raise CorruptHiveError(
-                f"{reader.source}: value record: the cell at offset 0x{offset:X} is not a value (signature "
-                f"{raw[:2]!r}, expected b'vk')"
-            )
-        self.offset = offset
-        _sig, self.name_length, self.data_length, self.data_offset, self.type, self.flags = _VK.unpack_from(raw)
-        self.data = raw
+#: a value record as read once: (name, or None when it runs past its cell; type; data length; data offset;
+#: name length; cell size). A tuple, not an object: an audit reads thousands of records, most only for the name.
+_Record = tuple[str | None, int, int, int, int, int]
 
 
 class RegfReader(CellReader[_dregf.KeyNode, int]):
@@ -301,7 +294,7 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         self.hive = _BoundedHive(fh, source, bins_size)
         # value records are named by their cell offsets; the records read, by offset
         self._value_lists: dict[tuple[int, int], list[int]] = {}
-        self._records: dict[int, _Value] = {}
+        self._records: dict[int, _Record] = {}
         self._nodes: dict[int, _dregf.KeyNode] = {}
         self._leaf_lists: dict[int, list[tuple[bytes, bytes]]] = {}
         self._subkey_index: dict[int, list[tuple[list[int], dict[Any, list[int]] | None, bool]]] = {}
@@ -482,36 +475,126 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         self._value_lists[(list_offset, count)] = offsets
         return offsets
 
+    def node_values(self, offset: int, wanted: dict[str, str]) -> tuple[str, dict[str, tuple[str, int, bytes]]] | None:
+        # Straight from the cells, in the order and with the checks of node(), value_records(), find_values() and
+        # value_raw(): the key node, its value list, the value records up to the last name asked for, the data of
+        # those found. Only cells already in the page cache and well formed are read here; on anything else
+        # (a page not read yet, a bad offset, a signature, a name or a count that does not fit, big data) the
+        # caller takes the step-by-step way, which reads what is missing and raises on what is wrong.
+        cell = self.hive.cached_cell
+        data = cell(offset)
+        if data is None or data[:2] != b"nk" or len(data) < _NK_HEADER:
+            return None
+        flags, count, list_offset = _NK_VALUES.unpack_from(data)
+        length = _NK_NAMES.unpack_from(data, 72)[0]
+        if _NK_HEADER + length > len(data):
+            return None
+        name = _decode_name(data[_NK_HEADER : _NK_HEADER + length], bool(flags & _KEY_COMP_NAME))
+        found: dict[str, tuple[str, int, bytes]] = {}
+        if count == _NIL or not count:
+            return name, found
+        bins = self.bins_size
+        if list_offset >= bins or list_offset % 8:
+            return None
+        cells = cell(list_offset)
+        if cells is None or count * 4 > len(cells):
+            return None
+        offsets = struct.unpack_from(f"<{count}I", cells)
+        if max(offsets) >= bins or cells[: count * 4 : 4].translate(_LOW_BITS).count(0) != count:
+            return None
+        known = self._records.get
+        decode = self._cached_record
+        hits: list[tuple[str, _Record]] = []
+        for record_offset in offsets:
+            record = known(record_offset) or decode(record_offset)
+            if record is None:
+                return None
+            found_name = record[0]
+            if found_name is None:
+                return None
+            lname = found_name.lower()
+            if lname in wanted and lname not in found:
+                found[lname] = (found_name, 0, b"")
+                hits.append((lname, record))
+                if len(found) == len(wanted):
+                    break
+        for lname, hit in hits:
+            vname, type_, data_length, data_offset = found[lname][0], hit[1], hit[2], hit[3]
+            size = data_length & 0x7FFFFFFF
+            if data_length & 0x80000000:
+                value = _INLINE.pack(data_offset)[: min(size, 4)]
+            elif not size:
+                value = b""
+            else:
+                if size > BIG_DATA_SEGMENT:
+                    return None
+                blob = cell(data_offset)
+                if blob is None or len(blob) < size:
+                    return None
+                value = blob[:size]
+            found[lname] = (vname, type_, value)
+        return name, found
+
     def prefetch(self, offsets: list[int]) -> None:
         self.hive.prefetch(offsets)
 
     def prefetch_values(self, records: list[int]) -> None:
         self.hive.prefetch([offset for offset in records if offset not in self._records])
 
-    def _record(self, offset: int) -> _Value:
-        record = self._records.get(offset)
-        if record is None:
-            record = self._records[offset] = _Value(self, offset)
+    def _cached_record(self, offset: int) -> _Record | None:
+        """The value record at ``offset`` decoded straight from a page already read, with the checks of
+        :meth:`_record` and of the cell itself (one unpack for the cell size and the ``vk`` header); ``None``
+        when it is not in such a page or anything about it is not well formed (never raises, never reads)."""
+        if offset >= self.bins_size or offset & 7:
+            return None
+        page = self.hive._pages.get((offset >> 12) + 1)
+        start = offset & 4095
+        name_at = start + 4 + _VK_HEADER
+        if page is None or name_at > len(page):
+            return None
+        size, sig, length, data_length, data_offset, type_, flags = _VK_CELL.unpack_from(page, start)
+        size = abs(size)
+        if (sig != b"vk" or size < 4 + _VK_HEADER or start + size > len(page) or offset + size > self.bins_size
+                or name_at + length > start + size):
+            return None
+        name = _decode_name(page[name_at : name_at + length], bool(flags & _VALUE_COMP_NAME)) if length else ""
+        record = self._records[offset] = (name, type_, data_length, data_offset, length, size - 4)
+        return record
+
+    def _record(self, offset: int) -> _Record:
+        """The value record at ``offset``: its ``vk`` header decoded with :mod:`struct` and its name, read once
+        (parsing each record with cstruct cost more than the rest of the lookup)."""
+        record = self._records.get(offset) or self._cached_record(offset)
+        if record is not None:
+            return record
+        raw = self.hive.cell_data(offset)
+        if len(raw) < _VK_HEADER:
+            raise CorruptHiveError(
+                f"{self.source}: value record: the value cell at offset 0x{offset:X} holds {len(raw)} bytes, "
+                f"fewer than a value record's {_VK_HEADER}"
+            )
+        if raw[:2] != b"vk":
+            # an entry of a value list pointing at another cell (the list itself, a key node): its name would be
+            # garbage, matching no lookup, and the value it should be would read as absent
+            raise CorruptHiveError(
+                f"{self.source}: value record: the cell at offset 0x{offset:X} is not a value (signature "
+                f"{raw[:2]!r}, expected b'vk')"
+            )
+        _sig, length, data_length, data_offset, type_, flags = _VK.unpack_from(raw)
+        end = _VK_HEADER + length
+        name = (_decode_name(raw[_VK_HEADER:end], bool(flags & _VALUE_COMP_NAME)) if end <= len(raw)
+                else None) if length else ""
+        record = self._records[offset] = (name, type_, data_length, data_offset, length, len(raw))
         return record
 
     def find_values(self, records: list[int], wanted: dict[str, str]) -> dict[str, tuple[int, str]]:
-        # The names straight from the cells, without a record object per value: a record read already, or one
-        # that is not a well-formed value cell with its whole name, goes the checked way (value_name), which
-        # raises on what is wrong; only the records found are kept.
         found: dict[str, tuple[int, str]] = {}
         known = self._records
-        cell_data = self.hive.cell_data
         for offset in records:
-            if offset in known:
-                vname = self.value_name(offset)
-            else:
-                data = cell_data(offset)
-                length = _VK_NAME_LENGTH.unpack_from(data, 2)[0] if len(data) >= _VK_HEADER else -1
-                if data[:2] != b"vk" or length < 0 or _VK_HEADER + length > len(data):
-                    vname = self.value_name(offset)
-                else:
-                    flags = _VK_FLAGS.unpack_from(data, 16)[0]
-                    vname = _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(flags & _VALUE_COMP_NAME))
+            record = known.get(offset) or self._record(offset)
+            vname = record[0]
+            if vname is None:
+                vname = self.value_name(offset)  # raises: the name runs past its cell
             lname = vname.lower()
             if lname in wanted and lname not in found:
                 found[lname] = (offset, vname)
@@ -520,32 +603,30 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         return found
 
     def value_name(self, record: int) -> str:
-        value = self._record(record)
-        length = value.name_length
-        if not length:
-            return ""
-        data = value.data
-        if _VK_HEADER + length > len(data):
+        name, _type, _dlen, _doff, length, size = self._records.get(record) or self._record(record)
+        if name is None:
             # a cut name would not match any lookup, and the value would read as absent
             raise CorruptHiveError(
                 f"{self.source}: value cell at offset 0x{record:X}: name of {length} bytes runs past "
-                f"the cell ({len(data)} bytes)"
+                f"the cell ({size} bytes)"
             )
-        return _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(value.flags & _VALUE_COMP_NAME))
+        return name
 
     def value_type(self, record: int) -> int:
-        return int(self._record(record).type)
+        return (self._records.get(record) or self._record(record))[1]
 
     def value_raw(self, record: int) -> bytes:
-        value = self._record(record)
-        length = value.data_length
+        _name, _type, length, offset, _nlen, _size = self._records.get(record) or self._record(record)
+        return self._data(length, offset)
+
+    def _data(self, length: int, offset: int) -> bytes:
+        """A value's data from its record's data length and data offset fields."""
         size = length & 0x7FFFFFFF
         if length & 0x80000000:
             # Up to four bytes stored in the data offset field itself.
-            return struct.pack("<I", value.data_offset)[: min(size, 4)]
+            return _INLINE.pack(offset)[: min(size, 4)]
         if not size:
             return b""
-        offset = value.data_offset
         if offset >= self.bins_size or offset % 8:
             self.check_offset(offset, "value data")
         data = self.hive.cell_data(offset)
