@@ -189,6 +189,10 @@ class CellReader(ABC, Generic[N, V]):
     @abstractmethod
     def value_raw(self, record: V) -> bytes: ...
 
+    def value_data(self, record: V) -> tuple[int, bytes]:
+        """A value's type and raw data (:meth:`value_type`, :meth:`value_raw`); backends may read both at once."""
+        return self.value_type(record), self.value_raw(record)
+
     def find_values(self, records: list[V], wanted: dict[str, str]) -> dict[str, tuple[V, str]]:
         """The first record of each lower-cased name in ``wanted`` with its name, reading the names in list
         order and stopping once all are found; backends with a faster path override."""
@@ -412,8 +416,7 @@ class BackendKey(RegKey, Generic[N, V]):
                     values: dict[str, RegValue | None] = {}
                     for lname, name in wanted.items():
                         hit = found.get(lname)
-                        values[name] = None if hit is None else RegValue.from_raw(
-                            hit[1], reader.value_type(hit[0]), reader.value_raw(hit[0]))
+                        values[name] = None if hit is None else RegValue.from_raw(hit[1], *reader.value_data(hit[0]))
                 except BaseException as err:
                     place = f"values of subkey {subkey!r}" if subkey else f"subkey at offset 0x{offset:X}"
                     wrap_backend_error(reader.source, f"{self._where()}: {place}", err)
@@ -471,7 +474,7 @@ class BackendKey(RegKey, Generic[N, V]):
         try:
             if name is None:
                 name = reader.value_name(record)
-            return RegValue.from_raw(name, reader.value_type(record), reader.value_raw(record))
+            return RegValue.from_raw(name, *reader.value_data(record))
         except BaseException as err:
             wrap_backend_error(reader.source, f"{self._where()}: value {name!r}", err)
             raise
@@ -504,16 +507,20 @@ class BackendKey(RegKey, Generic[N, V]):
 
     def _read_names(self, names: _ValueNames[V], lname: str) -> int | None:
         """Read the names after those already read, up to the first ``lname``; its index, or None."""
-        reader = self._reader
+        value_name = self._reader.value_name
         records = names.records
+        read = names.names
+        first = names.first
         try:
-            for index in range(len(names.names), len(records)):
-                vname = reader.value_name(records[index])
-                names.add(vname)
-                if vname.lower() == lname:
+            for index in range(len(read), len(records)):
+                vname = value_name(records[index])
+                read.append(vname)
+                low = vname.lower()
+                first.setdefault(low, index)
+                if low == lname:
                     return index
         except BaseException as err:
-            wrap_backend_error(reader.source, f"{self._where()}: value name", err)
+            wrap_backend_error(self._reader.source, f"{self._where()}: value name", err)
             raise
         return None
 

@@ -297,6 +297,7 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         self._records: dict[int, _Record] = {}
         self._nodes: dict[int, _dregf.KeyNode] = {}
         self._leaf_lists: dict[int, list[tuple[bytes, bytes]]] = {}
+        self._subkey_lists: dict[int, list[int]] = {}
         self._subkey_index: dict[int, list[tuple[list[int], dict[Any, list[int]] | None, bool]]] = {}
 
     # --- cells ------------------------------------------------------------------------------
@@ -396,12 +397,18 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         return cells
 
     def subkey_offsets(self, node: _dregf.KeyNode) -> list[int]:
-        offsets: list[int] = []
-        for sig, body in self._leaves(node):
-            if sig == b"li":
-                offsets.extend(entry for (entry,) in struct.iter_unpack("<I", body))
-            else:
-                offsets.extend(entry for entry, _ in struct.iter_unpack("<II", body))
+        # read once per list: subkeys(), subkey_values() and the absence check each ask for it
+        if not _count(node.cell.SubKeyCounts[0]):
+            return []
+        list_offset = node.cell.SubKeyLists[0]
+        offsets = self._subkey_lists.get(list_offset)
+        if offsets is None:
+            offsets = []
+            for sig, body in self._leaves(node):
+                # li: the offsets alone; lf/lh: each offset followed by a name hint or hash
+                entries = struct.unpack_from(f"<{len(body) // 4}I", body)
+                offsets.extend(entries if sig == b"li" else entries[::2])
+            self._subkey_lists[list_offset] = offsets
         return offsets
 
     def _subkey_tables(self, node: _dregf.KeyNode) -> list[tuple[list[int], dict[Any, list[int]] | None, bool]]:
@@ -618,6 +625,10 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
     def value_raw(self, record: int) -> bytes:
         _name, _type, length, offset, _nlen, _size = self._records.get(record) or self._record(record)
         return self._data(length, offset)
+
+    def value_data(self, record: int) -> tuple[int, bytes]:
+        _name, type_, length, offset, _nlen, _size = self._records.get(record) or self._record(record)
+        return type_, self._data(length, offset)
 
     def _data(self, length: int, offset: int) -> bytes:
         """A value's data from its record's data length and data offset fields."""
