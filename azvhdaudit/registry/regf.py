@@ -298,7 +298,6 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         self._nodes: dict[int, _dregf.KeyNode] = {}
         self._leaf_lists: dict[int, list[tuple[bytes, bytes]]] = {}
         self._subkey_lists: dict[int, list[int]] = {}
-        self._subkey_index: dict[int, list[tuple[list[int], dict[Any, list[int]] | None, bool]]] = {}
 
     # --- cells ------------------------------------------------------------------------------
 
@@ -411,30 +410,6 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
             self._subkey_lists[list_offset] = offsets
         return offsets
 
-    def _subkey_tables(self, node: _dregf.KeyNode) -> list[tuple[list[int], dict[Any, list[int]] | None, bool]]:
-        """Per leaf of ``node``'s subkey list: its offsets in order, and the offsets by hash (``lh``) or by
-        lower-cased name hint (``lf``) — ``None`` for ``li`` — with True for hashes. Built once per list:
-        a key with hundreds of subkeys (Services) is looked up dozens of times in an audit."""
-        list_offset = node.cell.SubKeyLists[0]
-        tables = self._subkey_index.get(list_offset)
-        if tables is not None:
-            return tables
-        tables = []
-        for sig, body in self._leaves(node):
-            if sig == b"li":
-                tables.append(([entry for (entry,) in struct.iter_unpack("<I", body)], None, False))
-                continue
-            offsets: list[int] = []
-            by_key: dict[Any, list[int]] = {}
-            hashed = sig == b"lh"
-            for offset, raw in struct.iter_unpack("<I4s", body):
-                offsets.append(offset)
-                key: Any = int.from_bytes(raw, "little") if hashed else raw.rstrip(b"\x00").decode("latin-1").lower()
-                by_key.setdefault(key, []).append(offset)
-            tables.append((offsets, by_key, hashed))
-        self._subkey_index[list_offset] = tables
-        return tables
-
     def find_subkey(self, node: _dregf.KeyNode, name: str) -> int | None:
         if not _count(node.cell.SubKeyCounts[0]):
             return None
@@ -442,13 +417,25 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         # Hashes and name hints are made from the upper-cased name; for non-ASCII names Windows'
         # upcase table may differ from Python's, so those are compared by name only.
         exact = name.isascii()
-        wanted_hash = hash_name(name)
-        hint = lname[:4]
-        for offsets, by_key, hashed in self._subkey_tables(node):
-            if exact and by_key is not None:
-                candidates = by_key.get(wanted_hash if hashed else hint, ())
+        hashed = _INLINE.pack(hash_name(name)) if exact else b""
+        hint = lname[:4].encode("ascii").ljust(4, b"\x00") if exact else b""
+        for sig, body in self._leaves(node):
+            if sig == b"li" or not exact:
+                entries = struct.unpack_from(f"<{len(body) // 4}I", body)
+                candidates: Any = entries if sig == b"li" else entries[::2]
             else:
-                candidates = offsets
+                # The entries whose hash (lh) or lower-cased name hint (lf) is the name's, in list order: found in
+                # the list's bytes (at 4 modulo 8, the second half of an entry) rather than through a table
+                # built per list, which cost more than the lookups of an audit in all but the largest lists.
+                haystack, needle = (body, hashed) if sig == b"lh" else (body.lower(), hint)
+                candidates = []
+                position = haystack.find(needle, 4)
+                while position >= 0:
+                    if position % 8 == 4:
+                        candidates.append(_INLINE.unpack_from(body, position - 4)[0])
+                        position = haystack.find(needle, position + 4)
+                    else:
+                        position = haystack.find(needle, position + 1)
             for offset in candidates:
                 if self.node(offset).name.lower() == lname:
                     return offset
