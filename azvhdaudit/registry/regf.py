@@ -497,23 +497,47 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         if max(offsets) >= bins or cells[: count * 4 : 4].translate(_LOW_BITS).count(0) != count:
             return None
         known = self._records.get
-        decode = self._cached_record
-        hits: list[tuple[str, _Record]] = []
+        pages = self.hive._pages
+        # An ASCII name asked for matches a compressed (Latin-1) name only when the name's bytes lower-cased as
+        # ASCII are its bytes (no other Latin-1 letter lower-cases to ASCII): compared without decoding each name.
+        by_bytes = {lname.encode("ascii"): lname for lname in wanted} if all(n.isascii() for n in wanted) else None
+        hits: list[tuple[str, str, int, int, int]] = []
         for record_offset in offsets:
-            record = known(record_offset) or decode(record_offset)
-            if record is None:
-                return None
-            found_name = record[0]
-            if found_name is None:
-                return None
-            lname = found_name.lower()
+            record = known(record_offset)
+            if record is not None:
+                vname = record[0]
+                if vname is None:
+                    return None
+                lname = vname.lower()
+                type_, data_length, data_offset = record[1], record[2], record[3]
+            else:
+                # the checks of _cached_record, on the page already read (the offsets were checked above)
+                page = pages.get((record_offset >> 12) + 1)
+                start = record_offset & 4095
+                name_at = start + 4 + _VK_HEADER
+                if page is None or name_at > len(page):
+                    return None
+                size, sig, length, data_length, data_offset, type_, vflags = _VK_CELL.unpack_from(page, start)
+                size = abs(size)
+                if (sig != b"vk" or size < 4 + _VK_HEADER or start + size > len(page) or record_offset + size > bins
+                        or name_at + length > start + size):
+                    return None
+                raw = page[name_at : name_at + length]
+                compressed = bool(vflags & _VALUE_COMP_NAME)
+                if compressed and by_bytes is not None:
+                    matched = by_bytes.get(raw.lower())
+                    if matched is None:
+                        continue
+                    lname, vname = matched, raw.decode("latin-1")
+                else:
+                    vname = _decode_name(raw, compressed) if length else ""
+                    lname = vname.lower()
             if lname in wanted and lname not in found:
-                found[lname] = (found_name, 0, b"")
-                hits.append((lname, record))
+                found[lname] = (vname, 0, b"")
+                hits.append((lname, vname, type_, data_length, data_offset))
                 if len(found) == len(wanted):
                     break
-        for lname, hit in hits:
-            vname, type_, data_length, data_offset = found[lname][0], hit[1], hit[2], hit[3]
+        for lname, vname, type_, data_length, data_offset in hits:
             size = data_length & 0x7FFFFFFF
             if data_length & 0x80000000:
                 value = _INLINE.pack(data_offset)[: min(size, 4)]
