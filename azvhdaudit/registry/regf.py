@@ -621,7 +621,8 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         return found
 
     def value_name(self, record: int) -> str:
-        name, _type, _dlen, _doff, length, size = self._records.get(record) or self._record(record)
+        known = self._records.get(record) or self._cached_record(record) or self._record(record)
+        name, _type, _dlen, _doff, length, size = known
         if name is None:
             # a cut name would not match any lookup, and the value would read as absent
             raise CorruptHiveError(
@@ -631,14 +632,16 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         return name
 
     def value_type(self, record: int) -> int:
-        return (self._records.get(record) or self._record(record))[1]
+        return (self._records.get(record) or self._cached_record(record) or self._record(record))[1]
 
     def value_raw(self, record: int) -> bytes:
-        _name, _type, length, offset, _nlen, _size = self._records.get(record) or self._record(record)
+        known = self._records.get(record) or self._cached_record(record) or self._record(record)
+        _name, _type, length, offset, _nlen, _size = known
         return self._data(length, offset)
 
     def value_data(self, record: int) -> tuple[int, bytes]:
-        _name, type_, length, offset, _nlen, _size = self._records.get(record) or self._record(record)
+        known = self._records.get(record) or self._cached_record(record) or self._record(record)
+        _name, type_, length, offset, _nlen, _size = known
         return type_, self._data(length, offset)
 
     def _data(self, length: int, offset: int) -> bytes:
