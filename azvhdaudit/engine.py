@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from azvhdaudit.errors import (
+    BCDError,
     FileSystemError,
     NoPartitionTableError,
     NotApplicable,
@@ -32,12 +33,11 @@ from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
 from azvhdaudit.rules.base import PROFILES as _PROFILE_BASELINES
 from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, Target, all_rules
-from azvhdaudit.rules.values import HiveUnavailable
 from azvhdaudit.rules.vm import VM_ROLE, WINDOWS_VOLUME_RULE, DiskInfo, VMContext
 from azvhdaudit.waivers import Waiver, WaiverInput, check_known, load_waivers, split_expired
 
-__all__ = ["audit", "audit_context", "audit_vm_context", "select_rules", "catalogue", "in_profile", "PROFILES",
-           "ROLES", "DISK_AREAS"]
+__all__ = ["audit", "audit_context", "audit_vm_context", "evaluate", "select_rules", "catalogue", "in_profile",
+           "PROFILES", "ROLES", "DISK_AREAS"]
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +148,20 @@ def _decided(rule: Rule, role: str, disk: str, no_windows: str | None) -> Outcom
     return None
 
 
-def _run_one(rule: Rule, ctx: AuditContext) -> Outcome:
+def evaluate(rule: Rule, ctx: AuditContext) -> Outcome:
+    """Run one rule on a context and make its outcome: the signals a rule raises (:class:`NotApplicable`,
+    :class:`NotChecked`) and evidence that cannot be read become not applicable / not checked, any other
+    exception an error of the rule."""
     try:
         return rule.check(ctx)
     except NotApplicable as signal:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
-    except (HiveUnavailable, NotChecked) as missing:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {missing.reason}", reason=missing.reason)
+    except NotChecked as missing:
+        return Outcome(Status.NOT_CHECKED, missing.message, missing.expected, missing.actual, missing.evidence,
+                       reason=missing.reason)
+    except BCDError as err:
+        # an element of the BCD store that cannot be decoded: the boot settings are not known
+        return Outcome(Status.NOT_CHECKED, f"not checked: malformed BCD data: {err}", reason=str(err))
     except (RegistryError, FileSystemError) as unreadable:
         # A corrupt hive cell, BCD element or file record met while the rule read it: the evidence could not
         # be read, which is "not checked", not a failure of the rule.
@@ -224,7 +231,7 @@ def _run(
     for rule in rules:
         started = time.perf_counter()
         decided = _decided(rule, role, disk, no_windows)
-        outcome = decided if decided is not None else _run_one(rule, ctx)
+        outcome = decided if decided is not None else evaluate(rule, ctx)
         result = _result(rule, outcome, disk, (time.perf_counter() - started) * 1000)
         waiver = by_rule.get(rule.id)
         # a waiver sets aside a verdict; "not applicable to this disk's role" is none

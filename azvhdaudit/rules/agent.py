@@ -11,7 +11,7 @@ are this project's heuristic, not the doc's.
 from __future__ import annotations
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
@@ -38,11 +38,10 @@ FOREIGN_PRODUCTS = ("vmware tools", "virtualbox guest additions", "citrix xenser
 HYPERV_DRIVERS = ("vmbus", "storvsc", "netvsc")
 
 
-def _system(ctx: AuditContext) -> Outcome | None:
+def _need_system(ctx: AuditContext) -> None:
+    """Raise :class:`NotChecked` when the SYSTEM hive cannot be read."""
     if not ctx.registry.has_hive("SYSTEM"):
-        why = ctx.registry.why_unavailable("SYSTEM")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
-    return None
+        raise NotChecked(ctx.registry.why_unavailable("SYSTEM"))
 
 
 def _service_evidence(ctx: AuditContext, name: str, note: str = "") -> Evidence:
@@ -69,9 +68,7 @@ def _service_evidence(ctx: AuditContext, name: str, note: str = "") -> Evidence:
     references=(DOC_CURRENT, DOC_2017),
 ))
 def check_agent(ctx: AuditContext) -> Outcome:
-    missing = _system(ctx)
-    if missing:
-        return missing
+    _need_system(ctx)
     facts = ctx.facts.extra.get("agent")
     if not isinstance(facts, dict):
         facts = ctx.cached("osinfo.agent", lambda: osinfo.agent_facts(ctx.registry, ctx.files))
@@ -113,12 +110,11 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
     osf = os_of(ctx)
     if osf is None or osf.build is None:
         why = ctx.registry.why_unavailable("SOFTWARE") or "CurrentBuild absent"
-        return Outcome(Status.NOT_CHECKED, f"not checked: the OS build is unknown ({why})", reason=why)
+        raise NotChecked(why, f"not checked: the OS build is unknown ({why})")
     if osf.build > 9600:
         raise NotApplicable(f"{build_name(osf.build)} carries the Hyper-V integration components in the box")
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files cannot be read",
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "not checked: the Windows volume's files cannot be read")
     ev: list[Evidence] = []
     problems: list[str] = []
     for name in ("vmbus.sys", "storvsc.sys"):
@@ -161,9 +157,7 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
                 "-Type DWord (likewise vmbus; netvsc 3)",
 ))
 def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
-    missing = _system(ctx)
-    if missing:
-        return missing
+    _need_system(ctx)
     ev = []
     disabled = []
     absent = []
@@ -202,9 +196,7 @@ def _installed(ctx: AuditContext) -> list[tuple[str, RegKey]]:
     references=(DOC_CURRENT, DOC_2017),
 ))
 def check_foreign_tools(ctx: AuditContext) -> Outcome:
-    missing = _system(ctx)
-    if missing:
-        return missing
+    _need_system(ctx)
     found: dict[str, list[str]] = {}
     ev = []
     for product, names in FOREIGN_SERVICES.items():
@@ -254,7 +246,7 @@ SECURITY_PRODUCTS = ("symantec", "norton", "mcafee", "trellix", "trend micro", "
 def check_script_blockers(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SOFTWARE"):
         why = ctx.registry.why_unavailable("SOFTWARE")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     found = [name for name, _ in _installed(ctx) if name.lower().startswith(SECURITY_PRODUCTS)]
     uninstall = ctx.registry.key(osinfo.UNINSTALL)
     ev = (key_evidence(ctx, osinfo.UNINSTALL, uninstall,
@@ -291,9 +283,7 @@ MICROSOFT_COMPONENTS = ("ms_", "vms_", "netvsc_")
     references=(DOC_CURRENT, DOC_2017),
 ))
 def check_network_filters(ctx: AuditContext) -> Outcome:
-    missing = _system(ctx)
-    if missing:
-        return missing
+    _need_system(ctx)
     found: list[str] = []
     seen_classes = 0
     for cls, kind in NETWORK_CLASSES.items():
@@ -315,8 +305,8 @@ def check_network_filters(ctx: AuditContext) -> Outcome:
                        note=f"non-Microsoft ComponentId values under {seen_classes} component class key(s)",
                        actual=found if seen_classes else None, derived=seen_classes > 0),)
     if seen_classes == 0:
-        return Outcome(Status.NOT_CHECKED, "the network component classes are not in Control\\Network", "none",
-                       None, ev, reason="no network component keys")
+        raise NotChecked("no network component keys", "the network component classes are not in Control\\Network",
+                         expected="none", evidence=ev)
     if found:
         return Outcome(Status.WARNING, "non-Microsoft network filters or protocols: " + "; ".join(found), "none",
                        found, ev)

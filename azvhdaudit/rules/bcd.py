@@ -15,7 +15,7 @@ from typing import Any
 
 from azvhdaudit import osinfo
 from azvhdaudit.bcd import EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effective, decode_bcd
-from azvhdaudit.errors import AuditError, BCDError
+from azvhdaudit.errors import AuditError, NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.values import plain
@@ -30,12 +30,6 @@ BOOTSTATUSPOLICY = {
     7: "DisplayCheckpointFailures",
 }
 INTEGRITYSERVICES = {0: "Default", 1: "Enable", 2: "Disable"}
-
-
-class _NoStore(Exception):
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.message)
-        self.outcome = outcome
 
 
 _UNDECODABLE = "the BCD store cannot be decoded: "
@@ -66,7 +60,7 @@ def store_of(ctx: AuditContext) -> BCDStore | None:
     """The decoded BCD store, ``None`` when the image has none; an undecodable one makes the rule not checked."""
     store, why = decoded_store(ctx)
     if store is None and why.startswith(_UNDECODABLE):
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why[len(_UNDECODABLE):]))
+        raise NotChecked(why[len(_UNDECODABLE):], f"not checked: {why}")
     return store
 
 
@@ -74,7 +68,7 @@ def _require_store(ctx: AuditContext) -> BCDStore:
     store = store_of(ctx)
     if store is None:
         why = ctx.registry.why_unavailable("BCD")
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+        raise NotChecked(why)
     return store
 
 
@@ -82,7 +76,7 @@ def _require_default(ctx: AuditContext, store: BCDStore) -> BCDObject:
     loader = store.default_loader
     if loader is None:
         why = "the BCD store has no {bootmgr} default OS loader (see bcd.store_present)"
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+        raise NotChecked(why)
     return loader
 
 
@@ -90,7 +84,7 @@ def _require_bootmgr(store: BCDStore) -> BCDObject:
     mgr = store.bootmgr
     if mgr is None:
         why = "the BCD store has no {bootmgr} object (see bcd.store_present)"
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+        raise NotChecked(why)
     return mgr
 
 
@@ -109,23 +103,6 @@ def _evidence(ctx: AuditContext, obj: BCDObject, eid: int, eff: Effective | None
         present=eff is not None,
         note="; ".join(n for n in (inherited, note) if n),
     )
-
-
-def _guarded(check: Callable[[AuditContext], Outcome]) -> Callable[[AuditContext], Outcome]:
-    """Turn a missing store into "not checked" and a malformed element into "not checked" with the decoder's
-    words: never a pass."""
-
-    def wrapped(ctx: AuditContext) -> Outcome:
-        try:
-            return check(ctx)
-        except _NoStore as missing:
-            return missing.outcome
-        except BCDError as err:
-            return Outcome(Status.NOT_CHECKED, f"not checked: malformed BCD data: {err}", reason=str(err))
-
-    wrapped.__name__ = check.__name__
-    wrapped.__doc__ = check.__doc__
-    return wrapped
 
 
 def _value_rule(
@@ -174,13 +151,12 @@ def _on_off(v: Any) -> str:
     remediation="bcdboot C:\\Windows /s <system partition> /f ALL (inside the VM)",
     references=(DOC_CURRENT, DOC_2017),
 ))
-@_guarded
 def check_store_present(ctx: AuditContext) -> Outcome:
     store = store_of(ctx)
     if store is None:
         why = ctx.registry.why_unavailable("BCD")
         if "cannot be read" in why:
-            return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "a BCD store", None, reason=why)
+            raise NotChecked(why, expected="a BCD store")
         return Outcome(Status.FAIL, f"no BCD store: {why}", "a BCD store", None,
                        (Evidence(source="bcd", key="BCD", note=why),))
     path = ctx.facts.bcd_path or store.source
@@ -217,7 +193,6 @@ def check_store_present(ctx: AuditContext) -> Outcome:
     remediation='bcdedit.exe /set "{bootmgr}" integrityservices enable',
     references=(DOC_CURRENT, DOC_2017),
 ))
-@_guarded
 def check_bootmgr_integrity(ctx: AuditContext) -> Outcome:
     return _integrity(ctx, "{bootmgr}")
 
@@ -242,7 +217,6 @@ def _integrity(ctx: AuditContext, target: str) -> Outcome:
     remediation='bcdedit.exe /set "{default}" integrityservices enable',
     references=(DOC_CURRENT, DOC_2017),
 ))
-@_guarded
 def check_default_integrity(ctx: AuditContext) -> Outcome:
     return _integrity(ctx, "{default}")
 
@@ -259,7 +233,6 @@ def check_default_integrity(ctx: AuditContext) -> Outcome:
     remediation='bcdedit.exe /set "{default}" recoveryenabled Off',
     references=(DOC_CURRENT, DOC_2017),
 ))
-@_guarded
 def check_recovery(ctx: AuditContext) -> Outcome:
     return _value_rule(ctx, "{default}", "recoveryenabled", 0x16000009, False, _yes_no,
                        (Status.FAIL, "Windows RE recovery is enabled by default"))
@@ -277,7 +250,6 @@ def check_recovery(ctx: AuditContext) -> Outcome:
     remediation='bcdedit.exe /set "{default}" bootstatuspolicy IgnoreAllFailures',
     references=(DOC_CURRENT, DOC_2017),
 ))
-@_guarded
 def check_bootstatuspolicy(ctx: AuditContext) -> Outcome:
     return _value_rule(ctx, "{default}", "bootstatuspolicy", 0x250000E0, 1,
                        lambda v: BOOTSTATUSPOLICY.get(v, str(v)),
@@ -348,9 +320,10 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
     if dev.kind != "partition":
         return Outcome(Status.FAIL, f"{{default}} {element} is {shown}, not a partition", expected, shown, ev)
     if want is None:
-        return Outcome(Status.NOT_CHECKED, f"{{default}} {element} is {shown}; the Windows partition was not "
-                       "identified, so it cannot be compared", expected, shown, ev,
-                       reason="no Windows partition in the image facts")
+        raise NotChecked("no Windows partition in the image facts",
+                         f"{{default}} {element} is {shown}; the Windows partition was not identified, so it cannot "
+                         "be compared",
+                         expected=expected, actual=shown, evidence=ev)
     if dev.partition_style == "gpt":
         same_part = dev.partition_guid == want["guid"]
         same_disk = want["disk_guid"] is None or dev.disk_guid == want["disk_guid"]
@@ -387,7 +360,6 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
     remediation='bcdedit.exe /set "{default}" device partition=C:',
     references=(DOC_CURRENT, DOC_2017),
 ))
-@_guarded
 def check_device(ctx: AuditContext) -> Outcome:
     return _device_rule(ctx, "device", 0x11000001)
 
@@ -403,7 +375,6 @@ def check_device(ctx: AuditContext) -> Outcome:
     remediation='bcdedit.exe /set "{default}" osdevice partition=C:',
     references=(DOC_CURRENT, DOC_2017),
 ))
-@_guarded
 def check_osdevice(ctx: AuditContext) -> Outcome:
     return _device_rule(ctx, "osdevice", 0x21000001)
 
@@ -418,7 +389,6 @@ def check_osdevice(ctx: AuditContext) -> Outcome:
     baselines=CURRENT_ONLY,
     remediation='bcdedit.exe /set "{bootmgr}" displaybootmenu yes',
 ))
-@_guarded
 def check_displaybootmenu(ctx: AuditContext) -> Outcome:
     return _warn(_value_rule(ctx, "{bootmgr}", "displaybootmenu", 0x26000020, True, _yes_no,
                              (Status.WARNING, "the menu is not shown")))
@@ -441,7 +411,6 @@ def _warn(out: Outcome) -> Outcome:
     baselines=CURRENT_ONLY,
     remediation='bcdedit.exe /set "{bootmgr}" timeout 5',
 ))
-@_guarded
 def check_timeout(ctx: AuditContext) -> Outcome:
     return _warn(_value_rule(ctx, "{bootmgr}", "timeout", 0x25000004, 5, lambda v: f"{v}s",
                              (Status.WARNING, "the boot manager's built-in default applies")))
@@ -457,7 +426,6 @@ def check_timeout(ctx: AuditContext) -> Outcome:
     baselines=CURRENT_ONLY,
     remediation='bcdedit.exe /set "{bootmgr}" bootems yes',
 ))
-@_guarded
 def check_bootems(ctx: AuditContext) -> Outcome:
     return _warn(_value_rule(ctx, "{bootmgr}", "bootems", 0x16000020, True, _yes_no,
                              (Status.WARNING, "EMS is off by default")))
@@ -474,7 +442,6 @@ def check_bootems(ctx: AuditContext) -> Outcome:
     baselines=CURRENT_ONLY,
     remediation='bcdedit.exe /ems "{current}" ON',
 ))
-@_guarded
 def check_ems(ctx: AuditContext) -> Outcome:
     return _warn(_value_rule(ctx, "{default}", "ems", 0x260000B0, True, _on_off,
                              (Status.WARNING, "EMS is off by default")))
@@ -490,7 +457,6 @@ def check_ems(ctx: AuditContext) -> Outcome:
     baselines=CURRENT_ONLY,
     remediation="bcdedit.exe /emssettings EMSPORT:1 EMSBAUDRATE:115200",
 ))
-@_guarded
 def check_emssettings(ctx: AuditContext) -> Outcome:
     store = _require_store(ctx)
     ems = store.get(EMSSETTINGS)

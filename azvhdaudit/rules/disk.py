@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import ContainerFacts, PartitionFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
@@ -155,8 +155,8 @@ def check_vhd_fixed(ctx: AuditContext) -> Outcome:
     if c.subtype == "fixed":
         return Outcome(Status.PASS, "the VHD is fixed-size", "fixed", c.subtype, ev)
     if c.subtype is None:
-        return Outcome(Status.NOT_CHECKED, "the VHD footer's disk type could not be read", "fixed", None, ev,
-                       reason="unknown VHD disk type")
+        raise NotChecked("unknown VHD disk type", "the VHD footer's disk type could not be read", expected="fixed",
+                         evidence=ev)
     if c.subtype == "differencing":
         return Outcome(Status.FAIL, "the VHD is differencing (merge it into its parent first, see "
                        "disk.not_differencing); convert the merged disk to a fixed VHD", "fixed", c.subtype, ev,
@@ -240,8 +240,8 @@ def check_vhd_footer(ctx: AuditContext) -> Outcome:
         return Outcome(Status.FAIL, "the VHD footer is invalid: " + ", ".join(bad) + " wrong", "valid", bad, ev,
                        remediation=f"Test-VHD -Path {_ps(_name(c.path))}")
     if unknown:
-        return Outcome(Status.NOT_CHECKED, "footer fields not established: " + ", ".join(unknown), "valid", None,
-                       ev, reason="the container layer did not report " + ", ".join(unknown))
+        raise NotChecked("the container layer did not report " + ", ".join(unknown),
+                         "footer fields not established: " + ", ".join(unknown), expected="valid", evidence=ev)
     return Outcome(Status.PASS, "the VHD footer is valid (cookie, version 1.0, checksum, position)", "valid",
                    "valid", ev)
 
@@ -395,8 +395,8 @@ def check_generation(ctx: AuditContext) -> Outcome:
     if style == "none":
         return Outcome(Status.FAIL, "the disk has no partition table (a bare file system): it cannot boot",
                        "MBR or GPT", "none", ev)
-    return Outcome(Status.NOT_CHECKED, "the partition table was not established", "MBR or GPT", None, ev,
-                   reason="no partition style in the image facts")
+    raise NotChecked("no partition style in the image facts", "the partition table was not established",
+                     expected="MBR or GPT", evidence=ev)
 
 
 @rule(RuleMeta(
@@ -438,8 +438,8 @@ def check_boot_files(ctx: AuditContext) -> Outcome:
                            "UEFI firmware boots \\EFI\\Microsoft\\Boot\\BCD on the ESP",
                            "\\EFI\\Microsoft\\Boot\\BCD on the ESP", actual, ev)
         return Outcome(Status.PASS, f"\\{path} on the EFI system partition", "\\EFI\\Microsoft\\Boot\\BCD", path, ev)
-    return Outcome(Status.NOT_CHECKED, "the partition style is not known", None, actual, ev,
-                   reason="no partition style in the image facts")
+    raise NotChecked("no partition style in the image facts", "the partition style is not known", actual=actual,
+                     evidence=ev)
 
 
 @rule(RuleMeta(
@@ -462,8 +462,7 @@ def check_bitlocker(ctx: AuditContext) -> Outcome:
         return Outcome(Status.FAIL, f"BitLocker-encrypted partition(s): {enc or 'yes'}; decrypt before sysprep "
                        "and upload", "no encrypted volume", enc, ev)
     if not facts.partitions:
-        return Outcome(Status.NOT_CHECKED, "no partitions were read", "no encrypted volume", None, ev,
-                       reason="no partition facts")
+        raise NotChecked("no partition facts", "no partitions were read", expected="no encrypted volume", evidence=ev)
     return Outcome(Status.PASS, "no partition carries the BitLocker signature (-FVE-FS-)", "no encrypted volume",
                    [], ev)
 
@@ -510,14 +509,15 @@ def check_ntfs_clean(ctx: AuditContext) -> Outcome:
     if problems:
         return Outcome(Status.WARNING, "; ".join(problems) + ": run chkdsk /f in the VM", "clean", dirty, tuple(ev))
     if dirty is None:
-        return Outcome(Status.NOT_CHECKED, "the Windows volume's dirty flag was not read", "clean", None, tuple(ev),
-                       reason="no NTFS dirty flag in the image facts")
+        raise NotChecked("no NTFS dirty flag in the image facts", "the Windows volume's dirty flag was not read",
+                         expected="clean", evidence=tuple(ev))
     if system_why:
         # a chkdsk scheduled in BootExecute runs at the first boot just as a dirty volume does: the clean flag
         # alone does not show that no chkdsk will run
-        return Outcome(Status.NOT_CHECKED, "the Windows NTFS volume is not marked dirty; not checked, whether a "
-                       f"chkdsk is scheduled at boot (BootExecute) is unknown: {system_why}", "clean", False,
-                       tuple(ev), reason=f"BootExecute not read: {system_why}")
+        raise NotChecked(f"BootExecute not read: {system_why}",
+                         "the Windows NTFS volume is not marked dirty; not checked, whether a "
+                         f"chkdsk is scheduled at boot (BootExecute) is unknown: {system_why}", expected="clean",
+                         actual=False, evidence=tuple(ev))
     return Outcome(Status.PASS, "the Windows NTFS volume is clean", "clean", False, tuple(ev))
 
 
@@ -582,8 +582,8 @@ def check_vhdx_log(ctx: AuditContext) -> Outcome:
         return Outcome(Status.WARNING, f"the VHDX log (guid {c.log_guid}) is marked pending"
                        + (f"; {note}" if note else ""), "no pending log", "pending", ev)
     if c.log_pending is None:
-        return Outcome(Status.NOT_CHECKED, "the VHDX log state was not established", "no pending log", None, ev,
-                       reason="no log state in the container facts")
+        raise NotChecked("no log state in the container facts", "the VHDX log state was not established",
+                         expected="no pending log", evidence=ev)
     return Outcome(Status.PASS, "the VHDX log is empty", "no pending log", "clean", ev)
 
 

@@ -18,6 +18,7 @@ import re
 import struct
 from dataclasses import dataclass, replace
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.values import BOTH, HiveUnavailable, key_evidence, open_key, read_value, worst
@@ -209,7 +210,7 @@ def check_proxy(ctx: AuditContext) -> Outcome:
     evidence = tuple(v[2] for v in verdicts if v[2] is not None)
     message = "; ".join(dict.fromkeys(v[1] for v in verdicts))
     if all(s is Status.NOT_CHECKED for s in statuses):
-        return Outcome(Status.NOT_CHECKED, message, reason=message, evidence=evidence)
+        raise NotChecked(message, message, evidence=evidence)
     status = worst(statuses)
     views = ("64-bit", "32-bit (WOW6432Node)")
     actual = {view: v[3] for view, v in zip(views, verdicts, strict=True) if v[3] is not None}

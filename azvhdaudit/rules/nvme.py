@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
@@ -398,7 +399,7 @@ def check_driver_file(ctx: AuditContext) -> Outcome:
     path = "Windows\\System32\\drivers\\stornvme.sys"
     if ctx.files is None:
         why = "the Windows volume's files cannot be read"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     present = ctx.files.exists(path)
     version = ctx.files.file_version(path) if present else None
     shown = ".".join(map(str, version)) if version else None
@@ -450,8 +451,7 @@ def check_generation_build(ctx: AuditContext) -> Outcome:
     missing = [name for name, v in (("the generation", generation), ("the OS build", build)) if v is None]
     if missing:
         why = f"{' and '.join(missing)} could not be established"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected=expected, actual=actual,
-                       evidence=evidence, reason=why)
+        raise NotChecked(why, expected=expected, actual=actual, evidence=evidence)
     return Outcome(Status.PASS, f"Generation 2, {build_name(build)}", expected=expected, actual=actual,
                    evidence=evidence)
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 from typing import Any
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import HiveUnavailable, NotApplicable, NotChecked
 from azvhdaudit.facts import OSFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.values import HiveUnavailable, key_evidence, read_value
+from azvhdaudit.rules.values import key_evidence, read_value
 
 __all__ = ["os_of", "image_state", "sysprep_of", "BUILD_NAMES", "build_name"]
 
@@ -100,26 +100,17 @@ def os_evidence(ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE"
     return next((r for r in reads if r.present), reads[0]).evidence
 
 
-def _need_os(ctx: AuditContext) -> OSFacts:
+def _need_os(ctx: AuditContext, expected: Any = None) -> OSFacts:
+    """The OS facts; raises :class:`NotChecked` when neither SOFTWARE nor SYSTEM can be read."""
     found = os_of(ctx)
     if found is None:
-        raise _Missing(ctx.registry.why_unavailable("SOFTWARE") or "the OS facts were not read")
+        raise NotChecked(ctx.registry.why_unavailable("SOFTWARE") or "the OS facts were not read", expected=expected)
     return found
-
-
-class _Missing(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _software_missing(ctx: AuditContext) -> str:
     """Why the SOFTWARE hive cannot be read, or "" when it can."""
     return "" if ctx.registry.has_hive("SOFTWARE") else ctx.registry.why_unavailable("SOFTWARE")
-
-
-def _not_checked(reason: str, expected: Any = None) -> Outcome:
-    return Outcome(Status.NOT_CHECKED, f"not checked: {reason}", expected, None, reason=reason)
 
 
 @rule(RuleMeta(
@@ -133,12 +124,9 @@ def _not_checked(reason: str, expected: Any = None) -> Outcome:
     references=(DOC_CURRENT, DOC_2017),
 ))
 def check_identify(ctx: AuditContext) -> Outcome:
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason)
+    osf = _need_os(ctx)
     if osf.product_name is None and osf.build is None:
-        return _not_checked(_software_missing(ctx) or "ProductName and CurrentBuild are not in the SOFTWARE hive")
+        raise NotChecked(_software_missing(ctx) or "ProductName and CurrentBuild are not in the SOFTWARE hive")
     ubr = f".{osf.ubr}" if osf.ubr is not None else ""
     parts = [osf.name or "Windows (no ProductName)", f"{osf.current_version or '?'}.{osf.build}{ubr}"]
     if osf.display_version:
@@ -162,10 +150,7 @@ def check_identify(ctx: AuditContext) -> Outcome:
     references=(DOC_CURRENT, DOC_2017, KB4021388),
 ))
 def check_architecture(ctx: AuditContext) -> Outcome:
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason, "AMD64")
+    osf = _need_os(ctx, "AMD64")
     arch = osf.architecture
     ev: tuple[Evidence, ...] = (os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
     if arch is None:
@@ -178,13 +163,14 @@ def check_architecture(ctx: AuditContext) -> Outcome:
             # SYSTEM unread: PROCESSOR_ARCHITECTURE is unknown, not absent. SysWOW64 shows a 64-bit Windows,
             # but Arm64 Windows has one too, and Arm64 is not the x64 this rule asks for.
             seen = "Windows\\SysWOW64 exists (64-bit, x64 or Arm64)" if wow64 else "no Windows\\SysWOW64 seen"
-            return Outcome(Status.NOT_CHECKED, f"{seen}; not checked, PROCESSOR_ARCHITECTURE could not be read: "
-                           f"{err.reason}", "AMD64", None, (wow_ev,) if wow64 else (), reason=err.reason)
+            raise NotChecked(err.reason, f"{seen}; not checked, PROCESSOR_ARCHITECTURE could not be read: "
+                             f"{err.reason}", expected="AMD64", evidence=(wow_ev,) if wow64 else ()) from err
         if wow64:
             return Outcome(Status.PASS, "64-bit Windows (PROCESSOR_ARCHITECTURE is not set, but Windows\\SysWOW64 "
                            "exists)", "AMD64", "64-bit", (*ev, wow_ev))
-        return Outcome(Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment",
-                       "AMD64", None, ev, reason="PROCESSOR_ARCHITECTURE absent")
+        raise NotChecked("PROCESSOR_ARCHITECTURE absent",
+                         "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment", expected="AMD64",
+                         evidence=ev)
     if arch.upper() == "AMD64":
         return Outcome(Status.PASS, "64-bit Windows (AMD64)", "AMD64", arch, ev)
     if arch.upper() == "X86":
@@ -207,13 +193,10 @@ def check_architecture(ctx: AuditContext) -> Outcome:
     references=(KB4021388,),
 ))
 def check_x86_specialized(ctx: AuditContext) -> Outcome:
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason)
+    osf = _need_os(ctx)
     if osf.architecture is None:
-        return Outcome(Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE is not set", "x86 -> specialized", None,
-                       reason="PROCESSOR_ARCHITECTURE absent")
+        raise NotChecked("PROCESSOR_ARCHITECTURE absent", "PROCESSOR_ARCHITECTURE is not set",
+                         expected="x86 -> specialized")
     if osf.architecture.upper() != "X86":
         raise NotApplicable(f"the OS is {osf.architecture}, not 32-bit")
     state, origin = image_state(ctx)
@@ -249,15 +232,12 @@ def check_x86_specialized(ctx: AuditContext) -> Outcome:
     references=(DOC_CURRENT, DOC_2017),
 ))
 def check_min_version(ctx: AuditContext) -> Outcome:
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason, ">= 7601")
+    osf = _need_os(ctx, ">= 7601")
     build = osf.build
     ev = (os_evidence(ctx, "CurrentBuild", build),)
     if build is None:
         why = _software_missing(ctx) or "CurrentBuild is not in the SOFTWARE hive"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", ">= 7601", None, ev, reason=why)
+        raise NotChecked(why, expected=">= 7601", evidence=ev)
     if build >= 7601:
         return Outcome(Status.PASS, f"{build_name(build)}", ">= 7601", build, ev)
     if build == 7600:
@@ -284,10 +264,7 @@ def check_min_version(ctx: AuditContext) -> Outcome:
 def check_gen2(ctx: AuditContext) -> Outcome:
     if ctx.facts.generation != 2:
         raise NotApplicable(f"the image is generation {ctx.facts.generation or 'unknown'}, not 2")
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason)
+    osf = _need_os(ctx)
     ev = (os_evidence(ctx, "CurrentBuild", osf.build),
           os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
     problems = []
@@ -299,8 +276,8 @@ def check_gen2(ctx: AuditContext) -> Outcome:
         return Outcome(Status.FAIL, "a generation 2 image, but " + "; ".join(problems), "64-bit, build >= 9200",
                        {"architecture": osf.architecture, "build": osf.build}, ev)
     if osf.is_64bit is None or osf.build is None:
-        return Outcome(Status.NOT_CHECKED, "the architecture or build is unknown", "64-bit, build >= 9200", None,
-                       ev, reason="architecture or build not read")
+        raise NotChecked("architecture or build not read", "the architecture or build is unknown",
+                         expected="64-bit, build >= 9200", evidence=ev)
     return Outcome(Status.PASS, f"64-bit {build_name(osf.build)} boots as generation 2", "64-bit, build >= 9200",
                    {"architecture": osf.architecture, "build": osf.build}, ev)
 
@@ -318,7 +295,7 @@ def check_gen2(ctx: AuditContext) -> Outcome:
 ))
 def check_domain_controller(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SYSTEM"):
-        return _not_checked(ctx.registry.why_unavailable("SYSTEM"))
+        raise NotChecked(ctx.registry.why_unavailable("SYSTEM"))
     read = read_value(ctx, osinfo.PRODUCT_OPTIONS, "ProductType")
     ptype = read.value
     ntds = ctx.registry.key(osinfo.SERVICES + r"\NTDS\Parameters")
@@ -334,7 +311,6 @@ def check_domain_controller(ctx: AuditContext) -> Outcome:
                        f"the DSRM password is known.{extra}", "not a DC, or the DC steps done", "domain controller",
                        ev)
     if ptype is None:
-        return Outcome(Status.NOT_CHECKED, "ProductType is not set", "not a DC", None, ev,
-                       reason="ProductType absent")
+        raise NotChecked("ProductType absent", "ProductType is not set", expected="not a DC", evidence=ev)
     return Outcome(Status.PASS, f"not a domain controller (ProductType {ptype.data!s}, no NTDS parameters)",
                    "not a DC", ptype.data, ev)

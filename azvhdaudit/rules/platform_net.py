@@ -34,6 +34,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_CURRENT, AuditContext, RuleMeta, rule
@@ -332,7 +333,7 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
     root = open_key(ctx, INTERFACES)
     if root is None:
         why = f"{ctx.registry.display_path(INTERFACES)} does not exist: no interface configuration to read"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     static: list[str] = []
     dhcp: list[str] = []
     evidence: list[Evidence] = []
@@ -341,7 +342,7 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
     if len(interfaces) > _MAX_INTERFACES:
         why = (f"{len(interfaces)} interface keys under {ctx.registry.display_path(INTERFACES)}: not a hive Windows "
                "wrote")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     for iface in interfaces:
         path = f"{INTERFACES}\\{iface.name}"
         enable = iface.value("EnableDHCP")
@@ -360,7 +361,6 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
                        "Enabled inside the VM", expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))
     if not dhcp:
         why = "no interface under " + ctx.registry.display_path(INTERFACES) + " has EnableDHCP = 1 or an address"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected="EnableDHCP = 1", actual=found,
-                       evidence=tuple(evidence), reason=why)
+        raise NotChecked(why, expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))
     return Outcome(Status.PASS, f"DHCP enabled on {len(dhcp)} interface(s), no static IPv4 address",
                    expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))

@@ -10,6 +10,7 @@ and ``...\\Control\\Power\\PowerSettings\\<subgroup>\\<setting>\\DefaultPowerSch
 
 from __future__ import annotations
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.values import BOTH, CURRENT, HiveUnavailable, Read, read_value
@@ -75,15 +76,10 @@ def check_scheme(ctx: AuditContext) -> Outcome:
     if note:
         # Group Policy's ActivePowerScheme wins over the local one, and it could not be read.
         reason = note.strip("; ")
-        return Outcome(
-            Status.NOT_CHECKED,
-            f"the local active scheme is {_name(guid) if guid else 'not set'} ({where}); not checked, the "
-            f"effective scheme is unknown: {reason}",
-            expected=SCHEME_MIN,
-            actual=guid,
-            evidence=tuple(evidence),
-            reason=reason,
-        )
+        raise NotChecked(reason,
+                         f"the local active scheme is {_name(guid) if guid else 'not set'} ({where}); not checked, the "
+                         f"effective scheme is unknown: {reason}", expected=SCHEME_MIN, actual=guid,
+                         evidence=tuple(evidence))
     if guid is None:
         return Outcome(
             Status.FAIL,
@@ -129,12 +125,8 @@ def check_scheme(ctx: AuditContext) -> Outcome:
 def check_videoidle(ctx: AuditContext) -> Outcome:
     guid, _where, evidence, note = active_scheme(ctx)
     if guid is None:
-        return Outcome(
-            Status.NOT_CHECKED,
-            "no active power scheme: the display timeout cannot be resolved",
-            reason="ActivePowerScheme missing",
-            evidence=tuple(evidence),
-        )
+        raise NotChecked("ActivePowerScheme missing", "no active power scheme: the display timeout cannot be resolved",
+                         evidence=tuple(evidence))
     chain: list[tuple[str, str, str, str]] = [
         ("policy", f"{POLICY}\\{VIDEOIDLE}", "ACSettingIndex", "Group Policy"),
         ("registry", f"{SCHEMES}\\{guid}\\{SUB_VIDEO}\\{VIDEOIDLE}", "ACSettingIndex", "the scheme's setting"),
@@ -173,21 +165,11 @@ def check_videoidle(ctx: AuditContext) -> Outcome:
             if found is not None
             else f"no local value for scheme {_name(guid)}"
         )
-        return Outcome(
-            Status.NOT_CHECKED,
-            f"{local}; not checked, the effective display timeout is unknown: {reason}",
-            expected=0,
-            actual=found.data if found is not None else None,
-            evidence=tuple(evidence),
-            reason=reason,
-        )
+        raise NotChecked(reason, f"{local}; not checked, the effective display timeout is unknown: {reason}",
+                         expected=0, actual=found.data if found is not None else None, evidence=tuple(evidence))
     if found is None or not isinstance(found.data, int):
-        return Outcome(
-            Status.NOT_CHECKED,
-            f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}",
-            reason="no override and no default found",
-            evidence=tuple(evidence),
-        )
+        raise NotChecked("no override and no default found", f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}",
+                         evidence=tuple(evidence))
     seconds = found.data
     text = "never" if seconds == 0 else f"{seconds} s"
     if seconds == 0:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from azvhdaudit.bcd import WELL_KNOWN, BCDObject, BCDStore, Effective
-from azvhdaudit.errors import AuditError, BCDError, NotApplicable
+from azvhdaudit.errors import AuditError, BCDError, NotApplicable, NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
 from azvhdaudit.rules.bcd import decoded_store
@@ -131,8 +131,8 @@ def check_generation2(ctx: AuditContext) -> Outcome:
     ev: tuple[Evidence, ...] = (_facts_evidence("partition table", layout),)
     expected = "GPT, an EFI system partition holding \\EFI\\Microsoft\\Boot\\bootmgfw.efi"
     if style is None:
-        return Outcome(Status.NOT_CHECKED, "not checked: the partition table was not established", expected, None,
-                       ev, reason="no partition style in the image facts")
+        raise NotChecked("no partition style in the image facts",
+                         "not checked: the partition table was not established", expected=expected, evidence=ev)
     if style == "mbr":
         return Outcome(platform_status(required), "MBR partition table: a Generation 1 image, which boots without "
                        f"Secure Boot; Trusted Launch and Confidential VMs need Generation 2 ({_target_words(ctx)}); "
@@ -149,12 +149,12 @@ def check_generation2(ctx: AuditContext) -> Outcome:
                                            BCDBOOT_LINES))
     files, why = boot_files(ctx)
     if files is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, ev, reason=why)
+        raise NotChecked(why, expected=expected, evidence=ev)
     try:
         bm = ctx.cached("secureboot.bootmgr", lambda: boot_manager(files))
     except AuditError as err:
-        return Outcome(Status.NOT_CHECKED, f"not checked: the EFI system partition cannot be read: {err}", expected,
-                       None, ev, reason=str(err))
+        raise NotChecked(str(err), f"not checked: the EFI system partition cannot be read: {err}", expected=expected,
+                         evidence=ev) from err
     ev += (_file_evidence(esp.index, bm),)
     where = f"the EFI system partition (partition {esp.index})"
     if not bm.present:
@@ -210,26 +210,27 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
     expected = "Windows 10/11 Pro, Enterprise or Enterprise multi-session, or Windows Server 2016 or later (64-bit)"
     if os_facts is None:
         why = ctx.registry.why_unavailable("SOFTWARE") or "the OS facts were not established"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+        raise NotChecked(why, expected=expected)
     if not ctx.registry.has_hive("SOFTWARE"):
         why = ctx.registry.why_unavailable("SOFTWARE")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+        raise NotChecked(why, expected=expected)
     shown = os_facts.to_dict()
     ev = (_facts_evidence("os", shown, note="SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion, "
                           "SYSTEM\\...\\ProductOptions ProductType"),)
     name = os_facts.name or "Windows"
     build = os_facts.build
     if build is None:
-        return Outcome(Status.NOT_CHECKED, "not checked: the SOFTWARE hive gives no build number (CurrentBuild)",
-                       expected, None, ev, reason="no CurrentBuild")
+        raise NotChecked("no CurrentBuild", "not checked: the SOFTWARE hive gives no build number (CurrentBuild)",
+                         expected=expected, evidence=ev)
     found = f"{name} (build {build}, EditionID {os_facts.edition_id or 'not set'})"
     if os_facts.architecture and os_facts.architecture.upper() not in ("AMD64", "ARM64"):
         return Outcome(platform_status(required), f"{found} is {os_facts.architecture}: Trusted Launch VMs are "
                        f"64-bit Generation 2 VMs ({_target_words(ctx)})", expected, found, ev)
     server = os_facts.is_server
     if server is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {found}: neither InstallationType nor ProductType says "
-                       "whether it is a server", expected, found, ev, reason="no InstallationType / ProductType")
+        raise NotChecked("no InstallationType / ProductType",
+                         f"not checked: {found}: neither InstallationType nor ProductType says "
+                         "whether it is a server", expected=expected, actual=found, evidence=ev)
     if server:
         if build >= SERVER_2016_BUILD:
             return Outcome(Status.PASS, f"{found}: Windows Server 2016 or later, which Trusted Launch supports"
@@ -242,8 +243,8 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
                        f"support ({_target_words(ctx)})", expected, found, ev)
     edition = (os_facts.edition_id or "").strip()
     if not edition:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {found}: no EditionID, so the edition is not known",
-                       expected, found, ev, reason="no EditionID")
+        raise NotChecked("no EditionID", f"not checked: {found}: no EditionID, so the edition is not known",
+                         expected=expected, actual=found, evidence=ev)
     key = edition.lower()
     if key in _LISTED_EDITIONS:
         return Outcome(Status.PASS, f"{found}: {_LISTED_EDITIONS[key]}, an edition Trusted Launch supports"
@@ -315,12 +316,12 @@ def check_bcd_integrity(ctx: AuditContext) -> Outcome:
     expected = "testsigning and nointegritychecks off or unset; loadoptions without DISABLE_INTEGRITY_CHECKS"
     store, why = _store(ctx)
     if store is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+        raise NotChecked(why, expected=expected)
     try:
         loader = store.default_loader
         if loader is None:
             why = "the BCD store has no {bootmgr} default OS loader (see bcd.store_present)"
-            return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+            raise NotChecked(why, expected=expected)
         found: list[str] = []
         fixes: list[str] = []
         evidence: list[Evidence] = []
@@ -342,8 +343,7 @@ def check_bcd_integrity(ctx: AuditContext) -> Outcome:
             fixes.append(f'bcdedit /set "{holder}" loadoptions "{rest}"' if rest
                          else f'bcdedit /deletevalue "{holder}" loadoptions')
     except BCDError as err:
-        return Outcome(Status.NOT_CHECKED, f"not checked: malformed BCD data: {err}", expected, None,
-                       reason=str(err))
+        raise NotChecked(str(err), f"not checked: malformed BCD data: {err}", expected=expected) from err
     where = f"{{default}} ({loader.label})"
     if not found:
         return Outcome(Status.PASS, f"{where}: testsigning and nointegritychecks not set to Yes, loadoptions without "
@@ -397,12 +397,12 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
                             "secureboot.generation2)")
     files, why = boot_files(ctx)
     if files is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+        raise NotChecked(why, expected=expected)
     try:
         bm = ctx.cached("secureboot.bootmgr", lambda: boot_manager(files))
     except AuditError as err:
-        return Outcome(Status.NOT_CHECKED, f"not checked: the EFI system partition cannot be read: {err}", expected,
-                       None, reason=str(err))
+        raise NotChecked(str(err), f"not checked: the EFI system partition cannot be read: {err}",
+                         expected=expected) from err
     state = _servicing(ctx)
     ev: tuple[Evidence, ...] = (_file_evidence(esp.index, bm), *state.evidence)
     rollover = state.summary()
@@ -420,8 +420,8 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
                         lambda: boot_manager_signers(files, verify=ctx.options.verify_signatures))
     table = f"a {bm.cert_table_size:,}-byte certificate table"
     if answer.signers is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: \\{BOOTMGR_PATH} carries {table}; which CA it chains to "
-                       f"is not known: {answer.why}. Servicing: {rollover}", expected, None, ev, reason=answer.why)
+        raise NotChecked(answer.why, f"not checked: \\{BOOTMGR_PATH} carries {table}; which CA it chains to "
+                         f"is not known: {answer.why}. Servicing: {rollover}", expected=expected, evidence=ev)
     signers = answer.signers
     shown = [{"subject": s.subject, "ca": s.ca, "verified": s.verified, "why": s.why} for s in signers]
     described = "; ".join(s.describe() for s in signers) or "no signature in the table"
@@ -480,12 +480,12 @@ def check_servicing(ctx: AuditContext) -> Outcome:
     state = _servicing(ctx)
     ev = state.evidence
     if not state.readable:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {state.why}", expected, None, reason=state.why)
+        raise NotChecked(state.why, expected=expected)
     if state.mistyped:
         wrong = ", ".join(f"{name} is {kind}" for name, kind in state.mistyped.items())
         why = f"servicing values of an undocumented type ({wrong}; KB5068202: AvailableUpdates REG_DWORD, " \
               "UEFICA2023Status REG_SZ, UEFICA2023Error REG_DWORD)"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, state.to_dict(), ev, reason=why)
+        raise NotChecked(why, expected=expected, actual=state.to_dict(), evidence=ev)
     summary = state.summary()
     if state.error:
         return Outcome(Status.WARNING, f"the last servicing step failed ({summary}); see KB5085046 (Secure Boot "

@@ -31,7 +31,7 @@ from azvhdaudit.authenticode import (
     SignatureError,
     kernel_signatures,
 )
-from azvhdaudit.errors import AuditError, CorruptHiveError, GuestFileNotFoundError
+from azvhdaudit.errors import AuditError, CorruptHiveError, GuestFileNotFoundError, NotChecked
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
@@ -175,19 +175,20 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     drivers = boot_drivers(ctx)
     if drivers is None:
         ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=False)
-        return Outcome(Status.NOT_CHECKED, f"not checked: {services_path} is not in the image", expected, None,
-                       (ev,), reason="no Services key in the SYSTEM hive")
+        raise NotChecked("no Services key in the SYSTEM hive", f"not checked: {services_path} is not in the image",
+                         expected=expected, evidence=(ev,))
     if not drivers:
         ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True, actual=[],
                       derived=True)
-        return Outcome(Status.NOT_CHECKED, "not checked: no service has Start 0 or 1, which no bootable Windows "
-                       "has", expected, None, (ev,), reason="no boot-start or system-start driver")
+        raise NotChecked("no boot-start or system-start driver",
+                         "not checked: no service has Start 0 or 1, which no bootable Windows "
+                         "has", expected=expected, evidence=(ev,))
     files = ctx.files
     if files is None:
         ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True,
                       actual=[d.service for d in drivers], derived=True)
-        return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files were not readable", expected,
-                       None, (ev,), reason="no guest files")
+        raise NotChecked("no guest files", "not checked: the Windows volume's files were not readable",
+                         expected=expected, evidence=(ev,))
     catalogs: Catalogs | None = None
     if verify:
         catalogs = ctx.cached("authenticode.catalogs", lambda: Catalogs(files))
@@ -261,8 +262,9 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
                        remediation=fix)
     if undecided:
         flag = "" if verify else f"; {FLAG} decides catalog-signed drivers"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)", expected,
-                       actual, tuple(evidence), reason=f"{len(undecided)} driver(s) not decided in {mode} mode")
+        raise NotChecked(f"{len(undecided)} driver(s) not decided in {mode} mode",
+                         f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)", expected=expected,
+                         actual=actual, evidence=tuple(evidence))
     return Outcome(Status.PASS, f"all {len(ok)} boot-start and system-start drivers are signed with a chain to "
                    f"Microsoft's kernel-mode roots ({mode} mode, {total_bytes} bytes read)", expected, actual,
                    tuple(evidence))

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
 from azvhdaudit.rules.os import image_state, sysprep_of
@@ -113,14 +113,13 @@ def check_state(ctx: AuditContext) -> Outcome:
         # ImageState is what the state is read from; State.ini and SYSTEM\Setup stand in for it only where the
         # registry holds no ImageState, and can disagree with it. With SOFTWARE unread they show, not decide.
         reason = f"ImageState not read: {unread}"
-        return Outcome(Status.NOT_CHECKED, f"{why}; not checked, the registry's ImageState could not be read "
-                       f"({unread})", wanted, None, ev, reason=reason)
+        raise NotChecked(reason, f"{why}; not checked, the registry's ImageState could not be read "
+                         f"({unread})", expected=wanted, evidence=ev)
     if state == "unknown":
         missing = facts.get("missing_hives") or []
         reason = (f"hives not readable: {', '.join(missing)}" if missing
                   else "no ImageState, State.ini or SYSTEM\\Setup evidence")
-        return Outcome(Status.NOT_CHECKED, f"the Sysprep state could not be established ({reason})", wanted, None,
-                       ev, reason=reason)
+        raise NotChecked(reason, f"the Sysprep state could not be established ({reason})", expected=wanted, evidence=ev)
     if state == "undeployable":
         return Outcome(Status.WARNING, f"the image is in no deployable state ({why}): a setup pass or sysprep did "
                        r"not finish (see Windows\System32\Sysprep\Panther\setuperr.log)", wanted, state, ev)
@@ -156,11 +155,12 @@ def check_oobe(ctx: AuditContext) -> Outcome:
     if unread:
         # State.ini stands in for ImageState only where the registry holds none (see check_state).
         shown = f"State.ini says ImageState = {facts['state_ini']}" if facts.get("state_ini") else "no State.ini"
-        return Outcome(Status.NOT_CHECKED, f"{shown}; not checked, the registry's ImageState could not be read "
-                       f"({unread})", expected, None, ev, reason=f"ImageState not read: {unread}")
+        raise NotChecked(f"ImageState not read: {unread}",
+                         f"{shown}; not checked, the registry's ImageState could not be read ({unread})",
+                         expected=expected, evidence=ev)
     if value is None:
-        return Outcome(Status.NOT_CHECKED, "ImageState is in neither the registry nor State.ini", expected, None, ev,
-                       reason="ImageState absent")
+        raise NotChecked("ImageState absent", "ImageState is in neither the registry nor State.ini", expected=expected,
+                         evidence=ev)
     value = str(value).upper()
     if value == expected:
         return Outcome(Status.PASS, "generalized and resealed to OOBE", expected, value, ev)
@@ -188,8 +188,8 @@ def check_oobe(ctx: AuditContext) -> Outcome:
 def check_unattend(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "no unattend file", None,
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "the Windows volume's files cannot be read",
+                         expected="no unattend file")
     facts = sysprep_of(ctx)
     found = list(facts.get("unattend_files") or [])
     if facts.get("unattend_value"):
@@ -218,8 +218,7 @@ def check_unattend(ctx: AuditContext) -> Outcome:
 def check_panther(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "absent", None,
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "the Windows volume's files cannot be read", expected="absent")
     entries = ctx.files.listdir(osinfo.PANTHER)
     ev = (Evidence(source="file", key=osinfo.PANTHER, actual=entries, present=entries is not None),)
     if not entries:
@@ -243,8 +242,7 @@ def check_panther(ctx: AuditContext) -> Outcome:
 def check_extensions(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "absent", None,
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "the Windows volume's files cannot be read", expected="absent")
     entries = ctx.files.listdir(osinfo.PLUGINS)
     ev = (Evidence(source="file", key=osinfo.PLUGINS, actual=entries, present=entries is not None),)
     if entries:
@@ -268,7 +266,7 @@ def check_roles(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if not ctx.registry.has_hive("SYSTEM"):
         why = ctx.registry.why_unavailable("SYSTEM")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     found = {}
     for name, role in UNSUPPORTED_ROLE_SERVICES.items():
         if name == "NTDS":
@@ -333,5 +331,5 @@ def check_hibernation(ctx: AuditContext) -> Outcome:
     if unknown:
         seen = "no Fast Startup" if read is not None else "no hiberfil.sys" if present is False else "nothing read"
         reason = "; ".join(unknown)
-        return Outcome(Status.NOT_CHECKED, f"{seen}; not checked: {reason}", "off", None, tuple(ev), reason=reason)
+        raise NotChecked(reason, f"{seen}; not checked: {reason}", expected="off", evidence=tuple(ev))
     return Outcome(Status.PASS, "no Fast Startup and no hiberfil.sys", "off", None, tuple(ev))

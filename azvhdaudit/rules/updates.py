@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import OSFacts
 from azvhdaudit.pe import format_version, parse_version
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
@@ -101,11 +101,12 @@ def check_rows(ctx: AuditContext, column: dict[str, Any], rows: list[dict[str, A
     return out
 
 
-def _need_os(ctx: AuditContext) -> OSFacts | Outcome:
+def _need_os(ctx: AuditContext) -> OSFacts:
+    """The OS facts with a build; raises :class:`NotChecked` when the build is unknown."""
     osf = os_of(ctx)
     if osf is None or osf.build is None:
         why = ctx.registry.why_unavailable("SOFTWARE") or "CurrentBuild is not in the SOFTWARE hive"
-        return Outcome(Status.NOT_CHECKED, f"not checked: the OS build is unknown ({why})", reason=why)
+        raise NotChecked(why, f"not checked: the OS build is unknown ({why})")
     return osf
 
 
@@ -134,14 +135,11 @@ def _no_column(osf: OSFacts, profile: str) -> NotApplicable:
 ))
 def check_min_versions(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
-    if isinstance(osf, Outcome):
-        return osf
     column = column_for(osf.build, ctx.profile)
     if column is None:
         raise _no_column(osf, ctx.profile)
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files cannot be read",
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "not checked: the Windows volume's files cannot be read")
     rows = [r for r in update_table()["rows"] if ctx.profile != "azure-2017" or r["in_2017_table"]]
     results = check_rows(ctx, column, rows)
     ev = tuple(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"],
@@ -153,8 +151,9 @@ def check_min_versions(ctx: AuditContext) -> Outcome:
     missing = [r for r in results if r["status"] in ("missing", "unreadable")]
     label = column["label"]
     if results and len(missing) == len(results):
-        return Outcome(Status.NOT_CHECKED, f"none of the {len(results)} binaries of the {label} column could be read",
-                       "the table's minimums", results, ev, reason="no binary version could be read")
+        raise NotChecked("no binary version could be read",
+                         f"none of the {len(results)} binaries of the {label} column could be read",
+                         expected="the table's minimums", actual=results, evidence=ev)
     if low:
         shown = "; ".join(f"{r['binary']} {r['version']} < {r['minimum']} ({r['kb'] or 'no KB'})" for r in low)
         return Outcome(Status.FAIL, f"{len(low)} of {len(results)} binaries below the {label} minimum: {shown}",
@@ -210,8 +209,7 @@ def _ubr_outcome(
     if build in thresholds:
         need = thresholds[build]
         if osf.ubr is None:
-            return Outcome(Status.NOT_CHECKED, "UBR is not in the SOFTWARE hive", f"{build}.{need}", None, ev,
-                           reason="UBR absent")
+            raise NotChecked("UBR absent", "UBR is not in the SOFTWARE hive", expected=f"{build}.{need}", evidence=ev)
         if osf.ubr >= need:
             return Outcome(Status.PASS, f"OS build {build}.{osf.ubr} includes the {what} fix ({build}.{need})",
                            f">= {build}.{need}", f"{build}.{osf.ubr}", ev)
@@ -237,8 +235,6 @@ def _ubr_outcome(
 ))
 def check_ms17_010(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
-    if isinstance(osf, Outcome):
-        return osf
     by_ubr = _ubr_outcome(ctx, osf, MS17_010_UBR, MS17_010_FIXED_BUILD, "MS17-010")
     if by_ubr is not None:
         return by_ubr
@@ -248,7 +244,7 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
     kbs = _kbs("MS17-010", column)
     if not ctx.registry.has_hive("SOFTWARE") and ctx.files is None:
         why = ctx.registry.why_unavailable("SOFTWARE")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     found = kb_installed(ctx, kbs)
     ev: list[Evidence] = [_packages_evidence(ctx, kbs, found)]
     if found:
@@ -270,9 +266,10 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
         if version is None and not ctx.files.exists(r"Windows\System32\drivers\srv.sys"):
             return Outcome(Status.PASS, "the SMBv1 server driver srv.sys is not installed: MS17-010 does not apply",
                            srv_min, "not present", tuple(ev))
-    return Outcome(Status.NOT_CHECKED, "no MS17-010 package record and no comparable srv.sys version; superseded "
-                   "packages may have been cleaned up, so this is not proof of absence", kbs, None, tuple(ev),
-                   reason="inconclusive evidence")
+    raise NotChecked("inconclusive evidence",
+                     "no MS17-010 package record and no comparable srv.sys version; superseded "
+                     "packages may have been cleaned up, so this is not proof of absence", expected=kbs,
+                     evidence=tuple(ev))
 
 
 @rule(RuleMeta(
@@ -290,8 +287,6 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
 ))
 def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
-    if isinstance(osf, Outcome):
-        return osf
     by_ubr = _ubr_outcome(ctx, osf, CVE_2018_0886_UBR, CVE_2018_0886_FIXED_BUILD, "CVE-2018-0886")
     if by_ubr is not None:
         return by_ubr
@@ -300,15 +295,16 @@ def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
         raise _no_column(osf, ctx.profile)
     if not ctx.registry.has_hive("SOFTWARE"):
         why = ctx.registry.why_unavailable("SOFTWARE")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     kbs = _kbs("CVE-2018-0886", column)
     found = kb_installed(ctx, kbs)
     ev = (_packages_evidence(ctx, kbs, found),)
     if found:
         return Outcome(Status.PASS, f"CVE-2018-0886 package installed: {found[0]}", kbs, found, ev)
-    return Outcome(Status.NOT_CHECKED, f"no package of {', '.join(kbs)} recorded; a later rollup may include the "
-                   "fix and superseded records get cleaned up, so this is not proof either way", kbs, None, ev,
-                   reason="inconclusive evidence")
+    raise NotChecked("inconclusive evidence",
+                     f"no package of {', '.join(kbs)} recorded; a later rollup may include the "
+                     "fix and superseded records get cleaned up, so this is not proof either way", expected=kbs,
+                     evidence=ev)
 
 
 def rename_operations(strings: list[str]) -> list[tuple[str, str]]:
@@ -375,13 +371,14 @@ def check_pending_reboot(ctx: AuditContext) -> Outcome:
     ev, reasons = _pending_evidence(ctx)
     if not have:
         why = ctx.registry.why_unavailable("SOFTWARE") + "; " + ctx.registry.why_unavailable("SYSTEM")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "nothing pending", None, tuple(ev), reason=why)
+        raise NotChecked(why, expected="nothing pending", evidence=tuple(ev))
     if reasons:
         return Outcome(Status.FAIL, "a restart is pending: " + "; ".join(reasons), "nothing pending", reasons,
                        tuple(ev))
     missing = [h for h in ("SOFTWARE", "SYSTEM") if h not in have]
     if missing:
-        return Outcome(Status.NOT_CHECKED, f"nothing pending in what was read, but {' and '.join(missing)} could not "
-                       "be read", "nothing pending", None, tuple(ev), reason=f"{', '.join(missing)} unavailable")
+        raise NotChecked(f"{', '.join(missing)} unavailable",
+                         f"nothing pending in what was read, but {' and '.join(missing)} could not "
+                         "be read", expected="nothing pending", evidence=tuple(ev))
     return Outcome(Status.PASS, "no pending restart (CBS, Windows Update, file renames, pending.xml)",
                    "nothing pending", [], tuple(ev))

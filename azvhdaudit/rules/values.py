@@ -11,7 +11,8 @@ A :class:`ValueRule` is one row: id, title, severity, one or more :class:`Item` 
 accepted registry types, expected value and comparison), the doc section, the baselines and the fix
 line. References shared by an area live in its :class:`Group`. The verdict has three levels — the key
 exists, the value exists, the value equals — and the message says which; a missing hive is never a
-pass (:class:`HiveUnavailable` is turned into "not checked" by the engine).
+pass (:class:`~azvhdaudit.errors.HiveUnavailable`, a :class:`~azvhdaudit.errors.NotChecked`, is turned into
+"not checked" by the engine).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from azvhdaudit.errors import HiveNotFoundError
+from azvhdaudit.errors import HiveUnavailable
 from azvhdaudit.registry.model import RegKey, RegType, RegValue
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, Rule, RuleMeta, register
@@ -51,16 +52,6 @@ Y2017 = ("azure-2017",)
 
 #: comparisons a row may use (its ``compare``)
 COMPARES = ("eq", "eq_ci", "in", "ne", "absent", "report")
-
-
-class HiveUnavailable(HiveNotFoundError):
-    """A rule needs a hive (or the current control set) that could not be read; the engine reports
-    the rule as not checked with :attr:`reason`."""
-
-    def __init__(self, hive: str, reason: str) -> None:
-        super().__init__(reason)
-        self.hive = hive
-        self.reason = reason
 
 
 @dataclass(frozen=True)

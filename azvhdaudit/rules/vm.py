@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import ImageFacts, PartitionFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
@@ -146,9 +146,10 @@ def check_windows_volume(ctx: AuditContext) -> Outcome:
     ev = (Evidence(source="facts", key="partitions", actual=_partitions_text(facts), present=bool(facts.partitions),
                    note=ctx.registry.why_unavailable("SYSTEM")),)
     if facts.bitlocker:
-        return Outcome(Status.NOT_CHECKED, "the disk's NTFS volume is BitLocker-encrypted: whether it holds Windows "
-                       "cannot be read (see disk.os_volume_not_bitlocker)", "a Windows volume", "encrypted", ev,
-                       reason="the volume is BitLocker-encrypted")
+        raise NotChecked("the volume is BitLocker-encrypted",
+                         "the disk's NTFS volume is BitLocker-encrypted: whether it holds Windows "
+                         "cannot be read (see disk.os_volume_not_bitlocker)", expected="a Windows volume",
+                         actual="encrypted", evidence=ev)
     text = f"no NTFS volume holds Windows\\System32\\config\\SYSTEM ({_partitions_text(facts)})"
     if ctx.options.role is None:
         text += ("; if this is a data disk, audit it as one: role='data', or beside its OS disk with "
