@@ -33,7 +33,7 @@ from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
 from azvhdaudit.rules.base import PROFILES as _PROFILE_BASELINES
 from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, Target, all_rules
-from azvhdaudit.rules.vm import VM_ROLE, WINDOWS_VOLUME_RULE, DiskInfo, VMContext
+from azvhdaudit.rules.vm import VM_ROLE, DiskInfo, VMContext
 from azvhdaudit.waivers import Waiver, WaiverInput, check_known, load_waivers, split_expired
 
 __all__ = ["audit", "audit_context", "audit_vm_context", "evaluate", "select_rules", "catalogue", "in_profile",
@@ -47,10 +47,7 @@ PROFILES: tuple[str, ...] = tuple(_PROFILE_BASELINES)
 #: the roles a disk is audited in
 ROLES: tuple[str, ...] = ("os", "data")
 
-#: areas whose rules read only the container and partitions: they run on an OS disk without Windows too
-DISK_AREAS: frozenset[str] = frozenset({"disk-format"})
-
-#: hives the rules read besides SYSTEM and SOFTWARE (user rights, the built-in account)
+#: hives opened only with ``with_lsa`` and only for the rules that read them (user rights, the built-in account)
 _EXTRA_HIVES = ("SECURITY", "SAM")
 
 
@@ -59,6 +56,11 @@ def catalogue() -> list[Rule]:
     import azvhdaudit.rules  # noqa: F401 - registers the rule modules
 
     return list(all_rules())
+
+
+#: the areas of the rules that read only the container and the partitions (:attr:`RuleMeta.needs_guest` false):
+#: they run on an OS disk without Windows too
+DISK_AREAS: frozenset[str] = frozenset(r.meta.area for r in catalogue() if not r.meta.needs_guest)
 
 
 def _check_profile(profile: str) -> None:
@@ -140,10 +142,10 @@ def _decided(rule: Rule, role: str, disk: str, no_windows: str | None) -> Outcom
     """The outcome the engine gives without running the rule, or ``None`` to run it."""
     if role not in rule.meta.disk_roles:
         why = (f"a check of the OS disk's Windows; {disk} is audited as a data disk, whose guest settings are "
-               "those of the VM's OS disk" if rule.meta.area not in DISK_AREAS
+               "those of the VM's OS disk" if rule.meta.needs_guest
                else f"a check of the OS disk; {disk} is audited as a data disk")
         return Outcome(Status.NOT_APPLICABLE, why, reason=why)
-    if no_windows and rule.meta.area not in DISK_AREAS:
+    if no_windows and rule.meta.needs_guest:
         return Outcome(Status.NOT_CHECKED, f"not checked: {no_windows}", reason=no_windows)
     return None
 
@@ -309,7 +311,8 @@ def _no_windows(image: Any) -> str | None:
     if getattr(image, "windows_volume", True) is not None:
         return None
     why = image.registry.why_unavailable("SYSTEM") or "no Windows volume found"
-    return f"no Windows on this disk (see {WINDOWS_VOLUME_RULE}): {why}"
+    finder = next((r.id for r in catalogue() if r.meta.finds_guest), None)
+    return f"no Windows on this disk (see {finder}): {why}" if finder else f"no Windows on this disk: {why}"
 
 
 class _Unpartitioned:
@@ -363,8 +366,9 @@ def _open_disk(
 
 
 def _hives_for(rules: Iterable[Rule], with_lsa: bool) -> tuple[str, ...]:
-    needs_lsa = with_lsa and any(r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known" for r in rules)
-    return ("SYSTEM", "SOFTWARE") + (_EXTRA_HIVES if needs_lsa else ())
+    """SYSTEM and SOFTWARE (the OS facts read them), and with ``with_lsa`` the extra hives the rules declare."""
+    declared = {h for r in rules for h in r.meta.hives} if with_lsa else set()
+    return ("SYSTEM", "SOFTWARE") + tuple(h for h in _EXTRA_HIVES if h in declared)
 
 
 def wanted_hives(
@@ -374,8 +378,8 @@ def wanted_hives(
     role: str | None = None,
     with_lsa: bool = False,
 ) -> tuple[str, ...]:
-    """The hives :func:`audit` opens for these options: SYSTEM and SOFTWARE, and SECURITY and SAM only when
-    ``with_lsa`` is given and a rule that reads them is selected."""
+    """The hives :func:`audit` opens for these options: SYSTEM and SOFTWARE, and SECURITY / SAM only when
+    ``with_lsa`` is given and a selected rule reads them (:attr:`RuleMeta.hives`)."""
     return _hives_for(_planned(profile, select, ignore, role or "os"), with_lsa)
 
 

@@ -17,10 +17,11 @@ from azvhdaudit import osinfo
 from azvhdaudit.bcd import EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effective, decode_bcd
 from azvhdaudit.errors import AuditError, NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.values import plain
 
 SECTION = "Verify the VM: Set the Boot Configuration Data (BCD) settings"
+BCD = Group(area="bcd", source=SECTION, hives=("BCD", "SYSTEM"))
 BOTH = ("azure-2022", "azure-2017")
 CURRENT_ONLY = ("azure-2022",)
 
@@ -140,17 +141,16 @@ def _on_off(v: Any) -> str:
     return "On" if v else "Off"
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.store_present",
     title="BCD store found and {default} resolvable",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale="Without a BCD store with a {bootmgr} whose default names an existing Windows Boot Loader, the "
               "VM does not boot. Prerequisite of every bcd.* rule.",
     source=SECTION + " (derived)",
     remediation="bcdboot C:\\Windows /s <system partition> /f ALL (inside the VM)",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_store_present(ctx: AuditContext) -> Outcome:
     store = store_of(ctx)
     if store is None:
@@ -179,20 +179,17 @@ def check_store_present(ctx: AuditContext) -> Outcome:
                    loader.guid, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.bootmgr_integrityservices",
     title="{bootmgr} integrityservices enable",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale="The doc sets integrityservices (BcdLibraryInteger_SiPolicy, 0x1500004B; not 0x16000048, which is "
               "nointegritychecks) to Enable. Absent means Default, which Windows treats as enabled, so absence "
               "is a warning (the doc's line was not run) and only Disable fails; the catalogue's "
               "\"if absent: fail\" overstates it.",
-    source=SECTION,
-    baselines=BOTH,
     remediation='bcdedit.exe /set "{bootmgr}" integrityservices enable',
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_bootmgr_integrity(ctx: AuditContext) -> Outcome:
     return _integrity(ctx, "{bootmgr}")
 
@@ -206,50 +203,41 @@ def _integrity(ctx: AuditContext, target: str) -> Outcome:
     return out
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.default_integrityservices",
     title="{default} integrityservices enable",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale=check_bootmgr_integrity.meta.rationale,
-    source=SECTION,
-    baselines=BOTH,
     remediation='bcdedit.exe /set "{default}" integrityservices enable',
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_default_integrity(ctx: AuditContext) -> Outcome:
     return _integrity(ctx, "{default}")
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.default_recovery_disabled",
     title="{default} recoveryenabled Off",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale="With recovery enabled, a failed boot starts Windows RE, which waits for a console nobody sees in "
               "Azure. Absent means enabled (the Windows default).",
-    source=SECTION,
-    baselines=BOTH,
     remediation='bcdedit.exe /set "{default}" recoveryenabled Off',
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_recovery(ctx: AuditContext) -> Outcome:
     return _value_rule(ctx, "{default}", "recoveryenabled", 0x16000009, False, _yes_no,
                        (Status.FAIL, "Windows RE recovery is enabled by default"))
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.default_bootstatuspolicy",
     title="{default} bootstatuspolicy IgnoreAllFailures",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale="After an unclean shutdown the default policy (DisplayAllFailures) stops at the boot error menu, "
               "which an Azure VM cannot answer.",
-    source=SECTION,
-    baselines=BOTH,
     remediation='bcdedit.exe /set "{default}" bootstatuspolicy IgnoreAllFailures',
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_bootstatuspolicy(ctx: AuditContext) -> Outcome:
     return _value_rule(ctx, "{default}", "bootstatuspolicy", 0x250000E0, 1,
                        lambda v: BOOTSTATUSPOLICY.get(v, str(v)),
@@ -347,48 +335,41 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
     return Outcome(Status.FAIL, f"{{default}} {element} is {shown}", expected, shown, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.default_device",
     title="{default} device partition=C:",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale="The OS loader's device must be the Windows partition of this disk: the partition's identity in "
               "the element (MBR disk signature and offset, or GPT disk and partition GUIDs) must match the disk. "
               "A device left pointing at another disk (after a P2V copy or a disk clone) does not boot.",
-    source=SECTION,
-    baselines=BOTH,
     remediation='bcdedit.exe /set "{default}" device partition=C:',
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_device(ctx: AuditContext) -> Outcome:
     return _device_rule(ctx, "device", 0x11000001)
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.default_osdevice",
     title="{default} osdevice partition=C:",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale=check_device.meta.rationale,
-    source=SECTION,
-    baselines=BOTH,
     remediation='bcdedit.exe /set "{default}" osdevice partition=C:',
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_osdevice(ctx: AuditContext) -> Outcome:
     return _device_rule(ctx, "osdevice", 0x21000001)
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.bootmgr_displaybootmenu",
     title="{bootmgr} displaybootmenu yes (serial console)",
-    area="bcd",
     severity=Severity.RECOMMENDED,
     rationale="Shows the boot menu on the serial console so a broken boot can be steered from the Azure portal.",
-    source=SECTION,
     baselines=CURRENT_ONLY,
     remediation='bcdedit.exe /set "{bootmgr}" displaybootmenu yes',
-))
+)
 def check_displaybootmenu(ctx: AuditContext) -> Outcome:
     return _warn(_value_rule(ctx, "{bootmgr}", "displaybootmenu", 0x26000020, True, _yes_no,
                              (Status.WARNING, "the menu is not shown")))
@@ -401,62 +382,58 @@ def _warn(out: Outcome) -> Outcome:
     return out
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.bootmgr_timeout",
     title="{bootmgr} timeout 5 (serial console)",
-    area="bcd",
     severity=Severity.RECOMMENDED,
     rationale="Five seconds leave time to pick an entry on the serial console without slowing every boot.",
-    source=SECTION,
     baselines=CURRENT_ONLY,
     remediation='bcdedit.exe /set "{bootmgr}" timeout 5',
-))
+)
 def check_timeout(ctx: AuditContext) -> Outcome:
     return _warn(_value_rule(ctx, "{bootmgr}", "timeout", 0x25000004, 5, lambda v: f"{v}s",
                              (Status.WARNING, "the boot manager's built-in default applies")))
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.bootmgr_bootems",
     title="{bootmgr} bootems yes (serial console)",
-    area="bcd",
     severity=Severity.RECOMMENDED,
     rationale="Emergency Management Services on the boot manager put its menu on the serial console.",
-    source=SECTION,
     baselines=CURRENT_ONLY,
     remediation='bcdedit.exe /set "{bootmgr}" bootems yes',
-))
+)
 def check_bootems(ctx: AuditContext) -> Outcome:
     return _warn(_value_rule(ctx, "{bootmgr}", "bootems", 0x16000020, True, _yes_no,
                              (Status.WARNING, "EMS is off by default")))
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.default_ems",
     title="{current}/{default} ems ON (serial console)",
-    area="bcd",
     severity=Severity.RECOMMENDED,
     rationale="EMS on the OS loader gives the Special Administration Console (SAC) on the serial console. "
               "Offline, the doc's {current} is the {default} loader.",
-    source=SECTION,
     baselines=CURRENT_ONLY,
     remediation='bcdedit.exe /ems "{current}" ON',
-))
+)
 def check_ems(ctx: AuditContext) -> Outcome:
     return _warn(_value_rule(ctx, "{default}", "ems", 0x260000B0, True, _on_off,
                              (Status.WARNING, "EMS is off by default")))
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.emssettings",
     title="{emssettings}: EMS port 1, 115200 baud (serial console)",
-    area="bcd",
     severity=Severity.RECOMMENDED,
     rationale="Azure's serial console is COM1 at 115200 baud.",
-    source=SECTION,
     baselines=CURRENT_ONLY,
     remediation="bcdedit.exe /emssettings EMSPORT:1 EMSBAUDRATE:115200",
-))
+)
 def check_emssettings(ctx: AuditContext) -> Outcome:
     store = _require_store(ctx)
     ems = store.get(EMSSETTINGS)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from azvhdaudit.errors import NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.values import BOTH, HiveUnavailable, key_evidence, open_key, read_value, worst
 
 __all__ = ["WinHttpSettings", "parse_winhttp_settings", "bypasses", "WIRESERVER"]
@@ -31,6 +31,8 @@ CONNECTIONS = (
     r"HKLM\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Internet Settings\Connections",
 )
 WIRESERVER = "168.63.129.16"
+
+NETWORK = Group(area="network", source="Set Windows configurations for Azure")
 FLAG_DIRECT = 0x1
 FLAG_PROXY = 0x2
 FLAG_AUTO_URL = 0x4
@@ -90,19 +92,15 @@ def bypasses(bypass_list: str, address: str = WIRESERVER) -> bool:
 
 
 @rule(
-    RuleMeta(
-        id="network.no_persistent_routes",
-        title="No static persistent routes",
-        area="network",
-        severity=Severity.REQUIRED,
-        rationale="A persistent route of the old network (the Windows 7 hive in the tests keeps two persistent "
-        "default routes) sends traffic to a gateway that does not exist in Azure. Routes created with "
-        "New-NetRoute -PolicyStore PersistentStore live in binary NSI keys and are not checked.",
-        source="Set Windows configurations for Azure",
-        baselines=BOTH,
-        remediation="route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    NETWORK,
+    id="network.no_persistent_routes",
+    title="No static persistent routes",
+    severity=Severity.REQUIRED,
+    rationale="A persistent route of the old network (the Windows 7 hive in the tests keeps two persistent "
+    "default routes) sends traffic to a gateway that does not exist in Azure. Routes created with "
+    "New-NetRoute -PolicyStore PersistentStore live in binary NSI keys and are not checked.",
+    baselines=BOTH,
+    remediation="route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>",
 )
 def check_routes(ctx: AuditContext) -> Outcome:
     key = open_key(ctx, ROUTES)
@@ -189,20 +187,16 @@ def _judge_blob(ctx: AuditContext, path: str) -> tuple[Status, str, Evidence | N
 
 
 @rule(
-    RuleMeta(
-        id="network.winhttp_proxy",
-        title="WinHTTP proxy reset (direct), or the proxy bypasses 168.63.129.16",
-        area="network",
-        severity=Severity.REQUIRED,
-        rationale="The VM agent talks to 168.63.129.16 through WinHTTP; a proxy that does not bypass it "
-        "breaks provisioning and extensions. The current text accepts a proxy whose bypass list holds "
-        "168.63.129.16; the 2017 text requires the reset. Both the 64-bit and the WOW6432Node views count.",
-        source="Set Windows configurations for Azure",
-        baselines=BOTH,
-        remediation="netsh.exe winhttp reset proxy  (or: netsh.exe winhttp set proxy <proxy> "
-        '"<bypass list>;168.63.129.16")',
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    NETWORK,
+    id="network.winhttp_proxy",
+    title="WinHTTP proxy reset (direct), or the proxy bypasses 168.63.129.16",
+    severity=Severity.REQUIRED,
+    rationale="The VM agent talks to 168.63.129.16 through WinHTTP; a proxy that does not bypass it "
+    "breaks provisioning and extensions. The current text accepts a proxy whose bypass list holds "
+    "168.63.129.16; the 2017 text requires the reset. Both the 64-bit and the WOW6432Node views count.",
+    baselines=BOTH,
+    remediation="netsh.exe winhttp reset proxy  (or: netsh.exe winhttp set proxy <proxy> "
+    '"<bypass list>;168.63.129.16")',
 )
 def check_proxy(ctx: AuditContext) -> Outcome:
     verdicts = [_judge_blob(ctx, path) for path in CONNECTIONS]

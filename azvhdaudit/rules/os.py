@@ -20,14 +20,16 @@ from azvhdaudit import osinfo
 from azvhdaudit.errors import HiveUnavailable, NotApplicable, NotChecked
 from azvhdaudit.facts import OSFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.values import key_evidence, read_value
 
-__all__ = ["os_of", "image_state", "sysprep_of", "BUILD_NAMES", "build_name"]
+__all__ = ["OS", "os_of", "image_state", "sysprep_of", "BUILD_NAMES", "build_name"]
 
 KB4021388 = "https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/support-32-bit-operating-systems-virtual-machines"
 GEN2_DOC = "https://learn.microsoft.com/azure/virtual-machines/generation-2"
 KB2904015 = "https://support.microsoft.com/kb/2904015"
+
+OS = Group(area="os", source="intro")
 
 #: build -> the Windows releases with that build (Microsoft's "Windows Server release information" and
 #: "Windows 10 release information" pages, learn.microsoft.com/windows/release-health)
@@ -113,16 +115,14 @@ def _software_missing(ctx: AuditContext) -> str:
     return "" if ctx.registry.has_hive("SOFTWARE") else ctx.registry.why_unavailable("SOFTWARE")
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.identify",
     title="Identify OS version / edition / build (drives all version-dependent checks)",
-    area="os",
     severity=Severity.INFORMATIONAL,
     rationale="Which rules apply, and which column of the update table, depends on the Windows release. "
               "Windows 11 still says \"Windows 10\" in ProductName; the build (>= 22000) tells them apart.",
-    source="intro",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_identify(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     if osf.product_name is None and osf.build is None:
@@ -138,17 +138,16 @@ def check_identify(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, ", ".join(parts), None, osf.to_dict(), ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.architecture_64bit",
     title="OS is 64-bit (x64)",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="The doc's procedure is for 64-bit Windows. A 32-bit Windows runs in Azure only as a specialized "
               "disk (KB4021388, see os.x86_specialized_only), so x86 is a warning here, not a failure.",
-    source="intro",
     remediation="Migrate to a 64-bit Windows version",
-    references=(DOC_CURRENT, DOC_2017, KB4021388),
-))
+    references=(KB4021388,),
+)
 def check_architecture(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx, "AMD64")
     arch = osf.architecture
@@ -180,10 +179,10 @@ def check_architecture(ctx: AuditContext) -> Outcome:
                    "(generation 2)", "AMD64", arch, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.x86_specialized_only",
     title="32-bit Windows: only specialized VHDs are supported; 1 GB usable-memory limitation",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="KB4021388: only specialized 32-bit VHDs are supported, generalized images do not work in Azure; "
               "the platform makes only 1 GB of memory available to a 32-bit guest, notably client SKUs "
@@ -191,7 +190,7 @@ def check_architecture(ctx: AuditContext) -> Outcome:
     source="KB4021388 (seed 000)",
     remediation="Upload the 32-bit disk as a specialized OS disk (no sysprep), or migrate to a 64-bit Windows",
     references=(KB4021388,),
-))
+)
 def check_x86_specialized(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     if osf.architecture is None:
@@ -220,17 +219,15 @@ def check_x86_specialized(ctx: AuditContext) -> Outcome:
                    f"disk.{memory}", "specialized", state, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.min_version",
     title="OS is Windows Server 2008 R2 SP1 / Windows 7 SP1 or later",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="The doc covers Windows Server 2008 R2 and later; the update table's oldest column is SP1 "
               "(build 7601). Windows Server 2008 (6.0) runs only as a specialized image (KB4021388 links).",
-    source="intro",
     remediation="Install Service Pack 1 (build 7601), or upgrade the OS",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_min_version(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx, ">= 7601")
     build = osf.build
@@ -249,18 +246,18 @@ def check_min_version(ctx: AuditContext) -> Outcome:
     return Outcome(Status.FAIL, f"{build_name(build)} is older than anything Azure runs", ">= 7601", build, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.gen2_prerequisites",
     title="Gen2 (GPT/UEFI) image runs a Gen2-capable OS",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="Generation 2 VMs boot UEFI, which Windows supports from Windows Server 2012 / Windows 8 (build "
               "9200), 64-bit only (generation-2.md).",
     source="intro (Azure supports generation 1 and generation 2)",
     baselines=("azure-2022",),
     remediation="Upload as generation 1 from an MBR disk, or upgrade to a 64-bit Windows Server 2012 or later",
-    references=(DOC_CURRENT, GEN2_DOC),
-))
+    references=(GEN2_DOC,),
+)
 def check_gen2(ctx: AuditContext) -> Outcome:
     if ctx.facts.generation != 2:
         raise NotApplicable(f"the image is generation {ctx.facts.generation or 'unknown'}, not 2")
@@ -282,17 +279,17 @@ def check_gen2(ctx: AuditContext) -> Outcome:
                    {"architecture": osf.architecture, "build": osf.build}, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.domain_controller",
     title="Domain controller image: extra preparation needed",
-    area="os",
     severity=Severity.ADVISORY,
     rationale="A domain controller needs the DC-specific steps (KB2904015) and a known DSRM password; it cannot "
               "be generalized (Sysprep does not support the AD DS role).",
     source="intro (domain controller note)",
     remediation="Follow KB2904015's extra steps; make sure the DSRM password is known",
-    references=(DOC_CURRENT, DOC_2017, KB2904015),
-))
+    references=(KB2904015,),
+)
 def check_domain_controller(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SYSTEM"):
         raise NotChecked(ctx.registry.why_unavailable("SYSTEM"))

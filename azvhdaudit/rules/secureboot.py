@@ -26,7 +26,7 @@ from typing import Any
 from azvhdaudit.bcd import WELL_KNOWN, BCDObject, BCDStore, Effective
 from azvhdaudit.errors import AuditError, BCDError, NotApplicable, NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
+from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, platform_status, rule
 from azvhdaudit.rules.bcd import decoded_store
 from azvhdaudit.secureboot_facts import (
     BOOTMGR_PATH,
@@ -43,8 +43,7 @@ from azvhdaudit.secureboot_facts import (
     servicing_state,
 )
 
-AREA = "secureboot"
-PLATFORM = ("azure-platform",)
+SECUREBOOT = Group(area="secureboot", baselines=PLATFORM_BASELINE)
 
 TL_DOC = "https://learn.microsoft.com/azure/virtual-machines/trusted-launch"
 TL_SOURCE = "Trusted Launch for Azure virtual machines (learn.microsoft.com, ms.date 2025-04-21)"
@@ -107,10 +106,10 @@ def _target_words(ctx: AuditContext) -> str:
 # --- Generation 2 and the ESP ----------------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.generation2",
     title="Generation 2: GPT with an EFI system partition holding \\EFI\\Microsoft\\Boot\\bootmgfw.efi",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="Trusted Launch and Confidential VMs are Generation 2 VMs: UEFI firmware starts Windows Boot "
               "Manager from \\EFI\\Microsoft\\Boot\\bootmgfw.efi on the GPT disk's EFI system partition. An MBR "
@@ -118,10 +117,9 @@ def _target_words(ctx: AuditContext) -> str:
               "Confidential VM (the default for Generation 2), advice otherwise.",
     source=f"{TL_SOURCE}: \"Azure offers Trusted Launch as a seamless way to improve the security of Generation 2 "
            "virtual machines\"; \"Trusted Launch is the default state for newly created Azure Gen2 VM\"",
-    baselines=PLATFORM,
     remediation=_script(MBR2GPT_LINES, BCDBOOT_LINES),
     references=(TL_DOC, GEN1_UPGRADE_DOC),
-))
+)
 def check_generation2(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     required = ctx.secure_boot_required()
@@ -188,10 +186,10 @@ def _cvm_note(ctx: AuditContext) -> str:
             "Confidential VM documentation), which this rule does not judge")
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.os_supported",
     title="An OS that Trusted Launch supports (Windows 10/11 Pro, Enterprise, multi-session; Server 2016+)",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="Trusted Launch lists the Windows versions it supports: Windows 10 and 11 Pro, Enterprise and "
               "Enterprise multi-session, Windows Server 2016, 2019, 2022 (and Azure Edition), 2025 (and Azure "
@@ -199,11 +197,10 @@ def _cvm_note(ctx: AuditContext) -> str:
               "and before), Home editions and 32-bit Windows are not. Judged from the build (CurrentBuild), the "
               "edition (EditionID), the installation type and the architecture.",
     source=f"{TL_SOURCE}, \"Operating systems supported\"",
-    baselines=PLATFORM,
     remediation="Use Windows Server 2016 or later, or Windows 10/11 Pro, Enterprise or Enterprise multi-session "
                 "(64-bit); or deploy with --security-type Standard",
     references=(TL_DOC,),
-))
+)
 def check_os_supported(ctx: AuditContext) -> Outcome:
     required = ctx.secure_boot_required()
     os_facts = ctx.facts.os
@@ -294,10 +291,10 @@ def _without_option(options: str) -> str:
     return " ".join(w for w in options.split() if DISABLE_INTEGRITY not in w.upper())
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.bcd_integrity",
     title="{default} loader: no testsigning, nointegritychecks or loadoptions DISABLE_INTEGRITY_CHECKS",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="Test signing and disabled integrity checks are incompatible with Secure Boot: Microsoft's driver "
               "documentation says TESTSIGNING requires disabling Secure Boot, and a Trusted Launch VM boots only "
@@ -306,11 +303,10 @@ def _without_option(options: str) -> str:
               "manager does).",
     source="How to Test Preproduction Drivers with Secure Boot Enabled (learn.microsoft.com, ms.date 2024-07-10): "
            f"\"TESTSIGNING requires disabling Secure Boot\"; {TL_SOURCE}, \"Secure Boot\"",
-    baselines=PLATFORM,
     remediation='bcdedit /set "{default}" testsigning off; bcdedit /set "{default}" nointegritychecks off; '
                 'bcdedit /deletevalue "{default}" loadoptions',
     references=(TESTSIGN_DOC, TL_DOC),
-))
+)
 def check_bcd_integrity(ctx: AuditContext) -> Outcome:
     required = ctx.secure_boot_required()
     expected = "testsigning and nointegritychecks off or unset; loadoptions without DISABLE_INTEGRITY_CHECKS"
@@ -368,11 +364,11 @@ def _servicing(ctx: AuditContext) -> ServicingState:
     return ctx.cached("secureboot.servicing", lambda: servicing_state(ctx.registry))  # type: ignore[no-any-return]
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.bootmgr_signature",
     title="The boot manager on the ESP is signed, and by which CA: Windows Production PCA 2011 or Windows UEFI "
           "CA 2023",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="Under Secure Boot the firmware starts \\EFI\\Microsoft\\Boot\\bootmgfw.efi only when its "
               "Authenticode signature chains to a certificate in the DB. Windows shipped a boot manager signed "
@@ -384,10 +380,9 @@ def _servicing(ctx: AuditContext) -> ServicingState:
     source="KB5085395 Secure Boot update from 2011 to 2023 certificates: Trusted Launch VMs and Confidential VMs "
            "(2026-05-13); KB5025885 (2023-05-09); KB5062713 (2025-06-26); KB5068202 (2025-10-14); "
            f"{TL_SOURCE}, \"Secure Boot\"",
-    baselines=PLATFORM,
     remediation=_script(BCDBOOT_LINES, ROLLOVER_LINES),
     references=(KB5085395_URL, KB5025885_URL, KB5062713_URL, KB5068202_URL, TL_DOC),
-))
+)
 def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     required = ctx.secure_boot_required()
     expected = "signed, chaining to Windows UEFI CA 2023 (or Microsoft Windows Production PCA 2011 until the rollover)"
@@ -453,10 +448,10 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
                    f"{_inline(BCDBOOT_LINES)}", expected, shown, ev, remediation=_script(BCDBOOT_LINES))
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.uefica2023_servicing",
     title="The 2023 Secure Boot certificate servicing state (UEFICA2023Status, AvailableUpdates)",
-    area=AREA,
     severity=Severity.RECOMMENDED,
     rationale="Windows moves a Secure Boot device from the 2011 to the 2023 certificates through the servicing "
               "values under SYSTEM\\CurrentControlSet\\Control\\SecureBoot\\Servicing: AvailableUpdates asks for "
@@ -468,10 +463,9 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     source="KB5068202 Registry key updates for Secure Boot: Windows devices with IT-managed updates (2025-10-14); "
            "KB5025885 (2023-05-09, WindowsUEFICA2023Capable); KB5062713 Windows devices with IT-managed updates "
            "(2025-06-26); KB5085395 Trusted Launch VMs and Confidential VMs (2026-05-13)",
-    baselines=PLATFORM,
     remediation=ROLLOVER_FIX,
     references=(KB5068202_URL, KB5025885_URL, KB5062713_URL, KB5085395_URL, KB5085046_URL),
-))
+)
 def check_servicing(ctx: AuditContext) -> Outcome:
     expected = "UEFICA2023Status Updated"
     if not ctx.secure_boot_required():

@@ -34,13 +34,13 @@ from azvhdaudit.authenticode import (
 from azvhdaudit.errors import AuditError, CorruptHiveError, GuestFileNotFoundError, NotChecked
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
+from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, platform_status, rule
+from azvhdaudit.rules.secureboot import TL_DOC
 
-AREA = "signing"
+SIGNING = Group(area="signing", baselines=PLATFORM_BASELINE)
 SERVICES = r"HKLM\SYSTEM\CurrentControlSet\Services"
 POLICY_DOC = ("https://learn.microsoft.com/windows-hardware/drivers/install/"
               "kernel-mode-code-signing-policy--windows-vista-and-later-")
-TL_DOC = "https://learn.microsoft.com/azure/virtual-machines/trusted-launch"
 SERVICES_DOC = "https://learn.microsoft.com/windows-hardware/drivers/install/inf-addservice-directive"
 FLAG = "--verify-signatures"
 #: service types that are Win32 services, never loaded by the boot loader or the kernel at Start 0/1
@@ -144,10 +144,10 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
     return "bad", f"{_signer_words(sig)}; none chains to Microsoft's kernel-mode roots"
 
 
-@rule(RuleMeta(
+@rule(
+    SIGNING,
     id="signing.boot_drivers",
     title="Boot-start and system-start drivers are signed so that Windows loads them under Secure Boot",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="With Secure Boot on (Trusted Launch, Confidential VM) Windows loads a kernel driver only when its "
               "signature chains to Microsoft's kernel-mode roots: Microsoft Root Certificate Authority 2010 "
@@ -160,12 +160,11 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
            "1607, Windows will not load any new kernel-mode drivers which are not signed by the Dev Portal\"; "
            "Trusted Launch for Azure virtual machines (ms.date 2025-04-21): \"all OS boot components (boot loader, "
            "kernel, kernel drivers) require trusted publishers signing\"",
-    baselines=("azure-platform",),
     remediation="replace the driver with one signed through the Windows Hardware Dev Center (attestation or WHQL) "
                 "or set its Start to 3 (demand) or 4 (disabled) if the VM does not need it: "
                 "sc.exe config <service> start= demand (inside the VM)",
     references=(POLICY_DOC, TL_DOC, SERVICES_DOC),
-))
+)
 def check_boot_drivers(ctx: AuditContext) -> Outcome:
     required = ctx.secure_boot_required()
     verify = ctx.options.verify_signatures

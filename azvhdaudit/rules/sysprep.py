@@ -20,11 +20,12 @@ from typing import Any
 from azvhdaudit import osinfo
 from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.os import image_state, sysprep_of
 from azvhdaudit.rules.values import HiveUnavailable, Read, key_evidence, read_value
 
 GENERALIZE = "Generalize a VHD"
+SYSPREP = Group(area="sysprep", source=GENERALIZE)
 HIBER_KEY = r"SYSTEM\CurrentControlSet\Control\Session Manager\Power"
 CURRENT_ONLY = ("azure-2022",)
 ROLES_DOC = ("https://learn.microsoft.com/windows-hardware/manufacture/desktop/"
@@ -87,10 +88,10 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
     return state, origin
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.state",
     title="Classify image as generalized vs specialized (and report it)",
-    area="sysprep",
     severity=Severity.INFORMATIONAL,
     rationale="A generalized image (sysprep /generalize /oobe) is uploaded with --os-state Generalized and "
               "provisioned by Azure; a specialized one is used as is. Uploading with the wrong state leaves the "
@@ -100,8 +101,7 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
               "SOFTWARE hive unreadable the state is shown but not checked.",
     source="Determine when to use Sysprep",
     remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown  (for a generalized image)",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_state(ctx: AuditContext) -> Outcome:
     facts = sysprep_of(ctx)
     state = str(facts.get("state") or "unknown")
@@ -134,17 +134,15 @@ def check_state(ctx: AuditContext) -> Outcome:
                    "upload it as generalized", wanted, state, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.oobe_shutdown_not_audit",
     title="Generalized image was resealed to OOBE (not Audit mode)",
-    area="sysprep",
     severity=Severity.REQUIRED,
     rationale="Azure provisions a generalized image through OOBE; an image resealed to Audit mode, or left "
               "UNDEPLOYABLE by an interrupted sysprep, does not provision.",
-    source=GENERALIZE,
     remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_oobe(ctx: AuditContext) -> Outcome:
     _generalized_only(ctx)
     facts = sysprep_of(ctx)
@@ -173,10 +171,10 @@ def check_oobe(ctx: AuditContext) -> Outcome:
     return Outcome(Status.FAIL, f"ImageState {value}: the image is not generalized", expected, value, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.no_custom_unattend",
     title="No custom unattend.xml that Windows Setup would pick up",
-    area="sysprep",
     severity=Severity.REQUIRED,
     rationale="Azure provisions a generalized image with its own answer file; a custom unattend.xml left in the "
               "image is not supported (only additionalUnattendContent through the API).",
@@ -184,7 +182,7 @@ def check_oobe(ctx: AuditContext) -> Outcome:
     baselines=CURRENT_ONLY,
     remediation=r"Delete the unattend files (C:\Windows\Panther\Unattend.xml ...) and the SYSTEM\Setup "
                 "UnattendFile value before sysprep",
-))
+)
 def check_unattend(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
@@ -203,10 +201,10 @@ def check_unattend(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "no unattend.xml where Windows Setup looks for one", "none", [], ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.panther_deleted",
     title="C:\\Windows\\Panther deleted before generalization",
-    area="sysprep",
     severity=Severity.RECOMMENDED,
     rationale="Old setup logs and answer files in Panther can be picked up again by setup. The folder should be "
               "deleted before sysprep; the files sysprep writes itself go to System32\\Sysprep\\Panther. File "
@@ -214,7 +212,7 @@ def check_unattend(ctx: AuditContext) -> Outcome:
     source=GENERALIZE + " step 3",
     baselines=CURRENT_ONLY,
     remediation=r"Delete the panther directory (C:\Windows\Panther) before running sysprep.exe",
-))
+)
 def check_panther(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
@@ -228,17 +226,16 @@ def check_panther(ctx: AuditContext) -> Outcome:
                    f"before sysprep (Sysprep state: {state}, from {origin})", "absent", entries, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.extensions_removed",
     title="Azure VM extensions removed (image captured from an existing Azure VM)",
-    area="sysprep",
     severity=Severity.RECOMMENDED,
     rationale="Extensions installed in the source VM (C:\\Packages\\Plugins) run again, with stale settings, on "
               "every VM made from the image.",
-    source=GENERALIZE,
     baselines=CURRENT_ONLY,
     remediation="Remove the VM extensions (Remove-AzVMExtension) and delete C:\\Packages\\Plugins before sysprep",
-))
+)
 def check_extensions(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
@@ -251,17 +248,17 @@ def check_extensions(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "no extension plug-ins in C:\\Packages\\Plugins", "absent", entries, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.role_supported",
     title="Installed server roles support Sysprep",
-    area="sysprep",
     severity=Severity.ADVISORY,
     rationale="Sysprep does not generalize every server role; a generalized image with such a role is broken. "
               "The role list is a heuristic on the roles' services (Sysprep Support for Server Roles).",
     source="Determine when to use Sysprep",
     remediation="Remove the role before generalizing, or upload the disk as specialized",
-    references=(DOC_CURRENT, DOC_2017, ROLES_DOC),
-))
+    references=(ROLES_DOC,),
+)
 def check_roles(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if not ctx.registry.has_hive("SYSTEM"):
@@ -289,10 +286,10 @@ def check_roles(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "no role Sysprep cannot generalize was found", "none", [], ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.hibernation_off",
     title="Hibernation and Fast Startup off (no hiberfil.sys)",
-    area="sysprep",
     severity=Severity.RECOMMENDED,
     rationale="A VM shut down with Fast Startup (HiberbootEnabled) resumes a hibernated kernel on its first "
               "boot in Azure, on different hardware; hiberfil.sys also wastes space on the OS disk. Derived "
@@ -300,7 +297,7 @@ def check_roles(ctx: AuditContext) -> Outcome:
     source="derived (Generalize a VHD: shut down, do not restart)",
     baselines=CURRENT_ONLY,
     remediation="powercfg.exe /hibernate off",
-))
+)
 def check_hibernation(ctx: AuditContext) -> Outcome:
     try:
         read: Read | None = read_value(ctx, HIBER_KEY, "HiberbootEnabled")

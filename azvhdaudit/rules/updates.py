@@ -23,13 +23,14 @@ from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import OSFacts
 from azvhdaudit.pe import format_version, parse_version
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.os import build_name, os_evidence, os_of
 from azvhdaudit.rules.values import key_evidence, read_value
 
 __all__ = ["update_table", "column_for", "minimum_for", "check_rows", "kb_installed"]
 
 SECTION = "Install Windows updates"
+UPDATES = Group(area="updates", source=SECTION)
 Version = tuple[int, int, int, int]
 
 #: CBS package states that mean "installed" (CbsState: 0x50 superseded, 0x70 installed, 0x80 permanent)
@@ -120,19 +121,17 @@ def _no_column(osf: OSFacts, profile: str) -> NotApplicable:
                          "through Windows Update")
 
 
-@rule(RuleMeta(
+@rule(
+    UPDATES,
     id="updates.min_file_versions",
     title="Minimum versions of storage/network/kernel/RDS binaries (table-driven)",
-    area="updates",
     severity=Severity.REQUIRED,
     rationale="Older storage, network and RDS binaries have bugs that stop VMs in Azure (storage timeouts, "
               "network loss, RDP failures). The doc asks for a fully patched image, or at least these versions. "
               "A missing binary means the component is not installed (vmswitch.sys needs Hyper-V, msdsm.sys "
               "and mpio.sys MPIO, rdpcorets.dll the RDP 8 update): a warning, not a failure.",
-    source=SECTION,
     remediation="Install the listed KB (or any later cumulative/rollup update) via Windows Update",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_min_versions(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     column = column_for(osf.build, ctx.profile)
@@ -218,10 +217,10 @@ def _ubr_outcome(
     return None
 
 
-@rule(RuleMeta(
+@rule(
+    UPDATES,
     id="updates.ms17_010",
     title="MS17-010 (WannaCrypt) fix installed",
-    area="updates",
     severity=Severity.REQUIRED,
     rationale="The doc requires the MS17-010 fix. Evidence, strongest first: Windows 10's servicing level (UBR), "
               "the KB's CBS package, the srv.sys version of the MS17-010 update (derived, not in the doc). The doc "
@@ -230,9 +229,8 @@ def _ubr_outcome(
     source=SECTION + " (Security: WannaCrypt MS17-010)",
     remediation="Install the MS17-010 update (KB4012212/KB4012215 on 2008 R2 SP1, KB4012214/KB4012217 on 2012, "
                 "KB4012213/KB4012216 on 2012 R2) or any later rollup",
-    references=(DOC_CURRENT, DOC_2017,
-                "https://learn.microsoft.com/security-updates/securitybulletins/2017/ms17-010"),
-))
+    references=("https://learn.microsoft.com/security-updates/securitybulletins/2017/ms17-010",),
+)
 def check_ms17_010(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     by_ubr = _ubr_outcome(ctx, osf, MS17_010_UBR, MS17_010_FIXED_BUILD, "MS17-010")
@@ -272,10 +270,10 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
                      evidence=tuple(ev))
 
 
-@rule(RuleMeta(
+@rule(
+    UPDATES,
     id="updates.cve_2018_0886",
     title="CVE-2018-0886 (CredSSP) update installed",
-    area="updates",
     severity=Severity.REQUIRED,
     rationale="Since May 2018 clients refuse CredSSP to unpatched hosts: RDP to a VM without this update fails "
               "with \"CredSSP encryption oracle remediation\". Windows 10 is judged by its UBR, older Windows by "
@@ -283,8 +281,8 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
     source=SECTION + " (CVE-2018-0886)",
     baselines=("azure-2022",),
     remediation="Install the May 2018 (or later) cumulative update / monthly rollup",
-    references=(DOC_CURRENT, "https://msrc.microsoft.com/update-guide/vulnerability/CVE-2018-0886"),
-))
+    references=("https://msrc.microsoft.com/update-guide/vulnerability/CVE-2018-0886",),
+)
 def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     by_ubr = _ubr_outcome(ctx, osf, CVE_2018_0886_UBR, CVE_2018_0886_FIXED_BUILD, "CVE-2018-0886")
@@ -355,17 +353,17 @@ def _pending_evidence(ctx: AuditContext) -> tuple[list[Evidence], list[str]]:
     return evidence, reasons
 
 
-@rule(RuleMeta(
+@rule(
+    UPDATES,
     id="updates.no_pending_reboot",
     title="No pending restart / pending servicing operations",
-    area="updates",
     severity=Severity.REQUIRED,
     rationale="Updates waiting for a restart finish on the first boot in Azure (slow, can fail provisioning) "
               "and sysprep refuses to run with servicing operations pending.",
     source=SECTION + " (NOTE) and before Sysprep",
     baselines=("azure-2022",),
     remediation="Install all updates and restart once before migration / before sysprep.exe",
-))
+)
 def check_pending_reboot(ctx: AuditContext) -> Outcome:
     have = [h for h in ("SOFTWARE", "SYSTEM") if ctx.registry.has_hive(h)]
     ev, reasons = _pending_evidence(ctx)
