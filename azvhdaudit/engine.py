@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import IO, Any
 
 from azvhdaudit.errors import (
@@ -32,12 +33,12 @@ from azvhdaudit.facts import ImageFacts
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
 from azvhdaudit.rules.base import PROFILES as _PROFILE_BASELINES
-from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, Target, all_rules
+from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, Target, all_rules, problem_status
 from azvhdaudit.rules.vm import VM_ROLE, DiskInfo, VMContext
 from azvhdaudit.waivers import Waiver, WaiverInput, check_known, load_waivers, split_expired
 
-__all__ = ["audit", "audit_context", "audit_vm_context", "evaluate", "select_rules", "catalogue", "in_profile",
-           "PROFILES", "ROLES", "DISK_AREAS"]
+__all__ = ["audit", "audit_context", "audit_vm_context", "evaluate", "judged", "select_rules", "catalogue",
+           "in_profile", "PROFILES", "ROLES", "DISK_AREAS"]
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +151,25 @@ def _decided(rule: Rule, role: str, disk: str, no_windows: str | None) -> Outcom
     return None
 
 
+def judged(rule: Rule, outcome: Outcome, ctx: AuditContext) -> Outcome:
+    """The outcome with the status the rule's severity gives an unmet requirement (``Status.FAIL`` from the
+    check): fail for a REQUIRED rule the target requires, else warning (:func:`~azvhdaudit.rules.base.problem_status`).
+    Whether the target requires it is the outcome's ``required``, else the rule's ``required_for``."""
+    if outcome.status is not Status.FAIL:
+        return outcome
+    required = outcome.required
+    if required is None:
+        required = rule.meta.required_for(ctx) if rule.meta.required_for is not None else True
+    status = problem_status(rule.meta.severity, required)
+    return outcome if status is Status.FAIL else replace(outcome, status=status)
+
+
 def evaluate(rule: Rule, ctx: AuditContext) -> Outcome:
-    """Run one rule on a context and make its outcome: the signals a rule raises (:class:`NotApplicable`,
-    :class:`NotChecked`) and evidence that cannot be read become not applicable / not checked, any other
-    exception an error of the rule."""
+    """Run one rule on a context and make its outcome: an unmet requirement gets the status the rule's severity
+    gives it (:func:`judged`); the signals a rule raises (:class:`NotApplicable`, :class:`NotChecked`) and
+    evidence that cannot be read become not applicable / not checked, any other exception an error of the rule."""
     try:
-        return rule.check(ctx)
+        return judged(rule, rule.check(ctx), ctx)
     except NotApplicable as signal:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
     except NotChecked as missing:

@@ -19,7 +19,7 @@ from azvhdaudit.engine import PROFILES, audit_context, select_rules
 from azvhdaudit.errors import ProfileError
 from azvhdaudit.facts import ContainerFacts, ImageFacts
 from azvhdaudit.registry.model import RegistryView
-from azvhdaudit.report import Status
+from azvhdaudit.report import Severity, Status
 from azvhdaudit.rules.base import (
     BASELINES,
     DISK_CONTROLLERS,
@@ -27,7 +27,7 @@ from azvhdaudit.rules.base import (
     AuditContext,
     AuditOptions,
     Target,
-    platform_status,
+    problem_status,
 )
 from azvhdaudit.rules.base import PROFILES as PROFILE_BASELINES
 
@@ -130,7 +130,8 @@ def test_a_bad_target_is_a_profile_error(bad: Any) -> None:
 
 def test_target_constants_and_status() -> None:
     assert SECURITY_TYPES == ("Standard", "TrustedLaunch", "ConfidentialVM") and DISK_CONTROLLERS == ("SCSI", "NVMe")
-    assert platform_status(True) is Status.FAIL and platform_status(False) is Status.WARNING
+    assert problem_status(Severity.REQUIRED, True) is Status.FAIL
+    assert problem_status(Severity.REQUIRED, False) is Status.WARNING
     assert azvhdaudit.Target is Target
 
 

@@ -14,8 +14,15 @@ whether they need the guest's Windows; the references are derived: the documents
 (:data:`BASELINE_DOCUMENTS`), then the group's and the rule's own further references. Most rules are data rows
 instead (see :mod:`azvhdaudit.rules.values`), declared with the same group.
 
-A rule that does not apply raises :class:`azvhdaudit.errors.NotApplicable`; one whose evidence is missing or
-unreadable raises :class:`azvhdaudit.errors.NotChecked` (both with the reason).
+A check says what it found; the engine decides the status:
+
+- ``Status.FAIL`` means "the requirement is not met". The engine reports it as ``fail`` for a REQUIRED rule the
+  deployment target requires, else as ``warning`` (RECOMMENDED, ADVISORY and INFORMATIONAL rules never fail; a
+  platform rule states through its group's ``required_for``, or an outcome's ``required``, whether the target
+  requires it).
+- ``Status.WARNING`` is a lesser finding: never more than a warning, whatever the severity.
+- A rule that does not apply raises :class:`azvhdaudit.errors.NotApplicable`; one whose evidence is missing or
+  unreadable raises :class:`azvhdaudit.errors.NotChecked` (both with the reason).
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ __all__ = [
     "SECURITY_TYPES",
     "DISK_CONTROLLERS",
     "Target",
-    "platform_status",
     "effective_security_type",
     "DOC_CURRENT",
     "DOC_2017",
@@ -310,11 +316,6 @@ def effective_security_type(target: Target, generation: int | None) -> str:
     if target.security_type is not None:
         return target.security_type
     return "TrustedLaunch" if generation == 2 else "Standard"
-
-
-def platform_status(required: bool) -> Status:
-    """The status of an unmet platform requirement: FAIL when the target requires it, WARNING otherwise."""
-    return Status.FAIL if required else Status.WARNING
 
 
 @dataclass(frozen=True)

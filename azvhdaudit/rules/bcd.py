@@ -371,15 +371,8 @@ def check_osdevice(ctx: AuditContext) -> Outcome:
     remediation='bcdedit.exe /set "{bootmgr}" displaybootmenu yes',
 )
 def check_displaybootmenu(ctx: AuditContext) -> Outcome:
-    return _warn(_value_rule(ctx, "{bootmgr}", "displaybootmenu", 0x26000020, True, _yes_no,
-                             (Status.WARNING, "the menu is not shown")))
-
-
-def _warn(out: Outcome) -> Outcome:
-    """Recommended settings warn instead of failing."""
-    if out.status == Status.FAIL:
-        return Outcome(Status.WARNING, out.message, out.expected, out.actual, out.evidence, out.reason)
-    return out
+    return _value_rule(ctx, "{bootmgr}", "displaybootmenu", 0x26000020, True, _yes_no,
+                       (Status.WARNING, "the menu is not shown"))
 
 
 @rule(
@@ -392,8 +385,8 @@ def _warn(out: Outcome) -> Outcome:
     remediation='bcdedit.exe /set "{bootmgr}" timeout 5',
 )
 def check_timeout(ctx: AuditContext) -> Outcome:
-    return _warn(_value_rule(ctx, "{bootmgr}", "timeout", 0x25000004, 5, lambda v: f"{v}s",
-                             (Status.WARNING, "the boot manager's built-in default applies")))
+    return _value_rule(ctx, "{bootmgr}", "timeout", 0x25000004, 5, lambda v: f"{v}s",
+                       (Status.WARNING, "the boot manager's built-in default applies"))
 
 
 @rule(
@@ -406,8 +399,8 @@ def check_timeout(ctx: AuditContext) -> Outcome:
     remediation='bcdedit.exe /set "{bootmgr}" bootems yes',
 )
 def check_bootems(ctx: AuditContext) -> Outcome:
-    return _warn(_value_rule(ctx, "{bootmgr}", "bootems", 0x16000020, True, _yes_no,
-                             (Status.WARNING, "EMS is off by default")))
+    return _value_rule(ctx, "{bootmgr}", "bootems", 0x16000020, True, _yes_no,
+                       (Status.WARNING, "EMS is off by default"))
 
 
 @rule(
@@ -421,8 +414,8 @@ def check_bootems(ctx: AuditContext) -> Outcome:
     remediation='bcdedit.exe /ems "{current}" ON',
 )
 def check_ems(ctx: AuditContext) -> Outcome:
-    return _warn(_value_rule(ctx, "{default}", "ems", 0x260000B0, True, _on_off,
-                             (Status.WARNING, "EMS is off by default")))
+    return _value_rule(ctx, "{default}", "ems", 0x260000B0, True, _on_off,
+                       (Status.WARNING, "EMS is off by default"))
 
 
 @rule(

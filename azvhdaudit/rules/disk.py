@@ -207,7 +207,7 @@ def check_not_differencing(ctx: AuditContext) -> Outcome:
     DISK,
     id="disk.vhd_footer_valid",
     title="VHD footer is structurally valid (cookie, version, checksum)",
-    severity=Severity.RECOMMENDED,
+    severity=Severity.REQUIRED,
     rationale="Azure reads the 512-byte footer at the end of the page blob; a bad cookie, version or checksum "
               "makes the upload unusable. Test-VHD checks the same.",
     source='intro: "You can validate your VHD or VHDX file by referring to Test-VHD"',
@@ -401,7 +401,7 @@ def check_generation(ctx: AuditContext) -> Outcome:
     DISK,
     id="disk.boot_files_present",
     title="Boot store where the detected generation's firmware looks for it",
-    severity=Severity.ADVISORY,
+    severity=Severity.REQUIRED,
     rationale="Generation 1 boots the active MBR partition's \\bootmgr with \\Boot\\BCD; generation 2 the ESP's "
               "\\EFI\\Microsoft\\Boot\\bootmgfw.efi with \\EFI\\Microsoft\\Boot\\BCD. Derived, not in the doc.",
     source="derived (boot files consistent with the generation)",

@@ -36,7 +36,7 @@ from typing import Any
 from azvhdaudit.errors import NotChecked
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, platform_status, rule
+from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.os import build_name, os_of
 from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, read_value, value_evidence
 
@@ -61,7 +61,8 @@ PREPARE_SCRIPT = (
 NVME_OVERVIEW = "https://learn.microsoft.com/azure/virtual-machines/nvme-overview"
 NVME_IMAGES = "https://learn.microsoft.com/azure/virtual-machines/enable-nvme-interface"
 
-NVME = Group(area="nvme", baselines=PLATFORM_BASELINE)
+#: required when the target's disk controller is NVMe, advice (a warning) under SCSI
+NVME = Group(area="nvme", baselines=PLATFORM_BASELINE, required_for=AuditContext.nvme_required)
 
 _DOC = ("Automate SCSI-to-NVMe conversion for Linux and Windows VMs (learn.microsoft.com/azure/virtual-machines/"
         "converting-scsi-to-nvme-storage, ms.date 2026-05-26)")
@@ -214,7 +215,6 @@ def _evidence(ctx: AuditContext, cs: ControlSet, path: str, name: str | None, va
 
 def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outcome:
     """Every control set: ``service`` Start = 0 (when ``need_start``) and no StartOverride holding non-zero."""
-    required = ctx.nvme_required()
     problems: list[str] = []
     inside: list[str] = []
     offline: list[str] = []
@@ -261,7 +261,7 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
     expected += f" in every control set ({', '.join(c.name for c in sets)})"
     if problems:
         return Outcome(
-            platform_status(required),
+            Status.FAIL,
             f"{'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
             expected=expected,
             actual=found,
@@ -344,7 +344,6 @@ def check_vpci(ctx: AuditContext) -> Outcome:
     references=(CONVERSION_SCRIPT,),
 )
 def check_boot_chain(ctx: AuditContext) -> Outcome:
-    required = ctx.nvme_required()
     sets = control_sets(ctx)
     problems: list[str] = []
     inside: list[str] = []
@@ -372,7 +371,7 @@ def check_boot_chain(ctx: AuditContext) -> Outcome:
     expected = {"Start": 0, "drivers": list(BOOT_CHAIN), "control_sets": [c.name for c in sets]}
     if problems:
         return Outcome(
-            platform_status(required),
+            Status.FAIL,
             f"not boot-start: {'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
             expected=expected, actual=found, evidence=tuple(evidence), remediation=_remediation(inside, absent),
         )
@@ -405,7 +404,7 @@ def check_driver_file(ctx: AuditContext) -> Outcome:
     if present:
         return Outcome(Status.PASS, f"{path} is present" + (f", version {shown}" if shown else ""),
                        expected="present", actual=shown or "present", evidence=(ev,))
-    return Outcome(platform_status(ctx.nvme_required()),
+    return Outcome(Status.FAIL,
                    f"{path} is not on the Windows volume: no driver can reach an NVMe boot disk ({_target_words(ctx)})",
                    expected="present", actual="absent", evidence=(ev,))
 
@@ -426,7 +425,6 @@ def check_driver_file(ctx: AuditContext) -> Outcome:
     references=(NVME_OVERVIEW, NVME_IMAGES, CONVERSION_SCRIPT),
 )
 def check_generation_build(ctx: AuditContext) -> Outcome:
-    required = ctx.nvme_required()
     generation = ctx.facts.generation
     osf = os_of(ctx)
     build = osf.build if osf is not None else None
@@ -442,7 +440,7 @@ def check_generation_build(ctx: AuditContext) -> Outcome:
     if build is not None and build < MIN_BUILD:
         problems.append(f"{build_name(build)} is older than {MIN_BUILD} (Windows Server 2019 / Windows 10 1809)")
     if problems:
-        return Outcome(platform_status(required), f"{'; '.join(problems)} ({_target_words(ctx)})",
+        return Outcome(Status.FAIL, f"{'; '.join(problems)} ({_target_words(ctx)})",
                        expected=expected, actual=actual, evidence=evidence)
     missing = [name for name, v in (("the generation", generation), ("the OS build", build)) if v is None]
     if missing:

@@ -26,7 +26,7 @@ from typing import Any
 from azvhdaudit.bcd import WELL_KNOWN, BCDObject, BCDStore, Effective
 from azvhdaudit.errors import AuditError, BCDError, NotApplicable, NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, platform_status, rule
+from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.bcd import decoded_store
 from azvhdaudit.secureboot_facts import (
     BOOTMGR_PATH,
@@ -43,7 +43,8 @@ from azvhdaudit.secureboot_facts import (
     servicing_state,
 )
 
-SECUREBOOT = Group(area="secureboot", baselines=PLATFORM_BASELINE)
+#: required (an unmet requirement fails) when the target boots with Secure Boot, advice (a warning) otherwise
+SECUREBOOT = Group(area="secureboot", baselines=PLATFORM_BASELINE, required_for=AuditContext.secure_boot_required)
 
 TL_DOC = "https://learn.microsoft.com/azure/virtual-machines/trusted-launch"
 TL_SOURCE = "Trusted Launch for Azure virtual machines (learn.microsoft.com, ms.date 2025-04-21)"
@@ -122,7 +123,6 @@ def _target_words(ctx: AuditContext) -> str:
 )
 def check_generation2(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
-    required = ctx.secure_boot_required()
     style = facts.partition_style
     esp = esp_partition(facts)
     layout = {"partition_style": style, "generation": facts.generation, "esp": esp.index if esp else None}
@@ -132,15 +132,15 @@ def check_generation2(ctx: AuditContext) -> Outcome:
         raise NotChecked("no partition style in the image facts",
                          "not checked: the partition table was not established", expected=expected, evidence=ev)
     if style == "mbr":
-        return Outcome(platform_status(required), "MBR partition table: a Generation 1 image, which boots without "
+        return Outcome(Status.FAIL, "MBR partition table: a Generation 1 image, which boots without "
                        f"Secure Boot; Trusted Launch and Confidential VMs need Generation 2 ({_target_words(ctx)}); "
                        f"fix: {_inline(MBR2GPT_LINES)}, then HyperVGeneration V2", expected, "MBR (Generation 1)", ev,
                        remediation=_script(MBR2GPT_LINES))
     if style != "gpt":
-        return Outcome(platform_status(required), f"the disk has no partition table ({style}): it boots as neither "
+        return Outcome(Status.FAIL, f"the disk has no partition table ({style}): it boots as neither "
                        "generation", expected, style, ev)
     if esp is None:
-        return Outcome(platform_status(required), "GPT disk without an EFI system partition: UEFI firmware finds no "
+        return Outcome(Status.FAIL, "GPT disk without an EFI system partition: UEFI firmware finds no "
                        f"boot manager ({_target_words(ctx)}); fix: create a FAT32 EFI system partition, then "
                        f"{_inline(BCDBOOT_LINES)}", expected, "GPT without ESP", ev,
                        remediation=_script(["Create a FAT32 EFI system partition (diskpart: create partition efi)"],
@@ -156,12 +156,12 @@ def check_generation2(ctx: AuditContext) -> Outcome:
     ev += (_file_evidence(esp.index, bm),)
     where = f"the EFI system partition (partition {esp.index})"
     if not bm.present:
-        return Outcome(platform_status(required), f"{where} holds no \\{BOOTMGR_PATH}: UEFI firmware finds no Windows "
+        return Outcome(Status.FAIL, f"{where} holds no \\{BOOTMGR_PATH}: UEFI firmware finds no Windows "
                        f"Boot Manager ({_target_words(ctx)}); fix: {_inline(BCDBOOT_LINES)}", expected,
                        "no bootmgfw.efi", ev, remediation=_script(BCDBOOT_LINES))
     if bm.error or bm.subsystem is None:
         what = bm.error or "a PE image that is not an EFI application"
-        return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} on {where} is {what}; fix: "
+        return Outcome(Status.FAIL, f"\\{BOOTMGR_PATH} on {where} is {what}; fix: "
                        f"{_inline(BCDBOOT_LINES)}", expected, what, ev, remediation=_script(BCDBOOT_LINES))
     return Outcome(Status.PASS, f"GPT disk; {where} holds \\{BOOTMGR_PATH} ({bm.machine} {bm.subsystem}, "
                    f"{bm.size:,} bytes): a Generation 2 image", expected, "GPT, ESP, bootmgfw.efi", ev)
@@ -202,7 +202,6 @@ def _cvm_note(ctx: AuditContext) -> str:
     references=(TL_DOC,),
 )
 def check_os_supported(ctx: AuditContext) -> Outcome:
-    required = ctx.secure_boot_required()
     os_facts = ctx.facts.os
     expected = "Windows 10/11 Pro, Enterprise or Enterprise multi-session, or Windows Server 2016 or later (64-bit)"
     if os_facts is None:
@@ -221,7 +220,7 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
                          expected=expected, evidence=ev)
     found = f"{name} (build {build}, EditionID {os_facts.edition_id or 'not set'})"
     if os_facts.architecture and os_facts.architecture.upper() not in ("AMD64", "ARM64"):
-        return Outcome(platform_status(required), f"{found} is {os_facts.architecture}: Trusted Launch VMs are "
+        return Outcome(Status.FAIL, f"{found} is {os_facts.architecture}: Trusted Launch VMs are "
                        f"64-bit Generation 2 VMs ({_target_words(ctx)})", expected, found, ev)
     server = os_facts.is_server
     if server is None:
@@ -232,11 +231,11 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
         if build >= SERVER_2016_BUILD:
             return Outcome(Status.PASS, f"{found}: Windows Server 2016 or later, which Trusted Launch supports"
                            f"{_cvm_note(ctx)}", expected, found, ev)
-        return Outcome(platform_status(required), f"{found}: older than Windows Server 2016 (build "
+        return Outcome(Status.FAIL, f"{found}: older than Windows Server 2016 (build "
                        f"{SERVER_2016_BUILD}), which Trusted Launch does not support ({_target_words(ctx)})",
                        expected, found, ev)
     if build < WINDOWS_10_BUILD:
-        return Outcome(platform_status(required), f"{found}: older than Windows 10, which Trusted Launch does not "
+        return Outcome(Status.FAIL, f"{found}: older than Windows 10, which Trusted Launch does not "
                        f"support ({_target_words(ctx)})", expected, found, ev)
     edition = (os_facts.edition_id or "").strip()
     if not edition:
@@ -247,7 +246,7 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
         return Outcome(Status.PASS, f"{found}: {_LISTED_EDITIONS[key]}, an edition Trusted Launch supports"
                        f"{_cvm_note(ctx)}", expected, found, ev)
     if key in _HOME_EDITIONS:
-        return Outcome(platform_status(required), f"{found}: a Home edition, which Trusted Launch does not list "
+        return Outcome(Status.FAIL, f"{found}: a Home edition, which Trusted Launch does not list "
                        f"({_target_words(ctx)})", expected, found, ev)
     return Outcome(Status.WARNING, f"{found}: an edition the Trusted Launch list does not name (it names Pro, "
                    "Enterprise and Enterprise multi-session, and says variations are supported)", expected, found, ev)
@@ -308,7 +307,6 @@ def _without_option(options: str) -> str:
     references=(TESTSIGN_DOC, TL_DOC),
 )
 def check_bcd_integrity(ctx: AuditContext) -> Outcome:
-    required = ctx.secure_boot_required()
     expected = "testsigning and nointegritychecks off or unset; loadoptions without DISABLE_INTEGRITY_CHECKS"
     store, why = _store(ctx)
     if store is None:
@@ -344,7 +342,7 @@ def check_bcd_integrity(ctx: AuditContext) -> Outcome:
     if not found:
         return Outcome(Status.PASS, f"{where}: testsigning and nointegritychecks not set to Yes, loadoptions without "
                        f"{DISABLE_INTEGRITY}", expected, "none set", tuple(evidence))
-    return Outcome(platform_status(required), f"{where}: {', '.join(found)}: Windows Boot Manager does not boot "
+    return Outcome(Status.FAIL, f"{where}: {', '.join(found)}: Windows Boot Manager does not boot "
                    f"this under Secure Boot ({_target_words(ctx)}); fix: {'; '.join(fixes)}", expected, found,
                    tuple(evidence), remediation=_script(fixes))
 
@@ -384,7 +382,6 @@ def _servicing(ctx: AuditContext) -> ServicingState:
     references=(KB5085395_URL, KB5025885_URL, KB5062713_URL, KB5068202_URL, TL_DOC),
 )
 def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
-    required = ctx.secure_boot_required()
     expected = "signed, chaining to Windows UEFI CA 2023 (or Microsoft Windows Production PCA 2011 until the rollover)"
     esp = esp_partition(ctx.facts)
     if esp is None:
@@ -408,7 +405,7 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
         raise NotApplicable(f"\\{BOOTMGR_PATH} is {bm.error or 'not an EFI application'}, not a boot manager whose "
                             "signatures could be checked (see secureboot.generation2)")
     if not bm.signed:
-        return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} carries no Authenticode signature (no "
+        return Outcome(Status.FAIL, f"\\{BOOTMGR_PATH} carries no Authenticode signature (no "
                        f"certificate table): UEFI Secure Boot does not start it ({_target_words(ctx)}); fix: "
                        f"{_inline(BCDBOOT_LINES)}", expected, "unsigned", ev, remediation=_script(BCDBOOT_LINES))
     answer = ctx.cached("secureboot.bootmgr_signers",
@@ -443,7 +440,7 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
                        "is not Windows Boot Manager as Microsoft signs it (Windows Production PCA 2011 or Windows UEFI "
                        f"CA 2023); fix: {_inline(BCDBOOT_LINES)}", expected, shown, ev,
                        remediation=_script(BCDBOOT_LINES))
-    return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} chains to neither {PCA2011} nor {UEFICA2023} "
+    return Outcome(Status.FAIL, f"\\{BOOTMGR_PATH} chains to neither {PCA2011} nor {UEFICA2023} "
                    f"({described}; {mode}): Secure Boot does not start it ({_target_words(ctx)}); fix: "
                    f"{_inline(BCDBOOT_LINES)}", expected, shown, ev, remediation=_script(BCDBOOT_LINES))
 

@@ -34,10 +34,11 @@ from azvhdaudit.authenticode import (
 from azvhdaudit.errors import AuditError, CorruptHiveError, GuestFileNotFoundError, NotChecked
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, platform_status, rule
+from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.secureboot import TL_DOC
 
-SIGNING = Group(area="signing", baselines=PLATFORM_BASELINE)
+#: required when the target boots with Secure Boot, advice otherwise (a missing driver file fails under any target)
+SIGNING = Group(area="signing", baselines=PLATFORM_BASELINE, required_for=AuditContext.secure_boot_required)
 SERVICES = r"HKLM\SYSTEM\CurrentControlSet\Services"
 POLICY_DOC = ("https://learn.microsoft.com/windows-hardware/drivers/install/"
               "kernel-mode-code-signing-policy--windows-vista-and-later-")
@@ -255,9 +256,11 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         + [f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center (attestation or "
            f"WHQL), or if nothing needs it at boot: sc.exe config {name} start= demand" for name, path in bad_fix])
     if missing:
-        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix)
+        # a driver file that is not there stops any VM at boot: required whatever the target
+        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix,
+                       required=True)
     if bad:
-        return Outcome(platform_status(required), " | ".join(parts), expected, actual, tuple(evidence),
+        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence),
                        remediation=fix)
     if undecided:
         flag = "" if verify else f"; {FLAG} decides catalog-signed drivers"

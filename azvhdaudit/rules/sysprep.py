@@ -92,7 +92,7 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
     SYSPREP,
     id="sysprep.state",
     title="Classify image as generalized vs specialized (and report it)",
-    severity=Severity.INFORMATIONAL,
+    severity=Severity.REQUIRED,
     rationale="A generalized image (sysprep /generalize /oobe) is uploaded with --os-state Generalized and "
               "provisioned by Azure; a specialized one is used as is. Uploading with the wrong state leaves the "
               "VM stuck at OOBE or failing provisioning. ImageState is the primary evidence, State.ini and "
