@@ -165,11 +165,16 @@ def judged(rule: Rule, outcome: Outcome, ctx: AuditContext) -> Outcome:
 
 
 def evaluate(rule: Rule, ctx: AuditContext) -> Outcome:
-    """Run one rule on a context and make its outcome: an unmet requirement gets the status the rule's severity
-    gives it (:func:`judged`); the signals a rule raises (:class:`NotApplicable`, :class:`NotChecked`) and
-    evidence that cannot be read become not applicable / not checked, any other exception an error of the rule."""
+    """Run one rule on a context and make its outcome: the signals a rule raises (:class:`NotApplicable`,
+    :class:`NotChecked`) and evidence that cannot be read become not applicable / not checked, any other
+    exception an error of the rule; an unmet requirement gets the status the rule's severity gives it
+    (:func:`judged`, which sees every outcome)."""
+    return judged(rule, _checked(rule, ctx), ctx)
+
+
+def _checked(rule: Rule, ctx: AuditContext) -> Outcome:
     try:
-        return judged(rule, rule.check(ctx), ctx)
+        return rule.check(ctx)
     except NotApplicable as signal:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
     except NotChecked as missing:
