@@ -68,7 +68,10 @@ __all__ = [
 #: (:data:`PROFILES`) runs the rules of one or more baselines.
 BASELINES: dict[str, str] = {
     "azure-2022": "Prepare a Windows VHD or VHDX to upload to Azure (learn.microsoft.com, ms.date 2022-08-04)",
-    "azure-2017": "Prepare a Windows VHD or VHDX to upload to Azure (ms.date 2017-08-01, the seed text)",
+    "azure-2017": (
+        "Prepare a Windows VHD or VHDX to upload to Azure (MicrosoftDocs/azure-docs, "
+        "articles/virtual-machines/windows/prepare-for-upload-vhd-image.md, ms.date 2017-08-01)"
+    ),
     "azure-platform": (
         "Azure platform requirements since 2022: Trusted Launch / Secure Boot, the 2023 boot certificates, NVMe, "
         "Azure Boost networking (each rule cites its own Microsoft document)"

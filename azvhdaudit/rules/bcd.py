@@ -226,7 +226,7 @@ def check_store_present(ctx: AuditContext) -> Outcome:
 _INTEGRITY_RATIONALE = (
     "The doc sets integrityservices (BcdLibraryInteger_SiPolicy, 0x1500004B; not 0x16000048, which is "
     "nointegritychecks) to Enable. Absent means Default, which Windows treats as enabled, so absence is a warning "
-    "(the doc's line was not run) and only Disable fails; the catalogue's \"if absent: fail\" overstates it."
+    "(the doc's line was not run) and only Disable fails."
 )
 _INTEGRITY_ABSENT = (Status.WARNING, "the Windows default (enabled) applies; the doc sets Enable explicitly")
 

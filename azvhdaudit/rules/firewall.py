@@ -494,7 +494,7 @@ def _blocking_inbound_port(rules: Iterable[FirewallRule], port: int) -> list[Fir
     remediation="Get-NetFirewallRule -DisplayGroup 'Remote Desktop' | Set-NetFirewallRule -Enabled True",
     rationale="Matched on the group resource EmbedCtxt=@FirewallAPI.dll,-28752, not the localised name. "
     "Evidence: Windows 7 has two rules, RemoteDesktop-In-TCP (Domain, Private) and RemoteDesktop-In-TCP_1 "
-    "(Public) — the catalogue listed only the first; both must be on for TCP 3389 to be open in every "
+    "(Public); both must be on for TCP 3389 to be open in every "
     "profile. A Group Policy block rule for TCP 3389 fails the rule.",
 )
 def check_rdp_rules(ctx: AuditContext) -> Outcome:

@@ -187,7 +187,7 @@ def check_architecture(ctx: AuditContext) -> Outcome:
     rationale="KB4021388: only specialized 32-bit VHDs are supported, generalized images do not work in Azure; "
               "the platform makes only 1 GB of memory available to a 32-bit guest, notably client SKUs "
               "(Windows 7, Windows 10).",
-    source="KB4021388 (seed 000)",
+    source="KB4021388, Support for 32-bit operating systems in Azure virtual machines (ms.date 2019-09-18)",
     remediation="Upload the 32-bit disk as a specialized OS disk (no sysprep), or migrate to a 64-bit Windows",
     references=(KB4021388,),
 )

@@ -2,10 +2,11 @@
 
 References: "Prepare a Windows VHD or VHDX to upload to Azure", "Install Windows updates" (the table of
 minimum binary versions per OS, the WannaCrypt MS17-010 and CVE-2018-0886 rows, "no pending restart");
-the 2017 version of the same table (five columns, no vmstorfl.sys, no CVE-2018-0886). The table is copied
-from the fact catalogue (``azure-checks.yaml`` ``update_minimums``) into ``azvhdaudit/data/update_minimums.json``
-by ``tests/image_rules/make_update_minimums.py``. Windows 10 servicing levels (UBR) of the March 2017
-(MS17-010) and May 2018 (CVE-2018-0886) updates are those of the catalogue and the KB release notes.
+the 2017 version of the same table (MicrosoftDocs/azure-docs, ms.date 2017-08-01: five columns, no vmstorfl.sys,
+no CVE-2018-0886). The table is kept in ``azvhdaudit/data/update_minimums.json``, written by
+``tests/image_rules/make_update_minimums.py`` from a transcription of the doc's table. Windows 10 servicing levels
+(UBR) of the March 2017 (MS17-010) and May 2018 (CVE-2018-0886) updates are those of Microsoft's release notes of
+those updates.
 
 Versions are read from the binaries' VS_FIXEDFILEINFO (``ctx.files.file_version``), never from strings.
 """
@@ -40,9 +41,10 @@ INSTALLED_STATES = (0x50, 0x70, 0x80)
 MS17_010_UBR = {10240: 17319, 10586: 839, 14393: 953}
 #: the first build that shipped with the MS17-010 fix
 MS17_010_FIXED_BUILD = 15063
-#: srv.sys versions of the MS17-010 updates (derived, not in the doc; the catalogue marks them uncertain)
+#: srv.sys versions of the MS17-010 updates (derived from the updates' file versions, not in the doc, and not
+#: certain: the evidence marks them "derived")
 MS17_010_SRV = {7601: "6.1.7601.23689", 9200: "6.2.9200.22099", 9600: "6.3.9600.18604"}
-#: Windows 10 builds -> the UBR of the May 2018 update that fixed CVE-2018-0886 (catalogue updates.cve_2018_0886)
+#: Windows 10 builds -> the UBR of the May 2018 update that fixed CVE-2018-0886 (the updates' release notes)
 CVE_2018_0886_UBR = {14393: 2248, 15063: 1088, 16299: 431, 17134: 48}
 CVE_2018_0886_FIXED_BUILD = 17763
 

@@ -91,8 +91,8 @@ def check_listener(ctx: AuditContext) -> Outcome:
     id="winrm.firewall_http_in",
     title="'Windows Remote Management (HTTP-In)' firewall rules enabled for every profile",
     severity=Severity.REQUIRED,
-    rationale="Matched on Name=@FirewallAPI.dll,-30253 and LPort=5985, not on rule ids: the evidence "
-    "contradicts the catalogue's id-to-profile table — on the Windows 7 client hive WINRM-HTTP-In-TCP-NoScope "
+    rationale="Matched on Name=@FirewallAPI.dll,-30253 and LPort=5985, not on rule ids: which profiles a rule id "
+    "covers differs between releases — on the Windows 7 client hive WINRM-HTTP-In-TCP-NoScope "
     "is Domain and WINRM-HTTP-In-TCP is Private+Public, on Windows 10 1709 -NoScope is Domain+Private and "
     "WINRM-HTTP-In-TCP is Public; and the group resource is -30252 on Windows 7, -30267 later. A rule "
     "scoped to LocalSubnet still counts (Enable-PSRemoting's own choice), and is named in the message.",
