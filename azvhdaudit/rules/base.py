@@ -9,8 +9,9 @@ Declaring a rule is its area's :class:`Group`, the rule's own fields and one fun
     @rule(TIME, id="time.w32time_auto", title="...", severity=Severity.REQUIRED, rationale="...", remediation="...")
     def check_w32time(ctx: AuditContext) -> Outcome: ...
 
-The group gives the area, the doc section (unless the rule names its own ``source``), the hives the rules read and
-whether they need the guest's Windows; the references are derived: the documents of the rule's baselines
+The group gives the area, the doc section (unless the rule names its own ``source``), the baselines, the hives the
+rules may read, whether they need the guest's Windows and which deployment targets require them; the references
+are derived: the documents of the rule's baselines
 (:data:`BASELINE_DOCUMENTS`), then the group's and the rule's own further references. Most rules are data rows
 instead (see :mod:`azvhdaudit.rules.values`), declared with the same group.
 
@@ -144,7 +145,8 @@ class RuleMeta:
     references: tuple[str, ...] = (DOC_CURRENT,)
     #: the rule applies to OS disks, data disks or both
     disk_roles: tuple[str, ...] = ("os",)
-    #: the hives the rule reads (the engine opens SECURITY and SAM only for rules that read them)
+    #: the hives the rule may read (guest rules: SYSTEM and SOFTWARE unless they say otherwise); the engine opens
+    #: SECURITY and SAM only for the rules that name them
     hives: tuple[str, ...] = GUEST_HIVES
     #: whether the rule reads the guest's Windows (hives, files, BCD); a rule that reads only the container and
     #: the partitions (``False``) runs on a disk without Windows too
