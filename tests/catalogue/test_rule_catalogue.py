@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from rules.guestkit import build_view, facts
 
-from azvhdaudit.engine import catalogue, judged
+from azvhdaudit.engine import catalogue, evaluate, judged
 from azvhdaudit.facts import ContainerFacts, ImageFacts
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Severity, Status
@@ -98,6 +99,16 @@ def test_metadata_is_complete(rule: Rule) -> None:
     assert set(meta.hives) <= HIVES, f"{meta.id}: unknown hives {set(meta.hives) - HIVES}"
     if not meta.needs_guest:
         assert not set(meta.hives) & {"SECURITY", "SAM"}, f"{meta.id}: reads LSA hives without the guest"
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if r.meta.needs_guest], ids=lambda r: r.id)
+def test_a_rule_reads_no_hive_it_does_not_declare(rule: Rule) -> None:
+    """On the compliant hives of tests/rules/guestkit.py, leaving out every hive the rule does not declare changes
+    nothing (the engine opens SECURITY and SAM only for the rules that declare them)."""
+    every = evaluate(rule, AuditContext(registry=build_view(), facts=facts()))
+    others = tuple(h for h in ("SYSTEM", "SOFTWARE", "SECURITY", "SAM") if h not in rule.meta.hives)
+    declared = evaluate(rule, AuditContext(registry=build_view(drop=others), facts=facts()))
+    assert (declared.status, declared.message) == (every.status, every.message), (rule.id, rule.meta.hives)
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
