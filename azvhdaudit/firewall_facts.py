@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Status
 
@@ -244,8 +245,8 @@ class EffectiveRules:
         return effective_profiles(rule, self.merge_off)
 
     def verdict(self, outcome: Outcome) -> Outcome:
-        """``outcome`` when Group Policy was read; else "not checked", the message giving what the local
-        rules alone would give."""
+        """``outcome`` when Group Policy was read; else raises :class:`~azvhdaudit.errors.NotChecked`, the message
+        giving what the local rules alone would give."""
         if not self.policy_unread:
             return outcome
         would = {Status.PASS: "would pass", Status.FAIL: "would fail", Status.WARNING: "would be a warning"}.get(
@@ -253,13 +254,12 @@ class EffectiveRules:
         )
         hive = self.policy_hive or "SOFTWARE"
         reason = f"Group Policy could override them, and {hive} could not be read ({self.policy_unread})"
-        return Outcome(
-            Status.NOT_CHECKED,
+        raise NotChecked(
+            reason,
             f"local rules alone {would}: {outcome.message}; {reason}",
             expected=outcome.expected,
             actual=outcome.actual,
             evidence=outcome.evidence,
-            reason=reason,
         )
 
 

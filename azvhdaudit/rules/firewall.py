@@ -32,7 +32,7 @@ from azvhdaudit.firewall_facts import (
 )
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, rule
 from azvhdaudit.rules.values import (
     BOTH,
     CURRENT,
@@ -132,7 +132,6 @@ def local_merge_off(ctx: AuditContext) -> tuple[frozenset[str], str]:
 FIREWALL = Group(
     area="firewall",
     source="Configure Windows Firewall rules",
-    references=(DOC_CURRENT, DOC_2017),
     rationale="Azure expects the firewall on, with the Remote Desktop rules open.",
 )
 
@@ -258,20 +257,17 @@ def _blocking_inbound_port(rules: Iterable[FirewallRule], port: int) -> list[Fir
 
 
 @rule(
-    RuleMeta(
-        id="firewall.rdp_rules_enabled",
-        title="All rules of the 'Remote Desktop' group enabled (Allow, inbound, every profile)",
-        area="firewall",
-        severity=Severity.REQUIRED,
-        source="Configure Windows Firewall rules",
-        baselines=BOTH,
-        remediation="Get-NetFirewallRule -DisplayGroup 'Remote Desktop' | Set-NetFirewallRule -Enabled True",
-        rationale="Matched on the group resource EmbedCtxt=@FirewallAPI.dll,-28752, not the localised name. "
-        "Evidence: Windows 7 has two rules, RemoteDesktop-In-TCP (Domain, Private) and RemoteDesktop-In-TCP_1 "
-        "(Public) — the catalogue listed only the first; both must be on for TCP 3389 to be open in every "
-        "profile. A Group Policy block rule for TCP 3389 fails the rule.",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    FIREWALL,
+    id="firewall.rdp_rules_enabled",
+    title="All rules of the 'Remote Desktop' group enabled (Allow, inbound, every profile)",
+    severity=Severity.REQUIRED,
+    source="Configure Windows Firewall rules",
+    baselines=BOTH,
+    remediation="Get-NetFirewallRule -DisplayGroup 'Remote Desktop' | Set-NetFirewallRule -Enabled True",
+    rationale="Matched on the group resource EmbedCtxt=@FirewallAPI.dll,-28752, not the localised name. "
+    "Evidence: Windows 7 has two rules, RemoteDesktop-In-TCP (Domain, Private) and RemoteDesktop-In-TCP_1 "
+    "(Public); both must be on for TCP 3389 to be open in every "
+    "profile. A Group Policy block rule for TCP 3389 fails the rule.",
 )
 def check_rdp_rules(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)
@@ -326,18 +322,16 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="firewall.icmp_echo_enabled",
-        title="ICMPv4 echo request rule enabled (ping inside the virtual network)",
-        area="firewall",
-        severity=Severity.RECOMMENDED,
-        source="Configure Windows Firewall rules",
-        baselines=BOTH,
-        remediation="Set-NetFirewallRule -Name FPS-ICMP4-ERQ-In -Enabled True",
-        rationale="Current text: the rule id FPS-ICMP4-ERQ-In only. The 2017 text enabled the rule by display "
-        "name, which also enables its Domain-profile twin FPS-ICMP4-ERQ-In-NoScope; under azure-2017 both "
-        "are required.",
-    )
+    FIREWALL,
+    id="firewall.icmp_echo_enabled",
+    title="ICMPv4 echo request rule enabled (ping inside the virtual network)",
+    severity=Severity.RECOMMENDED,
+    source="Configure Windows Firewall rules",
+    baselines=BOTH,
+    remediation="Set-NetFirewallRule -Name FPS-ICMP4-ERQ-In -Enabled True",
+    rationale="Current text: the rule id FPS-ICMP4-ERQ-In only. The 2017 text enabled the rule by display "
+    "name, which also enables its Domain-profile twin FPS-ICMP4-ERQ-In-NoScope; under azure-2017 both "
+    "are required.",
 )
 def check_icmp(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)
@@ -381,20 +375,18 @@ def _platform_rule(r: FirewallRule, direction: str) -> bool:
 
 
 @rule(
-    RuleMeta(
-        id="firewall.azure_platform_rules",
-        title="Allow rules for the Azure platform address 168.63.129.16 (inbound with edge traversal, outbound)",
-        area="firewall",
-        severity=Severity.REQUIRED,
-        source="Configure Windows Firewall rules (Create a rule for the Azure platform network)",
-        baselines=CURRENT,
-        remediation="New-NetFirewallRule -DisplayName AzurePlatform -Direction Inbound -RemoteAddress "
-        "168.63.129.16 -Profile Any -Action Allow -EdgeTraversalPolicy Allow; New-NetFirewallRule -DisplayName "
-        "AzurePlatform -Direction Outbound -RemoteAddress 168.63.129.16 -Profile Any -Action Allow",
-        rationale="The rule id is a random GUID, so rules are matched on RA4 covering 168.63.129.16, Active, "
-        "Allow, together covering every profile (and Edge=TRUE inbound), in the local or the Group Policy "
-        "store; local rules do not count in a profile where Group Policy sets AllowLocalPolicyMerge = 0.",
-    )
+    FIREWALL,
+    id="firewall.azure_platform_rules",
+    title="Allow rules for the Azure platform address 168.63.129.16 (inbound with edge traversal, outbound)",
+    severity=Severity.REQUIRED,
+    source="Configure Windows Firewall rules (Create a rule for the Azure platform network)",
+    baselines=CURRENT,
+    remediation="New-NetFirewallRule -DisplayName AzurePlatform -Direction Inbound -RemoteAddress "
+    "168.63.129.16 -Profile Any -Action Allow -EdgeTraversalPolicy Allow; New-NetFirewallRule -DisplayName "
+    "AzurePlatform -Direction Outbound -RemoteAddress 168.63.129.16 -Profile Any -Action Allow",
+    rationale="The rule id is a random GUID, so rules are matched on RA4 covering 168.63.129.16, Active, "
+    "Allow, together covering every profile (and Edge=TRUE inbound), in the local or the Group Policy "
+    "store; local rules do not count in a profile where Group Policy sets AllowLocalPolicyMerge = 0.",
 )
 def check_platform(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)
@@ -447,18 +439,16 @@ def _blocks_wireserver(r: FirewallRule) -> bool:
 
 
 @rule(
-    RuleMeta(
-        id="firewall.no_block_wireserver",
-        title="No active Block rule covering 168.63.129.16 (local or Group Policy store)",
-        area="firewall",
-        severity=Severity.ADVISORY,
-        source="Configure Windows Firewall rules (derived: the VM must reach 168.63.129.16)",
-        baselines=CURRENT,
-        remediation="Remove or narrow the block rule(s) (Remove-NetFirewallRule -Name <id>)",
-        rationale="Block rules win over allow rules. Counted: enabled Block rules for TCP or any protocol, "
-        "without an App/Svc condition, whose RA4 covers 168.63.129.16 (or, outbound, any address) and whose "
-        "remote port covers 80 or 32526. Address keywords such as LocalSubnet are taken as not covering it.",
-    )
+    FIREWALL,
+    id="firewall.no_block_wireserver",
+    title="No active Block rule covering 168.63.129.16 (local or Group Policy store)",
+    severity=Severity.ADVISORY,
+    source="Configure Windows Firewall rules (derived: the VM must reach 168.63.129.16)",
+    baselines=CURRENT,
+    remediation="Remove or narrow the block rule(s) (Remove-NetFirewallRule -Name <id>)",
+    rationale="Block rules win over allow rules. Counted: enabled Block rules for TCP or any protocol, "
+    "without an App/Svc condition, whose RA4 covers 168.63.129.16 (or, outbound, any address) and whose "
+    "remote port covers 80 or 32526. Address keywords such as LocalSubnet are taken as not covering it.",
 )
 def check_no_block(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)

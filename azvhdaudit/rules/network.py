@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.network_facts import (
     WINHTTP_SETTINGS,
     WIRESERVER,
@@ -23,7 +24,7 @@ from azvhdaudit.network_facts import (
     parse_winhttp_settings,
 )
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.values import BOTH, HiveUnavailable, key_evidence, open_key, read_value, worst
 
 __all__ = ["WinHttpSettings", "parse_winhttp_settings", "bypasses", "WIRESERVER"]
@@ -34,21 +35,19 @@ CONNECTIONS = (
     r"HKLM\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Internet Settings\Connections",
 )
 
+NETWORK = Group(area="network", source="Set Windows configurations for Azure")
+
 
 @rule(
-    RuleMeta(
-        id="network.no_persistent_routes",
-        title="No static persistent routes",
-        area="network",
-        severity=Severity.REQUIRED,
-        rationale="A persistent route of the old network (the Windows 7 hive in the tests keeps two persistent "
-        "default routes) sends traffic to a gateway that does not exist in Azure. Routes created with "
-        "New-NetRoute -PolicyStore PersistentStore live in binary NSI keys and are not checked.",
-        source="Set Windows configurations for Azure",
-        baselines=BOTH,
-        remediation="route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    NETWORK,
+    id="network.no_persistent_routes",
+    title="No static persistent routes",
+    severity=Severity.REQUIRED,
+    rationale="A persistent route of the old network (the Windows 7 hive in the tests keeps two persistent "
+    "default routes) sends traffic to a gateway that does not exist in Azure. Routes created with "
+    "New-NetRoute -PolicyStore PersistentStore live in binary NSI keys and are not checked.",
+    baselines=BOTH,
+    remediation="route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>",
 )
 def check_routes(ctx: AuditContext) -> Outcome:
     key = open_key(ctx, ROUTES)
@@ -134,20 +133,16 @@ def _judge_blob(ctx: AuditContext, path: str) -> tuple[Status, str, Evidence | N
 
 
 @rule(
-    RuleMeta(
-        id="network.winhttp_proxy",
-        title="WinHTTP proxy reset (direct), or the proxy bypasses 168.63.129.16",
-        area="network",
-        severity=Severity.REQUIRED,
-        rationale="The VM agent talks to 168.63.129.16 through WinHTTP; a proxy that does not bypass it "
-        "breaks provisioning and extensions. The current text accepts a proxy whose bypass list holds "
-        "168.63.129.16; the 2017 text requires the reset. Both the 64-bit and the WOW6432Node views count.",
-        source="Set Windows configurations for Azure",
-        baselines=BOTH,
-        remediation="netsh.exe winhttp reset proxy  (or: netsh.exe winhttp set proxy <proxy> "
-        '"<bypass list>;168.63.129.16")',
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    NETWORK,
+    id="network.winhttp_proxy",
+    title="WinHTTP proxy reset (direct), or the proxy bypasses 168.63.129.16",
+    severity=Severity.REQUIRED,
+    rationale="The VM agent talks to 168.63.129.16 through WinHTTP; a proxy that does not bypass it "
+    "breaks provisioning and extensions. The current text accepts a proxy whose bypass list holds "
+    "168.63.129.16; the 2017 text requires the reset. Both the 64-bit and the WOW6432Node views count.",
+    baselines=BOTH,
+    remediation="netsh.exe winhttp reset proxy  (or: netsh.exe winhttp set proxy <proxy> "
+    '"<bypass list>;168.63.129.16")',
 )
 def check_proxy(ctx: AuditContext) -> Outcome:
     verdicts = [_judge_blob(ctx, path) for path in CONNECTIONS]
@@ -155,7 +150,7 @@ def check_proxy(ctx: AuditContext) -> Outcome:
     evidence = tuple(v[2] for v in verdicts if v[2] is not None)
     message = "; ".join(dict.fromkeys(v[1] for v in verdicts))
     if all(s is Status.NOT_CHECKED for s in statuses):
-        return Outcome(Status.NOT_CHECKED, message, reason=message, evidence=evidence)
+        raise NotChecked(message, message, evidence=evidence)
     status = worst(statuses)
     views = ("64-bit", "32-bit (WOW6432Node)")
     actual = {view: v[3] for view, v in zip(views, verdicts, strict=True) if v[3] is not None}

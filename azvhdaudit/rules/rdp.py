@@ -24,7 +24,7 @@ from azvhdaudit.account_facts import (
 )
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, rule
 from azvhdaudit.rules.values import (
     BOTH,
     CURRENT,
@@ -244,18 +244,17 @@ def _names(sids: list[str]) -> str:
 
 
 @rule(
-    RuleMeta(
-        id="rdp.user_right_no_deny",
-        title="No deny-network / deny-RDS logon rights for Administrators, Users, Everyone, local accounts",
-        area="rdp",
-        severity=Severity.REQUIRED,
-        source=_RIGHTS_SOURCE,
-        baselines=BOTH,
-        remediation="Remove the accounts from 'Deny access to this computer from the network' and 'Deny log on "
-        "through Remote Desktop Services' (secpol.msc > Local Policies > User Rights Assignment)",
-        rationale="A deny right wins over every allow right; Azure logons come over the network via RDP. "
-        "Rights delivered by a domain GPO that was never applied are not visible offline.",
-    )
+    RDP,
+    id="rdp.user_right_no_deny",
+    title="No deny-network / deny-RDS logon rights for Administrators, Users, Everyone, local accounts",
+    severity=Severity.REQUIRED,
+    source=_RIGHTS_SOURCE,
+    baselines=BOTH,
+    remediation="Remove the accounts from 'Deny access to this computer from the network' and 'Deny log on "
+    "through Remote Desktop Services' (secpol.msc > Local Policies > User Rights Assignment)",
+    hives=("SECURITY",),
+    rationale="A deny right wins over every allow right; Azure logons come over the network via RDP. "
+    "Rights delivered by a domain GPO that was never applied are not visible offline.",
 )
 def check_no_deny(ctx: AuditContext) -> Outcome:
     denied, evidence = [], []
@@ -282,16 +281,18 @@ def check_no_deny(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="rdp.user_right_network_logon",
-        title="'Access this computer from the network' lists Administrators, Backup Operators, Everyone, Users",
-        area="rdp",
-        severity=Severity.RECOMMENDED,
-        source=_RIGHTS_SOURCE,
-        baselines=CURRENT,
-        remediation="Grant 'Access this computer from the network' to Administrators, Backup Operators, "
-        "Everyone and Users (secpol.msc > Local Policies > User Rights Assignment)",
-    )
+    RDP,
+    id="rdp.user_right_network_logon",
+    title="'Access this computer from the network' lists Administrators, Backup Operators, Everyone, Users",
+    severity=Severity.RECOMMENDED,
+    source=_RIGHTS_SOURCE,
+    baselines=CURRENT,
+    remediation="Grant 'Access this computer from the network' to Administrators, Backup Operators, "
+    "Everyone and Users (secpol.msc > Local Policies > User Rights Assignment)",
+    rationale="A Remote Desktop logon with Network Level Authentication (rdp.nla) authenticates over the network "
+    "first: an account without 'Access this computer from the network' cannot log on over RDP. The doc lists "
+    "the four groups Windows grants the right by default.",
+    hives=("SECURITY",),
 )
 def check_network_logon(ctx: AuditContext) -> Outcome:
     missing, evidence = [], []
@@ -318,16 +319,18 @@ def check_network_logon(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="rdp.user_right_allow_rds",
-        title="'Allow log on through Remote Desktop Services' includes Administrators",
-        area="rdp",
-        severity=Severity.RECOMMENDED,
-        source=_RIGHTS_SOURCE,
-        baselines=BOTH,
-        remediation="Grant 'Allow log on through Remote Desktop Services' to Administrators (secpol.msc > "
-        "Local Policies > User Rights Assignment)",
-    )
+    RDP,
+    id="rdp.user_right_allow_rds",
+    title="'Allow log on through Remote Desktop Services' includes Administrators",
+    severity=Severity.RECOMMENDED,
+    source=_RIGHTS_SOURCE,
+    baselines=BOTH,
+    remediation="Grant 'Allow log on through Remote Desktop Services' to Administrators (secpol.msc > "
+    "Local Policies > User Rights Assignment)",
+    rationale="Logging on through Remote Desktop needs the 'Allow log on through Remote Desktop Services' right; "
+    "Windows grants it to Administrators by default, and without it the VM's administrator cannot log on over "
+    "RDP.",
+    hives=("SECURITY",),
 )
 def check_allow_rds(ctx: AuditContext) -> Outcome:
     mask, ev = _access_mask(ctx, "S-1-5-32-544")
@@ -352,17 +355,16 @@ SAM_ADMIN = f"{SAM_USERS}\\{ADMINISTRATOR_RID:08X}"
 
 
 @rule(
-    RuleMeta(
-        id="rdp.builtin_admin_known",
-        title="Built-in Administrator account state reported (its password must be known)",
-        area="rdp",
-        severity=Severity.ADVISORY,
-        source="Verify the VM",
-        baselines=BOTH,
-        remediation="Make sure the built-in Administrator's password is known (net user Administrator *)",
-        rationale="Offline only the enabled flag can be read (ACB flags at offset 0x38 of the account's F "
-        "value); whether the password is known is a manual step.",
-    )
+    RDP,
+    id="rdp.builtin_admin_known",
+    title="Built-in Administrator account state reported (its password must be known)",
+    severity=Severity.ADVISORY,
+    source="Verify the VM",
+    baselines=BOTH,
+    remediation="Make sure the built-in Administrator's password is known (net user Administrator *)",
+    hives=("SAM",),
+    rationale="Offline only the enabled flag can be read (ACB flags at offset 0x38 of the account's F "
+    "value); whether the password is known is a manual step.",
 )
 def check_builtin_admin(ctx: AuditContext) -> Outcome:
     key = open_key(ctx, SAM_ADMIN)
