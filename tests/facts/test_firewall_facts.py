@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from azvhdaudit import firewall_facts
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.firewall_facts import (
     LOCAL_RULES,
     PROFILES,
@@ -152,8 +153,9 @@ def test_a_verdict_on_local_rules_alone_is_not_checked(status: Status, would: st
     outcome = Outcome(status, "three rules", expected="x", actual="y")
     assert EffectiveRules((), frozenset(), ()).verdict(outcome) is outcome
     unread = EffectiveRules((), frozenset(), (), policy_unread="no such file", policy_hive="SOFTWARE")
-    got = unread.verdict(outcome)
-    assert got.status is Status.NOT_CHECKED
+    with pytest.raises(NotChecked) as raised:
+        unread.verdict(outcome)
+    got = raised.value
     assert got.message.startswith(f"local rules alone {would}: three rules; Group Policy could override them")
     assert got.reason == "Group Policy could override them, and SOFTWARE could not be read (no such file)"
     assert (got.expected, got.actual) == ("x", "y")
