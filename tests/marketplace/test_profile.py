@@ -139,3 +139,20 @@ def test_the_other_profiles_give_what_they_gave_without_the_module(
     assert before["summary"] == now["summary"]
     assert [(r["rule_id"], r["disk"], r["status"], r["message"]) for r in before["results"]] == \
         [(r["rule_id"], r["disk"], r["status"], r["message"]) for r in now["results"]]
+
+
+@pytest.mark.slow
+def test_the_pytest_plugin_runs_the_profile(sample_dir: Path, pytester: pytest.Pytester,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    image = sample_dir / "gen2-ready.vhd"
+    report = azvhdaudit.audit(str(image), profile="azure-marketplace", select=["marketplace.*"])
+    result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
+                                          "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                                          "--azvhd-image", str(image), "--azvhd-profile", "azure-marketplace",
+                                          "-k", "marketplace", "-rs")
+    # every marketplace result is one test: fail -> failed, pass -> passed, manual / not checked / n/a -> skipped
+    result.assert_outcomes(failed=len(report.filter(status="fail")), passed=len(report.filter(status="pass")),
+                           skipped=len(report.filter(status=["manual", "not_checked", "not_applicable"])),
+                           deselected=None)
+    result.stdout.fnmatch_lines(["*marketplace.os_disk_size*", "*marketplace.certification_test_tool: manual*"])
