@@ -156,3 +156,16 @@ def test_the_pytest_plugin_runs_the_profile(sample_dir: Path, pytester: pytest.P
                            skipped=len(report.filter(status=["manual", "not_checked", "not_applicable"])),
                            deselected=None)
     result.stdout.fnmatch_lines(["*marketplace.os_disk_size*", "*marketplace.certification_test_tool: manual*"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["html", "markdown", "junit", "sarif", "csv"])
+def test_every_report_format_carries_the_marketplace_results(sample_dir: Path, fmt: str) -> None:
+    code, out, err = main("audit", str(sample_dir / "gen2-ready.vhd"), "--profile", "azure-marketplace",
+                          "--format", fmt)
+    assert code == 1
+    assert "marketplace.os_disk_size" in out
+    if fmt == "csv":  # the fleet table: one column per area, the summary on stderr
+        assert "area:marketplace" in out.splitlines()[0] and "1 failing" in err
+    else:
+        assert err == ""
