@@ -47,7 +47,7 @@ from azvhdaudit.pe import format_version
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, RuleMeta, rule
-from azvhdaudit.rules.os import build_name, os_of
+from azvhdaudit.rules.os import build_name, os_of, sysprep_of
 from azvhdaudit.rules.values import HiveUnavailable, key_evidence, open_key
 from azvhdaudit.rules.vm import VM_ROLE, VMContext
 
@@ -252,6 +252,48 @@ def check_os_64bit(ctx: AuditContext) -> Outcome:
                        "on Arm64 VM sizes only", "x64 or Arm64", machine, ev)
     return Outcome(Status.FAIL, f"the kernel is {machine}: certification accepts only 64-bit Windows (x64 or Arm64)",
                    "x64 or Arm64", machine, ev)
+
+
+# --- generalized ------------------------------------------------------------------------------------------------
+
+
+@rule(RuleMeta(
+    id="marketplace.generalized",
+    title="The image is generalized (Sysprep /generalize /oobe)",
+    area="marketplace",
+    severity=Severity.REQUIRED,
+    rationale="\"VM not generalized\": \"If all images that are taken from Azure Marketplace are to be reused, the "
+              "operating system VHD must be generalized\" (for Windows, with Sysprep); a VM provisioning failure "
+              "\"Provisioning timeout or not properly generalized\" rejects the image. sysprep.state of the "
+              "azure-2022 baseline reports a specialized image as a pass, since Azure runs specialized disks; a "
+              "Marketplace image must be generalized. The state is the registry's ImageState (SOFTWARE), with "
+              "State.ini and SYSTEM\\Setup standing in only where ImageState is absent.",
+    source=f"{_FAQ}: VM not generalized; VM provisioning issue",
+    baselines=MARKETPLACE,
+    remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown  (inside the VM), then capture "
+                "the image without starting the VM again",
+    references=(CERT_FAQ,),
+))
+def check_generalized(ctx: AuditContext) -> Outcome:
+    if not ctx.registry.has_hive("SOFTWARE"):
+        raise NotChecked(f"ImageState not read: {ctx.registry.why_unavailable('SOFTWARE')}")
+    facts = sysprep_of(ctx)
+    state = str(facts.get("state") or "unknown")
+    why = "; ".join(str(e) for e in facts.get("evidence", [])) or "no Sysprep evidence"
+    ev = (Evidence(source="facts", key="sysprep", actual=state if state != "unknown" else None,
+                   present=state != "unknown", derived=True, note=why),)
+    if state == "unknown":
+        raise NotChecked("no ImageState, State.ini or SYSTEM\\Setup evidence of the Sysprep state")
+    if ctx.options.image_type == "specialized":
+        return Outcome(Status.FAIL, f"the image is to be uploaded specialized (the image_type option; the image is "
+                       f"{state}): a Marketplace image is published generalized", "generalized", state, ev)
+    if state == "generalized":
+        return Outcome(Status.PASS, f"the image is generalized ({why})", "generalized", state, ev)
+    if state == "undeployable":
+        return Outcome(Status.FAIL, f"the image is in no deployable state ({why}): a sysprep run did not finish; run "
+                       "it again to completion", "generalized", state, ev)
+    return Outcome(Status.FAIL, f"the image is {state} ({why}): certification provisions a generalized image only",
+                   "generalized", state, ev)
 
 
 # --- BitLocker on the OS disk ----------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_the_profile_runs_three_baselines() -> None:
         azure = {r.id for r in select_rules("azure", role=role)}
         marketplace = {r.id for r in select_rules("azure-marketplace", role=role)}
         assert marketplace == azure | {r.id for r in select_rules("azure-marketplace", role=role) if r.id in OWN}
-    assert len(OWN) == 12 and all(i.startswith("marketplace.") for i in OWN)
+    assert len(OWN) == 13 and all(i.startswith("marketplace.") for i in OWN)
     assert all(r.meta.area == "marketplace" for r in catalogue() if r.id in OWN)
 
 
@@ -91,6 +91,7 @@ def test_the_profile_on_a_sample_adds_its_rules_and_changes_no_other(sample_dir:
         assert (mine[key].status, mine[key].message) == (result.status, result.message), key
     got = {k: r.status for k, r in mine.items() if k[0] in OWN and k[1] in ("os", "vm", "data1:data-mbr.vhd")}
     assert got[("marketplace.os_64bit", "os")] is Status.PASS
+    assert got[("marketplace.generalized", "os")] is Status.PASS  # generalized with sysprep
     assert got[("marketplace.srv_version", "os")] is Status.PASS  # Windows Server 2016, srv.sys 10.0.14393.2273
     assert got[("marketplace.os_disk_size", "os")] is Status.FAIL  # a 64 MiB sample
     assert got[("marketplace.data_disk_size", "data1:data-mbr.vhd")] is Status.FAIL  # 16 MiB, under 20 MiB

@@ -393,3 +393,40 @@ def test_live_vm_steps_are_manual_whatever_the_image(rule_id: str) -> None:
         result = run(rule_id, ctx)
         assert result.status is MANUAL and "not checked offline" in result.message and result.reason
         assert result.remediation and result.remediation in result.message
+
+
+# --- marketplace.generalized ----------------------------------------------------------------------------------------
+
+
+def sysprep(state: str) -> dict[str, object]:
+    return {"sysprep": {"state": state, "evidence": [f"ImageState = IMAGE_STATE_{state.upper()}"]}}
+
+
+def test_a_generalized_image_passes() -> None:
+    result = run("marketplace.generalized", context(extra=sysprep("generalized")))
+    assert result.status is PASS and result.actual == "generalized"
+    assert result.evidence[0].key == "sysprep" and "IMAGE_STATE_GENERALIZED" in result.evidence[0].note
+
+
+@pytest.mark.parametrize("state", ["specialized", "undeployable"])
+def test_a_specialized_or_undeployable_image_fails(state: str) -> None:
+    result = run("marketplace.generalized", context(extra=sysprep(state)))
+    assert result.status is FAIL and result.actual == state and result.evidence[0].actual == state
+    assert "sysprep.exe /generalize /oobe /shutdown" in result.remediation
+
+
+def test_an_image_to_be_uploaded_specialized_fails() -> None:
+    ctx = context(extra=sysprep("generalized"))
+    ctx.options = replace(ctx.options, image_type="specialized")
+    result = run("marketplace.generalized", ctx)
+    assert result.status is FAIL and "image_type option" in result.message
+
+
+def test_an_unknown_sysprep_state_is_not_checked() -> None:
+    result = run("marketplace.generalized", context(extra=sysprep("unknown")))
+    assert result.status is NC and "ImageState" in result.reason
+
+
+def test_sysprep_state_without_software_is_not_checked() -> None:
+    result = run("marketplace.generalized", context(extra=sysprep("generalized"), drop=("SOFTWARE",)))
+    assert result.status is NC and result.reason.startswith("ImageState not read")
