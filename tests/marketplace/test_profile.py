@@ -170,3 +170,13 @@ def test_every_report_format_carries_the_marketplace_results(sample_dir: Path, f
         assert "area:marketplace" in out.splitlines()[0] and "1 failing" in err
     else:
         assert err == ""
+
+
+@pytest.mark.slow
+def test_the_capability_manifest_is_the_same_under_the_profile(sample_dir: Path) -> None:
+    image = str(sample_dir / "gen2-ready.vhd")
+    azure = azvhdaudit.audit(image, profile="azure").capabilities.to_dict()
+    market = azvhdaudit.audit(image, profile="azure-marketplace").capabilities.to_dict()
+    assert market == azure and market["architecture"] == "x64"
+    code, out, _ = main("capabilities", image, "--profile", "azure-marketplace", "--format", "json")
+    assert code == 0 and json.loads(out)["profile"] == "azure-marketplace"
