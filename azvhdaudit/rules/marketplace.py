@@ -17,18 +17,22 @@ References (each rule cites the ones it rests on):
   250 GB"), "WannaCry patch verification test for Windows" (srv.sys / srv2.sys minimum versions), "Software
   compliance for Windows" (no SQL Server installed from the publisher's own media; Visual Studio and Office need
   prior approval), "Default credentials".
-  Copies disagree: the same page under its older name ``azure-vm-create-certification-faq.yml`` (same ms.date,
-  commit 11b2a37) and ``azure-vm-certification-issues-solutions.md`` (ms.date 2020-10-14) list 17 Windows test
-  cases, the 17th being "Hyper-V Server role isn't yet supported"; the renamed, later revision lists 16 and drops
-  Hyper-V. This module follows the later revision. Every number (64-bit, 30-250 GB, 1023 GB, 20 MB, the four srv.sys
-  versions, Windows Server 2019 "NA") is the same in all three copies.
+  Copies disagree: the same page under its older file name ``azure-vm-create-certification-faq.yml`` (same
+  ms.date, commit 11b2a37) and its 2020 form ``azure-vm-certification-issues-solutions.md`` (ms.date 2020-10-14) list
+  17 Windows test cases, the 17th being "Hyper-V Server role isn't yet supported"; the copy under the file name
+  the page is published at today lists 16, without Hyper-V, and is the one followed here. The numbers agree where
+  the copies state them (64-bit; Windows 30 GB to 250 GB; 1023 GB; the four srv.sys versions; Windows Server 2019
+  "NA"); the 20 MB minimum is in the two 2021 copies only, and the Linux OS disk row (1 GB or 30 GB to 1023 GB),
+  not used here, differs.
 - "Plan a virtual machine offer" (``marketplace-virtual-machines.md``, ms.date 2021-11-17, learn.microsoft.com/
   partner-center/marketplace-offers/marketplace-virtual-machines), "Technical requirements": "You can include up
   to 16 data disks".
 - "Remote Desktop license server isn't available when you connect to an Azure VM" (learn.microsoft.com/
-  troubleshoot/azure/virtual-machines/windows/troubleshoot-rdp-no-license-server, ms.date 2018-10-23): a server
-  role's state is ``HKLM\\SOFTWARE\\Microsoft\\ServerManager\\ServicingStorage\\ServerComponentCache\\<name>``
-  ``InstallState`` (0: not installed; 1: installed). The names are those of ``Get-WindowsFeature``.
+  troubleshoot/azure/virtual-machines/windows/troubleshoot-rdp-no-license-server, ms.date 2018-10-23; MicrosoftDocs/
+  azure-docs articles/virtual-machines/troubleshooting/troubleshoot-rdp-no-license-server.md) reads a server role's
+  state from ``HKLM\\SOFTWARE\\Microsoft\\ServerManager\\ServicingStorage\\ServerComponentCache\\<name>``
+  ``InstallState``: 0 means the role is not installed; an installed one is 1. The names are those of
+  ``Get-WindowsFeature``.
 
 Gigabytes are read as GiB, the unit Azure sizes disks in (a 30 GiB "smalldisk" Marketplace image is 30 GB here).
 """
@@ -133,7 +137,7 @@ ROLE_SERVICES: dict[str, str] = {
 SERVER_COMPONENT_CACHE = r"SOFTWARE\Microsoft\ServerManager\ServicingStorage\ServerComponentCache"
 #: ``InstallState`` of an installed component
 INSTALLED = 1
-#: more subkeys than this is not a component cache Windows wrote (Windows Server 2025 has about 300)
+#: the bound on the walk over the component cache's subkeys
 _MAX_COMPONENTS = 4096
 
 SQL_INSTANCE_NAMES = (r"SOFTWARE\Microsoft\Microsoft SQL Server\Instance Names",
@@ -555,8 +559,7 @@ def _installed_components(cache: RegKey) -> list[_Component]:
     wanted = {f.lower() for features in UNSUPPORTED_FEATURES.values() for f in features}
     subkeys = cache.subkeys()
     if len(subkeys) > _MAX_COMPONENTS:
-        raise NotChecked(f"ServerComponentCache holds {len(subkeys)} subkeys, more than {_MAX_COMPONENTS}: not a "
-                         "cache Windows wrote")
+        raise NotChecked(f"ServerComponentCache holds {len(subkeys)} subkeys, more than the {_MAX_COMPONENTS} read")
     return [_Component(k.name, state.data if (state := k.value("InstallState")) is not None else None)
             for k in subkeys if k.name.lower() in wanted]
 
