@@ -180,3 +180,15 @@ def test_the_capability_manifest_is_the_same_under_the_profile(sample_dir: Path)
     assert market == azure and market["architecture"] == "x64"
     code, out, _ = main("capabilities", image, "--profile", "azure-marketplace", "--format", "json")
     assert code == 0 and json.loads(out)["profile"] == "azure-marketplace"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("image", ["gen1-azure.vhd", "gen2-ready.vhd", "gen2-misconfigured.vhdx"])
+def test_the_profile_reads_little_more_than_azure(sample_dir: Path, image: str) -> None:
+    # counted, never timed: the module reads srv.sys's headers and a few hive keys; the kernel's header is a fact
+    from azvhdaudit.fleet import audit_source
+
+    azure = audit_source(sample_dir / image, profile="azure").facts["extra"]["io"]
+    market = audit_source(sample_dir / image, profile="azure-marketplace").facts["extra"]["io"]
+    assert azure["bytes_read"] <= market["bytes_read"] <= azure["bytes_read"] + 16 * 1024
+    assert azure["requests"] <= market["requests"] <= azure["requests"] + 4
