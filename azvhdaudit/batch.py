@@ -17,6 +17,10 @@ tasks. The tasks' results are not kept: the caller runs its code as before after
 makes is served from the cache, so the results are the same bytes as without :func:`gather`. A task that
 fails for any other reason is dropped here; the caller's own run meets the same failure and reports it.
 
+A gather inside a task of another gather (a rule that reads its files side by side, itself read ahead with the
+other rules by :mod:`azvhdaudit.prefetch`) does not fetch on its own: its tasks' blocks join the outer round,
+and the task that called it stops until they are there, so the nested reads cost no round trips of their own.
+
 On a local file nothing is deferred: :func:`gather` is only called where the source is remote
 (:func:`is_remote`), so a local audit runs exactly as before. ``AZVHDAUDIT_BATCH=0`` in the environment
 switches batching off (every range fetched on its own, one after the other), to compare or to rule it out.
@@ -100,6 +104,9 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
     itself propagate (an :class:`~azvhdaudit.errors.ImageError` naming the URL and the range); any other
     failure of a task only drops the task. Results are discarded: run the real code afterwards.
     """
+    outer = _WANTS.get()
+    if outer is not None:
+        return _within(outer, list(tasks))
     pending = list(tasks)
     rounds = 0
     fetched: dict[int, int] = {}
@@ -127,6 +134,24 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
             fetched[key] = fetched.get(key, 0) + len(indexes)
         pending = waiting
     return rounds
+
+
+def _within(outer: Wants, tasks: list[Callable[[], Any]]) -> int:
+    """A gather inside another one's round (a rule that reads its files side by side, itself read ahead with the
+    other rules): run every task once, its missing blocks noted with the outer round's, and stop the calling
+    task if any task waits for them, so that the outer gather fetches them in its own round trip."""
+    deferred = False
+    for task in tasks:
+        oversized = outer.oversized
+        try:
+            task()
+        except Deferred:
+            deferred = deferred or outer.oversized == oversized
+        except Exception as err:  # the caller's own run meets it again and reports it there
+            log.debug("read-ahead task %r stopped: %s", task, err)
+    if deferred:
+        raise Deferred
+    return 1
 
 
 def enabled() -> bool:

@@ -15,6 +15,12 @@ References:
 - "Azure confidential VMs" (learn.microsoft.com/azure/confidential-computing/confidential-vm-overview): an OS disk
   encrypted before upload (confidential OS disk encryption) is uploaded as a specialized disk with its VM guest
   state; a generalized image cannot carry it.
+- "Learn about hibernating your Windows virtual machine" (learn.microsoft.com/azure/virtual-machines/windows/
+  hibernate-resume-windows, ms.date 2024-04-09), "Supported Windows versions": Windows Server 2022 and 2019,
+  Windows 11 and Windows 10 Pro, Enterprise and Enterprise multi-session; "Prerequisites": the page file can't be on
+  the temp disk. "Hibernation overview" (learn.microsoft.com/azure/virtual-machines/hibernate-resume, ms.date
+  2025-10-24): a VM created from an OS disk or a gallery image hibernates only when the disk
+  (``supportsHibernation``) or the image definition (feature ``IsHibernateSupported``) says it supports it.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "SECURITY_RULES",
     "NVME_RULES",
     "ACCELERATED_NETWORKING_RULES",
+    "HIBERNATION_RULES",
 ]
 
 SUPPORTED = "supported"
@@ -72,6 +79,18 @@ ACCELERATED_NETWORKING_RULES = ("platform_net.mana_driver", "platform_net.mellan
 GENERATION2_RULES = ("os.gen2_prerequisites",)
 ARCHITECTURE_RULES = ("os.architecture_64bit",)
 GENERALIZED_RULES = ("sysprep.oobe_shutdown_not_audit",)
+#: hibernation's prerequisite that a rule judges: no page file on the temporary disk
+HIBERNATION_RULES = ("nvme.pagefile_not_on_temp_disk",)
+HIBERNATION_DOC = ("\"Learn about hibernating your Windows virtual machine\" (learn.microsoft.com/azure/"
+                   "virtual-machines/windows/hibernate-resume-windows, ms.date 2024-04-09)")
+#: Windows Server builds the hibernation list names: 2019 and 2022
+_HIBERNATION_SERVER_BUILDS = {17763: "Windows Server 2019", 20348: "Windows Server 2022"}
+#: client EditionIDs the hibernation list names (Pro, Enterprise, Enterprise multi-session, and their N editions)
+_HIBERNATION_EDITIONS = {"professional": "Pro", "professionaln": "Pro N", "enterprise": "Enterprise",
+                         "enterprisen": "Enterprise N", "serverrdsh": "Enterprise multi-session"}
+_HOME_EDITIONS = {"core", "coren", "coresinglelanguage", "corecountryspecific"}
+_WINDOWS_10_BUILD = 10240
+_WINDOWS_11_BUILD = 22000
 
 #: the image definition's ``SecurityType`` feature for the set of security types the image supports
 GALLERY_SECURITY_TYPES = {
@@ -351,12 +370,58 @@ def _controllers(report: Report, generation: int | None, refused: list[str]) -> 
     return scsi, nvme
 
 
+def _hibernation_os(os_facts: dict[str, Any]) -> tuple[bool | None, str]:
+    """Whether the Windows of the OS facts is in the hibernation list: (True/False/None, in words)."""
+    build = os_facts.get("build")
+    edition = str(os_facts.get("edition_id") or "").strip()
+    name = os_facts.get("product_name") or "Windows"
+    kind = str(os_facts.get("installation_type") or "").lower()
+    product = str(os_facts.get("product_type") or "").lower()
+    server = kind.startswith("server") if kind else (product in ("servernt", "lanmannt") if product else None)
+    if not isinstance(build, int) or server is None:
+        return None, f"{name}: the build or whether it is a server could not be read"
+    found = f"{name} (build {build}, EditionID {edition or 'not set'})"
+    if server:
+        if build in _HIBERNATION_SERVER_BUILDS:
+            return True, f"{found}: {_HIBERNATION_SERVER_BUILDS[build]}, in the list of {HIBERNATION_DOC}"
+        if build < min(_HIBERNATION_SERVER_BUILDS):
+            return False, f"{found}: older than Windows Server 2019, not in the list of {HIBERNATION_DOC}"
+        return None, f"{found}: a Windows Server build the list of {HIBERNATION_DOC} does not name"
+    if build < _WINDOWS_10_BUILD:
+        return False, f"{found}: older than Windows 10, not in the list of {HIBERNATION_DOC}"
+    release = "Windows 11" if build >= _WINDOWS_11_BUILD else "Windows 10"
+    key = edition.lower()
+    if key in _HIBERNATION_EDITIONS:
+        return True, f"{found}: {release} {_HIBERNATION_EDITIONS[key]}, in the list of {HIBERNATION_DOC}"
+    if key in _HOME_EDITIONS:
+        return False, f"{found}: a Home edition, not in the list of {HIBERNATION_DOC}"
+    return None, f"{found}: an edition the list of {HIBERNATION_DOC} does not name"
+
+
 def _hibernation(report: Report) -> Capability:
-    present = (report.facts or {}).get("hiberfil_present")
-    notes = [f"hiberfil.sys {'present' if present else 'absent'} on the Windows volume"] if present is not None else []
-    return Capability("hibernation", None, UNKNOWN, (), (), tuple(
-        ["no rule judges whether the Windows in the image can hibernate in Azure (the disk's supportsHibernation "
-         "flag is left unset)", *notes]))
+    """Whether the disk may be declared ``supportsHibernation`` / ``IsHibernateSupported``: the Windows version is
+    in Azure's hibernation list and no page file is on the temporary disk. Azure's Windows hibernation extension
+    (installed by the VM agent) configures the guest itself, so the guest's own hibernation setting is a note."""
+    facts = report.facts or {}
+    os_facts = facts.get("os")
+    notes: list[str] = []
+    present = facts.get("hiberfil_present")
+    if present is not None:
+        notes.append(f"hiberfil.sys {'present' if present else 'absent'} on the Windows volume (Azure's hibernation "
+                     "extension, or powercfg /h /type full, sets it up in the guest)")
+    if not isinstance(os_facts, dict):
+        cap = _capability("hibernation", None, report, HIBERNATION_RULES, known=False, notes=notes,
+                          why_unknown="the Windows version could not be read (no OS facts)")
+        return cap
+    listed, words = _hibernation_os(os_facts)
+    notes.insert(0, words)
+    if listed is False:
+        blocking, undecided = _judge(report, HIBERNATION_RULES)
+        blocker = Blocker("facts.os", "fail", words)
+        return Capability("hibernation", False, UNSUPPORTED, (blocker, *blocking), tuple(undecided), tuple(notes))
+    cap = _capability("hibernation", True, report, HIBERNATION_RULES, known=listed is True, notes=notes)
+    value = {SUPPORTED: True, UNSUPPORTED: False}.get(cap.status)
+    return replace(cap, value=value)
 
 
 def derive_capabilities(report: Report) -> Capabilities:

@@ -17,9 +17,11 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import IO, Any
 
 from azvhdaudit.errors import (
+    BCDError,
     FileSystemError,
     NoPartitionTableError,
     NotApplicable,
@@ -28,16 +30,16 @@ from azvhdaudit.errors import (
     RegistryError,
 )
 from azvhdaudit.facts import ImageFacts
+from azvhdaudit.prefetch import read_ahead
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
 from azvhdaudit.rules.base import PROFILES as _PROFILE_BASELINES
-from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, Target, all_rules
-from azvhdaudit.rules.values import HiveUnavailable
-from azvhdaudit.rules.vm import VM_ROLE, WINDOWS_VOLUME_RULE, DiskInfo, VMContext
+from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, Target, all_rules, problem_status
+from azvhdaudit.rules.vm import VM_ROLE, DiskInfo, VMContext
 from azvhdaudit.waivers import Waiver, WaiverInput, check_known, load_waivers, split_expired
 
-__all__ = ["audit", "audit_context", "audit_vm_context", "select_rules", "catalogue", "in_profile", "PROFILES",
-           "ROLES", "DISK_AREAS"]
+__all__ = ["audit", "audit_context", "audit_vm_context", "evaluate", "judged", "select_rules", "catalogue",
+           "in_profile", "PROFILES", "ROLES", "DISK_AREAS"]
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,7 @@ PROFILES: tuple[str, ...] = tuple(_PROFILE_BASELINES)
 #: the roles a disk is audited in
 ROLES: tuple[str, ...] = ("os", "data")
 
-#: areas whose rules read only the container and partitions: they run on an OS disk without Windows too
-DISK_AREAS: frozenset[str] = frozenset({"disk-format"})
-
-#: hives the rules read besides SYSTEM and SOFTWARE (user rights, the built-in account)
+#: hives opened only with ``with_lsa`` and only for the rules that read them (user rights, the built-in account)
 _EXTRA_HIVES = ("SECURITY", "SAM")
 
 
@@ -59,6 +58,11 @@ def catalogue() -> list[Rule]:
     import azvhdaudit.rules  # noqa: F401 - registers the rule modules
 
     return list(all_rules())
+
+
+#: the areas of the rules that read only the container and the partitions (:attr:`RuleMeta.needs_guest` false):
+#: they run on an OS disk without Windows too
+DISK_AREAS: frozenset[str] = frozenset(r.meta.area for r in catalogue() if not r.meta.needs_guest)
 
 
 def _check_profile(profile: str) -> None:
@@ -140,21 +144,46 @@ def _decided(rule: Rule, role: str, disk: str, no_windows: str | None) -> Outcom
     """The outcome the engine gives without running the rule, or ``None`` to run it."""
     if role not in rule.meta.disk_roles:
         why = (f"a check of the OS disk's Windows; {disk} is audited as a data disk, whose guest settings are "
-               "those of the VM's OS disk" if rule.meta.area not in DISK_AREAS
+               "those of the VM's OS disk" if rule.meta.needs_guest
                else f"a check of the OS disk; {disk} is audited as a data disk")
         return Outcome(Status.NOT_APPLICABLE, why, reason=why)
-    if no_windows and rule.meta.area not in DISK_AREAS:
+    if no_windows and rule.meta.needs_guest:
         return Outcome(Status.NOT_CHECKED, f"not checked: {no_windows}", reason=no_windows)
     return None
 
 
-def _run_one(rule: Rule, ctx: AuditContext) -> Outcome:
+def judged(rule: Rule, outcome: Outcome, ctx: AuditContext) -> Outcome:
+    """The outcome with the status the rule's severity gives an unmet requirement (``Status.FAIL`` from the
+    check): fail for a REQUIRED rule the target requires, else warning (:func:`~azvhdaudit.rules.base.problem_status`).
+    Whether the target requires it is the outcome's ``required``, else the rule's ``required_for``."""
+    if outcome.status is not Status.FAIL:
+        return outcome
+    required = outcome.required
+    if required is None:
+        required = rule.meta.required_for(ctx) if rule.meta.required_for is not None else True
+    status = problem_status(rule.meta.severity, required)
+    return outcome if status is Status.FAIL else replace(outcome, status=status)
+
+
+def evaluate(rule: Rule, ctx: AuditContext) -> Outcome:
+    """Run one rule on a context and make its outcome: the signals a rule raises (:class:`NotApplicable`,
+    :class:`NotChecked`) and evidence that cannot be read become not applicable / not checked, any other
+    exception an error of the rule; an unmet requirement gets the status the rule's severity gives it
+    (:func:`judged`, which sees every outcome)."""
+    return judged(rule, _checked(rule, ctx), ctx)
+
+
+def _checked(rule: Rule, ctx: AuditContext) -> Outcome:
     try:
         return rule.check(ctx)
     except NotApplicable as signal:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
-    except (HiveUnavailable, NotChecked) as missing:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {missing.reason}", reason=missing.reason)
+    except NotChecked as missing:
+        return Outcome(Status.NOT_CHECKED, missing.message, missing.expected, missing.actual, missing.evidence,
+                       reason=missing.reason)
+    except BCDError as err:
+        # an element of the BCD store that cannot be decoded: the boot settings are not known
+        return Outcome(Status.NOT_CHECKED, f"not checked: malformed BCD data: {err}", reason=str(err))
     except (RegistryError, FileSystemError) as unreadable:
         # A corrupt hive cell, BCD element or file record met while the rule read it: the evidence could not
         # be read, which is "not checked", not a failure of the rule.
@@ -221,10 +250,11 @@ def _run(
 ) -> list[Result]:
     by_rule = {w.rule: w for w in waivers}
     results = []
+    read_ahead(ctx, [rule for rule in rules if _decided(rule, role, disk, no_windows) is None])
     for rule in rules:
         started = time.perf_counter()
         decided = _decided(rule, role, disk, no_windows)
-        outcome = decided if decided is not None else _run_one(rule, ctx)
+        outcome = decided if decided is not None else evaluate(rule, ctx)
         result = _result(rule, outcome, disk, (time.perf_counter() - started) * 1000)
         waiver = by_rule.get(rule.id)
         # a waiver sets aside a verdict; "not applicable to this disk's role" is none
@@ -302,7 +332,8 @@ def _no_windows(image: Any) -> str | None:
     if getattr(image, "windows_volume", True) is not None:
         return None
     why = image.registry.why_unavailable("SYSTEM") or "no Windows volume found"
-    return f"no Windows on this disk (see {WINDOWS_VOLUME_RULE}): {why}"
+    finder = next((r.id for r in catalogue() if r.meta.finds_guest), None)
+    return f"no Windows on this disk (see {finder}): {why}" if finder else f"no Windows on this disk: {why}"
 
 
 class _Unpartitioned:
@@ -356,8 +387,9 @@ def _open_disk(
 
 
 def _hives_for(rules: Iterable[Rule], with_lsa: bool) -> tuple[str, ...]:
-    needs_lsa = with_lsa and any(r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known" for r in rules)
-    return ("SYSTEM", "SOFTWARE") + (_EXTRA_HIVES if needs_lsa else ())
+    """SYSTEM and SOFTWARE (the OS facts read them), and with ``with_lsa`` the extra hives the rules declare."""
+    declared = {h for r in rules for h in r.meta.hives} if with_lsa else set()
+    return ("SYSTEM", "SOFTWARE") + tuple(h for h in _EXTRA_HIVES if h in declared)
 
 
 def wanted_hives(
@@ -367,8 +399,8 @@ def wanted_hives(
     role: str | None = None,
     with_lsa: bool = False,
 ) -> tuple[str, ...]:
-    """The hives :func:`audit` opens for these options: SYSTEM and SOFTWARE, and SECURITY and SAM only when
-    ``with_lsa`` is given and a rule that reads them is selected."""
+    """The hives :func:`audit` opens for these options: SYSTEM and SOFTWARE, and SECURITY / SAM only when
+    ``with_lsa`` is given and a selected rule reads them (:attr:`RuleMeta.hives`)."""
     return _hives_for(_planned(profile, select, ignore, role or "os"), with_lsa)
 
 

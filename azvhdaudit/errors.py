@@ -8,6 +8,8 @@ keeps working for callers.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuditError",
     "ImageError",
@@ -35,6 +37,7 @@ __all__ = [
     "WaiverError",
     "NotApplicable",
     "NotChecked",
+    "HiveUnavailable",
 ]
 
 
@@ -163,10 +166,33 @@ class NotApplicable(Exception):  # a signal, not an error
 class NotChecked(Exception):  # a signal, not an error
     """Raised by a rule or a fact to say its evidence is missing or unreadable; carries the human reason.
 
-    The engine turns it into a *not checked* result, never a pass. Kept apart from :class:`AuditError`: it is
-    an outcome, not a failure.
+    The engine turns it into a *not checked* result, never a pass: its message is ``message`` when given (what
+    was read, then why that does not decide), else ``"not checked: <reason>"``; ``expected``, ``actual`` and
+    ``evidence`` (:class:`~azvhdaudit.report.Evidence`) show what was read before the evidence ran out. Kept
+    apart from :class:`AuditError`: it is an outcome, not a failure.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str | None = None,
+        *,
+        expected: Any = None,
+        actual: Any = None,
+        evidence: tuple[Any, ...] = (),
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.message = f"not checked: {reason}" if message is None else message
+        self.expected = expected
+        self.actual = actual
+        self.evidence = tuple(evidence)
+
+
+class HiveUnavailable(NotChecked):
+    """A rule needs a hive (or the current control set) that could not be read: :attr:`hive` names it, the
+    reason says why. The engine reports the rule as not checked."""
+
+    def __init__(self, hive: str, reason: str) -> None:
+        super().__init__(reason)
+        self.hive = hive

@@ -6,6 +6,7 @@ Every fact that could not be established is ``None`` (unknown), never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,6 +15,10 @@ __all__ = [
     "ContainerFacts",
     "PartitionFacts",
     "OSFacts",
+    "SysprepFacts",
+    "PendingRebootFacts",
+    "AgentService",
+    "AgentFacts",
     "ImageFacts",
 ]
 
@@ -157,6 +162,138 @@ class OSFacts:
         return data
 
 
+def _list(items: tuple[str, ...] | None) -> list[str] | None:
+    return None if items is None else list(items)
+
+
+@dataclass(frozen=True)
+class SysprepFacts:
+    """The image's Sysprep state with the evidence for it (:func:`azvhdaudit.osinfo.sysprep_facts`).
+
+    ``state`` is ``generalized``, ``specialized``, ``undeployable`` or ``unknown``; every other field is what was
+    read, ``None`` where it could not be (its hive or the Windows volume's files unreadable, or the value absent).
+    """
+
+    state: str = "unknown"
+    #: ``IMAGE_STATE_*`` from SOFTWARE ``...\\Setup\\State`` ImageState
+    image_state: str | None = None
+    #: ``IMAGE_STATE_*`` from ``Windows\\Setup\\State\\State.ini``
+    state_ini: str | None = None
+    #: ``SYSTEM\\Setup`` SetupType and CmdLine
+    setup_type: int | None = None
+    cmdline: str | None = None
+    #: ``SYSTEM\\Setup\\Status\\SysprepStatus`` GeneralizationState
+    generalization_state: int | None = None
+    #: whether ``Sysprep_succeeded.tag`` exists (``None``: the files were not read)
+    sysprep_succeeded_tag: bool | None = None
+    #: the entries of ``Windows\\Panther`` (``None``: absent, or the files were not read)
+    panther: tuple[str, ...] | None = None
+    #: the unattend files present where Windows Setup looks for one
+    unattend_files: tuple[str, ...] = ()
+    #: ``SYSTEM\\Setup`` UnattendFile
+    unattend_value: str | None = None
+    #: the facts that decided ``state``, in words
+    evidence: tuple[str, ...] = ()
+    #: the hives (SOFTWARE, SYSTEM) that could not be read
+    missing_hives: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "image_state": self.image_state,
+            "state_ini": self.state_ini,
+            "setup_type": self.setup_type,
+            "cmdline": self.cmdline,
+            "generalization_state": self.generalization_state,
+            "sysprep_succeeded_tag": self.sysprep_succeeded_tag,
+            "panther": _list(self.panther),
+            "unattend_files": list(self.unattend_files),
+            "unattend_value": self.unattend_value,
+            "evidence": list(self.evidence),
+            "missing_hives": list(self.missing_hives),
+        }
+
+
+@dataclass(frozen=True)
+class PendingRebootFacts:
+    """What says a restart (or a servicing operation) is pending (:func:`azvhdaudit.osinfo.pending_reboot_facts`).
+
+    ``pending`` is ``None`` when neither SOFTWARE nor SYSTEM could be read; each other fact is ``None`` where its
+    hive (or the Windows volume's files) could not be read.
+    """
+
+    pending: bool | None = None
+    #: what says so, in words
+    reasons: tuple[str, ...] = ()
+    cbs_reboot_pending: bool | None = None
+    #: the subkeys then the values of ``Component Based Servicing\\PackagesPending``, each sorted
+    cbs_packages_pending: tuple[str, ...] | None = None
+    wu_reboot_required: bool | None = None
+    pending_file_rename_operations: tuple[str, ...] | None = None
+    pending_xml: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "reasons": list(self.reasons),
+            "cbs_reboot_pending": self.cbs_reboot_pending,
+            "cbs_packages_pending": _list(self.cbs_packages_pending),
+            "wu_reboot_required": self.wu_reboot_required,
+            "pending_file_rename_operations": _list(self.pending_file_rename_operations),
+            "pending_xml": self.pending_xml,
+        }
+
+
+@dataclass(frozen=True)
+class AgentService:
+    """One installed service of the Azure VM Agent: its Start value and ImagePath (``None`` when absent or not of
+    the expected type)."""
+
+    start: int | None = None
+    image_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"present": True, "start": self.start, "image_path": self.image_path}
+
+
+@dataclass(frozen=True)
+class AgentFacts:
+    """The Azure VM Agent's services, folder, version and the extension plug-ins left behind
+    (:func:`azvhdaudit.osinfo.agent_facts`)."""
+
+    #: each agent service by name, ``None`` when its key is absent
+    services: Mapping[str, AgentService | None] = field(default_factory=dict)
+    #: the entries of ``C:\\WindowsAzure`` (``None``: absent, or the files were not read)
+    folder: tuple[str, ...] | None = None
+    #: the versions of the ``GuestAgent_<version>`` folders, oldest first
+    guest_agent_versions: tuple[str, ...] = ()
+    #: the newest folder version, else the Uninstall entry's version
+    version: str | None = None
+    #: the agent's Uninstall entry DisplayVersion, read only when no folder names a version (``""`` when the
+    #: entry has none)
+    uninstall_version: str | None = None
+    #: the entries of ``C:\\Packages\\Plugins``
+    plugins: tuple[str, ...] | None = None
+
+    def services_dict(self) -> dict[str, dict[str, Any] | None]:
+        """The services as the report shows them: ``{name: {"present", "start", "image_path"} or None}``."""
+        return {name: svc.to_dict() if svc is not None else None for name, svc in self.services.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "services": self.services_dict(),
+            "folder": _list(self.folder),
+            "guest_agent_versions": list(self.guest_agent_versions),
+            "version": self.version,
+            "uninstall_version": self.uninstall_version,
+            "plugins": _list(self.plugins),
+        }
+
+
+#: the facts of ``ImageFacts.extra`` and the typed ones in the order the report lists them under ``extra``
+_EXTRA_ORDER = ("kernel", "sysprep", "pending_reboot", "agent")
+
+
 @dataclass
 class ImageFacts:
     """Everything the data path established about one image."""
@@ -183,8 +320,15 @@ class ImageFacts:
     hives: dict[str, dict[str, Any]] = field(default_factory=dict)
     current_control_set: int | None = None
     default_control_set: int | None = None
-    #: free-form facts added by later layers (sysprep state, agent ...)
+    #: the Sysprep state, the pending restart and the Azure VM Agent (``None`` when not established)
+    sysprep: SysprepFacts | None = None
+    pending_reboot: PendingRebootFacts | None = None
+    agent: AgentFacts | None = None
+    #: free-form facts added by later layers (the kernel's machine type, the C: drive's partition ...)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: why the BCD store found could not be decoded (``None``: decoded, not found, or not decoded yet); the
+    #: rules that read the store report it, so the facts in the report leave it out
+    bcd_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -205,8 +349,25 @@ class ImageFacts:
             "hives": self.hives,
             "current_control_set": self.current_control_set,
             "default_control_set": self.default_control_set,
-            "extra": self.extra,
+            "extra": self.extra_dict(),
         }
+
+    def extra_dict(self) -> dict[str, Any]:
+        """The report's ``extra``: the typed facts (``sysprep``, ``pending_reboot``, ``agent``, each present only
+        when established) among the free-form ones, in the order the data path records them."""
+        typed: dict[str, SysprepFacts | PendingRebootFacts | AgentFacts | None] = {
+            "sysprep": self.sysprep, "pending_reboot": self.pending_reboot, "agent": self.agent}
+        out: dict[str, Any] = {}
+        for name in _EXTRA_ORDER:
+            fact = typed.get(name)
+            if fact is not None:
+                out[name] = fact.to_dict()
+            elif name in self.extra:
+                out[name] = self.extra[name]
+        for name, value in self.extra.items():
+            if name not in out:
+                out[name] = value
+        return out
 
     def __repr__(self) -> str:
         from azvhdaudit.render.display import facts_repr

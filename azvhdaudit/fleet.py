@@ -49,7 +49,7 @@ import threading
 import time
 import types
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
@@ -58,7 +58,8 @@ from azvhdaudit.errors import AuditError, ProfileError
 from azvhdaudit.report import Report, Result, Severity, Status
 from azvhdaudit.sources import SourceStats, is_url, open_source, options_for
 
-__all__ = ["UNREADABLE_ID", "WorkerPoolError", "audit_source", "audit_many", "error_report", "io_stats"]
+__all__ = ["REMOTE_IN_FLIGHT", "UNREADABLE_ID", "WorkerPoolError", "audit_source", "audit_many", "error_report",
+           "io_stats"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ log = logging.getLogger(__name__)
 UNREADABLE_ID = "image.readable"
 
 Source = str | os.PathLike[str]
+
+#: remote images one worker audits at once, in threads, when every source is a remote URL: an audit there mostly
+#: waits for its round trips, and another audit parses meanwhile (see :func:`audit_many`)
+REMOTE_IN_FLIGHT = 4
 
 
 class WorkerPoolError(AuditError, RuntimeError):
@@ -210,6 +215,24 @@ def _task(source: Source, storage_options: dict[str, Any] | None, audit_kwargs: 
         return error_report(source, err, audit_kwargs.get("profile", "azure"))
 
 
+def _task_group(sources: list[Source], storage_options: dict[str, Any] | None,
+                audit_kwargs: dict[str, Any]) -> list[Report]:
+    """Run in a worker: the audits of ``sources`` at once, one thread each (remote images: their waits overlap)."""
+    if len(sources) == 1:
+        return [_task(sources[0], storage_options, audit_kwargs)]
+    with ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="azvhdaudit-image") as pool:
+        return list(pool.map(lambda source: _task(source, storage_options, audit_kwargs), sources))
+
+
+def _in_flight(items: list[Source], images_per_worker: int | None) -> int:
+    if images_per_worker is not None:
+        if images_per_worker < 1:
+            raise ValueError(f"images_per_worker must be at least 1, not {images_per_worker}")
+        return images_per_worker
+    remote = bool(items) and all(is_url(source) and not str(source).lower().startswith("file:") for source in items)
+    return REMOTE_IN_FLIGHT if remote else 1
+
+
 def _prepare(audit_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Check the options once, before any image is opened; read waiver files here, not on the workers."""
     import inspect
@@ -324,6 +347,7 @@ def audit_many(
     storage_options: dict[str, Any] | None = None,
     mp_context: Any = None,
     identity: bool = False,
+    images_per_worker: int | None = None,
     **audit_kwargs: Any,
 ) -> Iterator[Report]:
     """Audit every source; yield one :class:`~azvhdaudit.report.Report` per source as each finishes.
@@ -338,6 +362,10 @@ def audit_many(
     - ``client=<dask.distributed.Client>`` runs the audits as tasks of that Dask cluster instead
       (``workers`` is then ignored); each task opens its own source.
     - ``identity=True`` records each image's identity for :func:`azvhdaudit.overview.fleet_report`.
+    - ``images_per_worker=K`` audits K images at once in each worker (threads), so that while one audit waits
+      for the network another one parses. Default: :data:`REMOTE_IN_FLIGHT` when every source is a remote URL
+      (a remote audit spends most of its time waiting for round trips), else 1 (a local audit waits for
+      nothing). With K > 1 a process worker hands back its K reports together. Not used with ``client``.
 
     An image that cannot be audited yields an error report (see :data:`UNREADABLE_ID`) and the others go
     on. Options are checked first: an unknown profile, pattern or waiver raises before anything runs.
@@ -354,16 +382,33 @@ def audit_many(
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count < 1:
         raise ValueError(f"workers must be at least 1, not {count}")
+    at_once = _in_flight(items, images_per_worker)
     if count == 1 or len(items) <= 1:
+        if at_once > 1 and len(items) > 1:
+            return _in_threads(at_once, items, storage_options, prepared)
         return (_task(source, storage_options, prepared) for source in items)
+    at_once = min(at_once, -(-len(items) // count))  # every worker gets images
+    groups = [items[start : start + at_once] for start in range(0, len(items), at_once)]
     context = mp_context or _default_context(items, storage_options, prepared)
-    return _in_pool(min(count, len(items)), context, items, storage_options, prepared, profile)
+    return _in_pool(min(count, len(groups)), context, groups, storage_options, prepared, profile)
+
+
+def _in_threads(
+    at_once: int, items: list[Source], storage_options: dict[str, Any] | None, prepared: dict[str, Any]
+) -> Iterator[Report]:
+    pool = ThreadPoolExecutor(max_workers=min(at_once, len(items)), thread_name_prefix="azvhdaudit-image")
+    try:
+        futures = [pool.submit(_task, source, storage_options, prepared) for source in items]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _in_pool(
     count: int,
     context: Any,
-    items: list[Source],
+    groups: list[list[Source]],
     storage_options: dict[str, Any] | None,
     prepared: dict[str, Any],
     profile: str,
@@ -374,20 +419,20 @@ def _in_pool(
     suspects: list[Source] = []
     pool = ProcessPoolExecutor(max_workers=count, mp_context=context)
     try:
-        futures: dict[Future[Report], Source] = {
-            pool.submit(_task, source, storage_options, prepared): source for source in items
+        futures: dict[Future[list[Report]], list[Source]] = {
+            pool.submit(_task_group, group, storage_options, prepared): group for group in groups
         }
         for future in as_completed(futures):
-            source = futures[future]
+            group = futures[future]
             try:
-                report = future.result()
+                reports = future.result()
             except BrokenProcessPool:
-                suspects.append(source)
+                suspects.extend(group)
                 continue
-            except Exception as err:  # the report did not pickle, or the task could not be sent
-                log.error("%s: the audit's worker failed: %s", _name(source), err)
-                report = error_report(source, err, profile)
-            yield report
+            except Exception as err:  # the reports did not pickle, or the task could not be sent
+                log.error("%s: the audit's worker failed: %s", ", ".join(_name(s) for s in group), err)
+                reports = [error_report(source, err, profile) for source in group]
+            yield from reports
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     if suspects:

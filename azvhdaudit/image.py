@@ -305,7 +305,11 @@ class Image:
                 facts.os = osinfo.os_facts(reg)
             except AuditError as err:
                 log.warning("%s: cannot establish the OS facts: %s", self.source, err)
-            facts.extra.update(osinfo.image_extra_facts(reg, self.files))
+            found = osinfo.image_extra_facts(reg, self.files)
+            facts.sysprep = found.pop("sysprep", None)
+            facts.pending_reboot = found.pop("pending_reboot", None)
+            facts.agent = found.pop("agent", None)
+            facts.extra.update(found)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -321,7 +325,7 @@ class Image:
                 try:
                     self._bcd = decode_bcd(hive)
                 except AuditError as err:
-                    self._bcd_error = str(err)
+                    self._bcd_error = self.facts.bcd_error = str(err)
                     log.warning("%s: %s", self.source, err)
         return self._bcd
 

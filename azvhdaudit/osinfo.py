@@ -24,11 +24,19 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from azvhdaudit.errors import AuditError
-from azvhdaudit.facts import ImageFacts, OSFacts, PartitionFacts
+from azvhdaudit.facts import (
+    AgentFacts,
+    AgentService,
+    ImageFacts,
+    OSFacts,
+    PartitionFacts,
+    PendingRebootFacts,
+    SysprepFacts,
+)
 from azvhdaudit.registry.model import RegistryView, RegKey, RegValue
 
-if TYPE_CHECKING:  # the rules package imports this module; only the type is needed here
-    from azvhdaudit.rules.base import GuestFiles
+if TYPE_CHECKING:  # the rules package imports this module; only the types are needed here
+    from azvhdaudit.rules.base import AuditContext, GuestFiles
 
 __all__ = [
     "CURRENT_VERSION",
@@ -38,6 +46,9 @@ __all__ = [
     "pending_reboot_facts",
     "agent_facts",
     "image_extra_facts",
+    "os_of",
+    "sysprep_of",
+    "agent_of",
     "classify_image_state",
     "service_start",
     "mounted_volume",
@@ -175,7 +186,7 @@ def _state_ini(files: GuestFiles | None) -> str | None:
     return match.group(1) if match else None
 
 
-def sysprep_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
+def sysprep_facts(registry: RegistryView, files: GuestFiles | None) -> SysprepFacts:
     """The image's Sysprep state with the evidence for it.
 
     ``state`` is ``generalized``, ``specialized``, ``undeployable`` or ``unknown``; ``evidence`` lists
@@ -212,24 +223,24 @@ def sysprep_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str,
         evidence.append(f"{SYSPREP_TAG} {'present' if tag else 'absent'}")
     if gen_state is not None:
         evidence.append(f"SysprepStatus GeneralizationState = {gen_state}")
-    missing = [h for h in ("SOFTWARE", "SYSTEM") if not reg.has_hive(h)]
-    return {
-        "state": state,
-        "image_state": image_state,
-        "state_ini": ini_state,
-        "setup_type": setup_type,
-        "cmdline": cmdline,
-        "generalization_state": gen_state,
-        "sysprep_succeeded_tag": tag,
-        "panther": panther,
-        "unattend_files": unattend,
-        "unattend_value": unattend_value,
-        "evidence": evidence,
-        "missing_hives": missing,
-    }
+    missing = tuple(h for h in ("SOFTWARE", "SYSTEM") if not reg.has_hive(h))
+    return SysprepFacts(
+        state=state,
+        image_state=image_state,
+        state_ini=ini_state,
+        setup_type=setup_type,
+        cmdline=cmdline,
+        generalization_state=gen_state,
+        sysprep_succeeded_tag=tag,
+        panther=tuple(panther) if panther is not None else None,
+        unattend_files=tuple(unattend),
+        unattend_value=unattend_value,
+        evidence=tuple(evidence),
+        missing_hives=missing,
+    )
 
 
-def pending_reboot_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
+def pending_reboot_facts(registry: RegistryView, files: GuestFiles | None) -> PendingRebootFacts:
     """What says a restart (or servicing operation) is pending; ``pending`` is ``None`` when the
     SOFTWARE and SYSTEM hives are both missing."""
     reg = registry
@@ -260,15 +271,15 @@ def pending_reboot_facts(registry: RegistryView, files: GuestFiles | None) -> di
     if pending_xml:
         reasons.append(f"{PENDING_XML} exists")
     pending: bool | None = bool(reasons) if (have_software or have_system) else None
-    return {
-        "pending": pending,
-        "reasons": reasons,
-        "cbs_reboot_pending": cbs_reboot,
-        "cbs_packages_pending": packages_pending,
-        "wu_reboot_required": wu_reboot,
-        "pending_file_rename_operations": renames,
-        "pending_xml": pending_xml,
-    }
+    return PendingRebootFacts(
+        pending=pending,
+        reasons=tuple(reasons),
+        cbs_reboot_pending=cbs_reboot,
+        cbs_packages_pending=tuple(packages_pending) if packages_pending is not None else None,
+        wu_reboot_required=wu_reboot,
+        pending_file_rename_operations=tuple(renames) if renames is not None else None,
+        pending_xml=pending_xml,
+    )
 
 
 def service_start(registry: RegistryView, name: str) -> tuple[bool, int | None, str | None]:
@@ -288,16 +299,16 @@ def service_start(registry: RegistryView, name: str) -> tuple[bool, int | None, 
 _AGENT_DIR = re.compile(r"^GuestAgent_(\d+(?:\.\d+){1,3})", re.IGNORECASE)
 
 
-def agent_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
+def agent_facts(registry: RegistryView, files: GuestFiles | None) -> AgentFacts:
     """The Azure VM Agent's services, folder, version and the extension plug-ins left behind.
 
     ``uninstall_version`` (the agent's entry under Uninstall) is looked up only when the WindowsAzure
     folder names no ``GuestAgent_<version>``; otherwise it is ``None``.
     """
-    services: dict[str, Any] = {}
+    services: dict[str, AgentService | None] = {}
     for name in AGENT_SERVICES:
         exists, start, image = service_start(registry, name)
-        services[name] = {"present": exists, "start": start, "image_path": image} if exists else None
+        services[name] = AgentService(start, image) if exists else None
     folder = files.listdir(WINDOWSAZURE) if files is not None else None
     versions = sorted(
         {m.group(1) for n in folder or [] if (m := _AGENT_DIR.match(n))},
@@ -315,14 +326,14 @@ def agent_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, A
             ver = sub.value("DisplayVersion")
             uninstall_version = ver.data if ver is not None and isinstance(ver.data, str) else ""
     plugins = files.listdir(PLUGINS) if files is not None else None
-    return {
-        "services": services,
-        "folder": folder,
-        "guest_agent_versions": versions,
-        "version": versions[-1] if versions else (uninstall_version or None),
-        "uninstall_version": uninstall_version,
-        "plugins": plugins,
-    }
+    return AgentFacts(
+        services=services,
+        folder=tuple(folder) if folder is not None else None,
+        guest_agent_versions=tuple(versions),
+        version=versions[-1] if versions else (uninstall_version or None),
+        uninstall_version=uninstall_version,
+        plugins=tuple(plugins) if plugins is not None else None,
+    )
 
 
 #: where Windows remembers the volumes it has seen and the letters it gave them (root of the SYSTEM hive)
@@ -484,7 +495,9 @@ def kernel_facts(files: GuestFiles | None) -> dict[str, Any]:
 
 
 def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[str, Any]:
-    """The facts :func:`open_image <azvhdaudit.image.open_image>` adds to ``ImageFacts.extra``.
+    """The facts :func:`open_image <azvhdaudit.image.open_image>` adds to ``ImageFacts``: ``sysprep``,
+    ``pending_reboot`` and ``agent`` (:class:`SysprepFacts`, :class:`PendingRebootFacts`, :class:`AgentFacts`,
+    its typed fields), ``kernel`` and ``mounted_c`` (dicts, for ``ImageFacts.extra``).
 
     Each fact is established on its own: one that meets a corrupt hive cell or file record is left out
     (and logged), the others stand. A rule that needs a fact left out reads it again and meets the same error,
@@ -504,6 +517,36 @@ def image_extra_facts(registry: RegistryView, files: GuestFiles | None) -> dict[
         except AuditError as err:
             log.warning("cannot establish the %s facts: %s", name, err)
     return facts
+
+
+def os_of(ctx: AuditContext) -> OSFacts | None:
+    """The OS facts a rule reads: ``ctx.facts.os``, as the data path established them; for a context built
+    without them (a caller's own :class:`~azvhdaudit.rules.base.AuditContext`), read once per audit from
+    ``ctx.registry``. ``None`` when neither SOFTWARE nor SYSTEM can be read."""
+    if ctx.facts.os is not None:
+        return ctx.facts.os
+    if not (ctx.registry.has_hive("SOFTWARE") or ctx.registry.has_hive("SYSTEM")):
+        return None
+    found: OSFacts = ctx.cached("osinfo.os_facts", lambda: os_facts(ctx.registry))
+    return found
+
+
+def sysprep_of(ctx: AuditContext) -> SysprepFacts:
+    """The Sysprep facts a rule reads: ``ctx.facts.sysprep``, or read once per audit from the context's
+    registry and files where the data path did not establish them."""
+    if ctx.facts.sysprep is not None:
+        return ctx.facts.sysprep
+    found: SysprepFacts = ctx.cached("osinfo.sysprep", lambda: sysprep_facts(ctx.registry, ctx.files))
+    return found
+
+
+def agent_of(ctx: AuditContext) -> AgentFacts:
+    """The Azure VM Agent facts a rule reads: ``ctx.facts.agent``, or read once per audit from the context's
+    registry and files where the data path did not establish them."""
+    if ctx.facts.agent is not None:
+        return ctx.facts.agent
+    found: AgentFacts = ctx.cached("osinfo.agent", lambda: agent_facts(ctx.registry, ctx.files))
+    return found
 
 
 def installed_products(registry: RegistryView) -> list[tuple[str, RegKey]]:

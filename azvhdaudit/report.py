@@ -126,6 +126,9 @@ class Outcome:
     #: the fix computed from this finding (a command naming this image and the size it needs); empty: the
     #: rule's own fix line applies
     remediation: str = ""
+    #: for a FAIL ("the requirement is not met"): whether the deployment target requires it; ``None``: as the
+    #: rule's group declares (:attr:`~azvhdaudit.rules.base.RuleMeta.required_for`). The engine makes the status.
+    required: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from dissect.volume.disk.schemes.gpt import c_gpt
 from dissect.volume.disk.schemes.mbr import c_mbr
 from dissect.volume.exceptions import Error as DissectVolumeError
 
+from azvhdaudit.batch import gather, is_remote
 from azvhdaudit.errors import NoPartitionTableError, VolumeError
 from azvhdaudit.facts import PartitionFacts
 
@@ -265,6 +267,8 @@ def read_layout(stream: BinaryIO, name: str, disk_size: int, sector_size: int = 
 
     style = "gpt" if is_gpt else "mbr"
     parts: list[PartitionFacts] = []
+    if is_remote(stream):  # the partitions' first sectors, probed below, fetched together
+        gather([partial(_read_at, stream, part.offset, 512) for part in found])
     for number, part in enumerate(found, start=1):
         if is_gpt:
             raw = part.raw

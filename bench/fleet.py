@@ -37,6 +37,8 @@ import remote_servers as rs  # noqa: E402
 from azvhdaudit.fleet import UNREADABLE_ID, audit_many, audit_source  # noqa: E402
 
 MiB = 1024 * 1024
+#: sections of the results file written by the other benchmarks, kept when this one rewrites its own
+KEPT_SECTIONS = ("## Latency", "## Cold start")
 
 
 def build(work: Path, count: int) -> tuple[dict[str, Path], list[str]]:
@@ -83,12 +85,19 @@ def remote_row(label: str, url: str, size: int, options: dict[str, Any] | None =
     seconds = time.perf_counter() - started
     io = report.facts["extra"]["io"]
     row = {"how": label, "file_size": size, "bytes": io["bytes_read"], "requests": io["requests"],
-           "seconds": seconds, "results": len(report.results), "problem": report.get(UNREADABLE_ID) is not None}
-    print(f"{label}: {io['bytes_read']} bytes in {io['requests']} requests, {seconds:.2f} s", file=sys.stderr)
+           "round_trips": io.get("round_trips", io["requests"]), "seconds": seconds, "results": len(report.results),
+           "problem": report.get(UNREADABLE_ID) is not None}
+    print(f"{label}: {io['bytes_read']} bytes in {io['requests']} requests, {row['round_trips']} round trips, "
+          f"{seconds:.2f} s", file=sys.stderr)
     return row
 
 
+#: the machine's load average when main() started, for the results' header
+LOAD_AT_START = [0.0]
+
+
 def main(argv: list[str] | None = None) -> int:
+    LOAD_AT_START[0] = os.getloadavg()[0]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=50, help="images in the local fleet (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="pool processes and Dask workers (default 2)")
@@ -161,6 +170,7 @@ def write(out: Path, args: argparse.Namespace, local: list[dict[str, Any]], remo
         f"`python bench/fleet.py --images {args.images} --workers {args.workers}` on "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (shared: times vary with the load).",
+        f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}.",
         "",
         "Images: 64 MiB VHDs with one NTFS partition holding a real SYSTEM hive and a BCD store (Windows 7; the "
         "dirty Windows 10 hive with its two logs, which are read whole to replay them), and one 100 GiB fixed VHD. "
@@ -179,19 +189,24 @@ def write(out: Path, args: argparse.Namespace, local: list[dict[str, Any]], remo
         "## Bytes and requests per remote audit",
         "",
         "Requests: one size lookup per file plus one per range fetched (64 KiB blocks, adjacent misses of one "
-        "read joined). Bytes: what the store returned.",
+        "read joined). Round trips: the sequential depth, requests that had to wait for the one before (a size "
+        "lookup, a range fetched alone, a batch of ranges fetched together). Bytes: what the store returned.",
         "",
-        "| source | file size | bytes read | requests | seconds | note |",
-        "|---|---:|---:|---:|---:|---|",
+        "| source | file size | bytes read | requests | round trips | seconds | note |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in remote:
         lines.append(
-            f"| {row['how']} | {row['file_size']:,} | {row['bytes']:,} | {row['requests']} | {row['seconds']:.2f} | "
-            f"{row.get('note', '')}{' (audit failed)' if row['problem'] else ''} |"
+            f"| {row['how']} | {row['file_size']:,} | {row['bytes']:,} | {row['requests']} | {row['round_trips']} | "
+            f"{row['seconds']:.2f} | {row.get('note', '')}{' (audit failed)' if row['problem'] else ''} |"
         )
     if azure_note:
         lines += ["", azure_note]
-    out.write_text("\n".join(lines) + "\n")
+    # the sections other benchmarks write (bench/latency.py, bench/coldstart.py) stay as they are
+    text = out.read_text() if out.exists() else ""
+    kept = [text.find(heading) for heading in KEPT_SECTIONS if text.find(heading) >= 0]
+    tail = "\n" + text[min(kept):] if kept else ""
+    out.write_text("\n".join(lines) + "\n" + tail)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ last round (they do not vary). The reports of both must be the same as the local
 fleet: ``audit_many`` over ``--fleet`` URLs of the 127 GiB VHDX with ``--workers`` processes, each way once,
 in images per minute.
 Writes (replaces) the section "Latency" of ``--out``, keeping the rest of the file.
+
+A fleet is audited three ways: reads one at a time, batched reads with one image at a time per worker (as
+``audit_many`` did before it overlapped remote images), and as shipped, each worker auditing several remote
+images at once so that one parses while the others wait.
 """
 
 from __future__ import annotations
@@ -67,20 +71,28 @@ def sequential() -> Iterator[None]:
 FLEET_SCRIPT = """
 import sys, time
 from azvhdaudit.fleet import UNREADABLE_ID, audit_many
-urls = sys.argv[2:]
+per_worker = int(sys.argv[2]) or None
+urls = sys.argv[3:]
 started = time.perf_counter()
-reports = list(audit_many(urls, workers=int(sys.argv[1])))
+reports = list(audit_many(urls, workers=int(sys.argv[1]), images_per_worker=per_worker))
 seconds = time.perf_counter() - started
 bad = sum(1 for r in reports if r.get(UNREADABLE_ID) is not None)
 print(seconds, len(reports), bad)
 """
 
+#: the ways a fleet is audited: (label, reads batched, images per worker; 0 for audit_many's default)
+FLEET_WAYS = (
+    ("sequential reads, one image at a time per worker", False, 1),
+    ("batched reads, one image at a time per worker", True, 1),
+    ("batched reads, images overlapped in each worker (default)", True, 0),
+)
 
-def fleet(urls: list[str], workers: int, batched: bool) -> tuple[float, int, int]:
+
+def fleet(urls: list[str], workers: int, batched: bool, per_worker: int) -> tuple[float, int, int]:
     """``audit_many`` over ``urls`` in a fresh process (its pool's workers see the environment it is given)."""
     env = {**os.environ, "AZVHDAUDIT_BATCH": "1" if batched else "0"}
-    done = subprocess.run([sys.executable, "-c", FLEET_SCRIPT, str(workers), *urls], env=env, check=True,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run([sys.executable, "-c", FLEET_SCRIPT, str(workers), str(per_worker), *urls], env=env,
+                          check=True, capture_output=True, text=True, timeout=900)
     seconds, count, bad = done.stdout.split()
     return float(seconds), int(count), int(bad)
 
@@ -91,13 +103,18 @@ def one(url: str) -> tuple[float, dict[str, Any], Any]:
     return time.perf_counter() - started, report.facts["extra"]["io"], report
 
 
+#: the machine's load average when main() started, for the results' header
+LOAD_AT_START = [0.0]
+
+
 def main(argv: list[str] | None = None) -> int:
+    LOAD_AT_START[0] = os.getloadavg()[0]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delay", type=float, default=0.05, help="seconds added to every request (default 0.05)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each way (default 3)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-fleet.md")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "_work")
-    parser.add_argument("--fleet", type=int, default=8, help="images in the fleet (default 8)")
+    parser.add_argument("--fleet", type=int, default=16, help="images in the fleet (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="fleet worker processes (default 2)")
     args = parser.parse_args(argv)
     if not 0 <= args.delay <= 1 or not 1 <= args.rounds <= 20 or not 0 <= args.fleet <= 200:
@@ -131,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                              "low": min(times[way]), "high": max(times[way]), **counters[way]})
         fleet_rows = []
         urls = [f"{server.url}/bench-127g.vhdx"] * args.fleet
-        for way in ("sequential", "batched") if urls else ():
-            seconds, count, bad = fleet(urls, args.workers, way == "batched")
+        for way, batched, per_worker in FLEET_WAYS if urls else ():
+            seconds, count, bad = fleet(urls, args.workers, batched, per_worker)
             fleet_rows.append({"way": way, "seconds": seconds, "images": count, "unreadable": bad})
             print(f"fleet {way}: {count} images in {seconds:.1f} s", file=sys.stderr)
     finally:
@@ -149,6 +166,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list
         f"`python bench/latency.py --delay {args.delay} --rounds {args.rounds}` on "
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs (shared: times vary with the load; the counters do not).",
+        f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}.",
         "",
         f"A full audit (`azure` profile) of the benchmark images (`bench/images.py`) over HTTP Range from a server "
         f"on 127.0.0.1 that answers every request {args.delay * 1000:.0f} ms late. *Sequential*: batching "
@@ -171,9 +189,12 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list
         lines += [
             "",
             f"A fleet: `audit_many` over {args.fleet} URLs of the 127 GiB VHDX with {args.workers} worker processes "
-            f"(pool start included), at the same {args.delay * 1000:.0f} ms.",
+            f"(pool start included), at the same {args.delay * 1000:.0f} ms: reads one at a time "
+            "(`AZVHDAUDIT_BATCH=0`), batched with one image at a time per worker (`images_per_worker=1`), and "
+            "batched with the images of each worker overlapped (the default for URLs: "
+            "`azvhdaudit.fleet.REMOTE_IN_FLIGHT` images at once, in threads).",
             "",
-            "| reads | images | unreadable | seconds | images/minute |",
+            "| how | images | unreadable | seconds | images/minute |",
             "|---|---:|---:|---:|---:|",
         ]
         for row in fleet_rows:
@@ -184,7 +205,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list
     if SECTION in text:
         head, _, rest = text.partition(SECTION)
         following = rest.find("\n## ")
-        text = head + section + (rest[following + 1 :] if following >= 0 else "")
+        text = head + section + ("\n" + rest[following + 1 :] if following >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     args.out.write_text(text)

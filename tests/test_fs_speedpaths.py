@@ -21,9 +21,10 @@ from dissect.ntfs.c_ntfs import ATTRIBUTE_TYPE_CODE, c_ntfs
 from dissect.ntfs.exceptions import BrokenMftError
 from dissect.ntfs.mft import MftRecord
 
-from azvhdaudit import fs
 from azvhdaudit.errors import FileSystemError
 from azvhdaudit.fs import NtfsVolume
+from azvhdaudit.fs import fat as fs_fat
+from azvhdaudit.fs import ntfs as fs_ntfs
 
 #: a directory large enough for an $INDEX_ALLOCATION, resident and non-resident files
 FILES = {
@@ -83,7 +84,7 @@ def _offsets(record: Any) -> list[tuple[int, int]]:
 def test_attribute_tables_are_dissects_attributes(dissect_fs: Any) -> None:
     compared = 0
     for record in _in_use(dissect_fs):
-        table = fs._attribute_table(record)
+        table = fs_ntfs._attribute_table(record)
         if table is None:
             assert ATTRIBUTE_TYPE_CODE.ATTRIBUTE_LIST in record.attributes or record.is_reparse_point()
             continue
@@ -152,7 +153,7 @@ def test_a_file_open_decodes_no_attribute_header_with_cstruct(volume: NtfsVolume
     cstruct_decoded: list[int] = []
     struct_decoded: list[int] = []
     real_init = AttributeHeader.__init__
-    real_header = fs._attribute_header
+    real_header = fs_ntfs._attribute_header
 
     def counting(self: Any, fh: Any, offset: int, record: Any = None) -> None:
         cstruct_decoded.append(offset)
@@ -163,7 +164,7 @@ def test_a_file_open_decodes_no_attribute_header_with_cstruct(volume: NtfsVolume
         return real_header(*args)
 
     monkeypatch.setattr(AttributeHeader, "__init__", counting)
-    monkeypatch.setattr(fs, "_attribute_header", counting_struct)
+    monkeypatch.setattr(fs_ntfs, "_attribute_header", counting_struct)
     for i in range(0, 400, 40):
         assert volume.read(f"Windows/System32/file{i:04d}.dll") == FILES[f"Windows/System32/file{i:04d}.dll"]
     assert not cstruct_decoded
@@ -191,7 +192,7 @@ def test_attribute_headers_are_dissects(dissect_fs: Any) -> None:
         for offsets in _dissect_table(record).values():
             for offset in offsets:
                 theirs = AttributeHeader(fh, offset, record)
-                ours = fs._attribute_header(fh, record.data, offset, record)
+                ours = fs_ntfs._attribute_header(fh, record.data, offset, record)
                 assert _header_fields(ours) == _header_fields(theirs)
                 assert type(ours.header.TypeCode) is type(theirs.header.TypeCode)
                 assert ours.name == theirs.name
@@ -214,7 +215,7 @@ def test_any_header_bytes_decode_as_in_dissect() -> None:
         data = bytes([rng.choice([0x10, 0x30, 0x80, 0x90, 0xA0, rng.getrandbits(8)])]) + data[1:8] \
             + bytes([rng.choice([0, 1, rng.getrandbits(8)])]) + data[9:]
         theirs = AttributeHeader(io.BytesIO(data), 0, None)
-        ours = fs._attribute_header(io.BytesIO(data), data, 0, None)
+        ours = fs_ntfs._attribute_header(io.BytesIO(data), data, 0, None)
         assert _header_fields(ours) == _header_fields(theirs)
 
 
@@ -247,7 +248,7 @@ def test_records_are_read_as_dissect_reads_them(image: Path, tmp_path: Path) -> 
     damaged.write_bytes(bytes(data))
     with open(damaged, "rb") as fh:
         ntfs = NTFS(fh)
-        outcomes = [(_outcome(lambda s=segment: fs._read_record(ntfs, s)),
+        outcomes = [(_outcome(lambda s=segment: fs_ntfs._read_record(ntfs, s)),
                      _outcome(lambda s=segment: ntfs.mft.get(s))) for segment in range(120)]
     assert all(ours == theirs for ours, theirs in outcomes)
     assert sum(isinstance(ours, str) for ours, _ in outcomes) >= 2
@@ -262,7 +263,7 @@ def test_a_zero_attribute_length_is_dissects_error(dissect_fs: Any) -> None:
     with pytest.raises(BrokenMftError) as theirs:
         _record_with(record, bytes(data)).attributes  # noqa: B018
     with pytest.raises(BrokenMftError) as ours:
-        fs._attribute_table(_record_with(record, bytes(data)))
+        fs_ntfs._attribute_table(_record_with(record, bytes(data)))
     assert str(ours.value) == str(theirs.value)
 
 
@@ -283,7 +284,7 @@ def test_records_dissect_treats_specially_are_left_to_it(dissect_fs: Any, damage
         data[value + 64] = 200
     else:
         data[fn + 8] = 1
-    assert fs._attribute_table(_record_with(record, bytes(data))) is None
+    assert fs_ntfs._attribute_table(_record_with(record, bytes(data))) is None
 
 
 def test_the_end_of_the_walk_is_dissects(dissect_fs: Any) -> None:
@@ -294,7 +295,7 @@ def test_the_end_of_the_walk_is_dissects(dissect_fs: Any) -> None:
     for room in (len(c_ntfs._ATTRIBUTE_RECORD_HEADER) - 1, len(c_ntfs._ATTRIBUTE_RECORD_HEADER)):
         data = bytes(record.data[: last + room])
         made = _record_with(record, data)
-        table = fs._attribute_table(made)
+        table = fs_ntfs._attribute_table(made)
         assert table == _dissect_table(_record_with(record, data))
         assert (last in table.get(last_kind, [])) == (room == len(c_ntfs._ATTRIBUTE_RECORD_HEADER))
 
@@ -334,16 +335,16 @@ def esp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def fat_volume(esp: Path) -> Iterator[fs.FatVolume]:
+def fat_volume(esp: Path) -> Iterator[fs_fat.FatVolume]:
     with open(esp, "rb") as fh:
-        yield fs.FatVolume(fh, 0, esp.stat().st_size, "esp")
+        yield fs_fat.FatVolume(fh, 0, esp.stat().st_size, "esp")
 
 
 def _count_entries(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[int]]:
     parsed: list[str] = []
     listed: list[int] = []
-    real_init = fs._fat.DirectoryEntry.__init__
-    real_names = fs._fat_names
+    real_init = fs_fat._fat.DirectoryEntry.__init__
+    real_names = fs_fat._fat_names
 
     def counting(self: Any, *args: Any, **kwargs: Any) -> None:
         real_init(self, *args, **kwargs)
@@ -353,12 +354,12 @@ def _count_entries(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[int
         listed.append(1)
         yield from real_names(*args)
 
-    monkeypatch.setattr(fs._fat.DirectoryEntry, "__init__", counting)
-    monkeypatch.setattr(fs, "_fat_names", listing)
+    monkeypatch.setattr(fs_fat._fat.DirectoryEntry, "__init__", counting)
+    monkeypatch.setattr(fs_fat, "_fat_names", listing)
     return parsed, listed
 
 
-def test_fat_lookups_read_each_directory_once(fat_volume: fs.FatVolume, esp: Path,
+def test_fat_lookups_read_each_directory_once(fat_volume: fs_fat.FatVolume, esp: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     parsed, listed = _count_entries(monkeypatch)
     assert fat_volume.exists("EFI/Microsoft/Boot/BCD")
@@ -372,12 +373,12 @@ def test_fat_lookups_read_each_directory_once(fat_volume: fs.FatVolume, esp: Pat
     assert len(parsed) == 6 and len(listed) == 5
     # the same answers as dissect.fat's own lookups
     with open(esp, "rb") as fh:
-        theirs = fs._fat.FATFS(fh)
+        theirs = fs_fat._fat.FATFS(fh)
         for path, data in ESP.items():
             assert fat_volume.read(path) == theirs.get(path).open().read() == data
 
 
-def test_fat_names_are_dissects(fat_volume: fs.FatVolume) -> None:
+def test_fat_names_are_dissects(fat_volume: fs_fat.FatVolume) -> None:
     def walk(node: Any) -> Iterator[Any]:
         yield node
         for child in node.iterdir():
@@ -387,7 +388,7 @@ def test_fat_names_are_dissects(fat_volume: fs.FatVolume) -> None:
     directories = list(walk(fat_volume.fs.root))
     assert len(directories) == 11
     for node in directories:
-        ours = [(name, entry) for name, _, entry in fs._fat_names(fat_volume.fs, node)]
+        ours = [(name, entry) for name, _, entry in fs_fat._fat_names(fat_volume.fs, node)]
         assert [name for name, _ in ours] == [str(c.name) for c in node.iterdir()]
         assert all(entry is None for _, entry in ours)
 
@@ -425,7 +426,7 @@ CRAFTED = {
 
 
 @pytest.mark.parametrize("case", sorted(CRAFTED))
-def test_crafted_directories_list_as_in_dissect(fat_volume: fs.FatVolume, case: str) -> None:
+def test_crafted_directories_list_as_in_dissect(fat_volume: fs_fat.FatVolume, case: str) -> None:
     import io
 
     data = b"".join(CRAFTED[case])
@@ -444,15 +445,15 @@ def test_crafted_directories_list_as_in_dissect(fat_volume: fs.FatVolume, case: 
         return names, None
 
     node = Node()
-    theirs = listing(fs._fat._iter_dirent(fat_volume.fs, io.BytesIO(data), node), ours=False)
-    assert listing(fs._fat_names(fat_volume.fs, node), ours=True) == theirs
+    theirs = listing(fs_fat._fat._iter_dirent(fat_volume.fs, io.BytesIO(data), node), ours=False)
+    assert listing(fs_fat._fat_names(fat_volume.fs, node), ours=True) == theirs
 
 
-def test_a_listing_that_failed_fails_again(fat_volume: fs.FatVolume, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_listing_that_failed_fails_again(fat_volume: fs_fat.FatVolume, monkeypatch: pytest.MonkeyPatch) -> None:
     from dissect.fat.exceptions import InvalidDirectoryError
 
     calls = []
-    real_names = fs._fat_names
+    real_names = fs_fat._fat_names
 
     def broken(volume_fs: Any, node: Any) -> Iterator[Any]:
         calls.append(1)
@@ -461,7 +462,7 @@ def test_a_listing_that_failed_fails_again(fat_volume: fs.FatVolume, monkeypatch
             if item[0] == "EFI":
                 raise InvalidDirectoryError("Dirent contains multiple last-long entries")
 
-    monkeypatch.setattr(fs, "_fat_names", broken)
+    monkeypatch.setattr(fs_fat, "_fat_names", broken)
     assert fat_volume.exists("EFI/Boot/bootx64.efi")
     for _ in range(2):
         with pytest.raises(FileSystemError, match="cannot look up Boot: Dirent contains multiple last-long"):
@@ -470,9 +471,9 @@ def test_a_listing_that_failed_fails_again(fat_volume: fs.FatVolume, monkeypatch
     assert len(calls) == 3  # the root, EFI, EFI/Boot: each listed once
 
 
-def test_a_read_error_is_not_kept(fat_volume: fs.FatVolume, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_read_error_is_not_kept(fat_volume: fs_fat.FatVolume, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real_names = fs._fat_names
+    real_names = fs_fat._fat_names
 
     def failing(volume_fs: Any, node: Any) -> Iterator[Any]:
         calls.append(1)
@@ -480,7 +481,7 @@ def test_a_read_error_is_not_kept(fat_volume: fs.FatVolume, monkeypatch: pytest.
             raise OSError("the image could not be read")
         yield from real_names(volume_fs, node)
 
-    monkeypatch.setattr(fs, "_fat_names", failing)
+    monkeypatch.setattr(fs_fat, "_fat_names", failing)
     with pytest.raises(OSError, match="could not be read"):
         fat_volume.exists("EFI")
     assert fat_volume.exists("EFI")

@@ -1,8 +1,10 @@
 """Profiles and baselines: ``azure-2022`` is the old ``azure`` profile under its document's name, ``azure`` adds the
 platform rules, and the deployment target decides which platform rules are required.
 
-The expectation for ``azure-2022`` is the old code's own output, recorded by tests/profiles_record.py from the
-package at the commit it names (``recorded_from``), never written by hand.
+The expectation for ``azure-2022`` is the code's own output, recorded by tests/profiles_record.py from the package
+at the commit it names (``recorded_from``), never written by hand: first the old ``azure`` profile's (5a3cf907),
+then ``azure-2022``'s where the severity of sysprep.state, disk.vhd_footer_valid and disk.boot_files_present was
+made REQUIRED (every other verdict field as the old profile gave it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from azvhdaudit.engine import PROFILES, audit_context, select_rules
 from azvhdaudit.errors import ProfileError
 from azvhdaudit.facts import ContainerFacts, ImageFacts
 from azvhdaudit.registry.model import RegistryView
-from azvhdaudit.report import Status
+from azvhdaudit.report import Severity, Status
 from azvhdaudit.rules.base import (
     BASELINES,
     DISK_CONTROLLERS,
@@ -27,11 +29,12 @@ from azvhdaudit.rules.base import (
     AuditContext,
     AuditOptions,
     Target,
-    platform_status,
+    problem_status,
 )
 from azvhdaudit.rules.base import PROFILES as PROFILE_BASELINES
 
 RECORDING = load(RECORDED)
+RERECORD = "python tests/profiles_record.py --ref HEAD --profile azure-2022"
 
 
 def image_facts(generation: int | None) -> ImageFacts:
@@ -55,13 +58,13 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", NAMES)
 def test_azure_2022_gives_exactly_what_the_old_azure_profile_gave(sample_dir: Path, name: str) -> None:
     recorded = RECORDING["samples"].get(name)
-    assert recorded is not None, f"{name} is not in {RECORDED.name}: run python tests/profiles_record.py --ref main"
+    assert recorded is not None, f"{name} is not in {RECORDED.name}: run {RERECORD}"
     image, kwargs = audits()[name]
     assert recorded["kwargs"] == kwargs
     by_name = {s["name"]: s for s in manifest()}
     for used, digest in recorded["sha256"].items():
         now = hashlib.sha256(sample_path(by_name[used]).read_bytes()).hexdigest()
-        assert now == digest, f"{used} changed since it was recorded: run python tests/profiles_record.py --ref main"
+        assert now == digest, f"{used} changed since it was recorded: run {RERECORD}"
     report = azvhdaudit.audit(str(sample_dir / image), profile="azure-2022", **resolve_kwargs(kwargs, sample_dir))
     now = normalize(report.to_dict(), sample_dir)
     old = [(r["disk"], r["rule_id"]) for r in recorded["results"]]
@@ -78,7 +81,7 @@ def test_the_recording_holds_verdicts_of_every_kind() -> None:
     assert {"pass", "fail", "warning", "not_applicable", "not_checked", "manual"} <= statuses
     disks = {r["disk"] for s in RECORDING["samples"].values() for r in s["results"]}
     assert "vm" in disks and any(d.startswith("data") for d in disks)
-    assert RECORDING["profile"] == "azure" and len(RECORDING["recorded_from"]) == 40
+    assert RECORDING["profile"] == "azure-2022" and len(RECORDING["recorded_from"]) == 40
 
 
 def test_profiles_run_their_baselines() -> None:
@@ -131,7 +134,8 @@ def test_a_bad_target_is_a_profile_error(bad: Any) -> None:
 
 def test_target_constants_and_status() -> None:
     assert SECURITY_TYPES == ("Standard", "TrustedLaunch", "ConfidentialVM") and DISK_CONTROLLERS == ("SCSI", "NVMe")
-    assert platform_status(True) is Status.FAIL and platform_status(False) is Status.WARNING
+    assert problem_status(Severity.REQUIRED, True) is Status.FAIL
+    assert problem_status(Severity.REQUIRED, False) is Status.WARNING
     assert azvhdaudit.Target is Target
 
 

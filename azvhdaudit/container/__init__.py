@@ -36,9 +36,6 @@ from azvhdaudit.container.other import (
     RawLayer,
     raw_signature,
 )
-from azvhdaudit.container.vhd import VHDLayer, probe_vhd
-from azvhdaudit.container.vhdx import SIGNATURE as VHDX_SIGNATURE
-from azvhdaudit.container.vhdx import VHDXLayer
 from azvhdaudit.errors import (
     CorruptImageError,
     ImageError,
@@ -177,6 +174,14 @@ def open_container(
 # --- detection -------------------------------------------------------------------------------
 
 
+#: a VHDX file's first 8 bytes (:data:`azvhdaudit.container.vhdx.SIGNATURE`), here so that recognising a file
+#: does not load the VHDX reader
+VHDX_SIGNATURE = b"vhdxfile"
+
+#: the start of a remote file fetched with its end before the format is known (see :func:`_open_layer`)
+_FIRST_READS = 320 * 1024
+
+
 def _open_layer(file: CountedFile, opener: Opener | None = None, *, has_path: bool = True) -> Layer:
     """Recognise the file by its content and open it as one layer (parents not attached).
 
@@ -184,8 +189,15 @@ def _open_layer(file: CountedFile, opener: Opener | None = None, *, has_path: bo
     """
     if file.size == 0:
         raise UnsupportedFormatError(f"not a disk image: {file.name} is empty (0 bytes)")
+    if getattr(file.fh, "is_remote", False):
+        # one round trip for what recognising the format and opening it read first, wherever the format puts
+        # it: a VHDX's identifier, headers and region tables (its first 320 KiB), a VHD's footer (its last sector)
+        file.fh.prefetch([(0, _FIRST_READS), (file.size - 512, 512)])  # type: ignore[attr-defined]
     head = file.pread(0, 8192)
+    # each format's reader is imported when a file of its format is met (an audit of a VHDX loads no VHD code)
     if head[:8] == VHDX_SIGNATURE:
+        from azvhdaudit.container.vhdx import VHDXLayer
+
         return VHDXLayer(file)
     if head[:4] == QCOW2_MAGIC:
         return HypervisorLayer(file, "qcow2")
@@ -194,6 +206,8 @@ def _open_layer(file: CountedFile, opener: Opener | None = None, *, has_path: bo
         if opener is not None and has_path:
             extent_opener = partial(_open_beside, file, opener)
         return HypervisorLayer(file, "vmdk", extent_opener)
+    from azvhdaudit.container.vhd import VHDLayer, probe_vhd
+
     where = probe_vhd(file)
     if where is not None:
         return VHDLayer(file, where)
@@ -276,6 +290,9 @@ def _attach_parents(
     seen = _identity(layer.path if has_path else None, layer.file.fh)
     current = layer
     while current.subtype == "differencing":
+        from azvhdaudit.container.vhd import VHDLayer
+        from azvhdaudit.container.vhdx import VHDXLayer
+
         if not isinstance(current, (VHDLayer, VHDXLayer)):
             break  # a QCOW2 backing file is refused when the layer opens
         if not has_path:

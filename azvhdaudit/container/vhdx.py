@@ -20,13 +20,15 @@ from __future__ import annotations
 import logging
 import struct
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from azvhdaudit.container.base import MAX_VIRTUAL_SIZE, CountedFile, Layer
-from azvhdaudit.container.vhdx_log import LogReplay, replay_log
 from azvhdaudit.errors import CorruptImageError, TruncatedImageError
 from azvhdaudit.facts import ContainerFacts
+
+if TYPE_CHECKING:
+    from azvhdaudit.container.vhdx_log import LogReplay
 
 __all__ = ["VHDXLayer", "SIGNATURE"]
 
@@ -235,6 +237,12 @@ class VHDXLayer(Layer):
             prefetch([(64 * 1024, 256 * 1024)])
         self._read_headers()
         self._read_region_tables()
+        if prefetch is not None:
+            # the metadata table and its items (in the region's first 128 KiB as every writer lays them out) and
+            # the BAT's first 256 KiB (32768 entries: the first 32 GiB of a disk of 1 MiB blocks, where the volumes
+            # start and an installation's system files lie): one round trip
+            prefetch([(self.metadata_offset, min(self.metadata_length, 128 * KiB)),
+                      (self.bat_offset, min(self.bat_length, 256 * KiB))])
         self._read_metadata()
         self._bat: dict[int, list[int]] = {}
         #: payload blocks already looked up and checked: block -> (state, file offset)
@@ -280,7 +288,10 @@ class VHDXLayer(Layer):
 
     def _replay_log(self, header: VHDXHeader) -> None:
         """Replay the pending log into an overlay that every later read (region tables, metadata, BAT,
-        payload) goes through; the file is not written (see :mod:`.vhdx_log`)."""
+        payload) goes through; the file is not written (see :mod:`.vhdx_log`, loaded here: a disk closed cleanly,
+        as most are, never needs it)."""
+        from azvhdaudit.container.vhdx_log import replay_log
+
         replay, overlay = replay_log(
             self.file, log_guid=bytes(header.log_guid), log_offset=header.log_offset,
             log_length=header.log_length, log_version=header.log_version, crc32c=_crc32c_zero_tail,

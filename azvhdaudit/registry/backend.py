@@ -14,7 +14,9 @@ References: M. Suhanov, *Windows registry file format specification* ("Cell", "K
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
+import operator
 import os
 import struct
 from abc import ABC, abstractmethod
@@ -138,8 +140,10 @@ class guard:
         wrap_backend_error(self.source, self.where() if callable(self.where) else self.where, err)
 
 
+@functools.lru_cache(maxsize=4096)
 def hash_name(name: str) -> int:
-    """The ``lh`` hash of a key name: H = 37 * H + code unit of the upper-cased name, 32-bit."""
+    """The ``lh`` hash of a key name: H = 37 * H + code unit of the upper-cased name, 32-bit. Kept per name: the
+    same few hundred names are looked up in every audit."""
     value = 0
     for char in name.upper():
         value = (value * 37 + ord(char)) & 0xFFFFFFFF
@@ -189,6 +193,10 @@ class CellReader(ABC, Generic[N, V]):
     @abstractmethod
     def value_raw(self, record: V) -> bytes: ...
 
+    def value_data(self, record: V) -> tuple[int, bytes]:
+        """A value's type and raw data (:meth:`value_type`, :meth:`value_raw`); backends may read both at once."""
+        return self.value_type(record), self.value_raw(record)
+
     def find_values(self, records: list[V], wanted: dict[str, str]) -> dict[str, tuple[V, str]]:
         """The first record of each lower-cased name in ``wanted`` with its name, reading the names in list
         order and stopping once all are found; backends with a faster path override."""
@@ -201,6 +209,13 @@ class CellReader(ABC, Generic[N, V]):
                 if len(found) == len(wanted):
                     break
         return found
+
+    def node_values(self, offset: int, wanted: dict[str, str]) -> tuple[str, dict[str, tuple[str, int, bytes]]] | None:
+        """The name of the key node at ``offset`` (inside the hive bins data, aligned) and the first value of each
+        lower-cased name in ``wanted``: lower-cased name -> (name, type, raw data), read in one go; ``None`` when
+        the backend has no such path or cannot take it for this key (the caller then reads it step by step, which
+        raises on what is wrong). Never raises."""
+        return None
 
     def list_cells(self, node: N) -> set[int]:
         """Offsets of the cells of ``node``'s subkey list itself: the list cell, and an index root's leaves."""
@@ -393,14 +408,19 @@ class BackendKey(RegKey, Generic[N, V]):
                 try:
                     if offset >= reader.bins_size or offset % 8:
                         reader.check_offset(offset, self._where())
+                    fast = reader.node_values(offset, wanted)
+                    if fast is not None:
+                        subkey, hits = fast
+                        result[subkey] = {name: None if (got := hits.get(lname)) is None else RegValue.from_raw(*got)
+                                          for lname, name in wanted.items()}
+                        continue
                     node = reader.node(offset)
                     subkey = reader.node_name(node)
                     found = reader.find_values(reader.value_records(node), wanted)
                     values: dict[str, RegValue | None] = {}
                     for lname, name in wanted.items():
                         hit = found.get(lname)
-                        values[name] = None if hit is None else RegValue.from_raw(
-                            hit[1], reader.value_type(hit[0]), reader.value_raw(hit[0]))
+                        values[name] = None if hit is None else RegValue.from_raw(hit[1], *reader.value_data(hit[0]))
                 except BaseException as err:
                     place = f"values of subkey {subkey!r}" if subkey else f"subkey at offset 0x{offset:X}"
                     wrap_backend_error(reader.source, f"{self._where()}: {place}", err)
@@ -426,6 +446,12 @@ class BackendKey(RegKey, Generic[N, V]):
             wrap_backend_error(reader.source, f"{self._where()}: subkey list", err)
             raise
         lineage = self._ancestors | {self._offset}
+        # all entries at once (in C: the largest, the alignment of all OR-ed together, the two sets); the loop
+        # below names the first bad one
+        if (not offsets or max(offsets) < reader.bins_size and not functools.reduce(operator.or_, offsets) & 7
+                and lists.isdisjoint(offsets) and lineage.isdisjoint(offsets)):
+            self._entries_checked = True
+            return
         for index, offset in enumerate(offsets):
             if offset >= reader.bins_size or offset % 8:
                 why = f"outside the hive bins data (size 0x{reader.bins_size:X}) or not aligned"
@@ -458,7 +484,7 @@ class BackendKey(RegKey, Generic[N, V]):
         try:
             if name is None:
                 name = reader.value_name(record)
-            return RegValue.from_raw(name, reader.value_type(record), reader.value_raw(record))
+            return RegValue.from_raw(name, *reader.value_data(record))
         except BaseException as err:
             wrap_backend_error(reader.source, f"{self._where()}: value {name!r}", err)
             raise
@@ -491,16 +517,20 @@ class BackendKey(RegKey, Generic[N, V]):
 
     def _read_names(self, names: _ValueNames[V], lname: str) -> int | None:
         """Read the names after those already read, up to the first ``lname``; its index, or None."""
-        reader = self._reader
+        value_name = self._reader.value_name
         records = names.records
+        read = names.names
+        first = names.first
         try:
-            for index in range(len(names.names), len(records)):
-                vname = reader.value_name(records[index])
-                names.add(vname)
-                if vname.lower() == lname:
+            for index in range(len(read), len(records)):
+                vname = value_name(records[index])
+                read.append(vname)
+                low = vname.lower()
+                first.setdefault(low, index)
+                if low == lname:
                     return index
         except BaseException as err:
-            wrap_backend_error(reader.source, f"{self._where()}: value name", err)
+            wrap_backend_error(self._reader.source, f"{self._where()}: value name", err)
             raise
         return None
 

@@ -49,6 +49,7 @@ _PAGE = 4096
 _CELL_NAMES = {b"nk": "KeyNode", b"vk": "KeyValue", b"ri": "IndexRoot", b"li": "IndexLeaf", b"lf": "FastLeaf",
                b"lh": "HashLeaf", b"sk": "KeySecurity", b"db": "BigData"}
 _BASE_BLOCK = 4096
+# cached_cell reads pages by offset >> 12 + 1: _PAGE is 1 << 12, and the hive bins start after _BASE_BLOCK == _PAGE
 #: the most pages read ahead in one read of the stream
 _PREFETCH_PAGES = 256
 _CELL_SIZE = struct.Struct("<i")
@@ -124,18 +125,30 @@ class _BoundedHive(_dregf.RegistryHive):
         return allocated, data
 
     def cell_data(self, offset: int) -> bytes:
-        # A cell inside a page already read is sliced from it here, after the same checks as
+        # A cell inside a page already read is sliced from it (cached_cell), after the same checks as
         # _cell_data (which reads and checks every other cell): a lookup reads a few cells per key, most of
         # them on pages read for an earlier one.
-        if offset < self._bins_size and not offset % 8:
-            index, start = divmod(self._hbin_offset + offset, _PAGE)
-            page = self._pages.get(index)
-            if page is not None and start + 4 <= len(page):
-                size = abs(_CELL_SIZE.unpack_from(page, start)[0])
-                end = start + size
-                if size >= 8 and offset + size <= self._bins_size and end <= len(page):
-                    return page[start + 4 : end]
-        return self._cell_data(offset)[1]
+        data = self.cached_cell(offset)
+        return self._cell_data(offset)[1] if data is None else data
+
+    def cached_cell(self, offset: int) -> bytes | None:
+        """The data of the cell at ``offset`` when it lies whole in a page already read and passes the checks of
+        :meth:`_cell_data`; ``None`` otherwise (never raises, never reads)."""
+        # the hive bins data starts at the second page of the file (_BASE_BLOCK == _PAGE)
+        if offset >= self._bins_size or offset & 7:
+            return None
+        page = self._pages.get((offset >> 12) + 1)
+        if page is None:
+            return None
+        start = offset & 4095
+        try:
+            size = abs(_CELL_SIZE.unpack_from(page, start)[0])
+        except struct.error:  # a short last page
+            return None
+        end = start + size
+        if size < 8 or end > len(page) or offset + size > self._bins_size:
+            return None
+        return page[start + 4 : end]
 
     def prefetch(self, offsets: list[int]) -> None:
         """Read the pages holding the cells at ``offsets`` that are not read yet, a run of adjacent pages
@@ -190,6 +203,8 @@ class _BoundedHive(_dregf.RegistryHive):
 #: SubKeyLists[2], ValueList.Count, ValueList.List; NameLength and ClassLength sit at 72
 _NK = struct.Struct("<2sHQIIIIIIII")
 _NK_NAMES = struct.Struct("<HH")
+#: Flags, then ValueList.Count and ValueList.List at 36
+_NK_VALUES = struct.Struct("<2xH32xII")
 _KEY_COMP_NAME = int(KEY.COMP_NAME)
 
 
@@ -257,38 +272,16 @@ def _count(value: int) -> int:
 
 
 _VALUE_COMP_NAME = int(VALUE.COMP_NAME)
+#: _CM_KEY_VALUE up to the name: Signature, NameLength, DataLength, Data, Type, Flags
 _VK = struct.Struct("<2sHIIIH")
-_VK_NAME_LENGTH = struct.Struct("<H")
-_VK_FLAGS = struct.Struct("<H")  # _CM_KEY_VALUE: Signature, NameLength, DataLength, Data, Type, Flags
+#: the cell's size and the same (the name follows at 4 + _VK_HEADER: a spare field sits between)
+_VK_CELL = struct.Struct("<i2sHIIIH")
+_INLINE = struct.Struct("<I")
 
 
-class _Value:
-    """A value record: the ``vk`` header fields (dissect.regf's ``_CM_KEY_VALUE``) and its raw cell data.
-
-    Records are read when a name, type or data is first asked for: a lookup stops at the first matching
-    name, so the records after it are never read. The 20-byte header is decoded with :mod:`struct`
-    rather than cstruct (parsing each record with cstruct cost more than the rest of the lookup).
-    """
-
-    __slots__ = ("offset", "name_length", "data_length", "data_offset", "type", "flags", "data")
-
-    def __init__(self, reader: RegfReader, offset: int) -> None:
-        raw = reader.hive.cell_data(offset)
-        if len(raw) < _VK_HEADER:
-            raise CorruptHiveError(
-                f"{reader.source}: value record: the value cell at offset 0x{offset:X} holds {len(raw)} bytes, "
-                f"fewer than a value record's {_VK_HEADER}"
-            )
-        if raw[:2] != b"vk":
-            # an entry of a value list pointing at another cell (the list itself, a key node): its name would be
-            # garbage, matching no lookup, and the value it should be would read as absent
-            raise CorruptHiveError(
-                f"{reader.source}: value record: the cell at offset 0x{offset:X} is not a value (signature "
-                f"{raw[:2]!r}, expected b'vk')"
-            )
-        self.offset = offset
-        _sig, self.name_length, self.data_length, self.data_offset, self.type, self.flags = _VK.unpack_from(raw)
-        self.data = raw
+#: a value record as read once: (name, or None when it runs past its cell; type; data length; data offset;
+#: name length; cell size). A tuple, not an object: an audit reads thousands of records, most only for the name.
+_Record = tuple[str | None, int, int, int, int, int]
 
 
 class RegfReader(CellReader[_dregf.KeyNode, int]):
@@ -301,10 +294,10 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         self.hive = _BoundedHive(fh, source, bins_size)
         # value records are named by their cell offsets; the records read, by offset
         self._value_lists: dict[tuple[int, int], list[int]] = {}
-        self._records: dict[int, _Value] = {}
+        self._records: dict[int, _Record] = {}
         self._nodes: dict[int, _dregf.KeyNode] = {}
         self._leaf_lists: dict[int, list[tuple[bytes, bytes]]] = {}
-        self._subkey_index: dict[int, list[tuple[list[int], dict[Any, list[int]] | None, bool]]] = {}
+        self._subkey_lists: dict[int, list[int]] = {}
 
     # --- cells ------------------------------------------------------------------------------
 
@@ -403,37 +396,19 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         return cells
 
     def subkey_offsets(self, node: _dregf.KeyNode) -> list[int]:
-        offsets: list[int] = []
-        for sig, body in self._leaves(node):
-            if sig == b"li":
-                offsets.extend(entry for (entry,) in struct.iter_unpack("<I", body))
-            else:
-                offsets.extend(entry for entry, _ in struct.iter_unpack("<II", body))
-        return offsets
-
-    def _subkey_tables(self, node: _dregf.KeyNode) -> list[tuple[list[int], dict[Any, list[int]] | None, bool]]:
-        """Per leaf of ``node``'s subkey list: its offsets in order, and the offsets by hash (``lh``) or by
-        lower-cased name hint (``lf``) — ``None`` for ``li`` — with True for hashes. Built once per list:
-        a key with hundreds of subkeys (Services) is looked up dozens of times in an audit."""
+        # read once per list: subkeys(), subkey_values() and the absence check each ask for it
+        if not _count(node.cell.SubKeyCounts[0]):
+            return []
         list_offset = node.cell.SubKeyLists[0]
-        tables = self._subkey_index.get(list_offset)
-        if tables is not None:
-            return tables
-        tables = []
-        for sig, body in self._leaves(node):
-            if sig == b"li":
-                tables.append(([entry for (entry,) in struct.iter_unpack("<I", body)], None, False))
-                continue
-            offsets: list[int] = []
-            by_key: dict[Any, list[int]] = {}
-            hashed = sig == b"lh"
-            for offset, raw in struct.iter_unpack("<I4s", body):
-                offsets.append(offset)
-                key: Any = int.from_bytes(raw, "little") if hashed else raw.rstrip(b"\x00").decode("latin-1").lower()
-                by_key.setdefault(key, []).append(offset)
-            tables.append((offsets, by_key, hashed))
-        self._subkey_index[list_offset] = tables
-        return tables
+        offsets = self._subkey_lists.get(list_offset)
+        if offsets is None:
+            offsets = []
+            for sig, body in self._leaves(node):
+                # li: the offsets alone; lf/lh: each offset followed by a name hint or hash
+                entries = struct.unpack_from(f"<{len(body) // 4}I", body)
+                offsets.extend(entries if sig == b"li" else entries[::2])
+            self._subkey_lists[list_offset] = offsets
+        return offsets
 
     def find_subkey(self, node: _dregf.KeyNode, name: str) -> int | None:
         if not _count(node.cell.SubKeyCounts[0]):
@@ -442,13 +417,25 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         # Hashes and name hints are made from the upper-cased name; for non-ASCII names Windows'
         # upcase table may differ from Python's, so those are compared by name only.
         exact = name.isascii()
-        wanted_hash = hash_name(name)
-        hint = lname[:4]
-        for offsets, by_key, hashed in self._subkey_tables(node):
-            if exact and by_key is not None:
-                candidates = by_key.get(wanted_hash if hashed else hint, ())
+        hashed = _INLINE.pack(hash_name(name)) if exact else b""
+        hint = lname[:4].encode("ascii").ljust(4, b"\x00") if exact else b""
+        for sig, body in self._leaves(node):
+            if sig == b"li" or not exact:
+                entries = struct.unpack_from(f"<{len(body) // 4}I", body)
+                candidates: Any = entries if sig == b"li" else entries[::2]
             else:
-                candidates = offsets
+                # The entries whose hash (lh) or lower-cased name hint (lf) is the name's, in list order: found in
+                # the list's bytes (at 4 modulo 8, the second half of an entry) rather than through a table
+                # built per list, which cost more than the lookups of an audit in all but the largest lists.
+                haystack, needle = (body, hashed) if sig == b"lh" else (body.lower(), hint)
+                candidates = []
+                position = haystack.find(needle, 4)
+                while position >= 0:
+                    if position % 8 == 4:
+                        candidates.append(_INLINE.unpack_from(body, position - 4)[0])
+                        position = haystack.find(needle, position + 4)
+                    else:
+                        position = haystack.find(needle, position + 1)
             for offset in candidates:
                 if self.node(offset).name.lower() == lname:
                     return offset
@@ -482,36 +469,150 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         self._value_lists[(list_offset, count)] = offsets
         return offsets
 
+    def node_values(self, offset: int, wanted: dict[str, str]) -> tuple[str, dict[str, tuple[str, int, bytes]]] | None:
+        # Straight from the cells, in the order and with the checks of node(), value_records(), find_values() and
+        # value_raw(): the key node, its value list, the value records up to the last name asked for, the data of
+        # those found. Only cells already in the page cache and well formed are read here; on anything else
+        # (a page not read yet, a bad offset, a signature, a name or a count that does not fit, big data) the
+        # caller takes the step-by-step way, which reads what is missing and raises on what is wrong.
+        cell = self.hive.cached_cell
+        data = cell(offset)
+        if data is None or data[:2] != b"nk" or len(data) < _NK_HEADER:
+            return None
+        flags, count, list_offset = _NK_VALUES.unpack_from(data)
+        length = _NK_NAMES.unpack_from(data, 72)[0]
+        if _NK_HEADER + length > len(data):
+            return None
+        name = _decode_name(data[_NK_HEADER : _NK_HEADER + length], bool(flags & _KEY_COMP_NAME))
+        found: dict[str, tuple[str, int, bytes]] = {}
+        if count == _NIL or not count:
+            return name, found
+        bins = self.bins_size
+        if list_offset >= bins or list_offset % 8:
+            return None
+        cells = cell(list_offset)
+        if cells is None or count * 4 > len(cells):
+            return None
+        offsets = struct.unpack_from(f"<{count}I", cells)
+        if max(offsets) >= bins or cells[: count * 4 : 4].translate(_LOW_BITS).count(0) != count:
+            return None
+        known = self._records.get
+        pages = self.hive._pages
+        # An ASCII name asked for matches a compressed (Latin-1) name only when the name's bytes lower-cased as
+        # ASCII are its bytes (no other Latin-1 letter lower-cases to ASCII): compared without decoding each name.
+        by_bytes = {lname.encode("ascii"): lname for lname in wanted} if all(n.isascii() for n in wanted) else None
+        hits: list[tuple[str, str, int, int, int]] = []
+        for record_offset in offsets:
+            record = known(record_offset)
+            if record is not None:
+                vname = record[0]
+                if vname is None:
+                    return None
+                lname = vname.lower()
+                type_, data_length, data_offset = record[1], record[2], record[3]
+            else:
+                # the checks of _cached_record, on the page already read (the offsets were checked above)
+                page = pages.get((record_offset >> 12) + 1)
+                start = record_offset & 4095
+                name_at = start + 4 + _VK_HEADER
+                if page is None or name_at > len(page):
+                    return None
+                size, sig, length, data_length, data_offset, type_, vflags = _VK_CELL.unpack_from(page, start)
+                size = abs(size)
+                if (sig != b"vk" or size < 4 + _VK_HEADER or start + size > len(page) or record_offset + size > bins
+                        or name_at + length > start + size):
+                    return None
+                raw = page[name_at : name_at + length]
+                compressed = bool(vflags & _VALUE_COMP_NAME)
+                if compressed and by_bytes is not None:
+                    matched = by_bytes.get(raw.lower())
+                    if matched is None:
+                        continue
+                    lname, vname = matched, raw.decode("latin-1")
+                else:
+                    vname = _decode_name(raw, compressed) if length else ""
+                    lname = vname.lower()
+            if lname in wanted and lname not in found:
+                found[lname] = (vname, 0, b"")
+                hits.append((lname, vname, type_, data_length, data_offset))
+                if len(found) == len(wanted):
+                    break
+        for lname, vname, type_, data_length, data_offset in hits:
+            size = data_length & 0x7FFFFFFF
+            if data_length & 0x80000000:
+                value = _INLINE.pack(data_offset)[: min(size, 4)]
+            elif not size:
+                value = b""
+            else:
+                if size > BIG_DATA_SEGMENT:
+                    return None
+                blob = cell(data_offset)
+                if blob is None or len(blob) < size:
+                    return None
+                value = blob[:size]
+            found[lname] = (vname, type_, value)
+        return name, found
+
     def prefetch(self, offsets: list[int]) -> None:
         self.hive.prefetch(offsets)
 
     def prefetch_values(self, records: list[int]) -> None:
         self.hive.prefetch([offset for offset in records if offset not in self._records])
 
-    def _record(self, offset: int) -> _Value:
-        record = self._records.get(offset)
-        if record is None:
-            record = self._records[offset] = _Value(self, offset)
+    def _cached_record(self, offset: int) -> _Record | None:
+        """The value record at ``offset`` decoded straight from a page already read, with the checks of
+        :meth:`_record` and of the cell itself (one unpack for the cell size and the ``vk`` header); ``None``
+        when it is not in such a page or anything about it is not well formed (never raises, never reads)."""
+        if offset >= self.bins_size or offset & 7:
+            return None
+        page = self.hive._pages.get((offset >> 12) + 1)
+        start = offset & 4095
+        name_at = start + 4 + _VK_HEADER
+        if page is None or name_at > len(page):
+            return None
+        size, sig, length, data_length, data_offset, type_, flags = _VK_CELL.unpack_from(page, start)
+        size = abs(size)
+        if (sig != b"vk" or size < 4 + _VK_HEADER or start + size > len(page) or offset + size > self.bins_size
+                or name_at + length > start + size):
+            return None
+        name = _decode_name(page[name_at : name_at + length], bool(flags & _VALUE_COMP_NAME)) if length else ""
+        record = self._records[offset] = (name, type_, data_length, data_offset, length, size - 4)
+        return record
+
+    def _record(self, offset: int) -> _Record:
+        """The value record at ``offset``: its ``vk`` header decoded with :mod:`struct` and its name, read once
+        (parsing each record with cstruct cost more than the rest of the lookup)."""
+        record = self._records.get(offset) or self._cached_record(offset)
+        if record is not None:
+            return record
+        raw = self.hive.cell_data(offset)
+        if len(raw) < _VK_HEADER:
+            raise CorruptHiveError(
+                f"{self.source}: value record: the value cell at offset 0x{offset:X} holds {len(raw)} bytes, "
+                f"fewer than a value record's {_VK_HEADER}"
+            )
+        if raw[:2] != b"vk":
+            # an entry of a value list pointing at another cell (the list itself, a key node): its name would be
+            # garbage, matching no lookup, and the value it should be would read as absent
+            raise CorruptHiveError(
+                f"{self.source}: value record: the cell at offset 0x{offset:X} is not a value (signature "
+                f"{raw[:2]!r}, expected b'vk')"
+            )
+        _sig, length, data_length, data_offset, type_, flags = _VK.unpack_from(raw)
+        end = _VK_HEADER + length
+        name = (_decode_name(raw[_VK_HEADER:end], bool(flags & _VALUE_COMP_NAME)) if end <= len(raw)
+                else None) if length else ""
+        record = self._records[offset] = (name, type_, data_length, data_offset, length, len(raw))
         return record
 
     def find_values(self, records: list[int], wanted: dict[str, str]) -> dict[str, tuple[int, str]]:
-        # The names straight from the cells, without a record object per value: a record read already, or one
-        # that is not a well-formed value cell with its whole name, goes the checked way (value_name), which
-        # raises on what is wrong; only the records found are kept.
         found: dict[str, tuple[int, str]] = {}
         known = self._records
-        cell_data = self.hive.cell_data
         for offset in records:
-            if offset in known:
-                vname = self.value_name(offset)
-            else:
-                data = cell_data(offset)
-                length = _VK_NAME_LENGTH.unpack_from(data, 2)[0] if len(data) >= _VK_HEADER else -1
-                if data[:2] != b"vk" or length < 0 or _VK_HEADER + length > len(data):
-                    vname = self.value_name(offset)
-                else:
-                    flags = _VK_FLAGS.unpack_from(data, 16)[0]
-                    vname = _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(flags & _VALUE_COMP_NAME))
+            record = known.get(offset) or self._record(offset)
+            vname = record[0]
+            if vname is None:
+                vname = self.value_name(offset)  # raises: the name runs past its cell
             lname = vname.lower()
             if lname in wanted and lname not in found:
                 found[lname] = (offset, vname)
@@ -520,32 +621,37 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         return found
 
     def value_name(self, record: int) -> str:
-        value = self._record(record)
-        length = value.name_length
-        if not length:
-            return ""
-        data = value.data
-        if _VK_HEADER + length > len(data):
+        known = self._records.get(record) or self._cached_record(record) or self._record(record)
+        name, _type, _dlen, _doff, length, size = known
+        if name is None:
             # a cut name would not match any lookup, and the value would read as absent
             raise CorruptHiveError(
                 f"{self.source}: value cell at offset 0x{record:X}: name of {length} bytes runs past "
-                f"the cell ({len(data)} bytes)"
+                f"the cell ({size} bytes)"
             )
-        return _decode_name(data[_VK_HEADER : _VK_HEADER + length], bool(value.flags & _VALUE_COMP_NAME))
+        return name
 
     def value_type(self, record: int) -> int:
-        return int(self._record(record).type)
+        return (self._records.get(record) or self._cached_record(record) or self._record(record))[1]
 
     def value_raw(self, record: int) -> bytes:
-        value = self._record(record)
-        length = value.data_length
+        known = self._records.get(record) or self._cached_record(record) or self._record(record)
+        _name, _type, length, offset, _nlen, _size = known
+        return self._data(length, offset)
+
+    def value_data(self, record: int) -> tuple[int, bytes]:
+        known = self._records.get(record) or self._cached_record(record) or self._record(record)
+        _name, type_, length, offset, _nlen, _size = known
+        return type_, self._data(length, offset)
+
+    def _data(self, length: int, offset: int) -> bytes:
+        """A value's data from its record's data length and data offset fields."""
         size = length & 0x7FFFFFFF
         if length & 0x80000000:
             # Up to four bytes stored in the data offset field itself.
-            return struct.pack("<I", value.data_offset)[: min(size, 4)]
+            return _INLINE.pack(offset)[: min(size, 4)]
         if not size:
             return b""
-        offset = value.data_offset
         if offset >= self.bins_size or offset % 8:
             self.check_offset(offset, "value data")
         data = self.hive.cell_data(offset)

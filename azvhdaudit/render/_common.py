@@ -57,6 +57,20 @@ def count_label(status: Status, count: int) -> str:
     return f"{count} {label}"
 
 
+def baseline_states(report: Report) -> dict[tuple[str, str], str]:
+    """(rule id, disk) -> ``"accepted"`` or ``"new"`` for the failures of a report judged against a golden
+    baseline (``audit --baseline``: ``report.options["baseline"]``); empty without one."""
+    judged = report.options.get("baseline") if isinstance(report.options, Mapping) else None
+    if not isinstance(judged, Mapping):
+        return {}
+    states: dict[tuple[str, str], str] = {}
+    for state in ("accepted", "new"):
+        for item in judged.get(state) or ():
+            if isinstance(item, Mapping):
+                states[(str(item.get("rule_id")), str(item.get("disk") or "os"))] = state
+    return states
+
+
 def format_value(value: Any) -> str:
     """A value as a person reads it: ints also in hex when large, lists comma separated, mappings as
     ``name: value`` pairs, bytes in hex. Never a Python repr: a report is read by people and by tools that

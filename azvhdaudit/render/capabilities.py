@@ -52,13 +52,15 @@ def _why(cap: Capability) -> str:
 
 def summary_text(caps: Capabilities) -> str:
     """One line: ``V2, Generalized, x64; security Standard; disk controllers SCSI, NVMe; accelerated networking
-    yes`` (``?`` where a value is not established)."""
+    yes; hibernation unknown`` (``?`` where a value is not established)."""
     basics = ", ".join(str(c.value) if c.supported else f"{c.name.replace('_', ' ')} ?"
                        for c in (caps.hyper_v_generation, caps.os_state, caps.architecture))
     security = ", ".join(sorted(caps.security_types)) or "?"
     controllers = ", ".join(c for c in ("SCSI", "NVMe") if c in caps.disk_controllers) or "?"
     accel = _MARK.get(caps.accelerated_networking.status, "?")
-    return f"{basics}; security {security}; disk controllers {controllers}; accelerated networking {accel}"
+    hibernation = _MARK.get(caps.hibernation.status, "?")
+    return (f"{basics}; security {security}; disk controllers {controllers}; accelerated networking {accel}; "
+            f"hibernation {hibernation}")
 
 
 def render_text(caps: Capabilities) -> str:
@@ -122,6 +124,8 @@ def _features(caps: Capabilities, *, standard: bool = True) -> list[tuple[str, s
         features.append(("DiskControllerTypes", _controllers(caps)))
     if caps.accelerated_networking.value is not None:
         features.append(("IsAcceleratedNetworkSupported", str(caps.accelerated_networking.value).lower()))
+    if caps.hibernation.value is not None:
+        features.append(("IsHibernateSupported", str(caps.hibernation.value).lower()))
     return features
 
 
@@ -168,6 +172,8 @@ def az_arguments(caps: Capabilities, facts: dict[str, Any], *, resource_group: s
         disk_args += ["--architecture", caps.architecture.value]
     if caps.accelerated_networking.value is not None:
         disk_args += ["--accelerated-network", str(caps.accelerated_networking.value).lower()]
+    if caps.hibernation.value is not None:
+        disk_args += ["--support-hibernation", str(caps.hibernation.value).lower()]
     sig_args = ["--resource-group", resource_group, "--gallery-name", gallery, "--gallery-image-definition",
                 definition, "--publisher", "$PUBLISHER", "--offer", "$OFFER", "--sku", "$SKU", "--os-type", "Windows"]
     if caps.os_state.supported:

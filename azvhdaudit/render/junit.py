@@ -2,8 +2,10 @@
 
 fail -> ``<failure>``, error -> ``<error>``, not applicable / not checked / manual / waived -> ``<skipped>``
 with the reason (a skipped not-checked rule is not a pass), warning -> passed with the message in
-``<system-out>``. The shape is the one Jenkins, GitLab and Azure DevOps read (the "JUnit 10" schema that
-junitparser follows).
+``<system-out>``. Judged against a golden baseline (``audit --baseline``), a failure the baseline accepts is
+``<skipped>`` "accepted by the baseline" with its details in ``<system-out>`` (as pytest writes an xfail), so a CI
+test view fails on what got worse only. The shape is the one Jenkins, GitLab and Azure DevOps read (the "JUnit
+10" schema that junitparser follows).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 from azvhdaudit.render import as_reports
-from azvhdaudit.render._common import describe_evidence, format_value
+from azvhdaudit.render._common import baseline_states, describe_evidence, format_value
 from azvhdaudit.report import Report, Result, Status
 
 __all__ = ["render"]
@@ -39,7 +41,7 @@ def _details(result: Result) -> str:
     return "\n".join(lines)
 
 
-def _testcase(report: Report, result: Result) -> ET.Element:
+def _testcase(report: Report, result: Result, accepted: bool = False) -> ET.Element:
     case = ET.Element(
         "testcase",
         {
@@ -50,7 +52,16 @@ def _testcase(report: Report, result: Result) -> ET.Element:
         },
     )
     status = result.status
-    if status is Status.FAIL:
+    if accepted:
+        baseline = report.options.get("baseline") or {}
+        ET.SubElement(case, "skipped", {
+            "message": f"accepted by the baseline {baseline.get('file', '')}: {status.value} there too: "
+                       f"{result.message or result.title}",
+            "type": "baseline",
+        })
+        ET.SubElement(case, "system-out").text = f"{status.value.upper()} (accepted by the baseline): " + _details(
+            result)
+    elif status is Status.FAIL:
         node = ET.SubElement(case, "failure", {"message": result.message or result.title, "type": "fail"})
         node.text = _details(result)
     elif status is Status.ERROR:
@@ -74,16 +85,18 @@ def render(reports: Report | Sequence[Report]) -> str:
     root = ET.Element("testsuites", {"name": "azvhdaudit"})
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for report in as_reports(reports):
+        judged = baseline_states(report)
         disks: dict[str, list[Result]] = {}
         for result in report.results:
             disks.setdefault(result.disk, []).append(result)
         for disk, results in disks.items():
             name = report.source if disk == "os" else f"{report.source} [{disk}]"
+            accepted = {id(r) for r in results if judged.get((r.rule_id, r.disk)) == "accepted"}
             counts = {
                 "tests": len(results),
-                "failures": sum(r.status is Status.FAIL for r in results),
-                "errors": sum(r.status is Status.ERROR for r in results),
-                "skipped": sum(r.status in _SKIP_PREFIX for r in results),
+                "failures": sum(r.status is Status.FAIL and id(r) not in accepted for r in results),
+                "errors": sum(r.status is Status.ERROR and id(r) not in accepted for r in results),
+                "skipped": sum(r.status in _SKIP_PREFIX or id(r) in accepted for r in results),
             }
             suite = ET.SubElement(
                 root,
@@ -106,8 +119,11 @@ def render(reports: Report | Sequence[Report]) -> str:
                 ("disk_controller", str(report.target.get("effective_disk_controller") or "")),
             ):
                 ET.SubElement(props, "property", {"name": prop, "value": text})
+            if report.options.get("baseline"):
+                ET.SubElement(props, "property", {"name": "baseline",
+                                                  "value": str(report.options["baseline"].get("file") or "")})
             for result in results:
-                suite.append(_testcase(report, result))
+                suite.append(_testcase(report, result, id(result) in accepted))
             for key, value in counts.items():
                 totals[key] += value
     for key, value in totals.items():

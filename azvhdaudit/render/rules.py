@@ -27,14 +27,22 @@ def render_rules(rows: Sequence[Mapping[str, Any]], fmt: str = "text", *, profil
                      row["title"], row["source"]]
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
         return "\n".join(lines) + "\n"
-    width = max((len(row["id"]) for row in rows), default=2)
-    lines = [f"{'ID':<{width}}  {'AREA':<11}  {'SEVERITY':<13}  {'BASELINES':<18}  TITLE / SOURCE"]
+    # every column as wide as its widest cell, so no row is pushed out of line
+    cols = {
+        "id": max((len(row["id"]) for row in rows), default=0),
+        "area": max((len(row["area"]) for row in rows), default=0),
+        "severity": max((len(row["severity"]) for row in rows), default=0),
+        "baselines": max((len(",".join(row["baselines"])) for row in rows), default=0),
+    }
+    heads = {"id": "ID", "area": "AREA", "severity": "SEVERITY", "baselines": "BASELINES"}
+    widths = {key: max(width, len(heads[key])) for key, width in cols.items()}
+    lead = sum(widths.values()) + 2 * len(widths)
+    lines = ["  ".join(f"{heads[k]:<{w}}" for k, w in widths.items()) + "  TITLE / SOURCE"]
     for row in rows:
-        lines.append(
-            f"{row['id']:<{width}}  {row['area']:<11}  {row['severity']:<13}  "
-            f"{','.join(row['baselines']):<18}  {row['title']}"
-        )
+        shown = {"id": row["id"], "area": row["area"], "severity": row["severity"],
+                 "baselines": ",".join(row["baselines"])}
+        lines.append("  ".join(f"{shown[k]:<{w}}" for k, w in widths.items()) + f"  {row['title']}")
         if row["source"]:
-            lines.append(f"{'':<{width}}  {'':<11}  {'':<13}  {'':<18}  § {row['source']}")
+            lines.append(" " * lead + f"§ {row['source']}")
     lines.append(f"{len(rows)} rules" + (f" in profile {profile}" if profile else ""))
     return "\n".join(lines) + "\n"

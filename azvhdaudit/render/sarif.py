@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from azvhdaudit.render import as_reports
-from azvhdaudit.render._common import describe_evidence, evidence_location, format_value
+from azvhdaudit.render._common import baseline_states, describe_evidence, evidence_location, format_value
 from azvhdaudit.render._lead import WINDOWS_VOLUME_ID, Group, groups, no_windows
 from azvhdaudit.report import Report, Result, Severity, Status
 
@@ -97,7 +97,13 @@ def _message(result: Result) -> str:
     return text
 
 
-def _result(result: Result, rule_index: int, artifact_index: int, source: str) -> dict[str, Any]:
+#: a failure judged against a golden baseline -> SARIF's ``baselineState`` (SARIF 2.1.0, 3.27.24)
+_BASELINE_STATE = {"accepted": "unchanged", "new": "new"}
+
+
+def _result(
+    result: Result, rule_index: int, artifact_index: int, source: str, baseline: str | None = None
+) -> dict[str, Any]:
     location: dict[str, Any] = {
         "physicalLocation": {"artifactLocation": {"uri": _uri(source), "index": artifact_index}},
     }
@@ -130,6 +136,9 @@ def _result(result: Result, rule_index: int, artifact_index: int, source: str) -
     }
     if result.remediation:
         data["properties"]["remediation"] = result.remediation
+    if baseline is not None:
+        data["baselineState"] = _BASELINE_STATE[baseline]
+        data["properties"]["baseline"] = baseline
     if result.status is Status.WAIVED:
         data["suppressions"] = [{"kind": "external", "justification": result.reason or "waived"}]
     return data
@@ -160,6 +169,7 @@ def to_sarif(
         # named by the disk.windows_volume result, not listed one by one
         folded: dict[int, Result] = {}
         unread: list[str] = []
+        judged = baseline_states(report)
         if no_windows(report):
             for item in groups(report.filter(status=Status.NOT_CHECKED, disk="os")):
                 if isinstance(item, Group):
@@ -180,7 +190,8 @@ def to_sarif(
                     }
                 )
             if result.status in wanted:
-                entry = _result(result, rules[result.rule_id], artifact_index, report.source)
+                entry = _result(result, rules[result.rule_id], artifact_index, report.source,
+                                judged.get((result.rule_id, result.disk)))
                 if result.rule_id == WINDOWS_VOLUME_ID and unread:
                     entry["message"]["text"] += f" ({len(unread)} rules not checked for want of Windows)"
                     entry["properties"]["notChecked"] = unread

@@ -11,11 +11,11 @@ are this project's heuristic, not the doc's.
 from __future__ import annotations
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.os import build_name, os_of
+from azvhdaudit.rules.base import AuditContext, Group, rule
+from azvhdaudit.rules.os import OS, build_name, os_of
 from azvhdaudit.rules.updates import check_rows, column_for, update_table
 from azvhdaudit.rules.values import key_evidence, value_evidence
 
@@ -37,12 +37,13 @@ FOREIGN_PRODUCTS = ("vmware tools", "virtualbox guest additions", "citrix xenser
 #: the Hyper-V drivers an Azure VM boots and talks through
 HYPERV_DRIVERS = ("vmbus", "storvsc", "netvsc")
 
+AGENT = Group(area="agent")
 
-def _system(ctx: AuditContext) -> Outcome | None:
+
+def _need_system(ctx: AuditContext) -> None:
+    """Raise :class:`NotChecked` when the SYSTEM hive cannot be read."""
     if not ctx.registry.has_hive("SYSTEM"):
-        why = ctx.registry.why_unavailable("SYSTEM")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
-    return None
+        raise NotChecked(ctx.registry.why_unavailable("SYSTEM"))
 
 
 def _service_evidence(ctx: AuditContext, name: str, note: str = "") -> Evidence:
@@ -57,38 +58,33 @@ def _service_evidence(ctx: AuditContext, name: str, note: str = "") -> Evidence:
     return value_evidence(ctx, path, "Start", value, "registry", note=note)
 
 
-@rule(RuleMeta(
+@rule(
+    AGENT,
     id="agent.installed",
     title="Azure VM Agent installed (WindowsAzureGuestAgent + RdAgent services)",
-    area="agent",
     severity=Severity.RECOMMENDED,
     rationale="The VM Agent runs the VM extensions (password reset, RDP configuration, monitoring). Without it "
               "a VM made from the image still boots, but extensions and the portal's reset tools do not work.",
     source="Complete the recommended configurations",
     remediation=f"Install the Azure Virtual Machine Agent MSI ({AGENT_MSI})",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_agent(ctx: AuditContext) -> Outcome:
-    missing = _system(ctx)
-    if missing:
-        return missing
-    facts = ctx.facts.extra.get("agent")
-    if not isinstance(facts, dict):
-        facts = ctx.cached("osinfo.agent", lambda: osinfo.agent_facts(ctx.registry, ctx.files))
-    services = facts["services"]
+    _need_system(ctx)
+    facts = osinfo.agent_of(ctx)
+    services = facts.services_dict()
     ev = []
     problems = []
     for name in ("WindowsAzureGuestAgent", "RdAgent"):
-        svc = services.get(name)
-        start = svc["start"] if svc else None
-        ev.append(_service_evidence(ctx, name, svc["image_path"] or "" if svc else ""))
+        svc = facts.services.get(name)
+        start = svc.start if svc else None
+        ev.append(_service_evidence(ctx, name, svc.image_path or "" if svc else ""))
         if svc is None:
             problems.append(f"the {name} service is not installed")
         elif start != 2:
             problems.append(f"the {name} service starts {start} (2 = Automatic expected)")
-    version = facts.get("version")
-    if facts.get("folder") is not None:
-        ev.append(Evidence(source="file", key=osinfo.WINDOWSAZURE, actual=facts["folder"], present=True))
+    version = facts.version
+    if facts.folder is not None:
+        ev.append(Evidence(source="file", key=osinfo.WINDOWSAZURE, actual=list(facts.folder), present=True))
     if problems:
         return Outcome(Status.WARNING, "; ".join(problems), "both services, Automatic", services, tuple(ev))
     shown = f" (version {version})" if version else ""
@@ -96,10 +92,10 @@ def check_agent(ctx: AuditContext) -> Outcome:
                    "both services, Automatic", version or services, tuple(ev))
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.hyperv_integration_components",
     title="Legacy OS (<= 2012 R2 / 8.1): current Hyper-V integration components installed",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="Windows Server 2012 R2 and older need the Hyper-V integration components update for Azure's "
               "storage and network; vmstorfl.sys must reach the update table's version and vmbus.sys / "
@@ -107,18 +103,17 @@ def check_agent(ctx: AuditContext) -> Outcome:
     source="Set Windows configurations for Azure (legacy OS)",
     baselines=("azure-2022",),
     remediation=f"Install the Hyper-V integration components update for Windows VMs ({HYPERV_IC})",
-    references=(DOC_CURRENT, HYPERV_IC),
-))
+    references=(HYPERV_IC,),
+)
 def check_integration_components(ctx: AuditContext) -> Outcome:
     osf = os_of(ctx)
     if osf is None or osf.build is None:
         why = ctx.registry.why_unavailable("SOFTWARE") or "CurrentBuild absent"
-        return Outcome(Status.NOT_CHECKED, f"not checked: the OS build is unknown ({why})", reason=why)
+        raise NotChecked(why, f"not checked: the OS build is unknown ({why})")
     if osf.build > 9600:
         raise NotApplicable(f"{build_name(osf.build)} carries the Hyper-V integration components in the box")
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files cannot be read",
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "not checked: the Windows volume's files cannot be read")
     ev: list[Evidence] = []
     problems: list[str] = []
     for name in ("vmbus.sys", "storvsc.sys"):
@@ -147,10 +142,10 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
                    "integration components current", found, tuple(ev))
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.hyperv_drivers_enabled",
     title="Hyper-V drivers (vmbus, storvsc, netvsc) not disabled",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="Azure VMs reach their disks through storvsc over vmbus and their network through netvsc; with "
               "one of these disabled (Start = 4), as P2V tools and some hardening scripts leave them, the VM "
@@ -159,11 +154,9 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
     baselines=("azure-2022",),
     remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\storvsc' -Name Start -Value 0 "
                 "-Type DWord (likewise vmbus; netvsc 3)",
-))
+)
 def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
-    missing = _system(ctx)
-    if missing:
-        return missing
+    _need_system(ctx)
     ev = []
     disabled = []
     absent = []
@@ -189,22 +182,19 @@ def _installed(ctx: AuditContext) -> list[tuple[str, RegKey]]:
     return ctx.cached("installed_products", lambda: osinfo.installed_products(ctx.registry))  # type: ignore[no-any-return]
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.third_party_virtualization_drivers",
     title="No drivers/tools of other virtualization platforms or physical hardware",
-    area="os",
     severity=Severity.ADVISORY,
     rationale="Tools of another hypervisor (VMware Tools, VirtualBox additions, Xen/Citrix tools, virtio) are "
               "useless in Azure and some of their filter drivers interfere with storage or network. A "
               "boot-start foreign storage driver is usually harmless but unused. The name lists are a heuristic.",
     source="Verify the VM: uninstall third-party software and drivers",
     remediation="Uninstall the other hypervisor's tools (Programs and Features) before the migration",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_foreign_tools(ctx: AuditContext) -> Outcome:
-    missing = _system(ctx)
-    if missing:
-        return missing
+    _need_system(ctx)
     found: dict[str, list[str]] = {}
     ev = []
     for product, names in FOREIGN_SERVICES.items():
@@ -239,10 +229,10 @@ SECURITY_PRODUCTS = ("symantec", "norton", "mcafee", "trellix", "trend micro", "
                      "palo alto networks traps", "cisco secure endpoint", "cisco amp", "panda", "g data")
 
 
-@rule(RuleMeta(
+@rule(
+    AGENT,
     id="agent.script_blockers",
     title="AV script blockers that could block provisioning-agent scripts (advisory)",
-    area="agent",
     severity=Severity.ADVISORY,
     rationale="Anti-virus script blocking can stop the scripts the Azure provisioning agent runs on first boot. "
               "Offline only the installed products can be listed; their settings need a person (or a running VM).",
@@ -250,11 +240,11 @@ SECURITY_PRODUCTS = ("symantec", "norton", "mcafee", "trellix", "trend micro", "
     baselines=("azure-2022",),
     remediation="Allow the Azure VM Agent's scripts in the security product, or disable its script blocking until "
                 "the VM is provisioned",
-))
+)
 def check_script_blockers(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SOFTWARE"):
         why = ctx.registry.why_unavailable("SOFTWARE")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     found = [name for name, _ in _installed(ctx) if name.lower().startswith(SECURITY_PRODUCTS)]
     uninstall = ctx.registry.key(osinfo.UNINSTALL)
     ev = (key_evidence(ctx, osinfo.UNINSTALL, uninstall,
@@ -277,10 +267,10 @@ NETWORK_CLASSES = {
 MICROSOFT_COMPONENTS = ("ms_", "vms_", "netvsc_")
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.tdi_filters",
     title="No extra TDI / packet-inspection filter drivers or extra firewalls",
-    area="os",
     severity=Severity.ADVISORY,
     rationale="Third-party network filters (packet inspection, extra firewalls, VPN and security agents) sit in "
               "every packet's path and are a common cause of a VM unreachable after migration. Heuristic: the "
@@ -288,12 +278,9 @@ MICROSOFT_COMPONENTS = ("ms_", "vms_", "netvsc_")
               "(ms_, vms_, netvsc_).",
     source="Verify the VM: remove extra Transport Driver Interface filters",
     remediation="Uninstall the software that installed the filter (or unbind it from the adapter) before migrating",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_network_filters(ctx: AuditContext) -> Outcome:
-    missing = _system(ctx)
-    if missing:
-        return missing
+    _need_system(ctx)
     found: list[str] = []
     seen_classes = 0
     for cls, kind in NETWORK_CLASSES.items():
@@ -315,8 +302,8 @@ def check_network_filters(ctx: AuditContext) -> Outcome:
                        note=f"non-Microsoft ComponentId values under {seen_classes} component class key(s)",
                        actual=found if seen_classes else None, derived=seen_classes > 0),)
     if seen_classes == 0:
-        return Outcome(Status.NOT_CHECKED, "the network component classes are not in Control\\Network", "none",
-                       None, ev, reason="no network component keys")
+        raise NotChecked("no network component keys", "the network component classes are not in Control\\Network",
+                         expected="none", evidence=ev)
     if found:
         return Outcome(Status.WARNING, "non-Microsoft network filters or protocols: " + "; ".join(found), "none",
                        found, ev)

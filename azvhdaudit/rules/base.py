@@ -2,13 +2,28 @@
 
 A rule never opens a file or parses bytes: it asks ``ctx.registry`` (a :class:`RegistryView`),
 ``ctx.facts`` (an :class:`ImageFacts`), ``ctx.files`` (guest file facts) and ``ctx.bcd``.
-Declaring a rule is one metadata object and one function::
+Declaring a rule is its area's :class:`Group`, the rule's own fields and one function::
 
-    @rule(RuleMeta(id="time.utc", title="...", area="time", severity=Severity.REQUIRED, ...))
-    def check_utc(ctx: AuditContext) -> Outcome: ...
+    TIME = Group(area="time", source="Set Windows configurations for Azure")
 
-Most rules are data rows instead (see :mod:`azvhdaudit.rules.values`).
-A rule that does not apply raises :class:`azvhdaudit.errors.NotApplicable` with the reason.
+    @rule(TIME, id="time.w32time_auto", title="...", severity=Severity.REQUIRED, rationale="...", remediation="...")
+    def check_w32time(ctx: AuditContext) -> Outcome: ...
+
+The group gives the area, the doc section (unless the rule names its own ``source``), the baselines, the hives the
+rules may read, whether they need the guest's Windows and which deployment targets require them; the references
+are derived: the documents of the rule's baselines
+(:data:`BASELINE_DOCUMENTS`), then the group's and the rule's own further references. Most rules are data rows
+instead (see :mod:`azvhdaudit.rules.values`), declared with the same group.
+
+A check says what it found; the engine decides the status:
+
+- ``Status.FAIL`` means "the requirement is not met". The engine reports it as ``fail`` for a REQUIRED rule the
+  deployment target requires, else as ``warning`` (RECOMMENDED, ADVISORY and INFORMATIONAL rules never fail; a
+  platform rule states through its group's ``required_for``, or an outcome's ``required``, whether the target
+  requires it).
+- ``Status.WARNING`` is a lesser finding: never more than a warning, whatever the severity.
+- A rule that does not apply raises :class:`azvhdaudit.errors.NotApplicable`; one whose evidence is missing or
+  unreadable raises :class:`azvhdaudit.errors.NotChecked` (both with the reason).
 """
 
 from __future__ import annotations
@@ -31,10 +46,15 @@ __all__ = [
     "SECURITY_TYPES",
     "DISK_CONTROLLERS",
     "Target",
-    "platform_status",
     "effective_security_type",
     "DOC_CURRENT",
     "DOC_2017",
+    "BASELINE_DOCUMENTS",
+    "PLATFORM_BASELINE",
+    "GUEST_HIVES",
+    "derive_references",
+    "problem_status",
+    "Group",
     "RuleMeta",
     "Rule",
     "AuditOptions",
@@ -49,7 +69,10 @@ __all__ = [
 #: (:data:`PROFILES`) runs the rules of one or more baselines.
 BASELINES: dict[str, str] = {
     "azure-2022": "Prepare a Windows VHD or VHDX to upload to Azure (learn.microsoft.com, ms.date 2022-08-04)",
-    "azure-2017": "Prepare a Windows VHD or VHDX to upload to Azure (ms.date 2017-08-01, the seed text)",
+    "azure-2017": (
+        "Prepare a Windows VHD or VHDX to upload to Azure (MicrosoftDocs/azure-docs, "
+        "articles/virtual-machines/windows/prepare-for-upload-vhd-image.md, ms.date 2017-08-01)"
+    ),
     "azure-platform": (
         "Azure platform requirements since 2022: Trusted Launch / Secure Boot, the 2023 boot certificates, NVMe, "
         "Azure Boost networking (each rule cites its own Microsoft document)"
@@ -78,10 +101,40 @@ DISK_CONTROLLERS: tuple[str, ...] = ("SCSI", "NVMe")
 DOC_CURRENT = "https://learn.microsoft.com/azure/virtual-machines/windows/prepare-for-upload-vhd-image"
 DOC_2017 = "prepare-for-upload-vhd-image.md (azure-docs, ms.date 08/01/2017)"
 
+#: the baseline of the Azure platform requirements since 2022 (each of its rules cites its own documents)
+PLATFORM_BASELINE: tuple[str, ...] = ("azure-platform",)
+
+#: baseline -> the references every rule of that baseline cites (a platform rule cites its own documents)
+BASELINE_DOCUMENTS: dict[str, tuple[str, ...]] = {
+    "azure-2022": (DOC_CURRENT,),
+    "azure-2017": (DOC_2017,),
+    "azure-platform": (),
+}
+#: the hives of the guest's configuration: what a guest rule reads unless its group or itself says otherwise
+GUEST_HIVES: tuple[str, ...] = ("SYSTEM", "SOFTWARE")
+
+
+def derive_references(baselines: tuple[str, ...], *further: str) -> tuple[str, ...]:
+    """A rule's references: the documents of its baselines (in :data:`BASELINES` order), then ``further``, each
+    once. A baseline missing from :data:`BASELINE_DOCUMENTS` contributes nothing (the catalogue test names it)."""
+    ordered = [b for b in BASELINES if b in baselines] + [b for b in baselines if b not in BASELINES]
+    docs = [doc for b in ordered for doc in BASELINE_DOCUMENTS.get(b, ())]
+    return tuple(dict.fromkeys((*docs, *further)))
+
+
+def problem_status(severity: Severity, required: bool = True) -> Status:
+    """The status of an unmet requirement: ``fail`` for a REQUIRED rule whose requirement applies (the deployment
+    target requires it), ``warning`` otherwise: RECOMMENDED, ADVISORY and INFORMATIONAL rules never fail."""
+    return Status.FAIL if severity is Severity.REQUIRED and required else Status.WARNING
+
 
 @dataclass(frozen=True)
 class RuleMeta:
-    """A rule's identity and references. ``id`` is stable and never reused."""
+    """A rule's identity and references, as the report shows them. ``id`` is stable and never reused.
+
+    Rules do not build it themselves: :meth:`Group.meta` (and :func:`rule`) derive the area, the doc section
+    and the references from the rule's group and baselines.
+    """
 
     id: str
     title: str
@@ -98,6 +151,77 @@ class RuleMeta:
     references: tuple[str, ...] = (DOC_CURRENT,)
     #: the rule applies to OS disks, data disks or both
     disk_roles: tuple[str, ...] = ("os",)
+    #: the hives the rule may read (guest rules: SYSTEM and SOFTWARE unless they say otherwise); the engine opens
+    #: SECURITY and SAM only for the rules that name them
+    hives: tuple[str, ...] = GUEST_HIVES
+    #: whether the rule reads the guest's Windows (hives, files, BCD); a rule that reads only the container and
+    #: the partitions (``False``) runs on a disk without Windows too
+    needs_guest: bool = True
+    #: the rule reports whether the disk holds a Windows the guest rules can read: the engine cites it when the
+    #: guest rules are not checked for want of one
+    finds_guest: bool = False
+    #: whether the deployment target requires the rule (``None``: always): an unmet requirement of a rule the
+    #: target does not require is a warning
+    required_for: Callable[[AuditContext], bool] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Group:
+    """What the rules of one area share, declared once: the area, the doc section most of them come from,
+    references beyond their baselines' documents, a shared rationale, the hives they read, whether they need the
+    guest's Windows, and (platform rules) whether the deployment target requires them."""
+
+    area: str
+    source: str = ""
+    #: references every rule of the group cites besides its baselines' documents (:data:`BASELINE_DOCUMENTS`)
+    references: tuple[str, ...] = ()
+    rationale: str = ""
+    #: the baselines its rules belong to unless a rule names its own
+    baselines: tuple[str, ...] = ("azure-2022", "azure-2017")
+    hives: tuple[str, ...] = GUEST_HIVES
+    needs_guest: bool = True
+    required_for: Callable[[AuditContext], bool] | None = field(default=None, compare=False)
+
+    def meta(
+        self,
+        *,
+        id: str,
+        title: str,
+        severity: Severity,
+        rationale: str = "",
+        source: str = "",
+        baselines: tuple[str, ...] | None = None,
+        remediation: str = "",
+        references: tuple[str, ...] = (),
+        disk_roles: tuple[str, ...] = ("os",),
+        hives: tuple[str, ...] | None = None,
+        needs_guest: bool | None = None,
+        finds_guest: bool = False,
+    ) -> RuleMeta:
+        """The metadata of one rule of this group. ``references`` are the rule's own documents beyond its
+        baselines' and the group's; ``source``, ``baselines``, ``hives`` and ``needs_guest`` replace the
+        group's."""
+        baselines = self.baselines if baselines is None else baselines
+        own = [r for b in baselines for r in BASELINE_DOCUMENTS.get(b, ()) if r in references]
+        if own:
+            raise ValueError(f"rule {id}: references {', '.join(own)} come from its baselines; list only further "
+                             "documents")
+        return RuleMeta(
+            id=id,
+            title=title,
+            area=self.area,
+            severity=severity,
+            rationale=rationale or self.rationale,
+            source=source or self.source,
+            baselines=baselines,
+            remediation=remediation,
+            references=derive_references(baselines, *self.references, *references),
+            disk_roles=disk_roles,
+            hives=self.hives if hives is None else hives,
+            needs_guest=self.needs_guest if needs_guest is None else needs_guest,
+            finds_guest=finds_guest,
+            required_for=self.required_for,
+        )
 
 
 class Rule:
@@ -205,11 +329,6 @@ def effective_security_type(target: Target, generation: int | None) -> str:
     return "TrustedLaunch" if generation == 2 else "Standard"
 
 
-def platform_status(required: bool) -> Status:
-    """The status of an unmet platform requirement: FAIL when the target requires it, WARNING otherwise."""
-    return Status.FAIL if required else Status.WARNING
-
-
 @dataclass(frozen=True)
 class AuditOptions:
     """What the user asked of the audit beyond the profile."""
@@ -274,8 +393,13 @@ def register(r: Rule) -> Rule:
     return r
 
 
-def rule(meta: RuleMeta) -> Callable[[Callable[[AuditContext], Outcome]], Rule]:
-    """Decorator: declare and register a rule from a metadata object and a check function."""
+def rule(group: Group, **fields: Any) -> Callable[[Callable[[AuditContext], Outcome]], Rule]:
+    """Decorator: declare and register a rule of ``group`` from its own fields (those of :meth:`Group.meta`) and a
+    check function."""
+    if not isinstance(group, Group):
+        raise TypeError("rule() takes the rule's Group and its fields: @rule(GROUP, id=..., title=..., ...), "
+                        "not a RuleMeta (drop area=, and the baselines' documents from references=)")
+    meta = group.meta(**fields)
 
     def wrap(func: Callable[[AuditContext], Outcome]) -> Rule:
         return register(Rule(meta, func))

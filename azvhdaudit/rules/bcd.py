@@ -11,16 +11,20 @@ object is taken from the objects it inherits from (element 14000006), as the boo
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from azvhdaudit import osinfo
-from azvhdaudit.bcd import EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effective, decode_bcd
-from azvhdaudit.errors import AuditError, BCDError
+from azvhdaudit.bcd import ELEMENT_IDS, EMSSETTINGS, BCDDevice, BCDObject, BCDStore, Effective
+from azvhdaudit.bcd_elements import OBJECT_TYPE_BOOTMGR, OBJECT_TYPE_OSLOADER
+from azvhdaudit.boot_facts import bcd_of
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, Rule, RuleMeta, register, rule
 from azvhdaudit.rules.values import plain
 
 SECTION = "Verify the VM: Set the Boot Configuration Data (BCD) settings"
+BCD = Group(area="bcd", source=SECTION, hives=("BCD", "SYSTEM"))
 BOTH = ("azure-2022", "azure-2017")
 CURRENT_ONLY = ("azure-2022",)
 
@@ -32,31 +36,14 @@ BOOTSTATUSPOLICY = {
 INTEGRITYSERVICES = {0: "Default", 1: "Enable", 2: "Disable"}
 
 
-class _NoStore(Exception):
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.message)
-        self.outcome = outcome
-
-
 _UNDECODABLE = "the BCD store cannot be decoded: "
 
 
 def decoded_store(ctx: AuditContext) -> tuple[BCDStore | None, str]:
-    """The decoded BCD store (``ctx.bcd``, or decoded once per audit from the view's BCD hive), or ``None``
-    and why not."""
-    if isinstance(ctx.bcd, BCDStore):
-        return ctx.bcd, ""
-    hive = ctx.registry.hive("BCD")
-    if hive is None:
+    """The decoded BCD store (:func:`azvhdaudit.boot_facts.bcd_of`: ``ctx.bcd``), or ``None`` and why not."""
+    found = bcd_of(ctx)
+    if found is None:
         return None, ctx.registry.why_unavailable("BCD")
-
-    def make() -> BCDStore | str:
-        try:
-            return decode_bcd(hive)
-        except AuditError as err:
-            return str(err)
-
-    found = ctx.cached("bcd.store", make)
     if isinstance(found, str):
         return None, _UNDECODABLE + found
     return found, ""
@@ -66,7 +53,7 @@ def store_of(ctx: AuditContext) -> BCDStore | None:
     """The decoded BCD store, ``None`` when the image has none; an undecodable one makes the rule not checked."""
     store, why = decoded_store(ctx)
     if store is None and why.startswith(_UNDECODABLE):
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why[len(_UNDECODABLE):]))
+        raise NotChecked(why[len(_UNDECODABLE):], f"not checked: {why}")
     return store
 
 
@@ -74,7 +61,7 @@ def _require_store(ctx: AuditContext) -> BCDStore:
     store = store_of(ctx)
     if store is None:
         why = ctx.registry.why_unavailable("BCD")
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+        raise NotChecked(why)
     return store
 
 
@@ -82,7 +69,7 @@ def _require_default(ctx: AuditContext, store: BCDStore) -> BCDObject:
     loader = store.default_loader
     if loader is None:
         why = "the BCD store has no {bootmgr} default OS loader (see bcd.store_present)"
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+        raise NotChecked(why)
     return loader
 
 
@@ -90,7 +77,7 @@ def _require_bootmgr(store: BCDStore) -> BCDObject:
     mgr = store.bootmgr
     if mgr is None:
         why = "the BCD store has no {bootmgr} object (see bcd.store_present)"
-        raise _NoStore(Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why))
+        raise NotChecked(why)
     return mgr
 
 
@@ -111,48 +98,72 @@ def _evidence(ctx: AuditContext, obj: BCDObject, eid: int, eff: Effective | None
     )
 
 
-def _guarded(check: Callable[[AuditContext], Outcome]) -> Callable[[AuditContext], Outcome]:
-    """Turn a missing store into "not checked" and a malformed element into "not checked" with the decoder's
-    words: never a pass."""
-
-    def wrapped(ctx: AuditContext) -> Outcome:
-        try:
-            return check(ctx)
-        except _NoStore as missing:
-            return missing.outcome
-        except BCDError as err:
-            return Outcome(Status.NOT_CHECKED, f"not checked: malformed BCD data: {err}", reason=str(err))
-
-    wrapped.__name__ = check.__name__
-    wrapped.__doc__ = check.__doc__
-    return wrapped
+#: the object an element row reads, by its object type: the boot manager, or the OS loader it boots by default
+TARGETS: dict[int, str] = {OBJECT_TYPE_BOOTMGR: "{bootmgr}", OBJECT_TYPE_OSLOADER: "{default}"}
 
 
-def _value_rule(
-    ctx: AuditContext,
-    target: str,
-    element: str,
-    eid: int,
-    expected: Any,
-    show: Callable[[Any], str],
-    absent: tuple[Status, str],
-) -> Outcome:
-    """Compare the effective value of ``element`` on ``{bootmgr}`` or ``{default}`` with ``expected``."""
-    store = _require_store(ctx)
-    obj = _require_bootmgr(store) if target == "{bootmgr}" else _require_default(ctx, store)
-    eff = store.effective(obj, eid)
-    where = f"{target} ({obj.label})" if target == "{default}" else target
-    if eff is None:
-        status, words = absent
-        ev = (_evidence(ctx, obj, eid, None, None),)
-        return Outcome(status, f"{element} is not set on {where} nor inherited: {words}", show(expected), None, ev)
-    value = eff.value
-    ev = (_evidence(ctx, obj, eid, eff, show(value)),)
-    src = f" (inherited from {eff.holder.label})" if eff.inherited else ""
-    if value == expected:
-        return Outcome(Status.PASS, f"{where} {element} {show(value)}{src}", show(expected), show(value), ev)
-    return Outcome(Status.FAIL, f"{where} {element} is {show(value)}{src}, {show(expected)} expected",
-                   show(expected), show(value), ev)
+@dataclass(frozen=True)
+class ElementRow:
+    """One "the effective value of an element of ``{bootmgr}`` or ``{default}`` equals X" rule, as data.
+
+    ``object_type`` picks the object (:data:`TARGETS`), ``element`` is the bcdedit name (a key of
+    :data:`~azvhdaudit.bcd.ELEMENT_IDS`), ``show`` renders a value as bcdedit does. ``absent`` is the status and
+    words for an element set nowhere (``Status.FAIL``: not met, which the severity turns into fail or warning).
+    ``lesser`` names found values (as shown) that are a warning only, with the reason.
+    """
+
+    id: str
+    title: str
+    severity: Severity
+    object_type: int
+    element: str
+    expected: Any
+    show: Callable[[Any], str]
+    absent: tuple[Status, str]
+    rationale: str
+    remediation: str
+    baselines: tuple[str, ...] = BOTH
+    lesser: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.object_type not in TARGETS:
+            raise ValueError(f"{self.id}: object type 0x{self.object_type:08X} is neither {{bootmgr}} nor an OS loader")
+        if self.element not in ELEMENT_IDS:
+            raise ValueError(f"{self.id}: unknown BCD element {self.element!r}")
+
+    def meta(self) -> RuleMeta:
+        return BCD.meta(id=self.id, title=self.title, severity=self.severity, rationale=self.rationale,
+                        baselines=self.baselines, remediation=self.remediation)
+
+    def check(self, ctx: AuditContext) -> Outcome:
+        """Compare the element's effective value on the object with the expected one."""
+        target = TARGETS[self.object_type]
+        eid = ELEMENT_IDS[self.element]
+        store = _require_store(ctx)
+        obj = _require_bootmgr(store) if self.object_type == OBJECT_TYPE_BOOTMGR else _require_default(ctx, store)
+        eff = store.effective(obj, eid)
+        show, element, expected = self.show, self.element, self.expected
+        where = f"{target} ({obj.label})" if self.object_type == OBJECT_TYPE_OSLOADER else target
+        if eff is None:
+            status, words = self.absent
+            ev = (_evidence(ctx, obj, eid, None, None),)
+            return Outcome(status, f"{element} is not set on {where} nor inherited: {words}", show(expected), None,
+                           ev)
+        value = eff.value
+        ev = (_evidence(ctx, obj, eid, eff, show(value)),)
+        src = f" (inherited from {eff.holder.label})" if eff.inherited else ""
+        if value == expected:
+            return Outcome(Status.PASS, f"{where} {element} {show(value)}{src}", show(expected), show(value), ev)
+        message = f"{where} {element} is {show(value)}{src}, {show(expected)} expected"
+        if show(value) in self.lesser:
+            return Outcome(Status.WARNING, f"{message} ({self.lesser[show(value)]})", show(expected), show(value),
+                           ev)
+        return Outcome(Status.FAIL, message, show(expected), show(value), ev)
+
+
+def register_elements(rows: tuple[ElementRow, ...]) -> list[Rule]:
+    """Register element rows as rules."""
+    return [register(Rule(row.meta(), row.check)) for row in rows]
 
 
 def _yes_no(v: Any) -> str:
@@ -163,24 +174,22 @@ def _on_off(v: Any) -> str:
     return "On" if v else "Off"
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.store_present",
     title="BCD store found and {default} resolvable",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale="Without a BCD store with a {bootmgr} whose default names an existing Windows Boot Loader, the "
               "VM does not boot. Prerequisite of every bcd.* rule.",
     source=SECTION + " (derived)",
     remediation="bcdboot C:\\Windows /s <system partition> /f ALL (inside the VM)",
-    references=(DOC_CURRENT, DOC_2017),
-))
-@_guarded
+)
 def check_store_present(ctx: AuditContext) -> Outcome:
     store = store_of(ctx)
     if store is None:
         why = ctx.registry.why_unavailable("BCD")
         if "cannot be read" in why:
-            return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "a BCD store", None, reason=why)
+            raise NotChecked(why, expected="a BCD store")
         return Outcome(Status.FAIL, f"no BCD store: {why}", "a BCD store", None,
                        (Evidence(source="bcd", key="BCD", note=why),))
     path = ctx.facts.bcd_path or store.source
@@ -189,99 +198,96 @@ def check_store_present(ctx: AuditContext) -> Outcome:
         return Outcome(Status.FAIL, f"the store {path} has no {{bootmgr}} object", "{bootmgr} present", None,
                        (Evidence(source="bcd", hive="BCD", key=f"{path}: Objects", actual=len(store)),))
     guid = store.default_guid
-    ev = (_evidence(ctx, mgr, 0x23000003, store.effective(mgr, 0x23000003), guid),)
+    default = ELEMENT_IDS["default"]
+    ev = (_evidence(ctx, mgr, default, store.effective(mgr, default), guid),)
     if guid is None:
         return Outcome(Status.FAIL, "{bootmgr} has no default (element 23000003)", "a default OS loader", None, ev)
     loader = store.default_loader
     if loader is None:
         return Outcome(Status.FAIL, f"{{bootmgr}} default {guid} names no object in the store",
                        "an existing OS loader", guid, ev)
-    if loader.type != 0x10200003:
+    if loader.type != OBJECT_TYPE_OSLOADER:
         return Outcome(Status.FAIL, f"{{bootmgr}} default {guid} is a {loader.type_name}, not a Windows Boot Loader",
                        "type 0x10200003", loader.type_name, ev)
     return Outcome(Status.PASS, f"{path}: {{bootmgr}} boots {loader.label} by default", "an OS loader",
                    loader.guid, ev)
 
 
-@rule(RuleMeta(
-    id="bcd.bootmgr_integrityservices",
-    title="{bootmgr} integrityservices enable",
-    area="bcd",
-    severity=Severity.REQUIRED,
-    rationale="The doc sets integrityservices (BcdLibraryInteger_SiPolicy, 0x1500004B; not 0x16000048, which is "
-              "nointegritychecks) to Enable. Absent means Default, which Windows treats as enabled, so absence "
-              "is a warning (the doc's line was not run) and only Disable fails; the catalogue's "
-              "\"if absent: fail\" overstates it.",
-    source=SECTION,
-    baselines=BOTH,
-    remediation='bcdedit.exe /set "{bootmgr}" integrityservices enable',
-    references=(DOC_CURRENT, DOC_2017),
-))
-@_guarded
-def check_bootmgr_integrity(ctx: AuditContext) -> Outcome:
-    return _integrity(ctx, "{bootmgr}")
+_INTEGRITY_RATIONALE = (
+    "The doc sets integrityservices (BcdLibraryInteger_SiPolicy, 0x1500004B; not 0x16000048, which is "
+    "nointegritychecks) to Enable. Absent means Default, which Windows treats as enabled, so absence is a warning "
+    "(the doc's line was not run) and only Disable fails."
+)
+_INTEGRITY_ABSENT = (Status.WARNING, "the Windows default (enabled) applies; the doc sets Enable explicitly")
 
 
-def _integrity(ctx: AuditContext, target: str) -> Outcome:
-    out = _value_rule(ctx, target, "integrityservices", 0x1500004B, 1, lambda v: INTEGRITYSERVICES.get(v, str(v)),
-                      (Status.WARNING, "the Windows default (enabled) applies; the doc sets Enable explicitly"))
-    if out.status == Status.FAIL and out.actual == "Default":
-        return Outcome(Status.WARNING, out.message + " (Default behaves as enabled)", out.expected, out.actual,
-                       out.evidence)
-    return out
+def _integrityservices(v: Any) -> str:
+    return INTEGRITYSERVICES.get(v, str(v))
 
 
-@rule(RuleMeta(
-    id="bcd.default_integrityservices",
-    title="{default} integrityservices enable",
-    area="bcd",
-    severity=Severity.REQUIRED,
-    rationale=check_bootmgr_integrity.meta.rationale,
-    source=SECTION,
-    baselines=BOTH,
-    remediation='bcdedit.exe /set "{default}" integrityservices enable',
-    references=(DOC_CURRENT, DOC_2017),
-))
-@_guarded
-def check_default_integrity(ctx: AuditContext) -> Outcome:
-    return _integrity(ctx, "{default}")
+def _bootstatuspolicy(v: Any) -> str:
+    return BOOTSTATUSPOLICY.get(v, str(v))
 
 
-@rule(RuleMeta(
-    id="bcd.default_recovery_disabled",
-    title="{default} recoveryenabled Off",
-    area="bcd",
-    severity=Severity.REQUIRED,
-    rationale="With recovery enabled, a failed boot starts Windows RE, which waits for a console nobody sees in "
-              "Azure. Absent means enabled (the Windows default).",
-    source=SECTION,
-    baselines=BOTH,
-    remediation='bcdedit.exe /set "{default}" recoveryenabled Off',
-    references=(DOC_CURRENT, DOC_2017),
-))
-@_guarded
-def check_recovery(ctx: AuditContext) -> Outcome:
-    return _value_rule(ctx, "{default}", "recoveryenabled", 0x16000009, False, _yes_no,
-                       (Status.FAIL, "Windows RE recovery is enabled by default"))
+def _seconds(v: Any) -> str:
+    return f"{v}s"
 
 
-@rule(RuleMeta(
-    id="bcd.default_bootstatuspolicy",
-    title="{default} bootstatuspolicy IgnoreAllFailures",
-    area="bcd",
-    severity=Severity.REQUIRED,
-    rationale="After an unclean shutdown the default policy (DisplayAllFailures) stops at the boot error menu, "
-              "which an Azure VM cannot answer.",
-    source=SECTION,
-    baselines=BOTH,
-    remediation='bcdedit.exe /set "{default}" bootstatuspolicy IgnoreAllFailures',
-    references=(DOC_CURRENT, DOC_2017),
-))
-@_guarded
-def check_bootstatuspolicy(ctx: AuditContext) -> Outcome:
-    return _value_rule(ctx, "{default}", "bootstatuspolicy", 0x250000E0, 1,
-                       lambda v: BOOTSTATUSPOLICY.get(v, str(v)),
-                       (Status.FAIL, "the default policy DisplayAllFailures applies"))
+BOOT_ROWS: tuple[ElementRow, ...] = (
+    ElementRow(
+        id="bcd.bootmgr_integrityservices",
+        title="{bootmgr} integrityservices enable",
+        severity=Severity.REQUIRED,
+        object_type=OBJECT_TYPE_BOOTMGR,
+        element="integrityservices",
+        expected=1,
+        show=_integrityservices,
+        absent=_INTEGRITY_ABSENT,
+        lesser={"Default": "Default behaves as enabled"},
+        rationale=_INTEGRITY_RATIONALE,
+        remediation='bcdedit.exe /set "{bootmgr}" integrityservices enable',
+    ),
+    ElementRow(
+        id="bcd.default_integrityservices",
+        title="{default} integrityservices enable",
+        severity=Severity.REQUIRED,
+        object_type=OBJECT_TYPE_OSLOADER,
+        element="integrityservices",
+        expected=1,
+        show=_integrityservices,
+        absent=_INTEGRITY_ABSENT,
+        lesser={"Default": "Default behaves as enabled"},
+        rationale=_INTEGRITY_RATIONALE,
+        remediation='bcdedit.exe /set "{default}" integrityservices enable',
+    ),
+    ElementRow(
+        id="bcd.default_recovery_disabled",
+        title="{default} recoveryenabled Off",
+        severity=Severity.REQUIRED,
+        object_type=OBJECT_TYPE_OSLOADER,
+        element="recoveryenabled",
+        expected=False,
+        show=_yes_no,
+        absent=(Status.FAIL, "Windows RE recovery is enabled by default"),
+        rationale="With recovery enabled, a failed boot starts Windows RE, which waits for a console nobody sees in "
+                  "Azure. Absent means enabled (the Windows default).",
+        remediation='bcdedit.exe /set "{default}" recoveryenabled Off',
+    ),
+    ElementRow(
+        id="bcd.default_bootstatuspolicy",
+        title="{default} bootstatuspolicy IgnoreAllFailures",
+        severity=Severity.REQUIRED,
+        object_type=OBJECT_TYPE_OSLOADER,
+        element="bootstatuspolicy",
+        expected=1,
+        show=_bootstatuspolicy,
+        absent=(Status.FAIL, "the default policy DisplayAllFailures applies"),
+        rationale="After an unclean shutdown the default policy (DisplayAllFailures) stops at the boot error menu, "
+                  "which an Azure VM cannot answer.",
+        remediation='bcdedit.exe /set "{default}" bootstatuspolicy IgnoreAllFailures',
+    ),
+)
+register_elements(BOOT_ROWS)
 
 
 def _windows_partition_identity(ctx: AuditContext) -> dict[str, Any] | None:
@@ -348,9 +354,10 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
     if dev.kind != "partition":
         return Outcome(Status.FAIL, f"{{default}} {element} is {shown}, not a partition", expected, shown, ev)
     if want is None:
-        return Outcome(Status.NOT_CHECKED, f"{{default}} {element} is {shown}; the Windows partition was not "
-                       "identified, so it cannot be compared", expected, shown, ev,
-                       reason="no Windows partition in the image facts")
+        raise NotChecked("no Windows partition in the image facts",
+                         f"{{default}} {element} is {shown}; the Windows partition was not identified, so it cannot "
+                         "be compared",
+                         expected=expected, actual=shown, evidence=ev)
     if dev.partition_style == "gpt":
         same_part = dev.partition_guid == want["guid"]
         same_disk = want["disk_guid"] is None or dev.disk_guid == want["disk_guid"]
@@ -374,123 +381,100 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
     return Outcome(Status.FAIL, f"{{default}} {element} is {shown}", expected, shown, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.default_device",
     title="{default} device partition=C:",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale="The OS loader's device must be the Windows partition of this disk: the partition's identity in "
               "the element (MBR disk signature and offset, or GPT disk and partition GUIDs) must match the disk. "
               "A device left pointing at another disk (after a P2V copy or a disk clone) does not boot.",
-    source=SECTION,
-    baselines=BOTH,
     remediation='bcdedit.exe /set "{default}" device partition=C:',
-    references=(DOC_CURRENT, DOC_2017),
-))
-@_guarded
+)
 def check_device(ctx: AuditContext) -> Outcome:
-    return _device_rule(ctx, "device", 0x11000001)
+    return _device_rule(ctx, "device", ELEMENT_IDS["device"])
 
 
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.default_osdevice",
     title="{default} osdevice partition=C:",
-    area="bcd",
     severity=Severity.REQUIRED,
     rationale=check_device.meta.rationale,
-    source=SECTION,
-    baselines=BOTH,
     remediation='bcdedit.exe /set "{default}" osdevice partition=C:',
-    references=(DOC_CURRENT, DOC_2017),
-))
-@_guarded
+)
 def check_osdevice(ctx: AuditContext) -> Outcome:
-    return _device_rule(ctx, "osdevice", 0x21000001)
+    return _device_rule(ctx, "osdevice", ELEMENT_IDS["osdevice"])
 
 
-@rule(RuleMeta(
-    id="bcd.bootmgr_displaybootmenu",
-    title="{bootmgr} displaybootmenu yes (serial console)",
-    area="bcd",
-    severity=Severity.RECOMMENDED,
-    rationale="Shows the boot menu on the serial console so a broken boot can be steered from the Azure portal.",
-    source=SECTION,
-    baselines=CURRENT_ONLY,
-    remediation='bcdedit.exe /set "{bootmgr}" displaybootmenu yes',
-))
-@_guarded
-def check_displaybootmenu(ctx: AuditContext) -> Outcome:
-    return _warn(_value_rule(ctx, "{bootmgr}", "displaybootmenu", 0x26000020, True, _yes_no,
-                             (Status.WARNING, "the menu is not shown")))
+SERIAL_CONSOLE_ROWS: tuple[ElementRow, ...] = (
+    ElementRow(
+        id="bcd.bootmgr_displaybootmenu",
+        title="{bootmgr} displaybootmenu yes (serial console)",
+        severity=Severity.RECOMMENDED,
+        object_type=OBJECT_TYPE_BOOTMGR,
+        element="displaybootmenu",
+        expected=True,
+        show=_yes_no,
+        absent=(Status.WARNING, "the menu is not shown"),
+        rationale="Shows the boot menu on the serial console so a broken boot can be steered from the Azure "
+                  "portal.",
+        baselines=CURRENT_ONLY,
+        remediation='bcdedit.exe /set "{bootmgr}" displaybootmenu yes',
+    ),
+    ElementRow(
+        id="bcd.bootmgr_timeout",
+        title="{bootmgr} timeout 5 (serial console)",
+        severity=Severity.RECOMMENDED,
+        object_type=OBJECT_TYPE_BOOTMGR,
+        element="timeout",
+        expected=5,
+        show=_seconds,
+        absent=(Status.WARNING, "the boot manager's built-in default applies"),
+        rationale="Five seconds leave time to pick an entry on the serial console without slowing every boot.",
+        baselines=CURRENT_ONLY,
+        remediation='bcdedit.exe /set "{bootmgr}" timeout 5',
+    ),
+    ElementRow(
+        id="bcd.bootmgr_bootems",
+        title="{bootmgr} bootems yes (serial console)",
+        severity=Severity.RECOMMENDED,
+        object_type=OBJECT_TYPE_BOOTMGR,
+        element="bootems",
+        expected=True,
+        show=_yes_no,
+        absent=(Status.WARNING, "EMS is off by default"),
+        rationale="Emergency Management Services on the boot manager put its menu on the serial console.",
+        baselines=CURRENT_ONLY,
+        remediation='bcdedit.exe /set "{bootmgr}" bootems yes',
+    ),
+    ElementRow(
+        id="bcd.default_ems",
+        title="{current}/{default} ems ON (serial console)",
+        severity=Severity.RECOMMENDED,
+        object_type=OBJECT_TYPE_OSLOADER,
+        element="ems",
+        expected=True,
+        show=_on_off,
+        absent=(Status.WARNING, "EMS is off by default"),
+        rationale="EMS on the OS loader gives the Special Administration Console (SAC) on the serial console. "
+                  "Offline, the doc's {current} is the {default} loader.",
+        baselines=CURRENT_ONLY,
+        remediation='bcdedit.exe /ems "{current}" ON',
+    ),
+)
+register_elements(SERIAL_CONSOLE_ROWS)
 
 
-def _warn(out: Outcome) -> Outcome:
-    """Recommended settings warn instead of failing."""
-    if out.status == Status.FAIL:
-        return Outcome(Status.WARNING, out.message, out.expected, out.actual, out.evidence, out.reason)
-    return out
-
-
-@rule(RuleMeta(
-    id="bcd.bootmgr_timeout",
-    title="{bootmgr} timeout 5 (serial console)",
-    area="bcd",
-    severity=Severity.RECOMMENDED,
-    rationale="Five seconds leave time to pick an entry on the serial console without slowing every boot.",
-    source=SECTION,
-    baselines=CURRENT_ONLY,
-    remediation='bcdedit.exe /set "{bootmgr}" timeout 5',
-))
-@_guarded
-def check_timeout(ctx: AuditContext) -> Outcome:
-    return _warn(_value_rule(ctx, "{bootmgr}", "timeout", 0x25000004, 5, lambda v: f"{v}s",
-                             (Status.WARNING, "the boot manager's built-in default applies")))
-
-
-@rule(RuleMeta(
-    id="bcd.bootmgr_bootems",
-    title="{bootmgr} bootems yes (serial console)",
-    area="bcd",
-    severity=Severity.RECOMMENDED,
-    rationale="Emergency Management Services on the boot manager put its menu on the serial console.",
-    source=SECTION,
-    baselines=CURRENT_ONLY,
-    remediation='bcdedit.exe /set "{bootmgr}" bootems yes',
-))
-@_guarded
-def check_bootems(ctx: AuditContext) -> Outcome:
-    return _warn(_value_rule(ctx, "{bootmgr}", "bootems", 0x16000020, True, _yes_no,
-                             (Status.WARNING, "EMS is off by default")))
-
-
-@rule(RuleMeta(
-    id="bcd.default_ems",
-    title="{current}/{default} ems ON (serial console)",
-    area="bcd",
-    severity=Severity.RECOMMENDED,
-    rationale="EMS on the OS loader gives the Special Administration Console (SAC) on the serial console. "
-              "Offline, the doc's {current} is the {default} loader.",
-    source=SECTION,
-    baselines=CURRENT_ONLY,
-    remediation='bcdedit.exe /ems "{current}" ON',
-))
-@_guarded
-def check_ems(ctx: AuditContext) -> Outcome:
-    return _warn(_value_rule(ctx, "{default}", "ems", 0x260000B0, True, _on_off,
-                             (Status.WARNING, "EMS is off by default")))
-
-
-@rule(RuleMeta(
+@rule(
+    BCD,
     id="bcd.emssettings",
     title="{emssettings}: EMS port 1, 115200 baud (serial console)",
-    area="bcd",
     severity=Severity.RECOMMENDED,
     rationale="Azure's serial console is COM1 at 115200 baud.",
-    source=SECTION,
     baselines=CURRENT_ONLY,
     remediation="bcdedit.exe /emssettings EMSPORT:1 EMSBAUDRATE:115200",
-))
-@_guarded
+)
 def check_emssettings(ctx: AuditContext) -> Outcome:
     store = _require_store(ctx)
     ems = store.get(EMSSETTINGS)
@@ -499,7 +483,7 @@ def check_emssettings(ctx: AuditContext) -> Outcome:
                        (Evidence(source="bcd", hive="BCD", key=f"Objects\\{EMSSETTINGS}"),))
     found: dict[str, Any] = {}
     ev = []
-    for name, eid in (("emsport", 0x15000022), ("emsbaudrate", 0x15000023)):
+    for name, eid in (("emsport", ELEMENT_IDS["emsport"]), ("emsbaudrate", ELEMENT_IDS["emsbaudrate"])):
         eff = store.effective(ems, eid)
         found[name] = None if eff is None else eff.value
         ev.append(_evidence(ctx, ems, eid, eff, found[name]))

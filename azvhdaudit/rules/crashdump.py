@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, rule
 from azvhdaudit.rules.services import service_outcome
 from azvhdaudit.rules.values import (
     BOTH,
@@ -35,7 +35,6 @@ _SET_CC = "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Cr
 CRASH = Group(
     area="crashdump",
     source="Verify the VM (2017: Complete the recommended configurations)",
-    references=(DOC_CURRENT, DOC_2017),
     rationale="A memory dump is what support asks for when a VM stops responding in Azure.",
 )
 
@@ -96,20 +95,17 @@ register_values(
 
 
 @rule(
-    RuleMeta(
-        id="crashdump.kernel_dump_2017",
-        title="Kernel memory dump enabled, as the 2017 text wrote it (CrashDumpEnable = 2)",
-        area="crashdump",
-        severity=Severity.RECOMMENDED,
-        rationale="The 2017 text's line sets 'CrashDumpEnable' (no d), a value Windows never reads; the real "
-        "value is CrashDumpEnabled. An image prepared by that line has CrashDumpEnable = 2 and whatever "
-        "CrashDumpEnabled it had: it passes only when CrashDumpEnabled = 2, and the typo value is reported.",
-        source="Complete the recommended configurations",
-        baselines=Y2017,
-        remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\CrashControl' -name "
-        '"CrashDumpEnable" -Value "2" -Type DWord  (the value Windows reads is CrashDumpEnabled)',
-        references=(DOC_2017,),
-    )
+    CRASH,
+    id="crashdump.kernel_dump_2017",
+    title="Kernel memory dump enabled, as the 2017 text wrote it (CrashDumpEnable = 2)",
+    severity=Severity.RECOMMENDED,
+    rationale="The 2017 text's line sets 'CrashDumpEnable' (no d), a value Windows never reads; the real "
+    "value is CrashDumpEnabled. An image prepared by that line has CrashDumpEnable = 2 and whatever "
+    "CrashDumpEnabled it had: it passes only when CrashDumpEnabled = 2, and the typo value is reported.",
+    source="Complete the recommended configurations",
+    baselines=Y2017,
+    remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\CrashControl' -name "
+    '"CrashDumpEnable" -Value "2" -Type DWord  (the value Windows reads is CrashDumpEnabled)',
 )
 def check_kernel_dump_2017(ctx: AuditContext) -> Outcome:
     real = read_value(ctx, CC, "CrashDumpEnabled")
@@ -141,21 +137,18 @@ def check_kernel_dump_2017(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="crashdump.wer_localdumps",
-        title="WER user-mode local dumps configured (C:\\CrashDumps, 10 dumps, full dumps)",
-        area="crashdump",
-        severity=Severity.RECOMMENDED,
-        rationale="The current text writes 'CrashCount' where WER documents 'DumpCount' (the 2017 text); "
-        "either one set to 10 passes. DumpFolder is accepted as REG_SZ (2017 line) or REG_EXPAND_SZ (current).",
-        source="Verify the VM (2017: Complete the recommended configurations)",
-        baselines=BOTH,
-        remediation="$key = 'HKLM:\\SOFTWARE\\Microsoft\\Windows\\Windows Error Reporting\\LocalDumps'; "
-        "New-ItemProperty -Path $key -Name DumpFolder -Type ExpandString -Force -Value 'C:\\CrashDumps'; "
-        "New-ItemProperty -Path $key -Name CrashCount -Type DWord -Force -Value 10; New-ItemProperty -Path $key "
-        "-Name DumpType -Type DWord -Force -Value 2",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    CRASH,
+    id="crashdump.wer_localdumps",
+    title="WER user-mode local dumps configured (C:\\CrashDumps, 10 dumps, full dumps)",
+    severity=Severity.RECOMMENDED,
+    rationale="The current text writes 'CrashCount' where WER documents 'DumpCount' (the 2017 text); "
+    "either one set to 10 passes. DumpFolder is accepted as REG_SZ (2017 line) or REG_EXPAND_SZ (current).",
+    source="Verify the VM (2017: Complete the recommended configurations)",
+    baselines=BOTH,
+    remediation="$key = 'HKLM:\\SOFTWARE\\Microsoft\\Windows\\Windows Error Reporting\\LocalDumps'; "
+    "New-ItemProperty -Path $key -Name DumpFolder -Type ExpandString -Force -Value 'C:\\CrashDumps'; "
+    "New-ItemProperty -Path $key -Name CrashCount -Type DWord -Force -Value 10; New-ItemProperty -Path $key "
+    "-Name DumpType -Type DWord -Force -Value 2",
 )
 def check_localdumps(ctx: AuditContext) -> Outcome:
     count_name = "DumpCount"
@@ -178,16 +171,16 @@ def check_localdumps(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="crashdump.wersvc_manual",
-        title="Windows Error Reporting service (WerSvc) Manual",
-        area="crashdump",
-        severity=Severity.RECOMMENDED,
-        source="Verify the VM (2017: Complete the recommended configurations)",
-        baselines=BOTH,
-        remediation="Set-Service -Name WerSvc -StartupType Manual",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    CRASH,
+    id="crashdump.wersvc_manual",
+    title="Windows Error Reporting service (WerSvc) Manual",
+    severity=Severity.RECOMMENDED,
+    source="Verify the VM (2017: Complete the recommended configurations)",
+    baselines=BOTH,
+    remediation="Set-Service -Name WerSvc -StartupType Manual",
+    rationale="The doc sets the Windows Error Reporting service to Manual (start on demand, the Windows default): "
+    "Windows starts it when a program fails, so the failure is reported and its dump kept for troubleshooting; "
+    "it does not run otherwise.",
 )
 def check_wersvc(ctx: AuditContext) -> Outcome:
     return service_outcome(ctx, "WerSvc", 3, Severity.RECOMMENDED)

@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 import shlex
 
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import ContainerFacts, PartitionFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.values import HiveUnavailable, Read, read_value
 
 MiB = 1024 * 1024
@@ -34,6 +34,9 @@ OS_MAX_GEN1 = 2048 * GiB
 DATA_MAX = 32767 * GiB
 
 CONVERT_SECTION = "Convert the virtual disk to a fixed size VHD"
+
+#: the container and the partitions: read without the guest, so they run on a disk without Windows too
+DISK = Group(area="disk-format", hives=(), needs_guest=False)
 BOTH_ROLES = ("os", "data")
 CURRENT_ONLY = ("azure-2022",)
 
@@ -107,10 +110,10 @@ def _truncated_fix(c: ContainerFacts) -> str:
             + _conversion(c))
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.container_format",
     title="Image container is VHD (VHDX must be converted before upload)",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="Azure stores uploaded disks as page blobs in the VHD format; other containers must be converted "
               "first (the audit reads the guest either way). The current doc notes that Add-AzVhd converts "
@@ -118,9 +121,8 @@ def _truncated_fix(c: ContainerFacts) -> str:
     source="intro / " + CONVERT_SECTION,
     remediation="Convert-VHD -Path <image.vhdx> -DestinationPath <image.vhd> -VHDType Fixed  (the audit names the "
                 "image and, for QCOW2, VMDK and raw images, gives the qemu-img line)",
-    references=(DOC_CURRENT, DOC_2017),
     disk_roles=BOTH_ROLES,
-))
+)
 def check_container_format(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     ev = (_container_evidence(c, format=c.format, subtype=c.subtype),)
@@ -136,17 +138,16 @@ def check_container_format(ctx: AuditContext) -> Outcome:
                    "vhd", c.format, ev, remediation=_conversion(c))
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.vhd_fixed",
     title="VHD disk type is Fixed",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="Azure accepts only fixed-size VHDs; a dynamic or differencing VHD must be converted.",
     source=CONVERT_SECTION,
     remediation="Convert-VHD -Path <image.vhd> -DestinationPath <image-fixed.vhd> -VHDType Fixed",
-    references=(DOC_CURRENT, DOC_2017),
     disk_roles=BOTH_ROLES,
-))
+)
 def check_vhd_fixed(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     if c.format != "vhd":
@@ -155,8 +156,8 @@ def check_vhd_fixed(ctx: AuditContext) -> Outcome:
     if c.subtype == "fixed":
         return Outcome(Status.PASS, "the VHD is fixed-size", "fixed", c.subtype, ev)
     if c.subtype is None:
-        return Outcome(Status.NOT_CHECKED, "the VHD footer's disk type could not be read", "fixed", None, ev,
-                       reason="unknown VHD disk type")
+        raise NotChecked("unknown VHD disk type", "the VHD footer's disk type could not be read", expected="fixed",
+                         evidence=ev)
     if c.subtype == "differencing":
         return Outcome(Status.FAIL, "the VHD is differencing (merge it into its parent first, see "
                        "disk.not_differencing); convert the merged disk to a fixed VHD", "fixed", c.subtype, ev,
@@ -178,18 +179,17 @@ def _merge_fix(c: ContainerFacts) -> str:
     return f"{merge}  (it writes into {base_name}: merge a copy of the chain)\n{convert}"
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.not_differencing",
     title="Disk is not a differencing disk (merge the chain first)",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="A differencing disk holds only the changes against its parent; uploaded alone it is not a "
               "bootable disk. Derived from the doc's fixed-VHD requirement.",
     source=CONVERT_SECTION,
     remediation="Merge-VHD -Path <child> -DestinationPath <its parent>; then Convert-VHD -VHDType Fixed",
-    references=(DOC_CURRENT,),
     disk_roles=BOTH_ROLES,
-))
+)
 def check_not_differencing(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     chain = [p.path for p in c.parents]
@@ -203,18 +203,18 @@ def check_not_differencing(ctx: AuditContext) -> Outcome:
                    c.subtype or c.format, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.vhd_footer_valid",
     title="VHD footer is structurally valid (cookie, version, checksum)",
-    area="disk-format",
-    severity=Severity.RECOMMENDED,
+    severity=Severity.REQUIRED,
     rationale="Azure reads the 512-byte footer at the end of the page blob; a bad cookie, version or checksum "
               "makes the upload unusable. Test-VHD checks the same.",
     source='intro: "You can validate your VHD or VHDX file by referring to Test-VHD"',
     baselines=CURRENT_ONLY,
     remediation="Test-VHD -Path <image.vhd>",
     disk_roles=BOTH_ROLES,
-))
+)
 def check_vhd_footer(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     if _truncated_vhd(c):
@@ -240,8 +240,8 @@ def check_vhd_footer(ctx: AuditContext) -> Outcome:
         return Outcome(Status.FAIL, "the VHD footer is invalid: " + ", ".join(bad) + " wrong", "valid", bad, ev,
                        remediation=f"Test-VHD -Path {_ps(_name(c.path))}")
     if unknown:
-        return Outcome(Status.NOT_CHECKED, "footer fields not established: " + ", ".join(unknown), "valid", None,
-                       ev, reason="the container layer did not report " + ", ".join(unknown))
+        raise NotChecked("the container layer did not report " + ", ".join(unknown),
+                         "footer fields not established: " + ", ".join(unknown), expected="valid", evidence=ev)
     return Outcome(Status.PASS, "the VHD footer is valid (cookie, version 1.0, checksum, position)", "valid",
                    "valid", ev)
 
@@ -255,10 +255,10 @@ def _resize(c: ContainerFacts, target: int) -> str:
     return f"qemu-img resize -f {QEMU_FORMATS.get(c.format, c.format)} {_sh(name)} {target}"
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.size_aligned_1mib",
     title="Virtual size is a multiple of 1 MiB; fixed VHD file size = virtual size + 512",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="Azure requires the virtual size of every uploaded VHD to be a whole number of MiB. Tools that "
               "size a VHD from its CHS geometry (old qemu-img without force_size, Disk2VHD, VirtualBox) "
@@ -267,7 +267,7 @@ def _resize(c: ContainerFacts, target: int) -> str:
     baselines=CURRENT_ONLY,
     remediation="Resize-VHD -Path <image.vhd> -SizeBytes <the virtual size rounded up to a whole MiB>",
     disk_roles=BOTH_ROLES,
-))
+)
 def check_size_aligned(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     size = c.virtual_size
@@ -301,10 +301,10 @@ def check_size_aligned(ctx: AuditContext) -> Outcome:
                    "size % 1 MiB == 0", actual, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.os_max_size",
     title="OS disk virtual size within the limit for its generation",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="Current doc: a generation 1 OS disk is at most 2 TiB (2,048 GiB); generation 2 allows more "
               "(generation-2 capability table), capped here at the 32,767 GiB managed-disk limit. The 2017 "
@@ -312,8 +312,7 @@ def check_size_aligned(ctx: AuditContext) -> Outcome:
     source="intro",
     remediation="Shrink the guest partition and Resize-VHD -ToMinimumSize / -SizeBytes; or use a generation 2 "
                 "(GPT/UEFI) image for more than 2 TiB",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_os_max_size(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     size = facts.container.virtual_size
@@ -334,17 +333,17 @@ def check_os_max_size(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, f"the OS disk is {_fmt_size(size)}, within {why}", f"<= {limit}", size, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.data_max_size",
     title="Data disk virtual size <= 32,767 GiB",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="The largest managed data disk is 32,767 GiB.",
     source="intro",
     baselines=CURRENT_ONLY,
     remediation="Split the data over several disks, or shrink the volume and Resize-VHD -SizeBytes",
     disk_roles=("data",),
-))
+)
 def check_data_max_size(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     ev = (_container_evidence(c, virtual_size=c.virtual_size, limit=DATA_MAX),)
@@ -362,10 +361,10 @@ def _esp(parts: list[PartitionFacts]) -> PartitionFacts | None:
     return None
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.generation",
     title="Partitioning matches a supported VM generation (Gen1 = MBR/BIOS, Gen2 = GPT/UEFI)",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="The generation cannot be changed by converting the disk: an MBR disk boots only as generation 1, "
               "a GPT disk with an EFI system partition only as generation 2 (create the image with "
@@ -373,8 +372,7 @@ def _esp(parts: list[PartitionFacts]) -> PartitionFacts | None:
     source="intro",
     remediation="Upload an MBR disk as generation 1; a GPT/UEFI disk as generation 2 "
                 "(New-AzDiskConfig -HyperVGeneration V2 / az disk create --hyper-v-generation V2)",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_generation(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     style = facts.partition_style
@@ -395,21 +393,21 @@ def check_generation(ctx: AuditContext) -> Outcome:
     if style == "none":
         return Outcome(Status.FAIL, "the disk has no partition table (a bare file system): it cannot boot",
                        "MBR or GPT", "none", ev)
-    return Outcome(Status.NOT_CHECKED, "the partition table was not established", "MBR or GPT", None, ev,
-                   reason="no partition style in the image facts")
+    raise NotChecked("no partition style in the image facts", "the partition table was not established",
+                     expected="MBR or GPT", evidence=ev)
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.boot_files_present",
     title="Boot store where the detected generation's firmware looks for it",
-    area="disk-format",
-    severity=Severity.ADVISORY,
+    severity=Severity.REQUIRED,
     rationale="Generation 1 boots the active MBR partition's \\bootmgr with \\Boot\\BCD; generation 2 the ESP's "
               "\\EFI\\Microsoft\\Boot\\bootmgfw.efi with \\EFI\\Microsoft\\Boot\\BCD. Derived, not in the doc.",
     source="derived (boot files consistent with the generation)",
     remediation="bcdboot C:\\Windows /s <system partition> /f ALL (inside the VM), and mark the system partition "
                 "active on an MBR disk (diskpart: active)",
-))
+)
 def check_boot_files(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     if facts.boot_partition is None or not facts.bcd_path:
@@ -438,14 +436,14 @@ def check_boot_files(ctx: AuditContext) -> Outcome:
                            "UEFI firmware boots \\EFI\\Microsoft\\Boot\\BCD on the ESP",
                            "\\EFI\\Microsoft\\Boot\\BCD on the ESP", actual, ev)
         return Outcome(Status.PASS, f"\\{path} on the EFI system partition", "\\EFI\\Microsoft\\Boot\\BCD", path, ev)
-    return Outcome(Status.NOT_CHECKED, "the partition style is not known", None, actual, ev,
-                   reason="no partition style in the image facts")
+    raise NotChecked("no partition style in the image facts", "the partition style is not known", actual=actual,
+                     evidence=ev)
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.os_volume_not_bitlocker",
     title="OS volume is not BitLocker-encrypted",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="Sysprep needs the drives fully decrypted, and an Azure VM has no TPM protector for an uploaded "
               "BitLocker volume: it stops at the recovery-key prompt.",
@@ -453,7 +451,7 @@ def check_boot_files(ctx: AuditContext) -> Outcome:
     baselines=CURRENT_ONLY,
     remediation="manage-bde -off C:  (then wait for full decryption) before sysprep",
     disk_roles=BOTH_ROLES,
-))
+)
 def check_bitlocker(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     enc = [p.index for p in facts.partitions if p.encrypted or p.filesystem == "bitlocker"]
@@ -462,8 +460,7 @@ def check_bitlocker(ctx: AuditContext) -> Outcome:
         return Outcome(Status.FAIL, f"BitLocker-encrypted partition(s): {enc or 'yes'}; decrypt before sysprep "
                        "and upload", "no encrypted volume", enc, ev)
     if not facts.partitions:
-        return Outcome(Status.NOT_CHECKED, "no partitions were read", "no encrypted volume", None, ev,
-                       reason="no partition facts")
+        raise NotChecked("no partition facts", "no partitions were read", expected="no encrypted volume", evidence=ev)
     return Outcome(Status.PASS, "no partition carries the BitLocker signature (-FVE-FS-)", "no encrypted volume",
                    [], ev)
 
@@ -471,18 +468,18 @@ def check_bitlocker(ctx: AuditContext) -> Outcome:
 SESSION_MANAGER = r"SYSTEM\CurrentControlSet\Control\Session Manager"
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.ntfs_clean",
     title="NTFS volume not marked dirty (chkdsk clean)",
-    area="disk-format",
     severity=Severity.RECOMMENDED,
     rationale="A dirty volume makes the first boot in Azure run chkdsk (slow, and it can fail the provisioning "
               "timeout). Only the dirty bit and a scheduled autochk are visible offline; both are the evidence, so "
               "a clean volume whose SYSTEM hive (BootExecute) cannot be read is not checked.",
     source="Verify the VM: chkdsk",
     remediation="chkdsk.exe /f",
-    references=(DOC_CURRENT, DOC_2017),
-))
+    hives=("SYSTEM",),
+)
 def check_ntfs_clean(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     part = None
@@ -510,21 +507,22 @@ def check_ntfs_clean(ctx: AuditContext) -> Outcome:
     if problems:
         return Outcome(Status.WARNING, "; ".join(problems) + ": run chkdsk /f in the VM", "clean", dirty, tuple(ev))
     if dirty is None:
-        return Outcome(Status.NOT_CHECKED, "the Windows volume's dirty flag was not read", "clean", None, tuple(ev),
-                       reason="no NTFS dirty flag in the image facts")
+        raise NotChecked("no NTFS dirty flag in the image facts", "the Windows volume's dirty flag was not read",
+                         expected="clean", evidence=tuple(ev))
     if system_why:
         # a chkdsk scheduled in BootExecute runs at the first boot just as a dirty volume does: the clean flag
         # alone does not show that no chkdsk will run
-        return Outcome(Status.NOT_CHECKED, "the Windows NTFS volume is not marked dirty; not checked, whether a "
-                       f"chkdsk is scheduled at boot (BootExecute) is unknown: {system_why}", "clean", False,
-                       tuple(ev), reason=f"BootExecute not read: {system_why}")
+        raise NotChecked(f"BootExecute not read: {system_why}",
+                         "the Windows NTFS volume is not marked dirty; not checked, whether a "
+                         f"chkdsk is scheduled at boot (BootExecute) is unknown: {system_why}", expected="clean",
+                         actual=False, evidence=tuple(ev))
     return Outcome(Status.PASS, "the Windows NTFS volume is clean", "clean", False, tuple(ev))
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.vhdx_logical_sector_512",
     title="VHDX logical sector size is 512 (convertible to VHD)",
-    area="disk-format",
     severity=Severity.ADVISORY,
     rationale="The VHD format has 512-byte sectors only; a 4K-native VHDX cannot be converted with Convert-VHD "
               "and its file systems would not match. Derived, not in the doc.",
@@ -533,7 +531,7 @@ def check_ntfs_clean(ctx: AuditContext) -> Outcome:
     remediation="Recreate the disk with 512-byte logical sectors (New-VHD -LogicalSectorSizeBytes 512) and copy "
                 "the volumes over",
     disk_roles=BOTH_ROLES,
-))
+)
 def check_vhdx_sector(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     if c.format != "vhdx":
@@ -545,10 +543,10 @@ def check_vhdx_sector(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "the VHDX has 512-byte logical sectors", 512, 512, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.vhdx_log_clean",
     title="VHDX has no unapplied log entries",
-    area="disk-format",
     severity=Severity.RECOMMENDED,
     rationale="A VHDX with a pending log was not closed cleanly; the audit read it with the log's changes "
               "applied in memory, but a converter that ignores the log would copy stale metadata. Derived from "
@@ -558,7 +556,7 @@ def check_vhdx_sector(ctx: AuditContext) -> Outcome:
     remediation="Attach and detach the VHDX once on a Hyper-V host (Mount-VHD / Dismount-VHD), which applies the "
                 "log, before Convert-VHD",
     disk_roles=BOTH_ROLES,
-))
+)
 def check_vhdx_log(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     if c.format != "vhdx":
@@ -582,15 +580,15 @@ def check_vhdx_log(ctx: AuditContext) -> Outcome:
         return Outcome(Status.WARNING, f"the VHDX log (guid {c.log_guid}) is marked pending"
                        + (f"; {note}" if note else ""), "no pending log", "pending", ev)
     if c.log_pending is None:
-        return Outcome(Status.NOT_CHECKED, "the VHDX log state was not established", "no pending log", None, ev,
-                       reason="no log state in the container facts")
+        raise NotChecked("no log state in the container facts", "the VHDX log state was not established",
+                         expected="no pending log", evidence=ev)
     return Outcome(Status.PASS, "the VHDX log is empty", "no pending log", "clean", ev)
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id="disk.first_partition_offset",
     title="First partition starts at 1 MiB or later (aligned)",
-    area="disk-format",
     severity=Severity.ADVISORY,
     rationale="Windows since Vista aligns the first partition at 1 MiB; a partition at sector 63 (XP/2003-era "
               "tools, some P2V converters) is misaligned on Azure storage and costs I/O. Derived, not in the doc.",
@@ -599,7 +597,7 @@ def check_vhdx_log(ctx: AuditContext) -> Outcome:
     remediation="Recreate the partition layout aligned at 1 MiB (or convert with a tool that realigns, e.g. "
                 "Disk2VHD from a current Windows)",
     disk_roles=BOTH_ROLES,
-))
+)
 def check_first_partition(ctx: AuditContext) -> Outcome:
     parts = [p for p in ctx.facts.partitions if p.scheme in ("mbr", "gpt")]
     if not parts:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Severity
-from azvhdaudit.rules.base import DOC_CURRENT
-from azvhdaudit.rules.values import CURRENT, Group, Item, ValueRule, register_values
+from azvhdaudit.rules.os import OS
+from azvhdaudit.rules.values import CURRENT, Item, ValueRule, register_values
 
 ENV = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment"
 
@@ -19,7 +19,8 @@ register_values(
         ValueRule(
             id="os.temp_tmp_default",
             title="Machine TEMP and TMP environment variables at their defaults (%SystemRoot%\\TEMP)",
-            group=Group(area="os", source="Set Windows configurations for Azure", references=(DOC_CURRENT,)),
+            group=OS,
+            source="Set Windows configurations for Azure",
             severity=Severity.REQUIRED,
             items=(
                 Item(ENV, "TEMP", "%SystemRoot%\\TEMP", compare="eq_ci", types=(RegType.EXPAND_SZ,), label="TEMP"),

@@ -6,19 +6,33 @@ Parameters\\FirewallPolicy\\FirewallRules`` (local; value name = rule id, REG_SZ
 ``v2.NN|Key=Value|...|``, keys may repeat) and ``SOFTWARE\\Policies\\Microsoft\\WindowsFirewall\\
 FirewallRules`` (Group Policy, same grammar). Profiles: ``FirewallPolicy\\{DomainProfile,
 StandardProfile,PublicProfile}`` — the Private profile is stored as StandardProfile. Indirect display
-strings (``@FirewallAPI.dll,-28752``) are matched rather than English names, which are localised.
+strings (``@FirewallAPI.dll,-28752``) are matched rather than English names, which are localised. The
+grammar, the effective rule set and the address / port matchers are in :mod:`azvhdaudit.firewall_facts`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
 
+from azvhdaudit.firewall_facts import (
+    FW,
+    LOCAL_RULES,
+    POLICY,
+    POLICY_PROFILE_KEYS,
+    POLICY_RULES,
+    PROFILES,
+    EffectiveRules,
+    FirewallRule,
+    address_covers,
+    any_covers,
+    may_hold,
+    parse_rule,
+    port_covers,
+    store_rules,
+)
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, rule
 from azvhdaudit.rules.values import (
     BOTH,
     CURRENT,
@@ -43,150 +57,9 @@ __all__ = [
     "WIRESERVER",
 ]
 
-FW = r"HKLM\SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy"
-LOCAL_RULES = FW + r"\FirewallRules"
-POLICY = r"HKLM\SOFTWARE\Policies\Microsoft\WindowsFirewall"
-POLICY_RULES = POLICY + r"\FirewallRules"
-PROFILES = ("domain", "private", "public")
 WIRESERVER = "168.63.129.16"
 RDP_GROUP = "@firewallapi.dll,-28752"
 ICMP_ECHO_IDS = ("FPS-ICMP4-ERQ-In", "FPS-ICMP4-ERQ-In-NoScope")
-
-
-# --- the rule-string parser --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FirewallRule:
-    """One rule string, parsed. Keys keep every occurrence (``Profile``, ``RA4`` repeat)."""
-
-    id: str
-    version: str
-    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    store: str = "local"
-    raw: str = ""
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        values = self.fields.get(key.lower())
-        return values[0] if values else default
-
-    def all(self, key: str) -> tuple[str, ...]:
-        return self.fields.get(key.lower(), ())
-
-    @property
-    def active(self) -> bool:
-        return (self.get("Active") or "").upper() == "TRUE"
-
-    @property
-    def action(self) -> str:
-        return (self.get("Action") or "").lower()
-
-    @property
-    def direction(self) -> str:
-        return (self.get("Dir") or "").lower()
-
-    @property
-    def profiles(self) -> frozenset[str]:
-        """The profiles the rule applies to; no Profile token means all of them."""
-        names = {p.strip().lower() for p in self.all("Profile")}
-        return frozenset(PROFILES) if not names else frozenset(names)
-
-    @property
-    def enabled_allow(self) -> bool:
-        return self.active and self.action == "allow"
-
-    def describe(self) -> str:
-        return (
-            f"{self.id} ({self.store}: Active={self.get('Active')}, Action={self.get('Action')}, "
-            f"profiles={'/'.join(sorted(self.profiles))})"
-        )
-
-
-#: the keys of the rule grammar as Windows writes them, with their lower-case form: a store holds
-#: thousands of tokens, and most keys are among these (others are normalized as they come)
-_KEYS = {
-    key: key.lower()
-    for key in (
-        "Action", "Active", "Dir", "Protocol", "LPort", "LPort2_10", "RPort", "RPort2_10", "LA4", "LA6", "RA4",
-        "RA6", "App", "Svc", "Name", "Desc", "EmbedCtxt", "Profile", "Edge", "Defer", "ICMP4", "ICMP6", "PFN",
-        "LUAuth", "RUAuth", "LUOwn", "Security", "IF", "IFType", "RMauth", "TTK", "TTK2_22", "TTK2_27",
-        "TTK2_28", "Platform", "Platform2", "AuthByPassOut",
-    )
-}
-
-
-def parse_rule(rule_id: str, text: str, store: str = "local") -> FirewallRule:
-    """Parse ``v2.NN|Key=Value|...|``; repeated keys accumulate, key names are case-insensitive.
-
-    Never raises: a token without ``=`` is kept under its own name with an empty value, so a damaged
-    string still yields what it holds.
-    """
-    tokens = text.split("|")
-    fields: dict[str, tuple[str, ...]] = {}
-    known = _KEYS.get
-    for token in tokens[1:]:
-        if not token:
-            continue
-        key, _, value = token.partition("=")
-        key = known(key) or key.strip().lower()
-        if key in fields:
-            fields[key] += (value,)
-        else:
-            fields[key] = (value,)
-    return FirewallRule(rule_id, tokens[0].strip(), fields, store, text)
-
-
-class _StoredRule(FirewallRule):
-    """A rule of a store, its string parsed (by :func:`parse_rule`) when its fields are first asked for.
-
-    A store holds hundreds of rules and the checks look into a few: those asked for by id, and those
-    whose string holds the words a check needs (:func:`may_hold`). Parsing every rule cost more than
-    the checks themselves.
-    """
-
-    def __init__(self, rule_id: str, text: str, store: str) -> None:
-        object.__setattr__(self, "id", rule_id)
-        object.__setattr__(self, "store", store)
-        object.__setattr__(self, "raw", text)
-        object.__setattr__(self, "lowered", text.lower())
-
-    def __getattr__(self, name: str) -> Any:
-        # called only for what is not set yet: the parsed version and fields
-        if name not in ("version", "fields"):
-            raise AttributeError(name)
-        parsed = parse_rule(self.id, self.raw, self.store)
-        object.__setattr__(self, "version", parsed.version)
-        object.__setattr__(self, "fields", parsed.fields)
-        return getattr(parsed, name)
-
-    def get(self, key: str, default: str | None = None) -> str | None:
-        if "fields" in self.__dict__:
-            return super().get(key, default)
-        # One key of a rule not parsed yet (a check that tests every rule's Name): the string is read up
-        # to the first token of that key, the value parse_rule would list first.
-        wanted = key.lower()
-        known = _KEYS.get
-        for token in self.raw.split("|")[1:]:
-            if token:
-                name, _, value = token.partition("=")
-                if (known(name) or name.strip().lower()) == wanted:
-                    return value
-        return default
-
-
-def may_hold(rule: FirewallRule, *words: str) -> bool:
-    """False only when ``rule`` cannot match: one of ``words`` (lower case) is not in its lower-cased
-    string. The checks that use this look for a key among ``words`` (``RA4``), or compare a value
-    lower-cased to one of them (``Action``, ``EmbedCtxt``) or upper-cased to ``TRUE`` (``Active``: no
-    character but the ASCII letters upper-cases to T, R, U or E). A key's or a value's lower-cased
-    form lies within the lower-cased string, so a rule left out here would not have matched."""
-    if not isinstance(rule, _StoredRule):
-        return True
-    lowered: str = rule.lowered
-    for word in words:
-        if word not in lowered:
-            return False
-    return True
 
 
 def load_rules(ctx: AuditContext, path: str, store: str) -> tuple[list[FirewallRule], Evidence]:
@@ -196,65 +69,13 @@ def load_rules(ctx: AuditContext, path: str, store: str) -> tuple[list[FirewallR
 
     def make() -> tuple[list[FirewallRule], Evidence]:
         key = open_key(ctx, path)
-        rules: list[FirewallRule] = []
-        if key is not None:
-            for value in key.values():
-                if value.type in (RegType.SZ, RegType.EXPAND_SZ) and isinstance(value.data, str):
-                    rules.append(_StoredRule(value.name, value.data, store))
+        rules = store_rules(key, store)
         note = f"{len(rules)} rule(s)" if key is not None else "no rules in this store"
         source = "policy" if store == "policy" else "registry"
         return rules, key_evidence(ctx, path, key, source, note)
 
     result: tuple[list[FirewallRule], Evidence] = ctx.cached(f"firewall:{store}", make)
     return result
-
-
-@dataclass(frozen=True)
-class EffectiveRules:
-    """The firewall rules that apply: the local store and the Group Policy store together, with the
-    profiles where Group Policy switches the local rules off (AllowLocalPolicyMerge = 0).
-
-    When SOFTWARE cannot be read, ``rules`` holds the local rules alone and ``policy_unread`` says why:
-    a Group Policy rule can block what the local rules allow, allow what they lack, or switch the local
-    rules off, so a verdict on the local rules alone is "not checked" (:meth:`verdict`)."""
-
-    rules: tuple[FirewallRule, ...]
-    merge_off: frozenset[str]
-    evidence: tuple[Evidence, ...]
-    #: why the Group Policy store could not be read ("" when it was)
-    policy_unread: str = ""
-    #: the hive that could not be read
-    policy_hive: str = ""
-
-    @property
-    def merge_note(self) -> str:
-        if not self.merge_off:
-            return ""
-        return (f" (Group Policy ignores local rules in the {'/'.join(sorted(self.merge_off))} profile(s): "
-                "AllowLocalPolicyMerge = 0)")
-
-    def profiles(self, rule: FirewallRule) -> frozenset[str]:
-        """The profiles ``rule`` really applies to."""
-        return effective_profiles(rule, self.merge_off)
-
-    def verdict(self, outcome: Outcome) -> Outcome:
-        """``outcome`` when Group Policy was read; else "not checked", the message giving what the local
-        rules alone would give."""
-        if not self.policy_unread:
-            return outcome
-        would = {Status.PASS: "would pass", Status.FAIL: "would fail", Status.WARNING: "would be a warning"}.get(
-            outcome.status, f"would be {outcome.status.value}"
-        )
-        hive = self.policy_hive or "SOFTWARE"
-        reason = f"Group Policy could override them, and {hive} could not be read ({self.policy_unread})"
-        return Outcome(
-            Status.NOT_CHECKED,
-            f"local rules alone {would}: {outcome.message}; {reason}",
-            expected=outcome.expected,
-            actual=outcome.actual,
-            evidence=outcome.evidence,
-            reason=reason,
-        )
 
 
 def effective_rules(ctx: AuditContext) -> EffectiveRules:
@@ -283,11 +104,7 @@ def _local_merge_off(ctx: AuditContext) -> tuple[frozenset[str], tuple[Evidence,
 
     off = set()
     evidence = []
-    for profile, keys in (
-        ("domain", ("DomainProfile",)),
-        ("private", ("PrivateProfile", "StandardProfile")),
-        ("public", ("PublicProfile",)),
-    ):
+    for profile, keys in POLICY_PROFILE_KEYS:
         for key in keys:
             read = read_value(ctx, f"{POLICY}\\{key}", "AllowLocalPolicyMerge", source="policy")
             if read.present:
@@ -310,57 +127,11 @@ def local_merge_off(ctx: AuditContext) -> tuple[frozenset[str], str]:
     return eff.merge_off, eff.merge_note
 
 
-def effective_profiles(rule: FirewallRule, merge_off: frozenset[str]) -> frozenset[str]:
-    """The profiles a rule really applies to: a local rule does not where local merge is off."""
-    return rule.profiles - merge_off if rule.store == "local" else rule.profiles
-
-
-def address_covers(spec: str, address: str) -> bool:
-    """Whether an RA4/LA4 token (``a.b.c.d``, ``a.b.c.d/nn``, ``a.b.c.d/mask``, ``a-b``, ``*``) covers
-    ``address``. Keywords (LocalSubnet, DNS, DHCP, DefaultGateway ...) are host-dependent and are
-    taken as not covering a fixed public address."""
-    target = ipaddress.ip_address(address)
-    for part in spec.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if part in ("*", "Any"):
-            return True
-        try:
-            if "-" in part:
-                low, high = (ipaddress.ip_address(x.strip()) for x in part.split("-", 1))
-                if type(low) is type(target) and low <= target <= high:  # type: ignore[operator]
-                    return True
-            elif target in ipaddress.ip_network(part, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-def port_covers(spec: str, port: int) -> bool:
-    """Whether an LPort/RPort token (``80``, ``80-90``, ``80,443``) covers ``port``; keywords do not."""
-    for part in spec.split(","):
-        part = part.strip()
-        if "-" in part:
-            low, _, high = part.partition("-")
-            if low.isdigit() and high.isdigit() and int(low) <= port <= int(high):
-                return True
-        elif part.isdigit() and int(part) == port:
-            return True
-    return False
-
-
-def _any_covers(specs: Iterable[str], address: str) -> bool:
-    return any(address_covers(s, address) for s in specs)
-
-
 # --- value rows: the profiles and the legacy GPO exceptions -------------------------------------
 
 FIREWALL = Group(
     area="firewall",
     source="Configure Windows Firewall rules",
-    references=(DOC_CURRENT, DOC_2017),
     rationale="Azure expects the firewall on, with the Remote Desktop rules open.",
 )
 
@@ -486,20 +257,17 @@ def _blocking_inbound_port(rules: Iterable[FirewallRule], port: int) -> list[Fir
 
 
 @rule(
-    RuleMeta(
-        id="firewall.rdp_rules_enabled",
-        title="All rules of the 'Remote Desktop' group enabled (Allow, inbound, every profile)",
-        area="firewall",
-        severity=Severity.REQUIRED,
-        source="Configure Windows Firewall rules",
-        baselines=BOTH,
-        remediation="Get-NetFirewallRule -DisplayGroup 'Remote Desktop' | Set-NetFirewallRule -Enabled True",
-        rationale="Matched on the group resource EmbedCtxt=@FirewallAPI.dll,-28752, not the localised name. "
-        "Evidence: Windows 7 has two rules, RemoteDesktop-In-TCP (Domain, Private) and RemoteDesktop-In-TCP_1 "
-        "(Public) — the catalogue listed only the first; both must be on for TCP 3389 to be open in every "
-        "profile. A Group Policy block rule for TCP 3389 fails the rule.",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    FIREWALL,
+    id="firewall.rdp_rules_enabled",
+    title="All rules of the 'Remote Desktop' group enabled (Allow, inbound, every profile)",
+    severity=Severity.REQUIRED,
+    source="Configure Windows Firewall rules",
+    baselines=BOTH,
+    remediation="Get-NetFirewallRule -DisplayGroup 'Remote Desktop' | Set-NetFirewallRule -Enabled True",
+    rationale="Matched on the group resource EmbedCtxt=@FirewallAPI.dll,-28752, not the localised name. "
+    "Evidence: Windows 7 has two rules, RemoteDesktop-In-TCP (Domain, Private) and RemoteDesktop-In-TCP_1 "
+    "(Public); both must be on for TCP 3389 to be open in every "
+    "profile. A Group Policy block rule for TCP 3389 fails the rule.",
 )
 def check_rdp_rules(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)
@@ -554,18 +322,16 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="firewall.icmp_echo_enabled",
-        title="ICMPv4 echo request rule enabled (ping inside the virtual network)",
-        area="firewall",
-        severity=Severity.RECOMMENDED,
-        source="Configure Windows Firewall rules",
-        baselines=BOTH,
-        remediation="Set-NetFirewallRule -Name FPS-ICMP4-ERQ-In -Enabled True",
-        rationale="Current text: the rule id FPS-ICMP4-ERQ-In only. The 2017 text enabled the rule by display "
-        "name, which also enables its Domain-profile twin FPS-ICMP4-ERQ-In-NoScope; under azure-2017 both "
-        "are required.",
-    )
+    FIREWALL,
+    id="firewall.icmp_echo_enabled",
+    title="ICMPv4 echo request rule enabled (ping inside the virtual network)",
+    severity=Severity.RECOMMENDED,
+    source="Configure Windows Firewall rules",
+    baselines=BOTH,
+    remediation="Set-NetFirewallRule -Name FPS-ICMP4-ERQ-In -Enabled True",
+    rationale="Current text: the rule id FPS-ICMP4-ERQ-In only. The 2017 text enabled the rule by display "
+    "name, which also enables its Domain-profile twin FPS-ICMP4-ERQ-In-NoScope; under azure-2017 both "
+    "are required.",
 )
 def check_icmp(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)
@@ -604,25 +370,23 @@ def _platform_rule(r: FirewallRule, direction: str) -> bool:
         may_hold(r, "allow", "ra4", "true")
         and r.enabled_allow
         and r.direction == direction
-        and _any_covers(r.all("RA4"), WIRESERVER)
+        and any_covers(r.all("RA4"), WIRESERVER)
     )
 
 
 @rule(
-    RuleMeta(
-        id="firewall.azure_platform_rules",
-        title="Allow rules for the Azure platform address 168.63.129.16 (inbound with edge traversal, outbound)",
-        area="firewall",
-        severity=Severity.REQUIRED,
-        source="Configure Windows Firewall rules (Create a rule for the Azure platform network)",
-        baselines=CURRENT,
-        remediation="New-NetFirewallRule -DisplayName AzurePlatform -Direction Inbound -RemoteAddress "
-        "168.63.129.16 -Profile Any -Action Allow -EdgeTraversalPolicy Allow; New-NetFirewallRule -DisplayName "
-        "AzurePlatform -Direction Outbound -RemoteAddress 168.63.129.16 -Profile Any -Action Allow",
-        rationale="The rule id is a random GUID, so rules are matched on RA4 covering 168.63.129.16, Active, "
-        "Allow, together covering every profile (and Edge=TRUE inbound), in the local or the Group Policy "
-        "store; local rules do not count in a profile where Group Policy sets AllowLocalPolicyMerge = 0.",
-    )
+    FIREWALL,
+    id="firewall.azure_platform_rules",
+    title="Allow rules for the Azure platform address 168.63.129.16 (inbound with edge traversal, outbound)",
+    severity=Severity.REQUIRED,
+    source="Configure Windows Firewall rules (Create a rule for the Azure platform network)",
+    baselines=CURRENT,
+    remediation="New-NetFirewallRule -DisplayName AzurePlatform -Direction Inbound -RemoteAddress "
+    "168.63.129.16 -Profile Any -Action Allow -EdgeTraversalPolicy Allow; New-NetFirewallRule -DisplayName "
+    "AzurePlatform -Direction Outbound -RemoteAddress 168.63.129.16 -Profile Any -Action Allow",
+    rationale="The rule id is a random GUID, so rules are matched on RA4 covering 168.63.129.16, Active, "
+    "Allow, together covering every profile (and Edge=TRUE inbound), in the local or the Group Policy "
+    "store; local rules do not count in a profile where Group Policy sets AllowLocalPolicyMerge = 0.",
 )
 def check_platform(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)
@@ -666,7 +430,7 @@ def _blocks_wireserver(r: FirewallRule) -> bool:
     if r.get("Protocol") not in (None, "6"):
         return False
     ra4 = r.all("RA4")
-    if ra4 and not _any_covers(ra4, WIRESERVER):
+    if ra4 and not any_covers(ra4, WIRESERVER):
         return False
     if r.direction == "out":
         rports = r.all("RPort")
@@ -675,18 +439,16 @@ def _blocks_wireserver(r: FirewallRule) -> bool:
 
 
 @rule(
-    RuleMeta(
-        id="firewall.no_block_wireserver",
-        title="No active Block rule covering 168.63.129.16 (local or Group Policy store)",
-        area="firewall",
-        severity=Severity.ADVISORY,
-        source="Configure Windows Firewall rules (derived: the VM must reach 168.63.129.16)",
-        baselines=CURRENT,
-        remediation="Remove or narrow the block rule(s) (Remove-NetFirewallRule -Name <id>)",
-        rationale="Block rules win over allow rules. Counted: enabled Block rules for TCP or any protocol, "
-        "without an App/Svc condition, whose RA4 covers 168.63.129.16 (or, outbound, any address) and whose "
-        "remote port covers 80 or 32526. Address keywords such as LocalSubnet are taken as not covering it.",
-    )
+    FIREWALL,
+    id="firewall.no_block_wireserver",
+    title="No active Block rule covering 168.63.129.16 (local or Group Policy store)",
+    severity=Severity.ADVISORY,
+    source="Configure Windows Firewall rules (derived: the VM must reach 168.63.129.16)",
+    baselines=CURRENT,
+    remediation="Remove or narrow the block rule(s) (Remove-NetFirewallRule -Name <id>)",
+    rationale="Block rules win over allow rules. Counted: enabled Block rules for TCP or any protocol, "
+    "without an App/Svc condition, whose RA4 covers 168.63.129.16 (or, outbound, any address) and whose "
+    "remote port covers 80 or 32526. Address keywords such as LocalSubnet are taken as not covering it.",
 )
 def check_no_block(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)

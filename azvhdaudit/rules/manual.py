@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from azvhdaudit.errors import NotApplicable
 from azvhdaudit.report import Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, Rule, RuleMeta, register
+from azvhdaudit.rules.base import AuditContext, Group, Rule, register
 from azvhdaudit.rules.values import BOTH, CURRENT, HiveUnavailable, read_value
+
+MANUAL = Group(area="manual")
 
 
 @dataclass(frozen=True)
@@ -108,16 +110,14 @@ def _make(step: ManualStep) -> Rule:
             Status.MANUAL, f"not checked offline ({step.why}); do it on the running VM: {step.step}", reason=step.why
         )
 
-    meta = RuleMeta(
+    meta = MANUAL.meta(
         id=step.id,
         title=step.title,
-        area="manual",
         severity=step.severity,
         rationale=f"Needs a running VM: {step.why}.",
         source=step.source,
         baselines=step.baselines,
         remediation=step.step,
-        references=(DOC_CURRENT, DOC_2017) if "azure-2017" in step.baselines else (DOC_CURRENT,),
     )
     return Rule(meta, check)
 

@@ -33,9 +33,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
+from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.os import build_name, os_of
 from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, read_value, value_evidence
 
@@ -59,6 +60,9 @@ PREPARE_SCRIPT = (
 )
 NVME_OVERVIEW = "https://learn.microsoft.com/azure/virtual-machines/nvme-overview"
 NVME_IMAGES = "https://learn.microsoft.com/azure/virtual-machines/enable-nvme-interface"
+
+#: required when the target's disk controller is NVMe, advice (a warning) under SCSI
+NVME = Group(area="nvme", baselines=PLATFORM_BASELINE, required_for=AuditContext.nvme_required)
 
 _DOC = ("Automate SCSI-to-NVMe conversion for Linux and Windows VMs (learn.microsoft.com/azure/virtual-machines/"
         "converting-scsi-to-nvme-storage, ms.date 2026-05-26)")
@@ -211,7 +215,6 @@ def _evidence(ctx: AuditContext, cs: ControlSet, path: str, name: str | None, va
 
 def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outcome:
     """Every control set: ``service`` Start = 0 (when ``need_start``) and no StartOverride holding non-zero."""
-    required = ctx.nvme_required()
     problems: list[str] = []
     inside: list[str] = []
     offline: list[str] = []
@@ -258,7 +261,7 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
     expected += f" in every control set ({', '.join(c.name for c in sets)})"
     if problems:
         return Outcome(
-            platform_status(required),
+            Status.FAIL,
             f"{'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
             expected=expected,
             actual=found,
@@ -279,73 +282,68 @@ _OVERRIDE_FIX = (
 )
 
 
-@rule(RuleMeta(
+@rule(
+    NVME,
     id="nvme.stornvme_boot_start",
     title="stornvme (the NVMe storage driver) starts at boot in every control set, with no StartOverride",
-    area="nvme",
     severity=Severity.REQUIRED,
     rationale=_SERVICES_RATIONALE,
     source=f"{_DOC}: \"Windows VM doesn't boot after conversion\"; {_SCRIPT}: stornvme Start and StartOverride "
            "checks over all ControlSets",
-    baselines=("azure-platform",),
     remediation=_OVERRIDE_FIX,
     references=(CONVERSION_DOC, CONVERSION_SCRIPT, PREPARE_SCRIPT),
-))
+)
 def check_stornvme(ctx: AuditContext) -> Outcome:
     return _service_outcome(ctx, "stornvme", need_start=True)
 
 
-@rule(RuleMeta(
+@rule(
+    NVME,
     id="nvme.pci_boot_start",
     title="pci (the PCI bus driver) starts at boot in every control set, with no StartOverride",
-    area="nvme",
     severity=Severity.REQUIRED,
     rationale=_SERVICES_RATIONALE + " The NVMe controller sits on the PCI bus: Azure's checker requires pci "
     "Start = 0 and fails a pci StartOverride in every control set.",
     source=f"{_SCRIPT}: pci Start and pci StartOverride checks over all ControlSets",
-    baselines=("azure-platform",),
     remediation=_OVERRIDE_FIX,
     references=(CONVERSION_SCRIPT, PREPARE_SCRIPT),
-))
+)
 def check_pci(ctx: AuditContext) -> Outcome:
     return _service_outcome(ctx, "pci", need_start=True)
 
 
-@rule(RuleMeta(
+@rule(
+    NVME,
     id="nvme.vpci_no_override",
     title="vpci (the Hyper-V virtual PCI bus) has no StartOverride in any control set",
-    area="nvme",
     severity=Severity.REQUIRED,
     rationale=_SERVICES_RATIONALE + " vpci is the Hyper-V virtual PCI bus that exposes Azure's virtual NVMe "
     "controller; on a SCSI-only VM Windows may write vpci\\StartOverride = 3 because no virtual PCI device is "
     "present, and the controller is then not enumerated at boot.",
     source=f"{_SCRIPT}: the in-guest preparation removes vpci\\StartOverride in every ControlSet",
-    baselines=("azure-platform",),
     remediation=_OVERRIDE_FIX,
     references=(PREPARE_SCRIPT, CONVERSION_SCRIPT),
-))
+)
 def check_vpci(ctx: AuditContext) -> Outcome:
     return _service_outcome(ctx, "vpci", need_start=False)
 
 
-@rule(RuleMeta(
+@rule(
+    NVME,
     id="nvme.storage_boot_chain",
     title="The storage boot chain (partmgr, disk, volmgr, volume, volsnap, mountmgr) starts at boot in every "
           "control set",
-    area="nvme",
     severity=Severity.REQUIRED,
     rationale="Below stornvme, the partition manager, disk class driver, volume manager, volume, snapshot and "
     "mount manager drivers must load at boot to reach the Windows volume; Azure's checker lists them with pci and "
     "stornvme as the boot drivers an NVMe boot needs.",
     source=f"{_SCRIPT}: boot driver check (pci, stornvme, partmgr, disk, volmgr, volume, volsnap, mountmgr)",
-    baselines=("azure-platform",),
     remediation="For each driver and control set named in the finding: Set-ItemProperty -Path 'HKLM:\\SYSTEM\\"
     "ControlSet00n\\Services\\<driver>' -Name Start -Value 0 -Type DWord (inside the VM), or reg add "
     "\"HKLM\\<loaded hive>\\ControlSet00n\\Services\\<driver>\" /v Start /t REG_DWORD /d 0 /f (offline).",
     references=(CONVERSION_SCRIPT,),
-))
+)
 def check_boot_chain(ctx: AuditContext) -> Outcome:
-    required = ctx.nvme_required()
     sets = control_sets(ctx)
     problems: list[str] = []
     inside: list[str] = []
@@ -373,7 +371,7 @@ def check_boot_chain(ctx: AuditContext) -> Outcome:
     expected = {"Start": 0, "drivers": list(BOOT_CHAIN), "control_sets": [c.name for c in sets]}
     if problems:
         return Outcome(
-            platform_status(required),
+            Status.FAIL,
             f"not boot-start: {'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
             expected=expected, actual=found, evidence=tuple(evidence), remediation=_remediation(inside, absent),
         )
@@ -381,24 +379,23 @@ def check_boot_chain(ctx: AuditContext) -> Outcome:
                    expected=expected, actual=found, evidence=tuple(evidence))
 
 
-@rule(RuleMeta(
+@rule(
+    NVME,
     id="nvme.stornvme_driver_file",
     title="The NVMe storage driver file System32\\drivers\\stornvme.sys is present",
-    area="nvme",
     severity=Severity.REQUIRED,
     rationale="Start = 0 loads nothing without the driver file: Azure's checker blocks the conversion when "
     "stornvme.sys is missing.",
     source=f"{_SCRIPT}: stornvme.sys driver binary check",
-    baselines=("azure-platform",),
     remediation="Restore the inbox driver (DISM /Online /Cleanup-Image /RestoreHealth, or sfc /scannow inside the "
     "VM), or use a Windows release that carries stornvme.sys (Windows Server 2019 / Windows 10 1809 or later).",
     references=(CONVERSION_SCRIPT, PREPARE_SCRIPT),
-))
+)
 def check_driver_file(ctx: AuditContext) -> Outcome:
     path = "Windows\\System32\\drivers\\stornvme.sys"
     if ctx.files is None:
         why = "the Windows volume's files cannot be read"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     present = ctx.files.exists(path)
     version = ctx.files.file_version(path) if present else None
     shown = ".".join(map(str, version)) if version else None
@@ -407,29 +404,27 @@ def check_driver_file(ctx: AuditContext) -> Outcome:
     if present:
         return Outcome(Status.PASS, f"{path} is present" + (f", version {shown}" if shown else ""),
                        expected="present", actual=shown or "present", evidence=(ev,))
-    return Outcome(platform_status(ctx.nvme_required()),
+    return Outcome(Status.FAIL,
                    f"{path} is not on the Windows volume: no driver can reach an NVMe boot disk ({_target_words(ctx)})",
                    expected="present", actual="absent", evidence=(ev,))
 
 
-@rule(RuleMeta(
+@rule(
+    NVME,
     id="nvme.generation_and_build",
     title="Generation 2 and Windows build 17763 (Windows Server 2019 / Windows 10 1809) or later for NVMe",
-    area="nvme",
     severity=Severity.REQUIRED,
     rationale="Azure attaches NVMe disks only to Generation 2 VMs, and tags only Windows Server 2019 and later, "
     "Windows 10 and Windows 11 images as NVMe-capable; Azure's conversion script requires Windows Server 2019 or "
     "Windows 10 1809 (build 17763) or later.",
     source=f"{_OVERVIEW}: \"We currently do not support NVMe disks on Generation 1 VMs\"; {_IMAGES}; {_SCRIPT}: "
            "Windows version and Generation checks",
-    baselines=("azure-platform",),
     remediation="Generation 1: convert the disk to GPT (MBR2GPT.exe /convert /allowFullOS inside the VM) and "
     "create the image with HyperVGeneration V2. Older Windows: upgrade to Windows Server 2019 / Windows 10 1809 or "
     "later, or deploy on sizes with a SCSI controller.",
     references=(NVME_OVERVIEW, NVME_IMAGES, CONVERSION_SCRIPT),
-))
+)
 def check_generation_build(ctx: AuditContext) -> Outcome:
-    required = ctx.nvme_required()
     generation = ctx.facts.generation
     osf = os_of(ctx)
     build = osf.build if osf is not None else None
@@ -445,13 +440,12 @@ def check_generation_build(ctx: AuditContext) -> Outcome:
     if build is not None and build < MIN_BUILD:
         problems.append(f"{build_name(build)} is older than {MIN_BUILD} (Windows Server 2019 / Windows 10 1809)")
     if problems:
-        return Outcome(platform_status(required), f"{'; '.join(problems)} ({_target_words(ctx)})",
+        return Outcome(Status.FAIL, f"{'; '.join(problems)} ({_target_words(ctx)})",
                        expected=expected, actual=actual, evidence=evidence)
     missing = [name for name, v in (("the generation", generation), ("the OS build", build)) if v is None]
     if missing:
         why = f"{' and '.join(missing)} could not be established"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected=expected, actual=actual,
-                       evidence=evidence, reason=why)
+        raise NotChecked(why, expected=expected, actual=actual, evidence=evidence)
     return Outcome(Status.PASS, f"Generation 2, {build_name(build)}", expected=expected, actual=actual,
                    evidence=evidence)
 
@@ -459,22 +453,21 @@ def check_generation_build(ctx: AuditContext) -> Outcome:
 _MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
 
 
-@rule(RuleMeta(
+@rule(
+    NVME,
     id="nvme.pagefile_not_on_temp_disk",
     title="No page file on D: (an NVMe temporary disk comes up raw, unformatted)",
-    area="nvme",
     severity=Severity.ADVISORY,
     rationale="On v6 and other NVMe sizes the local temporary disks come up RAW on every start (up to four of "
     "them) and get no drive letter until something formats them; a page file set on D: then has no volume. "
     "Azure's conversion script tells Windows users to adjust the page file when the temporary disk changes.",
     source=f"{_DOC}: \"When running a v6 VM, you can have up to four temp disks. All of them are RAW\"; {_SCRIPT}: "
            "\"adjust your swap space / pagefile configuration\"",
-    baselines=("azure-platform",),
     remediation="Put the page file on C: (system managed) before capturing, e.g. Set-ItemProperty -Path "
     "'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Memory Management' -Name PagingFiles -Value "
     "'?:\\pagefile.sys' -Type MultiString, or format the NVMe temporary disk at each start before Windows uses it.",
     references=(CONVERSION_DOC, CONVERSION_SCRIPT),
-))
+)
 def check_pagefile(ctx: AuditContext) -> Outcome:
     read = read_value(ctx, _MM, "PagingFiles")
     data = read.data

@@ -9,7 +9,8 @@ virtual machines" (https://support.microsoft.com/help/4021388, 2019-09-18: only 
 1 GB of usable memory on client SKUs); "Support for generation 2 VMs on Azure" (generation-2.md: generation 2
 needs a 64-bit Windows Server 2012 / Windows 8 or later).
 
-This module also holds the helpers the other image rules share: :func:`os_of` and :func:`image_state`.
+This module also holds the helpers the other image rules share: :func:`image_state`, and :func:`os_of` /
+:func:`sysprep_of` (from :mod:`azvhdaudit.osinfo`: the facts as ``ctx.facts`` holds them).
 """
 
 from __future__ import annotations
@@ -17,17 +18,20 @@ from __future__ import annotations
 from typing import Any
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import HiveUnavailable, NotApplicable, NotChecked
 from azvhdaudit.facts import OSFacts
+from azvhdaudit.osinfo import os_of, sysprep_of
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
-from azvhdaudit.rules.values import HiveUnavailable, key_evidence, read_value
+from azvhdaudit.rules.base import AuditContext, Group, rule
+from azvhdaudit.rules.values import key_evidence, read_value
 
-__all__ = ["os_of", "image_state", "sysprep_of", "BUILD_NAMES", "build_name"]
+__all__ = ["OS", "os_of", "image_state", "sysprep_of", "BUILD_NAMES", "build_name"]
 
 KB4021388 = "https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/support-32-bit-operating-systems-virtual-machines"
 GEN2_DOC = "https://learn.microsoft.com/azure/virtual-machines/generation-2"
 KB2904015 = "https://support.microsoft.com/kb/2904015"
+
+OS = Group(area="os", source="intro")
 
 #: build -> the Windows releases with that build (Microsoft's "Windows Server release information" and
 #: "Windows 10 release information" pages, learn.microsoft.com/windows/release-health)
@@ -59,32 +63,13 @@ def build_name(build: int | None) -> str:
     return f"build {build} ({name})" if name else f"build {build}"
 
 
-def os_of(ctx: AuditContext) -> OSFacts | None:
-    """The OS facts of the image: ``ctx.facts.os``, or read from the registry when the data path left them
-    out. ``None`` when neither SOFTWARE nor SYSTEM can be read."""
-    if ctx.facts.os is not None:
-        return ctx.facts.os
-    if not (ctx.registry.has_hive("SOFTWARE") or ctx.registry.has_hive("SYSTEM")):
-        return None
-    return ctx.cached("osinfo.os_facts", lambda: osinfo.os_facts(ctx.registry))  # type: ignore[no-any-return]
-
-
-def sysprep_of(ctx: AuditContext) -> dict[str, Any]:
-    """The Sysprep facts: ``ctx.facts.extra["sysprep"]``, or read now."""
-    found = ctx.facts.extra.get("sysprep")
-    if isinstance(found, dict):
-        return found
-    return ctx.cached("osinfo.sysprep", lambda: osinfo.sysprep_facts(ctx.registry, ctx.files))  # type: ignore[no-any-return]
-
-
 def image_state(ctx: AuditContext) -> tuple[str, str]:
     """(``generalized`` / ``specialized`` / ``undeployable`` / ``unknown``, where that came from).
 
     The user's ``image_type`` option wins: it says how the image will be uploaded."""
     if ctx.options.image_type in ("generalized", "specialized"):
         return ctx.options.image_type, "the image_type option"
-    facts = sysprep_of(ctx)
-    return str(facts.get("state") or "unknown"), "the image's Sysprep state"
+    return sysprep_of(ctx).state or "unknown", "the image's Sysprep state"
 
 
 def os_evidence(ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE",
@@ -100,17 +85,12 @@ def os_evidence(ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE"
     return next((r for r in reads if r.present), reads[0]).evidence
 
 
-def _need_os(ctx: AuditContext) -> OSFacts:
+def _need_os(ctx: AuditContext, expected: Any = None) -> OSFacts:
+    """The OS facts; raises :class:`NotChecked` when neither SOFTWARE nor SYSTEM can be read."""
     found = os_of(ctx)
     if found is None:
-        raise _Missing(ctx.registry.why_unavailable("SOFTWARE") or "the OS facts were not read")
+        raise NotChecked(ctx.registry.why_unavailable("SOFTWARE") or "the OS facts were not read", expected=expected)
     return found
-
-
-class _Missing(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _software_missing(ctx: AuditContext) -> str:
@@ -118,27 +98,18 @@ def _software_missing(ctx: AuditContext) -> str:
     return "" if ctx.registry.has_hive("SOFTWARE") else ctx.registry.why_unavailable("SOFTWARE")
 
 
-def _not_checked(reason: str, expected: Any = None) -> Outcome:
-    return Outcome(Status.NOT_CHECKED, f"not checked: {reason}", expected, None, reason=reason)
-
-
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.identify",
     title="Identify OS version / edition / build (drives all version-dependent checks)",
-    area="os",
     severity=Severity.INFORMATIONAL,
     rationale="Which rules apply, and which column of the update table, depends on the Windows release. "
               "Windows 11 still says \"Windows 10\" in ProductName; the build (>= 22000) tells them apart.",
-    source="intro",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_identify(ctx: AuditContext) -> Outcome:
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason)
+    osf = _need_os(ctx)
     if osf.product_name is None and osf.build is None:
-        return _not_checked(_software_missing(ctx) or "ProductName and CurrentBuild are not in the SOFTWARE hive")
+        raise NotChecked(_software_missing(ctx) or "ProductName and CurrentBuild are not in the SOFTWARE hive")
     ubr = f".{osf.ubr}" if osf.ubr is not None else ""
     parts = [osf.name or "Windows (no ProductName)", f"{osf.current_version or '?'}.{osf.build}{ubr}"]
     if osf.display_version:
@@ -150,22 +121,18 @@ def check_identify(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, ", ".join(parts), None, osf.to_dict(), ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.architecture_64bit",
     title="OS is 64-bit (x64)",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="The doc's procedure is for 64-bit Windows. A 32-bit Windows runs in Azure only as a specialized "
               "disk (KB4021388, see os.x86_specialized_only), so x86 is a warning here, not a failure.",
-    source="intro",
     remediation="Migrate to a 64-bit Windows version",
-    references=(DOC_CURRENT, DOC_2017, KB4021388),
-))
+    references=(KB4021388,),
+)
 def check_architecture(ctx: AuditContext) -> Outcome:
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason, "AMD64")
+    osf = _need_os(ctx, "AMD64")
     arch = osf.architecture
     ev: tuple[Evidence, ...] = (os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
     if arch is None:
@@ -178,13 +145,14 @@ def check_architecture(ctx: AuditContext) -> Outcome:
             # SYSTEM unread: PROCESSOR_ARCHITECTURE is unknown, not absent. SysWOW64 shows a 64-bit Windows,
             # but Arm64 Windows has one too, and Arm64 is not the x64 this rule asks for.
             seen = "Windows\\SysWOW64 exists (64-bit, x64 or Arm64)" if wow64 else "no Windows\\SysWOW64 seen"
-            return Outcome(Status.NOT_CHECKED, f"{seen}; not checked, PROCESSOR_ARCHITECTURE could not be read: "
-                           f"{err.reason}", "AMD64", None, (wow_ev,) if wow64 else (), reason=err.reason)
+            raise NotChecked(err.reason, f"{seen}; not checked, PROCESSOR_ARCHITECTURE could not be read: "
+                             f"{err.reason}", expected="AMD64", evidence=(wow_ev,) if wow64 else ()) from err
         if wow64:
             return Outcome(Status.PASS, "64-bit Windows (PROCESSOR_ARCHITECTURE is not set, but Windows\\SysWOW64 "
                            "exists)", "AMD64", "64-bit", (*ev, wow_ev))
-        return Outcome(Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment",
-                       "AMD64", None, ev, reason="PROCESSOR_ARCHITECTURE absent")
+        raise NotChecked("PROCESSOR_ARCHITECTURE absent",
+                         "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment", expected="AMD64",
+                         evidence=ev)
     if arch.upper() == "AMD64":
         return Outcome(Status.PASS, "64-bit Windows (AMD64)", "AMD64", arch, ev)
     if arch.upper() == "X86":
@@ -194,33 +162,30 @@ def check_architecture(ctx: AuditContext) -> Outcome:
                    "(generation 2)", "AMD64", arch, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.x86_specialized_only",
     title="32-bit Windows: only specialized VHDs are supported; 1 GB usable-memory limitation",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="KB4021388: only specialized 32-bit VHDs are supported, generalized images do not work in Azure; "
               "the platform makes only 1 GB of memory available to a 32-bit guest, notably client SKUs "
               "(Windows 7, Windows 10).",
-    source="KB4021388 (seed 000)",
+    source="KB4021388, Support for 32-bit operating systems in Azure virtual machines (ms.date 2019-09-18)",
     remediation="Upload the 32-bit disk as a specialized OS disk (no sysprep), or migrate to a 64-bit Windows",
     references=(KB4021388,),
-))
+)
 def check_x86_specialized(ctx: AuditContext) -> Outcome:
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason)
+    osf = _need_os(ctx)
     if osf.architecture is None:
-        return Outcome(Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE is not set", "x86 -> specialized", None,
-                       reason="PROCESSOR_ARCHITECTURE absent")
+        raise NotChecked("PROCESSOR_ARCHITECTURE absent", "PROCESSOR_ARCHITECTURE is not set",
+                         expected="x86 -> specialized")
     if osf.architecture.upper() != "X86":
         raise NotApplicable(f"the OS is {osf.architecture}, not 32-bit")
     state, origin = image_state(ctx)
     facts = sysprep_of(ctx)
     ev = (Evidence(source="facts", key="sysprep", actual=state if state != "unknown" else None,
                    present=state != "unknown",
-                   note="; ".join(facts.get("evidence", [])) or origin),
+                   note="; ".join(facts.evidence) or origin),
           os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
     client = osf.is_server is False
     memory = (" On this client edition Azure makes only 1 GB of memory usable; the rest shows as reserved."
@@ -237,27 +202,22 @@ def check_x86_specialized(ctx: AuditContext) -> Outcome:
                    f"disk.{memory}", "specialized", state, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.min_version",
     title="OS is Windows Server 2008 R2 SP1 / Windows 7 SP1 or later",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="The doc covers Windows Server 2008 R2 and later; the update table's oldest column is SP1 "
               "(build 7601). Windows Server 2008 (6.0) runs only as a specialized image (KB4021388 links).",
-    source="intro",
     remediation="Install Service Pack 1 (build 7601), or upgrade the OS",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_min_version(ctx: AuditContext) -> Outcome:
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason, ">= 7601")
+    osf = _need_os(ctx, ">= 7601")
     build = osf.build
     ev = (os_evidence(ctx, "CurrentBuild", build),)
     if build is None:
         why = _software_missing(ctx) or "CurrentBuild is not in the SOFTWARE hive"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", ">= 7601", None, ev, reason=why)
+        raise NotChecked(why, expected=">= 7601", evidence=ev)
     if build >= 7601:
         return Outcome(Status.PASS, f"{build_name(build)}", ">= 7601", build, ev)
     if build == 7600:
@@ -269,25 +229,22 @@ def check_min_version(ctx: AuditContext) -> Outcome:
     return Outcome(Status.FAIL, f"{build_name(build)} is older than anything Azure runs", ">= 7601", build, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.gen2_prerequisites",
     title="Gen2 (GPT/UEFI) image runs a Gen2-capable OS",
-    area="os",
     severity=Severity.REQUIRED,
     rationale="Generation 2 VMs boot UEFI, which Windows supports from Windows Server 2012 / Windows 8 (build "
               "9200), 64-bit only (generation-2.md).",
     source="intro (Azure supports generation 1 and generation 2)",
     baselines=("azure-2022",),
     remediation="Upload as generation 1 from an MBR disk, or upgrade to a 64-bit Windows Server 2012 or later",
-    references=(DOC_CURRENT, GEN2_DOC),
-))
+    references=(GEN2_DOC,),
+)
 def check_gen2(ctx: AuditContext) -> Outcome:
     if ctx.facts.generation != 2:
         raise NotApplicable(f"the image is generation {ctx.facts.generation or 'unknown'}, not 2")
-    try:
-        osf = _need_os(ctx)
-    except _Missing as m:
-        return _not_checked(m.reason)
+    osf = _need_os(ctx)
     ev = (os_evidence(ctx, "CurrentBuild", osf.build),
           os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
     problems = []
@@ -299,26 +256,26 @@ def check_gen2(ctx: AuditContext) -> Outcome:
         return Outcome(Status.FAIL, "a generation 2 image, but " + "; ".join(problems), "64-bit, build >= 9200",
                        {"architecture": osf.architecture, "build": osf.build}, ev)
     if osf.is_64bit is None or osf.build is None:
-        return Outcome(Status.NOT_CHECKED, "the architecture or build is unknown", "64-bit, build >= 9200", None,
-                       ev, reason="architecture or build not read")
+        raise NotChecked("architecture or build not read", "the architecture or build is unknown",
+                         expected="64-bit, build >= 9200", evidence=ev)
     return Outcome(Status.PASS, f"64-bit {build_name(osf.build)} boots as generation 2", "64-bit, build >= 9200",
                    {"architecture": osf.architecture, "build": osf.build}, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    OS,
     id="os.domain_controller",
     title="Domain controller image: extra preparation needed",
-    area="os",
     severity=Severity.ADVISORY,
     rationale="A domain controller needs the DC-specific steps (KB2904015) and a known DSRM password; it cannot "
               "be generalized (Sysprep does not support the AD DS role).",
     source="intro (domain controller note)",
     remediation="Follow KB2904015's extra steps; make sure the DSRM password is known",
-    references=(DOC_CURRENT, DOC_2017, KB2904015),
-))
+    references=(KB2904015,),
+)
 def check_domain_controller(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SYSTEM"):
-        return _not_checked(ctx.registry.why_unavailable("SYSTEM"))
+        raise NotChecked(ctx.registry.why_unavailable("SYSTEM"))
     read = read_value(ctx, osinfo.PRODUCT_OPTIONS, "ProductType")
     ptype = read.value
     ntds = ctx.registry.key(osinfo.SERVICES + r"\NTDS\Parameters")
@@ -334,7 +291,6 @@ def check_domain_controller(ctx: AuditContext) -> Outcome:
                        f"the DSRM password is known.{extra}", "not a DC, or the DC steps done", "domain controller",
                        ev)
     if ptype is None:
-        return Outcome(Status.NOT_CHECKED, "ProductType is not set", "not a DC", None, ev,
-                       reason="ProductType absent")
+        raise NotChecked("ProductType absent", "ProductType is not set", expected="not a DC", evidence=ev)
     return Outcome(Status.PASS, f"not a domain controller (ProductType {ptype.data!s}, no NTDS parameters)",
                    "not a DC", ptype.data, ev)

@@ -12,30 +12,28 @@ from __future__ import annotations
 
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.values import BOTH, format_data, plain, read_value
+
+PAGEFILE = Group(area="pagefile", source="Complete the recommended configurations")
 
 MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
 
 
 @rule(
-    RuleMeta(
-        id="pagefile.temp_drive",
-        title="Page file location reported (the doc moves it to the temporary disk D: after the VM exists)",
-        area="pagefile",
-        severity=Severity.INFORMATIONAL,
-        rationale="The doc makes this a step for AFTER the VM is created in Azure, so an image is never "
-        "failed for it: the value is reported. Putting the page file on D: before upload is not what the doc "
-        "says and can misfire (a size without a temporary disk, or a data disk that takes the letter D:), so "
-        "it is noted. The 2017 line wrote a REG_SZ 'D:\\pagefile' (no .sys, wrong type) — flagged as a "
-        "warning when found, because Windows reads PagingFiles as REG_MULTI_SZ entries.",
-        source="Complete the recommended configurations",
-        baselines=BOTH,
-        remediation="After the VM is created in Azure: Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\"
-        "Control\\Session Manager\\Memory Management' -Name PagingFiles -Value 'D:\\pagefile.sys' -Type "
-        "MultiString -Force",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    PAGEFILE,
+    id="pagefile.temp_drive",
+    title="Page file location reported (the doc moves it to the temporary disk D: after the VM exists)",
+    severity=Severity.INFORMATIONAL,
+    rationale="The doc makes this a step for AFTER the VM is created in Azure, so an image is never "
+    "failed for it: the value is reported. Putting the page file on D: before upload is not what the doc "
+    "says and can misfire (a size without a temporary disk, or a data disk that takes the letter D:), so "
+    "it is noted. The 2017 line wrote a REG_SZ 'D:\\pagefile' (no .sys, wrong type) — flagged as a "
+    "warning when found, because Windows reads PagingFiles as REG_MULTI_SZ entries.",
+    baselines=BOTH,
+    remediation="After the VM is created in Azure: Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\"
+    "Control\\Session Manager\\Memory Management' -Name PagingFiles -Value 'D:\\pagefile.sys' -Type "
+    "MultiString -Force",
 )
 def check_pagefile(ctx: AuditContext) -> Outcome:
     read = read_value(ctx, MM, "PagingFiles")

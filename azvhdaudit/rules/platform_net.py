@@ -34,9 +34,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import DOC_CURRENT, PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, read_value, value_evidence
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
 
 MANA_DOC = "https://learn.microsoft.com/azure/virtual-network/accelerated-networking-mana-windows"
 AN_DOC = "https://learn.microsoft.com/azure/virtual-network/accelerated-networking-overview"
+PLATFORM_NET = Group(area="platform-network", baselines=PLATFORM_BASELINE)
 KMS_DOC = ("https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/"
            "troubleshoot-activation-problems")
 MANA_DRIVERS = "https://aka.ms/manawindowsdrivers"
@@ -214,43 +216,41 @@ def _driver_outcome(ctx: AuditContext, devices: dict[str, str], consequence: str
     return Outcome(Status.PASS, "; ".join(bound), expected=expected, actual=found, evidence=tuple(evidence))
 
 
-@rule(RuleMeta(
+@rule(
+    PLATFORM_NET,
     id="platform_net.mana_driver",
     title="A driver for the Microsoft Azure Network Adapter (MANA, PCI\\VEN_1414&DEV_00BA) is in the driver store",
-    area="platform-network",
     severity=Severity.RECOMMENDED,
     rationale="Azure Boost sizes (v6 and later) give accelerated networking through MANA only. Windows binds the "
     "MANA virtual function to a driver package from its driver store; without one the VM keeps the synthetic "
     "adapter alone: no accelerated networking on Azure Boost sizes. Read from SYSTEM\\DriverDatabase, without "
     "walking the DriverStore.",
     source=f"{_MANA_SOURCE}: Driver check, Install drivers",
-    baselines=("azure-platform",),
     remediation=f"Inside the VM, before capture: install the MANA driver package from {MANA_DRIVERS} (pnputil /add-"
     "driver <path>\\*.inf /install), or use a Windows image with MANA support built in.",
     references=(MANA_DOC, MANA_DRIVERS),
-))
+)
 def check_mana(ctx: AuditContext) -> Outcome:
     fix = (f"install the MANA driver from {MANA_DRIVERS} inside the VM (pnputil /add-driver <path>\\*.inf /install) "
            "before capturing the image")
     return _driver_outcome(ctx, {"MANA": MANA_ID}, "no accelerated networking on Azure Boost sizes", {"MANA": fix})
 
 
-@rule(RuleMeta(
+@rule(
+    PLATFORM_NET,
     id="platform_net.mellanox_driver",
     title="Drivers for the Mellanox ConnectX-3, ConnectX-4 Lx and ConnectX-5 virtual functions are in the driver "
           "store",
-    area="platform-network",
     severity=Severity.RECOMMENDED,
     rationale="Accelerated networking on sizes before Azure Boost hands the VM a Mellanox ConnectX-3, ConnectX-4 Lx "
     "or ConnectX-5 virtual function, depending on the host; Microsoft asks custom images to carry the drivers for "
     "all three. Read from SYSTEM\\DriverDatabase (which package Windows would bind, with its version).",
     source=f"{_AN_SOURCE}: \"make sure you have the required drivers to work with Mellanox ConnectX-3, ConnectX-4 "
            "Lx, and ConnectX-5 NICs on Azure\"",
-    baselines=("azure-platform",),
     remediation="Inside the VM, before capture: install NVIDIA (Mellanox) WinOF (ConnectX-3) and WinOF-2 "
     "(ConnectX-4 Lx, ConnectX-5) drivers from NVIDIA's support site, or keep the inbox mlx4_bus/mlx5 drivers.",
     references=(AN_DOC,),
-))
+)
 def check_mellanox(ctx: AuditContext) -> Outcome:
     winof2 = "install NVIDIA WinOF-2 (ConnectX-4 Lx, ConnectX-5) inside the VM before capturing the image"
     fixes = {"ConnectX-3 VF": "install NVIDIA WinOF (ConnectX-3) inside the VM before capturing the image",
@@ -261,20 +261,19 @@ def check_mellanox(ctx: AuditContext) -> Outcome:
 _HOST = re.compile(r"^\s*(?P<host>\[[^\]]*\]|[^:\s]+)(?::(?P<port>\d+))?\s*$")
 
 
-@rule(RuleMeta(
+@rule(
+    PLATFORM_NET,
     id="platform_net.kms_host",
     title="The KMS host is unset or one of Azure's KMS endpoints",
-    area="platform-network",
     severity=Severity.RECOMMENDED,
     rationale="A VM from a custom image activates against Azure's KMS (port 1688). A KeyManagementServiceName "
     "left from the source network points activation at a host the VM cannot reach in Azure, and Windows stays "
     "unactivated (error 0xC004F074). Unset, Windows uses Azure's KMS as the platform configures it.",
     source=f"{_KMS_SOURCE}: Understanding Azure KMS endpoints; Step 2",
-    baselines=("azure-platform",),
     remediation="Inside the VM: cscript %windir%\\system32\\slmgr.vbs /skms azkms.core.windows.net:1688 (the "
     "endpoint of the VM's cloud), or cscript %windir%\\system32\\slmgr.vbs /ckms to clear it.",
     references=(KMS_DOC,),
-))
+)
 def check_kms(ctx: AuditContext) -> Outcome:
     name = read_value(ctx, SPP, "KeyManagementServiceName")
     port = read_value(ctx, SPP, "KeyManagementServicePort")
@@ -312,10 +311,10 @@ def _addresses(key: RegKey, name: str) -> list[str]:
     return [a.strip() for a in items if isinstance(a, str) and a.strip() and a.strip() != "0.0.0.0"]
 
 
-@rule(RuleMeta(
+@rule(
+    PLATFORM_NET,
     id="platform_net.dhcp_enabled",
     title="The network interfaces take their address from DHCP (no static IPv4 address)",
-    area="platform-network",
     severity=Severity.RECOMMENDED,
     rationale="Azure assigns the VM's address through DHCP; a static address set in the guest does not match the "
     "one Azure gives the NIC and can cut the VM off the network. The prepare-for-upload document sets DHCP on "
@@ -323,16 +322,15 @@ def _addresses(key: RegKey, name: str) -> list[str]:
     "counted.",
     source="Prepare a Windows VHD or VHDX to upload to Azure (ms.date 2022-08-04), section Set Windows "
            "configurations for Azure: Set-NetIPInterface -InterfaceAlias Ethernet -Dhcp Enabled",
-    baselines=("azure-platform",),
     remediation="Inside the VM: Set-NetIPInterface -InterfaceAlias <alias> -Dhcp Enabled (or netsh interface ip set "
     "address <alias> dhcp) for each interface named in the finding.",
     references=(DOC_CURRENT,),
-))
+)
 def check_dhcp(ctx: AuditContext) -> Outcome:
     root = open_key(ctx, INTERFACES)
     if root is None:
         why = f"{ctx.registry.display_path(INTERFACES)} does not exist: no interface configuration to read"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     static: list[str] = []
     dhcp: list[str] = []
     evidence: list[Evidence] = []
@@ -341,7 +339,7 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
     if len(interfaces) > _MAX_INTERFACES:
         why = (f"{len(interfaces)} interface keys under {ctx.registry.display_path(INTERFACES)}: not a hive Windows "
                "wrote")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     for iface in interfaces:
         path = f"{INTERFACES}\\{iface.name}"
         enable = iface.value("EnableDHCP")
@@ -360,7 +358,6 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
                        "Enabled inside the VM", expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))
     if not dhcp:
         why = "no interface under " + ctx.registry.display_path(INTERFACES) + " has EnableDHCP = 1 or an address"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected="EnableDHCP = 1", actual=found,
-                       evidence=tuple(evidence), reason=why)
+        raise NotChecked(why, expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))
     return Outcome(Status.PASS, f"DHCP enabled on {len(dhcp)} interface(s), no static IPv4 address",
                    expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))

@@ -10,8 +10,9 @@ and ``...\\Control\\Power\\PowerSettings\\<subgroup>\\<setting>\\DefaultPowerSch
 
 from __future__ import annotations
 
+from azvhdaudit.errors import NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.values import BOTH, CURRENT, HiveUnavailable, Read, read_value
 
 POWER = r"HKLM\SYSTEM\CurrentControlSet\Control\Power"
@@ -20,6 +21,8 @@ POLICY = r"HKLM\SOFTWARE\Policies\Microsoft\Power\PowerSettings"
 SCHEME_MIN = "8c5e7fda-e8bf-4a96-9a85-a6e23a8c635c"
 SUB_VIDEO = "7516b95f-f776-4464-8c53-06167f40cc99"
 VIDEOIDLE = "3c0bc021-c8a8-4e07-a973-6b14cbcb2b7e"
+
+POWER_GROUP = Group(area="power", source="Set Windows configurations for Azure")
 SCHEME_NAMES = {
     SCHEME_MIN: "High performance",
     "381b4222-f694-41f0-9685-ff5bb260df2e": "Balanced",
@@ -57,33 +60,24 @@ def _name(guid: str | None) -> str:
 
 
 @rule(
-    RuleMeta(
-        id="power.high_performance",
-        title="Active power scheme is High performance (SCHEME_MIN)",
-        area="power",
-        severity=Severity.REQUIRED,
-        rationale="Power saving (disk, CPU, display) hurts a server VM. A Group Policy 'Select an active power "
-        "plan' value is the effective one.",
-        source="Set Windows configurations for Azure",
-        baselines=BOTH,
-        remediation="powercfg.exe /setactive SCHEME_MIN",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    POWER_GROUP,
+    id="power.high_performance",
+    title="Active power scheme is High performance (SCHEME_MIN)",
+    severity=Severity.REQUIRED,
+    rationale="Power saving (disk, CPU, display) hurts a server VM. A Group Policy 'Select an active power "
+    "plan' value is the effective one.",
+    baselines=BOTH,
+    remediation="powercfg.exe /setactive SCHEME_MIN",
 )
 def check_scheme(ctx: AuditContext) -> Outcome:
     guid, where, evidence, note = active_scheme(ctx)
     if note:
         # Group Policy's ActivePowerScheme wins over the local one, and it could not be read.
         reason = note.strip("; ")
-        return Outcome(
-            Status.NOT_CHECKED,
-            f"the local active scheme is {_name(guid) if guid else 'not set'} ({where}); not checked, the "
-            f"effective scheme is unknown: {reason}",
-            expected=SCHEME_MIN,
-            actual=guid,
-            evidence=tuple(evidence),
-            reason=reason,
-        )
+        raise NotChecked(reason,
+                         f"the local active scheme is {_name(guid) if guid else 'not set'} ({where}); not checked, the "
+                         f"effective scheme is unknown: {reason}", expected=SCHEME_MIN, actual=guid,
+                         evidence=tuple(evidence))
     if guid is None:
         return Outcome(
             Status.FAIL,
@@ -109,32 +103,24 @@ def check_scheme(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="power.display_idle_never",
-        title="Turn off the display after: never on AC (VIDEOIDLE AC = 0) in the active scheme",
-        area="power",
-        severity=Severity.RECOMMENDED,
-        rationale="The effective value is looked up as Windows does: Group Policy, then the scheme's user "
-        "override (User\\PowerSchemes), then the OEM default (User\\Default\\PowerSchemes), then the factory "
-        "default (Control\\Power\\PowerSettings\\<sub>\\<setting>\\DefaultPowerSchemeValues\\<scheme>). The "
-        "catalogue expected the defaults under User\\Default\\PowerSchemes only; the Windows 7 and Windows "
-        "10 1709 hives hold VIDEOIDLE there nowhere — its factory default is in DefaultPowerSchemeValues "
-        "(High performance: AcSettingIndex 900 s). So an image where powercfg was never run gets a warning.",
-        source="Set Windows configurations for Azure",
-        baselines=CURRENT,
-        remediation="powercfg /setacvalueindex SCHEME_CURRENT SUB_VIDEO VIDEOIDLE 0",
-        references=(DOC_CURRENT,),
-    )
+    POWER_GROUP,
+    id="power.display_idle_never",
+    title="Turn off the display after: never on AC (VIDEOIDLE AC = 0) in the active scheme",
+    severity=Severity.RECOMMENDED,
+    rationale="The effective value is looked up as Windows does: Group Policy, then the scheme's user "
+    "override (User\\PowerSchemes), then the OEM default (User\\Default\\PowerSchemes), then the factory "
+    "default (Control\\Power\\PowerSettings\\<sub>\\<setting>\\DefaultPowerSchemeValues\\<scheme>). The "
+    "catalogue expected the defaults under User\\Default\\PowerSchemes only; the Windows 7 and Windows "
+    "10 1709 hives hold VIDEOIDLE there nowhere — its factory default is in DefaultPowerSchemeValues "
+    "(High performance: AcSettingIndex 900 s). So an image where powercfg was never run gets a warning.",
+    baselines=CURRENT,
+    remediation="powercfg /setacvalueindex SCHEME_CURRENT SUB_VIDEO VIDEOIDLE 0",
 )
 def check_videoidle(ctx: AuditContext) -> Outcome:
     guid, _where, evidence, note = active_scheme(ctx)
     if guid is None:
-        return Outcome(
-            Status.NOT_CHECKED,
-            "no active power scheme: the display timeout cannot be resolved",
-            reason="ActivePowerScheme missing",
-            evidence=tuple(evidence),
-        )
+        raise NotChecked("ActivePowerScheme missing", "no active power scheme: the display timeout cannot be resolved",
+                         evidence=tuple(evidence))
     chain: list[tuple[str, str, str, str]] = [
         ("policy", f"{POLICY}\\{VIDEOIDLE}", "ACSettingIndex", "Group Policy"),
         ("registry", f"{SCHEMES}\\{guid}\\{SUB_VIDEO}\\{VIDEOIDLE}", "ACSettingIndex", "the scheme's setting"),
@@ -173,21 +159,11 @@ def check_videoidle(ctx: AuditContext) -> Outcome:
             if found is not None
             else f"no local value for scheme {_name(guid)}"
         )
-        return Outcome(
-            Status.NOT_CHECKED,
-            f"{local}; not checked, the effective display timeout is unknown: {reason}",
-            expected=0,
-            actual=found.data if found is not None else None,
-            evidence=tuple(evidence),
-            reason=reason,
-        )
+        raise NotChecked(reason, f"{local}; not checked, the effective display timeout is unknown: {reason}",
+                         expected=0, actual=found.data if found is not None else None, evidence=tuple(evidence))
     if found is None or not isinstance(found.data, int):
-        return Outcome(
-            Status.NOT_CHECKED,
-            f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}",
-            reason="no override and no default found",
-            evidence=tuple(evidence),
-        )
+        raise NotChecked("no override and no default found", f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}",
+                         evidence=tuple(evidence))
     seconds = found.data
     text = "never" if seconds == 0 else f"{seconds} s"
     if seconds == 0:

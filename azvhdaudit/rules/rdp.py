@@ -4,14 +4,27 @@ References: "Prepare a Windows VHD or VHDX to upload to Azure", section "Update 
 registry settings" (current text and the 2017 text); Group Policy "Remote Desktop Session Host"
 settings, stored under ``HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services``.
 User rights: ntlsa.h ``SECURITY_ACCESS_*``; the LSA stores an account's system access rights as the
-4-byte default value of ``SECURITY\\Policy\\Accounts\\<SID>\\ActSysAc``.
+4-byte default value of ``SECURITY\\Policy\\Accounts\\<SID>\\ActSysAc`` (decoded by :mod:`azvhdaudit.account_facts`,
+as is the built-in Administrator's ``F`` record in SAM).
 """
 
 from __future__ import annotations
 
+from azvhdaudit.account_facts import (
+    ACB_DISABLED,
+    ADMINISTRATOR_RID,
+    LSA_ACCOUNTS,
+    SAM_USERS,
+    SE_DENY_NETWORK_LOGON,
+    SE_DENY_REMOTE_INTERACTIVE_LOGON,
+    SE_NETWORK_LOGON,
+    SE_REMOTE_INTERACTIVE_LOGON,
+    system_access_mask,
+    user_account_flags,
+)
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, rule
 from azvhdaudit.rules.values import (
     BOTH,
     CURRENT,
@@ -202,11 +215,7 @@ register_values(ROWS)
 
 # --- user rights (SECURITY hive) ---------------------------------------------------------------
 
-ACCOUNTS = r"HKLM\SECURITY\Policy\Accounts"
-SE_NETWORK_LOGON = 0x2
-SE_DENY_NETWORK_LOGON = 0x80
-SE_REMOTE_INTERACTIVE_LOGON = 0x400
-SE_DENY_REMOTE_INTERACTIVE_LOGON = 0x800
+ACCOUNTS = LSA_ACCOUNTS
 
 SIDS = {
     "S-1-5-32-544": "Administrators",
@@ -226,9 +235,7 @@ def _access_mask(ctx: AuditContext, sid: str) -> tuple[int | None, Evidence]:
     path = f"{ACCOUNTS}\\{sid}\\ActSysAc"
     key = open_key(ctx, path)
     value = key.value("") if key is not None else None
-    mask = None
-    if value is not None and isinstance(value.raw, bytes) and len(value.raw) >= 4:
-        mask = int.from_bytes(value.raw[:4], "little")
+    mask = system_access_mask(value.raw) if value is not None and isinstance(value.raw, bytes) else None
     return mask, value_evidence(ctx, path, "", value, "registry", note=SIDS.get(sid, sid))
 
 
@@ -237,18 +244,17 @@ def _names(sids: list[str]) -> str:
 
 
 @rule(
-    RuleMeta(
-        id="rdp.user_right_no_deny",
-        title="No deny-network / deny-RDS logon rights for Administrators, Users, Everyone, local accounts",
-        area="rdp",
-        severity=Severity.REQUIRED,
-        source=_RIGHTS_SOURCE,
-        baselines=BOTH,
-        remediation="Remove the accounts from 'Deny access to this computer from the network' and 'Deny log on "
-        "through Remote Desktop Services' (secpol.msc > Local Policies > User Rights Assignment)",
-        rationale="A deny right wins over every allow right; Azure logons come over the network via RDP. "
-        "Rights delivered by a domain GPO that was never applied are not visible offline.",
-    )
+    RDP,
+    id="rdp.user_right_no_deny",
+    title="No deny-network / deny-RDS logon rights for Administrators, Users, Everyone, local accounts",
+    severity=Severity.REQUIRED,
+    source=_RIGHTS_SOURCE,
+    baselines=BOTH,
+    remediation="Remove the accounts from 'Deny access to this computer from the network' and 'Deny log on "
+    "through Remote Desktop Services' (secpol.msc > Local Policies > User Rights Assignment)",
+    hives=("SECURITY",),
+    rationale="A deny right wins over every allow right; Azure logons come over the network via RDP. "
+    "Rights delivered by a domain GPO that was never applied are not visible offline.",
 )
 def check_no_deny(ctx: AuditContext) -> Outcome:
     denied, evidence = [], []
@@ -275,16 +281,18 @@ def check_no_deny(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="rdp.user_right_network_logon",
-        title="'Access this computer from the network' lists Administrators, Backup Operators, Everyone, Users",
-        area="rdp",
-        severity=Severity.RECOMMENDED,
-        source=_RIGHTS_SOURCE,
-        baselines=CURRENT,
-        remediation="Grant 'Access this computer from the network' to Administrators, Backup Operators, "
-        "Everyone and Users (secpol.msc > Local Policies > User Rights Assignment)",
-    )
+    RDP,
+    id="rdp.user_right_network_logon",
+    title="'Access this computer from the network' lists Administrators, Backup Operators, Everyone, Users",
+    severity=Severity.RECOMMENDED,
+    source=_RIGHTS_SOURCE,
+    baselines=CURRENT,
+    remediation="Grant 'Access this computer from the network' to Administrators, Backup Operators, "
+    "Everyone and Users (secpol.msc > Local Policies > User Rights Assignment)",
+    rationale="A Remote Desktop logon with Network Level Authentication (rdp.nla) authenticates over the network "
+    "first: an account without 'Access this computer from the network' cannot log on over RDP. The doc lists "
+    "the four groups Windows grants the right by default.",
+    hives=("SECURITY",),
 )
 def check_network_logon(ctx: AuditContext) -> Outcome:
     missing, evidence = [], []
@@ -311,16 +319,18 @@ def check_network_logon(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="rdp.user_right_allow_rds",
-        title="'Allow log on through Remote Desktop Services' includes Administrators",
-        area="rdp",
-        severity=Severity.RECOMMENDED,
-        source=_RIGHTS_SOURCE,
-        baselines=BOTH,
-        remediation="Grant 'Allow log on through Remote Desktop Services' to Administrators (secpol.msc > "
-        "Local Policies > User Rights Assignment)",
-    )
+    RDP,
+    id="rdp.user_right_allow_rds",
+    title="'Allow log on through Remote Desktop Services' includes Administrators",
+    severity=Severity.RECOMMENDED,
+    source=_RIGHTS_SOURCE,
+    baselines=BOTH,
+    remediation="Grant 'Allow log on through Remote Desktop Services' to Administrators (secpol.msc > "
+    "Local Policies > User Rights Assignment)",
+    rationale="Logging on through Remote Desktop needs the 'Allow log on through Remote Desktop Services' right; "
+    "Windows grants it to Administrators by default, and without it the VM's administrator cannot log on over "
+    "RDP.",
+    hives=("SECURITY",),
 )
 def check_allow_rds(ctx: AuditContext) -> Outcome:
     mask, ev = _access_mask(ctx, "S-1-5-32-544")
@@ -341,34 +351,32 @@ def check_allow_rds(ctx: AuditContext) -> Outcome:
     )
 
 
-SAM_ADMIN = r"HKLM\SAM\SAM\Domains\Account\Users\000001F4"
-ACB_DISABLED = 0x0001
+SAM_ADMIN = f"{SAM_USERS}\\{ADMINISTRATOR_RID:08X}"
 
 
 @rule(
-    RuleMeta(
-        id="rdp.builtin_admin_known",
-        title="Built-in Administrator account state reported (its password must be known)",
-        area="rdp",
-        severity=Severity.ADVISORY,
-        source="Verify the VM",
-        baselines=BOTH,
-        remediation="Make sure the built-in Administrator's password is known (net user Administrator *)",
-        rationale="Offline only the enabled flag can be read (ACB flags at offset 0x38 of the account's F "
-        "value); whether the password is known is a manual step.",
-    )
+    RDP,
+    id="rdp.builtin_admin_known",
+    title="Built-in Administrator account state reported (its password must be known)",
+    severity=Severity.ADVISORY,
+    source="Verify the VM",
+    baselines=BOTH,
+    remediation="Make sure the built-in Administrator's password is known (net user Administrator *)",
+    hives=("SAM",),
+    rationale="Offline only the enabled flag can be read (ACB flags at offset 0x38 of the account's F "
+    "value); whether the password is known is a manual step.",
 )
 def check_builtin_admin(ctx: AuditContext) -> Outcome:
     key = open_key(ctx, SAM_ADMIN)
     value = key.value("F") if key is not None else None
     ev = value_evidence(ctx, SAM_ADMIN, "F", value, "registry")
-    if value is None or len(value.raw) < 0x3A:
+    flags = user_account_flags(value.raw) if value is not None else None
+    if flags is None:
         return Outcome(
             Status.WARNING,
             f"the built-in Administrator account record (F under {SAM_ADMIN}) was not found or is short",
             evidence=(ev,),
         )
-    flags = int.from_bytes(value.raw[0x38:0x3A], "little")
     enabled = not flags & ACB_DISABLED
     state = "enabled" if enabled else "disabled"
     return Outcome(

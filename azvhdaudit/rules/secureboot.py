@@ -24,9 +24,9 @@ from __future__ import annotations
 from typing import Any
 
 from azvhdaudit.bcd import WELL_KNOWN, BCDObject, BCDStore, Effective
-from azvhdaudit.errors import AuditError, BCDError, NotApplicable
+from azvhdaudit.errors import AuditError, BCDError, NotApplicable, NotChecked
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
+from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.bcd import decoded_store
 from azvhdaudit.secureboot_facts import (
     BOOTMGR_PATH,
@@ -43,8 +43,8 @@ from azvhdaudit.secureboot_facts import (
     servicing_state,
 )
 
-AREA = "secureboot"
-PLATFORM = ("azure-platform",)
+#: required (an unmet requirement fails) when the target boots with Secure Boot, advice (a warning) otherwise
+SECUREBOOT = Group(area="secureboot", baselines=PLATFORM_BASELINE, required_for=AuditContext.secure_boot_required)
 
 TL_DOC = "https://learn.microsoft.com/azure/virtual-machines/trusted-launch"
 TL_SOURCE = "Trusted Launch for Azure virtual machines (learn.microsoft.com, ms.date 2025-04-21)"
@@ -107,10 +107,10 @@ def _target_words(ctx: AuditContext) -> str:
 # --- Generation 2 and the ESP ----------------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.generation2",
     title="Generation 2: GPT with an EFI system partition holding \\EFI\\Microsoft\\Boot\\bootmgfw.efi",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="Trusted Launch and Confidential VMs are Generation 2 VMs: UEFI firmware starts Windows Boot "
               "Manager from \\EFI\\Microsoft\\Boot\\bootmgfw.efi on the GPT disk's EFI system partition. An MBR "
@@ -118,52 +118,50 @@ def _target_words(ctx: AuditContext) -> str:
               "Confidential VM (the default for Generation 2), advice otherwise.",
     source=f"{TL_SOURCE}: \"Azure offers Trusted Launch as a seamless way to improve the security of Generation 2 "
            "virtual machines\"; \"Trusted Launch is the default state for newly created Azure Gen2 VM\"",
-    baselines=PLATFORM,
     remediation=_script(MBR2GPT_LINES, BCDBOOT_LINES),
     references=(TL_DOC, GEN1_UPGRADE_DOC),
-))
+)
 def check_generation2(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
-    required = ctx.secure_boot_required()
     style = facts.partition_style
     esp = esp_partition(facts)
     layout = {"partition_style": style, "generation": facts.generation, "esp": esp.index if esp else None}
     ev: tuple[Evidence, ...] = (_facts_evidence("partition table", layout),)
     expected = "GPT, an EFI system partition holding \\EFI\\Microsoft\\Boot\\bootmgfw.efi"
     if style is None:
-        return Outcome(Status.NOT_CHECKED, "not checked: the partition table was not established", expected, None,
-                       ev, reason="no partition style in the image facts")
+        raise NotChecked("no partition style in the image facts",
+                         "not checked: the partition table was not established", expected=expected, evidence=ev)
     if style == "mbr":
-        return Outcome(platform_status(required), "MBR partition table: a Generation 1 image, which boots without "
+        return Outcome(Status.FAIL, "MBR partition table: a Generation 1 image, which boots without "
                        f"Secure Boot; Trusted Launch and Confidential VMs need Generation 2 ({_target_words(ctx)}); "
                        f"fix: {_inline(MBR2GPT_LINES)}, then HyperVGeneration V2", expected, "MBR (Generation 1)", ev,
                        remediation=_script(MBR2GPT_LINES))
     if style != "gpt":
-        return Outcome(platform_status(required), f"the disk has no partition table ({style}): it boots as neither "
+        return Outcome(Status.FAIL, f"the disk has no partition table ({style}): it boots as neither "
                        "generation", expected, style, ev)
     if esp is None:
-        return Outcome(platform_status(required), "GPT disk without an EFI system partition: UEFI firmware finds no "
+        return Outcome(Status.FAIL, "GPT disk without an EFI system partition: UEFI firmware finds no "
                        f"boot manager ({_target_words(ctx)}); fix: create a FAT32 EFI system partition, then "
                        f"{_inline(BCDBOOT_LINES)}", expected, "GPT without ESP", ev,
                        remediation=_script(["Create a FAT32 EFI system partition (diskpart: create partition efi)"],
                                            BCDBOOT_LINES))
     files, why = boot_files(ctx)
     if files is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, ev, reason=why)
+        raise NotChecked(why, expected=expected, evidence=ev)
     try:
         bm = ctx.cached("secureboot.bootmgr", lambda: boot_manager(files))
     except AuditError as err:
-        return Outcome(Status.NOT_CHECKED, f"not checked: the EFI system partition cannot be read: {err}", expected,
-                       None, ev, reason=str(err))
+        raise NotChecked(str(err), f"not checked: the EFI system partition cannot be read: {err}", expected=expected,
+                         evidence=ev) from err
     ev += (_file_evidence(esp.index, bm),)
     where = f"the EFI system partition (partition {esp.index})"
     if not bm.present:
-        return Outcome(platform_status(required), f"{where} holds no \\{BOOTMGR_PATH}: UEFI firmware finds no Windows "
+        return Outcome(Status.FAIL, f"{where} holds no \\{BOOTMGR_PATH}: UEFI firmware finds no Windows "
                        f"Boot Manager ({_target_words(ctx)}); fix: {_inline(BCDBOOT_LINES)}", expected,
                        "no bootmgfw.efi", ev, remediation=_script(BCDBOOT_LINES))
     if bm.error or bm.subsystem is None:
         what = bm.error or "a PE image that is not an EFI application"
-        return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} on {where} is {what}; fix: "
+        return Outcome(Status.FAIL, f"\\{BOOTMGR_PATH} on {where} is {what}; fix: "
                        f"{_inline(BCDBOOT_LINES)}", expected, what, ev, remediation=_script(BCDBOOT_LINES))
     return Outcome(Status.PASS, f"GPT disk; {where} holds \\{BOOTMGR_PATH} ({bm.machine} {bm.subsystem}, "
                    f"{bm.size:,} bytes): a Generation 2 image", expected, "GPT, ESP, bootmgfw.efi", ev)
@@ -188,10 +186,10 @@ def _cvm_note(ctx: AuditContext) -> str:
             "Confidential VM documentation), which this rule does not judge")
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.os_supported",
     title="An OS that Trusted Launch supports (Windows 10/11 Pro, Enterprise, multi-session; Server 2016+)",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="Trusted Launch lists the Windows versions it supports: Windows 10 and 11 Pro, Enterprise and "
               "Enterprise multi-session, Windows Server 2016, 2019, 2022 (and Azure Edition), 2025 (and Azure "
@@ -199,57 +197,56 @@ def _cvm_note(ctx: AuditContext) -> str:
               "and before), Home editions and 32-bit Windows are not. Judged from the build (CurrentBuild), the "
               "edition (EditionID), the installation type and the architecture.",
     source=f"{TL_SOURCE}, \"Operating systems supported\"",
-    baselines=PLATFORM,
     remediation="Use Windows Server 2016 or later, or Windows 10/11 Pro, Enterprise or Enterprise multi-session "
                 "(64-bit); or deploy with --security-type Standard",
     references=(TL_DOC,),
-))
+)
 def check_os_supported(ctx: AuditContext) -> Outcome:
-    required = ctx.secure_boot_required()
     os_facts = ctx.facts.os
     expected = "Windows 10/11 Pro, Enterprise or Enterprise multi-session, or Windows Server 2016 or later (64-bit)"
     if os_facts is None:
         why = ctx.registry.why_unavailable("SOFTWARE") or "the OS facts were not established"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+        raise NotChecked(why, expected=expected)
     if not ctx.registry.has_hive("SOFTWARE"):
         why = ctx.registry.why_unavailable("SOFTWARE")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+        raise NotChecked(why, expected=expected)
     shown = os_facts.to_dict()
     ev = (_facts_evidence("os", shown, note="SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion, "
                           "SYSTEM\\...\\ProductOptions ProductType"),)
     name = os_facts.name or "Windows"
     build = os_facts.build
     if build is None:
-        return Outcome(Status.NOT_CHECKED, "not checked: the SOFTWARE hive gives no build number (CurrentBuild)",
-                       expected, None, ev, reason="no CurrentBuild")
+        raise NotChecked("no CurrentBuild", "not checked: the SOFTWARE hive gives no build number (CurrentBuild)",
+                         expected=expected, evidence=ev)
     found = f"{name} (build {build}, EditionID {os_facts.edition_id or 'not set'})"
     if os_facts.architecture and os_facts.architecture.upper() not in ("AMD64", "ARM64"):
-        return Outcome(platform_status(required), f"{found} is {os_facts.architecture}: Trusted Launch VMs are "
+        return Outcome(Status.FAIL, f"{found} is {os_facts.architecture}: Trusted Launch VMs are "
                        f"64-bit Generation 2 VMs ({_target_words(ctx)})", expected, found, ev)
     server = os_facts.is_server
     if server is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {found}: neither InstallationType nor ProductType says "
-                       "whether it is a server", expected, found, ev, reason="no InstallationType / ProductType")
+        raise NotChecked("no InstallationType / ProductType",
+                         f"not checked: {found}: neither InstallationType nor ProductType says "
+                         "whether it is a server", expected=expected, actual=found, evidence=ev)
     if server:
         if build >= SERVER_2016_BUILD:
             return Outcome(Status.PASS, f"{found}: Windows Server 2016 or later, which Trusted Launch supports"
                            f"{_cvm_note(ctx)}", expected, found, ev)
-        return Outcome(platform_status(required), f"{found}: older than Windows Server 2016 (build "
+        return Outcome(Status.FAIL, f"{found}: older than Windows Server 2016 (build "
                        f"{SERVER_2016_BUILD}), which Trusted Launch does not support ({_target_words(ctx)})",
                        expected, found, ev)
     if build < WINDOWS_10_BUILD:
-        return Outcome(platform_status(required), f"{found}: older than Windows 10, which Trusted Launch does not "
+        return Outcome(Status.FAIL, f"{found}: older than Windows 10, which Trusted Launch does not "
                        f"support ({_target_words(ctx)})", expected, found, ev)
     edition = (os_facts.edition_id or "").strip()
     if not edition:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {found}: no EditionID, so the edition is not known",
-                       expected, found, ev, reason="no EditionID")
+        raise NotChecked("no EditionID", f"not checked: {found}: no EditionID, so the edition is not known",
+                         expected=expected, actual=found, evidence=ev)
     key = edition.lower()
     if key in _LISTED_EDITIONS:
         return Outcome(Status.PASS, f"{found}: {_LISTED_EDITIONS[key]}, an edition Trusted Launch supports"
                        f"{_cvm_note(ctx)}", expected, found, ev)
     if key in _HOME_EDITIONS:
-        return Outcome(platform_status(required), f"{found}: a Home edition, which Trusted Launch does not list "
+        return Outcome(Status.FAIL, f"{found}: a Home edition, which Trusted Launch does not list "
                        f"({_target_words(ctx)})", expected, found, ev)
     return Outcome(Status.WARNING, f"{found}: an edition the Trusted Launch list does not name (it names Pro, "
                    "Enterprise and Enterprise multi-session, and says variations are supported)", expected, found, ev)
@@ -293,10 +290,10 @@ def _without_option(options: str) -> str:
     return " ".join(w for w in options.split() if DISABLE_INTEGRITY not in w.upper())
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.bcd_integrity",
     title="{default} loader: no testsigning, nointegritychecks or loadoptions DISABLE_INTEGRITY_CHECKS",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="Test signing and disabled integrity checks are incompatible with Secure Boot: Microsoft's driver "
               "documentation says TESTSIGNING requires disabling Secure Boot, and a Trusted Launch VM boots only "
@@ -305,22 +302,20 @@ def _without_option(options: str) -> str:
               "manager does).",
     source="How to Test Preproduction Drivers with Secure Boot Enabled (learn.microsoft.com, ms.date 2024-07-10): "
            f"\"TESTSIGNING requires disabling Secure Boot\"; {TL_SOURCE}, \"Secure Boot\"",
-    baselines=PLATFORM,
     remediation='bcdedit /set "{default}" testsigning off; bcdedit /set "{default}" nointegritychecks off; '
                 'bcdedit /deletevalue "{default}" loadoptions',
     references=(TESTSIGN_DOC, TL_DOC),
-))
+)
 def check_bcd_integrity(ctx: AuditContext) -> Outcome:
-    required = ctx.secure_boot_required()
     expected = "testsigning and nointegritychecks off or unset; loadoptions without DISABLE_INTEGRITY_CHECKS"
     store, why = _store(ctx)
     if store is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+        raise NotChecked(why, expected=expected)
     try:
         loader = store.default_loader
         if loader is None:
             why = "the BCD store has no {bootmgr} default OS loader (see bcd.store_present)"
-            return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+            raise NotChecked(why, expected=expected)
         found: list[str] = []
         fixes: list[str] = []
         evidence: list[Evidence] = []
@@ -342,13 +337,12 @@ def check_bcd_integrity(ctx: AuditContext) -> Outcome:
             fixes.append(f'bcdedit /set "{holder}" loadoptions "{rest}"' if rest
                          else f'bcdedit /deletevalue "{holder}" loadoptions')
     except BCDError as err:
-        return Outcome(Status.NOT_CHECKED, f"not checked: malformed BCD data: {err}", expected, None,
-                       reason=str(err))
+        raise NotChecked(str(err), f"not checked: malformed BCD data: {err}", expected=expected) from err
     where = f"{{default}} ({loader.label})"
     if not found:
         return Outcome(Status.PASS, f"{where}: testsigning and nointegritychecks not set to Yes, loadoptions without "
                        f"{DISABLE_INTEGRITY}", expected, "none set", tuple(evidence))
-    return Outcome(platform_status(required), f"{where}: {', '.join(found)}: Windows Boot Manager does not boot "
+    return Outcome(Status.FAIL, f"{where}: {', '.join(found)}: Windows Boot Manager does not boot "
                    f"this under Secure Boot ({_target_words(ctx)}); fix: {'; '.join(fixes)}", expected, found,
                    tuple(evidence), remediation=_script(fixes))
 
@@ -368,11 +362,11 @@ def _servicing(ctx: AuditContext) -> ServicingState:
     return ctx.cached("secureboot.servicing", lambda: servicing_state(ctx.registry))  # type: ignore[no-any-return]
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.bootmgr_signature",
     title="The boot manager on the ESP is signed, and by which CA: Windows Production PCA 2011 or Windows UEFI "
           "CA 2023",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="Under Secure Boot the firmware starts \\EFI\\Microsoft\\Boot\\bootmgfw.efi only when its "
               "Authenticode signature chains to a certificate in the DB. Windows shipped a boot manager signed "
@@ -384,12 +378,10 @@ def _servicing(ctx: AuditContext) -> ServicingState:
     source="KB5085395 Secure Boot update from 2011 to 2023 certificates: Trusted Launch VMs and Confidential VMs "
            "(2026-05-13); KB5025885 (2023-05-09); KB5062713 (2025-06-26); KB5068202 (2025-10-14); "
            f"{TL_SOURCE}, \"Secure Boot\"",
-    baselines=PLATFORM,
     remediation=_script(BCDBOOT_LINES, ROLLOVER_LINES),
     references=(KB5085395_URL, KB5025885_URL, KB5062713_URL, KB5068202_URL, TL_DOC),
-))
+)
 def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
-    required = ctx.secure_boot_required()
     expected = "signed, chaining to Windows UEFI CA 2023 (or Microsoft Windows Production PCA 2011 until the rollover)"
     esp = esp_partition(ctx.facts)
     if esp is None:
@@ -397,12 +389,12 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
                             "secureboot.generation2)")
     files, why = boot_files(ctx)
     if files is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, None, reason=why)
+        raise NotChecked(why, expected=expected)
     try:
         bm = ctx.cached("secureboot.bootmgr", lambda: boot_manager(files))
     except AuditError as err:
-        return Outcome(Status.NOT_CHECKED, f"not checked: the EFI system partition cannot be read: {err}", expected,
-                       None, reason=str(err))
+        raise NotChecked(str(err), f"not checked: the EFI system partition cannot be read: {err}",
+                         expected=expected) from err
     state = _servicing(ctx)
     ev: tuple[Evidence, ...] = (_file_evidence(esp.index, bm), *state.evidence)
     rollover = state.summary()
@@ -413,15 +405,15 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
         raise NotApplicable(f"\\{BOOTMGR_PATH} is {bm.error or 'not an EFI application'}, not a boot manager whose "
                             "signatures could be checked (see secureboot.generation2)")
     if not bm.signed:
-        return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} carries no Authenticode signature (no "
+        return Outcome(Status.FAIL, f"\\{BOOTMGR_PATH} carries no Authenticode signature (no "
                        f"certificate table): UEFI Secure Boot does not start it ({_target_words(ctx)}); fix: "
                        f"{_inline(BCDBOOT_LINES)}", expected, "unsigned", ev, remediation=_script(BCDBOOT_LINES))
     answer = ctx.cached("secureboot.bootmgr_signers",
                         lambda: boot_manager_signers(files, verify=ctx.options.verify_signatures))
     table = f"a {bm.cert_table_size:,}-byte certificate table"
     if answer.signers is None:
-        return Outcome(Status.NOT_CHECKED, f"not checked: \\{BOOTMGR_PATH} carries {table}; which CA it chains to "
-                       f"is not known: {answer.why}. Servicing: {rollover}", expected, None, ev, reason=answer.why)
+        raise NotChecked(answer.why, f"not checked: \\{BOOTMGR_PATH} carries {table}; which CA it chains to "
+                         f"is not known: {answer.why}. Servicing: {rollover}", expected=expected, evidence=ev)
     signers = answer.signers
     shown = [{"subject": s.subject, "ca": s.ca, "verified": s.verified, "why": s.why} for s in signers]
     described = "; ".join(s.describe() for s in signers) or "no signature in the table"
@@ -448,15 +440,15 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
                        "is not Windows Boot Manager as Microsoft signs it (Windows Production PCA 2011 or Windows UEFI "
                        f"CA 2023); fix: {_inline(BCDBOOT_LINES)}", expected, shown, ev,
                        remediation=_script(BCDBOOT_LINES))
-    return Outcome(platform_status(required), f"\\{BOOTMGR_PATH} chains to neither {PCA2011} nor {UEFICA2023} "
+    return Outcome(Status.FAIL, f"\\{BOOTMGR_PATH} chains to neither {PCA2011} nor {UEFICA2023} "
                    f"({described}; {mode}): Secure Boot does not start it ({_target_words(ctx)}); fix: "
                    f"{_inline(BCDBOOT_LINES)}", expected, shown, ev, remediation=_script(BCDBOOT_LINES))
 
 
-@rule(RuleMeta(
+@rule(
+    SECUREBOOT,
     id="secureboot.uefica2023_servicing",
     title="The 2023 Secure Boot certificate servicing state (UEFICA2023Status, AvailableUpdates)",
-    area=AREA,
     severity=Severity.RECOMMENDED,
     rationale="Windows moves a Secure Boot device from the 2011 to the 2023 certificates through the servicing "
               "values under SYSTEM\\CurrentControlSet\\Control\\SecureBoot\\Servicing: AvailableUpdates asks for "
@@ -468,10 +460,9 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     source="KB5068202 Registry key updates for Secure Boot: Windows devices with IT-managed updates (2025-10-14); "
            "KB5025885 (2023-05-09, WindowsUEFICA2023Capable); KB5062713 Windows devices with IT-managed updates "
            "(2025-06-26); KB5085395 Trusted Launch VMs and Confidential VMs (2026-05-13)",
-    baselines=PLATFORM,
     remediation=ROLLOVER_FIX,
     references=(KB5068202_URL, KB5025885_URL, KB5062713_URL, KB5085395_URL, KB5085046_URL),
-))
+)
 def check_servicing(ctx: AuditContext) -> Outcome:
     expected = "UEFICA2023Status Updated"
     if not ctx.secure_boot_required():
@@ -480,12 +471,12 @@ def check_servicing(ctx: AuditContext) -> Outcome:
     state = _servicing(ctx)
     ev = state.evidence
     if not state.readable:
-        return Outcome(Status.NOT_CHECKED, f"not checked: {state.why}", expected, None, reason=state.why)
+        raise NotChecked(state.why, expected=expected)
     if state.mistyped:
         wrong = ", ".join(f"{name} is {kind}" for name, kind in state.mistyped.items())
         why = f"servicing values of an undocumented type ({wrong}; KB5068202: AvailableUpdates REG_DWORD, " \
               "UEFICA2023Status REG_SZ, UEFICA2023Error REG_DWORD)"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", expected, state.to_dict(), ev, reason=why)
+        raise NotChecked(why, expected=expected, actual=state.to_dict(), evidence=ev)
     summary = state.summary()
     if state.error:
         return Outcome(Status.WARNING, f"the last servicing step failed ({summary}); see KB5085046 (Secure Boot "

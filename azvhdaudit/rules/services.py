@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 from azvhdaudit.errors import NotApplicable
 from azvhdaudit.report import Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, Rule, RuleMeta, register
+from azvhdaudit.rules.base import AuditContext, Group, Rule, register
 from azvhdaudit.rules.values import BOTH, CURRENT, format_data, mismatch_status, open_key, value_evidence
 
 __all__ = ["ServiceRow", "START_NAMES", "service_outcome", "ROWS"]
+
+SERVICE_GROUP = Group(area="services", source="Check the Windows services")
 
 SERVICES = r"HKLM\SYSTEM\CurrentControlSet\Services"
 START_NAMES = {0: "Boot", 1: "System", 2: "Automatic", 3: "Manual", 4: "Disabled"}
@@ -119,18 +121,15 @@ class ServiceRow:
     rationale: str = ""
 
     def rule(self) -> Rule:
-        meta = RuleMeta(
+        meta = SERVICE_GROUP.meta(
             id=self.id,
             title=f"{self.service} start type {START_NAMES[self.expected]}",
-            area="services",
             severity=self.severity,
             rationale=self.rationale
             or "One of the services the doc resets so the VM has network connectivity. Disabled fails; another "
             "start type than the doc's is a warning (the service can still run).",
-            source="Check the Windows services",
             baselines=self.baselines,
             remediation=self.remediation_line,
-            references=(DOC_CURRENT, DOC_2017),
         )
 
         def check(ctx: AuditContext) -> Outcome:
@@ -191,10 +190,9 @@ def _sacsvr(ctx: AuditContext) -> Outcome:
 
 register(
     Rule(
-        RuleMeta(
+        SERVICE_GROUP.meta(
             id="services.sacsvr",
             title="Special Administration Console Helper (sacsvr) Automatic (serial console SAC)",
-            area="services",
             severity=Severity.RECOMMENDED,
             rationale="The Azure serial console's SAC needs sacsvr running. The doc: 'At Windows Server Edition "
             "the service's startup configuration has to be changed to Automatic.' When the edition is unknown "

@@ -31,16 +31,17 @@ from azvhdaudit.authenticode import (
     SignatureError,
     kernel_signatures,
 )
-from azvhdaudit.errors import AuditError, CorruptHiveError, GuestFileNotFoundError
+from azvhdaudit.errors import AuditError, CorruptHiveError, GuestFileNotFoundError, NotChecked
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import AuditContext, RuleMeta, platform_status, rule
+from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
+from azvhdaudit.rules.secureboot import TL_DOC
 
-AREA = "signing"
+#: required when the target boots with Secure Boot, advice otherwise (a missing driver file fails under any target)
+SIGNING = Group(area="signing", baselines=PLATFORM_BASELINE, required_for=AuditContext.secure_boot_required)
 SERVICES = r"HKLM\SYSTEM\CurrentControlSet\Services"
 POLICY_DOC = ("https://learn.microsoft.com/windows-hardware/drivers/install/"
               "kernel-mode-code-signing-policy--windows-vista-and-later-")
-TL_DOC = "https://learn.microsoft.com/azure/virtual-machines/trusted-launch"
 SERVICES_DOC = "https://learn.microsoft.com/windows-hardware/drivers/install/inf-addservice-directive"
 FLAG = "--verify-signatures"
 #: service types that are Win32 services, never loaded by the boot loader or the kernel at Start 0/1
@@ -144,10 +145,10 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
     return "bad", f"{_signer_words(sig)}; none chains to Microsoft's kernel-mode roots"
 
 
-@rule(RuleMeta(
+@rule(
+    SIGNING,
     id="signing.boot_drivers",
     title="Boot-start and system-start drivers are signed so that Windows loads them under Secure Boot",
-    area=AREA,
     severity=Severity.REQUIRED,
     rationale="With Secure Boot on (Trusted Launch, Confidential VM) Windows loads a kernel driver only when its "
               "signature chains to Microsoft's kernel-mode roots: Microsoft Root Certificate Authority 2010 "
@@ -160,12 +161,11 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
            "1607, Windows will not load any new kernel-mode drivers which are not signed by the Dev Portal\"; "
            "Trusted Launch for Azure virtual machines (ms.date 2025-04-21): \"all OS boot components (boot loader, "
            "kernel, kernel drivers) require trusted publishers signing\"",
-    baselines=("azure-platform",),
     remediation="replace the driver with one signed through the Windows Hardware Dev Center (attestation or WHQL) "
                 "or set its Start to 3 (demand) or 4 (disabled) if the VM does not need it: "
                 "sc.exe config <service> start= demand (inside the VM)",
     references=(POLICY_DOC, TL_DOC, SERVICES_DOC),
-))
+)
 def check_boot_drivers(ctx: AuditContext) -> Outcome:
     required = ctx.secure_boot_required()
     verify = ctx.options.verify_signatures
@@ -175,19 +175,20 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     drivers = boot_drivers(ctx)
     if drivers is None:
         ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=False)
-        return Outcome(Status.NOT_CHECKED, f"not checked: {services_path} is not in the image", expected, None,
-                       (ev,), reason="no Services key in the SYSTEM hive")
+        raise NotChecked("no Services key in the SYSTEM hive", f"not checked: {services_path} is not in the image",
+                         expected=expected, evidence=(ev,))
     if not drivers:
         ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True, actual=[],
                       derived=True)
-        return Outcome(Status.NOT_CHECKED, "not checked: no service has Start 0 or 1, which no bootable Windows "
-                       "has", expected, None, (ev,), reason="no boot-start or system-start driver")
+        raise NotChecked("no boot-start or system-start driver",
+                         "not checked: no service has Start 0 or 1, which no bootable Windows "
+                         "has", expected=expected, evidence=(ev,))
     files = ctx.files
     if files is None:
         ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True,
                       actual=[d.service for d in drivers], derived=True)
-        return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files were not readable", expected,
-                       None, (ev,), reason="no guest files")
+        raise NotChecked("no guest files", "not checked: the Windows volume's files were not readable",
+                         expected=expected, evidence=(ev,))
     catalogs: Catalogs | None = None
     if verify:
         catalogs = ctx.cached("authenticode.catalogs", lambda: Catalogs(files))
@@ -255,14 +256,17 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         + [f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center (attestation or "
            f"WHQL), or if nothing needs it at boot: sc.exe config {name} start= demand" for name, path in bad_fix])
     if missing:
-        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix)
+        # a driver file that is not there stops any VM at boot: required whatever the target
+        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix,
+                       required=True)
     if bad:
-        return Outcome(platform_status(required), " | ".join(parts), expected, actual, tuple(evidence),
+        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence),
                        remediation=fix)
     if undecided:
         flag = "" if verify else f"; {FLAG} decides catalog-signed drivers"
-        return Outcome(Status.NOT_CHECKED, f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)", expected,
-                       actual, tuple(evidence), reason=f"{len(undecided)} driver(s) not decided in {mode} mode")
+        raise NotChecked(f"{len(undecided)} driver(s) not decided in {mode} mode",
+                         f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)", expected=expected,
+                         actual=actual, evidence=tuple(evidence))
     return Outcome(Status.PASS, f"all {len(ok)} boot-start and system-start drivers are signed with a chain to "
                    f"Microsoft's kernel-mode roots ({mode} mode, {total_bytes} bytes read)", expected, actual,
                    tuple(evidence))

@@ -11,7 +11,8 @@ VDS_SAN_POLICY: 1 OnlineAll, 2 OfflineShared, 3 OfflineAll, 4 OfflineInternal; d
 from __future__ import annotations
 
 from azvhdaudit.report import Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, rule
+from azvhdaudit.rules.os import OS
 from azvhdaudit.rules.values import CURRENT, Group, Item, ValueRule, evaluate_items, register_values
 
 SAN_VALUES = {1: "OnlineAll", 2: "OfflineShared", 3: "OfflineAll", 4: "OfflineInternal"}
@@ -21,9 +22,7 @@ register_values(
         ValueRule(
             id="san.policy_onlineall",
             title="Disk SAN policy = OnlineAll (SanPolicy = 1)",
-            group=Group(
-                area="storage", source="Set Windows configurations for Azure", references=(DOC_CURRENT, DOC_2017)
-            ),
+            group=Group(area="storage", source="Set Windows configurations for Azure"),
             severity=Severity.REQUIRED,
             items=(
                 Item(r"HKLM\SYSTEM\CurrentControlSet\Services\partmgr\Parameters", "SanPolicy", 1, if_absent="warn"),
@@ -57,27 +56,23 @@ CDROM_ITEMS = (
 
 def _specialized(ctx: AuditContext) -> bool:
     """The image type the user stated, else the one the Sysprep facts found."""
-    sysprep = ctx.facts.extra.get("sysprep")
-    found = sysprep.get("state") if isinstance(sysprep, dict) else None
+    found = ctx.facts.sysprep.state if ctx.facts.sysprep is not None else None
     return (ctx.options.image_type or found) == "specialized"
 
 
 @rule(
-    RuleMeta(
-        id="os.dvd_rom_enabled",
-        title="CD/DVD-ROM not disabled (Azure attaches the provisioning media to generalized images)",
-        area="os",
-        severity=Severity.REQUIRED,
-        rationale="A generalized VM whose DVD drive is disabled stays stuck at OOBE: Azure hands the "
-        "provisioning data over on a virtual DVD. For a specialized image a disabled drive is a warning. "
-        "Checked: the cdrom driver's Start (4 = disabled) and the removable-storage deny policies; a single "
-        "device disabled in Device Manager is not visible here.",
-        source="Set Windows configurations for Azure (NOTE)",
-        baselines=CURRENT,
-        remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\cdrom' -Name Start "
-        "-Value 1 -Type DWord -Force  (and remove the 'Deny' removable-storage policies)",
-        references=(DOC_CURRENT,),
-    )
+    OS,
+    id="os.dvd_rom_enabled",
+    title="CD/DVD-ROM not disabled (Azure attaches the provisioning media to generalized images)",
+    severity=Severity.REQUIRED,
+    rationale="A generalized VM whose DVD drive is disabled stays stuck at OOBE: Azure hands the "
+    "provisioning data over on a virtual DVD. For a specialized image a disabled drive is a warning. "
+    "Checked: the cdrom driver's Start (4 = disabled) and the removable-storage deny policies; a single "
+    "device disabled in Device Manager is not visible here.",
+    source="Set Windows configurations for Azure (NOTE)",
+    baselines=CURRENT,
+    remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\cdrom' -Name Start "
+    "-Value 1 -Type DWord -Force  (and remove the 'Deny' removable-storage policies)",
 )
 def check_dvd(ctx: AuditContext) -> Outcome:
     outcome = evaluate_items(ctx, CDROM_ITEMS, Severity.REQUIRED)

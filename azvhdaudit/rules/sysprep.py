@@ -18,13 +18,15 @@ from dataclasses import replace
 from typing import Any
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
+from azvhdaudit.facts import SysprepFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.os import image_state, sysprep_of
 from azvhdaudit.rules.values import HiveUnavailable, Read, key_evidence, read_value
 
 GENERALIZE = "Generalize a VHD"
+SYSPREP = Group(area="sysprep", source=GENERALIZE)
 HIBER_KEY = r"SYSTEM\CurrentControlSet\Control\Session Manager\Power"
 CURRENT_ONLY = ("azure-2022",)
 ROLES_DOC = ("https://learn.microsoft.com/windows-hardware/manufacture/desktop/"
@@ -42,9 +44,9 @@ UNSUPPORTED_ROLE_SERVICES = {
 }
 
 
-def _from_setup(facts: dict[str, Any]) -> bool:
+def _from_setup(facts: SysprepFacts) -> bool:
     """Whether the state was decided by SYSTEM\\Setup (no ImageState in the registry, no State.ini)."""
-    return not facts.get("image_state") and not facts.get("state_ini") and facts.get("setup_type") is not None
+    return not facts.image_state and not facts.state_ini and facts.setup_type is not None
 
 
 def _stored(ctx: AuditContext, path: str, name: str, fallback: Any, hive: str) -> Evidence:
@@ -55,27 +57,27 @@ def _stored(ctx: AuditContext, path: str, name: str, fallback: Any, hive: str) -
                     present=fallback is not None, note="as recorded in the image facts", derived=fallback is not None)
 
 
-def _sysprep_evidence(ctx: AuditContext, facts: dict[str, Any], setup: bool = False) -> tuple[Evidence, ...]:
+def _sysprep_evidence(ctx: AuditContext, facts: SysprepFacts, setup: bool = False) -> tuple[Evidence, ...]:
     """The evidence a verdict stands on: ImageState (only where SOFTWARE was read: an unread hive is not an
     absent value), State.ini, and ``SYSTEM\\Setup`` only where ``setup`` says it decided the verdict."""
     ev = []
-    if "SOFTWARE" not in (facts.get("missing_hives") or []):
-        ev.append(_stored(ctx, osinfo.SETUP_STATE, "ImageState", facts.get("image_state"), "SOFTWARE"))
-    if facts.get("state_ini") is not None:
-        ev.append(Evidence(source="file", key=osinfo.STATE_INI, value_name="ImageState", actual=facts["state_ini"],
+    if "SOFTWARE" not in facts.missing_hives:
+        ev.append(_stored(ctx, osinfo.SETUP_STATE, "ImageState", facts.image_state, "SOFTWARE"))
+    if facts.state_ini is not None:
+        ev.append(Evidence(source="file", key=osinfo.STATE_INI, value_name="ImageState", actual=facts.state_ini,
                            present=True))
-    if setup and (facts.get("setup_type") is not None or facts.get("cmdline") is not None):
-        ev.append(_stored(ctx, r"SYSTEM\Setup", "SetupType", facts.get("setup_type"), "SYSTEM"))
-        ev.append(_stored(ctx, r"SYSTEM\Setup", "CmdLine", facts.get("cmdline"), "SYSTEM"))
-    if facts.get("sysprep_succeeded_tag") is not None:
-        tag = bool(facts["sysprep_succeeded_tag"])
+    if setup and (facts.setup_type is not None or facts.cmdline is not None):
+        ev.append(_stored(ctx, r"SYSTEM\Setup", "SetupType", facts.setup_type, "SYSTEM"))
+        ev.append(_stored(ctx, r"SYSTEM\Setup", "CmdLine", facts.cmdline, "SYSTEM"))
+    if facts.sysprep_succeeded_tag is not None:
+        tag = bool(facts.sysprep_succeeded_tag)
         ev.append(Evidence(source="file", key=osinfo.SYSPREP_TAG, actual=True if tag else None, present=tag))
     return tuple(ev)
 
 
-def _software_unread(ctx: AuditContext, facts: dict[str, Any]) -> str:
+def _software_unread(ctx: AuditContext, facts: SysprepFacts) -> str:
     """Why ImageState could not be read (the SOFTWARE hive is unreadable), or "" when it was read."""
-    if "SOFTWARE" not in (facts.get("missing_hives") or []):
+    if "SOFTWARE" not in facts.missing_hives:
         return ""
     return ctx.registry.why_unavailable("SOFTWARE") or "the SOFTWARE hive could not be read"
 
@@ -87,11 +89,11 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
     return state, origin
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.state",
     title="Classify image as generalized vs specialized (and report it)",
-    area="sysprep",
-    severity=Severity.INFORMATIONAL,
+    severity=Severity.REQUIRED,
     rationale="A generalized image (sysprep /generalize /oobe) is uploaded with --os-state Generalized and "
               "provisioned by Azure; a specialized one is used as is. Uploading with the wrong state leaves the "
               "VM stuck at OOBE or failing provisioning. ImageState is the primary evidence, State.ini and "
@@ -100,27 +102,25 @@ def _generalized_only(ctx: AuditContext) -> tuple[str, str]:
               "SOFTWARE hive unreadable the state is shown but not checked.",
     source="Determine when to use Sysprep",
     remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown  (for a generalized image)",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_state(ctx: AuditContext) -> Outcome:
     facts = sysprep_of(ctx)
-    state = str(facts.get("state") or "unknown")
+    state = facts.state or "unknown"
     ev = _sysprep_evidence(ctx, facts, setup=_from_setup(facts))
-    why = "; ".join(facts.get("evidence", [])) or "no Sysprep evidence"
+    why = "; ".join(facts.evidence) or "no Sysprep evidence"
     wanted = ctx.options.image_type
     unread = _software_unread(ctx, facts)
     if unread and state != "unknown":
         # ImageState is what the state is read from; State.ini and SYSTEM\Setup stand in for it only where the
         # registry holds no ImageState, and can disagree with it. With SOFTWARE unread they show, not decide.
         reason = f"ImageState not read: {unread}"
-        return Outcome(Status.NOT_CHECKED, f"{why}; not checked, the registry's ImageState could not be read "
-                       f"({unread})", wanted, None, ev, reason=reason)
+        raise NotChecked(reason, f"{why}; not checked, the registry's ImageState could not be read "
+                         f"({unread})", expected=wanted, evidence=ev)
     if state == "unknown":
-        missing = facts.get("missing_hives") or []
+        missing = facts.missing_hives
         reason = (f"hives not readable: {', '.join(missing)}" if missing
                   else "no ImageState, State.ini or SYSTEM\\Setup evidence")
-        return Outcome(Status.NOT_CHECKED, f"the Sysprep state could not be established ({reason})", wanted, None,
-                       ev, reason=reason)
+        raise NotChecked(reason, f"the Sysprep state could not be established ({reason})", expected=wanted, evidence=ev)
     if state == "undeployable":
         return Outcome(Status.WARNING, f"the image is in no deployable state ({why}): a setup pass or sysprep did "
                        r"not finish (see Windows\System32\Sysprep\Panther\setuperr.log)", wanted, state, ev)
@@ -135,32 +135,31 @@ def check_state(ctx: AuditContext) -> Outcome:
                    "upload it as generalized", wanted, state, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.oobe_shutdown_not_audit",
     title="Generalized image was resealed to OOBE (not Audit mode)",
-    area="sysprep",
     severity=Severity.REQUIRED,
     rationale="Azure provisions a generalized image through OOBE; an image resealed to Audit mode, or left "
               "UNDEPLOYABLE by an interrupted sysprep, does not provision.",
-    source=GENERALIZE,
     remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_oobe(ctx: AuditContext) -> Outcome:
     _generalized_only(ctx)
     facts = sysprep_of(ctx)
-    value = facts.get("image_state") or facts.get("state_ini")
+    value = facts.image_state or facts.state_ini
     ev = _sysprep_evidence(ctx, facts)
     expected = "IMAGE_STATE_GENERALIZE_RESEAL_TO_OOBE"
     unread = _software_unread(ctx, facts)
     if unread:
         # State.ini stands in for ImageState only where the registry holds none (see check_state).
-        shown = f"State.ini says ImageState = {facts['state_ini']}" if facts.get("state_ini") else "no State.ini"
-        return Outcome(Status.NOT_CHECKED, f"{shown}; not checked, the registry's ImageState could not be read "
-                       f"({unread})", expected, None, ev, reason=f"ImageState not read: {unread}")
+        shown = f"State.ini says ImageState = {facts.state_ini}" if facts.state_ini else "no State.ini"
+        raise NotChecked(f"ImageState not read: {unread}",
+                         f"{shown}; not checked, the registry's ImageState could not be read ({unread})",
+                         expected=expected, evidence=ev)
     if value is None:
-        return Outcome(Status.NOT_CHECKED, "ImageState is in neither the registry nor State.ini", expected, None, ev,
-                       reason="ImageState absent")
+        raise NotChecked("ImageState absent", "ImageState is in neither the registry nor State.ini", expected=expected,
+                         evidence=ev)
     value = str(value).upper()
     if value == expected:
         return Outcome(Status.PASS, "generalized and resealed to OOBE", expected, value, ev)
@@ -173,10 +172,10 @@ def check_oobe(ctx: AuditContext) -> Outcome:
     return Outcome(Status.FAIL, f"ImageState {value}: the image is not generalized", expected, value, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.no_custom_unattend",
     title="No custom unattend.xml that Windows Setup would pick up",
-    area="sysprep",
     severity=Severity.REQUIRED,
     rationale="Azure provisions a generalized image with its own answer file; a custom unattend.xml left in the "
               "image is not supported (only additionalUnattendContent through the API).",
@@ -184,16 +183,16 @@ def check_oobe(ctx: AuditContext) -> Outcome:
     baselines=CURRENT_ONLY,
     remediation=r"Delete the unattend files (C:\Windows\Panther\Unattend.xml ...) and the SYSTEM\Setup "
                 "UnattendFile value before sysprep",
-))
+)
 def check_unattend(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "no unattend file", None,
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "the Windows volume's files cannot be read",
+                         expected="no unattend file")
     facts = sysprep_of(ctx)
-    found = list(facts.get("unattend_files") or [])
-    if facts.get("unattend_value"):
-        found.append(f"HKLM\\SYSTEM\\Setup UnattendFile = {facts['unattend_value']}")
+    found = list(facts.unattend_files)
+    if facts.unattend_value:
+        found.append(f"HKLM\\SYSTEM\\Setup UnattendFile = {facts.unattend_value}")
     ev = tuple(Evidence(source="file", key=p, present=p in found) for p in osinfo.UNATTEND_FILES)
     if found:
         status = Status.FAIL if state == "generalized" else Status.WARNING
@@ -203,10 +202,10 @@ def check_unattend(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "no unattend.xml where Windows Setup looks for one", "none", [], ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.panther_deleted",
     title="C:\\Windows\\Panther deleted before generalization",
-    area="sysprep",
     severity=Severity.RECOMMENDED,
     rationale="Old setup logs and answer files in Panther can be picked up again by setup. The folder should be "
               "deleted before sysprep; the files sysprep writes itself go to System32\\Sysprep\\Panther. File "
@@ -214,12 +213,11 @@ def check_unattend(ctx: AuditContext) -> Outcome:
     source=GENERALIZE + " step 3",
     baselines=CURRENT_ONLY,
     remediation=r"Delete the panther directory (C:\Windows\Panther) before running sysprep.exe",
-))
+)
 def check_panther(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "absent", None,
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "the Windows volume's files cannot be read", expected="absent")
     entries = ctx.files.listdir(osinfo.PANTHER)
     ev = (Evidence(source="file", key=osinfo.PANTHER, actual=entries, present=entries is not None),)
     if not entries:
@@ -229,22 +227,20 @@ def check_panther(ctx: AuditContext) -> Outcome:
                    f"before sysprep (Sysprep state: {state}, from {origin})", "absent", entries, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.extensions_removed",
     title="Azure VM extensions removed (image captured from an existing Azure VM)",
-    area="sysprep",
     severity=Severity.RECOMMENDED,
     rationale="Extensions installed in the source VM (C:\\Packages\\Plugins) run again, with stale settings, on "
               "every VM made from the image.",
-    source=GENERALIZE,
     baselines=CURRENT_ONLY,
     remediation="Remove the VM extensions (Remove-AzVMExtension) and delete C:\\Packages\\Plugins before sysprep",
-))
+)
 def check_extensions(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "the Windows volume's files cannot be read", "absent", None,
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "the Windows volume's files cannot be read", expected="absent")
     entries = ctx.files.listdir(osinfo.PLUGINS)
     ev = (Evidence(source="file", key=osinfo.PLUGINS, actual=entries, present=entries is not None),)
     if entries:
@@ -253,22 +249,22 @@ def check_extensions(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "no extension plug-ins in C:\\Packages\\Plugins", "absent", entries, ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.role_supported",
     title="Installed server roles support Sysprep",
-    area="sysprep",
     severity=Severity.ADVISORY,
     rationale="Sysprep does not generalize every server role; a generalized image with such a role is broken. "
               "The role list is a heuristic on the roles' services (Sysprep Support for Server Roles).",
     source="Determine when to use Sysprep",
     remediation="Remove the role before generalizing, or upload the disk as specialized",
-    references=(DOC_CURRENT, DOC_2017, ROLES_DOC),
-))
+    references=(ROLES_DOC,),
+)
 def check_roles(ctx: AuditContext) -> Outcome:
     state, origin = _generalized_only(ctx)
     if not ctx.registry.has_hive("SYSTEM"):
         why = ctx.registry.why_unavailable("SYSTEM")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     found = {}
     for name, role in UNSUPPORTED_ROLE_SERVICES.items():
         if name == "NTDS":
@@ -291,10 +287,10 @@ def check_roles(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "no role Sysprep cannot generalize was found", "none", [], ev)
 
 
-@rule(RuleMeta(
+@rule(
+    SYSPREP,
     id="sysprep.hibernation_off",
     title="Hibernation and Fast Startup off (no hiberfil.sys)",
-    area="sysprep",
     severity=Severity.RECOMMENDED,
     rationale="A VM shut down with Fast Startup (HiberbootEnabled) resumes a hibernated kernel on its first "
               "boot in Azure, on different hardware; hiberfil.sys also wastes space on the OS disk. Derived "
@@ -302,7 +298,7 @@ def check_roles(ctx: AuditContext) -> Outcome:
     source="derived (Generalize a VHD: shut down, do not restart)",
     baselines=CURRENT_ONLY,
     remediation="powercfg.exe /hibernate off",
-))
+)
 def check_hibernation(ctx: AuditContext) -> Outcome:
     try:
         read: Read | None = read_value(ctx, HIBER_KEY, "HiberbootEnabled")
@@ -333,5 +329,5 @@ def check_hibernation(ctx: AuditContext) -> Outcome:
     if unknown:
         seen = "no Fast Startup" if read is not None else "no hiberfil.sys" if present is False else "nothing read"
         reason = "; ".join(unknown)
-        return Outcome(Status.NOT_CHECKED, f"{seen}; not checked: {reason}", "off", None, tuple(ev), reason=reason)
+        raise NotChecked(reason, f"{seen}; not checked: {reason}", expected="off", evidence=tuple(ev))
     return Outcome(Status.PASS, "no Fast Startup and no hiberfil.sys", "off", None, tuple(ev))

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Outcome, Severity
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, rule
 from azvhdaudit.rules.services import service_outcome
 from azvhdaudit.rules.values import BOTH, Group, Item, ValueRule, register_values
 
-TIME = Group(area="time", source="Set Windows configurations for Azure", references=(DOC_CURRENT, DOC_2017))
+TIME = Group(area="time", source="Set Windows configurations for Azure")
 
 register_values(
     (
@@ -41,18 +41,14 @@ register_values(
 
 
 @rule(
-    RuleMeta(
-        id="time.w32time_auto",
-        title="Windows Time (W32Time) start type Automatic",
-        area="time",
-        severity=Severity.REQUIRED,
-        rationale="Keeps the clock synchronised with the host. Disabled fails; Manual (Trigger Start, the "
-        "default on machines outside a domain) is a warning.",
-        source="Set Windows configurations for Azure",
-        baselines=BOTH,
-        remediation="Set-Service -Name w32time -StartupType Automatic",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    TIME,
+    id="time.w32time_auto",
+    title="Windows Time (W32Time) start type Automatic",
+    severity=Severity.REQUIRED,
+    rationale="Keeps the clock synchronised with the host. Disabled fails; Manual (Trigger Start, the "
+    "default on machines outside a domain) is a warning.",
+    baselines=BOTH,
+    remediation="Set-Service -Name w32time -StartupType Automatic",
 )
 def check_w32time(ctx: AuditContext) -> Outcome:
     return service_outcome(ctx, "W32Time", 2, Severity.REQUIRED)

@@ -2,10 +2,11 @@
 
 References: "Prepare a Windows VHD or VHDX to upload to Azure", "Install Windows updates" (the table of
 minimum binary versions per OS, the WannaCrypt MS17-010 and CVE-2018-0886 rows, "no pending restart");
-the 2017 version of the same table (five columns, no vmstorfl.sys, no CVE-2018-0886). The table is copied
-from the fact catalogue (``azure-checks.yaml`` ``update_minimums``) into ``azvhdaudit/data/update_minimums.json``
-by ``tests/image_rules/make_update_minimums.py``. Windows 10 servicing levels (UBR) of the March 2017
-(MS17-010) and May 2018 (CVE-2018-0886) updates are those of the catalogue and the KB release notes.
+the 2017 version of the same table (MicrosoftDocs/azure-docs, ms.date 2017-08-01: five columns, no vmstorfl.sys,
+no CVE-2018-0886). The table is kept in ``azvhdaudit/data/update_minimums.json``, written by
+``tests/image_rules/make_update_minimums.py`` from a transcription of the doc's table. Windows 10 servicing levels
+(UBR) of the March 2017 (MS17-010) and May 2018 (CVE-2018-0886) updates are those of Microsoft's release notes of
+those updates.
 
 Versions are read from the binaries' VS_FIXEDFILEINFO (``ctx.files.file_version``), never from strings.
 """
@@ -19,17 +20,18 @@ from functools import lru_cache
 from typing import Any
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import OSFacts
 from azvhdaudit.pe import format_version, parse_version
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.os import build_name, os_evidence, os_of
 from azvhdaudit.rules.values import key_evidence, read_value
 
 __all__ = ["update_table", "column_for", "minimum_for", "check_rows", "kb_installed"]
 
 SECTION = "Install Windows updates"
+UPDATES = Group(area="updates", source=SECTION)
 Version = tuple[int, int, int, int]
 
 #: CBS package states that mean "installed" (CbsState: 0x50 superseded, 0x70 installed, 0x80 permanent)
@@ -39,9 +41,10 @@ INSTALLED_STATES = (0x50, 0x70, 0x80)
 MS17_010_UBR = {10240: 17319, 10586: 839, 14393: 953}
 #: the first build that shipped with the MS17-010 fix
 MS17_010_FIXED_BUILD = 15063
-#: srv.sys versions of the MS17-010 updates (derived, not in the doc; the catalogue marks them uncertain)
+#: srv.sys versions of the MS17-010 updates (derived from the updates' file versions, not in the doc, and not
+#: certain: the evidence marks them "derived")
 MS17_010_SRV = {7601: "6.1.7601.23689", 9200: "6.2.9200.22099", 9600: "6.3.9600.18604"}
-#: Windows 10 builds -> the UBR of the May 2018 update that fixed CVE-2018-0886 (catalogue updates.cve_2018_0886)
+#: Windows 10 builds -> the UBR of the May 2018 update that fixed CVE-2018-0886 (the updates' release notes)
 CVE_2018_0886_UBR = {14393: 2248, 15063: 1088, 16299: 431, 17134: 48}
 CVE_2018_0886_FIXED_BUILD = 17763
 
@@ -101,11 +104,12 @@ def check_rows(ctx: AuditContext, column: dict[str, Any], rows: list[dict[str, A
     return out
 
 
-def _need_os(ctx: AuditContext) -> OSFacts | Outcome:
+def _need_os(ctx: AuditContext) -> OSFacts:
+    """The OS facts with a build; raises :class:`NotChecked` when the build is unknown."""
     osf = os_of(ctx)
     if osf is None or osf.build is None:
         why = ctx.registry.why_unavailable("SOFTWARE") or "CurrentBuild is not in the SOFTWARE hive"
-        return Outcome(Status.NOT_CHECKED, f"not checked: the OS build is unknown ({why})", reason=why)
+        raise NotChecked(why, f"not checked: the OS build is unknown ({why})")
     return osf
 
 
@@ -119,29 +123,24 @@ def _no_column(osf: OSFacts, profile: str) -> NotApplicable:
                          "through Windows Update")
 
 
-@rule(RuleMeta(
+@rule(
+    UPDATES,
     id="updates.min_file_versions",
     title="Minimum versions of storage/network/kernel/RDS binaries (table-driven)",
-    area="updates",
     severity=Severity.REQUIRED,
     rationale="Older storage, network and RDS binaries have bugs that stop VMs in Azure (storage timeouts, "
               "network loss, RDP failures). The doc asks for a fully patched image, or at least these versions. "
               "A missing binary means the component is not installed (vmswitch.sys needs Hyper-V, msdsm.sys "
               "and mpio.sys MPIO, rdpcorets.dll the RDP 8 update): a warning, not a failure.",
-    source=SECTION,
     remediation="Install the listed KB (or any later cumulative/rollup update) via Windows Update",
-    references=(DOC_CURRENT, DOC_2017),
-))
+)
 def check_min_versions(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
-    if isinstance(osf, Outcome):
-        return osf
     column = column_for(osf.build, ctx.profile)
     if column is None:
         raise _no_column(osf, ctx.profile)
     if ctx.files is None:
-        return Outcome(Status.NOT_CHECKED, "not checked: the Windows volume's files cannot be read",
-                       reason="no guest file access")
+        raise NotChecked("no guest file access", "not checked: the Windows volume's files cannot be read")
     rows = [r for r in update_table()["rows"] if ctx.profile != "azure-2017" or r["in_2017_table"]]
     results = check_rows(ctx, column, rows)
     ev = tuple(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"],
@@ -153,8 +152,9 @@ def check_min_versions(ctx: AuditContext) -> Outcome:
     missing = [r for r in results if r["status"] in ("missing", "unreadable")]
     label = column["label"]
     if results and len(missing) == len(results):
-        return Outcome(Status.NOT_CHECKED, f"none of the {len(results)} binaries of the {label} column could be read",
-                       "the table's minimums", results, ev, reason="no binary version could be read")
+        raise NotChecked("no binary version could be read",
+                         f"none of the {len(results)} binaries of the {label} column could be read",
+                         expected="the table's minimums", actual=results, evidence=ev)
     if low:
         shown = "; ".join(f"{r['binary']} {r['version']} < {r['minimum']} ({r['kb'] or 'no KB'})" for r in low)
         return Outcome(Status.FAIL, f"{len(low)} of {len(results)} binaries below the {label} minimum: {shown}",
@@ -210,8 +210,7 @@ def _ubr_outcome(
     if build in thresholds:
         need = thresholds[build]
         if osf.ubr is None:
-            return Outcome(Status.NOT_CHECKED, "UBR is not in the SOFTWARE hive", f"{build}.{need}", None, ev,
-                           reason="UBR absent")
+            raise NotChecked("UBR absent", "UBR is not in the SOFTWARE hive", expected=f"{build}.{need}", evidence=ev)
         if osf.ubr >= need:
             return Outcome(Status.PASS, f"OS build {build}.{osf.ubr} includes the {what} fix ({build}.{need})",
                            f">= {build}.{need}", f"{build}.{osf.ubr}", ev)
@@ -220,10 +219,10 @@ def _ubr_outcome(
     return None
 
 
-@rule(RuleMeta(
+@rule(
+    UPDATES,
     id="updates.ms17_010",
     title="MS17-010 (WannaCrypt) fix installed",
-    area="updates",
     severity=Severity.REQUIRED,
     rationale="The doc requires the MS17-010 fix. Evidence, strongest first: Windows 10's servicing level (UBR), "
               "the KB's CBS package, the srv.sys version of the MS17-010 update (derived, not in the doc). The doc "
@@ -232,13 +231,10 @@ def _ubr_outcome(
     source=SECTION + " (Security: WannaCrypt MS17-010)",
     remediation="Install the MS17-010 update (KB4012212/KB4012215 on 2008 R2 SP1, KB4012214/KB4012217 on 2012, "
                 "KB4012213/KB4012216 on 2012 R2) or any later rollup",
-    references=(DOC_CURRENT, DOC_2017,
-                "https://learn.microsoft.com/security-updates/securitybulletins/2017/ms17-010"),
-))
+    references=("https://learn.microsoft.com/security-updates/securitybulletins/2017/ms17-010",),
+)
 def check_ms17_010(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
-    if isinstance(osf, Outcome):
-        return osf
     by_ubr = _ubr_outcome(ctx, osf, MS17_010_UBR, MS17_010_FIXED_BUILD, "MS17-010")
     if by_ubr is not None:
         return by_ubr
@@ -248,7 +244,7 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
     kbs = _kbs("MS17-010", column)
     if not ctx.registry.has_hive("SOFTWARE") and ctx.files is None:
         why = ctx.registry.why_unavailable("SOFTWARE")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     found = kb_installed(ctx, kbs)
     ev: list[Evidence] = [_packages_evidence(ctx, kbs, found)]
     if found:
@@ -270,15 +266,16 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
         if version is None and not ctx.files.exists(r"Windows\System32\drivers\srv.sys"):
             return Outcome(Status.PASS, "the SMBv1 server driver srv.sys is not installed: MS17-010 does not apply",
                            srv_min, "not present", tuple(ev))
-    return Outcome(Status.NOT_CHECKED, "no MS17-010 package record and no comparable srv.sys version; superseded "
-                   "packages may have been cleaned up, so this is not proof of absence", kbs, None, tuple(ev),
-                   reason="inconclusive evidence")
+    raise NotChecked("inconclusive evidence",
+                     "no MS17-010 package record and no comparable srv.sys version; superseded "
+                     "packages may have been cleaned up, so this is not proof of absence", expected=kbs,
+                     evidence=tuple(ev))
 
 
-@rule(RuleMeta(
+@rule(
+    UPDATES,
     id="updates.cve_2018_0886",
     title="CVE-2018-0886 (CredSSP) update installed",
-    area="updates",
     severity=Severity.REQUIRED,
     rationale="Since May 2018 clients refuse CredSSP to unpatched hosts: RDP to a VM without this update fails "
               "with \"CredSSP encryption oracle remediation\". Windows 10 is judged by its UBR, older Windows by "
@@ -286,12 +283,10 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
     source=SECTION + " (CVE-2018-0886)",
     baselines=("azure-2022",),
     remediation="Install the May 2018 (or later) cumulative update / monthly rollup",
-    references=(DOC_CURRENT, "https://msrc.microsoft.com/update-guide/vulnerability/CVE-2018-0886"),
-))
+    references=("https://msrc.microsoft.com/update-guide/vulnerability/CVE-2018-0886",),
+)
 def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
-    if isinstance(osf, Outcome):
-        return osf
     by_ubr = _ubr_outcome(ctx, osf, CVE_2018_0886_UBR, CVE_2018_0886_FIXED_BUILD, "CVE-2018-0886")
     if by_ubr is not None:
         return by_ubr
@@ -300,15 +295,16 @@ def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
         raise _no_column(osf, ctx.profile)
     if not ctx.registry.has_hive("SOFTWARE"):
         why = ctx.registry.why_unavailable("SOFTWARE")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", reason=why)
+        raise NotChecked(why)
     kbs = _kbs("CVE-2018-0886", column)
     found = kb_installed(ctx, kbs)
     ev = (_packages_evidence(ctx, kbs, found),)
     if found:
         return Outcome(Status.PASS, f"CVE-2018-0886 package installed: {found[0]}", kbs, found, ev)
-    return Outcome(Status.NOT_CHECKED, f"no package of {', '.join(kbs)} recorded; a later rollup may include the "
-                   "fix and superseded records get cleaned up, so this is not proof either way", kbs, None, ev,
-                   reason="inconclusive evidence")
+    raise NotChecked("inconclusive evidence",
+                     f"no package of {', '.join(kbs)} recorded; a later rollup may include the "
+                     "fix and superseded records get cleaned up, so this is not proof either way", expected=kbs,
+                     evidence=ev)
 
 
 def rename_operations(strings: list[str]) -> list[tuple[str, str]]:
@@ -359,29 +355,30 @@ def _pending_evidence(ctx: AuditContext) -> tuple[list[Evidence], list[str]]:
     return evidence, reasons
 
 
-@rule(RuleMeta(
+@rule(
+    UPDATES,
     id="updates.no_pending_reboot",
     title="No pending restart / pending servicing operations",
-    area="updates",
     severity=Severity.REQUIRED,
     rationale="Updates waiting for a restart finish on the first boot in Azure (slow, can fail provisioning) "
               "and sysprep refuses to run with servicing operations pending.",
     source=SECTION + " (NOTE) and before Sysprep",
     baselines=("azure-2022",),
     remediation="Install all updates and restart once before migration / before sysprep.exe",
-))
+)
 def check_pending_reboot(ctx: AuditContext) -> Outcome:
     have = [h for h in ("SOFTWARE", "SYSTEM") if ctx.registry.has_hive(h)]
     ev, reasons = _pending_evidence(ctx)
     if not have:
         why = ctx.registry.why_unavailable("SOFTWARE") + "; " + ctx.registry.why_unavailable("SYSTEM")
-        return Outcome(Status.NOT_CHECKED, f"not checked: {why}", "nothing pending", None, tuple(ev), reason=why)
+        raise NotChecked(why, expected="nothing pending", evidence=tuple(ev))
     if reasons:
         return Outcome(Status.FAIL, "a restart is pending: " + "; ".join(reasons), "nothing pending", reasons,
                        tuple(ev))
     missing = [h for h in ("SOFTWARE", "SYSTEM") if h not in have]
     if missing:
-        return Outcome(Status.NOT_CHECKED, f"nothing pending in what was read, but {' and '.join(missing)} could not "
-                       "be read", "nothing pending", None, tuple(ev), reason=f"{', '.join(missing)} unavailable")
+        raise NotChecked(f"{', '.join(missing)} unavailable",
+                         f"nothing pending in what was read, but {' and '.join(missing)} could not "
+                         "be read", expected="nothing pending", evidence=tuple(ev))
     return Outcome(Status.PASS, "no pending restart (CBS, Windows Update, file renames, pending.xml)",
                    "nothing pending", [], tuple(ev))

@@ -11,7 +11,8 @@ A :class:`ValueRule` is one row: id, title, severity, one or more :class:`Item` 
 accepted registry types, expected value and comparison), the doc section, the baselines and the fix
 line. References shared by an area live in its :class:`Group`. The verdict has three levels — the key
 exists, the value exists, the value equals — and the message says which; a missing hive is never a
-pass (:class:`HiveUnavailable` is turned into "not checked" by the engine).
+pass (:class:`~azvhdaudit.errors.HiveUnavailable`, a :class:`~azvhdaudit.errors.NotChecked`, is turned into
+"not checked" by the engine).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from azvhdaudit.errors import HiveNotFoundError
+from azvhdaudit.errors import HiveUnavailable
 from azvhdaudit.registry.model import RegKey, RegType, RegValue
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, Rule, RuleMeta, register
+from azvhdaudit.rules.base import AuditContext, Group, Rule, RuleMeta, register
 
 __all__ = [
     "HiveUnavailable",
@@ -51,16 +52,6 @@ Y2017 = ("azure-2017",)
 
 #: comparisons a row may use (its ``compare``)
 COMPARES = ("eq", "eq_ci", "in", "ne", "absent", "report")
-
-
-class HiveUnavailable(HiveNotFoundError):
-    """A rule needs a hive (or the current control set) that could not be read; the engine reports
-    the rule as not checked with :attr:`reason`."""
-
-    def __init__(self, hive: str, reason: str) -> None:
-        super().__init__(reason)
-        self.hive = hive
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -229,16 +220,6 @@ def worst(statuses: Iterable[Status]) -> Status:
 
 
 # --- rows ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Group:
-    """What the rows of one area share: the area name, the doc section and the references."""
-
-    area: str
-    source: str
-    references: tuple[str, ...] = (DOC_CURRENT, DOC_2017)
-    rationale: str = ""
 
 
 @dataclass(frozen=True)
@@ -513,29 +494,24 @@ class ValueRule:
     #: the doc section, when it differs from the group's
     source: str = ""
     expected: Any = None
+    #: documents the row cites beyond its baselines' and its group's
     references: tuple[str, ...] = field(default=())
+    #: the hives the row reads, when not its group's
+    hives: tuple[str, ...] | None = None
 
     def meta(self) -> RuleMeta:
-        return RuleMeta(
+        """The row's metadata: area, section and references derived from its group and baselines."""
+        return self.group.meta(
             id=self.id,
             title=self.title,
-            area=self.group.area,
             severity=self.severity,
-            rationale=self.rationale or self.group.rationale,
-            source=self.source or self.group.source,
+            rationale=self.rationale,
+            source=self.source,
             baselines=self.baselines,
             remediation=self.remediation,
-            references=self.references or self._references(),
+            references=self.references,
+            hives=self.hives,
         )
-
-    def _references(self) -> tuple[str, ...]:
-        # A row held by one baseline cites that document only; the group names both.
-        refs = self.group.references
-        if self.baselines == CURRENT:
-            refs = tuple(r for r in refs if r != DOC_2017) or refs
-        elif self.baselines == Y2017:
-            refs = tuple(r for r in refs if r != DOC_CURRENT) or refs
-        return refs
 
     def check(self, ctx: AuditContext) -> Outcome:
         outcome, verdicts = _evaluate(ctx, self.items, self.severity, self.expected)

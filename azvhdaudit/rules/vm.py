@@ -26,16 +26,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from azvhdaudit import osinfo
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import ImageFacts, PartitionFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
+from azvhdaudit.rules.disk import DISK
 from azvhdaudit.rules.values import HiveUnavailable
 
 __all__ = ["VM_ROLE", "DiskInfo", "VMContext", "WINDOWS_VOLUME_RULE", "TEMP_DRIVE"]
 
 #: the role of the cross-disk rules in :attr:`RuleMeta.disk_roles`
 VM_ROLE = "vm"
+VM = Group(area="vm", hives=("SYSTEM",))
 #: the rule that says whether an OS disk holds Windows; it runs when the guest rules cannot
 WINDOWS_VOLUME_RULE = "disk.windows_volume"
 #: the letter Azure gives the temporary (resource) disk
@@ -117,10 +119,10 @@ def _partitions_text(facts: ImageFacts) -> str:
 # --- the OS disk holds Windows ----------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(
+    DISK,
     id=WINDOWS_VOLUME_RULE,
     title="OS disk holds a Windows volume (Windows\\System32\\config\\SYSTEM on NTFS)",
-    area="disk-format",
     severity=Severity.REQUIRED,
     rationale="Every other check of an OS disk reads the Windows installation on it. A disk without one is a "
               "data disk (audit it as one, beside its OS disk), an encrypted volume, or the wrong file. When "
@@ -128,8 +130,10 @@ def _partitions_text(facts: ImageFacts) -> str:
     source="intro: an OS image holds an operating system (VM images and OS images)",
     remediation="Give the OS disk of the VM; audit a disk without Windows as a data disk "
                 "(audit(os_disk, data_disks=[...]) or azvhdaudit audit OS.vhd --data-disk DATA.vhd)",
-    references=(DOC_CURRENT, VM_IMAGES_2017),
-))
+    references=(VM_IMAGES_2017,),
+    hives=("SYSTEM",),
+    finds_guest=True,
+)
 def check_windows_volume(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     if facts.windows_partition is not None:
@@ -146,9 +150,10 @@ def check_windows_volume(ctx: AuditContext) -> Outcome:
     ev = (Evidence(source="facts", key="partitions", actual=_partitions_text(facts), present=bool(facts.partitions),
                    note=ctx.registry.why_unavailable("SYSTEM")),)
     if facts.bitlocker:
-        return Outcome(Status.NOT_CHECKED, "the disk's NTFS volume is BitLocker-encrypted: whether it holds Windows "
-                       "cannot be read (see disk.os_volume_not_bitlocker)", "a Windows volume", "encrypted", ev,
-                       reason="the volume is BitLocker-encrypted")
+        raise NotChecked("the volume is BitLocker-encrypted",
+                         "the disk's NTFS volume is BitLocker-encrypted: whether it holds Windows "
+                         "cannot be read (see disk.os_volume_not_bitlocker)", expected="a Windows volume",
+                         actual="encrypted", evidence=ev)
     text = f"no NTFS volume holds Windows\\System32\\config\\SYSTEM ({_partitions_text(facts)})"
     if ctx.options.role is None:
         text += ("; if this is a data disk, audit it as one: role='data', or beside its OS disk with "
@@ -159,10 +164,10 @@ def check_windows_volume(ctx: AuditContext) -> Outcome:
 # --- cross-disk checks --------------------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(
+    VM,
     id="vm.data_disks_known",
     title="Every data disk is known to the OS disk's Windows (SYSTEM\\MountedDevices), with its drive letters",
-    area="vm",
     severity=Severity.RECOMMENDED,
     rationale="Windows records each volume it has mounted in SYSTEM\\MountedDevices by MBR disk signature and "
               "partition offset, or by GPT partition GUID, with the drive letter it gave. A data disk found "
@@ -174,9 +179,9 @@ def check_windows_volume(ctx: AuditContext) -> Outcome:
                 "deployment bring the disk online and set its letter: Get-Disk | Where-Object IsOffline | "
                 "Set-Disk -IsOffline $false; Get-Partition -DiskNumber <n> -PartitionNumber <p> | "
                 "Set-Partition -NewDriveLetter <X>",
-    references=(DOC_CURRENT, VM_IMAGES_2017),
+    references=(VM_IMAGES_2017,),
     disk_roles=(VM_ROLE,),
-))
+)
 def check_data_disks_known(ctx: AuditContext) -> Outcome:
     vm = _vm(ctx)
     if not vm.data_disks:
@@ -229,10 +234,10 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
                    "every data disk known", per_disk, tuple(ev))
 
 
-@rule(RuleMeta(
+@rule(
+    VM,
     id="vm.temp_drive_letter_free",
     title="No disk of the VM takes drive letter D: (Azure's temporary disk, where the page file goes)",
-    area="vm",
     severity=Severity.RECOMMENDED,
     rationale="In Azure the temporary (resource) disk of the VM sizes that have one is D:, and the doc puts the "
               "page file on it "
@@ -243,9 +248,9 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
     remediation="Inside the VM before capture, give the data volume another letter: Get-Partition -DriveLetter D "
                 "| Set-Partition -NewDriveLetter F (or, to keep D: for data on purpose, follow 'Use the D: drive "
                 "as a data drive on a Windows VM' and move the page file)",
-    references=(DOC_CURRENT, DOC_2017, CHANGE_LETTER),
+    references=(CHANGE_LETTER,),
     disk_roles=(VM_ROLE,),
-))
+)
 def check_temp_drive_letter(ctx: AuditContext) -> Outcome:
     vm = _vm(ctx)
     if not vm.data_disks:
@@ -292,10 +297,10 @@ def _limit(ctx: AuditContext, disk: DiskInfo) -> tuple[int, str]:
     return DATA_MAX, "32,767 GiB per data disk"
 
 
-@rule(RuleMeta(
+@rule(
+    VM,
     id="vm.disk_sizes",
     title="Each disk of the VM within the baseline's size limit; the VM's total reported",
-    area="vm",
     severity=Severity.REQUIRED,
     rationale="The current doc limits a generation 1 OS disk to 2 TiB and a data disk to 32,767 GiB; the "
               "2017 doc every VHD to 1,023 GB — data disks too, which disk.data_max_size (current baseline "
@@ -303,9 +308,8 @@ def _limit(ctx: AuditContext, disk: DiskInfo) -> tuple[int, str]:
               "Azure limits the number of data disks.",
     source="intro (disk sizes)",
     remediation="Shrink the volume and Resize-VHD -SizeBytes, or split the data over more disks",
-    references=(DOC_CURRENT, DOC_2017),
     disk_roles=(VM_ROLE,),
-))
+)
 def check_disk_sizes(ctx: AuditContext) -> Outcome:
     vm = _vm(ctx)
     sizes = {d.name: d.size for d in vm.disks}
@@ -332,10 +336,10 @@ def _disk_id(disk: DiskInfo) -> str | None:
     return None
 
 
-@rule(RuleMeta(
+@rule(
+    VM,
     id="vm.disk_ids_unique",
     title="Disk signatures and GPT disk GUIDs are unique across the VM's disks",
-    area="vm",
     severity=Severity.RECOMMENDED,
     rationale="Windows takes a disk whose MBR signature or GPT disk GUID equals that of a disk already online "
               "offline (a signature collision), and MountedDevices cannot tell the two apart. It happens with "
@@ -343,9 +347,8 @@ def _disk_id(disk: DiskInfo) -> str | None:
     source="derived (disk identity across the VM's disks)",
     remediation="Give the copy a new identity inside a VM: diskpart: select disk <n>, uniqueid disk "
                 "id=<new signature or GUID>",
-    references=(DOC_CURRENT,),
     disk_roles=(VM_ROLE,),
-))
+)
 def check_disk_ids_unique(ctx: AuditContext) -> Outcome:
     vm = _vm(ctx)
     if not vm.data_disks:

@@ -12,7 +12,7 @@ allow_remote_requests``; undocumented layout, as exported by ``winrm``); Group P
 from __future__ import annotations
 
 from azvhdaudit.report import Outcome, Severity, Status
-from azvhdaudit.rules.base import DOC_2017, DOC_CURRENT, AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.firewall import PROFILES, effective_rules, may_hold, port_covers
 from azvhdaudit.rules.services import service_outcome
 from azvhdaudit.rules.values import BOTH, Item, evaluate_items, key_evidence, open_key, worst
@@ -20,21 +20,18 @@ from azvhdaudit.rules.values import BOTH, Item, evaluate_items, key_evidence, op
 WSMAN = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WSMAN"
 WINRM_NAME = "@firewallapi.dll,-30253"
 _SOURCE = "Configure Windows Firewall rules (Enable-PSRemoting)"
+WINRM = Group(area="winrm", source=_SOURCE)
 
 
 @rule(
-    RuleMeta(
-        id="winrm.service_auto",
-        title="WinRM service start type Automatic (Enable-PSRemoting)",
-        area="winrm",
-        severity=Severity.REQUIRED,
-        rationale="Enable-PSRemoting sets WinRM to Automatic (Delayed Start counts). Both real hives in the "
-        "tests have it Manual: PSRemoting was never enabled there.",
-        source=_SOURCE,
-        baselines=BOTH,
-        remediation="Enable-PSRemoting -Force",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    WINRM,
+    id="winrm.service_auto",
+    title="WinRM service start type Automatic (Enable-PSRemoting)",
+    severity=Severity.REQUIRED,
+    rationale="Enable-PSRemoting sets WinRM to Automatic (Delayed Start counts). Both real hives in the "
+    "tests have it Manual: PSRemoting was never enabled there.",
+    baselines=BOTH,
+    remediation="Enable-PSRemoting -Force",
 )
 def check_service(ctx: AuditContext) -> Outcome:
     outcome = service_outcome(ctx, "WinRM", 2, Severity.REQUIRED)
@@ -51,19 +48,15 @@ def check_service(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="winrm.listener_http",
-        title="A WinRM HTTP listener is configured",
-        area="winrm",
-        severity=Severity.RECOMMENDED,
-        rationale="Enable-PSRemoting creates the listener on every address over HTTP (WSMAN\\Listener\\*+HTTP) "
-        "and sets allow_remote_requests; the Group Policy 'Allow remote server management through WinRM' "
-        "(AllowAutoConfig) must not be 0. The registry layout is undocumented.",
-        source=_SOURCE,
-        baselines=BOTH,
-        remediation="Enable-PSRemoting -Force",
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    WINRM,
+    id="winrm.listener_http",
+    title="A WinRM HTTP listener is configured",
+    severity=Severity.RECOMMENDED,
+    rationale="Enable-PSRemoting creates the listener on every address over HTTP (WSMAN\\Listener\\*+HTTP) "
+    "and sets allow_remote_requests; the Group Policy 'Allow remote server management through WinRM' "
+    "(AllowAutoConfig) must not be 0. The registry layout is undocumented.",
+    baselines=BOTH,
+    remediation="Enable-PSRemoting -Force",
 )
 def check_listener(ctx: AuditContext) -> Outcome:
     listeners = open_key(ctx, WSMAN + r"\Listener")
@@ -94,22 +87,18 @@ def check_listener(ctx: AuditContext) -> Outcome:
 
 
 @rule(
-    RuleMeta(
-        id="winrm.firewall_http_in",
-        title="'Windows Remote Management (HTTP-In)' firewall rules enabled for every profile",
-        area="winrm",
-        severity=Severity.REQUIRED,
-        rationale="Matched on Name=@FirewallAPI.dll,-30253 and LPort=5985, not on rule ids: the evidence "
-        "contradicts the catalogue's id-to-profile table — on the Windows 7 client hive WINRM-HTTP-In-TCP-NoScope "
-        "is Domain and WINRM-HTTP-In-TCP is Private+Public, on Windows 10 1709 -NoScope is Domain+Private and "
-        "WINRM-HTTP-In-TCP is Public; and the group resource is -30252 on Windows 7, -30267 later. A rule "
-        "scoped to LocalSubnet still counts (Enable-PSRemoting's own choice), and is named in the message.",
-        source=_SOURCE,
-        baselines=BOTH,
-        remediation="Enable-PSRemoting -Force  (it enables the firewall rules); 2017: netsh advfirewall firewall "
-        'set rule dir=in name="Windows Remote Management (HTTP-In)" new enable=yes',
-        references=(DOC_CURRENT, DOC_2017),
-    )
+    WINRM,
+    id="winrm.firewall_http_in",
+    title="'Windows Remote Management (HTTP-In)' firewall rules enabled for every profile",
+    severity=Severity.REQUIRED,
+    rationale="Matched on Name=@FirewallAPI.dll,-30253 and LPort=5985, not on rule ids: which profiles a rule id "
+    "covers differs between releases — on the Windows 7 client hive WINRM-HTTP-In-TCP-NoScope "
+    "is Domain and WINRM-HTTP-In-TCP is Private+Public, on Windows 10 1709 -NoScope is Domain+Private and "
+    "WINRM-HTTP-In-TCP is Public; and the group resource is -30252 on Windows 7, -30267 later. A rule "
+    "scoped to LocalSubnet still counts (Enable-PSRemoting's own choice), and is named in the message.",
+    baselines=BOTH,
+    remediation="Enable-PSRemoting -Force  (it enables the firewall rules); 2017: netsh advfirewall firewall "
+    'set rule dir=in name="Windows Remote Management (HTTP-In)" new enable=yes',
 )
 def check_firewall(ctx: AuditContext) -> Outcome:
     eff = effective_rules(ctx)

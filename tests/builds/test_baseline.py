@@ -179,3 +179,39 @@ def test_pytest_plugin_missing_baseline_is_a_clear_failure(pytester: pytest.Pyte
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed") == 3  # the three failing rules; the passing ones never read the baseline
     result.stdout.fnmatch_lines(["*azvhdaudit baseline: nowhere.json: no baseline file there*"])
+
+
+def test_junit_and_sarif_mark_accepted_failures(images: dict[str, Path], tmp_path: Path) -> None:
+    """CI test views and code scanning fail on what got worse only: JUnit skips the failures the baseline
+    accepts (details kept in system-out), SARIF marks them ``baselineState: unchanged`` and the new one ``new``."""
+    import xml.etree.ElementTree as ET
+
+    golden = tmp_path / "golden.json"
+    record_baseline(audit(images["gen2"]), golden)
+    code, out, _ = run(["audit", str(images["gen2-child"]), "--baseline", str(golden), "--format", "junit"])
+    assert code == 1
+    suite = ET.fromstring(out).find("testsuite")
+    assert suite is not None
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed == ["disk.not_differencing"]
+    assert suite.get("failures") == "1"
+    accepted = [c for c in suite.iter("testcase")
+                if (s := c.find("skipped")) is not None and s.get("type") == "baseline"]
+    assert len(accepted) == GEN2_FAILURES - 1
+    first = accepted[0]
+    skipped = first.find("skipped")
+    assert skipped is not None and str(golden) in (skipped.get("message") or "")
+    assert (first.findtext("system-out") or "").startswith("FAIL (accepted by the baseline): ")
+    assert any(p.get("name") == "baseline" and p.get("value") == str(golden) for p in suite.iter("property"))
+
+    code, out, _ = run(["audit", str(images["gen2-child"]), "--baseline", str(golden), "--format", "sarif"])
+    assert code == 1
+    schema = Path(__file__).parents[1] / "interfaces" / "data" / "sarif-schema-2.1.0.json"
+    jsonschema.validate(json.loads(out), json.loads(schema.read_text(encoding="utf-8")))
+    results = json.loads(out)["runs"][0]["results"]
+    states = {r["ruleId"]: r.get("baselineState") for r in results if r["properties"]["status"] == "fail"}
+    assert states.pop("disk.not_differencing") == "new"
+    assert len(states) == GEN2_FAILURES - 1 and set(states.values()) == {"unchanged"}
+    # without a baseline no result claims a baseline state
+    code, out, _ = run(["audit", str(images["gen2-child"]), "--format", "sarif"])
+    assert all("baselineState" not in r for r in json.loads(out)["runs"][0]["results"])

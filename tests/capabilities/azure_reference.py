@@ -11,7 +11,9 @@ GalleryImageFeature name/value pairs; ``IsAcceleratedNetworkSupported=true`` is 
 (src/azure-cli/azure/cli/command_modules/vm/tests/latest/test_vm_commands.py), ``DiskControllerTypes`` with
 ``SCSI``/``NVMe`` from "Supported OS images for remote NVMe" (learn.microsoft.com/azure/virtual-machines/
 enable-nvme-interface), ``SecurityType`` values from the Azure Verified Modules gallery module
-(Azure/bicep-registry-modules, avm/res/compute/gallery, ``securityType`` allowed values).
+(Azure/bicep-registry-modules, avm/res/compute/gallery, ``securityType`` allowed values), ``IsHibernateSupported``
+with the value of a Bicep bool (``'${isHibernateSupported}'``: ``true``/``false``) from the same module's
+avm/res/compute/gallery/image/main.bicep.
 
 ``BICEP_IMAGE_PROPERTIES``: "Microsoft.Compute galleries/images 2023-07-03" template reference
 (learn.microsoft.com/azure/templates/microsoft.compute/2023-07-03/galleries/images), resource format.
@@ -26,6 +28,7 @@ GALLERY_FEATURES: dict[str, frozenset[str] | None] = {
                                "ConfidentialVMSupported", "TrustedLaunchAndConfidentialVmSupported"}),
     "DiskControllerTypes": frozenset({"SCSI", "NVMe", "SCSI,NVMe"}),
     "IsAcceleratedNetworkSupported": frozenset({"true", "false"}),
+    "IsHibernateSupported": frozenset({"true", "false"}),
 }
 
 BICEP_IMAGE_PROPERTIES = {

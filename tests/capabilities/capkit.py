@@ -19,7 +19,8 @@ def _facts(generation: int | None = 2, state: str | None = "generalized", machin
         "partition_style": {1: "mbr", 2: "gpt"}.get(generation or 0),
         "bitlocker": bitlocker,
         "hiberfil_present": False,
-        "os": {"architecture": "AMD64"},
+        "os": {"product_name": "Windows Server 2022 Datacenter", "build": 20348, "edition_id": "ServerDatacenter",
+               "installation_type": "Server", "architecture": "AMD64"},
         "container": {"format": "vhd", "subtype": "fixed", "file_size": 134218240, "virtual_size": 134217728},
         "extra": {
             "sysprep": {"state": state, "evidence": [f"ImageState = {state}"]},

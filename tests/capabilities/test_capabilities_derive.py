@@ -36,7 +36,8 @@ def test_an_image_that_supports_everything_it_can_be_shown_to() -> None:
     assert caps.accelerated_networking.value is True and caps.accelerated_networking.supported
     # no rule judges Confidential VM's OS list: never "supported" on the strength of Trusted Launch's rules
     assert caps["security_type:ConfidentialVM"].status == UNKNOWN
-    assert caps.hibernation.status == UNKNOWN and caps.hibernation.value is None
+    # Windows Server 2022 with no page file on the temporary disk: in Azure's hibernation list
+    assert caps.hibernation.status == SUPPORTED and caps.hibernation.value is True
     assert caps.refused == ()
     assert all(not c.blocking for c in caps.all)
 
@@ -164,3 +165,49 @@ def test_the_report_property_and_to_dict_agree() -> None:
     assert nvme["blocking"] == [{"rule_id": "nvme.pci_boot_start", "status": "fail",
                                  "message": "nvme.pci_boot_start said fail"}]
     assert "capabilities" not in Report(source="none", profile="azure").to_dict()
+
+
+def _os(build: int, edition: str, kind: str) -> dict[str, object]:
+    return {"product_name": "Windows", "build": build, "edition_id": edition, "installation_type": kind,
+            "architecture": "AMD64"}
+
+
+@pytest.mark.parametrize(("os_facts", "status", "words"), [
+    (_os(20348, "ServerDatacenter", "Server"), SUPPORTED, "Windows Server 2022, in the list of"),
+    (_os(17763, "ServerStandard", "Server Core"), SUPPORTED, "Windows Server 2019, in the list of"),
+    (_os(14393, "ServerDatacenter", "Server"), UNSUPPORTED, "older than Windows Server 2019"),
+    (_os(26100, "ServerDatacenter", "Server"), UNKNOWN, "a Windows Server build the list of"),
+    (_os(22631, "Professional", "Client"), SUPPORTED, "Windows 11 Pro, in the list of"),
+    (_os(19045, "ServerRdsh", "Client"), SUPPORTED, "Windows 10 Enterprise multi-session, in the list of"),
+    (_os(19045, "Core", "Client"), UNSUPPORTED, "a Home edition"),
+    (_os(19045, "Education", "Client"), UNKNOWN, "an edition the list of"),
+    (_os(9600, "Professional", "Client"), UNSUPPORTED, "older than Windows 10"),
+    ({"product_name": "Windows", "build": 19045}, UNKNOWN, "whether it is a server could not be read"),
+])
+def test_hibernation_follows_azures_windows_list(os_facts: dict[str, object], status: str, words: str) -> None:
+    report = _report()
+    report.facts["os"] = os_facts
+    hib = derive_capabilities(report).hibernation
+    assert hib.status == status and words in hib.notes[0], hib
+    assert "hibernate-resume-windows, ms.date 2024-04-09" in hib.notes[0] or "could not be read" in hib.notes[0]
+    assert hib.value == {SUPPORTED: True, UNSUPPORTED: False}.get(status)
+    if status == UNSUPPORTED:
+        assert hib.blocking_rules == ("facts.os",)
+
+
+def test_hibernation_needs_the_page_file_off_the_temporary_disk() -> None:
+    listed = _os(20348, "ServerDatacenter", "Server")
+    warned = _report({"nvme.pagefile_not_on_temp_disk": Status.WARNING})
+    warned.facts["os"] = listed
+    hib = derive_capabilities(warned).hibernation
+    assert hib.status == UNSUPPORTED and hib.value is False
+    assert hib.blocking_rules == ("nvme.pagefile_not_on_temp_disk",)
+    unjudged = _report(omit=("nvme.pagefile_not_on_temp_disk",))
+    unjudged.facts["os"] = listed
+    hib = derive_capabilities(unjudged).hibernation
+    assert hib.status == UNKNOWN and hib.value is None
+    assert [(b.rule_id, b.status) for b in hib.undecided] == [("nvme.pagefile_not_on_temp_disk", "not_run")]
+    # no OS facts at all: unknown, never supported
+    bare = _report()
+    bare.facts["os"] = None
+    assert derive_capabilities(bare).hibernation.status == UNKNOWN

@@ -99,9 +99,10 @@ def test_az_for_an_image_that_supports_everything() -> None:
     assert disk["--hyper-v-generation"] == "V2" and disk["--security-type"] == "TrustedLaunch"
     assert disk["--upload-size-bytes"] == "134218240"  # the fixed VHD's file size, footer included
     assert disk["--architecture"] == "x64" and disk["--accelerated-network"] == "true"
+    assert disk["--support-hibernation"] == "true"
     assert (sig["--os-state"], sig["--hyper-v-generation"], sig["--architecture"]) == ("Generalized", "V2", "x64")
     assert _features(EVERYTHING) == {"SecurityType": "TrustedLaunchSupported", "DiskControllerTypes": "SCSI,NVMe",
-                                     "IsAcceleratedNetworkSupported": "true"}
+                                     "IsAcceleratedNetworkSupported": "true", "IsHibernateSupported": "true"}
 
 
 def test_az_for_an_image_that_supports_little_says_standard_and_why() -> None:
@@ -110,7 +111,7 @@ def test_az_for_an_image_that_supports_little_says_standard_and_why() -> None:
     assert cmds["disk create"]["--security-type"] == "Standard"
     # az adds SecurityType=TrustedLaunchSupported to a V2 definition without one: Standard is said explicitly
     assert _features(LITTLE) == {"SecurityType": "Standard", "DiskControllerTypes": "SCSI",
-                                 "IsAcceleratedNetworkSupported": "false"}
+                                 "IsAcceleratedNetworkSupported": "false", "IsHibernateSupported": "true"}
     assert "# security type TrustedLaunch: no — blocked by secureboot.bcd_integrity (fail)" in text
     assert "# disk controller NVMe: no — blocked by nvme.stornvme_boot_start (fail)" in text
 

@@ -16,6 +16,7 @@ import azvhdaudit
 from azvhdaudit import cli
 from azvhdaudit.capabilities import (
     ACCELERATED_NETWORKING_RULES,
+    HIBERNATION_RULES,
     NVME_RULES,
     SECURITY_RULES,
     SUPPORTED,
@@ -69,7 +70,29 @@ def _common(caps: Capabilities, entry: dict[str, Any]) -> None:
     assert caps.os_state.value == ("Generalized" if entry["os"]["generalized"] else "Specialized")
     assert caps.os_state.status == SUPPORTED
     assert caps.architecture.value == ARCH[entry["os"]["architecture"]] and caps.architecture.supported
-    assert caps.hibernation.status == UNKNOWN
+    _hibernation(caps, entry)
+
+
+def _hibernation(caps: Capabilities, entry: dict[str, Any]) -> None:
+    """Windows Server 2019 (build 17763) and Windows 10 Enterprise are in Azure's hibernation list, so the page
+    file's rule decides (a platform rule, not run under the 2022 document: unknown); Server 2016 (14393) is not."""
+    hib = caps.hibernation
+    os_facts = entry["os"]
+    if (os_facts["build"], os_facts["installation_type"]) == (14393, "Server"):
+        assert hib.status == UNSUPPORTED and hib.value is False and hib.blocking_rules[0] == "facts.os"
+        assert "older than Windows Server 2019" in hib.notes[0]
+        return
+    if os_facts["installation_type"] == "Client":
+        assert (os_facts["edition_id"], os_facts["build"] < 22000) == ("Enterprise", True)
+        assert "Windows 10 Enterprise, in the list of" in hib.notes[0]
+    else:
+        assert os_facts["build"] == 17763 and "Windows Server 2019, in the list of" in hib.notes[0]
+    blocking, undecided = _expected(entry, HIBERNATION_RULES)
+    if entry["profile"] == "azure-2022":
+        undecided = set(HIBERNATION_RULES)  # a platform rule: not run by the 2022 document's profile
+    assert set(hib.blocking_rules) == blocking and {b.rule_id for b in hib.undecided} == undecided
+    assert hib.status == _status(blocking, undecided)
+    assert hib.value == {SUPPORTED: True, UNSUPPORTED: False}.get(hib.status)
 
 
 @pytest.mark.parametrize("name", sorted(PLATFORM))

@@ -12,11 +12,10 @@ from typing import Any
 
 from dissect.regf import RegistryHive
 
-from azvhdaudit.errors import NotApplicable
 from azvhdaudit.facts import ContainerFacts, ImageFacts, OSFacts, PartitionFacts
 from azvhdaudit.registry.memory import MemoryHive, MemoryKey
 from azvhdaudit.registry.model import Hive, RegistryView, RegType
-from azvhdaudit.report import Outcome, Status
+from azvhdaudit.report import Outcome
 from azvhdaudit.rules.base import AuditContext, AuditOptions, all_rules
 
 REALDATA = Path(__file__).resolve().parent.parent / "data" / "realdata"
@@ -264,15 +263,14 @@ def make_context(
 
 
 def run(rule_id: str, ctx: AuditContext) -> Outcome:
-    """Run one rule the way the engine does: a NotApplicable signal becomes a not-applicable outcome."""
+    """Run one rule the way the engine does (:func:`azvhdaudit.engine.evaluate`): its signals become not
+    applicable / not checked outcomes."""
     import azvhdaudit.rules  # noqa: F401 - registers the rules
+    from azvhdaudit.engine import evaluate
 
     found = [r for r in all_rules() if r.id == rule_id]
     assert found, f"no rule {rule_id}"
-    try:
-        return found[0].check(ctx)
-    except NotApplicable as signal:
-        return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
+    return evaluate(found[0], ctx)
 
 
 # --- hive trees ----------------------------------------------------------------------------------

@@ -40,8 +40,8 @@ def ctx(make_ctx: MakeCtx, system_extra: dict[str, Any] | None = None, files: di
 def test_agent_facts_version_from_folder() -> None:
     view = RegistryView(hives={"SYSTEM": MemoryHive.build("SYSTEM", layered(system_tree(), AGENT))})
     facts = agent_facts(view, FakeFiles(AGENT_FILES))
-    assert facts["version"] == "2.7.41491.1102"
-    assert facts["services"]["RdAgent"]["start"] == 2 and facts["services"]["WindowsAzureNetAgentSvc"] is None
+    assert facts.version == "2.7.41491.1102"
+    assert facts.services["RdAgent"].start == 2 and facts.services["WindowsAzureNetAgentSvc"] is None
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,10 @@ def test_boot_files(make_ctx: MakeCtx) -> None:
     none = image_facts("gpt", boot_partition=None, bcd_path=None)
     out = run("disk.boot_files_present", make_ctx(facts=none))
     assert out.status == Status.FAIL and "no boot store" in out.message
+    unknown = image_facts("gpt", partition_style=None)
+    out = run("disk.boot_files_present", make_ctx(facts=unknown))
+    assert out.status == Status.NOT_CHECKED and out.reason == "no partition style in the image facts"
+    assert out.message == "the partition style is not known" and out.evidence
 
 
 def test_bitlocker(make_ctx: MakeCtx) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from azvhdaudit.facts import SysprepFacts
 from azvhdaudit.osinfo import classify_image_state, sysprep_facts
 from azvhdaudit.registry.memory import MemoryHive
 from azvhdaudit.registry.model import RegistryView
@@ -48,11 +49,11 @@ def test_facts_fall_back_to_state_ini_and_setup() -> None:
     ini = FakeFiles({r"Windows\Setup\State\State.ini": "[State]\r\nImageState=IMAGE_STATE_COMPLETE\r\n".encode(
         "utf-16")})
     facts = sysprep_facts(RegistryView(), ini)
-    assert facts["state"] == "specialized" and "State.ini" in facts["evidence"][0]
+    assert facts.state == "specialized" and "State.ini" in facts.evidence[0]
     system = MemoryHive.build("SYSTEM", {"Setup": {"SetupType": 2, "CmdLine": "oobe\\windeploy.exe"}})
     facts = sysprep_facts(RegistryView(hives={"SYSTEM": system}), FakeFiles())
-    assert facts["state"] == "generalized" and "windeploy" in facts["evidence"][0]
-    assert facts["missing_hives"] == ["SOFTWARE"]
+    assert facts.state == "generalized" and "windeploy" in facts.evidence[0]
+    assert facts.missing_hives == ("SOFTWARE",)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,7 @@ def test_state_reports_the_state_as_the_actual(make_ctx: MakeCtx) -> None:
 
 
 def test_state_uses_facts_extra(make_ctx: MakeCtx) -> None:
-    c = ctx(make_ctx, None, extra={"sysprep": {"state": "specialized", "evidence": ["from the data path"]}})
+    c = ctx(make_ctx, None, sysprep=SysprepFacts(state="specialized", evidence=("from the data path",)))
     out = run("sysprep.state", c)
     assert out.status == Status.PASS and "from the data path" in out.message
 

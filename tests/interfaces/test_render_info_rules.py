@@ -79,11 +79,12 @@ def test_human_size(size: int | None, text: str) -> None:
     assert human_size(size) == text
 
 
+#: every column as wide as its widest cell: the titles and sources line up
 RULES_TEXT = """\
-ID        AREA         SEVERITY       BASELINES           TITLE / SOURCE
-rdp.port  rdp          required       azure-2022,azure-2017  RDP listens on 3389
-                                                          § Configure Remote Desktop | port
-x         a            advisory                           T
+ID        AREA  SEVERITY  BASELINES              TITLE / SOURCE
+rdp.port  rdp   required  azure-2022,azure-2017  RDP listens on 3389
+                                                 § Configure Remote Desktop | port
+x         a     advisory                         T
 2 rules in profile azure
 """
 
@@ -105,4 +106,4 @@ def test_the_rules_table_byte_for_byte(monkeypatch: pytest.MonkeyPatch, fmt: str
 
 
 def test_the_rules_footer_without_a_profile() -> None:
-    assert render_rules([], "text") == "ID  AREA         SEVERITY       BASELINES           TITLE / SOURCE\n0 rules\n"
+    assert render_rules([], "text") == "ID  AREA  SEVERITY  BASELINES  TITLE / SOURCE\n0 rules\n"

@@ -54,11 +54,15 @@ class HttpLog:
     #: requests being answered now, and the most answered at once since the last clear()
     in_flight: int = 0
     most_in_flight: int = 0
+    #: requests being answered now by path, and the most distinct paths answered at once since the last clear()
+    paths_in_flight: dict[str, int] = field(default_factory=dict)
+    most_paths_in_flight: int = 0
 
     def clear(self) -> None:
         with self.lock:
             self.requests.clear()
             self.most_in_flight = self.in_flight
+            self.most_paths_in_flight = len(self.paths_in_flight)
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
@@ -75,8 +79,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     ignore_range = False
     #: seconds every request waits before it is answered: a network round trip, simulated
     delay = 0.0
-    #: ranges starting at or after this offset are answered 503 (a store failing mid-audit)
+    #: ranges starting at or after this offset (and before ``fail_until``, when set) are answered 503 (a store
+    #: failing mid-audit)
     fail_from: int | None = None
+    fail_until: int | None = None
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -91,6 +97,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             self.log_record.requests.append((self.command, self.path, self.headers.get("Range")))
             self.log_record.in_flight += 1
             self.log_record.most_in_flight = max(self.log_record.most_in_flight, self.log_record.in_flight)
+            paths = self.log_record.paths_in_flight
+            paths[self.path] = paths.get(self.path, 0) + 1
+            self.log_record.most_paths_in_flight = max(self.log_record.most_paths_in_flight, len(paths))
         self._counted = True
         if self.delay:
             time.sleep(self.delay)
@@ -103,6 +112,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
             if self._counted:
                 with self.log_record.lock:
                     self.log_record.in_flight -= 1
+                    paths = self.log_record.paths_in_flight
+                    paths[self.path] -= 1
+                    if not paths[self.path]:
+                        del paths[self.path]
 
     def do_HEAD(self) -> None:
         self._record()
@@ -139,7 +152,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
                 self.end_headers()
                 return
             status = 206
-            if self.fail_from is not None and start >= self.fail_from:
+            if self.fail_from is not None and start >= self.fail_from and (
+                self.fail_until is None or start < self.fail_until
+            ):
                 self.send_error(503, "unavailable (test server told to fail here)")
                 return
         self.send_response(status)
@@ -185,18 +200,24 @@ class HttpServer:
 
 
 def start_http(
-    directory: Path, *, ignore_range: bool = False, delay: float = 0.0, fail_from: int | None = None
+    directory: Path,
+    *,
+    ignore_range: bool = False,
+    delay: float = 0.0,
+    fail_from: int | None = None,
+    fail_until: int | None = None,
 ) -> HttpServer:
     """A threaded HTTP server for ``directory`` on a free port of 127.0.0.1.
 
-    ``delay`` seconds are added to every request (a round trip to a store in another region); ranges from
-    ``fail_from`` on are answered 503.
+    ``delay`` seconds are added to every request (a round trip to a store in another region); ranges starting
+    from ``fail_from`` on (up to ``fail_until``, exclusive, when given) are answered 503.
     """
     record = HttpLog()
     handler = type(
         "Handler",
         (RangeHandler,),
-        {"log_record": record, "ignore_range": ignore_range, "delay": delay, "fail_from": fail_from},
+        {"log_record": record, "ignore_range": ignore_range, "delay": delay, "fail_from": fail_from,
+         "fail_until": fail_until},
     )
 
     def make(*args: Any) -> RangeHandler:

@@ -267,3 +267,33 @@ def test_workers_that_cannot_start_are_an_error_of_the_run(tmp_path: Path, http_
     assert "could not be audited" not in proc.stdout  # no image is blamed for the pool
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("azvhdaudit.fleet.WorkerPoolError: audit_many: the worker processes die as they start")
+
+
+@pytest.mark.parametrize(("per_worker", "most_images"), [(None, 4), (1, 1)])
+def test_remote_images_overlap_in_one_worker(images: dict[str, Path], tmp_path: Path, per_worker: int | None,
+                                             most_images: int) -> None:
+    # four names for one image, served 20 ms late so that the requests of images audited at once overlap there
+    for n in range(4):
+        (tmp_path / f"copy{n}.vhd").symlink_to(images["win7"])
+    (tmp_path / "missing.vhd").symlink_to(tmp_path / "nowhere")
+    server = rs.start_http(tmp_path, delay=0.02)
+    try:
+        urls = [f"{server.url}/copy{n}.vhd" for n in range(4)] + [f"{server.url}/missing.vhd"]
+        reports = list(audit_many(urls, workers=1, images_per_worker=per_worker))
+        assert 1 <= server.log.most_paths_in_flight <= most_images
+        if per_worker is None:  # the default for remote URLs: several at once
+            assert server.log.most_paths_in_flight >= 2
+    finally:
+        server.stop()
+    local = rs.comparable(audit_source(str(images["win7"])))
+    assert sorted(r.source for r in reports) == sorted(urls)
+    for report in reports:
+        if report.source.endswith("missing.vhd"):
+            assert report.get(UNREADABLE_ID) is not None and report.results[0].actual == "ImageNotFoundError"
+        else:
+            assert rs.comparable(report) == local
+
+
+def test_images_per_worker_must_be_positive(images: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="images_per_worker"):
+        audit_many([str(images["win7"])] * 2, workers=1, images_per_worker=0)

@@ -189,15 +189,16 @@ def test_config(case: Case) -> None:
 
 def test_dvd_disabled_on_an_image_found_specialized() -> None:
     from azvhdaudit.engine import audit_context
+    from azvhdaudit.facts import SysprepFacts
     from azvhdaudit.rules.base import AuditContext
 
     from .guestkit import build_view, facts
 
     image_facts = facts()
-    image_facts.extra["sysprep"] = {"state": "specialized"}
+    image_facts.sysprep = SysprepFacts(state="specialized")
     ctx = AuditContext(registry=build_view({"SYSTEM": {rf"{SVC}\cdrom": {"Start": 4}}}), facts=image_facts)
     [result] = audit_context(ctx, "azure", select=["os.dvd_rom_enabled"])
     assert result.status is Status.WARNING
-    image_facts.extra["sysprep"] = {"state": "generalized"}
+    image_facts.sysprep = SysprepFacts(state="generalized")
     [result] = audit_context(ctx, "azure", select=["os.dvd_rom_enabled"])
     assert result.status is Status.FAIL

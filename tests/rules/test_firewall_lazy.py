@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from azvhdaudit import firewall_facts
 from azvhdaudit.report import Status
 from azvhdaudit.rules import firewall
 from azvhdaudit.rules.firewall import RDP_GROUP, WIRESERVER, parse_rule
@@ -71,8 +72,8 @@ def test_a_stored_rule_reads_as_parsed(text: str) -> None:
     parsed = parse_rule("x", text, "policy")
     keys = ("Action", "Active", "Dir", "RA4", "ra4", "EmbedCtxt", "Profile", "Nothing", "")
     for key in keys:  # before the string is parsed
-        assert firewall._StoredRule("x", text, "policy").get(key, "-") == parsed.get(key, "-")
-    stored = firewall._StoredRule("x", text, "policy")
+        assert firewall_facts._StoredRule("x", text, "policy").get(key, "-") == parsed.get(key, "-")
+    stored = firewall_facts._StoredRule("x", text, "policy")
     assert (stored.id, stored.store, stored.raw) == (parsed.id, parsed.store, parsed.raw)
     for key in keys:
         assert stored.all(key) == parsed.all(key)
@@ -85,7 +86,7 @@ def test_a_stored_rule_reads_as_parsed(text: str) -> None:
 
 @given(_strings)
 def test_the_substring_test_skips_no_match(text: str) -> None:
-    stored = firewall._StoredRule("x", text, "local")
+    stored = firewall_facts._StoredRule("x", text, "local")
     rule = parse_rule("x", text)
     if (rule.get("EmbedCtxt") or "").lower() == RDP_GROUP:
         assert firewall.may_hold(stored, RDP_GROUP)
@@ -111,13 +112,13 @@ def _filler(count: int) -> dict[str, str]:
 
 def test_the_rdp_check_parses_only_the_rules_it_can_match(monkeypatch: pytest.MonkeyPatch) -> None:
     parsed: list[str] = []
-    original = firewall.parse_rule
+    original = firewall_facts.parse_rule
 
-    def counting(rule_id: str, text: str, store: str = "local") -> firewall.FirewallRule:
+    def counting(rule_id: str, text: str, store: str = "local") -> firewall_facts.FirewallRule:
         parsed.append(rule_id)
         return original(rule_id, text, store)
 
-    monkeypatch.setattr(firewall, "parse_rule", counting)
+    monkeypatch.setattr(firewall_facts, "parse_rule", counting)
     result = run_case(Case("firewall.rdp_rules_enabled", "many rules", Status.PASS, system={FW_RULES: _filler(300)}))
     assert result.status is Status.PASS
     group = {rule_id for rule_id, text in RULES_OK.items() if RDP_GROUP in text.lower()}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from azvhdaudit.rules.firewall import PROFILES, address_covers, parse_rule, port_covers
+from azvhdaudit.firewall_facts import PROFILES, address_covers, parse_rule, port_covers
 
 _key = st.sampled_from(["Action", "Active", "Dir", "Protocol", "Profile", "LPort", "RA4", "Name", "EmbedCtxt", "Edge"])
 _value = st.text(alphabet=st.characters(blacklist_characters="|\x00", blacklist_categories=("Cs",)), max_size=30)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import azvhdaudit
-from azvhdaudit.errors import NotApplicable
+from azvhdaudit.engine import evaluate
 from azvhdaudit.fix import split_statements
 from azvhdaudit.report import Outcome, Status
 from azvhdaudit.rules.base import all_rules
@@ -29,10 +29,7 @@ def run(rule_id: str, ctx: Any) -> Outcome:
 
     found = [r for r in all_rules() if r.id == rule_id]
     assert found, rule_id
-    try:
-        return found[0].check(ctx)
-    except NotApplicable as signal:
-        return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
+    return evaluate(found[0], ctx)
 
 
 @contextmanager

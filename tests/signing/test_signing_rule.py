@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from azvhdaudit.authenticode import kernel_signatures
+from azvhdaudit.engine import evaluate
 from azvhdaudit.report import Outcome, Status
 from azvhdaudit.rules.signing import check_boot_drivers, resolve_image_path
 
@@ -58,7 +59,7 @@ def images(sample_builder: ModuleType, sigwork: Path, material: dict[str, bytes]
 
 def run(path: Path, security_type: str | None = None, verify: bool = False) -> Outcome:
     with sigkit.opened(path) as image:
-        return check_boot_drivers.check(sigkit.context(image, security_type, verify))
+        return evaluate(check_boot_drivers, sigkit.context(image, security_type, verify))
 
 
 def summary(out: Outcome) -> dict[str, Any]:

@@ -39,9 +39,9 @@ KNOWN = {letter("C"): mbr_value(OS_SIG), letter("E"): mbr_value(DATA_SIG), lette
 
 
 def run(rule_id: str, ctx: AuditContext) -> Any:
-    from azvhdaudit.engine import _run_one
+    from azvhdaudit.engine import evaluate
 
-    return _run_one(RULES[rule_id], ctx)
+    return evaluate(RULES[rule_id], ctx)
 
 
 def test_catalogue() -> None:

@@ -1,0 +1,168 @@
+"""File systems inside the image: NTFS (dissect.ntfs) and FAT (dissect.fat), opened read-only.
+
+Files are found by their Windows path, case-insensitively, with either slash. A missing file is
+``None`` (or :class:`GuestFileNotFoundError` from :meth:`open`); a corrupt structure is
+:class:`FileSystemError` naming the volume and the path.
+
+This module holds what does not depend on the format: the :class:`Volume` base, :func:`open_volume` and the
+guest's view of its Windows volume (:class:`GuestFileSystem`). The readers are :mod:`azvhdaudit.fs.ntfs`
+(leaning on dissect.ntfs's internals for speed) and :mod:`azvhdaudit.fs.fat`; each is imported when a
+volume of its kind is first opened, and its names are importable from here as before.
+
+References: dissect.ntfs / dissect.fat; NTFS $Volume VOLUME_INFORMATION flags (0x0001 = dirty).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import struct
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from dissect.util.stream import RangeStream
+
+from azvhdaudit.errors import FileSystemError, GuestFileNotFoundError, ImageError
+
+if TYPE_CHECKING:
+    from azvhdaudit.fs.fat import MAX_FAT_DIRECTORY as MAX_FAT_DIRECTORY
+    from azvhdaudit.fs.fat import FatVolume
+    from azvhdaudit.fs.ntfs import NtfsVolume
+
+__all__ = ["Volume", "NtfsVolume", "FatVolume", "GuestFileSystem", "open_volume"]
+
+log = logging.getLogger(__name__)
+
+#: errors the file system libraries raise on corrupt structures, besides their own (each reader adds those)
+_FS_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError, struct.error, ValueError, IndexError, KeyError, OverflowError, RecursionError, UnicodeDecodeError,
+    AttributeError, TypeError,
+)
+
+#: what a read of a file's structures or data may raise: a corrupt structure, or the image below ending or
+#: damaged where the data lies (the file cannot be read there: FileSystemError, evidence not read)
+_READ_ERRORS = (*_FS_ERRORS, ImageError)
+
+_MAX_READ = 256 * 1024 * 1024
+_ALIGN = 4096
+
+#: names of the readers' modules importable from here, loaded on first use
+_LAZY = {"NtfsVolume": "ntfs", "FatVolume": "fat", "MAX_FAT_DIRECTORY": "fat"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"azvhdaudit.fs.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _norm(path: str) -> str:
+    return "\\".join(p for p in path.replace("/", "\\").split("\\") if p)
+
+
+class Volume:
+    """A read-only file system on one partition."""
+
+    kind = "unknown"
+    #: what reading a file's structures or data may raise: a corrupt structure (each reader adds its library's
+    #: errors), or the image below ending or damaged where the data lies (the file cannot be read there)
+    read_errors: tuple[type[BaseException], ...] = _READ_ERRORS
+
+    def __init__(self, stream: BinaryIO, offset: int, size: int, name: str) -> None:
+        self.name = name
+        self.offset = offset
+        self.size = size
+        # 4 KiB alignment (the cluster size NTFS uses on any Windows disk): with dissect's default buffer of
+        # io.DEFAULT_BUFFER_SIZE (8 KiB) every 4 KiB cluster read fetched 8 KiB from the image.
+        self._stream = RangeStream(stream, offset, size, align=_ALIGN)
+
+    def open(self, path: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def is_dir(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def listdir(self, path: str) -> list[str] | None:
+        raise NotImplementedError
+
+    def read(self, path: str, max_size: int = _MAX_READ) -> bytes | None:
+        """The file's bytes (at most ``max_size``), or ``None`` when it does not exist."""
+        try:
+            fh = self.open(path)
+        except GuestFileNotFoundError:
+            return None
+        try:
+            return fh.read(max_size)
+        except self.read_errors as err:
+            # ImageError: the image below ends or is damaged where the file's data lies
+            raise FileSystemError(f"{self.name}: cannot read {path}: {err}") from err
+
+
+def open_volume(stream: BinaryIO, offset: int, size: int, filesystem: str | None, name: str) -> Volume | None:
+    """Open the file system ``filesystem`` (as probed) at ``offset``; ``None`` for kinds not read."""
+    if filesystem == "ntfs":
+        from azvhdaudit.fs.ntfs import NtfsVolume
+
+        return NtfsVolume(stream, offset, size, name)
+    if filesystem == "fat":
+        from azvhdaudit.fs.fat import FatVolume
+
+        return FatVolume(stream, offset, size, name)
+    return None
+
+
+
+class GuestFileSystem:
+    """The guest's Windows volume as rules see it (the :class:`GuestFiles` protocol), read-only."""
+
+    def __init__(self, volume: Volume) -> None:
+        self.volume = volume
+        self._versions: dict[str, tuple[int, int, int, int] | None] = {}
+
+    def exists(self, path: str) -> bool:
+        return self.volume.exists(path)
+
+    def is_dir(self, path: str) -> bool:
+        return self.volume.is_dir(path)
+
+    def listdir(self, path: str) -> list[str] | None:
+        return self.volume.listdir(path)
+
+    def read(self, path: str, max_size: int = 16 * 1024 * 1024) -> bytes | None:
+        return self.volume.read(path, max_size)
+
+    def open(self, path: str) -> BinaryIO:
+        return self.volume.open(path)
+
+    def file_version(self, path: str) -> tuple[int, int, int, int] | None:
+        """The PE FileVersion (VS_FIXEDFILEINFO) of ``path``; ``None`` when absent or unreadable."""
+        key = _norm(path).lower()
+        if key not in self._versions:
+            from azvhdaudit.pe import file_version_of
+
+            try:
+                fh = self.volume.open(path)
+            except GuestFileNotFoundError:
+                self._versions[key] = None
+                return None
+            # Only the headers and the resource section are read, never the whole binary.
+            try:
+                self._versions[key] = file_version_of(fh, name=f"{self.volume.name}:\\{_norm(path)}")
+            except self.volume.read_errors as err:
+                raise FileSystemError(f"{self.volume.name}: cannot read {path}: {err}") from err
+        return self._versions[key]
+
+    def prefetch_versions(self, paths: Iterable[str]) -> None:
+        """Read the PE versions of ``paths`` side by side when the image is remote (:func:`azvhdaudit.batch.gather`):
+        the files are independent, so their records and headers are fetched together, a round trip per step
+        instead of per file. Results land where :meth:`file_version` keeps them; errors are met there again."""
+        from azvhdaudit.batch import gather, is_remote
+
+        if is_remote(self.volume):
+            gather([functools.partial(self.file_version, path) for path in paths])
+

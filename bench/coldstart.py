@@ -1,0 +1,152 @@
+"""Benchmark the command line's cold start: the whole process auditing the benchmark image, before and after.
+
+    python bench/coldstart.py [--before REV] [--rounds 7] [--out bench/results-fleet.md]
+
+Runs ``python -m azvhdaudit audit bench-127g.vhdx --format json -o /dev/null`` in a fresh process (interpreter
+start, imports and the audit), two ways taking turns round after round so that a change in the machine's load
+hits both alike:
+
+- **before**: the package as it is at ``--before`` (default: where this branch left ``main``), exported with
+  ``git archive`` under ``--work`` and put first on ``PYTHONPATH``;
+- **after**: the package of this checkout.
+
+Each way also counts the modules the process imported (``-X importtime``: lines, and how many are dissect's,
+pefile's, signify's, construct's) in one extra run. Writes (replaces) the section "Cold start" of ``--out``,
+keeping the rest of the file. The exit status 1 of the audit is the image's verdict (it fails rules), not an
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+SECTION = "## Cold start"
+#: the top-level packages counted among the imports
+COUNTED = ("dissect", "pefile", "signify", "construct", "fsspec", "Registry")
+
+
+def export(rev: str, work: Path) -> Path:
+    """The package at ``rev``, extracted once under ``work``; the directory to put on ``PYTHONPATH``."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    where = work / commit[:12]
+    if not (where / "azvhdaudit" / "__init__.py").exists():
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "azvhdaudit"], check=True,
+                                 capture_output=True).stdout
+        where.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(where, filter="data")
+    return where
+
+
+def command(image: Path, *extra: str) -> list[str]:
+    return [sys.executable, *extra, "-m", "azvhdaudit", "audit", str(image), "--format", "json", "-o", os.devnull]
+
+
+def run(image: Path, path: Path | None) -> float:
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
+    started = time.perf_counter()
+    done = subprocess.run(command(image), env=env, cwd=ROOT / "bench", capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"the audit failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds
+
+
+def imports(image: Path, path: Path | None) -> dict[str, int]:
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
+    done = subprocess.run(command(image, "-X", "importtime"), env=env, cwd=ROOT / "bench", capture_output=True,
+                          text=True, timeout=300)
+    names = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+             and "|" in line][1:]
+    counts = {"modules": len(names)}
+    for top in COUNTED:
+        counts[top] = sum(1 for name in names if name.split(".")[0] == top)
+    return counts
+
+
+#: the machine's load average when main() started, for the results' header
+LOAD_AT_START = [0.0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    LOAD_AT_START[0] = os.getloadavg()[0]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default=None, help="the revision to compare with (default: merge-base with main)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of each way (default 7)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-fleet.md")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "_work")
+    args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= 50:
+        parser.error("--rounds must be within 1-50")
+    before = args.before or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], check=True,
+                                           capture_output=True, text=True).stdout.strip()
+
+    import images as bench_images  # bench/images.py: builds once, cached under --work
+
+    image = Path(bench_images.build_all(args.work)["bench-127g.vhdx"])
+    old = export(before, args.work / "coldstart")
+    ways = {"before": old, "after": None}
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for path in ways.values():  # once each, untimed: the files in the page cache for both
+        run(image, path)
+    for _ in range(args.rounds):
+        for way, path in ways.items():
+            times[way].append(run(image, path))
+            print(f"{way}: {times[way][-1]:.3f} s", file=sys.stderr)
+    counted = {way: imports(image, path) for way, path in ways.items()}
+    write(args, before, image, times, counted)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def write(args: argparse.Namespace, before: str, image: Path, times: dict[str, list[float]],
+          counted: dict[str, dict[str, int]]) -> None:
+    lines = [
+        SECTION,
+        "",
+        f"`python bench/coldstart.py --rounds {args.rounds}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} "
+        f"UTC, Python {platform.python_version()}, {os.cpu_count()} CPUs (shared: times vary with the load; the "
+        "module counts do not).",
+        f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}.",
+        "",
+        f"The whole process of `azvhdaudit audit {image.name} --format json -o /dev/null` (interpreter start, "
+        f"imports, the audit), *before* (the package at {before[:12]}) and *after* (this checkout) taking turns.",
+        "",
+        "| way | seconds (median) | min-max | modules imported | " + " | ".join(COUNTED) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(COUNTED),
+    ]
+    for way, values in times.items():
+        counts = counted[way]
+        lines.append(f"| {way} | {statistics.median(values):.3f} | {min(values):.3f}-{max(values):.3f} | "
+                     f"{counts['modules']} | " + " | ".join(str(counts[top]) for top in COUNTED) + " |")
+    section = "\n".join(lines) + "\n"
+    text = args.out.read_text() if args.out.exists() else ""
+    if SECTION in text:
+        head, _, rest = text.partition(SECTION)
+        following = rest.find("\n## ")
+        text = head + section + ("\n" + rest[following + 1 :] if following >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
