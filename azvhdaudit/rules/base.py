@@ -109,6 +109,7 @@ BASELINE_DOCUMENTS: dict[str, tuple[str, ...]] = {
     "azure-2022": (DOC_CURRENT,),
     "azure-2017": (DOC_2017,),
     "azure-platform": (),
+    "azure-marketplace": ("https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-certification-faq",),
 }
 #: the hives of the guest's configuration: what a guest rule reads unless its group or itself says otherwise
 GUEST_HIVES: tuple[str, ...] = ("SYSTEM", "SOFTWARE")

@@ -50,7 +50,7 @@ from azvhdaudit.facts import ContainerFacts, OSFacts, PartitionFacts
 from azvhdaudit.pe import format_version
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
-from azvhdaudit.rules.base import AuditContext, RuleMeta, rule
+from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.os import build_name, os_of, sysprep_of
 from azvhdaudit.rules.values import HiveUnavailable, key_evidence, open_key
 from azvhdaudit.rules.vm import VM_ROLE, VMContext
@@ -59,6 +59,7 @@ __all__ = [
     "CERT_FAQ",
     "PLAN_VM_OFFER",
     "MARKETPLACE",
+    "GROUP",
     "OS_DISK_MIN",
     "OS_DISK_MAX",
     "DATA_DISK_MIN",
@@ -84,6 +85,9 @@ _PLAN = ("Plan a virtual machine offer (learn.microsoft.com/partner-center/marke
 
 #: the baseline this module's rules belong to
 MARKETPLACE = ("azure-marketplace",)
+#: the area's rules: the Marketplace baseline, the certification FAQ as their document
+#: (:data:`azvhdaudit.rules.base.BASELINE_DOCUMENTS`)
+GROUP = Group(area="marketplace", baselines=MARKETPLACE)
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -222,20 +226,17 @@ def _software_verified(ctx: AuditContext) -> None:
 # --- 64-bit ----------------------------------------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.os_64bit",
     title="Windows is 64-bit: the kernel's PE machine type is x64 or Arm64",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="Certification's Windows test case 1, \"OS architecture\": \"Azure supports only 64-bit operating "
               "systems.\" The kernel itself decides, not PROCESSOR_ARCHITECTURE: the machine type in the file "
               "header of Windows\\System32\\ntoskrnl.exe (0x8664 x64, 0xAA64 Arm64). os.architecture_64bit only "
               "warns on a 32-bit Windows, which runs in Azure as a specialized disk; certification refuses it.",
     source=f"{_FAQ}: Toolkit test case execution failed > Windows test cases (1, OS architecture)",
-    baselines=MARKETPLACE,
     remediation="Build the offer's image on a 64-bit Windows (x64 or Arm64)",
-    references=(CERT_FAQ,),
-))
+    )
 def check_os_64bit(ctx: AuditContext) -> Outcome:
     kernel = ctx.facts.extra.get("kernel")
     if not isinstance(kernel, dict):
@@ -261,10 +262,9 @@ def check_os_64bit(ctx: AuditContext) -> Outcome:
 # --- generalized ------------------------------------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.generalized",
     title="The image is generalized (Sysprep /generalize /oobe)",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="\"VM not generalized\": \"If all images that are taken from Azure Marketplace are to be reused, the "
               "operating system VHD must be generalized\" (for Windows, with Sysprep); a VM provisioning failure "
@@ -273,17 +273,15 @@ def check_os_64bit(ctx: AuditContext) -> Outcome:
               "Marketplace image must be generalized. The state is the registry's ImageState (SOFTWARE), with "
               "State.ini and SYSTEM\\Setup standing in only where ImageState is absent.",
     source=f"{_FAQ}: VM not generalized; VM provisioning issue",
-    baselines=MARKETPLACE,
     remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown  (inside the VM), then capture "
                 "the image without starting the VM again",
-    references=(CERT_FAQ,),
-))
+    )
 def check_generalized(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SOFTWARE"):
         raise NotChecked(f"ImageState not read: {ctx.registry.why_unavailable('SOFTWARE')}")
     facts = sysprep_of(ctx)
-    state = str(facts.get("state") or "unknown")
-    why = "; ".join(str(e) for e in facts.get("evidence", [])) or "no Sysprep evidence"
+    state = facts.state or "unknown"
+    why = "; ".join(str(e) for e in facts.evidence) or "no Sysprep evidence"
     ev = (Evidence(source="facts", key="sysprep", actual=state if state != "unknown" else None,
                    present=state != "unknown", derived=True, note=why),)
     if state == "unknown":
@@ -307,21 +305,20 @@ def _encrypted(parts: list[PartitionFacts]) -> list[PartitionFacts]:
     return [p for p in parts if p.encrypted or p.filesystem == "bitlocker"]
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.os_disk_not_encrypted",
+    hives=(),
+    needs_guest=False,
     title="No BitLocker-encrypted volume on the OS disk",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="Certification's Windows test case 9: \"BitLocker Drive Encryption isn't supported on the operating "
               "system hard disk, but it might be used on data disks.\" Every partition of the OS disk is judged by "
               "its BitLocker signature (-FVE-FS-), the system and recovery partitions too; data disks are not "
               "(disk.os_volume_not_bitlocker of the azure-2022 baseline fails them as well, for Sysprep).",
     source=f"{_FAQ}: Windows test cases (9, BitLocker Drive Encryption)",
-    baselines=MARKETPLACE,
     remediation="manage-bde -off C:  (inside the VM; wait until manage-bde -status shows Fully Decrypted), then "
                 "generalize and capture the image again",
-    references=(CERT_FAQ,),
-))
+    )
 def check_os_disk_not_encrypted(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     if not facts.partitions:
@@ -345,20 +342,19 @@ def check_os_disk_not_encrypted(ctx: AuditContext) -> Outcome:
 # --- disk sizes --------------------------------------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.os_disk_size",
+    hives=(),
+    needs_guest=False,
     title="OS disk virtual size from 30 GB to 250 GB (Windows)",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="\"OS disk size validation\": \"verify that the OS disk size is within the limitation for Linux or "
               "Windows\"; Windows: 30 GB to 250 GB (read as GiB, the unit Azure sizes disks in; Microsoft's "
               "\"smalldisk\" images are 30 GiB). Larger disks need an exception from the support team. The "
               "azure-2022 rule disk.os_max_size allows up to 2 TiB and has no minimum.",
     source=f"{_FAQ}: OS disk size validation",
-    baselines=MARKETPLACE,
     remediation="Resize-VHD -Path <image> -SizeBytes <30-250 GiB>, then extend or shrink the Windows partition",
-    references=(CERT_FAQ,),
-))
+    )
 def check_os_disk_size(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     size = c.virtual_size
@@ -388,20 +384,19 @@ def check_os_disk_size(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, f"the OS disk is {_fmt(size)}, within 30-250 GiB", expected, size, ev)
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.data_disk_size",
+    hives=(),
+    needs_guest=False,
     title="Data disk virtual size from 20 MB to 1023 GB",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="\"Data disk size verification\": \"Data disk requests with a size greater than 1023 gigabytes (GB) "
               "won't be approved\"; \"VHD specifications\": \"The VHD's virtual size is at least 20 MB\" (read as "
               "GiB and MiB). The azure-2022 rule disk.data_max_size allows 32,767 GiB.",
     source=f"{_FAQ}: Data disk size verification; VHD specifications",
-    baselines=MARKETPLACE,
     remediation="Resize-VHD -Path <data disk> -SizeBytes <20 MiB-1023 GiB>",
-    references=(CERT_FAQ,),
-    disk_roles=("data",),
-))
+        disk_roles=("data",),
+)
 def check_data_disk_size(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     size = c.virtual_size
@@ -425,19 +420,19 @@ def check_data_disk_size(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, f"the data disk is {_fmt(size)}, within 20 MiB-1023 GiB", expected, size, ev)
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.data_disk_count",
+    hives=(),
+    needs_guest=False,
     title="At most 16 data disks",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="\"Plan a virtual machine offer\", Technical requirements: \"You can include up to 16 data disks\" "
               "(one VHD per data disk, even a blank one). Counted over the data disks given with the OS disk.",
     source=f"{_PLAN}: Technical requirements",
-    baselines=MARKETPLACE,
     remediation="Publish at most 16 data disks with the image; customers can attach more after deployment",
     references=(PLAN_VM_OFFER,),
     disk_roles=(VM_ROLE,),
-))
+)
 def check_data_disk_count(ctx: AuditContext) -> Outcome:
     if not isinstance(ctx, VMContext):
         raise NotApplicable("a check across the VM's disks; it runs when an OS disk is audited with its data disks")
@@ -457,10 +452,9 @@ def check_data_disk_count(ctx: AuditContext) -> Outcome:
 # --- srv.sys / srv2.sys (WannaCry) ---------------------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.srv_version",
     title="srv.sys / srv2.sys at or past the WannaCry (MS17-010) minimum for the Windows Server release",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="\"WannaCry patch verification test for Windows\": \"ensure that all Windows image requests are "
               "updated with the latest patch. You can verify the image file version from "
@@ -469,11 +463,10 @@ def check_data_disk_count(ctx: AuditContext) -> Outcome:
               "mandatory version). srv.sys (the SMBv1 server MS17-010 fixed) is judged where present, srv2.sys "
               "where SMBv1 was removed. The release is taken from the build (Windows 7 SP1 shares 7601).",
     source=f"{_FAQ}: WannaCry patch verification test for Windows",
-    baselines=MARKETPLACE,
     remediation="Install the latest cumulative update (or monthly rollup) for the Windows release, then generalize "
                 "and capture the image again",
-    references=(CERT_FAQ, "https://learn.microsoft.com/security-updates/securitybulletins/2017/ms17-010"),
-))
+    references=("https://learn.microsoft.com/security-updates/securitybulletins/2017/ms17-010",),
+)
 def check_srv_version(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     if osf.build is None:
@@ -579,10 +572,9 @@ def _role_services(ctx: AuditContext) -> list[tuple[str, str]]:
     return found
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.unsupported_roles",
     title="No server role or feature certification flags as unsupported is installed",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="Certification's Windows test cases 3-16 name roles and features that \"isn't yet supported\" "
               "(the application must not depend on them): Failover Clustering, the DHCP Server role, Remote "
@@ -594,10 +586,9 @@ def _role_services(ctx: AuditContext) -> list[tuple[str, str]]:
               "Manager's ServerComponentCache; without that cache, a service only the role installs (ClusSvc, "
               "DHCPServer, RaMgmtSvc, WDSServer, SNMP, WINS) shows it, but its absence proves nothing.",
     source=f"{_FAQ}: Windows test cases (3-16)",
-    baselines=MARKETPLACE,
     remediation="Uninstall-WindowsFeature -Name <the features found> -Remove (inside the VM), then generalize again",
-    references=(CERT_FAQ, ROLE_STATE_DOC),
-))
+    references=(ROLE_STATE_DOC,),
+)
 def check_unsupported_roles(ctx: AuditContext) -> Outcome:
     cache = _component_cache(ctx)
     services = _role_services(ctx)
@@ -641,10 +632,9 @@ def check_unsupported_roles(ctx: AuditContext) -> Outcome:
 # --- software compliance -------------------------------------------------------------------------------------------
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.sql_server",
     title="SQL Server installed: it must come from an approved SQL Server base image (review)",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale="\"Software compliance for Windows\": \"Don't create your own Windows image with SQL Server installed "
               "in it. Use the approved SQL Server base images (Enterprise/Standard/web) from Azure Marketplace.\" "
@@ -652,10 +642,9 @@ def check_unsupported_roles(ctx: AuditContext) -> Outcome:
               "WOW6432Node for a 32-bit SQL Server). Whether the image was built from an approved base cannot be "
               "read offline: an instance makes the rule manual, for review.",
     source=f"{_FAQ}: Software compliance for Windows",
-    baselines=MARKETPLACE,
     remediation="Build the image on the approved SQL Server base image from Azure Marketplace, or uninstall SQL Server",
-    references=(CERT_FAQ, APPROVED_BASE),
-))
+    references=(APPROVED_BASE,),
+)
 def check_sql_server(ctx: AuditContext) -> Outcome:
     _software_verified(ctx)
     instances: dict[str, str] = {}
@@ -679,20 +668,17 @@ def check_sql_server(ctx: AuditContext) -> Outcome:
                    "no SQL Server, or an approved SQL Server base", {}, tuple(ev))
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.licensed_products",
     title="Visual Studio or Office installed: needs the support team's prior approval (review)",
-    area="marketplace",
     severity=Severity.RECOMMENDED,
     rationale="\"Software compliance for Windows\": \"If you're trying to install Visual Studio or any "
               "Office-licensed product, contact the Support team for prior approval.\" Read from the Programs and "
               "Features list (the Uninstall keys, 64- and 32-bit); redistributables and runtimes are not products "
               "that need approval.",
     source=f"{_FAQ}: Software compliance for Windows",
-    baselines=MARKETPLACE,
     remediation="Ask the Partner Center support team for approval before submitting, or uninstall the product",
-    references=(CERT_FAQ,),
-))
+    )
 def check_licensed_products(ctx: AuditContext) -> Outcome:
     _software_verified(ctx)
     matches: list[str] = []
@@ -732,17 +718,14 @@ _TOOL_STEP = ("Deploy a VM from the image and run the Certification Test Tool fo
 _TOOL_WHY = "the tool tests a running VM over WinRM (provisioning, extensions, the Windows test cases)"
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.certification_test_tool",
     title="Certification Test Tool for Azure VMs run on a VM deployed from the image",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale=f"Needs a running VM: {_TOOL_WHY}.",
     source=f"{_FAQ}: Toolkit test case execution failed; VM access denied",
-    baselines=MARKETPLACE,
     remediation=_TOOL_STEP,
-    references=(CERT_FAQ,),
-))
+    )
 def check_certification_test_tool(ctx: AuditContext) -> Outcome:
     return _manual(_TOOL_STEP, _TOOL_WHY)
 
@@ -752,17 +735,14 @@ _DEPENDENCY_STEP = ("Check on the running VM that the application works without 
 _DEPENDENCY_WHY = "Windows test cases 2 (user account dependency) and 4 (IPv6) are about the application's behaviour"
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.application_dependencies",
     title="The application depends neither on the administrator account nor on IPv6",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale=f"Needs a running VM: {_DEPENDENCY_WHY}.",
     source=f"{_FAQ}: Windows test cases (2, 4)",
-    baselines=MARKETPLACE,
     remediation=_DEPENDENCY_STEP,
-    references=(CERT_FAQ,),
-))
+    )
 def check_application_dependencies(ctx: AuditContext) -> Outcome:
     return _manual(_DEPENDENCY_STEP, _DEPENDENCY_WHY)
 
@@ -772,16 +752,13 @@ _CREDENTIALS_STEP = ("Remove every account and password the application ships wi
 _CREDENTIALS_WHY = "passwords cannot be read offline, and the application's own accounts are not Windows'"
 
 
-@rule(RuleMeta(
+@rule(GROUP,
     id="marketplace.no_default_credentials",
     title="No default credentials shipped in the image",
-    area="marketplace",
     severity=Severity.REQUIRED,
     rationale=f"Needs a running VM: {_CREDENTIALS_WHY}. \"Never send default credentials with the submitted VHD.\"",
     source=f"{_FAQ}: Default credentials",
-    baselines=MARKETPLACE,
     remediation=_CREDENTIALS_STEP,
-    references=(CERT_FAQ,),
-))
+    )
 def check_no_default_credentials(ctx: AuditContext) -> Outcome:
     return _manual(_CREDENTIALS_STEP, _CREDENTIALS_WHY)

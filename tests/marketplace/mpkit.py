@@ -11,7 +11,7 @@ from image_rules.helpers import FakeFiles, container, gpt_partitions
 from rules.guestkit import build_view
 
 from azvhdaudit.engine import audit_context, audit_vm_context
-from azvhdaudit.facts import ContainerFacts, ImageFacts, OSFacts, PartitionFacts
+from azvhdaudit.facts import ContainerFacts, ImageFacts, OSFacts, PartitionFacts, SysprepFacts
 from azvhdaudit.report import Result
 from azvhdaudit.rules.base import AuditContext, AuditOptions
 from azvhdaudit.rules.vm import DiskInfo, VMContext
@@ -40,11 +40,12 @@ SERVICES = r"ControlSet001\Services"
 
 def facts(*, os: OSFacts | None = SERVER_2016, virtual_size: int = 127 * GiB, fmt: str = "vhd",
           partitions: list[PartitionFacts] | None = None, extra: Mapping[str, Any] | None = None,
-          bitlocker: bool = False, **container_kw: Any) -> ImageFacts:
+          bitlocker: bool = False, sysprep: SysprepFacts | None = None, **container_kw: Any) -> ImageFacts:
     cont: ContainerFacts = container(virtual_size=virtual_size, format=fmt, **container_kw)
     return ImageFacts(source=cont.path, container=cont, partition_style="gpt",
                       partitions=gpt_partitions() if partitions is None else partitions, windows_partition=2,
-                      generation=2, os=os, bitlocker=bitlocker, extra=dict(extra or {}))
+                      generation=2, os=os, bitlocker=bitlocker, extra=dict(extra or {}),
+                      sysprep=sysprep)
 
 
 def context(*, system: Mapping[str, Mapping[str, Any] | None] | None = None,

@@ -14,6 +14,7 @@ from image_rules.helpers import gpt_partitions
 from image_rules.helpers import run as run_check
 
 from azvhdaudit.engine import select_rules
+from azvhdaudit.facts import SysprepFacts
 from azvhdaudit.report import Status
 
 from .mpkit import (
@@ -398,35 +399,35 @@ def test_live_vm_steps_are_manual_whatever_the_image(rule_id: str) -> None:
 # --- marketplace.generalized ----------------------------------------------------------------------------------------
 
 
-def sysprep(state: str) -> dict[str, object]:
-    return {"sysprep": {"state": state, "evidence": [f"ImageState = IMAGE_STATE_{state.upper()}"]}}
+def sysprep(state: str) -> SysprepFacts:
+    return SysprepFacts(state=state, evidence=(f"ImageState = IMAGE_STATE_{state.upper()}",))
 
 
 def test_a_generalized_image_passes() -> None:
-    result = run("marketplace.generalized", context(extra=sysprep("generalized")))
+    result = run("marketplace.generalized", context(sysprep=sysprep("generalized")))
     assert result.status is PASS and result.actual == "generalized"
     assert result.evidence[0].key == "sysprep" and "IMAGE_STATE_GENERALIZED" in result.evidence[0].note
 
 
 @pytest.mark.parametrize("state", ["specialized", "undeployable"])
 def test_a_specialized_or_undeployable_image_fails(state: str) -> None:
-    result = run("marketplace.generalized", context(extra=sysprep(state)))
+    result = run("marketplace.generalized", context(sysprep=sysprep(state)))
     assert result.status is FAIL and result.actual == state and result.evidence[0].actual == state
     assert "sysprep.exe /generalize /oobe /shutdown" in result.remediation
 
 
 def test_an_image_to_be_uploaded_specialized_fails() -> None:
-    ctx = context(extra=sysprep("generalized"))
+    ctx = context(sysprep=sysprep("generalized"))
     ctx.options = replace(ctx.options, image_type="specialized")
     result = run("marketplace.generalized", ctx)
     assert result.status is FAIL and "image_type option" in result.message
 
 
 def test_an_unknown_sysprep_state_is_not_checked() -> None:
-    result = run("marketplace.generalized", context(extra=sysprep("unknown")))
+    result = run("marketplace.generalized", context(sysprep=sysprep("unknown")))
     assert result.status is NC and "ImageState" in result.reason
 
 
 def test_sysprep_state_without_software_is_not_checked() -> None:
-    result = run("marketplace.generalized", context(extra=sysprep("generalized"), drop=("SOFTWARE",)))
+    result = run("marketplace.generalized", context(sysprep=sysprep("generalized"), drop=("SOFTWARE",)))
     assert result.status is NC and result.reason.startswith("ImageState not read")
