@@ -50,8 +50,9 @@ EXIT_ERROR = 2
 # azvhdaudit.registry.open (BACKENDS). Importing either loads the rule modules or the hive readers, so the
 # lists are spelled out here, where parsing arguments (and loading the pytest plugin) must stay light;
 # tests/interfaces/test_cli.py proves they agree with their owners.
-PROFILES: tuple[str, ...] = ("azure", "azure-2022", "azure-2017")
-_PROFILE_HELP = "azure (the 2022-08 document plus the platform rules; default), azure-2022 or azure-2017"
+PROFILES: tuple[str, ...] = ("azure", "azure-2022", "azure-2017", "azure-marketplace")
+_PROFILE_HELP = ("azure (the 2022-08 document plus the platform rules; default), azure-2022, azure-2017 or "
+                 "azure-marketplace (azure plus the Marketplace certification's own checks)")
 BACKENDS: tuple[str, ...] = ("regf", "python-registry")
 SECURITY_TYPES: tuple[str, ...] = ("Standard", "TrustedLaunch", "ConfidentialVM")
 DISK_CONTROLLERS: tuple[str, ...] = ("SCSI", "NVMe")

@@ -203,7 +203,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("azvhd_baseline", "golden baseline JSON report (relative to the rootdir)", default="")
     parser.addini("azvhd_images", "disk images to audit, one per line (relative to the ini file)", type="paths",
                   default=[])
-    parser.addini("azvhd_profile", "profile: azure, azure-2022 or azure-2017", default="azure")
+    parser.addini("azvhd_profile", "profile: azure, azure-2022, azure-2017 or azure-marketplace", default="azure")
     parser.addini("azvhd_waivers", "waiver file (relative to the rootdir)", default="")
     parser.addini("azvhd_image_type", "generalized or specialized", default="")
     parser.addini("azvhd_fail_on", "fail or warning", default="fail")

@@ -29,7 +29,7 @@ say() { printf '== %s\n' "$*" >&2; }
 # --- 1. system packages ------------------------------------------------------------------------------
 packages=(
   qemu-utils ntfs-3g libhivex-bin libwin-hivex-perl python3-hivex faketime fdisk gdisk dosfstools mtools
-  xz-utils gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 chromium
+  xz-utils gcc-mingw-w64-x86-64 binutils-mingw-w64-x86-64 gcc-mingw-w64-i686 binutils-mingw-w64-i686 chromium
   openssl osslsigncode  # sign the test and sample drivers (Debian's shim-signed is fetched with apt-get download)
 )
 if [ "$setup_only" -eq 0 ] && [ -z "${PYTHON:-}" ] && [ -z "${VIRTUAL_ENV:-}" ] && [ ! -x .venv/bin/python ]; then

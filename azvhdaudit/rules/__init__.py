@@ -45,6 +45,8 @@ MODULES: tuple[str, ...] = (
     "signing",
     "nvme",
     "platform_net",
+    # Azure Marketplace VM certification (profile "azure-marketplace")
+    "marketplace",
     # across the VM's disks
     "vm",
 )

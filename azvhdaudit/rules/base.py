@@ -77,6 +77,11 @@ BASELINES: dict[str, str] = {
         "Azure platform requirements since 2022: Trusted Launch / Secure Boot, the 2023 boot certificates, NVMe, "
         "Azure Boost networking (each rule cites its own Microsoft document)"
     ),
+    "azure-marketplace": (
+        "Azure Marketplace VM certification: Troubleshoot virtual machine certification (learn.microsoft.com/"
+        "partner-center/marketplace-offers/azure-vm-certification-faq, ms.date 2021-09-27) and Plan a virtual machine "
+        "offer, Technical requirements (ms.date 2021-11-17): what they ask beyond azure-2022 and azure-platform"
+    ),
 }
 
 #: profile -> the baselines whose rules it runs. ``azure`` is what Azure needs today: the 2022-08 document plus
@@ -85,6 +90,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
     "azure": ("azure-2022", "azure-platform"),
     "azure-2022": ("azure-2022",),
     "azure-2017": ("azure-2017",),
+    "azure-marketplace": ("azure-2022", "azure-platform", "azure-marketplace"),
 }
 DEFAULT_PROFILE = "azure"
 
@@ -103,6 +109,7 @@ BASELINE_DOCUMENTS: dict[str, tuple[str, ...]] = {
     "azure-2022": (DOC_CURRENT,),
     "azure-2017": (DOC_2017,),
     "azure-platform": (),
+    "azure-marketplace": ("https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-certification-faq",),
 }
 #: the hives of the guest's configuration: what a guest rule reads unless its group or itself says otherwise
 GUEST_HIVES: tuple[str, ...] = ("SYSTEM", "SOFTWARE")

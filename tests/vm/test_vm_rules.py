@@ -32,7 +32,7 @@ from .vmkit import (
 )
 
 RULES = {r.id: r for r in all_rules()}
-VM_RULES = sorted(r.id for r in all_rules() if VM_ROLE in r.meta.disk_roles)
+VM_RULES = sorted(r.id for r in all_rules() if VM_ROLE in r.meta.disk_roles and r.meta.area == "vm")
 
 #: what the OS of the sample VM knows: its C:, the MBR data disk at E:, the GPT data disk at F:
 KNOWN = {letter("C"): mbr_value(OS_SIG), letter("E"): mbr_value(DATA_SIG), letter("F"): gpt_value(DATA_PART_GUID)}
