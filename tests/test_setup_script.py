@@ -78,7 +78,7 @@ def test_nothing_missing_installs_nothing(tmp_path: Path) -> None:
     proc, log = run(tmp_path, env, uid=0)
     assert proc.returncode == 0, proc.stderr
     assert log == []
-    assert "all 16 installed" in proc.stderr and "already in .ci-node" in proc.stderr
+    assert "all 18 installed" in proc.stderr and "already in .ci-node" in proc.stderr
 
 
 def test_as_root_no_sudo_update_first_only_the_missing(tmp_path: Path) -> None:
