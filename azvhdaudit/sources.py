@@ -44,11 +44,11 @@ A request costs little; waiting for it costs a round trip. Reads that do not dep
 fetched together: :meth:`RemoteFile.prefetch` / :meth:`RemoteFile.read_many` for ranges known in advance
 (a file's first 320 KiB and last sector before its format is known, the VHDX metadata and the start of its
 BAT), and :func:`azvhdaudit.batch.gather` for the chains of reads the layers above make (the partitions'
-first sectors, the hives, the OS facts, the update table's binaries, and every rule of the audit read ahead
-side by side by :mod:`azvhdaudit.prefetch`), which asks this file for all their missing blocks at once. A
+first sectors, and the opening of the image with every rule of the default profile read ahead in one
+gather by :mod:`azvhdaudit.prefetch`), which asks this file for all their missing blocks at once. A
 batch is one round trip of requests sent concurrently, at most :data:`MAX_IN_FLIGHT` (16) at a time, from a
 thread pool kept for the file's life; ``stats.round_trips`` counts the round trips. On the 127 GiB benchmark
-VHDX at 50 ms of added latency the audit takes 26 round trips (107 one request at a time) and 92 requests,
+VHDX at 50 ms of added latency the audit takes 19 round trips (107 one request at a time) and 88 requests,
 7.6 MB (7.4 MB one at a time); see ``bench/results-fleet.md``.
 """
 

@@ -22,15 +22,16 @@ from azvhdaudit.sources import BLOCK_SIZE, open_source
 #: image -> (most sequential round trips, most bytes) of a full audit over HTTP (the default profile: the 2022-08
 #: document plus the platform rules). One request at a time (AZVHDAUDIT_BATCH=0) these are 41, 11, 42 and 44
 #: round trips. Batched: the first reads of the container and the partitions' first sectors fetched together,
-#: the hives and the OS facts read side by side, and the rules read ahead side by side
-#: (:mod:`azvhdaudit.prefetch`), a nested gather's reads joining the round of the gather around it. The bytes
+#: and the opening (the volumes, the boot store's lookup, the hives, the OS facts) read ahead in one gather with the
+#: default profile's rules (:func:`azvhdaudit.prefetch.read_ahead_image`): the rules next to the OS facts, a
+#: nested gather's reads joining the round of the gather around it. The bytes
 #: grow by the ranges fetched on speculation (a remote file's first 320 KiB and last sector, the VHDX metadata
 #: and the first 256 KiB of its BAT): 10-20% more than one request at a time fetches.
 LIMITS = {
-    "win7": (15, 2_850_000),
+    "win7": (12, 2_850_000),
     "win10-dirty": (10, 20_000_000),
-    "win7-dynamic": (15, 2_900_000),
-    "child": (17, 3_200_000),
+    "win7-dynamic": (13, 2_900_000),
+    "child": (14, 3_200_000),
 }
 
 
