@@ -17,7 +17,7 @@ from azvhdaudit.batch import gather, is_remote
 from azvhdaudit.container import open_container
 from azvhdaudit.errors import ImageError
 from azvhdaudit.fleet import audit_source
-from azvhdaudit.sources import BLOCK_SIZE, open_source
+from azvhdaudit.sources import BLOCK_SIZE, FIRST_READ, open_source
 
 #: image -> (most sequential round trips, most bytes) of a full audit over HTTP (the default profile: the 2022-08
 #: document plus the platform rules). One request at a time (AZVHDAUDIT_BATCH=0) these are 41, 11, 42 and 44
@@ -63,7 +63,7 @@ def test_a_batch_is_one_round_trip_with_bounded_requests_in_flight(
     slow_server: rs.HttpServer, images: dict[str, Path]
 ) -> None:
     data = images["win7"].read_bytes()
-    fh, _ = open_source(f"{slow_server.url}/win7.vhd", max_in_flight=3)
+    fh, _ = open_source(f"{slow_server.url}/win7.vhd", max_in_flight=3, first_read=0)
     with fh:
         slow_server.log.clear()
         trips, requests = fh.stats.round_trips, fh.stats.requests
@@ -77,6 +77,27 @@ def test_a_batch_is_one_round_trip_with_bounded_requests_in_flight(
         # all cached now: no request, no round trip
         assert fh.read_many(ranges) == got
         assert fh.stats.requests == requests + 8 and fh.stats.round_trips == trips + 1
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("store", ["http", "page blob"])
+def test_the_start_of_a_file_comes_with_its_size_lookup(
+    http_server: rs.HttpServer, blob_store: rs.BlobStore, images: dict[str, Path], store: str
+) -> None:
+    data = images["win7"].read_bytes()
+    url, options = ((f"{http_server.url}/win7.vhd", {}) if store == "http"
+                    else ("az://images/page/win7.vhd", blob_store.options))
+    fh, _ = open_source(url, **options)
+    with fh:
+        # the size lookup and the first FIRST_READ bytes: two requests, one round trip
+        assert (fh.stats.requests, fh.stats.round_trips, fh.stats.bytes_fetched) == (2, 1, FIRST_READ)
+        assert fh.pread(1000, FIRST_READ - 1000) == data[1000:FIRST_READ]
+        assert fh.stats.requests == 2
+        assert fh.pread(FIRST_READ, 10) == data[FIRST_READ : FIRST_READ + 10]
+        assert (fh.stats.requests, fh.stats.round_trips) == (3, 2)
+    alone, _ = open_source(url, first_read=0, **options)
+    with alone:
+        assert (alone.stats.requests, alone.stats.round_trips, alone.stats.bytes_fetched) == (1, 1, 0)
 
 
 @pytest.mark.tools
@@ -155,7 +176,7 @@ def test_page_blob_batch_reads_the_blob_bytes_in_one_round_trip(
     blob_store: rs.BlobStore, images: dict[str, Path]
 ) -> None:
     data = images["win7"].read_bytes()
-    fh, _ = open_source("az://images/page/win7.vhd", max_in_flight=4, **blob_store.options)
+    fh, _ = open_source("az://images/page/win7.vhd", max_in_flight=4, first_read=0, **blob_store.options)
     with fh:
         trips, requests = fh.stats.round_trips, fh.stats.requests
         ranges = [(n * 3 * BLOCK_SIZE + 7, 9000) for n in range(10)]
