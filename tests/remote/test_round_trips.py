@@ -269,3 +269,24 @@ def test_a_local_audit_reads_as_without_batching(images: dict[str, Path], monkey
     alone = audit_source(str(images["win7"]))
     assert batched.facts["extra"]["io"] == alone.facts["extra"]["io"]
     assert rs.comparable(batched) == rs.comparable(alone)
+
+
+@pytest.mark.tools
+def test_a_vhdx_bat_comes_with_its_metadata(tmp_path: Path) -> None:
+    import subprocess
+
+    # 40 GiB of 1 MiB blocks: a BAT of 40,970 entries (320 KiB), the last ones beyond the first 256 KiB
+    image = tmp_path / "big.vhdx"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M", str(image), "40G"], check=True)
+    server = rs.start_http(tmp_path)
+    try:
+        fh, opener = open_source(f"{server.url}/big.vhdx")
+        with fh, open_container(fh, opener=opener) as container:
+            # the size lookup with the first 320 KiB, then the metadata with the BAT: two round trips
+            assert fh.stats.round_trips == 2
+            requests = fh.stats.requests
+            container.seek(39 * 1024**3 + 5 * 1024**2)
+            assert container.read(4096) == bytes(4096)  # an unallocated block near the end: its entry is here
+            assert fh.stats.requests == requests
+    finally:
+        server.stop()
