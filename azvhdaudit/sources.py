@@ -48,8 +48,9 @@ first sectors, and the opening of the image with every rule of the default profi
 gather by :mod:`azvhdaudit.prefetch`), which asks this file for all their missing blocks at once. A
 batch is one round trip of requests sent concurrently, at most :data:`MAX_IN_FLIGHT` (16) at a time, from a
 thread pool kept for the file's life; ``stats.round_trips`` counts the round trips. On the 127 GiB benchmark
-VHDX at 50 ms of added latency the audit takes 19 round trips (107 one request at a time) and 88 requests,
-7.6 MB (7.4 MB one at a time); see ``bench/results-fleet.md``.
+VHDX at 50 ms of added latency the audit takes 17 round trips (107 one request at a time) and 84 requests,
+8.2 MB (7.4 MB one at a time); see ``bench/results-fleet.md``. The first round trip is the size lookup and the
+file's first :data:`FIRST_READ` bytes side by side (what every format reads first).
 """
 
 from __future__ import annotations
