@@ -70,30 +70,14 @@ class Image:
         hives: Iterable[str] = DEFAULT_HIVES,
         require_windows: bool = True,
     ) -> None:
-        self.source = source
-        self.container = container
-        self.backend = backend
-        self.timings_ms: dict[str, float] = {}
-        self.volumes: dict[int, Volume] = {}
-        self.windows_volume: Volume | None = None
-        self.boot_volume: Volume | None = None
-        self._bcd: Any = None
-        self._bcd_error: str | None = None
-        self._bcd_done = False
-        self._closables: list[IO[bytes]] = []
-        self._boot_errors: list[str] = []
+        self._init_state(container, source, backend)
 
         started = time.perf_counter()
         cfacts = container.facts
         layout = read_layout(container, source, cfacts.virtual_size, cfacts.logical_sector_size)
-        self.facts = ImageFacts(
-            source=source,
-            container=cfacts,
-            partition_style=layout.style,
-            mbr_disk_signature=layout.mbr_disk_signature,
-            gpt_disk_guid=layout.gpt_disk_guid,
-            partitions=layout.partitions,
-        )
+        self.facts = self._facts_of(layout)
+        names = tuple(h.upper() for h in hives)
+        self._read_ahead(layout, names)
         self._find_volumes()
         self.timings_ms["volumes"] = (time.perf_counter() - started) * 1000
 
@@ -109,13 +93,54 @@ class Image:
             )
 
         started = time.perf_counter()
-        self.registry = self._open_registry(tuple(h.upper() for h in hives))
+        self.registry = self._open_registry(names)
         self.timings_ms["registry"] = (time.perf_counter() - started) * 1000
         self.files = GuestFileSystem(self.windows_volume) if self.windows_volume is not None else None
 
         started = time.perf_counter()
         self._fill_facts()
         self.timings_ms["facts"] = (time.perf_counter() - started) * 1000
+
+    def _init_state(self, container: Container, source: str, backend: str) -> None:
+        self.source = source
+        self.container = container
+        self.backend = backend
+        self.timings_ms: dict[str, float] = {}
+        self.volumes: dict[int, Volume] = {}
+        self.windows_volume: Volume | None = None
+        self.boot_volume: Volume | None = None
+        self._bcd: Any = None
+        self._bcd_error: str | None = None
+        self._bcd_done = False
+        self._closables: list[IO[bytes]] = []
+        self._boot_errors: list[str] = []
+
+    def _facts_of(self, layout: Any) -> ImageFacts:
+        return ImageFacts(
+            source=self.source,
+            container=self.container.facts,
+            partition_style=layout.style,
+            mbr_disk_signature=layout.mbr_disk_signature,
+            gpt_disk_guid=layout.gpt_disk_guid,
+            partitions=layout.partitions,
+        )
+
+    def _read_ahead(self, layout: Any, names: tuple[str, ...]) -> None:
+        """On a remote image, every read of the opening and of the rules fetched in one gather, before the real
+        run (:func:`azvhdaudit.prefetch.read_ahead_image`); on a local one, nothing."""
+        from azvhdaudit.batch import is_remote
+
+        if not is_remote(self.container):
+            return
+        from azvhdaudit.prefetch import read_ahead_image
+
+        def scratch() -> Image:
+            image = Image.__new__(Image)
+            image._init_state(self.container, self.source, self.backend)
+            image.facts = image._facts_of(layout)
+            return image
+
+        read_ahead_image(scratch, names)
 
     # --- volumes ------------------------------------------------------------------------------
 

@@ -44,12 +44,13 @@ A request costs little; waiting for it costs a round trip. Reads that do not dep
 fetched together: :meth:`RemoteFile.prefetch` / :meth:`RemoteFile.read_many` for ranges known in advance
 (a file's first 320 KiB and last sector before its format is known, the VHDX metadata and the start of its
 BAT), and :func:`azvhdaudit.batch.gather` for the chains of reads the layers above make (the partitions'
-first sectors, the hives, the OS facts, the update table's binaries, and every rule of the audit read ahead
-side by side by :mod:`azvhdaudit.prefetch`), which asks this file for all their missing blocks at once. A
+first sectors, and the opening of the image with every rule of the default profile read ahead in one
+gather by :mod:`azvhdaudit.prefetch`), which asks this file for all their missing blocks at once. A
 batch is one round trip of requests sent concurrently, at most :data:`MAX_IN_FLIGHT` (16) at a time, from a
 thread pool kept for the file's life; ``stats.round_trips`` counts the round trips. On the 127 GiB benchmark
-VHDX at 50 ms of added latency the audit takes 26 round trips (107 one request at a time) and 92 requests,
-7.6 MB (7.4 MB one at a time); see ``bench/results-fleet.md``.
+VHDX at 50 ms of added latency the audit takes 17 round trips (107 one request at a time) and 84 requests,
+8.2 MB (7.4 MB one at a time); see ``bench/results-fleet.md``. The first round trip is the size lookup and the
+file's first :data:`FIRST_READ` bytes side by side (what every format reads first).
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from azvhdaudit.streams import ReadOnlyStream
 __all__ = [
     "BLOCK_SIZE",
     "CACHE_BLOCKS",
+    "FIRST_READ",
     "MAX_IN_FLIGHT",
     "RemoteFile",
     "SourceStats",
@@ -90,6 +92,11 @@ CACHE_BLOCKS = 256
 
 #: range requests one batch keeps in flight at once (a batch of more waits for free slots)
 MAX_IN_FLIGHT = 16
+
+#: bytes at the start of a remote file asked for together with its size lookup (a VHDX's identifier, headers and
+#: region tables, a dynamic VHD's header, the first sectors of a fixed VHD or a raw disk: what every format reads
+#: first), so that the lookup and the first read share one round trip
+FIRST_READ = 320 * 1024
 
 #: fsspec protocols that are local files (no requests, no cache needed but kept for one code path)
 _LOCAL = ("file", "local")
@@ -255,6 +262,20 @@ class RemoteFile(ReadOnlyStream):
         self.stats.bytes_served += len(out)
         return out
 
+    def cached(self, offset: int, length: int) -> bool:
+        """Whether the bytes at ``offset`` are in the cache (a read of them makes no request)."""
+        return not self._missing([(offset, length)])
+
+    def _seed(self, data: bytes, asked: int) -> None:
+        """Cache the file's first bytes, fetched beside the size lookup: the whole blocks among them (and a short
+        last one only where the file ends), none if the server sent more or other than asked."""
+        bs = self.block_size
+        if len(data) > asked or (len(data) < asked and len(data) != self.size):
+            return
+        whole = len(data) // bs if len(data) < self.size else (len(data) + bs - 1) // bs
+        for index in range(whole):
+            self._cache.put(index, data[index * bs : (index + 1) * bs])
+
     def _missing(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
         bs = self.block_size
         indexes: set[int] = set()
@@ -403,7 +424,7 @@ def _import_fsspec() -> Any:
 
 def _open_file(
     url: str, storage_options: dict[str, Any], stats: SourceStats, block_size: int, cache_blocks: int,
-    max_in_flight: int = MAX_IN_FLIGHT,
+    max_in_flight: int = MAX_IN_FLIGHT, first_read: int = FIRST_READ,
 ) -> RemoteFile:
     fsspec = _import_fsspec()
     try:
@@ -414,6 +435,31 @@ def _open_file(
     local = any(p in _LOCAL for p in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)))
     stats.requests += 1  # the size lookup (HEAD / Get Blob Properties / stat)
     stats.round_trips += 1
+    first = _FirstRead(fs, path, first_read) if first_read > 0 and not local and enabled() else None
+    try:
+        handle, size = _open_handle(fs, path, url, local, block_size)
+    except BaseException:
+        if first is not None:
+            first.result()  # nothing outlives the call
+        raise
+    head = first.result() if first is not None else None
+    if not isinstance(size, int) or size < 0:
+        handle.close()
+        raise ImageError(f"{url}: the server does not report the file's size, so it cannot be read by ranges")
+    stats.files_opened += 1
+    log.debug("opened %s (%d bytes) by ranges of %d bytes", url, size, block_size)
+    opened = RemoteFile(handle, url, size, block_size=block_size, cache_blocks=cache_blocks, stats=stats, fs=fs,
+                        path=path, max_in_flight=max_in_flight, remote=not local)
+    if head is not None:
+        stats.requests += 1
+        stats.bytes_fetched += len(head)
+        stats.most_in_flight = max(stats.most_in_flight, 2)
+        opened._seed(head, first_read)
+    return opened
+
+
+def _open_handle(fs: Any, path: str, url: str, local: bool, block_size: int) -> tuple[Any, Any]:
+    """The fsspec handle of ``path`` and the file's size (the size lookup), errors named with ``url``."""
     try:
         if local:
             # fsspec opens a local path with open(): a FIFO would block it, a character device never end
@@ -436,13 +482,29 @@ def _open_file(
         if _looks_missing(err):
             raise ImageNotFoundError(f"{url}: no such image file ({type(err).__name__})") from err
         raise ImageError(f"{url}: cannot open: {type(err).__name__}: {err}") from err
-    if not isinstance(size, int) or size < 0:
-        handle.close()
-        raise ImageError(f"{url}: the server does not report the file's size, so it cannot be read by ranges")
-    stats.files_opened += 1
-    log.debug("opened %s (%d bytes) by ranges of %d bytes", url, size, block_size)
-    return RemoteFile(handle, url, size, block_size=block_size, cache_blocks=cache_blocks, stats=stats, fs=fs,
-                      path=path, max_in_flight=max_in_flight, remote=not local)
+    return handle, size
+
+
+class _FirstRead:
+    """The first bytes of a remote file (:data:`FIRST_READ` by default), fetched in a thread while its size is
+    looked up (one round trip for both). A failure here is not the caller's: the bytes are then read as any
+    others, and meet the same error with the URL and the range named."""
+
+    def __init__(self, fs: Any, path: str, size: int) -> None:
+        self._data: bytes | None = None
+        self._thread = threading.Thread(target=self._run, args=(fs, path, size), name="azvhdaudit-first-read",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, fs: Any, path: str, size: int) -> None:
+        try:
+            self._data = bytes(fs.cat_file(path, start=0, end=size))
+        except Exception:  # the reads that need these bytes fetch them again and report the error there
+            log.debug("the first read of %s beside its size lookup failed", path, exc_info=True)
+
+    def result(self) -> bytes | None:
+        self._thread.join()
+        return self._data
 
 
 def _looks_missing(err: BaseException) -> bool:
@@ -503,6 +565,7 @@ def open_source(
     block_size: int = BLOCK_SIZE,
     cache_blocks: int = CACHE_BLOCKS,
     max_in_flight: int = MAX_IN_FLIGHT,
+    first_read: int = FIRST_READ,
     **storage_options: Any,
 ) -> tuple[RemoteFile, Callable[[str], BinaryIO]]:
     """Open ``url`` read-only for range reads; return the file and an opener for its parents.
@@ -512,7 +575,8 @@ def open_source(
     ``connection_string=``, ``account_name=`` with ``account_key=`` or ``sas_token=``, or
     ``credential=``, as adlfs takes them), and other protocols when their fsspec package is installed.
     ``storage_options`` go to the file system unchanged. Ranges fetched together (independent reads, see
-    :mod:`azvhdaudit.batch`) keep at most ``max_in_flight`` requests in flight at once.
+    :mod:`azvhdaudit.batch`) keep at most ``max_in_flight`` requests in flight at once. The first
+    ``first_read`` bytes of a remote file (0: none) are fetched beside its size lookup, in the same round trip.
 
     The file's ``name`` is the URL and ``stats`` a :class:`SourceStats`; the opener opens a differencing
     disk's parents — absolute URLs, or paths relative to ``url`` — with the same options, cache settings
@@ -523,9 +587,10 @@ def open_source(
     stats = SourceStats()
     if max_in_flight <= 0:
         raise ValueError(f"max_in_flight must be positive, not {max_in_flight}")
-    fh = _open_file(url, storage_options, stats, block_size, cache_blocks, max_in_flight)
+    fh = _open_file(url, storage_options, stats, block_size, cache_blocks, max_in_flight, first_read)
 
     def opener(path: str) -> BinaryIO:
-        return _open_file(_resolve(path, url), storage_options, stats, block_size, cache_blocks, max_in_flight)
+        return _open_file(_resolve(path, url), storage_options, stats, block_size, cache_blocks, max_in_flight,
+                          first_read)
 
     return fh, opener

@@ -192,7 +192,10 @@ def _open_layer(file: CountedFile, opener: Opener | None = None, *, has_path: bo
     if getattr(file.fh, "is_remote", False):
         # one round trip for what recognising the format and opening it read first, wherever the format puts
         # it: a VHDX's identifier, headers and region tables (its first 320 KiB), a VHD's footer (its last sector)
-        file.fh.prefetch([(0, _FIRST_READS), (file.size - 512, 512)])  # type: ignore[attr-defined]
+        # (a VHDX whose start came with the size lookup needs no more: it keeps nothing at its end)
+        fh: Any = file.fh
+        if not (fh.cached(0, len(VHDX_SIGNATURE)) and fh.pread(0, len(VHDX_SIGNATURE)) == VHDX_SIGNATURE):
+            fh.prefetch([(0, _FIRST_READS), (file.size - 512, 512)])
     head = file.pread(0, 8192)
     # each format's reader is imported when a file of its format is met (an audit of a VHDX loads no VHD code)
     if head[:8] == VHDX_SIGNATURE:

@@ -64,6 +64,9 @@ MiB = 1024 * KiB
 HEADER_OFFSETS = (64 * KiB, 128 * KiB)
 HEADER_SIZE = 4 * KiB
 REGION_OFFSETS = (192 * KiB, 256 * KiB)
+
+#: bytes of the BAT fetched with the metadata on a remote file (see :meth:`VHDXLayer.__init__`)
+BAT_READ_AHEAD = 1024 * KiB
 REGION_SIZE = 64 * KiB
 MAX_ENTRIES = 2047
 #: BAT entries read at once (4 KiB)
@@ -239,10 +242,10 @@ class VHDXLayer(Layer):
         self._read_region_tables()
         if prefetch is not None:
             # the metadata table and its items (in the region's first 128 KiB as every writer lays them out) and
-            # the BAT's first 256 KiB (32768 entries: the first 32 GiB of a disk of 1 MiB blocks, where the volumes
-            # start and an installation's system files lie): one round trip
+            # the BAT's first MiB (131072 entries: a whole 127 GiB disk of 1 MiB blocks, 4 TiB of 32 MiB ones, so
+            # that a file far into the disk does not wait for its BAT entry first): one round trip
             prefetch([(self.metadata_offset, min(self.metadata_length, 128 * KiB)),
-                      (self.bat_offset, min(self.bat_length, 256 * KiB))])
+                      (self.bat_offset, min(self.bat_length, BAT_READ_AHEAD))])
         self._read_metadata()
         self._bat: dict[int, list[int]] = {}
         #: payload blocks already looked up and checked: block -> (state, file offset)
