@@ -377,7 +377,8 @@ def _open_disk(
 
     try:
         return open_image(
-            source, backend=backend, hives=hives, require_windows=False, storage_options=storage_options
+            source, backend=backend, hives=hives, require_windows=False, storage_options=storage_options,
+            read_ahead=True,
         )
     except NoPartitionTableError as err:
         if not isinstance(source, (str, os.PathLike)) or "://" in os.fspath(source):

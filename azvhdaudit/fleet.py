@@ -179,7 +179,8 @@ def audit_source(
     if is_url(source):
         fh, opener = open_source(str(source), **options_for(str(source), storage_options))
         with fh:
-            with open_image(fh, opener=opener, backend=backend, hives=hives, require_windows=False) as image:
+            with open_image(fh, opener=opener, backend=backend, hives=hives, require_windows=False,
+                            read_ahead=True) as image:
                 opened = (time.perf_counter() - started) * 1000
                 report = audit(image, **audit_kwargs)
                 if identity:
