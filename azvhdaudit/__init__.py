@@ -1,9 +1,9 @@
 """azvhdaudit — audit a Windows VM disk image offline, read-only, against Azure's upload requirements.
 
-    >>> import azvhdaudit
-    >>> with azvhdaudit.open_image("disk.vhd") as image:      # doctest: +SKIP
-    ...     print(image.facts.os.name)
-    >>> report = azvhdaudit.audit("disk.vhd")                   # doctest: +SKIP
+>>> import azvhdaudit
+>>> with azvhdaudit.open_image("disk.vhd") as image:      # doctest: +SKIP
+...     print(image.facts.os.name)
+>>> report = azvhdaudit.audit("disk.vhd")                   # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -224,8 +224,19 @@ def load_signify() -> dict[str, Any]:
 def _parse_errors() -> tuple[type[BaseException], ...]:
     # asn1crypto parses lazily and reports malformed DER as ValueError/TypeError/KeyError/IndexError from the
     # first access; signify adds its own hierarchy; oscrypto raises OSError subclasses for bad keys.
-    return (load_signify()["SignifyError"], ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OverflowError, NotImplementedError, RecursionError, OSError, struct.error)
+    return (
+        load_signify()["SignifyError"],
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        NotImplementedError,
+        RecursionError,
+        OSError,
+        struct.error,
+    )
 
 
 # --- trust anchors ---------------------------------------------------------------------------------------------
@@ -252,8 +263,9 @@ class Anchor:
         der = pem.unarmor(data)[2] if pem.detect(data) else data
         found = hashlib.sha256(der).hexdigest()
         if found != self.sha256:
-            raise SignatureError(f"trust anchor {self.name}: data/{self.resource} has SHA-256 {found}, "
-                                 f"not the pinned {self.sha256}")
+            raise SignatureError(
+                f"trust anchor {self.name}: data/{self.resource} has SHA-256 {found}, not the pinned {self.sha256}"
+            )
         return der
 
 
@@ -261,25 +273,35 @@ class Anchor:
 #: is not here: no copy of it is published in a package registry, so cross-signed chains are reported as such
 #: and never trusted on a name.
 KERNEL_ANCHORS: tuple[Anchor, ...] = (
-    Anchor("Microsoft Root Certificate Authority 2010",
-           "df545bf919a2439c36983b54cdfc903dfa4f37d3996d8d84b4c31eec6f3c163e",
-           "kernel_roots/microsoft-root-certificate-authority-2010.pem"),
+    Anchor(
+        "Microsoft Root Certificate Authority 2010",
+        "df545bf919a2439c36983b54cdfc903dfa4f37d3996d8d84b4c31eec6f3c163e",
+        "kernel_roots/microsoft-root-certificate-authority-2010.pem",
+    ),
 )
 
 #: the Microsoft certificates of the UEFI Secure Boot signature database (``db``)
 UEFI_DB_ANCHORS: tuple[Anchor, ...] = (
-    Anchor("Microsoft Windows Production PCA 2011",
-           "e8e95f0733a55e8bad7be0a1413ee23c51fcea64b3c8fa6a786935fddcc71961",
-           "uefi_db/microsoft-windows-production-pca-2011.pem"),
-    Anchor("Windows UEFI CA 2023",
-           "076f1fea90ac29155ebf77c17682f75f1fdd1be196da302dc8461e350a9ae330",
-           "uefi_db/windows-uefi-ca-2023.pem"),
-    Anchor("Microsoft Corporation UEFI CA 2011",
-           "48e99b991f57fc52f76149599bff0a58c47154229b9f8d603ac40d3500248507",
-           "uefi_db/microsoft-corporation-uefi-ca-2011.pem"),
-    Anchor("Microsoft UEFI CA 2023",
-           "f6124e34125bee3fe6d79a574eaa7b91c0e7bd9d929c1a321178efd611dad901",
-           "uefi_db/microsoft-uefi-ca-2023.pem"),
+    Anchor(
+        "Microsoft Windows Production PCA 2011",
+        "e8e95f0733a55e8bad7be0a1413ee23c51fcea64b3c8fa6a786935fddcc71961",
+        "uefi_db/microsoft-windows-production-pca-2011.pem",
+    ),
+    Anchor(
+        "Windows UEFI CA 2023",
+        "076f1fea90ac29155ebf77c17682f75f1fdd1be196da302dc8461e350a9ae330",
+        "uefi_db/windows-uefi-ca-2023.pem",
+    ),
+    Anchor(
+        "Microsoft Corporation UEFI CA 2011",
+        "48e99b991f57fc52f76149599bff0a58c47154229b9f8d603ac40d3500248507",
+        "uefi_db/microsoft-corporation-uefi-ca-2011.pem",
+    ),
+    Anchor(
+        "Microsoft UEFI CA 2023",
+        "f6124e34125bee3fe6d79a574eaa7b91c0e7bd9d929c1a321178efd611dad901",
+        "uefi_db/microsoft-uefi-ca-2023.pem",
+    ),
 )
 
 #: the name of the root that cross-certificates for legacy kernel-mode signing are issued by
@@ -309,8 +331,13 @@ def _context_class() -> type:
 
         def verify(self, certificate: Any) -> Any:
             others = frozenset(c.sha256_fingerprint for store in self.stores if not store.trusted for c in store)
-            key = (certificate.sha256_fingerprint, others, self.anchors, self.timestamp,
-                   tuple(self.extended_key_usages or ()))
+            key = (
+                certificate.sha256_fingerprint,
+                others,
+                self.anchors,
+                self.timestamp,
+                tuple(self.extended_key_usages or ()),
+            )
             found = _CHAINS.get(key)
             if found is None:
                 try:
@@ -376,7 +403,7 @@ class _Reader(io.RawIOBase):
             size = self.size - self.pos
         size = max(0, min(size, self.size - self.pos))
         if self.pos + size <= len(self.head):
-            data = self.head[self.pos:self.pos + size]
+            data = self.head[self.pos : self.pos + size]
         else:
             self.fh.seek(self.pos)
             data = self.fh.read(size)
@@ -386,7 +413,7 @@ class _Reader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         return len(data)
 
 
@@ -421,10 +448,20 @@ class Signer:
         return self.anchor if self.verified else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"subject": self.subject, "issuer": self.issuer, "source": self.source,
-                "digest_algorithm": self.digest_algorithm, "anchor": self.anchor, "chain": list(self.chain),
-                "verified": self.verified, "kernel_mode": self.kernel_mode, "why": self.why,
-                "signed_digest": self.signed_digest, "file_digest": self.file_digest, "ekus": list(self.ekus)}
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "source": self.source,
+            "digest_algorithm": self.digest_algorithm,
+            "anchor": self.anchor,
+            "chain": list(self.chain),
+            "verified": self.verified,
+            "kernel_mode": self.kernel_mode,
+            "why": self.why,
+            "signed_digest": self.signed_digest,
+            "file_digest": self.file_digest,
+            "ekus": list(self.ekus),
+        }
 
 
 @dataclass(frozen=True)
@@ -473,10 +510,18 @@ class FileSignatures:
         return f"{head}; {self.mode} mode, {self.bytes_read} of {self.size} bytes read"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "mode": self.mode, "size": self.size, "bytes_read": self.bytes_read,
-                "cert_table": list(self.cert_table) if self.cert_table else None, "catalog": self.catalog,
-                "catalog_bytes_read": self.catalog_bytes_read, "error": self.error, "notes": list(self.notes),
-                "signers": [s.to_dict() for s in self.signers]}
+        return {
+            "path": self.path,
+            "mode": self.mode,
+            "size": self.size,
+            "bytes_read": self.bytes_read,
+            "cert_table": list(self.cert_table) if self.cert_table else None,
+            "catalog": self.catalog,
+            "catalog_bytes_read": self.catalog_bytes_read,
+            "error": self.error,
+            "notes": list(self.notes),
+            "signers": [s.to_dict() for s in self.signers],
+        }
 
 
 def _name(name: Any) -> str:
@@ -516,7 +561,7 @@ def _locate(reader: _Reader) -> tuple[int, int] | None:
             raise SignatureError(f"{name}: PE header at offset {lfanew}, beyond the first MiB")
         reader.seek(0)
         head = reader.read(lfanew + 24 + 240)
-    if head[lfanew:lfanew + 4] != b"PE\0\0":
+    if head[lfanew : lfanew + 4] != b"PE\0\0":
         raise SignatureError(f"{name}: no PE signature at offset {lfanew}")
     (optional_size,) = struct.unpack_from("<H", head, lfanew + 20)
     optional = lfanew + 24
@@ -537,8 +582,10 @@ def _locate(reader: _Reader) -> tuple[int, int] | None:
             log.debug("%s: certificate table at %d+%d lies outside the file: none", name, offset, size)
         return None
     if size > MAX_CERT_TABLE:
-        raise SignatureError(f"{name}: certificate table of {size} bytes at offset {offset} is larger than "
-                             f"the {MAX_CERT_TABLE} bytes read")
+        raise SignatureError(
+            f"{name}: certificate table of {size} bytes at offset {offset} is larger than "
+            f"the {MAX_CERT_TABLE} bytes read"
+        )
     return offset, size
 
 
@@ -559,8 +606,7 @@ def _open_pe(reader: _Reader) -> tuple[Any, tuple[int, int] | None]:
         raise SignatureError(f"{reader.name}: PE headers unreadable: {err}") from err
     found = None if omit is None or "certtable" not in omit else tuple(omit["certtable"])
     if found != table:
-        raise SignatureError(f"{reader.name}: the PE headers give the certificate table as {table}, signify as "
-                             f"{found}")
+        raise SignatureError(f"{reader.name}: the PE headers give the certificate table as {table}, signify as {found}")
     return pe, table
 
 
@@ -575,8 +621,9 @@ def _embedded(pe: Any, name: str) -> Iterator[tuple[Any, str]]:
     stack: list[tuple[Any, int]] = []
     for entry in entries:
         if entry["revision"] != 0x200 or entry["type"] != 2:  # WIN_CERT_REVISION_2_0, WIN_CERT_TYPE_PKCS_SIGNED_DATA
-            log.debug("%s: certificate table entry revision 0x%x type %d skipped", name, entry["revision"],
-                      entry["type"])
+            log.debug(
+                "%s: certificate table entry revision 0x%x type %d skipped", name, entry["revision"], entry["type"]
+            )
             continue
         try:
             stack.append((sig["AuthenticodeSignature"].from_envelope(entry["certificate"]), 0))
@@ -619,8 +666,9 @@ def _ekus(cert: Any) -> tuple[str, ...]:
     return ()
 
 
-def _evaluate(signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: bool,
-              file_digests: dict[str, bytes] | None) -> Signer:
+def _evaluate(
+    signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: bool, file_digests: dict[str, bytes] | None
+) -> Signer:
     """Check one signature against ``anchors``: signed attributes, signer's signature and chain (and the file's
     digest when ``file_digests`` is given). A signature whose parts cannot be parsed is untrusted, with the
     parser's message as the reason."""
@@ -630,8 +678,9 @@ def _evaluate(signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: 
         return Signer("<unreadable>", "", source, "", why=f"signature unreadable: {err}")
 
 
-def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: bool,
-                     file_digests: dict[str, bytes] | None) -> Signer:
+def _evaluate_parsed(
+    signed: Any, source: str, anchors: tuple[Anchor, ...], *, kernel: bool, file_digests: dict[str, bytes] | None
+) -> Signer:
     errors = _parse_errors()
     catalog = source.startswith("catalog")
     try:
@@ -643,17 +692,31 @@ def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, k
     except errors as err:
         return Signer("<unreadable>", "", source, "", why=f"signature unreadable: {err}")
     if cert is None:
-        return Signer("<no signer certificate>", _name(signed.signer_info.issuer), source, algorithm,
-                      signed_digest=signed_digest.hex(),
-                      why="the signature does not carry its signer's certificate")
+        return Signer(
+            "<no signer certificate>",
+            _name(signed.signer_info.issuer),
+            source,
+            algorithm,
+            signed_digest=signed_digest.hex(),
+            why="the signature does not carry its signer's certificate",
+        )
     subject, issuer, ekus = _name(cert.subject), _name(cert.issuer), _ekus(cert)
     file_digest = None if file_digests is None else file_digests.get(algorithm)
-    base = dict(subject=subject, issuer=issuer, source=source, digest_algorithm=algorithm,
-                signed_digest=signed_digest.hex(), ekus=ekus,
-                file_digest=None if file_digest is None else file_digest.hex())
+    base = dict(
+        subject=subject,
+        issuer=issuer,
+        source=source,
+        digest_algorithm=algorithm,
+        signed_digest=signed_digest.hex(),
+        ekus=ekus,
+        file_digest=None if file_digest is None else file_digest.hex(),
+    )
     if file_digest is not None and file_digest != signed_digest:
-        return Signer(**base, why=f"the file's {algorithm} Authenticode digest {file_digest.hex()} differs from "
-                                  f"the signed {signed_digest.hex()}: the file changed after it was signed")
+        return Signer(
+            **base,
+            why=f"the file's {algorithm} Authenticode digest {file_digest.hex()} differs from "
+            f"the signed {signed_digest.hex()}: the file changed after it was signed",
+        )
     store, by_fp = _store(anchors)
     moment = cert.valid_from
     if moment.tzinfo is None:
@@ -661,16 +724,27 @@ def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, k
     try:
         # the same context signify would make (code-signing EKU where present, no key-usage check: Windows does
         # not enforce it), with chains remembered per signer certificate and certificate set
-        context = _context_class()(store, signed.certificates, timestamp=moment + datetime.timedelta(seconds=1),
-                                   extended_key_usages=None if catalog else ["code_signing"], anchors=anchors)
+        context = _context_class()(
+            store,
+            signed.certificates,
+            timestamp=moment + datetime.timedelta(seconds=1),
+            extended_key_usages=None if catalog else ["code_signing"],
+            anchors=anchors,
+        )
         # (the store is passed too: signify otherwise falls back to, and sizes, its whole default trust store)
         if catalog:  # the member's digest was matched by the caller; this checks the catalog's own signature
             chains = list(signed.verify(context, trusted_certificate_store=store, countersignature_mode="ignore"))
         else:
-            chains = list(signed.verify(
-                context, expected_hash=signed_digest, verify_additional_hashes=False, strict_validation=False,
-                trusted_certificate_store=store, countersignature_mode="ignore",
-            ))
+            chains = list(
+                signed.verify(
+                    context,
+                    expected_hash=signed_digest,
+                    verify_additional_hashes=False,
+                    strict_validation=False,
+                    trusted_certificate_store=store,
+                    countersignature_mode="ignore",
+                )
+            )
     except errors as err:
         log.debug("%s: %s: %s", source, subject, err)
         return Signer(**base, why=_untrusted_words(signed, cert, anchors, err))
@@ -687,8 +761,10 @@ def _evaluate_parsed(signed: Any, source: str, anchors: tuple[Anchor, ...], *, k
     if kernel:
         kernel_ok = any(e in KERNEL_EKUS for e in ekus)
         if not kernel_ok:
-            why = (f"chains to {anchor.name} but the signing certificate has none of the Windows kernel-mode "
-                   f"EKUs ({', '.join(KERNEL_EKUS.values())})")
+            why = (
+                f"chains to {anchor.name} but the signing certificate has none of the Windows kernel-mode "
+                f"EKUs ({', '.join(KERNEL_EKUS.values())})"
+            )
     return Signer(**base, anchor=anchor.name, chain=names, verified=True, kernel_mode=kernel_ok, why=why)
 
 
@@ -706,12 +782,16 @@ def _untrusted_words(signed: Any, cert: Any, anchors: tuple[Anchor, ...], err: B
             break
         top = parent
     if any(_cn(c.issuer) == CODE_VERIFICATION_ROOT for c in certs):
-        return (f"{CROSS_SIGNED} to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the "
-                f"package (its chain cannot be verified offline); the signing certificate was issued "
-                f"{cert.valid_from.date().isoformat()}")
+        return (
+            f"{CROSS_SIGNED} to {CODE_VERIFICATION_ROOT}, which is not among the trust anchors kept in the "
+            f"package (its chain cannot be verified offline); the signing certificate was issued "
+            f"{cert.valid_from.date().isoformat()}"
+        )
     if _cn(top.subject) in names or _cn(top.issuer) in names:
-        return (f"the chain names {_cn(top.issuer) if _cn(top.issuer) in names else _cn(top.subject)}, but does not "
-                f"verify against that trust anchor's exact certificate: {err}")
+        return (
+            f"the chain names {_cn(top.issuer) if _cn(top.issuer) in names else _cn(top.subject)}, but does not "
+            f"verify against that trust anchor's exact certificate: {err}"
+        )
     if top.issuer == top.subject:
         where = "a self-signed certificate" if top is cert else f"the self-signed {_cn(top.subject)}"
         return f"the chain ends at {where}, not at {' or '.join(sorted(names))}"
@@ -737,8 +817,9 @@ def _file_digests(pe: Any, reader: _Reader, name: str) -> dict[str, bytes]:
         raise SignatureError(f"{name}: the Authenticode digest cannot be computed: {err}") from err
 
 
-def kernel_signatures(files: GuestFiles, path: str, *, verify: bool = False,
-                      catalogs: Catalogs | None = None) -> FileSignatures:
+def kernel_signatures(
+    files: GuestFiles, path: str, *, verify: bool = False, catalogs: Catalogs | None = None
+) -> FileSignatures:
     """The signatures of the driver ``path`` as Windows' kernel-mode code integrity sees them.
 
     Fast path (``verify=False``): headers and certificate table. ``verify=True``: also the whole file's
@@ -781,10 +862,10 @@ def _kernel(fh: BinaryIO, path: str, verify: bool, catalogs: Catalogs | None) ->
                 notes.append(catalogs.error)
             if found is not None:
                 catalog, ctl = found
-                signers.append(_evaluate(ctl, f"catalog {catalog}", KERNEL_ANCHORS, kernel=True,
-                                         file_digests=None))
-    return FileSignatures(path, mode, reader.size, reader.bytes_read, tuple(signers), table, catalog, catalog_bytes,
-                          notes=tuple(notes))
+                signers.append(_evaluate(ctl, f"catalog {catalog}", KERNEL_ANCHORS, kernel=True, file_digests=None))
+    return FileSignatures(
+        path, mode, reader.size, reader.bytes_read, tuple(signers), table, catalog, catalog_bytes, notes=tuple(notes)
+    )
 
 
 def uefi_signers(fh: BinaryIO, *, name: str, verify: bool = False) -> tuple[Signer, ...]:

@@ -98,16 +98,25 @@ class Judgement:
             return ", ".join(r.rule_id + (f" [{r.disk}]" if r.disk != "os" else "") for r in items)
 
         if self.accepted:
-            lines.append(f"  accepted  {len(self.accepted)} failing in the baseline too (not failing the run): "
-                         f"{ids(self.accepted)}")
+            lines.append(
+                f"  accepted  {len(self.accepted)} failing in the baseline too (not failing the run): "
+                f"{ids(self.accepted)}"
+            )
         for r in self.new:
-            lines.append(f"  NEW       {r.rule_id}{f' [{r.disk}]' if r.disk != 'os' else ''} ({r.status.value}): "
-                         f"{r.message}")
+            lines.append(
+                f"  NEW       {r.rule_id}{f' [{r.disk}]' if r.disk != 'os' else ''} ({r.status.value}): {r.message}"
+            )
         if self.fixed:
-            lines.append(f"  fixed     {len(self.fixed)} baseline failures no longer fail: "
-                         + ", ".join(rule for rule, _ in self.fixed) + " (record the baseline again)")
-        verdict = (f"{len(self.new)} new failure{'s' if len(self.new) != 1 else ''} against the baseline"
-                   if self.new else "nothing got worse than the baseline")
+            lines.append(
+                f"  fixed     {len(self.fixed)} baseline failures no longer fail: "
+                + ", ".join(rule for rule, _ in self.fixed)
+                + " (record the baseline again)"
+            )
+        verdict = (
+            f"{len(self.new)} new failure{'s' if len(self.new) != 1 else ''} against the baseline"
+            if self.new
+            else "nothing got worse than the baseline"
+        )
         lines.append(f"  result    {verdict}")
         return "\n".join(lines) + "\n"
 
@@ -139,8 +148,9 @@ class Baseline:
 def judge(report: Report, baseline: Report | None, fail_on: str = "fail", *, baseline_file: str = "") -> Judgement:
     """Judge ``report`` against one baseline report (``None``: nothing recorded, every failure is new)."""
     before = {(r.rule_id, r.disk): _rank(r.status, fail_on) for r in (baseline.results if baseline else [])}
-    judgement = Judgement(source=report.source, baseline_source=baseline.source if baseline else None,
-                          baseline_file=baseline_file)
+    judgement = Judgement(
+        source=report.source, baseline_source=baseline.source if baseline else None, baseline_file=baseline_file
+    )
     now: set[tuple[str, str]] = set()
     for result in failing(report, fail_on):
         key = (result.rule_id, result.disk)

@@ -117,6 +117,7 @@ WELL_KNOWN: dict[str, str] = {
 }
 _ALIASES = {alias: guid for guid, alias in WELL_KNOWN.items() if alias not in ("{default}", "{current}")}
 
+
 def _norm_guid(text: str) -> str:
     text = text.strip().lower()
     if not text.startswith("{"):
@@ -189,8 +190,15 @@ class BCDDevice:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind, "description": self.describe()}
-        for name in ("partition_style", "partition_offset", "partition_guid", "mbr_signature",
-                     "disk_guid", "path", "options"):
+        for name in (
+            "partition_style",
+            "partition_offset",
+            "partition_guid",
+            "mbr_signature",
+            "disk_guid",
+            "path",
+            "options",
+        ):
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
@@ -228,12 +236,17 @@ def _descriptor(data: bytes, at: int, where: str, depth: int = 0) -> BCDDevice:
         style = _PARTITION_STYLES.get(style_code, f"unknown({style_code})")
         if style == "gpt":
             return BCDDevice(
-                kind="partition", type_code=dtype, partition_style="gpt",
-                partition_guid=_guid_at(data, body)[1:-1], disk_guid=_guid_at(data, body + 0x18)[1:-1],
+                kind="partition",
+                type_code=dtype,
+                partition_style="gpt",
+                partition_guid=_guid_at(data, body)[1:-1],
+                disk_guid=_guid_at(data, body + 0x18)[1:-1],
             )
         if style == "mbr":
             return BCDDevice(
-                kind="partition", type_code=dtype, partition_style="mbr",
+                kind="partition",
+                type_code=dtype,
+                partition_style="mbr",
                 partition_offset=struct.unpack_from("<Q", data, body)[0],
                 mbr_signature=struct.unpack_from("<I", data, body + 0x18)[0],
             )
@@ -256,11 +269,16 @@ def _descriptor(data: bytes, at: int, where: str, depth: int = 0) -> BCDDevice:
             style_code = struct.unpack_from("<I", data, body + 4)[0]
             style = _PARTITION_STYLES.get(style_code, f"unknown({style_code})")
             if style == "gpt" and size >= 0x28:
-                return BCDDevice(kind="disk", type_code=dtype, partition_style=style,
-                                 disk_guid=_guid_at(data, body + 8)[1:-1])
+                return BCDDevice(
+                    kind="disk", type_code=dtype, partition_style=style, disk_guid=_guid_at(data, body + 8)[1:-1]
+                )
             if style == "mbr":
-                return BCDDevice(kind="disk", type_code=dtype, partition_style=style,
-                                 mbr_signature=struct.unpack_from("<I", data, body + 8)[0])
+                return BCDDevice(
+                    kind="disk",
+                    type_code=dtype,
+                    partition_style=style,
+                    mbr_signature=struct.unpack_from("<I", data, body + 8)[0],
+                )
             return BCDDevice(kind="disk", type_code=dtype, partition_style=style)
         return BCDDevice(kind=lkind, type_code=dtype)
     return BCDDevice(kind=kind, type_code=dtype)
@@ -332,8 +350,9 @@ class BCDElement:
             self._expect_type(RegType.BINARY)
             if len(raw) != 1:
                 # Windows' BCD library refuses such an element too ("Unexpected length for BCD element")
-                raise BCDError(f"{self.where}: boolean data is {len(raw)} bytes, 1 expected (Windows reads no other "
-                               "width)")
+                raise BCDError(
+                    f"{self.where}: boolean data is {len(raw)} bytes, 1 expected (Windows reads no other width)"
+                )
             return raw[0] != 0
         if fmt == "integer":
             self._expect_type(RegType.BINARY)
@@ -530,8 +549,11 @@ class BCDStore:
     def _repr_html_(self) -> str:
         body = "".join(_object_html(obj) for obj in self._listing_order())
         warnings = "".join(f"<li>{escape(w)}</li>" for w in self.warnings)
-        return (f"<div><p><b>BCD store</b> {escape(self.source)}: {len(self.objects)} objects</p>{body}"
-                + (f"<p>Warnings:</p><ul>{warnings}</ul>" if warnings else "") + "</div>")
+        return (
+            f"<div><p><b>BCD store</b> {escape(self.source)}: {len(self.objects)} objects</p>{body}"
+            + (f"<p>Warnings:</p><ul>{warnings}</ul>" if warnings else "")
+            + "</div>"
+        )
 
     def get(self, guid_or_alias: str) -> BCDObject | None:
         """The object by GUID (with or without braces) or alias (``{bootmgr}``, ``{default}``)."""
@@ -582,7 +604,7 @@ class BCDStore:
 
         def walk(current: BCDObject, depth: int) -> Effective | None:
             if current.guid in path:
-                self._report_loop([*path[path.index(current.guid):], current.guid])
+                self._report_loop([*path[path.index(current.guid) :], current.guid])
                 return None
             if current.guid in seen:  # reached again by another path (a diamond): already searched
                 return None
@@ -661,8 +683,10 @@ def _object_html(obj: BCDObject) -> str:
         f"<tr><td>{escape(name)}</td><td style='white-space:pre-wrap'>{escape(text)}</td></tr>"
         for name, text in obj.rows()
     )
-    return (f"<table><caption style='text-align:left'><b>{escape(obj.type_name)}</b></caption>"
-            f"<thead><tr><th>element</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>")
+    return (
+        f"<table><caption style='text-align:left'><b>{escape(obj.type_name)}</b></caption>"
+        f"<thead><tr><th>element</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _label_of(store: BCDStore, guid: str) -> str:

@@ -81,13 +81,20 @@ ARCHITECTURE_RULES = ("os.architecture_64bit",)
 GENERALIZED_RULES = ("sysprep.oobe_shutdown_not_audit",)
 #: hibernation's prerequisite that a rule judges: no page file on the temporary disk
 HIBERNATION_RULES = ("nvme.pagefile_not_on_temp_disk",)
-HIBERNATION_DOC = ("\"Learn about hibernating your Windows virtual machine\" (learn.microsoft.com/azure/"
-                   "virtual-machines/windows/hibernate-resume-windows, ms.date 2024-04-09)")
+HIBERNATION_DOC = (
+    '"Learn about hibernating your Windows virtual machine" (learn.microsoft.com/azure/'
+    "virtual-machines/windows/hibernate-resume-windows, ms.date 2024-04-09)"
+)
 #: Windows Server builds the hibernation list names: 2019 and 2022
 _HIBERNATION_SERVER_BUILDS = {17763: "Windows Server 2019", 20348: "Windows Server 2022"}
 #: client EditionIDs the hibernation list names (Pro, Enterprise, Enterprise multi-session, and their N editions)
-_HIBERNATION_EDITIONS = {"professional": "Pro", "professionaln": "Pro N", "enterprise": "Enterprise",
-                         "enterprisen": "Enterprise N", "serverrdsh": "Enterprise multi-session"}
+_HIBERNATION_EDITIONS = {
+    "professional": "Pro",
+    "professionaln": "Pro N",
+    "enterprise": "Enterprise",
+    "enterprisen": "Enterprise N",
+    "serverrdsh": "Enterprise multi-session",
+}
 _HOME_EDITIONS = {"core", "coren", "coresinglelanguage", "corecountryspecific"}
 _WINDOWS_10_BUILD = 10240
 _WINDOWS_11_BUILD = 22000
@@ -188,8 +195,15 @@ class Capabilities:
 
     @property
     def all(self) -> tuple[Capability, ...]:
-        return (self.hyper_v_generation, self.os_state, self.architecture, *self.security, *self.controllers,
-                self.accelerated_networking, self.hibernation)
+        return (
+            self.hyper_v_generation,
+            self.os_state,
+            self.architecture,
+            *self.security,
+            *self.controllers,
+            self.accelerated_networking,
+            self.hibernation,
+        )
 
     def __getitem__(self, name: str) -> Capability:
         for cap in self.all:
@@ -224,8 +238,9 @@ def _status_of(result: Result) -> Status:
     return result.waived_status if result.status == Status.WAIVED and result.waived_status else result.status
 
 
-def _judge(report: Report, rule_ids: tuple[str, ...],
-           advisory: list[str] | None = None) -> tuple[list[Blocker], list[Blocker]]:
+def _judge(
+    report: Report, rule_ids: tuple[str, ...], advisory: list[str] | None = None
+) -> tuple[list[Blocker], list[Blocker]]:
     """The rules that block and those that left the capability undecided. With ``advisory`` (a list to fill), the
     audit's target required these rules: a problem that blocks was a failure there, so a warning is advice only."""
     blocking: list[Blocker] = []
@@ -254,9 +269,18 @@ def _advice(report: Report, rule_ids: tuple[str, ...]) -> list[str]:
     return notes
 
 
-def _capability(name: str, value: Any, report: Report, rule_ids: tuple[str, ...], *, known: bool = True,
-                why_unknown: str = "", notes: list[str] | None = None,
-                extra_blockers: list[Blocker] | None = None, required: bool = False) -> Capability:
+def _capability(
+    name: str,
+    value: Any,
+    report: Report,
+    rule_ids: tuple[str, ...],
+    *,
+    known: bool = True,
+    why_unknown: str = "",
+    notes: list[str] | None = None,
+    extra_blockers: list[Blocker] | None = None,
+    required: bool = False,
+) -> Capability:
     advisory: list[str] = []
     blocking, undecided = _judge(report, rule_ids, advisory if required else None)
     blocking = list(extra_blockers or []) + blocking
@@ -285,9 +309,15 @@ def _generation(report: Report) -> tuple[int | None, Capability]:
     value = {1: "V1", 2: "V2"}.get(generation) if isinstance(generation, int) else None
     where = f"generation {generation} from the {style or 'unknown'} partition table and where the boot files are"
     rules = GENERATION2_RULES if value == "V2" else ()
-    cap = _capability("hyper_v_generation", value, report, rules, known=value is not None,
-                      why_unknown="the generation could not be established (no partition table or boot files read)",
-                      notes=[where] if value else [])
+    cap = _capability(
+        "hyper_v_generation",
+        value,
+        report,
+        rules,
+        known=value is not None,
+        why_unknown="the generation could not be established (no partition table or boot files read)",
+        notes=[where] if value else [],
+    )
     return generation if value else None, cap
 
 
@@ -302,11 +332,21 @@ def _os_state(report: Report) -> Capability:
         return _capability("os_state", "Specialized", report, (), notes=notes)
     if state == "undeployable":
         result = _os_result(report, "sysprep.state")
-        blocker = Blocker("sysprep.state", result.status.value if result else "not_run",
-                          result.message if result else "the image is IMAGE_STATE_UNDEPLOYABLE")
+        blocker = Blocker(
+            "sysprep.state",
+            result.status.value if result else "not_run",
+            result.message if result else "the image is IMAGE_STATE_UNDEPLOYABLE",
+        )
         return Capability("os_state", None, UNSUPPORTED, (blocker,), (), tuple(notes))
-    return _capability("os_state", None, report, (), known=False, notes=notes,
-                       why_unknown="the Sysprep state could not be read (no ImageState, State.ini or SetupType)")
+    return _capability(
+        "os_state",
+        None,
+        report,
+        (),
+        known=False,
+        notes=notes,
+        why_unknown="the Sysprep state could not be read (no ImageState, State.ini or SetupType)",
+    )
 
 
 def _architecture(report: Report) -> Capability:
@@ -325,14 +365,21 @@ def _architecture(report: Report) -> Capability:
         blocking, undecided = _judge(report, ARCHITECTURE_RULES)
         return Capability("architecture", None, UNSUPPORTED, (blocker, *blocking), tuple(undecided), tuple(notes))
     why = f"the kernel's machine type was not read ({kernel.get('error') or 'no kernel facts'})"
-    return _capability("architecture", value, report, ARCHITECTURE_RULES, known=value is not None,
-                       why_unknown=why, notes=notes)
+    return _capability(
+        "architecture", value, report, ARCHITECTURE_RULES, known=value is not None, why_unknown=why, notes=notes
+    )
 
 
 def _security(report: Report, generation: int | None, refused: list[str]) -> tuple[Capability, ...]:
     facts = report.facts or {}
-    standard = _capability("security_type:Standard", "Standard", report, (), known=generation is not None,
-                           why_unknown="the generation is unknown")
+    standard = _capability(
+        "security_type:Standard",
+        "Standard",
+        report,
+        (),
+        known=generation is not None,
+        why_unknown="the generation is unknown",
+    )
     caps = [standard]
     advice = _advice(report, SECURITY_ADVISORY)
     for kind in ("TrustedLaunch", "ConfidentialVM"):
@@ -346,16 +393,30 @@ def _security(report: Report, generation: int | None, refused: list[str]) -> tup
         if kind == "ConfidentialVM":
             state = ((facts.get("extra") or {}).get("sysprep") or {}).get("state")
             if facts.get("bitlocker") and state == "generalized":
-                refused.append("ConfidentialVM with an encrypted OS disk and a generalized image: a confidential "
-                               "VM's encrypted OS disk can only be specialized")
+                refused.append(
+                    "ConfidentialVM with an encrypted OS disk and a generalized image: a confidential "
+                    "VM's encrypted OS disk can only be specialized"
+                )
                 extra.append(Blocker("facts.bitlocker", "fail", "encrypted OS disk in a generalized image"))
             # secureboot.os_supported judges Trusted Launch's OS list; Confidential VM's narrower one is not judged
             known = False
-            why = ("no rule judges the Windows versions Confidential VM supports (narrower than Trusted Launch's), "
-                   "nor the confidential OS disk encryption")
-        caps.append(_capability(f"security_type:{kind}", kind, report, SECURITY_RULES, known=known,
-                                why_unknown=why, notes=notes, extra_blockers=extra,
-                                required=_target(report, "security_type") in ("TrustedLaunch", "ConfidentialVM")))
+            why = (
+                "no rule judges the Windows versions Confidential VM supports (narrower than Trusted Launch's), "
+                "nor the confidential OS disk encryption"
+            )
+        caps.append(
+            _capability(
+                f"security_type:{kind}",
+                kind,
+                report,
+                SECURITY_RULES,
+                known=known,
+                why_unknown=why,
+                notes=notes,
+                extra_blockers=extra,
+                required=_target(report, "security_type") in ("TrustedLaunch", "ConfidentialVM"),
+            )
+        )
     return tuple(caps)
 
 
@@ -365,8 +426,15 @@ def _controllers(report: Report, generation: int | None, refused: list[str]) -> 
     if generation == 1:
         refused.append("NVMe on a Generation 1 image: Azure attaches NVMe disks to Generation 2 VMs only")
         extra.append(Blocker("facts.generation", "fail", "Generation 1 image: NVMe needs Generation 2"))
-    nvme = _capability("disk_controller:NVMe", "NVMe", report, NVME_RULES, notes=_advice(report, NVME_ADVISORY),
-                       extra_blockers=extra, required=_target(report, "disk_controller") == "NVMe")
+    nvme = _capability(
+        "disk_controller:NVMe",
+        "NVMe",
+        report,
+        NVME_RULES,
+        notes=_advice(report, NVME_ADVISORY),
+        extra_blockers=extra,
+        required=_target(report, "disk_controller") == "NVMe",
+    )
     return scsi, nvme
 
 
@@ -407,11 +475,20 @@ def _hibernation(report: Report) -> Capability:
     notes: list[str] = []
     present = facts.get("hiberfil_present")
     if present is not None:
-        notes.append(f"hiberfil.sys {'present' if present else 'absent'} on the Windows volume (Azure's hibernation "
-                     "extension, or powercfg /h /type full, sets it up in the guest)")
+        notes.append(
+            f"hiberfil.sys {'present' if present else 'absent'} on the Windows volume (Azure's hibernation "
+            "extension, or powercfg /h /type full, sets it up in the guest)"
+        )
     if not isinstance(os_facts, dict):
-        cap = _capability("hibernation", None, report, HIBERNATION_RULES, known=False, notes=notes,
-                          why_unknown="the Windows version could not be read (no OS facts)")
+        cap = _capability(
+            "hibernation",
+            None,
+            report,
+            HIBERNATION_RULES,
+            known=False,
+            notes=notes,
+            why_unknown="the Windows version could not be read (no OS facts)",
+        )
         return cap
     listed, words = _hibernation_os(os_facts)
     notes.insert(0, words)

@@ -51,8 +51,10 @@ EXIT_ERROR = 2
 # lists are spelled out here, where parsing arguments (and loading the pytest plugin) must stay light;
 # tests/interfaces/test_cli.py proves they agree with their owners.
 PROFILES: tuple[str, ...] = ("azure", "azure-2022", "azure-2017", "azure-marketplace")
-_PROFILE_HELP = ("azure (the 2022-08 document plus the platform rules; default), azure-2022, azure-2017 or "
-                 "azure-marketplace (azure plus the Marketplace certification's own checks)")
+_PROFILE_HELP = (
+    "azure (the 2022-08 document plus the platform rules; default), azure-2022, azure-2017 or "
+    "azure-marketplace (azure plus the Marketplace certification's own checks)"
+)
 BACKENDS: tuple[str, ...] = ("regf", "python-registry")
 SECURITY_TYPES: tuple[str, ...] = ("Standard", "TrustedLaunch", "ConfidentialVM")
 DISK_CONTROLLERS: tuple[str, ...] = ("SCSI", "NVMe")
@@ -200,16 +202,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
     audit.add_argument(
-        "--with-lsa", action="store_true",
+        "--with-lsa",
+        action="store_true",
         help="also read the SECURITY and SAM hives (logon rights, built-in administrator); off by default",
     )
     audit.add_argument("--show-passed", action="store_true", help="text format: list passed rules too")
     _add_target_flags(audit)
-    audit.add_argument("--baseline", metavar="FILE",
-                       help="judge against a recorded JSON report: only what got worse fails the run; "
-                       "failures accepted by the baseline stay in the report")
-    audit.add_argument("--update-baseline", action="store_true",
-                       help="record this audit as the --baseline FILE (exit 0 unless an image could not be read)")
+    audit.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="judge against a recorded JSON report: only what got worse fails the run; "
+        "failures accepted by the baseline stay in the report",
+    )
+    audit.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="record this audit as the --baseline FILE (exit 0 unless an image could not be read)",
+    )
 
     rules = add("rules", "list the rule catalogue")
     rules.add_argument("--profile", choices=PROFILES, help="only the rules of this profile")
@@ -236,8 +245,12 @@ def _add_capabilities_command(add: Callable[[str, str], argparse.ArgumentParser]
     caps = add("capabilities", "what the image can run as in Azure, and the az/Bicep lines that register it")
     caps.add_argument("image", metavar="IMAGE")
     caps.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    caps.add_argument("--format", choices=("text", "json", "markdown", "az", "bicep"), default="text",
-                      help="output format (default: text)")
+    caps.add_argument(
+        "--format",
+        choices=("text", "json", "markdown", "az", "bicep"),
+        default="text",
+        help="output format (default: text)",
+    )
     caps.add_argument("--profile", choices=PROFILES, default="azure", help=_PROFILE_HELP)
     caps.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
     _add_target_flags(caps)
@@ -265,17 +278,20 @@ def _cmd_capabilities(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]
 def _add_target_flags(command: argparse.ArgumentParser) -> None:
     """The deployment target and the signature check mode, for audit and fix."""
     command.add_argument(
-        "--security-type", choices=SECURITY_TYPES,
+        "--security-type",
+        choices=SECURITY_TYPES,
         help="the VM's security type: Secure Boot rules are required under TrustedLaunch and ConfidentialVM "
         "(default: Azure's, TrustedLaunch for Generation 2, Standard for Generation 1)",
     )
     command.add_argument(
-        "--disk-controller", choices=DISK_CONTROLLERS,
+        "--disk-controller",
+        choices=DISK_CONTROLLERS,
         help="the VM's disk controller: NVMe makes the NVMe rules required (default: SCSI, NVMe readiness "
         "reported as warnings)",
     )
     command.add_argument(
-        "--verify-signatures", action="store_true",
+        "--verify-signatures",
+        action="store_true",
         help="complete signature check: file digests and catalogs (slower; default: the certificate-table path)",
     )
 
@@ -291,14 +307,20 @@ def _target_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_diff_parser(diff: argparse.ArgumentParser) -> None:
-    diff.add_argument("old", metavar="OLD",
-                      help="the earlier image, or its JSON report (azvhdaudit audit --format json)")
+    diff.add_argument(
+        "old", metavar="OLD", help="the earlier image, or its JSON report (azvhdaudit audit --format json)"
+    )
     diff.add_argument("new", metavar="NEW", help="the later image, or its JSON report")
-    diff.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
-                      help="output format (default: text)")
+    diff.add_argument(
+        "--format", choices=("text", "json", "markdown", "html"), default="text", help="output format (default: text)"
+    )
     diff.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE instead of stdout")
-    diff.add_argument("--fail-on", choices=("fail", "warning"), default="fail",
-                      help="exit 1 on new failures and newly not checked rules (default), or on new warnings too")
+    diff.add_argument(
+        "--fail-on",
+        choices=("fail", "warning"),
+        default="fail",
+        help="exit 1 on new failures and newly not checked rules (default), or on new warnings too",
+    )
     diff.add_argument("--profile", choices=PROFILES, default="azure", help="baseline for images (default: azure)")
     diff.add_argument("--select", metavar="PATTERN", action="append", default=[], help="as for audit")
     diff.add_argument("--ignore", metavar="PATTERN", action="append", default=[], help="as for audit")
@@ -408,8 +430,9 @@ class _Progress:
             self.stream.flush()
 
 
-def _run_summary(reports: Sequence[Report], unreadable: Sequence[str], fail_on: str, fmt: str,
-                 output: str | None) -> str:
+def _run_summary(
+    reports: Sequence[Report], unreadable: Sequence[str], fail_on: str, fmt: str, output: str | None
+) -> str:
     """One line for a CI log: the verdict, the counts, and where the report went.
 
     ``ERROR`` when an image could not be read (exit code 2), else the verdict the exit code gives.
@@ -432,8 +455,9 @@ def _run_summary(reports: Sequence[Report], unreadable: Sequence[str], fail_on: 
             for key, value in report.summary.items():
                 counts[key] = counts.get(key, 0) + value
         if reports:
-            what += "; rules: " + ", ".join(count_label(st, counts[st.value]) for st in STATUS_ORDER
-                                            if counts.get(st.value))
+            what += "; rules: " + ", ".join(
+                count_label(st, counts[st.value]) for st in STATUS_ORDER if counts.get(st.value)
+            )
     line = f"azvhdaudit: {word}: {what}"
     if output and output != "-" and reports:
         line += f"; {fmt} report written to {output}"
@@ -547,8 +571,10 @@ def _fleet_output(args: argparse.Namespace, items: list[Report], stderr: IO[str]
 
     fleet = fleet_report(items)
     s = fleet.summary
-    stderr.write(f"azvhdaudit: {s['images']} images: {s['compliant']} compliant, {s['failing']} failing, "
-                 f"{s['unreadable']} unreadable\n")
+    stderr.write(
+        f"azvhdaudit: {s['images']} images: {s['compliant']} compliant, {s['failing']} failing, "
+        f"{s['unreadable']} unreadable\n"
+    )
     for warning in fleet.warnings:
         stderr.write(f"azvhdaudit: warning: {warning}\n")
     if args.format == "html":
@@ -578,8 +604,10 @@ def _apply_baseline(args: argparse.Namespace, baseline: Any, reports: list[Repor
             return EXIT_OK, f"baseline {args.baseline}: nothing recorded, no image could be read\n"
         record_baseline(reports, args.baseline)
         count = sum(len(r.failed) for r in reports)
-        return EXIT_OK, (f"baseline {args.baseline}: recorded {len(reports)} report{'s' if len(reports) != 1 else ''}"
-                         f" with {count} failing rule{'s' if count != 1 else ''} accepted\n")
+        return EXIT_OK, (
+            f"baseline {args.baseline}: recorded {len(reports)} report{'s' if len(reports) != 1 else ''}"
+            f" with {count} failing rule{'s' if count != 1 else ''} accepted\n"
+        )
     judgements = [baseline.judge(r, args.fail_on) for r in reports]
     for report, judgement in zip(reports, judgements, strict=True):
         report.options["baseline"] = judgement.to_dict()
@@ -593,9 +621,16 @@ def _cmd_diff(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int
     def side(path: str) -> Report:
         if "://" not in path and is_json_file(path):
             return load_report(path)
-        return _run_audit(path, profile=args.profile, select=args.select or None, ignore=args.ignore or None,
-                          waivers=args.waivers, image_type=args.image_type, backend=args.backend,
-                          with_lsa=args.with_lsa)
+        return _run_audit(
+            path,
+            profile=args.profile,
+            select=args.select or None,
+            ignore=args.ignore or None,
+            waivers=args.waivers,
+            image_type=args.image_type,
+            backend=args.backend,
+            with_lsa=args.with_lsa,
+        )
 
     result = compare(side(args.old), side(args.new))
     _write(render_diff(result, args.format, fail_on=args.fail_on), args.output, stdout)
@@ -620,8 +655,10 @@ def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         # the script went to a file: the log still says what it covers
         wanted = ("fail", "warning") if args.include_warnings else ("fail",)
         count = sum(1 for r in report.filter(status=wanted) if r.remediation)
-        stderr.write(f"azvhdaudit: fix script for {count} rule{'s' if count != 1 else ''} of {report.source} "
-                     f"written to {args.output}\n")
+        stderr.write(
+            f"azvhdaudit: fix script for {count} rule{'s' if count != 1 else ''} of {report.source} "
+            f"written to {args.output}\n"
+        )
     return EXIT_OK
 
 

@@ -416,8 +416,16 @@ def _verdicts(old: Report, new: Report) -> list[VerdictChange]:
                 new_message=b.message if b else "",
             )
         )
-    order = {"new_failure": 0, "newly_not_checked": 1, "new_warning": 2, "fixed": 3, "improved": 4,
-             "changed": 5, "added": 6, "removed": 7}
+    order = {
+        "new_failure": 0,
+        "newly_not_checked": 1,
+        "new_warning": 2,
+        "fixed": 3,
+        "improved": 4,
+        "changed": 5,
+        "added": 6,
+        "removed": 7,
+    }
     return sorted(changes, key=lambda c: order.get(c.kind, 9))
 
 

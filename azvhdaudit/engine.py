@@ -38,8 +38,19 @@ from azvhdaudit.rules.base import AuditContext, AuditOptions, Rule, Target, all_
 from azvhdaudit.rules.vm import VM_ROLE, DiskInfo, VMContext
 from azvhdaudit.waivers import Waiver, WaiverInput, check_known, load_waivers, split_expired
 
-__all__ = ["audit", "audit_context", "audit_vm_context", "evaluate", "judged", "select_rules", "catalogue",
-           "in_profile", "PROFILES", "ROLES", "DISK_AREAS"]
+__all__ = [
+    "audit",
+    "audit_context",
+    "audit_vm_context",
+    "evaluate",
+    "judged",
+    "select_rules",
+    "catalogue",
+    "in_profile",
+    "PROFILES",
+    "ROLES",
+    "DISK_AREAS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +154,12 @@ def _planned(profile: str, select: Any, ignore: Any, role: str) -> list[Rule]:
 def _decided(rule: Rule, role: str, disk: str, no_windows: str | None) -> Outcome | None:
     """The outcome the engine gives without running the rule, or ``None`` to run it."""
     if role not in rule.meta.disk_roles:
-        why = (f"a check of the OS disk's Windows; {disk} is audited as a data disk, whose guest settings are "
-               "those of the VM's OS disk" if rule.meta.needs_guest
-               else f"a check of the OS disk; {disk} is audited as a data disk")
+        why = (
+            f"a check of the OS disk's Windows; {disk} is audited as a data disk, whose guest settings are "
+            "those of the VM's OS disk"
+            if rule.meta.needs_guest
+            else f"a check of the OS disk; {disk} is audited as a data disk"
+        )
         return Outcome(Status.NOT_APPLICABLE, why, reason=why)
     if no_windows and rule.meta.needs_guest:
         return Outcome(Status.NOT_CHECKED, f"not checked: {no_windows}", reason=no_windows)
@@ -179,8 +193,14 @@ def _checked(rule: Rule, ctx: AuditContext) -> Outcome:
     except NotApplicable as signal:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
     except NotChecked as missing:
-        return Outcome(Status.NOT_CHECKED, missing.message, missing.expected, missing.actual, missing.evidence,
-                       reason=missing.reason)
+        return Outcome(
+            Status.NOT_CHECKED,
+            missing.message,
+            missing.expected,
+            missing.actual,
+            missing.evidence,
+            reason=missing.reason,
+        )
     except BCDError as err:
         # an element of the BCD store that cannot be decoded: the boot settings are not known
         return Outcome(Status.NOT_CHECKED, f"not checked: malformed BCD data: {err}", reason=str(err))
@@ -369,15 +389,17 @@ class _Unpartitioned:
         self.close()
 
 
-def _open_disk(
-    source: Any, backend: str, hives: Sequence[str], storage_options: dict[str, Any] | None = None
-) -> Any:
+def _open_disk(source: Any, backend: str, hives: Sequence[str], storage_options: dict[str, Any] | None = None) -> Any:
     """Open a disk read-only for the audit; one without a partition table opens as :class:`_Unpartitioned`."""
     from azvhdaudit.image import open_image
 
     try:
         return open_image(
-            source, backend=backend, hives=hives, require_windows=False, storage_options=storage_options,
+            source,
+            backend=backend,
+            hives=hives,
+            require_windows=False,
+            storage_options=storage_options,
             read_ahead=True,
         )
     except NoPartitionTableError as err:
@@ -465,16 +487,18 @@ def audit(
         raise ProfileError(f"role must be 'os' or 'data', not {role!r}")
     extra_disks = [os.fspath(d) for d in (data_disks or ())]
     if role == "data" and extra_disks:
-        raise ProfileError("data_disks belong to an OS disk: give the OS disk as the image (role 'os' or not "
-                           "given), not a data disk")
+        raise ProfileError(
+            "data_disks belong to an OS disk: give the OS disk as the image (role 'os' or not given), not a data disk"
+        )
     loaded = _resolve_waivers(waivers)
     today = _dt.datetime.now(_dt.timezone.utc).date()
     active, expired = split_expired(loaded, today)
     for waiver in expired:
         log.warning("waiver for %s expired on %s; the rule's result stands", waiver.rule, waiver.expires)
     chosen_target = _target(target)
-    options = AuditOptions(image_type=image_type, role=role, target=chosen_target,
-                           verify_signatures=bool(verify_signatures))
+    options = AuditOptions(
+        image_type=image_type, role=role, target=chosen_target, verify_signatures=bool(verify_signatures)
+    )
     # Validate the patterns before opening anything: a typo should cost nothing.
     rules = _planned(profile, select, ignore, role or "os")
     wanted_hives = _hives_for(rules, with_lsa)
@@ -524,8 +548,7 @@ def audit(
         report.target = chosen_target.resolved(image.facts.generation)
         report.disks[main_name] = _disk_entry(role or "os", report.source, no_windows is None)
         if extra_disks:
-            _audit_data_disks(image, report, extra_disks, run, backend, options, profile, select, ignore,
-                              active, today)
+            _audit_data_disks(image, report, extra_disks, run, backend, options, profile, select, ignore, active, today)
         elif role != "data" and image.registry.has_hive("SYSTEM"):
             _letters(report, image.registry, {main_name: image.facts})
 
@@ -582,8 +605,12 @@ def _audit_data_disks(
         ran = time.perf_counter()
         # A data disk's own hives are never read: its guest settings are the OS disk's.
         with _open_disk(path, backend, ()) as image:
-            disk_options = AuditOptions(image_type=options.image_type, role="data", target=options.target,
-                                        verify_signatures=options.verify_signatures)
+            disk_options = AuditOptions(
+                image_type=options.image_type,
+                role="data",
+                target=options.target,
+                verify_signatures=options.verify_signatures,
+            )
             report.results.extend(run(image, name, disk_options, None))
             entry = _disk_entry("data", path, image.windows_volume is not None)
             entry["facts"] = image.facts.to_dict()
@@ -596,8 +623,9 @@ def _audit_data_disks(
         registry=os_image.registry,
         facts=os_image.facts,
         profile=profile,
-        options=AuditOptions(image_type=options.image_type, role="os", target=options.target,
-                             verify_signatures=options.verify_signatures),
+        options=AuditOptions(
+            image_type=options.image_type, role="os", target=options.target, verify_signatures=options.verify_signatures
+        ),
         files=getattr(os_image, "files", None),
         disks=tuple(infos),
     )

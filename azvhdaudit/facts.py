@@ -356,7 +356,10 @@ class ImageFacts:
         """The report's ``extra``: the typed facts (``sysprep``, ``pending_reboot``, ``agent``, each present only
         when established) among the free-form ones, in the order the data path records them."""
         typed: dict[str, SysprepFacts | PendingRebootFacts | AgentFacts | None] = {
-            "sysprep": self.sysprep, "pending_reboot": self.pending_reboot, "agent": self.agent}
+            "sysprep": self.sysprep,
+            "pending_reboot": self.pending_reboot,
+            "agent": self.agent,
+        }
         out: dict[str, Any] = {}
         for name in _EXTRA_ORDER:
             fact = typed.get(name)

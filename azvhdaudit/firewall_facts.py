@@ -120,10 +120,43 @@ class FirewallRule:
 _KEYS = {
     key: key.lower()
     for key in (
-        "Action", "Active", "Dir", "Protocol", "LPort", "LPort2_10", "RPort", "RPort2_10", "LA4", "LA6", "RA4",
-        "RA6", "App", "Svc", "Name", "Desc", "EmbedCtxt", "Profile", "Edge", "Defer", "ICMP4", "ICMP6", "PFN",
-        "LUAuth", "RUAuth", "LUOwn", "Security", "IF", "IFType", "RMauth", "TTK", "TTK2_22", "TTK2_27",
-        "TTK2_28", "Platform", "Platform2", "AuthByPassOut",
+        "Action",
+        "Active",
+        "Dir",
+        "Protocol",
+        "LPort",
+        "LPort2_10",
+        "RPort",
+        "RPort2_10",
+        "LA4",
+        "LA6",
+        "RA4",
+        "RA6",
+        "App",
+        "Svc",
+        "Name",
+        "Desc",
+        "EmbedCtxt",
+        "Profile",
+        "Edge",
+        "Defer",
+        "ICMP4",
+        "ICMP6",
+        "PFN",
+        "LUAuth",
+        "RUAuth",
+        "LUOwn",
+        "Security",
+        "IF",
+        "IFType",
+        "RMauth",
+        "TTK",
+        "TTK2_22",
+        "TTK2_27",
+        "TTK2_28",
+        "Platform",
+        "Platform2",
+        "AuthByPassOut",
     )
 }
 
@@ -237,8 +270,10 @@ class EffectiveRules:
     def merge_note(self) -> str:
         if not self.merge_off:
             return ""
-        return (f" (Group Policy ignores local rules in the {'/'.join(sorted(self.merge_off))} profile(s): "
-                "AllowLocalPolicyMerge = 0)")
+        return (
+            f" (Group Policy ignores local rules in the {'/'.join(sorted(self.merge_off))} profile(s): "
+            "AllowLocalPolicyMerge = 0)"
+        )
 
     def profiles(self, rule: FirewallRule) -> frozenset[str]:
         """The profiles ``rule`` really applies to."""

@@ -316,14 +316,23 @@ def _reg_data(type_name: str | None, expected: object) -> str | None:
 
 #: PowerShell's -Type / -PropertyType names -> registry types
 _PS_TYPES = {
-    "dword": "REG_DWORD", "qword": "REG_QWORD", "string": "REG_SZ", "expandstring": "REG_EXPAND_SZ",
+    "dword": "REG_DWORD",
+    "qword": "REG_QWORD",
+    "string": "REG_SZ",
+    "expandstring": "REG_EXPAND_SZ",
     "multistring": "REG_MULTI_SZ",
 }
 _TOKEN_RE = re.compile(r"""'(?:[^']|'')*'|"(?:[^"`]|`.)*"|@\([^)]*\)|[^\s]+""")
 _WRITE_RE = re.compile(r"^(Set-ItemProperty|New-ItemProperty)\b", re.I)
 _ASSIGN_RE = re.compile(r"^\$(\w+)\s*=\s*(.+)$")
-_NAMED = {"-path": "path", "-literalpath": "path", "-name": "name", "-value": "value", "-type": "type",
-          "-propertytype": "type"}
+_NAMED = {
+    "-path": "path",
+    "-literalpath": "path",
+    "-name": "name",
+    "-value": "value",
+    "-type": "type",
+    "-propertytype": "type",
+}
 
 
 def _ps_value(token: str, variables: dict[str, object]) -> object:
@@ -357,7 +366,7 @@ def _reg_path(path: str) -> str | None:
     """``HKLM:\\SYSTEM\\...`` as a .reg key; SYSTEM and SOFTWARE only (what an offline image holds)."""
     for prefix in ("HKLM:\\", "HKEY_LOCAL_MACHINE\\", "Registry::HKEY_LOCAL_MACHINE\\"):
         if path.upper().startswith(prefix.upper()):
-            rest = path[len(prefix):].strip("\\")
+            rest = path[len(prefix) :].strip("\\")
             hive = rest.split("\\", 1)[0].upper()
             if hive in ("SYSTEM", "SOFTWARE"):
                 return "HKEY_LOCAL_MACHINE\\" + rest

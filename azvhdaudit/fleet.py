@@ -58,8 +58,15 @@ from azvhdaudit.errors import AuditError, ProfileError
 from azvhdaudit.report import Report, Result, Severity, Status
 from azvhdaudit.sources import SourceStats, is_url, open_source, options_for
 
-__all__ = ["REMOTE_IN_FLIGHT", "UNREADABLE_ID", "WorkerPoolError", "audit_source", "audit_many", "error_report",
-           "io_stats"]
+__all__ = [
+    "REMOTE_IN_FLIGHT",
+    "UNREADABLE_ID",
+    "WorkerPoolError",
+    "audit_source",
+    "audit_many",
+    "error_report",
+    "io_stats",
+]
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +186,9 @@ def audit_source(
     if is_url(source):
         fh, opener = open_source(str(source), **options_for(str(source), storage_options))
         with fh:
-            with open_image(fh, opener=opener, backend=backend, hives=hives, require_windows=False,
-                            read_ahead=True) as image:
+            with open_image(
+                fh, opener=opener, backend=backend, hives=hives, require_windows=False, read_ahead=True
+            ) as image:
                 opened = (time.perf_counter() - started) * 1000
                 report = audit(image, **audit_kwargs)
                 if identity:
@@ -216,8 +224,9 @@ def _task(source: Source, storage_options: dict[str, Any] | None, audit_kwargs: 
         return error_report(source, err, audit_kwargs.get("profile", "azure"))
 
 
-def _task_group(sources: list[Source], storage_options: dict[str, Any] | None,
-                audit_kwargs: dict[str, Any]) -> list[Report]:
+def _task_group(
+    sources: list[Source], storage_options: dict[str, Any] | None, audit_kwargs: dict[str, Any]
+) -> list[Report]:
     """Run in a worker: the audits of ``sources`` at once, one thread each (remote images: their waits overlap)."""
     if len(sources) == 1:
         return [_task(sources[0], storage_options, audit_kwargs)]
@@ -334,8 +343,15 @@ def _default_context(*task_args: Any) -> Any:
     if method == "forkserver":
         # the server imports the audit code once; every worker forked from it starts with it loaded
         context.set_forkserver_preload(
-            ["azvhdaudit.fleet", "azvhdaudit.engine", "azvhdaudit.image", "azvhdaudit.rules", "azvhdaudit.pe",
-             "azvhdaudit.container", "azvhdaudit.registry.regf"]
+            [
+                "azvhdaudit.fleet",
+                "azvhdaudit.engine",
+                "azvhdaudit.image",
+                "azvhdaudit.rules",
+                "azvhdaudit.pe",
+                "azvhdaudit.container",
+                "azvhdaudit.registry.regf",
+            ]
         )
     return context
 
@@ -464,8 +480,9 @@ def _alone(
             return pool.submit(_task, source, storage_options, prepared).result()
         except BrokenProcessPool as err:
             log.error("%s: the process auditing this image died", _name(source))
-            return error_report(source, f"the process auditing this image died while reading it "
-                                        f"({type(err).__name__}: {err})", profile)
+            return error_report(
+                source, f"the process auditing this image died while reading it ({type(err).__name__}: {err})", profile
+            )
         except Exception as err:
             return error_report(source, err, profile)
 

@@ -56,8 +56,10 @@ def network_cause(err: BaseException) -> BaseException | None:
     for cause in chain(err):
         if isinstance(cause, (socket.gaierror, ConnectionRefusedError)):
             return cause  # the most telling: prefer it to the client library's wrapper around it
-        if found is None and (isinstance(cause, (ConnectionError, TimeoutError)) or type(cause).__name__ in (
-                "ClientConnectorError", "ServerDisconnectedError", "ServiceRequestError")):
+        if found is None and (
+            isinstance(cause, (ConnectionError, TimeoutError))
+            or type(cause).__name__ in ("ClientConnectorError", "ServerDisconnectedError", "ServiceRequestError")
+        ):
             found = cause
     return found
 
@@ -89,7 +91,7 @@ def cause_hint(err: BaseException) -> str | None:
             top = (cause.name or "").split(".")[0] or _module_in(str(cause))
             extra = EXTRAS.get(top)
             if extra:
-                return f"install the extra: pip install \"azvhdaudit[{extra}]\""
+                return f'install the extra: pip install "azvhdaudit[{extra}]"'
             return f"install the missing module{f' {top}' if top else ''}"
     for cause in causes:
         if isinstance(cause, PermissionError):

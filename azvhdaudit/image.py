@@ -149,9 +149,7 @@ class Image:
     def _partition_summary(self) -> str:
         if not self.facts.partitions:
             return "none"
-        return ", ".join(
-            f"#{p.index} {p.type_name} {p.filesystem or '?'} at {p.offset}" for p in self.facts.partitions
-        )
+        return ", ".join(f"#{p.index} {p.type_name} {p.filesystem or '?'} at {p.offset}" for p in self.facts.partitions)
 
     def _find_volumes(self) -> None:
         facts = self.facts
@@ -297,7 +295,8 @@ class Image:
                     log.warning("%s", unavailable["BCD"])
         elif self._boot_errors:
             unavailable["BCD"] = "the BCD store cannot be read: its folder cannot be looked up: " + "; ".join(
-                self._boot_errors)
+                self._boot_errors
+            )
         else:
             unavailable["BCD"] = "no boot store found (\\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD)"
         return RegistryView(hives=hives, unavailable=unavailable)
@@ -326,8 +325,9 @@ class Image:
             except ImportError:  # pragma: no cover - the OS facts module is part of the package
                 return
             # each fact on its own: a corrupt cell met by one leaves it unknown, not the others
-            self._prefetch([functools.partial(osinfo.os_facts, reg),
-                            functools.partial(osinfo.image_extra_facts, reg, self.files)])
+            self._prefetch(
+                [functools.partial(osinfo.os_facts, reg), functools.partial(osinfo.image_extra_facts, reg, self.files)]
+            )
             try:
                 facts.os = osinfo.os_facts(reg)
             except AuditError as err:
@@ -462,8 +462,9 @@ def open_image(
         raise
     opened = (time.perf_counter() - started) * 1000
     try:
-        image = Image(container, source=name, backend=backend, hives=hives, require_windows=require_windows,
-                      read_ahead=read_ahead)
+        image = Image(
+            container, source=name, backend=backend, hives=hives, require_windows=require_windows, read_ahead=read_ahead
+        )
     except BaseException:
         container.close()
         for fh in owned:

@@ -320,8 +320,10 @@ def agent_facts(registry: RegistryView, files: GuestFiles | None) -> AgentFacts:
     uninstall = registry.key(UNINSTALL) if not versions and registry.has_hive("SOFTWARE") else None
     for sub in uninstall.subkeys() if uninstall is not None else []:
         display = sub.value("DisplayName")
-        if display is not None and isinstance(display.data, str) and display.data.lower().startswith(
-            "windows azure vm agent"
+        if (
+            display is not None
+            and isinstance(display.data, str)
+            and display.data.lower().startswith("windows azure vm agent")
         ):
             ver = sub.value("DisplayVersion")
             uninstall_version = ver.data if ver is not None and isinstance(ver.data, str) else ""
@@ -368,8 +370,11 @@ class MountedDevice:
     def matches(self, facts: ImageFacts, part: PartitionFacts) -> bool:
         """Whether this value names ``part`` of the disk described by ``facts``."""
         if self.style == "mbr":
-            return (facts.partition_style == "mbr" and facts.mbr_disk_signature == self.mbr_signature
-                    and part.offset == self.offset)
+            return (
+                facts.partition_style == "mbr"
+                and facts.mbr_disk_signature == self.mbr_signature
+                and part.offset == self.offset
+            )
         if self.style == "gpt":
             return part.guid is not None and part.guid.lower() == self.guid
         return False
@@ -384,11 +389,12 @@ def _decode_mounted(name: str, raw: bytes) -> MountedDevice:
     if upper.startswith("\\DOSDEVICES\\") and len(name) == len("\\DosDevices\\X:") and name.endswith(":"):
         letter = name[-2:].upper()
     elif upper.startswith("\\??\\VOLUME{"):
-        volume_guid = name[len("\\??\\Volume"):]
+        volume_guid = name[len("\\??\\Volume") :]
     if len(raw) == 12:
         signature, offset = struct.unpack("<IQ", raw)
-        return MountedDevice(name, letter, volume_guid, "mbr", mbr_signature=signature, offset=offset,
-                             raw_length=len(raw))
+        return MountedDevice(
+            name, letter, volume_guid, "mbr", mbr_signature=signature, offset=offset, raw_length=len(raw)
+        )
     if len(raw) == 24 and raw[:8] == _DMIO:
         guid = str(uuid.UUID(bytes_le=bytes(raw[8:24])))
         return MountedDevice(name, letter, volume_guid, "gpt", guid=guid, raw_length=len(raw))
@@ -407,9 +413,7 @@ def mounted_devices(registry: RegistryView) -> list[MountedDevice]:
     return sorted(found, key=lambda d: (d.letter is None, d.letter or "", d.name.lower()))
 
 
-def find_partition(
-    device: MountedDevice, disks: Mapping[str, ImageFacts]
-) -> tuple[str, PartitionFacts] | None:
+def find_partition(device: MountedDevice, disks: Mapping[str, ImageFacts]) -> tuple[str, PartitionFacts] | None:
     """The disk name and partition among ``disks`` that ``device`` names, or ``None``."""
     for name, facts in disks.items():
         for part in facts.partitions:
@@ -485,7 +489,7 @@ def kernel_facts(files: GuestFiles | None) -> dict[str, Any]:
         facts["error"] = f"{KERNEL} has no MZ header"
         return facts
     (pe_offset,) = struct.unpack_from("<I", head, 0x3C)
-    if pe_offset + 6 > len(head) or head[pe_offset:pe_offset + 4] != b"PE\0\0":
+    if pe_offset + 6 > len(head) or head[pe_offset : pe_offset + 4] != b"PE\0\0":
         facts["error"] = f"{KERNEL}: no PE signature at offset {pe_offset} of the first {len(head)} bytes"
         return facts
     (machine,) = struct.unpack_from("<H", head, pe_offset + 4)

@@ -125,9 +125,13 @@ def audit_with_identity(source: Any, **audit_kwargs: Any) -> Report:
     # reported as such, not hidden behind an image that cannot be read
     if audit_kwargs.get("waivers") is not None:
         audit_kwargs = dict(audit_kwargs, waivers=_resolve_waivers(audit_kwargs["waivers"]))
-    hives = wanted_hives(audit_kwargs.get("profile", "azure"), audit_kwargs.get("select"),
-                         audit_kwargs.get("ignore"), audit_kwargs.get("role"),
-                         bool(audit_kwargs.get("with_lsa", False)))
+    hives = wanted_hives(
+        audit_kwargs.get("profile", "azure"),
+        audit_kwargs.get("select"),
+        audit_kwargs.get("ignore"),
+        audit_kwargs.get("role"),
+        bool(audit_kwargs.get("with_lsa", False)),
+    )
     with _open_disk(source, audit_kwargs.get("backend", "regf"), hives) as image:
         report = audit(image, **audit_kwargs)
         record_identity(report, image.registry)
@@ -204,8 +208,11 @@ class DuplicateIdentity:
     @property
     def message(self) -> str:
         label = {"computer_name": "ComputerName", "machine_guid": "MachineGuid", "machine_sid": "machine SID"}
-        return (f"{len(self.images)} images not generalized share the {label[self.kind]} {self.value}: "
-                + ", ".join(self.images) + " — clones that will collide in a domain")
+        return (
+            f"{len(self.images)} images not generalized share the {label[self.kind]} {self.value}: "
+            + ", ".join(self.images)
+            + " — clones that will collide in a domain"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -332,8 +339,9 @@ def _rules(reports: list[Report]) -> list[RuleCount]:
         for result in report.results:
             rule = counts.get(result.rule_id)
             if rule is None:
-                rule = counts[result.rule_id] = RuleCount(result.rule_id, result.title, result.area,
-                                                          result.severity.value, 0, 0)
+                rule = counts[result.rule_id] = RuleCount(
+                    result.rule_id, result.title, result.area, result.severity.value, 0, 0
+                )
             if result.status in (Status.FAIL, Status.ERROR):
                 if index not in rule.images:
                     rule.failing += 1
@@ -348,15 +356,19 @@ def _duplicates(rows: list[ImageRow]) -> tuple[list[DuplicateIdentity], list[str
     candidates = [row for row in rows if row.verdict != "unreadable" and row.sysprep_state != "generalized"]
     skipped = sum(1 for row in rows if row.sysprep_state == "generalized")
     if skipped:
-        notes.append(f"{skipped} generalized image{'s' if skipped != 1 else ''} not compared for duplicate "
-                     "identities: a generalized image takes a new computer name and SID when deployed")
+        notes.append(
+            f"{skipped} generalized image{'s' if skipped != 1 else ''} not compared for duplicate "
+            "identities: a generalized image takes a new computer name and SID when deployed"
+        )
     if any(row.identity_recorded and row.machine_sid is None for row in candidates) and len(candidates) > 1:
         notes.append("machine SIDs are compared only where the SECURITY hive was read (audit with --with-lsa)")
     unrecorded = [row for row in candidates if not row.identity_recorded]
     if unrecorded:
-        notes.append(f"{len(unrecorded)} image{'s' if len(unrecorded) != 1 else ''} without a recorded identity, "
-                     "not compared for duplicates (audit with the command line, audit_many(..., identity=True) or "
-                     "azvhdaudit.overview.audit_with_identity)")
+        notes.append(
+            f"{len(unrecorded)} image{'s' if len(unrecorded) != 1 else ''} without a recorded identity, "
+            "not compared for duplicates (audit with the command line, audit_many(..., identity=True) or "
+            "azvhdaudit.overview.audit_with_identity)"
+        )
     found = []
     for kind in ("computer_name", "machine_guid", "machine_sid"):
         groups: dict[str, list[ImageRow]] = {}
@@ -366,8 +378,11 @@ def _duplicates(rows: list[ImageRow]) -> tuple[list[DuplicateIdentity], list[str
                 groups.setdefault(value.upper() if kind == "computer_name" else value, []).append(row)
         for _key, members in sorted(groups.items()):
             if len(members) > 1:
-                found.append(DuplicateIdentity(kind, getattr(members[0], kind), [m.name for m in members],
-                                               [m.sysprep_state for m in members]))
+                found.append(
+                    DuplicateIdentity(
+                        kind, getattr(members[0], kind), [m.name for m in members], [m.sysprep_state for m in members]
+                    )
+                )
     return found, notes
 
 
@@ -381,5 +396,12 @@ def fleet_report(reports: Iterable[Report | Mapping[str, Any]]) -> FleetReport:
     areas = sorted({area for row in rows for area in row.areas})
     duplicates, notes = _duplicates(rows)
     version = items[0].tool_version if items else ""
-    return FleetReport(images=rows, areas=areas, rules=_rules(items), duplicates=duplicates, notes=notes,
-                       reports=items, tool_version=version)
+    return FleetReport(
+        images=rows,
+        areas=areas,
+        rules=_rules(items),
+        duplicates=duplicates,
+        notes=notes,
+        reports=items,
+        tool_version=version,
+    )

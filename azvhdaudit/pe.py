@@ -249,8 +249,13 @@ def _plain_sections(head: bytes, pages: _Pages) -> tuple[list[_Section], int]:
         raise _Defer(f"optional header of {optional_size} bytes (magic 0x{magic:X})")
     section_alignment, file_alignment = struct.unpack_from("<II", head, optional + 32)
     (rva_count,) = struct.unpack_from("<I", head, optional + directories - 4)
-    if (rva_count != 16 or not _power_of_two(file_alignment) or not 0x200 <= file_alignment <= 0x10000
-            or not _power_of_two(section_alignment) or section_alignment < max(0x1000, file_alignment)):
+    if (
+        rva_count != 16
+        or not _power_of_two(file_alignment)
+        or not 0x200 <= file_alignment <= 0x10000
+        or not _power_of_two(section_alignment)
+        or section_alignment < max(0x1000, file_alignment)
+    ):
         raise _Defer("unusual alignment or data directory count")
     rva, _size = struct.unpack_from("<II", head, optional + directories + 8 * _RESOURCE)
     sections: list[_Section] = []
@@ -280,8 +285,9 @@ def _offset(sections: list[_Section], rva: int, length: int) -> int:
 
 
 def _entries(pages: _Pages, sections: list[_Section], rva: int) -> list[tuple[int, int]]:
-    _c, _t, _major, _minor, named, ids = _RES_DIR.unpack(pages.read(_offset(sections, rva, _RES_DIR.size),
-                                                                     _RES_DIR.size))
+    _c, _t, _major, _minor, named, ids = _RES_DIR.unpack(
+        pages.read(_offset(sections, rva, _RES_DIR.size), _RES_DIR.size)
+    )
     count = named + ids
     if count > _MAX_ENTRIES:
         raise _Defer(f"resource directory at RVA 0x{rva:X} with {count} entries")
@@ -317,8 +323,9 @@ def _fast_version(pages: _Pages, head: bytes) -> Version | None:
             raise _Defer("the version resource tree is not name/language/data")
         seen.add(target)
         rva = target
-    data_rva, size, _codepage, _reserved = _RES_DATA.unpack(pages.read(_offset(sections, rva, _RES_DATA.size),
-                                                                       _RES_DATA.size))
+    data_rva, size, _codepage, _reserved = _RES_DATA.unpack(
+        pages.read(_offset(sections, rva, _RES_DATA.size), _RES_DATA.size)
+    )
     # VS_VERSIONINFO: wLength, wValueLength, wType, the key, padding to 32 bits (from the RVA, as pefile)
     fixed = ((6 + len(_VS_KEY) + data_rva + 3) & ~3) - (data_rva & ~3)
     if size < fixed + _FFI_SIZE:

@@ -156,15 +156,25 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
 
     def context() -> Any:
         store = bcd()
-        return stage("context", lambda: AuditContext(
-            registry=image.registry, facts=image.facts, profile=PROFILE, options=AuditOptions(),
-            files=image.files, boot_files=boot_volume_files(image), bcd=store))
+        return stage(
+            "context",
+            lambda: AuditContext(
+                registry=image.registry,
+                facts=image.facts,
+                profile=PROFILE,
+                options=AuditOptions(),
+                files=image.files,
+                boot_files=boot_volume_files(image),
+                bcd=store,
+            ),
+        )
 
     def probe(part: Any) -> None:
         """A partition's volume, its boot store and its hives, looked up next to the others'."""
         name = f"{image.source} partition {part.index} (offset {part.offset})"
-        volume = stage(f"volume {part.index}",
-                       lambda: open_volume(image.container, part.offset, part.size, part.filesystem, name))
+        volume = stage(
+            f"volume {part.index}", lambda: open_volume(image.container, part.offset, part.size, part.filesystem, name)
+        )
         if volume is None:
             return
         paths: tuple[str, ...]
@@ -217,6 +227,7 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
     remote = _remote_of(image.container)
     if remote is not None:
         _COMPLETED[remote] = frozenset(completed)
-    log.debug("read ahead for the opening and %d rules in %d rounds (%d rules completed)", len(rules), rounds,
-              len(completed))
+    log.debug(
+        "read ahead for the opening and %d rules in %d rounds (%d rules completed)", len(rules), rounds, len(completed)
+    )
     return rounds

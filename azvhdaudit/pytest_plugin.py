@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["AzvhdWarning", "RuleFailed", "AuditItem", "ImageCollector"]
 
 
-
 class AzvhdWarning(UserWarning):
     """A recommended setting of the image is not met (a rule's ``warning`` status)."""
 
@@ -201,16 +200,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="golden baseline (a JSON report): failures it records are xfail, only what got worse fails",
     )
     parser.addini("azvhd_baseline", "golden baseline JSON report (relative to the rootdir)", default="")
-    parser.addini("azvhd_images", "disk images to audit, one per line (relative to the ini file)", type="paths",
-                  default=[])
+    parser.addini(
+        "azvhd_images", "disk images to audit, one per line (relative to the ini file)", type="paths", default=[]
+    )
     parser.addini("azvhd_profile", "profile: azure, azure-2022, azure-2017 or azure-marketplace", default="azure")
     parser.addini("azvhd_waivers", "waiver file (relative to the rootdir)", default="")
     parser.addini("azvhd_image_type", "generalized or specialized", default="")
     parser.addini("azvhd_fail_on", "fail or warning", default="fail")
     parser.addini("azvhd_security_type", "Standard, TrustedLaunch or ConfidentialVM (default: Azure's)", default="")
     parser.addini("azvhd_disk_controller", "SCSI or NVMe (default: SCSI)", default="")
-    parser.addini("azvhd_verify_signatures", "complete signature check (digests, catalogs)", type="bool",
-                  default=False)
+    parser.addini("azvhd_verify_signatures", "complete signature check (digests, catalogs)", type="bool", default=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -230,8 +229,7 @@ def pytest_configure(config: pytest.Config) -> None:
         fail_on=config.getoption("azvhd_fail_on") or config.getini("azvhd_fail_on") or "fail",
         backend=config.getoption("azvhd_backend") or "regf",
         target=_target_option(config),
-        verify_signatures=bool(config.getoption("azvhd_verify_signatures") or
-                               config.getini("azvhd_verify_signatures")),
+        verify_signatures=bool(config.getoption("azvhd_verify_signatures") or config.getini("azvhd_verify_signatures")),
         baseline=_baseline_path(config),
     )
     config.stash[_STATE_KEY].selected = _take_node_ids(config, config.stash[_STATE_KEY])
@@ -296,9 +294,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if state is None or not state.images:
         return None
     target = ", ".join(f"{k} {v}" for k, v in state.target.items() if v)
-    return f"azvhdaudit: {len(state.images)} image(s), profile {state.profile}" + (
-        f", waivers {state.waivers}" if state.waivers else ""
-    ) + (f", target {target}" if target else "") + (", verify signatures" if state.verify_signatures else "")
+    return (
+        f"azvhdaudit: {len(state.images)} image(s), profile {state.profile}"
+        + (f", waivers {state.waivers}" if state.waivers else "")
+        + (f", target {target}" if target else "")
+        + (", verify signatures" if state.verify_signatures else "")
+    )
 
 
 def _ids(images: list[str]) -> list[str]:
@@ -413,8 +414,9 @@ class ImageCollector(pytest.Collector):
         try:
             report = state.report(self.image)
         except ImageUnreadable as err:
-            if state.selected is None or _is_selected(self.nodeid, [want.partition("::")[0]
-                                                                    for want in state.selected]):
+            if state.selected is None or _is_selected(
+                self.nodeid, [want.partition("::")[0] for want in state.selected]
+            ):
                 yield AuditItem.from_parent(self, name="open", image=self.image, result=None, error=str(err))
             return
         for result in report.results:
@@ -439,8 +441,11 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     if state is None or not state.images or not report.passed:
         return
     for image, node_id in zip(state.images, _ids(state.images), strict=True):
-        report.result.append(ImageCollector.from_parent(
-            collector, name=node_id, nodeid=node_id, path=Path(os.path.abspath(image)), image=image))
+        report.result.append(
+            ImageCollector.from_parent(
+                collector, name=node_id, nodeid=node_id, path=Path(os.path.abspath(image)), image=image
+            )
+        )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -452,8 +457,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     found = {item.nodeid for item in items}
     missing = [want for want in state.selected if not any(_is_selected(n, [want]) for n in found)]
     if missing:
-        raise pytest.UsageError(f"azvhdaudit: no generated test {', '.join(missing)} (run with "
-                                "--collect-only -q to list them)")
+        raise pytest.UsageError(
+            f"azvhdaudit: no generated test {', '.join(missing)} (run with --collect-only -q to list them)"
+        )
 
 
 # --- fixtures for the user's own tests --------------------------------------------------------------
@@ -464,8 +470,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     state = _state(metafunc.config)
     if state.images:
-        metafunc.parametrize("azvhd_image_path", state.images, ids=_ids(state.images), indirect=True,
-                             scope="session")
+        metafunc.parametrize("azvhd_image_path", state.images, ids=_ids(state.images), indirect=True, scope="session")
 
 
 @pytest.fixture(scope="session")

@@ -106,10 +106,11 @@ SERVICING_KEY = SECUREBOOT_KEY + r"\Servicing"
 #: where UEFI firmware finds Windows Boot Manager on the EFI system partition (and bcdboot puts it)
 BOOTMGR_PATH = r"EFI\Microsoft\Boot\bootmgfw.efi"
 
-KB5068202 = ("KB5068202 Registry key updates for Secure Boot: Windows devices with IT-managed updates "
-             "(2025-10-14)")
-KB5025885 = ("KB5025885 How to manage the Windows Boot Manager revocations for Secure Boot changes associated "
-             "with CVE-2023-24932 (2023-05-09)")
+KB5068202 = "KB5068202 Registry key updates for Secure Boot: Windows devices with IT-managed updates (2025-10-14)"
+KB5025885 = (
+    "KB5025885 How to manage the Windows Boot Manager revocations for Secure Boot changes associated "
+    "with CVE-2023-24932 (2023-05-09)"
+)
 
 #: the largest boot manager read whole when the boot volume offers no random access (bootmgfw.efi is ~2.5 MB)
 MAX_BOOTMGR_SIZE = 16 * 1024 * 1024
@@ -133,18 +134,29 @@ class UpdateBit:
 
 
 UPDATE_BITS: tuple[UpdateBit, ...] = (
-    UpdateBit(0x0004, "apply a Key Exchange Key (Microsoft Corporation KEK 2K CA 2023) signed by the device's "
-              "platform key", KB5068202),
+    UpdateBit(
+        0x0004,
+        "apply a Key Exchange Key (Microsoft Corporation KEK 2K CA 2023) signed by the device's platform key",
+        KB5068202,
+    ),
     UpdateBit(0x0040, "add Windows UEFI CA 2023 to the Secure Boot DB", f"{KB5025885}; {KB5068202}"),
-    UpdateBit(0x0080, "add Microsoft Windows Production PCA 2011 to the DBX (revoke 2011-signed boot managers)",
-              KB5025885),
-    UpdateBit(0x0100, "install the boot manager signed by Windows UEFI CA 2023 on the EFI system partition",
-              f"{KB5025885}; {KB5068202}"),
+    UpdateBit(
+        0x0080, "add Microsoft Windows Production PCA 2011 to the DBX (revoke 2011-signed boot managers)", KB5025885
+    ),
+    UpdateBit(
+        0x0100,
+        "install the boot manager signed by Windows UEFI CA 2023 on the EFI system partition",
+        f"{KB5025885}; {KB5068202}",
+    ),
     UpdateBit(0x0200, "apply the Secure Version Number (SVN) update to the firmware", KB5025885),
     UpdateBit(0x0800, "add Microsoft Option ROM UEFI CA 2023 to the DB", KB5068202),
     UpdateBit(0x1000, "add Microsoft UEFI CA 2023 to the DB", KB5068202),
-    UpdateBit(0x4000, "apply 0x0800 and 0x1000 only where Microsoft Corporation UEFI CA 2011 is in the DB",
-              KB5068202, modifier=True),
+    UpdateBit(
+        0x4000,
+        "apply 0x0800 and 0x1000 only where Microsoft Corporation UEFI CA 2011 is in the DB",
+        KB5068202,
+        modifier=True,
+    ),
 )
 _BITS = {b.mask: b for b in UPDATE_BITS}
 
@@ -204,8 +216,11 @@ class ServicingState:
         """The steps ``AvailableUpdates`` still asks for (modifier bits left out)."""
         if not self.available_updates:
             return []
-        return [(bit, words) for bit, words in decode_available_updates(self.available_updates)
-                if not (bit in _BITS and _BITS[bit].modifier)]
+        return [
+            (bit, words)
+            for bit, words in decode_available_updates(self.available_updates)
+            if not (bit in _BITS and _BITS[bit].modifier)
+        ]
 
     @property
     def status_meaning(self) -> str | None:
@@ -222,8 +237,10 @@ class ServicingState:
     @property
     def has_any(self) -> bool:
         """Any servicing value at all is present."""
-        return any(v is not None for v in (self.available_updates, self.status, self.error, self.capable,
-                                           self.available_updates_policy))
+        return any(
+            v is not None
+            for v in (self.available_updates, self.status, self.error, self.capable, self.available_updates_policy)
+        )
 
     def summary(self) -> str:
         """One line: where the image stands, as the values say."""
@@ -247,11 +264,17 @@ class ServicingState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "readable": self.readable, "why": self.why, "available_updates": self.available_updates,
+            "readable": self.readable,
+            "why": self.why,
+            "available_updates": self.available_updates,
             "available_updates_key": self.available_updates_key,
-            "available_updates_policy": self.available_updates_policy, "status": self.status,
-            "error": self.error, "error_event": self.error_event, "capable": self.capable,
-            "pending_steps": [f"0x{b:04X}" for b, _ in self.pending_steps], "mistyped": dict(self.mistyped),
+            "available_updates_policy": self.available_updates_policy,
+            "status": self.status,
+            "error": self.error,
+            "error_event": self.error_event,
+            "capable": self.capable,
+            "pending_steps": [f"0x{b:04X}" for b, _ in self.pending_steps],
+            "mistyped": dict(self.mistyped),
         }
 
 
@@ -259,10 +282,17 @@ def _evidence(reg: RegistryView, path: str, name: str, value: RegValue | None, n
     resolved = reg.resolve(path)
     hive = reg.hive(resolved[0]) if resolved else None
     return Evidence(
-        source="registry", hive=resolved[0] if resolved else "", key=reg.display_path(path), value_name=name,
-        type=value.type_name if value is not None else None, raw=value.raw.hex() if value is not None else None,
-        actual=value.data if value is not None else None, present=value is not None,
-        control_set=reg.control_set_name, hive_dirty=hive.state.dirty if hive is not None else None, note=note,
+        source="registry",
+        hive=resolved[0] if resolved else "",
+        key=reg.display_path(path),
+        value_name=name,
+        type=value.type_name if value is not None else None,
+        raw=value.raw.hex() if value is not None else None,
+        actual=value.data if value is not None else None,
+        present=value is not None,
+        control_set=reg.control_set_name,
+        hive_dirty=hive.state.dirty if hive is not None else None,
+        note=note,
     )
 
 
@@ -306,16 +336,33 @@ def servicing_state(reg: RegistryView) -> ServicingState:
     capable = dword(SERVICING_KEY, "WindowsUEFICA2023Capable")
     if not evidence:
         # say what was looked for, so "absent" is evidence too
-        evidence.append(_evidence(reg, SERVICING_KEY, "UEFICA2023Status", None,
-                                  note="key present" if sv_key is not None else "key absent"))
-        evidence.append(_evidence(reg, SECUREBOOT_KEY, "AvailableUpdates", None,
-                                  note="key present" if sb_key is not None else "key absent"))
+        evidence.append(
+            _evidence(
+                reg, SERVICING_KEY, "UEFICA2023Status", None, note="key present" if sv_key is not None else "key absent"
+            )
+        )
+        evidence.append(
+            _evidence(
+                reg,
+                SECUREBOOT_KEY,
+                "AvailableUpdates",
+                None,
+                note="key present" if sb_key is not None else "key absent",
+            )
+        )
     return ServicingState(
-        readable=True, secureboot_key=sb_key is not None, servicing_key=sv_key is not None,
+        readable=True,
+        secureboot_key=sb_key is not None,
+        servicing_key=sv_key is not None,
         available_updates=available,
         available_updates_key=reg.display_path(available_key) if available_key else None,
-        available_updates_policy=policy, status=status, error=error, error_event=error_event, capable=capable,
-        mistyped=mistyped, evidence=tuple(evidence),
+        available_updates_policy=policy,
+        status=status,
+        error=error,
+        error_event=error_event,
+        capable=capable,
+        mistyped=mistyped,
+        evidence=tuple(evidence),
     )
 
 
@@ -356,13 +403,18 @@ def boot_files(ctx: AuditContext) -> tuple[GuestFiles | None, str]:
     if esp.encrypted or esp.filesystem not in ("fat", None):
         return None, f"the EFI system partition (partition {esp.index}) holds {esp.filesystem}, not FAT"
     if facts.boot_partition != esp.index:
-        where = ("no boot store was found" if facts.boot_partition is None
-                 else f"the boot store found is on partition {facts.boot_partition}")
+        where = (
+            "no boot store was found"
+            if facts.boot_partition is None
+            else f"the boot store found is on partition {facts.boot_partition}"
+        )
         return None, f"the EFI system partition (partition {esp.index}) was not read: {where}"
     files = getattr(ctx, "boot_files", None)
     if files is None:
-        return None, (f"the files of the EFI system partition (partition {esp.index}) were not given to the rules "
-                      "(no boot-volume reader in this audit context)")
+        return None, (
+            f"the files of the EFI system partition (partition {esp.index}) were not given to the rules "
+            "(no boot-volume reader in this audit context)"
+        )
     return files, ""
 
 
@@ -392,9 +444,17 @@ class BootManager:
         return bool(self.cert_table_size)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "present": self.present, "size": self.size, "machine": self.machine,
-                "subsystem": self.subsystem, "cert_table_offset": self.cert_table_offset,
-                "cert_table_size": self.cert_table_size, "error": self.error, "bytes_read": self.bytes_read}
+        return {
+            "path": self.path,
+            "present": self.present,
+            "size": self.size,
+            "machine": self.machine,
+            "subsystem": self.subsystem,
+            "cert_table_offset": self.cert_table_offset,
+            "cert_table_size": self.cert_table_size,
+            "error": self.error,
+            "bytes_read": self.bytes_read,
+        }
 
 
 def _open(files: GuestFiles, path: str) -> tuple[BinaryIO | None, int]:
@@ -424,8 +484,13 @@ def boot_manager(files: GuestFiles, path: str = BOOTMGR_PATH) -> BootManager:
         return BootManager(path=path, present=False)
     if size > MAX_BOOTMGR_SIZE and getattr(files, "open", None) is None:
         fh.close()
-        return BootManager(path, True, size, error=f"larger than {MAX_BOOTMGR_SIZE} bytes, the most read whole "
-                                                   "from a volume without random access", bytes_read=size)
+        return BootManager(
+            path,
+            True,
+            size,
+            error=f"larger than {MAX_BOOTMGR_SIZE} bytes, the most read whole from a volume without random access",
+            bytes_read=size,
+        )
     try:
         head = fh.read(_HEAD)
         read = len(head)
@@ -443,11 +508,18 @@ def boot_manager(files: GuestFiles, path: str = BOOTMGR_PATH) -> BootManager:
         # The certificate table's "VirtualAddress" is a file offset (PE/COFF: "The Attribute Certificate Table").
         offset, length = dirs[_SECURITY].VirtualAddress, dirs[_SECURITY].Size
         if length and (offset + length > size or length > MAX_CERT_TABLE or length < 8):
-            return BootManager(path, True, size, machine, subsystem, offset, length, bytes_read=read,
-                               error=f"certificate table at offset {offset} of {length} bytes does not fit the "
-                                     f"{size}-byte file")
-        return BootManager(path, True, size, machine, subsystem, offset if length else None, length,
-                           bytes_read=read)
+            return BootManager(
+                path,
+                True,
+                size,
+                machine,
+                subsystem,
+                offset,
+                length,
+                bytes_read=read,
+                error=f"certificate table at offset {offset} of {length} bytes does not fit the {size}-byte file",
+            )
+        return BootManager(path, True, size, machine, subsystem, offset if length else None, length, bytes_read=read)
     finally:
         fh.close()
 
@@ -527,11 +599,15 @@ def boot_manager_signers(files: GuestFiles, path: str = BOOTMGR_PATH, *, verify:
         fh.close()
     signers = []
     for item in found or ():
-        subject, ca, verified = (getattr(item, "subject", None), getattr(item, "ca", None),
-                                 getattr(item, "verified", None))
+        subject, ca, verified = (
+            getattr(item, "subject", None),
+            getattr(item, "ca", None),
+            getattr(item, "verified", None),
+        )
         if not isinstance(subject, str) or not isinstance(verified, bool) or not (ca is None or isinstance(ca, str)):
-            return SignerAnswer(None, f"azvhdaudit.authenticode.{AUTHENTICODE_API}() answered {item!r}, without "
-                                      "subject/ca/verified")
+            return SignerAnswer(
+                None, f"azvhdaudit.authenticode.{AUTHENTICODE_API}() answered {item!r}, without subject/ca/verified"
+            )
         why_not = getattr(item, "why", "")
         signers.append(BootSigner(subject, ca, verified, why_not if isinstance(why_not, str) else ""))
     return SignerAnswer(tuple(signers))

@@ -423,8 +423,13 @@ def _import_fsspec() -> Any:
 
 
 def _open_file(
-    url: str, storage_options: dict[str, Any], stats: SourceStats, block_size: int, cache_blocks: int,
-    max_in_flight: int = MAX_IN_FLIGHT, first_read: int = FIRST_READ,
+    url: str,
+    storage_options: dict[str, Any],
+    stats: SourceStats,
+    block_size: int,
+    cache_blocks: int,
+    max_in_flight: int = MAX_IN_FLIGHT,
+    first_read: int = FIRST_READ,
 ) -> RemoteFile:
     fsspec = _import_fsspec()
     try:
@@ -448,8 +453,18 @@ def _open_file(
         raise ImageError(f"{url}: the server does not report the file's size, so it cannot be read by ranges")
     stats.files_opened += 1
     log.debug("opened %s (%d bytes) by ranges of %d bytes", url, size, block_size)
-    opened = RemoteFile(handle, url, size, block_size=block_size, cache_blocks=cache_blocks, stats=stats, fs=fs,
-                        path=path, max_in_flight=max_in_flight, remote=not local)
+    opened = RemoteFile(
+        handle,
+        url,
+        size,
+        block_size=block_size,
+        cache_blocks=cache_blocks,
+        stats=stats,
+        fs=fs,
+        path=path,
+        max_in_flight=max_in_flight,
+        remote=not local,
+    )
     if head is not None:
         stats.requests += 1
         stats.bytes_fetched += len(head)
@@ -492,8 +507,9 @@ class _FirstRead:
 
     def __init__(self, fs: Any, path: str, size: int) -> None:
         self._data: bytes | None = None
-        self._thread = threading.Thread(target=self._run, args=(fs, path, size), name="azvhdaudit-first-read",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(fs, path, size), name="azvhdaudit-first-read", daemon=True
+        )
         self._thread.start()
 
     def _run(self, fs: Any, path: str, size: int) -> None:
@@ -590,7 +606,8 @@ def open_source(
     fh = _open_file(url, storage_options, stats, block_size, cache_blocks, max_in_flight, first_read)
 
     def opener(path: str) -> BinaryIO:
-        return _open_file(_resolve(path, url), storage_options, stats, block_size, cache_blocks, max_in_flight,
-                          first_read)
+        return _open_file(
+            _resolve(path, url), storage_options, stats, block_size, cache_blocks, max_in_flight, first_read
+        )
 
     return fh, opener

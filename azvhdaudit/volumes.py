@@ -154,8 +154,17 @@ def _plain_gpt_partitions(stream: BinaryIO, first: bytes, sector_size: int) -> l
     for num, (bootable, kind, start, sectors) in used:
         if kind != 0xEE:
             raw = mbr.part[num] if mbr is not None else None
-            partitions.append(Partition(disk=None, number=num + 1, offset=start * sector_size,
-                                        size=sectors * sector_size, type=kind, flags=bootable, raw=raw))
+            partitions.append(
+                Partition(
+                    disk=None,
+                    number=num + 1,
+                    offset=start * sector_size,
+                    size=sectors * sector_size,
+                    type=kind,
+                    flags=bootable,
+                    raw=raw,
+                )
+            )
             continue
         if seen_gpt:
             continue
@@ -166,11 +175,19 @@ def _plain_gpt_partitions(stream: BinaryIO, first: bytes, sector_size: int) -> l
                 continue
             entry = c_gpt.GPT_PARTITION(array[at : at + _GPT_ENTRY_SIZE])
             label = entry.name.decode("utf-16-le", "ignore").split("\x00")[0].strip("\x00").strip("\uffff")
-            partitions.append(Partition(
-                disk=None, number=index + 1, offset=entry.first_lba * sector_size,
-                size=(entry.last_lba - entry.first_lba) * sector_size, type=UUID(bytes_le=entry.type_guid),
-                name=label, flags=entry.attribute_flags, guid=UUID(bytes_le=entry.partition_guid), raw=entry,
-            ))
+            partitions.append(
+                Partition(
+                    disk=None,
+                    number=index + 1,
+                    offset=entry.first_lba * sector_size,
+                    size=(entry.last_lba - entry.first_lba) * sector_size,
+                    type=UUID(bytes_le=entry.type_guid),
+                    name=label,
+                    flags=entry.attribute_flags,
+                    guid=UUID(bytes_le=entry.partition_guid),
+                    raw=entry,
+                )
+            )
     if any(p.type in BSD.TYPES for p in partitions):
         return None
     return partitions
@@ -242,8 +259,14 @@ def read_layout(stream: BinaryIO, name: str, disk_size: int, sector_size: int = 
     bare = probe_filesystem(first)
     if bare in ("ntfs", "bitlocker", "fat"):
         part = PartitionFacts(
-            index=0, scheme="none", offset=0, size=disk_size, type_id="", type_name="whole disk",
-            filesystem=bare, encrypted=bare == "bitlocker",
+            index=0,
+            scheme="none",
+            offset=0,
+            size=disk_size,
+            type_id="",
+            type_name="whole disk",
+            filesystem=bare,
+            encrypted=bare == "bitlocker",
         )
         return DiskLayout(style="none", partitions=[part])
     if first[510:512] != b"\x55\xaa":
@@ -294,14 +317,21 @@ def read_layout(stream: BinaryIO, name: str, disk_size: int, sector_size: int = 
         offset = part.offset
         if size <= 0 or offset < sector_size or offset + size > disk_size:
             raise VolumeError(
-                f"{name}: partition {number} (offset {offset}, size {size}) lies outside the disk "
-                f"({disk_size} bytes)"
+                f"{name}: partition {number} (offset {offset}, size {size}) lies outside the disk ({disk_size} bytes)"
             )
         fs = probe_filesystem(_read_at(stream, offset, 512))
         parts.append(
             PartitionFacts(
-                index=len(parts), scheme=style, offset=offset, size=size, type_id=type_id,
-                type_name=type_name, name=pname, guid=guid, bootable=bootable, filesystem=fs,
+                index=len(parts),
+                scheme=style,
+                offset=offset,
+                size=size,
+                type_id=type_id,
+                type_name=type_name,
+                name=pname,
+                guid=guid,
+                bootable=bootable,
+                filesystem=fs,
                 encrypted=fs == "bitlocker",
             )
         )
@@ -309,8 +339,7 @@ def read_layout(stream: BinaryIO, name: str, disk_size: int, sector_size: int = 
     for a, b in zip(ordered, ordered[1:], strict=False):
         if a.offset + a.size > b.offset:
             raise VolumeError(
-                f"{name}: partitions overlap: one at offset {a.offset} (size {a.size}) and one at offset "
-                f"{b.offset}"
+                f"{name}: partitions overlap: one at offset {a.offset} (size {a.size}) and one at offset {b.offset}"
             )
     signature = int.from_bytes(first[0x1B8:0x1BC], "little") if not is_gpt else None
     disk_guid = None

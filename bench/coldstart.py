@@ -40,12 +40,14 @@ COUNTED = ("dissect", "pefile", "signify", "construct", "fsspec", "Registry")
 
 def export(rev: str, work: Path) -> Path:
     """The package at ``rev``, extracted once under ``work``; the directory to put on ``PYTHONPATH``."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], check=True, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", rev], check=True, capture_output=True, text=True
+    ).stdout.strip()
     where = work / commit[:12]
     if not (where / "azvhdaudit" / "__init__.py").exists():
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "azvhdaudit"], check=True,
-                                 capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", commit, "azvhdaudit"], check=True, capture_output=True
+        ).stdout
         where.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=BytesIO(archive)) as tar:
             tar.extractall(where, filter="data")
@@ -72,10 +74,14 @@ def imports(image: Path, path: Path | None) -> dict[str, int]:
     env = dict(os.environ)
     if path is not None:
         env["PYTHONPATH"] = str(path)
-    done = subprocess.run(command(image, "-X", "importtime"), env=env, cwd=ROOT / "bench", capture_output=True,
-                          text=True, timeout=300)
-    names = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
-             and "|" in line][1:]
+    done = subprocess.run(
+        command(image, "-X", "importtime"), env=env, cwd=ROOT / "bench", capture_output=True, text=True, timeout=300
+    )
+    names = [
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    ][1:]
     counts = {"modules": len(names)}
     for top in COUNTED:
         counts[top] = sum(1 for name in names if name.split(".")[0] == top)
@@ -96,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 50:
         parser.error("--rounds must be within 1-50")
-    before = args.before or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], check=True,
-                                           capture_output=True, text=True).stdout.strip()
+    before = (
+        args.before
+        or subprocess.run(
+            ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
 
     import images as bench_images  # bench/images.py: builds once, cached under --work
 
@@ -117,8 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write(args: argparse.Namespace, before: str, image: Path, times: dict[str, list[float]],
-          counted: dict[str, dict[str, int]]) -> None:
+def write(
+    args: argparse.Namespace,
+    before: str,
+    image: Path,
+    times: dict[str, list[float]],
+    counted: dict[str, dict[str, int]],
+) -> None:
     lines = [
         SECTION,
         "",
@@ -135,8 +150,10 @@ def write(args: argparse.Namespace, before: str, image: Path, times: dict[str, l
     ]
     for way, values in times.items():
         counts = counted[way]
-        lines.append(f"| {way} | {statistics.median(values):.3f} | {min(values):.3f}-{max(values):.3f} | "
-                     f"{counts['modules']} | " + " | ".join(str(counts[top]) for top in COUNTED) + " |")
+        lines.append(
+            f"| {way} | {statistics.median(values):.3f} | {min(values):.3f}-{max(values):.3f} | "
+            f"{counts['modules']} | " + " | ".join(str(counts[top]) for top in COUNTED) + " |"
+        )
     section = "\n".join(lines) + "\n"
     text = args.out.read_text() if args.out.exists() else ""
     if SECTION in text:

@@ -57,8 +57,18 @@ def build(work: Path, count: int) -> tuple[dict[str, Path], list[str]]:
     if fleet_dir.exists():
         shutil.rmtree(fleet_dir)
     fleet_dir.mkdir()
-    kinds = ["win7", "win10-dirty", "win7-dynamic", "win7", "win10-dirty", "win7", "win7-dynamic", "win10-dirty",
-             "win7", "garbage"]
+    kinds = [
+        "win7",
+        "win10-dirty",
+        "win7-dynamic",
+        "win7",
+        "win10-dirty",
+        "win7",
+        "win7-dynamic",
+        "win10-dirty",
+        "win7",
+        "garbage",
+    ]
     fleet = []
     for n in range(count):
         kind = kinds[n % len(kinds)]
@@ -73,8 +83,13 @@ def run_fleet(label: str, fleet: list[str], **kwargs: Any) -> dict[str, Any]:
     reports = list(audit_many(fleet, **kwargs))
     seconds = time.perf_counter() - started
     errors = sum(1 for r in reports if r.get(UNREADABLE_ID))
-    row = {"how": label, "images": len(reports), "errors": errors, "seconds": seconds,
-           "per_minute": len(reports) / seconds * 60}
+    row = {
+        "how": label,
+        "images": len(reports),
+        "errors": errors,
+        "seconds": seconds,
+        "per_minute": len(reports) / seconds * 60,
+    }
     print(f"{label}: {len(reports)} images in {seconds:.1f} s = {row['per_minute']:.0f}/min", file=sys.stderr)
     return row
 
@@ -84,11 +99,21 @@ def remote_row(label: str, url: str, size: int, options: dict[str, Any] | None =
     report = audit_source(url, storage_options=options)
     seconds = time.perf_counter() - started
     io = report.facts["extra"]["io"]
-    row = {"how": label, "file_size": size, "bytes": io["bytes_read"], "requests": io["requests"],
-           "round_trips": io.get("round_trips", io["requests"]), "seconds": seconds, "results": len(report.results),
-           "problem": report.get(UNREADABLE_ID) is not None}
-    print(f"{label}: {io['bytes_read']} bytes in {io['requests']} requests, {row['round_trips']} round trips, "
-          f"{seconds:.2f} s", file=sys.stderr)
+    row = {
+        "how": label,
+        "file_size": size,
+        "bytes": io["bytes_read"],
+        "requests": io["requests"],
+        "round_trips": io.get("round_trips", io["requests"]),
+        "seconds": seconds,
+        "results": len(report.results),
+        "problem": report.get(UNREADABLE_ID) is not None,
+    }
+    print(
+        f"{label}: {io['bytes_read']} bytes in {io['requests']} requests, {row['round_trips']} round trips, "
+        f"{seconds:.2f} s",
+        file=sys.stderr,
+    )
     return row
 
 
@@ -114,21 +139,21 @@ def main(argv: list[str] | None = None) -> int:
     ]
     from distributed import Client, LocalCluster
 
-    cluster_options = {"n_workers": args.workers, "threads_per_worker": 1, "processes": True,
-                       "dashboard_address": None}
+    cluster_options = {"n_workers": args.workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
     with LocalCluster(**cluster_options) as cluster, Client(cluster) as client:
         client.submit(sum, [1]).result()  # workers up before the clock starts
-        local.append(run_fleet(f"Dask LocalCluster ({args.workers} worker processes x 1 thread)", fleet,
-                               client=client))
+        local.append(run_fleet(f"Dask LocalCluster ({args.workers} worker processes x 1 thread)", fleet, client=client))
 
     remote: list[dict[str, Any]] = []
     http = rs.start_http(images["win7"].parent)
     try:
         for kind in ("win7", "win10-dirty", "win7-dynamic"):
-            remote.append(remote_row(f"HTTP Range: {kind}", f"{http.url}/{images[kind].name}",
-                                     images[kind].stat().st_size))
-        remote.append(remote_row("HTTP Range: large (100 GiB fixed)", f"{http.url}/large.vhd",
-                                 images["large"].stat().st_size))
+            remote.append(
+                remote_row(f"HTTP Range: {kind}", f"{http.url}/{images[kind].name}", images[kind].stat().st_size)
+            )
+        remote.append(
+            remote_row("HTTP Range: large (100 GiB fixed)", f"{http.url}/large.vhd", images["large"].stat().st_size)
+        )
     finally:
         http.stop()
 
@@ -152,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
                 row["note"] = f"{upload.pages_written * rs.PAGE / MiB:.1f} MiB of pages written"
                 remote.append(row)
             rs.upload_block_blob(container, "block/win7.vhd", images["win7"])
-            remote.append(remote_row("Azure block blob: win7", "az://images/block/win7.vhd",
-                                     images["win7"].stat().st_size, options))
+            remote.append(
+                remote_row(
+                    "Azure block blob: win7", "az://images/block/win7.vhd", images["win7"].stat().st_size, options
+                )
+            )
         finally:
             azurite.stop()
 
@@ -162,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write(out: Path, args: argparse.Namespace, local: list[dict[str, Any]], remote: list[dict[str, Any]],
-          azure_note: str) -> None:
+def write(
+    out: Path, args: argparse.Namespace, local: list[dict[str, Any]], remote: list[dict[str, Any]], azure_note: str
+) -> None:
     lines = [
         "# Fleet and remote audit benchmark",
         "",
@@ -182,8 +211,9 @@ def write(out: Path, args: argparse.Namespace, local: list[dict[str, Any]], remo
         "|---|---:|---:|---:|---:|",
     ]
     for row in local:
-        lines.append(f"| {row['how']} | {row['images']} | {row['errors']} | {row['seconds']:.1f} | "
-                     f"{row['per_minute']:.0f} |")
+        lines.append(
+            f"| {row['how']} | {row['images']} | {row['errors']} | {row['seconds']:.1f} | {row['per_minute']:.0f} |"
+        )
     lines += [
         "",
         "## Bytes and requests per remote audit",
@@ -205,7 +235,7 @@ def write(out: Path, args: argparse.Namespace, local: list[dict[str, Any]], remo
     # the sections other benchmarks write (bench/latency.py, bench/coldstart.py) stay as they are
     text = out.read_text() if out.exists() else ""
     kept = [text.find(heading) for heading in KEPT_SECTIONS if text.find(heading) >= 0]
-    tail = "\n" + text[min(kept):] if kept else ""
+    tail = "\n" + text[min(kept) :] if kept else ""
     out.write_text("\n".join(lines) + "\n" + tail)
 
 

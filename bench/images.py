@@ -202,8 +202,9 @@ def build_hives(work: Path) -> dict[str, Path]:
     tokens = {"CCS": "ControlSet001", "LOADER_DESCRIPTION": WIN7.loader_description}
     for name in ("SECURITY", "SAM"):
         prefix, root = samples.HIVE_PREFIX[name]
-        out[name] = samples.build_hive(hives_dir / name, [samples.HIVES / f"{name}.reg"], prefix=prefix,
-                                       root_name=root, tokens=tokens)
+        out[name] = samples.build_hive(
+            hives_dir / name, [samples.HIVES / f"{name}.reg"], prefix=prefix, root_name=root, tokens=tokens
+        )
     win7 = hives_dir / "software-win7.reg"
     win7.write_text(SOFTWARE_WIN7, encoding="utf-8")
     bulk_text, _ = bulk_reg()
@@ -211,8 +212,13 @@ def build_hives(work: Path) -> dict[str, Path]:
     bulk.write_text(bulk_text, encoding="utf-8")
     prefix, root = samples.HIVE_PREFIX["SOFTWARE"]
     started = time.monotonic()
-    out["SOFTWARE"] = samples.build_hive(hives_dir / "SOFTWARE", [samples.HIVES / "SOFTWARE.reg", win7, bulk],
-                                         prefix=prefix, root_name=root, tokens=tokens)
+    out["SOFTWARE"] = samples.build_hive(
+        hives_dir / "SOFTWARE",
+        [samples.HIVES / "SOFTWARE.reg", win7, bulk],
+        prefix=prefix,
+        root_name=root,
+        tokens=tokens,
+    )
     size = out["SOFTWARE"].stat().st_size
     keys = count_keys(out["SOFTWARE"])
     log(f"SOFTWARE hive: {size:,} bytes, {keys:,} keys ({time.monotonic() - started:.0f} s)")
@@ -235,14 +241,36 @@ def big_pe(name: str, version: str, size: int, workdir: Path) -> bytes:
     seed = hashlib.sha256(name.encode()).digest()
     pad.write_bytes(hashlib.shake_256(seed).digest(size))
     pad_o = target.with_suffix(".pad.o")
-    samples.run("x86_64-w64-mingw32-objcopy", "-I", "binary", "-O", "pe-x86-64", "-B", "i386:x86-64",
-                "--rename-section", ".data=.rdata,contents,alloc,load,readonly,data", pad, pad_o)
+    samples.run(
+        "x86_64-w64-mingw32-objcopy",
+        "-I",
+        "binary",
+        "-O",
+        "pe-x86-64",
+        "-B",
+        "i386:x86-64",
+        "--rename-section",
+        ".data=.rdata,contents,alloc,load,readonly,data",
+        pad,
+        pad_o,
+    )
     ext = name.rsplit(".", 1)[-1].lower()
     subsystem = "native" if ext == "sys" else "windows"
     samples.run(
-        "x86_64-w64-mingw32-gcc", "-O2", "-nostdlib", "-shared" if ext == "dll" else "-nostartfiles",
-        "-Wl,--entry=entry", "-Wl,--no-insert-timestamp", "-Wl,--image-base=0x180000000",
-        f"-Wl,--subsystem,{subsystem}", "-s", "-o", target, workdir / "pe" / "stub.c", pad_o, res,
+        "x86_64-w64-mingw32-gcc",
+        "-O2",
+        "-nostdlib",
+        "-shared" if ext == "dll" else "-nostartfiles",
+        "-Wl,--entry=entry",
+        "-Wl,--no-insert-timestamp",
+        "-Wl,--image-base=0x180000000",
+        f"-Wl,--subsystem,{subsystem}",
+        "-s",
+        "-o",
+        target,
+        workdir / "pe" / "stub.c",
+        pad_o,
+        res,
     )
     if len(small) >= target.stat().st_size:
         raise samples.BuildError(f"{name}: padding did not grow the file")
@@ -272,12 +300,20 @@ def layout_for(size: int) -> samples.Layout:
         scheme="gpt",
         disk_id="b3c4d5e6-0a1b-4c2d-8e3f-4a5b6c7d8e01",
         partitions=(
-            samples.Partition("EFI system partition", 2048, esp, "fat32", "EF00",
-                              "b3c4d5e6-0a1b-4c2d-8e3f-4a5b6c7d8e11"),
-            samples.Partition("Microsoft reserved partition", 2048 + esp, msr, "", "0C01",
-                              "b3c4d5e6-0a1b-4c2d-8e3f-4a5b6c7d8e12"),
-            samples.Partition("Basic data partition", win_start, total - win_start - 2048, "ntfs", "0700",
-                              "b3c4d5e6-0a1b-4c2d-8e3f-4a5b6c7d8e13"),
+            samples.Partition(
+                "EFI system partition", 2048, esp, "fat32", "EF00", "b3c4d5e6-0a1b-4c2d-8e3f-4a5b6c7d8e11"
+            ),
+            samples.Partition(
+                "Microsoft reserved partition", 2048 + esp, msr, "", "0C01", "b3c4d5e6-0a1b-4c2d-8e3f-4a5b6c7d8e12"
+            ),
+            samples.Partition(
+                "Basic data partition",
+                win_start,
+                total - win_start - 2048,
+                "ntfs",
+                "0700",
+                "b3c4d5e6-0a1b-4c2d-8e3f-4a5b6c7d8e13",
+            ),
         ),
     )
 
@@ -307,8 +343,11 @@ def build_all(work: Path = WORK, force: bool = False) -> dict[str, Path]:
     stamp = out_dir / "stamp.json"
     wanted = {"version": BUILD_VERSION, "images": sorted(IMAGES)}
     paths = {name: out_dir / name for name in IMAGES}
-    if not force and stamp.exists() and json.loads(stamp.read_text()) == wanted and all(
-        p.exists() for p in paths.values()
+    if (
+        not force
+        and stamp.exists()
+        and json.loads(stamp.read_text()) == wanted
+        and all(p.exists() for p in paths.values())
     ):
         return paths
     samples.require_tools()
@@ -333,8 +372,10 @@ def build_all(work: Path = WORK, force: bool = False) -> dict[str, Path]:
         else:
             samples.fixed_vhd(raws[size], paths[name], unique)
         on_disk = paths[name].stat().st_blocks * 512
-        log(f"built {name}: {paths[name].stat().st_size:,} bytes, {on_disk:,} on disk "
-            f"({time.monotonic() - started:.0f} s)")
+        log(
+            f"built {name}: {paths[name].stat().st_size:,} bytes, {on_disk:,} on disk "
+            f"({time.monotonic() - started:.0f} s)"
+        )
     for raw in raws.values():
         shutil.rmtree(raw.parent)
     shutil.copyfile(shared / "software.json", out_dir / "software.json")

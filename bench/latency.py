@@ -91,8 +91,14 @@ FLEET_WAYS = (
 def fleet(urls: list[str], workers: int, batched: bool, per_worker: int) -> tuple[float, int, int]:
     """``audit_many`` over ``urls`` in a fresh process (its pool's workers see the environment it is given)."""
     env = {**os.environ, "AZVHDAUDIT_BATCH": "1" if batched else "0"}
-    done = subprocess.run([sys.executable, "-c", FLEET_SCRIPT, str(workers), str(per_worker), *urls], env=env,
-                          check=True, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-c", FLEET_SCRIPT, str(workers), str(per_worker), *urls],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     seconds, count, bad = done.stdout.split()
     return float(seconds), int(count), int(bad)
 
@@ -141,11 +147,22 @@ def main(argv: list[str] | None = None) -> int:
                         raise SystemExit(f"{file_name} ({way}): the report differs from the local audit's")
                     times[way].append(seconds)
                     counters[way] = {**io, "server_most_in_flight": server.log.most_in_flight}
-                    print(f"{file_name} {way}: {seconds:.2f} s, {io['round_trips']} round trips, "
-                          f"{io['requests']} requests, {io['bytes_read']:,} bytes", file=sys.stderr)
+                    print(
+                        f"{file_name} {way}: {seconds:.2f} s, {io['round_trips']} round trips, "
+                        f"{io['requests']} requests, {io['bytes_read']:,} bytes",
+                        file=sys.stderr,
+                    )
             for way in ("sequential", "batched"):
-                rows.append({"image": what, "way": way, "seconds": statistics.median(times[way]),
-                             "low": min(times[way]), "high": max(times[way]), **counters[way]})
+                rows.append(
+                    {
+                        "image": what,
+                        "way": way,
+                        "seconds": statistics.median(times[way]),
+                        "low": min(times[way]),
+                        "high": max(times[way]),
+                        **counters[way],
+                    }
+                )
         fleet_rows = []
         urls = [f"{server.url}/bench-127g.vhdx"] * args.fleet
         for way, batched, per_worker in FLEET_WAYS if urls else ():
@@ -198,8 +215,10 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list
             "|---|---:|---:|---:|---:|",
         ]
         for row in fleet_rows:
-            lines.append(f"| {row['way']} | {row['images']} | {row['unreadable']} | {row['seconds']:.1f} | "
-                         f"{row['images'] / row['seconds'] * 60:.0f} |")
+            lines.append(
+                f"| {row['way']} | {row['images']} | {row['unreadable']} | {row['seconds']:.1f} | "
+                f"{row['images'] / row['seconds'] * 60:.0f} |"
+            )
     section = "\n".join(lines) + "\n"
     text = args.out.read_text() if args.out.exists() else ""
     if SECTION in text:

@@ -65,8 +65,10 @@ def _proc_io() -> dict[str, int]:
 
 def _io_delta(before: dict[str, int]) -> dict[str, int]:
     after = _proc_io()
-    return {"rchar": after.get("rchar", 0) - before.get("rchar", 0),
-            "syscr": after.get("syscr", 0) - before.get("syscr", 0)}
+    return {
+        "rchar": after.get("rchar", 0) - before.get("rchar", 0),
+        "syscr": after.get("syscr", 0) - before.get("syscr", 0),
+    }
 
 
 def child_azvhdaudit(image: str, backend: str, profile: str = "azure", verify: bool = False) -> dict[str, Any]:
@@ -97,13 +99,21 @@ def child_azvhdaudit(image: str, backend: str, profile: str = "azure", verify: b
     for result in report.results:
         statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
     signing = _signing_summary(warm_report)
-    return {"import_ms": (imported - started) * 1000, "wall_ms": wall * 1000, "cpu_ms": first_cpu * 1000,
-            "warm_ms": warm * 1000, "warm_cpu_ms": warm_cpu * 1000,
-            "bytes_read": stats["bytes_read"], "read_calls": stats["requests"], **io,
-            "rules": len(report.results), "statuses": statuses,
-            "rule_ms": {r.rule_id: r.duration_ms for r in report.results},
-            "warm_rule_ms": {r.rule_id: r.duration_ms for r in warm_report.results},
-            "signing": signing}
+    return {
+        "import_ms": (imported - started) * 1000,
+        "wall_ms": wall * 1000,
+        "cpu_ms": first_cpu * 1000,
+        "warm_ms": warm * 1000,
+        "warm_cpu_ms": warm_cpu * 1000,
+        "bytes_read": stats["bytes_read"],
+        "read_calls": stats["requests"],
+        **io,
+        "rules": len(report.results),
+        "statuses": statuses,
+        "rule_ms": {r.rule_id: r.duration_ms for r in report.results},
+        "warm_rule_ms": {r.rule_id: r.duration_ms for r in warm_report.results},
+        "signing": signing,
+    }
 
 
 def _signing_summary(report: Any) -> dict[str, Any]:
@@ -130,8 +140,12 @@ def child_signify() -> dict[str, Any]:
     loaded, cpu = time.perf_counter(), time.process_time() - cpu_begin
     authenticode._store(authenticode.KERNEL_ANCHORS)
     store = time.perf_counter()
-    return {"wall_ms": (loaded - begin) * 1000, "cpu_ms": cpu * 1000, "store_ms": (store - loaded) * 1000,
-            "modules": len(set(sys.modules) - before)}
+    return {
+        "wall_ms": (loaded - begin) * 1000,
+        "cpu_ms": cpu * 1000,
+        "store_ms": (store - loaded) * 1000,
+        "modules": len(set(sys.modules) - before),
+    }
 
 
 def record_queries(image: str) -> list[tuple[str, str, str]]:
@@ -175,8 +189,14 @@ def child_dissect_target(image: str, queries_file: str) -> dict[str, Any]:
             pass
     wall, cpu = time.perf_counter() - begin, time.process_time() - cpu_begin
     io = _io_delta(before)
-    return {"import_ms": (imported - started) * 1000, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000, **io,
-            "queries": len(queries), "found": found}
+    return {
+        "import_ms": (imported - started) * 1000,
+        "wall_ms": wall * 1000,
+        "cpu_ms": cpu * 1000,
+        **io,
+        "queries": len(queries),
+        "found": found,
+    }
 
 
 def run_child(argv: list[str]) -> int:
@@ -203,8 +223,12 @@ def run_child(argv: list[str]) -> int:
         begin = time.perf_counter()
         reports = list(audit_many(fleet, workers=2))
         seconds = time.perf_counter() - begin
-        out = {"images": len(reports), "seconds": seconds, "per_minute": len(reports) / seconds * 60,
-               "errors": sum(1 for r in reports if not r.results or r.results[0].rule_id.startswith("image."))}
+        out = {
+            "images": len(reports),
+            "seconds": seconds,
+            "per_minute": len(reports) / seconds * 60,
+            "errors": sum(1 for r in reports if not r.results or r.results[0].rule_id.startswith("image.")),
+        }
     else:
         raise SystemExit(f"unknown measurement {kind!r}")
     print(json.dumps(out))
@@ -286,8 +310,10 @@ def machine() -> str:
             versions.append(f"{package} {version(package)}")
         except Exception:
             versions.append(f"{package} (not installed)")
-    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), {mem:,} MiB RAM, "
-            f"Python {platform.python_version()}; load average at the start {load}; " + ", ".join(versions))
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), {mem:,} MiB RAM, "
+        f"Python {platform.python_version()}; load average at the start {load}; " + ", ".join(versions)
+    )
 
 
 def med(rows: list[dict[str, Any]], field: str) -> float:
@@ -299,9 +325,17 @@ def spread(rows: list[dict[str, Any]], field: str) -> str:
     return f"{min(values):,.0f}–{max(values):,.0f}"
 
 
-def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[dict[str, Any]],
-                  images: dict[str, Path], rounds: int, started: dt.datetime, seconds: float, about: str,
-                  queries: int) -> str:
+def write_results(
+    out: Path,
+    runs: dict[str, list[dict[str, Any]]],
+    fleet: list[dict[str, Any]],
+    images: dict[str, Path],
+    rounds: int,
+    started: dt.datetime,
+    seconds: float,
+    about: str,
+    queries: int,
+) -> str:
     names = {
         "azvhdaudit": "azvhdaudit, in process (`azvhdaudit.audit`, profile `azure`, the default)",
         "azvhdaudit-2022": "azvhdaudit, in process, profile `azure-2022` (the 2022-08 document alone)",
@@ -311,7 +345,7 @@ def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[
         "azvhdaudit-1g": "azvhdaudit, in process",
         "cli": "azvhdaudit CLI (`audit --format json`), whole process",
         "dissect.target": f"dissect.target: `Target.open` + the audit's {queries} registry values",
-        "python-registry": "azvhdaudit with `backend=\"python-registry\"` (whole hives)",
+        "python-registry": 'azvhdaudit with `backend="python-registry"` (whole hives)',
     }
     image_of = {"azvhdaudit-vhd": "bench-127g.vhd", "azvhdaudit-1g": "bench-1g.vhdx", "signify": "—"}
     info = images["bench-127g.vhdx"].with_name("software.json")
@@ -365,47 +399,62 @@ def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[
     facts = []
     if runs.get("dissect.target"):
         theirs = med(runs["dissect.target"], "wall_ms")
-        facts.append(f"- dissect.target / azvhdaudit (same image, same registry values, both after import): "
-                     f"**{theirs / ours:,.1f}x**")
+        facts.append(
+            f"- dissect.target / azvhdaudit (same image, same registry values, both after import): "
+            f"**{theirs / ours:,.1f}x**"
+        )
     if runs.get("python-registry"):
-        facts.append(f"- python-registry backend / default backend: "
-                     f"**{med(runs['python-registry'], 'wall_ms') / ours:,.1f}x**")
+        facts.append(
+            f"- python-registry backend / default backend: **{med(runs['python-registry'], 'wall_ms') / ours:,.1f}x**"
+        )
     if runs.get("azvhdaudit-1g"):
         small = med(runs["azvhdaudit-1g"], "wall_ms")
-        facts.append(f"- 127 GiB / 1 GiB image, same content: time {ours / small:.2f}x, image bytes read "
-                     f"{med(runs['azvhdaudit'], 'bytes_read') / med(runs['azvhdaudit-1g'], 'bytes_read'):.2f}x")
+        facts.append(
+            f"- 127 GiB / 1 GiB image, same content: time {ours / small:.2f}x, image bytes read "
+            f"{med(runs['azvhdaudit'], 'bytes_read') / med(runs['azvhdaudit-1g'], 'bytes_read'):.2f}x"
+        )
     if runs["azvhdaudit"]:
         first = runs["azvhdaudit"][0]
         statuses = ", ".join(f"{v} {k}" for k, v in sorted(first["statuses"].items()))
         cpu = med(runs["azvhdaudit"], "warm_cpu_ms")
-        facts.append(f"- the audit ran {first['rules']} rules ({statuses}); the first audit in the process: "
-                     f"{ours:,.1f} ms, {med(runs['azvhdaudit'], 'cpu_ms'):,.1f} ms of CPU; a second audit in the "
-                     f"same process (warm): {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms, {cpu:,.1f} ms of CPU — "
-                     f"{2 * 60_000 / cpu:,.0f} images per minute on 2 cores if nothing else ran on them")
+        facts.append(
+            f"- the audit ran {first['rules']} rules ({statuses}); the first audit in the process: "
+            f"{ours:,.1f} ms, {med(runs['azvhdaudit'], 'cpu_ms'):,.1f} ms of CPU; a second audit in the "
+            f"same process (warm): {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms, {cpu:,.1f} ms of CPU — "
+            f"{2 * 60_000 / cpu:,.0f} images per minute on 2 cores if nothing else ran on them"
+        )
     if runs.get("azvhdaudit-2022"):
         old = runs["azvhdaudit-2022"]
-        facts.append(f"- profile `azure` / `azure-2022` (the platform rules' share): time "
-                     f"{ours / med(old, 'wall_ms'):.2f}x ({ours - med(old, 'wall_ms'):+,.1f} ms), warm "
-                     f"{med(runs['azvhdaudit'], 'warm_ms'):,.1f} / {med(old, 'warm_ms'):,.1f} ms, image bytes read "
-                     f"{med(runs['azvhdaudit'], 'bytes_read'):,.0f} / {med(old, 'bytes_read'):,.0f}, reads "
-                     f"{med(runs['azvhdaudit'], 'read_calls'):,.0f} / {med(old, 'read_calls'):,.0f}")
+        facts.append(
+            f"- profile `azure` / `azure-2022` (the platform rules' share): time "
+            f"{ours / med(old, 'wall_ms'):.2f}x ({ours - med(old, 'wall_ms'):+,.1f} ms), warm "
+            f"{med(runs['azvhdaudit'], 'warm_ms'):,.1f} / {med(old, 'warm_ms'):,.1f} ms, image bytes read "
+            f"{med(runs['azvhdaudit'], 'bytes_read'):,.0f} / {med(old, 'bytes_read'):,.0f}, reads "
+            f"{med(runs['azvhdaudit'], 'read_calls'):,.0f} / {med(old, 'read_calls'):,.0f}"
+        )
     if runs.get("azvhdaudit-verify"):
         ver = runs["azvhdaudit-verify"]
         sig = ver[0].get("signing", {})
         fast = runs["azvhdaudit"][0].get("signing", {}) if runs["azvhdaudit"] else {}
         load = f", {med(runs['signify'], 'wall_ms'):,.0f} ms of it loading signify" if runs.get("signify") else ""
-        facts.append(f"- `verify_signatures=True` / default: first audit {med(ver, 'wall_ms'):,.1f} / {ours:,.1f} ms"
-                     f"{load}; warm {med(ver, 'warm_ms'):,.1f} / {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms; "
-                     f"image bytes read {med(ver, 'bytes_read'):,.0f} / {med(runs['azvhdaudit'], 'bytes_read'):,.0f}"
-                     f"; `signing.boot_drivers` says: {_signing_words(sig)} (default: {_signing_words(fast)})")
+        facts.append(
+            f"- `verify_signatures=True` / default: first audit {med(ver, 'wall_ms'):,.1f} / {ours:,.1f} ms"
+            f"{load}; warm {med(ver, 'warm_ms'):,.1f} / {med(runs['azvhdaudit'], 'warm_ms'):,.1f} ms; "
+            f"image bytes read {med(ver, 'bytes_read'):,.0f} / {med(runs['azvhdaudit'], 'bytes_read'):,.0f}"
+            f"; `signing.boot_drivers` says: {_signing_words(sig)} (default: {_signing_words(fast)})"
+        )
     if fleet:
         best = statistics.median(r["per_minute"] for r in fleet)
-        facts.append(f"- fleet: `audit_many` over {fleet[0]['images']} copies of bench-127g.vhdx with 2 worker "
-                     f"processes: **{best:,.0f} images per minute** (median of {len(fleet)}; "
-                     f"{statistics.median(r['seconds'] for r in fleet):.1f} s each, pool start included; "
-                     "the workers share the 2 CPUs with whatever else runs, see the load average above)")
-    facts.append("- remote sources (bytes and requests per audit over HTTP and Azure Blob): "
-                 "see [results-fleet.md](results-fleet.md)")
+        facts.append(
+            f"- fleet: `audit_many` over {fleet[0]['images']} copies of bench-127g.vhdx with 2 worker "
+            f"processes: **{best:,.0f} images per minute** (median of {len(fleet)}; "
+            f"{statistics.median(r['seconds'] for r in fleet):.1f} s each, pool start included; "
+            "the workers share the 2 CPUs with whatever else runs, see the load average above)"
+        )
+    facts.append(
+        "- remote sources (bytes and requests per audit over HTTP and Azure Blob): "
+        "see [results-fleet.md](results-fleet.md)"
+    )
     lines += ["Ratios (medians):", "", *facts, ""]
     lines += per_rule_section(runs)
     text = "\n".join(lines)
@@ -416,10 +465,12 @@ def write_results(out: Path, runs: dict[str, list[dict[str, Any]]], fleet: list[
 def _signing_words(sig: dict[str, Any]) -> str:
     if not sig:
         return "not run"
-    words = (f"{sig.get('status')}, {sig.get('mode')} mode, {sig.get('drivers', 0)} drivers ("
-             f"{sig.get('trusted', 0)} trusted, {sig.get('not_trusted', 0)} not trusted, {sig.get('missing', 0)} "
-             f"missing, {sig.get('not_decided', 0)} not decided), {sig.get('bytes_read', 0):,} bytes of driver "
-             "files read")
+    words = (
+        f"{sig.get('status')}, {sig.get('mode')} mode, {sig.get('drivers', 0)} drivers ("
+        f"{sig.get('trusted', 0)} trusted, {sig.get('not_trusted', 0)} not trusted, {sig.get('missing', 0)} "
+        f"missing, {sig.get('not_decided', 0)} not decided), {sig.get('bytes_read', 0):,} bytes of driver "
+        "files read"
+    )
     if "catalogs_read" in sig:
         words += f", {sig['catalogs_read']:,} catalogs ({sig.get('catalog_bytes_read', 0):,} bytes)"
     return words
@@ -432,9 +483,15 @@ PLATFORM_AREAS = ("secureboot.", "signing.", "nvme.", "platform_net.")
 def per_rule_section(runs: dict[str, list[dict[str, Any]]], shown: int = 14) -> list[str]:
     """The slowest rules, side by side under ``azure``, ``azure-2022`` and ``verify_signatures=True`` (medians of
     each rule's ``duration_ms`` in the first audit and in the warm one), and the platform rules' total."""
-    columns = [(key, title) for key, title in (("azvhdaudit", "azure"), ("azvhdaudit-2022", "azure-2022"),
-                                               ("azvhdaudit-verify", "azure, verify_signatures"))
-               if runs.get(key)]
+    columns = [
+        (key, title)
+        for key, title in (
+            ("azvhdaudit", "azure"),
+            ("azvhdaudit-2022", "azure-2022"),
+            ("azvhdaudit-verify", "azure, verify_signatures"),
+        )
+        if runs.get(key)
+    ]
     if not columns:
         return []
 
@@ -457,17 +514,21 @@ def per_rule_section(runs: dict[str, list[dict[str, Any]]], shown: int = 14) -> 
         return "—" if value is None else f"{value:,.2f}"
 
     for rule_id in ranked[:shown]:
-        cells = " | ".join(f"{cell(rule_med(k, 'rule_ms', rule_id))} | {cell(rule_med(k, 'warm_rule_ms', rule_id))}"
-                           for k, _ in columns)
+        cells = " | ".join(
+            f"{cell(rule_med(k, 'rule_ms', rule_id))} | {cell(rule_med(k, 'warm_rule_ms', rule_id))}"
+            for k, _ in columns
+        )
         lines.append(f"| {rule_id} | {cells} |")
     totals = []
     for field in ("rule_ms", "warm_rule_ms"):
         for key, _ in columns:
             sums = [sum(v for i, v in r[field].items() if i.startswith(PLATFORM_AREAS)) for r in runs[key]]
             totals.append((key, field, float(statistics.median(sums))))
-    platform = " | ".join(f"{cell(next(t for k2, f, t in totals if k2 == k and f == 'rule_ms'))} | "
-                          f"{cell(next(t for k2, f, t in totals if k2 == k and f == 'warm_rule_ms'))}"
-                          for k, _ in columns)
+    platform = " | ".join(
+        f"{cell(next(t for k2, f, t in totals if k2 == k and f == 'rule_ms'))} | "
+        f"{cell(next(t for k2, f, t in totals if k2 == k and f == 'warm_rule_ms'))}"
+        for k, _ in columns
+    )
     lines.append(f"| all platform rules ({', '.join(a.rstrip('.') for a in PLATFORM_AREAS)}) | {platform} |")
     lines.append("")
     return lines
@@ -521,8 +582,9 @@ def main(argv: list[str] | None = None) -> int:
             row = measure(cmd, key)
             runs[key].append(row)
             shown = row.get("wall_ms", row["process_ms"]) if key != "cli" else row["process_ms"]
-            print(f"round {number} {key}: {shown:,.1f} ms, peak RSS {row['peak_rss_kib'] / 1024:.1f} MiB",
-                  file=sys.stderr)
+            print(
+                f"round {number} {key}: {shown:,.1f} ms, peak RSS {row['peak_rss_kib'] / 1024:.1f} MiB", file=sys.stderr
+            )
 
     fleet_rows: list[dict[str, Any]] = []
     if args.fleet:
@@ -540,10 +602,13 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(3):
             row = measure(child_cmd("fleet", big, str(fleet_file)), "fleet")
             fleet_rows.append(row)
-            print(f"fleet: {row['images']} images in {row['seconds']:.1f} s = {row['per_minute']:,.0f}/min",
-                  file=sys.stderr)
-    text = write_results(args.out, runs, fleet_rows, paths, args.rounds, started, time.perf_counter() - begin,
-                         about, queries)
+            print(
+                f"fleet: {row['images']} images in {row['seconds']:.1f} s = {row['per_minute']:,.0f}/min",
+                file=sys.stderr,
+            )
+    text = write_results(
+        args.out, runs, fleet_rows, paths, args.rounds, started, time.perf_counter() - begin, about, queries
+    )
     print(text)
     return 0
 

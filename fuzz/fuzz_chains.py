@@ -66,8 +66,13 @@ for _name, (_at, _size) in BASE.hives["gen2.raw"].items():
             _fh.seek(_at)
             HIVES[_name] = _fh.read(_size)
 SLOTS = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "BCD")
-PROOF = {"SYSTEM": ("Select",), "SOFTWARE": ("Microsoft",), "SAM": ("SAM",), "SECURITY": ("Policy",),
-         "BCD": ("Objects",)}
+PROOF = {
+    "SYSTEM": ("Select",),
+    "SOFTWARE": ("Microsoft",),
+    "SAM": ("SAM",),
+    "SECURITY": ("Policy",),
+    "BCD": ("Objects",),
+}
 
 
 def _lists(blob: bytes) -> list[tuple[int, int, int, int]]:
@@ -92,8 +97,14 @@ def _lists(blob: bytes) -> list[tuple[int, int, int, int]]:
 
 
 LIST_ENTRIES = _lists(HIVES["SYSTEM"])
-LOOKUPS = ("ControlSet001\\Services\\NTDS", "ControlSet001\\Services\\Tcpip", "ControlSet001\\Control\\CrashControl",
-           "ControlSet001\\Services\\TermService", "Select", "MountedDevices")
+LOOKUPS = (
+    "ControlSet001\\Services\\NTDS",
+    "ControlSet001\\Services\\Tcpip",
+    "ControlSet001\\Control\\CrashControl",
+    "ControlSet001\\Services\\TermService",
+    "Select",
+    "MountedDevices",
+)
 
 WORK = Path(tempfile.mkdtemp(prefix="fuzz-chains-", dir=_common.WORK))
 
@@ -104,8 +115,15 @@ def fat_mode(fdp: atheris.FuzzedDataProvider) -> None:
         for _ in range(fdp.ConsumeIntInRange(1, 8)):
             cluster = fdp.ConsumeIntInRange(2, FAT_ENTRIES)
             kind = fdp.ConsumeIntInRange(0, 3)
-            value = (cluster if kind == 0 else fdp.ConsumeIntInRange(2, 64) if kind == 1
-                     else fdp.ConsumeIntInRange(0, 0x0FFFFFFF) if kind == 2 else fdp.ConsumeIntInRange(0, 0xFFFFFFFF))
+            value = (
+                cluster
+                if kind == 0
+                else fdp.ConsumeIntInRange(2, 64)
+                if kind == 1
+                else fdp.ConsumeIntInRange(0, 0x0FFFFFFF)
+                if kind == 2
+                else fdp.ConsumeIntInRange(0, 0xFFFFFFFF)
+            )
             at = FAT_AT + 4 * cluster
             saved.append((at, bytes(ESP[at : at + 4])))
             ESP[at : at + 4] = struct.pack("<I", value)
@@ -176,8 +194,9 @@ def foreign_mode(fdp: atheris.FuzzedDataProvider) -> None:
         patch = fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 8))
         blob[at : at + len(patch)] = patch
     try:
-        hive = open_hive(io.BytesIO(bytes(blob)), source, source="fuzz",
-                         backend="python-registry" if fdp.ConsumeBool() else "regf")
+        hive = open_hive(
+            io.BytesIO(bytes(blob)), source, source="fuzz", backend="python-registry" if fdp.ConsumeBool() else "regf"
+        )
     except AuditError:
         return
     for slot in SLOTS:

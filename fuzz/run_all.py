@@ -38,9 +38,15 @@ def run(name: str, seconds: int) -> dict[str, object]:
     executions = restarts = 0
     while (left := seconds - (time.monotonic() - started)) > 5:
         cmd = [
-            sys.executable, str(HERE / f"fuzz_{name}.py"), str(corpus), str(seeds),
-            f"-max_total_time={int(left)}", f"-timeout={TIMEOUTS.get(name, 5)}", "-rss_limit_mb=2048",
-            f"-artifact_prefix={artifacts}/", "-print_final_stats=1",
+            sys.executable,
+            str(HERE / f"fuzz_{name}.py"),
+            str(corpus),
+            str(seeds),
+            f"-max_total_time={int(left)}",
+            f"-timeout={TIMEOUTS.get(name, 5)}",
+            "-rss_limit_mb=2048",
+            f"-artifact_prefix={artifacts}/",
+            "-print_final_stats=1",
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         with open(log, "a") as fh:

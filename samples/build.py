@@ -483,8 +483,9 @@ DATA_GPT_LAYOUT = Layout(
     size=16 * MiB,
     scheme="gpt",
     disk_id="da7a0002-5e1f-4c3b-8d2a-6b0e9f1c7a01",
-    partitions=(Partition("Basic data partition", 2048, 14 * 2048, "ntfs", "0700",
-                          "da7a0002-5e1f-4c3b-8d2a-6b0e9f1c7a11"),),
+    partitions=(
+        Partition("Basic data partition", 2048, 14 * 2048, "ntfs", "0700", "da7a0002-5e1f-4c3b-8d2a-6b0e9f1c7a11"),
+    ),
 )
 DATA_UNKNOWN_LAYOUT = Layout(
     size=16 * MiB,
@@ -632,13 +633,42 @@ def binary(source: str, workdir: Path) -> bytes:
         sign.mkdir(parents=True, exist_ok=True)
         cert = sign / "contoso.crt"
         if not cert.exists():
-            run("openssl", "req", "-x509", "-key", SAMPLE_KEY, "-set_serial", "0x5a3c", "-days", "3650", "-subj",
-                SAMPLE_SIGNER, "-addext", "extendedKeyUsage=codeSigning", "-out", cert, frozen=True)
+            run(
+                "openssl",
+                "req",
+                "-x509",
+                "-key",
+                SAMPLE_KEY,
+                "-set_serial",
+                "0x5a3c",
+                "-days",
+                "3650",
+                "-subj",
+                SAMPLE_SIGNER,
+                "-addext",
+                "extendedKeyUsage=codeSigning",
+                "-out",
+                cert,
+                frozen=True,
+            )
         src, out = sign / f"{name}.unsigned", sign / name
         src.write_bytes(build_pe(name, "10.0.17763.1", workdir))
         out.unlink(missing_ok=True)
-        run("osslsigncode", "sign", "-certs", cert, "-key", SAMPLE_KEY, "-h", "sha256", "-in", src, "-out", out,
-            frozen=True)
+        run(
+            "osslsigncode",
+            "sign",
+            "-certs",
+            cert,
+            "-key",
+            SAMPLE_KEY,
+            "-h",
+            "sha256",
+            "-in",
+            src,
+            "-out",
+            out,
+            frozen=True,
+        )
         return out.read_bytes()
     raise BuildError(f"unknown binary source {source!r}")
 
@@ -886,8 +916,19 @@ SERVER_2019 = OSSpec("Windows Server 2019 Datacenter", 17763, "10.0.17763.1", lo
 
 #: the boot-start and system-start drivers of gen2-ready.vhd (SYSTEM.reg plus gen2-ready.SYSTEM.reg), each a copy
 #: of WinDivert 4.0.1's Dev Center-signed driver
-READY_BOOT_DRIVERS = ("cdrom", "storvsc", "vmbus", "partmgr", "stornvme", "pci", "disk", "volmgr", "volume", "volsnap",
-                      "mountmgr")
+READY_BOOT_DRIVERS = (
+    "cdrom",
+    "storvsc",
+    "vmbus",
+    "partmgr",
+    "stornvme",
+    "pci",
+    "disk",
+    "volmgr",
+    "volume",
+    "volsnap",
+    "mountmgr",
+)
 _SIGNED = "material:WinDivert64-4.0.1.sys"
 
 SAMPLES: tuple[SampleSpec, ...] = (
@@ -954,8 +995,12 @@ SAMPLES: tuple[SampleSpec, ...] = (
         "gen2-blocked.vhd",
         GEN2_LAYOUT,
         SERVER_2019,
-        overlays=(("SYSTEM", "gen2-ready.SYSTEM.reg"), ("SYSTEM", "gen2-blocked.SYSTEM.reg"),
-                  ("SOFTWARE", "gen2-ready.SOFTWARE.reg"), ("BCD", "gen2-blocked.BCD.reg")),
+        overlays=(
+            ("SYSTEM", "gen2-ready.SYSTEM.reg"),
+            ("SYSTEM", "gen2-blocked.SYSTEM.reg"),
+            ("SOFTWARE", "gen2-ready.SOFTWARE.reg"),
+            ("BCD", "gen2-blocked.BCD.reg"),
+        ),
         unique_id="3d2c6b1a-0e5f-4c47-9a81-6f0b2d3e4a07",
         drivers=(
             *((f"Windows\\System32\\drivers\\{d}.sys", _SIGNED) for d in READY_BOOT_DRIVERS),
@@ -1135,15 +1180,25 @@ EXPECTATIONS: dict[str, dict[str, object]] = {
         " Microsoft's user-mode CA, test signing in the BCD store, stornvme demand-start with a StartOverride, no"
         " 2023 certificate servicing values, no MANA driver, the page file on D:, and the mingw-w64 stand-in (unsigned)"
         " as boot manager.",
-        "expected_fail": ["nvme.stornvme_boot_start", "secureboot.bcd_integrity", "secureboot.bootmgr_signature",
-                          "signing.boot_drivers"],
-        "expected_warning": ["nvme.pagefile_not_on_temp_disk", "platform_net.mana_driver",
-                             "secureboot.uefica2023_servicing"],
+        "expected_fail": [
+            "nvme.stornvme_boot_start",
+            "secureboot.bcd_integrity",
+            "secureboot.bootmgr_signature",
+            "signing.boot_drivers",
+        ],
+        "expected_warning": [
+            "nvme.pagefile_not_on_temp_disk",
+            "platform_net.mana_driver",
+            "secureboot.uefica2023_servicing",
+        ],
         "expected_not_checked": [],
         "misconfigurations": [
-            {"check": "signing.boot_drivers", "what": "contosofs (Start 0) signed by CN=Contoso Storage Driver"
-             " (self-signed sample); msfilter (Start 1) is msvcp140.dll, signed under Microsoft Root Certificate"
-             " Authority 2011 (not a kernel-mode root)"},
+            {
+                "check": "signing.boot_drivers",
+                "what": "contosofs (Start 0) signed by CN=Contoso Storage Driver"
+                " (self-signed sample); msfilter (Start 1) is msvcp140.dll, signed under Microsoft Root Certificate"
+                " Authority 2011 (not a kernel-mode root)",
+            },
             {"check": "secureboot.bcd_integrity", "what": "testsigning Yes on the default loader"},
             {"check": "nvme.stornvme_boot_start", "what": "stornvme Start = 3 and StartOverride\\0 = 3"},
             {"check": "secureboot.uefica2023_servicing", "what": "no SecureBoot\\Servicing values"},
@@ -1230,8 +1285,7 @@ def build_image(
         if p.fs == "ntfs":
             images[p.name] = make_ntfs(work / "windows.ntfs", p, guest_files(spec, hives, work), work)
         elif p.fs == "fat32":
-            images[p.name] = make_fat32(work / "esp.fat", p, esp_files(hives, work, spec.bootmgr),
-                                        volume_id="5a3c9e02")
+            images[p.name] = make_fat32(work / "esp.fat", p, esp_files(hives, work, spec.bootmgr), volume_id="5a3c9e02")
     raw = assemble_raw(work / "disk.raw", spec.layout, images)
     return raw, hives, images
 
@@ -1553,8 +1607,16 @@ def manifest(out: Path) -> dict[str, object]:
                 "partition_table": disk.layout.scheme,
                 "disk_id": disk.layout.disk_id,
                 "partitions": [
-                    {"number": n, "name": p.name, "start": p.start, "sectors": p.size, "type": p.type,
-                     "filesystem": p.fs or None, "guid": p.guid or None, "bootable": p.bootable}
+                    {
+                        "number": n,
+                        "name": p.name,
+                        "start": p.start,
+                        "sectors": p.size,
+                        "type": p.type,
+                        "filesystem": p.fs or None,
+                        "guid": p.guid or None,
+                        "bootable": p.bootable,
+                    }
                     for n, p in enumerate(disk.layout.partitions, 1)
                 ],
                 "role": "data",

@@ -1,6 +1,6 @@
 """Print README's set-up commands (the ``sh`` blocks of its "Quick start" section), one per line.
 
-    python3 scripts/readme_commands.py      # what .ci/run runs, exactly as a reader pastes it
+python3 scripts/readme_commands.py      # what .ci/run runs, exactly as a reader pastes it
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ def require_tools() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         raise RuntimeError(
-            "these tests build disks with Debian's image tools; missing: " + ", ".join(missing)
+            "these tests build disks with Debian's image tools; missing: "
+            + ", ".join(missing)
             + " (apt-get install qemu-utils ntfs-3g fdisk gdisk dosfstools mtools)"
         )
 
@@ -69,8 +70,16 @@ def make_fat(path: Path, size: int, files: Mapping[str, bytes]) -> Path:
 
 def place(volume: Path, disk: Path, offset: int) -> None:
     """Copy a volume image into ``disk`` at ``offset`` (sparse-friendly, fast)."""
-    run("qemu-img", "convert", "-n", "-f", "raw", str(volume), "--target-image-opts",
-        f"driver=raw,offset={offset},file.filename={disk}")
+    run(
+        "qemu-img",
+        "convert",
+        "-n",
+        "-f",
+        "raw",
+        str(volume),
+        "--target-image-opts",
+        f"driver=raw,offset={offset},file.filename={disk}",
+    )
 
 
 def mbr_disk(path: Path, size: int, partitions: list[tuple[int, int, str, bool]], label_id: int = 0x12345678) -> Path:
@@ -84,14 +93,21 @@ def mbr_disk(path: Path, size: int, partitions: list[tuple[int, int, str, bool]]
     return path
 
 
-def gpt_disk(path: Path, size: int, partitions: list[tuple[int, int, str]],
-             disk_guid: str = "11111111-2222-3333-4444-555555555555") -> Path:
+def gpt_disk(
+    path: Path,
+    size: int,
+    partitions: list[tuple[int, int, str]],
+    disk_guid: str = "11111111-2222-3333-4444-555555555555",
+) -> Path:
     """A GPT disk; partitions are (start MiB, size MiB, sgdisk type code like EF00/0C01/0700)."""
     with open(path, "wb") as fh:
         fh.truncate(size)
     args = ["sgdisk", "-U", disk_guid]
     for n, (start, length, code) in enumerate(partitions, start=1):
-        args += [f"-n{n}:{start * 2048}:{(start + length) * 2048 - 1}", f"-t{n}:{code}",
-                 f"-u{n}:00000000-0000-0000-0000-00000000000{n}"]
+        args += [
+            f"-n{n}:{start * 2048}:{(start + length) * 2048 - 1}",
+            f"-t{n}:{code}",
+            f"-u{n}:00000000-0000-0000-0000-00000000000{n}",
+        ]
     run(*args, str(path))
     return path

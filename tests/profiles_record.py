@@ -115,8 +115,14 @@ def resolve_kwargs(kwargs: dict[str, Any], where: Path) -> dict[str, Any]:
 def audit_with(code: Path, image: Path, profile: str, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """``Report.to_dict()`` of ``image`` audited by the package in ``code``, in a separate interpreter."""
     env = {**os.environ, "PYTHONPATH": str(code)}
-    proc = subprocess.run([sys.executable, "-c", _RUN, str(image), profile, json.dumps(kwargs or {})],
-                          capture_output=True, text=True, env=env, cwd=code, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, str(image), profile, json.dumps(kwargs or {})],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=code,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"auditing {image.name} with {code} failed:\n{proc.stderr}")
     used = proc.stderr.strip().splitlines()[-1]
@@ -136,14 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="azure", help="the profile to run with that code (default: azure)")
     ap.add_argument("--out", type=Path, default=RECORDED)
     args = ap.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", args.ref], cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", args.ref], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         code, images = Path(tmp) / "code", Path(tmp) / "samples"
         code.mkdir()
         images.mkdir()
-        archive = subprocess.run(["git", "archive", "--format=tar", commit, "azvhdaudit"], cwd=ROOT,
-                                 capture_output=True, check=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit, "azvhdaudit"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
         archive_path = Path(tmp) / "code.tar"
         archive_path.write_bytes(archive)
         with tarfile.open(archive_path) as tar:

@@ -112,18 +112,22 @@ def test_a_rule_that_raises_is_an_error_and_the_audit_goes_on(boom: Rule) -> Non
     assert by_id["rdp.port"].status is Status.PASS
 
 
-@pytest.mark.parametrize("error", [
-    CorruptHiveError("SYSTEM: cell at offset 0x1020 points past the end of the hive"),
-    BCDError("BCD: element 16000009 of {bootmgr} is 3 bytes, expected 1"),
-    FileSystemError("partition 0: MFT record 12 is corrupt"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        CorruptHiveError("SYSTEM: cell at offset 0x1020 points past the end of the hive"),
+        BCDError("BCD: element 16000009 of {bootmgr} is 3 bytes, expected 1"),
+        FileSystemError("partition 0: MFT record 12 is corrupt"),
+    ],
+)
 def test_unreadable_evidence_met_by_a_rule_is_not_checked(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
     def check(ctx: AuditContext) -> Outcome:
         raise error
 
     rule = Rule(
-        RuleMeta(id="test.corrupt", title="reads", area="test", severity=Severity.REQUIRED, source="s",
-                 remediation="r"),
+        RuleMeta(
+            id="test.corrupt", title="reads", area="test", severity=Severity.REQUIRED, source="s", remediation="r"
+        ),
         check,
     )
     monkeypatch.setitem(base._CATALOGUE, rule.id, rule)
@@ -132,25 +136,30 @@ def test_unreadable_evidence_met_by_a_rule_is_not_checked(monkeypatch: pytest.Mo
     assert str(error) in result.reason
 
 
-@pytest.mark.parametrize(("severity", "required_for", "required", "status"), [
-    (Severity.REQUIRED, None, None, Status.FAIL),
-    (Severity.RECOMMENDED, None, None, Status.WARNING),
-    (Severity.ADVISORY, None, None, Status.WARNING),
-    (Severity.INFORMATIONAL, None, None, Status.WARNING),
-    (Severity.INFORMATIONAL, None, True, Status.WARNING),
-    (Severity.REQUIRED, lambda ctx: False, None, Status.WARNING),
-    (Severity.REQUIRED, lambda ctx: True, None, Status.FAIL),
-    (Severity.REQUIRED, lambda ctx: False, True, Status.FAIL),
-    (Severity.REQUIRED, lambda ctx: True, False, Status.WARNING),
-])
+@pytest.mark.parametrize(
+    ("severity", "required_for", "required", "status"),
+    [
+        (Severity.REQUIRED, None, None, Status.FAIL),
+        (Severity.RECOMMENDED, None, None, Status.WARNING),
+        (Severity.ADVISORY, None, None, Status.WARNING),
+        (Severity.INFORMATIONAL, None, None, Status.WARNING),
+        (Severity.INFORMATIONAL, None, True, Status.WARNING),
+        (Severity.REQUIRED, lambda ctx: False, None, Status.WARNING),
+        (Severity.REQUIRED, lambda ctx: True, None, Status.FAIL),
+        (Severity.REQUIRED, lambda ctx: False, True, Status.FAIL),
+        (Severity.REQUIRED, lambda ctx: True, False, Status.WARNING),
+    ],
+)
 def test_severity_and_target_decide_the_status_of_an_unmet_requirement(
     monkeypatch: pytest.MonkeyPatch, severity: Severity, required_for: object, required: bool | None, status: Status
 ) -> None:
     """A check reports FAIL ("not met"); the engine makes it fail or warning by the rule's severity and whether
     the target requires it (the group's required_for, or the outcome's own required)."""
     group = base.Group(area="test", source="s", required_for=required_for)  # type: ignore[arg-type]
-    rule = Rule(group.meta(id="test.unmet", title="unmet", severity=severity, remediation="r"),
-                lambda ctx: Outcome(Status.FAIL, "not met", required=required))
+    rule = Rule(
+        group.meta(id="test.unmet", title="unmet", severity=severity, remediation="r"),
+        lambda ctx: Outcome(Status.FAIL, "not met", required=required),
+    )
     monkeypatch.setitem(base._CATALOGUE, rule.id, rule)
     (result,) = audit_context(ctx(), "azure", select=["test.unmet"])
     assert result.status is status and result.message == "not met"
@@ -158,8 +167,9 @@ def test_severity_and_target_decide_the_status_of_an_unmet_requirement(
 
 def test_a_warning_stays_a_warning_and_a_pass_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     for outcome in (Outcome(Status.WARNING, "lesser"), Outcome(Status.PASS, "met")):
-        meta = base.Group(area="test", source="s").meta(id="test.kept", title="kept", severity=Severity.REQUIRED,
-                                                        remediation="r")
+        meta = base.Group(area="test", source="s").meta(
+            id="test.kept", title="kept", severity=Severity.REQUIRED, remediation="r"
+        )
         rule = Rule(meta, lambda ctx, o=outcome: o)
         monkeypatch.setitem(base._CATALOGUE, rule.id, rule)
         (result,) = audit_context(ctx(), "azure", select=["test.kept"])
@@ -168,11 +178,18 @@ def test_a_warning_stays_a_warning_and_a_pass_a_pass(monkeypatch: pytest.MonkeyP
 
 def test_a_rule_cites_its_baselines_documents_and_no_more() -> None:
     group = base.Group(area="test", source="s", references=("https://example.org/area",))
-    meta = group.meta(id="test.refs", title="t", severity=Severity.REQUIRED, baselines=("azure-2017", "azure-2022"),
-                      references=("https://example.org/rule",))
+    meta = group.meta(
+        id="test.refs",
+        title="t",
+        severity=Severity.REQUIRED,
+        baselines=("azure-2017", "azure-2022"),
+        references=("https://example.org/rule",),
+    )
     assert meta.references == (base.DOC_CURRENT, base.DOC_2017, "https://example.org/area", "https://example.org/rule")
     assert group.meta(id="t.a", title="t", severity=Severity.REQUIRED, baselines=("azure-2017",)).references == (
-        base.DOC_2017, "https://example.org/area")
+        base.DOC_2017,
+        "https://example.org/area",
+    )
     with pytest.raises(ValueError, match="come from its baselines"):
         group.meta(id="t.b", title="t", severity=Severity.REQUIRED, references=(base.DOC_CURRENT,))
     with pytest.raises(TypeError, match="Group"):

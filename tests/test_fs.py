@@ -33,12 +33,15 @@ def fat(tmp_path_factory: pytest.TempPathFactory) -> FatVolume:
     return FatVolume(fh, 0, img.stat().st_size, "test-fat")
 
 
-@pytest.mark.parametrize("path", [
-    "Windows\\System32\\config\\SYSTEM",
-    "windows/system32/CONFIG/system",
-    "\\WINDOWS\\System32\\Config\\System",
-    "/Windows//System32/config/SYSTEM",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "Windows\\System32\\config\\SYSTEM",
+        "windows/system32/CONFIG/system",
+        "\\WINDOWS\\System32\\Config\\System",
+        "/Windows//System32/config/SYSTEM",
+    ],
+)
 def test_ntfs_paths_are_windows_like(ntfs: NtfsVolume, path: str) -> None:
     assert ntfs.exists(path)
     assert ntfs.read(path) == FILES["Windows/System32/config/SYSTEM"]

@@ -59,17 +59,29 @@ def test_intact_volume_reads(intact: Path, tmp_path: Path) -> None:
     assert volume.read(BCD) == b"regf-bcd" * 1000
 
 
-@pytest.mark.parametrize(("label", "entries", "words"), [
-    ("root points to itself", lambda r: {r: r}, r"starting at cluster 2 loops: .*\(chain: 2 -> 2\)"),
-    ("2-cycle", lambda r: {r: r + 100, r + 100: r}, r"loops: it comes back to cluster 2 after 2 .*2 -> 102 -> 2"),
-    ("every entry 2..127 to itself", lambda r: {c: c for c in range(2, 128)}, r"loops: .*2 -> 2"),
-    ("past the volume", lambda r: {r: 0x0FFFFF00}, r"reaches cluster 268435200, outside the volume's data clusters"),
-    ("reserved value", lambda r: {r: 1}, r"holds a reserved value, 0x1, in the entry of cluster 2"),
-    ("reserved high value", lambda r: {r: 0x0FFFFFF0}, r"holds a reserved value, 0xFFFFFF0, in the entry of "
-                                                       r"cluster 2"),
-])
-def test_root_directory_chain(intact: Path, tmp_path: Path, label: str, entries: Callable[[int], dict[int, int]],
-                              words: str) -> None:
+@pytest.mark.parametrize(
+    ("label", "entries", "words"),
+    [
+        ("root points to itself", lambda r: {r: r}, r"starting at cluster 2 loops: .*\(chain: 2 -> 2\)"),
+        ("2-cycle", lambda r: {r: r + 100, r + 100: r}, r"loops: it comes back to cluster 2 after 2 .*2 -> 102 -> 2"),
+        ("every entry 2..127 to itself", lambda r: {c: c for c in range(2, 128)}, r"loops: .*2 -> 2"),
+        (
+            "past the volume",
+            lambda r: {r: 0x0FFFFF00},
+            r"reaches cluster 268435200, outside the volume's data clusters",
+        ),
+        ("reserved value", lambda r: {r: 1}, r"holds a reserved value, 0x1, in the entry of cluster 2"),
+        (
+            "reserved high value",
+            lambda r: {r: 0x0FFFFFF0},
+            r"holds a reserved value, 0xFFFFFF0, in the entry of "
+            r"cluster 2",
+        ),
+    ],
+)
+def test_root_directory_chain(
+    intact: Path, tmp_path: Path, label: str, entries: Callable[[int], dict[int, int]], words: str
+) -> None:
     volume = damaged(intact, tmp_path, lambda data: set_entries(data, entries(root_cluster(data))))
     with pytest.raises(CorruptVolumeError, match=r"^esp: FAT cluster chain .*" + words) as caught:
         volume.exists(BCD)
@@ -86,8 +98,11 @@ def test_file_chain_that_loops_after_a_long_run(intact: Path, tmp_path: Path) ->
     clusters = _chain_of(FatVolume(open(intact, "rb"), 0, intact.stat().st_size, "esp"), BCD)
     assert len(clusters) > 12
     volume = damaged(intact, tmp_path, lambda data: set_entries(data, {clusters[-1]: clusters[0]}))
-    with pytest.raises(FileSystemError, match=rf"loops: it comes back to cluster {clusters[0]} after "
-                                              rf"{len(clusters)} clusters .*\.\.\. \({len(clusters) - 12} more\)"):
+    with pytest.raises(
+        FileSystemError,
+        match=rf"loops: it comes back to cluster {clusters[0]} after "
+        rf"{len(clusters)} clusters .*\.\.\. \({len(clusters) - 12} more\)",
+    ):
         volume.read(BCD)
 
 
@@ -131,11 +146,14 @@ def test_directory_longer_than_the_format_allows(intact: Path, tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
-def gen2_raw(sample_path: Callable[[str], Path], sample_manifest: dict[str, dict],
-             tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+def gen2_raw(
+    sample_path: Callable[[str], Path], sample_manifest: dict[str, dict], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, int]:
     raw = tmp_path_factory.mktemp("gen2") / "gen2.raw"
-    subprocess.run(["qemu-img", "convert", "-f", "vhdx", "-O", "raw", str(sample_path("gen2-misconfigured.vhdx")),
-                    str(raw)], check=True)
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "vhdx", "-O", "raw", str(sample_path("gen2-misconfigured.vhdx")), str(raw)],
+        check=True,
+    )
     esp = next(p for p in sample_manifest["gen2-misconfigured.vhdx"]["partitions"] if p["filesystem"] == "fat32")
     return raw, esp["start"] * 512
 

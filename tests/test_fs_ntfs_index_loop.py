@@ -89,6 +89,9 @@ def test_index_block_naming_itself_as_its_child(volume_image: Path, tmp_path: Pa
     with open(damaged, "rb") as fh:
         volume = NtfsVolume(fh, 0, len(data), "ntfs")
         assert volume.exists("big/" + NAMES[0])  # a name the looping block does not route
-        with pytest.raises(CorruptVolumeError, match=r"^ntfs: the index of directory record \d+ loops: the B-tree "
-                                                     r"walk comes back to the block at VCN \d+"):
+        with pytest.raises(
+            CorruptVolumeError,
+            match=r"^ntfs: the index of directory record \d+ loops: the B-tree "
+            r"walk comes back to the block at VCN \d+",
+        ):
             volume.exists("big/zzzz")

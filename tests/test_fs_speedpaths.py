@@ -108,8 +108,9 @@ def test_files_and_directories_open_as_dissect_opens_them(volume: NtfsVolume, di
     assert volume.listdir("Windows/System32/drivers") == ["empty.sys", "tiny.sys"]
 
 
-def test_listings_are_dissects_without_decoding_file_names(volume: NtfsVolume, dissect_fs: Any,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_listings_are_dissects_without_decoding_file_names(
+    volume: NtfsVolume, dissect_fs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from dissect.ntfs.attr import FileName
 
     directories = ["", "Windows", "Windows/System32", "Windows/System32/config", "Windows/Panther"]
@@ -147,8 +148,9 @@ def test_an_entry_dissect_cannot_decode_is_listed_by_dissect(image: Path, tmp_pa
     assert str(ours.value) == f"broken: cannot list Windows/Panther: {theirs.value}"
 
 
-def test_a_file_open_decodes_no_attribute_header_with_cstruct(volume: NtfsVolume,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_open_decodes_no_attribute_header_with_cstruct(
+    volume: NtfsVolume, monkeypatch: pytest.MonkeyPatch
+) -> None:
     volume.exists("Windows/System32/file0000.dll")  # the directories on the way
     cstruct_decoded: list[int] = []
     struct_decoded: list[int] = []
@@ -174,13 +176,35 @@ def test_a_file_open_decodes_no_attribute_header_with_cstruct(volume: NtfsVolume
 def _header_fields(header: Any) -> tuple[Any, ...]:
     h = header.header
     resident, nonresident = h.Form.Resident, h.Form.Nonresident
-    return (h.TypeCode, h.RecordLength, h.FormCode, h.NameLength, h.NameOffset, h.Flags, h.Instance,
-            resident.ValueLength, resident.ValueOffset, resident.Flags,
-            nonresident.LowestVcn, nonresident.HighestVcn, nonresident.MappingPairsOffset,
-            nonresident.CompressionUnit, nonresident.AllocatedLength, nonresident.FileSize,
-            nonresident.ValidDataLength, nonresident.TotalAllocated,
-            header.type, header.resident, header.record_length, header.flags, header.size, header.allocated_size,
-            header.lowest_vcn, header.highest_vcn, header.compression_unit)
+    return (
+        h.TypeCode,
+        h.RecordLength,
+        h.FormCode,
+        h.NameLength,
+        h.NameOffset,
+        h.Flags,
+        h.Instance,
+        resident.ValueLength,
+        resident.ValueOffset,
+        resident.Flags,
+        nonresident.LowestVcn,
+        nonresident.HighestVcn,
+        nonresident.MappingPairsOffset,
+        nonresident.CompressionUnit,
+        nonresident.AllocatedLength,
+        nonresident.FileSize,
+        nonresident.ValidDataLength,
+        nonresident.TotalAllocated,
+        header.type,
+        header.resident,
+        header.record_length,
+        header.flags,
+        header.size,
+        header.allocated_size,
+        header.lowest_vcn,
+        header.highest_vcn,
+        header.compression_unit,
+    )
 
 
 def test_attribute_headers_are_dissects(dissect_fs: Any) -> None:
@@ -212,8 +236,12 @@ def test_any_header_bytes_decode_as_in_dissect() -> None:
     size = len(c_ntfs._ATTRIBUTE_RECORD_HEADER)
     for _ in range(500):
         data = bytes(rng.getrandbits(8) for _ in range(size + 16))
-        data = bytes([rng.choice([0x10, 0x30, 0x80, 0x90, 0xA0, rng.getrandbits(8)])]) + data[1:8] \
-            + bytes([rng.choice([0, 1, rng.getrandbits(8)])]) + data[9:]
+        data = (
+            bytes([rng.choice([0x10, 0x30, 0x80, 0x90, 0xA0, rng.getrandbits(8)])])
+            + data[1:8]
+            + bytes([rng.choice([0, 1, rng.getrandbits(8)])])
+            + data[9:]
+        )
         theirs = AttributeHeader(io.BytesIO(data), 0, None)
         ours = fs_ntfs._attribute_header(io.BytesIO(data), data, 0, None)
         assert _header_fields(ours) == _header_fields(theirs)
@@ -222,11 +250,27 @@ def test_any_header_bytes_decode_as_in_dissect() -> None:
 def _record_fields(record: Any) -> tuple[Any, ...]:
     h = record.header
     base = h.BaseFileRecordSegment
-    return (h.MultiSectorHeader.Signature, h.MultiSectorHeader.UpdateSequenceArrayOffset,
-            h.MultiSectorHeader.UpdateSequenceArraySize, h.Lsn, h.SequenceNumber, h.ReferenceCount,
-            h.FirstAttributeOffset, h.Flags, h.BytesInUse, h.BytesAllocated, base.SegmentNumberLowPart,
-            base.SegmentNumberHighPart, base.SequenceNumber, h.NextAttributeInstance,
-            record.data, record.offset, record.segment, repr(record), record.is_dir())
+    return (
+        h.MultiSectorHeader.Signature,
+        h.MultiSectorHeader.UpdateSequenceArrayOffset,
+        h.MultiSectorHeader.UpdateSequenceArraySize,
+        h.Lsn,
+        h.SequenceNumber,
+        h.ReferenceCount,
+        h.FirstAttributeOffset,
+        h.Flags,
+        h.BytesInUse,
+        h.BytesAllocated,
+        base.SegmentNumberLowPart,
+        base.SegmentNumberHighPart,
+        base.SequenceNumber,
+        h.NextAttributeInstance,
+        record.data,
+        record.offset,
+        record.segment,
+        repr(record),
+        record.is_dir(),
+    )
 
 
 def _outcome(read: Any) -> Any:
@@ -248,8 +292,10 @@ def test_records_are_read_as_dissect_reads_them(image: Path, tmp_path: Path) -> 
     damaged.write_bytes(bytes(data))
     with open(damaged, "rb") as fh:
         ntfs = NTFS(fh)
-        outcomes = [(_outcome(lambda s=segment: fs_ntfs._read_record(ntfs, s)),
-                     _outcome(lambda s=segment: ntfs.mft.get(s))) for segment in range(120)]
+        outcomes = [
+            (_outcome(lambda s=segment: fs_ntfs._read_record(ntfs, s)), _outcome(lambda s=segment: ntfs.mft.get(s)))
+            for segment in range(120)
+        ]
     assert all(ours == theirs for ours, theirs in outcomes)
     assert sum(isinstance(ours, str) for ours, _ in outcomes) >= 2
     assert sum(not isinstance(ours, str) for ours, _ in outcomes) >= 60
@@ -359,8 +405,9 @@ def _count_entries(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[int
     return parsed, listed
 
 
-def test_fat_lookups_read_each_directory_once(fat_volume: fs_fat.FatVolume, esp: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fat_lookups_read_each_directory_once(
+    fat_volume: fs_fat.FatVolume, esp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     parsed, listed = _count_entries(monkeypatch)
     assert fat_volume.exists("EFI/Microsoft/Boot/BCD")
     assert parsed == ["EFI", "Microsoft", "Boot", "BCD"]  # only the entries found are decoded by dissect
@@ -405,8 +452,14 @@ def _long_slots(name: bytes, last_twice: bool = False) -> list[bytes]:
     slots = []
     for order, chunk in reversed(list(enumerate(chunks, start=1))):
         last = order == len(chunks) or last_twice
-        slots.append(bytes([order | (0x40 if last else 0)]) + chunk[:10] + bytes([0x0F, 0, 0]) + chunk[10:22]
-                     + b"\x00\x00" + chunk[22:26])
+        slots.append(
+            bytes([order | (0x40 if last else 0)])
+            + chunk[:10]
+            + bytes([0x0F, 0, 0])
+            + chunk[10:22]
+            + b"\x00\x00"
+            + chunk[22:26]
+        )
     return slots
 
 

@@ -20,8 +20,13 @@ HEAVY = ("dissect", "pefile", "signify", "fsspec", "construct", "Registry", "aio
 
 
 def _modules_after(code: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
-                          check=True, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return list(json.loads(done.stdout.splitlines()[-1]))
 
 

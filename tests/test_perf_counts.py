@@ -51,8 +51,10 @@ QUERIES = [
     (r"HKLM\SYSTEM\CurrentControlSet\Services\RemoteRegistry", "Start"),
     (r"HKLM\SYSTEM\CurrentControlSet\Services\MpsSvc", "Start"),
     (r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters", "Hostname"),
-    (r"HKLM\SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\StandardProfile",
-     "EnableFirewall"),
+    (
+        r"HKLM\SYSTEM\CurrentControlSet\Services\SharedAccess\Parameters\FirewallPolicy\StandardProfile",
+        "EnableFirewall",
+    ),
     (r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa", "LmCompatibilityLevel"),
 ]
 

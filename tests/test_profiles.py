@@ -40,6 +40,8 @@ RERECORD = "python tests/profiles_record.py --ref HEAD --profile azure-2022"
 def image_facts(generation: int | None) -> ImageFacts:
     container = ContainerFacts(path="<memory>", format="raw", subtype=None, virtual_size=0, file_size=0)
     return ImageFacts(source="<memory>", container=container, generation=generation)
+
+
 NAMES = sorted(audits())
 
 
@@ -85,9 +87,12 @@ def test_the_recording_holds_verdicts_of_every_kind() -> None:
 
 
 def test_profiles_run_their_baselines() -> None:
-    assert PROFILE_BASELINES == {"azure": ("azure-2022", "azure-platform"), "azure-2022": ("azure-2022",),
-                                 "azure-2017": ("azure-2017",),
-                                 "azure-marketplace": ("azure-2022", "azure-platform", "azure-marketplace")}
+    assert PROFILE_BASELINES == {
+        "azure": ("azure-2022", "azure-platform"),
+        "azure-2022": ("azure-2022",),
+        "azure-2017": ("azure-2017",),
+        "azure-marketplace": ("azure-2022", "azure-platform", "azure-marketplace"),
+    }
     assert PROFILES == ("azure", "azure-2022", "azure-2017", "azure-marketplace")
     assert set(BASELINES) == {"azure-2022", "azure-2017", "azure-platform", "azure-marketplace"}
     azure, doc, old = ({r.id for r in select_rules(p)} for p in PROFILES[:3])
@@ -117,8 +122,9 @@ def test_an_unknown_profile_names_the_valid_ones() -> None:
 def test_the_target_resolves_azure_defaults_from_the_generation(
     given: Target, generation: int | None, security: str, controller: str
 ) -> None:
-    ctx = AuditContext(registry=RegistryView(hives={}), facts=image_facts(generation),
-                       options=AuditOptions(target=given))
+    ctx = AuditContext(
+        registry=RegistryView(hives={}), facts=image_facts(generation), options=AuditOptions(target=given)
+    )
     assert (ctx.security_type(), ctx.disk_controller()) == (security, controller)
     assert ctx.secure_boot_required() == (security != "Standard")
     assert ctx.nvme_required() == (controller == "NVMe")
@@ -140,10 +146,15 @@ def test_target_constants_and_status() -> None:
 
 
 def test_the_report_carries_the_target(sample_dir: Path) -> None:
-    report = azvhdaudit.audit(str(sample_dir / "gen1-azure.vhd"), target={"disk_controller": "NVMe"},
-                              select=["rdp.port"])
-    assert report.target == {"security_type": None, "disk_controller": "NVMe", "effective_security_type": "Standard",
-                             "effective_disk_controller": "NVMe"}
+    report = azvhdaudit.audit(
+        str(sample_dir / "gen1-azure.vhd"), target={"disk_controller": "NVMe"}, select=["rdp.port"]
+    )
+    assert report.target == {
+        "security_type": None,
+        "disk_controller": "NVMe",
+        "effective_security_type": "Standard",
+        "effective_disk_controller": "NVMe",
+    }
     assert report.to_dict()["target"] == report.target
     assert report.options["verify_signatures"] is False
 
@@ -161,7 +172,8 @@ def test_the_cli_and_the_plugin_offer_every_profile() -> None:
     assert cli.PROFILES == PROFILES
     out = cli._rule_rows("azure-2022")
     assert {r["id"] for r in out} == {r.id for r in select_rules("azure-2022")} | {
-        r.id for r in select_rules("azure-2022", role="vm")} | {r.id for r in select_rules("azure-2022", role="data")}
+        r.id for r in select_rules("azure-2022", role="vm")
+    } | {r.id for r in select_rules("azure-2022", role="data")}
 
 
 def test_a_bad_target_built_directly_is_a_profile_error() -> None:

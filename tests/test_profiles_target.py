@@ -35,14 +35,31 @@ def run(argv: list[str]) -> tuple[int, str, str]:
 
 
 def test_cli_target_reaches_the_json_report(gen1: Path) -> None:
-    _, out, _ = run(["audit", str(gen1), "--select", "rdp.port", "--format", "json", "--security-type",
-                     "TrustedLaunch", "--disk-controller", "NVMe", "--verify-signatures"])
+    _, out, _ = run(
+        [
+            "audit",
+            str(gen1),
+            "--select",
+            "rdp.port",
+            "--format",
+            "json",
+            "--security-type",
+            "TrustedLaunch",
+            "--disk-controller",
+            "NVMe",
+            "--verify-signatures",
+        ]
+    )
     data = json.loads(out)
     jsonschema.Draft202012Validator(load_schema()).validate(data)
     bad = {**data, "target": {**data["target"], "disk_controller": "IDE"}}
     assert not jsonschema.Draft202012Validator(load_schema()).is_valid(bad)
-    assert data["target"] == {"security_type": "TrustedLaunch", "disk_controller": "NVMe",
-                              "effective_security_type": "TrustedLaunch", "effective_disk_controller": "NVMe"}
+    assert data["target"] == {
+        "security_type": "TrustedLaunch",
+        "disk_controller": "NVMe",
+        "effective_security_type": "TrustedLaunch",
+        "effective_disk_controller": "NVMe",
+    }
     assert data["options"]["verify_signatures"] is True
 
 
@@ -65,8 +82,20 @@ def test_cli_default_target_is_azures(gen1: Path) -> None:
     ],
 )
 def test_every_format_names_the_target(gen1: Path, fmt: str, says: str) -> None:
-    _, out, _ = run(["audit", str(gen1), "--select", "rdp.port", "--format", fmt,
-                     "--security-type", "ConfidentialVM", "--disk-controller", "NVMe"])
+    _, out, _ = run(
+        [
+            "audit",
+            str(gen1),
+            "--select",
+            "rdp.port",
+            "--format",
+            fmt,
+            "--security-type",
+            "ConfidentialVM",
+            "--disk-controller",
+            "NVMe",
+        ]
+    )
     assert says in out
 
 
@@ -115,13 +144,29 @@ def plugin_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def _inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
-                                        "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
+    return pytester.runpytest_inprocess(
+        "-p",
+        "azvhdaudit.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        *args,
+    )
 
 
 def test_plugin_options_reach_the_engine(pytester: pytest.Pytester, plugin_calls: list[dict[str, Any]]) -> None:
-    result = _inner(pytester, "--azvhd-image", "a.vhd", "--azvhd-security-type", "TrustedLaunch",
-                    "--azvhd-disk-controller", "NVMe", "--azvhd-verify-signatures", "--collect-only")
+    result = _inner(
+        pytester,
+        "--azvhd-image",
+        "a.vhd",
+        "--azvhd-security-type",
+        "TrustedLaunch",
+        "--azvhd-disk-controller",
+        "NVMe",
+        "--azvhd-verify-signatures",
+        "--collect-only",
+    )
     assert result.ret in (0, 5)
     assert plugin_calls[-1]["target"] == {"security_type": "TrustedLaunch", "disk_controller": "NVMe"}
     assert plugin_calls[-1]["verify_signatures"] is True

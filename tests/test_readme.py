@@ -72,8 +72,9 @@ def test_readme_has_the_examples() -> None:
     assert any(lang == "ini" for lang, _ in BLOCKS)
 
 
-def test_python_examples_run(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_examples_run(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
     exec("import azvhdaudit", namespace)

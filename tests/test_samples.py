@@ -81,8 +81,13 @@ def test_git_ignores_the_decompressed_samples() -> None:
     names = [name.removesuffix(".xz") for name in _listed_files()] + [
         d["file"].removesuffix(".xz") for d in manifest["data_disks"]
     ]
-    proc = subprocess.run(["git", "check-ignore", "--no-index", *(f"samples/{n}" for n in names)],
-                          cwd=SAMPLES_DIR.parent, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["git", "check-ignore", "--no-index", *(f"samples/{n}" for n in names)],
+        cwd=SAMPLES_DIR.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert sorted(proc.stdout.split()) == sorted(f"samples/{n}" for n in names)
 
 
@@ -421,7 +426,10 @@ def test_without_lsa_the_rules_that_need_security_and_sam_are_not_checked(sample
     report = azvhdaudit.audit(sample_path("gen1-azure.vhd"), MANIFEST["gen1-azure.vhd"]["profile"])
     not_checked = {r.rule_id for r in report.filter(status="not_checked")}
     assert not_checked == {
-        "rdp.builtin_admin_known", "rdp.user_right_allow_rds", "rdp.user_right_network_logon", "rdp.user_right_no_deny"
+        "rdp.builtin_admin_known",
+        "rdp.user_right_allow_rds",
+        "rdp.user_right_network_logon",
+        "rdp.user_right_no_deny",
     }
     assert all("with_lsa" in report[rule_id].reason for rule_id in not_checked)
 

@@ -82,14 +82,24 @@ def _cli(*argv: str) -> tuple[int, str]:
 
 
 def test_cli_names_each_blocking_driver_certificate_and_control_set(images: dict[str, Path]) -> None:
-    code, text = _cli("audit", str(images["gen2-blocked.vhd"]), "--security-type", "TrustedLaunch",
-                      "--disk-controller", "NVMe", "--format", "json")
+    code, text = _cli(
+        "audit",
+        str(images["gen2-blocked.vhd"]),
+        "--security-type",
+        "TrustedLaunch",
+        "--disk-controller",
+        "NVMe",
+        "--format",
+        "json",
+    )
     assert code == 1
     results = {r["rule_id"]: r for r in json.loads(text)["results"]}
     signing = results["signing.boot_drivers"]
     assert signing["status"] == "fail"
-    assert "contosofs (Windows\\System32\\drivers\\contosofs.sys): embedded signature by CN=Contoso Storage Driver " \
+    assert (
+        "contosofs (Windows\\System32\\drivers\\contosofs.sys): embedded signature by CN=Contoso Storage Driver "
         "(self-signed sample)" in signing["message"]
+    )
     assert "the chain ends at a self-signed certificate" in signing["message"]
     assert "msfilter (Windows\\System32\\drivers\\msfilter.sys)" in signing["message"]
     assert "Microsoft Root Certificate Authority 2011" in signing["message"]
@@ -107,8 +117,9 @@ def test_standard_target_turns_the_signature_failure_into_a_warning(images: dict
 
 def test_complete_mode_reads_whole_drivers(images: dict[str, Path]) -> None:
     fast = azvhdaudit.audit(images["gen2-blocked.vhd"], "azure", target=PLATFORM["gen2-blocked.vhd"]["target"])
-    full = azvhdaudit.audit(images["gen2-blocked.vhd"], "azure", target=PLATFORM["gen2-blocked.vhd"]["target"],
-                            verify_signatures=True)
+    full = azvhdaudit.audit(
+        images["gen2-blocked.vhd"], "azure", target=PLATFORM["gen2-blocked.vhd"]["target"], verify_signatures=True
+    )
     f, c = (r["signing.boot_drivers"] for r in (fast, full))
     assert f.status.value == c.status.value == "fail"
     sf, sc = f.evidence[0].actual, c.evidence[0].actual

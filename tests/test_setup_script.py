@@ -57,13 +57,18 @@ def make_repo(tmp_path: Path, *, shims: set[str], installed: list[str], azurite:
 
 def packages() -> list[str]:
     text = SCRIPT.read_text()
-    block = text[text.index("packages=(") + len("packages=("):text.index(")", text.index("packages=("))]
+    block = text[text.index("packages=(") + len("packages=(") : text.index(")", text.index("packages=("))]
     return block.split()
 
 
 def run(tmp_path: Path, env: dict[str, str], uid: int) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    proc = subprocess.run([str(tmp_path / "repo" / "scripts" / "test.sh"), "--setup-only"],
-                          env={**env, "FAKE_UID": str(uid)}, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(tmp_path / "repo" / "scripts" / "test.sh"), "--setup-only"],
+        env={**env, "FAKE_UID": str(uid)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     log = tmp_path / "log"
     return proc, log.read_text().splitlines() if log.exists() else []
 
@@ -98,8 +103,12 @@ def test_as_a_user_through_sudo_and_node_from_debian_when_there_is_none(tmp_path
     env = make_repo(tmp_path, shims=set(SHIMS) - {"node"}, installed=have, azurite=True)
     proc, log = run(tmp_path, env, uid=1000)
     assert proc.returncode == 0, proc.stderr
-    assert log == ["sudo", "apt-get update -qq", "sudo",
-                   "apt-get install -y -qq --no-install-recommends gdisk nodejs npm"]
+    assert log == [
+        "sudo",
+        "apt-get update -qq",
+        "sudo",
+        "apt-get install -y -qq --no-install-recommends gdisk nodejs npm",
+    ]
 
 
 def test_a_user_without_sudo_is_told_what_is_missing(tmp_path: Path) -> None:

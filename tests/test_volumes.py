@@ -38,7 +38,12 @@ def test_mbr_layout(built: dict[str, Path]) -> None:
     assert lay.mbr_disk_signature == 0x12345678
     (part,) = lay.partitions
     assert (part.offset, part.size, part.type_id, part.bootable, part.filesystem) == (
-        1 * MiB, 8 * MiB, "0x07", True, "ntfs")
+        1 * MiB,
+        8 * MiB,
+        "0x07",
+        True,
+        "ntfs",
+    )
 
 
 def test_gpt_layout_sizes_are_inclusive(built: dict[str, Path]) -> None:
@@ -84,8 +89,16 @@ BAD = [
 
 
 @pytest.mark.parametrize(("name", "base", "offset", "data", "error", "words"), BAD, ids=[b[0] for b in BAD])
-def test_bad_partition_tables(built: dict[str, Path], tmp_path: Path, name: str, base: str | None, offset: int,
-                              data: bytes, error: type[AuditError], words: str) -> None:
+def test_bad_partition_tables(
+    built: dict[str, Path],
+    tmp_path: Path,
+    name: str,
+    base: str | None,
+    offset: int,
+    data: bytes,
+    error: type[AuditError],
+    words: str,
+) -> None:
     if base is None:
         disk = tmp_path / "junk.raw"
         disk.write_bytes(b"\x5a" * (4 * MiB))

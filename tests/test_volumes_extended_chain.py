@@ -30,14 +30,17 @@ def logical(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ebr") / "logical.raw"
     with open(path, "wb") as fh:
         fh.truncate(64 * MiB)
-    table = "\n".join([
-        "label: dos", "label-id: 0x0badcafe",
-        "start=2048, size=8192, type=7",
-        "start=12288, size=100000, type=5",
-        "start=14336, size=8192, type=7",
-        "start=24576, size=8192, type=7",
-        "start=34816, size=8192, type=7",
-    ])
+    table = "\n".join(
+        [
+            "label: dos",
+            "label-id: 0x0badcafe",
+            "start=2048, size=8192, type=7",
+            "start=12288, size=100000, type=5",
+            "start=14336, size=8192, type=7",
+            "start=24576, size=8192, type=7",
+            "start=34816, size=8192, type=7",
+        ]
+    )
     run("sfdisk", "-q", str(path), stdin=table + "\n")
     return path
 
@@ -45,8 +48,9 @@ def logical(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ebrs(path: Path) -> list[int]:
     """Byte offsets of the extended boot records, in chain order."""
     data = path.read_bytes()
-    first = next(struct.unpack_from("<I", data, 0x1BE + 16 * i + 8)[0] * 512 for i in range(4)
-                 if data[0x1BE + 16 * i + 4] == 5)
+    first = next(
+        struct.unpack_from("<I", data, 0x1BE + 16 * i + 8)[0] * 512 for i in range(4) if data[0x1BE + 16 * i + 4] == 5
+    )
     found, at = [first], first
     while True:
         kind, start = data[at + 0x1CE + 4], struct.unpack_from("<I", data, at + 0x1CE + 8)[0]
@@ -81,17 +85,28 @@ def test_intact_chain(logical: Path) -> None:
     assert [p.offset // 512 for p in layout(logical).partitions] == [2048, 14336, 24576, 34816]
 
 
-@pytest.mark.parametrize(("label", "change", "words"), [
-    ("first EBR names itself", lambda d, e: link(d, e[0], 1, 0), r"loops: the boot record at sector 12288 is "
-                                                                 r"reached again \(chain of sectors: 12288 -> 12288\)"),
-    ("last EBR names the first", lambda d, e: link(d, e[2], 1, 0), r"loops: .*12288 -> 22528 -> 32768 -> 12288"),
-    ("two EBRs name each other", lambda d, e: link(d, e[1], 1, 0), r"loops: .*12288 -> 22528 -> 12288"),
-    ("an EBR names the next one four times", lambda d, e: [link(d, e[0], i, (e[1] - e[0]) // 512) for i in range(4)],
-     r"loops: the boot record at sector 22528 is reached again"),
-    ("a link past the disk", lambda d, e: link(d, e[2], 1, 0x7FFFFFF0), r"leaves the disk"),
-])
-def test_bad_chain(logical: Path, tmp_path: Path, label: str, change: Callable[[bytearray, list[int]], None],
-                   words: str) -> None:
+@pytest.mark.parametrize(
+    ("label", "change", "words"),
+    [
+        (
+            "first EBR names itself",
+            lambda d, e: link(d, e[0], 1, 0),
+            r"loops: the boot record at sector 12288 is "
+            r"reached again \(chain of sectors: 12288 -> 12288\)",
+        ),
+        ("last EBR names the first", lambda d, e: link(d, e[2], 1, 0), r"loops: .*12288 -> 22528 -> 32768 -> 12288"),
+        ("two EBRs name each other", lambda d, e: link(d, e[1], 1, 0), r"loops: .*12288 -> 22528 -> 12288"),
+        (
+            "an EBR names the next one four times",
+            lambda d, e: [link(d, e[0], i, (e[1] - e[0]) // 512) for i in range(4)],
+            r"loops: the boot record at sector 22528 is reached again",
+        ),
+        ("a link past the disk", lambda d, e: link(d, e[2], 1, 0x7FFFFFF0), r"leaves the disk"),
+    ],
+)
+def test_bad_chain(
+    logical: Path, tmp_path: Path, label: str, change: Callable[[bytearray, list[int]], None], words: str
+) -> None:
     with pytest.raises(NoPartitionTableError, match=r"damaged\.raw: the extended partition chain " + words):
         layout(damaged(logical, tmp_path, change))
 
@@ -114,8 +129,9 @@ def test_long_chain_is_bounded(tmp_path: Path, logical: Path) -> None:
 def test_audit_of_the_sample_with_a_looping_ebr_goes_on(sample_path: Callable[[str], Path], tmp_path: Path) -> None:
     """The generation 1 sample, its MBR's free entry made an extended partition whose EBR names itself."""
     raw = tmp_path / "gen1.raw"
-    subprocess.run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(sample_path("gen1-azure.vhd")), str(raw)],
-                   check=True)
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(sample_path("gen1-azure.vhd")), str(raw)], check=True
+    )
     data = bytearray(raw.read_bytes())
     free = next(i for i in range(4) if data[0x1BE + 16 * i + 4] == 0)
     ebr_sector = len(data) // 512 - 8

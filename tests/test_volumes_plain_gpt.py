@@ -32,15 +32,28 @@ class CountingReader(io.BytesIO):
 @pytest.fixture(scope="module")
 def gpt(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     require_tools()
-    path = gpt_disk(tmp_path_factory.mktemp("layout") / "gpt.raw", 64 * MiB,
-                    [(1, 34, "EF00"), (35, 16, "0C01"), (51, 8, "0700"), (59, 4, "2700")])
+    path = gpt_disk(
+        tmp_path_factory.mktemp("layout") / "gpt.raw",
+        64 * MiB,
+        [(1, 34, "EF00"), (35, 16, "0C01"), (51, 8, "0700"), (59, 4, "2700")],
+    )
     return path.read_bytes()
 
 
 def _fields(part: Any) -> tuple[Any, ...]:
     raw = part.raw.dumps() if part.raw is not None else None
-    return (part.number, part.offset, part.size, part.type, part.name, part.flags, part.guid, part.type_str,
-            part.type_name, raw)
+    return (
+        part.number,
+        part.offset,
+        part.size,
+        part.type,
+        part.name,
+        part.flags,
+        part.guid,
+        part.type_str,
+        part.type_name,
+        raw,
+    )
 
 
 def _both(data: bytes) -> tuple[list[tuple[Any, ...]] | None, list[tuple[Any, ...]]]:
@@ -75,8 +88,9 @@ def test_names_and_attributes_as_in_dissect(gpt: bytes) -> None:
     assert ours is not None and ours == theirs
 
 
-@pytest.mark.parametrize("case", ["hybrid", "header-elsewhere", "bsd-type", "extended", "vbr-signature",
-                                  "short-array", "no-signature"])
+@pytest.mark.parametrize(
+    "case", ["hybrid", "header-elsewhere", "bsd-type", "extended", "vbr-signature", "short-array", "no-signature"]
+)
 def test_other_disks_are_left_to_dissect(gpt: bytes, case: str) -> None:
     data = bytearray(gpt)
     if case == "hybrid":

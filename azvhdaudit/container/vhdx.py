@@ -244,8 +244,12 @@ class VHDXLayer(Layer):
             # the metadata table and its items (in the region's first 128 KiB as every writer lays them out) and
             # the BAT's first MiB (131072 entries: a whole 127 GiB disk of 1 MiB blocks, 4 TiB of 32 MiB ones, so
             # that a file far into the disk does not wait for its BAT entry first): one round trip
-            prefetch([(self.metadata_offset, min(self.metadata_length, 128 * KiB)),
-                      (self.bat_offset, min(self.bat_length, BAT_READ_AHEAD))])
+            prefetch(
+                [
+                    (self.metadata_offset, min(self.metadata_length, 128 * KiB)),
+                    (self.bat_offset, min(self.bat_length, BAT_READ_AHEAD)),
+                ]
+            )
         self._read_metadata()
         self._bat: dict[int, list[int]] = {}
         #: payload blocks already looked up and checked: block -> (state, file offset)
@@ -296,8 +300,12 @@ class VHDXLayer(Layer):
         from azvhdaudit.container.vhdx_log import replay_log
 
         replay, overlay = replay_log(
-            self.file, log_guid=bytes(header.log_guid), log_offset=header.log_offset,
-            log_length=header.log_length, log_version=header.log_version, crc32c=_crc32c_zero_tail,
+            self.file,
+            log_guid=bytes(header.log_guid),
+            log_offset=header.log_offset,
+            log_length=header.log_length,
+            log_version=header.log_version,
+            crc32c=_crc32c_zero_tail,
         )
         self.log_replay = replay
         if overlay is not None:

@@ -139,9 +139,11 @@ class LogReplay:
         shown = ", ".join(f"{kind} {length} B at {offset}" for kind, offset, length in writes[:8])
         more = f" and {len(writes) - 8} more" if len(writes) > 8 else ""
         count = len(self.entries)
-        return (f"replayed in memory: {count} entr{'y' if count == 1 else 'ies'} (sequence {first}"
-                f"{'' if first == last else f' to {last}'}), {len(writes)} write{'' if len(writes) == 1 else 's'} "
-                f"of {self.bytes_written} bytes ({shown}{more})")
+        return (
+            f"replayed in memory: {count} entr{'y' if count == 1 else 'ies'} (sequence {first}"
+            f"{'' if first == last else f' to {last}'}), {len(writes)} write{'' if len(writes) == 1 else 's'} "
+            f"of {self.bytes_written} bytes ({shown}{more})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         seq = self.sequence_range
@@ -156,8 +158,10 @@ class LogReplay:
             "sequence_last": None if seq is None else seq[1],
             "bytes": self.bytes_written,
             # the first MAX_LISTED updates (a 1 MiB log can hold thousands); writes_total counts them all
-            "writes": [{"kind": kind, "file_offset": offset, "length": length}
-                       for kind, offset, length in self.writes[:MAX_LISTED]],
+            "writes": [
+                {"kind": kind, "file_offset": offset, "length": length}
+                for kind, offset, length in self.writes[:MAX_LISTED]
+            ],
             "writes_total": len(self.writes),
             "rejected": list(self.rejected),
         }
@@ -193,8 +197,8 @@ def _circular(log_data: bytes, start: int, length: int) -> bytes:
 
 def _parse_entry(log_data: bytes, at: int, log_guid: bytes, crc32c: Any) -> LogEntry:
     """The valid entry starting at log offset ``at``; :class:`_Invalid` says why there is none."""
-    (signature, checksum, length, tail, sequence, count, _reserved, guid, flushed, last) = (
-        _ENTRY_HEADER.unpack_from(log_data, at)
+    (signature, checksum, length, tail, sequence, count, _reserved, guid, flushed, last) = _ENTRY_HEADER.unpack_from(
+        log_data, at
     )
     if signature != b"loge":
         raise _Invalid("no entry signature")
@@ -225,24 +229,31 @@ def _parse_entry(log_data: bytes, at: int, log_guid: bytes, crc32c: Any) -> LogE
             data_sig, seq_high = _DATA_SECTOR_HEAD.unpack_from(sector)
             seq_low = int.from_bytes(sector[4092:], "little")
             if data_sig != b"data" or (seq_high << 32 | seq_low) != sequence:
-                raise _Malformed(sequence, f"the data sector of descriptor {i} has signature {data_sig!r} and "
-                                 f"sequence {seq_high << 32 | seq_low}, expected b'data' and {sequence}")
+                raise _Malformed(
+                    sequence,
+                    f"the data sector of descriptor {i} has signature {data_sig!r} and "
+                    f"sequence {seq_high << 32 | seq_low}, expected b'data' and {sequence}",
+                )
             data_at += SECTOR
             payload = leading + sector[8:4092] + trailing
             descriptors.append(LogDescriptor("data", offset, SECTOR, payload))
         elif kind == b"zero":
             _sig, _res, zlength, offset, dseq = _ZERO_DESCRIPTOR.unpack(raw)
             if zlength == 0 or zlength % SECTOR:
-                raise _Malformed(sequence,
-                                 f"zero descriptor {i} has ZeroLength {zlength}, not a non-zero multiple of 4096")
+                raise _Malformed(
+                    sequence, f"zero descriptor {i} has ZeroLength {zlength}, not a non-zero multiple of 4096"
+                )
             descriptors.append(LogDescriptor("zero", offset, zlength, None))
         else:
             raise _Malformed(sequence, f"descriptor {i} has signature {kind!r}, expected b'desc' or b'zero'")
         if dseq != sequence:
             raise _Malformed(sequence, f"descriptor {i} has sequence {dseq}, the entry {sequence}")
         if offset % SECTOR or offset + descriptors[-1].length > MAX_FILE_OFFSET:
-            raise _Malformed(sequence, f"descriptor {i} writes {descriptors[-1].length} bytes at file offset "
-                                       f"{offset}, not 4 KiB aligned or past any VHDX file")
+            raise _Malformed(
+                sequence,
+                f"descriptor {i} writes {descriptors[-1].length} bytes at file offset "
+                f"{offset}, not 4 KiB aligned or past any VHDX file",
+            )
     # more sectors than the descriptors use: QEMU checksums and accepts them (and so does this reader)
     return LogEntry(at, sequence, length, tail, flushed, last, tuple(descriptors))
 
@@ -280,8 +291,9 @@ def find_active_sequence(log_data: bytes, log_guid: bytes, crc32c: Any) -> tuple
     for sequence, at, problem in malformed:
         if sequence > newest:
             # written whole (its checksum is right) and newer than anything valid: the file's state is unknown
-            raise _Invalid(f"entry {sequence} at log offset {at} passes its checksum, but {problem}; QEMU refuses "
-                           "such a log too")
+            raise _Invalid(
+                f"entry {sequence} at log offset {at} passes its checksum, but {problem}; QEMU refuses such a log too"
+            )
     if not valid:
         return [], rejected
     # each valid entry's successor: the valid entry starting where it ends, numbered one higher
@@ -299,8 +311,9 @@ def find_active_sequence(log_data: bytes, log_guid: bytes, crc32c: Any) -> tuple
     return run, rejected
 
 
-def replay_log(file: CountedFile, *, log_guid: bytes, log_offset: int, log_length: int, log_version: int,
-               crc32c: Any) -> tuple[LogReplay, OverlayFile | None]:
+def replay_log(
+    file: CountedFile, *, log_guid: bytes, log_offset: int, log_length: int, log_version: int, crc32c: Any
+) -> tuple[LogReplay, OverlayFile | None]:
     """Read the log of a VHDX whose header names ``log_guid`` and replay its active sequence in memory.
 
     Returns what was found and, when there was something to replay, the overlay to read the file through.
@@ -311,8 +324,10 @@ def replay_log(file: CountedFile, *, log_guid: bytes, log_offset: int, log_lengt
     name = file.name
     guid_text = str(UUID(bytes_le=log_guid))
     if log_version != 0:
-        raise CorruptImageError(f"{name}: VHDX header field LogVersion is {log_version}, expected 0; the pending "
-                                f"log (LogGuid {guid_text}) cannot be replayed")
+        raise CorruptImageError(
+            f"{name}: VHDX header field LogVersion is {log_version}, expected 0; the pending "
+            f"log (LogGuid {guid_text}) cannot be replayed"
+        )
     if log_offset < MiB or log_offset % MiB or log_length == 0 or log_length % MiB:
         raise CorruptImageError(
             f"{name}: VHDX header: log at LogOffset {log_offset} with LogLength {log_length}; both must be "
@@ -334,11 +349,13 @@ def replay_log(file: CountedFile, *, log_guid: bytes, log_offset: int, log_lengt
         entries, rejected = find_active_sequence(log_data, log_guid, crc32c)
     except _Invalid as why:
         raise CorruptImageError(f"{name}: VHDX log at offset {log_offset}: {why}; not replayed") from None
-    result = LogReplay(guid_text, log_offset, log_length, replayed=bool(entries), entries=entries,
-                       rejected=rejected[:8])
+    result = LogReplay(
+        guid_text, log_offset, log_length, replayed=bool(entries), entries=entries, rejected=rejected[:8]
+    )
     if not entries:
         result.reason = (
-            "the log holds no valid entry for LogGuid " + guid_text
+            "the log holds no valid entry for LogGuid "
+            + guid_text
             + (": " + "; ".join(rejected[:3]) if rejected else " (no entry signature in it)")
             + "; a log entry is written before the file is changed, so the file holds the last complete update"
         )
@@ -353,8 +370,10 @@ def replay_log(file: CountedFile, *, log_guid: bytes, log_offset: int, log_lengt
     for entry in entries:
         for number, desc in enumerate(entry.descriptors):
             start, end = desc.file_offset, desc.file_offset + desc.length
-            for what, lo, hi in (("the VHDX headers", HEADERS_START, HEADERS_END),
-                                 ("the log itself", log_offset, log_offset + log_length)):
+            for what, lo, hi in (
+                ("the VHDX headers", HEADERS_START, HEADERS_END),
+                ("the log itself", log_offset, log_offset + log_length),
+            ):
                 if start < hi and lo < end:
                     raise CorruptImageError(
                         f"{name}: VHDX log entry {entry.sequence} at log offset {entry.log_offset}, descriptor "

@@ -35,8 +35,16 @@ log = logging.getLogger(__name__)
 
 #: errors the file system libraries raise on corrupt structures, besides their own (each reader adds those)
 _FS_ERRORS: tuple[type[BaseException], ...] = (
-    EOFError, struct.error, ValueError, IndexError, KeyError, OverflowError, RecursionError, UnicodeDecodeError,
-    AttributeError, TypeError,
+    EOFError,
+    struct.error,
+    ValueError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    RecursionError,
+    UnicodeDecodeError,
+    AttributeError,
+    TypeError,
 )
 
 #: what a read of a file's structures or data may raise: a corrupt structure, or the image below ending or
@@ -116,7 +124,6 @@ def open_volume(stream: BinaryIO, offset: int, size: int, filesystem: str | None
     return None
 
 
-
 class GuestFileSystem:
     """The guest's Windows volume as rules see it (the :class:`GuestFiles` protocol), read-only."""
 
@@ -165,4 +172,3 @@ class GuestFileSystem:
 
         if is_remote(self.volume):
             gather([functools.partial(self.file_version, path) for path in paths])
-

@@ -309,4 +309,3 @@ class FatVolume(Volume):
             return entry.open()  # type: ignore[no-any-return]
         except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot open {path}: {err}") from err
-

@@ -142,13 +142,24 @@ def _attribute_header(fh: BinaryIO, data: bytes, offset: int, record: Any) -> An
     header.offset = offset
     header.record = record
     header.header = SimpleNamespace(
-        TypeCode=ATTRIBUTE_TYPE_CODE(type_code), RecordLength=length, FormCode=form, NameLength=name_length,
-        NameOffset=name_offset, Flags=flags, Instance=instance,
+        TypeCode=ATTRIBUTE_TYPE_CODE(type_code),
+        RecordLength=length,
+        FormCode=form,
+        NameLength=name_length,
+        NameOffset=name_offset,
+        Flags=flags,
+        Instance=instance,
         Form=SimpleNamespace(
             Resident=SimpleNamespace(ValueLength=value_length, ValueOffset=value_offset, Flags=value_flags),
             Nonresident=SimpleNamespace(
-                LowestVcn=lowest, HighestVcn=highest, MappingPairsOffset=pairs, CompressionUnit=unit,
-                AllocatedLength=allocated, FileSize=size, ValidDataLength=valid, TotalAllocated=total,
+                LowestVcn=lowest,
+                HighestVcn=highest,
+                MappingPairsOffset=pairs,
+                CompressionUnit=unit,
+                AllocatedLength=allocated,
+                FileSize=size,
+                ValidDataLength=valid,
+                TotalAllocated=total,
             ),
         ),
     )
@@ -240,15 +251,36 @@ def _read_record(ntfs: Any, segment: int) -> Any:
     record = MftRecord()
     record.ntfs = ntfs
     record.data = apply_fixup(data)
-    (signature, usa_offset, usa_size, lsn, sequence, references, first_attribute, flags, in_use, allocated,
-     base_low, base_high, base_sequence, next_instance) = _FILE_RECORD_HEADER.unpack_from(record.data)
+    (
+        signature,
+        usa_offset,
+        usa_size,
+        lsn,
+        sequence,
+        references,
+        first_attribute,
+        flags,
+        in_use,
+        allocated,
+        base_low,
+        base_high,
+        base_sequence,
+        next_instance,
+    ) = _FILE_RECORD_HEADER.unpack_from(record.data)
     record.header = SimpleNamespace(
         MultiSectorHeader=SimpleNamespace(
-            Signature=signature, UpdateSequenceArrayOffset=usa_offset, UpdateSequenceArraySize=usa_size),
-        Lsn=lsn, SequenceNumber=sequence, ReferenceCount=references, FirstAttributeOffset=first_attribute,
-        Flags=flags, BytesInUse=in_use, BytesAllocated=allocated,
+            Signature=signature, UpdateSequenceArrayOffset=usa_offset, UpdateSequenceArraySize=usa_size
+        ),
+        Lsn=lsn,
+        SequenceNumber=sequence,
+        ReferenceCount=references,
+        FirstAttributeOffset=first_attribute,
+        Flags=flags,
+        BytesInUse=in_use,
+        BytesAllocated=allocated,
         BaseFileRecordSegment=SimpleNamespace(
-            SegmentNumberLowPart=base_low, SegmentNumberHighPart=base_high, SequenceNumber=base_sequence),
+            SegmentNumberLowPart=base_low, SegmentNumberHighPart=base_high, SequenceNumber=base_sequence
+        ),
         NextAttributeInstance=next_instance,
     )
     record.offset = segment * size
@@ -455,8 +487,9 @@ class NtfsVolume(Volume):
         names: set[str] = set()
         fh = index.root.fh
         fh.seek(0)
-        if not _index_names(fh.read(), len(c_ntfs._INDEX_ROOT), index.root.header.IndexHeader.TotalSizeOfEntries,
-                            names):
+        if not _index_names(
+            fh.read(), len(c_ntfs._INDEX_ROOT), index.root.header.IndexHeader.TotalSizeOfEntries, names
+        ):
             return None
         vcn = 0
         while index._index_stream:
@@ -570,5 +603,3 @@ class NtfsVolume(Volume):
             return self.fs.volume_name or None
         except _FS_ERRORS:
             return None
-
-

@@ -411,8 +411,10 @@ class BackendKey(RegKey, Generic[N, V]):
                     fast = reader.node_values(offset, wanted)
                     if fast is not None:
                         subkey, hits = fast
-                        result[subkey] = {name: None if (got := hits.get(lname)) is None else RegValue.from_raw(*got)
-                                          for lname, name in wanted.items()}
+                        result[subkey] = {
+                            name: None if (got := hits.get(lname)) is None else RegValue.from_raw(*got)
+                            for lname, name in wanted.items()
+                        }
                         continue
                     node = reader.node(offset)
                     subkey = reader.node_name(node)
@@ -448,8 +450,13 @@ class BackendKey(RegKey, Generic[N, V]):
         lineage = self._ancestors | {self._offset}
         # all entries at once (in C: the largest, the alignment of all OR-ed together, the two sets); the loop
         # below names the first bad one
-        if (not offsets or max(offsets) < reader.bins_size and not functools.reduce(operator.or_, offsets) & 7
-                and lists.isdisjoint(offsets) and lineage.isdisjoint(offsets)):
+        if (
+            not offsets
+            or max(offsets) < reader.bins_size
+            and not functools.reduce(operator.or_, offsets) & 7
+            and lists.isdisjoint(offsets)
+            and lineage.isdisjoint(offsets)
+        ):
             self._entries_checked = True
             return
         for index, offset in enumerate(offsets):

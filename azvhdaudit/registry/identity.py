@@ -22,8 +22,21 @@ from azvhdaudit.registry.model import Hive, RegKey
 __all__ = ["HIVE_FILES", "identity_problem"]
 
 #: file names of the hives Windows keeps (config\\*, the user hives, the boot store)
-HIVE_FILES = ("SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT", "COMPONENTS", "DRIVERS", "ELAM", "BBI",
-              "USERDIFF", "NTUSER.DAT", "USRCLASS.DAT", "BCD")
+HIVE_FILES = (
+    "SYSTEM",
+    "SOFTWARE",
+    "SAM",
+    "SECURITY",
+    "DEFAULT",
+    "COMPONENTS",
+    "DRIVERS",
+    "ELAM",
+    "BBI",
+    "USERDIFF",
+    "NTUSER.DAT",
+    "USRCLASS.DAT",
+    "BCD",
+)
 
 #: per hive: root subkeys that must all be present, then alternatives of which one must be present
 _PROOF: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -204,12 +204,23 @@ def filetime(value: int) -> _dt.datetime | None:
 def parse_base_block(raw: bytes, source: str) -> BaseBlock:
     """Parse the first 512 bytes of ``raw`` as a base block (no validation beyond the length)."""
     if len(raw) < 512:
-        raise CorruptHiveError(
-            f"{source}: base block truncated: {len(raw)} bytes at offset 0, at least 512 needed"
-        )
+        raise CorruptHiveError(f"{source}: base block truncated: {len(raw)} bytes at offset 0, at least 512 needed")
     # BASE_BLOCK's fields, unpacked with struct: construct's parse costs ~25 µs, for every hive opened
-    (signature, primary, secondary, timestamp, major, minor, file_type, file_format, root_cell, bins_size,
-     clustering, file_name, checksum) = _BASE_BLOCK_FIELDS.unpack_from(raw)
+    (
+        signature,
+        primary,
+        secondary,
+        timestamp,
+        major,
+        minor,
+        file_type,
+        file_format,
+        root_cell,
+        bins_size,
+        clustering,
+        file_name,
+        checksum,
+    ) = _BASE_BLOCK_FIELDS.unpack_from(raw)
     return BaseBlock(
         signature=signature,
         primary_sequence=primary,
@@ -231,8 +242,9 @@ def parse_base_block(raw: bytes, source: str) -> BaseBlock:
 def validate_primary(base: BaseBlock, source: str) -> None:
     """Raise :class:`CorruptHiveError` (naming field, offset and value) for a base block no reader can trust."""
     if base.signature != b"regf":
-        raise CorruptHiveError(f"{source}: not a registry hive: signature {base.signature!r} at offset 0x0, "
-                               "expected b'regf'")
+        raise CorruptHiveError(
+            f"{source}: not a registry hive: signature {base.signature!r} at offset 0x0, expected b'regf'"
+        )
     if not base.checksum_ok:
         raise CorruptHiveError(
             f"{source}: base block checksum 0x{base.checksum:08X} at offset 0x1FC does not match "
@@ -346,8 +358,9 @@ def _log_base(data: bytes, name: str, source: str) -> BaseBlock | None:
         return None
     base = parse_base_block(data, f"{source}.{name}")
     if base.signature != b"regf" or not base.checksum_ok:
-        log.info("%s.%s: no valid base block (signature %r, checksum ok %s)", source, name,
-                 base.signature, base.checksum_ok)
+        log.info(
+            "%s.%s: no valid base block (signature %r, checksum ok %s)", source, name, base.signature, base.checksum_ok
+        )
         return None
     return base
 
@@ -366,9 +379,7 @@ def _after(seq: int, start: int) -> bool:
     return (seq - start) & _M32 < 0x80000000
 
 
-def _replay_new(
-    buf: bytearray, base: BaseBlock, logs: list[tuple[str, BaseBlock, bytes]], source: str
-) -> ReplayResult:
+def _replay_new(buf: bytearray, base: BaseBlock, logs: list[tuple[str, BaseBlock, bytes]], source: str) -> ReplayResult:
     start = base.secondary_sequence
     # The log to apply first is the one whose own base block carries the older sequence number
     # (normally LOG1); the other one continues it. Equal ones keep the LOG1, LOG2 order.
@@ -425,9 +436,7 @@ def _replay_new(
     return ReplayResult(buf, used, tuple(e.sequence for e in applied), notes)
 
 
-def _replay_old(
-    buf: bytearray, base: BaseBlock, logs: list[tuple[str, BaseBlock, bytes]], source: str
-) -> ReplayResult:
+def _replay_old(buf: bytearray, base: BaseBlock, logs: list[tuple[str, BaseBlock, bytes]], source: str) -> ReplayResult:
     reasons: list[str] = []
     for name, lbase, data in logs:
         where = f"{source}.{name}"
@@ -443,7 +452,7 @@ def _replay_old(
             reasons.append(f"{name}: hive bins data size 0x{hbs:X} at offset 0x28 is not a multiple of 4096")
             continue
         if data[sector : sector + 4] != b"DIRT":
-            reasons.append(f"{name}: dirty vector signature {bytes(data[sector:sector + 4])!r} at 0x{sector:X}")
+            reasons.append(f"{name}: dirty vector signature {bytes(data[sector : sector + 4])!r} at 0x{sector:X}")
             continue
         bitmap_len = hbs // LOG_SECTOR // 8
         bitmap = data[sector + 4 : sector + 4 + bitmap_len]

@@ -221,7 +221,6 @@ class PyRegReader(CellReader[_rp.NKRecord, _rp.VKRecord]):
         data = self._data(cell)
         if len(data) < size:
             raise CorruptHiveError(
-                f"{self.source}: value data cell at offset 0x{offset:X} holds {len(data)} bytes, "
-                f"the value says {size}"
+                f"{self.source}: value data cell at offset 0x{offset:X} holds {len(data)} bytes, the value says {size}"
             )
         return data[:size]

@@ -46,8 +46,16 @@ _VK_HEADER = len(c_regf._CM_KEY_VALUE)
 _NIL = 0xFFFFFFFF
 _PAGE = 4096
 #: cell signatures dissect.regf knows, with its class names (for messages)
-_CELL_NAMES = {b"nk": "KeyNode", b"vk": "KeyValue", b"ri": "IndexRoot", b"li": "IndexLeaf", b"lf": "FastLeaf",
-               b"lh": "HashLeaf", b"sk": "KeySecurity", b"db": "BigData"}
+_CELL_NAMES = {
+    b"nk": "KeyNode",
+    b"vk": "KeyValue",
+    b"ri": "IndexRoot",
+    b"li": "IndexLeaf",
+    b"lf": "FastLeaf",
+    b"lh": "HashLeaf",
+    b"sk": "KeySecurity",
+    b"db": "BigData",
+}
 _BASE_BLOCK = 4096
 # cached_cell reads pages by offset >> 12 + 1: _PAGE is 1 << 12, and the hive bins start after _BASE_BLOCK == _PAGE
 #: the most pages read ahead in one read of the stream
@@ -106,9 +114,7 @@ class _BoundedHive(_dregf.RegistryHive):
         position = self._hbin_offset + offset
         head = self._read_at(position, 4)
         if len(head) < 4:
-            raise CorruptHiveError(
-                f"{self._source}: file ends at the cell at offset 0x{offset:X} (hive truncated)"
-            )
+            raise CorruptHiveError(f"{self._source}: file ends at the cell at offset 0x{offset:X} (hive truncated)")
         size = int.from_bytes(head, "little", signed=True)
         allocated = size < 0
         size = abs(size)
@@ -119,9 +125,7 @@ class _BoundedHive(_dregf.RegistryHive):
             )
         data = self._read_at(position + 4, size - 4)
         if len(data) < size - 4:
-            raise CorruptHiveError(
-                f"{self._source}: file ends inside the cell at offset 0x{offset:X} (hive truncated)"
-            )
+            raise CorruptHiveError(f"{self._source}: file ends inside the cell at offset 0x{offset:X} (hive truncated)")
         return allocated, data
 
     def cell_data(self, offset: int) -> bytes:
@@ -157,15 +161,17 @@ class _BoundedHive(_dregf.RegistryHive):
         that fails or comes back short is left to the read of the cell itself, which reports it."""
         bins = self._bins_size
         base = self._hbin_offset
-        wanted = sorted({(base + offset) // _PAGE for offset in offsets if offset < bins and not offset % 8}
-                        - self._pages.keys())
+        wanted = sorted(
+            {(base + offset) // _PAGE for offset in offsets if offset < bins and not offset % 8} - self._pages.keys()
+        )
         if wanted and self._remote_pages(wanted):
             return
         first = 0
         while first < len(wanted):
             last = first
-            while (last + 1 < len(wanted) and wanted[last + 1] == wanted[last] + 1
-                   and last + 1 - first < _PREFETCH_PAGES):
+            while (
+                last + 1 < len(wanted) and wanted[last + 1] == wanted[last] + 1 and last + 1 - first < _PREFETCH_PAGES
+            ):
                 last += 1
             if last > first:
                 self._read_run(wanted[first], last - first + 1)
@@ -219,14 +225,23 @@ class _ChildList:
 class _NodeFields:
     """The ``_CM_KEY_NODE`` fields this module reads, under dissect.regf's names."""
 
-    __slots__ = ("Flags", "LastWriteTime", "Parent", "SubKeyCounts", "SubKeyLists", "ValueList", "NameLength",
-                 "ClassLength")
+    __slots__ = (
+        "Flags",
+        "LastWriteTime",
+        "Parent",
+        "SubKeyCounts",
+        "SubKeyLists",
+        "ValueList",
+        "NameLength",
+        "ClassLength",
+    )
 
     def __init__(self, data: bytes) -> None:
         if len(data) < _NK_HEADER:
             raise DissectRegfError(f"key node cell of {len(data)} bytes, shorter than its {_NK_HEADER}-byte header")
-        (_sig, self.Flags, self.LastWriteTime, _spare, self.Parent, stable, volatile, list0, list1, count,
-         offset) = _NK.unpack_from(data)
+        (_sig, self.Flags, self.LastWriteTime, _spare, self.Parent, stable, volatile, list0, list1, count, offset) = (
+            _NK.unpack_from(data)
+        )
         self.SubKeyCounts = (stable, volatile)
         self.SubKeyLists = (list0, list1)
         self.ValueList = _ChildList(count, offset)
@@ -307,8 +322,7 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         if not isinstance(cell, kinds):
             names = "/".join(getattr(k, "__signature__", b"?").decode() for k in kinds)
             raise CorruptHiveError(
-                f"{self.source}: {what}: expected a {names} cell at offset 0x{offset:X}, "
-                f"found {type(cell).__name__}"
+                f"{self.source}: {what}: expected a {names} cell at offset 0x{offset:X}, found {type(cell).__name__}"
             )
         return cell
 
@@ -519,8 +533,13 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
                     return None
                 size, sig, length, data_length, data_offset, type_, vflags = _VK_CELL.unpack_from(page, start)
                 size = abs(size)
-                if (sig != b"vk" or size < 4 + _VK_HEADER or start + size > len(page) or record_offset + size > bins
-                        or name_at + length > start + size):
+                if (
+                    sig != b"vk"
+                    or size < 4 + _VK_HEADER
+                    or start + size > len(page)
+                    or record_offset + size > bins
+                    or name_at + length > start + size
+                ):
                     return None
                 raw = page[name_at : name_at + length]
                 compressed = bool(vflags & _VALUE_COMP_NAME)
@@ -572,8 +591,13 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
             return None
         size, sig, length, data_length, data_offset, type_, flags = _VK_CELL.unpack_from(page, start)
         size = abs(size)
-        if (sig != b"vk" or size < 4 + _VK_HEADER or start + size > len(page) or offset + size > self.bins_size
-                or name_at + length > start + size):
+        if (
+            sig != b"vk"
+            or size < 4 + _VK_HEADER
+            or start + size > len(page)
+            or offset + size > self.bins_size
+            or name_at + length > start + size
+        ):
             return None
         name = _decode_name(page[name_at : name_at + length], bool(flags & _VALUE_COMP_NAME)) if length else ""
         record = self._records[offset] = (name, type_, data_length, data_offset, length, size - 4)
@@ -600,8 +624,11 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
             )
         _sig, length, data_length, data_offset, type_, flags = _VK.unpack_from(raw)
         end = _VK_HEADER + length
-        name = (_decode_name(raw[_VK_HEADER:end], bool(flags & _VALUE_COMP_NAME)) if end <= len(raw)
-                else None) if length else ""
+        name = (
+            (_decode_name(raw[_VK_HEADER:end], bool(flags & _VALUE_COMP_NAME)) if end <= len(raw) else None)
+            if length
+            else ""
+        )
         record = self._records[offset] = (name, type_, data_length, data_offset, length, len(raw))
         return record
 
@@ -659,8 +686,7 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
             return self._big_data(data, offset, size)
         if len(data) < size:
             raise CorruptHiveError(
-                f"{self.source}: value data cell at offset 0x{offset:X} holds {len(data)} bytes, "
-                f"the value says {size}"
+                f"{self.source}: value data cell at offset 0x{offset:X} holds {len(data)} bytes, the value says {size}"
             )
         return data[:size]
 
@@ -685,7 +711,6 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         blob = b"".join(parts)
         if len(blob) < size:
             raise CorruptHiveError(
-                f"{self.source}: big data record at offset 0x{offset:X} holds {len(blob)} bytes, "
-                f"the value says {size}"
+                f"{self.source}: big data record at offset 0x{offset:X} holds {len(blob)} bytes, the value says {size}"
             )
         return blob[:size]

@@ -53,7 +53,7 @@ def no_windows(report: Report) -> str | None:
     return (
         f"No Windows on this disk: it was audited as an OS disk, so {unread} rules could not be checked. "
         "If it is a data disk, audit it as one: azvhdaudit audit IMAGE --role data "
-        "(Python: audit(image, role=\"data\")), or beside its OS disk with --data-disk."
+        '(Python: audit(image, role="data")), or beside its OS disk with --data-disk.'
     )
 
 

@@ -53,14 +53,18 @@ def _why(cap: Capability) -> str:
 def summary_text(caps: Capabilities) -> str:
     """One line: ``V2, Generalized, x64; security Standard; disk controllers SCSI, NVMe; accelerated networking
     yes; hibernation unknown`` (``?`` where a value is not established)."""
-    basics = ", ".join(str(c.value) if c.supported else f"{c.name.replace('_', ' ')} ?"
-                       for c in (caps.hyper_v_generation, caps.os_state, caps.architecture))
+    basics = ", ".join(
+        str(c.value) if c.supported else f"{c.name.replace('_', ' ')} ?"
+        for c in (caps.hyper_v_generation, caps.os_state, caps.architecture)
+    )
     security = ", ".join(sorted(caps.security_types)) or "?"
     controllers = ", ".join(c for c in ("SCSI", "NVMe") if c in caps.disk_controllers) or "?"
     accel = _MARK.get(caps.accelerated_networking.status, "?")
     hibernation = _MARK.get(caps.hibernation.status, "?")
-    return (f"{basics}; security {security}; disk controllers {controllers}; accelerated networking {accel}; "
-            f"hibernation {hibernation}")
+    return (
+        f"{basics}; security {security}; disk controllers {controllers}; accelerated networking {accel}; "
+        f"hibernation {hibernation}"
+    )
 
 
 def render_text(caps: Capabilities) -> str:
@@ -75,8 +79,9 @@ def render_text(caps: Capabilities) -> str:
             lines.append(f"      not decided: {b.rule_id} ({b.status}): {b.message}")
         if cap.status != SUPPORTED and not cap.blocking and not cap.undecided:
             lines.extend(f"      {note}" for note in cap.notes[:1])
-    lines.append(f"  gallery SecurityType: {caps.gallery_security_type or '-'}; disk controllers: "
-                 f"{_controllers(caps) or '-'}")
+    lines.append(
+        f"  gallery SecurityType: {caps.gallery_security_type or '-'}; disk controllers: {_controllers(caps) or '-'}"
+    )
     lines.extend(f"  refused: {r}" for r in caps.refused)
     return "\n".join(lines) + "\n"
 
@@ -90,8 +95,7 @@ def render_markdown(caps: Capabilities) -> str:
     lines = ["| capability | value | supported | blocked by / undecided |", "| --- | --- | --- | --- |"]
     for cap in caps.all:
         rules = ", ".join(f"`{b.rule_id}`" for b in (*cap.blocking, *cap.undecided))
-        lines.append(f"| {_cell(_label(cap))} | {_cell(_value(cap))} | {_MARK.get(cap.status, cap.status)} | "
-                     f"{rules} |")
+        lines.append(f"| {_cell(_label(cap))} | {_cell(_value(cap))} | {_MARK.get(cap.status, cap.status)} | {rules} |")
     lines.extend(f"\nRefused: {_cell(r)}" for r in caps.refused)
     return "\n".join(lines) + "\n"
 
@@ -101,12 +105,16 @@ def render_html(caps: Capabilities) -> str:
     e = html.escape
     rows = []
     for cap in caps.all:
-        rows.append(f"<tr class={e(cap.status)}><th>{e(_label(cap))}</th><td>{e(_value(cap))}</td>"
-                    f"<td>{e(_MARK.get(cap.status, cap.status))}</td><td>{e(_why(cap))}</td></tr>")
+        rows.append(
+            f"<tr class={e(cap.status)}><th>{e(_label(cap))}</th><td>{e(_value(cap))}</td>"
+            f"<td>{e(_MARK.get(cap.status, cap.status))}</td><td>{e(_why(cap))}</td></tr>"
+        )
     refused = "".join(f"<p class=refused>Refused: {e(r)}</p>" for r in caps.refused)
-    return ("<table class=capabilities><caption>What the image can run as</caption>"
-            "<tr><th>capability</th><th>value</th><th>supported</th><th>blocked by / undecided</th></tr>"
-            f"{''.join(rows)}</table>{refused}")
+    return (
+        "<table class=capabilities><caption>What the image can run as</caption>"
+        "<tr><th>capability</th><th>value</th><th>supported</th><th>blocked by / undecided</th></tr>"
+        f"{''.join(rows)}</table>{refused}"
+    )
 
 
 # --- registration --------------------------------------------------------------------------------------------
@@ -135,8 +143,9 @@ def _comments(caps: Capabilities) -> list[str]:
         if cap.status == SUPPORTED:
             continue
         why = [f"blocked by {', '.join(f'{b.rule_id} ({b.status})' for b in cap.blocking)}"] if cap.blocking else []
-        why += [f"not decided: {', '.join(f'{b.rule_id} ({b.status})' for b in cap.undecided)}"] if cap.undecided \
-            else []
+        why += (
+            [f"not decided: {', '.join(f'{b.rule_id} ({b.status})' for b in cap.undecided)}"] if cap.undecided else []
+        )
         if not why and cap.notes:
             why = [cap.notes[0]]
         text = "; ".join(why).replace("\n", " ")
@@ -153,16 +162,34 @@ def _upload_size(facts: dict[str, Any]) -> tuple[int | None, str]:
     if not size:
         return None, "# the upload size is unknown: convert the image to a fixed VHD first and use its file size"
     # a fixed VHD is the virtual size plus its 512-byte footer
-    return int(size) + 512, ("# convert first: qemu-img convert -f {fmt} -O vpc -o subformat=fixed,force_size "
-                             "IMAGE image.vhd (upload size = virtual size + the 512-byte VHD footer)").format(
-        fmt=container.get("format") or "raw")
+    return int(size) + 512, (
+        "# convert first: qemu-img convert -f {fmt} -O vpc -o subformat=fixed,force_size "
+        "IMAGE image.vhd (upload size = virtual size + the 512-byte VHD footer)"
+    ).format(fmt=container.get("format") or "raw")
 
 
-def az_arguments(caps: Capabilities, facts: dict[str, Any], *, resource_group: str = "$RG", disk: str = "$DISK",
-                 gallery: str = "$GALLERY", definition: str = "$IMAGE_DEFINITION") -> dict[str, list[str]]:
+def az_arguments(
+    caps: Capabilities,
+    facts: dict[str, Any],
+    *,
+    resource_group: str = "$RG",
+    disk: str = "$DISK",
+    gallery: str = "$GALLERY",
+    definition: str = "$IMAGE_DEFINITION",
+) -> dict[str, list[str]]:
     """The two commands' argument lists (``disk create`` and ``sig image-definition create``)."""
-    disk_args = ["--resource-group", resource_group, "--name", disk, "--location", "$LOCATION", "--os-type",
-                 "Windows", "--upload-type", "Upload"]
+    disk_args = [
+        "--resource-group",
+        resource_group,
+        "--name",
+        disk,
+        "--location",
+        "$LOCATION",
+        "--os-type",
+        "Windows",
+        "--upload-type",
+        "Upload",
+    ]
     size, _ = _upload_size(facts)
     disk_args += ["--upload-size-bytes", str(size) if size else "$UPLOAD_SIZE_BYTES"]
     if caps.hyper_v_generation.value:
@@ -174,8 +201,22 @@ def az_arguments(caps: Capabilities, facts: dict[str, Any], *, resource_group: s
         disk_args += ["--accelerated-network", str(caps.accelerated_networking.value).lower()]
     if caps.hibernation.value is not None:
         disk_args += ["--support-hibernation", str(caps.hibernation.value).lower()]
-    sig_args = ["--resource-group", resource_group, "--gallery-name", gallery, "--gallery-image-definition",
-                definition, "--publisher", "$PUBLISHER", "--offer", "$OFFER", "--sku", "$SKU", "--os-type", "Windows"]
+    sig_args = [
+        "--resource-group",
+        resource_group,
+        "--gallery-name",
+        gallery,
+        "--gallery-image-definition",
+        definition,
+        "--publisher",
+        "$PUBLISHER",
+        "--offer",
+        "$OFFER",
+        "--sku",
+        "$SKU",
+        "--os-type",
+        "Windows",
+    ]
     if caps.os_state.supported:
         sig_args += ["--os-state", caps.os_state.value]
     if caps.hyper_v_generation.value:
@@ -206,21 +247,30 @@ def render_az(caps: Capabilities, facts: dict[str, Any]) -> str:
     """Shell lines that upload the image as a managed disk and create the gallery image definition."""
     args = az_arguments(caps, facts)
     _, convert = _upload_size(facts)
-    lines = [f"# {caps.source}: register in Azure (values derived by azvhdaudit from the audit, profile "
-             f"{caps.profile})", *_comments(caps), "", "# 1. a managed disk to upload the VHD into"]
+    lines = [
+        f"# {caps.source}: register in Azure (values derived by azvhdaudit from the audit, profile {caps.profile})",
+        *_comments(caps),
+        "",
+        "# 1. a managed disk to upload the VHD into",
+    ]
     if convert:
         lines.append(convert)
-    lines += [_command(["az", "disk", "create", *args["disk create"]]),
-              "# az disk grant-access --resource-group $RG --name $DISK --access-level Write "
-              "--duration-in-seconds 86400 --query accessSAS --output tsv",
-              "# azcopy copy image.vhd \"$SAS\" --blob-type PageBlob",
-              "# az disk revoke-access --resource-group $RG --name $DISK",
-              "", "# 2. the gallery image definition"]
+    lines += [
+        _command(["az", "disk", "create", *args["disk create"]]),
+        "# az disk grant-access --resource-group $RG --name $DISK --access-level Write "
+        "--duration-in-seconds 86400 --query accessSAS --output tsv",
+        '# azcopy copy image.vhd "$SAS" --blob-type PageBlob',
+        "# az disk revoke-access --resource-group $RG --name $DISK",
+        "",
+        "# 2. the gallery image definition",
+    ]
     if not caps.os_state.supported:
         lines.append(f"# --os-state not emitted: the OS state is {caps.os_state.status}")
     if not caps.hyper_v_generation.value:
-        lines.append("# --hyper-v-generation not emitted: the generation is unknown (az's default is V1 for a disk, "
-                     "V2 for an image definition)")
+        lines.append(
+            "# --hyper-v-generation not emitted: the generation is unknown (az's default is V1 for a disk, "
+            "V2 for an image definition)"
+        )
     if not caps.architecture.supported:
         lines.append(f"# --architecture not emitted: the architecture is {caps.architecture.status}")
     lines.append(_command(["az", "sig", "image-definition", "create", *args["sig image-definition create"]]))
@@ -233,16 +283,27 @@ def _bicep_str(value: str) -> str:
 
 def render_bicep(caps: Capabilities) -> str:
     """A ``Microsoft.Compute/galleries/images`` resource with the derived properties."""
-    lines = [f"// {caps.source}: gallery image definition derived by azvhdaudit (profile {caps.profile})",
-             *("//" + c[1:] for c in _comments(caps)),
-             "param galleryName string", "param imageDefinitionName string",
-             "param location string = resourceGroup().location",
-             "param publisher string", "param offer string", "param sku string", "",
-             f"resource gallery 'Microsoft.Compute/galleries@{BICEP_API_VERSION}' existing = {{",
-             "  name: galleryName", "}", "",
-             f"resource imageDefinition 'Microsoft.Compute/galleries/images@{BICEP_API_VERSION}' = {{",
-             "  parent: gallery", "  name: imageDefinitionName", "  location: location", "  properties: {",
-             "    osType: 'Windows'"]
+    lines = [
+        f"// {caps.source}: gallery image definition derived by azvhdaudit (profile {caps.profile})",
+        *("//" + c[1:] for c in _comments(caps)),
+        "param galleryName string",
+        "param imageDefinitionName string",
+        "param location string = resourceGroup().location",
+        "param publisher string",
+        "param offer string",
+        "param sku string",
+        "",
+        f"resource gallery 'Microsoft.Compute/galleries@{BICEP_API_VERSION}' existing = {{",
+        "  name: galleryName",
+        "}",
+        "",
+        f"resource imageDefinition 'Microsoft.Compute/galleries/images@{BICEP_API_VERSION}' = {{",
+        "  parent: gallery",
+        "  name: imageDefinitionName",
+        "  location: location",
+        "  properties: {",
+        "    osType: 'Windows'",
+    ]
     if caps.os_state.supported:
         lines.append(f"    osState: {_bicep_str(caps.os_state.value)}")
     if caps.hyper_v_generation.value:

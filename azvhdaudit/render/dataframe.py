@@ -66,9 +66,7 @@ def to_dataframe(reports: Report | Sequence[Report]) -> Any:
     try:
         import pandas as pd
     except ImportError as err:
-        raise ImportError(
-            "Report.to_dataframe() needs pandas: pip install 'azvhdaudit[pandas]'"
-        ) from err
+        raise ImportError("Report.to_dataframe() needs pandas: pip install 'azvhdaudit[pandas]'") from err
     frame = pd.DataFrame.from_records(to_records(reports), columns=list(COLUMNS))
     for column in ("severity", "status", "area"):
         frame[column] = frame[column].astype("category")

@@ -72,8 +72,11 @@ def _headline(d: Diff, fail_on: str) -> str:
 
 
 def _by_kind(d: Diff) -> list[tuple[str, list[VerdictChange]]]:
-    return [(title, [v for v in d.verdicts if v.kind == kind]) for kind, title in _SECTIONS
-            if any(v.kind == kind for v in d.verdicts)]
+    return [
+        (title, [v for v in d.verdicts if v.kind == kind])
+        for kind, title in _SECTIONS
+        if any(v.kind == kind for v in d.verdicts)
+    ]
 
 
 def _text(d: Diff, fail_on: str) -> str:
@@ -109,26 +112,44 @@ def _md_cell(value: str) -> str:
 
 def _markdown(d: Diff, fail_on: str) -> str:
     icon = ":x:" if d.regressed(fail_on) else ":white_check_mark:"
-    lines = [f"### azvhdaudit diff: `{_md_cell(d.old_source)}` → `{_md_cell(d.new_source)}`", "",
-             f"{icon} **{_headline(d, fail_on)}**"]
+    lines = [
+        f"### azvhdaudit diff: `{_md_cell(d.old_source)}` → `{_md_cell(d.new_source)}`",
+        "",
+        f"{icon} **{_headline(d, fail_on)}**",
+    ]
     lines.extend(f"> {n}" for n in d.notes)
     for title, items in _by_kind(d):
-        lines += ["", f"#### {title} ({len(items)})", "", "| Rule | Before | Now | Title | Finding now |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"#### {title} ({len(items)})",
+            "",
+            "| Rule | Before | Now | Title | Finding now |",
+            "|---|---|---|---|---|",
+        ]
         for v in items:
-            lines.append(f"| `{_md_cell(_rule_label(v))}` | {_status(v.old)} | {_status(v.new)} | "
-                         f"{_md_cell(v.title)} | {_md_cell(v.new_message)} |")
+            lines.append(
+                f"| `{_md_cell(_rule_label(v))}` | {_status(v.old)} | {_status(v.new)} | "
+                f"{_md_cell(v.title)} | {_md_cell(v.new_message)} |"
+            )
     if d.facts:
         lines += ["", f"#### Facts changed ({len(d.facts)})", "", "| Fact | Before | Now |", "|---|---|---|"]
-        lines.extend(f"| `{_md_cell(f.name)}` | {_md_cell(_fact_value(f.old))} | {_md_cell(_fact_value(f.new))} |"
-                     for f in d.facts)
+        lines.extend(
+            f"| `{_md_cell(f.name)}` | {_md_cell(_fact_value(f.old))} | {_md_cell(_fact_value(f.new))} |"
+            for f in d.facts
+        )
     if d.evidence:
-        lines += ["", f"#### Registry values changed ({len(d.evidence)})", "",
-                  "| Value | Before | Now | Read by |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"#### Registry values changed ({len(d.evidence)})",
+            "",
+            "| Value | Before | Now | Read by |",
+            "|---|---|---|---|",
+        ]
         lines.extend(
             f"| `{_md_cell(e.location)}` | `{_md_cell(_value(e.old, e.old_present, e.old_type))}` | "
             f"`{_md_cell(_value(e.new, e.new_present, e.new_type))}` | {_md_cell(', '.join(e.rules))} |"
-            for e in d.evidence)
+            for e in d.evidence
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -163,13 +184,20 @@ def _html(d: Diff, fail_on: str) -> str:
             f"<td>{e(v.new_message)}</td></tr>"
             for v in items
         )
-        parts.append(f"<h2>{e(title)} ({len(items)})</h2><table class=verdicts><tr><th>rule</th><th>before</th>"
-                     f"<th>now</th><th>title</th><th>finding now</th></tr>{rows}</table>")
+        parts.append(
+            f"<h2>{e(title)} ({len(items)})</h2><table class=verdicts><tr><th>rule</th><th>before</th>"
+            f"<th>now</th><th>title</th><th>finding now</th></tr>{rows}</table>"
+        )
     if d.facts:
-        rows = "".join(f"<tr><td><code>{e(f.name)}</code></td><td>{e(_fact_value(f.old))}</td>"
-                       f"<td>{e(_fact_value(f.new))}</td></tr>" for f in d.facts)
-        parts.append(f"<h2>Facts changed ({len(d.facts)})</h2><table class=facts><tr><th>fact</th><th>before</th>"
-                     f"<th>now</th></tr>{rows}</table>")
+        rows = "".join(
+            f"<tr><td><code>{e(f.name)}</code></td><td>{e(_fact_value(f.old))}</td>"
+            f"<td>{e(_fact_value(f.new))}</td></tr>"
+            for f in d.facts
+        )
+        parts.append(
+            f"<h2>Facts changed ({len(d.facts)})</h2><table class=facts><tr><th>fact</th><th>before</th>"
+            f"<th>now</th></tr>{rows}</table>"
+        )
     if d.evidence:
         rows = "".join(
             f"<tr><td><code>{e(x.location)}</code></td><td><code>{e(_value(x.old, x.old_present, x.old_type))}"
@@ -177,8 +205,10 @@ def _html(d: Diff, fail_on: str) -> str:
             f"<td>{e(', '.join(x.rules))}</td></tr>"
             for x in d.evidence
         )
-        parts.append(f"<h2>Registry values changed ({len(d.evidence)})</h2><table class=evidence><tr><th>value</th>"
-                     f"<th>before</th><th>now</th><th>read by</th></tr>{rows}</table>")
+        parts.append(
+            f"<h2>Registry values changed ({len(d.evidence)})</h2><table class=evidence><tr><th>value</th>"
+            f"<th>before</th><th>now</th><th>read by</th></tr>{rows}</table>"
+        )
     parts.append("</body></html>\n")
     return "".join(parts)
 
@@ -205,6 +235,6 @@ def load_schema() -> dict[str, Any]:
     from importlib.resources import files
 
     schema: dict[str, Any] = json.loads(
-        files("azvhdaudit.schemas").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8"))
+        files("azvhdaudit.schemas").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    )
     return schema
-

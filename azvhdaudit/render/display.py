@@ -29,18 +29,23 @@ def _short(text: str, limit: int = _MAX) -> str:
 def report_repr(report: Report) -> str:
     ident = identity(report)
     what = f" ({ident})" if ident else ""
-    return (f"<Report {report.source!r}{what}, profile {report.profile}: {verdict(report)}, "
-            f"{headline(report)}; {len(report.results)} results>")
+    return (
+        f"<Report {report.source!r}{what}, profile {report.profile}: {verdict(report)}, "
+        f"{headline(report)}; {len(report.results)} results>"
+    )
 
 
 def result_repr(result: Result) -> str:
     disk = f" [{result.disk}]" if result.disk != "os" else ""
     found = ""
     if result.expected is not None or result.actual is not None:
-        found = (f"; found {_short(format_value(result.actual), 60)}, "
-                 f"expected {_short(format_value(result.expected), 60)}")
-    return (f"<Result {result.rule_id}{disk} {result.status.value} ({result.severity.value}): "
-            f"{_short(result.reason or result.message or result.title)}{found}>")
+        found = (
+            f"; found {_short(format_value(result.actual), 60)}, expected {_short(format_value(result.expected), 60)}"
+        )
+    return (
+        f"<Result {result.rule_id}{disk} {result.status.value} ({result.severity.value}): "
+        f"{_short(result.reason or result.message or result.title)}{found}>"
+    )
 
 
 def evidence_repr(evidence: Evidence) -> str:
@@ -61,8 +66,10 @@ def facts_repr(facts: ImageFacts) -> str:
     if facts.generation:
         bits.append(f"generation {facts.generation}")
     bits.append(f"{facts.container.format} {facts.container.subtype or ''}".strip())
-    bits.append(f"{len(facts.partitions)} partition{'s' if len(facts.partitions) != 1 else ''}"
-                + (f" ({facts.partition_style})" if facts.partition_style else ""))
+    bits.append(
+        f"{len(facts.partitions)} partition{'s' if len(facts.partitions) != 1 else ''}"
+        + (f" ({facts.partition_style})" if facts.partition_style else "")
+    )
     return f"<ImageFacts {facts.source!r}: {', '.join(bits)}>"
 
 
@@ -75,5 +82,7 @@ def facts_html(facts: ImageFacts) -> str:
 
     shell: Any = Report(source=facts.source, profile="", facts=facts.to_dict())
     table = _facts(shell).replace("<details class=facts>", "<details open class=facts>", 1)
-    return (f"<div class=azvhdaudit><style>{_scoped(_REPORT_CSS, '.azvhdaudit')}</style>"
-            f"<p class=ident>{escape(facts_repr(facts))}</p>{table}</div>")
+    return (
+        f"<div class=azvhdaudit><style>{_scoped(_REPORT_CSS, '.azvhdaudit')}</style>"
+        f"<p class=ident>{escape(facts_repr(facts))}</p>{table}</div>"
+    )

@@ -26,8 +26,14 @@ __all__ = ["render_html", "render_json", "render_csv", "csv_columns", "SCHEMA_RE
 SCHEMA_RESOURCE = "fleet.schema.json"
 
 _COLOURS = {
-    "fail": "#d13438", "error": "#8a2be2", "warning": "#f7a000", "not_checked": "#038387", "manual": "#0f6cbd",
-    "waived": "#7a7574", "not_applicable": "#c8c6c4", "pass": "#107c10",
+    "fail": "#d13438",
+    "error": "#8a2be2",
+    "warning": "#f7a000",
+    "not_checked": "#038387",
+    "manual": "#0f6cbd",
+    "waived": "#7a7574",
+    "not_applicable": "#c8c6c4",
+    "pass": "#107c10",
 }
 
 _CSS = """
@@ -45,10 +51,13 @@ section.image-findings{border-top:1px solid #ddd;margin-top:1em}
 li.finding{margin:.3em 0}.badge{display:inline-block;min-width:6.5em;font-weight:bold;font-size:.85em}
 """
 
-_CELL_CSS = "".join(
-    f".s-{status}{{background:{colour};color:{'#000' if status in ('warning', 'not_applicable') else '#fff'}}}"
-    for status, colour in _COLOURS.items()
-) + ".s-none{background:#fff;color:#999}"
+_CELL_CSS = (
+    "".join(
+        f".s-{status}{{background:{colour};color:{'#000' if status in ('warning', 'not_applicable') else '#fff'}}}"
+        for status, colour in _COLOURS.items()
+    )
+    + ".s-none{background:#fff;color:#999}"
+)
 
 _JS = """
 (function(){
@@ -101,8 +110,10 @@ def _cell(row: ImageRow, area: str) -> str:
     status = entry["worst"]
     shown = entry["counts"][status]
     label = f"{shown} {status.replace('_', ' ')}"
-    return (f'<td class="cell s-{e(status)}" data-area="{e(area)}" data-status="{e(status)}">'
-            f'<a href="#{_anchor(row, area)}" title="{e(_counts_text(entry["counts"]))}">{e(label)}</a></td>')
+    return (
+        f'<td class="cell s-{e(status)}" data-area="{e(area)}" data-status="{e(status)}">'
+        f'<a href="#{_anchor(row, area)}" title="{e(_counts_text(entry["counts"]))}">{e(label)}</a></td>'
+    )
 
 
 def _matrix(fleet: FleetReport) -> str:
@@ -118,8 +129,10 @@ def _matrix(fleet: FleetReport) -> str:
             f'<th><a href="#{_anchor(row)}">{e(row.name)}</a></th><td class="verdict v-{e(row.verdict)}">'
             f"{e(verdict)}</td>{''.join(_cell(row, a) for a in fleet.areas)}</tr>"
         )
-    return (f'<table class=matrix id=matrix><thead><tr><th>image</th><th>verdict</th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (
+        f"<table class=matrix id=matrix><thead><tr><th>image</th><th>verdict</th>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _chart(fleet: FleetReport) -> str:
@@ -131,8 +144,10 @@ def _chart(fleet: FleetReport) -> str:
     total = max(len(fleet.images), 1)
     label_w, bar_w, line = 260, 420, 20
     height = line * len(rules) + 24
-    parts = [f'<svg id=rule-chart xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 90}" '
-             f'height="{height}" role="img" aria-label="images failing each rule">']
+    parts = [
+        f'<svg id=rule-chart xmlns="http://www.w3.org/2000/svg" width="{label_w + bar_w + 90}" '
+        f'height="{height}" role="img" aria-label="images failing each rule">'
+    ]
     for n, rule in enumerate(rules):
         y = 4 + n * line
         fail_w = round(bar_w * rule.failing / total, 1)
@@ -147,25 +162,32 @@ def _chart(fleet: FleetReport) -> str:
             f'<rect class=warning x="{label_w + fail_w}" y="{y + 2}" width="{warn_w}" height="{line - 6}" '
             f'fill="{_COLOURS["warning"]}"/>'
             f'<text x="{label_w + fail_w + warn_w + 6}" y="{y + 13}" font-size="12">{rule.failing}'
-            + (f" + {rule.warning} warn" if rule.warning else "") + "</text></g>"
+            + (f" + {rule.warning} warn" if rule.warning else "")
+            + "</text></g>"
         )
     axis_y = 4 + len(rules) * line + 14
-    parts.append(f'<text x="{label_w}" y="{axis_y}" font-size="11" fill="#666">0</text>'
-                 f'<text x="{label_w + bar_w}" y="{axis_y}" font-size="11" fill="#666" text-anchor="end">'
-                 f"{total} images</text></svg>")
+    parts.append(
+        f'<text x="{label_w}" y="{axis_y}" font-size="11" fill="#666">0</text>'
+        f'<text x="{label_w + bar_w}" y="{axis_y}" font-size="11" fill="#666" text-anchor="end">'
+        f"{total} images</text></svg>"
+    )
     return "".join(parts)
 
 
 def _finding(result: Result) -> str:
     e = escape
-    lines = [f'<li class="finding s-line-{result.status.value}" data-rule="{e(result.rule_id)}" '
-             f'data-status="{result.status.value}"><span class=badge style="color:{_COLOURS[result.status.value]}">'
-             f"{e(result.status.value.replace('_', ' '))}</span> <code>{e(result.rule_id)}</code>"
-             + (f" <span class=muted>[{e(result.disk)}]</span>" if result.disk != "os" else "")
-             + f" — {e(result.title)}<br>{e(result.message or result.reason)}"]
+    lines = [
+        f'<li class="finding s-line-{result.status.value}" data-rule="{e(result.rule_id)}" '
+        f'data-status="{result.status.value}"><span class=badge style="color:{_COLOURS[result.status.value]}">'
+        f"{e(result.status.value.replace('_', ' '))}</span> <code>{e(result.rule_id)}</code>"
+        + (f" <span class=muted>[{e(result.disk)}]</span>" if result.disk != "os" else "")
+        + f" — {e(result.title)}<br>{e(result.message or result.reason)}"
+    ]
     if result.expected is not None or result.actual is not None:
-        lines.append(f"<br><span class=muted>expected</span> <code>{e(format_value(result.expected))}</code> "
-                     f"<span class=muted>found</span> <code>{e(format_value(result.actual))}</code>")
+        lines.append(
+            f"<br><span class=muted>expected</span> <code>{e(format_value(result.expected))}</code> "
+            f"<span class=muted>found</span> <code>{e(format_value(result.actual))}</code>"
+        )
     lines.extend(f"<br><code class=evidence>{e(describe_evidence(ev))}</code>" for ev in result.evidence)
     if result.remediation and result.status in (Status.FAIL, Status.ERROR, Status.WARNING):
         lines.append(f"<pre class=fix>{e(result.remediation.strip())}</pre>")
@@ -184,23 +206,30 @@ def _findings(row: ImageRow, report: Report, areas: list[str]) -> str:
         rest = len(results) - len(listed)
         worst = row.areas[area]["worst"]
         items = "".join(_finding(r) for r in listed)
-        tail = f'<p class=muted>{rest} more passed or not applicable</p>' if rest else ""
-        blocks.append(f'<div class=area id="{_anchor(row, area)}" data-area="{e(area)}"><h4>{e(area)} — '
-                      f'<span class="s-{e(worst)}" style="padding:0 .3em">{e(worst.replace("_", " "))}</span></h4>'
-                      f"<ul>{items}</ul>{tail}</div>")
+        tail = f"<p class=muted>{rest} more passed or not applicable</p>" if rest else ""
+        blocks.append(
+            f'<div class=area id="{_anchor(row, area)}" data-area="{e(area)}"><h4>{e(area)} — '
+            f'<span class="s-{e(worst)}" style="padding:0 .3em">{e(worst.replace("_", " "))}</span></h4>'
+            f"<ul>{items}</ul>{tail}</div>"
+        )
     ident = []
     if row.identity:
         ident.append(e(row.identity))
     if row.sysprep_state:
         ident.append(f"Sysprep state {e(row.sysprep_state)}")
-    for label, value in (("ComputerName", row.computer_name), ("MachineGuid", row.machine_guid),
-                         ("machine SID", row.machine_sid)):
+    for label, value in (
+        ("ComputerName", row.computer_name),
+        ("MachineGuid", row.machine_guid),
+        ("machine SID", row.machine_sid),
+    ):
         if value:
             ident.append(f"{label} <code>{e(value)}</code>")
-    return (f'<section class=image-findings id="{_anchor(row)}" data-index="{row.index}">'
-            f"<h3>{e(row.name)} <span class=muted>({e(row.verdict)})</span></h3>"
-            f"<p class=muted>{' · '.join(ident)}</p><p>{e(_counts_text(row.summary))}</p>"
-            f"{''.join(blocks)}</section>")
+    return (
+        f'<section class=image-findings id="{_anchor(row)}" data-index="{row.index}">'
+        f"<h3>{e(row.name)} <span class=muted>({e(row.verdict)})</span></h3>"
+        f"<p class=muted>{' · '.join(ident)}</p><p>{e(_counts_text(row.summary))}</p>"
+        f"{''.join(blocks)}</section>"
+    )
 
 
 def render_html(fleet: FleetReport, *, title: str | None = None) -> str:
@@ -208,15 +237,18 @@ def render_html(fleet: FleetReport, *, title: str | None = None) -> str:
     e = escape
     s = fleet.summary
     heading = title or f"azvhdaudit fleet: {s['images']} images"
-    warnings = "".join(f'<p class=warn data-kind="{e(d.kind)}" data-value="{e(d.value)}">{e(d.message)}</p>'
-                       for d in fleet.duplicates)
+    warnings = "".join(
+        f'<p class=warn data-kind="{e(d.kind)}" data-value="{e(d.value)}">{e(d.message)}</p>' for d in fleet.duplicates
+    )
     notes = "".join(f"<p class=muted>{e(n)}</p>" for n in fleet.notes)
     failing_rules = [r for r in fleet.rules if r.failing]
-    rule_options = "".join(f'<option value="{e(r.rule_id)}">{e(r.rule_id)} ({r.failing})</option>'
-                           for r in failing_rules)
+    rule_options = "".join(
+        f'<option value="{e(r.rule_id)}">{e(r.rule_id)} ({r.failing})</option>' for r in failing_rules
+    )
     by_index = dict(zip((row.index for row in fleet.images), fleet.reports, strict=False))
-    sections = "".join(_findings(row, by_index[row.index], fleet.areas) for row in fleet.images
-                       if row.index in by_index)
+    sections = "".join(
+        _findings(row, by_index[row.index], fleet.areas) for row in fleet.images if row.index in by_index
+    )
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
@@ -224,12 +256,12 @@ def render_html(fleet: FleetReport, *, title: str | None = None) -> str:
         f"<h1>{e(heading)}</h1>"
         f'<p id=fleet-summary data-images="{s["images"]}" data-failing="{s["failing"]}" '
         f'data-compliant="{s["compliant"]}" data-unreadable="{s["unreadable"]}">{s["images"]} images: '
-        f'{s["compliant"]} compliant, {s["failing"]} failing, {s["unreadable"]} unreadable; '
-        f'{s["duplicate_identities"]} duplicate identities</p>'
+        f"{s['compliant']} compliant, {s['failing']} failing, {s['unreadable']} unreadable; "
+        f"{s['duplicate_identities']} duplicate identities</p>"
         f"<section id=duplicates>{warnings}</section>{notes}"
         '<nav class=filters aria-label="filters"><label>Verdict <select id=verdict-filter><option value="">all'
-        '</option><option value=failing>failing</option><option value=compliant>compliant</option>'
-        '<option value=unreadable>unreadable</option></select></label>'
+        "</option><option value=failing>failing</option><option value=compliant>compliant</option>"
+        "<option value=unreadable>unreadable</option></select></label>"
         f'<label>Failing rule <select id=rule-filter><option value="">any</option>{rule_options}</select></label>'
         '<label>Name <input id=name-filter type=search placeholder="part of the name"></label>'
         "<span id=shown-count class=muted></span></nav>"
@@ -252,9 +284,12 @@ def render_json(fleet: FleetReport) -> str:
 
 def csv_columns(fleet: FleetReport) -> list[str]:
     """The CSV header: the image, its verdict and counts, identity, then one column per area."""
-    return (["index", "image", "source", "verdict"] + [s.value for s in STATUS_ORDER]
-            + ["sysprep_state", "computer_name", "machine_guid", "machine_sid", "failing_rules"]
-            + [f"area:{a}" for a in fleet.areas])
+    return (
+        ["index", "image", "source", "verdict"]
+        + [s.value for s in STATUS_ORDER]
+        + ["sysprep_state", "computer_name", "machine_guid", "machine_sid", "failing_rules"]
+        + [f"area:{a}" for a in fleet.areas]
+    )
 
 
 def render_csv(fleet: FleetReport) -> str:
@@ -264,9 +299,15 @@ def render_csv(fleet: FleetReport) -> str:
     writer.writerow(csv_columns(fleet))
     for row in fleet.images:
         writer.writerow(
-            [row.index, row.name, row.source, row.verdict] + [row.summary.get(s.value, 0) for s in STATUS_ORDER]
-            + [row.sysprep_state or "", row.computer_name or "", row.machine_guid or "", row.machine_sid or "",
-               " ".join(row.failing)]
+            [row.index, row.name, row.source, row.verdict]
+            + [row.summary.get(s.value, 0) for s in STATUS_ORDER]
+            + [
+                row.sysprep_state or "",
+                row.computer_name or "",
+                row.machine_guid or "",
+                row.machine_sid or "",
+                " ".join(row.failing),
+            ]
             + [(row.areas.get(a) or {}).get("worst") or "" for a in fleet.areas]
         )
     return out.getvalue()
@@ -277,5 +318,6 @@ def load_schema() -> dict[str, Any]:
     from importlib.resources import files
 
     schema: dict[str, Any] = json.loads(
-        files("azvhdaudit.schemas").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8"))
+        files("azvhdaudit.schemas").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    )
     return schema

@@ -112,8 +112,10 @@ def _finding(result: Result) -> str:
     e = escape
     bits = [e(result.reason or result.message)] if (result.reason or result.message) else []
     if result.expected is not None or result.actual is not None:
-        bits.append(f"found <code>{e(format_value(result.actual))}</code>, "
-                    f"expected <code>{e(format_value(result.expected))}</code>")
+        bits.append(
+            f"found <code>{e(format_value(result.actual))}</code>, "
+            f"expected <code>{e(format_value(result.expected))}</code>"
+        )
     return f"<span class=finding>{' — '.join(bits)}</span>" if bits else ""
 
 
@@ -180,22 +182,40 @@ def _facts(report: Report, facts: dict[str, Any] | None = None, label: str = "Im
     rows: list[tuple[str, str]] = []
     container = facts.get("container") or {}
     if container:
-        rows.append(("container", f"{container.get('format')} {container.get('subtype') or ''}, "
-                                  f"{container.get('virtual_size', 0):,} bytes"))
+        rows.append(
+            (
+                "container",
+                f"{container.get('format')} {container.get('subtype') or ''}, "
+                f"{container.get('virtual_size', 0):,} bytes",
+            )
+        )
         for parent in container.get("parents") or []:
             rows.append(("parent", str(parent.get("path"))))
         for warning in container.get("warnings") or []:
             rows.append(("container warning", str(warning)))
     for part in facts.get("partitions") or []:
-        marks = [m for m, idx in (("Windows", facts.get("windows_partition")), ("boot", facts.get("boot_partition")))
-                 if idx == part.get("index")]
-        rows.append((f"partition #{part.get('index')}",
-                     f"{part.get('type_name')} ({part.get('filesystem') or '?'}), {part.get('size', 0):,} bytes "
-                     f"at {part.get('offset', 0):,}" + (f" — {', '.join(marks)}" if marks else "")))
+        marks = [
+            m
+            for m, idx in (("Windows", facts.get("windows_partition")), ("boot", facts.get("boot_partition")))
+            if idx == part.get("index")
+        ]
+        rows.append(
+            (
+                f"partition #{part.get('index')}",
+                f"{part.get('type_name')} ({part.get('filesystem') or '?'}), {part.get('size', 0):,} bytes "
+                f"at {part.get('offset', 0):,}" + (f" — {', '.join(marks)}" if marks else ""),
+            )
+        )
     os_facts = facts.get("os") or {}
     if os_facts:
-        rows.append(("Windows", " ".join(str(x) for x in (os_facts.get("name"), os_facts.get("build"),
-                                                            os_facts.get("architecture")) if x)))
+        rows.append(
+            (
+                "Windows",
+                " ".join(
+                    str(x) for x in (os_facts.get("name"), os_facts.get("build"), os_facts.get("architecture")) if x
+                ),
+            )
+        )
     for name, hive in sorted((facts.get("hives") or {}).items()):
         if hive.get("error") or "dirty" not in hive:
             # never read: nothing is known about its state
@@ -236,12 +256,15 @@ def _letters(letters: dict[str, Any]) -> str:
     e = escape
     rows = "".join(
         f"<tr><th>{e(letter)}</th><td>"
-        + (e(f"{where.get('disk')} partition #{where.get('partition')}") if where.get("disk")
-           else "<span class=muted>a volume on none of the audited disks</span>")
+        + (
+            e(f"{where.get('disk')} partition #{where.get('partition')}")
+            if where.get("disk")
+            else "<span class=muted>a volume on none of the audited disks</span>"
+        )
         + "</td></tr>"
         for letter, where in sorted(letters.items())
     )
-    return f"<table class=\"kv letters\"><caption>Drive letters (SYSTEM\\MountedDevices)</caption>{rows}</table>"
+    return f'<table class="kv letters"><caption>Drive letters (SYSTEM\\MountedDevices)</caption>{rows}</table>'
 
 
 def _disk_section(report: Report, name: str, results: list[Result]) -> str:
@@ -293,11 +316,15 @@ def _toggles(report: Report, uid: str) -> str:
             continue
         box = f"{uid}-{status.value}"
         checked = "" if status in (Status.PASS, Status.NOT_APPLICABLE) else " checked"
-        inputs.append(f'<input type=checkbox id="{box}" class="f f-{status.value}"{checked}>'
-                      f'<label for="{box}" class="toggle s-{status.value}" title="show or hide these rules">'
-                      f"{e(count_label(status, counts[status.value]))}</label>")
-        rules.append(f"#{uid} .f-{status.value}:not(:checked)~.rows [data-status={status.value}]{{display:none}}"
-                     f"#{uid} .f-{status.value}:not(:checked)+label{{background:#fff;color:#0f6cbd}}")
+        inputs.append(
+            f'<input type=checkbox id="{box}" class="f f-{status.value}"{checked}>'
+            f'<label for="{box}" class="toggle s-{status.value}" title="show or hide these rules">'
+            f"{e(count_label(status, counts[status.value]))}</label>"
+        )
+        rules.append(
+            f"#{uid} .f-{status.value}:not(:checked)~.rows [data-status={status.value}]{{display:none}}"
+            f"#{uid} .f-{status.value}:not(:checked)+label{{background:#fff;color:#0f6cbd}}"
+        )
     return f"<style>{''.join(rules)}</style>" + " ".join(inputs)
 
 

@@ -115,8 +115,7 @@ def render_letters(letters: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_info(disks: Sequence[Mapping[str, Any]], letters: Mapping[str, Any] | None, *,
-                with_data_disks: bool) -> str:
+def render_info(disks: Sequence[Mapping[str, Any]], letters: Mapping[str, Any] | None, *, with_data_disks: bool) -> str:
     """Every disk with its role line under its source; with data disks, the drive letters after them
     (``letters`` is ``None`` when the OS disk's SYSTEM hive could not be read)."""
     texts = []
@@ -129,6 +128,9 @@ def render_info(disks: Sequence[Mapping[str, Any]], letters: Mapping[str, Any] |
         head, _, rest = render_disk(entry).partition("\n")
         texts.append(f"{head}\n  role         {role}\n{rest}")
     if with_data_disks:
-        texts.append(render_letters(letters) if letters is not None else "drive letters: the OS disk's SYSTEM "
-                     "hive could not be read\n")
+        texts.append(
+            render_letters(letters)
+            if letters is not None
+            else "drive letters: the OS disk's SYSTEM hive could not be read\n"
+        )
     return "\n".join(texts)

@@ -54,13 +54,18 @@ def _testcase(report: Report, result: Result, accepted: bool = False) -> ET.Elem
     status = result.status
     if accepted:
         baseline = report.options.get("baseline") or {}
-        ET.SubElement(case, "skipped", {
-            "message": f"accepted by the baseline {baseline.get('file', '')}: {status.value} there too: "
-                       f"{result.message or result.title}",
-            "type": "baseline",
-        })
+        ET.SubElement(
+            case,
+            "skipped",
+            {
+                "message": f"accepted by the baseline {baseline.get('file', '')}: {status.value} there too: "
+                f"{result.message or result.title}",
+                "type": "baseline",
+            },
+        )
         ET.SubElement(case, "system-out").text = f"{status.value.upper()} (accepted by the baseline): " + _details(
-            result)
+            result
+        )
     elif status is Status.FAIL:
         node = ET.SubElement(case, "failure", {"message": result.message or result.title, "type": "fail"})
         node.text = _details(result)
@@ -74,9 +79,7 @@ def _testcase(report: Report, result: Result, accepted: bool = False) -> ET.Elem
         ET.SubElement(case, "skipped", {"message": f"{_SKIP_PREFIX[status]}: {why}"})
     if status is Status.WARNING or (status is Status.PASS and result.message):
         out = ET.SubElement(case, "system-out")
-        out.text = (f"WARNING ({result.severity.value}): " if status is Status.WARNING else "") + _details(
-            result
-        )
+        out.text = (f"WARNING ({result.severity.value}): " if status is Status.WARNING else "") + _details(result)
     return case
 
 
@@ -120,8 +123,9 @@ def render(reports: Report | Sequence[Report]) -> str:
             ):
                 ET.SubElement(props, "property", {"name": prop, "value": text})
             if report.options.get("baseline"):
-                ET.SubElement(props, "property", {"name": "baseline",
-                                                  "value": str(report.options["baseline"].get("file") or "")})
+                ET.SubElement(
+                    props, "property", {"name": "baseline", "value": str(report.options["baseline"].get("file") or "")}
+                )
             for result in results:
                 suite.append(_testcase(report, result, id(result) in accepted))
             for key, value in counts.items():

@@ -49,10 +49,7 @@ def _row(result: Result) -> str:
         found = f"expected {_code(format_value(result.expected))}, found {_code(format_value(result.actual))}"
     what = _cell(result.message or result.title)
     disk = f" ({escape(result.disk)})" if result.disk != "os" else ""
-    return (
-        f"| {_ICON[result.status]} | `{result.rule_id}`{disk} | {_cell(result.area)} | {what} "
-        f"| {found} |"
-    )
+    return f"| {_ICON[result.status]} | `{result.rule_id}`{disk} | {_cell(result.area)} | {what} | {found} |"
 
 
 def _one(report: Report, fail_on: str, max_rows: int) -> list[str]:
@@ -92,8 +89,10 @@ def _one(report: Report, fail_on: str, max_rows: int) -> list[str]:
         ids = ", ".join(f"`{r.rule_id}`" for r in not_checked)
         lines += [f"{len(not_checked)} not checked (the evidence could not be read — not a pass): {ids}", ""]
     if manual:
-        lines += [f"{len(manual)} to check by hand on the running VM: "
-                  + ", ".join(f"`{r.rule_id}`" for r in manual), ""]
+        lines += [
+            f"{len(manual)} to check by hand on the running VM: " + ", ".join(f"`{r.rule_id}`" for r in manual),
+            "",
+        ]
     fixes = [r for r in problems if r.remediation and r.status is not Status.ERROR]
     if fixes:
         lines += ["<details><summary>Fixes</summary>", "", "```powershell"]

@@ -23,8 +23,14 @@ def render_rules(rows: Sequence[Mapping[str, Any]], fmt: str = "text", *, profil
     if fmt == "markdown":
         lines = ["| Id | Area | Severity | Baselines | Title | Source |", "|---|---|---|---|---|---|"]
         for row in rows:
-            cells = [f"`{row['id']}`", row["area"], row["severity"], ", ".join(row["baselines"]),
-                     row["title"], row["source"]]
+            cells = [
+                f"`{row['id']}`",
+                row["area"],
+                row["severity"],
+                ", ".join(row["baselines"]),
+                row["title"],
+                row["source"],
+            ]
             lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
         return "\n".join(lines) + "\n"
     # every column as wide as its widest cell, so no row is pushed out of line
@@ -39,8 +45,12 @@ def render_rules(rows: Sequence[Mapping[str, Any]], fmt: str = "text", *, profil
     lead = sum(widths.values()) + 2 * len(widths)
     lines = ["  ".join(f"{heads[k]:<{w}}" for k, w in widths.items()) + "  TITLE / SOURCE"]
     for row in rows:
-        shown = {"id": row["id"], "area": row["area"], "severity": row["severity"],
-                 "baselines": ",".join(row["baselines"])}
+        shown = {
+            "id": row["id"],
+            "area": row["area"],
+            "severity": row["severity"],
+            "baselines": ",".join(row["baselines"]),
+        }
         lines.append("  ".join(f"{shown[k]:<{w}}" for k, w in widths.items()) + f"  {row['title']}")
         if row["source"]:
             lines.append(" " * lead + f"§ {row['source']}")

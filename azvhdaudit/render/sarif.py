@@ -161,8 +161,10 @@ def to_sarif(
         artifacts.append(
             {
                 "location": {"uri": _uri(report.source)},
-                "description": {"text": f"disk image audited with profile {report.profile}"
-                                + (f", target {report.target_text}" if report.target_text else "")},
+                "description": {
+                    "text": f"disk image audited with profile {report.profile}"
+                    + (f", target {report.target_text}" if report.target_text else "")
+                },
             }
         )
         # a disk without Windows audited as an OS disk: the rules it leaves unchecked for that one reason are
@@ -190,8 +192,13 @@ def to_sarif(
                     }
                 )
             if result.status in wanted:
-                entry = _result(result, rules[result.rule_id], artifact_index, report.source,
-                                judged.get((result.rule_id, result.disk)))
+                entry = _result(
+                    result,
+                    rules[result.rule_id],
+                    artifact_index,
+                    report.source,
+                    judged.get((result.rule_id, result.disk)),
+                )
                 if result.rule_id == WINDOWS_VOLUME_ID and unread:
                     entry["message"]["text"] += f" ({len(unread)} rules not checked for want of Windows)"
                     entry["properties"]["notChecked"] = unread
@@ -220,8 +227,10 @@ def to_sarif(
                 "invocations": [invocation],
                 "artifacts": artifacts,
                 "results": results,
-                "properties": {"profiles": sorted({r.profile for r in items}),
-                               "targets": [dict(r.target) for r in items]},
+                "properties": {
+                    "profiles": sorted({r.profile for r in items}),
+                    "targets": [dict(r.target) for r in items],
+                },
             }
         ],
     }

@@ -128,8 +128,9 @@ def _one(report: Report, paint: _Painter, fail_on: str, width: int, show_passed:
             if isinstance(item, Group):  # many rules left unchecked for one reason: one entry
                 mark = paint(f"{MARKS[status]:<6}", _STYLE[status])
                 lines.append(f"    {mark} {len(item.results)} rules: {item.reason}")
-                lines.extend(textwrap.wrap(", ".join(item.rule_ids), width, initial_indent=" " * 11,
-                                           subsequent_indent=" " * 11))
+                lines.extend(
+                    textwrap.wrap(", ".join(item.rule_ids), width, initial_indent=" " * 11, subsequent_indent=" " * 11)
+                )
                 continue
             result = item
             why = result.reason or result.message

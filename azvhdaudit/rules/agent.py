@@ -20,19 +20,38 @@ from azvhdaudit.rules.updates import check_rows, column_for, update_table
 from azvhdaudit.rules.values import key_evidence, value_evidence
 
 AGENT_MSI = "https://go.microsoft.com/fwlink/?LinkID=394789"
-HYPERV_IC = ("https://learn.microsoft.com/troubleshoot/windows-server/virtualization/"
-             "hyper-v-integration-components-update")
+HYPERV_IC = (
+    "https://learn.microsoft.com/troubleshoot/windows-server/virtualization/hyper-v-integration-components-update"
+)
 
 #: other hypervisors' services (the names their tools install: a heuristic, not the doc's list)
 FOREIGN_SERVICES: dict[str, tuple[str, ...]] = {
-    "VMware Tools": ("VMTools", "vmci", "vmhgfs", "vmmouse", "vmusbmouse", "vm3dmp", "vmxnet3ndis6", "pvscsi",
-                     "vsock", "vmrawdsk", "VGAuthService"),
+    "VMware Tools": (
+        "VMTools",
+        "vmci",
+        "vmhgfs",
+        "vmmouse",
+        "vmusbmouse",
+        "vm3dmp",
+        "vmxnet3ndis6",
+        "pvscsi",
+        "vsock",
+        "vmrawdsk",
+        "VGAuthService",
+    ),
     "VirtualBox Guest Additions": ("VBoxService", "VBoxGuest", "VBoxMouse", "VBoxSF", "VBoxVideo", "VBoxWddm"),
     "Xen / Citrix tools": ("xenbus", "xenvbd", "xennet", "xeniface", "xenfilt", "xenagent"),
     "KVM / virtio drivers": ("viostor", "vioscsi", "netkvm", "balloon", "vioser", "QEMU-GA"),
 }
-FOREIGN_PRODUCTS = ("vmware tools", "virtualbox guest additions", "citrix xenserver", "xenserver tools",
-                    "citrix vm tools", "qemu guest agent", "virtio-win")
+FOREIGN_PRODUCTS = (
+    "vmware tools",
+    "virtualbox guest additions",
+    "citrix xenserver",
+    "xenserver tools",
+    "citrix vm tools",
+    "qemu guest agent",
+    "virtio-win",
+)
 
 #: the Hyper-V drivers an Azure VM boots and talks through
 HYPERV_DRIVERS = ("vmbus", "storvsc", "netvsc")
@@ -64,7 +83,7 @@ def _service_evidence(ctx: AuditContext, name: str, note: str = "") -> Evidence:
     title="Azure VM Agent installed (WindowsAzureGuestAgent + RdAgent services)",
     severity=Severity.RECOMMENDED,
     rationale="The VM Agent runs the VM extensions (password reset, RDP configuration, monitoring). Without it "
-              "a VM made from the image still boots, but extensions and the portal's reset tools do not work.",
+    "a VM made from the image still boots, but extensions and the portal's reset tools do not work.",
     source="Complete the recommended configurations",
     remediation=f"Install the Azure Virtual Machine Agent MSI ({AGENT_MSI})",
 )
@@ -88,8 +107,13 @@ def check_agent(ctx: AuditContext) -> Outcome:
     if problems:
         return Outcome(Status.WARNING, "; ".join(problems), "both services, Automatic", services, tuple(ev))
     shown = f" (version {version})" if version else ""
-    return Outcome(Status.PASS, f"the Azure VM Agent is installed{shown}, both services Automatic",
-                   "both services, Automatic", version or services, tuple(ev))
+    return Outcome(
+        Status.PASS,
+        f"the Azure VM Agent is installed{shown}, both services Automatic",
+        "both services, Automatic",
+        version or services,
+        tuple(ev),
+    )
 
 
 @rule(
@@ -98,8 +122,8 @@ def check_agent(ctx: AuditContext) -> Outcome:
     title="Legacy OS (<= 2012 R2 / 8.1): current Hyper-V integration components installed",
     severity=Severity.REQUIRED,
     rationale="Windows Server 2012 R2 and older need the Hyper-V integration components update for Azure's "
-              "storage and network; vmstorfl.sys must reach the update table's version and vmbus.sys / "
-              "storvsc.sys must be there. Windows 10 / Server 2016 and later carry them in the box.",
+    "storage and network; vmstorfl.sys must reach the update table's version and vmbus.sys / "
+    "storvsc.sys must be there. Windows 10 / Server 2016 and later carry them in the box.",
     source="Set Windows configurations for Azure (legacy OS)",
     baselines=("azure-2022",),
     remediation=f"Install the Hyper-V integration components update for Windows VMs ({HYPERV_IC})",
@@ -126,9 +150,16 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
     rows = [r for r in update_table()["rows"] if r["binary"] == "vmstorfl.sys"]
     results = check_rows(ctx, column, rows) if column is not None else []
     for r in results:
-        ev.append(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"],
-                           present=r["version"] is not None,
-                           note=f"minimum {r['minimum']} ({r['kb']})" + ("" if r["version"] else f"; {r['status']}")))
+        ev.append(
+            Evidence(
+                source="file",
+                key=r["path"],
+                value_name="FileVersion",
+                actual=r["version"],
+                present=r["version"] is not None,
+                note=f"minimum {r['minimum']} ({r['kb']})" + ("" if r["version"] else f"; {r['status']}"),
+            )
+        )
         if r["status"] == "low":
             problems.append(f"vmstorfl.sys {r['version']} < {r['minimum']} ({r['kb']})")
         elif r["status"] != "ok":
@@ -138,8 +169,13 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
     if problems:
         return Outcome(Status.FAIL, "; ".join(problems), "integration components current", None, tuple(ev))
     found = results[0]["version"] if results else None
-    return Outcome(Status.PASS, f"vmbus.sys and storvsc.sys present, vmstorfl.sys {found}",
-                   "integration components current", found, tuple(ev))
+    return Outcome(
+        Status.PASS,
+        f"vmbus.sys and storvsc.sys present, vmstorfl.sys {found}",
+        "integration components current",
+        found,
+        tuple(ev),
+    )
 
 
 @rule(
@@ -148,12 +184,12 @@ def check_integration_components(ctx: AuditContext) -> Outcome:
     title="Hyper-V drivers (vmbus, storvsc, netvsc) not disabled",
     severity=Severity.REQUIRED,
     rationale="Azure VMs reach their disks through storvsc over vmbus and their network through netvsc; with "
-              "one of these disabled (Start = 4), as P2V tools and some hardening scripts leave them, the VM "
-              "does not boot or has no network. Derived from the doc's integration components requirement.",
+    "one of these disabled (Start = 4), as P2V tools and some hardening scripts leave them, the VM "
+    "does not boot or has no network. Derived from the doc's integration components requirement.",
     source="derived (Set Windows configurations for Azure)",
     baselines=("azure-2022",),
     remediation="Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\storvsc' -Name Start -Value 0 "
-                "-Type DWord (likewise vmbus; netvsc 3)",
+    "-Type DWord (likewise vmbus; netvsc 3)",
 )
 def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
     _need_system(ctx)
@@ -168,13 +204,17 @@ def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
         elif start == 4:
             disabled.append(name)
     if disabled:
-        return Outcome(Status.FAIL, f"disabled (Start = 4): {', '.join(disabled)}", "not disabled", disabled,
-                       tuple(ev))
+        return Outcome(Status.FAIL, f"disabled (Start = 4): {', '.join(disabled)}", "not disabled", disabled, tuple(ev))
     if absent:
-        return Outcome(Status.WARNING, f"no service key for {', '.join(absent)}: the Hyper-V drivers may not be "
-                       "installed (see os.hyperv_integration_components)", "present", absent, tuple(ev))
-    return Outcome(Status.PASS, "vmbus, storvsc and netvsc are present and not disabled", "not disabled", [],
-                   tuple(ev))
+        return Outcome(
+            Status.WARNING,
+            f"no service key for {', '.join(absent)}: the Hyper-V drivers may not be "
+            "installed (see os.hyperv_integration_components)",
+            "present",
+            absent,
+            tuple(ev),
+        )
+    return Outcome(Status.PASS, "vmbus, storvsc and netvsc are present and not disabled", "not disabled", [], tuple(ev))
 
 
 def _installed(ctx: AuditContext) -> list[tuple[str, RegKey]]:
@@ -188,8 +228,8 @@ def _installed(ctx: AuditContext) -> list[tuple[str, RegKey]]:
     title="No drivers/tools of other virtualization platforms or physical hardware",
     severity=Severity.ADVISORY,
     rationale="Tools of another hypervisor (VMware Tools, VirtualBox additions, Xen/Citrix tools, virtio) are "
-              "useless in Azure and some of their filter drivers interfere with storage or network. A "
-              "boot-start foreign storage driver is usually harmless but unused. The name lists are a heuristic.",
+    "useless in Azure and some of their filter drivers interfere with storage or network. A "
+    "boot-start foreign storage driver is usually harmless but unused. The name lists are a heuristic.",
     source="Verify the VM: uninstall third-party software and drivers",
     remediation="Uninstall the other hypervisor's tools (Programs and Features) before the migration",
 )
@@ -209,24 +249,61 @@ def check_foreign_tools(ctx: AuditContext) -> Outcome:
         if name.lower().startswith(FOREIGN_PRODUCTS)
     ]
     if products:
-        ev.append(key_evidence(ctx, osinfo.UNINSTALL, ctx.registry.key(osinfo.UNINSTALL),
-                               note="products of other hypervisors, by the DisplayName of its subkeys",
-                               actual=products, derived=True))
+        ev.append(
+            key_evidence(
+                ctx,
+                osinfo.UNINSTALL,
+                ctx.registry.key(osinfo.UNINSTALL),
+                note="products of other hypervisors, by the DisplayName of its subkeys",
+                actual=products,
+                derived=True,
+            )
+        )
     if found or products:
         parts = [f"{p}: {', '.join(n)}" for p, n in found.items()]
         if products:
             parts.append("installed: " + ", ".join(products))
-        return Outcome(Status.WARNING, "other hypervisors' tools left behind (" + "; ".join(parts) + ")", "none",
-                       {"services": found, "products": products}, tuple(ev))
-    return Outcome(Status.PASS, "no services of VMware, VirtualBox, Xen or KVM tools are enabled", "none", {},
-                   tuple(ev))
+        return Outcome(
+            Status.WARNING,
+            "other hypervisors' tools left behind (" + "; ".join(parts) + ")",
+            "none",
+            {"services": found, "products": products},
+            tuple(ev),
+        )
+    return Outcome(
+        Status.PASS, "no services of VMware, VirtualBox, Xen or KVM tools are enabled", "none", {}, tuple(ev)
+    )
 
 
 #: DisplayName prefixes of security products whose script blocking can stop the provisioning agent's scripts
-SECURITY_PRODUCTS = ("symantec", "norton", "mcafee", "trellix", "trend micro", "sophos", "kaspersky", "eset",
-                     "crowdstrike", "sentinel agent", "sentinelone", "carbon black", "cylance", "bitdefender",
-                     "avast", "avg ", "malwarebytes", "webroot", "f-secure", "withsecure", "cortex xdr",
-                     "palo alto networks traps", "cisco secure endpoint", "cisco amp", "panda", "g data")
+SECURITY_PRODUCTS = (
+    "symantec",
+    "norton",
+    "mcafee",
+    "trellix",
+    "trend micro",
+    "sophos",
+    "kaspersky",
+    "eset",
+    "crowdstrike",
+    "sentinel agent",
+    "sentinelone",
+    "carbon black",
+    "cylance",
+    "bitdefender",
+    "avast",
+    "avg ",
+    "malwarebytes",
+    "webroot",
+    "f-secure",
+    "withsecure",
+    "cortex xdr",
+    "palo alto networks traps",
+    "cisco secure endpoint",
+    "cisco amp",
+    "panda",
+    "g data",
+)
 
 
 @rule(
@@ -235,11 +312,11 @@ SECURITY_PRODUCTS = ("symantec", "norton", "mcafee", "trellix", "trend micro", "
     title="AV script blockers that could block provisioning-agent scripts (advisory)",
     severity=Severity.ADVISORY,
     rationale="Anti-virus script blocking can stop the scripts the Azure provisioning agent runs on first boot. "
-              "Offline only the installed products can be listed; their settings need a person (or a running VM).",
+    "Offline only the installed products can be listed; their settings need a person (or a running VM).",
     source="Complete the recommended configurations (script blockers)",
     baselines=("azure-2022",),
     remediation="Allow the Azure VM Agent's scripts in the security product, or disable its script blocking until "
-                "the VM is provisioned",
+    "the VM is provisioned",
 )
 def check_script_blockers(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SOFTWARE"):
@@ -247,15 +324,30 @@ def check_script_blockers(ctx: AuditContext) -> Outcome:
         raise NotChecked(why)
     found = [name for name, _ in _installed(ctx) if name.lower().startswith(SECURITY_PRODUCTS)]
     uninstall = ctx.registry.key(osinfo.UNINSTALL)
-    ev = (key_evidence(ctx, osinfo.UNINSTALL, uninstall,
-                       note=f"security products among the DisplayName values of its subkeys: {len(found)}"
-                       if uninstall is not None else "", actual=found if uninstall is not None else None,
-                       derived=uninstall is not None),)
+    ev = (
+        key_evidence(
+            ctx,
+            osinfo.UNINSTALL,
+            uninstall,
+            note=f"security products among the DisplayName values of its subkeys: {len(found)}"
+            if uninstall is not None
+            else "",
+            actual=found if uninstall is not None else None,
+            derived=uninstall is not None,
+        ),
+    )
     if found:
-        return Outcome(Status.MANUAL, "security products installed (" + ", ".join(sorted(set(found))) + "): check "
-                       "that their script blocking lets the provisioning agent's scripts run", "no blocking", found, ev)
-    return Outcome(Status.PASS, "no third-party security product is installed (by the Uninstall list)",
-                   "no blocking", [], ev)
+        return Outcome(
+            Status.MANUAL,
+            "security products installed (" + ", ".join(sorted(set(found))) + "): check "
+            "that their script blocking lets the provisioning agent's scripts run",
+            "no blocking",
+            found,
+            ev,
+        )
+    return Outcome(
+        Status.PASS, "no third-party security product is installed (by the Uninstall list)", "no blocking", [], ev
+    )
 
 
 #: network component classes: services (filters, e.g. NDIS light-weight filters) and protocols
@@ -273,9 +365,9 @@ MICROSOFT_COMPONENTS = ("ms_", "vms_", "netvsc_")
     title="No extra TDI / packet-inspection filter drivers or extra firewalls",
     severity=Severity.ADVISORY,
     rationale="Third-party network filters (packet inspection, extra firewalls, VPN and security agents) sit in "
-              "every packet's path and are a common cause of a VM unreachable after migration. Heuristic: the "
-              "network services and protocols bound in Control\\Network whose component id is not Microsoft's "
-              "(ms_, vms_, netvsc_).",
+    "every packet's path and are a common cause of a VM unreachable after migration. Heuristic: the "
+    "network services and protocols bound in Control\\Network whose component id is not Microsoft's "
+    "(ms_, vms_, netvsc_).",
     source="Verify the VM: remove extra Transport Driver Interface filters",
     remediation="Uninstall the software that installed the filter (or unbind it from the adapter) before migrating",
 )
@@ -298,14 +390,25 @@ def check_network_filters(ctx: AuditContext) -> Outcome:
             shown = f"{cid.data} ({desc.data})" if desc is not None and isinstance(desc.data, str) else cid.data
             found.append(f"{shown}, a {kind}")
     network = r"SYSTEM\CurrentControlSet\Control\Network"
-    ev = (key_evidence(ctx, network, ctx.registry.key(network),
-                       note=f"non-Microsoft ComponentId values under {seen_classes} component class key(s)",
-                       actual=found if seen_classes else None, derived=seen_classes > 0),)
+    ev = (
+        key_evidence(
+            ctx,
+            network,
+            ctx.registry.key(network),
+            note=f"non-Microsoft ComponentId values under {seen_classes} component class key(s)",
+            actual=found if seen_classes else None,
+            derived=seen_classes > 0,
+        ),
+    )
     if seen_classes == 0:
-        raise NotChecked("no network component keys", "the network component classes are not in Control\\Network",
-                         expected="none", evidence=ev)
+        raise NotChecked(
+            "no network component keys",
+            "the network component classes are not in Control\\Network",
+            expected="none",
+            evidence=ev,
+        )
     if found:
-        return Outcome(Status.WARNING, "non-Microsoft network filters or protocols: " + "; ".join(found), "none",
-                       found, ev)
-    return Outcome(Status.PASS, "only Microsoft network services, filters and protocols are installed", "none", [],
-                   ev)
+        return Outcome(
+            Status.WARNING, "non-Microsoft network filters or protocols: " + "; ".join(found), "none", found, ev
+        )
+    return Outcome(Status.PASS, "only Microsoft network services, filters and protocols are installed", "none", [], ev)

@@ -205,8 +205,9 @@ class Group:
         baselines = self.baselines if baselines is None else baselines
         own = [r for b in baselines for r in BASELINE_DOCUMENTS.get(b, ()) if r in references]
         if own:
-            raise ValueError(f"rule {id}: references {', '.join(own)} come from its baselines; list only further "
-                             "documents")
+            raise ValueError(
+                f"rule {id}: references {', '.join(own)} come from its baselines; list only further documents"
+            )
         return RuleMeta(
             id=id,
             title=title,
@@ -304,8 +305,10 @@ class Target:
         if isinstance(value, dict):
             unknown = set(value) - {"security_type", "disk_controller"}
             if unknown:
-                raise ProfileError(f"unknown target field(s) {', '.join(sorted(map(str, unknown)))}; "
-                                 "valid: security_type, disk_controller")
+                raise ProfileError(
+                    f"unknown target field(s) {', '.join(sorted(map(str, unknown)))}; "
+                    "valid: security_type, disk_controller"
+                )
             return cls(value.get("security_type"), value.get("disk_controller"))
         raise ProfileError(f"target must be a Target, a dict or None, not {type(value).__name__}")
 
@@ -398,8 +401,10 @@ def rule(group: Group, **fields: Any) -> Callable[[Callable[[AuditContext], Outc
     """Decorator: declare and register a rule of ``group`` from its own fields (those of :meth:`Group.meta`) and a
     check function."""
     if not isinstance(group, Group):
-        raise TypeError("rule() takes the rule's Group and its fields: @rule(GROUP, id=..., title=..., ...), "
-                        "not a RuleMeta (drop area=, and the baselines' documents from references=)")
+        raise TypeError(
+            "rule() takes the rule's Group and its fields: @rule(GROUP, id=..., title=..., ...), "
+            "not a RuleMeta (drop area=, and the baselines' documents from references=)"
+        )
     meta = group.meta(**fields)
 
     def wrap(func: Callable[[AuditContext], Outcome]) -> Rule:

@@ -29,8 +29,13 @@ BOTH = ("azure-2022", "azure-2017")
 CURRENT_ONLY = ("azure-2022",)
 
 BOOTSTATUSPOLICY = {
-    0: "DisplayAllFailures", 1: "IgnoreAllFailures", 2: "IgnoreShutdownFailures", 3: "IgnoreBootFailures",
-    4: "IgnoreCheckpointFailures", 5: "DisplayShutdownFailures", 6: "DisplayBootFailures",
+    0: "DisplayAllFailures",
+    1: "IgnoreAllFailures",
+    2: "IgnoreShutdownFailures",
+    3: "IgnoreBootFailures",
+    4: "IgnoreCheckpointFailures",
+    5: "DisplayShutdownFailures",
+    6: "DisplayBootFailures",
     7: "DisplayCheckpointFailures",
 }
 INTEGRITYSERVICES = {0: "Default", 1: "Enable", 2: "Disable"}
@@ -53,7 +58,7 @@ def store_of(ctx: AuditContext) -> BCDStore | None:
     """The decoded BCD store, ``None`` when the image has none; an undecodable one makes the rule not checked."""
     store, why = decoded_store(ctx)
     if store is None and why.startswith(_UNDECODABLE):
-        raise NotChecked(why[len(_UNDECODABLE):], f"not checked: {why}")
+        raise NotChecked(why[len(_UNDECODABLE) :], f"not checked: {why}")
     return store
 
 
@@ -81,8 +86,9 @@ def _require_bootmgr(store: BCDStore) -> BCDObject:
     return mgr
 
 
-def _evidence(ctx: AuditContext, obj: BCDObject, eid: int, eff: Effective | None, actual: Any,
-              note: str = "") -> Evidence:
+def _evidence(
+    ctx: AuditContext, obj: BCDObject, eid: int, eff: Effective | None, actual: Any, note: str = ""
+) -> Evidence:
     holder = eff.holder if eff is not None else obj
     inherited = f"inherited from {holder.label}" if eff is not None and eff.inherited else ""
     return Evidence(
@@ -132,8 +138,14 @@ class ElementRow:
             raise ValueError(f"{self.id}: unknown BCD element {self.element!r}")
 
     def meta(self) -> RuleMeta:
-        return BCD.meta(id=self.id, title=self.title, severity=self.severity, rationale=self.rationale,
-                        baselines=self.baselines, remediation=self.remediation)
+        return BCD.meta(
+            id=self.id,
+            title=self.title,
+            severity=self.severity,
+            rationale=self.rationale,
+            baselines=self.baselines,
+            remediation=self.remediation,
+        )
 
     def check(self, ctx: AuditContext) -> Outcome:
         """Compare the element's effective value on the object with the expected one."""
@@ -147,8 +159,7 @@ class ElementRow:
         if eff is None:
             status, words = self.absent
             ev = (_evidence(ctx, obj, eid, None, None),)
-            return Outcome(status, f"{element} is not set on {where} nor inherited: {words}", show(expected), None,
-                           ev)
+            return Outcome(status, f"{element} is not set on {where} nor inherited: {words}", show(expected), None, ev)
         value = eff.value
         ev = (_evidence(ctx, obj, eid, eff, show(value)),)
         src = f" (inherited from {eff.holder.label})" if eff.inherited else ""
@@ -156,8 +167,7 @@ class ElementRow:
             return Outcome(Status.PASS, f"{where} {element} {show(value)}{src}", show(expected), show(value), ev)
         message = f"{where} {element} is {show(value)}{src}, {show(expected)} expected"
         if show(value) in self.lesser:
-            return Outcome(Status.WARNING, f"{message} ({self.lesser[show(value)]})", show(expected), show(value),
-                           ev)
+            return Outcome(Status.WARNING, f"{message} ({self.lesser[show(value)]})", show(expected), show(value), ev)
         return Outcome(Status.FAIL, message, show(expected), show(value), ev)
 
 
@@ -180,7 +190,7 @@ def _on_off(v: Any) -> str:
     title="BCD store found and {default} resolvable",
     severity=Severity.REQUIRED,
     rationale="Without a BCD store with a {bootmgr} whose default names an existing Windows Boot Loader, the "
-              "VM does not boot. Prerequisite of every bcd.* rule.",
+    "VM does not boot. Prerequisite of every bcd.* rule.",
     source=SECTION + " (derived)",
     remediation="bcdboot C:\\Windows /s <system partition> /f ALL (inside the VM)",
 )
@@ -190,13 +200,19 @@ def check_store_present(ctx: AuditContext) -> Outcome:
         why = ctx.registry.why_unavailable("BCD")
         if "cannot be read" in why:
             raise NotChecked(why, expected="a BCD store")
-        return Outcome(Status.FAIL, f"no BCD store: {why}", "a BCD store", None,
-                       (Evidence(source="bcd", key="BCD", note=why),))
+        return Outcome(
+            Status.FAIL, f"no BCD store: {why}", "a BCD store", None, (Evidence(source="bcd", key="BCD", note=why),)
+        )
     path = ctx.facts.bcd_path or store.source
     mgr = store.bootmgr
     if mgr is None:
-        return Outcome(Status.FAIL, f"the store {path} has no {{bootmgr}} object", "{bootmgr} present", None,
-                       (Evidence(source="bcd", hive="BCD", key=f"{path}: Objects", actual=len(store)),))
+        return Outcome(
+            Status.FAIL,
+            f"the store {path} has no {{bootmgr}} object",
+            "{bootmgr} present",
+            None,
+            (Evidence(source="bcd", hive="BCD", key=f"{path}: Objects", actual=len(store)),),
+        )
     guid = store.default_guid
     default = ELEMENT_IDS["default"]
     ev = (_evidence(ctx, mgr, default, store.effective(mgr, default), guid),)
@@ -204,13 +220,18 @@ def check_store_present(ctx: AuditContext) -> Outcome:
         return Outcome(Status.FAIL, "{bootmgr} has no default (element 23000003)", "a default OS loader", None, ev)
     loader = store.default_loader
     if loader is None:
-        return Outcome(Status.FAIL, f"{{bootmgr}} default {guid} names no object in the store",
-                       "an existing OS loader", guid, ev)
+        return Outcome(
+            Status.FAIL, f"{{bootmgr}} default {guid} names no object in the store", "an existing OS loader", guid, ev
+        )
     if loader.type != OBJECT_TYPE_OSLOADER:
-        return Outcome(Status.FAIL, f"{{bootmgr}} default {guid} is a {loader.type_name}, not a Windows Boot Loader",
-                       "type 0x10200003", loader.type_name, ev)
-    return Outcome(Status.PASS, f"{path}: {{bootmgr}} boots {loader.label} by default", "an OS loader",
-                   loader.guid, ev)
+        return Outcome(
+            Status.FAIL,
+            f"{{bootmgr}} default {guid} is a {loader.type_name}, not a Windows Boot Loader",
+            "type 0x10200003",
+            loader.type_name,
+            ev,
+        )
+    return Outcome(Status.PASS, f"{path}: {{bootmgr}} boots {loader.label} by default", "an OS loader", loader.guid, ev)
 
 
 _INTEGRITY_RATIONALE = (
@@ -270,7 +291,7 @@ BOOT_ROWS: tuple[ElementRow, ...] = (
         show=_yes_no,
         absent=(Status.FAIL, "Windows RE recovery is enabled by default"),
         rationale="With recovery enabled, a failed boot starts Windows RE, which waits for a console nobody sees in "
-                  "Azure. Absent means enabled (the Windows default).",
+        "Azure. Absent means enabled (the Windows default).",
         remediation='bcdedit.exe /set "{default}" recoveryenabled Off',
     ),
     ElementRow(
@@ -283,7 +304,7 @@ BOOT_ROWS: tuple[ElementRow, ...] = (
         show=_bootstatuspolicy,
         absent=(Status.FAIL, "the default policy DisplayAllFailures applies"),
         rationale="After an unclean shutdown the default policy (DisplayAllFailures) stops at the boot error menu, "
-                  "which an Azure VM cannot answer.",
+        "which an Azure VM cannot answer.",
         remediation='bcdedit.exe /set "{default}" bootstatuspolicy IgnoreAllFailures',
     ),
 )
@@ -317,10 +338,22 @@ def _from_mounted(ctx: AuditContext, c_drive: dict[str, Any]) -> dict[str, Any]:
     """The Windows partition's identity as SYSTEM\\MountedDevices records C: (when the partition facts lack it)."""
     if c_drive["style"] == "gpt":
         disk = (ctx.facts.gpt_disk_guid or "").strip("{}").lower() or None
-        return {"index": "C:", "style": "gpt", "guid": c_drive["guid"], "disk_guid": disk, "offset": None,
-                "mbr_signature": None}
-    return {"index": "C:", "style": "mbr", "offset": c_drive["offset"], "mbr_signature": c_drive["mbr_signature"],
-            "guid": None, "disk_guid": None}
+        return {
+            "index": "C:",
+            "style": "gpt",
+            "guid": c_drive["guid"],
+            "disk_guid": disk,
+            "offset": None,
+            "mbr_signature": None,
+        }
+    return {
+        "index": "C:",
+        "style": "mbr",
+        "offset": c_drive["offset"],
+        "mbr_signature": c_drive["mbr_signature"],
+        "guid": None,
+        "disk_guid": None,
+    }
 
 
 def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
@@ -333,8 +366,9 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
         want = _from_mounted(ctx, c_drive)
     expected = "partition=C: (the Windows partition)"
     if eff is None:
-        return Outcome(Status.FAIL, f"{{default}} has no {element}", expected, None,
-                       (_evidence(ctx, loader, eid, None, None),))
+        return Outcome(
+            Status.FAIL, f"{{default}} has no {element}", expected, None, (_evidence(ctx, loader, eid, None, None),)
+        )
     dev = eff.value
     assert isinstance(dev, BCDDevice)
     note = f"Windows partition: {plain(want)}"
@@ -344,40 +378,78 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
     shown = dev.describe()
     if dev.kind == "boot":
         if want is not None and ctx.facts.boot_partition == want["index"]:
-            return Outcome(Status.PASS, f"{{default}} {element} is boot, and Windows is on the boot partition",
-                           expected, shown, ev)
-        return Outcome(Status.FAIL, f"{{default}} {element} is boot (the partition bootmgr started from), but "
-                       "Windows is on another partition", expected, shown, ev)
+            return Outcome(
+                Status.PASS, f"{{default}} {element} is boot, and Windows is on the boot partition", expected, shown, ev
+            )
+        return Outcome(
+            Status.FAIL,
+            f"{{default}} {element} is boot (the partition bootmgr started from), but Windows is on another partition",
+            expected,
+            shown,
+            ev,
+        )
     if dev.kind == "locate":
-        return Outcome(Status.WARNING, f"{{default}} {element} is a locate device: it finds Windows by a path, "
-                       "which works but differs from the doc's partition=C:", expected, shown, ev)
+        return Outcome(
+            Status.WARNING,
+            f"{{default}} {element} is a locate device: it finds Windows by a path, "
+            "which works but differs from the doc's partition=C:",
+            expected,
+            shown,
+            ev,
+        )
     if dev.kind != "partition":
         return Outcome(Status.FAIL, f"{{default}} {element} is {shown}, not a partition", expected, shown, ev)
     if want is None:
-        raise NotChecked("no Windows partition in the image facts",
-                         f"{{default}} {element} is {shown}; the Windows partition was not identified, so it cannot "
-                         "be compared",
-                         expected=expected, actual=shown, evidence=ev)
+        raise NotChecked(
+            "no Windows partition in the image facts",
+            f"{{default}} {element} is {shown}; the Windows partition was not identified, so it cannot be compared",
+            expected=expected,
+            actual=shown,
+            evidence=ev,
+        )
     if dev.partition_style == "gpt":
         same_part = dev.partition_guid == want["guid"]
         same_disk = want["disk_guid"] is None or dev.disk_guid == want["disk_guid"]
         if same_part and same_disk:
-            return Outcome(Status.PASS, f"{{default}} {element} is the Windows partition {want['index']} "
-                           f"(GPT partition {{{dev.partition_guid}}})", expected, shown, ev)
+            return Outcome(
+                Status.PASS,
+                f"{{default}} {element} is the Windows partition {want['index']} "
+                f"(GPT partition {{{dev.partition_guid}}})",
+                expected,
+                shown,
+                ev,
+            )
         what = "partition GUID" if not same_part else "disk GUID"
-        return Outcome(Status.FAIL, f"{{default}} {element} is {shown}; its {what} is not the Windows partition's "
-                       f"(partition {{{want['guid']}}} on disk {{{want['disk_guid']}}})", expected, shown, ev)
+        return Outcome(
+            Status.FAIL,
+            f"{{default}} {element} is {shown}; its {what} is not the Windows partition's "
+            f"(partition {{{want['guid']}}} on disk {{{want['disk_guid']}}})",
+            expected,
+            shown,
+            ev,
+        )
     if dev.partition_style == "mbr":
         same_part = dev.partition_offset == want["offset"]
         same_disk = want["mbr_signature"] is None or dev.mbr_signature == want["mbr_signature"]
         if same_part and same_disk:
-            return Outcome(Status.PASS, f"{{default}} {element} is the Windows partition {want['index']} (MBR "
-                           f"signature 0x{dev.mbr_signature:08X}, offset {dev.partition_offset})", expected, shown, ev)
+            return Outcome(
+                Status.PASS,
+                f"{{default}} {element} is the Windows partition {want['index']} (MBR "
+                f"signature 0x{dev.mbr_signature:08X}, offset {dev.partition_offset})",
+                expected,
+                shown,
+                ev,
+            )
         sig = want["mbr_signature"]
         what = "partition offset" if not same_part else "disk signature"
-        return Outcome(Status.FAIL, f"{{default}} {element} is {shown}; its {what} is not the Windows partition's "
-                       f"(offset {want['offset']}, signature {'?' if sig is None else f'0x{sig:08X}'})",
-                       expected, shown, ev)
+        return Outcome(
+            Status.FAIL,
+            f"{{default}} {element} is {shown}; its {what} is not the Windows partition's "
+            f"(offset {want['offset']}, signature {'?' if sig is None else f'0x{sig:08X}'})",
+            expected,
+            shown,
+            ev,
+        )
     return Outcome(Status.FAIL, f"{{default}} {element} is {shown}", expected, shown, ev)
 
 
@@ -387,8 +459,8 @@ def _device_rule(ctx: AuditContext, element: str, eid: int) -> Outcome:
     title="{default} device partition=C:",
     severity=Severity.REQUIRED,
     rationale="The OS loader's device must be the Windows partition of this disk: the partition's identity in "
-              "the element (MBR disk signature and offset, or GPT disk and partition GUIDs) must match the disk. "
-              "A device left pointing at another disk (after a P2V copy or a disk clone) does not boot.",
+    "the element (MBR disk signature and offset, or GPT disk and partition GUIDs) must match the disk. "
+    "A device left pointing at another disk (after a P2V copy or a disk clone) does not boot.",
     remediation='bcdedit.exe /set "{default}" device partition=C:',
 )
 def check_device(ctx: AuditContext) -> Outcome:
@@ -417,8 +489,7 @@ SERIAL_CONSOLE_ROWS: tuple[ElementRow, ...] = (
         expected=True,
         show=_yes_no,
         absent=(Status.WARNING, "the menu is not shown"),
-        rationale="Shows the boot menu on the serial console so a broken boot can be steered from the Azure "
-                  "portal.",
+        rationale="Shows the boot menu on the serial console so a broken boot can be steered from the Azure portal.",
         baselines=CURRENT_ONLY,
         remediation='bcdedit.exe /set "{bootmgr}" displaybootmenu yes',
     ),
@@ -458,7 +529,7 @@ SERIAL_CONSOLE_ROWS: tuple[ElementRow, ...] = (
         show=_on_off,
         absent=(Status.WARNING, "EMS is off by default"),
         rationale="EMS on the OS loader gives the Special Administration Console (SAC) on the serial console. "
-                  "Offline, the doc's {current} is the {default} loader.",
+        "Offline, the doc's {current} is the {default} loader.",
         baselines=CURRENT_ONLY,
         remediation='bcdedit.exe /ems "{current}" ON',
     ),
@@ -479,8 +550,13 @@ def check_emssettings(ctx: AuditContext) -> Outcome:
     store = _require_store(ctx)
     ems = store.get(EMSSETTINGS)
     if ems is None:
-        return Outcome(Status.WARNING, "the store has no {emssettings} object", "EMSPORT:1 EMSBAUDRATE:115200", None,
-                       (Evidence(source="bcd", hive="BCD", key=f"Objects\\{EMSSETTINGS}"),))
+        return Outcome(
+            Status.WARNING,
+            "the store has no {emssettings} object",
+            "EMSPORT:1 EMSBAUDRATE:115200",
+            None,
+            (Evidence(source="bcd", hive="BCD", key=f"Objects\\{EMSSETTINGS}"),),
+        )
     found: dict[str, Any] = {}
     ev = []
     for name, eid in (("emsport", ELEMENT_IDS["emsport"]), ("emsbaudrate", ELEMENT_IDS["emsbaudrate"])):
@@ -491,5 +567,6 @@ def check_emssettings(ctx: AuditContext) -> Outcome:
     if found == expected:
         return Outcome(Status.PASS, "{emssettings} EMSPORT:1 EMSBAUDRATE:115200", expected, found, tuple(ev))
     shown = ", ".join(f"{k} {'not set' if v is None else v}" for k, v in found.items())
-    return Outcome(Status.WARNING, f"{{emssettings}} {shown}; EMSPORT:1 EMSBAUDRATE:115200 expected", expected,
-                   found, tuple(ev))
+    return Outcome(
+        Status.WARNING, f"{{emssettings}} {shown}; EMSPORT:1 EMSBAUDRATE:115200 expected", expected, found, tuple(ev)
+    )

@@ -306,7 +306,10 @@ def check_rdp_rules(ctx: AuditContext) -> Outcome:
     actual = {r.id: r.enabled_allow for r in group}
     if problems:
         outcome = Outcome(
-            Status.FAIL, "; ".join(problems) + eff.merge_note, expected="all enabled", actual=actual,
+            Status.FAIL,
+            "; ".join(problems) + eff.merge_note,
+            expected="all enabled",
+            actual=actual,
             evidence=evidence,
         )
     else:
@@ -351,8 +354,13 @@ def check_icmp(ctx: AuditContext) -> Outcome:
         if off:
             parts.append("not enabled: " + ", ".join(r.describe() for r in off))
         return eff.verdict(
-            Outcome(Status.WARNING, "; ".join(parts) + eff.merge_note, expected="enabled", actual=actual,
-                    evidence=eff.evidence)
+            Outcome(
+                Status.WARNING,
+                "; ".join(parts) + eff.merge_note,
+                expected="enabled",
+                actual=actual,
+                evidence=eff.evidence,
+            )
         )
     return eff.verdict(
         Outcome(

@@ -74,14 +74,19 @@ __all__ = [
 
 CERT_FAQ = "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-certification-faq"
 PLAN_VM_OFFER = "https://learn.microsoft.com/partner-center/marketplace-offers/marketplace-virtual-machines"
-ROLE_STATE_DOC = ("https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/"
-                  "troubleshoot-rdp-no-license-server")
+ROLE_STATE_DOC = (
+    "https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/troubleshoot-rdp-no-license-server"
+)
 APPROVED_BASE = "https://learn.microsoft.com/partner-center/marketplace-offers/azure-vm-use-approved-base"
 
-_FAQ = ("Troubleshoot virtual machine certification (learn.microsoft.com/partner-center/marketplace-offers/"
-        "azure-vm-certification-faq, ms.date 2021-09-27)")
-_PLAN = ("Plan a virtual machine offer (learn.microsoft.com/partner-center/marketplace-offers/"
-         "marketplace-virtual-machines, ms.date 2021-11-17)")
+_FAQ = (
+    "Troubleshoot virtual machine certification (learn.microsoft.com/partner-center/marketplace-offers/"
+    "azure-vm-certification-faq, ms.date 2021-09-27)"
+)
+_PLAN = (
+    "Plan a virtual machine offer (learn.microsoft.com/partner-center/marketplace-offers/"
+    "marketplace-virtual-machines, ms.date 2021-11-17)"
+)
 
 #: the baseline this module's rules belong to
 MARKETPLACE = ("azure-marketplace",)
@@ -144,8 +149,10 @@ INSTALLED = 1
 #: the bound on the walk over the component cache's subkeys
 _MAX_COMPONENTS = 4096
 
-SQL_INSTANCE_NAMES = (r"SOFTWARE\Microsoft\Microsoft SQL Server\Instance Names",
-                      r"SOFTWARE\WOW6432Node\Microsoft\Microsoft SQL Server\Instance Names")
+SQL_INSTANCE_NAMES = (
+    r"SOFTWARE\Microsoft\Microsoft SQL Server\Instance Names",
+    r"SOFTWARE\WOW6432Node\Microsoft\Microsoft SQL Server\Instance Names",
+)
 UNINSTALL_KEYS = (osinfo.UNINSTALL, r"SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall")
 #: products the FAQ says need the support team's prior approval ("Visual Studio or any Office-licensed product")
 _LICENSED = re.compile(
@@ -194,9 +201,11 @@ def _shrink(c: ContainerFacts, target: int) -> list[str]:
     if c.format == "vhd":
         stem = name.rsplit(".", 1)[0] if "." in name else name
         tmp, out = f"{stem}-shrink.vhdx", f"{stem}-{target // GiB}gib.vhd"
-        return [f"Convert-VHD -Path {_ps(name)} -DestinationPath {_ps(tmp)}",
-                f"Resize-VHD -Path {_ps(tmp)} -SizeBytes {target}",
-                f"Convert-VHD -Path {_ps(tmp)} -DestinationPath {_ps(out)} -VHDType Fixed"]
+        return [
+            f"Convert-VHD -Path {_ps(name)} -DestinationPath {_ps(tmp)}",
+            f"Resize-VHD -Path {_ps(tmp)} -SizeBytes {target}",
+            f"Convert-VHD -Path {_ps(tmp)} -DestinationPath {_ps(out)} -VHDType Fixed",
+        ]
     return [f"qemu-img resize --shrink -f {_QEMU.get(c.format, c.format)} {shlex.quote(name)} {target}"]
 
 
@@ -219,24 +228,26 @@ def _software_verified(ctx: AuditContext) -> None:
     except HiveUnavailable as err:
         raise NotChecked(err.reason) from err
     if key is None or (key.value("CurrentBuild") is None and key.value("CurrentBuildNumber") is None):
-        raise NotChecked("the SOFTWARE hive holds no Microsoft\\Windows NT\\CurrentVersion build: absent keys in "
-                         "it prove nothing")
+        raise NotChecked(
+            "the SOFTWARE hive holds no Microsoft\\Windows NT\\CurrentVersion build: absent keys in it prove nothing"
+        )
 
 
 # --- 64-bit ----------------------------------------------------------------------------------------------------
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.os_64bit",
     title="Windows is 64-bit: the kernel's PE machine type is x64 or Arm64",
     severity=Severity.REQUIRED,
-    rationale="Certification's Windows test case 1, \"OS architecture\": \"Azure supports only 64-bit operating "
-              "systems.\" The kernel itself decides, not PROCESSOR_ARCHITECTURE: the machine type in the file "
-              "header of Windows\\System32\\ntoskrnl.exe (0x8664 x64, 0xAA64 Arm64). os.architecture_64bit only "
-              "warns on a 32-bit Windows, which runs in Azure as a specialized disk; certification refuses it.",
+    rationale='Certification\'s Windows test case 1, "OS architecture": "Azure supports only 64-bit operating '
+    'systems." The kernel itself decides, not PROCESSOR_ARCHITECTURE: the machine type in the file '
+    "header of Windows\\System32\\ntoskrnl.exe (0x8664 x64, 0xAA64 Arm64). os.architecture_64bit only "
+    "warns on a 32-bit Windows, which runs in Azure as a specialized disk; certification refuses it.",
     source=f"{_FAQ}: Toolkit test case execution failed > Windows test cases (1, OS architecture)",
     remediation="Build the offer's image on a 64-bit Windows (x64 or Arm64)",
-    )
+)
 def check_os_64bit(ctx: AuditContext) -> Outcome:
     kernel = ctx.facts.extra.get("kernel")
     if not isinstance(kernel, dict):
@@ -246,56 +257,100 @@ def check_os_64bit(ctx: AuditContext) -> Outcome:
     if machine is None:
         raise NotChecked(f"the kernel's machine type was not read: {kernel.get('error') or 'no kernel facts'}")
     value = kernel.get("machine_value")
-    ev = (Evidence(source="file", key=str(kernel.get("path") or osinfo.KERNEL), value_name="FileHeader.Machine",
-                   actual=machine, raw=f"{value:04x}" if isinstance(value, int) else None, present=True,
-                   note="PE/COFF file header machine type"),)
+    ev = (
+        Evidence(
+            source="file",
+            key=str(kernel.get("path") or osinfo.KERNEL),
+            value_name="FileHeader.Machine",
+            actual=machine,
+            raw=f"{value:04x}" if isinstance(value, int) else None,
+            present=True,
+            note="PE/COFF file header machine type",
+        ),
+    )
     if machine == "AMD64":
-        return Outcome(Status.PASS, "the kernel is x64 (AMD64, machine 0x8664): a 64-bit Windows", "x64 or Arm64",
-                       machine, ev)
+        return Outcome(
+            Status.PASS, "the kernel is x64 (AMD64, machine 0x8664): a 64-bit Windows", "x64 or Arm64", machine, ev
+        )
     if machine == "ARM64":
-        return Outcome(Status.PASS, "the kernel is Arm64 (machine 0xAA64): a 64-bit Windows; the offer's plan runs "
-                       "on Arm64 VM sizes only", "x64 or Arm64", machine, ev)
-    return Outcome(Status.FAIL, f"the kernel is {machine}: certification accepts only 64-bit Windows (x64 or Arm64)",
-                   "x64 or Arm64", machine, ev)
+        return Outcome(
+            Status.PASS,
+            "the kernel is Arm64 (machine 0xAA64): a 64-bit Windows; the offer's plan runs on Arm64 VM sizes only",
+            "x64 or Arm64",
+            machine,
+            ev,
+        )
+    return Outcome(
+        Status.FAIL,
+        f"the kernel is {machine}: certification accepts only 64-bit Windows (x64 or Arm64)",
+        "x64 or Arm64",
+        machine,
+        ev,
+    )
 
 
 # --- generalized ------------------------------------------------------------------------------------------------
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.generalized",
     title="The image is generalized (Sysprep /generalize /oobe)",
     severity=Severity.REQUIRED,
-    rationale="\"VM not generalized\": \"If all images that are taken from Azure Marketplace are to be reused, the "
-              "operating system VHD must be generalized\" (for Windows, with Sysprep); a VM provisioning failure "
-              "\"Provisioning timeout or not properly generalized\" rejects the image. sysprep.state of the "
-              "azure-2022 baseline reports a specialized image as a pass, since Azure runs specialized disks; a "
-              "Marketplace image must be generalized. The state is the registry's ImageState (SOFTWARE), with "
-              "State.ini and SYSTEM\\Setup standing in only where ImageState is absent.",
+    rationale='"VM not generalized": "If all images that are taken from Azure Marketplace are to be reused, the '
+    'operating system VHD must be generalized" (for Windows, with Sysprep); a VM provisioning failure '
+    '"Provisioning timeout or not properly generalized" rejects the image. sysprep.state of the '
+    "azure-2022 baseline reports a specialized image as a pass, since Azure runs specialized disks; a "
+    "Marketplace image must be generalized. The state is the registry's ImageState (SOFTWARE), with "
+    "State.ini and SYSTEM\\Setup standing in only where ImageState is absent.",
     source=f"{_FAQ}: VM not generalized; VM provisioning issue",
     remediation=r"%windir%\System32\Sysprep\sysprep.exe /generalize /oobe /shutdown  (inside the VM), then capture "
-                "the image without starting the VM again",
-    )
+    "the image without starting the VM again",
+)
 def check_generalized(ctx: AuditContext) -> Outcome:
     if not ctx.registry.has_hive("SOFTWARE"):
         raise NotChecked(f"ImageState not read: {ctx.registry.why_unavailable('SOFTWARE')}")
     facts = sysprep_of(ctx)
     state = facts.state or "unknown"
     why = "; ".join(str(e) for e in facts.evidence) or "no Sysprep evidence"
-    ev = (Evidence(source="facts", key="sysprep", actual=state if state != "unknown" else None,
-                   present=state != "unknown", derived=True, note=why),)
+    ev = (
+        Evidence(
+            source="facts",
+            key="sysprep",
+            actual=state if state != "unknown" else None,
+            present=state != "unknown",
+            derived=True,
+            note=why,
+        ),
+    )
     if state == "unknown":
         raise NotChecked("no ImageState, State.ini or SYSTEM\\Setup evidence of the Sysprep state")
     if ctx.options.image_type == "specialized":
-        return Outcome(Status.FAIL, f"the image is to be uploaded specialized (the image_type option; the image is "
-                       f"{state}): a Marketplace image is published generalized", "generalized", state, ev)
+        return Outcome(
+            Status.FAIL,
+            f"the image is to be uploaded specialized (the image_type option; the image is "
+            f"{state}): a Marketplace image is published generalized",
+            "generalized",
+            state,
+            ev,
+        )
     if state == "generalized":
         return Outcome(Status.PASS, f"the image is generalized ({why})", "generalized", state, ev)
     if state == "undeployable":
-        return Outcome(Status.FAIL, f"the image is in no deployable state ({why}): a sysprep run did not finish; run "
-                       "it again to completion", "generalized", state, ev)
-    return Outcome(Status.FAIL, f"the image is {state} ({why}): certification provisions a generalized image only",
-                   "generalized", state, ev)
+        return Outcome(
+            Status.FAIL,
+            f"the image is in no deployable state ({why}): a sysprep run did not finish; run it again to completion",
+            "generalized",
+            state,
+            ev,
+        )
+    return Outcome(
+        Status.FAIL,
+        f"the image is {state} ({why}): certification provisions a generalized image only",
+        "generalized",
+        state,
+        ev,
+    )
 
 
 # --- BitLocker on the OS disk ----------------------------------------------------------------------------------
@@ -305,56 +360,80 @@ def _encrypted(parts: list[PartitionFacts]) -> list[PartitionFacts]:
     return [p for p in parts if p.encrypted or p.filesystem == "bitlocker"]
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.os_disk_not_encrypted",
     hives=(),
     needs_guest=False,
     title="No BitLocker-encrypted volume on the OS disk",
     severity=Severity.REQUIRED,
     rationale="Certification's Windows test case 9: \"BitLocker Drive Encryption isn't supported on the operating "
-              "system hard disk, but it might be used on data disks.\" Every partition of the OS disk is judged by "
-              "its BitLocker signature (-FVE-FS-), the system and recovery partitions too; data disks are not "
-              "(disk.os_volume_not_bitlocker of the azure-2022 baseline fails them as well, for Sysprep).",
+    'system hard disk, but it might be used on data disks." Every partition of the OS disk is judged by '
+    "its BitLocker signature (-FVE-FS-), the system and recovery partitions too; data disks are not "
+    "(disk.os_volume_not_bitlocker of the azure-2022 baseline fails them as well, for Sysprep).",
     source=f"{_FAQ}: Windows test cases (9, BitLocker Drive Encryption)",
     remediation="manage-bde -off C:  (inside the VM; wait until manage-bde -status shows Fully Decrypted), then "
-                "generalize and capture the image again",
-    )
+    "generalize and capture the image again",
+)
 def check_os_disk_not_encrypted(ctx: AuditContext) -> Outcome:
     facts = ctx.facts
     if not facts.partitions:
         raise NotChecked("no partitions of the OS disk were read")
     enc = _encrypted(facts.partitions)
     actual = {"partitions": len(facts.partitions), "encrypted": [p.index for p in enc]}
-    ev = (Evidence(source="facts", key="partitions", actual=actual, present=True,
-                   note="BitLocker signature -FVE-FS- in a volume boot sector"),)
+    ev = (
+        Evidence(
+            source="facts",
+            key="partitions",
+            actual=actual,
+            present=True,
+            note="BitLocker signature -FVE-FS- in a volume boot sector",
+        ),
+    )
     if enc or facts.bitlocker:
         where = ", ".join(f"#{p.index} ({p.type_name}, offset {p.offset})" for p in enc) or "the Windows volume"
         windows = any(p.index == facts.windows_partition for p in enc) or facts.windows_partition is None
-        fix = ("manage-bde -off C:  (inside the VM; wait for Fully Decrypted), then generalize and capture again"
-               if windows else f"Decrypt partition {where} inside the VM (manage-bde -off <its drive letter>), then "
-               "generalize and capture again")
-        return Outcome(Status.FAIL, f"BitLocker-encrypted partition on the OS disk: {where}; certification does not "
-                       "support an encrypted OS disk", "no encrypted partition", actual, ev, remediation=fix)
-    return Outcome(Status.PASS, f"none of the OS disk's {len(facts.partitions)} partitions carries the BitLocker "
-                   "signature", "no encrypted partition", actual, ev)
+        fix = (
+            "manage-bde -off C:  (inside the VM; wait for Fully Decrypted), then generalize and capture again"
+            if windows
+            else f"Decrypt partition {where} inside the VM (manage-bde -off <its drive letter>), then "
+            "generalize and capture again"
+        )
+        return Outcome(
+            Status.FAIL,
+            f"BitLocker-encrypted partition on the OS disk: {where}; certification does not "
+            "support an encrypted OS disk",
+            "no encrypted partition",
+            actual,
+            ev,
+            remediation=fix,
+        )
+    return Outcome(
+        Status.PASS,
+        f"none of the OS disk's {len(facts.partitions)} partitions carries the BitLocker signature",
+        "no encrypted partition",
+        actual,
+        ev,
+    )
 
 
 # --- disk sizes --------------------------------------------------------------------------------------------------
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.os_disk_size",
     hives=(),
     needs_guest=False,
     title="OS disk virtual size from 30 GB to 250 GB (Windows)",
     severity=Severity.REQUIRED,
-    rationale="\"OS disk size validation\": \"verify that the OS disk size is within the limitation for Linux or "
-              "Windows\"; Windows: 30 GB to 250 GB (read as GiB, the unit Azure sizes disks in; Microsoft's "
-              "\"smalldisk\" images are 30 GiB). Larger disks need an exception from the support team. The "
-              "azure-2022 rule disk.os_max_size allows up to 2 TiB and has no minimum.",
+    rationale='"OS disk size validation": "verify that the OS disk size is within the limitation for Linux or '
+    "Windows\"; Windows: 30 GB to 250 GB (read as GiB, the unit Azure sizes disks in; Microsoft's "
+    '"smalldisk" images are 30 GiB). Larger disks need an exception from the support team. The '
+    "azure-2022 rule disk.os_max_size allows up to 2 TiB and has no minimum.",
     source=f"{_FAQ}: OS disk size validation",
     remediation="Resize-VHD -Path <image> -SizeBytes <30-250 GiB>, then extend or shrink the Windows partition",
-    )
+)
 def check_os_disk_size(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
     size = c.virtual_size
@@ -365,37 +444,53 @@ def check_os_disk_size(ctx: AuditContext) -> Outcome:
     ev = (_container_evidence(c, **actual, minimum=OS_DISK_MIN, maximum=OS_DISK_MAX),)
     expected = f"{OS_DISK_MIN} <= size <= {OS_DISK_MAX}"
     if size < OS_DISK_MIN:
-        fix = [_grow(c, OS_DISK_MIN),
-               "then inside the VM: Resize-Partition -DriveLetter C -Size (Get-PartitionSupportedSize -DriveLetter C)"
-               ".SizeMax"]
-        return Outcome(Status.FAIL, f"the OS disk is {_fmt(size)}, under the 30 GiB certification asks of a Windows "
-                       f"OS disk; grow it to 30 GiB", expected, size, ev,
-                       remediation="\n".join(fix))
+        fix = [
+            _grow(c, OS_DISK_MIN),
+            "then inside the VM: Resize-Partition -DriveLetter C -Size (Get-PartitionSupportedSize -DriveLetter C)"
+            ".SizeMax",
+        ]
+        return Outcome(
+            Status.FAIL,
+            f"the OS disk is {_fmt(size)}, under the 30 GiB certification asks of a Windows OS disk; grow it to 30 GiB",
+            expected,
+            size,
+            ev,
+            remediation="\n".join(fix),
+        )
     if size > OS_DISK_MAX:
         fix = []
         if used is not None and used > OS_DISK_MAX:
-            fix.append(f"inside the VM: shrink the last partition so the partitions end by {OS_DISK_MAX} bytes "
-                       f"(they end at {used}): Resize-Partition -DriveLetter C -Size <its size minus "
-                       f"{used - OS_DISK_MAX} bytes or more>")
+            fix.append(
+                f"inside the VM: shrink the last partition so the partitions end by {OS_DISK_MAX} bytes "
+                f"(they end at {used}): Resize-Partition -DriveLetter C -Size <its size minus "
+                f"{used - OS_DISK_MAX} bytes or more>"
+            )
         fix += _shrink(c, OS_DISK_MAX)
-        return Outcome(Status.FAIL, f"the OS disk is {_fmt(size)}, over the 250 GiB certification allows a Windows OS "
-                       "disk without an exception from the support team", expected, size, ev,
-                       remediation="\n".join(fix))
+        return Outcome(
+            Status.FAIL,
+            f"the OS disk is {_fmt(size)}, over the 250 GiB certification allows a Windows OS "
+            "disk without an exception from the support team",
+            expected,
+            size,
+            ev,
+            remediation="\n".join(fix),
+        )
     return Outcome(Status.PASS, f"the OS disk is {_fmt(size)}, within 30-250 GiB", expected, size, ev)
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.data_disk_size",
     hives=(),
     needs_guest=False,
     title="Data disk virtual size from 20 MB to 1023 GB",
     severity=Severity.REQUIRED,
-    rationale="\"Data disk size verification\": \"Data disk requests with a size greater than 1023 gigabytes (GB) "
-              "won't be approved\"; \"VHD specifications\": \"The VHD's virtual size is at least 20 MB\" (read as "
-              "GiB and MiB). The azure-2022 rule disk.data_max_size allows 32,767 GiB.",
+    rationale='"Data disk size verification": "Data disk requests with a size greater than 1023 gigabytes (GB) '
+    'won\'t be approved"; "VHD specifications": "The VHD\'s virtual size is at least 20 MB" (read as '
+    "GiB and MiB). The azure-2022 rule disk.data_max_size allows 32,767 GiB.",
     source=f"{_FAQ}: Data disk size verification; VHD specifications",
     remediation="Resize-VHD -Path <data disk> -SizeBytes <20 MiB-1023 GiB>",
-        disk_roles=("data",),
+    disk_roles=("data",),
 )
 def check_data_disk_size(ctx: AuditContext) -> Outcome:
     c = ctx.facts.container
@@ -407,27 +502,42 @@ def check_data_disk_size(ctx: AuditContext) -> Outcome:
     ev = (_container_evidence(c, **actual, minimum=DATA_DISK_MIN, maximum=DATA_DISK_MAX),)
     expected = f"{DATA_DISK_MIN} <= size <= {DATA_DISK_MAX}"
     if size < DATA_DISK_MIN:
-        return Outcome(Status.FAIL, f"the data disk is {_fmt(size)}, under the 20 MiB every certified VHD needs",
-                       expected, size, ev, remediation=_grow(c, DATA_DISK_MIN))
+        return Outcome(
+            Status.FAIL,
+            f"the data disk is {_fmt(size)}, under the 20 MiB every certified VHD needs",
+            expected,
+            size,
+            ev,
+            remediation=_grow(c, DATA_DISK_MIN),
+        )
     if size > DATA_DISK_MAX:
         fix = []
         if used is not None and used > DATA_DISK_MAX:
-            fix.append(f"shrink the data volume so the partitions end by {DATA_DISK_MAX} bytes (they end at {used}), "
-                       "or split the data over more disks")
+            fix.append(
+                f"shrink the data volume so the partitions end by {DATA_DISK_MAX} bytes (they end at {used}), "
+                "or split the data over more disks"
+            )
         fix += _shrink(c, DATA_DISK_MAX)
-        return Outcome(Status.FAIL, f"the data disk is {_fmt(size)}, over the 1023 GiB certification approves",
-                       expected, size, ev, remediation="\n".join(fix))
+        return Outcome(
+            Status.FAIL,
+            f"the data disk is {_fmt(size)}, over the 1023 GiB certification approves",
+            expected,
+            size,
+            ev,
+            remediation="\n".join(fix),
+        )
     return Outcome(Status.PASS, f"the data disk is {_fmt(size)}, within 20 MiB-1023 GiB", expected, size, ev)
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.data_disk_count",
     hives=(),
     needs_guest=False,
     title="At most 16 data disks",
     severity=Severity.REQUIRED,
-    rationale="\"Plan a virtual machine offer\", Technical requirements: \"You can include up to 16 data disks\" "
-              "(one VHD per data disk, even a blank one). Counted over the data disks given with the OS disk.",
+    rationale='"Plan a virtual machine offer", Technical requirements: "You can include up to 16 data disks" '
+    "(one VHD per data disk, even a blank one). Counted over the data disks given with the OS disk.",
     source=f"{_PLAN}: Technical requirements",
     remediation="Publish at most 16 data disks with the image; customers can attach more after deployment",
     references=(PLAN_VM_OFFER,),
@@ -437,34 +547,49 @@ def check_data_disk_count(ctx: AuditContext) -> Outcome:
     if not isinstance(ctx, VMContext):
         raise NotApplicable("a check across the VM's disks; it runs when an OS disk is audited with its data disks")
     names = [d.name for d in ctx.data_disks]
-    ev = (Evidence(source="facts", key="data disks", actual=names, present=True, derived=True,
-                   note=f"{len(names)} data disk(s) given"),)
+    ev = (
+        Evidence(
+            source="facts",
+            key="data disks",
+            actual=names,
+            present=True,
+            derived=True,
+            note=f"{len(names)} data disk(s) given",
+        ),
+    )
     if len(names) > MAX_DATA_DISKS:
         drop = names[MAX_DATA_DISKS:]
-        return Outcome(Status.FAIL, f"{len(names)} data disks: a VM offer's image holds at most {MAX_DATA_DISKS}",
-                       f"<= {MAX_DATA_DISKS}", len(names), ev,
-                       remediation=f"Leave {len(drop)} data disk(s) out of the image ({', '.join(drop)}), or merge "
-                                   "their data onto the others")
-    return Outcome(Status.PASS, f"{len(names)} data disk(s), within {MAX_DATA_DISKS}", f"<= {MAX_DATA_DISKS}",
-                   len(names), ev)
+        return Outcome(
+            Status.FAIL,
+            f"{len(names)} data disks: a VM offer's image holds at most {MAX_DATA_DISKS}",
+            f"<= {MAX_DATA_DISKS}",
+            len(names),
+            ev,
+            remediation=f"Leave {len(drop)} data disk(s) out of the image ({', '.join(drop)}), or merge "
+            "their data onto the others",
+        )
+    return Outcome(
+        Status.PASS, f"{len(names)} data disk(s), within {MAX_DATA_DISKS}", f"<= {MAX_DATA_DISKS}", len(names), ev
+    )
 
 
 # --- srv.sys / srv2.sys (WannaCry) ---------------------------------------------------------------------------------
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.srv_version",
     title="srv.sys / srv2.sys at or past the WannaCry (MS17-010) minimum for the Windows Server release",
     severity=Severity.REQUIRED,
-    rationale="\"WannaCry patch verification test for Windows\": \"ensure that all Windows image requests are "
-              "updated with the latest patch. You can verify the image file version from "
-              "C:\\windows\\system32\\drivers\\srv.sys or srv2.sys\": Windows Server 2008 R2 6.1.7601.23689, 2012 "
-              "6.2.9200.22099, 2012 R2 6.3.9600.18604, 2016 10.0.14393.953; Windows Server 2019 \"NA\" (no "
-              "mandatory version). srv.sys (the SMBv1 server MS17-010 fixed) is judged where present, srv2.sys "
-              "where SMBv1 was removed. The release is taken from the build (Windows 7 SP1 shares 7601).",
+    rationale='"WannaCry patch verification test for Windows": "ensure that all Windows image requests are '
+    "updated with the latest patch. You can verify the image file version from "
+    'C:\\windows\\system32\\drivers\\srv.sys or srv2.sys": Windows Server 2008 R2 6.1.7601.23689, 2012 '
+    '6.2.9200.22099, 2012 R2 6.3.9600.18604, 2016 10.0.14393.953; Windows Server 2019 "NA" (no '
+    "mandatory version). srv.sys (the SMBv1 server MS17-010 fixed) is judged where present, srv2.sys "
+    "where SMBv1 was removed. The release is taken from the build (Windows 7 SP1 shares 7601).",
     source=f"{_FAQ}: WannaCry patch verification test for Windows",
     remediation="Install the latest cumulative update (or monthly rollup) for the Windows release, then generalize "
-                "and capture the image again",
+    "and capture the image again",
     references=("https://learn.microsoft.com/security-updates/securitybulletins/2017/ms17-010",),
 )
 def check_srv_version(ctx: AuditContext) -> Outcome:
@@ -475,8 +600,10 @@ def check_srv_version(ctx: AuditContext) -> Outcome:
         raise NotApplicable(f"{build_name(osf.build)}: the table sets no minimum from Windows Server 2019 on (NA)")
     row = SRV_MINIMUMS.get(osf.build)
     if row is None:
-        raise NotApplicable(f"{build_name(osf.build)} is none of the table's releases (Windows Server 2008 R2, 2012, "
-                            "2012 R2, 2016, 2019)")
+        raise NotApplicable(
+            f"{build_name(osf.build)} is none of the table's releases (Windows Server 2008 R2, 2012, "
+            "2012 R2, 2016, 2019)"
+        )
     release, minimum, kbs = row
     if ctx.files is None:
         raise NotChecked("the Windows volume's files were not read")
@@ -485,31 +612,56 @@ def check_srv_version(ctx: AuditContext) -> Outcome:
     for path in SRV_FILES:
         present = ctx.files.exists(path)
         version = ctx.files.file_version(path) if present else None
-        ev.append(Evidence(source="file", key=path, value_name="FileVersion", actual=format_version(version)
-                           if version else None, present=present,
-                           note=("version resource not readable" if present and version is None else
-                                 f"{release} minimum {format_version(minimum)}")))
+        ev.append(
+            Evidence(
+                source="file",
+                key=path,
+                value_name="FileVersion",
+                actual=format_version(version) if version else None,
+                present=present,
+                note=(
+                    "version resource not readable"
+                    if present and version is None
+                    else f"{release} minimum {format_version(minimum)}"
+                ),
+            )
+        )
         if present:
             found.append((path, version))
     judged = next(((p, v) for p, v in found if v is not None), None)
     if judged is None:
-        why = ("neither srv.sys nor srv2.sys exists in Windows\\System32\\drivers" if not found else
-               "the version resource of " + " and ".join(_name(p) for p, _ in found) + " could not be read")
+        why = (
+            "neither srv.sys nor srv2.sys exists in Windows\\System32\\drivers"
+            if not found
+            else "the version resource of " + " and ".join(_name(p) for p, _ in found) + " could not be read"
+        )
         raise NotChecked(why)
     path, version = judged
     assert version is not None
     text = format_version(version)
     if version[:3] != minimum[:3]:
-        raise NotChecked(f"{_name(path)} is {text}, not of the {format_version(minimum[:3])} line the table gives for "
-                         f"{release}: the file does not belong to this build")
+        raise NotChecked(
+            f"{_name(path)} is {text}, not of the {format_version(minimum[:3])} line the table gives for "
+            f"{release}: the file does not belong to this build"
+        )
     if version < minimum:
-        return Outcome(Status.FAIL, f"{_name(path)} is {text}, older than the {format_version(minimum)} certification "
-                       f"asks of {release}: the image lacks the WannaCry (MS17-010) fix", format_version(minimum),
-                       text, tuple(ev),
-                       remediation=f"Install the latest cumulative update for {release} (MS17-010 came with {kbs}; "
-                                   "any later one carries it), then generalize and capture the image again")
-    return Outcome(Status.PASS, f"{_name(path)} is {text}, at or past {format_version(minimum)} ({release})",
-                   format_version(minimum), text, tuple(ev))
+        return Outcome(
+            Status.FAIL,
+            f"{_name(path)} is {text}, older than the {format_version(minimum)} certification "
+            f"asks of {release}: the image lacks the WannaCry (MS17-010) fix",
+            format_version(minimum),
+            text,
+            tuple(ev),
+            remediation=f"Install the latest cumulative update for {release} (MS17-010 came with {kbs}; "
+            "any later one carries it), then generalize and capture the image again",
+        )
+    return Outcome(
+        Status.PASS,
+        f"{_name(path)} is {text}, at or past {format_version(minimum)} ({release})",
+        format_version(minimum),
+        text,
+        tuple(ev),
+    )
 
 
 # --- server roles and features -------------------------------------------------------------------------------------
@@ -553,8 +705,11 @@ def _installed_components(cache: RegKey) -> list[_Component]:
     subkeys = cache.subkeys()
     if len(subkeys) > _MAX_COMPONENTS:
         raise NotChecked(f"ServerComponentCache holds {len(subkeys)} subkeys, more than the {_MAX_COMPONENTS} read")
-    return [_Component(k.name, state.data if (state := k.value("InstallState")) is not None else None)
-            for k in subkeys if k.name.lower() in wanted]
+    return [
+        _Component(k.name, state.data if (state := k.value("InstallState")) is not None else None)
+        for k in subkeys
+        if k.name.lower() in wanted
+    ]
 
 
 def _role_services(ctx: AuditContext) -> list[tuple[str, str]]:
@@ -572,19 +727,20 @@ def _role_services(ctx: AuditContext) -> list[tuple[str, str]]:
     return found
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.unsupported_roles",
     title="No server role or feature certification flags as unsupported is installed",
     severity=Severity.REQUIRED,
     rationale="Certification's Windows test cases 3-16 name roles and features that \"isn't yet supported\" "
-              "(the application must not depend on them): Failover Clustering, the DHCP Server role, Remote "
-              "Access (DirectAccess), Rights Management Services, Windows Deployment Services, Internet Storage "
-              "Name Server, Multipath I/O, Network Load Balancing, Peer Name Resolution Protocol, SNMP Services, "
-              "WINS, Wireless LAN Service (IPv6, test case 4, is part of every Windows: see "
-              "marketplace.application_dependencies). The older copies of the page also list the Hyper-V role; "
-              "the later one does not, and neither does this rule. Installed means InstallState = 1 under Server "
-              "Manager's ServerComponentCache; without that cache, a service only the role installs (ClusSvc, "
-              "DHCPServer, RaMgmtSvc, WDSServer, SNMP, WINS) shows it, but its absence proves nothing.",
+    "(the application must not depend on them): Failover Clustering, the DHCP Server role, Remote "
+    "Access (DirectAccess), Rights Management Services, Windows Deployment Services, Internet Storage "
+    "Name Server, Multipath I/O, Network Load Balancing, Peer Name Resolution Protocol, SNMP Services, "
+    "WINS, Wireless LAN Service (IPv6, test case 4, is part of every Windows: see "
+    "marketplace.application_dependencies). The older copies of the page also list the Hyper-V role; "
+    "the later one does not, and neither does this rule. Installed means InstallState = 1 under Server "
+    "Manager's ServerComponentCache; without that cache, a service only the role installs (ClusSvc, "
+    "DHCPServer, RaMgmtSvc, WDSServer, SNMP, WINS) shows it, but its absence proves nothing.",
     source=f"{_FAQ}: Windows test cases (3-16)",
     remediation="Uninstall-WindowsFeature -Name <the features found> -Remove (inside the VM), then generalize again",
     references=(ROLE_STATE_DOC,),
@@ -596,51 +752,97 @@ def check_unsupported_roles(ctx: AuditContext) -> Outcome:
         components = _installed_components(cache)
         installed = [c.name for c in components if c.install_state == INSTALLED]
         states = {c.name: c.install_state for c in components}
-        ev: list[Evidence] = [key_evidence(ctx, SERVER_COMPONENT_CACHE, cache, actual=states, derived=True,
-                                           note=f"InstallState of the {len(states)} flagged component(s) listed")]
+        ev: list[Evidence] = [
+            key_evidence(
+                ctx,
+                SERVER_COMPONENT_CACHE,
+                cache,
+                actual=states,
+                derived=True,
+                note=f"InstallState of the {len(states)} flagged component(s) listed",
+            )
+        ]
         flagged = _flagged(installed)
         if flagged:
             words = "; ".join(f"{case} ({feature})" for case, feature in flagged)
-            return Outcome(Status.FAIL, f"installed: {words}; certification does not support them",
-                           "none installed", [f for _, f in flagged], tuple(ev),
-                           remediation=_uninstall_fix(ctx, [f for _, f in flagged]))
+            return Outcome(
+                Status.FAIL,
+                f"installed: {words}; certification does not support them",
+                "none installed",
+                [f for _, f in flagged],
+                tuple(ev),
+                remediation=_uninstall_fix(ctx, [f for _, f in flagged]),
+            )
         if services:
             # the cache says not installed, yet a role's service is registered: the two disagree
             words = ", ".join(f"{svc} ({case})" for case, svc in services)
-            ev.append(key_evidence(ctx, osinfo.SERVICES, None, actual=[s for _, s in services], derived=True,
-                                   note="role-only services registered"))
-            return Outcome(Status.WARNING, f"ServerComponentCache records none of the flagged roles as installed, "
-                           f"but their services are registered: {words}; check with Get-WindowsFeature on the VM",
-                           "none installed", [s for _, s in services], tuple(ev))
-        return Outcome(Status.PASS, f"ServerComponentCache lists {len(states)} of the flagged components, none "
-                       "installed (InstallState 1)", "none installed", [], tuple(ev))
+            ev.append(
+                key_evidence(
+                    ctx,
+                    osinfo.SERVICES,
+                    None,
+                    actual=[s for _, s in services],
+                    derived=True,
+                    note="role-only services registered",
+                )
+            )
+            return Outcome(
+                Status.WARNING,
+                f"ServerComponentCache records none of the flagged roles as installed, "
+                f"but their services are registered: {words}; check with Get-WindowsFeature on the VM",
+                "none installed",
+                [s for _, s in services],
+                tuple(ev),
+            )
+        return Outcome(
+            Status.PASS,
+            f"ServerComponentCache lists {len(states)} of the flagged components, none installed (InstallState 1)",
+            "none installed",
+            [],
+            tuple(ev),
+        )
     if services:
         words = ", ".join(f"{svc} ({case})" for case, svc in services)
-        ev = [key_evidence(ctx, osinfo.SERVICES + "\\" + svc, ctx.registry.key(osinfo.SERVICES + "\\" + svc),
-                           note=f"the service of {case}") for case, svc in services]
+        ev = [
+            key_evidence(
+                ctx,
+                osinfo.SERVICES + "\\" + svc,
+                ctx.registry.key(osinfo.SERVICES + "\\" + svc),
+                note=f"the service of {case}",
+            )
+            for case, svc in services
+        ]
         features = [UNSUPPORTED_FEATURES[case][0] for case, _ in services]
-        return Outcome(Status.FAIL, f"role services registered: {words}; certification does not support these roles",
-                       "none installed", [s for _, s in services], tuple(ev),
-                       remediation=_uninstall_fix(ctx, features))
+        return Outcome(
+            Status.FAIL,
+            f"role services registered: {words}; certification does not support these roles",
+            "none installed",
+            [s for _, s in services],
+            tuple(ev),
+            remediation=_uninstall_fix(ctx, features),
+        )
     osf = os_of(ctx)
     if osf is not None and osf.is_server is False:
         raise NotApplicable("a client edition of Windows: the roles are Windows Server's")
-    raise NotChecked("Server Manager's ServerComponentCache is not in the SOFTWARE hive and no role-only service "
-                     "is registered; the absence of services does not prove the roles absent")
+    raise NotChecked(
+        "Server Manager's ServerComponentCache is not in the SOFTWARE hive and no role-only service "
+        "is registered; the absence of services does not prove the roles absent"
+    )
 
 
 # --- software compliance -------------------------------------------------------------------------------------------
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.sql_server",
     title="SQL Server installed: it must come from an approved SQL Server base image (review)",
     severity=Severity.REQUIRED,
-    rationale="\"Software compliance for Windows\": \"Don't create your own Windows image with SQL Server installed "
-              "in it. Use the approved SQL Server base images (Enterprise/Standard/web) from Azure Marketplace.\" "
-              "The instances are listed under Microsoft SQL Server\\Instance Names (SQL, OLAP, RS; and under "
-              "WOW6432Node for a 32-bit SQL Server). Whether the image was built from an approved base cannot be "
-              "read offline: an instance makes the rule manual, for review.",
+    rationale='"Software compliance for Windows": "Don\'t create your own Windows image with SQL Server installed '
+    'in it. Use the approved SQL Server base images (Enterprise/Standard/web) from Azure Marketplace." '
+    "The instances are listed under Microsoft SQL Server\\Instance Names (SQL, OLAP, RS; and under "
+    "WOW6432Node for a 32-bit SQL Server). Whether the image was built from an approved base cannot be "
+    "read offline: an instance makes the rule manual, for review.",
     source=f"{_FAQ}: Software compliance for Windows",
     remediation="Build the image on the approved SQL Server base image from Azure Marketplace, or uninstall SQL Server",
     references=(APPROVED_BASE,),
@@ -656,29 +858,49 @@ def check_sql_server(ctx: AuditContext) -> Outcome:
             for value in kind.values():
                 found[f"{kind.name}\\{value.name}"] = str(value.data)
         instances.update(found)
-        ev.append(key_evidence(ctx, path, key, actual=found or None, derived=bool(found),
-                               note=f"{len(found)} instance(s)" if key is not None else ""))
+        ev.append(
+            key_evidence(
+                ctx,
+                path,
+                key,
+                actual=found or None,
+                derived=bool(found),
+                note=f"{len(found)} instance(s)" if key is not None else "",
+            )
+        )
     if instances:
         names = ", ".join(f"{k} = {v}" for k, v in instances.items())
-        return Outcome(Status.MANUAL, f"SQL Server instances installed ({names}): certification rejects SQL Server "
-                       "installed from the publisher's own media; confirm the image is built on an approved SQL "
-                       "Server base image", "no SQL Server, or an approved SQL Server base", instances, tuple(ev),
-                       reason="whether the image comes from an approved SQL Server base image is not recorded in it")
-    return Outcome(Status.PASS, "no SQL Server instance is registered (Instance Names absent)",
-                   "no SQL Server, or an approved SQL Server base", {}, tuple(ev))
+        return Outcome(
+            Status.MANUAL,
+            f"SQL Server instances installed ({names}): certification rejects SQL Server "
+            "installed from the publisher's own media; confirm the image is built on an approved SQL "
+            "Server base image",
+            "no SQL Server, or an approved SQL Server base",
+            instances,
+            tuple(ev),
+            reason="whether the image comes from an approved SQL Server base image is not recorded in it",
+        )
+    return Outcome(
+        Status.PASS,
+        "no SQL Server instance is registered (Instance Names absent)",
+        "no SQL Server, or an approved SQL Server base",
+        {},
+        tuple(ev),
+    )
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.licensed_products",
     title="Visual Studio or Office installed: needs the support team's prior approval (review)",
     severity=Severity.RECOMMENDED,
-    rationale="\"Software compliance for Windows\": \"If you're trying to install Visual Studio or any "
-              "Office-licensed product, contact the Support team for prior approval.\" Read from the Programs and "
-              "Features list (the Uninstall keys, 64- and 32-bit); redistributables and runtimes are not products "
-              "that need approval.",
+    rationale='"Software compliance for Windows": "If you\'re trying to install Visual Studio or any '
+    'Office-licensed product, contact the Support team for prior approval." Read from the Programs and '
+    "Features list (the Uninstall keys, 64- and 32-bit); redistributables and runtimes are not products "
+    "that need approval.",
     source=f"{_FAQ}: Software compliance for Windows",
     remediation="Ask the Partner Center support team for approval before submitting, or uninstall the product",
-    )
+)
 def check_licensed_products(ctx: AuditContext) -> Outcome:
     _software_verified(ctx)
     matches: list[str] = []
@@ -699,11 +921,18 @@ def check_licensed_products(ctx: AuditContext) -> Outcome:
         raise NotChecked("no Uninstall key (Programs and Features) in the SOFTWARE hive")
     products = sorted(set(matches))
     if products:
-        return Outcome(Status.MANUAL, f"installed: {', '.join(products)}; certification needs the support team's prior "
-                       "approval for Visual Studio and Office-licensed products", "none, or approved", products,
-                       tuple(ev), reason="an approval is not recorded in the image")
-    return Outcome(Status.PASS, "no Visual Studio or Office product in Programs and Features", "none, or approved", [],
-                   tuple(ev))
+        return Outcome(
+            Status.MANUAL,
+            f"installed: {', '.join(products)}; certification needs the support team's prior "
+            "approval for Visual Studio and Office-licensed products",
+            "none, or approved",
+            products,
+            tuple(ev),
+            reason="an approval is not recorded in the image",
+        )
+    return Outcome(
+        Status.PASS, "no Visual Studio or Office product in Programs and Features", "none, or approved", [], tuple(ev)
+    )
 
 
 # --- what needs the running VM -----------------------------------------------------------------------------------
@@ -713,52 +942,59 @@ def _manual(step: str, why: str) -> Outcome:
     return Outcome(Status.MANUAL, f"not checked offline ({why}); do it on the running VM: {step}", reason=why)
 
 
-_TOOL_STEP = ("Deploy a VM from the image and run the Certification Test Tool for Azure VMs "
-              "(aka.ms/AzureCertificationTestTool) against it over WinRM; attach its report to the submission")
+_TOOL_STEP = (
+    "Deploy a VM from the image and run the Certification Test Tool for Azure VMs "
+    "(aka.ms/AzureCertificationTestTool) against it over WinRM; attach its report to the submission"
+)
 _TOOL_WHY = "the tool tests a running VM over WinRM (provisioning, extensions, the Windows test cases)"
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.certification_test_tool",
     title="Certification Test Tool for Azure VMs run on a VM deployed from the image",
     severity=Severity.REQUIRED,
     rationale=f"Needs a running VM: {_TOOL_WHY}.",
     source=f"{_FAQ}: Toolkit test case execution failed; VM access denied",
     remediation=_TOOL_STEP,
-    )
+)
 def check_certification_test_tool(ctx: AuditContext) -> Outcome:
     return _manual(_TOOL_STEP, _TOOL_WHY)
 
 
-_DEPENDENCY_STEP = ("Check on the running VM that the application works without the built-in administrator "
-                    "account and with IPv4 only")
+_DEPENDENCY_STEP = (
+    "Check on the running VM that the application works without the built-in administrator account and with IPv4 only"
+)
 _DEPENDENCY_WHY = "Windows test cases 2 (user account dependency) and 4 (IPv6) are about the application's behaviour"
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.application_dependencies",
     title="The application depends neither on the administrator account nor on IPv6",
     severity=Severity.REQUIRED,
     rationale=f"Needs a running VM: {_DEPENDENCY_WHY}.",
     source=f"{_FAQ}: Windows test cases (2, 4)",
     remediation=_DEPENDENCY_STEP,
-    )
+)
 def check_application_dependencies(ctx: AuditContext) -> Outcome:
     return _manual(_DEPENDENCY_STEP, _DEPENDENCY_WHY)
 
 
-_CREDENTIALS_STEP = ("Remove every account and password the application ships with; let the customer set the "
-                     "credentials at deployment")
+_CREDENTIALS_STEP = (
+    "Remove every account and password the application ships with; let the customer set the credentials at deployment"
+)
 _CREDENTIALS_WHY = "passwords cannot be read offline, and the application's own accounts are not Windows'"
 
 
-@rule(GROUP,
+@rule(
+    GROUP,
     id="marketplace.no_default_credentials",
     title="No default credentials shipped in the image",
     severity=Severity.REQUIRED,
-    rationale=f"Needs a running VM: {_CREDENTIALS_WHY}. \"Never send default credentials with the submitted VHD.\"",
+    rationale=f'Needs a running VM: {_CREDENTIALS_WHY}. "Never send default credentials with the submitted VHD."',
     source=f"{_FAQ}: Default credentials",
     remediation=_CREDENTIALS_STEP,
-    )
+)
 def check_no_default_credentials(ctx: AuditContext) -> Outcome:
     return _manual(_CREDENTIALS_STEP, _CREDENTIALS_WHY)

@@ -64,13 +64,19 @@ NVME_IMAGES = "https://learn.microsoft.com/azure/virtual-machines/enable-nvme-in
 #: required when the target's disk controller is NVMe, advice (a warning) under SCSI
 NVME = Group(area="nvme", baselines=PLATFORM_BASELINE, required_for=AuditContext.nvme_required)
 
-_DOC = ("Automate SCSI-to-NVMe conversion for Linux and Windows VMs (learn.microsoft.com/azure/virtual-machines/"
-        "converting-scsi-to-nvme-storage, ms.date 2026-05-26)")
-_SCRIPT = ("Azure-NVMe-Conversion.ps1 and windows-manual-nvme-prepare.ps1 (github.com/Azure/SAP-on-Azure-Scripts-"
-           "and-Utilities, Azure-NVMe-Utils, version 2026070101, 2026-07-01)")
+_DOC = (
+    "Automate SCSI-to-NVMe conversion for Linux and Windows VMs (learn.microsoft.com/azure/virtual-machines/"
+    "converting-scsi-to-nvme-storage, ms.date 2026-05-26)"
+)
+_SCRIPT = (
+    "Azure-NVMe-Conversion.ps1 and windows-manual-nvme-prepare.ps1 (github.com/Azure/SAP-on-Azure-Scripts-"
+    "and-Utilities, Azure-NVMe-Utils, version 2026070101, 2026-07-01)"
+)
 _OVERVIEW = "NVMe overview (learn.microsoft.com/azure/virtual-machines/nvme-overview, ms.date 2024-07-31)"
-_IMAGES = ("Supported OS images for remote NVMe (learn.microsoft.com/azure/virtual-machines/enable-nvme-interface, "
-           "ms.date 2026-06-18)")
+_IMAGES = (
+    "Supported OS images for remote NVMe (learn.microsoft.com/azure/virtual-machines/enable-nvme-interface, "
+    "ms.date 2026-06-18)"
+)
 
 #: the storage boot chain Azure's checker wants boot-start besides pci and stornvme
 BOOT_CHAIN: tuple[str, ...] = ("partmgr", "disk", "volmgr", "volume", "volsnap", "mountmgr")
@@ -82,8 +88,9 @@ _CONTROL_SET = re.compile(r"^ControlSet(\d{3})$", re.IGNORECASE)
 #: the mount point the offline fix lines load the image's SYSTEM hive at
 OFFLINE_MOUNT = r"HKLM\IMG_SYSTEM"
 _OFFLINE_LOAD = rf"reg load {OFFLINE_MOUNT} <Windows volume>\Windows\System32\config\SYSTEM"
-_NO_SCSI_BOOT = "then shut down and capture the image without booting it on SCSI again (each SCSI boot writes " \
-                "StartOverride back)"
+_NO_SCSI_BOOT = (
+    "then shut down and capture the image without booting it on SCSI again (each SCSI boot writes StartOverride back)"
+)
 
 _SERVICES_RATIONALE = (
     "On an NVMe controller Windows finds its boot disk only through stornvme (the NVMe storage driver) on the "
@@ -122,8 +129,12 @@ def control_sets(ctx: AuditContext) -> list[ControlSet]:
     def make() -> list[ControlSet]:
         select = system.key("Select")
         roles: dict[int, list[str]] = {}
-        for value_name, role in (("Current", "current"), ("Default", "default"), ("LastKnownGood", "LastKnownGood"),
-                                 ("Failed", "failed")):
+        for value_name, role in (
+            ("Current", "current"),
+            ("Default", "default"),
+            ("LastKnownGood", "LastKnownGood"),
+            ("Failed", "failed"),
+        ):
             value = select.value(value_name) if select is not None else None
             if value is not None and isinstance(value.data, int) and value.data > 0:
                 roles.setdefault(value.data, []).append(role)
@@ -140,8 +151,10 @@ def control_sets(ctx: AuditContext) -> list[ControlSet]:
     if not sets:
         raise HiveUnavailable("SYSTEM", "the SYSTEM hive holds no ControlSet00n key")
     if len(sets) > _MAX_CONTROL_SETS:
-        raise HiveUnavailable("SYSTEM", f"the SYSTEM hive holds more than {_MAX_CONTROL_SETS} ControlSet00n keys; "
-                                        "not a hive Windows wrote")
+        raise HiveUnavailable(
+            "SYSTEM",
+            f"the SYSTEM hive holds more than {_MAX_CONTROL_SETS} ControlSet00n keys; not a hive Windows wrote",
+        )
     return sets
 
 
@@ -167,8 +180,10 @@ def _remediation(inside: list[str], absent: list[str]) -> str:
     """The finding's fix as statements to run inside the VM, one a line (what ``azvhdaudit fix`` scripts)."""
     lines = list(dict.fromkeys(inside))
     if inside:
-        lines.append("Then shut down and capture the image without booting it on SCSI again (each SCSI boot writes "
-                     "StartOverride back).")
+        lines.append(
+            "Then shut down and capture the image without booting it on SCSI again (each SCSI boot writes "
+            "StartOverride back)."
+        )
     if absent:
         lines += ["DISM /Online /Cleanup-Image /RestoreHealth", "sfc /scannow"]
     return "\n".join(lines)
@@ -179,13 +194,17 @@ def _fix_text(inside: list[str], offline: list[str], absent: list[str]) -> str:
     at all (no key to set) the repair of the inbox drivers."""
     parts = []
     if inside:
-        parts.append(f"inside the VM (PowerShell, as administrator): {'; '.join(inside)}; {_NO_SCSI_BOOT}. Or "
-                     f"offline, on the image's hive: {_OFFLINE_LOAD}; {'; '.join(offline)}; reg unload {OFFLINE_MOUNT}")
+        parts.append(
+            f"inside the VM (PowerShell, as administrator): {'; '.join(inside)}; {_NO_SCSI_BOOT}. Or "
+            f"offline, on the image's hive: {_OFFLINE_LOAD}; {'; '.join(offline)}; reg unload {OFFLINE_MOUNT}"
+        )
     if absent:
         names = sorted(set(absent))
-        parts.append(f"the driver service{'s' if len(names) > 1 else ''} {', '.join(names)} "
-                     f"{'are' if len(names) > 1 else 'is'} not registered: repair the inbox drivers inside the VM "
-                     "(DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow)")
+        parts.append(
+            f"the driver service{'s' if len(names) > 1 else ''} {', '.join(names)} "
+            f"{'are' if len(names) > 1 else 'is'} not registered: repair the inbox drivers inside the VM "
+            "(DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow)"
+        )
     return ". Also: ".join(parts)
 
 
@@ -198,15 +217,19 @@ def _offline_path(cs: ControlSet, *parts: str) -> str:
 
 
 def _fix_start(cs: ControlSet, service: str) -> tuple[str, str]:
-    return (f"Set-ItemProperty -Path '{_ps_path(cs, 'Services', service)}' -Name Start -Value 0 -Type DWord",
-            f'reg add "{_offline_path(cs, "Services", service)}" /v Start /t REG_DWORD /d 0 /f')
+    return (
+        f"Set-ItemProperty -Path '{_ps_path(cs, 'Services', service)}' -Name Start -Value 0 -Type DWord",
+        f'reg add "{_offline_path(cs, "Services", service)}" /v Start /t REG_DWORD /d 0 /f',
+    )
 
 
 def _fix_override(cs: ControlSet, service: str) -> tuple[str, str]:
     # -ErrorAction SilentlyContinue: the line may run again after the key is gone
-    return (f"Remove-Item -Path '{_ps_path(cs, 'Services', service, 'StartOverride')}' -Recurse -Force "
-            "-ErrorAction SilentlyContinue",
-            f'reg delete "{_offline_path(cs, "Services", service, "StartOverride")}" /f')
+    return (
+        f"Remove-Item -Path '{_ps_path(cs, 'Services', service, 'StartOverride')}' -Recurse -Force "
+        "-ErrorAction SilentlyContinue",
+        f'reg delete "{_offline_path(cs, "Services", service, "StartOverride")}" /f',
+    )
 
 
 def _evidence(ctx: AuditContext, cs: ControlSet, path: str, name: str | None, value: Any, note: str = "") -> Evidence:
@@ -251,13 +274,17 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
         bad = _bad_overrides(overrides)
         if bad:
             shown = ", ".join(f"{n} = {plain(d)}" for n, d in sorted(bad.items()))
-            problems.append(f"{cs.label}: Services\\{service}\\StartOverride holds {shown}, which overrides the "
-                            "boot start")
+            problems.append(
+                f"{cs.label}: Services\\{service}\\StartOverride holds {shown}, which overrides the boot start"
+            )
             ps, reg = _fix_override(cs, service)
             inside.append(ps)
             offline.append(reg)
-    expected = ("Start = 0 and no StartOverride holding a non-zero value" if need_start
-                else "no StartOverride holding a non-zero value")
+    expected = (
+        "Start = 0 and no StartOverride holding a non-zero value"
+        if need_start
+        else "no StartOverride holding a non-zero value"
+    )
     expected += f" in every control set ({', '.join(c.name for c in sets)})"
     if problems:
         return Outcome(
@@ -269,15 +296,20 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
             remediation=_remediation(inside, absent),
         )
     what = "Start = 0 and no blocking StartOverride" if need_start else "no blocking StartOverride"
-    return Outcome(Status.PASS, f"{service}: {what} in {', '.join(c.label for c in sets)}", expected=expected,
-                   actual=found, evidence=tuple(evidence))
+    return Outcome(
+        Status.PASS,
+        f"{service}: {what} in {', '.join(c.label for c in sets)}",
+        expected=expected,
+        actual=found,
+        evidence=tuple(evidence),
+    )
 
 
 _OVERRIDE_FIX = (
     "For each control set named in the finding, inside the VM: Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet00n\\"
     "Services\\<driver>\\StartOverride' -Recurse -Force and Set-ItemProperty ... -Name Start -Value 0 -Type DWord "
     "(or sc.exe config <driver> start=boot for the current set), then shut down without another SCSI boot; "
-    "offline: reg delete \"HKLM\\<loaded hive>\\ControlSet00n\\Services\\<driver>\\StartOverride\" /f. The "
+    'offline: reg delete "HKLM\\<loaded hive>\\ControlSet00n\\Services\\<driver>\\StartOverride" /f. The '
     "finding's message gives the exact lines."
 )
 
@@ -288,8 +320,8 @@ _OVERRIDE_FIX = (
     title="stornvme (the NVMe storage driver) starts at boot in every control set, with no StartOverride",
     severity=Severity.REQUIRED,
     rationale=_SERVICES_RATIONALE,
-    source=f"{_DOC}: \"Windows VM doesn't boot after conversion\"; {_SCRIPT}: stornvme Start and StartOverride "
-           "checks over all ControlSets",
+    source=f'{_DOC}: "Windows VM doesn\'t boot after conversion"; {_SCRIPT}: stornvme Start and StartOverride '
+    "checks over all ControlSets",
     remediation=_OVERRIDE_FIX,
     references=(CONVERSION_DOC, CONVERSION_SCRIPT, PREPARE_SCRIPT),
 )
@@ -332,7 +364,7 @@ def check_vpci(ctx: AuditContext) -> Outcome:
     NVME,
     id="nvme.storage_boot_chain",
     title="The storage boot chain (partmgr, disk, volmgr, volume, volsnap, mountmgr) starts at boot in every "
-          "control set",
+    "control set",
     severity=Severity.REQUIRED,
     rationale="Below stornvme, the partition manager, disk class driver, volume manager, volume, snapshot and "
     "mount manager drivers must load at boot to reach the Windows volume; Azure's checker lists them with pci and "
@@ -340,7 +372,7 @@ def check_vpci(ctx: AuditContext) -> Outcome:
     source=f"{_SCRIPT}: boot driver check (pci, stornvme, partmgr, disk, volmgr, volume, volsnap, mountmgr)",
     remediation="For each driver and control set named in the finding: Set-ItemProperty -Path 'HKLM:\\SYSTEM\\"
     "ControlSet00n\\Services\\<driver>' -Name Start -Value 0 -Type DWord (inside the VM), or reg add "
-    "\"HKLM\\<loaded hive>\\ControlSet00n\\Services\\<driver>\" /v Start /t REG_DWORD /d 0 /f (offline).",
+    '"HKLM\\<loaded hive>\\ControlSet00n\\Services\\<driver>" /v Start /t REG_DWORD /d 0 /f (offline).',
     references=(CONVERSION_SCRIPT,),
 )
 def check_boot_chain(ctx: AuditContext) -> Outcome:
@@ -373,10 +405,18 @@ def check_boot_chain(ctx: AuditContext) -> Outcome:
         return Outcome(
             Status.FAIL,
             f"not boot-start: {'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
-            expected=expected, actual=found, evidence=tuple(evidence), remediation=_remediation(inside, absent),
+            expected=expected,
+            actual=found,
+            evidence=tuple(evidence),
+            remediation=_remediation(inside, absent),
         )
-    return Outcome(Status.PASS, f"{', '.join(BOOT_CHAIN)} start at boot (0) in {', '.join(c.label for c in sets)}",
-                   expected=expected, actual=found, evidence=tuple(evidence))
+    return Outcome(
+        Status.PASS,
+        f"{', '.join(BOOT_CHAIN)} start at boot (0) in {', '.join(c.label for c in sets)}",
+        expected=expected,
+        actual=found,
+        evidence=tuple(evidence),
+    )
 
 
 @rule(
@@ -399,14 +439,28 @@ def check_driver_file(ctx: AuditContext) -> Outcome:
     present = ctx.files.exists(path)
     version = ctx.files.file_version(path) if present else None
     shown = ".".join(map(str, version)) if version else None
-    ev = Evidence(source="file", key=path, present=present, actual=shown if present else None,
-                  value_name="FileVersion" if present else None)
+    ev = Evidence(
+        source="file",
+        key=path,
+        present=present,
+        actual=shown if present else None,
+        value_name="FileVersion" if present else None,
+    )
     if present:
-        return Outcome(Status.PASS, f"{path} is present" + (f", version {shown}" if shown else ""),
-                       expected="present", actual=shown or "present", evidence=(ev,))
-    return Outcome(Status.FAIL,
-                   f"{path} is not on the Windows volume: no driver can reach an NVMe boot disk ({_target_words(ctx)})",
-                   expected="present", actual="absent", evidence=(ev,))
+        return Outcome(
+            Status.PASS,
+            f"{path} is present" + (f", version {shown}" if shown else ""),
+            expected="present",
+            actual=shown or "present",
+            evidence=(ev,),
+        )
+    return Outcome(
+        Status.FAIL,
+        f"{path} is not on the Windows volume: no driver can reach an NVMe boot disk ({_target_words(ctx)})",
+        expected="present",
+        actual="absent",
+        evidence=(ev,),
+    )
 
 
 @rule(
@@ -417,8 +471,8 @@ def check_driver_file(ctx: AuditContext) -> Outcome:
     rationale="Azure attaches NVMe disks only to Generation 2 VMs, and tags only Windows Server 2019 and later, "
     "Windows 10 and Windows 11 images as NVMe-capable; Azure's conversion script requires Windows Server 2019 or "
     "Windows 10 1809 (build 17763) or later.",
-    source=f"{_OVERVIEW}: \"We currently do not support NVMe disks on Generation 1 VMs\"; {_IMAGES}; {_SCRIPT}: "
-           "Windows version and Generation checks",
+    source=f'{_OVERVIEW}: "We currently do not support NVMe disks on Generation 1 VMs"; {_IMAGES}; {_SCRIPT}: '
+    "Windows version and Generation checks",
     remediation="Generation 1: convert the disk to GPT (MBR2GPT.exe /convert /allowFullOS inside the VM) and "
     "create the image with HyperVGeneration V2. Older Windows: upgrade to Windows Server 2019 / Windows 10 1809 or "
     "later, or deploy on sizes with a SCSI controller.",
@@ -440,14 +494,20 @@ def check_generation_build(ctx: AuditContext) -> Outcome:
     if build is not None and build < MIN_BUILD:
         problems.append(f"{build_name(build)} is older than {MIN_BUILD} (Windows Server 2019 / Windows 10 1809)")
     if problems:
-        return Outcome(Status.FAIL, f"{'; '.join(problems)} ({_target_words(ctx)})",
-                       expected=expected, actual=actual, evidence=evidence)
+        return Outcome(
+            Status.FAIL,
+            f"{'; '.join(problems)} ({_target_words(ctx)})",
+            expected=expected,
+            actual=actual,
+            evidence=evidence,
+        )
     missing = [name for name, v in (("the generation", generation), ("the OS build", build)) if v is None]
     if missing:
         why = f"{' and '.join(missing)} could not be established"
         raise NotChecked(why, expected=expected, actual=actual, evidence=evidence)
-    return Outcome(Status.PASS, f"Generation 2, {build_name(build)}", expected=expected, actual=actual,
-                   evidence=evidence)
+    return Outcome(
+        Status.PASS, f"Generation 2, {build_name(build)}", expected=expected, actual=actual, evidence=evidence
+    )
 
 
 _MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
@@ -461,8 +521,8 @@ _MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
     rationale="On v6 and other NVMe sizes the local temporary disks come up RAW on every start (up to four of "
     "them) and get no drive letter until something formats them; a page file set on D: then has no volume. "
     "Azure's conversion script tells Windows users to adjust the page file when the temporary disk changes.",
-    source=f"{_DOC}: \"When running a v6 VM, you can have up to four temp disks. All of them are RAW\"; {_SCRIPT}: "
-           "\"adjust your swap space / pagefile configuration\"",
+    source=f'{_DOC}: "When running a v6 VM, you can have up to four temp disks. All of them are RAW"; {_SCRIPT}: '
+    '"adjust your swap space / pagefile configuration"',
     remediation="Put the page file on C: (system managed) before capturing, e.g. Set-ItemProperty -Path "
     "'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Memory Management' -Name PagingFiles -Value "
     "'?:\\pagefile.sys' -Type MultiString, or format the NVMe temporary disk at each start before Windows uses it.",
@@ -471,18 +531,26 @@ _MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
 def check_pagefile(ctx: AuditContext) -> Outcome:
     read = read_value(ctx, _MM, "PagingFiles")
     data = read.data
-    entries = [e for e in data if isinstance(e, str)] if isinstance(data, list) else (
-        [data] if isinstance(data, str) else [])
+    entries = (
+        [e for e in data if isinstance(e, str)] if isinstance(data, list) else ([data] if isinstance(data, str) else [])
+    )
     on_d = [e for e in entries if e.strip().upper().startswith("D:")]
     if not on_d:
         shown = ", ".join(entries) if entries else "no PagingFiles value"
-        return Outcome(Status.PASS, f"no page file on D: ({shown} under {read.key_path})", expected="not on D:",
-                       actual=entries or None, evidence=(read.evidence,))
+        return Outcome(
+            Status.PASS,
+            f"no page file on D: ({shown} under {read.key_path})",
+            expected="not on D:",
+            actual=entries or None,
+            evidence=(read.evidence,),
+        )
     return Outcome(
         Status.WARNING,
         f"PagingFiles puts a page file on D: ({', '.join(on_d)}); on sizes with an NVMe temporary "
         f"disk D: comes up raw and unformatted (target disk controller {ctx.disk_controller()}); fix: "
         f"Set-ItemProperty -Path '{_MM.replace('HKLM', 'HKLM:')}' -Name PagingFiles -Value '?:\\pagefile.sys' "
         "-Type MultiString (inside the VM), or format the temporary disk at each start",
-        expected="not on D:", actual=entries, evidence=(read.evidence,),
+        expected="not on D:",
+        actual=entries,
+        evidence=(read.evidence,),
     )

@@ -72,16 +72,22 @@ def image_state(ctx: AuditContext) -> tuple[str, str]:
     return sysprep_of(ctx).state or "unknown", "the image's Sysprep state"
 
 
-def os_evidence(ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE",
-                 key: str = osinfo.CURRENT_VERSION) -> Evidence:
+def os_evidence(
+    ctx: AuditContext, name: str, value: Any, hive: str = "SOFTWARE", key: str = osinfo.CURRENT_VERSION
+) -> Evidence:
     """The registry value an OS fact came from, as stored: its own name, type and data. The build comes from
     CurrentBuild, or CurrentBuildNumber where CurrentBuild is absent (as :mod:`azvhdaudit.osinfo` reads it)."""
     names = ("CurrentBuild", "CurrentBuildNumber") if name == "CurrentBuild" else (name,)
     try:
         reads = [read_value(ctx, key, n) for n in names]
     except HiveUnavailable as err:
-        return Evidence(source="registry", hive=hive, key=ctx.registry.display_path(key), value_name=name,
-                        note=f"not read: {err.reason}")
+        return Evidence(
+            source="registry",
+            hive=hive,
+            key=ctx.registry.display_path(key),
+            value_name=name,
+            note=f"not read: {err.reason}",
+        )
     return next((r for r in reads if r.present), reads[0]).evidence
 
 
@@ -104,7 +110,7 @@ def _software_missing(ctx: AuditContext) -> str:
     title="Identify OS version / edition / build (drives all version-dependent checks)",
     severity=Severity.INFORMATIONAL,
     rationale="Which rules apply, and which column of the update table, depends on the Windows release. "
-              "Windows 11 still says \"Windows 10\" in ProductName; the build (>= 22000) tells them apart.",
+    'Windows 11 still says "Windows 10" in ProductName; the build (>= 22000) tells them apart.',
 )
 def check_identify(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
@@ -116,8 +122,15 @@ def check_identify(ctx: AuditContext) -> Outcome:
         parts.append(osf.display_version)
     parts.append(osf.architecture or "architecture unknown")
     parts.append(osf.installation_type or osf.product_type or "type unknown")
-    ev = tuple(os_evidence(ctx, n, v) for n, v in (("ProductName", osf.product_name), ("CurrentBuild", osf.build),
-                                                     ("UBR", osf.ubr), ("EditionID", osf.edition_id)))
+    ev = tuple(
+        os_evidence(ctx, n, v)
+        for n, v in (
+            ("ProductName", osf.product_name),
+            ("CurrentBuild", osf.build),
+            ("UBR", osf.ubr),
+            ("EditionID", osf.edition_id),
+        )
+    )
     return Outcome(Status.PASS, ", ".join(parts), None, osf.to_dict(), ev)
 
 
@@ -127,7 +140,7 @@ def check_identify(ctx: AuditContext) -> Outcome:
     title="OS is 64-bit (x64)",
     severity=Severity.REQUIRED,
     rationale="The doc's procedure is for 64-bit Windows. A 32-bit Windows runs in Azure only as a specialized "
-              "disk (KB4021388, see os.x86_specialized_only), so x86 is a warning here, not a failure.",
+    "disk (KB4021388, see os.x86_specialized_only), so x86 is a warning here, not a failure.",
     remediation="Migrate to a 64-bit Windows version",
     references=(KB4021388,),
 )
@@ -137,29 +150,57 @@ def check_architecture(ctx: AuditContext) -> Outcome:
     ev: tuple[Evidence, ...] = (os_evidence(ctx, "PROCESSOR_ARCHITECTURE", arch, "SYSTEM", osinfo.ENVIRONMENT),)
     if arch is None:
         wow64 = ctx.files is not None and ctx.files.is_dir(r"Windows\SysWOW64")
-        wow_ev = Evidence(source="file", key=r"Windows\SysWOW64", actual=True if wow64 else None, present=wow64,
-                          note="only 64-bit Windows has a 32-bit subsystem folder")
+        wow_ev = Evidence(
+            source="file",
+            key=r"Windows\SysWOW64",
+            actual=True if wow64 else None,
+            present=wow64,
+            note="only 64-bit Windows has a 32-bit subsystem folder",
+        )
         try:
             read_value(ctx, osinfo.ENVIRONMENT, "PROCESSOR_ARCHITECTURE")
         except HiveUnavailable as err:
             # SYSTEM unread: PROCESSOR_ARCHITECTURE is unknown, not absent. SysWOW64 shows a 64-bit Windows,
             # but Arm64 Windows has one too, and Arm64 is not the x64 this rule asks for.
             seen = "Windows\\SysWOW64 exists (64-bit, x64 or Arm64)" if wow64 else "no Windows\\SysWOW64 seen"
-            raise NotChecked(err.reason, f"{seen}; not checked, PROCESSOR_ARCHITECTURE could not be read: "
-                             f"{err.reason}", expected="AMD64", evidence=(wow_ev,) if wow64 else ()) from err
+            raise NotChecked(
+                err.reason,
+                f"{seen}; not checked, PROCESSOR_ARCHITECTURE could not be read: {err.reason}",
+                expected="AMD64",
+                evidence=(wow_ev,) if wow64 else (),
+            ) from err
         if wow64:
-            return Outcome(Status.PASS, "64-bit Windows (PROCESSOR_ARCHITECTURE is not set, but Windows\\SysWOW64 "
-                           "exists)", "AMD64", "64-bit", (*ev, wow_ev))
-        raise NotChecked("PROCESSOR_ARCHITECTURE absent",
-                         "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment", expected="AMD64",
-                         evidence=ev)
+            return Outcome(
+                Status.PASS,
+                "64-bit Windows (PROCESSOR_ARCHITECTURE is not set, but Windows\\SysWOW64 exists)",
+                "AMD64",
+                "64-bit",
+                (*ev, wow_ev),
+            )
+        raise NotChecked(
+            "PROCESSOR_ARCHITECTURE absent",
+            "PROCESSOR_ARCHITECTURE is not set in Session Manager\\Environment",
+            expected="AMD64",
+            evidence=ev,
+        )
     if arch.upper() == "AMD64":
         return Outcome(Status.PASS, "64-bit Windows (AMD64)", "AMD64", arch, ev)
     if arch.upper() == "X86":
-        return Outcome(Status.WARNING, "32-bit Windows (x86): supported only as a specialized disk, with 1 GB of "
-                       "usable memory on client editions (see os.x86_specialized_only)", "AMD64", arch, ev)
-    return Outcome(Status.WARNING, f"{arch} Windows: the doc covers x64 only; Arm64 runs only on Arm64 VM sizes "
-                   "(generation 2)", "AMD64", arch, ev)
+        return Outcome(
+            Status.WARNING,
+            "32-bit Windows (x86): supported only as a specialized disk, with 1 GB of "
+            "usable memory on client editions (see os.x86_specialized_only)",
+            "AMD64",
+            arch,
+            ev,
+        )
+    return Outcome(
+        Status.WARNING,
+        f"{arch} Windows: the doc covers x64 only; Arm64 runs only on Arm64 VM sizes (generation 2)",
+        "AMD64",
+        arch,
+        ev,
+    )
 
 
 @rule(
@@ -168,8 +209,8 @@ def check_architecture(ctx: AuditContext) -> Outcome:
     title="32-bit Windows: only specialized VHDs are supported; 1 GB usable-memory limitation",
     severity=Severity.REQUIRED,
     rationale="KB4021388: only specialized 32-bit VHDs are supported, generalized images do not work in Azure; "
-              "the platform makes only 1 GB of memory available to a 32-bit guest, notably client SKUs "
-              "(Windows 7, Windows 10).",
+    "the platform makes only 1 GB of memory available to a 32-bit guest, notably client SKUs "
+    "(Windows 7, Windows 10).",
     source="KB4021388, Support for 32-bit operating systems in Azure virtual machines (ms.date 2019-09-18)",
     remediation="Upload the 32-bit disk as a specialized OS disk (no sysprep), or migrate to a 64-bit Windows",
     references=(KB4021388,),
@@ -177,29 +218,46 @@ def check_architecture(ctx: AuditContext) -> Outcome:
 def check_x86_specialized(ctx: AuditContext) -> Outcome:
     osf = _need_os(ctx)
     if osf.architecture is None:
-        raise NotChecked("PROCESSOR_ARCHITECTURE absent", "PROCESSOR_ARCHITECTURE is not set",
-                         expected="x86 -> specialized")
+        raise NotChecked(
+            "PROCESSOR_ARCHITECTURE absent", "PROCESSOR_ARCHITECTURE is not set", expected="x86 -> specialized"
+        )
     if osf.architecture.upper() != "X86":
         raise NotApplicable(f"the OS is {osf.architecture}, not 32-bit")
     state, origin = image_state(ctx)
     facts = sysprep_of(ctx)
-    ev = (Evidence(source="facts", key="sysprep", actual=state if state != "unknown" else None,
-                   present=state != "unknown",
-                   note="; ".join(facts.evidence) or origin),
-          os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
+    ev = (
+        Evidence(
+            source="facts",
+            key="sysprep",
+            actual=state if state != "unknown" else None,
+            present=state != "unknown",
+            note="; ".join(facts.evidence) or origin,
+        ),
+        os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT),
+    )
     client = osf.is_server is False
-    memory = (" On this client edition Azure makes only 1 GB of memory usable; the rest shows as reserved."
-              if client else "")
+    memory = (
+        " On this client edition Azure makes only 1 GB of memory usable; the rest shows as reserved." if client else ""
+    )
     if state == "generalized":
-        return Outcome(Status.FAIL, f"a generalized 32-bit image ({origin}): Azure supports 32-bit Windows only as "
-                       f"a specialized disk.{memory}", "specialized", state, ev)
+        return Outcome(
+            Status.FAIL,
+            f"a generalized 32-bit image ({origin}): Azure supports 32-bit Windows only as a specialized disk.{memory}",
+            "specialized",
+            state,
+            ev,
+        )
     if state == "specialized":
         if client:
             return Outcome(Status.WARNING, f"specialized 32-bit image, supported.{memory}", "specialized", state, ev)
-        return Outcome(Status.PASS, "specialized 32-bit image, supported (specialized only)", "specialized", state,
-                       ev)
-    return Outcome(Status.WARNING, f"32-bit image whose Sysprep state is {state}: upload it only as a specialized "
-                   f"disk.{memory}", "specialized", state, ev)
+        return Outcome(Status.PASS, "specialized 32-bit image, supported (specialized only)", "specialized", state, ev)
+    return Outcome(
+        Status.WARNING,
+        f"32-bit image whose Sysprep state is {state}: upload it only as a specialized disk.{memory}",
+        "specialized",
+        state,
+        ev,
+    )
 
 
 @rule(
@@ -208,7 +266,7 @@ def check_x86_specialized(ctx: AuditContext) -> Outcome:
     title="OS is Windows Server 2008 R2 SP1 / Windows 7 SP1 or later",
     severity=Severity.REQUIRED,
     rationale="The doc covers Windows Server 2008 R2 and later; the update table's oldest column is SP1 "
-              "(build 7601). Windows Server 2008 (6.0) runs only as a specialized image (KB4021388 links).",
+    "(build 7601). Windows Server 2008 (6.0) runs only as a specialized image (KB4021388 links).",
     remediation="Install Service Pack 1 (build 7601), or upgrade the OS",
 )
 def check_min_version(ctx: AuditContext) -> Outcome:
@@ -221,11 +279,21 @@ def check_min_version(ctx: AuditContext) -> Outcome:
     if build >= 7601:
         return Outcome(Status.PASS, f"{build_name(build)}", ">= 7601", build, ev)
     if build == 7600:
-        return Outcome(Status.FAIL, "Windows 7 / Server 2008 R2 without Service Pack 1 (build 7600): install SP1",
-                       ">= 7601", build, ev)
+        return Outcome(
+            Status.FAIL,
+            "Windows 7 / Server 2008 R2 without Service Pack 1 (build 7600): install SP1",
+            ">= 7601",
+            build,
+            ev,
+        )
     if 6000 <= build <= 6003:
-        return Outcome(Status.WARNING, f"{build_name(build)}: supported only as a specialized image, out of "
-                       "support", ">= 7601", build, ev)
+        return Outcome(
+            Status.WARNING,
+            f"{build_name(build)}: supported only as a specialized image, out of support",
+            ">= 7601",
+            build,
+            ev,
+        )
     return Outcome(Status.FAIL, f"{build_name(build)} is older than anything Azure runs", ">= 7601", build, ev)
 
 
@@ -235,7 +303,7 @@ def check_min_version(ctx: AuditContext) -> Outcome:
     title="Gen2 (GPT/UEFI) image runs a Gen2-capable OS",
     severity=Severity.REQUIRED,
     rationale="Generation 2 VMs boot UEFI, which Windows supports from Windows Server 2012 / Windows 8 (build "
-              "9200), 64-bit only (generation-2.md).",
+    "9200), 64-bit only (generation-2.md).",
     source="intro (Azure supports generation 1 and generation 2)",
     baselines=("azure-2022",),
     remediation="Upload as generation 1 from an MBR disk, or upgrade to a 64-bit Windows Server 2012 or later",
@@ -245,21 +313,37 @@ def check_gen2(ctx: AuditContext) -> Outcome:
     if ctx.facts.generation != 2:
         raise NotApplicable(f"the image is generation {ctx.facts.generation or 'unknown'}, not 2")
     osf = _need_os(ctx)
-    ev = (os_evidence(ctx, "CurrentBuild", osf.build),
-          os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT))
+    ev = (
+        os_evidence(ctx, "CurrentBuild", osf.build),
+        os_evidence(ctx, "PROCESSOR_ARCHITECTURE", osf.architecture, "SYSTEM", osinfo.ENVIRONMENT),
+    )
     problems = []
     if osf.is_64bit is False:
         problems.append(f"{osf.architecture} is not 64-bit")
     if osf.build is not None and osf.build < 9200:
         problems.append(f"{build_name(osf.build)} predates UEFI boot support (9200)")
     if problems:
-        return Outcome(Status.FAIL, "a generation 2 image, but " + "; ".join(problems), "64-bit, build >= 9200",
-                       {"architecture": osf.architecture, "build": osf.build}, ev)
+        return Outcome(
+            Status.FAIL,
+            "a generation 2 image, but " + "; ".join(problems),
+            "64-bit, build >= 9200",
+            {"architecture": osf.architecture, "build": osf.build},
+            ev,
+        )
     if osf.is_64bit is None or osf.build is None:
-        raise NotChecked("architecture or build not read", "the architecture or build is unknown",
-                         expected="64-bit, build >= 9200", evidence=ev)
-    return Outcome(Status.PASS, f"64-bit {build_name(osf.build)} boots as generation 2", "64-bit, build >= 9200",
-                   {"architecture": osf.architecture, "build": osf.build}, ev)
+        raise NotChecked(
+            "architecture or build not read",
+            "the architecture or build is unknown",
+            expected="64-bit, build >= 9200",
+            evidence=ev,
+        )
+    return Outcome(
+        Status.PASS,
+        f"64-bit {build_name(osf.build)} boots as generation 2",
+        "64-bit, build >= 9200",
+        {"architecture": osf.architecture, "build": osf.build},
+        ev,
+    )
 
 
 @rule(
@@ -268,7 +352,7 @@ def check_gen2(ctx: AuditContext) -> Outcome:
     title="Domain controller image: extra preparation needed",
     severity=Severity.ADVISORY,
     rationale="A domain controller needs the DC-specific steps (KB2904015) and a known DSRM password; it cannot "
-              "be generalized (Sysprep does not support the AD DS role).",
+    "be generalized (Sysprep does not support the AD DS role).",
     source="intro (domain controller note)",
     remediation="Follow KB2904015's extra steps; make sure the DSRM password is known",
     references=(KB2904015,),
@@ -279,18 +363,34 @@ def check_domain_controller(ctx: AuditContext) -> Outcome:
     read = read_value(ctx, osinfo.PRODUCT_OPTIONS, "ProductType")
     ptype = read.value
     ntds = ctx.registry.key(osinfo.SERVICES + r"\NTDS\Parameters")
-    ev = (read.evidence,
-          key_evidence(ctx, osinfo.SERVICES + r"\NTDS\Parameters", ntds,
-                       note="the NTDS service has parameters" if ntds is not None else ""))
+    ev = (
+        read.evidence,
+        key_evidence(
+            ctx,
+            osinfo.SERVICES + r"\NTDS\Parameters",
+            ntds,
+            note="the NTDS service has parameters" if ntds is not None else "",
+        ),
+    )
     is_dc = (isinstance(ptype.data, str) and ptype.data.lower() == "lanmannt") if ptype else False
     if is_dc or ntds is not None:
         why = "ProductType is LanmanNT" if is_dc else "the NTDS service has Parameters"
         state, _ = image_state(ctx)
         extra = " It must not be generalized." if state == "generalized" else ""
-        return Outcome(Status.MANUAL, f"a domain controller ({why}): follow the DC steps of KB2904015 and make sure "
-                       f"the DSRM password is known.{extra}", "not a DC, or the DC steps done", "domain controller",
-                       ev)
+        return Outcome(
+            Status.MANUAL,
+            f"a domain controller ({why}): follow the DC steps of KB2904015 and make sure "
+            f"the DSRM password is known.{extra}",
+            "not a DC, or the DC steps done",
+            "domain controller",
+            ev,
+        )
     if ptype is None:
         raise NotChecked("ProductType absent", "ProductType is not set", expected="not a DC", evidence=ev)
-    return Outcome(Status.PASS, f"not a domain controller (ProductType {ptype.data!s}, no NTDS parameters)",
-                   "not a DC", ptype.data, ev)
+    return Outcome(
+        Status.PASS,
+        f"not a domain controller (ProductType {ptype.data!s}, no NTDS parameters)",
+        "not a DC",
+        ptype.data,
+        ev,
+    )

@@ -52,15 +52,20 @@ __all__ = [
 MANA_DOC = "https://learn.microsoft.com/azure/virtual-network/accelerated-networking-mana-windows"
 AN_DOC = "https://learn.microsoft.com/azure/virtual-network/accelerated-networking-overview"
 PLATFORM_NET = Group(area="platform-network", baselines=PLATFORM_BASELINE)
-KMS_DOC = ("https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/"
-           "troubleshoot-activation-problems")
+KMS_DOC = "https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/troubleshoot-activation-problems"
 MANA_DRIVERS = "https://aka.ms/manawindowsdrivers"
-_MANA_SOURCE = ("Windows VMs with the Microsoft Azure Network Adapter (learn.microsoft.com/azure/virtual-network/"
-                "accelerated-networking-mana-windows, ms.date 2023-07-10)")
-_AN_SOURCE = ("Accelerated Networking overview (learn.microsoft.com/azure/virtual-network/"
-              "accelerated-networking-overview, ms.date 2023-04-18), section Custom VM images")
-_KMS_SOURCE = ("Troubleshoot Azure Windows virtual machine activation problems (learn.microsoft.com/troubleshoot/"
-               "azure/virtual-machines/windows/troubleshoot-activation-problems, ms.date 2023-10-17)")
+_MANA_SOURCE = (
+    "Windows VMs with the Microsoft Azure Network Adapter (learn.microsoft.com/azure/virtual-network/"
+    "accelerated-networking-mana-windows, ms.date 2023-07-10)"
+)
+_AN_SOURCE = (
+    "Accelerated Networking overview (learn.microsoft.com/azure/virtual-network/"
+    "accelerated-networking-overview, ms.date 2023-04-18), section Custom VM images"
+)
+_KMS_SOURCE = (
+    "Troubleshoot Azure Windows virtual machine activation problems (learn.microsoft.com/troubleshoot/"
+    "azure/virtual-machines/windows/troubleshoot-activation-problems, ms.date 2023-10-17)"
+)
 
 #: the MANA virtual function's hardware id
 MANA_ID = "VEN_1414&DEV_00BA"
@@ -71,10 +76,16 @@ MELLANOX_IDS: dict[str, str] = {
     "ConnectX-5 VF": "VEN_15B3&DEV_1018",
 }
 #: Azure's KMS hosts, every cloud (port 1688)
-AZURE_KMS_HOSTS: frozenset[str] = frozenset({
-    "kms.core.windows.net", "azkms.core.windows.net", "kms.core.chinacloudapi.cn", "azkms.core.chinacloudapi.cn",
-    "kms.core.cloudapi.de", "kms.core.usgovcloudapi.net",
-})
+AZURE_KMS_HOSTS: frozenset[str] = frozenset(
+    {
+        "kms.core.windows.net",
+        "azkms.core.windows.net",
+        "kms.core.chinacloudapi.cn",
+        "azkms.core.chinacloudapi.cn",
+        "kms.core.cloudapi.de",
+        "kms.core.usgovcloudapi.net",
+    }
+)
 KMS_PORT = 1688
 
 DRIVER_DB = r"HKLM\SYSTEM\DriverDatabase"
@@ -116,14 +127,23 @@ class DriverBinding:
     def describe(self) -> str:
         if self.package is None:
             return f"{self.inf} (no active package)"
-        bits = [b for b in (self.provider, self.version and f"version {self.version}",
-                            self.date and f"dated {self.date}") if b]
-        what = f" \"{self.description}\"" if self.description else ""
+        bits = [
+            b
+            for b in (self.provider, self.version and f"version {self.version}", self.date and f"dated {self.date}")
+            if b
+        ]
+        what = f' "{self.description}"' if self.description else ""
         return f"{self.package}{what}" + (f" ({', '.join(bits)})" if bits else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"inf": self.inf, "package": self.package, "provider": self.provider, "version": self.version,
-                "date": self.date, "description": self.description}
+        return {
+            "inf": self.inf,
+            "package": self.package,
+            "provider": self.provider,
+            "version": self.version,
+            "date": self.date,
+            "description": self.description,
+        }
 
 
 def _string(key: RegKey | None, name: str) -> str | None:
@@ -174,8 +194,11 @@ def bound_driver(ctx: AuditContext, device_id: str) -> tuple[DriverBinding | Non
     the evidence. Raises :class:`HiveUnavailable` when SYSTEM or its DriverDatabase cannot be read."""
     database = open_key(ctx, DRIVER_DB)
     if database is None:
-        raise HiveUnavailable("SYSTEM", "the SYSTEM hive has no DriverDatabase key (Windows 8 and later keep it): "
-                                        "the driver store's index cannot be read")
+        raise HiveUnavailable(
+            "SYSTEM",
+            "the SYSTEM hive has no DriverDatabase key (Windows 8 and later keep it): "
+            "the driver store's index cannot be read",
+        )
     path = f"{DRIVER_DB}\\DeviceIds\\PCI\\{device_id}"
     key = ctx.registry.key(path)
     infs = [v.name for v in key.values()][:_MAX_CANDIDATES] if key is not None else []
@@ -183,10 +206,14 @@ def bound_driver(ctx: AuditContext, device_id: str) -> tuple[DriverBinding | Non
     active = [c for c in candidates if c.package is not None]
     chosen = min(active, key=_rank) if active else None
     evidence = Evidence(
-        source="registry", hive="SYSTEM", key=ctx.registry.display_path(path), present=key is not None,
-        actual=[c.describe() for c in candidates] or None, derived=True,
-        note=f"PCI\\{device_id}: " + ("; ".join(c.describe() for c in candidates) if candidates
-                                      else "no INF in the driver store matches this id"),
+        source="registry",
+        hive="SYSTEM",
+        key=ctx.registry.display_path(path),
+        present=key is not None,
+        actual=[c.describe() for c in candidates] or None,
+        derived=True,
+        note=f"PCI\\{device_id}: "
+        + ("; ".join(c.describe() for c in candidates) if candidates else "no INF in the driver store matches this id"),
     )
     return chosen, candidates, evidence
 
@@ -211,8 +238,13 @@ def _driver_outcome(ctx: AuditContext, devices: dict[str, str], consequence: str
     expected = {name: f"a driver package for PCI\\{dev}" for name, dev in devices.items()}
     if missing:
         have = f"; bound: {'; '.join(bound)}" if bound else ""
-        return Outcome(Status.WARNING, f"no driver in the driver store for {', '.join(missing)}: {consequence}"
-                       f"{have}; fix: {'; '.join(fix)}", expected=expected, actual=found, evidence=tuple(evidence))
+        return Outcome(
+            Status.WARNING,
+            f"no driver in the driver store for {', '.join(missing)}: {consequence}{have}; fix: {'; '.join(fix)}",
+            expected=expected,
+            actual=found,
+            evidence=tuple(evidence),
+        )
     return Outcome(Status.PASS, "; ".join(bound), expected=expected, actual=found, evidence=tuple(evidence))
 
 
@@ -231,30 +263,34 @@ def _driver_outcome(ctx: AuditContext, devices: dict[str, str], consequence: str
     references=(MANA_DOC, MANA_DRIVERS),
 )
 def check_mana(ctx: AuditContext) -> Outcome:
-    fix = (f"install the MANA driver from {MANA_DRIVERS} inside the VM (pnputil /add-driver <path>\\*.inf /install) "
-           "before capturing the image")
+    fix = (
+        f"install the MANA driver from {MANA_DRIVERS} inside the VM (pnputil /add-driver <path>\\*.inf /install) "
+        "before capturing the image"
+    )
     return _driver_outcome(ctx, {"MANA": MANA_ID}, "no accelerated networking on Azure Boost sizes", {"MANA": fix})
 
 
 @rule(
     PLATFORM_NET,
     id="platform_net.mellanox_driver",
-    title="Drivers for the Mellanox ConnectX-3, ConnectX-4 Lx and ConnectX-5 virtual functions are in the driver "
-          "store",
+    title="Drivers for the Mellanox ConnectX-3, ConnectX-4 Lx and ConnectX-5 virtual functions are in the driver store",
     severity=Severity.RECOMMENDED,
     rationale="Accelerated networking on sizes before Azure Boost hands the VM a Mellanox ConnectX-3, ConnectX-4 Lx "
     "or ConnectX-5 virtual function, depending on the host; Microsoft asks custom images to carry the drivers for "
     "all three. Read from SYSTEM\\DriverDatabase (which package Windows would bind, with its version).",
-    source=f"{_AN_SOURCE}: \"make sure you have the required drivers to work with Mellanox ConnectX-3, ConnectX-4 "
-           "Lx, and ConnectX-5 NICs on Azure\"",
+    source=f'{_AN_SOURCE}: "make sure you have the required drivers to work with Mellanox ConnectX-3, ConnectX-4 '
+    'Lx, and ConnectX-5 NICs on Azure"',
     remediation="Inside the VM, before capture: install NVIDIA (Mellanox) WinOF (ConnectX-3) and WinOF-2 "
     "(ConnectX-4 Lx, ConnectX-5) drivers from NVIDIA's support site, or keep the inbox mlx4_bus/mlx5 drivers.",
     references=(AN_DOC,),
 )
 def check_mellanox(ctx: AuditContext) -> Outcome:
     winof2 = "install NVIDIA WinOF-2 (ConnectX-4 Lx, ConnectX-5) inside the VM before capturing the image"
-    fixes = {"ConnectX-3 VF": "install NVIDIA WinOF (ConnectX-3) inside the VM before capturing the image",
-             "ConnectX-4 Lx VF": winof2, "ConnectX-5 VF": winof2}
+    fixes = {
+        "ConnectX-3 VF": "install NVIDIA WinOF (ConnectX-3) inside the VM before capturing the image",
+        "ConnectX-4 Lx VF": winof2,
+        "ConnectX-5 VF": winof2,
+    }
     return _driver_outcome(ctx, MELLANOX_IDS, "no accelerated networking on sizes whose host has that adapter", fixes)
 
 
@@ -281,26 +317,50 @@ def check_kms(ctx: AuditContext) -> Outcome:
     expected = f"unset, or one of {', '.join(sorted(AZURE_KMS_HOSTS))} (port {KMS_PORT})"
     text = name.data if isinstance(name.data, str) else None
     if name.value is not None and text is None:
-        return Outcome(Status.WARNING, f"KeyManagementServiceName is {name.value.type_name} {plain(name.data)} under "
-                       f"{name.key_path}; Windows reads a REG_SZ host name; fix: cscript %windir%\\system32\\"
-                       "slmgr.vbs /ckms inside the VM", expected=expected, actual=name.data, evidence=evidence)
+        return Outcome(
+            Status.WARNING,
+            f"KeyManagementServiceName is {name.value.type_name} {plain(name.data)} under "
+            f"{name.key_path}; Windows reads a REG_SZ host name; fix: cscript %windir%\\system32\\"
+            "slmgr.vbs /ckms inside the VM",
+            expected=expected,
+            actual=name.data,
+            evidence=evidence,
+        )
     if not text or not text.strip():
-        return Outcome(Status.PASS, f"no KMS host is set under {name.key_path}", expected=expected, actual=None,
-                       evidence=evidence)
+        return Outcome(
+            Status.PASS, f"no KMS host is set under {name.key_path}", expected=expected, actual=None, evidence=evidence
+        )
     match = _HOST.match(text)
     host = (match.group("host") if match else text).strip().lower().rstrip(".")
-    port_number = int(match.group("port")) if match and match.group("port") else (
-        port.data if isinstance(port.data, int) else (int(port.data) if isinstance(port.data, str)
-                                                      and port.data.strip().isdigit() else None))
+    port_number = (
+        int(match.group("port"))
+        if match and match.group("port")
+        else (
+            port.data
+            if isinstance(port.data, int)
+            else (int(port.data) if isinstance(port.data, str) and port.data.strip().isdigit() else None)
+        )
+    )
     if host not in AZURE_KMS_HOSTS:
-        return Outcome(Status.WARNING, f"KeyManagementServiceName is '{text}', not an Azure KMS endpoint: "
-                       "activation in Azure will fail unless that host is reachable from the VM; fix: cscript "
-                       "%windir%\\system32\\slmgr.vbs /skms azkms.core.windows.net:1688 inside the VM (the endpoint "
-                       "of the VM's cloud), or /ckms to clear it", expected=expected, actual=text, evidence=evidence)
+        return Outcome(
+            Status.WARNING,
+            f"KeyManagementServiceName is '{text}', not an Azure KMS endpoint: "
+            "activation in Azure will fail unless that host is reachable from the VM; fix: cscript "
+            "%windir%\\system32\\slmgr.vbs /skms azkms.core.windows.net:1688 inside the VM (the endpoint "
+            "of the VM's cloud), or /ckms to clear it",
+            expected=expected,
+            actual=text,
+            evidence=evidence,
+        )
     if port_number is not None and port_number != KMS_PORT:
-        return Outcome(Status.WARNING, f"KMS host {host} is Azure's, but on port {port_number}; Azure's KMS listens on "
-                       f"{KMS_PORT}; fix: cscript %windir%\\system32\\slmgr.vbs /skms {host}:{KMS_PORT} inside the VM",
-                       expected=expected, actual=f"{host}:{port_number}", evidence=evidence)
+        return Outcome(
+            Status.WARNING,
+            f"KMS host {host} is Azure's, but on port {port_number}; Azure's KMS listens on "
+            f"{KMS_PORT}; fix: cscript %windir%\\system32\\slmgr.vbs /skms {host}:{KMS_PORT} inside the VM",
+            expected=expected,
+            actual=f"{host}:{port_number}",
+            evidence=evidence,
+        )
     return Outcome(Status.PASS, f"KMS host '{text}' is Azure's", expected=expected, actual=text, evidence=evidence)
 
 
@@ -321,7 +381,7 @@ def _addresses(key: RegKey, name: str) -> list[str]:
     "the interface before upload. Interfaces with EnableDHCP = 0 and no address (never configured) are not "
     "counted.",
     source="Prepare a Windows VHD or VHDX to upload to Azure (ms.date 2022-08-04), section Set Windows "
-           "configurations for Azure: Set-NetIPInterface -InterfaceAlias Ethernet -Dhcp Enabled",
+    "configurations for Azure: Set-NetIPInterface -InterfaceAlias Ethernet -Dhcp Enabled",
     remediation="Inside the VM: Set-NetIPInterface -InterfaceAlias <alias> -Dhcp Enabled (or netsh interface ip set "
     "address <alias> dhcp) for each interface named in the finding.",
     references=(DOC_CURRENT,),
@@ -337,15 +397,24 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
     found: dict[str, Any] = {}
     interfaces = root.subkeys()
     if len(interfaces) > _MAX_INTERFACES:
-        why = (f"{len(interfaces)} interface keys under {ctx.registry.display_path(INTERFACES)}: not a hive Windows "
-               "wrote")
+        why = (
+            f"{len(interfaces)} interface keys under {ctx.registry.display_path(INTERFACES)}: not a hive Windows wrote"
+        )
         raise NotChecked(why)
     for iface in interfaces:
         path = f"{INTERFACES}\\{iface.name}"
         enable = iface.value("EnableDHCP")
         addresses = _addresses(iface, "IPAddress")
-        evidence.append(value_evidence(ctx, path, "EnableDHCP", enable, "registry",
-                                       note=f"IPAddress {', '.join(addresses)}" if addresses else ""))
+        evidence.append(
+            value_evidence(
+                ctx,
+                path,
+                "EnableDHCP",
+                enable,
+                "registry",
+                note=f"IPAddress {', '.join(addresses)}" if addresses else "",
+            )
+        )
         flag = enable.data if enable is not None else None
         found[iface.name] = {"EnableDHCP": flag, "IPAddress": addresses or None}
         if flag == 1:
@@ -353,11 +422,22 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
         elif addresses:
             static.append(f"{iface.name} (EnableDHCP {plain(flag)}, IPAddress {', '.join(addresses)})")
     if static:
-        return Outcome(Status.WARNING, f"static IPv4 configuration on {'; '.join(static)}: Azure gives the NIC its "
-                       "address over DHCP; fix: Set-NetIPInterface -InterfaceAlias <alias of that interface> -Dhcp "
-                       "Enabled inside the VM", expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))
+        return Outcome(
+            Status.WARNING,
+            f"static IPv4 configuration on {'; '.join(static)}: Azure gives the NIC its "
+            "address over DHCP; fix: Set-NetIPInterface -InterfaceAlias <alias of that interface> -Dhcp "
+            "Enabled inside the VM",
+            expected="EnableDHCP = 1",
+            actual=found,
+            evidence=tuple(evidence),
+        )
     if not dhcp:
         why = "no interface under " + ctx.registry.display_path(INTERFACES) + " has EnableDHCP = 1 or an address"
         raise NotChecked(why, expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))
-    return Outcome(Status.PASS, f"DHCP enabled on {len(dhcp)} interface(s), no static IPv4 address",
-                   expected="EnableDHCP = 1", actual=found, evidence=tuple(evidence))
+    return Outcome(
+        Status.PASS,
+        f"DHCP enabled on {len(dhcp)} interface(s), no static IPv4 address",
+        expected="EnableDHCP = 1",
+        actual=found,
+        evidence=tuple(evidence),
+    )

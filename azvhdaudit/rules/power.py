@@ -74,10 +74,14 @@ def check_scheme(ctx: AuditContext) -> Outcome:
     if note:
         # Group Policy's ActivePowerScheme wins over the local one, and it could not be read.
         reason = note.strip("; ")
-        raise NotChecked(reason,
-                         f"the local active scheme is {_name(guid) if guid else 'not set'} ({where}); not checked, the "
-                         f"effective scheme is unknown: {reason}", expected=SCHEME_MIN, actual=guid,
-                         evidence=tuple(evidence))
+        raise NotChecked(
+            reason,
+            f"the local active scheme is {_name(guid) if guid else 'not set'} ({where}); not checked, the "
+            f"effective scheme is unknown: {reason}",
+            expected=SCHEME_MIN,
+            actual=guid,
+            evidence=tuple(evidence),
+        )
     if guid is None:
         return Outcome(
             Status.FAIL,
@@ -119,8 +123,11 @@ def check_scheme(ctx: AuditContext) -> Outcome:
 def check_videoidle(ctx: AuditContext) -> Outcome:
     guid, _where, evidence, note = active_scheme(ctx)
     if guid is None:
-        raise NotChecked("ActivePowerScheme missing", "no active power scheme: the display timeout cannot be resolved",
-                         evidence=tuple(evidence))
+        raise NotChecked(
+            "ActivePowerScheme missing",
+            "no active power scheme: the display timeout cannot be resolved",
+            evidence=tuple(evidence),
+        )
     chain: list[tuple[str, str, str, str]] = [
         ("policy", f"{POLICY}\\{VIDEOIDLE}", "ACSettingIndex", "Group Policy"),
         ("registry", f"{SCHEMES}\\{guid}\\{SUB_VIDEO}\\{VIDEOIDLE}", "ACSettingIndex", "the scheme's setting"),
@@ -159,11 +166,19 @@ def check_videoidle(ctx: AuditContext) -> Outcome:
             if found is not None
             else f"no local value for scheme {_name(guid)}"
         )
-        raise NotChecked(reason, f"{local}; not checked, the effective display timeout is unknown: {reason}",
-                         expected=0, actual=found.data if found is not None else None, evidence=tuple(evidence))
+        raise NotChecked(
+            reason,
+            f"{local}; not checked, the effective display timeout is unknown: {reason}",
+            expected=0,
+            actual=found.data if found is not None else None,
+            evidence=tuple(evidence),
+        )
     if found is None or not isinstance(found.data, int):
-        raise NotChecked("no override and no default found", f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}",
-                         evidence=tuple(evidence))
+        raise NotChecked(
+            "no override and no default found",
+            f"VIDEOIDLE (AC) is set nowhere for scheme {_name(guid)}",
+            evidence=tuple(evidence),
+        )
     seconds = found.data
     text = "never" if seconds == 0 else f"{seconds} s"
     if seconds == 0:

@@ -40,8 +40,10 @@ from azvhdaudit.rules.secureboot import TL_DOC
 #: required when the target boots with Secure Boot, advice otherwise (a missing driver file fails under any target)
 SIGNING = Group(area="signing", baselines=PLATFORM_BASELINE, required_for=AuditContext.secure_boot_required)
 SERVICES = r"HKLM\SYSTEM\CurrentControlSet\Services"
-POLICY_DOC = ("https://learn.microsoft.com/windows-hardware/drivers/install/"
-              "kernel-mode-code-signing-policy--windows-vista-and-later-")
+POLICY_DOC = (
+    "https://learn.microsoft.com/windows-hardware/drivers/install/"
+    "kernel-mode-code-signing-policy--windows-vista-and-later-"
+)
 SERVICES_DOC = "https://learn.microsoft.com/windows-hardware/drivers/install/inf-addservice-directive"
 FLAG = "--verify-signatures"
 #: service types that are Win32 services, never loaded by the boot loader or the kernel at Start 0/1
@@ -70,10 +72,10 @@ def resolve_image_path(service: str, image_path: str | None) -> tuple[str | None
     low = path.lower()
     for prefix in ("\\systemroot\\", "%systemroot%\\", "%windir%\\"):
         if low.startswith(prefix):
-            return "Windows\\" + path[len(prefix):], ""
+            return "Windows\\" + path[len(prefix) :], ""
     for prefix in ("\\??\\c:\\", "\\\\?\\c:\\", "c:\\"):
         if low.startswith(prefix):
-            return path[len(prefix):], ""
+            return path[len(prefix) :], ""
     if low.startswith(("\\??\\", "\\\\?\\", "\\device\\")) or (len(low) > 1 and low[1] == ":") or low.startswith("%"):
         return None, f"ImagePath {image_path} is not on the Windows volume as seen offline"
     # a relative ImagePath is relative to SystemRoot ("System32\drivers\x.sys")
@@ -95,8 +97,10 @@ def boot_drivers(ctx: AuditContext) -> list[BootDriver] | None:
         key = services.subkey(service)
         if key is None:
             # listed in the subkey list but not found by its name (a hash or name hint that does not match it)
-            raise CorruptHiveError(f"{ctx.registry.display_path(SERVICES)}: subkey {service!r} is listed but its "
-                                   "lookup by name does not find it")
+            raise CorruptHiveError(
+                f"{ctx.registry.display_path(SERVICES)}: subkey {service!r} is listed but its "
+                "lookup by name does not find it"
+            )
         kind = key.value("Type")
         if kind is not None and isinstance(kind.data, int) and kind.data & _WIN32_TYPES:
             continue
@@ -130,15 +134,20 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
     if cross and all(s.why.startswith(CROSS_SIGNED) or not s.why for s in sig.signers if not s.verified):
         # Windows 10 1607 and later with Secure Boot still load cross-signed drivers whose signing certificate was
         # issued before 2015-07-29 (and keep those of upgraded systems): without the root, this stays undecided
-        return "undecided", (f"{_signer_words(sig)}; Windows 10 1607 and later under Secure Boot load a "
-                             "cross-signed driver only when its signing certificate was issued before 2015-07-29 "
-                             "(Driver Signing Policy)")
+        return "undecided", (
+            f"{_signer_words(sig)}; Windows 10 1607 and later under Secure Boot load a "
+            "cross-signed driver only when its signing certificate was issued before 2015-07-29 "
+            "(Driver Signing Policy)"
+        )
     if sig.mode == "fast":
         if sig.cert_table is None:
-            return "undecided", (f"no embedded signature; it may be listed in a catalog under {CATROOT}, which "
-                                 f"only {FLAG} reads")
-        return "bad", (f"{_signer_words(sig)}; none chains to Microsoft's kernel-mode roots (the fast path reads "
-                       f"the certificate table only; {FLAG} also looks for the file in the catalogs)")
+            return "undecided", (
+                f"no embedded signature; it may be listed in a catalog under {CATROOT}, which only {FLAG} reads"
+            )
+        return "bad", (
+            f"{_signer_words(sig)}; none chains to Microsoft's kernel-mode roots (the fast path reads "
+            f"the certificate table only; {FLAG} also looks for the file in the catalogs)"
+        )
     if sig.catalog is None and sig.cert_table is None:
         notes = f" ({'; '.join(sig.notes)})" if sig.notes else ""
         return "bad", f"unsigned: no embedded signature and no catalog under {CATROOT} lists it{notes}"
@@ -151,19 +160,19 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
     title="Boot-start and system-start drivers are signed so that Windows loads them under Secure Boot",
     severity=Severity.REQUIRED,
     rationale="With Secure Boot on (Trusted Launch, Confidential VM) Windows loads a kernel driver only when its "
-              "signature chains to Microsoft's kernel-mode roots: Microsoft Root Certificate Authority 2010 "
-              "through the Windows Hardware Compatibility Publisher (Dev Center, attestation) or the Windows "
-              "signer for inbox drivers. A boot-start or system-start driver that is unsigned, self-signed or "
-              "signed only by a public CA stops the VM at boot. A driver whose file is missing stops any VM. "
-              "Required under Trusted Launch and Confidential VM, advice under Standard; a missing file fails "
-              "under every target.",
-    source="Driver Signing Policy (learn.microsoft.com, ms.date 2023-08-09): \"Starting with Windows 10, version "
-           "1607, Windows will not load any new kernel-mode drivers which are not signed by the Dev Portal\"; "
-           "Trusted Launch for Azure virtual machines (ms.date 2025-04-21): \"all OS boot components (boot loader, "
-           "kernel, kernel drivers) require trusted publishers signing\"",
+    "signature chains to Microsoft's kernel-mode roots: Microsoft Root Certificate Authority 2010 "
+    "through the Windows Hardware Compatibility Publisher (Dev Center, attestation) or the Windows "
+    "signer for inbox drivers. A boot-start or system-start driver that is unsigned, self-signed or "
+    "signed only by a public CA stops the VM at boot. A driver whose file is missing stops any VM. "
+    "Required under Trusted Launch and Confidential VM, advice under Standard; a missing file fails "
+    "under every target.",
+    source='Driver Signing Policy (learn.microsoft.com, ms.date 2023-08-09): "Starting with Windows 10, version '
+    '1607, Windows will not load any new kernel-mode drivers which are not signed by the Dev Portal"; '
+    'Trusted Launch for Azure virtual machines (ms.date 2025-04-21): "all OS boot components (boot loader, '
+    'kernel, kernel drivers) require trusted publishers signing"',
     remediation="replace the driver with one signed through the Windows Hardware Dev Center (attestation or WHQL) "
-                "or set its Start to 3 (demand) or 4 (disabled) if the VM does not need it: "
-                "sc.exe config <service> start= demand (inside the VM)",
+    "or set its Start to 3 (demand) or 4 (disabled) if the VM does not need it: "
+    "sc.exe config <service> start= demand (inside the VM)",
     references=(POLICY_DOC, TL_DOC, SERVICES_DOC),
 )
 def check_boot_drivers(ctx: AuditContext) -> Outcome:
@@ -175,20 +184,36 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     drivers = boot_drivers(ctx)
     if drivers is None:
         ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=False)
-        raise NotChecked("no Services key in the SYSTEM hive", f"not checked: {services_path} is not in the image",
-                         expected=expected, evidence=(ev,))
+        raise NotChecked(
+            "no Services key in the SYSTEM hive",
+            f"not checked: {services_path} is not in the image",
+            expected=expected,
+            evidence=(ev,),
+        )
     if not drivers:
-        ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True, actual=[],
-                      derived=True)
-        raise NotChecked("no boot-start or system-start driver",
-                         "not checked: no service has Start 0 or 1, which no bootable Windows "
-                         "has", expected=expected, evidence=(ev,))
+        ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True, actual=[], derived=True)
+        raise NotChecked(
+            "no boot-start or system-start driver",
+            "not checked: no service has Start 0 or 1, which no bootable Windows has",
+            expected=expected,
+            evidence=(ev,),
+        )
     files = ctx.files
     if files is None:
-        ev = Evidence(source="registry", hive="SYSTEM", key=services_path, present=True,
-                      actual=[d.service for d in drivers], derived=True)
-        raise NotChecked("no guest files", "not checked: the Windows volume's files were not readable",
-                         expected=expected, evidence=(ev,))
+        ev = Evidence(
+            source="registry",
+            hive="SYSTEM",
+            key=services_path,
+            present=True,
+            actual=[d.service for d in drivers],
+            derived=True,
+        )
+        raise NotChecked(
+            "no guest files",
+            "not checked: the Windows volume's files were not readable",
+            expected=expected,
+            evidence=(ev,),
+        )
     catalogs: Catalogs | None = None
     if verify:
         catalogs = ctx.cached("authenticode.catalogs", lambda: Catalogs(files))
@@ -213,8 +238,9 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         except GuestFileNotFoundError:
             missing.append(label)
             missing_fix.append((drv.service, drv.path))
-            evidence.append(Evidence(source="file", key=drv.path, present=False,
-                                     note=reg_note + "; the file does not exist"))
+            evidence.append(
+                Evidence(source="file", key=drv.path, present=False, note=reg_note + "; the file does not exist")
+            )
             continue
         except (SignatureError, AuditError) as err:
             undecided.append(f"{label}: {err}")
@@ -225,48 +251,84 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         {"ok": ok, "bad": bad, "undecided": undecided}[verdict].append(f"{label}: {words}")
         if verdict == "bad":
             bad_fix.append((drv.service, drv.path))
-        evidence.append(Evidence(source="file", key=drv.path, present=True, actual=sig.describe(),
-                                 note=f"{reg_note}; {words}"))
+        evidence.append(
+            Evidence(source="file", key=drv.path, present=True, actual=sig.describe(), note=f"{reg_note}; {words}")
+        )
 
-    summary: dict[str, Any] = {"mode": mode, "bytes_read": total_bytes, "drivers": len(drivers),
-                               "trusted": len(ok), "not_trusted": len(bad), "missing": len(missing),
-                               "not_decided": len(undecided)}
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "bytes_read": total_bytes,
+        "drivers": len(drivers),
+        "trusted": len(ok),
+        "not_trusted": len(bad),
+        "missing": len(missing),
+        "not_decided": len(undecided),
+    }
     if catalogs is not None and catalogs.count:
         summary["catalogs_read"] = catalogs.count
         summary["catalog_bytes_read"] = catalogs.bytes_read
-    evidence.insert(0, Evidence(source="facts", key="driver signature check", actual=summary, present=True,
-                                derived=True,
-                                note=f"{mode} mode ({'digests and catalogs' if verify else 'certificate tables only'})"
-                                     f", {total_bytes} bytes read"))
-    target = (f"the target {ctx.security_type()} boots with Secure Boot" if required else
-              f"advice: the target {ctx.security_type()} boots without Secure Boot; under TrustedLaunch or "
-              "ConfidentialVM this fails")
+    evidence.insert(
+        0,
+        Evidence(
+            source="facts",
+            key="driver signature check",
+            actual=summary,
+            present=True,
+            derived=True,
+            note=f"{mode} mode ({'digests and catalogs' if verify else 'certificate tables only'})"
+            f", {total_bytes} bytes read",
+        ),
+    )
+    target = (
+        f"the target {ctx.security_type()} boots with Secure Boot"
+        if required
+        else f"advice: the target {ctx.security_type()} boots without Secure Boot; under TrustedLaunch or "
+        "ConfidentialVM this fails"
+    )
     parts = []
     if missing:
-        parts.append(f"{len(missing)} enabled boot driver file(s) missing (Windows stops at boot on any VM): "
-                     + "; ".join(missing))
+        parts.append(
+            f"{len(missing)} enabled boot driver file(s) missing (Windows stops at boot on any VM): "
+            + "; ".join(missing)
+        )
     if bad:
         parts.append(f"{len(bad)} driver(s) Windows will not load under Secure Boot ({target}): " + "; ".join(bad))
     if undecided:
         parts.append(f"{len(undecided)} driver(s) not decided: " + "; ".join(undecided))
     actual = {"missing": missing, "not_trusted": bad, "not_decided": undecided, "trusted": len(ok)}
     fix = "\n".join(
-        [f"# {name}: restore {path} inside the VM (DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow), "
-         f"or if nothing needs it at boot: sc.exe config {name} start= demand" for name, path in missing_fix]
-        + [f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center (attestation or "
-           f"WHQL), or if nothing needs it at boot: sc.exe config {name} start= demand" for name, path in bad_fix])
+        [
+            f"# {name}: restore {path} inside the VM (DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow), "
+            f"or if nothing needs it at boot: sc.exe config {name} start= demand"
+            for name, path in missing_fix
+        ]
+        + [
+            f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center (attestation or "
+            f"WHQL), or if nothing needs it at boot: sc.exe config {name} start= demand"
+            for name, path in bad_fix
+        ]
+    )
     if missing:
         # a driver file that is not there stops any VM at boot: required whatever the target
-        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix,
-                       required=True)
+        return Outcome(
+            Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix, required=True
+        )
     if bad:
-        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence),
-                       remediation=fix)
+        return Outcome(Status.FAIL, " | ".join(parts), expected, actual, tuple(evidence), remediation=fix)
     if undecided:
         flag = "" if verify else f"; {FLAG} decides catalog-signed drivers"
-        raise NotChecked(f"{len(undecided)} driver(s) not decided in {mode} mode",
-                         f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)", expected=expected,
-                         actual=actual, evidence=tuple(evidence))
-    return Outcome(Status.PASS, f"all {len(ok)} boot-start and system-start drivers are signed with a chain to "
-                   f"Microsoft's kernel-mode roots ({mode} mode, {total_bytes} bytes read)", expected, actual,
-                   tuple(evidence))
+        raise NotChecked(
+            f"{len(undecided)} driver(s) not decided in {mode} mode",
+            f"not checked: {' | '.join(parts)}{flag} ({len(ok)} trusted)",
+            expected=expected,
+            actual=actual,
+            evidence=tuple(evidence),
+        )
+    return Outcome(
+        Status.PASS,
+        f"all {len(ok)} boot-start and system-start drivers are signed with a chain to "
+        f"Microsoft's kernel-mode roots ({mode} mode, {total_bytes} bytes read)",
+        expected,
+        actual,
+        tuple(evidence),
+    )

@@ -96,11 +96,17 @@ def check_rows(ctx: AuditContext, column: dict[str, Any], rows: list[dict[str, A
             status = "missing" if not ctx.files.exists(row["path"]) else "unreadable"
         else:
             status = "ok" if version >= minimum else "low"
-        out.append({
-            "component": row["component"], "binary": row["binary"], "path": row["path"],
-            "minimum": format_version(minimum), "kb": cell.get("kb"), "version": format_version(version)
-            if version else None, "status": status,
-        })
+        out.append(
+            {
+                "component": row["component"],
+                "binary": row["binary"],
+                "path": row["path"],
+                "minimum": format_version(minimum),
+                "kb": cell.get("kb"),
+                "version": format_version(version) if version else None,
+                "status": status,
+            }
+        )
     return out
 
 
@@ -116,11 +122,13 @@ def _need_os(ctx: AuditContext) -> OSFacts:
 def _no_column(osf: OSFacts, profile: str) -> NotApplicable:
     build = osf.build or 0
     if build == 7600:
-        return NotApplicable("build 7600 (Windows 7 / 2008 R2 without SP1) has no column: install SP1 "
-                             "(see os.min_version)")
+        return NotApplicable(
+            "build 7600 (Windows 7 / 2008 R2 without SP1) has no column: install SP1 (see os.min_version)"
+        )
     table = "the 2017 table" if profile == "azure-2017" else "the doc's table"
-    return NotApplicable(f"{build_name(osf.build)} has no column in {table}: keep it fully patched "
-                         "through Windows Update")
+    return NotApplicable(
+        f"{build_name(osf.build)} has no column in {table}: keep it fully patched through Windows Update"
+    )
 
 
 @rule(
@@ -129,9 +137,9 @@ def _no_column(osf: OSFacts, profile: str) -> NotApplicable:
     title="Minimum versions of storage/network/kernel/RDS binaries (table-driven)",
     severity=Severity.REQUIRED,
     rationale="Older storage, network and RDS binaries have bugs that stop VMs in Azure (storage timeouts, "
-              "network loss, RDP failures). The doc asks for a fully patched image, or at least these versions. "
-              "A missing binary means the component is not installed (vmswitch.sys needs Hyper-V, msdsm.sys "
-              "and mpio.sys MPIO, rdpcorets.dll the RDP 8 update): a warning, not a failure.",
+    "network loss, RDP failures). The doc asks for a fully patched image, or at least these versions. "
+    "A missing binary means the component is not installed (vmswitch.sys needs Hyper-V, msdsm.sys "
+    "and mpio.sys MPIO, rdpcorets.dll the RDP 8 update): a warning, not a failure.",
     remediation="Install the listed KB (or any later cumulative/rollup update) via Windows Update",
 )
 def check_min_versions(ctx: AuditContext) -> Outcome:
@@ -143,28 +151,49 @@ def check_min_versions(ctx: AuditContext) -> Outcome:
         raise NotChecked("no guest file access", "not checked: the Windows volume's files cannot be read")
     rows = [r for r in update_table()["rows"] if ctx.profile != "azure-2017" or r["in_2017_table"]]
     results = check_rows(ctx, column, rows)
-    ev = tuple(Evidence(source="file", key=r["path"], value_name="FileVersion", actual=r["version"],
-                        present=r["version"] is not None,
-                        note=f"minimum {r['minimum']} ({r['kb'] or 'no KB'})"
-                        + ("" if r["version"] else f"; {r['status']}"))
-               for r in results)
+    ev = tuple(
+        Evidence(
+            source="file",
+            key=r["path"],
+            value_name="FileVersion",
+            actual=r["version"],
+            present=r["version"] is not None,
+            note=f"minimum {r['minimum']} ({r['kb'] or 'no KB'})" + ("" if r["version"] else f"; {r['status']}"),
+        )
+        for r in results
+    )
     low = [r for r in results if r["status"] == "low"]
     missing = [r for r in results if r["status"] in ("missing", "unreadable")]
     label = column["label"]
     if results and len(missing) == len(results):
-        raise NotChecked("no binary version could be read",
-                         f"none of the {len(results)} binaries of the {label} column could be read",
-                         expected="the table's minimums", actual=results, evidence=ev)
+        raise NotChecked(
+            "no binary version could be read",
+            f"none of the {len(results)} binaries of the {label} column could be read",
+            expected="the table's minimums",
+            actual=results,
+            evidence=ev,
+        )
     if low:
         shown = "; ".join(f"{r['binary']} {r['version']} < {r['minimum']} ({r['kb'] or 'no KB'})" for r in low)
-        return Outcome(Status.FAIL, f"{len(low)} of {len(results)} binaries below the {label} minimum: {shown}",
-                       "the table's minimums", results, ev)
+        return Outcome(
+            Status.FAIL,
+            f"{len(low)} of {len(results)} binaries below the {label} minimum: {shown}",
+            "the table's minimums",
+            results,
+            ev,
+        )
     if missing:
         shown = ", ".join(f"{r['binary']} ({r['status']})" for r in missing)
-        return Outcome(Status.WARNING, f"all present binaries meet the {label} minimums; not installed: {shown}",
-                       "the table's minimums", results, ev)
-    return Outcome(Status.PASS, f"all {len(results)} binaries meet the {label} minimums", "the table's minimums",
-                   results, ev)
+        return Outcome(
+            Status.WARNING,
+            f"all present binaries meet the {label} minimums; not installed: {shown}",
+            "the table's minimums",
+            results,
+            ev,
+        )
+    return Outcome(
+        Status.PASS, f"all {len(results)} binaries meet the {label} minimums", "the table's minimums", results, ev
+    )
 
 
 def kb_installed(ctx: AuditContext, kbs: list[str]) -> list[str]:
@@ -189,8 +218,7 @@ def _packages_evidence(ctx: AuditContext, kbs: list[str], found: list[str]) -> E
     path = osinfo.CBS + r"\Packages"
     key = ctx.registry.key(path)
     note = f"installed packages of any of {', '.join(kbs)}" if key is not None else ""
-    return key_evidence(ctx, path, key, note=note, actual=found if key is not None else None,
-                        derived=key is not None)
+    return key_evidence(ctx, path, key, note=note, actual=found if key is not None else None, derived=key is not None)
 
 
 def _kbs(name: str, column: dict[str, Any]) -> list[str]:
@@ -212,10 +240,21 @@ def _ubr_outcome(
         if osf.ubr is None:
             raise NotChecked("UBR absent", "UBR is not in the SOFTWARE hive", expected=f"{build}.{need}", evidence=ev)
         if osf.ubr >= need:
-            return Outcome(Status.PASS, f"OS build {build}.{osf.ubr} includes the {what} fix ({build}.{need})",
-                           f">= {build}.{need}", f"{build}.{osf.ubr}", ev)
-        return Outcome(Status.FAIL, f"OS build {build}.{osf.ubr} predates the {what} fix ({build}.{need}): install "
-                       "the latest cumulative update", f">= {build}.{need}", f"{build}.{osf.ubr}", ev)
+            return Outcome(
+                Status.PASS,
+                f"OS build {build}.{osf.ubr} includes the {what} fix ({build}.{need})",
+                f">= {build}.{need}",
+                f"{build}.{osf.ubr}",
+                ev,
+            )
+        return Outcome(
+            Status.FAIL,
+            f"OS build {build}.{osf.ubr} predates the {what} fix ({build}.{need}): install "
+            "the latest cumulative update",
+            f">= {build}.{need}",
+            f"{build}.{osf.ubr}",
+            ev,
+        )
     return None
 
 
@@ -225,12 +264,12 @@ def _ubr_outcome(
     title="MS17-010 (WannaCrypt) fix installed",
     severity=Severity.REQUIRED,
     rationale="The doc requires the MS17-010 fix. Evidence, strongest first: Windows 10's servicing level (UBR), "
-              "the KB's CBS package, the srv.sys version of the MS17-010 update (derived, not in the doc). The doc "
-              "prints the Windows 10 1507/1511 KBs (KB4012606, KB4013198) under 1607/1703; each is checked "
-              "against its own build here.",
+    "the KB's CBS package, the srv.sys version of the MS17-010 update (derived, not in the doc). The doc "
+    "prints the Windows 10 1507/1511 KBs (KB4012606, KB4013198) under 1607/1703; each is checked "
+    "against its own build here.",
     source=SECTION + " (Security: WannaCrypt MS17-010)",
     remediation="Install the MS17-010 update (KB4012212/KB4012215 on 2008 R2 SP1, KB4012214/KB4012217 on 2012, "
-                "KB4012213/KB4012216 on 2012 R2) or any later rollup",
+    "KB4012213/KB4012216 on 2012 R2) or any later rollup",
     references=("https://learn.microsoft.com/security-updates/securitybulletins/2017/ms17-010",),
 )
 def check_ms17_010(ctx: AuditContext) -> Outcome:
@@ -253,23 +292,48 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
     if ctx.files is not None and srv_min:
         version = ctx.files.file_version(r"Windows\System32\drivers\srv.sys")
         minimum = parse_version(srv_min)
-        ev.append(Evidence(source="file", key=r"Windows\System32\drivers\srv.sys", value_name="FileVersion",
-                           actual=format_version(version), present=version is not None,
-                           note=f"MS17-010 update's srv.sys: {srv_min} (derived)"))
+        ev.append(
+            Evidence(
+                source="file",
+                key=r"Windows\System32\drivers\srv.sys",
+                value_name="FileVersion",
+                actual=format_version(version),
+                present=version is not None,
+                note=f"MS17-010 update's srv.sys: {srv_min} (derived)",
+            )
+        )
         comparable = version is not None and not (osf.build == 9200 and version[3] < 20000)
         if version is not None and comparable and version >= minimum:
-            return Outcome(Status.PASS, f"srv.sys {format_version(version)} is at or past the MS17-010 update's "
-                           f"{srv_min}", srv_min, format_version(version), tuple(ev))
+            return Outcome(
+                Status.PASS,
+                f"srv.sys {format_version(version)} is at or past the MS17-010 update's {srv_min}",
+                srv_min,
+                format_version(version),
+                tuple(ev),
+            )
         if version is not None and comparable:
-            return Outcome(Status.FAIL, f"no MS17-010 package, and srv.sys {format_version(version)} predates the "
-                           f"fix ({srv_min})", srv_min, format_version(version), tuple(ev))
+            return Outcome(
+                Status.FAIL,
+                f"no MS17-010 package, and srv.sys {format_version(version)} predates the fix ({srv_min})",
+                srv_min,
+                format_version(version),
+                tuple(ev),
+            )
         if version is None and not ctx.files.exists(r"Windows\System32\drivers\srv.sys"):
-            return Outcome(Status.PASS, "the SMBv1 server driver srv.sys is not installed: MS17-010 does not apply",
-                           srv_min, "not present", tuple(ev))
-    raise NotChecked("inconclusive evidence",
-                     "no MS17-010 package record and no comparable srv.sys version; superseded "
-                     "packages may have been cleaned up, so this is not proof of absence", expected=kbs,
-                     evidence=tuple(ev))
+            return Outcome(
+                Status.PASS,
+                "the SMBv1 server driver srv.sys is not installed: MS17-010 does not apply",
+                srv_min,
+                "not present",
+                tuple(ev),
+            )
+    raise NotChecked(
+        "inconclusive evidence",
+        "no MS17-010 package record and no comparable srv.sys version; superseded "
+        "packages may have been cleaned up, so this is not proof of absence",
+        expected=kbs,
+        evidence=tuple(ev),
+    )
 
 
 @rule(
@@ -278,8 +342,8 @@ def check_ms17_010(ctx: AuditContext) -> Outcome:
     title="CVE-2018-0886 (CredSSP) update installed",
     severity=Severity.REQUIRED,
     rationale="Since May 2018 clients refuse CredSSP to unpatched hosts: RDP to a VM without this update fails "
-              "with \"CredSSP encryption oracle remediation\". Windows 10 is judged by its UBR, older Windows by "
-              "the KB's CBS package (a missing record is not proof: packages get cleaned up).",
+    'with "CredSSP encryption oracle remediation". Windows 10 is judged by its UBR, older Windows by '
+    "the KB's CBS package (a missing record is not proof: packages get cleaned up).",
     source=SECTION + " (CVE-2018-0886)",
     baselines=("azure-2022",),
     remediation="Install the May 2018 (or later) cumulative update / monthly rollup",
@@ -301,10 +365,13 @@ def check_cve_2018_0886(ctx: AuditContext) -> Outcome:
     ev = (_packages_evidence(ctx, kbs, found),)
     if found:
         return Outcome(Status.PASS, f"CVE-2018-0886 package installed: {found[0]}", kbs, found, ev)
-    raise NotChecked("inconclusive evidence",
-                     f"no package of {', '.join(kbs)} recorded; a later rollup may include the "
-                     "fix and superseded records get cleaned up, so this is not proof either way", expected=kbs,
-                     evidence=ev)
+    raise NotChecked(
+        "inconclusive evidence",
+        f"no package of {', '.join(kbs)} recorded; a later rollup may include the "
+        "fix and superseded records get cleaned up, so this is not proof either way",
+        expected=kbs,
+        evidence=ev,
+    )
 
 
 def rename_operations(strings: list[str]) -> list[tuple[str, str]]:
@@ -321,8 +388,10 @@ def _pending_evidence(ctx: AuditContext) -> tuple[list[Evidence], list[str]]:
     evidence: list[Evidence] = []
     reasons: list[str] = []
     if reg.has_hive("SOFTWARE"):
-        for path, what in ((osinfo.CBS + r"\RebootPending", "servicing waits for a restart"),
-                           (osinfo.WU_REBOOT, "Windows Update waits for a restart")):
+        for path, what in (
+            (osinfo.CBS + r"\RebootPending", "servicing waits for a restart"),
+            (osinfo.WU_REBOOT, "Windows Update waits for a restart"),
+        ):
             key = reg.key(path)
             evidence.append(key_evidence(ctx, path, key, note=what if key is not None else ""))
             if key is not None:
@@ -348,8 +417,15 @@ def _pending_evidence(ctx: AuditContext) -> tuple[list[Evidence], list[str]]:
                 reasons.append(f"Session Manager {name} holds {len(ops)} file operation(s) for the next boot")
     if ctx.files is not None:
         present = ctx.files.exists(osinfo.PENDING_XML)
-        evidence.append(Evidence(source="file", key=osinfo.PENDING_XML, actual=True if present else None,
-                                 present=present, note="servicing operations wait for a restart" if present else ""))
+        evidence.append(
+            Evidence(
+                source="file",
+                key=osinfo.PENDING_XML,
+                actual=True if present else None,
+                present=present,
+                note="servicing operations wait for a restart" if present else "",
+            )
+        )
         if present:
             reasons.append(f"{osinfo.PENDING_XML} exists")
     return evidence, reasons
@@ -361,7 +437,7 @@ def _pending_evidence(ctx: AuditContext) -> tuple[list[Evidence], list[str]]:
     title="No pending restart / pending servicing operations",
     severity=Severity.REQUIRED,
     rationale="Updates waiting for a restart finish on the first boot in Azure (slow, can fail provisioning) "
-              "and sysprep refuses to run with servicing operations pending.",
+    "and sysprep refuses to run with servicing operations pending.",
     source=SECTION + " (NOTE) and before Sysprep",
     baselines=("azure-2022",),
     remediation="Install all updates and restart once before migration / before sysprep.exe",
@@ -373,12 +449,21 @@ def check_pending_reboot(ctx: AuditContext) -> Outcome:
         why = ctx.registry.why_unavailable("SOFTWARE") + "; " + ctx.registry.why_unavailable("SYSTEM")
         raise NotChecked(why, expected="nothing pending", evidence=tuple(ev))
     if reasons:
-        return Outcome(Status.FAIL, "a restart is pending: " + "; ".join(reasons), "nothing pending", reasons,
-                       tuple(ev))
+        return Outcome(
+            Status.FAIL, "a restart is pending: " + "; ".join(reasons), "nothing pending", reasons, tuple(ev)
+        )
     missing = [h for h in ("SOFTWARE", "SYSTEM") if h not in have]
     if missing:
-        raise NotChecked(f"{', '.join(missing)} unavailable",
-                         f"nothing pending in what was read, but {' and '.join(missing)} could not "
-                         "be read", expected="nothing pending", evidence=tuple(ev))
-    return Outcome(Status.PASS, "no pending restart (CBS, Windows Update, file renames, pending.xml)",
-                   "nothing pending", [], tuple(ev))
+        raise NotChecked(
+            f"{', '.join(missing)} unavailable",
+            f"nothing pending in what was read, but {' and '.join(missing)} could not be read",
+            expected="nothing pending",
+            evidence=tuple(ev),
+        )
+    return Outcome(
+        Status.PASS,
+        "no pending restart (CBS, Windows Update, file renames, pending.xml)",
+        "nothing pending",
+        [],
+        tuple(ev),
+    )

@@ -373,8 +373,7 @@ def evaluate_item(ctx: AuditContext, item: Item, severity: Severity) -> ItemVerd
     try:
         local = read_value(ctx, item.key, item.value, source=source)
     except HiveUnavailable as err:
-        return ItemVerdict(Status.NOT_CHECKED, f"{item.value}{label}: not checked, {err.reason}", (),
-                           reason=err.reason)
+        return ItemVerdict(Status.NOT_CHECKED, f"{item.value}{label}: not checked, {err.reason}", (), reason=err.reason)
     if not item.policy:
         status, message = judge(item, local, severity, label)
         actual, expected = _typed(item, local)
@@ -457,15 +456,21 @@ def _outcome(verdicts: list[ItemVerdict], items: Sequence[Item], expected: Any) 
         return Outcome(Status.NOT_CHECKED, f"not checked: {reason}", reason=reason)
     if len(items) == 1:
         actual: Any = verdicts[0].actual
-        exp = expected if expected is not None else (
-            verdicts[0].expected if verdicts[0].expected is not None else items[0].expected
+        exp = (
+            expected
+            if expected is not None
+            else (verdicts[0].expected if verdicts[0].expected is not None else items[0].expected)
         )
     else:
         actual = {(i.label or i.value): v.actual for i, v in zip(items, verdicts, strict=True)}
-        exp = expected if expected is not None else {
-            (i.label or i.value): (v.expected if v.expected is not None else i.expected)
-            for i, v in zip(items, verdicts, strict=True)
-        }
+        exp = (
+            expected
+            if expected is not None
+            else {
+                (i.label or i.value): (v.expected if v.expected is not None else i.expected)
+                for i, v in zip(items, verdicts, strict=True)
+            }
+        )
     reason = "; ".join(v.reason or v.message for v in verdicts if v.status is Status.NOT_CHECKED)
     # A verdict names what decided it: the items that are not as expected, or every item when all pass.
     shown = [v for v in verdicts if v.status is not Status.PASS] or verdicts

@@ -125,11 +125,11 @@ def _partitions_text(facts: ImageFacts) -> str:
     title="OS disk holds a Windows volume (Windows\\System32\\config\\SYSTEM on NTFS)",
     severity=Severity.REQUIRED,
     rationale="Every other check of an OS disk reads the Windows installation on it. A disk without one is a "
-              "data disk (audit it as one, beside its OS disk), an encrypted volume, or the wrong file. When "
-              "this fails the guest rules are reported as not checked and the disk-format rules still run.",
+    "data disk (audit it as one, beside its OS disk), an encrypted volume, or the wrong file. When "
+    "this fails the guest rules are reported as not checked and the disk-format rules still run.",
     source="intro: an OS image holds an operating system (VM images and OS images)",
     remediation="Give the OS disk of the VM; audit a disk without Windows as a data disk "
-                "(audit(os_disk, data_disks=[...]) or azvhdaudit audit OS.vhd --data-disk DATA.vhd)",
+    "(audit(os_disk, data_disks=[...]) or azvhdaudit audit OS.vhd --data-disk DATA.vhd)",
     references=(VM_IMAGES_2017,),
     hives=("SYSTEM",),
     finds_guest=True,
@@ -147,17 +147,30 @@ def check_windows_volume(ctx: AuditContext) -> Outcome:
         source = getattr(hive, "source", "")
         ev = (Evidence(source="facts", key="SYSTEM hive", actual=source, present=True),)
         return Outcome(Status.PASS, f"the SYSTEM hive was read ({source})", "a Windows volume", source, ev)
-    ev = (Evidence(source="facts", key="partitions", actual=_partitions_text(facts), present=bool(facts.partitions),
-                   note=ctx.registry.why_unavailable("SYSTEM")),)
+    ev = (
+        Evidence(
+            source="facts",
+            key="partitions",
+            actual=_partitions_text(facts),
+            present=bool(facts.partitions),
+            note=ctx.registry.why_unavailable("SYSTEM"),
+        ),
+    )
     if facts.bitlocker:
-        raise NotChecked("the volume is BitLocker-encrypted",
-                         "the disk's NTFS volume is BitLocker-encrypted: whether it holds Windows "
-                         "cannot be read (see disk.os_volume_not_bitlocker)", expected="a Windows volume",
-                         actual="encrypted", evidence=ev)
+        raise NotChecked(
+            "the volume is BitLocker-encrypted",
+            "the disk's NTFS volume is BitLocker-encrypted: whether it holds Windows "
+            "cannot be read (see disk.os_volume_not_bitlocker)",
+            expected="a Windows volume",
+            actual="encrypted",
+            evidence=ev,
+        )
     text = f"no NTFS volume holds Windows\\System32\\config\\SYSTEM ({_partitions_text(facts)})"
     if ctx.options.role is None:
-        text += ("; if this is a data disk, audit it as one: role='data', or beside its OS disk with "
-                 "data_disks=[...] (CLI: --data-disk)")
+        text += (
+            "; if this is a data disk, audit it as one: role='data', or beside its OS disk with "
+            "data_disks=[...] (CLI: --data-disk)"
+        )
     return Outcome(Status.FAIL, text, "a Windows volume", None, ev)
 
 
@@ -170,15 +183,15 @@ def check_windows_volume(ctx: AuditContext) -> Outcome:
     title="Every data disk is known to the OS disk's Windows (SYSTEM\\MountedDevices), with its drive letters",
     severity=Severity.RECOMMENDED,
     rationale="Windows records each volume it has mounted in SYSTEM\\MountedDevices by MBR disk signature and "
-              "partition offset, or by GPT partition GUID, with the drive letter it gave. A data disk found "
-              "there keeps its letter in Azure; one that is not gets the next free letter when it is first "
-              "seen — or stays offline under a Windows Server SAN policy — so paths that services and scripts "
-              "use may not be there. The letters found are reported. Derived, not in the doc.",
+    "partition offset, or by GPT partition GUID, with the drive letter it gave. A data disk found "
+    "there keeps its letter in Azure; one that is not gets the next free letter when it is first "
+    "seen — or stays offline under a Windows Server SAN policy — so paths that services and scripts "
+    "use may not be there. The letters found are reported. Derived, not in the doc.",
     source="intro: a VM image holds the OS disk and its data disks (VM images and OS images)",
     remediation="Attach the data disks to the VM before it is captured (so Windows records them), or after "
-                "deployment bring the disk online and set its letter: Get-Disk | Where-Object IsOffline | "
-                "Set-Disk -IsOffline $false; Get-Partition -DiskNumber <n> -PartitionNumber <p> | "
-                "Set-Partition -NewDriveLetter <X>",
+    "deployment bring the disk online and set its letter: Get-Disk | Where-Object IsOffline | "
+    "Set-Disk -IsOffline $false; Get-Partition -DiskNumber <n> -PartitionNumber <p> | "
+    "Set-Partition -NewDriveLetter <X>",
     references=(VM_IMAGES_2017,),
     disk_roles=(VM_ROLE,),
 )
@@ -203,15 +216,25 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
         elif not disk.facts.partitions:
             unknown.append(f"{disk.name} (no partition table: Windows sees an uninitialized disk)")
         else:
-            ident = (f"MBR signature 0x{disk.facts.mbr_disk_signature:08X}"
-                     if disk.facts.partition_style == "mbr" and disk.facts.mbr_disk_signature is not None
-                     else f"{disk.facts.partition_style or '?'} partitions "
-                     + ", ".join(p.guid or str(p.offset) for p in disk.facts.partitions))
+            ident = (
+                f"MBR signature 0x{disk.facts.mbr_disk_signature:08X}"
+                if disk.facts.partition_style == "mbr" and disk.facts.mbr_disk_signature is not None
+                else f"{disk.facts.partition_style or '?'} partitions "
+                + ", ".join(p.guid or str(p.offset) for p in disk.facts.partitions)
+            )
             unknown.append(f"{disk.name} ({ident})")
     key = ctx.registry.display_path(osinfo.MOUNTED_DEVICES)
-    ev = [Evidence(source="registry", hive="SYSTEM", key=key, actual=per_disk if devices else None,
-                   present=ctx.registry.key(osinfo.MOUNTED_DEVICES) is not None,
-                   note=f"{len(devices)} values, matched to the disks by signature or GUID", derived=bool(devices))]
+    ev = [
+        Evidence(
+            source="registry",
+            hive="SYSTEM",
+            key=key,
+            actual=per_disk if devices else None,
+            present=ctx.registry.key(osinfo.MOUNTED_DEVICES) is not None,
+            note=f"{len(devices)} values, matched to the disks by signature or GUID",
+            derived=bool(devices),
+        )
+    ]
     if unknown:
         text = f"not in {key}: " + "; ".join(unknown)
         if known:
@@ -219,19 +242,40 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
         san = ctx.registry.value(PARTMGR, "SanPolicy")
         policy = san.data if san is not None and isinstance(san.data, int) else None
         if san is not None:
-            ev.append(Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(PARTMGR),
-                               value_name="SanPolicy", type=san.type_name, actual=san.data, present=True))
+            ev.append(
+                Evidence(
+                    source="registry",
+                    hive="SYSTEM",
+                    key=ctx.registry.display_path(PARTMGR),
+                    value_name="SanPolicy",
+                    type=san.type_name,
+                    actual=san.data,
+                    present=True,
+                )
+            )
         if policy == 1:
             then = "they come online with the next free drive letters (SAN policy OnlineAll)"
         elif policy is not None:
-            then = (f"they stay offline until someone brings them online (SAN policy "
-                    f"{SAN_POLICIES.get(policy, policy)}; see san.policy_onlineall)")
+            then = (
+                f"they stay offline until someone brings them online (SAN policy "
+                f"{SAN_POLICIES.get(policy, policy)}; see san.policy_onlineall)"
+            )
         else:
             then = "the edition's default SAN policy decides whether they come online (see san.policy_onlineall)"
-        return Outcome(Status.WARNING, f"{text}. Windows sees the unknown disks as new disks: {then}",
-                       "every data disk known", per_disk, tuple(ev))
-    return Outcome(Status.PASS, "every data disk is known to Windows: " + "; ".join(known),
-                   "every data disk known", per_disk, tuple(ev))
+        return Outcome(
+            Status.WARNING,
+            f"{text}. Windows sees the unknown disks as new disks: {then}",
+            "every data disk known",
+            per_disk,
+            tuple(ev),
+        )
+    return Outcome(
+        Status.PASS,
+        "every data disk is known to Windows: " + "; ".join(known),
+        "every data disk known",
+        per_disk,
+        tuple(ev),
+    )
 
 
 @rule(
@@ -240,14 +284,14 @@ def check_data_disks_known(ctx: AuditContext) -> Outcome:
     title="No disk of the VM takes drive letter D: (Azure's temporary disk, where the page file goes)",
     severity=Severity.RECOMMENDED,
     rationale="In Azure the temporary (resource) disk of the VM sizes that have one is D:, and the doc puts the "
-              "page file on it "
-              "(D:\\pagefile.sys). A data volume that Windows already gives D: keeps it: the temporary disk "
-              "moves to another letter, and a page file set to D: lands on the data disk. The 2017 doc warns "
-              "the temporary drive's letter 'could differ depending on the number of available drives'.",
+    "page file on it "
+    "(D:\\pagefile.sys). A data volume that Windows already gives D: keeps it: the temporary disk "
+    "moves to another letter, and a page file set to D: lands on the data disk. The 2017 doc warns "
+    "the temporary drive's letter 'could differ depending on the number of available drives'.",
     source="Complete the recommended configurations (page file on the temporary disk D:)",
     remediation="Inside the VM before capture, give the data volume another letter: Get-Partition -DriveLetter D "
-                "| Set-Partition -NewDriveLetter F (or, to keep D: for data on purpose, follow 'Use the D: drive "
-                "as a data drive on a Windows VM' and move the page file)",
+    "| Set-Partition -NewDriveLetter F (or, to keep D: for data on purpose, follow 'Use the D: drive "
+    "as a data drive on a Windows VM' and move the page file)",
     references=(CHANGE_LETTER,),
     disk_roles=(VM_ROLE,),
 )
@@ -263,28 +307,64 @@ def check_temp_drive_letter(ctx: AuditContext) -> Outcome:
     entries = paging_data if isinstance(paging_data, list) else [paging_data] if paging_data else []
     on_d = [str(e) for e in entries if str(e).strip().upper().startswith(TEMP_DRIVE)]
     key = ctx.registry.display_path(osinfo.MOUNTED_DEVICES)
-    ev = [Evidence(source="registry", hive="SYSTEM", key=key, value_name="\\DosDevices\\D:",
-                   actual=entry, present=entry is not None, derived=entry is not None,
-                   note="the volume the value names, matched to the disks" if entry is not None else "")]
+    ev = [
+        Evidence(
+            source="registry",
+            hive="SYSTEM",
+            key=key,
+            value_name="\\DosDevices\\D:",
+            actual=entry,
+            present=entry is not None,
+            derived=entry is not None,
+            note="the volume the value names, matched to the disks" if entry is not None else "",
+        )
+    ]
     if paging is not None:
-        ev.append(Evidence(source="registry", hive="SYSTEM", key=ctx.registry.display_path(MEMORY_MANAGEMENT),
-                           value_name="PagingFiles", type=paging.type_name, actual=paging_data, present=True))
+        ev.append(
+            Evidence(
+                source="registry",
+                hive="SYSTEM",
+                key=ctx.registry.display_path(MEMORY_MANAGEMENT),
+                value_name="PagingFiles",
+                type=paging.type_name,
+                actual=paging_data,
+                present=True,
+            )
+        )
     if entry is None:
-        return Outcome(Status.PASS, "no volume has the letter D: in MountedDevices: the temporary disk can take it",
-                       "D: free", None, tuple(ev))
+        return Outcome(
+            Status.PASS,
+            "no volume has the letter D: in MountedDevices: the temporary disk can take it",
+            "D: free",
+            None,
+            tuple(ev),
+        )
     if entry["disk"] is None:
-        return Outcome(Status.PASS, "D: names a volume on none of the audited disks (a DVD drive or a disk not "
-                       "given); check it is not attached in Azure", "D: free", entry, tuple(ev))
+        return Outcome(
+            Status.PASS,
+            "D: names a volume on none of the audited disks (a DVD drive or a disk not "
+            "given); check it is not attached in Azure",
+            "D: free",
+            entry,
+            tuple(ev),
+        )
     disk = next(d for d in vm.disks if d.name == entry["disk"])
     part = next(p for p in disk.facts.partitions if p.index == entry["partition"])
-    text = (f"{_where(disk.name, part)} has drive letter D: in MountedDevices; in Azure D: is the temporary disk, "
-            "which then gets another letter")
+    text = (
+        f"{_where(disk.name, part)} has drive letter D: in MountedDevices; in Azure D: is the temporary disk, "
+        "which then gets another letter"
+    )
     if on_d:
         text += f", and the page file set to {', '.join(on_d)} would be put on this {disk.role} disk"
     else:
         text += f", and the doc's D:\\pagefile.sys would land on this {disk.role} disk"
-    return Outcome(Status.WARNING, text, "D: free", {"letter": TEMP_DRIVE, "disk": disk.name,
-                                                     "partition": part.index, "paging_files": on_d}, tuple(ev))
+    return Outcome(
+        Status.WARNING,
+        text,
+        "D: free",
+        {"letter": TEMP_DRIVE, "disk": disk.name, "partition": part.index, "paging_files": on_d},
+        tuple(ev),
+    )
 
 
 def _limit(ctx: AuditContext, disk: DiskInfo) -> tuple[int, str]:
@@ -303,9 +383,9 @@ def _limit(ctx: AuditContext, disk: DiskInfo) -> tuple[int, str]:
     title="Each disk of the VM within the baseline's size limit; the VM's total reported",
     severity=Severity.REQUIRED,
     rationale="The current doc limits a generation 1 OS disk to 2 TiB and a data disk to 32,767 GiB; the "
-              "2017 doc every VHD to 1,023 GB — data disks too, which disk.data_max_size (current baseline "
-              "only) does not cover. Neither doc limits the total; it is reported, since the VM size chosen in "
-              "Azure limits the number of data disks.",
+    "2017 doc every VHD to 1,023 GB — data disks too, which disk.data_max_size (current baseline "
+    "only) does not cover. Neither doc limits the total; it is reported, since the VM size chosen in "
+    "Azure limits the number of data disks.",
     source="intro (disk sizes)",
     remediation="Shrink the volume and Resize-VHD -SizeBytes, or split the data over more disks",
     disk_roles=(VM_ROLE,),
@@ -323,8 +403,13 @@ def check_disk_sizes(ctx: AuditContext) -> Outcome:
     ev = (Evidence(source="facts", key="virtual sizes", actual=actual, present=True),)
     if over:
         return Outcome(Status.FAIL, "; ".join(over), "each disk within its limit", actual, ev)
-    return Outcome(Status.PASS, f"{len(vm.disks)} disks, {_fmt_size(total)} in all, each within its limit",
-                   "each disk within its limit", actual, ev)
+    return Outcome(
+        Status.PASS,
+        f"{len(vm.disks)} disks, {_fmt_size(total)} in all, each within its limit",
+        "each disk within its limit",
+        actual,
+        ev,
+    )
 
 
 def _disk_id(disk: DiskInfo) -> str | None:
@@ -342,11 +427,11 @@ def _disk_id(disk: DiskInfo) -> str | None:
     title="Disk signatures and GPT disk GUIDs are unique across the VM's disks",
     severity=Severity.RECOMMENDED,
     rationale="Windows takes a disk whose MBR signature or GPT disk GUID equals that of a disk already online "
-              "offline (a signature collision), and MountedDevices cannot tell the two apart. It happens with "
-              "disks copied from one another. Derived, not in the doc.",
+    "offline (a signature collision), and MountedDevices cannot tell the two apart. It happens with "
+    "disks copied from one another. Derived, not in the doc.",
     source="derived (disk identity across the VM's disks)",
     remediation="Give the copy a new identity inside a VM: diskpart: select disk <n>, uniqueid disk "
-                "id=<new signature or GUID>",
+    "id=<new signature or GUID>",
     disk_roles=(VM_ROLE,),
 )
 def check_disk_ids_unique(ctx: AuditContext) -> Outcome:

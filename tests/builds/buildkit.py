@@ -38,6 +38,7 @@ def load_sample_builder() -> ModuleType:
         spec.loader.exec_module(module)
     return sys.modules[name]
 
+
 WEEK2_UBR = 2312
 WEEK2_FILE_VERSION = "10.0.14393.2312"
 CLONE_NAME = "WEB-01"
@@ -68,39 +69,61 @@ def _reg(body: str) -> str:
 
 
 def week2_overlays(tmp: Path) -> tuple[tuple[str, str], ...]:
-    (tmp / "week2.SOFTWARE.reg").write_text(_reg(
-        "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion]\n"
-        f'"UBR"=dword:{WEEK2_UBR:08x}\n'), encoding="ascii")
-    (tmp / "week2.SYSTEM.reg").write_text(_reg(
-        "[HKEY_LOCAL_MACHINE\\SYSTEM\\{{CCS}}\\Control\\Terminal Server\\WinStations\\RDP-Tcp]\n"
-        '"PortNumber"=dword:00000d3e\n\n'
-        "[HKEY_LOCAL_MACHINE\\SYSTEM\\{{CCS}}\\Control\\CrashControl]\n"
-        '"CrashDumpEnabled"=dword:00000000\n'), encoding="ascii")
-    (tmp / "week2.BCD.reg").write_text(_reg(
-        "[HKEY_LOCAL_MACHINE\\BCD00000000\\Objects\\{b1a6f8e2-7c4d-4e4a-9f3b-5d2c8a1e0f61}\\Elements\\16000009]\n"
-        '"Element"=hex:01\n'), encoding="ascii")
+    (tmp / "week2.SOFTWARE.reg").write_text(
+        _reg(f'[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion]\n"UBR"=dword:{WEEK2_UBR:08x}\n'),
+        encoding="ascii",
+    )
+    (tmp / "week2.SYSTEM.reg").write_text(
+        _reg(
+            "[HKEY_LOCAL_MACHINE\\SYSTEM\\{{CCS}}\\Control\\Terminal Server\\WinStations\\RDP-Tcp]\n"
+            '"PortNumber"=dword:00000d3e\n\n'
+            "[HKEY_LOCAL_MACHINE\\SYSTEM\\{{CCS}}\\Control\\CrashControl]\n"
+            '"CrashDumpEnabled"=dword:00000000\n'
+        ),
+        encoding="ascii",
+    )
+    (tmp / "week2.BCD.reg").write_text(
+        _reg(
+            "[HKEY_LOCAL_MACHINE\\BCD00000000\\Objects\\{b1a6f8e2-7c4d-4e4a-9f3b-5d2c8a1e0f61}\\Elements\\16000009]\n"
+            '"Element"=hex:01\n'
+        ),
+        encoding="ascii",
+    )
     return tuple((hive, str(tmp / f"week2.{hive}.reg")) for hive in ("SOFTWARE", "SYSTEM", "BCD"))
 
 
 def specialized_overlays(
     tmp: Path, tag: str, name: str, guid: str, sid: tuple[int, ...]
 ) -> tuple[tuple[str, str], ...]:
-    (tmp / f"{tag}.SOFTWARE.reg").write_text(_reg(
-        "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\State]\n"
-        '"ImageState"="IMAGE_STATE_COMPLETE"\n\n'
-        "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Cryptography]\n"
-        f'"MachineGuid"="{guid}"\n'), encoding="ascii")
-    (tmp / f"{tag}.SYSTEM.reg").write_text(_reg(
-        "[HKEY_LOCAL_MACHINE\\SYSTEM\\{{CCS}}\\Control\\ComputerName\\ComputerName]\n"
-        f'"ComputerName"="{name}"\n'), encoding="ascii")
-    (tmp / f"{tag}.SECURITY.reg").write_text(_reg(
-        "[HKEY_LOCAL_MACHINE\\SECURITY\\Policy\\PolAcDmS]\n"
-        f"@=hex:{_hex(polacdms(name, sid))}\n"), encoding="ascii")
+    (tmp / f"{tag}.SOFTWARE.reg").write_text(
+        _reg(
+            "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Setup\\State]\n"
+            '"ImageState"="IMAGE_STATE_COMPLETE"\n\n'
+            "[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Cryptography]\n"
+            f'"MachineGuid"="{guid}"\n'
+        ),
+        encoding="ascii",
+    )
+    (tmp / f"{tag}.SYSTEM.reg").write_text(
+        _reg(
+            f'[HKEY_LOCAL_MACHINE\\SYSTEM\\{{{{CCS}}}}\\Control\\ComputerName\\ComputerName]\n"ComputerName"="{name}"\n'
+        ),
+        encoding="ascii",
+    )
+    (tmp / f"{tag}.SECURITY.reg").write_text(
+        _reg(f"[HKEY_LOCAL_MACHINE\\SECURITY\\Policy\\PolAcDmS]\n@=hex:{_hex(polacdms(name, sid))}\n"), encoding="ascii"
+    )
     return tuple((hive, str(tmp / f"{tag}.{hive}.reg")) for hive in ("SOFTWARE", "SYSTEM", "SECURITY"))
 
 
-def _build(builder: ModuleType, work: Path, out: Path, name: str, overlays: tuple[tuple[str, str], ...],
-           file_version: str | None = None) -> Path:
+def _build(
+    builder: ModuleType,
+    work: Path,
+    out: Path,
+    name: str,
+    overlays: tuple[tuple[str, str], ...],
+    file_version: str | None = None,
+) -> Path:
     base = builder.SAMPLES[0]  # gen1-azure.vhd
     assert base.name == "gen1-azure.vhd"
     os_spec = dataclasses.replace(base.os, file_version=file_version) if file_version else base.os
@@ -115,10 +138,13 @@ def build_all(work: Path, out: Path) -> dict[str, Path]:
     """The three images above, built into ``out``."""
     builder = load_sample_builder()
     return {
-        "gen1-week2.vhd": _build(builder, work, out, "gen1-week2.vhd", week2_overlays(work),
-                                 file_version=WEEK2_FILE_VERSION),
-        "web-clone.vhd": _build(builder, work, out, "web-clone.vhd",
-                                specialized_overlays(work, "clone", CLONE_NAME, CLONE_GUID, CLONE_SID)),
-        "web-other.vhd": _build(builder, work, out, "web-other.vhd",
-                                specialized_overlays(work, "other", OTHER_NAME, OTHER_GUID, OTHER_SID)),
+        "gen1-week2.vhd": _build(
+            builder, work, out, "gen1-week2.vhd", week2_overlays(work), file_version=WEEK2_FILE_VERSION
+        ),
+        "web-clone.vhd": _build(
+            builder, work, out, "web-clone.vhd", specialized_overlays(work, "clone", CLONE_NAME, CLONE_GUID, CLONE_SID)
+        ),
+        "web-other.vhd": _build(
+            builder, work, out, "web-other.vhd", specialized_overlays(work, "other", OTHER_NAME, OTHER_GUID, OTHER_SID)
+        ),
     }

@@ -116,12 +116,21 @@ def test_a_warning_in_the_baseline_does_not_accept_a_failure(images: dict[str, P
 
 def test_several_images_match_by_source(images: dict[str, Path], tmp_path: Path) -> None:
     golden = tmp_path / "fleet.json"
-    code, _, _ = run(["audit", str(images["child"]), str(images["gen2"]), "--baseline", str(golden),
-                      "--update-baseline", "--format", "json"])
+    code, _, _ = run(
+        [
+            "audit",
+            str(images["child"]),
+            str(images["gen2"]),
+            "--baseline",
+            str(golden),
+            "--update-baseline",
+            "--format",
+            "json",
+        ]
+    )
     assert code == 0
     baseline = load_baseline(golden)
-    assert [os.path.basename(r.source) for r in baseline.reports] == ["gen1-azure-child.vhd",
-                                                                      "gen2-misconfigured.vhdx"]
+    assert [os.path.basename(r.source) for r in baseline.reports] == ["gen1-azure-child.vhd", "gen2-misconfigured.vhdx"]
     code, out, _ = run(["audit", str(images["child"]), str(images["gen2"]), "--baseline", str(golden)])
     assert code == 0 and out.count("nothing got worse than the baseline") == 2
     # an image the baseline has no report of: every failure is new
@@ -144,38 +153,49 @@ def test_bad_baseline_use_is_one_line_and_exit_2(images: dict[str, Path], tmp_pa
 
 def _plugin_args() -> list[str]:
     installed = any(ep.name == "azvhdaudit" for ep in entry_points(group="pytest11"))
-    plugin = [] if installed and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else [
-        "-p", "azvhdaudit.pytest_plugin"]
+    plugin = (
+        [] if installed and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else ["-p", "azvhdaudit.pytest_plugin"]
+    )
     return [*plugin, "--azvhd-profile", "azure-2022"]
 
 
-def test_pytest_plugin_accepted_failures_are_xfail(pytester: pytest.Pytester, images: dict[str, Path],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pytest_plugin_accepted_failures_are_xfail(
+    pytester: pytest.Pytester, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     golden = pytester.path / "golden.json"
     child: Report = audit(images["child"])
     record_baseline(child, golden)
     args = [*_plugin_args(), "-p", "no:cacheprovider", "-rxf", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    result = pytester.runpytest_inprocess(*args, "--azvhd-image", str(images["child"]), "--azvhd-baseline",
-                                          str(golden))
+    result = pytester.runpytest_inprocess(*args, "--azvhd-image", str(images["child"]), "--azvhd-baseline", str(golden))
     outcomes = result.parseoutcomes()
     assert outcomes.get("xfailed") == 3 and "failed" not in outcomes
     result.stdout.fnmatch_lines(["*XFAIL*rdp.port*accepted by the baseline*golden.json*"])
     # the same baseline, named by the ini option, judging week2: rdp.port accepted, the BCD failure new
     ini = pytester.makeini(f"[pytest]\nazvhd_baseline = {golden.name}\n")
-    result = pytester.runpytest_inprocess(*args, "-c", str(ini), "--rootdir", str(pytester.path),
-                                          "--azvhd-image", str(images["week2"]))
+    result = pytester.runpytest_inprocess(
+        *args, "-c", str(ini), "--rootdir", str(pytester.path), "--azvhd-image", str(images["week2"])
+    )
     outcomes = result.parseoutcomes()
     assert outcomes.get("xfailed") == 1 and outcomes.get("failed") == 1
     result.stdout.fnmatch_lines(["*FAILED*bcd.default_recovery_disabled*"])
 
 
-def test_pytest_plugin_missing_baseline_is_a_clear_failure(pytester: pytest.Pytester, images: dict[str, Path],
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pytest_plugin_missing_baseline_is_a_clear_failure(
+    pytester: pytest.Pytester, images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    result = pytester.runpytest_inprocess(*_plugin_args(), "-p", "no:cacheprovider", "-W",
-                                          "ignore::pytest.PytestAssertRewriteWarning", "--azvhd-image",
-                                          str(images["child"]), "--azvhd-baseline", "nowhere.json")
+    result = pytester.runpytest_inprocess(
+        *_plugin_args(),
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        "--azvhd-image",
+        str(images["child"]),
+        "--azvhd-baseline",
+        "nowhere.json",
+    )
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed") == 3  # the three failing rules; the passing ones never read the baseline
     result.stdout.fnmatch_lines(["*azvhdaudit baseline: nowhere.json: no baseline file there*"])
@@ -195,8 +215,9 @@ def test_junit_and_sarif_mark_accepted_failures(images: dict[str, Path], tmp_pat
     failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
     assert failed == ["disk.not_differencing"]
     assert suite.get("failures") == "1"
-    accepted = [c for c in suite.iter("testcase")
-                if (s := c.find("skipped")) is not None and s.get("type") == "baseline"]
+    accepted = [
+        c for c in suite.iter("testcase") if (s := c.find("skipped")) is not None and s.get("type") == "baseline"
+    ]
     assert len(accepted) == GEN2_FAILURES - 1
     first = accepted[0]
     skipped = first.find("skipped")

@@ -56,8 +56,12 @@ def test_week2_against_gen1_names_every_planted_change(reports: dict[str, Report
     assert facts.pop("os.ubr") == (2273, WEEK2_UBR)
     assert facts.pop("bcd:bcd.default_recovery_disabled:16000009") == ("No", "Yes")
     files = {name: change for name, change in facts.items() if name.startswith("file:")}
-    read = {ev.key for r in reports["gen1"].results for ev in r.evidence
-            if ev.source == "file" and ev.value_name == "FileVersion"}
+    read = {
+        ev.key
+        for r in reports["gen1"].results
+        for ev in r.evidence
+        if ev.source == "file" and ev.value_name == "FileVersion"
+    }
     assert len(read) >= 20  # every binary the rules read changed version, and nothing else changed
     assert {name.split(":", 1)[1] for name in files} == read and len(files) == len(facts)
     assert set(files.values()) == {("10.0.14393.2273", WEEK2_FILE_VERSION)}
@@ -100,8 +104,9 @@ def test_an_image_against_itself_is_no_change(reports: dict[str, Report]) -> Non
     assert render_diff(d).splitlines()[1].startswith("NO CHANGE")
 
 
-def test_json_report_and_image_compare_alike(reports: dict[str, Report], built: dict[str, Path],
-                                             tmp_path: Path) -> None:
+def test_json_report_and_image_compare_alike(
+    reports: dict[str, Report], built: dict[str, Path], tmp_path: Path
+) -> None:
     old = tmp_path / "gen1.json"
     old.write_text(render_json(reports["gen1"]), encoding="utf-8")
     from_files = azvhdaudit.diff(old, built["gen1-week2.vhd"])
@@ -118,23 +123,38 @@ def test_newly_not_checked_is_a_regression(built: dict[str, Path]) -> None:
     with_lsa = azvhdaudit.audit(built["web-clone.vhd"], with_lsa=True)
     without = azvhdaudit.audit(built["web-clone.vhd"])
     d = azvhdaudit.diff(with_lsa, without)
-    assert kinds(d, "newly_not_checked") == {"rdp.builtin_admin_known", "rdp.user_right_allow_rds",
-                                             "rdp.user_right_network_logon", "rdp.user_right_no_deny"}
+    assert kinds(d, "newly_not_checked") == {
+        "rdp.builtin_admin_known",
+        "rdp.user_right_allow_rds",
+        "rdp.user_right_network_logon",
+        "rdp.user_right_no_deny",
+    }
     assert d.exit_code() == 1
     assert d.notes == ["the audits differ in option with_lsa: True and False"]
     back = azvhdaudit.diff(without, with_lsa)
     assert kinds(back, "improved") == kinds(d, "newly_not_checked") and back.exit_code() == 0
 
 
-@pytest.mark.parametrize(("old", "new", "kind"), [
-    (None, Status.FAIL, "new_failure"), (None, Status.PASS, "added"), (Status.PASS, None, "removed"),
-    (Status.PASS, Status.ERROR, "new_failure"), (Status.WARNING, Status.FAIL, "new_failure"),
-    (Status.FAIL, Status.PASS, "fixed"), (Status.FAIL, Status.WAIVED, "changed"),
-    (Status.WAIVED, Status.FAIL, "new_failure"), (Status.FAIL, Status.NOT_APPLICABLE, "fixed"),
-    (Status.FAIL, Status.NOT_CHECKED, "newly_not_checked"), (Status.PASS, Status.NOT_CHECKED, "newly_not_checked"),
-    (Status.MANUAL, Status.NOT_CHECKED, "changed"), (Status.PASS, Status.WARNING, "new_warning"),
-    (Status.NOT_CHECKED, Status.PASS, "improved"), (Status.PASS, Status.NOT_APPLICABLE, "changed"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "kind"),
+    [
+        (None, Status.FAIL, "new_failure"),
+        (None, Status.PASS, "added"),
+        (Status.PASS, None, "removed"),
+        (Status.PASS, Status.ERROR, "new_failure"),
+        (Status.WARNING, Status.FAIL, "new_failure"),
+        (Status.FAIL, Status.PASS, "fixed"),
+        (Status.FAIL, Status.WAIVED, "changed"),
+        (Status.WAIVED, Status.FAIL, "new_failure"),
+        (Status.FAIL, Status.NOT_APPLICABLE, "fixed"),
+        (Status.FAIL, Status.NOT_CHECKED, "newly_not_checked"),
+        (Status.PASS, Status.NOT_CHECKED, "newly_not_checked"),
+        (Status.MANUAL, Status.NOT_CHECKED, "changed"),
+        (Status.PASS, Status.WARNING, "new_warning"),
+        (Status.NOT_CHECKED, Status.PASS, "improved"),
+        (Status.PASS, Status.NOT_APPLICABLE, "changed"),
+    ],
+)
 def test_classify(old: Status | None, new: Status | None, kind: str) -> None:
     assert classify(old, new) == kind
 
@@ -190,8 +210,9 @@ class _Tables(html.parser.HTMLParser):
             self.rows.append((a.get("class") or "", a["data-rule"] or ""))
 
 
-def test_cli_formats_and_exit_codes(reports: dict[str, Report], sample_path: Callable[[str], Path],
-                                    tmp_path: Path) -> None:
+def test_cli_formats_and_exit_codes(
+    reports: dict[str, Report], sample_path: Callable[[str], Path], tmp_path: Path
+) -> None:
     parent, child = sample_path("gen1-azure.vhd"), sample_path("gen1-azure-child.vhd")
     code, out, err = run(["diff", str(parent), str(child)])
     assert code == 1 and err == ""
@@ -204,8 +225,11 @@ def test_cli_formats_and_exit_codes(reports: dict[str, Report], sample_path: Cal
     assert code == 1 and out == ""
     parser = _Tables()
     parser.feed(target.read_text(encoding="utf-8"))
-    assert sorted(parser.rows) == [("new_failure", "disk.not_differencing"), ("new_failure", "disk.vhd_fixed"),
-                                   ("new_failure", "rdp.port")]
+    assert sorted(parser.rows) == [
+        ("new_failure", "disk.not_differencing"),
+        ("new_failure", "disk.vhd_fixed"),
+        ("new_failure", "rdp.port"),
+    ]
     code, out, _ = run(["diff", str(parent), str(child), "--format", "json"])
     assert code == 1 and json.loads(out)["counts"]["new_failures"] == 3
     same = tmp_path / "same.vhd"

@@ -30,8 +30,15 @@ from .buildkit import CLONE_GUID, CLONE_NAME, CLONE_SID, OTHER_NAME, polacdms, s
 pytestmark = pytest.mark.slow
 
 #: how many links of each image the fleet directory holds
-COPIES = {"gen1-azure.vhd": 12, "gen1-week2.vhd": 12, "gen2-misconfigured.vhdx": 10, "gen1-misaligned.vhd": 8,
-          "gen1-azure-child.vhd": 6, "web-clone.vhd": 5, "web-other.vhd": 1}
+COPIES = {
+    "gen1-azure.vhd": 12,
+    "gen1-week2.vhd": 12,
+    "gen2-misconfigured.vhdx": 10,
+    "gen1-misaligned.vhd": 8,
+    "gen1-azure-child.vhd": 6,
+    "web-clone.vhd": 5,
+    "web-other.vhd": 1,
+}
 #: images failing rdp.port: week2 (3390), gen2 (3390) and the gen1 child (3391)
 RDP_PORT_FAILING = COPIES["gen1-week2.vhd"] + COPIES["gen2-misconfigured.vhdx"] + COPIES["gen1-azure-child.vhd"]
 
@@ -56,12 +63,15 @@ def _link(source: Path, target: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def fleet_dir(tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path],
-              sample_path: Callable[[str], Path]) -> list[Path]:
+def fleet_dir(
+    tmp_path_factory: pytest.TempPathFactory, built: dict[str, Path], sample_path: Callable[[str], Path]
+) -> list[Path]:
     """54 images (links to the samples and the built variants) and one file that is not an image."""
     out = tmp_path_factory.mktemp("fleet")
-    sources = {name: sample_path(name) for name in ("gen1-azure.vhd", "gen2-misconfigured.vhdx",
-                                                    "gen1-misaligned.vhd", "gen1-azure-child.vhd")}
+    sources = {
+        name: sample_path(name)
+        for name in ("gen1-azure.vhd", "gen2-misconfigured.vhdx", "gen1-misaligned.vhd", "gen1-azure-child.vhd")
+    }
     sources.update(built)
     _link(sources["gen1-azure.vhd"], out / "gen1-azure.vhd")  # the children's parent, by its locator's name
     paths = []
@@ -144,9 +154,19 @@ def chromium_dom(page: Path, fragment: str = "") -> DOM:
     if browser is None:
         pytest.fail("chromium is needed to render the fleet page (apt-get install chromium)", pytrace=False)
     done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom",
-         page.as_uri() + fragment],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri() + fragment,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     dom = DOM()
     dom.feed(done.stdout)
@@ -177,7 +197,8 @@ def test_the_page_in_chromium_shows_the_fleet(page: tuple[Path, int, str], fleet
     assert "s-fail" in dom.cells[(week2, "rdp")] and "s-fail" in dom.cells[(week2, "bcd")]
     assert "s-warning" in dom.cells[(week2, "crashdump")]
     assert "s-pass" in dom.cells[(gen1, "rdp")] and "s-fail" not in " ".join(
-        v for (i, _), v in dom.cells.items() if i == gen1)
+        v for (i, _), v in dom.cells.items() if i == gen1
+    )
     assert f"img-{week2}-rdp" in dom.ids and f"img-{week2}-rdp" in dom.links
     # the bar chart: how many images fail each rule
     bar = dom.bars["rdp.port"]
@@ -185,7 +206,8 @@ def test_the_page_in_chromium_shows_the_fleet(page: tuple[Path, int, str], fleet
     assert dom.bars["disk.container_format"]["data-failing"] == str(COPIES["gen2-misconfigured.vhdx"])
     assert dom.bars["image.readable"]["data-failing"] == "1"
     assert dom.bars["crashdump.kernel_dump"]["data-warning"] == str(
-        COPIES["gen1-week2.vhd"] + COPIES["gen2-misconfigured.vhdx"])
+        COPIES["gen1-week2.vhd"] + COPIES["gen2-misconfigured.vhdx"]
+    )
     # the clones are the fleet's warnings, named; generalized copies sharing SAMPLE-VM are not
     clones = [f"web-clone-{n:02d}.vhd" for n in range(COPIES["web-clone.vhd"])]
     kinds = {w["data-kind"]: w["data-value"] for w in dom.warnings}
@@ -196,13 +218,16 @@ def test_the_page_in_chromium_shows_the_fleet(page: tuple[Path, int, str], fleet
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("fragment", "expected"), [
-    ("#verdict=failing&rule=rdp.port", RDP_PORT_FAILING),
-    ("#rule=disk.not_differencing", COPIES["gen1-azure-child.vhd"]),
-    ("#name=web-clone", COPIES["web-clone.vhd"]),
-    ("#verdict=unreadable", 1),
-    ("#verdict=compliant&name=gen1-week2", 0),
-])
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        ("#verdict=failing&rule=rdp.port", RDP_PORT_FAILING),
+        ("#rule=disk.not_differencing", COPIES["gen1-azure-child.vhd"]),
+        ("#name=web-clone", COPIES["web-clone.vhd"]),
+        ("#verdict=unreadable", 1),
+        ("#verdict=compliant&name=gen1-week2", 0),
+    ],
+)
 def test_the_filters_in_chromium(page: tuple[Path, int, str], fragment: str, expected: int) -> None:
     dom = chromium_dom(page[0], fragment)
     rows = shown(dom)
@@ -225,9 +250,25 @@ def test_json_and_csv_have_the_shape_of_the_page(fleet_dir: list[Path], tmp_path
     code, out_csv, _ = run(["audit", *paths, "--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(out_csv)))
     assert len(rows) == len(paths)
-    assert list(rows[0]) == ["index", "image", "source", "verdict", "fail", "error", "warning", "not_checked",
-                             "manual", "waived", "not_applicable", "pass", "sysprep_state", "computer_name",
-                             "machine_guid", "machine_sid", "failing_rules"] + [f"area:{a}" for a in data["areas"]]
+    assert list(rows[0]) == [
+        "index",
+        "image",
+        "source",
+        "verdict",
+        "fail",
+        "error",
+        "warning",
+        "not_checked",
+        "manual",
+        "waived",
+        "not_applicable",
+        "pass",
+        "sysprep_state",
+        "computer_name",
+        "machine_guid",
+        "machine_sid",
+        "failing_rules",
+    ] + [f"area:{a}" for a in data["areas"]]
     for image, row in zip(data["images"], rows, strict=True):
         assert row["verdict"] == image["verdict"] and int(row["fail"]) == image["summary"]["fail"]
         for area in data["areas"]:
@@ -254,7 +295,7 @@ def test_from_python_and_one_long_dataframe(fleet_dir: list[Path]) -> None:
     assert len(frame) == sum(len(r.results) for r in reports)
     assert frame["source"].nunique() == 12
     assert set(frame[frame.status == "fail"]["source"]) == {r.source for r in reports if r.failed}
-    assert fleet.to_html().count('<tr class=image ') == 12
+    assert fleet.to_html().count("<tr class=image ") == 12
     assert azvhdaudit.to_dataframe(reports).equals(frame)
 
 
@@ -276,11 +317,16 @@ def test_cloned_images_share_identities(built: dict[str, Path], gen1: Path, tmp_
     with_lsa = fleet_report(list(azvhdaudit.audit_many(images, workers=1, with_lsa=True, identity=True)))
     found = {(d.kind, d.value): d.images for d in with_lsa.duplicates}
     names = [p.name for p in clones]
-    assert found == {("computer_name", CLONE_NAME): names, ("machine_guid", CLONE_GUID): names,
-                     ("machine_sid", sid_text(CLONE_SID)): names}
+    assert found == {
+        ("computer_name", CLONE_NAME): names,
+        ("machine_guid", CLONE_GUID): names,
+        ("machine_sid", sid_text(CLONE_SID)): names,
+    }
     assert with_lsa.images[3].computer_name == OTHER_NAME
-    assert with_lsa.notes == ["2 generalized images not compared for duplicate identities: a generalized image "
-                              "takes a new computer name and SID when deployed"]
+    assert with_lsa.notes == [
+        "2 generalized images not compared for duplicate identities: a generalized image "
+        "takes a new computer name and SID when deployed"
+    ]
     without = fleet_report([azvhdaudit.audit(p) for p in images])  # no identity recorded by plain audit()
     assert without.duplicates == []
     assert without.notes[-1].startswith("4 images without a recorded identity, not compared")
@@ -298,19 +344,22 @@ def test_reports_read_back_keep_their_identity(built: dict[str, Path], tmp_path:
     assert fleet_report(dicts).duplicates == []
 
 
-@pytest.mark.parametrize(("data", "sid"), [
-    (polacdms("WEB-01", CLONE_SID), sid_text(CLONE_SID)),
-    (polacdms("WEB-01", CLONE_SID)[:-1], None),             # cut short: the tail is no SID
-    (polacdms("X", (32, 544, 1, 2)), None),                 # not a machine (21) SID
-    (b"", None),
-])
+@pytest.mark.parametrize(
+    ("data", "sid"),
+    [
+        (polacdms("WEB-01", CLONE_SID), sid_text(CLONE_SID)),
+        (polacdms("WEB-01", CLONE_SID)[:-1], None),  # cut short: the tail is no SID
+        (polacdms("X", (32, 544, 1, 2)), None),  # not a machine (21) SID
+        (b"", None),
+    ],
+)
 def test_machine_sid(data: bytes, sid: str | None) -> None:
     assert machine_sid(data) == sid
 
 
 def test_csv_columns_name_every_area(fleet_dir: list[Path]) -> None:
     fleet = fleet_report([cli._run_audit(str(fleet_dir[0]))])
-    assert csv_columns(fleet)[-len(fleet.areas):] == [f"area:{a}" for a in fleet.areas]
+    assert csv_columns(fleet)[-len(fleet.areas) :] == [f"area:{a}" for a in fleet.areas]
 
 
 def test_names_are_escaped(fleet_dir: list[Path], tmp_path: Path) -> None:

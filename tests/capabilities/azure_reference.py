@@ -24,8 +24,16 @@ from __future__ import annotations
 ANY = None
 
 GALLERY_FEATURES: dict[str, frozenset[str] | None] = {
-    "SecurityType": frozenset({"Standard", "TrustedLaunch", "ConfidentialVM", "TrustedLaunchSupported",
-                               "ConfidentialVMSupported", "TrustedLaunchAndConfidentialVmSupported"}),
+    "SecurityType": frozenset(
+        {
+            "Standard",
+            "TrustedLaunch",
+            "ConfidentialVM",
+            "TrustedLaunchSupported",
+            "ConfidentialVMSupported",
+            "TrustedLaunchAndConfidentialVmSupported",
+        }
+    ),
     "DiskControllerTypes": frozenset({"SCSI", "NVMe", "SCSI,NVMe"}),
     "IsAcceleratedNetworkSupported": frozenset({"true", "false"}),
     "IsHibernateSupported": frozenset({"true", "false"}),

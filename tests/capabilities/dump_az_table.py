@@ -53,8 +53,8 @@ def main() -> int:
 
     data = {
         "source": f"azure-cli {version('azure-cli')} (azure-cli-core {version('azure-cli-core')}, "
-                  f"azure-mgmt-compute {version('azure-mgmt-compute')}), read from its command table by "
-                  "tests/capabilities/dump_az_table.py",
+        f"azure-mgmt-compute {version('azure-mgmt-compute')}), read from its command table by "
+        "tests/capabilities/dump_az_table.py",
         "commands": {name: _command(get_default_cli(), name) for name in COMMANDS},
     }
     OUT.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -56,8 +56,10 @@ def test_an_image_that_supports_little_names_every_blocking_rule() -> None:
     tl = caps["security_type:TrustedLaunch"]
     assert tl.status == UNSUPPORTED
     assert tl.blocking_rules == ("secureboot.bcd_integrity", "signing.boot_drivers")
-    assert [b.message for b in tl.blocking] == ["secureboot.bcd_integrity said fail",
-                                                "signing.boot_drivers said warning"]
+    assert [b.message for b in tl.blocking] == [
+        "secureboot.bcd_integrity said fail",
+        "signing.boot_drivers said warning",
+    ]
     assert caps["disk_controller:NVMe"].blocking_rules == ("nvme.stornvme_driver_file", "nvme.stornvme_boot_start")
     assert caps["disk_controller:SCSI"].blocking_rules == ("os.hyperv_drivers_enabled",)
     assert caps.accelerated_networking.blocking_rules == ("platform_net.mana_driver",)
@@ -68,8 +70,9 @@ def test_an_image_that_supports_little_names_every_blocking_rule() -> None:
 
 
 @pytest.mark.parametrize("status", [Status.NOT_CHECKED, Status.ERROR, Status.MANUAL])
-@pytest.mark.parametrize("rule_id", ["secureboot.bootmgr_signature", "nvme.pci_boot_start",
-                                     "platform_net.mellanox_driver"])
+@pytest.mark.parametrize(
+    "rule_id", ["secureboot.bootmgr_signature", "nvme.pci_boot_start", "platform_net.mellanox_driver"]
+)
 def test_a_rule_not_judged_leaves_its_capability_unknown(rule_id: str, status: Status) -> None:
     caps = derive_capabilities(_report({rule_id: status}))
     cap = next(c for c in caps.all if any(b.rule_id == rule_id for b in c.undecided))
@@ -87,8 +90,9 @@ def test_a_profile_without_the_platform_rules_decides_nothing_of_them() -> None:
 
 
 def test_advisory_findings_are_notes_not_blockers() -> None:
-    caps = derive_capabilities(_report({"secureboot.uefica2023_servicing": Status.WARNING,
-                                        "nvme.pagefile_not_on_temp_disk": Status.WARNING}))
+    caps = derive_capabilities(
+        _report({"secureboot.uefica2023_servicing": Status.WARNING, "nvme.pagefile_not_on_temp_disk": Status.WARNING})
+    )
     assert "TrustedLaunch" in caps.security_types and "NVMe" in caps.disk_controllers
     assert any("secureboot.uefica2023_servicing" in n for n in caps["security_type:TrustedLaunch"].notes)
     assert any("nvme.pagefile_not_on_temp_disk" in n for n in caps["disk_controller:NVMe"].notes)
@@ -98,8 +102,9 @@ def test_a_waived_failure_still_blocks() -> None:
     report = _report()
     index = next(i for i, r in enumerate(report.results) if r.rule_id == "signing.boot_drivers")
     r = report.results[index]
-    report.results[index] = Result(r.rule_id, r.title, r.area, r.severity, Status.WAIVED, r.message,
-                                   waived_status=Status.FAIL)
+    report.results[index] = Result(
+        r.rule_id, r.title, r.area, r.severity, Status.WAIVED, r.message, waived_status=Status.FAIL
+    )
     assert derive_capabilities(report)["security_type:TrustedLaunch"].blocking_rules == ("signing.boot_drivers",)
 
 
@@ -119,25 +124,31 @@ def test_an_encrypted_generalized_image_refuses_confidential_vm() -> None:
     assert any("can only be specialized" in r for r in caps.refused)
 
 
-@pytest.mark.parametrize(("state", "value", "status"), [
-    ("generalized", "Generalized", SUPPORTED),
-    ("specialized", "Specialized", SUPPORTED),
-    ("undeployable", None, UNSUPPORTED),
-    ("unknown", None, UNKNOWN),
-    (None, None, UNKNOWN),
-])
+@pytest.mark.parametrize(
+    ("state", "value", "status"),
+    [
+        ("generalized", "Generalized", SUPPORTED),
+        ("specialized", "Specialized", SUPPORTED),
+        ("undeployable", None, UNSUPPORTED),
+        ("unknown", None, UNKNOWN),
+        (None, None, UNKNOWN),
+    ],
+)
 def test_os_state_from_the_sysprep_facts(state: str | None, value: str | None, status: str) -> None:
     cap = derive_capabilities(_report(state=state)).os_state
     assert (cap.value, cap.status) == (value, status)
 
 
-@pytest.mark.parametrize(("machine", "value", "status"), [
-    ("AMD64", "x64", SUPPORTED),
-    ("ARM64", "Arm64", SUPPORTED),
-    ("x86", None, UNSUPPORTED),
-    ("0x0200", None, UNSUPPORTED),
-    (None, None, UNKNOWN),
-])
+@pytest.mark.parametrize(
+    ("machine", "value", "status"),
+    [
+        ("AMD64", "x64", SUPPORTED),
+        ("ARM64", "Arm64", SUPPORTED),
+        ("x86", None, UNSUPPORTED),
+        ("0x0200", None, UNSUPPORTED),
+        (None, None, UNKNOWN),
+    ],
+)
 def test_architecture_from_the_kernel_machine_type(machine: str | None, value: str | None, status: str) -> None:
     cap = derive_capabilities(_report(machine=machine)).architecture
     assert (cap.value, cap.status) == (value, status)
@@ -151,8 +162,9 @@ def test_unknown_generation_supports_no_security_type() -> None:
 
 def test_only_the_os_disk_results_decide() -> None:
     report = _report()
-    report.results.append(Result("nvme.stornvme_boot_start", "t", "nvme", Severity.REQUIRED, Status.FAIL, "data",
-                                 disk="data1:d.vhd"))
+    report.results.append(
+        Result("nvme.stornvme_boot_start", "t", "nvme", Severity.REQUIRED, Status.FAIL, "data", disk="data1:d.vhd")
+    )
     assert "NVMe" in derive_capabilities(report).disk_controllers
 
 
@@ -162,28 +174,37 @@ def test_the_report_property_and_to_dict_agree() -> None:
     assert data == derive_capabilities(report).to_dict()
     assert data["disk_controllers"] == ["SCSI"]
     nvme = next(c for c in data["capabilities"] if c["name"] == "disk_controller:NVMe")
-    assert nvme["blocking"] == [{"rule_id": "nvme.pci_boot_start", "status": "fail",
-                                 "message": "nvme.pci_boot_start said fail"}]
+    assert nvme["blocking"] == [
+        {"rule_id": "nvme.pci_boot_start", "status": "fail", "message": "nvme.pci_boot_start said fail"}
+    ]
     assert "capabilities" not in Report(source="none", profile="azure").to_dict()
 
 
 def _os(build: int, edition: str, kind: str) -> dict[str, object]:
-    return {"product_name": "Windows", "build": build, "edition_id": edition, "installation_type": kind,
-            "architecture": "AMD64"}
+    return {
+        "product_name": "Windows",
+        "build": build,
+        "edition_id": edition,
+        "installation_type": kind,
+        "architecture": "AMD64",
+    }
 
 
-@pytest.mark.parametrize(("os_facts", "status", "words"), [
-    (_os(20348, "ServerDatacenter", "Server"), SUPPORTED, "Windows Server 2022, in the list of"),
-    (_os(17763, "ServerStandard", "Server Core"), SUPPORTED, "Windows Server 2019, in the list of"),
-    (_os(14393, "ServerDatacenter", "Server"), UNSUPPORTED, "older than Windows Server 2019"),
-    (_os(26100, "ServerDatacenter", "Server"), UNKNOWN, "a Windows Server build the list of"),
-    (_os(22631, "Professional", "Client"), SUPPORTED, "Windows 11 Pro, in the list of"),
-    (_os(19045, "ServerRdsh", "Client"), SUPPORTED, "Windows 10 Enterprise multi-session, in the list of"),
-    (_os(19045, "Core", "Client"), UNSUPPORTED, "a Home edition"),
-    (_os(19045, "Education", "Client"), UNKNOWN, "an edition the list of"),
-    (_os(9600, "Professional", "Client"), UNSUPPORTED, "older than Windows 10"),
-    ({"product_name": "Windows", "build": 19045}, UNKNOWN, "whether it is a server could not be read"),
-])
+@pytest.mark.parametrize(
+    ("os_facts", "status", "words"),
+    [
+        (_os(20348, "ServerDatacenter", "Server"), SUPPORTED, "Windows Server 2022, in the list of"),
+        (_os(17763, "ServerStandard", "Server Core"), SUPPORTED, "Windows Server 2019, in the list of"),
+        (_os(14393, "ServerDatacenter", "Server"), UNSUPPORTED, "older than Windows Server 2019"),
+        (_os(26100, "ServerDatacenter", "Server"), UNKNOWN, "a Windows Server build the list of"),
+        (_os(22631, "Professional", "Client"), SUPPORTED, "Windows 11 Pro, in the list of"),
+        (_os(19045, "ServerRdsh", "Client"), SUPPORTED, "Windows 10 Enterprise multi-session, in the list of"),
+        (_os(19045, "Core", "Client"), UNSUPPORTED, "a Home edition"),
+        (_os(19045, "Education", "Client"), UNKNOWN, "an edition the list of"),
+        (_os(9600, "Professional", "Client"), UNSUPPORTED, "older than Windows 10"),
+        ({"product_name": "Windows", "build": 19045}, UNKNOWN, "whether it is a server could not be read"),
+    ],
+)
 def test_hibernation_follows_azures_windows_list(os_facts: dict[str, object], status: str, words: str) -> None:
     report = _report()
     report.facts["os"] = os_facts

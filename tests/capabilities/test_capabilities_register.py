@@ -31,8 +31,13 @@ AZ_COMMANDS: dict[str, dict[str, frozenset[str] | None]] = {
 AZ_GLOBAL = {"--output": frozenset({"json", "jsonc", "none", "table", "tsv", "yaml", "yamlc"}), "--query": None}
 
 EVERYTHING = _report()
-LITTLE = _report({"secureboot.bcd_integrity": Status.FAIL, "nvme.stornvme_boot_start": Status.FAIL,
-                  "platform_net.mana_driver": Status.WARNING})
+LITTLE = _report(
+    {
+        "secureboot.bcd_integrity": Status.FAIL,
+        "nvme.stornvme_boot_start": Status.FAIL,
+        "platform_net.mana_driver": Status.WARNING,
+    }
+)
 GEN1 = _report(generation=1)
 UNKNOWN_STATE = _report(state=None, machine=None)
 CASES = {"everything": EVERYTHING, "little": LITTLE, "gen1": GEN1, "unknown": UNKNOWN_STATE}
@@ -101,8 +106,12 @@ def test_az_for_an_image_that_supports_everything() -> None:
     assert disk["--architecture"] == "x64" and disk["--accelerated-network"] == "true"
     assert disk["--support-hibernation"] == "true"
     assert (sig["--os-state"], sig["--hyper-v-generation"], sig["--architecture"]) == ("Generalized", "V2", "x64")
-    assert _features(EVERYTHING) == {"SecurityType": "TrustedLaunchSupported", "DiskControllerTypes": "SCSI,NVMe",
-                                     "IsAcceleratedNetworkSupported": "true", "IsHibernateSupported": "true"}
+    assert _features(EVERYTHING) == {
+        "SecurityType": "TrustedLaunchSupported",
+        "DiskControllerTypes": "SCSI,NVMe",
+        "IsAcceleratedNetworkSupported": "true",
+        "IsHibernateSupported": "true",
+    }
 
 
 def test_az_for_an_image_that_supports_little_says_standard_and_why() -> None:
@@ -110,8 +119,12 @@ def test_az_for_an_image_that_supports_little_says_standard_and_why() -> None:
     cmds = _commands(text)
     assert cmds["disk create"]["--security-type"] == "Standard"
     # az adds SecurityType=TrustedLaunchSupported to a V2 definition without one: Standard is said explicitly
-    assert _features(LITTLE) == {"SecurityType": "Standard", "DiskControllerTypes": "SCSI",
-                                 "IsAcceleratedNetworkSupported": "false", "IsHibernateSupported": "true"}
+    assert _features(LITTLE) == {
+        "SecurityType": "Standard",
+        "DiskControllerTypes": "SCSI",
+        "IsAcceleratedNetworkSupported": "false",
+        "IsHibernateSupported": "true",
+    }
     assert "# security type TrustedLaunch: no — blocked by secureboot.bcd_integrity (fail)" in text
     assert "# disk controller NVMe: no — blocked by nvme.stornvme_boot_start (fail)" in text
 
@@ -132,8 +145,12 @@ def test_az_never_emits_what_is_refused_or_unknown() -> None:
 
 def test_a_dynamic_image_is_converted_before_upload() -> None:
     report = _report()
-    report.facts["container"] = {"format": "vhdx", "subtype": "dynamic", "file_size": 9_000_000,
-                                 "virtual_size": 134217728}
+    report.facts["container"] = {
+        "format": "vhdx",
+        "subtype": "dynamic",
+        "file_size": 9_000_000,
+        "virtual_size": 134217728,
+    }
     text = render_az(report.capabilities, report.facts)
     assert _commands(text)["disk create"]["--upload-size-bytes"] == str(134217728 + 512)
     assert "# convert first: qemu-img convert -f vhdx -O vpc -o subformat=fixed,force_size" in text
@@ -141,7 +158,7 @@ def test_a_dynamic_image_is_converted_before_upload() -> None:
 
 def _bicep(caps: Capabilities) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str]], set[str]]:
     text = render_bicep(caps)
-    body = text[text.index("resource imageDefinition"):]
+    body = text[text.index("resource imageDefinition") :]
     assert "'Microsoft.Compute/galleries/images@2023-07-03'" in body
     top = set(re.findall(r"^  (\w+):", body, re.MULTILINE))
     props = dict(re.findall(r"^    (\w+): ?(.*)$", body, re.MULTILINE))
@@ -168,8 +185,12 @@ def test_bicep_matches_az() -> None:
     for report in CASES.values():
         props, _, features, _ = _bicep(report.capabilities)
         sig = _commands(render_az(report.capabilities, report.facts))["sig image-definition create"]
-        for option, prop in (("--os-state", "osState"), ("--hyper-v-generation", "hyperVGeneration"),
-                             ("--architecture", "architecture"), ("--os-type", "osType")):
+        for option, prop in (
+            ("--os-state", "osState"),
+            ("--hyper-v-generation", "hyperVGeneration"),
+            ("--architecture", "architecture"),
+            ("--os-type", "osType"),
+        ):
             assert sig.get(option) == (props[prop].strip("'") if prop in props else None)
         az_features = _features(report)
         az_features.pop("SecurityType") if az_features.get("SecurityType") == "Standard" else None

@@ -139,7 +139,10 @@ def test_the_blocked_sample_supports_little(platform_images: dict[str, Path]) ->
     caps = azvhdaudit.audit(platform_images["gen2-blocked.vhd"], "azure").capabilities
     assert caps.security_types == {"Standard"} and caps.disk_controllers == {"SCSI"}
     assert caps["security_type:TrustedLaunch"].blocking_rules == (
-        "secureboot.bcd_integrity", "secureboot.bootmgr_signature", "signing.boot_drivers")
+        "secureboot.bcd_integrity",
+        "secureboot.bootmgr_signature",
+        "signing.boot_drivers",
+    )
     assert caps["disk_controller:NVMe"].blocking_rules == ("nvme.stornvme_boot_start",)
     assert caps.accelerated_networking.blocking_rules == ("platform_net.mana_driver",)
     notes = caps["security_type:TrustedLaunch"].notes
@@ -212,19 +215,33 @@ def test_missing_image_is_a_clear_error(tmp_path: Path) -> None:
     assert code != 0 and "none.vhd" in text and "Traceback" not in text
 
 
-PLUGIN_TEST = '''
+PLUGIN_TEST = """
 def test_nvme_ready(azvhd_report, azvhd_capabilities):
     assert azvhd_report.capabilities.disk_controllers >= {"SCSI", "NVMe"}
     assert azvhd_capabilities.disk_controllers >= {"SCSI", "NVMe"}
-'''
+"""
 
 
 @pytest.mark.parametrize(("name", "passed"), [("gen2-ready.vhd", True), ("gen2-blocked.vhd", False)])
-def test_pytest_fixture(pytester: pytest.Pytester, platform_images: dict[str, Path], name: str,
-                        passed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pytest_fixture(
+    pytester: pytest.Pytester,
+    platform_images: dict[str, Path],
+    name: str,
+    passed: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     pytester.makepyfile(test_user=PLUGIN_TEST)
-    result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
-                                          "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                                          "--azvhd-image", str(platform_images[name]), "-k", "test_nvme_ready")
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "azvhdaudit.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        "--azvhd-image",
+        str(platform_images[name]),
+        "-k",
+        "test_nvme_ready",
+    )
     result.assert_outcomes(passed=1 if passed else 0, failed=0 if passed else 1)

@@ -30,8 +30,7 @@ def _pe(machine: int, pe_offset: int = 0x80) -> bytes:
     return bytes(head) + b"PE\0\0" + struct.pack("<H", machine) + bytes(8 * 1024 * 1024)
 
 
-@pytest.mark.parametrize(("machine", "name"), [(0x8664, "AMD64"), (0xAA64, "ARM64"), (0x14C, "x86"),
-                                               (0x200, "0x0200")])
+@pytest.mark.parametrize(("machine", "name"), [(0x8664, "AMD64"), (0xAA64, "ARM64"), (0x14C, "x86"), (0x200, "0x0200")])
 def test_machine_type(machine: int, name: str) -> None:
     files = Files(_pe(machine))
     facts = kernel_facts(files)  # type: ignore[arg-type]
@@ -39,13 +38,16 @@ def test_machine_type(machine: int, name: str) -> None:
     assert files.asked == 4096  # the header only, never the multi-megabyte kernel
 
 
-@pytest.mark.parametrize(("files", "error"), [
-    (None, "no Windows volume was read"),
-    (Files(None), "does not exist"),
-    (Files(b"not a PE file" * 10), "no MZ header"),
-    (Files(_pe(0x8664, pe_offset=8192)[:5000]), "no PE signature"),
-    (Files(error=FileSystemError("ntfs: cannot read ntoskrnl.exe")), "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("files", "error"),
+    [
+        (None, "no Windows volume was read"),
+        (Files(None), "does not exist"),
+        (Files(b"not a PE file" * 10), "no MZ header"),
+        (Files(_pe(0x8664, pe_offset=8192)[:5000]), "no PE signature"),
+        (Files(error=FileSystemError("ntfs: cannot read ntoskrnl.exe")), "cannot read"),
+    ],
+)
 def test_unreadable_kernel_leaves_the_machine_unknown(files: Files | None, error: str) -> None:
     facts = kernel_facts(files)  # type: ignore[arg-type]
     assert facts["machine"] is None and error in facts["error"]

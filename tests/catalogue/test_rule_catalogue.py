@@ -38,8 +38,11 @@ PROBLEMS = {Status.FAIL, Status.WARNING}
 #: what a rule of the manual area is instead of pass / problem / not checked: a step for the running VM
 MANUAL_AREA = "manual"
 #: steps of other areas that, like the manual area's, only a running VM can check: they report manual, always
-LIVE_VM_STEPS = ("marketplace.certification_test_tool", "marketplace.application_dependencies",
-                 "marketplace.no_default_credentials")
+LIVE_VM_STEPS = (
+    "marketplace.certification_test_tool",
+    "marketplace.application_dependencies",
+    "marketplace.no_default_credentials",
+)
 #: rules that cannot be "not checked": what they read is what opening the image read, or the image is not audited
 _OPENED = "the container's own header and size, read to open the image at all"
 NEVER_NOT_CHECKED: dict[str, str] = {
@@ -50,7 +53,7 @@ NEVER_NOT_CHECKED: dict[str, str] = {
     "disk.data_max_size": _OPENED,
     "disk.vhdx_logical_sector_512": "the VHDX metadata region, read to open a VHDX at all",
     "disk.first_partition_offset": "the partition table, read to find the volumes (a disk without one is judged "
-                                   "as such)",
+    "as such)",
     "vm.disk_sizes": "each disk's container size, read to open the disk",
     "vm.disk_ids_unique": "each disk's MBR signature or GPT disk GUID, read to find its volumes",
     "marketplace.data_disk_count": "the number of data disks the audit was given",
@@ -59,9 +62,11 @@ NEVER_NOT_CHECKED: dict[str, str] = {
 
 def _ctx(target: Target) -> AuditContext:
     container = ContainerFacts(path="<catalogue>", format="vhd", subtype="fixed", virtual_size=0, file_size=0)
-    return AuditContext(registry=RegistryView(hives={}), facts=ImageFacts(source="<catalogue>", container=container,
-                                                                          generation=2),
-                        options=AuditOptions(target=target))
+    return AuditContext(
+        registry=RegistryView(hives={}),
+        facts=ImageFacts(source="<catalogue>", container=container, generation=2),
+        options=AuditOptions(target=target),
+    )
 
 
 #: the deployment targets every rule's mapping is asserted under: the least and the most demanding
@@ -80,8 +85,10 @@ def test_every_baseline_has_its_documents_and_a_profile() -> None:
     unknown = sorted(used - set(BASELINES))
     assert not unknown, f"baselines used by rules but not in rules.base.BASELINES: {unknown}"
     no_docs = sorted(b for b in BASELINES if b not in BASELINE_DOCUMENTS)
-    assert not no_docs, (f"baselines without an entry in rules.base.BASELINE_DOCUMENTS (the references every rule "
-                         f"of the baseline cites; () when each rule cites its own): {no_docs}")
+    assert not no_docs, (
+        f"baselines without an entry in rules.base.BASELINE_DOCUMENTS (the references every rule "
+        f"of the baseline cites; () when each rule cites its own): {no_docs}"
+    )
     profiled = {b for bs in PROFILES.values() for b in bs}
     assert not sorted(set(BASELINES) - profiled), "baselines no profile of rules.base.PROFILES runs"
 
@@ -147,8 +154,9 @@ def test_severity_and_target_decide_an_unmet_requirement(rule: Rule) -> None:
 
 def test_only_required_rules_failed_in_the_suite() -> None:
     """What the suite's evaluations gave: a fail only ever for a REQUIRED rule (severity decides status)."""
-    failed_below = sorted(r.id for r in RULES if Status.FAIL in SEEN.get(r.id, ()) and
-                          r.meta.severity is not Severity.REQUIRED)
+    failed_below = sorted(
+        r.id for r in RULES if Status.FAIL in SEEN.get(r.id, ()) and r.meta.severity is not Severity.REQUIRED
+    )
     assert not failed_below, f"rules below REQUIRED that failed: {failed_below}"
 
 

@@ -371,9 +371,9 @@ def test_vmdk_extent_that_is_a_fifo(images: dict[str, Path], tmp_path: Path) -> 
         open_container(descriptor)
 
 
-def test_a_file_swapped_for_a_fifo_after_the_check_is_caught_on_the_descriptor(tmp_path: Path,
-                                                                               monkeypatch: pytest.MonkeyPatch
-                                                                               ) -> None:
+def test_a_file_swapped_for_a_fifo_after_the_check_is_caught_on_the_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The race: the path is a regular file when checked and a FIFO when opened. O_NONBLOCK keeps the open
     from waiting, and the check on the opened descriptor refuses it."""
     from azvhdaudit import localfiles
@@ -396,8 +396,9 @@ def test_a_file_swapped_for_a_fifo_after_the_check_is_caught_on_the_descriptor(t
 # --- our own errors are not taken for a corrupt image ------------------------------------------------------
 
 
-def test_a_bug_in_our_vmdk_code_is_not_reported_as_a_corrupt_image(images: dict[str, Path],
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_in_our_vmdk_code_is_not_reported_as_a_corrupt_image(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Only the calls into dissect.hypervisor are wrapped: a TypeError of this package's own descriptor code
     reaches the caller as itself (it used to read "VMDK image cannot be opened")."""
     from azvhdaudit.container.other import HypervisorLayer
@@ -413,8 +414,9 @@ def test_a_bug_in_our_vmdk_code_is_not_reported_as_a_corrupt_image(images: dict[
         open_container(images["flat.vmdk"])
 
 
-def test_a_bug_in_our_extent_reads_is_not_reported_as_a_corrupt_image(images: dict[str, Path],
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_in_our_extent_reads_is_not_reported_as_a_corrupt_image(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from azvhdaudit.container.other import HypervisorLayer
 
     def broken(self: object, offset: int, length: int) -> bytes:
@@ -426,8 +428,9 @@ def test_a_bug_in_our_extent_reads_is_not_reported_as_a_corrupt_image(images: di
             disk.read(512)
 
 
-def test_an_error_inside_dissect_is_still_a_corrupt_image(images: dict[str, Path],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_error_inside_dissect_is_still_a_corrupt_image(
+    images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The other side: what dissect raises while reading an extent is the library's CorruptImageError."""
     from dissect.hypervisor.disk.vmdk import RawDisk
 
@@ -436,6 +439,9 @@ def test_an_error_inside_dissect_is_still_a_corrupt_image(images: dict[str, Path
 
     with open_container(images["flat.vmdk"]) as disk:
         monkeypatch.setattr(RawDisk, "read_sectors", failing)
-        with pytest.raises(CorruptImageError, match=r"VMDK read of 512 bytes at virtual offset 0 failed: "
-                                                    r"ValueError: dissect could not read this"):
+        with pytest.raises(
+            CorruptImageError,
+            match=r"VMDK read of 512 bytes at virtual offset 0 failed: "
+            r"ValueError: dissect could not read this",
+        ):
             disk.read(512)

@@ -219,6 +219,7 @@ def test_missing_and_unreadable_image_files_are_library_errors(tmp_path: Path) -
     locked.write_bytes(b"\x00" * 1024)
     locked.chmod(0)
     if os.access(locked, os.R_OK):  # root reads anything: show the error on an opener that refuses instead
+
         def refuse(path: str) -> BinaryIO:
             raise PermissionError(13, "Permission denied", path)
 

@@ -117,8 +117,10 @@ def test_pending_log_is_a_fact(copy_of, raw_bytes: bytes) -> None:  # type: igno
         assert disk.facts.log_pending is True
         assert disk.facts.log_guid == str(log_guid)
         # no entry of the log carries this LogGuid: nothing to replay, and the warning says why
-        assert any("log is marked pending" in w and str(log_guid) in w and "not replayed, because" in w
-                   for w in disk.facts.warnings)
+        assert any(
+            "log is marked pending" in w and str(log_guid) in w and "not replayed, because" in w
+            for w in disk.facts.warnings
+        )
         assert disk.facts.log_replay is not None and disk.facts.log_replay["replayed"] is False
         assert disk.read() == raw_bytes
 

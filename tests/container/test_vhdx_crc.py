@@ -22,8 +22,10 @@ _RNG = random.Random(20261122)
         b"head" + bytes(_RNG.randrange(256) for _ in range(100)) + bytes(4096 - 104),
         bytes(_RNG.randrange(256) for _ in range(4096)),
         bytes(5) + b"x" + bytes(7),
-        *[bytes(_RNG.randrange(256) for _ in range(_RNG.randrange(300))) + bytes(_RNG.randrange(70000))
-          for _ in range(20)],
+        *[
+            bytes(_RNG.randrange(256) for _ in range(_RNG.randrange(300))) + bytes(_RNG.randrange(70000))
+            for _ in range(20)
+        ],
     ],
 )
 def test_equals_dissect_crc32c(data: bytes) -> None:

@@ -52,8 +52,9 @@ def same_as_qemu(path: Path, tmp: Path) -> bool:
             if chunk.count(0) != len(chunk):
                 out.seek(offset)
                 out.write(chunk)
-    proc = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "vhdx", str(ours), str(repaired)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["qemu-img", "compare", "-f", "raw", "-F", "vhdx", str(ours), str(repaired)], capture_output=True, text=True
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode == 0
 
@@ -75,14 +76,16 @@ def qemu_pending_write(path: Path, bat_page_offset: int, command: str, first: st
         "driver": "vhdx",
         "file": {
             "driver": "blkdebug",
-            "inject-error": [{"event": "pwritev", "iotype": "write", "sector": bat_page_offset // 512, "once": True,
-                              "errno": 5}],
+            "inject-error": [
+                {"event": "pwritev", "iotype": "write", "sector": bat_page_offset // 512, "once": True, "errno": 5}
+            ],
             "image": {"driver": "file", "filename": str(path)},
         },
     }
     commands = ["-c", first] if first else []
-    proc = subprocess.run(["qemu-io", *commands, "-c", command, "json:" + json.dumps(spec)], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["qemu-io", *commands, "-c", command, "json:" + json.dumps(spec)], capture_output=True, text=True
+    )
     return proc.stdout + proc.stderr
 
 
@@ -101,8 +104,9 @@ def qemu_pending(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     """A dynamic VHDX (1 MiB blocks) that qemu-io left with a pending log, and what the log must hold."""
     size, clean, pending, bat_page, sequence = QEMU_CASES[request.param]
     path = tmp_path_factory.mktemp("qemu-log") / f"{request.param}.vhdx"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M,log_size=1M", str(path), size],
-                   check=True)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "vhdx", "-o", "block_size=1M,log_size=1M", str(path), size], check=True
+    )
     bat = region_offset(path, BAT_REGION_GUID)
     if clean is not None:
         subprocess.run(["qemu-io", "-c", clean, str(path)], check=True, capture_output=True)
@@ -142,8 +146,10 @@ def test_qemu_pending_log_replayed_like_qemu_img_check(qemu_pending: dict[str, o
     assert replay["bytes"] == 4096 and replay["log_offset"] == MiB and replay["log_length"] == MiB
     assert facts.log_pending is True and facts.file_size == path.stat().st_size
     (warning,) = facts.warnings
-    assert (f"replayed in memory: 1 entry (sequence {seq}), 1 write of 4096 bytes "
-            f"(data 4096 B at {qemu_pending['bat_page']})") in warning
+    assert (
+        f"replayed in memory: 1 entry (sequence {seq}), 1 write of 4096 bytes "
+        f"(data 4096 B at {qemu_pending['bat_page']})"
+    ) in warning
     if seq == 2:
         assert replay["rejected"][0].startswith("log offset 0: its LogGuid ")
     # opening reads the log (1 MiB) once, besides the headers (8 KiB), region tables (128 KiB), metadata
@@ -210,11 +216,21 @@ def spec_log(path: Path) -> dict[str, object]:
     meta_page = _page(path, size_at & ~(SECTOR - 1))
     struct.pack_into("<Q", meta_page, size_at % SECTOR, 12 * MiB)
     last = 24 * MiB - SECTOR
-    e10 = entry(10, [Data(bat, bytes(bat_page)), Data(8 * MiB + 0x300000, b"\x11" * SECTOR)], GUID,
-                flushed=16 * MiB, last=last)
+    e10 = entry(
+        10, [Data(bat, bytes(bat_page)), Data(8 * MiB + 0x300000, b"\x11" * SECTOR)], GUID, flushed=16 * MiB, last=last
+    )
     e11 = entry(11, [Data(size_at & ~(SECTOR - 1), bytes(meta_page))], GUID, flushed=16 * MiB, last=last)
-    e12 = entry(12, [Zero(8 * MiB + 0x300000, 64 * 1024), Data(8 * MiB + 0x301000, b"\xa5" * SECTOR),
-                     Data(16 * MiB + SECTOR, b"\x5c" * SECTOR)], GUID, flushed=16 * MiB, last=last)
+    e12 = entry(
+        12,
+        [
+            Zero(8 * MiB + 0x300000, 64 * 1024),
+            Data(8 * MiB + 0x301000, b"\xa5" * SECTOR),
+            Data(16 * MiB + SECTOR, b"\x5c" * SECTOR),
+        ],
+        GUID,
+        flushed=16 * MiB,
+        last=last,
+    )
     stale = entry(3, [Data(8 * MiB + 0x1000, b"\xee" * SECTOR)], GUID, flushed=16 * MiB, last=last)
     at12 = log_length - SECTOR  # e12 is 2 sectors: it wraps to the log's start
     at11 = at12 - len(e11)
@@ -303,8 +319,10 @@ def test_torn_or_foreign_entry_is_not_replayed(copy_of, tmp_path: Path, damage: 
 @pytest.mark.parametrize(
     ("damage", "words"),
     [
-        ("data_sequence", "the data sector of descriptor 0 has signature b'data' and sequence 8, expected b'data' "
-                          "and 7"),
+        (
+            "data_sequence",
+            "the data sector of descriptor 0 has signature b'data' and sequence 8, expected b'data' and 7",
+        ),
         ("descriptor_signature", "descriptor 0 has signature b'dxsc', expected b'desc' or b'zero'"),
     ],
 )
@@ -433,11 +451,17 @@ def test_overlay_order_and_extension(tmp_path: Path) -> None:
         return LogEntry(0, seq, 0, 0, 0, 0, tuple(descs))
 
     entries = [
-        e(1, LogDescriptor("data", 0, SECTOR, b"\x01" * SECTOR), LogDescriptor("data", 2 * SECTOR, SECTOR,
-                                                                               b"\x02" * SECTOR)),
+        e(
+            1,
+            LogDescriptor("data", 0, SECTOR, b"\x01" * SECTOR),
+            LogDescriptor("data", 2 * SECTOR, SECTOR, b"\x02" * SECTOR),
+        ),
         e(2, LogDescriptor("zero", SECTOR, 2 * SECTOR, None)),
-        e(3, LogDescriptor("data", 3 * SECTOR, SECTOR, b"\x03" * SECTOR),
-          LogDescriptor("data", 9 * SECTOR, SECTOR, b"\x09" * SECTOR)),
+        e(
+            3,
+            LogDescriptor("data", 3 * SECTOR, SECTOR, b"\x03" * SECTOR),
+            LogDescriptor("data", 9 * SECTOR, SECTOR, b"\x09" * SECTOR),
+        ),
     ]
     with open(path, "rb") as fh:
         base = CountedFile(fh, "f", ContainerStats(), owned=False)
@@ -445,8 +469,16 @@ def test_overlay_order_and_extension(tmp_path: Path) -> None:
         got = overlay.read_exact(0, 12 * SECTOR, "all")
         assert overlay.read_exact(SECTOR + 100, 10, "inside") == bytes(10)
         assert overlay.read_exact(3 * SECTOR - 5, 10, "straddling") == bytes(5) + b"\x03" * 5
-    want = (b"\x01" * SECTOR + bytes(SECTOR) + bytes(SECTOR) + b"\x03" * SECTOR + b"\x77" * 4 * SECTOR
-            + bytes(SECTOR) + b"\x09" * SECTOR + bytes(2 * SECTOR))
+    want = (
+        b"\x01" * SECTOR
+        + bytes(SECTOR)
+        + bytes(SECTOR)
+        + b"\x03" * SECTOR
+        + b"\x77" * 4 * SECTOR
+        + bytes(SECTOR)
+        + b"\x09" * SECTOR
+        + bytes(2 * SECTOR)
+    )
     assert got == want
 
 

@@ -41,16 +41,18 @@ class Zero:
     length: int
 
 
-def entry(sequence: int, updates: list[Data | Zero], log_guid: UUID, *, tail: int = 0, flushed: int = 0,
-          last: int = 0) -> bytearray:
+def entry(
+    sequence: int, updates: list[Data | Zero], log_guid: UUID, *, tail: int = 0, flushed: int = 0, last: int = 0
+) -> bytearray:
     """One log entry (header, descriptor sectors, data sectors) with its CRC-32C."""
     count = len(updates)
     desc_sectors = -(-(count + 2) // 128)
     datas = [u for u in updates if isinstance(u, Data)]
     length = (desc_sectors + len(datas)) * SECTOR
     out = bytearray(length)
-    struct.pack_into("<4sIIIQII16sQQ", out, 0, b"loge", 0, length, tail, sequence, count, 0, log_guid.bytes_le,
-                     flushed, last)
+    struct.pack_into(
+        "<4sIIIQII16sQQ", out, 0, b"loge", 0, length, tail, sequence, count, 0, log_guid.bytes_le, flushed, last
+    )
     at = desc_sectors * SECTOR
     for i, update in enumerate(updates):
         if isinstance(update, Data):

@@ -45,13 +45,16 @@ def test_the_administrator_record_as_stored(image: Image) -> None:
     assert raw[0x30:0x34] == ADMINISTRATOR_RID.to_bytes(4, "little")  # the record's own RID, beside the flags
 
 
-@pytest.mark.parametrize(("sid", "mask"), [
-    ("S-1-5-32-544", 0x407),  # Administrators: interactive, network, batch, RDS
-    ("S-1-5-32-545", 0x3),
-    ("S-1-5-32-555", SE_REMOTE_INTERACTIVE_LOGON),
-    ("S-1-1-0", SE_NETWORK_LOGON),
-    ("S-1-5-32-546", SE_DENY_NETWORK_LOGON | SE_DENY_REMOTE_INTERACTIVE_LOGON),  # Guests
-])
+@pytest.mark.parametrize(
+    ("sid", "mask"),
+    [
+        ("S-1-5-32-544", 0x407),  # Administrators: interactive, network, batch, RDS
+        ("S-1-5-32-545", 0x3),
+        ("S-1-5-32-555", SE_REMOTE_INTERACTIVE_LOGON),
+        ("S-1-1-0", SE_NETWORK_LOGON),
+        ("S-1-5-32-546", SE_DENY_NETWORK_LOGON | SE_DENY_REMOTE_INTERACTIVE_LOGON),  # Guests
+    ],
+)
 def test_the_logon_rights_as_stored(image: Image, sid: str, mask: int) -> None:
     raw = _raw(image, f"{LSA_ACCOUNTS}\\{sid}\\ActSysAc", "")
     assert len(raw) == 4
@@ -75,9 +78,15 @@ def test_the_flags_are_the_u16_at_0x38() -> None:
     assert user_account_flags(bytes(record) + b"\xff" * 22) == 0x0211
 
 
-@pytest.mark.parametrize(("raw", "mask"), [
-    (b"", None), (b"\x07", None), (b"\x07\x04\x00", None), (b"\x07\x04\x00\x00", 0x407),
-    (b"\x80\x08\x00\x00\xff", 0x880),
-])
+@pytest.mark.parametrize(
+    ("raw", "mask"),
+    [
+        (b"", None),
+        (b"\x07", None),
+        (b"\x07\x04\x00", None),
+        (b"\x07\x04\x00\x00", 0x407),
+        (b"\x80\x08\x00\x00\xff", 0x880),
+    ],
+)
 def test_system_access_mask(raw: bytes, mask: int | None) -> None:
     assert system_access_mask(raw) == mask

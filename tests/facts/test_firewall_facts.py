@@ -32,8 +32,14 @@ RDP_GROUP = "@firewallapi.dll,-28752"
 #: per real hive: its rule count and the Remote Desktop group's rules, each enabled or not (as stored)
 REAL = {
     "SYSTEM": (323, {"RemoteDesktop-In-TCP": True, "RemoteDesktop-In-TCP_1": False}),
-    "SYSTEM_B": (443, {"RemoteDesktop-UserMode-In-TCP": False, "RemoteDesktop-UserMode-In-UDP": False,
-                       "RemoteDesktop-Shadow-In-TCP": False}),
+    "SYSTEM_B": (
+        443,
+        {
+            "RemoteDesktop-UserMode-In-TCP": False,
+            "RemoteDesktop-UserMode-In-UDP": False,
+            "RemoteDesktop-Shadow-In-TCP": False,
+        },
+    ),
 }
 
 
@@ -63,8 +69,9 @@ def test_every_rule_of_a_real_store_is_read(store: tuple[RegistryView, str]) -> 
         assert r.get("Action") in ("Allow", "Block") and r.direction in ("in", "out")
 
 
-def test_a_real_store_parses_only_the_rules_a_check_looks_into(store: tuple[RegistryView, str],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_store_parses_only_the_rules_a_check_looks_into(
+    store: tuple[RegistryView, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     view, name = store
     parsed: list[str] = []
     original = firewall_facts.parse_rule
@@ -95,8 +102,10 @@ def test_the_substring_test_skips_no_real_rule(store: tuple[RegistryView, str]) 
 
 
 def test_the_real_windows7_rdp_rule() -> None:
-    text = ("v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|LPort=3389|App=System|"
-            "Name=@FirewallAPI.dll,-28753|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|")
+    text = (
+        "v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|LPort=3389|App=System|"
+        "Name=@FirewallAPI.dll,-28753|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|"
+    )
     rule = parse_rule("RemoteDesktop-In-TCP", text)
     assert rule.profiles == {"domain", "private"}
     assert rule.all("profile") == ("Domain", "Private")
@@ -111,26 +120,37 @@ def test_store_rules_of_an_absent_key_and_other_types() -> None:
     assert [(r.id, r.store) for r in rules] == [("a", "policy")]
 
 
-@pytest.mark.parametrize(("spec", "address", "covers"), [
-    ("*", "168.63.129.16", True),
-    ("168.63.129.16", "168.63.129.16", True),
-    ("168.63.0.0/16", "168.63.129.16", True),
-    ("168.63.0.0/255.255.0.0", "168.63.129.16", True),
-    ("168.63.129.1-168.63.129.20", "168.63.129.16", True),
-    ("10.0.0.0/8,168.63.129.16", "168.63.129.16", True),
-    ("LocalSubnet", "168.63.129.16", False),
-    ("10.0.0.0/8", "168.63.129.16", False),
-    ("fe80::1-fe80::9", "168.63.129.16", False),
-    ("not an address", "168.63.129.16", False),
-])
+@pytest.mark.parametrize(
+    ("spec", "address", "covers"),
+    [
+        ("*", "168.63.129.16", True),
+        ("168.63.129.16", "168.63.129.16", True),
+        ("168.63.0.0/16", "168.63.129.16", True),
+        ("168.63.0.0/255.255.0.0", "168.63.129.16", True),
+        ("168.63.129.1-168.63.129.20", "168.63.129.16", True),
+        ("10.0.0.0/8,168.63.129.16", "168.63.129.16", True),
+        ("LocalSubnet", "168.63.129.16", False),
+        ("10.0.0.0/8", "168.63.129.16", False),
+        ("fe80::1-fe80::9", "168.63.129.16", False),
+        ("not an address", "168.63.129.16", False),
+    ],
+)
 def test_address_covers(spec: str, address: str, covers: bool) -> None:
     assert address_covers(spec, address) is covers
 
 
-@pytest.mark.parametrize(("spec", "port", "covers"), [
-    ("3389", 3389, True), ("3000-4000", 3389, True), ("80,3389", 3389, True), ("RPC", 3389, False),
-    ("3390", 3389, False), ("4000-3000", 3389, False), ("", 3389, False),
-])
+@pytest.mark.parametrize(
+    ("spec", "port", "covers"),
+    [
+        ("3389", 3389, True),
+        ("3000-4000", 3389, True),
+        ("80,3389", 3389, True),
+        ("RPC", 3389, False),
+        ("3390", 3389, False),
+        ("4000-3000", 3389, False),
+        ("", 3389, False),
+    ],
+)
 def test_port_covers(spec: str, port: int, covers: bool) -> None:
     assert port_covers(spec, port) is covers
 
@@ -146,9 +166,14 @@ def test_the_effective_set_drops_local_rules_where_merge_is_off() -> None:
     assert EffectiveRules((), frozenset(), ()).merge_note == ""
 
 
-@pytest.mark.parametrize(("status", "would"), [
-    (Status.PASS, "would pass"), (Status.FAIL, "would fail"), (Status.WARNING, "would be a warning"),
-])
+@pytest.mark.parametrize(
+    ("status", "would"),
+    [
+        (Status.PASS, "would pass"),
+        (Status.FAIL, "would fail"),
+        (Status.WARNING, "would be a warning"),
+    ],
+)
 def test_a_verdict_on_local_rules_alone_is_not_checked(status: Status, would: str) -> None:
     outcome = Outcome(status, "three rules", expected="x", actual="y")
     assert EffectiveRules((), frozenset(), ()).verdict(outcome) is outcome

@@ -80,11 +80,20 @@ def test_what_follows_the_bypass_list_is_kept() -> None:
     assert settings.uses_proxy and settings.counter == 7
 
 
-@pytest.mark.parametrize(("bypass_list", "hit"), [
-    ("168.63.129.16", True), ("<local>;168.63.129.16", True), ("*.contoso.com; 168.63.*", True),
-    ("168.63.129.*,10.*", True), ("*", True), ("<local>;10.*", False), ("168.63.129.1", False), ("", False),
-    ("<local>", False),
-])
+@pytest.mark.parametrize(
+    ("bypass_list", "hit"),
+    [
+        ("168.63.129.16", True),
+        ("<local>;168.63.129.16", True),
+        ("*.contoso.com; 168.63.*", True),
+        ("168.63.129.*,10.*", True),
+        ("*", True),
+        ("<local>;10.*", False),
+        ("168.63.129.1", False),
+        ("", False),
+        ("<local>", False),
+    ],
+)
 def test_bypasses(bypass_list: str, hit: bool) -> None:
     assert bypasses(bypass_list, WIRESERVER) is hit
 
@@ -93,7 +102,8 @@ def test_the_persistent_routes_of_a_real_hive(realdata: Path) -> None:
     hive = open_hive_file(realdata / "SYSTEM", "SYSTEM")
     try:
         key = RegistryView(hives={"SYSTEM": hive}).key(
-            r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\PersistentRoutes")
+            r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\PersistentRoutes"
+        )
         assert key is not None
         routes = sorted((v.name, v.data) for v in key.values())
     finally:
@@ -105,7 +115,8 @@ def test_the_persistent_routes_of_a_real_hive(realdata: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["", "0.0.0.0,0.0.0.0,192.168.1.1", "a,b,c,d", "0.0.0.0,0.0.0.0,gw,1",
-                                  "0.0.0.0,0.0.0.0,1.1.1.1,1,5"])
+@pytest.mark.parametrize(
+    "name", ["", "0.0.0.0,0.0.0.0,192.168.1.1", "a,b,c,d", "0.0.0.0,0.0.0.0,gw,1", "0.0.0.0,0.0.0.0,1.1.1.1,1,5"]
+)
 def test_a_name_not_of_a_route(name: str) -> None:
     assert parse_persistent_route(name) is None

@@ -72,20 +72,40 @@ def test_the_facts_are_frozen() -> None:
 def test_to_dict_is_the_plain_dict_of_before() -> None:
     sysprep = SysprepFacts(state="specialized", panther=("setupact.log",), evidence=("a",), missing_hives=("SYSTEM",))
     assert sysprep.to_dict() == {
-        "state": "specialized", "image_state": None, "state_ini": None, "setup_type": None, "cmdline": None,
-        "generalization_state": None, "sysprep_succeeded_tag": None, "panther": ["setupact.log"],
-        "unattend_files": [], "unattend_value": None, "evidence": ["a"], "missing_hives": ["SYSTEM"],
+        "state": "specialized",
+        "image_state": None,
+        "state_ini": None,
+        "setup_type": None,
+        "cmdline": None,
+        "generalization_state": None,
+        "sysprep_succeeded_tag": None,
+        "panther": ["setupact.log"],
+        "unattend_files": [],
+        "unattend_value": None,
+        "evidence": ["a"],
+        "missing_hives": ["SYSTEM"],
     }
     pending = PendingRebootFacts(pending=True, reasons=("r",), cbs_packages_pending=("p",))
     assert pending.to_dict() == {
-        "pending": True, "reasons": ["r"], "cbs_reboot_pending": None, "cbs_packages_pending": ["p"],
-        "wu_reboot_required": None, "pending_file_rename_operations": None, "pending_xml": None,
+        "pending": True,
+        "reasons": ["r"],
+        "cbs_reboot_pending": None,
+        "cbs_packages_pending": ["p"],
+        "wu_reboot_required": None,
+        "pending_file_rename_operations": None,
+        "pending_xml": None,
     }
-    agent = AgentFacts(services={"RdAgent": AgentService(2, None), "WindowsAzureGuestAgent": None},
-                       guest_agent_versions=("2.7.1",), version="2.7.1")
+    agent = AgentFacts(
+        services={"RdAgent": AgentService(2, None), "WindowsAzureGuestAgent": None},
+        guest_agent_versions=("2.7.1",),
+        version="2.7.1",
+    )
     assert agent.to_dict() == {
         "services": {"RdAgent": {"present": True, "start": 2, "image_path": None}, "WindowsAzureGuestAgent": None},
-        "folder": None, "guest_agent_versions": ["2.7.1"], "version": "2.7.1", "uninstall_version": None,
+        "folder": None,
+        "guest_agent_versions": ["2.7.1"],
+        "version": "2.7.1",
+        "uninstall_version": None,
         "plugins": None,
     }
 

@@ -41,8 +41,23 @@ KiB, MiB = 1024, 1024 * 1024
 Apply = Callable[[Path], Path]
 
 #: the kinds of damage, one per recipe family
-CATEGORIES = ("truncation", "vhd-footer", "vhd-header", "vhd-bat", "vhdx", "vhdx-bat", "chain", "partitions", "ntfs",
-              "hive", "bcd", "pe", "random", "fat", "special")
+CATEGORIES = (
+    "truncation",
+    "vhd-footer",
+    "vhd-header",
+    "vhd-bat",
+    "vhdx",
+    "vhdx-bat",
+    "chain",
+    "partitions",
+    "ntfs",
+    "hive",
+    "bcd",
+    "pe",
+    "random",
+    "fat",
+    "special",
+)
 
 
 @dataclass(frozen=True)
@@ -89,17 +104,34 @@ def vhd_checksum(raw: bytes | bytearray, at: int) -> int:
 
 # VHD footer and dynamic header field offsets (big-endian), VHD 1.0 spec
 FOOTER_FIELDS = {
-    "cookie": (0, "8s"), "data_offset": (16, ">Q"), "current_size": (48, ">Q"), "original_size": (40, ">Q"),
-    "disk_type": (60, ">I"), "checksum": (64, ">I"), "cylinders": (56, ">H"), "version": (12, ">I"),
+    "cookie": (0, "8s"),
+    "data_offset": (16, ">Q"),
+    "current_size": (48, ">Q"),
+    "original_size": (40, ">Q"),
+    "disk_type": (60, ">I"),
+    "checksum": (64, ">I"),
+    "cylinders": (56, ">H"),
+    "version": (12, ">I"),
 }
 HEADER_FIELDS = {
-    "cookie": (0, "8s"), "table_offset": (16, ">Q"), "header_version": (24, ">I"), "max_table_entries": (28, ">I"),
-    "block_size": (32, ">I"), "checksum": (36, ">I"), "parent_unique_id": (40, "16s"),
+    "cookie": (0, "8s"),
+    "table_offset": (16, ">Q"),
+    "header_version": (24, ">I"),
+    "max_table_entries": (28, ">I"),
+    "block_size": (32, ">I"),
+    "checksum": (36, ">I"),
+    "parent_unique_id": (40, "16s"),
 }
 
 
-def _set_struct(path: Path, start: int, length: int, fields: dict[str, tuple[int, str]], values: dict[str, object],
-                checksum_at: int | None) -> None:
+def _set_struct(
+    path: Path,
+    start: int,
+    length: int,
+    fields: dict[str, tuple[int, str]],
+    values: dict[str, object],
+    checksum_at: int | None,
+) -> None:
     raw = bytearray(_read(path, start, length))
     if len(raw) < length:
         return
@@ -234,8 +266,11 @@ def vhdx_region(guid: UUID, offset: int | None = None, length: int | None = None
     def apply(path: Path) -> Path:
         entry, file_offset, size = _regions(path)[guid]
         for table in VHDX_REGIONS:
-            _patch(path, table + entry + 16, struct.pack("<QI", file_offset if offset is None else offset,
-                                                        size if length is None else length))
+            _patch(
+                path,
+                table + entry + 16,
+                struct.pack("<QI", file_offset if offset is None else offset, size if length is None else length),
+            )
             if fix:
                 _fix_vhdx_crc(path, table, 64 * KiB)
         return path
@@ -287,7 +322,7 @@ def ntfs_geometry(path: Path, volume: int) -> tuple[int, int, int]:
     cluster = bps * spc
     mft = volume + struct.unpack_from("<Q", boot, 0x30)[0] * cluster
     clusters_per_record = struct.unpack_from("<b", boot, 0x40)[0]
-    record = 2 ** -clusters_per_record if clusters_per_record < 0 else clusters_per_record * cluster
+    record = 2**-clusters_per_record if clusters_per_record < 0 else clusters_per_record * cluster
     return cluster, mft, record
 
 
@@ -352,9 +387,24 @@ def _rng(name: str) -> random.Random:
 def mutants(bases: Bases) -> list[Mutant]:
     """Every broken input, in a stable order with unique names."""
     out: list[Mutant] = []
-    for gen in (_vhd_fixed, _vhd_dynamic, _vhdx, _chains, _partitions, _ntfs, _hives, _bcd, _bcd_inherit_loops, _pe,
-                _random_bytes,
-                _fat_chains, _extended_chains, _special_files, _foreign_hives, _list_cycles):
+    for gen in (
+        _vhd_fixed,
+        _vhd_dynamic,
+        _vhdx,
+        _chains,
+        _partitions,
+        _ntfs,
+        _hives,
+        _bcd,
+        _bcd_inherit_loops,
+        _pe,
+        _random_bytes,
+        _fat_chains,
+        _extended_chains,
+        _special_files,
+        _foreign_hives,
+        _list_cycles,
+    ):
         out.extend(gen(bases))
     names = [m.name for m in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -376,8 +426,23 @@ def _vhd_fixed(bases: Bases) -> Iterator[Mutant]:
     base = "gen1-fixed.vhd"
     size = bases.path(base).stat().st_size
     hives = bases.hives["gen1.raw"]
-    cuts = [0, 1, 511, 512, 513, 4096, MiB - 1, MiB, MiB + 512, size - 1, size - 100, size - 511, size - 512,
-            size - 513, size // 2]
+    cuts = [
+        0,
+        1,
+        511,
+        512,
+        513,
+        4096,
+        MiB - 1,
+        MiB,
+        MiB + 512,
+        size - 1,
+        size - 100,
+        size - 511,
+        size - 512,
+        size - 513,
+        size // 2,
+    ]
     for at, length in hives.values():
         cuts += [at, at + 1, at + 4096, at + length // 2, at + length - 1]
     rng = _rng(base)
@@ -412,8 +477,25 @@ def _vhd_dynamic(bases: Bases) -> Iterator[Mutant]:
     entries = struct.unpack_from(">I", _read(path, 512, 1024), 28)[0]
     allocated = [i for i in range(entries) if vhd_bat_entry(path, i) != 0xFFFFFFFF]
     first_block = min(vhd_bat_entry(path, i) for i in allocated) * 512
-    cuts = [0, 100, 511, 512, 1024, 1535, 1536, table, table + 2, table + 4 * entries - 1, first_block,
-            first_block + 511, first_block + 512 + 4096, size - 1, size - 511, size - 512, size - 513]
+    cuts = [
+        0,
+        100,
+        511,
+        512,
+        1024,
+        1535,
+        1536,
+        table,
+        table + 2,
+        table + 4 * entries - 1,
+        first_block,
+        first_block + 511,
+        first_block + 512 + 4096,
+        size - 1,
+        size - 511,
+        size - 512,
+        size - 513,
+    ]
     rng = _rng(base)
     cuts += [rng.randrange(first_block, size) for _ in range(20)]
     for cut in sorted(set(cuts)):
@@ -450,8 +532,12 @@ def _vhd_dynamic(bases: Bases) -> Iterator[Mutant]:
         ("type-fixed", {"disk_type": 2}, True, True),
         ("type-differencing", {"disk_type": 4}, True, True),
     ]:
-        yield Mutant(f"{base}/footer-{label}", "vhd-footer", base,
-                     _on(base, bases, vhd_footer(fix=fix, copy_too=copy_too, **values)))
+        yield Mutant(
+            f"{base}/footer-{label}",
+            "vhd-footer",
+            base,
+            _on(base, bases, vhd_footer(fix=fix, copy_too=copy_too, **values)),
+        )
     for index in sorted(set(allocated[:6] + allocated[-1:])):
         own = vhd_bat_entry(path, index)
         for label, value in [
@@ -466,10 +552,15 @@ def _vhd_dynamic(bases: Bases) -> Iterator[Mutant]:
             yield Mutant(f"{base}/bat[{index}]-{label}", "vhd-bat", base, _on(base, bases, vhd_bat({index: value})))
     if len(allocated) >= 2:
         a, b = allocated[0], allocated[1]
-        yield Mutant(f"{base}/bat-overlap-{a}-{b}", "vhd-bat", base,
-                     _on(base, bases, vhd_bat({b: vhd_bat_entry(path, a)})))
-        yield Mutant(f"{base}/bat-all-same", "vhd-bat", base,
-                     _on(base, bases, vhd_bat({i: vhd_bat_entry(path, a) for i in allocated})))
+        yield Mutant(
+            f"{base}/bat-overlap-{a}-{b}", "vhd-bat", base, _on(base, bases, vhd_bat({b: vhd_bat_entry(path, a)}))
+        )
+        yield Mutant(
+            f"{base}/bat-all-same",
+            "vhd-bat",
+            base,
+            _on(base, bases, vhd_bat({i: vhd_bat_entry(path, a) for i in allocated})),
+        )
 
 
 def _vhdx(bases: Bases) -> Iterator[Mutant]:
@@ -479,8 +570,22 @@ def _vhdx(bases: Bases) -> Iterator[Mutant]:
         regions = _regions(path)
         bat = regions[BAT_GUID][1]
         meta = regions[META_GUID][1]
-        cuts = [0, 8, 64 * KiB, 64 * KiB + 100, 128 * KiB, 192 * KiB, 256 * KiB, MiB, bat, bat + 8, meta,
-                meta + 4096, size - 1, size // 2]
+        cuts = [
+            0,
+            8,
+            64 * KiB,
+            64 * KiB + 100,
+            128 * KiB,
+            192 * KiB,
+            256 * KiB,
+            MiB,
+            bat,
+            bat + 8,
+            meta,
+            meta + 4096,
+            size - 1,
+            size // 2,
+        ]
         rng = _rng(base)
         cuts += [rng.randrange(meta, size) for _ in range(10)]
         for cut in sorted(set(cuts)):
@@ -490,8 +595,10 @@ def _vhdx(bases: Bases) -> Iterator[Mutant]:
             ("signature", write(0, b"vhdxfilf")),
             ("header1-crc", write(VHDX_HEADERS[0] + 4, b"\xde\xad\xbe\xef")),
             ("header2-crc", write(VHDX_HEADERS[1] + 4, b"\xde\xad\xbe\xef")),
-            ("both-header-crcs", chain(write(VHDX_HEADERS[0] + 4, b"\x01\x02\x03\x04"),
-                                       write(VHDX_HEADERS[1] + 4, b"\x01\x02\x03\x04"))),
+            (
+                "both-header-crcs",
+                chain(write(VHDX_HEADERS[0] + 4, b"\x01\x02\x03\x04"), write(VHDX_HEADERS[1] + 4, b"\x01\x02\x03\x04")),
+            ),
             ("header-signatures", chain(write(VHDX_HEADERS[0], b"HEAD"), write(VHDX_HEADERS[1], b"HEAD"))),
             ("pending-log", vhdx_header(log=(48, "16s", guid))),
             ("pending-log-header1", vhdx_header(which=(1,), log=(48, "16s", guid), seq=(8, "<Q", 2**40))),
@@ -500,10 +607,14 @@ def _vhdx(bases: Bases) -> Iterator[Mutant]:
             ("log-length-0", vhdx_header(log_length=(68, "<I", 0), log=(48, "16s", guid))),
             ("sequence-equal", vhdx_header(seq=(8, "<Q", 5))),
             ("region-crc1", write(VHDX_REGIONS[0] + 4, b"\x00\x00\x00\x01")),
-            ("region-crc-both", chain(write(VHDX_REGIONS[0] + 4, b"\x00\x00\x00\x01"),
-                                      write(VHDX_REGIONS[1] + 4, b"\x00\x00\x00\x01"))),
-            ("region-count-huge", chain(write(VHDX_REGIONS[0] + 8, b"\xff\xff\xff\x7f"),
-                                        write(VHDX_REGIONS[1] + 8, b"\xff\xff\xff\x7f"))),
+            (
+                "region-crc-both",
+                chain(write(VHDX_REGIONS[0] + 4, b"\x00\x00\x00\x01"), write(VHDX_REGIONS[1] + 4, b"\x00\x00\x00\x01")),
+            ),
+            (
+                "region-count-huge",
+                chain(write(VHDX_REGIONS[0] + 8, b"\xff\xff\xff\x7f"), write(VHDX_REGIONS[1] + 8, b"\xff\xff\xff\x7f")),
+            ),
             ("bat-past-end", vhdx_region(BAT_GUID, offset=size + MiB)),
             ("bat-at-0", vhdx_region(BAT_GUID, offset=0)),
             ("bat-length-0", vhdx_region(BAT_GUID, length=0)),
@@ -598,31 +709,45 @@ def _chains(bases: Bases) -> Iterator[Mutant]:
 
     def self_parent(d: Path) -> Path:
         own = UUID("11111111-2222-3333-4444-555555555555").bytes
-        spec = writer.DiffSpec(size=64 * MiB, parent_unique_id=own, unique_id=own, relative=".\\self.vhd",
-                               sectors={0: mbr})
+        spec = writer.DiffSpec(
+            size=64 * MiB, parent_unique_id=own, unique_id=own, relative=".\\self.vhd", sectors={0: mbr}
+        )
         writer.write_vhd(d / "self.vhd", spec, differencing=True)
         return d / "self.vhd"
 
     def loop(d: Path) -> Path:
         a, b = UUID(int=1).bytes, UUID(int=2).bytes
-        writer.write_vhd(d / "a.vhd", writer.DiffSpec(64 * MiB, parent_unique_id=b, unique_id=a,
-                                                      relative=".\\b.vhd", sectors={0: mbr}), differencing=True)
-        writer.write_vhd(d / "b.vhd", writer.DiffSpec(64 * MiB, parent_unique_id=a, unique_id=b,
-                                                      relative=".\\a.vhd"), differencing=True)
+        writer.write_vhd(
+            d / "a.vhd",
+            writer.DiffSpec(64 * MiB, parent_unique_id=b, unique_id=a, relative=".\\b.vhd", sectors={0: mbr}),
+            differencing=True,
+        )
+        writer.write_vhd(
+            d / "b.vhd",
+            writer.DiffSpec(64 * MiB, parent_unique_id=a, unique_id=b, relative=".\\a.vhd"),
+            differencing=True,
+        )
         return d / "a.vhd"
 
     def loop_of_three(d: Path) -> Path:
         ids = [UUID(int=i + 10).bytes for i in range(3)]
         for i, name in enumerate("xyz"):
             nxt = "xyz"[(i + 1) % 3]
-            writer.write_vhd(d / f"{name}.vhd", writer.DiffSpec(64 * MiB, parent_unique_id=ids[(i + 1) % 3],
-                                                                unique_id=ids[i], relative=f".\\{nxt}.vhd"),
-                             differencing=True)
+            writer.write_vhd(
+                d / f"{name}.vhd",
+                writer.DiffSpec(
+                    64 * MiB, parent_unique_id=ids[(i + 1) % 3], unique_id=ids[i], relative=f".\\{nxt}.vhd"
+                ),
+                differencing=True,
+            )
         return d / "x.vhd"
 
     def no_locators(d: Path) -> Path:
-        writer.write_vhd(d / "orphan.vhd", writer.DiffSpec(64 * MiB, relative=None, absolute=None,
-                                                           sectors={0: mbr}), differencing=True)
+        writer.write_vhd(
+            d / "orphan.vhd",
+            writer.DiffSpec(64 * MiB, relative=None, absolute=None, sectors={0: mbr}),
+            differencing=True,
+        )
         return d / "orphan.vhd"
 
     def locator(text: str) -> Callable[[Path], Path]:
@@ -688,12 +813,15 @@ def _chains(bases: Bases) -> Iterator[Mutant]:
         yield Mutant(f"{base}/child-{label}", "chain", base, _on(base, bases, step))
 
     # differencing VHDX: the sample's child and Hyper-V's checkpoint, each beside its parent, then broken
-    for hbase, hparent in (("chain2/gen2-misconfigured-child.vhdx", "chain2/gen2-misconfigured.vhdx"),
-                           ("hyperv/differencing.avhdx", "hyperv/dynamic.vhdx")):
+    for hbase, hparent in (
+        ("chain2/gen2-misconfigured-child.vhdx", "chain2/gen2-misconfigured.vhdx"),
+        ("hyperv/differencing.avhdx", "hyperv/dynamic.vhdx"),
+    ):
         hv_child, hv_parent = bases.path(hbase), bases.path(hparent)
 
-        def hv(step: Callable[[Path, Path], object], _c: Path = hv_child, _p: Path = hv_parent
-               ) -> Callable[[Path], Path]:
+        def hv(
+            step: Callable[[Path, Path], object], _c: Path = hv_child, _p: Path = hv_parent
+        ) -> Callable[[Path], Path]:
             def build(d: Path) -> Path:
                 c = Path(copy_image(_c, d / _c.name))
                 p = Path(copy_image(_p, d / _p.name))
@@ -738,9 +866,14 @@ def _partitions(bases: Bases) -> Iterator[Mutant]:
             ("overlap-2", write(462, entry(0, 7, start + 8, count))),
             ("duplicate-4", write(446, entry(0x80, 7, start, count) * 4)),
             ("protective-no-gpt", write(446, entry(0, 0xEE, 1, disk_sectors - 1))),
-            ("extended-self-loop", chain(write(462, entry(0, 0x05, 64, 1024)),
-                                         write(64 * 512 + 446, entry(0, 0x05, 0, 1024)),
-                                         write(64 * 512 + 510, b"\x55\xaa"))),
+            (
+                "extended-self-loop",
+                chain(
+                    write(462, entry(0, 0x05, 64, 1024)),
+                    write(64 * 512 + 446, entry(0, 0x05, 0, 1024)),
+                    write(64 * 512 + 510, b"\x55\xaa"),
+                ),
+            ),
             ("extended-past-end", write(462, entry(0, 0x0F, disk_sectors * 4, 1024))),
             ("status-bad", write(446, b"\x42")),
             ("type-0", write(450, b"\x00")),
@@ -855,10 +988,10 @@ def _ntfs(bases: Bases) -> Iterator[Mutant]:
             key = hit - 0x40  # start of the $FILE_NAME key
             entry = key - 0x10
             parent_ref = _read(path, key, 8)
-            yield Mutant(f"{base}/dir-loop-{name}-{k}", "ntfs", base,
-                         _on(base, bases, write(entry, parent_ref)))
-            yield Mutant(f"{base}/dir-self-{name}-{k}", "ntfs", base,
-                         _on(base, bases, write(key, _read(path, entry, 8))))
+            yield Mutant(f"{base}/dir-loop-{name}-{k}", "ntfs", base, _on(base, bases, write(entry, parent_ref)))
+            yield Mutant(
+                f"{base}/dir-self-{name}-{k}", "ntfs", base, _on(base, bases, write(key, _read(path, entry, 8)))
+            )
 
 
 def _hive_step(base: str, bases: Bases, hive: str, offset: int, data: bytes, fix_checksum: bool = False) -> Apply:
@@ -950,8 +1083,9 @@ def _hives(bases: Bases) -> Iterator[Mutant]:
                     ("first-bad", 8, b"\xf8\xff\xff\x7f"),
                     ("first-0", 8, bytes(4)),
                 ]:
-                    yield Mutant(f"{base}/{hive}-{sig}@{rel}-{label}", "hive", base,
-                                 _on(base, bases, h(cell + off, data)))
+                    yield Mutant(
+                        f"{base}/{hive}-{sig}@{rel}-{label}", "hive", base, _on(base, bases, h(cell + off, data))
+                    )
         vks = cells.get("vk", [])
         for cell in rng.sample(vks, min(5, len(vks))):
             rel = cell - 4096
@@ -985,15 +1119,26 @@ def _bcd(bases: Bases) -> Iterator[Mutant]:
         if not inline:
             cases.append(("len-huge", 0x00FFFFFF))
         for label, value in cases:
-            yield Mutant(f"{base}/BCD-element@{rel}-{label}", "bcd", base,
-                         _on(base, bases, _hive_step(base, bases, "BCD", cell + 8, struct.pack("<I", value))))
+            yield Mutant(
+                f"{base}/BCD-element@{rel}-{label}",
+                "bcd",
+                base,
+                _on(base, bases, _hive_step(base, bases, "BCD", cell + 8, struct.pack("<I", value))),
+            )
         if not inline and real >= 16:
             data_at = 4096 + struct.unpack_from("<I", blob, cell + 12)[0] + 4
-            for label, off, data in [("device-type", 0, b"\xff\xff\xff\xff"), ("device-length", 8, b"\xff\xff\x00\x00"),
-                                     ("device-inner", 16, b"\xff" * 8)]:
+            for label, off, data in [
+                ("device-type", 0, b"\xff\xff\xff\xff"),
+                ("device-length", 8, b"\xff\xff\x00\x00"),
+                ("device-inner", 16, b"\xff" * 8),
+            ]:
                 if off < real:
-                    yield Mutant(f"{base}/BCD-element@{rel}-{label}", "bcd", base,
-                                 _on(base, bases, _hive_step(base, bases, "BCD", data_at + off, data)))
+                    yield Mutant(
+                        f"{base}/BCD-element@{rel}-{label}",
+                        "bcd",
+                        base,
+                        _on(base, bases, _hive_step(base, bases, "BCD", data_at + off, data)),
+                    )
 
 
 #: the BCD objects of the samples' stores whose inherit lists the loop recipes rewrite
@@ -1044,9 +1189,11 @@ def _pe(bases: Bases) -> Iterator[Mutant]:
         res_off = None
         for i in range(nsec):
             va, vsize, raw_size, raw_ptr = struct.unpack_from("<IIII", blob, sec_table + 40 * i + 8)[:4][0:4]
-            va, raw_size, raw_ptr = (struct.unpack_from("<I", blob, sec_table + 40 * i + 12)[0],
-                                     struct.unpack_from("<I", blob, sec_table + 40 * i + 16)[0],
-                                     struct.unpack_from("<I", blob, sec_table + 40 * i + 20)[0])
+            va, raw_size, raw_ptr = (
+                struct.unpack_from("<I", blob, sec_table + 40 * i + 12)[0],
+                struct.unpack_from("<I", blob, sec_table + 40 * i + 16)[0],
+                struct.unpack_from("<I", blob, sec_table + 40 * i + 20)[0],
+            )
             if va <= res_rva < va + max(raw_size, 1):
                 res_off = raw_ptr + (res_rva - va)
         cases: list[tuple[str, int, bytes]] = [
@@ -1083,8 +1230,11 @@ def _random_bytes(bases: Bases) -> Iterator[Mutant]:
             at = start + rng.randrange(length)
             n = rng.choice([1, 2, 4, 16, 64])
             fill = rng.choice(["random", "zero", "ff"])
-            data = (bytes(rng.randrange(256) for _ in range(n)) if fill == "random"
-                    else (b"\x00" if fill == "zero" else b"\xff") * n)
+            data = (
+                bytes(rng.randrange(256) for _ in range(n))
+                if fill == "random"
+                else (b"\x00" if fill == "zero" else b"\xff") * n
+            )
             yield Mutant(f"{base}/random-{region}-{k}", "random", base, _on(base, bases, write(at, data)))
 
 
@@ -1167,8 +1317,10 @@ def _fat_chains(bases: Bases) -> Iterator[Mutant]:
         ("efi-dir-self", lambda p: {efi(p): efi(p)}),
         ("efi-dir-to-root", lambda p: {last_of(efi)(p): root(p)}),
         ("boot-dir-2-cycle", lambda p: {boot_dir(p): efi(p), efi(p): boot_dir(p)}),
-        ("every-cluster-one-loop", lambda p: {c: c + 1 for c in range(2, fat_layout(p, esp)[4] + 1)}
-         | {fat_layout(p, esp)[4] + 1: 2}),
+        (
+            "every-cluster-one-loop",
+            lambda p: {c: c + 1 for c in range(2, fat_layout(p, esp)[4] + 1)} | {fat_layout(p, esp)[4] + 1: 2},
+        ),
     ]
     for label, values in cases:
         yield Mutant(f"{base}/fat-{label}", "fat", base, _on(base, bases, fat_entries(esp, values)))
@@ -1197,17 +1349,39 @@ def _extended_chains(bases: Bases) -> Iterator[Mutant]:
 
     cases = [
         ("ebr-self", chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 0, 8)}))),
-        ("ebr-2-cycle", chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 2, 8)}),
-                              record(ebr + 2, {1: entry(5, 0, 8)}))),
-        ("ebr-3-cycle", chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 2, 8)}),
-                              record(ebr + 2, {1: entry(5, 4, 8)}), record(ebr + 4, {1: entry(5, 0, 8)}))),
-        ("ebr-four-links", chain(write(462, entry(5, ebr, 8)), record(ebr, {i: entry(5, 2, 8) for i in range(4)}),
-                                 record(ebr + 2, {i: entry(5, 4, 8) for i in range(4)}))),
-        ("ebr-two-extended-in-mbr", chain(write(462, entry(5, ebr, 8)), write(478, entry(0x0F, ebr, 8)),
-                                          record(ebr, {}))),
+        (
+            "ebr-2-cycle",
+            chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 2, 8)}), record(ebr + 2, {1: entry(5, 0, 8)})),
+        ),
+        (
+            "ebr-3-cycle",
+            chain(
+                write(462, entry(5, ebr, 8)),
+                record(ebr, {1: entry(5, 2, 8)}),
+                record(ebr + 2, {1: entry(5, 4, 8)}),
+                record(ebr + 4, {1: entry(5, 0, 8)}),
+            ),
+        ),
+        (
+            "ebr-four-links",
+            chain(
+                write(462, entry(5, ebr, 8)),
+                record(ebr, {i: entry(5, 2, 8) for i in range(4)}),
+                record(ebr + 2, {i: entry(5, 4, 8) for i in range(4)}),
+            ),
+        ),
+        (
+            "ebr-two-extended-in-mbr",
+            chain(write(462, entry(5, ebr, 8)), write(478, entry(0x0F, ebr, 8)), record(ebr, {})),
+        ),
         ("ebr-past-end", chain(write(462, entry(5, ebr, 8)), record(ebr, {1: entry(5, 0x7FFFFFF0, 8)}))),
-        ("ebr-long", chain(write(462, entry(5, ebr - 600, 8)),
-                           *[record(ebr - 600 + n, {1: entry(5, n + 1, 8)}) for n in range(590)])),
+        (
+            "ebr-long",
+            chain(
+                write(462, entry(5, ebr - 600, 8)),
+                *[record(ebr - 600 + n, {1: entry(5, n + 1, 8)}) for n in range(590)],
+            ),
+        ),
     ]
     for label, step in cases:
         yield Mutant(f"{base}/mbr-{label}", "partitions", base, _on(base, bases, step))
@@ -1245,8 +1419,22 @@ def _special_files(bases: Bases) -> Iterator[Mutant]:
     def vmdk_extent_fifo(d: Path) -> Path:
         import subprocess
 
-        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=monolithicFlat",
-                        str(bases.path("gen1.raw")), str(d / "disk.vmdk")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "qemu-img",
+                "convert",
+                "-f",
+                "raw",
+                "-O",
+                "vmdk",
+                "-o",
+                "subformat=monolithicFlat",
+                str(bases.path("gen1.raw")),
+                str(d / "disk.vmdk"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         (d / "disk-flat.vmdk").unlink()
         os.mkfifo(d / "disk-flat.vmdk")
         return d / "disk.vmdk"
@@ -1255,9 +1443,11 @@ def _special_files(bases: Bases) -> Iterator[Mutant]:
     yield Mutant("special/image-fifo", "special", "gen1-fixed.vhd", fifo_image)
     yield Mutant("special/image-socket", "special", "gen1-fixed.vhd", socket_image)
     yield Mutant("special/image-link-to-dev-null", "special", "gen1-fixed.vhd", dev_null_image)
-    for child_name, parent_name in (("chain1/gen1-azure-child.vhd", "chain1/gen1-azure.vhd"),
-                                    ("chain2/gen2-misconfigured-child.vhdx", "chain2/gen2-misconfigured.vhdx"),
-                                    ("hyperv/differencing.avhdx", "hyperv/dynamic.vhdx")):
+    for child_name, parent_name in (
+        ("chain1/gen1-azure-child.vhd", "chain1/gen1-azure.vhd"),
+        ("chain2/gen2-misconfigured-child.vhdx", "chain2/gen2-misconfigured.vhdx"),
+        ("hyperv/differencing.avhdx", "hyperv/dynamic.vhdx"),
+    ):
         child = bases.path(child_name)
         parent = _parent_file_name(child) or Path(parent_name).name
 
@@ -1272,8 +1462,10 @@ def _special_files(bases: Bases) -> Iterator[Mutant]:
         for label, make in [
             ("parent-fifo", lambda p: os.mkfifo(p)),
             ("parent-link-to-dev-zero", lambda p: os.symlink("/dev/zero", p)),
-            ("parent-link-to-fifo", lambda p: (os.mkfifo(p.with_suffix(".fifo")),
-                                               os.symlink(p.with_suffix(".fifo"), p))),
+            (
+                "parent-link-to-fifo",
+                lambda p: (os.mkfifo(p.with_suffix(".fifo")), os.symlink(p.with_suffix(".fifo"), p)),
+            ),
         ]:
             yield Mutant(f"{child_name}/{label}", "special", child_name, beside(make))
 
@@ -1296,8 +1488,12 @@ def _foreign_hives(bases: Bases) -> Iterator[Mutant]:
                 yield Mutant(f"{base}/{slot}-is-{foreign}", "hive", base, _on(base, bases, copy_in))
             other = "SAM" if slot != "SAM" else "SYSTEM"
             name = f"\\SystemRoot\\System32\\Config\\{other}".encode("utf-16-le")[-64:].ljust(64, b"\x00")
-            yield Mutant(f"{base}/{slot}-base-names-{other}", "hive", base,
-                         _on(base, bases, _hive_step(base, bases, slot, 48, name, True)))
+            yield Mutant(
+                f"{base}/{slot}-base-names-{other}",
+                "hive",
+                base,
+                _on(base, bases, _hive_step(base, bases, slot, 48, name, True)),
+            )
 
 
 def _subkey_list(blob: bytes, path: str) -> tuple[int, int]:
@@ -1330,8 +1526,12 @@ def _list_cycles(bases: Bases) -> Iterator[Mutant]:
         for index, what in ((0, "first"), (count - 1, "last")):
             entry = 4096 + lst + 8 + index * stride
             for target, name in ((lst, "list"), (node, "key"), (0x7FFFFFF8, "outside")):
-                yield Mutant(f"{base}/SYSTEM-{label}-subkey-{what}-to-{name}", "hive", base,
-                             _on(base, bases, _hive_step(base, bases, "SYSTEM", entry, struct.pack("<I", target))))
+                yield Mutant(
+                    f"{base}/SYSTEM-{label}-subkey-{what}-to-{name}",
+                    "hive",
+                    base,
+                    _on(base, bases, _hive_step(base, bases, "SYSTEM", entry, struct.pack("<I", target))),
+                )
     node, _ = _subkey_list(blob, "MountedDevices")
     count, values = struct.unpack_from("<II", blob, 4096 + node + 4 + 0x24)
     if count:
@@ -1343,8 +1543,12 @@ def _list_cycles(bases: Bases) -> Iterator[Mutant]:
             ("value-signature", 4096 + first + 4, b"xx"),
             ("value-data-outside", 4096 + first + 4 + 12, b"\xf8\xff\xff\x7f"),
         ]:
-            yield Mutant(f"{base}/SYSTEM-MountedDevices-{label}", "hive", base,
-                         _on(base, bases, _hive_step(base, bases, "SYSTEM", offset, data)))
+            yield Mutant(
+                f"{base}/SYSTEM-MountedDevices-{label}",
+                "hive",
+                base,
+                _on(base, bases, _hive_step(base, bases, "SYSTEM", offset, data)),
+            )
 
 
 def main(argv: list[str]) -> int:  # pragma: no cover - manual use

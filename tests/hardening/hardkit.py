@@ -197,10 +197,14 @@ def build_bases(root: Path) -> Bases:
         images[f"hyperv/{out.name}"] = out
 
     volumes = {
-        "gen1.raw": {p["filesystem"]: p["start"] * 512 for p in manifest["gen1-azure.vhd"]["partitions"]
-                     if p["filesystem"]},
-        "gen2.raw": {p["filesystem"]: p["start"] * 512 for p in manifest["gen2-misconfigured.vhdx"]["partitions"]
-                     if p["filesystem"]},
+        "gen1.raw": {
+            p["filesystem"]: p["start"] * 512 for p in manifest["gen1-azure.vhd"]["partitions"] if p["filesystem"]
+        },
+        "gen2.raw": {
+            p["filesystem"]: p["start"] * 512
+            for p in manifest["gen2-misconfigured.vhdx"]["partitions"]
+            if p["filesystem"]
+        },
     }
     for label, intact in (("gen1", fixed), ("gen2", images["gen2.raw"])):
         blobs, pes = _guest_blobs(intact)

@@ -58,8 +58,16 @@ GUEST_SOURCES = ("registry", "policy", "file", "bcd")
 def guest_evidence(result: Any) -> list[list[Any]]:
     """What a pass stands on in the guest: each evidence item's place and what was read there."""
     items = [
-        [e.source, e.hive, _neutral(e.key.lower()), (e.value_name or "").lower(), e.type, e.raw,
-         _neutral(repr(e.actual)), e.present]
+        [
+            e.source,
+            e.hive,
+            _neutral(e.key.lower()),
+            (e.value_name or "").lower(),
+            e.type,
+            e.raw,
+            _neutral(repr(e.actual)),
+            e.present,
+        ]
         for e in result.evidence
         if e.source in GUEST_SOURCES
     ]
@@ -146,15 +154,19 @@ def _run(index: int) -> tuple[int, dict[str, Any]]:
         try:
             path = job.build(directory)
         except Exception as err:
-            return index, {"kind": "build_failed", "error": f"{type(err).__name__}: {err}",
-                           "traceback": traceback.format_exc()[-3000:]}
+            return index, {
+                "kind": "build_failed",
+                "error": f"{type(err).__name__}: {err}",
+                "traceback": traceback.format_exc()[-3000:],
+            }
         return index, audit_one(path)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def run_all(jobs: Callable[[], list[Any]], indexes: Iterable[int], workdir: Path, workers: int = 2
-            ) -> Iterator[tuple[int, dict[str, Any]]]:
+def run_all(
+    jobs: Callable[[], list[Any]], indexes: Iterable[int], workdir: Path, workers: int = 2
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Run ``jobs()[i].build`` + audit for every index in ``workers`` processes; yields (index, outcome).
 
     ``jobs`` is called in each worker (the recipes are closures and are rebuilt there, not pickled).
@@ -163,8 +175,9 @@ def run_all(jobs: Callable[[], list[Any]], indexes: Iterable[int], workdir: Path
     todo = list(indexes)
     while todo:
         ctx = get_context("fork")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                                   initargs=(jobs, str(workdir)))
+        pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init, initargs=(jobs, str(workdir))
+        )
         futures = {i: pool.submit(_run, i) for i in todo}
         stuck: int | None = None
         for i in todo:

@@ -47,19 +47,61 @@ ACCEPTABLE = {"report", "audit_error"}
 
 #: what the issue asks the corpus to hold: name fragments that must be present
 REQUIRED_CASES = [
-    "gen1-fixed.vhd/truncate@", "gen1-dynamic.vhd/truncate@", "gen1.vhdx/truncate@",
-    "footer-cookie", "footer-checksum", "header-cookie", "header-checksum",
-    "bat[", "bat-overlap", "size-2^63", "block-0", "header1-crc", "both-header-crcs", "pending-log",
-    "region-crc-both", "bat-past-end", "parent-missing", "parent-is-itself", "parent-loop-of-two",
-    "parent-is-directory", "parent-not-an-image", "mbr-overlap-2", "mbr-start-past-end", "gpt-part1-overlaps-0",
-    "gpt-part0-past-end", "ntfs-boot-", "mft[0]-", "dir-loop-System32", "-subkey-list-self", "-subkeys-huge",
-    "-data-offset-bad", "-bin[0]-size-0", "-base-checksum", "-truncated-bins-half", "BCD-element@",
-    "-res-entry-loop", "-resource-rva-huge",
-    "fat-root-self", "fat-root-2-cycle", "fat-entries-2-127-self", "fat-bcd-file-loop", "mbr-ebr-self",
-    "mbr-ebr-four-links", "special/image-fifo", "-child.vhd/parent-fifo", "-child.vhdx/parent-fifo",
-    "SOFTWARE-is-SAM", "SOFTWARE-is-SECURITY", "SYSTEM-is-SOFTWARE", "BCD-is-SECURITY", "SOFTWARE-base-names-SAM",
-    "SYSTEM-ControlSet001-Services-subkey-first-to-list", "SYSTEM-MountedDevices-value-to-list",
-    "BCD-inherit-self", "BCD-inherit-cycle",
+    "gen1-fixed.vhd/truncate@",
+    "gen1-dynamic.vhd/truncate@",
+    "gen1.vhdx/truncate@",
+    "footer-cookie",
+    "footer-checksum",
+    "header-cookie",
+    "header-checksum",
+    "bat[",
+    "bat-overlap",
+    "size-2^63",
+    "block-0",
+    "header1-crc",
+    "both-header-crcs",
+    "pending-log",
+    "region-crc-both",
+    "bat-past-end",
+    "parent-missing",
+    "parent-is-itself",
+    "parent-loop-of-two",
+    "parent-is-directory",
+    "parent-not-an-image",
+    "mbr-overlap-2",
+    "mbr-start-past-end",
+    "gpt-part1-overlaps-0",
+    "gpt-part0-past-end",
+    "ntfs-boot-",
+    "mft[0]-",
+    "dir-loop-System32",
+    "-subkey-list-self",
+    "-subkeys-huge",
+    "-data-offset-bad",
+    "-bin[0]-size-0",
+    "-base-checksum",
+    "-truncated-bins-half",
+    "BCD-element@",
+    "-res-entry-loop",
+    "-resource-rva-huge",
+    "fat-root-self",
+    "fat-root-2-cycle",
+    "fat-entries-2-127-self",
+    "fat-bcd-file-loop",
+    "mbr-ebr-self",
+    "mbr-ebr-four-links",
+    "special/image-fifo",
+    "-child.vhd/parent-fifo",
+    "-child.vhdx/parent-fifo",
+    "SOFTWARE-is-SAM",
+    "SOFTWARE-is-SECURITY",
+    "SYSTEM-is-SOFTWARE",
+    "BCD-is-SECURITY",
+    "SOFTWARE-base-names-SAM",
+    "SYSTEM-ControlSet001-Services-subkey-first-to-list",
+    "SYSTEM-MountedDevices-value-to-list",
+    "BCD-inherit-self",
+    "BCD-inherit-cycle",
 ]
 
 
@@ -96,8 +138,12 @@ def corpus_run(bases: hardkit.Bases, tmp_path_factory: pytest.TempPathFactory) -
     outcomes: dict[str, dict[str, Any]] = {}
     for index, outcome in runner.run_all(jobs, chosen, work, workers=WORKERS):
         outcomes[mutants[index].name] = outcome
-    result = {"mutants": {m.name: m for m in mutants}, "chosen": [mutants[i].name for i in chosen],
-              "outcomes": outcomes, "bases": base_outcomes}
+    result = {
+        "mutants": {m.name: m for m in mutants},
+        "chosen": [mutants[i].name for i in chosen],
+        "outcomes": outcomes,
+        "bases": base_outcomes,
+    }
     figures = summarize(result)
     print("\ncorpus figures:", json.dumps(figures, indent=1))
     if os.environ.get("AZVHDAUDIT_CORPUS_REPORT"):
@@ -153,8 +199,10 @@ def unsound_passes(outcome: dict[str, Any], intact: dict[str, Any]) -> list[str]
         for place, item in truth.items():
             if place not in shown and item[1] and item[1] not in readable:
                 where = "\\".join(p for p in place[1:] if p)
-                problems.append(f"{rule_id} passes without {where} (the {item[1]} hive could not be read), "
-                                f"which its pass on the intact image reads (present={item[7]})")
+                problems.append(
+                    f"{rule_id} passes without {where} (the {item[1]} hive could not be read), "
+                    f"which its pass on the intact image reads (present={item[7]})"
+                )
     return problems
 
 

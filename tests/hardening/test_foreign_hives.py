@@ -33,6 +33,7 @@ ABSENCE_RULES = {
     "BCD": ("bcd.store_present",),
 }
 
+
 def _copy(bases: hardkit.Bases, name: str, tmp_path: Path) -> Path:
     out = tmp_path / name
     shutil.copyfile(bases.path(name), out)
@@ -59,15 +60,19 @@ def _passes_on(report: azvhdaudit.Report, hive: str) -> list[str]:
     return [r.rule_id for r in report.results if str(r.status) == "pass" and any(e.hive == hive for e in r.evidence)]
 
 
-@pytest.mark.parametrize(("base", "foreign", "slot"), [
-    ("gen2.raw", "SAM", "SOFTWARE"),
-    ("gen1.raw", "SECURITY", "SOFTWARE"),
-    ("gen1.raw", "SOFTWARE", "SYSTEM"),
-    ("gen1.raw", "BCD", "SYSTEM"),
-    ("gen1.raw", "SECURITY", "BCD"),
-])
-def test_a_foreign_hive_in_a_slot_is_unreadable_as_that_hive(bases: hardkit.Bases, tmp_path: Path, base: str,
-                                                             foreign: str, slot: str) -> None:
+@pytest.mark.parametrize(
+    ("base", "foreign", "slot"),
+    [
+        ("gen2.raw", "SAM", "SOFTWARE"),
+        ("gen1.raw", "SECURITY", "SOFTWARE"),
+        ("gen1.raw", "SOFTWARE", "SYSTEM"),
+        ("gen1.raw", "BCD", "SYSTEM"),
+        ("gen1.raw", "SECURITY", "BCD"),
+    ],
+)
+def test_a_foreign_hive_in_a_slot_is_unreadable_as_that_hive(
+    bases: hardkit.Bases, tmp_path: Path, base: str, foreign: str, slot: str
+) -> None:
     raw = _copy(bases, base, tmp_path)
     intact = azvhdaudit.audit(raw)
     assert _passes_on(intact, slot)  # the control: rules pass on evidence read from the intact hive
@@ -130,8 +135,11 @@ def test_services_list_entry_pointing_at_the_list_itself(bases: hardkit.Bases, t
 
 def test_a_path_into_a_hive_not_loaded_raises(bases: hardkit.Bases) -> None:
     with open_image(bases.path("gen2.raw")) as image:
-        with pytest.raises(HiveNotFoundError, match=r"HKLM\\SAM\\SAM\\Domains\\Account: hive not loaded: .*"
-                                                    r"with_lsa=True.*name SAM among open_image\(\)'s hives"):
+        with pytest.raises(
+            HiveNotFoundError,
+            match=r"HKLM\\SAM\\SAM\\Domains\\Account: hive not loaded: .*"
+            r"with_lsa=True.*name SAM among open_image\(\)'s hives",
+        ):
             image.registry.value(r"HKLM\SAM\SAM\Domains\Account", "F")
         assert image.registry.why_unavailable("SAM").startswith("hive not loaded")
     with open_image(bases.path("gen2.raw"), hives=("SYSTEM", "SOFTWARE", "SAM")) as image:

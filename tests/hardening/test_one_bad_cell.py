@@ -45,8 +45,11 @@ def test_a_bad_mounted_devices_cell_leaves_the_other_facts(bases: hardkit.Bases,
         assert "mounted_c" not in facts.extra
         assert facts.os is not None and facts.os.build
         assert None not in (facts.sysprep, facts.pending_reboot, facts.agent)
-        with pytest.raises(CorruptHiveError, match=r"config\\SYSTEM: value record: the value cell at offset "
-                                                   r"0x[0-9A-F]+ holds 12 bytes"):
+        with pytest.raises(
+            CorruptHiveError,
+            match=r"config\\SYSTEM: value record: the value cell at offset "
+            r"0x[0-9A-F]+ holds 12 bytes",
+        ):
             osinfo.mounted_devices(image.registry)
 
 

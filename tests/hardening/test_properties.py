@@ -96,8 +96,14 @@ def open_bytes(data: bytes) -> None:
 # --- VHD footer and dynamic header ----------------------------------------------------------------
 
 FOOTER_FIELDS = {  # name -> (offset, struct format)
-    "data_offset": (16, ">Q"), "original_size": (40, ">Q"), "current_size": (48, ">Q"), "cylinders": (56, ">H"),
-    "heads": (58, ">B"), "sectors": (59, ">B"), "disk_type": (60, ">I"), "version": (12, ">I"),
+    "data_offset": (16, ">Q"),
+    "original_size": (40, ">Q"),
+    "current_size": (48, ">Q"),
+    "cylinders": (56, ">H"),
+    "heads": (58, ">B"),
+    "sectors": (59, ">B"),
+    "disk_type": (60, ">I"),
+    "version": (12, ">I"),
 }
 u64 = st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 511, 512, MiB, 2**63, 2**64 - 1]))
 
@@ -136,8 +142,11 @@ def test_vhd_footer_size_is_what_is_read() -> None:
 
 
 HEADER_FIELDS = {
-    "data_offset": (8, ">Q"), "table_offset": (16, ">Q"), "header_version": (24, ">I"),
-    "max_table_entries": (28, ">I"), "block_size": (32, ">I"),
+    "data_offset": (8, ">Q"),
+    "table_offset": (16, ">Q"),
+    "header_version": (24, ">I"),
+    "max_table_entries": (28, ">I"),
+    "block_size": (32, ">I"),
 }
 
 
@@ -279,7 +288,15 @@ def test_vhdx_current_header_and_pending_log(seq1: int, seq2: int, log: bool) ->
 # --- hive base block and log headers -----------------------------------------------------------------
 
 BASE_FIELDS = {  # offset -> format
-    4: "<I", 8: "<I", 20: "<I", 24: "<I", 28: "<I", 32: "<I", 36: "<I", 40: "<I", 44: "<I",
+    4: "<I",
+    8: "<I",
+    20: "<I",
+    24: "<I",
+    28: "<I",
+    32: "<I",
+    36: "<I",
+    40: "<I",
+    44: "<I",
 }
 
 
@@ -343,8 +360,21 @@ def test_replay_from_any_log(log: bytes, which: str) -> None:
 # --- BCD elements ---------------------------------------------------------------------------------------
 
 ELEMENT_IDS = st.one_of(
-    st.sampled_from([0x16000009, 0x250000E0, 0x11000001, 0x21000001, 0x12000004, 0x23000003, 0x24000001,
-                     0x17000077, 0x26000010, 0x15000011, 0x12000002]),
+    st.sampled_from(
+        [
+            0x16000009,
+            0x250000E0,
+            0x11000001,
+            0x21000001,
+            0x12000004,
+            0x23000003,
+            0x24000001,
+            0x17000077,
+            0x26000010,
+            0x15000011,
+            0x12000002,
+        ]
+    ),
     st.integers(0, 2**32 - 1),
 )
 

@@ -46,8 +46,15 @@ def probe(mode: str, paths: list[Path]) -> dict[str, Any]:
 
 def data_files(opened: list[list[Any]]) -> set[str]:
     """Opened paths that are not code, packaged data or the interpreter's own files."""
-    skip = (sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[2] / "azvhdaudit"), "/usr/", "/etc/",
-            "/proc/", "/dev/")
+    skip = (
+        sys.prefix,
+        sys.base_prefix,
+        str(Path(__file__).resolve().parents[2] / "azvhdaudit"),
+        "/usr/",
+        "/etc/",
+        "/proc/",
+        "/dev/",
+    )
     return {p for p, _m, _f in opened if not p.startswith(skip) and not p.endswith((".py", ".pyc", ".pth"))}
 
 
@@ -112,8 +119,9 @@ def test_audit_opens_sam_and_security_only_when_asked(runs: dict[str, dict[str, 
     opened = {p.replace("\\", "/").lower() for p in data_files(runs["audit"]["opened"])}
     assert not any(p.endswith(("config/sam", "config/security")) for p in opened)
     # asked for (with_lsa=True), and rules that read them are selected: opened on every OS disk
-    needing = [r.id for r in select_rules("azure")
-               if r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known"]
+    needing = [
+        r.id for r in select_rules("azure") if r.id.startswith("rdp.user_right") or r.id == "rdp.builtin_admin_known"
+    ]
     assert needing
     for image, names in runs["audit-with-lsa"]["hives"].items():
         if "SYSTEM" in names:  # an OS disk (a data disk has no hives)
@@ -126,7 +134,9 @@ def test_with_lsa_opens_them_only_for_the_rules_that_read_them() -> None:
     assert wanted_hives("azure") == ("SYSTEM", "SOFTWARE")
     assert set(wanted_hives("azure", with_lsa=True)) == {"SYSTEM", "SOFTWARE", "SAM", "SECURITY"}
     assert wanted_hives("azure", ignore=["rdp.user_right*", "rdp.builtin_admin_known"], with_lsa=True) == (
-        "SYSTEM", "SOFTWARE")
+        "SYSTEM",
+        "SOFTWARE",
+    )
 
 
 class Counting:

@@ -94,29 +94,35 @@ def good_bcd_objects(device: bytes | None = None) -> dict[str, tuple[int, dict[i
     """A store configured as the current doc asks (every bcdedit line run)."""
     dev = device if device is not None else gpt_device()
     return {
-        BOOTMGR: (0x10100002, {
-            0x11000001: (RegType.BINARY, gpt_device(PART_GUID.replace("8e", "11", 1))),
-            0x12000004: "Windows Boot Manager",
-            0x14000006: [GLOBALSETTINGS],
-            0x23000003: LOADER,
-            0x24000001: [LOADER],
-            0x25000004: integer(5),
-            0x26000020: boolean(True),
-            0x16000020: boolean(True),
-            0x1500004B: integer(1),
-        }),
-        LOADER: (0x10200003, {
-            0x11000001: (RegType.BINARY, dev),
-            0x21000001: (RegType.BINARY, dev),
-            0x12000002: "\\Windows\\system32\\winload.efi",
-            0x12000004: "Windows Server",
-            0x14000006: [BOOTLOADERSETTINGS],
-            0x16000009: boolean(False),
-            0x1500004B: integer(1),
-            0x250000E0: integer(1),
-            0x260000B0: boolean(True),
-            0x22000002: "\\Windows",
-        }),
+        BOOTMGR: (
+            0x10100002,
+            {
+                0x11000001: (RegType.BINARY, gpt_device(PART_GUID.replace("8e", "11", 1))),
+                0x12000004: "Windows Boot Manager",
+                0x14000006: [GLOBALSETTINGS],
+                0x23000003: LOADER,
+                0x24000001: [LOADER],
+                0x25000004: integer(5),
+                0x26000020: boolean(True),
+                0x16000020: boolean(True),
+                0x1500004B: integer(1),
+            },
+        ),
+        LOADER: (
+            0x10200003,
+            {
+                0x11000001: (RegType.BINARY, dev),
+                0x21000001: (RegType.BINARY, dev),
+                0x12000002: "\\Windows\\system32\\winload.efi",
+                0x12000004: "Windows Server",
+                0x14000006: [BOOTLOADERSETTINGS],
+                0x16000009: boolean(False),
+                0x1500004B: integer(1),
+                0x250000E0: integer(1),
+                0x260000B0: boolean(True),
+                0x22000002: "\\Windows",
+            },
+        ),
         BOOTLOADERSETTINGS: (0x20200003, {0x14000006: [GLOBALSETTINGS]}),
         GLOBALSETTINGS: (0x20100000, {0x14000006: [EMS]}),
         EMS: (0x20100000, {0x16000020: boolean(False), 0x15000022: integer(1), 0x15000023: integer(115200)}),
@@ -187,9 +193,18 @@ class FakeFiles:
 def container(**kw: Any) -> ContainerFacts:
     size = kw.pop("virtual_size", 30 * 1024**3)
     base: dict[str, Any] = dict(
-        path="disk.vhd", format="vhd", subtype="fixed", virtual_size=size, file_size=size + 512,
-        footer_cookie_valid=True, footer_checksum_valid=True, footer_version="1.0", footer_at_end=True,
-        creator_app="win ", geometry=(65535, 16, 255), geometry_size=65535 * 16 * 255 * 512,
+        path="disk.vhd",
+        format="vhd",
+        subtype="fixed",
+        virtual_size=size,
+        file_size=size + 512,
+        footer_cookie_valid=True,
+        footer_checksum_valid=True,
+        footer_version="1.0",
+        footer_at_end=True,
+        creator_app="win ",
+        geometry=(65535, 16, 255),
+        geometry_size=65535 * 16 * 255 * 512,
         original_size=size,
     )
     base.update(kw)
@@ -198,40 +213,98 @@ def container(**kw: Any) -> ContainerFacts:
 
 def gpt_partitions() -> list[PartitionFacts]:
     return [
-        PartitionFacts(index=0, scheme="gpt", offset=1048576, size=100 * 1048576,
-                       type_id="c12a7328-f81f-11d2-ba4b-00a0c93ec93b", type_name="EFI System",
-                       guid="0be9fc2c-9764-4b15-896e-66d154619b4d", filesystem="fat"),
-        PartitionFacts(index=1, scheme="gpt", offset=101 * 1048576, size=16 * 1048576,
-                       type_id="e3c9e316-0b5c-4db8-817d-f92df00215ae", type_name="Microsoft reserved",
-                       guid="b1352d5d-d560-4b2c-9f3e-000000000001"),
-        PartitionFacts(index=2, scheme="gpt", offset=117 * 1048576, size=20 * 1024**3,
-                       type_id="ebd0a0a2-b9e5-4433-87c0-68b6b72699c7", type_name="Basic data",
-                       guid=PART_GUID, filesystem="ntfs", ntfs_dirty=False),
+        PartitionFacts(
+            index=0,
+            scheme="gpt",
+            offset=1048576,
+            size=100 * 1048576,
+            type_id="c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
+            type_name="EFI System",
+            guid="0be9fc2c-9764-4b15-896e-66d154619b4d",
+            filesystem="fat",
+        ),
+        PartitionFacts(
+            index=1,
+            scheme="gpt",
+            offset=101 * 1048576,
+            size=16 * 1048576,
+            type_id="e3c9e316-0b5c-4db8-817d-f92df00215ae",
+            type_name="Microsoft reserved",
+            guid="b1352d5d-d560-4b2c-9f3e-000000000001",
+        ),
+        PartitionFacts(
+            index=2,
+            scheme="gpt",
+            offset=117 * 1048576,
+            size=20 * 1024**3,
+            type_id="ebd0a0a2-b9e5-4433-87c0-68b6b72699c7",
+            type_name="Basic data",
+            guid=PART_GUID,
+            filesystem="ntfs",
+            ntfs_dirty=False,
+        ),
     ]
 
 
 def mbr_partitions() -> list[PartitionFacts]:
     return [
-        PartitionFacts(index=0, scheme="mbr", offset=1048576, size=500 * 1048576, type_id="0x07",
-                       type_name="NTFS/exFAT", bootable=True, filesystem="ntfs"),
-        PartitionFacts(index=1, scheme="mbr", offset=MBR_OFFSET, size=20 * 1024**3, type_id="0x07",
-                       type_name="NTFS/exFAT", filesystem="ntfs", ntfs_dirty=False),
+        PartitionFacts(
+            index=0,
+            scheme="mbr",
+            offset=1048576,
+            size=500 * 1048576,
+            type_id="0x07",
+            type_name="NTFS/exFAT",
+            bootable=True,
+            filesystem="ntfs",
+        ),
+        PartitionFacts(
+            index=1,
+            scheme="mbr",
+            offset=MBR_OFFSET,
+            size=20 * 1024**3,
+            type_id="0x07",
+            type_name="NTFS/exFAT",
+            filesystem="ntfs",
+            ntfs_dirty=False,
+        ),
     ]
 
 
-SERVER_2019 = OSFacts(product_name="Windows Server 2019 Datacenter", edition_id="ServerDatacenter",
-                      display_version=None, current_version="6.3", build=17763, ubr=5458,
-                      installation_type="Server", product_type="ServerNT", architecture="AMD64")
+SERVER_2019 = OSFacts(
+    product_name="Windows Server 2019 Datacenter",
+    edition_id="ServerDatacenter",
+    display_version=None,
+    current_version="6.3",
+    build=17763,
+    ubr=5458,
+    installation_type="Server",
+    product_type="ServerNT",
+    architecture="AMD64",
+)
 
 
 def image_facts(style: str = "gpt", **kw: Any) -> ImageFacts:
     if style == "gpt":
-        base: dict[str, Any] = dict(partition_style="gpt", gpt_disk_guid=DISK_GUID, partitions=gpt_partitions(),
-                                    windows_partition=2, boot_partition=0, bcd_path="EFI\\Microsoft\\Boot\\BCD",
-                                    generation=2)
+        base: dict[str, Any] = dict(
+            partition_style="gpt",
+            gpt_disk_guid=DISK_GUID,
+            partitions=gpt_partitions(),
+            windows_partition=2,
+            boot_partition=0,
+            bcd_path="EFI\\Microsoft\\Boot\\BCD",
+            generation=2,
+        )
     else:
-        base = dict(partition_style="mbr", mbr_disk_signature=MBR_SIG, partitions=mbr_partitions(),
-                    windows_partition=1, boot_partition=0, bcd_path="Boot\\BCD", generation=1)
+        base = dict(
+            partition_style="mbr",
+            mbr_disk_signature=MBR_SIG,
+            partitions=mbr_partitions(),
+            windows_partition=1,
+            boot_partition=0,
+            bcd_path="Boot\\BCD",
+            generation=1,
+        )
     base.update(dict(os=SERVER_2019, ntfs_dirty=False, hiberfil_present=False))
     base.update(kw)
     cont = base.pop("container", None) or container()
@@ -257,8 +330,12 @@ def make_context(
     view = RegistryView(hives=built, unavailable=dict(unavailable or {}))
     fake = files if isinstance(files, FakeFiles) or files is None else FakeFiles(files)
     return AuditContext(
-        registry=view, facts=facts or image_facts(), profile=profile,
-        options=AuditOptions(image_type=image_type, role=role), files=fake, bcd=bcd,
+        registry=view,
+        facts=facts or image_facts(),
+        profile=profile,
+        options=AuditOptions(image_type=image_type, role=role),
+        files=fake,
+        bcd=bcd,
     )
 
 
@@ -279,11 +356,20 @@ CV = r"Microsoft\Windows NT\CurrentVersion"
 CCS = "ControlSet001"
 
 
-def software_tree(build: int = 17763, ubr: int | None = 5458, product: str = "Windows Server 2019 Datacenter",
-                  installation: str | None = "Server", major: int | None = 10, **extra: Any) -> dict[str, Any]:
+def software_tree(
+    build: int = 17763,
+    ubr: int | None = 5458,
+    product: str = "Windows Server 2019 Datacenter",
+    installation: str | None = "Server",
+    major: int | None = 10,
+    **extra: Any,
+) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "ProductName": product, "EditionID": "ServerDatacenter", "CurrentVersion": "6.3",
-        "CurrentBuild": str(build), "CurrentBuildNumber": str(build),
+        "ProductName": product,
+        "EditionID": "ServerDatacenter",
+        "CurrentVersion": "6.3",
+        "CurrentBuild": str(build),
+        "CurrentBuildNumber": str(build),
     }
     if ubr is not None:
         values["UBR"] = ubr

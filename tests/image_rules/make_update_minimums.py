@@ -26,8 +26,12 @@ def convert(catalogue: dict) -> dict:
     return {
         "source": "azure-checks.yaml update_minimums (fact catalogue), from: " + table["source"],
         "columns": [
-            {"id": c["id"], "label": c["doc_label"], "build": c["match"]["build"],
-             "in_2017": bool(c.get("seed_label_nl"))}
+            {
+                "id": c["id"],
+                "label": c["doc_label"],
+                "build": c["match"]["build"],
+                "in_2017": bool(c.get("seed_label_nl")),
+            }
             for c in table["columns"]
         ],
         "rows": [
@@ -41,8 +45,11 @@ def convert(catalogue: dict) -> dict:
             for r in table["rows"]
         ],
         "kb_rows": [
-            {"name": r["name"], "in_2017_table": r["in_2017_table"],
-             "kbs_any_of": {col: sorted(set(kbs)) for col, kbs in r["kbs_any_of"].items()}}
+            {
+                "name": r["name"],
+                "in_2017_table": r["in_2017_table"],
+                "kbs_any_of": {col: sorted(set(kbs)) for col, kbs in r["kbs_any_of"].items()},
+            }
             for r in table["kb_rows"]
         ],
     }

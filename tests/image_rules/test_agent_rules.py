@@ -29,8 +29,14 @@ AGENT_FILES = {
 }
 
 
-def ctx(make_ctx: MakeCtx, system_extra: dict[str, Any] | None = None, files: dict[str, Any] | None = None,
-        build: int = 17763, software_extra: dict[str, Any] | None = None, with_system: bool = True):
+def ctx(
+    make_ctx: MakeCtx,
+    system_extra: dict[str, Any] | None = None,
+    files: dict[str, Any] | None = None,
+    build: int = 17763,
+    software_extra: dict[str, Any] | None = None,
+    with_system: bool = True,
+):
     hives: dict[str, Any] = {"SOFTWARE": layered(software_tree(build), software_extra or {})}
     if with_system:
         hives["SYSTEM"] = layered(system_tree(), system_extra or {})
@@ -69,18 +75,43 @@ DRIVERS = r"Windows\System32\drivers"
     ("build", "files", "status", "words"),
     [
         (17763, {}, Status.NOT_APPLICABLE, "in the box"),
-        (7601, {rf"{DRIVERS}\vmbus.sys": (6, 1, 7601, 1), rf"{DRIVERS}\storvsc.sys": (6, 1, 7601, 1),
-                rf"{DRIVERS}\vmstorfl.sys": (6, 3, 9600, 18907)}, Status.PASS, "vmstorfl.sys 6.3.9600.18907"),
-        (7601, {rf"{DRIVERS}\vmbus.sys": (6, 1, 7601, 1), rf"{DRIVERS}\storvsc.sys": (6, 1, 7601, 1),
-                rf"{DRIVERS}\vmstorfl.sys": (6, 1, 7601, 17514)}, Status.FAIL, "< 6.3.9600.18907 (KB4072650)"),
-        (9200, {rf"{DRIVERS}\vmbus.sys": (6, 2, 9200, 1), rf"{DRIVERS}\vmstorfl.sys": (6, 3, 9600, 18080)},
-         Status.FAIL, "storvsc.sys is not present"),
-        (9600, {rf"{DRIVERS}\vmbus.sys": (6, 3, 9600, 1), rf"{DRIVERS}\storvsc.sys": (6, 3, 9600, 1)},
-         Status.FAIL, "vmstorfl.sys is missing"),
+        (
+            7601,
+            {
+                rf"{DRIVERS}\vmbus.sys": (6, 1, 7601, 1),
+                rf"{DRIVERS}\storvsc.sys": (6, 1, 7601, 1),
+                rf"{DRIVERS}\vmstorfl.sys": (6, 3, 9600, 18907),
+            },
+            Status.PASS,
+            "vmstorfl.sys 6.3.9600.18907",
+        ),
+        (
+            7601,
+            {
+                rf"{DRIVERS}\vmbus.sys": (6, 1, 7601, 1),
+                rf"{DRIVERS}\storvsc.sys": (6, 1, 7601, 1),
+                rf"{DRIVERS}\vmstorfl.sys": (6, 1, 7601, 17514),
+            },
+            Status.FAIL,
+            "< 6.3.9600.18907 (KB4072650)",
+        ),
+        (
+            9200,
+            {rf"{DRIVERS}\vmbus.sys": (6, 2, 9200, 1), rf"{DRIVERS}\vmstorfl.sys": (6, 3, 9600, 18080)},
+            Status.FAIL,
+            "storvsc.sys is not present",
+        ),
+        (
+            9600,
+            {rf"{DRIVERS}\vmbus.sys": (6, 3, 9600, 1), rf"{DRIVERS}\storvsc.sys": (6, 3, 9600, 1)},
+            Status.FAIL,
+            "vmstorfl.sys is missing",
+        ),
     ],
 )
-def test_integration_components(make_ctx: MakeCtx, build: int, files: dict[str, Any], status: Status,
-                                words: str) -> None:
+def test_integration_components(
+    make_ctx: MakeCtx, build: int, files: dict[str, Any], status: Status, words: str
+) -> None:
     out = run("os.hyperv_integration_components", ctx(make_ctx, files=files, build=build))
     assert out.status == status and words in out.message, out.message
 
@@ -103,19 +134,29 @@ def test_hyperv_drivers(make_ctx: MakeCtx, extra: dict[str, Any], status: Status
         ({}, {}, Status.PASS, "no services"),
         ({rf"{CCS}\Services\VMTools": {"Start": 2}}, {}, Status.WARNING, "VMware Tools: VMTools"),
         ({rf"{CCS}\Services\VBoxGuest": {"Start": 4}}, {}, Status.PASS, "no services"),
-        ({}, {r"Microsoft\Windows\CurrentVersion\Uninstall\{X}": {"DisplayName": "VMware Tools",
-                                                                    "DisplayVersion": "12.1.0"}},
-         Status.WARNING, "installed: VMware Tools 12.1.0"),
+        (
+            {},
+            {
+                r"Microsoft\Windows\CurrentVersion\Uninstall\{X}": {
+                    "DisplayName": "VMware Tools",
+                    "DisplayVersion": "12.1.0",
+                }
+            },
+            Status.WARNING,
+            "installed: VMware Tools 12.1.0",
+        ),
         ({rf"{CCS}\Services\xenbus": {"Start": 0}}, {}, Status.WARNING, "Xen"),
     ],
 )
-def test_foreign_tools(make_ctx: MakeCtx, system_extra: dict[str, Any], software_extra: dict[str, Any],
-                       status: Status, words: str) -> None:
+def test_foreign_tools(
+    make_ctx: MakeCtx, system_extra: dict[str, Any], software_extra: dict[str, Any], status: Status, words: str
+) -> None:
     out = run("os.third_party_virtualization_drivers", ctx(make_ctx, system_extra, software_extra=software_extra))
     assert out.status == status and words in out.message, out.message
 
 
 # --- the real Windows 7 32-bit SYSTEM hive, through the regf backend ------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def win7_system() -> Any:
@@ -187,8 +228,9 @@ FILTERS = "{4D36E974-E325-11CE-BFC1-08002BE10318}"
     ],
 )
 def test_network_filters(make_ctx: MakeCtx, components: dict[str, str], status: Status) -> None:
-    extra = {rf"{NET}\{FILTERS}\{{{i}}}": {"ComponentId": c, "Description": d}
-             for i, (c, d) in enumerate(components.items())}
+    extra = {
+        rf"{NET}\{FILTERS}\{{{i}}}": {"ComponentId": c, "Description": d} for i, (c, d) in enumerate(components.items())
+    }
     out = run("os.tdi_filters", ctx(make_ctx, extra))
     assert out.status == status, out.message
     if status == Status.WARNING:

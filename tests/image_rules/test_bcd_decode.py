@@ -99,17 +99,16 @@ def test_real_store_to_dict_names_every_element(real_bcd_hive: MemoryHive) -> No
     json.dumps(data)  # JSON-friendly
     mgr = data["objects"][BOOTMGR]
     assert mgr["alias"] == "{bootmgr}"
-    assert {"default", "timeout", "displayorder", "toolsdisplayorder", "resumeobject", "device"} <= set(
-        mgr["elements"]
-    )
+    assert {"default", "timeout", "displayorder", "toolsdisplayorder", "resumeobject", "device"} <= set(mgr["elements"])
     for obj in data["objects"].values():
         for name in obj["elements"]:
             assert name, obj
     # each element also as bcdedit prints it, for text output
     assert mgr["elements"]["timeout"]["text"] == "30"
     assert mgr["elements"]["displayorder"]["text"].splitlines()[0].startswith("{")
-    assert not PYTHON_REPR.search(json.dumps([e["text"] for o in data["objects"].values()
-                                              for e in o["elements"].values()]))
+    assert not PYTHON_REPR.search(
+        json.dumps([e["text"] for o in data["objects"].values() for e in o["elements"].values()])
+    )
 
 
 def test_real_store_aliases(real_bcd_hive: MemoryHive) -> None:
@@ -154,8 +153,9 @@ def test_inherit_loop_is_reported_once(caplog: pytest.LogCaptureFixture) -> None
         for _ in range(3):
             assert store.effective(loader, "nointegritychecks") is None
     (warning,) = [w for w in store.warnings if "inherit loop" in w]
-    assert warning == ("BCD inherit loop: {bootloadersettings} -> {globalsettings} -> {emssettings} -> "
-                       "{bootloadersettings}; cut there")
+    assert warning == (
+        "BCD inherit loop: {bootloadersettings} -> {globalsettings} -> {emssettings} -> {bootloadersettings}; cut there"
+    )
     assert [r.getMessage() for r in caplog.records].count(f"{store.source}: {warning}") == 1
     # values on the loop are still found
     assert store.effective(loader, "emsport").value == 1
@@ -216,7 +216,10 @@ def test_own_value_wins_over_inherited() -> None:
 def test_mbr_device_roundtrip() -> None:
     dev = decode_device(mbr_device())
     assert (dev.kind, dev.partition_style, dev.partition_offset, dev.mbr_signature) == (
-        "partition", "mbr", MBR_OFFSET, MBR_SIG,
+        "partition",
+        "mbr",
+        MBR_OFFSET,
+        MBR_SIG,
     )
     assert "0xB3EBA8F1" in dev.describe()
 
@@ -387,8 +390,11 @@ def test_printed_forms_of_the_real_store(real_bcd_hive: MemoryHive) -> None:
     assert repr(store) == "<BCDStore realdata/BCD: 17 objects, default {733b62e5-f608-11eb-825c-c112f60133ab}>"
     assert repr(store.bootmgr) == "<BCDObject {bootmgr}: Windows Boot Manager, 10 elements>"
     listing = str(loader).splitlines()
-    assert listing[:3] == ["Windows Boot Loader", "-------------------",
-                           "identifier               {733b62e5-f608-11eb-825c-c112f60133ab}"]
+    assert listing[:3] == [
+        "Windows Boot Loader",
+        "-------------------",
+        "identifier               {733b62e5-f608-11eb-825c-c112f60133ab}",
+    ]
     assert "inherit                  {bootloadersettings}" in listing
     assert "recoveryenabled          Yes" in listing
     assert str(store).startswith("Windows Boot Manager\n")

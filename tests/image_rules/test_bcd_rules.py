@@ -64,8 +64,10 @@ def test_good_store_passes_everything(make_ctx: MakeCtx, rule_id: str, via: str)
 
 @pytest.mark.parametrize("rule_id", BCD_RULES)
 def test_no_store_is_never_a_pass(make_ctx: MakeCtx, rule_id: str) -> None:
-    ctx = make_ctx(facts=image_facts("gpt", boot_partition=None, bcd_path=None),
-                   unavailable={"BCD": "no boot store found (\\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD)"})
+    ctx = make_ctx(
+        facts=image_facts("gpt", boot_partition=None, bcd_path=None),
+        unavailable={"BCD": "no boot store found (\\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD)"},
+    )
     out = run(rule_id, ctx)
     expected = Status.FAIL if rule_id == "bcd.store_present" else Status.NOT_CHECKED
     assert out.status == expected
@@ -84,6 +86,7 @@ def test_not_a_bcd_hive_is_not_checked(make_ctx: MakeCtx) -> None:
 
 
 # --- single settings wrong ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("rule_id", "obj", "eid", "data", "status", "words"),
@@ -104,8 +107,9 @@ def test_not_a_bcd_hive_is_not_checked(make_ctx: MakeCtx) -> None:
         ("bcd.default_osdevice", LOADER, 0x21000001, None, Status.FAIL, "no osdevice"),
     ],
 )
-def test_one_setting_wrong(make_ctx: MakeCtx, rule_id: str, obj: str, eid: int, data: Any, status: Status,
-                           words: str) -> None:
+def test_one_setting_wrong(
+    make_ctx: MakeCtx, rule_id: str, obj: str, eid: int, data: Any, status: Status, words: str
+) -> None:
     objects = good_bcd_objects()
     if data is None:
         objects[obj][1].pop(eid, None)
@@ -135,6 +139,7 @@ def test_inherited_value_passes(make_ctx: MakeCtx) -> None:
 
 # --- devices ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("style", "device", "status", "words"),
     [
@@ -148,8 +153,9 @@ def test_inherited_value_passes(make_ctx: MakeCtx) -> None:
     ],
 )
 @pytest.mark.parametrize("rule_id", ["bcd.default_device", "bcd.default_osdevice"])
-def test_device_matches_windows_partition(make_ctx: MakeCtx, rule_id: str, style: str, device: bytes,
-                                          status: Status, words: str) -> None:
+def test_device_matches_windows_partition(
+    make_ctx: MakeCtx, rule_id: str, style: str, device: bytes, status: Status, words: str
+) -> None:
     out = run(rule_id, ctx_for(make_ctx, good_bcd_objects(device), style=style))
     assert out.status == status, out.message
     assert words in out.message
@@ -177,8 +183,11 @@ def test_device_without_windows_partition_is_not_checked(make_ctx: MakeCtx) -> N
     ],
 )
 def test_malformed_element_is_not_checked(make_ctx: MakeCtx, eid: int, data: Any) -> None:
-    rule_id = {0x16000009: "bcd.default_recovery_disabled", 0x250000E0: "bcd.default_bootstatuspolicy",
-               0x21000001: "bcd.default_osdevice"}[eid]
+    rule_id = {
+        0x16000009: "bcd.default_recovery_disabled",
+        0x250000E0: "bcd.default_bootstatuspolicy",
+        0x21000001: "bcd.default_osdevice",
+    }[eid]
     objects = good_bcd_objects()
     objects[LOADER][1][eid] = data
     out = run(rule_id, ctx_for(make_ctx, objects))
@@ -187,6 +196,7 @@ def test_malformed_element_is_not_checked(make_ctx: MakeCtx, eid: int, data: Any
 
 
 # --- store structure ---------------------------------------------------------------------------------
+
 
 def test_dangling_default(make_ctx: MakeCtx) -> None:
     objects = good_bcd_objects()
@@ -242,8 +252,9 @@ def test_real_store(make_ctx: MakeCtx, real_bcd_hive: MemoryHive, rule_id: str, 
 
 def test_real_store_device_matches_its_own_disk(make_ctx: MakeCtx, real_bcd_hive: MemoryHive) -> None:
     facts = image_facts("gpt", gpt_disk_guid="0b2394a9-095e-487d-8d48-719ecd4d78ca")
-    facts.partitions[2] = facts.partitions[2].__class__(**{**facts.partitions[2].__dict__,
-                                                          "guid": "8e0f2c38-e4ea-47ba-b7fc-9d8c74dccf0b"})
+    facts.partitions[2] = facts.partitions[2].__class__(
+        **{**facts.partitions[2].__dict__, "guid": "8e0f2c38-e4ea-47ba-b7fc-9d8c74dccf0b"}
+    )
     ctx = make_ctx(facts=facts, hives={"BCD": real_bcd_hive})
     assert run("bcd.default_osdevice", ctx).status == Status.PASS
     # the synthetic disk of the other tests is not the real store's disk
@@ -252,6 +263,7 @@ def test_real_store_device_matches_its_own_disk(make_ctx: MakeCtx, real_bcd_hive
 
 
 # --- SYSTEM\MountedDevices as the Windows partition's identity ----------------------------------------
+
 
 def _mounted(raw: bytes) -> dict[str, Any]:
     return {"Select": {"Current": 1}, "MountedDevices": {"\\DosDevices\\C:": raw}}
@@ -267,8 +279,9 @@ def _mounted(raw: bytes) -> dict[str, Any]:
         ("gpt", gpt_device(), b"\\??\\Volume{x}", Status.NOT_CHECKED),
     ],
 )
-def test_device_against_mounted_devices(make_ctx: MakeCtx, style: str, device: bytes, c_raw: bytes,
-                                        status: Status) -> None:
+def test_device_against_mounted_devices(
+    make_ctx: MakeCtx, style: str, device: bytes, c_raw: bytes, status: Status
+) -> None:
     facts = image_facts(style, windows_partition=None)
     ctx = make_ctx(facts=facts, hives={"SYSTEM": _mounted(c_raw)}, bcd=decode_bcd(build_bcd(good_bcd_objects(device))))
     out = run("bcd.default_osdevice", ctx)
@@ -278,7 +291,10 @@ def test_device_against_mounted_devices(make_ctx: MakeCtx, style: str, device: b
 
 
 def test_mounted_devices_noted_in_evidence(make_ctx: MakeCtx) -> None:
-    ctx = make_ctx(facts=image_facts("mbr"), hives={"SYSTEM": _mounted(struct.pack("<IQ", MBR_SIG, MBR_OFFSET))},
-                   bcd=decode_bcd(build_bcd(good_bcd_objects(mbr_device()))))
+    ctx = make_ctx(
+        facts=image_facts("mbr"),
+        hives={"SYSTEM": _mounted(struct.pack("<IQ", MBR_SIG, MBR_OFFSET))},
+        bcd=decode_bcd(build_bcd(good_bcd_objects(mbr_device()))),
+    )
     out = run("bcd.default_device", ctx)
     assert out.status == Status.PASS and "MountedDevices" in out.evidence[0].note

@@ -50,8 +50,10 @@ def template_like_objects() -> dict[str, tuple[int, dict[int, Any]]]:
     objects[LOADER][1].update({0x1500004B: _b(b"\x01"), 0x250000E0: _b(b"\x01")})
     objects[EMS][1].update({0x15000022: _b(b"\x01"), 0x15000023: _b(b"\x00\xc2\x01")})
     objects[GLOBALSETTINGS][1][0x14000006] = [DBGSETTINGS, EMS]
-    objects[DBGSETTINGS] = (0x20100000, {0x15000011: _b(b"\x00"), 0x15000013: _b(b"\x01"),
-                                         0x15000014: _b(b"\x00\xc2\x01\x00")})
+    objects[DBGSETTINGS] = (
+        0x20100000,
+        {0x15000011: _b(b"\x00"), 0x15000013: _b(b"\x01"), 0x15000014: _b(b"\x00\xc2\x01\x00")},
+    )
     return objects
 
 
@@ -61,12 +63,18 @@ def _reg_hex(data: bytes) -> str:
 
 def reg_text(objects: dict[str, tuple[int, dict[int, Any]]]) -> str:
     """The store as .reg text for ``hivexregedit --merge`` (every key spelled out, parents first)."""
-    lines = ["Windows Registry Editor Version 5.00", "", f"[{ROOT}\\Description]", '"KeyName"="BCD00000000"', "",
-             f"[{ROOT}\\Objects]", ""]
+    lines = [
+        "Windows Registry Editor Version 5.00",
+        "",
+        f"[{ROOT}\\Description]",
+        '"KeyName"="BCD00000000"',
+        "",
+        f"[{ROOT}\\Objects]",
+        "",
+    ]
     for guid, (otype, elements) in objects.items():
         base = f"{ROOT}\\Objects\\{guid}"
-        lines += [f"[{base}]", "", f"[{base}\\Description]", f'"Type"=dword:{otype:08x}', "",
-                  f"[{base}\\Elements]", ""]
+        lines += [f"[{base}]", "", f"[{base}\\Description]", f'"Type"=dword:{otype:08x}', "", f"[{base}\\Elements]", ""]
         for eid, data in elements.items():
             lines.append(f"[{base}\\Elements\\{eid:08X}]")
             if isinstance(data, str):
@@ -92,8 +100,9 @@ def hivex_store(builder: ModuleType, out: Path, objects: dict[str, tuple[int, di
 
 
 @pytest.fixture(scope="module", params=["regf", "python-registry"])
-def stores(request: pytest.FixtureRequest, tools: None, sample_builder: ModuleType,
-           tmp_path_factory: pytest.TempPathFactory) -> tuple[BCDStore, BCDStore]:
+def stores(
+    request: pytest.FixtureRequest, tools: None, sample_builder: ModuleType, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[BCDStore, BCDStore]:
     """(the template-like store, the same store with 8-byte integers), both written by hivex."""
     root = tmp_path_factory.mktemp("bcd-template")
     short = hivex_store(sample_builder, root / "BCD-short", template_like_objects())
@@ -138,8 +147,9 @@ def test_template_timeout_byte(tools: None, sample_builder: ModuleType, tmp_path
         "bcd.default_ems",
     ],
 )
-def test_short_integers_are_judged_like_wide_ones(make_ctx: MakeCtx, stores: tuple[BCDStore, BCDStore],
-                                                   rule_id: str) -> None:
+def test_short_integers_are_judged_like_wide_ones(
+    make_ctx: MakeCtx, stores: tuple[BCDStore, BCDStore], rule_id: str
+) -> None:
     short, wide = stores
     got = run(rule_id, make_ctx(facts=image_facts("gpt"), bcd=short))
     want = run(rule_id, make_ctx(facts=image_facts("gpt"), bcd=wide))

@@ -65,8 +65,11 @@ def test_differencing(make_ctx: MakeCtx) -> None:
         ({"footer_cookie_valid": False}, Status.FAIL, "cookie"),
         ({"footer_version": "2.0"}, Status.FAIL, "format version"),
         ({"footer_at_end": None}, Status.NOT_CHECKED, "footer at the end"),
-        ({"subtype": "dynamic", "footer_copy_matches": False, "dynamic_header_checksum_valid": True}, Status.FAIL,
-         "footer copy"),
+        (
+            {"subtype": "dynamic", "footer_copy_matches": False, "dynamic_header_checksum_valid": True},
+            Status.FAIL,
+            "footer copy",
+        ),
         ({"format": "vhdx"}, Status.NOT_APPLICABLE, "only a VHD"),
     ],
 )
@@ -133,8 +136,9 @@ def test_data_max_size(make_ctx: MakeCtx, size: int, status: Status) -> None:
         (None, False, "azure", Status.NOT_CHECKED, "not established"),
     ],
 )
-def test_generation(make_ctx: MakeCtx, style: str | None, drop_esp: bool, profile: str, status: Status,
-                    words: str) -> None:
+def test_generation(
+    make_ctx: MakeCtx, style: str | None, drop_esp: bool, profile: str, status: Status, words: str
+) -> None:
     facts = image_facts("mbr" if style == "mbr" else "gpt")
     facts.partition_style = style
     if drop_esp:
@@ -214,8 +218,12 @@ def test_vhdx_sector(make_ctx: MakeCtx, fmt: str, sector: int, status: Status) -
 
 @pytest.mark.parametrize(
     ("fmt", "pending", "status"),
-    [("vhdx", False, Status.PASS), ("vhdx", True, Status.WARNING), ("vhdx", None, Status.NOT_CHECKED),
-     ("vhd", None, Status.NOT_APPLICABLE)],
+    [
+        ("vhdx", False, Status.PASS),
+        ("vhdx", True, Status.WARNING),
+        ("vhdx", None, Status.NOT_CHECKED),
+        ("vhd", None, Status.NOT_APPLICABLE),
+    ],
 )
 def test_vhdx_log(make_ctx: MakeCtx, fmt: str, pending: bool | None, status: Status) -> None:
     assert run("disk.vhdx_log_clean", ctx_with(make_ctx, format=fmt, log_pending=pending)).status == status

@@ -13,9 +13,11 @@ CBS = r"Microsoft\Windows\CurrentVersion\Component Based Servicing"
 
 
 def _ctx(make_ctx: MakeCtx, software: dict[str, Any] | None = None, system: dict[str, Any] | None = None) -> Any:
-    return make_ctx(facts=image_facts("mbr", os=None),
-                    hives={"SOFTWARE": software or software_tree(14393, ubr=2273), "SYSTEM": system or system_tree()},
-                    files=FakeFiles({}))
+    return make_ctx(
+        facts=image_facts("mbr", os=None),
+        hives={"SOFTWARE": software or software_tree(14393, ubr=2273), "SYSTEM": system or system_tree()},
+        files=FakeFiles({}),
+    )
 
 
 def test_build_evidence_names_current_build_number_when_it_is_the_source(make_ctx: MakeCtx) -> None:
@@ -67,10 +69,15 @@ def test_agent_service_key_without_start_is_not_a_present_value(make_ctx: MakeCt
 
 
 def test_network_filters_summary_is_derived_key_evidence(make_ctx: MakeCtx) -> None:
-    system = layered(system_tree(), {
-        rf"{CCS}\Control\Network\{{4D36E974-E325-11CE-BFC1-08002BE10318}}\{{0001}}": {
-            "ComponentId": "acme_filter", "Description": "Acme filter"},
-    })
+    system = layered(
+        system_tree(),
+        {
+            rf"{CCS}\Control\Network\{{4D36E974-E325-11CE-BFC1-08002BE10318}}\{{0001}}": {
+                "ComponentId": "acme_filter",
+                "Description": "Acme filter",
+            },
+        },
+    )
     out = run("os.tdi_filters", _ctx(make_ctx, system=system))
     (ev,) = out.evidence
     assert ev.value_name is None and ev.derived and ev.present

@@ -17,8 +17,13 @@ GENERALIZED = {r"Microsoft\Windows\CurrentVersion\Setup\State": {"ImageState": "
 SPECIALIZED = {r"Microsoft\Windows\CurrentVersion\Setup\State": {"ImageState": "IMAGE_STATE_COMPLETE"}}
 
 
-def ctx(make_ctx: MakeCtx, software: dict[str, Any] | None = None, system: dict[str, Any] | None = None,
-        generation: int = 1, **kw: Any):
+def ctx(
+    make_ctx: MakeCtx,
+    software: dict[str, Any] | None = None,
+    system: dict[str, Any] | None = None,
+    generation: int = 1,
+    **kw: Any,
+):
     hives = {}
     if software is not None:
         hives["SOFTWARE"] = software
@@ -29,8 +34,12 @@ def ctx(make_ctx: MakeCtx, software: dict[str, Any] | None = None, system: dict[
 
 
 def test_os_facts_server_2019() -> None:
-    view = RegistryView(hives={"SOFTWARE": MemoryHive.build("SOFTWARE", software_tree(ReleaseId="1809")),
-                               "SYSTEM": MemoryHive.build("SYSTEM", system_tree())})
+    view = RegistryView(
+        hives={
+            "SOFTWARE": MemoryHive.build("SOFTWARE", software_tree(ReleaseId="1809")),
+            "SYSTEM": MemoryHive.build("SYSTEM", system_tree()),
+        }
+    )
     f = os_facts(view)
     assert (f.build, f.ubr, f.current_version, f.display_version) == (17763, 5458, "10.0", "1809")
     assert (f.product_type, f.architecture, f.installation_type) == ("ServerNT", "AMD64", "Server")
@@ -38,12 +47,22 @@ def test_os_facts_server_2019() -> None:
 
 
 def test_os_facts_windows_11_and_win7() -> None:
-    win11 = RegistryView(hives={"SOFTWARE": MemoryHive.build("SOFTWARE", software_tree(
-        22631, product="Windows 10 Pro", installation="Client", DisplayVersion="23H2"))})
+    win11 = RegistryView(
+        hives={
+            "SOFTWARE": MemoryHive.build(
+                "SOFTWARE", software_tree(22631, product="Windows 10 Pro", installation="Client", DisplayVersion="23H2")
+            )
+        }
+    )
     f = os_facts(win11)
     assert f.name == "Windows 11 Pro" and f.display_version == "23H2"
-    win7 = RegistryView(hives={"SOFTWARE": MemoryHive.build("SOFTWARE", software_tree(
-        7601, ubr=None, product="Windows 7 Enterprise", installation=None, major=None))})
+    win7 = RegistryView(
+        hives={
+            "SOFTWARE": MemoryHive.build(
+                "SOFTWARE", software_tree(7601, ubr=None, product="Windows 7 Enterprise", installation=None, major=None)
+            )
+        }
+    )
     f7 = os_facts(win7)
     assert (f7.current_version, f7.build, f7.ubr, f7.installation_type) == ("6.3", 7601, None, None)
 
@@ -87,11 +106,22 @@ def test_architecture(make_ctx: MakeCtx, arch: str | None, status: Status) -> No
         (None, "WinNT", {}, None, Status.NOT_CHECKED, "PROCESSOR_ARCHITECTURE"),
     ],
 )
-def test_x86_specialized_only(make_ctx: MakeCtx, arch: str | None, ptype: str, state: dict[str, Any],
-                              image_type: str | None, status: Status, words: str) -> None:
+def test_x86_specialized_only(
+    make_ctx: MakeCtx,
+    arch: str | None,
+    ptype: str,
+    state: dict[str, Any],
+    image_type: str | None,
+    status: Status,
+    words: str,
+) -> None:
     client = ptype == "WinNT"
-    software = layered(software_tree(7601, product="Windows 7 Enterprise" if client else "Windows Server 2008 R2",
-                                     installation=None, major=None), state)
+    software = layered(
+        software_tree(
+            7601, product="Windows 7 Enterprise" if client else "Windows Server 2008 R2", installation=None, major=None
+        ),
+        state,
+    )
     out = run("os.x86_specialized_only", ctx(make_ctx, software, system_tree(ptype, arch), image_type=image_type))
     assert out.status == status, out.message
     assert words in out.message

@@ -23,9 +23,12 @@ def view(**trees: dict) -> RegistryView:
 
 
 def test_extra_facts_are_json_and_complete() -> None:
-    reg = view(SOFTWARE=layered(software_tree(), {
-        r"Microsoft\Windows\CurrentVersion\Setup\State": {"ImageState": "IMAGE_STATE_COMPLETE"}}),
-        SYSTEM=layered(system_tree(), {"MountedDevices": {"\\DosDevices\\C:": struct.pack("<IQ", 0x1234, 1048576)}}))
+    reg = view(
+        SOFTWARE=layered(
+            software_tree(), {r"Microsoft\Windows\CurrentVersion\Setup\State": {"ImageState": "IMAGE_STATE_COMPLETE"}}
+        ),
+        SYSTEM=layered(system_tree(), {"MountedDevices": {"\\DosDevices\\C:": struct.pack("<IQ", 0x1234, 1048576)}}),
+    )
     files = FakeFiles({r"Windows\Panther\setupact.log": b"x", r"WindowsAzure\GuestAgent_2.7.1.2_2024\x.exe": b"MZ"})
     extra = _as_reported(image_extra_facts(reg, files))
     json.dumps(extra)
@@ -45,6 +48,9 @@ def test_extra_facts_without_anything() -> None:
 
 
 def test_pending_reboot_ignores_empty_rename_entries() -> None:
-    reg = view(SYSTEM=layered(system_tree(), {
-        r"ControlSet001\Control\Session Manager": {"PendingFileRenameOperations": ["", ""]}}))
+    reg = view(
+        SYSTEM=layered(
+            system_tree(), {r"ControlSet001\Control\Session Manager": {"PendingFileRenameOperations": ["", ""]}}
+        )
+    )
     assert pending_reboot_facts(reg, FakeFiles()).pending is False

@@ -46,10 +46,14 @@ def build_big_pe(tmp: Path, version: tuple[int, int, int, int], pad: int) -> byt
     (tmp / "v.rc").write_text(RC.format(a=version[0], b=version[1], c=version[2], d=version[3]))
     subprocess.run([tools[0], str(tmp / "v.rc"), "-O", "coff", "-o", str(tmp / "v.res")], check=True)
     (tmp / "pad.bin").write_bytes(bytes(range(1, 256)) * (pad // 255 + 1))
-    subprocess.run([tools[2], "-I", "binary", "-O", "pe-x86-64", "-B", "i386:x86-64", str(tmp / "pad.bin"),
-                    str(tmp / "pad.o")], check=True)
-    subprocess.run([tools[1], "-s", "-o", str(tmp / "big.exe"), str(tmp / "m.c"), str(tmp / "pad.o"),
-                    str(tmp / "v.res")], check=True)
+    subprocess.run(
+        [tools[2], "-I", "binary", "-O", "pe-x86-64", "-B", "i386:x86-64", str(tmp / "pad.bin"), str(tmp / "pad.o")],
+        check=True,
+    )
+    subprocess.run(
+        [tools[1], "-s", "-o", str(tmp / "big.exe"), str(tmp / "m.c"), str(tmp / "pad.o"), str(tmp / "v.res")],
+        check=True,
+    )
     return (tmp / "big.exe").read_bytes()
 
 
@@ -83,8 +87,8 @@ def _variants(data: bytes) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("which", ["small_pe", "big_pe", "bare_pe"])
 @pytest.mark.parametrize(
-    "variant", ["whole", "cut in the headers", "cut before the resources", "cut inside the resources",
-                "broken version resource"]
+    "variant",
+    ["whole", "cut in the headers", "cut before the resources", "cut inside the resources", "broken version resource"],
 )
 def test_same_result_as_the_whole_file(request: pytest.FixtureRequest, which: str, variant: str) -> None:
     data: bytes = request.getfixturevalue(which)

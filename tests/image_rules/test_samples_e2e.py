@@ -59,12 +59,28 @@ def test_image_rules_find_what_the_sample_was_built_to_show(sample_dir: Path, na
 
 def test_compliant_gen1_passes_the_boot_rules(sample_dir: Path) -> None:
     got = results(sample_dir, "gen1-azure.vhd")
-    for rule_id in ("disk.container_format", "disk.vhd_fixed", "disk.vhd_footer_valid", "disk.size_aligned_1mib",
-                    "disk.generation", "disk.boot_files_present", "bcd.store_present",
-                    "bcd.default_recovery_disabled", "bcd.default_bootstatuspolicy", "bcd.default_integrityservices",
-                    "bcd.bootmgr_integrityservices", "bcd.emssettings", "bcd.default_device", "bcd.default_osdevice",
-                    "sysprep.state", "sysprep.oobe_shutdown_not_audit", "updates.min_file_versions",
-                    "updates.no_pending_reboot", "os.min_version", "os.identify"):
+    for rule_id in (
+        "disk.container_format",
+        "disk.vhd_fixed",
+        "disk.vhd_footer_valid",
+        "disk.size_aligned_1mib",
+        "disk.generation",
+        "disk.boot_files_present",
+        "bcd.store_present",
+        "bcd.default_recovery_disabled",
+        "bcd.default_bootstatuspolicy",
+        "bcd.default_integrityservices",
+        "bcd.bootmgr_integrityservices",
+        "bcd.emssettings",
+        "bcd.default_device",
+        "bcd.default_osdevice",
+        "sysprep.state",
+        "sysprep.oobe_shutdown_not_audit",
+        "updates.min_file_versions",
+        "updates.no_pending_reboot",
+        "os.min_version",
+        "os.identify",
+    ):
         assert got[rule_id].status == Status.PASS, (rule_id, got[rule_id].message)
 
 

@@ -22,11 +22,18 @@ def sw(image_state: str | None) -> dict[str, Any]:
     return layered(software_tree(), {STATE_KEY: {"ImageState": image_state}} if image_state else {})
 
 
-def ctx(make_ctx: MakeCtx, image_state: str | None = OOBE, files: dict[str, Any] | None = None,
-        system: dict[str, Any] | None = None, image_type: str | None = None, **facts_kw: Any):
+def ctx(
+    make_ctx: MakeCtx,
+    image_state: str | None = OOBE,
+    files: dict[str, Any] | None = None,
+    system: dict[str, Any] | None = None,
+    image_type: str | None = None,
+    **facts_kw: Any,
+):
     hives = {"SOFTWARE": sw(image_state), "SYSTEM": system if system is not None else system_tree()}
-    return make_ctx(facts=image_facts("gpt", **facts_kw), hives=hives, files=FakeFiles(files or {}),
-                    image_type=image_type)
+    return make_ctx(
+        facts=image_facts("gpt", **facts_kw), hives=hives, files=FakeFiles(files or {}), image_type=image_type
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,8 +53,9 @@ def test_classify(value: str | None, state: str) -> None:
 
 
 def test_facts_fall_back_to_state_ini_and_setup() -> None:
-    ini = FakeFiles({r"Windows\Setup\State\State.ini": "[State]\r\nImageState=IMAGE_STATE_COMPLETE\r\n".encode(
-        "utf-16")})
+    ini = FakeFiles(
+        {r"Windows\Setup\State\State.ini": "[State]\r\nImageState=IMAGE_STATE_COMPLETE\r\n".encode("utf-16")}
+    )
     facts = sysprep_facts(RegistryView(), ini)
     assert facts.state == "specialized" and "State.ini" in facts.evidence[0]
     system = MemoryHive.build("SYSTEM", {"Setup": {"SetupType": 2, "CmdLine": "oobe\\windeploy.exe"}})
@@ -109,8 +117,9 @@ def test_oobe(make_ctx: MakeCtx, image_state: str | None, image_type: str | None
         ({r"Windows\Panther\Unattend.xml": b"x"}, {}, "IMAGE_STATE_COMPLETE", Status.NOT_APPLICABLE),
     ],
 )
-def test_unattend(make_ctx: MakeCtx, files: dict[str, Any], system_extra: dict[str, Any], image_state: str | None,
-                  status: Status) -> None:
+def test_unattend(
+    make_ctx: MakeCtx, files: dict[str, Any], system_extra: dict[str, Any], image_state: str | None, status: Status
+) -> None:
     system = layered(system_tree(), system_extra)
     assert run("sysprep.no_custom_unattend", ctx(make_ctx, image_state, files, system)).status == status
 
@@ -175,16 +184,24 @@ def test_hibernation_without_evidence(make_ctx: MakeCtx) -> None:
     assert run("sysprep.hibernation_off", c).status == Status.NOT_CHECKED
 
 
-@pytest.mark.parametrize("rule_id", ["sysprep.no_custom_unattend", "sysprep.panther_deleted",
-                                     "sysprep.extensions_removed"])
+@pytest.mark.parametrize(
+    "rule_id", ["sysprep.no_custom_unattend", "sysprep.panther_deleted", "sysprep.extensions_removed"]
+)
 def test_file_rules_without_files(make_ctx: MakeCtx, rule_id: str) -> None:
     c = make_ctx(facts=image_facts("gpt"), hives={"SOFTWARE": sw(OOBE), "SYSTEM": system_tree()}, files=None)
     assert run(rule_id, c).status == Status.NOT_CHECKED
 
 
-@pytest.mark.parametrize("rule_id", ["sysprep.oobe_shutdown_not_audit", "sysprep.no_custom_unattend",
-                                     "sysprep.panther_deleted", "sysprep.extensions_removed",
-                                     "sysprep.role_supported"])
+@pytest.mark.parametrize(
+    "rule_id",
+    [
+        "sysprep.oobe_shutdown_not_audit",
+        "sysprep.no_custom_unattend",
+        "sysprep.panther_deleted",
+        "sysprep.extensions_removed",
+        "sysprep.role_supported",
+    ],
+)
 def test_generalize_rules_skip_specialized_images(make_ctx: MakeCtx, rule_id: str) -> None:
     out = run(rule_id, ctx(make_ctx, OOBE, image_type="specialized"))
     assert out.status == Status.NOT_APPLICABLE and "image_type option" in out.message
@@ -211,8 +228,9 @@ SETUP = {"Setup": {"SetupType": 2, "CmdLine": "oobe\\windeploy.exe"}}
         ("sysprep.state", ("SOFTWARE", "SYSTEM"), Status.PASS, "the image is generalized"),
     ],
 )
-def test_state_hive_missing(make_ctx: MakeCtx, rule_id: str, readable: tuple[str, ...], status: Status,
-                            says: str) -> None:
+def test_state_hive_missing(
+    make_ctx: MakeCtx, rule_id: str, readable: tuple[str, ...], status: Status, says: str
+) -> None:
     trees = {"SOFTWARE": sw(OOBE), "SYSTEM": layered(system_tree(), SETUP)}
     c = make_ctx(facts=image_facts("gpt"), hives={h: trees[h] for h in readable}, files=FakeFiles(STATE_INI))
     out = run(rule_id, c)
@@ -222,8 +240,11 @@ def test_state_hive_missing(make_ctx: MakeCtx, rule_id: str, readable: tuple[str
 
 def test_state_from_setup_shows_setup(make_ctx: MakeCtx) -> None:
     """SYSTEM\\Setup is evidence of a verdict only where it decided the state (no ImageState, no State.ini)."""
-    c = make_ctx(facts=image_facts("gpt"), hives={"SOFTWARE": sw(None), "SYSTEM": layered(system_tree(), SETUP)},
-                 files=FakeFiles())
+    c = make_ctx(
+        facts=image_facts("gpt"),
+        hives={"SOFTWARE": sw(None), "SYSTEM": layered(system_tree(), SETUP)},
+        files=FakeFiles(),
+    )
     out = run("sysprep.state", c)
     assert out.status == Status.PASS and out.actual == "generalized"
     assert any(e.hive == "SYSTEM" and e.key.endswith("Setup") for e in out.evidence)
@@ -237,11 +258,11 @@ def test_state_from_setup_shows_setup(make_ctx: MakeCtx) -> None:
         (("SOFTWARE", "SYSTEM"), None, Status.NOT_CHECKED),  # the file was not looked for
     ],
 )
-def test_hibernation_hive_missing(make_ctx: MakeCtx, readable: tuple[str, ...], hiberfil: bool | None,
-                                  status: Status) -> None:
+def test_hibernation_hive_missing(
+    make_ctx: MakeCtx, readable: tuple[str, ...], hiberfil: bool | None, status: Status
+) -> None:
     trees = {"SOFTWARE": sw(OOBE), "SYSTEM": system_tree()}
-    c = make_ctx(facts=image_facts("gpt", hiberfil_present=hiberfil), hives={h: trees[h] for h in readable},
-                 files=None)
+    c = make_ctx(facts=image_facts("gpt", hiberfil_present=hiberfil), hives={h: trees[h] for h in readable}, files=None)
     out = run("sysprep.hibernation_off", c)
     assert out.status == status, out.message
     assert {e.hive for e in out.evidence if e.hive} <= set(readable)

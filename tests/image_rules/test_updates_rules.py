@@ -15,8 +15,9 @@ from .helpers import CCS, FakeFiles, MakeCtx, image_facts, layered, run, softwar
 PACKAGES = r"Microsoft\Windows\CurrentVersion\Component Based Servicing\Packages"
 
 
-def table_files(column: str, bump: int = 0, drop: tuple[str, ...] = (), override: dict[str, str] | None = None
-                ) -> dict[str, Any]:
+def table_files(
+    column: str, bump: int = 0, drop: tuple[str, ...] = (), override: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Every binary of ``column`` at its minimum (+ ``bump`` on the revision; GDR value for GDR/LDR pairs)."""
     files: dict[str, Any] = {}
     for row in update_table()["rows"]:
@@ -31,12 +32,23 @@ def table_files(column: str, bump: int = 0, drop: tuple[str, ...] = (), override
     return files
 
 
-def ctx(make_ctx: MakeCtx, build: int, ubr: int | None = 0, files: dict[str, Any] | None = None,
-        software_extra: dict[str, Any] | None = None, system: dict[str, Any] | None = None,
-        profile: str = "azure", with_files: bool = True):
+def ctx(
+    make_ctx: MakeCtx,
+    build: int,
+    ubr: int | None = 0,
+    files: dict[str, Any] | None = None,
+    software_extra: dict[str, Any] | None = None,
+    system: dict[str, Any] | None = None,
+    profile: str = "azure",
+    with_files: bool = True,
+):
     software = layered(software_tree(build, ubr=ubr), software_extra or {})
-    return make_ctx(facts=image_facts("mbr", os=None), hives={"SOFTWARE": software, "SYSTEM": system or system_tree()},
-                    files=FakeFiles(files or {}) if with_files else None, profile=profile)
+    return make_ctx(
+        facts=image_facts("mbr", os=None),
+        hives={"SOFTWARE": software, "SYSTEM": system or system_tree()},
+        files=FakeFiles(files or {}) if with_files else None,
+        profile=profile,
+    )
 
 
 def test_table_copied_from_the_doc() -> None:
@@ -56,8 +68,14 @@ def test_table_copied_from_the_doc() -> None:
 
 @pytest.mark.parametrize(
     ("build", "profile", "column"),
-    [(7601, "azure", "win7sp1_2008r2sp1"), (17134, "azure", "win10_1803_2016_1803"), (17134, "azure-2017", None),
-     (17763, "azure", None), (7600, "azure", None), (None, "azure", None)],
+    [
+        (7601, "azure", "win7sp1_2008r2sp1"),
+        (17134, "azure", "win10_1803_2016_1803"),
+        (17134, "azure-2017", None),
+        (17763, "azure", None),
+        (7600, "azure", None),
+        (None, "azure", None),
+    ],
 )
 def test_column_for(build: int | None, profile: str, column: str | None) -> None:
     found = column_for(build, profile)
@@ -136,6 +154,7 @@ def test_min_versions_no_build(make_ctx: MakeCtx) -> None:
 
 # --- MS17-010 --------------------------------------------------------------------------------------------
 
+
 def package(kb: str, state: int = 0x70) -> dict[str, Any]:
     return {rf"{PACKAGES}\Package_for_{kb}~31bf3856ad364e35~amd64~~6.1.1.2": {"CurrentState": state}}
 
@@ -161,8 +180,9 @@ SRV = r"Windows\System32\drivers\srv.sys"
         (6002, None, {}, {}, Status.NOT_APPLICABLE),
     ],
 )
-def test_ms17_010(make_ctx: MakeCtx, build: int, ubr: int | None, software: dict[str, Any], files: dict[str, Any],
-                  status: Status) -> None:
+def test_ms17_010(
+    make_ctx: MakeCtx, build: int, ubr: int | None, software: dict[str, Any], files: dict[str, Any], status: Status
+) -> None:
     out = run("updates.ms17_010", ctx(make_ctx, build, ubr=ubr, software_extra=software, files=files))
     assert out.status == status, out.message
 
@@ -179,8 +199,9 @@ def test_ms17_010(make_ctx: MakeCtx, build: int, ubr: int | None, software: dict
         (10586, 1, {}, Status.NOT_APPLICABLE),
     ],
 )
-def test_cve_2018_0886(make_ctx: MakeCtx, build: int, ubr: int | None, software: dict[str, Any],
-                       status: Status) -> None:
+def test_cve_2018_0886(
+    make_ctx: MakeCtx, build: int, ubr: int | None, software: dict[str, Any], status: Status
+) -> None:
     out = run("updates.cve_2018_0886", ctx(make_ctx, build, ubr=ubr, software_extra=software))
     assert out.status == status, out.message
 
@@ -195,16 +216,32 @@ CBS = r"Microsoft\Windows\CurrentVersion\Component Based Servicing"
     [
         ({}, {}, {}, Status.PASS, "no pending restart"),
         ({rf"{CBS}\RebootPending": {}}, {}, {}, Status.FAIL, "RebootPending"),
-        ({r"Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired": {}}, {}, {}, Status.FAIL,
-         "RebootRequired"),
+        (
+            {r"Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired": {}},
+            {},
+            {},
+            Status.FAIL,
+            "RebootRequired",
+        ),
         ({rf"{CBS}\PackagesPending\Package_1": {}}, {}, {}, Status.FAIL, "PackagesPending"),
-        ({}, {rf"{CCS}\Control\Session Manager": {"PendingFileRenameOperations": ["\\??\\C:\\a", ""]}}, {},
-         Status.FAIL, "PendingFileRenameOperations"),
+        (
+            {},
+            {rf"{CCS}\Control\Session Manager": {"PendingFileRenameOperations": ["\\??\\C:\\a", ""]}},
+            {},
+            Status.FAIL,
+            "PendingFileRenameOperations",
+        ),
         ({}, {}, {r"Windows\WinSxS\pending.xml": b"<x/>"}, Status.FAIL, "pending.xml"),
     ],
 )
-def test_pending_reboot(make_ctx: MakeCtx, software: dict[str, Any], system: dict[str, Any],
-                        files: dict[str, Any], status: Status, words: str) -> None:
+def test_pending_reboot(
+    make_ctx: MakeCtx,
+    software: dict[str, Any],
+    system: dict[str, Any],
+    files: dict[str, Any],
+    status: Status,
+    words: str,
+) -> None:
     c = ctx(make_ctx, 17763, software_extra=software, system=layered(system_tree(), system), files=files)
     out = run("updates.no_pending_reboot", c)
     assert out.status == status and words in out.message, out.message

@@ -41,9 +41,19 @@ def chromium() -> str:
 
 def dump_dom(page: Path, profile: Path, fragment: str = "") -> str:
     proc = subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-         "--dump-dom", page.as_uri() + fragment],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            page.as_uri() + fragment,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return proc.stdout
 

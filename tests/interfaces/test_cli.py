@@ -78,8 +78,15 @@ def test_importing_the_cli_loads_no_rule_module_and_no_reader() -> None:
         " 'azvhdaudit.rules', 'azvhdaudit.registry', 'azvhdaudit.container')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
     assert proc.stdout.strip() == "[]"
 
 
@@ -107,13 +114,41 @@ def test_exit_codes(audits: dict[str, Any], argv: list[str], code: int) -> None:
 
 
 def test_options_reach_the_engine(audits: dict[str, Any]) -> None:
-    run(["audit", "bad.vhd", "--profile", "azure-2017", "--select", "rdp.*", "--select", "firewall",
-         "--ignore", "rdp.port", "--waivers", "w.toml", "--image-type", "specialized",
-         "--backend", "python-registry", "--data-disk", "d1.vhd", "--with-lsa"])
+    run(
+        [
+            "audit",
+            "bad.vhd",
+            "--profile",
+            "azure-2017",
+            "--select",
+            "rdp.*",
+            "--select",
+            "firewall",
+            "--ignore",
+            "rdp.port",
+            "--waivers",
+            "w.toml",
+            "--image-type",
+            "specialized",
+            "--backend",
+            "python-registry",
+            "--data-disk",
+            "d1.vhd",
+            "--with-lsa",
+        ]
+    )
     call = audits["calls"][0]
-    assert call == {"source": "bad.vhd", "profile": "azure-2017", "select": ["rdp.*", "firewall"],
-                    "ignore": ["rdp.port"], "waivers": "w.toml", "image_type": "specialized",
-                    "backend": "python-registry", "data_disks": ["d1.vhd"], "with_lsa": True}
+    assert call == {
+        "source": "bad.vhd",
+        "profile": "azure-2017",
+        "select": ["rdp.*", "firewall"],
+        "ignore": ["rdp.port"],
+        "waivers": "w.toml",
+        "image_type": "specialized",
+        "backend": "python-registry",
+        "data_disks": ["d1.vhd"],
+        "with_lsa": True,
+    }
 
 
 def test_fail_on_warning(audits: dict[str, Any]) -> None:
@@ -142,19 +177,19 @@ def test_sarif_lists_every_finding_whatever_fails_the_run(audits: dict[str, Any]
     got = sorted((r["properties"]["status"], r["level"]) for r in json.loads(out)["runs"][0]["results"])
     wanted = sorted(
         (r.status.value, "warning" if r.status.value == "warning" or r.severity.value == "required" else "note")
-        for r in audits["warn.vhd"].results if r.status.value in ("warning", "not_checked")
+        for r in audits["warn.vhd"].results
+        if r.status.value in ("warning", "not_checked")
     )
     assert rc == code and got == wanted and {s for s, _ in got} == {"warning", "not_checked"}
 
 
 @pytest.mark.parametrize("fmt", ["json", "sarif", "html", "junit", "markdown", "text"])
-def test_a_report_written_to_a_file_leaves_one_summary_line(audits: dict[str, Any], tmp_path: Path,
-                                                            fmt: str) -> None:
+def test_a_report_written_to_a_file_leaves_one_summary_line(audits: dict[str, Any], tmp_path: Path, fmt: str) -> None:
     target = tmp_path / f"out.{fmt}"
     code, out, err = run(["audit", "bad.vhd", "--format", fmt, "-o", str(target)])
     counts = "5 failed, 1 error, 2 warnings, 1 not checked, 1 manual, 1 waived, 1 not applicable, 3 passed"
     assert code == 1 and out == ""
-    line, = err.splitlines()
+    (line,) = err.splitlines()
     assert line.startswith(f"azvhdaudit: NOT COMPLIANT: bad.vhd: {counts}")
     assert line.endswith(f"; {fmt} report written to {target}")
 
@@ -164,8 +199,10 @@ def test_several_images_end_with_one_summary_line(audits: dict[str, Any]) -> Non
     code, out, err = run(["audit", "clean.vhd", "bad.vhd", "broken.vhd"])
     assert code == 2
     last = out.rstrip("\n").splitlines()[-1]
-    assert last.startswith("azvhdaudit: ERROR: 3 images: 1 compliant, 1 not compliant, 1 could not be read "
-                           "(broken.vhd); rules: 5 failed, 1 error, 2 warnings")
+    assert last.startswith(
+        "azvhdaudit: ERROR: 3 images: 1 compliant, 1 not compliant, 1 could not be read "
+        "(broken.vhd); rules: 5 failed, 1 error, 2 warnings"
+    )
     assert sum("images" in line for line in out.splitlines()) == 1  # the one line, not one per renderer
     code, out, err = run(["audit", "clean.vhd", "bad.vhd", "--format", "json"])
     json.loads(out)  # stdout stays JSON; the verdict goes to the log
@@ -174,12 +211,20 @@ def test_several_images_end_with_one_summary_line(audits: dict[str, Any]) -> Non
 
 @pytest.mark.parametrize(
     ("env", "tty", "colour"),
-    [({}, True, True), ({}, False, False), ({"FORCE_COLOR": "1"}, False, True), ({"FORCE_COLOR": "0"}, False, False),
-     ({"NO_COLOR": "1"}, True, False), ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False, False),
-     ({"TERM": "dumb"}, True, False), ({"TERM": "dumb", "FORCE_COLOR": "1"}, False, True)],
+    [
+        ({}, True, True),
+        ({}, False, False),
+        ({"FORCE_COLOR": "1"}, False, True),
+        ({"FORCE_COLOR": "0"}, False, False),
+        ({"NO_COLOR": "1"}, True, False),
+        ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False, False),
+        ({"TERM": "dumb"}, True, False),
+        ({"TERM": "dumb", "FORCE_COLOR": "1"}, False, True),
+    ],
 )
-def test_colour(audits: dict[str, Any], monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tty: bool,
-                colour: bool) -> None:
+def test_colour(
+    audits: dict[str, Any], monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tty: bool, colour: bool
+) -> None:
     for name in ("NO_COLOR", "FORCE_COLOR", "TERM"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -268,8 +313,9 @@ def test_data_disk_needs_one_image(audits: dict[str, Any]) -> None:
 # --- fix ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fmt", "marker"), [("ps1", "#Requires -RunAsAdministrator"),
-                                              ("reg", "Windows Registry Editor Version 5.00")])
+@pytest.mark.parametrize(
+    ("fmt", "marker"), [("ps1", "#Requires -RunAsAdministrator"), ("reg", "Windows Registry Editor Version 5.00")]
+)
 def test_fix_writes_the_script(audits: dict[str, Any], tmp_path: Path, fmt: str, marker: str) -> None:
     target = tmp_path / f"fix.{fmt}"
     code, out, err = run(["fix", "bad.vhd", "-o", str(target), "--format", fmt])
@@ -326,10 +372,16 @@ class FakeImage:
             {
                 "Select": {"Current": 1, "Default": 1},
                 r"ControlSet001\Control\TimeZoneInformation": {
-                    "RealTimeIsUniversal": 1, "TimeZoneKeyName": "UTC", "Bias": (RegType.DWORD, 0)},
+                    "RealTimeIsUniversal": 1,
+                    "TimeZoneKeyName": "UTC",
+                    "Bias": (RegType.DWORD, 0),
+                },
                 r"ControlSet001\Control\TimeZoneInformation\Dynamic": {},
-                r"ControlSet001\Services\Tcpip\Parameters": {"SearchList": ["a.example", "b.example"],
-                                                             "Blob": b"\x01\xab", "": "default data"},
+                r"ControlSet001\Services\Tcpip\Parameters": {
+                    "SearchList": ["a.example", "b.example"],
+                    "Blob": b"\x01\xab",
+                    "": "default data",
+                },
             },
             state=HiveState(dirty=True, replayed=True, logs=("SYSTEM.LOG1",)),
         )
@@ -422,7 +474,11 @@ def test_info_json(fake_image: FakeImage) -> None:
 
 def _process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "azvhdaudit", *args], capture_output=True, text=True, timeout=120, cwd=REPO,
+        [sys.executable, "-m", "azvhdaudit", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
 

@@ -103,23 +103,43 @@ def missing(root: Path) -> list[str]:
 @pytest.mark.parametrize(
     ("make", "says", "hint"),
     [
-        (permission, "gen1-azure.vhd: cannot be opened for reading: Permission denied",
-         "fix the file's permissions: the user running azvhdaudit needs read access to it"),
-        (parent_unreadable, "Permission denied",
-         "fix the parent's permissions: the user running azvhdaudit needs read access to it too"),
-        (missing_extra, "reading images from URLs needs fsspec",
-         'install the extra: pip install "azvhdaudit[remote]"'),
-        (dns, "no-such-host.invalid/os.vhd: the server could not be reached: the host name does not resolve",
-         "check the network: the URL's host name does not resolve here; a typo in the host, or no DNS"),
-        (refused, "the server could not be reached: connection refused",
-         "check the network: nothing answers at the URL's host and port; is the server up, the port right?"),
-        (output_unwritable, "r.html: cannot write the report: Permission denied",
-         "choose a place this user can write for -o"),
-        (output_no_directory, "r.html: cannot write the report: No such file or directory",
-         "the directory for -o does not exist: create it, or write the report elsewhere"),
+        (
+            permission,
+            "gen1-azure.vhd: cannot be opened for reading: Permission denied",
+            "fix the file's permissions: the user running azvhdaudit needs read access to it",
+        ),
+        (
+            parent_unreadable,
+            "Permission denied",
+            "fix the parent's permissions: the user running azvhdaudit needs read access to it too",
+        ),
+        (missing_extra, "reading images from URLs needs fsspec", 'install the extra: pip install "azvhdaudit[remote]"'),
+        (
+            dns,
+            "no-such-host.invalid/os.vhd: the server could not be reached: the host name does not resolve",
+            "check the network: the URL's host name does not resolve here; a typo in the host, or no DNS",
+        ),
+        (
+            refused,
+            "the server could not be reached: connection refused",
+            "check the network: nothing answers at the URL's host and port; is the server up, the port right?",
+        ),
+        (
+            output_unwritable,
+            "r.html: cannot write the report: Permission denied",
+            "choose a place this user can write for -o",
+        ),
+        (
+            output_no_directory,
+            "r.html: cannot write the report: No such file or directory",
+            "the directory for -o does not exist: create it, or write the report elsewhere",
+        ),
         # causes whose class already said it right keep their hint
-        (not_an_image, "notes.txt (6 bytes) has no VHDX, VHD, VMDK or QCOW2 signature",
-         "give a VHD, VHDX, VMDK, QCOW2 or raw disk image"),
+        (
+            not_an_image,
+            "notes.txt (6 bytes) has no VHDX, VHD, VMDK or QCOW2 signature",
+            "give a VHD, VHDX, VMDK, QCOW2 or raw disk image",
+        ),
         (missing, "nope.vhd: no such image file", "check the path"),
     ],
     ids=lambda v: v.__name__ if callable(v) else None,
@@ -127,15 +147,17 @@ def missing(root: Path) -> list[str]:
 def test_the_hint_fits_the_cause(place: Path, make: Callable[[Path], list[str]], says: str, hint: str) -> None:
     proc = subprocess.run(make(place), capture_output=True, text=True, timeout=120, cwd=place)
     assert proc.returncode == 2, proc.stderr
-    line, = proc.stderr.splitlines()
+    (line,) = proc.stderr.splitlines()
     assert line.startswith("azvhdaudit: error: ") and says in line
     assert line.endswith(f" ({hint})"), line
 
 
 def test_a_fleet_report_carries_the_fitting_hint(place: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/os.vhd"
-    report, = audit_many([url], workers=1)
+    (report,) = audit_many([url], workers=1)
     result = report.results[0]
-    assert result.message.endswith("the server could not be reached: connection refused: "
-                                   f"Connect call failed ('127.0.0.1', {url.split(':')[2].split('/')[0]})")
+    assert result.message.endswith(
+        "the server could not be reached: connection refused: "
+        f"Connect call failed ('127.0.0.1', {url.split(':')[2].split('/')[0]})"
+    )
     assert result.remediation.startswith("Check the network: nothing answers")

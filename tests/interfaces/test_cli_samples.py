@@ -51,8 +51,7 @@ def _ids(results: list[dict[str, Any]], *statuses: str) -> list[str]:
 
 @pytest.mark.parametrize("sample", MANIFEST, ids=[s["name"] for s in MANIFEST])
 def test_audit_reports_what_the_sample_is_built_to_fail(samples: Path, sample: dict[str, Any]) -> None:
-    code, out, err = _main("audit", str(samples / sample["name"]), "--format", "json",
-                           "--profile", _profile(sample))
+    code, out, err = _main("audit", str(samples / sample["name"]), "--format", "json", "--profile", _profile(sample))
     data = json.loads(out)
     jsonschema.Draft202012Validator(load_schema()).validate(data)
     assert err == ""
@@ -64,11 +63,14 @@ def test_audit_reports_what_the_sample_is_built_to_fail(samples: Path, sample: d
 
 def test_all_samples_in_one_call(samples: Path, tmp_path: Path) -> None:
     images = [str(samples / s["name"]) for s in MANIFEST]
-    code, _, err = _main("audit", *images, "--profile", "azure-2022", "--format", "junit", "-o",
-                         str(tmp_path / "junit.xml"))
+    code, _, err = _main(
+        "audit", *images, "--profile", "azure-2022", "--format", "junit", "-o", str(tmp_path / "junit.xml")
+    )
     bad = sum(1 for s in MANIFEST if s["expected_fail"])
-    assert code == 1 and err.startswith(f"azvhdaudit: NOT COMPLIANT: {len(MANIFEST)} images: "
-                                        f"{len(MANIFEST) - bad} compliant, {bad} not compliant; rules: ")
+    assert code == 1 and err.startswith(
+        f"azvhdaudit: NOT COMPLIANT: {len(MANIFEST)} images: "
+        f"{len(MANIFEST) - bad} compliant, {bad} not compliant; rules: "
+    )
     assert err.endswith(f"; junit report written to {tmp_path / 'junit.xml'}\n") and len(err.splitlines()) == 1
     suites = {suite.name: suite for suite in JUnitXml.fromfile(str(tmp_path / "junit.xml"))}
     for sample in MANIFEST:
@@ -122,10 +124,18 @@ def test_info_shows_the_parent_chain(samples: Path) -> None:
 def test_plugin_on_a_sample(samples: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     sample = BY_NAME["gen1-azure-child.vhd"]
-    result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
-                                          "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                                          "--azvhd-image", str(samples / sample["name"]),
-                                          "--azvhd-profile", _profile(sample))
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "azvhdaudit.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        "--azvhd-image",
+        str(samples / sample["name"]),
+        "--azvhd-profile",
+        _profile(sample),
+    )
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] == len(sample["expected_fail"])
     failed = sorted(line.split("::")[1].split(" ")[0] for line in result.outlines if line.startswith("FAILED "))

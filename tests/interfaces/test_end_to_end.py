@@ -134,9 +134,14 @@ def test_fix_script(win7: Path, tmp_path: Path) -> None:
 
 
 def test_cli_process(win7: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "azvhdaudit", "audit", str(win7), "--select", "time"],
-                          capture_output=True, text=True, timeout=300, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "azvhdaudit", "audit", str(win7), "--select", "time"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 1 and proc.stderr == ""  # piped: no progress line, no colour
     assert "\033[" not in proc.stdout and "time.utc" in proc.stdout
 
@@ -145,12 +150,28 @@ def test_pytest_plugin_on_the_real_image(
     win7: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
-                                          "-W", "ignore::pytest.PytestAssertRewriteWarning", "--azvhd-image", str(win7),
-                                          "-k", "time.utc or rdp.enabled_policy", "-rs")
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "azvhdaudit.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        "--azvhd-image",
+        str(win7),
+        "-k",
+        "time.utc or rdp.enabled_policy",
+        "-rs",
+    )
     result.assert_outcomes(failed=1, skipped=1, deselected=result.parseoutcomes()["deselected"])
-    result.stdout.fnmatch_lines(["*time.utc FAIL (required)*", "*expected: 1", "*actual:   (none)",
-                                 "*rdp.enabled_policy: NOT CHECKED (not a pass)*SOFTWARE*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*time.utc FAIL (required)*",
+            "*expected: 1",
+            "*actual:   (none)",
+            "*rdp.enabled_policy: NOT CHECKED (not a pass)*SOFTWARE*",
+        ]
+    )
 
 
 def test_plugin_fixtures_on_the_real_image(
@@ -171,9 +192,19 @@ def test_plugin_fixtures_on_the_real_image(
             assert azvhd_report["time.utc"].status.value == "fail"
         """
     )
-    result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
-                                          "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                                          "--azvhd-image", str(win7), "test_mine.py", "-k", "test_mine")
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "azvhdaudit.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        "--azvhd-image",
+        str(win7),
+        "test_mine.py",
+        "-k",
+        "test_mine",
+    )
     result.assert_outcomes(passed=3, deselected=result.parseoutcomes()["deselected"])
 
 

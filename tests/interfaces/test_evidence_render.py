@@ -16,14 +16,27 @@ from azvhdaudit.report import Evidence, Result, Severity, Status
 
 NETWORK = r"HKLM\SYSTEM\ControlSet001\Control\Network"
 ROUTES = r"HKLM\SYSTEM\ControlSet001\Services\Tcpip\Parameters\PersistentRoutes"
-SUMMARY = Evidence(source="registry", hive="SYSTEM", key=NETWORK, actual=["acme_filter (Acme), a filter"],
-                   present=True, note="non-Microsoft ComponentId values under 2 component class key(s)", derived=True)
+SUMMARY = Evidence(
+    source="registry",
+    hive="SYSTEM",
+    key=NETWORK,
+    actual=["acme_filter (Acme), a filter"],
+    present=True,
+    note="non-Microsoft ComponentId values under 2 component class key(s)",
+    derived=True,
+)
 ROUTE_KEY = Evidence(source="registry", hive="SYSTEM", key=ROUTES, present=True, note="1 route(s), one value each")
 PROXY = Result(
-    rule_id="network.winhttp_proxy", title="WinHTTP proxy", area="network", severity=Severity.REQUIRED,
-    status=Status.FAIL, message="WinHTTP proxy 'proxy:8080' bypass list '<local>;10.*' lacks 168.63.129.16 "
-    r"under HKLM\SOFTWARE\{x}", expected="direct or bypass 168.63.129.16",
-    actual={"64-bit": "proxy proxy:8080, bypass <local>;10.*"}, evidence=(SUMMARY, ROUTE_KEY),
+    rule_id="network.winhttp_proxy",
+    title="WinHTTP proxy",
+    area="network",
+    severity=Severity.REQUIRED,
+    status=Status.FAIL,
+    message="WinHTTP proxy 'proxy:8080' bypass list '<local>;10.*' lacks 168.63.129.16 "
+    r"under HKLM\SOFTWARE\{x}",
+    expected="direct or bypass 168.63.129.16",
+    actual={"64-bit": "proxy proxy:8080, bypass <local>;10.*"},
+    evidence=(SUMMARY, ROUTE_KEY),
     remediation='netsh.exe winhttp set proxy <proxy> "<bypass list>;168.63.129.16"',
 )
 

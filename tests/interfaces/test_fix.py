@@ -21,8 +21,16 @@ REALDATA = Path(__file__).resolve().parents[1] / "data" / "realdata"
 
 
 def _result(rule_id: str, area: str, remediation: str, status: Status = Status.FAIL, **kw: object) -> Result:
-    return Result(rule_id=rule_id, title=f"title of {rule_id}", area=area, severity=Severity.REQUIRED,
-                  status=status, message=f"why {rule_id}", remediation=remediation, **kw)  # type: ignore[arg-type]
+    return Result(
+        rule_id=rule_id,
+        title=f"title of {rule_id}",
+        area=area,
+        severity=Severity.REQUIRED,
+        status=status,
+        message=f"why {rule_id}",
+        remediation=remediation,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def _code(script: str) -> list[str]:
@@ -47,34 +55,46 @@ def test_warnings_only_when_asked(report: Report) -> None:
 
 def test_order_services_settings_rdp_firewall_bcd(report: Report) -> None:
     code = _code(powershell_script(report, include_warnings=True))
+
     def first(pattern: str) -> int:
         return next(i for i, line in enumerate(code) if re.search(pattern, line))
-    order = [first(r"Set-Service"), first(r"RealTimeIsUniversal"), first(r"RDP-Tcp"),
-             first(r"NetFirewallRule"), first(r"\$bcdCommands")]
+
+    order = [
+        first(r"Set-Service"),
+        first(r"RealTimeIsUniversal"),
+        first(r"RDP-Tcp"),
+        first(r"NetFirewallRule"),
+        first(r"\$bcdCommands"),
+    ]
     assert order == sorted(order)
 
 
 def test_bcdedit_runs_through_cmd(report: Report) -> None:
     code = _code(powershell_script(report, include_warnings=True))
     assert not any(line.startswith("bcdedit") for line in code)  # PowerShell would eat {default}
-    block = code[code.index("$bcdCommands = @("):]
-    assert block[1:4] == ["    'bcdedit /set {bootmgr} integrityservices enable'",
-                          "    'bcdedit /set {default} integrityservices enable'",
-                          "    'bcdedit /set {default} recoveryenabled Off'"]
+    block = code[code.index("$bcdCommands = @(") :]
+    assert block[1:4] == [
+        "    'bcdedit /set {bootmgr} integrityservices enable'",
+        "    'bcdedit /set {default} integrityservices enable'",
+        "    'bcdedit /set {default} recoveryenabled Off'",
+    ]
     assert "    cmd.exe /c $line" in block
 
 
 def test_registry_writes_create_a_missing_key_first(report: Report) -> None:
     code = _code(powershell_script(report))
     i = next(i for i, line in enumerate(code) if "-Name PortNumber" in line)
-    assert code[i - 1] == ("Confirm-RegistryKey "
-                           "'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp'")
+    assert code[i - 1] == (
+        "Confirm-RegistryKey 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp'"
+    )
 
 
 def test_firewall_rule_is_added_only_when_absent() -> None:
-    fix = ("New-NetFirewallRule -DisplayName AzurePlatform -Direction Inbound -RemoteAddress 168.63.129.16 "
-           "-Action Allow; New-NetFirewallRule -DisplayName AzurePlatform -Direction Outbound "
-           "-RemoteAddress 168.63.129.16 -Action Allow")
+    fix = (
+        "New-NetFirewallRule -DisplayName AzurePlatform -Direction Inbound -RemoteAddress 168.63.129.16 "
+        "-Action Allow; New-NetFirewallRule -DisplayName AzurePlatform -Direction Outbound "
+        "-RemoteAddress 168.63.129.16 -Action Allow"
+    )
     code = _code(powershell_script(make_report(results=[_result("firewall.azure", "firewall", fix)])))
     guards = [line for line in code if line.startswith("if (-not (Get-NetFirewallRule")]
     assert guards == [
@@ -97,20 +117,38 @@ def test_a_shared_command_runs_once() -> None:
     ("remediation", "commands", "notes"),
     [
         ("Set-Service -Name w32time -StartupType Automatic", ["Set-Service -Name w32time -StartupType Automatic"], []),
-        ("Enable-PSRemoting -Force  (it enables the firewall rules)", ["Enable-PSRemoting -Force"],
-         ["(it enables the firewall rules)"]),
-        ("Set 'Windows Firewall: Allow ICMP exceptions' to Enabled", [],
-         ["Set 'Windows Firewall: Allow ICMP exceptions' to Enabled"]),
-        ("Remove the rule (Remove-NetFirewallRule -Name <id>)", [],
-         ["Remove the rule (Remove-NetFirewallRule -Name <id>)"]),
-        ("route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>", [],
-         ["route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>"]),
+        (
+            "Enable-PSRemoting -Force  (it enables the firewall rules)",
+            ["Enable-PSRemoting -Force"],
+            ["(it enables the firewall rules)"],
+        ),
+        (
+            "Set 'Windows Firewall: Allow ICMP exceptions' to Enabled",
+            [],
+            ["Set 'Windows Firewall: Allow ICMP exceptions' to Enabled"],
+        ),
+        (
+            "Remove the rule (Remove-NetFirewallRule -Name <id>)",
+            [],
+            ["Remove the rule (Remove-NetFirewallRule -Name <id>)"],
+        ),
+        (
+            "route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>",
+            [],
+            ["route.exe print  (see 'Persistent Routes')  ->  route.exe delete <destination>"],
+        ),
         ("chkdsk.exe /f", [], ["chkdsk.exe /f"]),
-        ("$key = 'HKLM:\\SOFTWARE\\X'; New-ItemProperty -Path $key -Name A -Type DWord -Force -Value 1",
-         ["$key = 'HKLM:\\SOFTWARE\\X'", "New-ItemProperty -Path $key -Name A -Type DWord -Force -Value 1"], []),
+        (
+            "$key = 'HKLM:\\SOFTWARE\\X'; New-ItemProperty -Path $key -Name A -Type DWord -Force -Value 1",
+            ["$key = 'HKLM:\\SOFTWARE\\X'", "New-ItemProperty -Path $key -Name A -Type DWord -Force -Value 1"],
+            [],
+        ),
         ("powercfg.exe /setactive SCHEME_MIN", ["powercfg.exe /setactive SCHEME_MIN"], []),
-        ("After the VM is created in Azure: Set-ItemProperty -Path x -Name y -Value 1", [],
-         ["After the VM is created in Azure: Set-ItemProperty -Path x -Name y -Value 1"]),
+        (
+            "After the VM is created in Azure: Set-ItemProperty -Path x -Name y -Value 1",
+            [],
+            ["After the VM is created in Azure: Set-ItemProperty -Path x -Name y -Value 1"],
+        ),
     ],
 )
 def test_split_statements(remediation: str, commands: list[str], notes: list[str]) -> None:
@@ -120,13 +158,16 @@ def test_split_statements(remediation: str, commands: list[str], notes: list[str
 def test_prose_and_host_steps_are_not_run() -> None:
     results = [
         _result("firewall.icmp_policy", "firewall", "Set 'Windows Firewall: Allow ICMP exceptions' to Enabled"),
-        _result("disk.vhd_fixed", "disk-format",
-                "Convert-VHD -Path C:\\a.vhd -DestinationPath C:\\b.vhd -VHDType Fixed"),
-        _result("sysprep.generalized", "sysprep",
-                "C:\\Windows\\System32\\Sysprep\\sysprep.exe /oobe /generalize /shutdown"),
+        _result(
+            "disk.vhd_fixed", "disk-format", "Convert-VHD -Path C:\\a.vhd -DestinationPath C:\\b.vhd -VHDType Fixed"
+        ),
+        _result(
+            "sysprep.generalized", "sysprep", "C:\\Windows\\System32\\Sysprep\\sysprep.exe /oobe /generalize /shutdown"
+        ),
         _result("sysprep.hibernation_off", "sysprep", "powercfg.exe /hibernate off"),
-        _result("crashdump.wer", "crashdump",
-                "$key = 'HKLM:\\SOFTWARE\\W'; New-ItemProperty -Path $key -Name A -Value 1"),
+        _result(
+            "crashdump.wer", "crashdump", "$key = 'HKLM:\\SOFTWARE\\W'; New-ItemProperty -Path $key -Name A -Value 1"
+        ),
     ]
     script = powershell_script(make_report(results=results))
     code = _code(script)
@@ -136,8 +177,11 @@ def test_prose_and_host_steps_are_not_run() -> None:
     assert script.index("Convert-VHD") < script.index("sysprep.exe")  # host steps, then sysprep, last
     assert "powercfg.exe /hibernate off" in code  # a sysprep-area step that is not sysprep itself runs
     at = code.index("$key = 'HKLM:\\SOFTWARE\\W'")
-    assert code[at:at + 3] == ["$key = 'HKLM:\\SOFTWARE\\W'", "Confirm-RegistryKey $key",
-                               "New-ItemProperty -Path $key -Name A -Value 1"]
+    assert code[at : at + 3] == [
+        "$key = 'HKLM:\\SOFTWARE\\W'",
+        "Confirm-RegistryKey $key",
+        "New-ItemProperty -Path $key -Name A -Value 1",
+    ]
 
 
 def test_nothing_to_fix() -> None:
@@ -192,8 +236,11 @@ def test_reg_value_kinds() -> None:
         # positional Value, the 2017 text's form
         setting("Pos", f'Set-ItemProperty -Path {key} -name "Pos" 1 -Type DWord'),
         # a variable for the key, as the crash-dump fix writes it
-        setting("Var", "$k = 'HKLM:\\SOFTWARE\\Var'; New-ItemProperty -Path $k -Name Var -Type ExpandString -Force "
-                "-Value '%SystemRoot%\\x'"),
+        setting(
+            "Var",
+            "$k = 'HKLM:\\SOFTWARE\\Var'; New-ItemProperty -Path $k -Name Var -Type ExpandString -Force "
+            "-Value '%SystemRoot%\\x'",
+        ),
         # anything that is not a plain value write stays out of the .reg file
         setting("Expr", f"Set-ItemProperty -Path {key} -Name Expr -Value (Get-Date) -Type String"),
     ]
@@ -216,11 +263,24 @@ def test_reg_and_ps1_write_the_same_keys() -> None:
 
     base = make_report().results[0]
     row = values.value_rules()["rdp.nla"]
-    policy_ev = dataclasses.replace(base.evidence[0], source="policy", hive="SOFTWARE",
-                                    key=r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services",
-                                    value_name="UserAuthentication", present=False, actual=None, type=None)
-    result = dataclasses.replace(base, rule_id="rdp.nla", remediation=row.remediation, expected=1, actual=0,
-                                 evidence=(policy_ev, base.evidence[0]))
+    policy_ev = dataclasses.replace(
+        base.evidence[0],
+        source="policy",
+        hive="SOFTWARE",
+        key=r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services",
+        value_name="UserAuthentication",
+        present=False,
+        actual=None,
+        type=None,
+    )
+    result = dataclasses.replace(
+        base,
+        rule_id="rdp.nla",
+        remediation=row.remediation,
+        expected=1,
+        actual=0,
+        evidence=(policy_ev, base.evidence[0]),
+    )
     report = make_report(results=[result])
     entries = _reg_entries(reg_file(report))
     ps1 = powershell_script(report)
@@ -243,8 +303,12 @@ def test_reg_file_merges_into_a_real_system_hive(tmp_path: Path) -> None:
     # offline there is no CurrentControlSet link; this hive's Select\Current is 1
     regfile = tmp_path / "fix.reg"
     regfile.write_text(text.replace("\\CurrentControlSet\\", "\\ControlSet001\\"), encoding="ascii", newline="")
-    subprocess.run([hivexregedit, "--merge", "--prefix", "HKEY_LOCAL_MACHINE\\SYSTEM", str(hive), str(regfile)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [hivexregedit, "--merge", "--prefix", "HKEY_LOCAL_MACHINE\\SYSTEM", str(hive), str(regfile)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
     from azvhdaudit.registry.open import open_hive_file
 

@@ -50,11 +50,19 @@ def converted(sample_path: Callable[[str], Path], tmp_path_factory: pytest.TempP
     out = tmp_path_factory.mktemp("converted")
     source = sample_path("gen1-misaligned.vhd")
     made = {}
-    for fmt, name, opts in (("qcow2", "disk.qcow2", []), ("vmdk", "disk.vmdk", []), ("raw", "disk.img", []),
-                            ("vpc", "dynamic.vhd", ["-o", "subformat=dynamic"])):
+    for fmt, name, opts in (
+        ("qcow2", "disk.qcow2", []),
+        ("vmdk", "disk.vmdk", []),
+        ("raw", "disk.img", []),
+        ("vpc", "dynamic.vhd", ["-o", "subformat=dynamic"]),
+    ):
         target = out / name
-        subprocess.run([qemu_img, "convert", "-f", "vpc", "-O", fmt, *opts, str(source), str(target)], check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [qemu_img, "convert", "-f", "vpc", "-O", fmt, *opts, str(source), str(target)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         made[name] = target
     whole = sample_path("gen1-azure.vhd").read_bytes()
     truncated = out / "cut.vhd"
@@ -63,13 +71,16 @@ def converted(sample_path: Callable[[str], Path], tmp_path_factory: pytest.TempP
     return made
 
 
-@pytest.mark.parametrize(("name", "command"), [
-    ("disk.qcow2", "qemu-img convert -f qcow2 -O vpc -o subformat=fixed,force_size disk.qcow2 disk.vhd"),
-    ("disk.vmdk", "qemu-img convert -f vmdk -O vpc -o subformat=fixed,force_size disk.vmdk disk.vhd"),
-    ("disk.img", "qemu-img convert -f raw -O vpc -o subformat=fixed,force_size disk.img disk.vhd"),
-    ("dynamic.vhd", "Convert-VHD -Path dynamic.vhd -DestinationPath dynamic-fixed.vhd -VHDType Fixed"),
-    ("cut.vhd", "qemu-img convert -f raw -O vpc -o subformat=fixed,force_size cut.vhd cut-fixed.vhd"),
-])
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("disk.qcow2", "qemu-img convert -f qcow2 -O vpc -o subformat=fixed,force_size disk.qcow2 disk.vhd"),
+        ("disk.vmdk", "qemu-img convert -f vmdk -O vpc -o subformat=fixed,force_size disk.vmdk disk.vhd"),
+        ("disk.img", "qemu-img convert -f raw -O vpc -o subformat=fixed,force_size disk.img disk.vhd"),
+        ("dynamic.vhd", "Convert-VHD -Path dynamic.vhd -DestinationPath dynamic-fixed.vhd -VHDType Fixed"),
+        ("cut.vhd", "qemu-img convert -f raw -O vpc -o subformat=fixed,force_size cut.vhd cut-fixed.vhd"),
+    ],
+)
 def test_converted_disks_get_their_own_fix(converted: dict[str, Path], name: str, command: str) -> None:
     report = azvhdaudit.audit(str(converted[name]))
     problems = _check(report)
@@ -78,8 +89,7 @@ def test_converted_disks_get_their_own_fix(converted: dict[str, Path], name: str
     assert any(command in f.splitlines() for f in fixes), fixes
 
 
-def test_misaligned_size_gets_the_size_it_needs(converted: dict[str, Path],
-                                               sample_path: Callable[[str], Path]) -> None:
+def test_misaligned_size_gets_the_size_it_needs(converted: dict[str, Path], sample_path: Callable[[str], Path]) -> None:
     need = 64 * 1024 * 1024 + 1024 * 1024  # 64 MiB + 16 KiB, rounded up to the next whole MiB
     vhd = azvhdaudit.audit(str(sample_path("gen1-misaligned.vhd")))["disk.size_aligned_1mib"]
     assert vhd.status is Status.FAIL and vhd.remediation == f"Resize-VHD -Path gen1-misaligned.vhd -SizeBytes {need}"
@@ -119,12 +129,15 @@ def test_reg_writes_what_ps1_sets(sample_path: Callable[[str], Path], name: str)
 HYPERV = Path(__file__).resolve().parents[1] / "data" / "hyperv"
 
 
-@pytest.mark.parametrize(("name", "command"), [
-    ("dynamic.vhd", "Convert-VHD -Path dynamic.vhd -DestinationPath dynamic-fixed.vhd -VHDType Fixed"),
-    ("fixed.vhdx", "Convert-VHD -Path fixed.vhdx -DestinationPath fixed.vhd -VHDType Fixed"),
-    ("dynamic.vhdx", "Convert-VHD -Path dynamic.vhdx -DestinationPath dynamic.vhd -VHDType Fixed"),
-    ("fixed.vhd", None),
-])
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        ("dynamic.vhd", "Convert-VHD -Path dynamic.vhd -DestinationPath dynamic-fixed.vhd -VHDType Fixed"),
+        ("fixed.vhdx", "Convert-VHD -Path fixed.vhdx -DestinationPath fixed.vhd -VHDType Fixed"),
+        ("dynamic.vhdx", "Convert-VHD -Path dynamic.vhdx -DestinationPath dynamic.vhd -VHDType Fixed"),
+        ("fixed.vhd", None),
+    ],
+)
 def test_hyperv_made_disks_get_their_own_fix(tmp_path: Path, name: str, command: str | None) -> None:
     """Disks Hyper-V made (tests/data/hyperv), audited as data disks: their fix lines fit them."""
     import gzip

@@ -53,17 +53,16 @@ def audits(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     # the plugin module is already imported by this outer session: pytest cannot rewrite its asserts
-    return pytester.runpytest_inprocess(*_plugin_args(), "-p", "no:cacheprovider", "-rsxX",
-                                        "-W", "ignore::pytest.PytestAssertRewriteWarning", *args)
+    return pytester.runpytest_inprocess(
+        *_plugin_args(), "-p", "no:cacheprovider", "-rsxX", "-W", "ignore::pytest.PytestAssertRewriteWarning", *args
+    )
 
 
 def test_one_test_per_image_and_rule(pytester: pytest.Pytester, audits: dict[str, Any]) -> None:
     report = audits["gen2-sample.vhdx"]
     result = _run(pytester, "--azvhd-image", "gen2-sample.vhdx", "--collect-only", "-q")
     ids = [line for line in result.outlines if "::" in line]
-    assert ids == [
-        f"gen2-sample.vhdx::{r.rule_id}" + (f"[{r.disk}]" if r.disk != "os" else "") for r in report.results
-    ]
+    assert ids == [f"gen2-sample.vhdx::{r.rule_id}" + (f"[{r.disk}]" if r.disk != "os" else "") for r in report.results]
 
 
 def test_images_are_collected_by_the_session_like_files(pytester: pytest.Pytester, audits: dict[str, Any]) -> None:
@@ -112,8 +111,11 @@ def test_printed_node_ids_run_again(pytester: pytest.Pytester, audits: dict[str,
 def test_outcomes_follow_the_statuses(pytester: pytest.Pytester, audits: dict[str, Any]) -> None:
     report: Report = audits["gen2-sample.vhdx"]
     result = _run(pytester, "--azvhd-image", "gen2-sample.vhdx")
-    count = len(report.filter(status="not_applicable")) + len(report.filter(status="not_checked")) + len(
-        report.filter(status="manual"))
+    count = (
+        len(report.filter(status="not_applicable"))
+        + len(report.filter(status="not_checked"))
+        + len(report.filter(status="manual"))
+    )
     result.assert_outcomes(
         passed=len(report.filter(status=("pass", "warning"))),
         failed=len(report.filter(status=("fail", "error"))),
@@ -123,22 +125,25 @@ def test_outcomes_follow_the_statuses(pytester: pytest.Pytester, audits: dict[st
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     text = result.stdout.str()
-    assert ("SKIPPED [1] gen2-sample.vhdx:1: winrm.listener: NOT CHECKED (not a pass): "
-            "the SOFTWARE hive was not found") in text
+    assert (
+        "SKIPPED [1] gen2-sample.vhdx:1: winrm.listener: NOT CHECKED (not a pass): the SOFTWARE hive was not found"
+    ) in text
     assert "XFAIL gen2-sample.vhdx::sysprep.generalized - waived (was fail): specialized image" in text
 
 
 def test_failure_shows_expected_actual_evidence_and_fix(pytester: pytest.Pytester, audits: dict[str, Any]) -> None:
     result = _run(pytester, "--azvhd-image", "gen2-sample.vhdx", "-k", "rdp.port")
     result.assert_outcomes(failed=1, deselected=len(audits["gen2-sample.vhdx"].results) - 1)
-    result.stdout.fnmatch_lines([
-        "*rdp.port FAIL (required): Remote Desktop listens on TCP 3389",
-        "*expected: 3389 (0xD3D)",
-        "*actual:   3390 (0xD3E)",
-        "*evidence: HKLM\\SYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp  PortNumber*",
-        "*fix:",
-        "*Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*rdp.port FAIL (required): Remote Desktop listens on TCP 3389",
+            "*expected: 3389 (0xD3D)",
+            "*actual:   3390 (0xD3E)",
+            "*evidence: HKLM\\SYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp  PortNumber*",
+            "*fix:",
+            "*Set-ItemProperty -Path 'HKLM:\\SYSTEM\\CurrentControlSet*",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
@@ -159,8 +164,9 @@ def test_keyword_selection(pytester: pytest.Pytester, audits: dict[str, Any], ex
 
 def test_marker_selection(pytester: pytest.Pytester, audits: dict[str, Any]) -> None:
     pytester.makepyfile(test_plain="def test_plain():\n    assert True\n")
-    result = _run(pytester, "--azvhd-image", "clean.vhd", "--collect-only", "-q", "-m", "azvhdaudit",
-                  "--strict-markers")
+    result = _run(
+        pytester, "--azvhd-image", "clean.vhd", "--collect-only", "-q", "-m", "azvhdaudit", "--strict-markers"
+    )
     lines = [line for line in result.outlines if "::" in line]
     assert lines and all(line.startswith("clean.vhd::") for line in lines)
 
@@ -174,8 +180,7 @@ def test_options_and_ini_reach_the_engine(pytester: pytest.Pytester, audits: dic
     pytester.makeini(
         "[pytest]\nazvhd_images =\n    clean.vhd\nazvhd_profile = azure-2017\nazvhd_waivers = waivers.toml\n"
     )
-    result = _run(pytester, "--azvhd-image", "gen2-sample.vhdx", "--azvhd-image-type", "specialized",
-                  "--collect-only")
+    result = _run(pytester, "--azvhd-image", "gen2-sample.vhdx", "--azvhd-image-type", "specialized", "--collect-only")
     assert result.ret == 0
     images = [os.path.basename(image) for image, _ in audits["calls"]]
     assert images == ["clean.vhd", "gen2-sample.vhdx"]
@@ -189,8 +194,11 @@ def test_options_and_ini_reach_the_engine(pytester: pytest.Pytester, audits: dic
 def test_unreadable_image_is_one_failing_test(pytester: pytest.Pytester, audits: dict[str, Any]) -> None:
     audits["broken.vhd"] = CorruptImageError("broken.vhd: VHD footer cookie b'xxxxxxxx' at 0x1fe00 is not 'conectix'")
     result = _run(pytester, "--azvhd-image", "broken.vhd", "--azvhd-image", "clean.vhd")
-    result.assert_outcomes(failed=1, passed=len(make_clean_report().filter(status="pass")),
-                           skipped=len(make_clean_report().filter(status="not_applicable")))
+    result.assert_outcomes(
+        failed=1,
+        passed=len(make_clean_report().filter(status="pass")),
+        skipped=len(make_clean_report().filter(status="not_applicable")),
+    )
     result.stdout.fnmatch_lines(["*azvhdaudit could not audit broken.vhd: broken.vhd: VHD footer cookie*"])
 
 
@@ -202,8 +210,9 @@ def test_user_fixtures_are_parametrized_over_images(pytester: pytest.Pytester, a
             assert azvhd_report.get("rdp.enabled").status.value == "pass"
         """
     )
-    result = _run(pytester, "--azvhd-image", "gen2-sample.vhdx", "--azvhd-image", "clean.vhd", "-k", "test_report",
-                  "-v")
+    result = _run(
+        pytester, "--azvhd-image", "gen2-sample.vhdx", "--azvhd-image", "clean.vhd", "-k", "test_report", "-v"
+    )
     result.assert_outcomes(passed=2, deselected=len(make_report().results) + len(make_clean_report().results))
     result.stdout.fnmatch_lines(["*test_report[[]gen2-sample.vhdx[]] PASSED*", "*test_report[[]clean.vhd[]] PASSED*"])
     # one audit per image, shared by the generated tests and the fixture
@@ -244,8 +253,15 @@ def test_runs_without_images_are_untouched(pytester: pytest.Pytester, audits: di
 
 def test_help_lists_the_option_group(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--help")
-    result.stdout.fnmatch_lines(["azvhdaudit: audit Windows disk images as tests:", "*--azvhd-image=PATH*",
-                                 "*--azvhd-profile=*", "*--azvhd-waivers=FILE*", "*--azvhd-image-type=*"])
+    result.stdout.fnmatch_lines(
+        [
+            "azvhdaudit: audit Windows disk images as tests:",
+            "*--azvhd-image=PATH*",
+            "*--azvhd-profile=*",
+            "*--azvhd-waivers=FILE*",
+            "*--azvhd-image-type=*",
+        ]
+    )
 
 
 def test_loading_the_plugin_imports_nothing_heavy() -> None:
@@ -255,6 +271,13 @@ def test_loading_the_plugin_imports_nothing_heavy() -> None:
         " 'azvhdaudit.rules', 'azvhdaudit.container', 'pandas')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
     assert proc.stdout.strip() == "[]"

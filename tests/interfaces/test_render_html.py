@@ -68,9 +68,19 @@ def _chromium() -> str:
 
 def _dump_dom(page: Path, fragment: str, profile: Path) -> str:
     proc = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-         "--dump-dom", page.as_uri() + fragment],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            "--dump-dom",
+            page.as_uri() + fragment,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return proc.stdout
 
@@ -88,8 +98,7 @@ def _shown(dom: str) -> list[str]:
 @pytest.mark.parametrize(
     ("fragment", "expected"),
     [
-        ("", {r.rule_id for r in make_report().results
-              if r.status not in (Status.PASS, Status.NOT_APPLICABLE)}),
+        ("", {r.rule_id for r in make_report().results if r.status not in (Status.PASS, Status.NOT_APPLICABLE)}),
         ("#status=fail", {r.rule_id for r in make_report().filter(status="fail")}),
         ("#status=fail,warning&area=bcd", {"bcd.recoveryenabled", "bcd.integrityservices"}),
         ("#status=pass", {"rdp.enabled", "time.w32time", "disk.partition-style"}),

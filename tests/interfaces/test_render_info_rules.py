@@ -12,8 +12,14 @@ from azvhdaudit.render.info import human_size, render_info
 from azvhdaudit.render.rules import render_rules
 
 ROWS: list[dict[str, Any]] = [
-    {"id": "rdp.port", "title": "RDP listens on 3389", "area": "rdp", "severity": "required",
-     "baselines": ["azure-2022", "azure-2017"], "source": "Configure Remote Desktop | port"},
+    {
+        "id": "rdp.port",
+        "title": "RDP listens on 3389",
+        "area": "rdp",
+        "severity": "required",
+        "baselines": ["azure-2022", "azure-2017"],
+        "source": "Configure Remote Desktop | port",
+    },
     {"id": "x", "title": "T", "area": "a", "severity": "advisory", "baselines": [], "source": None},
 ]
 
@@ -22,22 +28,45 @@ DISK: dict[str, Any] = {
     "role": "os",
     "drive_letters": ["C:"],
     "facts": {
-        "container": {"format": "vhd", "subtype": "fixed", "virtual_size": 512, "file_size": 3 * 1024**3,
-                      "logical_sector_size": 512, "physical_sector_size": 4096,
-                      "parents": [{"path": "base.vhd", "format": "vhd", "linkage_matches": False}]},
+        "container": {
+            "format": "vhd",
+            "subtype": "fixed",
+            "virtual_size": 512,
+            "file_size": 3 * 1024**3,
+            "logical_sector_size": 512,
+            "physical_sector_size": 4096,
+            "parents": [{"path": "base.vhd", "format": "vhd", "linkage_matches": False}],
+        },
         "partition_style": "mbr",
-        "partitions": [{"index": 0, "type_name": "NTFS/exFAT", "size": 1536 * 1024, "offset": 1048576,
-                        "filesystem": "ntfs", "encrypted": True, "ntfs_dirty": True}],
-        "windows_partition": 0, "boot_partition": 0, "generation": 1, "bcd_path": "Boot\\BCD",
+        "partitions": [
+            {
+                "index": 0,
+                "type_name": "NTFS/exFAT",
+                "size": 1536 * 1024,
+                "offset": 1048576,
+                "filesystem": "ntfs",
+                "encrypted": True,
+                "ntfs_dirty": True,
+            }
+        ],
+        "windows_partition": 0,
+        "boot_partition": 0,
+        "generation": 1,
+        "bcd_path": "Boot\\BCD",
         "os": {"name": "Windows Server 2022", "build": 20348},
-        "current_control_set": 2, "default_control_set": None,
+        "current_control_set": 2,
+        "default_control_set": None,
     },
     "hive_states": {"SYSTEM": {"dirty": False, "replayed": False, "note": "read"}},
     "hives_unavailable": {},
-    "bcd": {"objects": 3, "bootmgr": {"guid": "{9dea862c-5cdd-4e70-acc1-f32b344d4795}",
-                                      "elements": {"default": {"value": {"description": "Windows"}},
-                                                   "timeout": {"value": 30}}},
-            "default": None},
+    "bcd": {
+        "objects": 3,
+        "bootmgr": {
+            "guid": "{9dea862c-5cdd-4e70-acc1-f32b344d4795}",
+            "elements": {"default": {"value": {"description": "Windows"}}, "timeout": {"value": 30}},
+        },
+        "default": None,
+    },
 }
 
 INFO_TEXT = """\
@@ -65,16 +94,20 @@ drive letters (SYSTEM\\MountedDevices of the OS disk)
 
 
 def test_info_text_byte_for_byte() -> None:
-    letters = {"C:": {"disk": "os", "partition": 0}, "D:": {"disk": "data1:d.vhd", "partition": 1},
-               "E:": {"disk": None}}
+    letters = {
+        "C:": {"disk": "os", "partition": 0},
+        "D:": {"disk": "data1:d.vhd", "partition": 1},
+        "E:": {"disk": None},
+    }
     assert render_info([DISK], letters, with_data_disks=True) == INFO_TEXT
     unread = render_info([DISK], None, with_data_disks=True)
     assert unread.endswith("\ndrive letters: the OS disk's SYSTEM hive could not be read\n")
     assert render_info([DISK], None, with_data_disks=False) == INFO_TEXT.split("\n\n")[0] + "\n"
 
 
-@pytest.mark.parametrize(("size", "text"), [(None, "?"), (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"),
-                                            (5 * 1024**5, "5120.0 TiB")])
+@pytest.mark.parametrize(
+    ("size", "text"), [(None, "?"), (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (5 * 1024**5, "5120.0 TiB")]
+)
 def test_human_size(size: int | None, text: str) -> None:
     assert human_size(size) == text
 

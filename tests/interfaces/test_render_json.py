@@ -23,8 +23,12 @@ def validator() -> jsonschema.Draft202012Validator:
 
 @pytest.mark.parametrize(
     "reports",
-    [make_report(), make_clean_report(), [make_report("a.vhd"), make_clean_report("b.vhdx")],
-     Report(source="empty.vhd", profile="azure-2017")],
+    [
+        make_report(),
+        make_clean_report(),
+        [make_report("a.vhd"), make_clean_report("b.vhdx")],
+        Report(source="empty.vhd", profile="azure-2017"),
+    ],
     ids=["mixed", "clean", "two-images", "empty"],
 )
 def test_every_report_validates(reports: object, validator: jsonschema.Draft202012Validator) -> None:
@@ -46,9 +50,17 @@ def test_several_reports_are_listed() -> None:
 
 
 def test_values_that_json_cannot_hold_are_converted(validator: jsonschema.Draft202012Validator) -> None:
-    result = Result(rule_id="x.bytes", title="bytes", area="x", severity=Severity.ADVISORY,
-                    status=Status.FAIL, message="m", expected=b"\x01\x02", actual={3, 1},
-                    evidence=(Evidence(source="file", key="Windows\\x", actual=Status.PASS),))
+    result = Result(
+        rule_id="x.bytes",
+        title="bytes",
+        area="x",
+        severity=Severity.ADVISORY,
+        status=Status.FAIL,
+        message="m",
+        expected=b"\x01\x02",
+        actual={3, 1},
+        evidence=(Evidence(source="file", key="Windows\\x", actual=Status.PASS),),
+    )
     data = to_jsonable(Report(source="s", profile="azure", results=[result]))
     validator.validate(data)
     assert data["results"][0]["expected"] == "0102"
@@ -89,9 +101,19 @@ def test_every_catalogue_rule_fits_the_schema(validator: jsonschema.Draft202012V
     from azvhdaudit.engine import catalogue
 
     results = [
-        Result(rule_id=r.id, title=r.meta.title, area=r.meta.area, severity=r.meta.severity, status=Status.PASS,
-               message="", source=r.meta.source, baselines=r.meta.baselines, references=r.meta.references,
-               remediation=r.meta.remediation, rationale=r.meta.rationale)
+        Result(
+            rule_id=r.id,
+            title=r.meta.title,
+            area=r.meta.area,
+            severity=r.meta.severity,
+            status=Status.PASS,
+            message="",
+            source=r.meta.source,
+            baselines=r.meta.baselines,
+            references=r.meta.references,
+            remediation=r.meta.remediation,
+            rationale=r.meta.rationale,
+        )
         for r in catalogue()
     ]
     assert results

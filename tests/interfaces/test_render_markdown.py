@@ -13,8 +13,11 @@ from azvhdaudit.report import Report
 
 def test_problems_table_lists_each_problem_once(report: Report) -> None:
     text = render(report, "markdown")
-    rows = [line for line in text.splitlines() if line.startswith("| ❌") or line.startswith("| 💥")
-            or line.startswith("| ⚠️")]
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| ❌") or line.startswith("| 💥") or line.startswith("| ⚠️")
+    ]
     assert len(rows) == len(report.filter(status=("fail", "error", "warning")))
     assert rows[0].startswith("| ❌")
     assert "NOT COMPLIANT" in text.splitlines()[0]

@@ -26,8 +26,12 @@ def validator() -> jsonschema.Draft4Validator:
 
 @pytest.mark.parametrize(
     "reports",
-    [make_report(), make_clean_report(), [make_report("dir/a b.vhd"), make_report("/abs/b.vhdx")],
-     make_report("C:\\images\\win.vhd")],
+    [
+        make_report(),
+        make_clean_report(),
+        [make_report("dir/a b.vhd"), make_report("/abs/b.vhdx")],
+        make_report("C:\\images\\win.vhd"),
+    ],
     ids=["mixed", "clean", "two", "windows-path"],
 )
 def test_sarif_validates(reports: object, validator: jsonschema.Draft4Validator) -> None:
@@ -59,8 +63,12 @@ def test_include_widens_the_results(report: Report, validator: jsonschema.Draft4
 
 @pytest.mark.parametrize(
     ("rule_id", "level"),
-    [("rdp.port", "error"), ("bcd.integrityservices", "warning"), ("environment.temp", "warning"),
-     ("services.ikeext", "warning")],
+    [
+        ("rdp.port", "error"),
+        ("bcd.integrityservices", "warning"),
+        ("environment.temp", "warning"),
+        ("services.ikeext", "warning"),
+    ],
 )
 def test_level_follows_severity(report: Report, rule_id: str, level: str) -> None:
     # services.ikeext: a required rule whose status is only a warning stays a warning

@@ -18,12 +18,14 @@ def test_summary_comes_first(report: Report) -> None:
 
 def test_problems_grouped_by_area_with_evidence_and_fix(report: Report) -> None:
     text = render(report, "text")
-    problems = text[text.index("Problems, by area"):text.index("Not checked")]
-    headings = [line.strip() for line in problems.splitlines()
-                if line.startswith("  ") and not line.startswith("   ") and line.strip()]
-    assert headings == ["bcd (2)", "disk (1)", "environment (1)", "firewall (1)",
-                        "rdp (1)", "services (1)", "time (1)"]
-    block = text[text.index("rdp.port"):text.index("services.termservice")]
+    problems = text[text.index("Problems, by area") : text.index("Not checked")]
+    headings = [
+        line.strip()
+        for line in problems.splitlines()
+        if line.startswith("  ") and not line.startswith("   ") and line.strip()
+    ]
+    assert headings == ["bcd (2)", "disk (1)", "environment (1)", "firewall (1)", "rdp (1)", "services (1)", "time (1)"]
+    block = text[text.index("rdp.port") : text.index("services.termservice")]
     assert "expected 3389 (0xD3D), found 3390 (0xD3E)" in block
     assert "PortNumber  REG_DWORD = 3390 (0xD3E)  [hive dirty]" in block
     assert "Set-ItemProperty" in block
@@ -51,7 +53,6 @@ def test_several_images_end_with_a_tally() -> None:
 def test_fail_on_warning_changes_the_verdict() -> None:
     from azvhdaudit.report import Status
 
-    warn_only = make_report(results=[r for r in make_report().results
-                                     if r.status in (Status.PASS, Status.WARNING)])
+    warn_only = make_report(results=[r for r in make_report().results if r.status in (Status.PASS, Status.WARNING)])
     assert "  COMPLIANT" in render(warn_only, "text")
     assert "NOT COMPLIANT" in render(warn_only, "text", fail_on="warning")

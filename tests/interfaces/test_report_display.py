@@ -22,27 +22,35 @@ def test_repr_html_is_a_fragment(report: Report) -> None:
 
 def test_repr_of_a_report_is_one_short_line(report: Report) -> None:
     text = repr(report)
-    assert text == ("<Report 'gen2-sample.vhdx' (Windows Server 2019 Datacenter (build 17763.3650, AMD64), "
-                    "generation 2, VHDX dynamic), profile azure: NOT COMPLIANT, 5 failed, 1 error, 2 warnings, "
-                    "1 not checked, 1 manual, 1 waived, 1 not applicable, 3 passed; 15 results>")
+    assert text == (
+        "<Report 'gen2-sample.vhdx' (Windows Server 2019 Datacenter (build 17763.3650, AMD64), "
+        "generation 2, VHDX dynamic), profile azure: NOT COMPLIANT, 5 failed, 1 error, 2 warnings, "
+        "1 not checked, 1 manual, 1 waived, 1 not applicable, 3 passed; 15 results>"
+    )
     big = Report(source="x.vhd", profile="azure", results=report.results * 40, facts=report.facts)
     assert len(repr(big)) < 300 and "\n" not in repr(big)
 
 
 def test_repr_of_a_result_and_its_evidence(report: Report) -> None:
     port = report["rdp.port"]
-    assert repr(port) == ("<Result rdp.port fail (required): PortNumber is 3390, Azure's RDP endpoint expects 3389; "
-                          "found 3390 (0xD3E), expected 3389 (0xD3D)>")
-    assert repr(port.evidence[0]) == ("<Evidence HKLM\\SYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations"
-                                      "\\RDP-Tcp PortNumber REG_DWORD = 3390 (0xD3E) [hive dirty]>")
+    assert repr(port) == (
+        "<Result rdp.port fail (required): PortNumber is 3390, Azure's RDP endpoint expects 3389; "
+        "found 3390 (0xD3E), expected 3389 (0xD3D)>"
+    )
+    assert repr(port.evidence[0]) == (
+        "<Evidence HKLM\\SYSTEM\\ControlSet001\\Control\\Terminal Server\\WinStations"
+        "\\RDP-Tcp PortNumber REG_DWORD = 3390 (0xD3E) [hive dirty]>"
+    )
     html = port._repr_html_()
     assert "<details open class=" in html and "found <code>3390 (0xD3E)</code>" in html
 
 
 def test_repr_of_image_facts() -> None:
     facts = make_facts()
-    assert repr(facts) == ("<ImageFacts 'gen2-sample.vhdx': Windows Server 2019 Datacenter, generation 2, "
-                           "vhdx dynamic, 2 partitions (gpt)>")
+    assert repr(facts) == (
+        "<ImageFacts 'gen2-sample.vhdx': Windows Server 2019 Datacenter, generation 2, "
+        "vhdx dynamic, 2 partitions (gpt)>"
+    )
     html = facts._repr_html_()
     assert "<th>hive SYSTEM</th><td>dirty, logs replayed</td>" in html and "<details open class=facts>" in html
 

@@ -14,8 +14,13 @@ from azvhdaudit.fix import fix_script
 from azvhdaudit.render import render
 from azvhdaudit.report import Report
 
-SAMPLES = ("gen1-azure.vhd", "gen1-misaligned.vhd", "gen2-misconfigured.vhdx", "gen1-azure-child.vhd",
-           "gen2-misconfigured-child.vhdx")
+SAMPLES = (
+    "gen1-azure.vhd",
+    "gen1-misaligned.vhd",
+    "gen2-misconfigured.vhdx",
+    "gen1-azure-child.vhd",
+    "gen2-misconfigured-child.vhdx",
+)
 FORMATS = ("text", "json", "junit", "sarif", "html", "markdown")
 OPTIONS = {"text": {"show_passed": True}}
 AUDITS: dict[tuple[str, bool], tuple[Report, list[str]]] = {}
@@ -35,8 +40,9 @@ def sample_report(sample_path: Callable[[str], Path], name: str, with_lsa: bool)
 
 @pytest.mark.parametrize("with_lsa", [True, False], ids=["with-lsa", "without-lsa"])
 @pytest.mark.parametrize("name", SAMPLES)
-def test_evidence_agrees_with_itself_and_the_image(sample_path: Callable[[str], Path], name: str,
-                                                    with_lsa: bool) -> None:
+def test_evidence_agrees_with_itself_and_the_image(
+    sample_path: Callable[[str], Path], name: str, with_lsa: bool
+) -> None:
     report, wrong = sample_report(sample_path, name, with_lsa)
     problems = [p for r in report.results for p in evidence_problems(r)] + wrong
     assert not problems, "\n".join(problems)

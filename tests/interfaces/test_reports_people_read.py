@@ -63,7 +63,7 @@ def lines(text: str) -> list[str]:
 
 @pytest.mark.slow
 def test_page_rows_show_the_finding_without_a_click(misconfigured: Report, tmp_path: Path) -> None:
-    text, = shown(render(misconfigured, "html"), tmp_path)
+    (text,) = shown(render(misconfigured, "html"), tmp_path)
     seen = lines(text)
     row = seen.index("fail rdp.port — RDP listener port is 3389")
     assert seen[row + 1] == "PortNumber is 3390, Azure expects 3389 — found 3390 (0xD3E), expected 3389 (0xD3D)"
@@ -75,7 +75,7 @@ def test_page_rows_show_the_finding_without_a_click(misconfigured: Report, tmp_p
 
 @pytest.mark.slow
 def test_page_of_a_disk_without_windows_leads_with_it(no_windows: Report, tmp_path: Path) -> None:
-    text, = shown(render(no_windows, "html"), tmp_path)
+    (text,) = shown(render(no_windows, "html"), tmp_path)
     seen = lines(text)
     lead = next(n for n, line in enumerate(seen) if line.startswith("No Windows on this disk"))
     first_row = next(n for n, line in enumerate(seen) if line.startswith(("fail ", "not checked ")))
@@ -88,14 +88,17 @@ def test_page_of_a_disk_without_windows_leads_with_it(no_windows: Report, tmp_pa
 
 @pytest.mark.slow
 def test_page_of_a_vm_sets_data_disk_not_applicable_apart(vm: Report, tmp_path: Path) -> None:
-    text, = shown(render(vm, "html"), tmp_path)
+    (text,) = shown(render(vm, "html"), tmp_path)
     seen = lines(text)
-    assert ("1 warning · 4 not checked · 7 manual · 6 not applicable · 115 passed · "
-            "+ 212 OS-disk rules not applicable to the 2 data disks") in seen
+    assert (
+        "1 warning · 4 not checked · 7 manual · 6 not applicable · 115 passed · "
+        "+ 212 OS-disk rules not applicable to the 2 data disks"
+    ) in seen
     assert "218 not applicable" not in text
     page = render(vm, "html")  # a grouped rule keeps its anchor
-    assert re.search(r'<details class="rule group s-not_applicable"[^>]*>.*?<code id="data1:data-mbr.vhd-rdp.port">',
-                     page, re.S)
+    assert re.search(
+        r'<details class="rule group s-not_applicable"[^>]*>.*?<code id="data1:data-mbr.vhd-rdp.port">', page, re.S
+    )
 
 
 def test_facts_say_which_hives_were_never_read(misconfigured: Report) -> None:
@@ -129,13 +132,16 @@ def test_notebook_display_reads_like_the_report(misconfigured: Report, tmp_path:
     assert statuses[:16] == ["fail"] * 16 and statuses[16:18] == ["warning"] * 2  # failures first
     assert "pass" not in statuses and "fail rdp.port — RDP listener port is 3389" in rows  # passes hidden
     assert "PortNumber is 3390, Azure expects 3389 — found 3390 (0xD3E), expected 3389 (0xD3D)" in seen
-    shown_after = [line.split(" ")[0] for line in lines(after)
-                   if re.match(r"^(fail|warning|not checked|manual|pass|not applicable) \S+\.", line)]
+    shown_after = [
+        line.split(" ")[0]
+        for line in lines(after)
+        if re.match(r"^(fail|warning|not checked|manual|pass|not applicable) \S+\.", line)
+    ]
     assert shown_after.count("pass") == 78  # the "78 passed" toggle shows them
 
 
 def test_notebook_display_of_a_disk_without_windows(no_windows: Report, tmp_path: Path) -> None:
-    text, = shown(no_windows._repr_html_(), tmp_path)
+    (text,) = shown(no_windows._repr_html_(), tmp_path)
     assert NO_WINDOWS_LEAD in text
     assert "99 rules not checked" in text and "not checked rdp.port" not in text
 

@@ -207,7 +207,7 @@ def fix_line_problems(report: Report, line: str) -> list[str]:
     """A host-side fix line (Convert-VHD, Resize-VHD, Merge-VHD, qemu-img) checked against the report's
     finding: its source is this image (or, after a merge, the chain's base), its output is not its input,
     its input format is the container's, and a size is the one the image needs."""
-    container = (report.facts.get("container") or {})
+    container = report.facts.get("container") or {}
     fmt = container.get("format")
     size = container.get("virtual_size")
     image = _name(report.source)
@@ -245,8 +245,9 @@ def fix_line_problems(report: Report, line: str) -> list[str]:
             problems.append(f"{line!r}: -SizeBytes {wanted}, the image needs {need} (next whole MiB of {size})")
     elif command == "qemu-img" and len(tokens) > 1 and tokens[1] in ("convert", "resize"):
         src_fmt = _option(tokens, "-f")
-        positional = [t for i, t in enumerate(tokens[2:], 2) if not t.startswith("-")
-                      and tokens[i - 1] not in ("-f", "-O", "-o")]
+        positional = [
+            t for i, t in enumerate(tokens[2:], 2) if not t.startswith("-") and tokens[i - 1] not in ("-f", "-O", "-o")
+        ]
         if src_fmt != _FORMATS.get(fmt or ""):
             problems.append(f"{line!r}: input format {src_fmt}, the image is {fmt}")
         if tokens[1] == "resize":

@@ -21,14 +21,36 @@ GiB = 1024**3
 MiB = 1024**2
 TODAY = _dt.date(2026, 1, 1)
 
-SERVER_2016 = OSFacts(product_name="Windows Server 2016 Datacenter", edition_id="ServerDatacenter", build=14393,
-                      ubr=2273, installation_type="Server", product_type="ServerNT", architecture="AMD64")
-SERVER_2012R2 = OSFacts(product_name="Windows Server 2012 R2 Datacenter", build=9600, installation_type="Server",
-                        product_type="ServerNT", architecture="AMD64")
-SERVER_2019 = OSFacts(product_name="Windows Server 2019 Datacenter", build=17763, installation_type="Server",
-                      product_type="ServerNT", architecture="AMD64")
-CLIENT_10 = OSFacts(product_name="Windows 10 Enterprise", build=19045, installation_type="Client",
-                    product_type="WinNT", architecture="AMD64")
+SERVER_2016 = OSFacts(
+    product_name="Windows Server 2016 Datacenter",
+    edition_id="ServerDatacenter",
+    build=14393,
+    ubr=2273,
+    installation_type="Server",
+    product_type="ServerNT",
+    architecture="AMD64",
+)
+SERVER_2012R2 = OSFacts(
+    product_name="Windows Server 2012 R2 Datacenter",
+    build=9600,
+    installation_type="Server",
+    product_type="ServerNT",
+    architecture="AMD64",
+)
+SERVER_2019 = OSFacts(
+    product_name="Windows Server 2019 Datacenter",
+    build=17763,
+    installation_type="Server",
+    product_type="ServerNT",
+    architecture="AMD64",
+)
+CLIENT_10 = OSFacts(
+    product_name="Windows 10 Enterprise",
+    build=19045,
+    installation_type="Client",
+    product_type="WinNT",
+    architecture="AMD64",
+)
 
 SRV = r"Windows\System32\drivers\srv.sys"
 SRV2 = r"Windows\System32\drivers\srv2.sys"
@@ -38,24 +60,51 @@ UNINSTALL = r"Microsoft\Windows\CurrentVersion\Uninstall"
 SERVICES = r"ControlSet001\Services"
 
 
-def facts(*, os: OSFacts | None = SERVER_2016, virtual_size: int = 127 * GiB, fmt: str = "vhd",
-          partitions: list[PartitionFacts] | None = None, extra: Mapping[str, Any] | None = None,
-          bitlocker: bool = False, sysprep: SysprepFacts | None = None, **container_kw: Any) -> ImageFacts:
+def facts(
+    *,
+    os: OSFacts | None = SERVER_2016,
+    virtual_size: int = 127 * GiB,
+    fmt: str = "vhd",
+    partitions: list[PartitionFacts] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    bitlocker: bool = False,
+    sysprep: SysprepFacts | None = None,
+    **container_kw: Any,
+) -> ImageFacts:
     cont: ContainerFacts = container(virtual_size=virtual_size, format=fmt, **container_kw)
-    return ImageFacts(source=cont.path, container=cont, partition_style="gpt",
-                      partitions=gpt_partitions() if partitions is None else partitions, windows_partition=2,
-                      generation=2, os=os, bitlocker=bitlocker, extra=dict(extra or {}),
-                      sysprep=sysprep)
+    return ImageFacts(
+        source=cont.path,
+        container=cont,
+        partition_style="gpt",
+        partitions=gpt_partitions() if partitions is None else partitions,
+        windows_partition=2,
+        generation=2,
+        os=os,
+        bitlocker=bitlocker,
+        extra=dict(extra or {}),
+        sysprep=sysprep,
+    )
 
 
-def context(*, system: Mapping[str, Mapping[str, Any] | None] | None = None,
-            software: Mapping[str, Mapping[str, Any] | None] | None = None, drop: Iterable[str] = (),
-            files: Mapping[str, Any] | None = None, image: ImageFacts | None = None, role: str | None = None,
-            **facts_kw: Any) -> AuditContext:
+def context(
+    *,
+    system: Mapping[str, Mapping[str, Any] | None] | None = None,
+    software: Mapping[str, Mapping[str, Any] | None] | None = None,
+    drop: Iterable[str] = (),
+    files: Mapping[str, Any] | None = None,
+    image: ImageFacts | None = None,
+    role: str | None = None,
+    **facts_kw: Any,
+) -> AuditContext:
     """The compliant hives of guestkit with ``system`` / ``software`` layered on (``None`` deletes), minus ``drop``."""
     view = build_view({"SYSTEM": dict(system or {}), "SOFTWARE": dict(software or {})}, drop)
-    return AuditContext(registry=view, facts=image or facts(**facts_kw), profile=PROFILE,
-                        options=AuditOptions(role=role), files=None if files is None else FakeFiles(files))
+    return AuditContext(
+        registry=view,
+        facts=image or facts(**facts_kw),
+        profile=PROFILE,
+        options=AuditOptions(role=role),
+        files=None if files is None else FakeFiles(files),
+    )
 
 
 def run(rule_id: str, ctx: AuditContext) -> Result:

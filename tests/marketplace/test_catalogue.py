@@ -17,10 +17,18 @@ MINE = [r for r in catalogue() if r.id.startswith("marketplace.")]
 
 #: the certification's checks, one id each (see azvhdaudit/rules/marketplace.py for the sections)
 CATALOGUE_IDS = {
-    "marketplace.os_64bit", "marketplace.generalized", "marketplace.os_disk_not_encrypted",
-    "marketplace.os_disk_size", "marketplace.data_disk_size", "marketplace.data_disk_count",
-    "marketplace.srv_version", "marketplace.unsupported_roles", "marketplace.sql_server",
-    "marketplace.licensed_products", "marketplace.certification_test_tool", "marketplace.application_dependencies",
+    "marketplace.os_64bit",
+    "marketplace.generalized",
+    "marketplace.os_disk_not_encrypted",
+    "marketplace.os_disk_size",
+    "marketplace.data_disk_size",
+    "marketplace.data_disk_count",
+    "marketplace.srv_version",
+    "marketplace.unsupported_roles",
+    "marketplace.sql_server",
+    "marketplace.licensed_products",
+    "marketplace.certification_test_tool",
+    "marketplace.application_dependencies",
     "marketplace.no_default_credentials",
 }
 

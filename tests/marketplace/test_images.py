@@ -35,12 +35,26 @@ I686_GCC = "i686-w64-mingw32-gcc"
 def i686_kernel(work: Path) -> bytes:
     """A 32-bit (machine 0x14C) native PE made by mingw-w64's i686 compiler."""
     if shutil.which(I686_GCC) is None:
-        pytest.fail(f"{I686_GCC} is missing: apt-get install gcc-mingw-w64-i686 binutils-mingw-w64-i686",
-                    pytrace=False)
+        pytest.fail(f"{I686_GCC} is missing: apt-get install gcc-mingw-w64-i686 binutils-mingw-w64-i686", pytrace=False)
     src, out = work / "kernel32.c", work / "ntoskrnl32.exe"
     src.write_text("int __stdcall entry(void) { return 0; }\n", encoding="ascii")
-    subprocess.run([I686_GCC, "-O2", "-nostdlib", "-nostartfiles", "-Wl,--entry=_entry@0", "-Wl,--no-insert-timestamp",
-                    "-Wl,--subsystem,native", "-s", "-o", str(out), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            I686_GCC,
+            "-O2",
+            "-nostdlib",
+            "-nostartfiles",
+            "-Wl,--entry=_entry@0",
+            "-Wl,--no-insert-timestamp",
+            "-Wl,--subsystem,native",
+            "-s",
+            "-o",
+            str(out),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return out.read_bytes()
 
 
@@ -60,18 +74,26 @@ def images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder
     cache_dhcp = {**cache_off, f"{CACHE}\\DHCP": {"InstallState": 1}}
     sql = {r"Microsoft\Microsoft SQL Server\Instance Names\SQL": {"MSSQLSERVER": "MSSQL13.MSSQLSERVER"}}
     images = {
-        "certifiable": sbkit.mbr_image(work, "certifiable", {
-            SYSTEM: system,
-            SOFTWARE: hive("ok.sw", "SOFTWARE", {**software, **cache_off}),
-            KERNEL: bytes(b.build_pe("ntoskrnl.exe", "10.0.14393.953", pe)),
-            SRV: bytes(b.build_pe("srv.sys", "10.0.14393.953", pe)),
-        }),
-        "flagged": sbkit.mbr_image(work, "flagged", {
-            SYSTEM: system,
-            SOFTWARE: hive("bad.sw", "SOFTWARE", {**software, **cache_dhcp, **sql}),
-            KERNEL: i686_kernel(pe),
-            SRV: bytes(b.build_pe("srv.sys", "10.0.14393.206", pe)),
-        }),
+        "certifiable": sbkit.mbr_image(
+            work,
+            "certifiable",
+            {
+                SYSTEM: system,
+                SOFTWARE: hive("ok.sw", "SOFTWARE", {**software, **cache_off}),
+                KERNEL: bytes(b.build_pe("ntoskrnl.exe", "10.0.14393.953", pe)),
+                SRV: bytes(b.build_pe("srv.sys", "10.0.14393.953", pe)),
+            },
+        ),
+        "flagged": sbkit.mbr_image(
+            work,
+            "flagged",
+            {
+                SYSTEM: system,
+                SOFTWARE: hive("bad.sw", "SOFTWARE", {**software, **cache_dhcp, **sql}),
+                KERNEL: i686_kernel(pe),
+                SRV: bytes(b.build_pe("srv.sys", "10.0.14393.206", pe)),
+            },
+        ),
         "bare": sbkit.mbr_image(work, "bare", {SYSTEM: system}),
     }
     for path in images.values():
@@ -86,8 +108,13 @@ def results(path: Path) -> dict[str, Result]:
 
 def test_a_certifiable_image_passes_the_file_and_registry_rules(images: dict[str, Path]) -> None:
     got = results(images["certifiable"])
-    for rule_id in ("marketplace.os_64bit", "marketplace.srv_version", "marketplace.unsupported_roles",
-                    "marketplace.sql_server", "marketplace.os_disk_not_encrypted"):
+    for rule_id in (
+        "marketplace.os_64bit",
+        "marketplace.srv_version",
+        "marketplace.unsupported_roles",
+        "marketplace.sql_server",
+        "marketplace.os_disk_not_encrypted",
+    ):
         assert got[rule_id].status is Status.PASS, (rule_id, got[rule_id].message)
     assert got["marketplace.os_64bit"].evidence[0].raw == "8664"
     assert got["marketplace.srv_version"].actual == "10.0.14393.953"
@@ -116,8 +143,13 @@ def test_a_flagged_image_fails_with_evidence_and_fixes(images: dict[str, Path]) 
 
 def test_missing_files_and_hives_are_not_checked(images: dict[str, Path]) -> None:
     got = results(images["bare"])
-    for rule_id in ("marketplace.os_64bit", "marketplace.srv_version", "marketplace.unsupported_roles",
-                    "marketplace.sql_server", "marketplace.licensed_products"):
+    for rule_id in (
+        "marketplace.os_64bit",
+        "marketplace.srv_version",
+        "marketplace.unsupported_roles",
+        "marketplace.sql_server",
+        "marketplace.licensed_products",
+    ):
         assert got[rule_id].status is Status.NOT_CHECKED, (rule_id, got[rule_id].message)
         assert got[rule_id].reason
     assert "ntoskrnl.exe does not exist" in got["marketplace.os_64bit"].reason

@@ -55,8 +55,8 @@ def test_rules_lists_the_profile() -> None:
     ids = [r["id"] for r in json.loads(out)]
     assert code == 0
     assert set(ids) == {r.id for r in select_rules("azure-marketplace")} | {
-        r.id for r in select_rules("azure-marketplace", role="data")} | {
-        r.id for r in select_rules("azure-marketplace", role="vm")}
+        r.id for r in select_rules("azure-marketplace", role="data")
+    } | {r.id for r in select_rules("azure-marketplace", role="vm")}
     assert OWN <= set(ids)
     code, text, _ = main("rules", "--profile", "azure-marketplace")
     assert code == 0 and "marketplace.srv_version" in text and "azure-vm-certification-faq" in text
@@ -101,16 +101,18 @@ def test_the_profile_on_a_sample_adds_its_rules_and_changes_no_other(sample_dir:
 
 @pytest.mark.slow
 def test_cli_audit_with_the_profile_writes_a_valid_report(sample_dir: Path) -> None:
-    code, out, err = main("audit", str(sample_dir / "gen2-ready.vhd"), "--profile", "azure-marketplace",
-                          "--format", "json")
+    code, out, err = main(
+        "audit", str(sample_dir / "gen2-ready.vhd"), "--profile", "azure-marketplace", "--format", "json"
+    )
     data = json.loads(out)
     jsonschema.Draft202012Validator(load_schema()).validate(data)
     assert err == "" and code == 1  # marketplace.os_disk_size fails on a 128 MiB sample
     assert data["profile"] == "azure-marketplace"
     failed = sorted(r["rule_id"] for r in data["results"] if r["status"] == "fail")
     assert "marketplace.os_disk_size" in failed
-    assert {r["rule_id"] for r in data["results"]} >= {i for i in OWN if i not in (
-        "marketplace.data_disk_size", "marketplace.data_disk_count")}
+    assert {r["rule_id"] for r in data["results"]} >= {
+        i for i in OWN if i not in ("marketplace.data_disk_size", "marketplace.data_disk_count")
+    }
     code, text, _ = main("audit", str(sample_dir / "gen2-ready.vhd"), "--profile", "azure-marketplace")
     assert code == 1 and "marketplace.os_disk_size" in text
 
@@ -126,11 +128,14 @@ def without_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", ["azure", "azure-2022", "azure-2017"])
-@pytest.mark.parametrize(("image", "kwargs"), [
-    ("gen1-azure.vhd", {"data_disks": ["data-mbr.vhd", "data-gpt.vhd"]}),
-    ("gen2-ready.vhd", {}),
-    ("gen2-misconfigured.vhdx", {}),
-])
+@pytest.mark.parametrize(
+    ("image", "kwargs"),
+    [
+        ("gen1-azure.vhd", {"data_disks": ["data-mbr.vhd", "data-gpt.vhd"]}),
+        ("gen2-ready.vhd", {}),
+        ("gen2-misconfigured.vhdx", {}),
+    ],
+)
 def test_the_other_profiles_give_what_they_gave_without_the_module(
     sample_dir: Path, without_module: Path, profile: str, image: str, kwargs: dict[str, Any]
 ) -> None:
@@ -138,32 +143,49 @@ def test_the_other_profiles_give_what_they_gave_without_the_module(
     before = normalize(audit_with(without_module, sample_dir / image, profile, kwargs), sample_dir)
     now = normalize(azvhdaudit.audit(str(sample_dir / image), profile=profile, **resolved).to_dict(), sample_dir)
     assert before["summary"] == now["summary"]
-    assert [(r["rule_id"], r["disk"], r["status"], r["message"]) for r in before["results"]] == \
-        [(r["rule_id"], r["disk"], r["status"], r["message"]) for r in now["results"]]
+    assert [(r["rule_id"], r["disk"], r["status"], r["message"]) for r in before["results"]] == [
+        (r["rule_id"], r["disk"], r["status"], r["message"]) for r in now["results"]
+    ]
 
 
 @pytest.mark.slow
-def test_the_pytest_plugin_runs_the_profile(sample_dir: Path, pytester: pytest.Pytester,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pytest_plugin_runs_the_profile(
+    sample_dir: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     image = sample_dir / "gen2-ready.vhd"
     report = azvhdaudit.audit(str(image), profile="azure-marketplace", select=["marketplace.*"])
-    result = pytester.runpytest_inprocess("-p", "azvhdaudit.pytest_plugin", "-p", "no:cacheprovider",
-                                          "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                                          "--azvhd-image", str(image), "--azvhd-profile", "azure-marketplace",
-                                          "-k", "marketplace", "-rs")
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "azvhdaudit.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        "--azvhd-image",
+        str(image),
+        "--azvhd-profile",
+        "azure-marketplace",
+        "-k",
+        "marketplace",
+        "-rs",
+    )
     # every marketplace result is one test: fail -> failed, pass -> passed, manual / not checked / n/a -> skipped
-    result.assert_outcomes(failed=len(report.filter(status="fail")), passed=len(report.filter(status="pass")),
-                           skipped=len(report.filter(status=["manual", "not_checked", "not_applicable"])),
-                           deselected=None)
+    result.assert_outcomes(
+        failed=len(report.filter(status="fail")),
+        passed=len(report.filter(status="pass")),
+        skipped=len(report.filter(status=["manual", "not_checked", "not_applicable"])),
+        deselected=None,
+    )
     result.stdout.fnmatch_lines(["*marketplace.os_disk_size*", "*marketplace.certification_test_tool: manual*"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["html", "markdown", "junit", "sarif", "csv"])
 def test_every_report_format_carries_the_marketplace_results(sample_dir: Path, fmt: str) -> None:
-    code, out, err = main("audit", str(sample_dir / "gen2-ready.vhd"), "--profile", "azure-marketplace",
-                          "--format", fmt)
+    code, out, err = main(
+        "audit", str(sample_dir / "gen2-ready.vhd"), "--profile", "azure-marketplace", "--format", fmt
+    )
     assert code == 1
     assert "marketplace.os_disk_size" in out
     if fmt == "csv":  # the fleet table: one column per area, the summary on stderr

@@ -34,14 +34,27 @@ from .mpkit import (
     run_vm,
 )
 
-PASS, FAIL, WARN, NC, NA, MANUAL = (Status.PASS, Status.FAIL, Status.WARNING, Status.NOT_CHECKED,
-                                    Status.NOT_APPLICABLE, Status.MANUAL)
+PASS, FAIL, WARN, NC, NA, MANUAL = (
+    Status.PASS,
+    Status.FAIL,
+    Status.WARNING,
+    Status.NOT_CHECKED,
+    Status.NOT_APPLICABLE,
+    Status.MANUAL,
+)
 KERNEL = r"Windows\System32\ntoskrnl.exe"
 
 
 def kernel(machine: str | None, value: int | None = None, error: str | None = None) -> dict[str, object]:
-    return {"kernel": {"path": KERNEL, "present": machine is not None, "machine": machine, "machine_value": value,
-                       "error": error}}
+    return {
+        "kernel": {
+            "path": KERNEL,
+            "present": machine is not None,
+            "machine": machine,
+            "machine_value": value,
+            "error": error,
+        }
+    }
 
 
 # --- marketplace.os_64bit ---------------------------------------------------------------------------------------
@@ -145,8 +158,9 @@ def test_os_disk_over_250_gib_fails_with_the_shrink_through_a_vhdx() -> None:
 def test_os_disk_over_250_gib_whose_partition_reaches_past_it_shrinks_the_partition_first() -> None:
     parts = gpt_partitions()
     parts[2] = replace(parts[2], size=300 * GiB)
-    result = run("marketplace.os_disk_size", context(virtual_size=301 * GiB, fmt="vhdx", path="os.vhdx",
-                                                    partitions=parts))
+    result = run(
+        "marketplace.os_disk_size", context(virtual_size=301 * GiB, fmt="vhdx", path="os.vhdx", partitions=parts)
+    )
     end = parts[2].offset + parts[2].size
     assert result.evidence[0].actual["partitions_end"] == end
     first, last = result.remediation.splitlines()
@@ -298,8 +312,9 @@ def test_a_role_service_without_the_cache_fails() -> None:
 
 def test_the_cache_and_a_role_service_disagreeing_warns() -> None:
     software = cache(DHCP=0)
-    result = run("marketplace.unsupported_roles", context(software=software,
-                                                         system={rf"{SERVICES}\DHCPServer": {"Start": 2}}))
+    result = run(
+        "marketplace.unsupported_roles", context(software=software, system={rf"{SERVICES}\DHCPServer": {"Start": 2}})
+    )
     assert result.status is WARN and result.actual == ["DHCPServer"]
 
 
@@ -327,10 +342,15 @@ def test_no_sql_server_passes() -> None:
 
 
 def test_a_sql_server_instance_is_manual_review() -> None:
-    result = run("marketplace.sql_server", context(software={
-        rf"{SQL}\SQL": {"MSSQLSERVER": "MSSQL15.MSSQLSERVER"},
-        rf"WOW6432Node\{SQL}\RS": {"SSRS": "MSRS13.SSRS"},
-    }))
+    result = run(
+        "marketplace.sql_server",
+        context(
+            software={
+                rf"{SQL}\SQL": {"MSSQLSERVER": "MSSQL15.MSSQLSERVER"},
+                rf"WOW6432Node\{SQL}\RS": {"SSRS": "MSRS13.SSRS"},
+            }
+        ),
+    )
     assert result.status is MANUAL
     assert result.actual == {r"SQL\MSSQLSERVER": "MSSQL15.MSSQLSERVER", r"RS\SSRS": "MSRS13.SSRS"}
     assert result.evidence[0].present and result.evidence[0].actual == {r"SQL\MSSQLSERVER": "MSSQL15.MSSQLSERVER"}
@@ -354,24 +374,39 @@ def products(*names: str) -> dict[str, dict[str, object]]:
 
 
 def test_redistributables_only_pass() -> None:
-    result = run("marketplace.licensed_products", context(software=products(
-        "Microsoft Visual C++ 2015-2022 Redistributable (x64) - 14.38.33135",
-        "Microsoft Visual Studio 2010 Tools for Office Runtime (x64)",
-        "Microsoft Office 2010 Primary Interop Assemblies",
-        "7-Zip 23.01 (x64)")))
+    result = run(
+        "marketplace.licensed_products",
+        context(
+            software=products(
+                "Microsoft Visual C++ 2015-2022 Redistributable (x64) - 14.38.33135",
+                "Microsoft Visual Studio 2010 Tools for Office Runtime (x64)",
+                "Microsoft Office 2010 Primary Interop Assemblies",
+                "7-Zip 23.01 (x64)",
+            )
+        ),
+    )
     assert result.status is PASS and result.actual == []
     assert result.evidence[0].note == "4 product(s)"
 
 
 def test_visual_studio_and_office_are_manual_review() -> None:
-    result = run("marketplace.licensed_products", context(software={
-        **products("Visual Studio Enterprise 2022", "7-Zip 23.01 (x64)"),
-        rf"WOW6432Node\{UNINSTALL}\Office16.PROPLUS": {"DisplayName": "Microsoft Office Professional Plus 2016",
-                                                        "DisplayVersion": "16.0.4266.1001"},
-    }))
+    result = run(
+        "marketplace.licensed_products",
+        context(
+            software={
+                **products("Visual Studio Enterprise 2022", "7-Zip 23.01 (x64)"),
+                rf"WOW6432Node\{UNINSTALL}\Office16.PROPLUS": {
+                    "DisplayName": "Microsoft Office Professional Plus 2016",
+                    "DisplayVersion": "16.0.4266.1001",
+                },
+            }
+        ),
+    )
     assert result.status is MANUAL
-    assert result.actual == ["Microsoft Office Professional Plus 2016 16.0.4266.1001",
-                             "Visual Studio Enterprise 2022 1.0"]
+    assert result.actual == [
+        "Microsoft Office Professional Plus 2016 16.0.4266.1001",
+        "Visual Studio Enterprise 2022 1.0",
+    ]
     assert "prior approval" in result.message and result.reason
 
 
@@ -387,8 +422,14 @@ def test_licensed_products_without_software_are_not_checked() -> None:
 # --- what needs the running VM ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rule_id", ["marketplace.certification_test_tool", "marketplace.application_dependencies",
-                                     "marketplace.no_default_credentials"])
+@pytest.mark.parametrize(
+    "rule_id",
+    [
+        "marketplace.certification_test_tool",
+        "marketplace.application_dependencies",
+        "marketplace.no_default_credentials",
+    ],
+)
 def test_live_vm_steps_are_manual_whatever_the_image(rule_id: str) -> None:
     for ctx in (context(), context(drop=("SOFTWARE", "SYSTEM"))):
         result = run(rule_id, ctx)

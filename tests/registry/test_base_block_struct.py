@@ -17,12 +17,33 @@ BLOCKS = [bytes(_RNG.getrandbits(8) for _ in range(512 + _RNG.randrange(4))) for
 def test_base_block_fields_are_the_construct_definitions(raw: bytes) -> None:
     parsed = BASE_BLOCK.parse(raw[:512])
     base = parse_base_block(raw, "random")
-    assert (base.signature, base.primary_sequence, base.secondary_sequence, base.timestamp, base.major,
-            base.minor, base.file_type, base.file_format, base.root_cell, base.hive_bins_size,
-            base.clustering_factor, base.checksum) == (
-        bytes(parsed.signature), parsed.primary_sequence, parsed.secondary_sequence, parsed.timestamp,
-        parsed.major, parsed.minor, parsed.file_type, parsed.file_format, parsed.root_cell,
-        parsed.hive_bins_size, parsed.clustering_factor, parsed.checksum)
+    assert (
+        base.signature,
+        base.primary_sequence,
+        base.secondary_sequence,
+        base.timestamp,
+        base.major,
+        base.minor,
+        base.file_type,
+        base.file_format,
+        base.root_cell,
+        base.hive_bins_size,
+        base.clustering_factor,
+        base.checksum,
+    ) == (
+        bytes(parsed.signature),
+        parsed.primary_sequence,
+        parsed.secondary_sequence,
+        parsed.timestamp,
+        parsed.major,
+        parsed.minor,
+        parsed.file_type,
+        parsed.file_format,
+        parsed.root_cell,
+        parsed.hive_bins_size,
+        parsed.clustering_factor,
+        parsed.checksum,
+    )
     assert base.file_name == bytes(parsed.file_name).decode("utf-16-le", errors="replace").split("\x00")[0]
 
 

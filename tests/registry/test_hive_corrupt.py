@@ -214,8 +214,9 @@ def test_a_builtin_error_raised_inside_a_backend_library_is_a_corrupt_hive() -> 
     assert info.value.__cause__ is short.value
 
 
-@pytest.mark.parametrize("error", [KeyError("x"), IndexError("list index out of range"), ValueError("bad"),
-                                   MemoryError()])
+@pytest.mark.parametrize(
+    "error", [KeyError("x"), IndexError("list index out of range"), ValueError("bad"), MemoryError()]
+)
 def test_a_builtin_error_of_our_own_code_is_not_taken_for_a_corrupt_hive(error: BaseException) -> None:
     """The same classes raised by this package's code are bugs: wrap_backend_error leaves them alone."""
     from azvhdaudit.registry.backend import raised_in_library, wrap_backend_error
@@ -228,8 +229,9 @@ def test_a_builtin_error_of_our_own_code_is_not_taken_for_a_corrupt_hive(error: 
 
 
 @pytest.mark.parametrize("backend_name", ["regf", "python-registry"])
-def test_a_bug_in_the_reader_reaches_the_caller_as_itself(realdata: Path, tmp_path: Path, backend_name: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_in_the_reader_reaches_the_caller_as_itself(
+    realdata: Path, tmp_path: Path, backend_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A KeyError raised by the reader's own code (here put there on purpose) is not a CorruptHiveError."""
     from azvhdaudit.registry.pyreg import PyRegReader
     from azvhdaudit.registry.regf import RegfReader

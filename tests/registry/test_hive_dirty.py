@@ -47,9 +47,10 @@ def test_dissect_regf_dirty_flag_is_inverted(realdata: Path) -> None:
 
 
 def test_replay_state_and_changes(realdata: Path, backend: str) -> None:
-    with open_hive_file(realdata / "SYSTEM_B", backend=backend, logs=None) as before, open_hive_file(
-        realdata / "SYSTEM_B", backend=backend
-    ) as after:
+    with (
+        open_hive_file(realdata / "SYSTEM_B", backend=backend, logs=None) as before,
+        open_hive_file(realdata / "SYSTEM_B", backend=backend) as after,
+    ):
         assert before.state.dirty and not before.state.replayed
         assert "no transaction logs" in before.state.note
         assert after.state.dirty and after.state.replayed
@@ -103,9 +104,7 @@ def test_replay_matches_python_registry_recovery(realdata: Path) -> None:
         ((), False, "no transaction logs"),
     ],
 )
-def test_log_combinations(
-    realdata: Path, backend: str, logs: tuple[str, ...], replayed: bool, in_note: str
-) -> None:
+def test_log_combinations(realdata: Path, backend: str, logs: tuple[str, ...], replayed: bool, in_note: str) -> None:
     hive = open_hive(
         io.BytesIO((realdata / "SYSTEM_B").read_bytes()),
         "SYSTEM",

@@ -74,6 +74,7 @@ def test_marvin32_depends_on_every_byte_and_length(length: int) -> None:
 
 # --- old-format logs ----------------------------------------------------------------------------
 
+
 def _description_key(data: bytes) -> str:
     """Path of the description element of {bootmgr}'s default loader in the BCD test hive."""
     bootmgr = find_key(data, r"Objects\{9dea862c-5cdd-4e70-acc1-f32b344d4795}\Elements\23000003")

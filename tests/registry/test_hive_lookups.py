@@ -145,8 +145,9 @@ def test_subkeys_fetch_the_same_bytes_in_few_reads(realdata: Path, monkeypatch: 
 def test_a_failed_lookup_fails_again(realdata: Path, tmp_path: Path, backend: str) -> None:
     original = (realdata / "BCD").read_bytes()
     key_path = BOOTMGR + r"\23000003"
-    damaged = patch(original, BASE + value_cell(original, find_key(original, key_path), "Element") + 12, "<I",
-                    0x7FFFFFF0)
+    damaged = patch(
+        original, BASE + value_cell(original, find_key(original, key_path), "Element") + 12, "<I", 0x7FFFFFF0
+    )
     path = tmp_path / "BCD"
     path.write_bytes(damaged)
     with open_hive_file(path, backend=backend, logs=None) as hive:

@@ -14,9 +14,7 @@ from azvhdaudit.image import open_image
 
 
 @pytest.mark.parametrize("backend", ["regf", "python-registry"])
-def test_closed_hives_are_freed_without_the_cycle_collector(
-    sample_path: Callable[[str], Path], backend: str
-) -> None:
+def test_closed_hives_are_freed_without_the_cycle_collector(sample_path: Callable[[str], Path], backend: str) -> None:
     enabled = gc.isenabled()
     gc.collect()
     gc.disable()
@@ -26,8 +24,10 @@ def test_closed_hives_are_freed_without_the_cycle_collector(
             assert hive is not None
             # lookups fill the hive's caches of keys, which point back at the hive
             assert image.registry.key(r"SOFTWARE\Microsoft\Windows NT\CurrentVersion") is not None
-            assert image.registry.value(r"SYSTEM\CurrentControlSet\Control\TimeZoneInformation",
-                                        "RealTimeIsUniversal") is not None
+            assert (
+                image.registry.value(r"SYSTEM\CurrentControlSet\Control\TimeZoneInformation", "RealTimeIsUniversal")
+                is not None
+            )
             alive = weakref.ref(hive)
             del hive
         del image

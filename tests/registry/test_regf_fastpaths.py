@@ -48,8 +48,9 @@ def _read_every_page(reader: RegfReader) -> None:
 def _step_by_step(reader: RegfReader, offset: int, wanted: dict[str, str]) -> tuple[str, dict[str, Any]]:
     node = reader.node(offset)
     found = reader.find_values(reader.value_records(node), wanted)
-    return reader.node_name(node), {lname: (name, reader.value_type(record), reader.value_raw(record))
-                                    for lname, (record, name) in found.items()}
+    return reader.node_name(node), {
+        lname: (name, reader.value_type(record), reader.value_raw(record)) for lname, (record, name) in found.items()
+    }
 
 
 def test_node_values_on_a_cold_hive_reads_nothing_and_defers(realdata: Path) -> None:
@@ -67,8 +68,10 @@ def test_node_values_on_a_cold_hive_reads_nothing_and_defers(realdata: Path) -> 
 @pytest.mark.parametrize("names", NAME_SETS, ids=lambda names: "+".join(names) or "default")
 def test_node_values_equals_the_step_by_step_reads(realdata: Path, names: tuple[str, ...]) -> None:
     wanted = {name.lower(): name for name in names}
-    with open_hive_file(realdata / "SYSTEM", backend="regf", logs=None) as fast_hive, \
-            open_hive_file(realdata / "SYSTEM", backend="regf", logs=None) as checked_hive:
+    with (
+        open_hive_file(realdata / "SYSTEM", backend="regf", logs=None) as fast_hive,
+        open_hive_file(realdata / "SYSTEM", backend="regf", logs=None) as checked_hive,
+    ):
         fast, checked = _reader(fast_hive), _reader(checked_hive)
         _read_every_page(fast)
         services = fast_hive.key(SERVICES)
@@ -94,8 +97,9 @@ def _damage_name_length(d: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("damage", [_damage_signature, _damage_name_length])
-def test_a_damaged_record_in_pages_read_defers_to_the_checked_reads(realdata: Path, tmp_path: Path,
-                                                                     damage: Any) -> None:
+def test_a_damaged_record_in_pages_read_defers_to_the_checked_reads(
+    realdata: Path, tmp_path: Path, damage: Any
+) -> None:
     path = tmp_path / "BCD"
     data = (realdata / "BCD").read_bytes()
     path.write_bytes(damage(data))

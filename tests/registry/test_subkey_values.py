@@ -73,8 +73,7 @@ def test_services_of_a_real_system_hive(realdata: Path, backend: str) -> None:
 
 
 @pytest.mark.parametrize("sample", ["gen1-azure.vhd", "gen2-misconfigured.vhdx", "gen1-azure-child.vhd"])
-def test_sample_hives_batched_equals_key_by_key(sample_path: Callable[[str], Path], backend: str,
-                                                sample: str) -> None:
+def test_sample_hives_batched_equals_key_by_key(sample_path: Callable[[str], Path], backend: str, sample: str) -> None:
     with open_image(sample_path(sample), backend=backend) as image:
         view = image.registry
         for name in ("SYSTEM", "SOFTWARE"):
@@ -144,8 +143,9 @@ def _loop_to_parent(d: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("damage", [_damage_value_data, _damage_value_list, _damage_subkey_entry, _loop_to_parent])
-def test_a_damaged_cell_raises_corrupt_hive(realdata: Path, tmp_path: Path, backend: str,
-                                            damage: Callable[[bytes], bytes]) -> None:
+def test_a_damaged_cell_raises_corrupt_hive(
+    realdata: Path, tmp_path: Path, backend: str, damage: Callable[[bytes], bytes]
+) -> None:
     path = tmp_path / "BCD"
     path.write_bytes(damage((realdata / "BCD").read_bytes()))
     with open_hive_file(path, backend=backend, logs=None) as hive:

@@ -152,8 +152,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
                 self.end_headers()
                 return
             status = 206
-            if self.fail_from is not None and start >= self.fail_from and (
-                self.fail_until is None or start < self.fail_until
+            if (
+                self.fail_from is not None
+                and start >= self.fail_from
+                and (self.fail_until is None or start < self.fail_until)
             ):
                 self.send_error(503, "unavailable (test server told to fail here)")
                 return
@@ -216,8 +218,13 @@ def start_http(
     handler = type(
         "Handler",
         (RangeHandler,),
-        {"log_record": record, "ignore_range": ignore_range, "delay": delay, "fail_from": fail_from,
-         "fail_until": fail_until},
+        {
+            "log_record": record,
+            "ignore_range": ignore_range,
+            "delay": delay,
+            "fail_from": fail_from,
+            "fail_until": fail_until,
+        },
     )
 
     def make(*args: Any) -> RangeHandler:
@@ -288,8 +295,10 @@ def start_azurite(workdir: Path, timeout: float = 60.0) -> Azurite:
     process = subprocess.Popen(
         [
             *command,
-            "--blobHost", "127.0.0.1",
-            "--blobPort", str(port),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
             "--inMemoryPersistence",
             "--skipApiVersionCheck",
             "--loose",
@@ -407,8 +416,12 @@ def comparable(report: Any) -> dict[str, Any]:
     text = json.dumps(report.to_dict(), default=str)
     directory = report.source.rsplit("/", 1)[0]  # where a differencing disk's parents were found
     stem = report.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # fix lines name the file: "<stem>.vhd"
-    for name, mark in ((report.source, "<source>"), (directory + "/", "<directory>/"), (stem + ".", "<stem>."),
-                       (stem + "-fixed.", "<stem>-fixed.")):
+    for name, mark in (
+        (report.source, "<source>"),
+        (directory + "/", "<directory>/"),
+        (stem + ".", "<stem>."),
+        (stem + "-fixed.", "<stem>-fixed."),
+    ):
         text = text.replace(json.dumps(name)[1:-1], mark)
     data = json.loads(text)
     for key in ("started", "timings_ms", "source"):

@@ -38,13 +38,16 @@ def _sas(store: rs.BlobStore, **perms: bool) -> str:
     )
 
 
-@pytest.mark.parametrize(("name", "blob"), [
-    ("win7", "page/win7.vhd"),
-    ("win10-dirty", "page/win10-dirty.vhd"),
-    ("win7-dynamic", "page/win7-dynamic.vhd"),
-    ("win7", "block/win7.vhd"),
-    ("child", "page/child.vhd"),
-])
+@pytest.mark.parametrize(
+    ("name", "blob"),
+    [
+        ("win7", "page/win7.vhd"),
+        ("win10-dirty", "page/win10-dirty.vhd"),
+        ("win7-dynamic", "page/win7-dynamic.vhd"),
+        ("win7", "block/win7.vhd"),
+        ("child", "page/child.vhd"),
+    ],
+)
 def test_blob_audits_like_the_local_file(
     blob_store: rs.BlobStore, images: dict[str, Path], compare: Any, name: str, blob: str
 ) -> None:

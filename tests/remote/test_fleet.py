@@ -54,8 +54,12 @@ def fleet(
         sources[f"{http_server.url}/{images[kind].name}"] = kind
     sources[f"{http_server.url}/no-such.vhd"] = "missing"
     for blob, kind in [
-        ("page/win7.vhd", "win7"), ("page/win10-dirty.vhd", "win10-dirty"), ("page/win7-dynamic.vhd", "win7-dynamic"),
-        ("page/truncated.vhd", "truncated"), ("block/win7.vhd", "win7"), ("block/garbage.vhd", "garbage"),
+        ("page/win7.vhd", "win7"),
+        ("page/win10-dirty.vhd", "win10-dirty"),
+        ("page/win7-dynamic.vhd", "win7-dynamic"),
+        ("page/truncated.vhd", "truncated"),
+        ("block/win7.vhd", "win7"),
+        ("block/garbage.vhd", "garbage"),
         ("page/no-such.vhd", "missing"),
     ]:
         sources[blob_store.url(blob)] = kind
@@ -95,20 +99,24 @@ def pool_reports(fleet: dict[str, str], options: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.slow
-def test_fleet_in_a_process_pool(pool_reports: list[Any], fleet: dict[str, str], expected: dict[str, Any],
-                                 compare: Any) -> None:
+def test_fleet_in_a_process_pool(
+    pool_reports: list[Any], fleet: dict[str, str], expected: dict[str, Any], compare: Any
+) -> None:
     check_fleet(pool_reports, fleet, expected, compare)
     kinds = [fleet[r.source] for r in pool_reports]
     assert kinds.count("missing") == 4 and kinds.count("win7") == 12 + 3 + 2 + 1
 
 
 @pytest.mark.slow
-def test_fleet_on_dask_matches_the_pool(pool_reports: list[Any], fleet: dict[str, str], expected: dict[str, Any],
-                                        options: dict[str, Any], compare: Any) -> None:
+def test_fleet_on_dask_matches_the_pool(
+    pool_reports: list[Any], fleet: dict[str, str], expected: dict[str, Any], options: dict[str, Any], compare: Any
+) -> None:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         dask_reports = list(audit_many(list(fleet), client=client, storage_options=options))
     check_fleet(dask_reports, fleet, expected, compare)
     by_source = {r.source: compare(r) for r in pool_reports}
@@ -117,8 +125,9 @@ def test_fleet_on_dask_matches_the_pool(pool_reports: list[Any], fleet: dict[str
 
 @pytest.mark.parametrize("kind", ["win7", "win10-dirty", "child"])
 @pytest.mark.parametrize("kwargs", [{}, {"ignore": "rdp*"}, {"profile": "azure-2017"}])
-def test_audit_source_equals_the_engine_audit(images: dict[str, Path], compare: Any, kind: str,
-                                              kwargs: dict[str, Any]) -> None:
+def test_audit_source_equals_the_engine_audit(
+    images: dict[str, Path], compare: Any, kind: str, kwargs: dict[str, Any]
+) -> None:
     from azvhdaudit.engine import audit
 
     ours = audit_source(images[kind], **kwargs)
@@ -166,16 +175,20 @@ def test_stopping_early_cancels_the_rest(images: dict[str, Path]) -> None:
     assert first.results and not first.get(UNREADABLE_ID)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "words"), [
-    ({"profile": "nosuch"}, ProfileError, "unknown profile"),
-    ({"select": "nosuch.*"}, ProfileError, "nosuch"),
-    ({"image_type": "sysprepped"}, ProfileError, "image_type"),
-    ({"role": "boot"}, ProfileError, "role"),
-    ({"colour": "red"}, TypeError, "colour"),
-    ({"waivers": [{"rule": "no.such_rule", "reason": "x"}]}, WaiverError, "no.such_rule"),
-])
-def test_bad_options_raise_before_any_audit(tmp_path: Path, kwargs: dict[str, Any], error: type[Exception],
-                                            words: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"profile": "nosuch"}, ProfileError, "unknown profile"),
+        ({"select": "nosuch.*"}, ProfileError, "nosuch"),
+        ({"image_type": "sysprepped"}, ProfileError, "image_type"),
+        ({"role": "boot"}, ProfileError, "role"),
+        ({"colour": "red"}, TypeError, "colour"),
+        ({"waivers": [{"rule": "no.such_rule", "reason": "x"}]}, WaiverError, "no.such_rule"),
+    ],
+)
+def test_bad_options_raise_before_any_audit(
+    tmp_path: Path, kwargs: dict[str, Any], error: type[Exception], words: str
+) -> None:
     with pytest.raises(error, match=words):
         audit_many([tmp_path / "never-opened.vhd"], workers=2, **kwargs)
 
@@ -234,12 +247,14 @@ def run_script(path: Path, blob_store: rs.BlobStore) -> Any:
     import sys
 
     env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": blob_store.azurite.connection_string}
-    return subprocess.run([sys.executable, str(path)], cwd=path.parent, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, str(path)], cwd=path.parent, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
-def test_readme_fleet_example_runs_as_a_plain_script(tmp_path: Path, http_server: rs.HttpServer,
-                                                     images: dict[str, Path], blob_store: rs.BlobStore) -> None:
+def test_readme_fleet_example_runs_as_a_plain_script(
+    tmp_path: Path, http_server: rs.HttpServer, images: dict[str, Path], blob_store: rs.BlobStore
+) -> None:
     script = tmp_path / "fleet.py"
     script.write_text(readme_fleet_script(http_server, images))
     proc = run_script(script, blob_store)
@@ -250,16 +265,19 @@ def test_readme_fleet_example_runs_as_a_plain_script(tmp_path: Path, http_server
     by_source = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in lines[1:]}
     assert by_source["az://images/page/win10-dirty.vhd"].startswith("failed: [")
     assert by_source[f"{http_server.url}/win7-dynamic.vhd?sv=1&sig=2"].startswith(("passed", "failed: ["))
-    assert by_source[str(images["garbage"])].startswith("could not be audited: the image could not be audited: "
-                                                        "UnsupportedFormatError")
+    assert by_source[str(images["garbage"])].startswith(
+        "could not be audited: the image could not be audited: UnsupportedFormatError"
+    )
     assert len(by_source) == 3
 
 
-def test_workers_that_cannot_start_are_an_error_of_the_run(tmp_path: Path, http_server: rs.HttpServer,
-                                                          images: dict[str, Path], blob_store: rs.BlobStore) -> None:
+def test_workers_that_cannot_start_are_an_error_of_the_run(
+    tmp_path: Path, http_server: rs.HttpServer, images: dict[str, Path], blob_store: rs.BlobStore
+) -> None:
     # plain spawn runs the unguarded script again in each worker, which then dies starting a pool of its own
     code = readme_fleet_script(http_server, images).replace(
-        "workers=4,", "workers=2, mp_context=__import__('multiprocessing').get_context('spawn'),")
+        "workers=4,", "workers=2, mp_context=__import__('multiprocessing').get_context('spawn'),"
+    )
     script = tmp_path / "fleet_spawn.py"
     script.write_text(code)
     proc = run_script(script, blob_store)
@@ -267,13 +285,16 @@ def test_workers_that_cannot_start_are_an_error_of_the_run(tmp_path: Path, http_
     assert "could not be audited" not in proc.stdout  # no image is blamed for the pool
     # the dying workers write to the same stderr and may finish after the parent's traceback: look at its tail
     tail = proc.stderr.strip().splitlines()[-20:]
-    assert any(line.startswith("azvhdaudit.fleet.WorkerPoolError: audit_many: the worker processes die as they "
-                               "start") for line in tail), tail
+    assert any(
+        line.startswith("azvhdaudit.fleet.WorkerPoolError: audit_many: the worker processes die as they start")
+        for line in tail
+    ), tail
 
 
 @pytest.mark.parametrize(("per_worker", "most_images"), [(None, 4), (1, 1)])
-def test_remote_images_overlap_in_one_worker(images: dict[str, Path], tmp_path: Path, per_worker: int | None,
-                                             most_images: int) -> None:
+def test_remote_images_overlap_in_one_worker(
+    images: dict[str, Path], tmp_path: Path, per_worker: int | None, most_images: int
+) -> None:
     # four names for one image, served 20 ms late so that the requests of images audited at once overlap there
     for n in range(4):
         (tmp_path / f"copy{n}.vhd").symlink_to(images["win7"])

@@ -85,8 +85,9 @@ def test_the_start_of_a_file_comes_with_its_size_lookup(
     http_server: rs.HttpServer, blob_store: rs.BlobStore, images: dict[str, Path], store: str
 ) -> None:
     data = images["win7"].read_bytes()
-    url, options = ((f"{http_server.url}/win7.vhd", {}) if store == "http"
-                    else ("az://images/page/win7.vhd", blob_store.options))
+    url, options = (
+        (f"{http_server.url}/win7.vhd", {}) if store == "http" else ("az://images/page/win7.vhd", blob_store.options)
+    )
     fh, _ = open_source(url, **options)
     with fh:
         # the size lookup and the first FIRST_READ bytes: two requests, one round trip

@@ -37,15 +37,27 @@ def memory_url() -> Iterator[str]:
 
 def small(url: str, **kwargs: int) -> RemoteFile:
     # first_read=0: the cache's own misses and runs, without the file's start fetched beside the size lookup
-    fh, _opener = open_source(url, block_size=kwargs.get("block_size", 16 * KiB),
-                              cache_blocks=kwargs.get("cache_blocks", 8), first_read=0)
+    fh, _opener = open_source(
+        url, block_size=kwargs.get("block_size", 16 * KiB), cache_blocks=kwargs.get("cache_blocks", 8), first_read=0
+    )
     return fh
 
 
-@pytest.mark.parametrize(("offset", "length"), [
-    (0, 1), (0, 16 * KiB), (16 * KiB - 1, 2), (5000, 70000), (300 * KiB, 123), (300 * KiB + 100, 1000),
-    (len(DATA) - 1, 1), (len(DATA), 10), (len(DATA) + 5000, 10), (0, len(DATA)),
-])
+@pytest.mark.parametrize(
+    ("offset", "length"),
+    [
+        (0, 1),
+        (0, 16 * KiB),
+        (16 * KiB - 1, 2),
+        (5000, 70000),
+        (300 * KiB, 123),
+        (300 * KiB + 100, 1000),
+        (len(DATA) - 1, 1),
+        (len(DATA), 10),
+        (len(DATA) + 5000, 10),
+        (0, len(DATA)),
+    ],
+)
 def test_reads_return_the_file_bytes(memory_url: str, offset: int, length: int) -> None:
     with small(memory_url) as fh:
         fh.seek(offset)
@@ -103,24 +115,40 @@ def test_file_object_face(memory_url: str) -> None:
         fh.read(1)
 
 
-@pytest.mark.parametrize(("path", "base", "expected"), [
-    ("parent.vhd", "az://images/dir/child.vhd", "az://images/dir/parent.vhd"),
-    ("../base/parent.vhd", "az://images/dir/child.vhd", "az://images/base/parent.vhd"),
-    ("sub\\parent.vhd", "http://h:8080/a/child.vhd", "http://h:8080/a/sub/parent.vhd"),
-    ("parent.vhd", "https://acct.blob.core.windows.net/c/child.vhd?sv=1&sig=x%2Fy",
-     "https://acct.blob.core.windows.net/c/parent.vhd?sv=1&sig=x%2Fy"),
-    ("https://acct.blob.core.windows.net/c/p.vhd", "https://acct.blob.core.windows.net/c/child.vhd?sig=s",
-     "https://acct.blob.core.windows.net/c/p.vhd?sig=s"),
-    ("https://other/p.vhd?sig=own", "https://acct/c/child.vhd?sig=s", "https://other/p.vhd?sig=own"),
-    ("az://images/p.vhd", "http://h/child.vhd?sig=s", "az://images/p.vhd"),
-])
+@pytest.mark.parametrize(
+    ("path", "base", "expected"),
+    [
+        ("parent.vhd", "az://images/dir/child.vhd", "az://images/dir/parent.vhd"),
+        ("../base/parent.vhd", "az://images/dir/child.vhd", "az://images/base/parent.vhd"),
+        ("sub\\parent.vhd", "http://h:8080/a/child.vhd", "http://h:8080/a/sub/parent.vhd"),
+        (
+            "parent.vhd",
+            "https://acct.blob.core.windows.net/c/child.vhd?sv=1&sig=x%2Fy",
+            "https://acct.blob.core.windows.net/c/parent.vhd?sv=1&sig=x%2Fy",
+        ),
+        (
+            "https://acct.blob.core.windows.net/c/p.vhd",
+            "https://acct.blob.core.windows.net/c/child.vhd?sig=s",
+            "https://acct.blob.core.windows.net/c/p.vhd?sig=s",
+        ),
+        ("https://other/p.vhd?sig=own", "https://acct/c/child.vhd?sig=s", "https://other/p.vhd?sig=own"),
+        ("az://images/p.vhd", "http://h/child.vhd?sig=s", "az://images/p.vhd"),
+    ],
+)
 def test_parent_paths_resolve_against_the_url(path: str, base: str, expected: str) -> None:
     assert _resolve(path, base) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("az://c/b.vhd", True), ("file:///x.vhd", True), ("/x.vhd", False), ("C:\\x.vhd", False), (Path("/x"), False),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("az://c/b.vhd", True),
+        ("file:///x.vhd", True),
+        ("/x.vhd", False),
+        ("C:\\x.vhd", False),
+        (Path("/x"), False),
+    ],
+)
 def test_is_url(value: object, expected: bool) -> None:
     assert is_url(value) is expected
 
@@ -145,10 +173,13 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
     assert url in str(info.value)
 
 
-@pytest.mark.parametrize(("url", "words"), [
-    ("nosuchproto://x/y.vhd", "nosuchproto"),
-    ("s3://bucket/y.vhd", "s3fs"),  # a protocol fsspec knows, whose package is not installed here
-])
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("nosuchproto://x/y.vhd", "nosuchproto"),
+        ("s3://bucket/y.vhd", "s3fs"),  # a protocol fsspec knows, whose package is not installed here
+    ],
+)
 def test_unknown_or_missing_protocol_names_the_url(url: str, words: str) -> None:
     if words == "s3fs" and importlib.util.find_spec("s3fs") is not None:
         pytest.fail("s3fs is installed: pick another uninstalled protocol for this test")
@@ -226,15 +257,18 @@ def test_http_server_ignoring_range_is_refused(images: dict[str, Path]) -> None:
 CONN = {"connection_string": "BlobEndpoint=http://127.0.0.1:1/acct;SharedAccessSignature=sv=x"}
 
 
-@pytest.mark.parametrize(("url", "given", "expected"), [
-    ("az://c/b.vhd", CONN, CONN),  # flat: every URL
-    ("https://h/b.vhd", CONN, CONN),
-    ("az://c/b.vhd", {"az": CONN, "https": {}}, CONN),  # per protocol
-    ("https://h/b.vhd", {"az": CONN, "https": {}}, {}),
-    ("http://h/b.vhd", {"AZ": CONN}, {}),  # no entry for the protocol: no options
-    ("abfs://c/b.vhd", {"abfs": CONN}, CONN),
-    ("az://c/b.vhd", {"client_kwargs": {"timeout": 5}}, {"client_kwargs": {"timeout": 5}}),  # not a protocol
-    ("az://c/b.vhd", None, {}),
-])
+@pytest.mark.parametrize(
+    ("url", "given", "expected"),
+    [
+        ("az://c/b.vhd", CONN, CONN),  # flat: every URL
+        ("https://h/b.vhd", CONN, CONN),
+        ("az://c/b.vhd", {"az": CONN, "https": {}}, CONN),  # per protocol
+        ("https://h/b.vhd", {"az": CONN, "https": {}}, {}),
+        ("http://h/b.vhd", {"AZ": CONN}, {}),  # no entry for the protocol: no options
+        ("abfs://c/b.vhd", {"abfs": CONN}, CONN),
+        ("az://c/b.vhd", {"client_kwargs": {"timeout": 5}}, {"client_kwargs": {"timeout": 5}}),  # not a protocol
+        ("az://c/b.vhd", None, {}),
+    ],
+)
 def test_options_for_a_url(url: str, given: dict[str, Any] | None, expected: dict[str, Any]) -> None:
     assert options_for(url, given) == expected

@@ -13,8 +13,14 @@ ROUTES = rf"{CCS}\Services\Tcpip\Parameters\PersistentRoutes"
 
 
 def test_type_mismatch_shows_the_types_in_expected_and_found() -> None:
-    result = run_case(Case("os.temp_tmp_default", "temp-reg-sz", Status.FAIL,
-                           system={ENV: {"TEMP": (RegType.SZ, r"%SystemRoot%\TEMP")}}))
+    result = run_case(
+        Case(
+            "os.temp_tmp_default",
+            "temp-reg-sz",
+            Status.FAIL,
+            system={ENV: {"TEMP": (RegType.SZ, r"%SystemRoot%\TEMP")}},
+        )
+    )
     assert result.status is Status.FAIL
     assert format_value(result.expected) != format_value(result.actual)
     assert result.actual["TEMP"] == r"REG_SZ '%SystemRoot%\TEMP'"
@@ -24,8 +30,14 @@ def test_type_mismatch_shows_the_types_in_expected_and_found() -> None:
 
 
 def test_value_message_has_no_repr() -> None:
-    result = run_case(Case("os.temp_tmp_default", "temp-reg-sz", Status.FAIL,
-                           system={ENV: {"TEMP": (RegType.SZ, r"%SystemRoot%\TEMP")}}))
+    result = run_case(
+        Case(
+            "os.temp_tmp_default",
+            "temp-reg-sz",
+            Status.FAIL,
+            system={ENV: {"TEMP": (RegType.SZ, r"%SystemRoot%\TEMP")}},
+        )
+    )
     assert "\\\\" not in result.message and r"'%SystemRoot%\TEMP'" in result.message
 
 
@@ -45,8 +57,14 @@ def test_proxy_found_is_the_proxy() -> None:
 
 
 def test_persistent_routes_key_is_present_with_its_routes() -> None:
-    result = run_case(Case("network.no_persistent_routes", "one", Status.FAIL,
-                           system={ROUTES: {"10.0.0.0,255.0.0.0,192.168.1.1,1": ""}}))
+    result = run_case(
+        Case(
+            "network.no_persistent_routes",
+            "one",
+            Status.FAIL,
+            system={ROUTES: {"10.0.0.0,255.0.0.0,192.168.1.1,1": ""}},
+        )
+    )
     (ev,) = result.evidence
     assert ev.present is True and ev.value_name is None and ev.actual is None
     assert ev.note.startswith("1 route(s)")
@@ -76,8 +94,14 @@ def test_policy_set_value_gets_the_policy_fix() -> None:
 
 
 def test_route_fix_names_the_routes_found() -> None:
-    result = run_case(Case("network.no_persistent_routes", "two", Status.FAIL,
-                           system={ROUTES: {"10.0.0.0,255.0.0.0,192.168.1.1,1": "", "0.0.0.0,0.0.0.0,10.1.1.1,1": ""}}))
+    result = run_case(
+        Case(
+            "network.no_persistent_routes",
+            "two",
+            Status.FAIL,
+            system={ROUTES: {"10.0.0.0,255.0.0.0,192.168.1.1,1": "", "0.0.0.0,0.0.0.0,10.1.1.1,1": ""}},
+        )
+    )
     assert sorted(result.remediation.splitlines()) == [
         "route.exe delete 0.0.0.0 mask 0.0.0.0 10.1.1.1",
         "route.exe delete 10.0.0.0 mask 255.0.0.0 192.168.1.1",

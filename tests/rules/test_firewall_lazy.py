@@ -24,11 +24,47 @@ from .guestkit import FW_RULES, RULES_OK, Case, run_case
 #: letters of the words the checks look for, their other cases, and characters that case-map oddly
 _TRICKY = "|= \t\u00a0blockBLOCKallowALLOWtrueTRUEra4RA4@firewalpi.dl,-28752\u212a\u0130\u0131\u03a3\u017f\ufb05"
 _words = st.text(alphabet=_TRICKY, max_size=40)
-_key = st.sampled_from(["Action", "Active", "Dir", "Protocol", "LPort", "RA4", "ra4 ", " Ra4", "EmbedCtxt", "App",
-                        "Svc", "Profile", "Edge", "Name", "R\u0391" + "4", "Act\u0130ve", "RPort", ""])
+_key = st.sampled_from(
+    [
+        "Action",
+        "Active",
+        "Dir",
+        "Protocol",
+        "LPort",
+        "RA4",
+        "ra4 ",
+        " Ra4",
+        "EmbedCtxt",
+        "App",
+        "Svc",
+        "Profile",
+        "Edge",
+        "Name",
+        "R\u0391" + "4",
+        "Act\u0130ve",
+        "RPort",
+        "",
+    ]
+)
 _value = st.one_of(
-    st.sampled_from(["Allow", "Block", "BLOC\u212a", "TRUE", "true", "In", "Out", "6", "3389", "*", WIRESERVER,
-                     "@FirewallAPI.dll,-28752", "@FIREWALLAPI.DLL,-28752", "@F\u0130rewallAPI.dll,-28752"]),
+    st.sampled_from(
+        [
+            "Allow",
+            "Block",
+            "BLOC\u212a",
+            "TRUE",
+            "true",
+            "In",
+            "Out",
+            "6",
+            "3389",
+            "*",
+            WIRESERVER,
+            "@FirewallAPI.dll,-28752",
+            "@FIREWALLAPI.DLL,-28752",
+            "@F\u0130rewallAPI.dll,-28752",
+        ]
+    ),
     _words,
 )
 _pairs = st.lists(st.tuples(_key, _value), max_size=10)
@@ -36,13 +72,16 @@ _pairs = st.lists(st.tuples(_key, _value), max_size=10)
 _rules = st.tuples(
     st.sampled_from(["Action", "ACTION", " action"]),
     st.sampled_from(["Allow", "ALLOW", "Block", "block", "BLOC\u212a"]),
-    st.sampled_from(["Active", "active "]), st.sampled_from(["TRUE", "True", "FALSE", "tru\u0130"]),
-    st.sampled_from(["RA4", "ra4", "Ra4 ", "RA6"]), st.sampled_from(["*", WIRESERVER, "LocalSubnet", "168.0.0.0/8"]),
+    st.sampled_from(["Active", "active "]),
+    st.sampled_from(["TRUE", "True", "FALSE", "tru\u0130"]),
+    st.sampled_from(["RA4", "ra4", "Ra4 ", "RA6"]),
+    st.sampled_from(["*", WIRESERVER, "LocalSubnet", "168.0.0.0/8"]),
     st.sampled_from(["Dir=In", "Dir=Out", "DIR=IN", "Edge=TRUE|Dir=In"]),
     st.sampled_from(["EmbedCtxt=@FirewallAPI.dll,-28752", "EMBEDCTXT=@FIREWALLAPI.DLL,-28752", "EmbedCtxt=x"]),
     _pairs,
-).map(lambda t: f"v2.10|{t[0]}={t[1]}|{t[2]}={t[3]}|{t[4]}={t[5]}|{t[6]}|{t[7]}|"
-      + "".join(f"{k}={v}|" for k, v in t[8]))
+).map(
+    lambda t: f"v2.10|{t[0]}={t[1]}|{t[2]}={t[3]}|{t[4]}={t[5]}|{t[6]}|{t[7]}|" + "".join(f"{k}={v}|" for k, v in t[8])
+)
 _strings = st.one_of(
     st.text(max_size=200),
     _words,
@@ -79,7 +118,12 @@ def test_a_stored_rule_reads_as_parsed(text: str) -> None:
         assert stored.all(key) == parsed.all(key)
         assert stored.get(key) == parsed.get(key)
     assert (stored.active, stored.action, stored.direction, stored.profiles, stored.enabled_allow) == (
-        parsed.active, parsed.action, parsed.direction, parsed.profiles, parsed.enabled_allow)
+        parsed.active,
+        parsed.action,
+        parsed.direction,
+        parsed.profiles,
+        parsed.enabled_allow,
+    )
     assert stored.describe() == parsed.describe()
     assert (stored.version, stored.fields) == (parsed.version, parsed.fields)
 
@@ -98,7 +142,8 @@ def test_the_substring_test_skips_no_match(text: str) -> None:
         assert firewall._platform_rule(stored, direction) == firewall._platform_rule(rule, direction)
     assert firewall._blocks_wireserver(stored) == firewall._blocks_wireserver(rule)
     assert firewall._blocking_inbound_port([stored], 3389) == [stored] * len(
-        firewall._blocking_inbound_port([rule], 3389))
+        firewall._blocking_inbound_port([rule], 3389)
+    )
 
 
 def _filler(count: int) -> dict[str, str]:
@@ -126,12 +171,24 @@ def test_the_rdp_check_parses_only_the_rules_it_can_match(monkeypatch: pytest.Mo
 
 
 def test_the_rdp_verdict_is_the_same_on_every_rule_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    case = Case("firewall.rdp_rules_enabled", "many rules", Status.PASS,
-                system={FW_RULES: {**_filler(50), **{k: v.replace("Active=TRUE", "Active=FALSE")
-                                                     for k, v in RULES_OK.items() if "28752" in v}}})
+    case = Case(
+        "firewall.rdp_rules_enabled",
+        "many rules",
+        Status.PASS,
+        system={
+            FW_RULES: {
+                **_filler(50),
+                **{k: v.replace("Active=TRUE", "Active=FALSE") for k, v in RULES_OK.items() if "28752" in v},
+            }
+        },
+    )
     lazy = run_case(case)
     monkeypatch.setattr(firewall, "may_hold", lambda rule, *words: True)
     eager = run_case(case)
     assert lazy.status is Status.FAIL
     assert (lazy.status, lazy.message, lazy.actual, lazy.evidence) == (
-        eager.status, eager.message, eager.actual, eager.evidence)
+        eager.status,
+        eager.message,
+        eager.actual,
+        eager.evidence,
+    )

@@ -24,8 +24,13 @@ from azvhdaudit.rules.base import AuditContext, AuditOptions, Target
 from .guestkit import facts
 
 REALDATA = Path(__file__).parent.parent / "data" / "realdata"
-SERVER_2019 = OSFacts(product_name="Windows Server 2019 Datacenter", build=17763, installation_type="Server",
-                      product_type="ServerNT", architecture="AMD64")
+SERVER_2019 = OSFacts(
+    product_name="Windows Server 2019 Datacenter",
+    build=17763,
+    installation_type="Server",
+    product_type="ServerNT",
+    architecture="AMD64",
+)
 NVME = Target(disk_controller="NVMe")
 SCSI = Target(disk_controller="SCSI")
 MM = r"Control\Session Manager\Memory Management"
@@ -42,10 +47,12 @@ def services(**overrides: Any) -> dict[str, dict[str, Any]]:
     return tree
 
 
-def system(cs1: dict[str, Any] | None = None, cs2: dict[str, Any] | None = None,
-           select: dict[str, int] | None = None) -> dict[str, dict[str, Any] | None]:
+def system(
+    cs1: dict[str, Any] | None = None, cs2: dict[str, Any] | None = None, select: dict[str, int] | None = None
+) -> dict[str, dict[str, Any] | None]:
     tree: dict[str, dict[str, Any] | None] = {
-        "Select": select if select is not None else {"Current": 1, "Default": 1, "LastKnownGood": 2, "Failed": 0}}
+        "Select": select if select is not None else {"Current": 1, "Default": 1, "LastKnownGood": 2, "Failed": 0}
+    }
     for number, sets in ((1, cs1), (2, cs2)):
         for path, values in (sets if sets is not None else services()).items():
             tree[f"ControlSet00{number}\\{path}"] = copy.deepcopy(values)
@@ -68,8 +75,15 @@ class Files:
 STORNVME = "Windows\\System32\\drivers\\stornvme.sys"
 
 
-def run(rule_id: str, tree: dict[str, Any] | None, target: Target = NVME, generation: int | None = 2,
-        os_facts: OSFacts | None = SERVER_2019, files: Any = None, profile: str = "azure") -> Result:
+def run(
+    rule_id: str,
+    tree: dict[str, Any] | None,
+    target: Target = NVME,
+    generation: int | None = 2,
+    os_facts: OSFacts | None = SERVER_2019,
+    files: Any = None,
+    profile: str = "azure",
+) -> Result:
     hives = {"SOFTWARE": MemoryHive.build("SOFTWARE", {"Microsoft\\Windows NT\\CurrentVersion": {}})}
     unavailable = {}
     if tree is None:
@@ -78,8 +92,12 @@ def run(rule_id: str, tree: dict[str, Any] | None, target: Target = NVME, genera
         hives["SYSTEM"] = MemoryHive.build("SYSTEM", tree)
     image = facts(os_facts)
     image.generation = generation
-    ctx = AuditContext(registry=RegistryView(hives=hives, unavailable=unavailable), facts=image,
-                       options=AuditOptions(target=target), files=files)
+    ctx = AuditContext(
+        registry=RegistryView(hives=hives, unavailable=unavailable),
+        facts=image,
+        options=AuditOptions(target=target),
+        files=files,
+    )
     [result] = audit_context(ctx, profile, select=[rule_id], today=_dt.date(2026, 1, 1))
     return result
 
@@ -107,22 +125,23 @@ def test_a_hive_without_control_sets_is_not_checked(rule_id: str) -> None:
     assert result.status is Status.NOT_CHECKED and "no ControlSet00n" in result.reason
 
 
-@pytest.mark.parametrize(("service", "rule_id"), [("stornvme", "nvme.stornvme_boot_start"),
-                                                  ("pci", "nvme.pci_boot_start"),
-                                                  ("vpci", "nvme.vpci_no_override")])
+@pytest.mark.parametrize(
+    ("service", "rule_id"),
+    [("stornvme", "nvme.stornvme_boot_start"), ("pci", "nvme.pci_boot_start"), ("vpci", "nvme.vpci_no_override")],
+)
 def test_last_known_good_override_fails_with_the_exact_fix(service: str, rule_id: str) -> None:
     cs2 = services(**{f"Services\\{service}\\StartOverride": {"0": 3}})
     result = run(rule_id, system(cs2=cs2))
     assert result.status is Status.FAIL
     assert f"ControlSet002 (LastKnownGood): Services\\{service}\\StartOverride holds 0 = 3" in result.message
     assert "ControlSet001" not in result.message.split("; fix")[0]
-    assert (f'reg delete "HKLM\\IMG_SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride" /f'
-            in result.message)
+    assert f'reg delete "HKLM\\IMG_SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride" /f' in result.message
     assert f"Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride'" in result.message
     # the fix azvhdaudit fix scripts is computed from the finding: this control set only
     assert result.remediation.splitlines()[0] == (
         f"Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride' -Recurse -Force "
-        "-ErrorAction SilentlyContinue")
+        "-ErrorAction SilentlyContinue"
+    )
     assert "ControlSet001" not in result.remediation
     overrides = [e for e in result.evidence if e.key.endswith("StartOverride")]
     assert [(e.control_set, e.value_name, e.actual) for e in overrides] == [("ControlSet002", "0", 3)]
@@ -153,10 +172,12 @@ def test_demand_start_stornvme_fails_with_set_itemproperty() -> None:
     result = run("nvme.stornvme_boot_start", system(cs1=cs1))
     assert result.status is Status.FAIL
     assert "ControlSet001 (current, default): Services\\stornvme\\Start is REG_DWORD 3, not 0" in result.message
-    assert ("Set-ItemProperty -Path 'HKLM:\\SYSTEM\\ControlSet001\\Services\\stornvme' -Name Start -Value 0 "
-            "-Type DWord") in result.message
-    assert 'reg add "HKLM\\IMG_SYSTEM\\ControlSet001\\Services\\stornvme" /v Start /t REG_DWORD /d 0 /f' \
-        in result.message
+    assert (
+        "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\ControlSet001\\Services\\stornvme' -Name Start -Value 0 -Type DWord"
+    ) in result.message
+    assert (
+        'reg add "HKLM\\IMG_SYSTEM\\ControlSet001\\Services\\stornvme" /v Start /t REG_DWORD /d 0 /f' in result.message
+    )
 
 
 def test_vpci_start_is_not_required() -> None:
@@ -169,8 +190,10 @@ def test_a_missing_service_fails() -> None:
     cs2 = services()
     del cs2["Services\\stornvme"]
     result = run("nvme.stornvme_boot_start", system(cs2=cs2))
-    assert result.status is Status.FAIL and "ControlSet002 (LastKnownGood): Services\\stornvme does not exist" \
-        in result.message
+    assert (
+        result.status is Status.FAIL
+        and "ControlSet002 (LastKnownGood): Services\\stornvme does not exist" in result.message
+    )
     # no key to set: the fix repairs the inbox drivers instead of writing to a key that is not there
     assert "fix: the driver service stornvme is not registered: repair the inbox drivers" in result.message
     assert "Set-ItemProperty" not in result.message and "; ;" not in result.message
@@ -182,8 +205,7 @@ def test_boot_chain_driver_not_registered() -> None:
     result = run("nvme.storage_boot_chain", system(cs1=cs1))
     assert result.status is Status.FAIL
     assert "ControlSet001 (current, default) partmgr not registered (no Services\\partmgr key)" in result.message
-    assert "the driver service partmgr is not registered" in result.message and "Set-ItemProperty" not in \
-        result.message
+    assert "the driver service partmgr is not registered" in result.message and "Set-ItemProperty" not in result.message
 
 
 def test_boot_chain_names_driver_and_control_set() -> None:
@@ -219,8 +241,9 @@ def test_driver_file() -> None:
         (1, None, NVME, Status.FAIL, "Generation 1"),
     ],
 )
-def test_generation_and_build(generation: int | None, build: int | None, target: Target, status: Status,
-                              says: str) -> None:
+def test_generation_and_build(
+    generation: int | None, build: int | None, target: Target, status: Status, says: str
+) -> None:
     os_facts = OSFacts(product_name="Windows Server", build=build, installation_type="Server")
     result = run("nvme.generation_and_build", system(), target=target, generation=generation, os_facts=os_facts)
     assert result.status is status and says in result.message, result.message
@@ -228,8 +251,13 @@ def test_generation_and_build(generation: int | None, build: int | None, target:
 
 @pytest.mark.parametrize(
     ("paging", "status"),
-    [(["D:\\pagefile.sys"], Status.WARNING), (["d:\\pagefile.sys 1024 2048"], Status.WARNING),
-     (["C:\\pagefile.sys"], Status.PASS), (["?:\\pagefile.sys"], Status.PASS), (None, Status.PASS)],
+    [
+        (["D:\\pagefile.sys"], Status.WARNING),
+        (["d:\\pagefile.sys 1024 2048"], Status.WARNING),
+        (["C:\\pagefile.sys"], Status.PASS),
+        (["?:\\pagefile.sys"], Status.PASS),
+        (None, Status.PASS),
+    ],
 )
 def test_pagefile_on_d(paging: list[str] | None, status: Status) -> None:
     cs1 = services(**{MM: {"PagingFiles": paging} if paging is not None else {}})
@@ -272,8 +300,10 @@ def test_real_windows_10_1709_hive_fails_nvme(real_view: RegistryView) -> None:
     got = {r.rule_id: r for r in audit_context(ctx, "azure", select=["nvme"], today=_dt.date(2026, 1, 1))}
     stornvme = got["nvme.stornvme_boot_start"]
     assert stornvme.status is Status.FAIL
-    assert "ControlSet001 (current, default, LastKnownGood): Services\\stornvme\\StartOverride holds 0 = 3" \
+    assert (
+        "ControlSet001 (current, default, LastKnownGood): Services\\stornvme\\StartOverride holds 0 = 3"
         in stornvme.message
+    )
     assert 'reg delete "HKLM\\IMG_SYSTEM\\ControlSet001\\Services\\stornvme\\StartOverride" /f' in stornvme.message
     assert got["nvme.pci_boot_start"].status is Status.PASS
     assert got["nvme.storage_boot_chain"].status is Status.PASS

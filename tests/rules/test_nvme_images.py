@@ -15,8 +15,15 @@ from azvhdaudit.report import Result, Status
 
 pytestmark = pytest.mark.slow
 
-NVME_RULES = ("nvme.stornvme_boot_start", "nvme.pci_boot_start", "nvme.vpci_no_override", "nvme.storage_boot_chain",
-              "nvme.stornvme_driver_file", "nvme.generation_and_build", "nvme.pagefile_not_on_temp_disk")
+NVME_RULES = (
+    "nvme.stornvme_boot_start",
+    "nvme.pci_boot_start",
+    "nvme.vpci_no_override",
+    "nvme.storage_boot_chain",
+    "nvme.stornvme_driver_file",
+    "nvme.generation_and_build",
+    "nvme.pagefile_not_on_temp_disk",
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +47,15 @@ def test_blocked_image_fails_with_the_control_set_and_the_fix(images: dict[str, 
     got = results(images["gen2-blocked.vhd"], target={"disk_controller": "NVMe"})
     stornvme = got["nvme.stornvme_boot_start"]
     assert stornvme.status is Status.FAIL
-    assert "ControlSet001 (current, default, LastKnownGood): Services\\stornvme\\StartOverride holds 0 = 3" \
+    assert (
+        "ControlSet001 (current, default, LastKnownGood): Services\\stornvme\\StartOverride holds 0 = 3"
         in stornvme.message
-    assert "Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet001\\Services\\stornvme\\StartOverride'" \
+    )
+    assert "Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet001\\Services\\stornvme\\StartOverride'" in stornvme.remediation
+    assert (
+        "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\ControlSet001\\Services\\stornvme' -Name Start -Value 0"
         in stornvme.remediation
-    assert "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\ControlSet001\\Services\\stornvme' -Name Start -Value 0" \
-        in stornvme.remediation
+    )
     assert got["nvme.pagefile_not_on_temp_disk"].status is Status.WARNING
 
 

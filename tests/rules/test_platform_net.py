@@ -36,26 +36,43 @@ IF2 = "{66666666-7777-8888-9999-aaaaaaaaaaaa}"
 
 def version_blob(version: tuple[int, int, int, int], date: _dt.date) -> bytes:
     """A DriverPackages Version value: flags, class GUID, driver date (FILETIME), driver version, padding."""
-    ticks = (_dt.datetime(date.year, date.month, date.day) - _dt.datetime(1601, 1, 1)) // _dt.timedelta(
-        microseconds=1) * 10
+    ticks = (
+        (_dt.datetime(date.year, date.month, date.day) - _dt.datetime(1601, 1, 1)) // _dt.timedelta(microseconds=1) * 10
+    )
     packed = (version[0] << 48) | (version[1] << 32) | (version[2] << 16) | version[3]
     return b"\xff\xff\x09\x00" + bytes(4) + NET_CLASS.bytes_le + struct.pack("<QQ", ticks, packed) + bytes(8)
 
 
-def package(tree: dict[str, Any], device: str, inf: str, pkg: str, version: tuple[int, int, int, int],
-            date: _dt.date, score: int = 0x0D000003, description: str = "") -> None:
+def package(
+    tree: dict[str, Any],
+    device: str,
+    inf: str,
+    pkg: str,
+    version: tuple[int, int, int, int],
+    date: _dt.date,
+    score: int = 0x0D000003,
+    description: str = "",
+) -> None:
     tree.setdefault(rf"{DB}\DeviceIds\PCI\{device}", {})[inf] = b"\x01\xff\x00\x00"
     tree[rf"{DB}\DriverInfFiles\{inf}"] = {"": [pkg], "Active": pkg}
-    tree[rf"{DB}\DriverPackages\{pkg}"] = {"Provider": "Microsoft", "SignerScore": score,
-                                            "Version": version_blob(version, date), "": inf}
+    tree[rf"{DB}\DriverPackages\{pkg}"] = {
+        "Provider": "Microsoft",
+        "SignerScore": score,
+        "Version": version_blob(version, date),
+        "": inf,
+    }
     if description:
         tree[rf"{DB}\DriverPackages\{pkg}\Descriptors\PCI\{device}"] = {"Description": "%dev.desc%"}
         tree[rf"{DB}\DriverPackages\{pkg}\Strings"] = {"dev.desc": description}
 
 
 def base_system() -> dict[str, Any]:
-    return {"Select": {"Current": 1}, rf"{DB}\DeviceIds\PCI": {}, rf"{DB}\DriverPackages": {},
-            rf"{IFACES}\{IF1}": {"EnableDHCP": 1, "IPAddress": ["0.0.0.0"]}}
+    return {
+        "Select": {"Current": 1},
+        rf"{DB}\DeviceIds\PCI": {},
+        rf"{DB}\DriverPackages": {},
+        rf"{IFACES}\{IF1}": {"EnableDHCP": 1, "IPAddress": ["0.0.0.0"]},
+    }
 
 
 def run(rule_id: str, system: dict[str, Any] | None, software: dict[str, Any] | None = None) -> Result:
@@ -76,12 +93,21 @@ def run(rule_id: str, system: dict[str, Any] | None, software: dict[str, Any] | 
 
 def test_mana_driver_bound_names_package_version_and_date() -> None:
     tree = base_system()
-    package(tree, "VEN_1414&DEV_00BA", "mana.inf", "mana.inf_amd64_0123456789abcdef", (1, 0, 43, 0),
-            _dt.date(2024, 5, 2), description="Microsoft Azure Network Adapter Virtual Bus")
+    package(
+        tree,
+        "VEN_1414&DEV_00BA",
+        "mana.inf",
+        "mana.inf_amd64_0123456789abcdef",
+        (1, 0, 43, 0),
+        _dt.date(2024, 5, 2),
+        description="Microsoft Azure Network Adapter Virtual Bus",
+    )
     result = run("platform_net.mana_driver", tree)
     assert result.status is Status.PASS, result.message
-    assert ('MANA (PCI\\VEN_1414&DEV_00BA) -> mana.inf_amd64_0123456789abcdef "Microsoft Azure Network Adapter '
-            'Virtual Bus" (Microsoft, version 1.0.43.0, dated 2024-05-02)') == result.message
+    assert (
+        'MANA (PCI\\VEN_1414&DEV_00BA) -> mana.inf_amd64_0123456789abcdef "Microsoft Azure Network Adapter '
+        'Virtual Bus" (Microsoft, version 1.0.43.0, dated 2024-05-02)'
+    ) == result.message
     assert result.actual["MANA"]["version"] == "1.0.43.0"
 
 
@@ -114,8 +140,15 @@ def test_windows_prefers_the_better_signed_then_the_newer_package() -> None:
     package(tree, "VEN_1414&DEV_00BA", "old.inf", "old.inf_amd64_1", (1, 0, 1, 0), _dt.date(2023, 1, 1))
     package(tree, "VEN_1414&DEV_00BA", "new.inf", "new.inf_amd64_2", (1, 0, 9, 0), _dt.date(2025, 1, 1))
     assert "-> new.inf_amd64_2" in run("platform_net.mana_driver", tree).message
-    package(tree, "VEN_1414&DEV_00BA", "signed.inf", "signed.inf_amd64_3", (0, 9, 0, 0), _dt.date(2020, 1, 1),
-            score=0x0D000001)
+    package(
+        tree,
+        "VEN_1414&DEV_00BA",
+        "signed.inf",
+        "signed.inf_amd64_3",
+        (0, 9, 0, 0),
+        _dt.date(2020, 1, 1),
+        score=0x0D000001,
+    )
     assert "-> signed.inf_amd64_3" in run("platform_net.mana_driver", tree).message
 
 
@@ -129,8 +162,9 @@ def test_all_three_mellanox_functions_bound_pass() -> None:
         package(tree, dev, "mlx5.inf", "mlx5.inf_amd64_b", (3, 10, 51000, 0), _dt.date(2024, 1, 1))
     result = run("platform_net.mellanox_driver", tree)
     assert result.status is Status.PASS, result.message
-    assert "ConnectX-5 VF (PCI\\VEN_15B3&DEV_1018) -> mlx5.inf_amd64_b (Microsoft, version 3.10.51000.0" \
-        in result.message
+    assert (
+        "ConnectX-5 VF (PCI\\VEN_15B3&DEV_1018) -> mlx5.inf_amd64_b (Microsoft, version 3.10.51000.0" in result.message
+    )
 
 
 def test_missing_mellanox_functions_are_named_with_their_driver() -> None:
@@ -159,14 +193,20 @@ def test_package_version_rejects_other_layouts() -> None:
         ({}, Status.PASS, "no KMS host is set"),
         ({"KeyManagementServiceName": ""}, Status.PASS, "no KMS host is set"),
         ({"KeyManagementServiceName": "azkms.core.windows.net:1688"}, Status.PASS, "is Azure's"),
-        ({"KeyManagementServiceName": "KMS.core.windows.net", "KeyManagementServicePort": "1688"}, Status.PASS,
-         "is Azure's"),
+        (
+            {"KeyManagementServiceName": "KMS.core.windows.net", "KeyManagementServicePort": "1688"},
+            Status.PASS,
+            "is Azure's",
+        ),
         ({"KeyManagementServiceName": "kms.core.usgovcloudapi.net"}, Status.PASS, "is Azure's"),
         ({"KeyManagementServiceName": "kms01.contoso.local"}, Status.WARNING, "not an Azure KMS endpoint"),
         ({"KeyManagementServiceName": "kms.core.windows.net.evil.example"}, Status.WARNING, "not an Azure KMS"),
         ({"KeyManagementServiceName": "azkms.core.windows.net:1689"}, Status.WARNING, "on port 1689"),
-        ({"KeyManagementServiceName": "azkms.core.windows.net", "KeyManagementServicePort": "2500"}, Status.WARNING,
-         "slmgr.vbs /skms azkms.core.windows.net:1688"),
+        (
+            {"KeyManagementServiceName": "azkms.core.windows.net", "KeyManagementServicePort": "2500"},
+            Status.WARNING,
+            "slmgr.vbs /skms azkms.core.windows.net:1688",
+        ),
         ({"KeyManagementServiceName": 5}, Status.WARNING, "Windows reads a REG_SZ"),
     ],
 )
@@ -210,8 +250,12 @@ def test_dhcp_missing_evidence_is_not_checked() -> None:
 
 def test_platform_net_rules_are_platform_rules() -> None:
     ids = {r.id for r in select_rules("azure") if r.id.startswith("platform_net.")}
-    assert ids == {"platform_net.mana_driver", "platform_net.mellanox_driver", "platform_net.kms_host",
-                   "platform_net.dhcp_enabled"}
+    assert ids == {
+        "platform_net.mana_driver",
+        "platform_net.mellanox_driver",
+        "platform_net.kms_host",
+        "platform_net.dhcp_enabled",
+    }
     assert not ids & {r.id for r in select_rules("azure-2022")}
 
 
@@ -242,9 +286,10 @@ def test_real_hive_driver_database(real: dict[str, Result]) -> None:
     mellanox = real["platform_net.mellanox_driver"]
     assert mellanox.status is Status.WARNING
     # Windows 10 1709's inbox mlx4_bus package, its version and date as the DriverDatabase records them
-    assert ('ConnectX-3 VF (PCI\\VEN_15B3&DEV_1004) -> mlx4_bus.inf_amd64_f622ca7dea675152 "Mellanox ConnectX-3 '
-            'VPI (MT04100) Virtual Network Adapter" (Microsoft, version 5.1.11548.0, dated 2016-04-11)') \
-        in mellanox.message
+    assert (
+        'ConnectX-3 VF (PCI\\VEN_15B3&DEV_1004) -> mlx4_bus.inf_amd64_f622ca7dea675152 "Mellanox ConnectX-3 '
+        'VPI (MT04100) Virtual Network Adapter" (Microsoft, version 5.1.11548.0, dated 2016-04-11)'
+    ) in mellanox.message
     assert "ConnectX-4 Lx VF (PCI\\VEN_15B3&DEV_1016), ConnectX-5 VF (PCI\\VEN_15B3&DEV_1018)" in mellanox.message
     assert real["platform_net.dhcp_enabled"].status is Status.PASS
     assert real["platform_net.kms_host"].status is Status.NOT_CHECKED

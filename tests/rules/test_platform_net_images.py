@@ -14,8 +14,12 @@ from azvhdaudit.report import Result, Status
 
 pytestmark = pytest.mark.slow
 
-RULES = ("platform_net.mana_driver", "platform_net.mellanox_driver", "platform_net.kms_host",
-         "platform_net.dhcp_enabled")
+RULES = (
+    "platform_net.mana_driver",
+    "platform_net.mellanox_driver",
+    "platform_net.kms_host",
+    "platform_net.dhcp_enabled",
+)
 
 
 @pytest.fixture(scope="module")

@@ -151,8 +151,9 @@ FW_STORE = r"ControlSet001\Services\SharedAccess\Parameters\FirewallPolicy\Firew
 ROUTES = r"ControlSet001\Services\Tcpip\Parameters\PersistentRoutes"
 
 
-@pytest.mark.parametrize("rule_id", ["firewall.rdp_rules_enabled", "firewall.icmp_echo_enabled",
-                                     "winrm.firewall_http_in"])
+@pytest.mark.parametrize(
+    "rule_id", ["firewall.rdp_rules_enabled", "firewall.icmp_echo_enabled", "winrm.firewall_http_in"]
+)
 def test_win7_rule_store_evidence_is_the_key_that_exists(win7: dict[str, Result], hives: Path, rule_id: str) -> None:
     """The real store holds hundreds of rules: its evidence says the key exists and how many it holds,
     counted here by python-registry, a reader the audit did not use for this count."""
@@ -185,7 +186,11 @@ def test_real_evidence_never_contradicts_itself(win7: dict[str, Result], win10: 
                     problems.append(f"{result.rule_id}: {ev.key} absent with a value")
                 if ev.present and ev.actual is None and not ev.note:
                     problems.append(f"{result.rule_id}: {ev.key} present with nothing said")
-                if ev.source in ("registry", "policy") and ev.value_name is None and ev.actual is not None \
-                        and not ev.derived:
+                if (
+                    ev.source in ("registry", "policy")
+                    and ev.value_name is None
+                    and ev.actual is not None
+                    and not ev.derived
+                ):
                     problems.append(f"{result.rule_id}: key {ev.key} shown with a value, not derived")
     assert not problems, "\n".join(problems)

@@ -73,36 +73,84 @@ def sb_images(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_buil
 
     good_bcd = hive("good.bcd", "BCD00000000", sbkit.bcd_tree(good_bcd_objects()))
     bad_bcd = hive("bad.bcd", "BCD00000000", sbkit.bcd_tree(bad_bcd_objects()))
-    server_2019 = hive("s2019.sw", "SOFTWARE",
-                       sbkit.software_tree("Windows Server 2019 Datacenter", "ServerDatacenter", 17763, "Server"))
+    server_2019 = hive(
+        "s2019.sw",
+        "SOFTWARE",
+        sbkit.software_tree("Windows Server 2019 Datacenter", "ServerDatacenter", 17763, "Server"),
+    )
     images = {
-        "good": sbkit.gpt_image(work, "good", {sbkit.ESP_FILES_BCD: real_bcd, sbkit.BOOTMGFW: signed}, {
-            SYSTEM: hive("good.sys", "SYSTEM", sbkit.system_tree(
-                servicing={"UEFICA2023Status": "Updated", "WindowsUEFICA2023Capable": 2, "UEFICA2023Error": 0},
-                secureboot={"AvailableUpdates": 0x4000})),
-            SOFTWARE: server_2019,
-        }),
-        "bad": sbkit.gpt_image(work, "bad", {sbkit.ESP_FILES_BCD: bad_bcd, sbkit.BOOTMGFW: unsigned}, {
-            SYSTEM: hive("bad.sys", "SYSTEM", sbkit.system_tree(
-                servicing={"UEFICA2023Status": "InProgress", "WindowsUEFICA2023Capable": 1,
-                           "UEFICA2023Error": 0x80070005, "UEFICA2023ErrorEvent": 1795},
-                secureboot={"AvailableUpdates": 0x4100}, product_type="WinNT")),
-            SOFTWARE: hive("home.sw", "SOFTWARE", sbkit.software_tree("Windows 10 Home", "Core", 19045, "Client")),
-        }),
-        "noboot": sbkit.gpt_image(work, "noboot", {sbkit.ESP_FILES_BCD: good_bcd, r"EFI\Boot\bootx64.efi": signed}, {
-            SYSTEM: hive("noboot.sys", "SYSTEM", sbkit.system_tree()),
-            SOFTWARE: hive("s2012.sw", "SOFTWARE", sbkit.software_tree(
-                "Windows Server 2012 R2 Datacenter", "ServerDatacenter", 9600, "Server")),
-        }),
-        "gen1": sbkit.mbr_image(work, "gen1", {
-            r"Boot\BCD": good_bcd,
-            SYSTEM: hive("gen1.sys", "SYSTEM", sbkit.system_tree(
-                servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0})),
-            SOFTWARE: server_2019,
-        }),
-        "nobcd": sbkit.gpt_image(work, "nobcd", {sbkit.BOOTMGFW: signed}, {
-            SYSTEM: hive("nobcd.sys", "SYSTEM", sbkit.system_tree(servicing={"UEFICA2023Status": "Updated"})),
-        }),
+        "good": sbkit.gpt_image(
+            work,
+            "good",
+            {sbkit.ESP_FILES_BCD: real_bcd, sbkit.BOOTMGFW: signed},
+            {
+                SYSTEM: hive(
+                    "good.sys",
+                    "SYSTEM",
+                    sbkit.system_tree(
+                        servicing={"UEFICA2023Status": "Updated", "WindowsUEFICA2023Capable": 2, "UEFICA2023Error": 0},
+                        secureboot={"AvailableUpdates": 0x4000},
+                    ),
+                ),
+                SOFTWARE: server_2019,
+            },
+        ),
+        "bad": sbkit.gpt_image(
+            work,
+            "bad",
+            {sbkit.ESP_FILES_BCD: bad_bcd, sbkit.BOOTMGFW: unsigned},
+            {
+                SYSTEM: hive(
+                    "bad.sys",
+                    "SYSTEM",
+                    sbkit.system_tree(
+                        servicing={
+                            "UEFICA2023Status": "InProgress",
+                            "WindowsUEFICA2023Capable": 1,
+                            "UEFICA2023Error": 0x80070005,
+                            "UEFICA2023ErrorEvent": 1795,
+                        },
+                        secureboot={"AvailableUpdates": 0x4100},
+                        product_type="WinNT",
+                    ),
+                ),
+                SOFTWARE: hive("home.sw", "SOFTWARE", sbkit.software_tree("Windows 10 Home", "Core", 19045, "Client")),
+            },
+        ),
+        "noboot": sbkit.gpt_image(
+            work,
+            "noboot",
+            {sbkit.ESP_FILES_BCD: good_bcd, r"EFI\Boot\bootx64.efi": signed},
+            {
+                SYSTEM: hive("noboot.sys", "SYSTEM", sbkit.system_tree()),
+                SOFTWARE: hive(
+                    "s2012.sw",
+                    "SOFTWARE",
+                    sbkit.software_tree("Windows Server 2012 R2 Datacenter", "ServerDatacenter", 9600, "Server"),
+                ),
+            },
+        ),
+        "gen1": sbkit.mbr_image(
+            work,
+            "gen1",
+            {
+                r"Boot\BCD": good_bcd,
+                SYSTEM: hive(
+                    "gen1.sys",
+                    "SYSTEM",
+                    sbkit.system_tree(servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0}),
+                ),
+                SOFTWARE: server_2019,
+            },
+        ),
+        "nobcd": sbkit.gpt_image(
+            work,
+            "nobcd",
+            {sbkit.BOOTMGFW: signed},
+            {
+                SYSTEM: hive("nobcd.sys", "SYSTEM", sbkit.system_tree(servicing={"UEFICA2023Status": "Updated"})),
+            },
+        ),
     }
     for path in images.values():
         path.chmod(0o444)
@@ -117,22 +165,35 @@ def shim_image(tmp_path_factory: pytest.TempPathFactory, shim: bytes, sample_bui
     work = tmp_path_factory.mktemp("secureboot-shim")
     with lzma.open(REALDATA / "BCD.xz") as fh:
         real_bcd = fh.read()
-    system = sbkit.hive_file(b, work / "shim.sys", "SYSTEM", sbkit.system_tree(
-        servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0x5944}))
-    software = sbkit.hive_file(b, work / "s2019.sw", "SOFTWARE", sbkit.software_tree(
-        "Windows Server 2019 Datacenter", "ServerDatacenter", 17763, "Server"))
-    path = sbkit.gpt_image(work, "shim", {sbkit.ESP_FILES_BCD: real_bcd, sbkit.BOOTMGFW: shim},
-                           {SYSTEM: system.read_bytes(), SOFTWARE: software.read_bytes()})
+    system = sbkit.hive_file(
+        b,
+        work / "shim.sys",
+        "SYSTEM",
+        sbkit.system_tree(servicing={"UEFICA2023Status": "NotStarted"}, secureboot={"AvailableUpdates": 0x5944}),
+    )
+    software = sbkit.hive_file(
+        b,
+        work / "s2019.sw",
+        "SOFTWARE",
+        sbkit.software_tree("Windows Server 2019 Datacenter", "ServerDatacenter", 17763, "Server"),
+    )
+    path = sbkit.gpt_image(
+        work,
+        "shim",
+        {sbkit.ESP_FILES_BCD: real_bcd, sbkit.BOOTMGFW: shim},
+        {SYSTEM: system.read_bytes(), SOFTWARE: software.read_bytes()},
+    )
     path.chmod(0o444)
     return path
 
 
 @pytest.fixture(scope="session")
-def efi_binaries(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder: ModuleType
-                 ) -> dict[str, bytes]:
+def efi_binaries(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder: ModuleType) -> dict[str, bytes]:
     """An unsigned and a self-signed EFI application, and a DLL (not an EFI image)."""
     work = tmp_path_factory.mktemp("efi")
     unsigned = sbkit.efi_binary(sample_builder, work)
-    return {"unsigned": unsigned, "signed": sbkit.self_signed(unsigned, work),
-            "dll": bytes(sample_builder.build_pe("helper.dll", "1.0.0.0", work))}
-
+    return {
+        "unsigned": unsigned,
+        "signed": sbkit.self_signed(unsigned, work),
+        "dll": bytes(sample_builder.build_pe("helper.dll", "1.0.0.0", work)),
+    }

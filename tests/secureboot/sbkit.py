@@ -74,8 +74,11 @@ def bcd_tree(objects: Mapping[str, tuple[int, Mapping[int, Any]]]) -> dict[str, 
     return element_tree(objects)
 
 
-def system_tree(servicing: Mapping[str, Any] | None = None, secureboot: Mapping[str, Any] | None = None,
-                product_type: str = "ServerNT") -> dict[str, dict[str, Any]]:
+def system_tree(
+    servicing: Mapping[str, Any] | None = None,
+    secureboot: Mapping[str, Any] | None = None,
+    product_type: str = "ServerNT",
+) -> dict[str, dict[str, Any]]:
     tree: dict[str, dict[str, Any]] = {
         "Select": {"Current": 1, "Default": 1, "LastKnownGood": 1},
         r"ControlSet001\Control\ProductOptions": {"ProductType": product_type},
@@ -90,9 +93,18 @@ def system_tree(servicing: Mapping[str, Any] | None = None, secureboot: Mapping[
 
 
 def software_tree(product: str, edition: str, build: int, installation: str) -> dict[str, dict[str, Any]]:
-    return {CV: {"ProductName": product, "EditionID": edition, "CurrentBuild": str(build),
-                 "CurrentBuildNumber": str(build), "CurrentMajorVersionNumber": 10, "CurrentMinorVersionNumber": 0,
-                 "InstallationType": installation, "UBR": 1}}
+    return {
+        CV: {
+            "ProductName": product,
+            "EditionID": edition,
+            "CurrentBuild": str(build),
+            "CurrentBuildNumber": str(build),
+            "CurrentMajorVersionNumber": 10,
+            "CurrentMinorVersionNumber": 0,
+            "InstallationType": installation,
+            "UBR": 1,
+        }
+    }
 
 
 def efi_binary(builder: ModuleType, work: Path, name: str = "bootmgfw.efi") -> bytes:
@@ -104,20 +116,58 @@ def self_signed(data: bytes, work: Path, subject: str = "/CN=Lookalike Windows P
     """``data`` signed by osslsigncode with a key and a self-signed certificate made by openssl here."""
     key, cert = work / "sign.key", work / "sign.crt"
     if not cert.exists():
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                        str(cert), "-days", "3650", "-subj", subject], check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+                "-days",
+                "3650",
+                "-subj",
+                subject,
+            ],
+            check=True,
+            capture_output=True,
+        )
     src, out = work / "unsigned.efi", work / "signed.efi"
     src.write_bytes(data)
     out.unlink(missing_ok=True)
-    subprocess.run(["osslsigncode", "sign", "-certs", str(cert), "-key", str(key), "-h", "sha256", "-in", str(src),
-                    "-out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "osslsigncode",
+            "sign",
+            "-certs",
+            str(cert),
+            "-key",
+            str(key),
+            "-h",
+            "sha256",
+            "-in",
+            str(src),
+            "-out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return out.read_bytes()
 
 
 def gpt_image(work: Path, name: str, esp: Mapping[str, bytes], windows: Mapping[str, bytes]) -> Path:
     """A raw GPT disk: a 40 MiB FAT32 EFI system partition with ``esp``, a 32 MiB NTFS volume with ``windows``."""
-    raw = db.gpt_disk(work / f"{name}.raw", 80 * db.MiB, [(1, 40, "EF00"), (41, 32, "0700")],
-                      disk_guid="5ec0b007-0000-4000-8000-000000000001")
+    raw = db.gpt_disk(
+        work / f"{name}.raw",
+        80 * db.MiB,
+        [(1, 40, "EF00"), (41, 32, "0700")],
+        disk_guid="5ec0b007-0000-4000-8000-000000000001",
+    )
     db.place(db.make_fat(work / f"{name}.fat", 40 * db.MiB, esp), raw, db.MiB)
     db.place(db.make_ntfs(work / f"{name}.ntfs", 32 * db.MiB, windows), raw, 41 * db.MiB)
     (work / f"{name}.fat").unlink()
@@ -133,13 +183,17 @@ def mbr_image(work: Path, name: str, windows: Mapping[str, bytes]) -> Path:
     return raw
 
 
-def context(image: Image, security_type: str | None = None, *, boot: bool = True,
-            verify_signatures: bool = False) -> AuditContext:
+def context(
+    image: Image, security_type: str | None = None, *, boot: bool = True, verify_signatures: bool = False
+) -> AuditContext:
     """The audit context the engine makes for ``image``, plus the boot volume's files (``boot_files``)."""
-    ctx = AuditContext(registry=image.registry, facts=image.facts,
-                       options=AuditOptions(target=Target(security_type=security_type),
-                                            verify_signatures=verify_signatures),
-                       files=image.files, bcd=image.bcd)
+    ctx = AuditContext(
+        registry=image.registry,
+        facts=image.facts,
+        options=AuditOptions(target=Target(security_type=security_type), verify_signatures=verify_signatures),
+        files=image.files,
+        bcd=image.bcd,
+    )
     ctx.boot_files = boot_volume_files(image) if boot else None  # type: ignore[attr-defined]
     return ctx
 

@@ -14,6 +14,9 @@ MINE = [r for r in all_rules() if r.id.startswith("secureboot.")]
 def test_the_module_is_loaded() -> None:
     assert "secureboot" in azvhdaudit.rules.loaded_modules()
     assert {r.id for r in MINE} == {
-        "secureboot.generation2", "secureboot.os_supported", "secureboot.bcd_integrity",
-        "secureboot.bootmgr_signature", "secureboot.uefica2023_servicing",
+        "secureboot.generation2",
+        "secureboot.os_supported",
+        "secureboot.bcd_integrity",
+        "secureboot.bootmgr_signature",
+        "secureboot.uefica2023_servicing",
     }

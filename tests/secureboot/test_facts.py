@@ -110,8 +110,9 @@ def test_absent_values_are_evidence_of_absence() -> None:
 
 
 def test_unknown_status_and_capable_values_say_so() -> None:
-    state = sbf.servicing_state(view(system_tree(servicing={"UEFICA2023Status": "Pending",
-                                                            "WindowsUEFICA2023Capable": 7})))
+    state = sbf.servicing_state(
+        view(system_tree(servicing={"UEFICA2023Status": "Pending", "WindowsUEFICA2023Capable": 7}))
+    )
     assert state.status_meaning == "'Pending': not a value KB5068202 lists"
     assert state.capable_meaning == "7: not a value KB5025885 lists"
 
@@ -119,8 +120,12 @@ def test_unknown_status_and_capable_values_say_so() -> None:
 # --- the servicing rule on hand-built hives ---------------------------------------------------------------
 
 
-def sb_ctx(tree: dict[str, Any] | None = None, files: Any = None, security_type: str | None = "TrustedLaunch",
-           verify: bool = False) -> Any:
+def sb_ctx(
+    tree: dict[str, Any] | None = None,
+    files: Any = None,
+    security_type: str | None = "TrustedLaunch",
+    verify: bool = False,
+) -> Any:
     hives = {"SYSTEM": MemoryHive.build("SYSTEM", tree)} if tree is not None else {}
     ctx = make_context(facts=image_facts("gpt"), hives=hives)
     ctx.options = AuditOptions(target=Target(security_type=security_type), verify_signatures=verify)
@@ -193,8 +198,10 @@ def test_broken_boot_managers(efi_binaries: dict[str, bytes], make: Any, words: 
 def test_generation2_rule_judges_what_it_read(efi_binaries: dict[str, bytes]) -> None:
     dll = run("secureboot.generation2", sb_ctx(system_tree(), CountingFiles({BOOTMGFW: efi_binaries["dll"]})))
     assert dll.status == Status.FAIL and "not an EFI application" in dll.message
-    junk = run("secureboot.generation2", sb_ctx(system_tree(), CountingFiles({BOOTMGFW: b"MZ" + bytes(200)}),
-                                                security_type="Standard"))
+    junk = run(
+        "secureboot.generation2",
+        sb_ctx(system_tree(), CountingFiles({BOOTMGFW: b"MZ" + bytes(200)}), security_type="Standard"),
+    )
     assert junk.status == Status.WARNING and "PE headers unreadable" in junk.message
     # the signature rule leaves a file that is no boot manager to secureboot.generation2
     sig = run("secureboot.bootmgr_signature", sb_ctx(system_tree(), CountingFiles({BOOTMGFW: efi_binaries["dll"]})))
@@ -226,20 +233,40 @@ class Signer:
     [
         ([Signer("Microsoft Windows", sbf.UEFICA2023)], Status.PASS, "the 2023 boot manager"),
         ([Signer("Microsoft Windows", sbf.PCA2011)], Status.WARNING, "expires in October 2026"),
-        ([Signer("Microsoft Windows", sbf.PCA2011), Signer("Microsoft Windows", sbf.UEFICA2023)], Status.PASS,
-         "and Microsoft Windows Production PCA 2011"),
-        ([Signer("Debian Secure Boot Signer", "Microsoft Corporation UEFI CA 2011")], Status.WARNING,
-         "third-party UEFI software"),
+        (
+            [Signer("Microsoft Windows", sbf.PCA2011), Signer("Microsoft Windows", sbf.UEFICA2023)],
+            Status.PASS,
+            "and Microsoft Windows Production PCA 2011",
+        ),
+        (
+            [Signer("Debian Secure Boot Signer", "Microsoft Corporation UEFI CA 2011")],
+            Status.WARNING,
+            "third-party UEFI software",
+        ),
         ([Signer("Lookalike", None)], Status.FAIL, "chains to neither"),
         ([], Status.FAIL, "no signature in the table"),
-        ([Signer("CN=Lookalike Windows Production PCA 2011", None, verified=False, why="no chain to a UEFI db "
-                 "certificate")], Status.FAIL, "Lookalike Windows Production PCA 2011 -> no UEFI DB CA (no chain"),
-        ([Signer("Microsoft Windows", sbf.UEFICA2023, verified=False, why="the file's digest does not match")],
-         Status.FAIL, "digest does not match"),
+        (
+            [
+                Signer(
+                    "CN=Lookalike Windows Production PCA 2011",
+                    None,
+                    verified=False,
+                    why="no chain to a UEFI db certificate",
+                )
+            ],
+            Status.FAIL,
+            "Lookalike Windows Production PCA 2011 -> no UEFI DB CA (no chain",
+        ),
+        (
+            [Signer("Microsoft Windows", sbf.UEFICA2023, verified=False, why="the file's digest does not match")],
+            Status.FAIL,
+            "digest does not match",
+        ),
     ],
 )
-def test_bootmgr_signature_verdicts(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes],
-                                    signers: list[Signer], status: Status, words: str) -> None:
+def test_bootmgr_signature_verdicts(
+    monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes], signers: list[Signer], status: Status, words: str
+) -> None:
     asked: dict[str, Any] = {}
 
     def uefi_signers(fh: Any, *, name: str, verify: bool) -> list[Signer]:
@@ -258,12 +285,15 @@ def test_bootmgr_signature_verdicts(monkeypatch: pytest.MonkeyPatch, efi_binarie
         assert "UEFICA2023Status NotStarted" in out.message and "0x5944" in out.message
 
 
-def test_bootmgr_signature_passes_the_verify_flag(monkeypatch: pytest.MonkeyPatch,
-                                                  efi_binaries: dict[str, bytes]) -> None:
+def test_bootmgr_signature_passes_the_verify_flag(
+    monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]
+) -> None:
     seen = []
     monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: seen.append(verify) or [], ""))
-    run("secureboot.bootmgr_signature", sb_ctx(system_tree(), CountingFiles({BOOTMGFW: efi_binaries["signed"]}),
-                                               verify=True))
+    run(
+        "secureboot.bootmgr_signature",
+        sb_ctx(system_tree(), CountingFiles({BOOTMGFW: efi_binaries["signed"]}), verify=True),
+    )
     assert seen == [True]
 
 
@@ -274,10 +304,10 @@ def test_bootmgr_signature_passes_the_verify_flag(monkeypatch: pytest.MonkeyPatc
         ({"AvailableUpdates": 0x5944}, 1),  # already requested: only the task
     ],
 )
-def test_rollover_fix_follows_the_servicing_state(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes],
-                                                  secureboot: dict[str, int], lines: int) -> None:
-    monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: [Signer("Microsoft Windows", sbf.PCA2011)],
-                                              ""))
+def test_rollover_fix_follows_the_servicing_state(
+    monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes], secureboot: dict[str, int], lines: int
+) -> None:
+    monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: [Signer("Microsoft Windows", sbf.PCA2011)], ""))
     tree = system_tree(servicing={"UEFICA2023Status": "NotStarted"}, secureboot=secureboot)
     out = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: efi_binaries["signed"]})))
     assert out.status == Status.WARNING
@@ -287,8 +317,7 @@ def test_rollover_fix_follows_the_servicing_state(monkeypatch: pytest.MonkeyPatc
 
 
 def test_stale_servicing_state_is_named(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]) -> None:
-    monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: [Signer("Microsoft Windows", sbf.PCA2011)],
-                                              ""))
+    monkeypatch.setattr(sbf, "_api", lambda: (lambda fh, name, verify: [Signer("Microsoft Windows", sbf.PCA2011)], ""))
     tree = system_tree(servicing={"UEFICA2023Status": "Updated"})
     out = run("secureboot.bootmgr_signature", sb_ctx(tree, CountingFiles({BOOTMGFW: efi_binaries["signed"]})))
     assert out.status == Status.WARNING and "yet the ESP holds the 2011-signed boot manager" in out.message
@@ -301,8 +330,9 @@ def test_stale_servicing_state_is_named(monkeypatch: pytest.MonkeyPatch, efi_bin
         ([object()], "without subject/ca/verified"),
     ],
 )
-def test_verifier_that_cannot_answer(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes],
-                                     answer: Any, words: str) -> None:
+def test_verifier_that_cannot_answer(
+    monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes], answer: Any, words: str
+) -> None:
     def uefi_signers(fh: Any, *, name: str, verify: bool) -> Any:
         if isinstance(answer, Exception):
             raise answer
@@ -315,14 +345,16 @@ def test_verifier_that_cannot_answer(monkeypatch: pytest.MonkeyPatch, efi_binari
 
 def test_registry_types_used_in_trees() -> None:
     """The hive builders' types are the documented ones (REG_DWORD AvailableUpdates, REG_SZ status)."""
-    hive = MemoryHive.build("SYSTEM", system_tree(servicing={"UEFICA2023Status": "Updated"},
-                                                  secureboot={"AvailableUpdates": 0x5944}))
+    hive = MemoryHive.build(
+        "SYSTEM", system_tree(servicing={"UEFICA2023Status": "Updated"}, secureboot={"AvailableUpdates": 0x5944})
+    )
     assert hive.key(SB).value("AvailableUpdates").type == RegType.DWORD
     assert hive.key(SERVICING).value("UEFICA2023Status").type == RegType.SZ
 
 
-def test_without_the_verifier_it_is_not_checked(monkeypatch: pytest.MonkeyPatch,
-                                                efi_binaries: dict[str, bytes]) -> None:
+def test_without_the_verifier_it_is_not_checked(
+    monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]
+) -> None:
     monkeypatch.setattr(sbf, "AUTHENTICODE_API", "no_such_function")
     func, why = sbf._api()
     assert func is None and "offers no no_such_function()" in why
@@ -346,8 +378,9 @@ def test_a_tampered_boot_manager_fails_only_the_complete_check(shim: bytes) -> N
     assert "the file changed after it was signed" in full.message
 
 
-def test_a_boot_manager_too_large_to_read_whole(monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]
-                                                 ) -> None:
+def test_a_boot_manager_too_large_to_read_whole(
+    monkeypatch: pytest.MonkeyPatch, efi_binaries: dict[str, bytes]
+) -> None:
     """Without random access the file is read whole, so its size is bounded; with it, only the headers are read."""
     monkeypatch.setattr(sbf, "MAX_BOOTMGR_SIZE", 1024)
     whole = sbf.boot_manager(FakeFiles({BOOTMGFW: efi_binaries["signed"]}))
@@ -362,10 +395,14 @@ def test_a_boot_manager_too_large_to_read_whole(monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        (lambda objs: objs[LOADER][1].__setitem__(0x16000049, (RegType.BINARY, b"\x01\x00")),
-         "boolean data is 2 bytes, 1 expected"),
-        (lambda objs: objs[BOOTMGR_GUID][1].__setitem__(0x23000003, "{99999999-0000-0000-0000-000000000000}"),
-         "no {bootmgr} default OS loader"),
+        (
+            lambda objs: objs[LOADER][1].__setitem__(0x16000049, (RegType.BINARY, b"\x01\x00")),
+            "boolean data is 2 bytes, 1 expected",
+        ),
+        (
+            lambda objs: objs[BOOTMGR_GUID][1].__setitem__(0x23000003, "{99999999-0000-0000-0000-000000000000}"),
+            "no {bootmgr} default OS loader",
+        ),
     ],
 )
 def test_bcd_that_cannot_be_judged(change: Any, words: str) -> None:
@@ -393,8 +430,10 @@ def test_real_hives_from_before_the_rollover(realdata: Any, name: str) -> None:
             assert state.available_updates_key == r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot"
         else:
             assert not state.has_any and not state.secureboot_key
-            assert {e.key for e in state.evidence} == {r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot\Servicing",
-                                                       r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot"}
+            assert {e.key for e in state.evidence} == {
+                r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot\Servicing",
+                r"HKLM\SYSTEM\ControlSet001\Control\SecureBoot",
+            }
         ctx = sb_ctx(None)
         ctx.registry = RegistryView(hives={"SYSTEM": hive})
         out = run("secureboot.uefica2023_servicing", ctx)

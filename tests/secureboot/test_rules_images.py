@@ -20,8 +20,13 @@ from . import sbkit
 #: slow: builds signed boot volumes
 pytestmark = pytest.mark.slow
 
-RULES = ("secureboot.generation2", "secureboot.os_supported", "secureboot.bcd_integrity",
-         "secureboot.bootmgr_signature", "secureboot.uefica2023_servicing")
+RULES = (
+    "secureboot.generation2",
+    "secureboot.os_supported",
+    "secureboot.bcd_integrity",
+    "secureboot.bootmgr_signature",
+    "secureboot.uefica2023_servicing",
+)
 
 
 def run(rule_id: str, ctx: Any) -> Outcome:
@@ -114,8 +119,11 @@ def test_bad_image_under_trusted_launch(sb_images: dict[str, Path]) -> None:
         assert 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"' in bcd.message
         assert {e.key.rsplit("\\", 1)[-1] for e in bcd.evidence} == {"16000049", "16000048", "12000030"}
         # the computed fix is the result's remediation, and azvhdaudit fix scripts every line of it
-        fixes = ['bcdedit /set "{globalsettings}" testsigning off', 'bcdedit /set "{default}" nointegritychecks off',
-                 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"']
+        fixes = [
+            'bcdedit /set "{globalsettings}" testsigning off',
+            'bcdedit /set "{default}" nointegritychecks off',
+            'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"',
+        ]
         assert bcd.remediation.splitlines() == fixes
         assert split_statements(bcd.remediation) == (fixes, [])
         sig = run("secureboot.bootmgr_signature", ctx)
@@ -128,9 +136,11 @@ def test_bad_image_under_trusted_launch(sb_images: dict[str, Path]) -> None:
         assert servicing.actual["available_updates_key"].endswith(r"ControlSet001\Control\SecureBoot")
         commands, notes = split_statements(servicing.remediation)
         assert notes[0] == "Look up UEFICA2023Error 0x80070005 in KB5085046"
-        assert commands == [r'reg add "HKLM\SYSTEM\CurrentControlSet\Control\SecureBoot" /v AvailableUpdates '
-                            r'/t REG_DWORD /d 0x5944 /f',
-                            r'Start-ScheduledTask -TaskName "\Microsoft\Windows\PI\Secure-Boot-Update"']
+        assert commands == [
+            r'reg add "HKLM\SYSTEM\CurrentControlSet\Control\SecureBoot" /v AvailableUpdates '
+            r"/t REG_DWORD /d 0x5944 /f",
+            r'Start-ScheduledTask -TaskName "\Microsoft\Windows\PI\Secure-Boot-Update"',
+        ]
 
 
 def test_bad_image_under_standard_is_advice(sb_images: dict[str, Path]) -> None:
@@ -243,9 +253,12 @@ def test_fix_script_carries_the_computed_bcdedit_lines(sb_images: dict[str, Path
 
     report = azvhdaudit.audit(sb_images["bad"], select="secureboot.*", target={"security_type": "TrustedLaunch"})
     script = powershell_script(report, include_warnings=True)
-    for line in ('bcdedit /set "{globalsettings}" testsigning off', 'bcdedit /set "{default}" nointegritychecks off',
-                 'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"',
-                 r'Start-ScheduledTask -TaskName "\Microsoft\Windows\PI\Secure-Boot-Update"'):
+    for line in (
+        'bcdedit /set "{globalsettings}" testsigning off',
+        'bcdedit /set "{default}" nointegritychecks off',
+        'bcdedit /set "{default}" loadoptions "NOEXECUTE=OPTIN"',
+        r'Start-ScheduledTask -TaskName "\Microsoft\Windows\PI\Secure-Boot-Update"',
+    ):
         assert line in script, line
     # the general lines of the rule are replaced by the finding's own
     assert 'bcdedit /deletevalue "{default}" loadoptions' not in script

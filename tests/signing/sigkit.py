@@ -44,7 +44,7 @@ class BytesFiles:
 
     def listdir(self, path: str) -> list[str] | None:
         prefix = path.lower().rstrip("\\") + "\\"
-        names = [k[len(prefix):] for k in self.files if k.startswith(prefix) and "\\" not in k[len(prefix):]]
+        names = [k[len(prefix) :] for k in self.files if k.startswith(prefix) and "\\" not in k[len(prefix) :]]
         return names or None
 
 
@@ -55,30 +55,106 @@ def openssl(*args: str) -> None:
 def self_signed_cert(work: Path, subject: str, name: str = "self") -> tuple[Path, Path]:
     key, cert = work / f"{name}.key", work / f"{name}.crt"
     if not cert.exists():
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), "-days",
-                "3650", "-subj", subject, "-addext", f"extendedKeyUsage={WINDOWS_EKUS}")
+        openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "3650",
+            "-subj",
+            subject,
+            "-addext",
+            f"extendedKeyUsage={WINDOWS_EKUS}",
+        )
     return key, cert
 
 
 def lookalike_chain(work: Path) -> tuple[Path, Path, Path]:
     """A CA named exactly like Microsoft's (Windows Production PCA 2011, under a lookalike Root 2010) and a leaf
     "Microsoft Windows" with the Windows EKUs: (leaf key, leaf cert, chain file)."""
-    rkey, rcert = self_signed_cert(work, "/C=US/ST=Washington/L=Redmond/O=Microsoft Corporation/"
-                                         "CN=Microsoft Root Certificate Authority 2010", "lookroot")
+    rkey, rcert = self_signed_cert(
+        work,
+        "/C=US/ST=Washington/L=Redmond/O=Microsoft Corporation/CN=Microsoft Root Certificate Authority 2010",
+        "lookroot",
+    )
     ckey, ccsr, ccert = work / "lookca.key", work / "lookca.csr", work / "lookca.crt"
     lkey, lcsr, lcert = work / "looklf.key", work / "looklf.csr", work / "looklf.crt"
     ext = work / "look.ext"
     if not lcert.exists():
-        ext.write_text("[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\n"
-                       f"[leaf]\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={WINDOWS_EKUS}\n")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ckey), "-out", str(ccsr), "-subj",
-                "/C=US/ST=Washington/L=Redmond/O=Microsoft Corporation/CN=Microsoft Windows Production PCA 2011")
-        openssl("x509", "-req", "-in", str(ccsr), "-CA", str(rcert), "-CAkey", str(rkey), "-set_serial", "7",
-                "-days", "3650", "-extfile", str(ext), "-extensions", "ca", "-out", str(ccert))
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(lkey), "-out", str(lcsr), "-subj",
-                "/C=US/ST=Washington/L=Redmond/O=Microsoft Corporation/CN=Microsoft Windows")
-        openssl("x509", "-req", "-in", str(lcsr), "-CA", str(ccert), "-CAkey", str(ckey), "-set_serial", "8",
-                "-days", "3650", "-extfile", str(ext), "-extensions", "leaf", "-out", str(lcert))
+        ext.write_text(
+            "[ca]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=keyCertSign,cRLSign\n"
+            f"[leaf]\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={WINDOWS_EKUS}\n"
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(ckey),
+            "-out",
+            str(ccsr),
+            "-subj",
+            "/C=US/ST=Washington/L=Redmond/O=Microsoft Corporation/CN=Microsoft Windows Production PCA 2011",
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(ccsr),
+            "-CA",
+            str(rcert),
+            "-CAkey",
+            str(rkey),
+            "-set_serial",
+            "7",
+            "-days",
+            "3650",
+            "-extfile",
+            str(ext),
+            "-extensions",
+            "ca",
+            "-out",
+            str(ccert),
+        )
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(lkey),
+            "-out",
+            str(lcsr),
+            "-subj",
+            "/C=US/ST=Washington/L=Redmond/O=Microsoft Corporation/CN=Microsoft Windows",
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(lcsr),
+            "-CA",
+            str(ccert),
+            "-CAkey",
+            str(ckey),
+            "-set_serial",
+            "8",
+            "-days",
+            "3650",
+            "-extfile",
+            str(ext),
+            "-extensions",
+            "leaf",
+            "-out",
+            str(lcert),
+        )
     chain = work / "look.chain.pem"
     chain.write_bytes(lcert.read_bytes() + ccert.read_bytes() + rcert.read_bytes())
     return lkey, lcert, chain
@@ -89,8 +165,20 @@ def sign(data: bytes, work: Path, key: Path, certs: Path, *, nest: bool = False,
     inp, out = work / "in.bin", work / "out.bin"
     inp.write_bytes(data)
     out.unlink(missing_ok=True)
-    cmd = ["osslsigncode", "sign", "-certs", str(certs), "-key", str(key), "-h", "sha256", "-in", str(inp), "-out",
-           str(out)]
+    cmd = [
+        "osslsigncode",
+        "sign",
+        "-certs",
+        str(certs),
+        "-key",
+        str(key),
+        "-h",
+        "sha256",
+        "-in",
+        str(inp),
+        "-out",
+        str(out),
+    ]
     if nest:
         cmd.insert(2, "-nest")
     subprocess.run(cmd, check=True, capture_output=True)
@@ -102,8 +190,9 @@ def driver(builder: ModuleType, work: Path, name: str = "drv.sys") -> bytes:
     return bytes(builder.build_pe(name, "10.0.17763.1", work))
 
 
-def services_tree(drivers: Mapping[str, Mapping[str, Any]], *, extra: Mapping[str, Mapping[str, Any]] = ()) \
-        -> dict[str, dict[str, Any]]:
+def services_tree(
+    drivers: Mapping[str, Mapping[str, Any]], *, extra: Mapping[str, Mapping[str, Any]] = ()
+) -> dict[str, dict[str, Any]]:
     tree = sbkit.system_tree()
     for name, values in drivers.items():
         tree[rf"ControlSet001\Services\{name}"] = {"Type": 1, "ErrorControl": 1, **values}
@@ -111,8 +200,9 @@ def services_tree(drivers: Mapping[str, Mapping[str, Any]], *, extra: Mapping[st
     return tree
 
 
-def disk(builder: ModuleType, work: Path, name: str, tree: Mapping[str, Mapping[str, Any]] | None,
-         files: Mapping[str, bytes]) -> Path:
+def disk(
+    builder: ModuleType, work: Path, name: str, tree: Mapping[str, Mapping[str, Any]] | None, files: Mapping[str, bytes]
+) -> Path:
     """A GPT disk with an ESP and an NTFS volume holding the SYSTEM hive (``tree``) and ``files``."""
     windows = dict(files)
     if tree is not None:
@@ -121,9 +211,13 @@ def disk(builder: ModuleType, work: Path, name: str, tree: Mapping[str, Mapping[
 
 
 def context(image: Image, security_type: str | None = None, verify: bool = False) -> AuditContext:
-    return AuditContext(registry=image.registry, facts=image.facts,
-                        options=AuditOptions(target=Target(security_type=security_type), verify_signatures=verify),
-                        files=image.files, bcd=image.bcd)
+    return AuditContext(
+        registry=image.registry,
+        facts=image.facts,
+        options=AuditOptions(target=Target(security_type=security_type), verify_signatures=verify),
+        files=image.files,
+        bcd=image.bcd,
+    )
 
 
 def opened(path: Path) -> Image:
@@ -156,24 +250,49 @@ def catalog(work: Path, members: list[bytes], template: bytes) -> bytes:
     subjects = []
     for data in members:
         digest = authentihash(data)
-        indirect = spc.SpcIndirectDataContent({
-            "data": pe_image_data,
-            "message_digest": {"digest_algorithm": {"algorithm": "sha256"}, "digest": digest},
-        })
-        subjects.append({"subject_identifier": digest.hex().upper().encode("utf-16-le"),
-                         "subject_attributes": [{"type": "microsoft_spc_indirect_data_content",
-                                                 "values": [indirect]}]})
-    body = ctl.CertificateTrustList({
-        "subject_usage": ["microsoft_catalog_list"],
-        "list_identifier": b"\x01" * 16,
-        "ctl_this_update": x509.Time(name="utc_time", value=datetime.datetime(2026, 1, 1, tzinfo=utc)),
-        "subject_algorithm": {"algorithm": "1.3.6.1.4.1.311.12.1.2"},
-        "trusted_subjects": subjects,
-    })
+        indirect = spc.SpcIndirectDataContent(
+            {
+                "data": pe_image_data,
+                "message_digest": {"digest_algorithm": {"algorithm": "sha256"}, "digest": digest},
+            }
+        )
+        subjects.append(
+            {
+                "subject_identifier": digest.hex().upper().encode("utf-16-le"),
+                "subject_attributes": [{"type": "microsoft_spc_indirect_data_content", "values": [indirect]}],
+            }
+        )
+    body = ctl.CertificateTrustList(
+        {
+            "subject_usage": ["microsoft_catalog_list"],
+            "list_identifier": b"\x01" * 16,
+            "ctl_this_update": x509.Time(name="utc_time", value=datetime.datetime(2026, 1, 1, tzinfo=utc)),
+            "subject_algorithm": {"algorithm": "1.3.6.1.4.1.311.12.1.2"},
+            "trusted_subjects": subjects,
+        }
+    )
     key, cert = self_signed_cert(work, "/CN=Contoso Catalog Signing", "catsign")
     src, out = work / "ctl.der", work / "oem1.cat"
     src.write_bytes(body.dump())
-    openssl("cms", "-sign", "-binary", "-nodetach", "-nosmimecap", "-econtent_type", "1.3.6.1.4.1.311.10.1",
-            "-md", "sha256", "-signer", str(cert), "-inkey", str(key), "-in", str(src), "-outform", "DER",
-            "-out", str(out))
+    openssl(
+        "cms",
+        "-sign",
+        "-binary",
+        "-nodetach",
+        "-nosmimecap",
+        "-econtent_type",
+        "1.3.6.1.4.1.311.10.1",
+        "-md",
+        "sha256",
+        "-signer",
+        str(cert),
+        "-inkey",
+        str(key),
+        "-in",
+        str(src),
+        "-outform",
+        "DER",
+        "-out",
+        str(out),
+    )
     return out.read_bytes()

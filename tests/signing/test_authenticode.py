@@ -112,8 +112,10 @@ def test_lookalike_microsoft_ca_is_never_trusted(sample_builder: ModuleType, sig
     assert only.subject.startswith("CN=Microsoft Windows,") and "Microsoft Windows Production PCA 2011" in only.issuer
     assert "1.3.6.1.4.1.311.10.3.6" in only.ekus
     assert not only.verified and only.anchor is None and sig.kernel_trusted is None
-    assert "names Microsoft Root Certificate Authority 2010, but does not verify against that trust anchor's exact " \
+    assert (
+        "names Microsoft Root Certificate Authority 2010, but does not verify against that trust anchor's exact "
         "certificate" in only.why
+    )
     efi = uefi_signers(io.BytesIO(data), name="d")
     assert [(s.ca, s.verified) for s in efi] == [(None, False)]
 
@@ -123,12 +125,15 @@ def test_self_signed_driver(sample_builder: ModuleType, sigwork: Path) -> None:
     data = sigkit.sign(sigkit.driver(sample_builder, sigwork), sigwork, key, cert)
     sig = kernel_signatures(files_of(d=data), "d")
     assert [(s.subject, s.verified) for s in sig.signers] == [("CN=Contoso Driver Signing", False)]
-    assert sig.signers[0].why == "the chain ends at a self-signed certificate, not at Microsoft Root Certificate " \
+    assert (
+        sig.signers[0].why == "the chain ends at a self-signed certificate, not at Microsoft Root Certificate "
         "Authority 2010"
+    )
 
 
 def test_catalog_lookup_finds_the_member_and_checks_the_catalog_signature(
-        sample_builder: ModuleType, sigwork: Path, material: dict[str, bytes]) -> None:
+    sample_builder: ModuleType, sigwork: Path, material: dict[str, bytes]
+) -> None:
     """A catalog (CTL in PKCS#7, built with asn1crypto, signed by openssl cms) lists an unsigned driver by its
     Authenticode SHA-256; complete mode finds it there and checks the catalog's own chain (self-made: untrusted)."""
     unsigned = material["perfmondata.dll"]
@@ -142,8 +147,12 @@ def test_catalog_lookup_finds_the_member_and_checks_the_catalog_signature(
     (entry,) = full.signers
     assert entry.source == "catalog oem1.cat" and entry.subject == "CN=Contoso Catalog Signing"
     assert not entry.verified and full.kernel_trusted is None
-    other = kernel_signatures(files_of(**{"d": material["msvcp140.dll"], f"{authenticode.CATROOT}\\oem1.cat": cat}),
-                              "d", verify=True, catalogs=Catalogs(files))
+    other = kernel_signatures(
+        files_of(**{"d": material["msvcp140.dll"], f"{authenticode.CATROOT}\\oem1.cat": cat}),
+        "d",
+        verify=True,
+        catalogs=Catalogs(files),
+    )
     assert other.catalog is None
 
 
@@ -180,8 +189,9 @@ def test_certificate_table_beyond_the_file_is_no_table(material: dict[str, bytes
     assert sig.cert_table is None and sig.kernel_trusted is None
 
 
-@pytest.mark.parametrize("garbage", [b"\x30\x82\xff\xff" + bytes(60), b"\x30\x03\x06\x01\x00" + bytes(59),
-                                     bytes(range(64))])
+@pytest.mark.parametrize(
+    "garbage", [b"\x30\x82\xff\xff" + bytes(60), b"\x30\x03\x06\x01\x00" + bytes(59), bytes(range(64))]
+)
 def test_garbage_signature_gives_a_signature_error(material: dict[str, bytes], garbage: bytes) -> None:
     base = material["perfmondata.dll"]
     entry = struct.pack("<IHH", 8 + len(garbage), 0x200, 2) + garbage
@@ -197,7 +207,7 @@ def test_garbage_signature_gives_a_signature_error(material: dict[str, bytes], g
 def test_truncated_signature_is_a_signature_error(material: dict[str, bytes]) -> None:
     good = material["WinDivert64-4.0.1.sys"]
     off, size = struct.unpack_from("<II", good, _security_dir(good))
-    cut = bytearray(good[:off + size])
+    cut = bytearray(good[: off + size])
     struct.pack_into("<I", cut, off + 8 + 2, 0x7FFF)  # inflate the ContentInfo's length
     try:
         sig = kernel_signatures(files_of(d=bytes(cut)), "d")
@@ -236,10 +246,12 @@ def test_oscrypto_loads_with_the_machines_openssl() -> None:
     import subprocess
     import sys
 
-    code = ("import ssl, re; from azvhdaudit.authenticode import load_signify; load_signify(); "
-            "from oscrypto._openssl._libcrypto import libcrypto_version_info as v; "
-            "m = re.search(r'(\\d+)\\.(\\d+)\\.(\\d+)', ssl.OPENSSL_VERSION); "
-            "assert v[:3] == tuple(int(x) for x in m.groups()), (v, ssl.OPENSSL_VERSION); print(v)")
+    code = (
+        "import ssl, re; from azvhdaudit.authenticode import load_signify; load_signify(); "
+        "from oscrypto._openssl._libcrypto import libcrypto_version_info as v; "
+        "m = re.search(r'(\\d+)\\.(\\d+)\\.(\\d+)', ssl.OPENSSL_VERSION); "
+        "assert v[:3] == tuple(int(x) for x in m.groups()), (v, ssl.OPENSSL_VERSION); print(v)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -250,9 +262,11 @@ def test_only_the_binding_oscrypto_uses_is_prepared() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, oscrypto; from azvhdaudit.authenticode import load_signify; load_signify(); "
-            "loaded = sorted(m for m in sys.modules if m.startswith('oscrypto._openssl._libcrypto_')); "
-            "assert loaded == ['oscrypto._openssl._libcrypto_' + oscrypto.ffi()], loaded; print(loaded)")
+    code = (
+        "import sys, oscrypto; from azvhdaudit.authenticode import load_signify; load_signify(); "
+        "loaded = sorted(m for m in sys.modules if m.startswith('oscrypto._openssl._libcrypto_')); "
+        "assert loaded == ['oscrypto._openssl._libcrypto_' + oscrypto.ffi()], loaded; print(loaded)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "_libcrypto_" in done.stdout
@@ -263,19 +277,22 @@ def test_the_fix_is_only_applied_to_the_old_pattern() -> None:
     assert old != new and "\\\\d+" in new and "\\\\d+" not in old
 
 
-def test_a_file_without_a_certificate_table_does_not_load_the_verifier(material: dict[str, bytes],
-                                                                        tmp_path: Path) -> None:
+def test_a_file_without_a_certificate_table_does_not_load_the_verifier(
+    material: dict[str, bytes], tmp_path: Path
+) -> None:
     """The fast path on an unsigned driver reads its headers with pefile; signify and oscrypto stay unloaded."""
     import subprocess
     import sys
 
     path = tmp_path / "unsigned.dll"
     path.write_bytes(material["perfmondata.dll"])
-    code = ("import io, sys; from azvhdaudit.authenticode import kernel_signatures\n"
-            "class F:\n    def open(self, p): return open(p, 'rb')\n"
-            f"sig = kernel_signatures(F(), {str(path)!r})\n"
-            "assert sig.cert_table is None and sig.bytes_read == 4096, sig\n"
-            "assert 'signify' not in sys.modules and 'oscrypto' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import io, sys; from azvhdaudit.authenticode import kernel_signatures\n"
+        "class F:\n    def open(self, p): return open(p, 'rb')\n"
+        f"sig = kernel_signatures(F(), {str(path)!r})\n"
+        "assert sig.cert_table is None and sig.bytes_read == 4096, sig\n"
+        "assert 'signify' not in sys.modules and 'oscrypto' not in sys.modules, sorted(sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -303,8 +320,9 @@ def test_remembered_chains_depend_on_the_certificates_at_hand(material: dict[str
     assert full.verify(leaf) is authenticode._CHAINS[next(iter(authenticode._CHAINS))]
 
 
-@pytest.mark.parametrize("name", ["WinDivert64-4.0.1.sys", "WinDivert64-2.1.0.sys", "msvcp140.dll", "shimx64.efi",
-                                  "perfmondata.dll"])
+@pytest.mark.parametrize(
+    "name", ["WinDivert64-4.0.1.sys", "WinDivert64-2.1.0.sys", "msvcp140.dll", "shimx64.efi", "perfmondata.dll"]
+)
 def test_certificate_table_location_agrees_with_pefile(material: dict[str, bytes], name: str) -> None:
     import pefile
 

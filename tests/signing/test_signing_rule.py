@@ -30,29 +30,65 @@ def images(sample_builder: ModuleType, sigwork: Path, material: dict[str, bytes]
     lkey, _, lchain = sigkit.lookalike_chain(work)
     plain = sigkit.driver(sample_builder, work)
     out = {}
-    out["good"] = sigkit.disk(sample_builder, work, "good", sigkit.services_tree({
-        "WinDivert": {"Start": 0, "ImagePath": "System32\\drivers\\WinDivert64.sys"},
-        "attested": {"Start": 1, "ImagePath": "\\SystemRoot\\System32\\drivers\\attested.sys"},
-        "later": {"Start": 3},  # demand start: not a boot driver, its file need not exist
-        "Spooler": {"Start": 1, "Type": 0x10},  # a Win32 service type is never loaded at boot
-    }), {D + "WinDivert64.sys": material["WinDivert64-4.0.1.sys"],
-         D + "attested.sys": material["WinDivert64-2.1.0.sys"]})
-    out["bad"] = sigkit.disk(sample_builder, work, "bad", sigkit.services_tree({
-        "contoso": {"Start": 0},  # default ImagePath: System32\drivers\contoso.sys
-        "lookalike": {"Start": 1, "ImagePath": "system32\\DRIVERS\\lookalike.sys"},
-        "msdll": {"Start": 0, "ImagePath": "System32\\drivers\\msvcp140.dll"},
-        "WinDivert": {"Start": 0, "ImagePath": "System32\\drivers\\WinDivert64.sys"},
-    }), {D + "contoso.sys": sigkit.sign(plain, work, key, cert),
-         D + "lookalike.sys": sigkit.sign(plain, work, lkey, lchain),
-         D + "msvcp140.dll": material["msvcp140.dll"],
-         D + "WinDivert64.sys": material["WinDivert64-4.0.1.sys"]})
-    out["missing"] = sigkit.disk(sample_builder, work, "missing", sigkit.services_tree({
-        "gone": {"Start": 0, "ImagePath": "System32\\drivers\\gone.sys"},
-        "WinDivert": {"Start": 0, "ImagePath": "System32\\drivers\\WinDivert64.sys"},
-    }), {D + "WinDivert64.sys": material["WinDivert64-4.0.1.sys"]})
-    out["unsigned"] = sigkit.disk(sample_builder, work, "unsigned", sigkit.services_tree({
-        "perfmon": {"Start": 0, "ImagePath": "System32\\drivers\\perfmondata.sys"},
-    }), {D + "perfmondata.sys": material["perfmondata.dll"]})
+    out["good"] = sigkit.disk(
+        sample_builder,
+        work,
+        "good",
+        sigkit.services_tree(
+            {
+                "WinDivert": {"Start": 0, "ImagePath": "System32\\drivers\\WinDivert64.sys"},
+                "attested": {"Start": 1, "ImagePath": "\\SystemRoot\\System32\\drivers\\attested.sys"},
+                "later": {"Start": 3},  # demand start: not a boot driver, its file need not exist
+                "Spooler": {"Start": 1, "Type": 0x10},  # a Win32 service type is never loaded at boot
+            }
+        ),
+        {
+            D + "WinDivert64.sys": material["WinDivert64-4.0.1.sys"],
+            D + "attested.sys": material["WinDivert64-2.1.0.sys"],
+        },
+    )
+    out["bad"] = sigkit.disk(
+        sample_builder,
+        work,
+        "bad",
+        sigkit.services_tree(
+            {
+                "contoso": {"Start": 0},  # default ImagePath: System32\drivers\contoso.sys
+                "lookalike": {"Start": 1, "ImagePath": "system32\\DRIVERS\\lookalike.sys"},
+                "msdll": {"Start": 0, "ImagePath": "System32\\drivers\\msvcp140.dll"},
+                "WinDivert": {"Start": 0, "ImagePath": "System32\\drivers\\WinDivert64.sys"},
+            }
+        ),
+        {
+            D + "contoso.sys": sigkit.sign(plain, work, key, cert),
+            D + "lookalike.sys": sigkit.sign(plain, work, lkey, lchain),
+            D + "msvcp140.dll": material["msvcp140.dll"],
+            D + "WinDivert64.sys": material["WinDivert64-4.0.1.sys"],
+        },
+    )
+    out["missing"] = sigkit.disk(
+        sample_builder,
+        work,
+        "missing",
+        sigkit.services_tree(
+            {
+                "gone": {"Start": 0, "ImagePath": "System32\\drivers\\gone.sys"},
+                "WinDivert": {"Start": 0, "ImagePath": "System32\\drivers\\WinDivert64.sys"},
+            }
+        ),
+        {D + "WinDivert64.sys": material["WinDivert64-4.0.1.sys"]},
+    )
+    out["unsigned"] = sigkit.disk(
+        sample_builder,
+        work,
+        "unsigned",
+        sigkit.services_tree(
+            {
+                "perfmon": {"Start": 0, "ImagePath": "System32\\drivers\\perfmondata.sys"},
+            }
+        ),
+        {D + "perfmondata.sys": material["perfmondata.dll"]},
+    )
     out["noservices"] = sigkit.disk(sample_builder, work, "noservices", sigkit.services_tree({}), {})
     return out
 
@@ -82,22 +118,28 @@ def test_compliant(images: dict[str, Path], verify: bool) -> None:
         assert s["bytes_read"] >= 94144 + 47560
 
 
-@pytest.mark.parametrize(("security_type", "status"), [("TrustedLaunch", Status.FAIL),
-                                                        ("ConfidentialVM", Status.FAIL),
-                                                        ("Standard", Status.WARNING)])
+@pytest.mark.parametrize(
+    ("security_type", "status"),
+    [("TrustedLaunch", Status.FAIL), ("ConfidentialVM", Status.FAIL), ("Standard", Status.WARNING)],
+)
 def test_non_compliant_per_target(images: dict[str, Path], security_type: str, status: Status) -> None:
     out = run(images["bad"], security_type)
     assert out.status == status, out.message
     assert "3 driver(s) Windows will not load under Secure Boot" in out.message
-    assert "contoso (Windows\\System32\\drivers\\contoso.sys): embedded signature by CN=Contoso Driver Signing" \
+    assert (
+        "contoso (Windows\\System32\\drivers\\contoso.sys): embedded signature by CN=Contoso Driver Signing"
         in out.message
-    assert "lookalike (Windows\\system32\\DRIVERS\\lookalike.sys): embedded signature by CN=Microsoft Windows," \
+    )
+    assert (
+        "lookalike (Windows\\system32\\DRIVERS\\lookalike.sys): embedded signature by CN=Microsoft Windows,"
         in out.message
+    )
     assert "msdll" in out.message and "CN=Microsoft Windows Software Compatibility Publisher" in out.message
     assert "the chain leads to Microsoft Root Certificate Authority 2011" in out.message
     fixes = out.remediation.splitlines()
-    assert len(fixes) == 3 and any(f.startswith("# contoso: ") and f.endswith("sc.exe config contoso start= demand")
-                                   for f in fixes)
+    assert len(fixes) == 3 and any(
+        f.startswith("# contoso: ") and f.endswith("sc.exe config contoso start= demand") for f in fixes
+    )
     assert "WinDivert" not in out.message  # the Dev Center-signed driver is fine
     assert summary(out)["trusted"] == 1 and summary(out)["not_trusted"] == 3
     if status == Status.WARNING:
@@ -112,8 +154,10 @@ def test_gen2_default_target_is_trusted_launch(images: dict[str, Path]) -> None:
 def test_missing_boot_driver_fails_under_every_target(images: dict[str, Path], security_type: str) -> None:
     out = run(images["missing"], security_type)
     assert out.status == Status.FAIL
-    assert "1 enabled boot driver file(s) missing" in out.message and "gone (Windows\\System32\\drivers\\gone.sys)" \
-        in out.message
+    assert (
+        "1 enabled boot driver file(s) missing" in out.message
+        and "gone (Windows\\System32\\drivers\\gone.sys)" in out.message
+    )
     assert any(e.key == r"Windows\System32\drivers\gone.sys" and not e.present for e in out.evidence)
 
 
@@ -136,14 +180,17 @@ def test_no_services_key_is_not_checked(images: dict[str, Path]) -> None:
     assert "Services is not in the image" in out.message
 
 
-@pytest.mark.parametrize(("image_path", "expected"), [
-    (None, r"Windows\System32\drivers\svc.sys"),
-    (r"System32\drivers\x.sys", r"Windows\System32\drivers\x.sys"),
-    (r"\SystemRoot\System32\drivers\x.sys", r"Windows\System32\drivers\x.sys"),
-    (r"%SystemRoot%\system32\x.sys", r"Windows\system32\x.sys"),
-    (r"\??\C:\Program Files\x.sys", r"Program Files\x.sys"),
-    (r"\??\D:\x.sys", None),
-])
+@pytest.mark.parametrize(
+    ("image_path", "expected"),
+    [
+        (None, r"Windows\System32\drivers\svc.sys"),
+        (r"System32\drivers\x.sys", r"Windows\System32\drivers\x.sys"),
+        (r"\SystemRoot\System32\drivers\x.sys", r"Windows\System32\drivers\x.sys"),
+        (r"%SystemRoot%\system32\x.sys", r"Windows\system32\x.sys"),
+        (r"\??\C:\Program Files\x.sys", r"Program Files\x.sys"),
+        (r"\??\D:\x.sys", None),
+    ],
+)
 def test_resolve_image_path(image_path: str | None, expected: str | None) -> None:
     assert resolve_image_path("svc", image_path)[0] == expected
 

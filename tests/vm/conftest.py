@@ -57,5 +57,3 @@ def vm(tmp_path_factory: pytest.TempPathFactory, tools: None, sample_builder: Mo
         "unknown": _data_disk(d, "data-unknown", "mbr", UNKNOWN_SIG),
         "blank": _blank(d / "data-blank.raw"),
     }
-
-

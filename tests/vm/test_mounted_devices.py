@@ -25,13 +25,28 @@ USB = "_??_USBSTOR#Disk&Ven_Kingston".encode("utf-16-le")
 @pytest.mark.parametrize(
     ("name", "raw", "expected"),
     [
-        (letter("e"), mbr_value(DATA_SIG, 2 * MiB),
-         {"letter": "E:", "volume_guid": None, "style": "mbr", "mbr_signature": DATA_SIG, "offset": 2 * MiB,
-          "guid": None}),
-        (letter("D"), gpt_value(DATA_PART_GUID.upper()),
-         {"letter": "D:", "style": "gpt", "guid": DATA_PART_GUID, "mbr_signature": None}),
-        (VOLUME, mbr_value(1, MiB),
-         {"letter": None, "volume_guid": "{656b1715-ecf6-11df-92e6-806e6f6e6963}", "style": "mbr"}),
+        (
+            letter("e"),
+            mbr_value(DATA_SIG, 2 * MiB),
+            {
+                "letter": "E:",
+                "volume_guid": None,
+                "style": "mbr",
+                "mbr_signature": DATA_SIG,
+                "offset": 2 * MiB,
+                "guid": None,
+            },
+        ),
+        (
+            letter("D"),
+            gpt_value(DATA_PART_GUID.upper()),
+            {"letter": "D:", "style": "gpt", "guid": DATA_PART_GUID, "mbr_signature": None},
+        ),
+        (
+            VOLUME,
+            mbr_value(1, MiB),
+            {"letter": None, "volume_guid": "{656b1715-ecf6-11df-92e6-806e6f6e6963}", "style": "mbr"},
+        ),
         (letter("A"), USB, {"letter": "A:", "style": "other", "raw_length": len(USB)}),
         # DMIO:ID: with the wrong length is not a GPT identity
         (letter("F"), b"DMIO:ID:" + b"\x01" * 8, {"style": "other"}),
@@ -80,8 +95,14 @@ def test_find_partition(raw: bytes, facts: object, hit: bool) -> None:
 
 
 def test_drive_letter_map_names_disks_and_unknown_volumes() -> None:
-    view = system_view({letter("E"): mbr_value(DATA_SIG), letter("D"): gpt_value(DATA_PART_GUID),
-                        letter("Z"): mbr_value(0x1234), VOLUME: mbr_value(DATA_SIG)})
+    view = system_view(
+        {
+            letter("E"): mbr_value(DATA_SIG),
+            letter("D"): gpt_value(DATA_PART_GUID),
+            letter("Z"): mbr_value(0x1234),
+            VOLUME: mbr_value(DATA_SIG),
+        }
+    )
     letters = drive_letter_map(view, {"data1:m.vhd": data_mbr(), "data2:g.vhd": data_gpt()})
     assert set(letters) == {"D:", "E:", "Z:"}
     assert (letters["E:"]["disk"], letters["E:"]["partition"]) == ("data1:m.vhd", 0)

@@ -18,8 +18,13 @@ TODAY = _dt.date(2026, 6, 1)
 NO_WINDOWS = "no Windows on this disk (see disk.windows_volume): the SYSTEM hive cannot be read: no Windows volume"
 #: what a data disk must get (the issue's list): VHD, fixed, 1 MiB-aligned and size + 512, <= 32,767 GiB,
 #: not differencing
-DATA_DISK_RULES = {"disk.container_format", "disk.vhd_fixed", "disk.size_aligned_1mib", "disk.data_max_size",
-                   "disk.not_differencing"}
+DATA_DISK_RULES = {
+    "disk.container_format",
+    "disk.vhd_fixed",
+    "disk.size_aligned_1mib",
+    "disk.data_max_size",
+    "disk.not_differencing",
+}
 
 
 def data_ctx(role: str | None = "data") -> AuditContext:
@@ -71,8 +76,7 @@ def test_no_windows_is_ignored_on_a_data_disk() -> None:
 
 def test_waiver_does_not_hide_not_applicable_on_a_data_disk() -> None:
     waivers = [{"rule": "rdp.port", "reason": "r"}, {"rule": "disk.vhd_fixed", "reason": "converted later"}]
-    results = audit_context(data_ctx(), "azure", select=["rdp.port", "disk.vhd_fixed"], waivers=waivers,
-                            today=TODAY)
+    results = audit_context(data_ctx(), "azure", select=["rdp.port", "disk.vhd_fixed"], waivers=waivers, today=TODAY)
     by_id = {r.rule_id: r for r in results}
     assert by_id["rdp.port"].status is Status.NOT_APPLICABLE
     assert by_id["disk.vhd_fixed"].status is Status.WAIVED
@@ -93,8 +97,12 @@ def test_vm_checks_run_once_for_the_vm() -> None:
     # select and waivers work as for every rule
     [one] = audit_vm_context(ctx, "azure", select=["vm.disk_sizes"])
     assert one.rule_id == "vm.disk_sizes"
-    waived = audit_vm_context(ctx, "azure", select=["vm"], waivers=[{"rule": "vm.temp_drive_letter_free",
-                                                                   "reason": "D: kept for data on purpose"}])
+    waived = audit_vm_context(
+        ctx,
+        "azure",
+        select=["vm"],
+        waivers=[{"rule": "vm.temp_drive_letter_free", "reason": "D: kept for data on purpose"}],
+    )
     assert {r.rule_id: r.status for r in waived}["vm.temp_drive_letter_free"] is Status.WAIVED
 
 
@@ -115,15 +123,34 @@ def test_audit_of_opened_hives_records_the_disk_and_its_letters() -> None:
     from types import SimpleNamespace
 
     facts = os_facts()
-    opened = SimpleNamespace(source="os.vhd", registry=system_view({letter("C"): mbr_value(facts.mbr_disk_signature
-                                                                                          or 0)}),
-                             facts=facts, files=None, bcd=None)
+    opened = SimpleNamespace(
+        source="os.vhd",
+        registry=system_view({letter("C"): mbr_value(facts.mbr_disk_signature or 0)}),
+        facts=facts,
+        files=None,
+        bcd=None,
+    )
     report = audit(opened, select=["disk.windows_volume"])
     assert report["disk.windows_volume"].status is Status.PASS
-    assert report.disks == {"os": {"role": "os", "source": "os.vhd", "windows": True, "drive_letters": ["C:"],
-                                   "summary": report.disk_summary("os"),
-                                   "drive_letter_map": {"C:": {"disk": "os", "partition": 0, "name": letter("C"),
-                                                               "style": "mbr", "mbr_signature": 0x0051D15C,
-                                                               "offset": 1048576, "guid": None,
-                                                               "raw_length": 12}}}}
+    assert report.disks == {
+        "os": {
+            "role": "os",
+            "source": "os.vhd",
+            "windows": True,
+            "drive_letters": ["C:"],
+            "summary": report.disk_summary("os"),
+            "drive_letter_map": {
+                "C:": {
+                    "disk": "os",
+                    "partition": 0,
+                    "name": letter("C"),
+                    "style": "mbr",
+                    "mbr_signature": 0x0051D15C,
+                    "offset": 1048576,
+                    "guid": None,
+                    "raw_length": 12,
+                }
+            },
+        }
+    }
     assert report.disk_summary("os")["pass"] == 1 and report.disk_summary("vm")["pass"] == 0

@@ -22,8 +22,13 @@ def test_vm_report_holds_every_disk_and_the_cross_checks(vm: dict[str, Path]) ->
     # each data disk passes the disk-format rules a data disk needs; the guest rules are not applicable
     for name in names[1:]:
         assert report.disks[name]["role"] == "data" and report.disks[name]["windows"] is False
-        for rule_id in ("disk.container_format", "disk.vhd_fixed", "disk.size_aligned_1mib", "disk.data_max_size",
-                        "disk.not_differencing"):
+        for rule_id in (
+            "disk.container_format",
+            "disk.vhd_fixed",
+            "disk.size_aligned_1mib",
+            "disk.data_max_size",
+            "disk.not_differencing",
+        ):
             result = report.get(rule_id, name)
             assert result is not None and result.status is Status.PASS, (name, rule_id)
         assert report.get("rdp.port", name).status is Status.NOT_APPLICABLE  # type: ignore[union-attr]
@@ -35,8 +40,11 @@ def test_vm_report_holds_every_disk_and_the_cross_checks(vm: dict[str, Path]) ->
     assert report.disks["data2:data-gpt1.vhd"]["drive_letters"] == ["D:"]
     assert report.disks["data3:data-unknown.vhd"]["drive_letters"] == []
     letters = report.disks["os"]["drive_letter_map"]
-    assert {k: v["disk"] for k, v in letters.items()} == {"C:": "os", "D:": "data2:data-gpt1.vhd",
-                                                         "E:": "data1:data-mbr.vhd"}
+    assert {k: v["disk"] for k, v in letters.items()} == {
+        "C:": "os",
+        "D:": "data2:data-gpt1.vhd",
+        "E:": "data1:data-mbr.vhd",
+    }
     known = report.get("vm.data_disks_known", "vm")
     assert known is not None and known.status is Status.WARNING
     assert "data3:data-unknown.vhd (MBR signature 0xDA7A0099)" in known.message
@@ -62,8 +70,9 @@ def test_only_known_data_disks(vm: dict[str, Path]) -> None:
     ("role", "windows_status"),
     [(None, Status.FAIL), ("os", Status.FAIL), ("data", Status.NOT_APPLICABLE)],
 )
-def test_a_disk_without_windows_is_a_clear_result(vm: dict[str, Path], role: str | None,
-                                                  windows_status: Status) -> None:
+def test_a_disk_without_windows_is_a_clear_result(
+    vm: dict[str, Path], role: str | None, windows_status: Status
+) -> None:
     report = audit(vm["mbr"], role=role)
     name = "os" if role != "data" else "data:data-mbr.vhd"
     assert list(report.disks) == [name]
@@ -103,8 +112,12 @@ def test_junit_has_a_testsuite_per_disk(vm: dict[str, Path]) -> None:
     root = ET.fromstring(render(report, "junit"))
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     source = report.source
-    assert set(suites) == {source, f"{source} [data1:data-mbr.vhd]", f"{source} [data2:data-gpt1.vhd]",
-                           f"{source} [vm]"}
+    assert set(suites) == {
+        source,
+        f"{source} [data1:data-mbr.vhd]",
+        f"{source} [data2:data-gpt1.vhd]",
+        f"{source} [vm]",
+    }
     for name, suite in suites.items():
         disk = next(p.get("value") for p in suite.iter("property") if p.get("name") == "disk")
         assert int(suite.get("tests") or 0) == len(report.filter(disk=disk)), name

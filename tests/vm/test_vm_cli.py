@@ -21,8 +21,18 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 
 def test_audit_a_vm_as_json(vm: dict[str, Path]) -> None:
-    code, out, err = run("audit", str(vm["os"]), "--data-disk", str(vm["gpt"]), "--data-disk", str(vm["unknown"]),
-                         "--select", "vm", "--format", "json")
+    code, out, err = run(
+        "audit",
+        str(vm["os"]),
+        "--data-disk",
+        str(vm["gpt"]),
+        "--data-disk",
+        str(vm["unknown"]),
+        "--select",
+        "vm",
+        "--format",
+        "json",
+    )
     data = json.loads(out)
     assert code == 0 and err == ""  # warnings only
     assert list(data["disks"]) == ["os", "data1:data-gpt1.vhd", "data2:data-unknown.vhd"]
@@ -30,8 +40,7 @@ def test_audit_a_vm_as_json(vm: dict[str, Path]) -> None:
     statuses = {r["rule_id"]: r["status"] for r in data["results"] if r["disk"] == "vm"}
     assert statuses["vm.temp_drive_letter_free"] == "warning"
     assert statuses["vm.data_disks_known"] == "warning"
-    assert run("audit", str(vm["os"]), "--data-disk", str(vm["gpt"]), "--select", "vm", "--fail-on",
-               "warning")[0] == 1
+    assert run("audit", str(vm["os"]), "--data-disk", str(vm["gpt"]), "--select", "vm", "--fail-on", "warning")[0] == 1
 
 
 @pytest.mark.parametrize(
@@ -54,8 +63,16 @@ def test_role_data_and_data_disks_do_not_mix(vm: dict[str, Path]) -> None:
 
 
 def test_info_shows_roles_and_the_drive_letter_map(vm: dict[str, Path]) -> None:
-    code, out, err = run("info", str(vm["os"]), "--data-disk", str(vm["mbr"]), "--data-disk", str(vm["gpt"]),
-                         "--data-disk", str(vm["unknown"]))
+    code, out, err = run(
+        "info",
+        str(vm["os"]),
+        "--data-disk",
+        str(vm["mbr"]),
+        "--data-disk",
+        str(vm["gpt"]),
+        "--data-disk",
+        str(vm["unknown"]),
+    )
     assert (code, err) == (0, "")
     assert "  role         OS disk, drive letters C:" in out
     assert "  role         data disk (data1:data-mbr.vhd), drive letters E:" in out
@@ -71,13 +88,23 @@ def test_info_shows_roles_and_the_drive_letter_map(vm: dict[str, Path]) -> None:
 
 def test_html_has_a_section_per_disk(vm: dict[str, Path], tmp_path: Path) -> None:
     target = tmp_path / "vm.html"
-    run("audit", str(vm["os"]), "--data-disk", str(vm["mbr"]), "--data-disk", str(vm["gpt"]), "--format", "html",
-        "-o", str(target))
+    run(
+        "audit",
+        str(vm["os"]),
+        "--data-disk",
+        str(vm["mbr"]),
+        "--data-disk",
+        str(vm["gpt"]),
+        "--format",
+        "html",
+        "-o",
+        str(target),
+    )
     page = target.read_text(encoding="utf-8")
     sections = re.findall(r'<section class=disk id="disk-([^"]+)"', page)
     assert sections == ["os", "data1:data-mbr.vhd", "data2:data-gpt1.vhd", "vm"]
-    vm_part = page[page.index('id="disk-vm"'):]
+    vm_part = page[page.index('id="disk-vm"') :]
     assert "<th>D:</th><td>data2:data-gpt1.vhd partition #0</td>" in vm_part
     assert 'id="vm-vm.temp_drive_letter_free"' in vm_part
-    data_part = page[page.index('id="disk-data1:data-mbr.vhd"'):page.index('id="disk-data2:data-gpt1.vhd"')]
+    data_part = page[page.index('id="disk-data1:data-mbr.vhd"') : page.index('id="disk-data2:data-gpt1.vhd"')]
     assert "drive letters: E:" in data_part and 'id="data1:data-mbr.vhd-rdp.port"' in data_part

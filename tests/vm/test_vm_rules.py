@@ -59,23 +59,36 @@ def test_catalogue() -> None:
 @pytest.mark.parametrize(
     ("mounted", "data", "status", "words"),
     [
-        (KNOWN, {"m.vhd": data_mbr(), "g.vhd": data_gpt()}, Status.PASS, ["data1:m.vhd: partition #0 as E:",
-                                                                          "data2:g.vhd: partition #0 as F:"]),
+        (
+            KNOWN,
+            {"m.vhd": data_mbr(), "g.vhd": data_gpt()},
+            Status.PASS,
+            ["data1:m.vhd: partition #0 as E:", "data2:g.vhd: partition #0 as F:"],
+        ),
         # known by its volume GUID only: Windows knows it, without a letter
         ({"\\??\\Volume{1}": mbr_value(DATA_SIG)}, {"m.vhd": data_mbr()}, Status.PASS, ["as \\??\\Volume{1}"]),
-        (KNOWN, {"m.vhd": data_mbr(), "u.vhd": data_mbr(UNKNOWN_SIG)}, Status.WARNING,
-         ["data2:u.vhd (MBR signature 0xDA7A0099)", "known: data1:m.vhd"]),
+        (
+            KNOWN,
+            {"m.vhd": data_mbr(), "u.vhd": data_mbr(UNKNOWN_SIG)},
+            Status.WARNING,
+            ["data2:u.vhd (MBR signature 0xDA7A0099)", "known: data1:m.vhd"],
+        ),
         # the disk signature is known, but not at this partition's offset
         (KNOWN, {"m.vhd": data_mbr(offset=2 * MiB)}, Status.WARNING, ["data1:m.vhd"]),
-        (KNOWN, {"g.vhd": data_gpt(guid="00000000-0000-0000-0000-0000000000aa")}, Status.WARNING,
-         ["00000000-0000-0000-0000-0000000000aa"]),
+        (
+            KNOWN,
+            {"g.vhd": data_gpt(guid="00000000-0000-0000-0000-0000000000aa")},
+            Status.WARNING,
+            ["00000000-0000-0000-0000-0000000000aa"],
+        ),
         (KNOWN, {"raw.vhd": disk_facts("raw.vhd", partitions=[])}, Status.WARNING, ["uninitialized"]),
         (None, {"m.vhd": data_mbr()}, Status.NOT_CHECKED, ["SYSTEM"]),
         (KNOWN, {}, Status.NOT_APPLICABLE, ["no data disks"]),
     ],
 )
-def test_data_disks_known(mounted: dict[str, bytes] | None, data: dict[str, ImageFacts], status: Status,
-                          words: list[str]) -> None:
+def test_data_disks_known(
+    mounted: dict[str, bytes] | None, data: dict[str, ImageFacts], status: Status, words: list[str]
+) -> None:
     outcome = run("vm.data_disks_known", vm_context(mounted, data))
     assert outcome.status is status, outcome.message
     for word in words:
@@ -96,7 +109,8 @@ def test_unknown_disks_and_the_san_policy(policy: int | None, words: str) -> Non
     ctx = vm_context(KNOWN, {"u.vhd": data_mbr(UNKNOWN_SIG)})
     if policy is not None:
         ctx.registry.hive("SYSTEM").update(  # type: ignore[union-attr]
-            {r"ControlSet001\Services\partmgr\Parameters": {"SanPolicy": policy}})
+            {r"ControlSet001\Services\partmgr\Parameters": {"SanPolicy": policy}}
+        )
     outcome = run("vm.data_disks_known", ctx)
     assert outcome.status is Status.WARNING and words in outcome.message
     assert len(outcome.evidence) == (2 if policy is not None else 1)
@@ -116,10 +130,18 @@ def test_vm_rules_need_the_vm() -> None:
     ("mounted", "paging", "status", "words"),
     [
         (KNOWN, None, Status.PASS, ["no volume has the letter D:"]),
-        ({**KNOWN, letter("D"): gpt_value(DATA_PART_GUID)}, None, Status.WARNING,
-         ["data2:g.vhd partition #0", "drive letter D:", "D:\\pagefile.sys would land"]),
-        ({letter("D"): mbr_value(DATA_SIG)}, ["D:\\pagefile.sys 0 0"], Status.WARNING,
-         ["data1:m.vhd partition #0", "page file set to D:\\pagefile.sys 0 0", "data disk"]),
+        (
+            {**KNOWN, letter("D"): gpt_value(DATA_PART_GUID)},
+            None,
+            Status.WARNING,
+            ["data2:g.vhd partition #0", "drive letter D:", "D:\\pagefile.sys would land"],
+        ),
+        (
+            {letter("D"): mbr_value(DATA_SIG)},
+            ["D:\\pagefile.sys 0 0"],
+            Status.WARNING,
+            ["data1:m.vhd partition #0", "page file set to D:\\pagefile.sys 0 0", "data disk"],
+        ),
         # the 2017 doc's REG_SZ form is read too
         ({letter("D"): mbr_value(DATA_SIG)}, "D:\\pagefile", Status.WARNING, ["page file set to D:\\pagefile"]),
         ({letter("D"): mbr_value(OS_SIG)}, None, Status.WARNING, ["os partition #0", "os disk"]),
@@ -156,8 +178,9 @@ def test_temp_drive_letter_without_data_disks() -> None:
         ("azure-2017", 127 * GiB, 1, 1023 * GiB, Status.PASS, ["each within its limit"]),
     ],
 )
-def test_disk_sizes(profile: str, os_size: int, generation: int, data_size: int, status: Status,
-                    words: list[str]) -> None:
+def test_disk_sizes(
+    profile: str, os_size: int, generation: int, data_size: int, status: Status, words: list[str]
+) -> None:
     ctx = vm_context(KNOWN, {"m.vhd": data_mbr(size=data_size)}, os=os_facts(os_size, generation), profile=profile)
     outcome = run("vm.disk_sizes", ctx)
     assert outcome.status is status, outcome.message
@@ -173,11 +196,17 @@ def test_disk_sizes(profile: str, os_size: int, generation: int, data_size: int,
     ("data", "status", "words"),
     [
         ({"m.vhd": data_mbr(), "g.vhd": data_gpt()}, Status.PASS, ["3 disk identities"]),
-        ({"a.vhd": data_mbr(), "b.vhd": data_mbr()}, Status.WARNING,
-         ["data1:a.vhd and data2:b.vhd share the MBR signature 0xDA7A0001"]),
+        (
+            {"a.vhd": data_mbr(), "b.vhd": data_mbr()},
+            Status.WARNING,
+            ["data1:a.vhd and data2:b.vhd share the MBR signature 0xDA7A0001"],
+        ),
         ({"clone.vhd": data_mbr(OS_SIG)}, Status.WARNING, ["os and data1:clone.vhd"]),
-        ({"a.vhd": data_gpt(), "b.vhd": data_gpt(disk_guid="11111111-2222-3333-4444-555555555555".upper())},
-         Status.WARNING, ["GPT disk GUID 11111111-2222-3333-4444-555555555555"]),
+        (
+            {"a.vhd": data_gpt(), "b.vhd": data_gpt(disk_guid="11111111-2222-3333-4444-555555555555".upper())},
+            Status.WARNING,
+            ["GPT disk GUID 11111111-2222-3333-4444-555555555555"],
+        ),
         ({}, Status.NOT_APPLICABLE, []),
     ],
 )
@@ -199,16 +228,27 @@ NO_HIVES = RegistryView(hives={}, unavailable={"SYSTEM": "the SYSTEM hive cannot
     [
         (os_facts(), NO_HIVES, None, Status.PASS, ["Windows is on partition #0 (offset 1048576)"]),
         # hives given directly (no partitions): the SYSTEM hive is the evidence
-        (disk_facts("mem", partitions=[]), RegistryView(hives={"SYSTEM": MemoryHive.build("SYSTEM", {})}), "os",
-         Status.PASS, ["SYSTEM hive was read"]),
-        (data_mbr(), NO_HIVES, None, Status.FAIL, ["no NTFS volume holds Windows", "#0 NTFS/exFAT ntfs",
-                                                   "audit it as one: role='data'"]),
+        (
+            disk_facts("mem", partitions=[]),
+            RegistryView(hives={"SYSTEM": MemoryHive.build("SYSTEM", {})}),
+            "os",
+            Status.PASS,
+            ["SYSTEM hive was read"],
+        ),
+        (
+            data_mbr(),
+            NO_HIVES,
+            None,
+            Status.FAIL,
+            ["no NTFS volume holds Windows", "#0 NTFS/exFAT ntfs", "audit it as one: role='data'"],
+        ),
         (data_mbr(), NO_HIVES, "os", Status.FAIL, ["no NTFS volume holds Windows"]),
         (disk_facts("none", partitions=[]), NO_HIVES, None, Status.FAIL, ["(no partitions)"]),
     ],
 )
-def test_windows_volume(facts: ImageFacts, registry: RegistryView, role: str | None, status: Status,
-                        words: list[str]) -> None:
+def test_windows_volume(
+    facts: ImageFacts, registry: RegistryView, role: str | None, status: Status, words: list[str]
+) -> None:
     ctx = AuditContext(registry=registry, facts=facts, options=AuditOptions(role=role))
     outcome = run("disk.windows_volume", ctx)
     assert outcome.status is status, outcome.message

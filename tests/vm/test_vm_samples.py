@@ -95,6 +95,8 @@ def test_the_os_disk_is_unchanged_by_its_data_disks(report: Any, disks: dict[str
 def test_only_the_disk_at_e(disks: dict[str, Path]) -> None:
     report = audit(disks[VM["os_disk"]], select=["vm"], data_disks=[disks["data-mbr.vhd"]])
     assert {r.rule_id: r.status for r in report} == {
-        "vm.data_disks_known": Status.PASS, "vm.temp_drive_letter_free": Status.PASS,
-        "vm.disk_sizes": Status.PASS, "vm.disk_ids_unique": Status.PASS,
+        "vm.data_disks_known": Status.PASS,
+        "vm.temp_drive_letter_free": Status.PASS,
+        "vm.disk_sizes": Status.PASS,
+        "vm.disk_ids_unique": Status.PASS,
     }

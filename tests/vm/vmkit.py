@@ -40,23 +40,50 @@ def letter(x: str) -> str:
     return f"\\DosDevices\\{x.upper()}:"
 
 
-def part(index: int = 0, offset: int = MiB, size: int = 6 * MiB, scheme: str = "mbr", guid: str | None = None,
-         filesystem: str = "ntfs") -> PartitionFacts:
+def part(
+    index: int = 0,
+    offset: int = MiB,
+    size: int = 6 * MiB,
+    scheme: str = "mbr",
+    guid: str | None = None,
+    filesystem: str = "ntfs",
+) -> PartitionFacts:
     type_id = "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7" if scheme == "gpt" else "0x07"
-    return PartitionFacts(index=index, scheme=scheme, offset=offset, size=size, type_id=type_id,
-                          type_name="Basic data" if scheme == "gpt" else "NTFS/exFAT", guid=guid,
-                          filesystem=filesystem)
+    return PartitionFacts(
+        index=index,
+        scheme=scheme,
+        offset=offset,
+        size=size,
+        type_id=type_id,
+        type_name="Basic data" if scheme == "gpt" else "NTFS/exFAT",
+        guid=guid,
+        filesystem=filesystem,
+    )
 
 
-def disk_facts(name: str, style: str = "mbr", signature: int | None = None, disk_guid: str | None = None,
-               partitions: list[PartitionFacts] | None = None, size: int = 8 * MiB, generation: int | None = None,
-               windows_partition: int | None = None) -> ImageFacts:
+def disk_facts(
+    name: str,
+    style: str = "mbr",
+    signature: int | None = None,
+    disk_guid: str | None = None,
+    partitions: list[PartitionFacts] | None = None,
+    size: int = 8 * MiB,
+    generation: int | None = None,
+    windows_partition: int | None = None,
+) -> ImageFacts:
     container = ContainerFacts(path=name, format="vhd", subtype="fixed", virtual_size=size, file_size=size + 512)
     if partitions is None:
         partitions = [part(scheme=style, guid=DATA_PART_GUID if style == "gpt" else None)]
-    return ImageFacts(source=name, container=container, partition_style=style if partitions else None,
-                      mbr_disk_signature=signature, gpt_disk_guid=disk_guid, partitions=partitions,
-                      generation=generation, windows_partition=windows_partition)
+    return ImageFacts(
+        source=name,
+        container=container,
+        partition_style=style if partitions else None,
+        mbr_disk_signature=signature,
+        gpt_disk_guid=disk_guid,
+        partitions=partitions,
+        generation=generation,
+        windows_partition=windows_partition,
+    )
 
 
 def os_facts(size: int = 20 * MiB, generation: int = 1) -> ImageFacts:
@@ -68,28 +95,38 @@ def data_mbr(signature: int = DATA_SIG, offset: int = MiB, size: int = 8 * MiB) 
 
 
 def data_gpt(guid: str = DATA_PART_GUID, disk_guid: str = "11111111-2222-3333-4444-555555555555") -> ImageFacts:
-    return disk_facts("data-gpt.vhd", "gpt", disk_guid=disk_guid,
-                      partitions=[part(scheme="gpt", guid=guid)])
+    return disk_facts("data-gpt.vhd", "gpt", disk_guid=disk_guid, partitions=[part(scheme="gpt", guid=guid)])
 
 
 def system_view(mounted: Mapping[str, bytes] | None, paging: Any = None) -> RegistryView:
     """A SYSTEM hive with ``MountedDevices`` (``None``: no hive at all) and optionally PagingFiles."""
     if mounted is None:
         return RegistryView(hives={}, unavailable={"SYSTEM": "the SYSTEM hive is not present (test)"})
-    tree: dict[str, dict[str, Any]] = {"Select": {"Current": 1, "Default": 1}, "MountedDevices": dict(mounted),
-                                       MM: {}}
+    tree: dict[str, dict[str, Any]] = {"Select": {"Current": 1, "Default": 1}, "MountedDevices": dict(mounted), MM: {}}
     if paging is not None:
         tree[MM]["PagingFiles"] = paging
     return RegistryView(hives={"SYSTEM": MemoryHive.build("SYSTEM", tree)})
 
 
-def vm_context(mounted: Mapping[str, bytes] | None, data: Mapping[str, ImageFacts], *, os: ImageFacts | None = None,
-               paging: Any = None, profile: str = "azure") -> VMContext:
+def vm_context(
+    mounted: Mapping[str, bytes] | None,
+    data: Mapping[str, ImageFacts],
+    *,
+    os: ImageFacts | None = None,
+    paging: Any = None,
+    profile: str = "azure",
+) -> VMContext:
     facts = os or os_facts()
     disks = (DiskInfo("os", "os", facts),) + tuple(
-        DiskInfo(f"data{n}:{name}", "data", f) for n, (name, f) in enumerate(data.items(), 1))
-    return VMContext(registry=system_view(mounted, paging), facts=facts, profile=profile,
-                     options=AuditOptions(role="os"), disks=disks)
+        DiskInfo(f"data{n}:{name}", "data", f) for n, (name, f) in enumerate(data.items(), 1)
+    )
+    return VMContext(
+        registry=system_view(mounted, paging),
+        facts=facts,
+        profile=profile,
+        options=AuditOptions(role="os"),
+        disks=disks,
+    )
 
 
 # --- a SYSTEM hive file for images (hivexregedit) ------------------------------------------------------
@@ -106,11 +143,21 @@ def _reg_name(name: str) -> str:
 def system_hive_file(builder: Any, out: Path, mounted: Mapping[str, bytes], paging: list[str] | None = None) -> Path:
     """A SYSTEM hive file made by hivex: Select, an empty ControlSet001 and ``MountedDevices``."""
     root = "HKEY_LOCAL_MACHINE\\SYSTEM"
-    lines = ["Windows Registry Editor Version 5.00", "",
-             f"[{root}\\Select]", '"Current"=dword:00000001', '"Default"=dword:00000001', "",
-             f"[{root}\\ControlSet001]", "", f"[{root}\\ControlSet001\\Control]", "",
-             f"[{root}\\ControlSet001\\Control\\Session Manager]", "",
-             f"[{root}\\ControlSet001\\Control\\Session Manager\\Memory Management]"]
+    lines = [
+        "Windows Registry Editor Version 5.00",
+        "",
+        f"[{root}\\Select]",
+        '"Current"=dword:00000001',
+        '"Default"=dword:00000001',
+        "",
+        f"[{root}\\ControlSet001]",
+        "",
+        f"[{root}\\ControlSet001\\Control]",
+        "",
+        f"[{root}\\ControlSet001\\Control\\Session Manager]",
+        "",
+        f"[{root}\\ControlSet001\\Control\\Session Manager\\Memory Management]",
+    ]
     if paging is not None:
         multi = ("\0".join(paging) + "\0\0").encode("utf-16-le")
         lines.append(f'"PagingFiles"=hex({RegType.MULTI_SZ:x}):{_reg_hex(multi)}')
