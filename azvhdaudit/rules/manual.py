@@ -27,6 +27,8 @@ class ManualStep:
     source: str
     baselines: tuple[str, ...] = BOTH
     severity: Severity = Severity.RECOMMENDED
+    #: words of the source quoted after "Needs a running VM: <why>." in the rationale
+    quote: str = ""
 
 
 STEPS = (
@@ -102,7 +104,11 @@ def _is_dc(ctx: AuditContext) -> bool | None:
     return str(read.data).lower() == "lanmannt"
 
 
-def _make(step: ManualStep) -> Rule:
+#: the ids of every rule declared as a step for the running VM, in any area (they report manual, always)
+MANUAL_STEP_IDS: set[str] = set()
+
+
+def _make(group: Group, step: ManualStep) -> Rule:
     def check(ctx: AuditContext) -> Outcome:
         if step.id == "manual.dsrm_password" and _is_dc(ctx) is False:
             raise NotApplicable("the image is not a domain controller (ProductType is not LanmanNT)")
@@ -110,11 +116,11 @@ def _make(step: ManualStep) -> Rule:
             Status.MANUAL, f"not checked offline ({step.why}); do it on the running VM: {step.step}", reason=step.why
         )
 
-    meta = MANUAL.meta(
+    meta = group.meta(
         id=step.id,
         title=step.title,
         severity=step.severity,
-        rationale=f"Needs a running VM: {step.why}.",
+        rationale=f"Needs a running VM: {step.why}." + (f" {step.quote}" if step.quote else ""),
         source=step.source,
         baselines=step.baselines,
         remediation=step.step,
@@ -122,5 +128,11 @@ def _make(step: ManualStep) -> Rule:
     return Rule(meta, check)
 
 
-for _step in STEPS:
-    register(_make(_step))
+def register_steps(group: Group, steps: tuple[ManualStep, ...]) -> None:
+    """Declare each step as a rule of ``group`` that reports manual, with the step as its fix."""
+    for step in steps:
+        register(_make(group, step))
+        MANUAL_STEP_IDS.add(step.id)
+
+
+register_steps(MANUAL, STEPS)

@@ -51,6 +51,7 @@ from azvhdaudit.pe import format_version
 from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, Group, rule
+from azvhdaudit.rules.manual import ManualStep, register_steps
 from azvhdaudit.rules.os import build_name, os_of, sysprep_of
 from azvhdaudit.rules.values import HiveUnavailable, key_evidence, open_key
 from azvhdaudit.rules.vm import VM_ROLE, VMContext
@@ -938,63 +939,38 @@ def check_licensed_products(ctx: AuditContext) -> Outcome:
 # --- what needs the running VM -----------------------------------------------------------------------------------
 
 
-def _manual(step: str, why: str) -> Outcome:
-    return Outcome(Status.MANUAL, f"not checked offline ({why}); do it on the running VM: {step}", reason=why)
-
-
-_TOOL_STEP = (
-    "Deploy a VM from the image and run the Certification Test Tool for Azure VMs "
-    "(aka.ms/AzureCertificationTestTool) against it over WinRM; attach its report to the submission"
+#: what certification asks that only a running VM shows: rules that report manual, the step as their fix
+LIVE_VM_STEPS = (
+    ManualStep(
+        "marketplace.certification_test_tool",
+        "Certification Test Tool for Azure VMs run on a VM deployed from the image",
+        step="Deploy a VM from the image and run the Certification Test Tool for Azure VMs "
+        "(aka.ms/AzureCertificationTestTool) against it over WinRM; attach its report to the submission",
+        why="the tool tests a running VM over WinRM (provisioning, extensions, the Windows test cases)",
+        source=f"{_FAQ}: Toolkit test case execution failed; VM access denied",
+        baselines=MARKETPLACE,
+        severity=Severity.REQUIRED,
+    ),
+    ManualStep(
+        "marketplace.application_dependencies",
+        "The application depends neither on the administrator account nor on IPv6",
+        step="Check on the running VM that the application works without the built-in administrator account and "
+        "with IPv4 only",
+        why="Windows test cases 2 (user account dependency) and 4 (IPv6) are about the application's behaviour",
+        source=f"{_FAQ}: Windows test cases (2, 4)",
+        baselines=MARKETPLACE,
+        severity=Severity.REQUIRED,
+    ),
+    ManualStep(
+        "marketplace.no_default_credentials",
+        "No default credentials shipped in the image",
+        step="Remove every account and password the application ships with; let the customer set the credentials "
+        "at deployment",
+        why="passwords cannot be read offline, and the application's own accounts are not Windows'",
+        source=f"{_FAQ}: Default credentials",
+        baselines=MARKETPLACE,
+        severity=Severity.REQUIRED,
+        quote='"Never send default credentials with the submitted VHD."',
+    ),
 )
-_TOOL_WHY = "the tool tests a running VM over WinRM (provisioning, extensions, the Windows test cases)"
-
-
-@rule(
-    GROUP,
-    id="marketplace.certification_test_tool",
-    title="Certification Test Tool for Azure VMs run on a VM deployed from the image",
-    severity=Severity.REQUIRED,
-    rationale=f"Needs a running VM: {_TOOL_WHY}.",
-    source=f"{_FAQ}: Toolkit test case execution failed; VM access denied",
-    remediation=_TOOL_STEP,
-)
-def check_certification_test_tool(ctx: AuditContext) -> Outcome:
-    return _manual(_TOOL_STEP, _TOOL_WHY)
-
-
-_DEPENDENCY_STEP = (
-    "Check on the running VM that the application works without the built-in administrator account and with IPv4 only"
-)
-_DEPENDENCY_WHY = "Windows test cases 2 (user account dependency) and 4 (IPv6) are about the application's behaviour"
-
-
-@rule(
-    GROUP,
-    id="marketplace.application_dependencies",
-    title="The application depends neither on the administrator account nor on IPv6",
-    severity=Severity.REQUIRED,
-    rationale=f"Needs a running VM: {_DEPENDENCY_WHY}.",
-    source=f"{_FAQ}: Windows test cases (2, 4)",
-    remediation=_DEPENDENCY_STEP,
-)
-def check_application_dependencies(ctx: AuditContext) -> Outcome:
-    return _manual(_DEPENDENCY_STEP, _DEPENDENCY_WHY)
-
-
-_CREDENTIALS_STEP = (
-    "Remove every account and password the application ships with; let the customer set the credentials at deployment"
-)
-_CREDENTIALS_WHY = "passwords cannot be read offline, and the application's own accounts are not Windows'"
-
-
-@rule(
-    GROUP,
-    id="marketplace.no_default_credentials",
-    title="No default credentials shipped in the image",
-    severity=Severity.REQUIRED,
-    rationale=f'Needs a running VM: {_CREDENTIALS_WHY}. "Never send default credentials with the submitted VHD."',
-    source=f"{_FAQ}: Default credentials",
-    remediation=_CREDENTIALS_STEP,
-)
-def check_no_default_credentials(ctx: AuditContext) -> Outcome:
-    return _manual(_CREDENTIALS_STEP, _CREDENTIALS_WHY)
+register_steps(GROUP, LIVE_VM_STEPS)

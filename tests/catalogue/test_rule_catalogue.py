@@ -28,6 +28,7 @@ from azvhdaudit.rules.base import (
     Target,
     derive_references,
 )
+from azvhdaudit.rules.manual import MANUAL_STEP_IDS
 
 from .conftest import PARTIAL, SEEN
 
@@ -37,12 +38,6 @@ HIVES = {"SYSTEM", "SOFTWARE", "SECURITY", "SAM", "BCD"}
 PROBLEMS = {Status.FAIL, Status.WARNING}
 #: what a rule of the manual area is instead of pass / problem / not checked: a step for the running VM
 MANUAL_AREA = "manual"
-#: steps of other areas that, like the manual area's, only a running VM can check: they report manual, always
-LIVE_VM_STEPS = (
-    "marketplace.certification_test_tool",
-    "marketplace.application_dependencies",
-    "marketplace.no_default_credentials",
-)
 #: rules that cannot be "not checked": what they read is what opening the image read, or the image is not audited
 _OPENED = "the container's own header and size, read to open the image at all"
 NEVER_NOT_CHECKED: dict[str, str] = {
@@ -162,7 +157,7 @@ def test_only_required_rules_failed_in_the_suite() -> None:
 
 def _lacking(rule: Rule) -> list[str]:
     seen = SEEN.get(rule.id, set())
-    if rule.meta.area == MANUAL_AREA or rule.id in LIVE_VM_STEPS:
+    if rule.meta.area == MANUAL_AREA or rule.id in MANUAL_STEP_IDS:
         return [] if Status.MANUAL in seen else ["no manual case (Status.MANUAL) in the suite"]
     lacking = []
     if Status.PASS not in seen:
@@ -179,7 +174,7 @@ def _lacking(rule: Rule) -> list[str]:
 
 def test_the_exemptions_name_rules() -> None:
     assert set(NEVER_NOT_CHECKED) <= {r.id for r in RULES}
-    assert set(LIVE_VM_STEPS) <= {r.id for r in RULES}
+    assert {r.id for r in RULES if r.meta.area == MANUAL_AREA} <= MANUAL_STEP_IDS
 
 
 def test_every_rule_has_a_pass_a_problem_and_a_not_checked_case() -> None:
