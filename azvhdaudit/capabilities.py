@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from azvhdaudit.facts import HOME_EDITIONS, PRO_ENTERPRISE_EDITIONS, WINDOWS_10_BUILD, WINDOWS_11_BUILD, OSFacts
 from azvhdaudit.report import Status
 
 if TYPE_CHECKING:
@@ -87,17 +88,6 @@ HIBERNATION_DOC = (
 )
 #: Windows Server builds the hibernation list names: 2019 and 2022
 _HIBERNATION_SERVER_BUILDS = {17763: "Windows Server 2019", 20348: "Windows Server 2022"}
-#: client EditionIDs the hibernation list names (Pro, Enterprise, Enterprise multi-session, and their N editions)
-_HIBERNATION_EDITIONS = {
-    "professional": "Pro",
-    "professionaln": "Pro N",
-    "enterprise": "Enterprise",
-    "enterprisen": "Enterprise N",
-    "serverrdsh": "Enterprise multi-session",
-}
-_HOME_EDITIONS = {"core", "coren", "coresinglelanguage", "corecountryspecific"}
-_WINDOWS_10_BUILD = 10240
-_WINDOWS_11_BUILD = 22000
 
 #: the image definition's ``SecurityType`` feature for the set of security types the image supports
 GALLERY_SECURITY_TYPES = {
@@ -440,12 +430,10 @@ def _controllers(report: Report, generation: int | None, refused: list[str]) -> 
 
 def _hibernation_os(os_facts: dict[str, Any]) -> tuple[bool | None, str]:
     """Whether the Windows of the OS facts is in the hibernation list: (True/False/None, in words)."""
-    build = os_facts.get("build")
-    edition = str(os_facts.get("edition_id") or "").strip()
-    name = os_facts.get("product_name") or "Windows"
-    kind = str(os_facts.get("installation_type") or "").lower()
-    product = str(os_facts.get("product_type") or "").lower()
-    server = kind.startswith("server") if kind else (product in ("servernt", "lanmannt") if product else None)
+    facts = OSFacts.from_dict(os_facts)
+    build, server = facts.build, facts.is_server
+    edition = (facts.edition_id or "").strip()
+    name = facts.product_name or "Windows"
     if not isinstance(build, int) or server is None:
         return None, f"{name}: the build or whether it is a server could not be read"
     found = f"{name} (build {build}, EditionID {edition or 'not set'})"
@@ -455,13 +443,13 @@ def _hibernation_os(os_facts: dict[str, Any]) -> tuple[bool | None, str]:
         if build < min(_HIBERNATION_SERVER_BUILDS):
             return False, f"{found}: older than Windows Server 2019, not in the list of {HIBERNATION_DOC}"
         return None, f"{found}: a Windows Server build the list of {HIBERNATION_DOC} does not name"
-    if build < _WINDOWS_10_BUILD:
+    if build < WINDOWS_10_BUILD:
         return False, f"{found}: older than Windows 10, not in the list of {HIBERNATION_DOC}"
-    release = "Windows 11" if build >= _WINDOWS_11_BUILD else "Windows 10"
+    release = "Windows 11" if build >= WINDOWS_11_BUILD else "Windows 10"
     key = edition.lower()
-    if key in _HIBERNATION_EDITIONS:
-        return True, f"{found}: {release} {_HIBERNATION_EDITIONS[key]}, in the list of {HIBERNATION_DOC}"
-    if key in _HOME_EDITIONS:
+    if key in PRO_ENTERPRISE_EDITIONS:
+        return True, f"{found}: {release} {PRO_ENTERPRISE_EDITIONS[key]}, in the list of {HIBERNATION_DOC}"
+    if key in HOME_EDITIONS:
         return False, f"{found}: a Home edition, not in the list of {HIBERNATION_DOC}"
     return None, f"{found}: an edition the list of {HIBERNATION_DOC} does not name"
 

@@ -7,7 +7,7 @@ Every fact that could not be established is ``None`` (unknown), never a guess.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = [
@@ -115,6 +115,22 @@ class PartitionFacts:
     label: str | None = None
 
 
+#: the first build of Windows 10 and of Windows 11 (which still calls itself "Windows 10" in ProductName)
+WINDOWS_10_BUILD = 10240
+WINDOWS_11_BUILD = 22000
+#: client EditionIDs of Pro, Enterprise and Enterprise multi-session (ServerRdsh), the N editions being the same
+#: editions: the ones Azure's Trusted Launch and hibernation lists name
+PRO_ENTERPRISE_EDITIONS = {
+    "professional": "Pro",
+    "professionaln": "Pro N",
+    "enterprise": "Enterprise",
+    "enterprisen": "Enterprise N",
+    "serverrdsh": "Enterprise multi-session",
+}
+#: client EditionIDs of the Home editions
+HOME_EDITIONS = frozenset({"core", "coren", "coresinglelanguage", "corecountryspecific"})
+
+
 @dataclass(frozen=True)
 class OSFacts:
     """The Windows installation's identity, from the SOFTWARE and SYSTEM hives."""
@@ -150,9 +166,14 @@ class OSFacts:
     def name(self) -> str | None:
         """A human name; Windows 11 still calls itself "Windows 10" in ProductName, so use the build."""
         name = self.product_name
-        if name and self.build and self.build >= 22000 and "Windows 10" in name:
+        if name and self.build and self.build >= WINDOWS_11_BUILD and "Windows 10" in name:
             name = name.replace("Windows 10", "Windows 11")
         return name
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OSFacts:
+        """The facts back from :meth:`to_dict` (a report's ``facts["os"]``); derived keys are ignored."""
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -25,6 +25,7 @@ from typing import Any
 
 from azvhdaudit.bcd import WELL_KNOWN, BCDObject, BCDStore, Effective
 from azvhdaudit.errors import AuditError, BCDError, NotApplicable, NotChecked
+from azvhdaudit.facts import HOME_EDITIONS, PRO_ENTERPRISE_EDITIONS, WINDOWS_10_BUILD
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.bcd import decoded_store
@@ -214,19 +215,9 @@ def check_generation2(ctx: AuditContext) -> Outcome:
 
 # --- the OS ----------------------------------------------------------------------------------------------
 
-#: Windows 10/11 EditionIDs of the editions trusted-launch.md names (N editions are the same editions);
-#: ServerRdsh is Enterprise multi-session
-_LISTED_EDITIONS = {
-    "professional": "Pro",
-    "professionaln": "Pro N",
-    "enterprise": "Enterprise",
-    "enterprisen": "Enterprise N",
-    "serverrdsh": "Enterprise multi-session",
-}
-#: Home editions: not in the list
-_HOME_EDITIONS = {"core", "coren", "coresinglelanguage", "corecountryspecific"}
+#: trusted-launch.md names the Pro, Enterprise and Enterprise multi-session editions (facts.PRO_ENTERPRISE_EDITIONS);
+#: the Home editions are not in its list
 SERVER_2016_BUILD = 14393
-WINDOWS_10_BUILD = 10240
 
 
 def _cvm_note(ctx: AuditContext) -> str:
@@ -331,15 +322,15 @@ def check_os_supported(ctx: AuditContext) -> Outcome:
             evidence=ev,
         )
     key = edition.lower()
-    if key in _LISTED_EDITIONS:
+    if key in PRO_ENTERPRISE_EDITIONS:
         return Outcome(
             Status.PASS,
-            f"{found}: {_LISTED_EDITIONS[key]}, an edition Trusted Launch supports{_cvm_note(ctx)}",
+            f"{found}: {PRO_ENTERPRISE_EDITIONS[key]}, an edition Trusted Launch supports{_cvm_note(ctx)}",
             expected,
             found,
             ev,
         )
-    if key in _HOME_EDITIONS:
+    if key in HOME_EDITIONS:
         return Outcome(
             Status.FAIL,
             f"{found}: a Home edition, which Trusted Launch does not list ({_target_words(ctx)})",
