@@ -270,10 +270,11 @@ def _run(
 ) -> list[Result]:
     by_rule = {w.rule: w for w in waivers}
     results = []
-    read_ahead(ctx, [rule for rule in rules if _decided(rule, role, disk, no_windows) is None])
-    for rule in rules:
+    decisions = [(rule, _decided(rule, role, disk, no_windows)) for rule in rules]
+    # a generator: on a local image read_ahead returns before asking for any rule
+    read_ahead(ctx, (rule for rule, decided in decisions if decided is None))
+    for rule, decided in decisions:
         started = time.perf_counter()
-        decided = _decided(rule, role, disk, no_windows)
         outcome = decided if decided is not None else evaluate(rule, ctx)
         result = _result(rule, outcome, disk, (time.perf_counter() - started) * 1000)
         waiver = by_rule.get(rule.id)
