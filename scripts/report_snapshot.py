@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import lzma
 import subprocess
 import sys
 import tempfile
@@ -34,25 +33,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
+sys.path.insert(0, str(SAMPLES))
+import unpack  # noqa: E402  (samples/unpack.py; samples/ is not a package)
+
 PROFILES = ("azure", "azure-2022", "azure-2017")
 #: fields whose value is a time or a duration: they differ on every run
 TIMING_FIELDS = frozenset({"started", "finished", "timings_ms", "duration_ms"})
-CHUNK = 1024 * 1024
-
-
-def _unxz(packed: Path, target: Path) -> None:
-    """Decompress sparsely (runs of zeros become holes), the way the test fixtures do."""
-    part = target.with_name(target.name + ".part")
-    with lzma.open(packed) as src, open(part, "wb") as dst:
-        size = 0
-        while chunk := src.read(CHUNK):
-            if chunk.count(0) == len(chunk):
-                dst.seek(len(chunk), 1)
-            else:
-                dst.write(chunk)
-            size += len(chunk)
-        dst.truncate(size)
-    part.replace(target)
 
 
 def _images(manifest: dict[str, Any], directory: Path) -> dict[str, Path]:
@@ -67,7 +53,7 @@ def _images(manifest: dict[str, Any], directory: Path) -> dict[str, Path]:
             packed = SAMPLES / entry["file"]
             if not packed.exists():
                 packed = directory / entry["file"]
-            _unxz(packed, target)
+            unpack.unxz(packed, target)
         paths[entry["name"]] = target
     return paths
 

@@ -36,38 +36,33 @@ REALDATA_DIR = Path(__file__).resolve().parent / "data" / "realdata"
 CHUNK = 1024 * 1024
 
 
-def _sparse_unxz(packed: Path, target: Path) -> Path:
-    """Decompress ``packed`` into ``target``, leaving holes for all-zero megabytes."""
-    tmp = target.with_name(target.name + ".part")
-    with lzma.open(packed) as src, open(tmp, "wb") as dst:
-        size = 0
-        while chunk := src.read(CHUNK):
-            if chunk.count(0) == len(chunk):
-                dst.seek(len(chunk), 1)
-            else:
-                dst.write(chunk)
-            size += len(chunk)
-        dst.truncate(size)
-    tmp.replace(target)
-    return target
-
-
 def load_manifest() -> dict[str, dict[str, Any]]:
     data = json.loads((SAMPLES_DIR / "manifest.json").read_text(encoding="utf-8"))
     return {entry["name"]: entry for entry in data["samples"]}
 
 
-def load_sample_builder() -> ModuleType:
-    """Import samples/build.py under a name that cannot clash with the PyPI ``build`` package."""
-    name = "azvhdaudit_samples_build"
+def load_samples_module(stem: str) -> ModuleType:
+    """Import ``samples/<stem>.py`` under a name that cannot clash with a PyPI package (``build``)."""
+    name = f"azvhdaudit_samples_{stem}"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SAMPLES_DIR / "build.py")
+    spec = importlib.util.spec_from_file_location(name, SAMPLES_DIR / f"{stem}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_sample_builder() -> ModuleType:
+    """samples/build.py, the script that builds every sample image."""
+    return load_samples_module("build")
+
+
+def sparse_unxz(packed: Path, target: Path) -> Path:
+    """``packed`` (.xz) decompressed into ``target`` with holes for empty megabytes (samples/unpack.py)."""
+    unxz: Callable[[Path, Path], Path] = load_samples_module("unpack").unxz
+    return unxz(packed, target)
 
 
 @pytest.fixture(scope="session")
@@ -93,7 +88,7 @@ def sample_path(
         if not target.exists():
             source = SAMPLES_DIR / entry["file"]
             if entry.get("compression") == "xz":
-                _sparse_unxz(source, target)
+                sparse_unxz(source, target)
             else:
                 shutil.copyfile(source, target)
         return target

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import lzma
 import os
 import shutil
 import subprocess
@@ -109,17 +108,10 @@ def _locate(raw: Path, blob: bytes) -> int:
 
 
 def unxz(packed: Path, target: Path) -> Path:
-    """Decompress ``packed`` into ``target``, leaving holes for all-zero megabytes."""
-    with lzma.open(packed) as src, open(target, "wb") as dst:
-        size = 0
-        while chunk := src.read(MiB):
-            if chunk.count(0) == len(chunk):
-                dst.seek(len(chunk), 1)
-            else:
-                dst.write(chunk)
-            size += len(chunk)
-        dst.truncate(size)
-    return target
+    """Decompress ``packed`` into ``target``, leaving holes for all-zero megabytes (samples/unpack.py)."""
+    unpack = _load("azvhdaudit_samples_unpack", SAMPLES_DIR / "unpack.py")
+    result: Path = unpack.unxz(packed, target)
+    return result
 
 
 def _guest_blobs(image_path: Path) -> tuple[dict[str, bytes], dict[str, bytes]]:
