@@ -54,6 +54,7 @@ __all__ = [
     "KERNEL_ANCHORS",
     "UEFI_DB_ANCHORS",
     "KERNEL_EKUS",
+    "ATTESTED_EKU",
     "Signer",
     "FileSignatures",
     "Catalogs",
@@ -96,6 +97,10 @@ KERNEL_EKUS: dict[str, str] = {
     "1.3.6.1.4.1.311.10.3.6": "Windows System Component Verification",
     "1.3.6.1.4.1.311.10.3.39": "Windows Hardware Driver Extended Verification",
 }
+#: the EKU that marks an attestation signature ("Support policy for third-party, kernel-level software that is signed
+#: using the attestation process", KB 4519013: "If the text in that row includes Windows Hardware Driver Attested
+#: Verification, the driver was attestation-signed")
+ATTESTED_EKU = "1.3.6.1.4.1.311.10.3.5.1"
 
 
 class SignatureError(AuditError):
@@ -443,6 +448,11 @@ class Signer:
     ekus: tuple[str, ...] = ()
 
     @property
+    def attested(self) -> bool:
+        """A kernel-mode signature whose signing certificate carries the attestation EKU (:data:`ATTESTED_EKU`)."""
+        return self.kernel_mode and self.verified and ATTESTED_EKU in self.ekus
+
+    @property
     def ca(self) -> str | None:
         """The UEFI ``db`` certificate the chain ends at (for UEFI checks), ``None`` for none."""
         return self.anchor if self.verified else None
@@ -491,6 +501,12 @@ class FileSignatures:
             if signer.kernel_mode and signer.verified:
                 return signer
         return None
+
+    @property
+    def attestation_only(self) -> bool:
+        """Trusted by kernel-mode code integrity, and only through attestation signatures (no WHQL or Windows one)."""
+        trusted = [s for s in self.signers if s.kernel_mode and s.verified]
+        return bool(trusted) and all(s.attested for s in trusted)
 
     def describe(self) -> str:
         """What was read, in words: the signatures with their signers and where each chain leads."""

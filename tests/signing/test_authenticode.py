@@ -15,6 +15,7 @@ import pytest
 
 from azvhdaudit import authenticode
 from azvhdaudit.authenticode import (
+    ATTESTED_EKU,
     MAX_CERT_TABLE,
     Catalogs,
     SignatureError,
@@ -45,6 +46,8 @@ def test_windivert_401_whcp_nested_signature_is_kernel_mode(material: dict[str, 
     assert whcp.chain[0].startswith(WHCP) and whcp.chain[-1].startswith(f"CN={ROOT2010}")
     assert "1.3.6.1.4.1.311.10.3.5" in whcp.ekus
     assert sig.kernel_trusted is whcp
+    # its Hardware Compatibility Publisher certificate also carries the attestation EKU: attestation-signed
+    assert ATTESTED_EKU in whcp.ekus and whcp.attested and sig.attestation_only
     # fast path: the headers and the certificate table, not the 94 KB file
     assert sig.mode == "fast" and sig.cert_table is not None
     assert sig.bytes_read <= 4096 + sig.cert_table[1] < len(material["WinDivert64-4.0.1.sys"])
@@ -58,6 +61,10 @@ def test_windivert_210_cross_signed_plus_attestation(material: dict[str, bytes])
     assert not ev.verified and "cross-signed to Microsoft Code Verification Root" in ev.why
     assert attested.source == "nested" and attested.subject.startswith(WHCP)
     assert attested.verified and attested.kernel_mode and attested.anchor == ROOT2010
+    # the attestation EKU is read from the certificate table on the fast path, and agrees with the complete mode
+    assert attested.attested and sig.attestation_only and not ev.attested
+    full = kernel_signatures(files_of(d=material["WinDivert64-2.1.0.sys"]), "d", verify=True)
+    assert [s.attested for s in full.signers] == [False, True] and full.attestation_only
 
 
 def test_microsoft_signed_dll_is_not_a_kernel_mode_chain(material: dict[str, bytes]) -> None:
