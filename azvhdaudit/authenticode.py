@@ -43,7 +43,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from azvhdaudit.errors import AuditError, GuestFileNotFoundError
+from azvhdaudit.errors import GuestFileNotFoundError, SignatureError
 
 if TYPE_CHECKING:
     from azvhdaudit.rules.base import GuestFiles
@@ -101,10 +101,6 @@ KERNEL_EKUS: dict[str, str] = {
 #: using the attestation process", KB 4519013: "If the text in that row includes Windows Hardware Driver Attested
 #: Verification, the driver was attestation-signed")
 ATTESTED_EKU = "1.3.6.1.4.1.311.10.3.5.1"
-
-
-class SignatureError(AuditError):
-    """A file's signatures cannot be read: no PE headers, a certificate table out of bounds or too large."""
 
 
 # --- signify, loaded on first use ------------------------------------------------------------------------------
@@ -214,7 +210,10 @@ def load_signify() -> dict[str, Any]:
         from signify.authenticode.trust_list import CertificateTrustList
         from signify.x509 import Certificate, CertificateStore
     except Exception as err:  # an import of a third-party crypto stack fails in many ways (OSError, ...)
-        raise SignatureError(f"the Authenticode verifier (signify) cannot be loaded: {err}") from err
+        raise SignatureError(
+            f"the Authenticode verifier cannot be loaded: importing signify and its crypto backend oscrypto "
+            f"failed: {type(err).__name__}: {err}"
+        ) from err
     _signify.update(
         AuthenticodeSignature=AuthenticodeSignature,
         SignedPEFile=SignedPEFile,
@@ -664,7 +663,10 @@ def _signer_cert(signed: Any) -> Any:
     info = signed.signer_info
     certs = list(signed.certificates)
     if len(certs) > MAX_CERTIFICATES:
-        raise SignatureError(f"signature carries {len(certs)} certificates (more than {MAX_CERTIFICATES})")
+        raise SignatureError(
+            f"the signature by serial {info.serial_number} carries {len(certs)} certificates "
+            f"(more than {MAX_CERTIFICATES})"
+        )
     for cert in certs:
         if cert.serial_number == info.serial_number and cert.issuer == info.issuer:
             return cert

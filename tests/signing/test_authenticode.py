@@ -183,6 +183,23 @@ def test_not_a_pe_file() -> None:
         kernel_signatures(files_of(d=b"hello world" * 100), "d")
 
 
+def test_signature_error_is_the_librarys_own_and_names_the_file_and_the_field(material: dict[str, bytes]) -> None:
+    """SignatureError lives in azvhdaudit.errors under AuditError; the old import path gives the same class."""
+    from azvhdaudit import errors
+
+    assert SignatureError is errors.SignatureError and issubclass(SignatureError, errors.AuditError)
+    assert "SignatureError" in errors.__all__
+    path = r"Windows\System32\drivers\big.sys"
+    base = material["WinDivert64-4.0.1.sys"]
+    big = _with_table(base + bytes(MAX_CERT_TABLE + 16), len(base), MAX_CERT_TABLE + 16)
+    with pytest.raises(errors.AuditError) as caught:
+        kernel_signatures(files_of(**{path: big}), path)
+    assert str(caught.value) == (
+        f"{path}: certificate table of {MAX_CERT_TABLE + 16} bytes at offset {len(base)} is larger than "
+        f"the {MAX_CERT_TABLE} bytes read"
+    )
+
+
 def test_certificate_table_too_large(material: dict[str, bytes]) -> None:
     base = material["WinDivert64-4.0.1.sys"]
     big = _with_table(base + bytes(MAX_CERT_TABLE + 16), len(base), MAX_CERT_TABLE + 16)
