@@ -24,7 +24,9 @@ certificate was issued, not today (both 2011 Secure Boot CAs expired in 2026).
 Cost: the fast path (``verify=False``) reads the PE headers and the certificate table only (a few KB) and checks
 the signatures' structure, the signer's signature over the signed attributes and the chain; it does not hash
 the file. ``verify=True`` also computes the Authenticode digest of the whole file and compares it with the signed
-one, and looks up files without a trusted embedded signature in the CatRoot catalogs.
+one, and looks up files without a trusted embedded signature in the CatRoot catalogs (a file without an embedded
+signature is hashed only when the catalogs list files: there is nothing else to compare its digest with). Every
+byte is read once: the first page, read for the headers, serves the hash too.
 """
 
 from __future__ import annotations
@@ -209,20 +211,119 @@ def load_signify() -> dict[str, Any]:
         from signify.authenticode.signed_file.pe import SignedPEFile
         from signify.authenticode.trust_list import CertificateTrustList
         from signify.x509 import Certificate, CertificateStore
+
+        signature_class, trust_list_class = _remembering(AuthenticodeSignature, CertificateTrustList)
     except Exception as err:  # an import of a third-party crypto stack fails in many ways (OSError, ...)
         raise SignatureError(
             f"the Authenticode verifier cannot be loaded: importing signify and its crypto backend oscrypto "
             f"failed: {type(err).__name__}: {err}"
         ) from err
     _signify.update(
-        AuthenticodeSignature=AuthenticodeSignature,
+        AuthenticodeSignature=signature_class,
         SignedPEFile=SignedPEFile,
-        CertificateTrustList=CertificateTrustList,
+        CertificateTrustList=trust_list_class,
         Certificate=Certificate,
         CertificateStore=CertificateStore,
         SignifyError=exceptions.SignifyError,
     )
     return _signify
+
+
+#: the EKU "microsoft_lifetime_signing": a signature whose issuer carries it is not extended by its timestamp
+_LIFETIME_SIGNING = "1.3.6.1.4.1.311.10.3.13"
+
+
+def _up(cls: type, obj: Any) -> Any:
+    """``super(cls, obj)``, untyped: the mixins below reach signify's properties through it."""
+    return super(cls, obj)
+
+
+def _remember(obj: Any, slot: str, make: Any) -> Any:
+    """``obj.__dict__[slot]``, made by ``make()`` on first use."""
+    found = obj.__dict__.get(slot)
+    if found is None:
+        found = obj.__dict__[slot] = make()
+    return found
+
+
+def _remembering(signature: type, trust_list: type) -> tuple[type, type]:
+    """signify's AuthenticodeSignature and CertificateTrustList, each parsed part made once per object.
+
+    In signify 0.9.3 ``SignedData.signer_infos`` builds and validates every SignerInfo again at each access
+    (``signer_info`` twice), and a SignerInfo decodes its attribute sets again at each access of
+    ``authenticated_attributes``, ``unauthenticated_attributes`` and ``nested_signed_datas``; verifying one
+    signature touches them dozens of times, most of a check's cost. The objects wrap immutable ASN.1, so these
+    subclasses keep the first answer. The countersignature, which no check here uses, is not decoded."""
+    from signify.authenticode.signer_info import AuthenticodeSignerInfo
+    from signify.authenticode.trust_list import CertificateTrustListSignerInfo
+    from signify.exceptions import AuthenticodeParseError
+    from signify.x509 import CertificateStore
+
+    class _Infos:
+        @property
+        def signer_infos(self) -> Any:
+            return _remember(self, "_signer_infos", lambda: tuple(_up(_Infos, self).signer_infos))
+
+        @property
+        def signer_info(self) -> Any:
+            return _remember(self, "_signer_info", lambda: _up(_Infos, self).signer_info)
+
+        @property
+        def certificates(self) -> Any:
+            # a new store at each access, as signify gives, of the same Certificate objects (which remember their
+            # DER and fingerprints)
+            certs = _remember(self, "_certificates", lambda: tuple(_up(_Infos, self).certificates))
+            return CertificateStore(list(certs))
+
+    class _Attributes:
+        @property
+        def authenticated_attributes(self) -> Any:
+            return _remember(self, "_signed_attrs", lambda: _up(_Attributes, self).authenticated_attributes)
+
+        @property
+        def unauthenticated_attributes(self) -> Any:
+            return _remember(self, "_unsigned_attrs", lambda: _up(_Attributes, self).unauthenticated_attributes)
+
+        @property
+        def countersigner(self) -> None:
+            # Every check here runs with countersignature_mode="ignore" (a chain is checked at the time its signing
+            # certificate was issued, not at a timestamp), yet signify decodes the countersignature (an RFC 3161
+            # SignedData) to decide whether to make a context for it: it is not decoded at all.
+            return None
+
+    class SignerInfo(_Attributes, AuthenticodeSignerInfo):  # type: ignore[misc]
+        def _verify_issuer(self, issuer: Any, context: Any, signing_time: Any = None) -> Any:
+            # signify's own rule (a lifetime-signing issuer gets no signing time), without decoding every extension
+            # of the issuer to ask for one EKU; here the signing time is always None (countersignatures ignored)
+            if signing_time is not None and _LIFETIME_SIGNING in _ekus(issuer):
+                signing_time = None
+            return super(AuthenticodeSignerInfo, self)._verify_issuer(issuer, context, signing_time)
+
+        @property
+        def nested_signed_datas(self) -> list[Any]:
+            # signify's own loop, making the nested signatures of the class below
+            def make() -> list[Any]:
+                nested = []
+                for data in self.unauthenticated_attributes.get("microsoft_nested_signature", ()):
+                    if data["content_type"].native != "signed_data":
+                        raise AuthenticodeParseError("Nested signature is not a SignedData structure")
+                    nested.append(Signature(data["content"], signed_file=self.parent.signed_file))
+                return nested
+
+            return list(_remember(self, "_nested", make))
+
+    class Signature(_Infos, signature):  # type: ignore[misc, valid-type]
+        _signerinfo_class_name = SignerInfo
+
+    class TrustListSignerInfo(_Attributes, CertificateTrustListSignerInfo):  # type: ignore[misc]
+        pass
+
+    class TrustList(_Infos, trust_list):  # type: ignore[misc, valid-type]
+        _signerinfo_class_name = TrustListSignerInfo
+
+    Signature.__name__ = Signature.__qualname__ = signature.__name__
+    TrustList.__name__ = TrustList.__qualname__ = trust_list.__name__
+    return Signature, TrustList
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:
@@ -406,12 +507,16 @@ class _Reader(io.RawIOBase):
         if size is None or size < 0:
             size = self.size - self.pos
         size = max(0, min(size, self.size - self.pos))
-        if self.pos + size <= len(self.head):
+        head = len(self.head)
+        if self.pos + size <= head:
             data = self.head[self.pos : self.pos + size]
         else:
-            self.fh.seek(self.pos)
-            data = self.fh.read(size)
-            self.bytes_read += len(data)
+            # what lies in the first page comes from memory (a whole-file hash starts there): only the rest is read
+            start = min(self.pos, head)
+            self.fh.seek(max(self.pos, head))
+            rest = self.fh.read(self.pos + size - max(self.pos, head))
+            self.bytes_read += len(rest)
+            data = self.head[start:head] + rest if start < head else rest
         self.pos += len(data)
         return data
 
@@ -539,11 +644,37 @@ class FileSignatures:
         }
 
 
+_RDNS: dict[bytes, tuple[tuple[str, str], ...]] = {}
+_DNS: dict[bytes, str] = {}
+_MAX_CACHED_NAMES = 4096
+
+
 def _name(name: Any) -> str:
+    """A certificate name as signify renders it (``CN=..., O=...``), decoded once per distinct DER name."""
     try:
-        return str(name.dn) if hasattr(name, "dn") else str(name)
+        if not hasattr(type(name), "dn"):
+            return str(name)
+        der = name.asn1.dump()
+        found = _DNS.get(der)
+        if found is None:
+            if len(_DNS) >= _MAX_CACHED_NAMES:
+                _DNS.clear()
+            found = _DNS[der] = str(name.dn)
+        return found
     except Exception:  # a hostile name that asn1crypto cannot render
         return "<unreadable name>"
+
+
+def _rdns(name: Any) -> tuple[tuple[str, str], ...]:
+    """signify's ``CertificateName.rdns`` (what its ``==`` compares), decoded once per distinct DER name: a check
+    compares the same few issuer and subject names many times."""
+    der = name.asn1.dump()
+    found = _RDNS.get(der)
+    if found is None:
+        if len(_RDNS) >= _MAX_CACHED_NAMES:
+            _RDNS.clear()
+        found = _RDNS[der] = tuple(name.rdns)
+    return found
 
 
 def _cn(name: Any) -> str:
@@ -667,8 +798,9 @@ def _signer_cert(signed: Any) -> Any:
             f"the signature by serial {info.serial_number} carries {len(certs)} certificates "
             f"(more than {MAX_CERTIFICATES})"
         )
+    serial, issuer = info.serial_number, _rdns(info.issuer)
     for cert in certs:
-        if cert.serial_number == info.serial_number and cert.issuer == info.issuer:
+        if cert.serial_number == serial and _rdns(cert.issuer) == issuer:
             return cert
     return None
 
@@ -793,9 +925,9 @@ def _untrusted_words(signed: Any, cert: Any, anchors: tuple[Anchor, ...], err: B
     names = {a.name for a in anchors}
     top = cert
     for _ in range(MAX_CHAIN):
-        if top.issuer == top.subject:
+        if _rdns(top.issuer) == _rdns(top.subject):
             break
-        parent = next((c for c in certs if c.subject == top.issuer and c is not top), None)
+        parent = next((c for c in certs if _rdns(c.subject) == _rdns(top.issuer) and c is not top), None)
         if parent is None:
             break
         top = parent
@@ -810,7 +942,7 @@ def _untrusted_words(signed: Any, cert: Any, anchors: tuple[Anchor, ...], err: B
             f"the chain names {_cn(top.issuer) if _cn(top.issuer) in names else _cn(top.subject)}, but does not "
             f"verify against that trust anchor's exact certificate: {err}"
         )
-    if top.issuer == top.subject:
+    if _rdns(top.issuer) == _rdns(top.subject):
         where = "a self-signed certificate" if top is cert else f"the self-signed {_cn(top.subject)}"
         return f"the chain ends at {where}, not at {' or '.join(sorted(names))}"
     return f"the chain leads to {_cn(top.issuer)}, not to {' or '.join(sorted(names))}"
@@ -841,7 +973,8 @@ def kernel_signatures(
     """The signatures of the driver ``path`` as Windows' kernel-mode code integrity sees them.
 
     Fast path (``verify=False``): headers and certificate table. ``verify=True``: also the whole file's
-    Authenticode digest, and for a file without a trusted embedded signature the catalogs (``catalogs``).
+    Authenticode digest, and for a file without a trusted embedded signature the catalogs (``catalogs``); an
+    unsigned file is hashed only when the catalogs list files.
     Raises :class:`~azvhdaudit.errors.GuestFileNotFoundError` when the file is missing and
     :class:`SignatureError` when its headers or certificate table cannot be read.
     """
@@ -864,17 +997,23 @@ def _kernel(fh: BinaryIO, path: str, verify: bool, catalogs: Catalogs | None) ->
     reader = _Reader(fh, path)
     pe, table = _open_pe(reader)
     signatures = list(_embedded(pe, path)) if table else []
-    digests = _file_digests(pe, reader, path) if verify else None
+    # The whole file is hashed for what uses its digest: the embedded signatures, then the catalogs. A file
+    # without an embedded signature in an image without catalog members needs none (nothing to compare it with).
+    digests = _file_digests(pe, reader, path) if verify and signatures else None
     signers = [_evaluate(s, src, KERNEL_ANCHORS, kernel=True, file_digests=digests) for s, src in signatures]
     notes: list[str] = []
     catalog = None
     catalog_bytes = 0
-    if verify and not any(s.kernel_mode and s.verified for s in signers) and digests is not None:
+    if verify and not any(s.kernel_mode and s.verified for s in signers):
         if catalogs is None:
             notes.append("no catalogs given: the catalog lookup was not made")
         else:
             before = catalogs.bytes_read
-            found = catalogs.find(digests)
+            found = None
+            if catalogs.members:
+                if digests is None:
+                    digests = _file_digests(pe, reader, path)
+                found = catalogs.find(digests)
             catalog_bytes = catalogs.bytes_read - before
             if catalogs.error:
                 notes.append(catalogs.error)
@@ -961,6 +1100,13 @@ class Catalogs:
                 continue
             self._parsed[name] = ctl
         return index
+
+    @property
+    def members(self) -> int:
+        """How many files the catalogs list (reading them on first use)."""
+        if self._index is None:
+            self._index = self._build()
+        return len(self._index)
 
     def find(self, digests: dict[str, bytes]) -> tuple[str, Any] | None:
         """The catalog (name, signify CTL) listing a file with one of these Authenticode digests, or ``None``."""

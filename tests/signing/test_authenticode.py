@@ -97,7 +97,8 @@ def test_complete_mode_hashes_the_file_and_catches_a_change(material: dict[str, 
     good = material["WinDivert64-4.0.1.sys"]
     full = kernel_signatures(files_of(d=good), "d", verify=True)
     assert full.mode == "complete" and full.cert_table is not None
-    assert len(good) <= full.bytes_read <= len(good) + 4096 + full.cert_table[1]  # every byte hashed once
+    # every byte read once: the first page, read for the headers, is not read again for the hash
+    assert full.bytes_read == len(good)
     assert full.kernel_trusted is not None and full.kernel_trusted.file_digest == full.kernel_trusted.signed_digest
     changed = bytearray(good)
     changed[0x500] ^= 0xFF  # inside .text, covered by the Authenticode digest
@@ -151,6 +152,7 @@ def test_catalog_lookup_finds_the_member_and_checks_the_catalog_signature(
     catalogs = Catalogs(files)
     full = kernel_signatures(files, "d", verify=True, catalogs=catalogs)
     assert full.catalog == "oem1.cat" and catalogs.count == 1 and full.catalog_bytes_read == len(cat)
+    assert full.bytes_read == len(unsigned)  # hashed whole, each byte once, to be looked up
     (entry,) = full.signers
     assert entry.source == "catalog oem1.cat" and entry.subject == "CN=Contoso Catalog Signing"
     assert not entry.verified and full.kernel_trusted is None
@@ -315,6 +317,30 @@ def test_a_file_without_a_certificate_table_does_not_load_the_verifier(
         "class F:\n    def open(self, p): return open(p, 'rb')\n"
         f"sig = kernel_signatures(F(), {str(path)!r})\n"
         "assert sig.cert_table is None and sig.bytes_read == 4096, sig\n"
+        "assert 'signify' not in sys.modules and 'oscrypto' not in sys.modules, sorted(sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_complete_mode_hashes_an_unsigned_file_only_when_catalogs_list_files(
+    material: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Without catalog members nothing could use an unsigned file's digest: complete mode reads its headers
+    only, says why in its notes, and signify stays unloaded (no signature, no catalog to parse)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "unsigned.dll"
+    path.write_bytes(material["perfmondata.dll"])
+    code = (
+        "import sys; from azvhdaudit.authenticode import kernel_signatures, Catalogs, CATROOT\n"
+        "class F:\n"
+        "    def open(self, p): return open(p, 'rb')\n"
+        "    def listdir(self, p): return None\n"
+        f"sig = kernel_signatures(F(), {str(path)!r}, verify=True, catalogs=Catalogs(F()))\n"
+        "assert sig.mode == 'complete' and sig.cert_table is None and sig.bytes_read == 4096, sig\n"
+        "assert sig.notes == (CATROOT + ' does not exist',), sig.notes\n"
         "assert 'signify' not in sys.modules and 'oscrypto' not in sys.modules, sorted(sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
