@@ -381,3 +381,33 @@ def test_certificate_table_location_agrees_with_pefile(material: dict[str, bytes
     entry = pe.OPTIONAL_HEADER.DATA_DIRECTORY[4]
     expected = (entry.VirtualAddress, entry.Size) if entry.Size else None
     assert authenticode._locate(authenticode._Reader(io.BytesIO(data), name)) == expected
+
+
+@pytest.mark.parametrize("name", ["WinDivert64-4.0.1.sys", "WinDivert64-2.1.0.sys"])
+@pytest.mark.parametrize("verify", [False, True], ids=["fast", "complete"])
+def test_each_signature_is_decoded_once(
+    material: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, name: str, verify: bool
+) -> None:
+    """Counted, not timed: a check builds each signature's SignerInfo once and decodes its two attribute sets
+    once (signify alone rebuilds them at every access: dozens of times a signature), and never decodes the
+    countersignature (checks ignore it)."""
+    authenticode.load_signify()
+    from signify.pkcs7 import signer_info
+
+    built = {"signer_info": 0, "attributes": 0}
+    init, parse = signer_info.SignerInfo.__init__, signer_info.SignerInfo._parse_attributes.__func__
+
+    def counting_init(self: object, *args: object, **kwargs: object) -> None:
+        built["signer_info"] += 1
+        init(self, *args, **kwargs)
+
+    def counting_parse(cls: type, data: object) -> object:
+        built["attributes"] += 1
+        return parse(cls, data)
+
+    monkeypatch.setattr(signer_info.SignerInfo, "__init__", counting_init)
+    monkeypatch.setattr(signer_info.SignerInfo, "_parse_attributes", classmethod(counting_parse))
+    sig = kernel_signatures(files_of(d=material[name]), "d", verify=verify)
+    assert len(sig.signers) == 2 and sig.kernel_trusted is not None
+    # two signatures (the embedded one and its nested one): one SignerInfo and two attribute sets each
+    assert built == {"signer_info": 2, "attributes": 4}
