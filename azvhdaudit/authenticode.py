@@ -210,9 +210,9 @@ def load_signify() -> dict[str, Any]:
         from signify.authenticode.signed_data import AuthenticodeSignature
         from signify.authenticode.signed_file.pe import SignedPEFile
         from signify.authenticode.trust_list import CertificateTrustList
-        from signify.x509 import Certificate, CertificateStore
+        from signify.x509 import Certificate
 
-        signature_class, trust_list_class = _remembering(AuthenticodeSignature, CertificateTrustList)
+        signature_class, trust_list_class, store_class = _remembering(AuthenticodeSignature, CertificateTrustList)
     except Exception as err:  # an import of a third-party crypto stack fails in many ways (OSError, ...)
         raise SignatureError(
             f"the Authenticode verifier cannot be loaded: importing signify and its crypto backend oscrypto "
@@ -223,7 +223,7 @@ def load_signify() -> dict[str, Any]:
         SignedPEFile=SignedPEFile,
         CertificateTrustList=trust_list_class,
         Certificate=Certificate,
-        CertificateStore=CertificateStore,
+        CertificateStore=store_class,
         SignifyError=exceptions.SignifyError,
     )
     return _signify
@@ -246,18 +246,43 @@ def _remember(obj: Any, slot: str, make: Any) -> Any:
     return found
 
 
-def _remembering(signature: type, trust_list: type) -> tuple[type, type]:
+def _remembering(signature: type, trust_list: type) -> tuple[type, type, type]:
     """signify's AuthenticodeSignature and CertificateTrustList, each parsed part made once per object.
 
     In signify 0.9.3 ``SignedData.signer_infos`` builds and validates every SignerInfo again at each access
     (``signer_info`` twice), and a SignerInfo decodes its attribute sets again at each access of
     ``authenticated_attributes``, ``unauthenticated_attributes`` and ``nested_signed_datas``; verifying one
     signature touches them dozens of times, most of a check's cost. The objects wrap immutable ASN.1, so these
-    subclasses keep the first answer. The countersignature, which no check here uses, is not decoded."""
+    subclasses keep the first answer. The countersignature, which no check here uses, is not decoded. The
+    certificate store compares names as signify does (their RDN sequences), each name decoded once."""
     from signify.authenticode.signer_info import AuthenticodeSignerInfo
     from signify.authenticode.trust_list import CertificateTrustListSignerInfo
     from signify.exceptions import AuthenticodeParseError
     from signify.x509 import CertificateStore
+
+    class Store(CertificateStore):  # type: ignore[misc]
+        def find_certificates(
+            self,
+            *,
+            subject: Any = None,
+            serial_number: int | None = None,
+            issuer: Any = None,
+            sha256_fingerprint: str | None = None,
+        ) -> Iterator[Any]:
+            # signify's own tests in its order; a name equals another when their RDN sequences do
+            subject_rdns = None if subject is None else _rdns(subject)
+            issuer_rdns = None if issuer is None else _rdns(issuer)
+            fingerprint = None if sha256_fingerprint is None else sha256_fingerprint.replace(" ", "").lower()
+            for certificate in self:
+                if subject_rdns is not None and _rdns(certificate.subject) != subject_rdns:
+                    continue
+                if serial_number is not None and certificate.serial_number != serial_number:
+                    continue
+                if issuer_rdns is not None and _rdns(certificate.issuer) != issuer_rdns:
+                    continue
+                if fingerprint is not None and certificate.sha256_fingerprint.replace(" ", "").lower() != fingerprint:
+                    continue
+                yield certificate
 
     class _Infos:
         @property
@@ -273,7 +298,7 @@ def _remembering(signature: type, trust_list: type) -> tuple[type, type]:
             # a new store at each access, as signify gives, of the same Certificate objects (which remember their
             # DER and fingerprints)
             certs = _remember(self, "_certificates", lambda: tuple(_up(_Infos, self).certificates))
-            return CertificateStore(list(certs))
+            return Store(list(certs))
 
     class _Attributes:
         @property
@@ -323,7 +348,8 @@ def _remembering(signature: type, trust_list: type) -> tuple[type, type]:
 
     Signature.__name__ = Signature.__qualname__ = signature.__name__
     TrustList.__name__ = TrustList.__qualname__ = trust_list.__name__
-    return Signature, TrustList
+    Store.__name__ = Store.__qualname__ = CertificateStore.__name__
+    return Signature, TrustList, Store
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:
@@ -678,9 +704,11 @@ def _rdns(name: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _cn(name: Any) -> str:
+    """The name's first common name (signify's ``get_components("CN")``), else the whole name."""
     try:
-        for value in name.get_components("CN"):
-            return str(value)
+        for kind, value in _rdns(name):
+            if kind == "CN":
+                return str(value)
     except Exception:
         pass
     return _name(name)
@@ -805,15 +833,29 @@ def _signer_cert(signed: Any) -> Any:
     return None
 
 
+_EKUS: dict[bytes, tuple[str, ...]] = {}
+
+
 def _ekus(cert: Any) -> tuple[str, ...]:
+    """The certificate's extended key usages (dotted OIDs), decoded once per distinct certificate."""
     try:
-        value = cert.asn1["tbs_certificate"]["extensions"]
-        for ext in value:
-            if ext["extn_id"].native == "extended_key_usage":
-                return tuple(str(p.dotted) for p in ext["extn_value"].parsed)
+        der = cert.to_der
     except _parse_errors():
         return ()
-    return ()
+    found = _EKUS.get(der)
+    if found is None:
+        found = ()
+        try:
+            for ext in cert.asn1["tbs_certificate"]["extensions"]:
+                if ext["extn_id"].native == "extended_key_usage":
+                    found = tuple(str(p.dotted) for p in ext["extn_value"].parsed)
+                    break
+        except _parse_errors():
+            found = ()
+        if len(_EKUS) >= _MAX_CACHED_NAMES:
+            _EKUS.clear()
+        _EKUS[der] = found
+    return found
 
 
 def _evaluate(
