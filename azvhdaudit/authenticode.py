@@ -296,8 +296,9 @@ def _remembering(signature: type, trust_list: type) -> tuple[type, type, type]:
         @property
         def certificates(self) -> Any:
             # a new store at each access, as signify gives, of the same Certificate objects (which remember their
-            # DER and fingerprints)
-            certs = _remember(self, "_certificates", lambda: tuple(_up(_Infos, self).certificates))
+            # DER, fingerprints and decoded fields): one object per distinct certificate, shared across files
+            # (Windows' drivers carry the same few signer and intermediate certificates)
+            certs = _remember(self, "_certificates", lambda: tuple(map(_shared, _up(_Infos, self).certificates)))
             return Store(list(certs))
 
     class _Attributes:
@@ -668,6 +669,21 @@ class FileSignatures:
             "notes": list(self.notes),
             "signers": [s.to_dict() for s in self.signers],
         }
+
+
+_CERTIFICATES: dict[bytes, Any] = {}
+_MAX_CACHED_CERTIFICATES = 256
+
+
+def _shared(cert: Any) -> Any:
+    """The one signify Certificate object kept for ``cert``'s DER encoding (equal certificates are one object)."""
+    der = cert.to_der
+    found = _CERTIFICATES.get(der)
+    if found is None:
+        if len(_CERTIFICATES) >= _MAX_CACHED_CERTIFICATES:
+            _CERTIFICATES.clear()
+        found = _CERTIFICATES[der] = cert
+    return found
 
 
 _RDNS: dict[bytes, tuple[tuple[str, str], ...]] = {}

@@ -411,3 +411,18 @@ def test_each_signature_is_decoded_once(
     assert len(sig.signers) == 2 and sig.kernel_trusted is not None
     # two signatures (the embedded one and its nested one): one SignerInfo and two attribute sets each
     assert built == {"signer_info": 2, "attributes": 4}
+
+
+def test_equal_certificates_are_one_object_across_files(material: dict[str, bytes]) -> None:
+    """Two files carrying the same certificates get the same decoded objects (decoded once), in the same order,
+    and each access still gives a store of its own."""
+
+    from azvhdaudit.authenticode import read_signatures
+
+    data = material["WinDivert64-4.0.1.sys"]
+    first = read_signatures(io.BytesIO(data), name="a")[3][0][0]
+    second = read_signatures(io.BytesIO(bytes(data)), name="b")[3][0][0]
+    assert first is not second
+    a, b = list(first.certificates), list(second.certificates)
+    assert len(a) == len(b) >= 2 and all(x is y for x, y in zip(a, b, strict=True))
+    assert first.certificates is not first.certificates
