@@ -192,7 +192,8 @@ def _judge(drv: BootDriver, sig: FileSignatures, *, server: bool | None = None) 
     "signer for inbox drivers. A boot-start or system-start driver that is unsigned, self-signed or "
     "signed only by a public CA stops the VM at boot. A driver whose file is missing stops any VM. "
     "Required under Trusted Launch and Confidential VM, advice under Standard; a missing file fails "
-    "under every target.",
+    "under every target. Windows Server loads attestation-signed drivers too, but Microsoft supports them there "
+    "only as KB 4519013 describes: the result names such drivers on a Windows Server image.",
     source='Driver Signing Policy (learn.microsoft.com, ms.date 2024-08-19): "Starting with Windows 10, version '
     '1607, Windows will not load any new kernel-mode drivers which are not signed by the Dev Portal"; '
     'Trusted Launch for Azure virtual machines (ms.date 2025-04-21): "all OS boot components (boot loader, '
@@ -332,6 +333,13 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     actual: dict[str, Any] = {"missing": missing, "not_trusted": bad, "not_decided": undecided, "trusted": len(ok)}
     if attested:
         actual["attestation_signed_on_server"] = attested
+    # on Windows Server an attestation signature loads but is outside Microsoft's support (KB 4519013)
+    signed_how = (
+        "WHQL, from HLK test results: Microsoft supports attestation-signed drivers on Windows Server only as "
+        "KB 4519013 describes"
+        if server
+        else "attestation or WHQL"
+    )
     fix = "\n".join(
         [
             f"# {name}: restore {path} inside the VM (DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow), "
@@ -339,8 +347,8 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
             for name, path in missing_fix
         ]
         + [
-            f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center (attestation or "
-            f"WHQL), or if nothing needs it at boot: sc.exe config {name} start= demand"
+            f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center ({signed_how}), "
+            f"or if nothing needs it at boot: sc.exe config {name} start= demand"
             for name, path in bad_fix
         ]
     )

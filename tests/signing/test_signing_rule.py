@@ -90,6 +90,13 @@ def images(sample_builder: ModuleType, sigwork: Path, material: dict[str, bytes]
         {D + "perfmondata.sys": material["perfmondata.dll"]},
     )
     out["noservices"] = sigkit.disk(sample_builder, work, "noservices", sigkit.services_tree({}), {})
+    out["bad-client"] = sigkit.disk(
+        sample_builder,
+        work,
+        "bad-client",
+        sigkit.services_tree({"contoso": {"Start": 0}}, product_type="WinNT"),
+        {D + "contoso.sys": sigkit.sign(plain, work, key, cert)},
+    )
     # WinDivert 2.1.0: trusted through its nested attestation signature only, on a server, a client and an image
     # whose OS kind cannot be read (no ProductOptions)
     for kind, product_type in (("server", "ServerNT"), ("client", "WinNT"), ("osunknown", None)):
@@ -153,6 +160,8 @@ def test_non_compliant_per_target(images: dict[str, Path], security_type: str, s
     assert len(fixes) == 3 and any(
         f.startswith("# contoso: ") and f.endswith("sc.exe config contoso start= demand") for f in fixes
     )
+    # a Windows Server image: the fix asks for a WHQL build (attestation loads, but is outside Microsoft's support)
+    assert all("Dev Center (WHQL, from HLK test results: Microsoft supports attestation-signed" in f for f in fixes)
     assert "WinDivert" not in out.message  # the Dev Center-signed driver is fine
     # on this Windows Server image its support note is in its evidence and in ``actual``, not in the failure's words
     assert out.actual["attestation_signed_on_server"] == ["WinDivert (Windows\\System32\\drivers\\WinDivert64.sys)"]
@@ -291,3 +300,13 @@ def test_a_server_driver_that_also_has_a_non_attestation_microsoft_signature_get
     assert ATTESTED_NOTE not in _judge(drv, both, server=True)[1]
     assert ATTESTED_NOTE not in _judge(drv, attested_only, server=False)[1]
     assert ATTESTED_NOTE not in _judge(drv, attested_only, server=None)[1]
+
+
+def test_the_fix_on_a_client_offers_attestation_or_whql(images: dict[str, Path]) -> None:
+    out = run(images["bad-client"], "TrustedLaunch")
+    assert out.status == Status.FAIL, out.message
+    (fix,) = out.remediation.splitlines()
+    assert fix == (
+        "# contoso: install a build of Windows\\System32\\drivers\\contoso.sys signed through the Windows Hardware "
+        "Dev Center (attestation or WHQL), or if nothing needs it at boot: sc.exe config contoso start= demand"
+    )
