@@ -24,7 +24,9 @@ certificate was issued, not today (both 2011 Secure Boot CAs expired in 2026).
 Cost: the fast path (``verify=False``) reads the PE headers and the certificate table only (a few KB) and checks
 the signatures' structure, the signer's signature over the signed attributes and the chain; it does not hash
 the file. ``verify=True`` also computes the Authenticode digest of the whole file and compares it with the signed
-one, and looks up files without a trusted embedded signature in the CatRoot catalogs.
+one, and looks up files without a trusted embedded signature in the CatRoot catalogs (a file without an embedded
+signature is hashed only when the catalogs list files: there is nothing else to compare its digest with). Every
+byte is read once: the first page, read for the headers, serves the hash too.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from azvhdaudit.errors import AuditError, GuestFileNotFoundError
+from azvhdaudit.errors import GuestFileNotFoundError, SignatureError
 
 if TYPE_CHECKING:
     from azvhdaudit.rules.base import GuestFiles
@@ -54,6 +56,7 @@ __all__ = [
     "KERNEL_ANCHORS",
     "UEFI_DB_ANCHORS",
     "KERNEL_EKUS",
+    "ATTESTED_EKU",
     "Signer",
     "FileSignatures",
     "Catalogs",
@@ -96,10 +99,10 @@ KERNEL_EKUS: dict[str, str] = {
     "1.3.6.1.4.1.311.10.3.6": "Windows System Component Verification",
     "1.3.6.1.4.1.311.10.3.39": "Windows Hardware Driver Extended Verification",
 }
-
-
-class SignatureError(AuditError):
-    """A file's signatures cannot be read: no PE headers, a certificate table out of bounds or too large."""
+#: the EKU that marks an attestation signature ("Support policy for third-party, kernel-level software that is signed
+#: using the attestation process", KB 4519013: "If the text in that row includes Windows Hardware Driver Attested
+#: Verification, the driver was attestation-signed")
+ATTESTED_EKU = "1.3.6.1.4.1.311.10.3.5.1"
 
 
 # --- signify, loaded on first use ------------------------------------------------------------------------------
@@ -207,18 +210,147 @@ def load_signify() -> dict[str, Any]:
         from signify.authenticode.signed_data import AuthenticodeSignature
         from signify.authenticode.signed_file.pe import SignedPEFile
         from signify.authenticode.trust_list import CertificateTrustList
-        from signify.x509 import Certificate, CertificateStore
+        from signify.x509 import Certificate
+
+        signature_class, trust_list_class, store_class = _remembering(AuthenticodeSignature, CertificateTrustList)
     except Exception as err:  # an import of a third-party crypto stack fails in many ways (OSError, ...)
-        raise SignatureError(f"the Authenticode verifier (signify) cannot be loaded: {err}") from err
+        raise SignatureError(
+            f"the Authenticode verifier cannot be loaded: importing signify and its crypto backend oscrypto "
+            f"failed: {type(err).__name__}: {err}"
+        ) from err
     _signify.update(
-        AuthenticodeSignature=AuthenticodeSignature,
+        AuthenticodeSignature=signature_class,
         SignedPEFile=SignedPEFile,
-        CertificateTrustList=CertificateTrustList,
+        CertificateTrustList=trust_list_class,
         Certificate=Certificate,
-        CertificateStore=CertificateStore,
+        CertificateStore=store_class,
         SignifyError=exceptions.SignifyError,
     )
     return _signify
+
+
+#: the EKU "microsoft_lifetime_signing": a signature whose issuer carries it is not extended by its timestamp
+_LIFETIME_SIGNING = "1.3.6.1.4.1.311.10.3.13"
+
+
+def _up(cls: type, obj: Any) -> Any:
+    """``super(cls, obj)``, untyped: the mixins below reach signify's properties through it."""
+    return super(cls, obj)
+
+
+def _remember(obj: Any, slot: str, make: Any) -> Any:
+    """``obj.__dict__[slot]``, made by ``make()`` on first use."""
+    found = obj.__dict__.get(slot)
+    if found is None:
+        found = obj.__dict__[slot] = make()
+    return found
+
+
+def _remembering(signature: type, trust_list: type) -> tuple[type, type, type]:
+    """signify's AuthenticodeSignature and CertificateTrustList, each parsed part made once per object.
+
+    In signify 0.9.3 ``SignedData.signer_infos`` builds and validates every SignerInfo again at each access
+    (``signer_info`` twice), and a SignerInfo decodes its attribute sets again at each access of
+    ``authenticated_attributes``, ``unauthenticated_attributes`` and ``nested_signed_datas``; verifying one
+    signature touches them dozens of times, most of a check's cost. The objects wrap immutable ASN.1, so these
+    subclasses keep the first answer. The countersignature, which no check here uses, is not decoded. The
+    certificate store compares names as signify does (their RDN sequences), each name decoded once."""
+    from signify.authenticode.signer_info import AuthenticodeSignerInfo
+    from signify.authenticode.trust_list import CertificateTrustListSignerInfo
+    from signify.exceptions import AuthenticodeParseError
+    from signify.x509 import CertificateStore
+
+    class Store(CertificateStore):  # type: ignore[misc]
+        def find_certificates(
+            self,
+            *,
+            subject: Any = None,
+            serial_number: int | None = None,
+            issuer: Any = None,
+            sha256_fingerprint: str | None = None,
+        ) -> Iterator[Any]:
+            # signify's own tests in its order; a name equals another when their RDN sequences do
+            subject_rdns = None if subject is None else _rdns(subject)
+            issuer_rdns = None if issuer is None else _rdns(issuer)
+            fingerprint = None if sha256_fingerprint is None else sha256_fingerprint.replace(" ", "").lower()
+            for certificate in self:
+                if subject_rdns is not None and _rdns(certificate.subject) != subject_rdns:
+                    continue
+                if serial_number is not None and certificate.serial_number != serial_number:
+                    continue
+                if issuer_rdns is not None and _rdns(certificate.issuer) != issuer_rdns:
+                    continue
+                if fingerprint is not None and certificate.sha256_fingerprint.replace(" ", "").lower() != fingerprint:
+                    continue
+                yield certificate
+
+    class _Infos:
+        @property
+        def signer_infos(self) -> Any:
+            return _remember(self, "_signer_infos", lambda: tuple(_up(_Infos, self).signer_infos))
+
+        @property
+        def signer_info(self) -> Any:
+            return _remember(self, "_signer_info", lambda: _up(_Infos, self).signer_info)
+
+        @property
+        def certificates(self) -> Any:
+            # a new store at each access, as signify gives, of the same Certificate objects (which remember their
+            # DER, fingerprints and decoded fields): one object per distinct certificate, shared across files
+            # (Windows' drivers carry the same few signer and intermediate certificates)
+            certs = _remember(self, "_certificates", lambda: tuple(map(_shared, _up(_Infos, self).certificates)))
+            return Store(list(certs))
+
+    class _Attributes:
+        @property
+        def authenticated_attributes(self) -> Any:
+            return _remember(self, "_signed_attrs", lambda: _up(_Attributes, self).authenticated_attributes)
+
+        @property
+        def unauthenticated_attributes(self) -> Any:
+            return _remember(self, "_unsigned_attrs", lambda: _up(_Attributes, self).unauthenticated_attributes)
+
+        @property
+        def countersigner(self) -> None:
+            # Every check here runs with countersignature_mode="ignore" (a chain is checked at the time its signing
+            # certificate was issued, not at a timestamp), yet signify decodes the countersignature (an RFC 3161
+            # SignedData) to decide whether to make a context for it: it is not decoded at all.
+            return None
+
+    class SignerInfo(_Attributes, AuthenticodeSignerInfo):  # type: ignore[misc]
+        def _verify_issuer(self, issuer: Any, context: Any, signing_time: Any = None) -> Any:
+            # signify's own rule (a lifetime-signing issuer gets no signing time), without decoding every extension
+            # of the issuer to ask for one EKU; here the signing time is always None (countersignatures ignored)
+            if signing_time is not None and _LIFETIME_SIGNING in _ekus(issuer):
+                signing_time = None
+            return super(AuthenticodeSignerInfo, self)._verify_issuer(issuer, context, signing_time)
+
+        @property
+        def nested_signed_datas(self) -> list[Any]:
+            # signify's own loop, making the nested signatures of the class below
+            def make() -> list[Any]:
+                nested = []
+                for data in self.unauthenticated_attributes.get("microsoft_nested_signature", ()):
+                    if data["content_type"].native != "signed_data":
+                        raise AuthenticodeParseError("Nested signature is not a SignedData structure")
+                    nested.append(Signature(data["content"], signed_file=self.parent.signed_file))
+                return nested
+
+            return list(_remember(self, "_nested", make))
+
+    class Signature(_Infos, signature):  # type: ignore[misc, valid-type]
+        _signerinfo_class_name = SignerInfo
+
+    class TrustListSignerInfo(_Attributes, CertificateTrustListSignerInfo):  # type: ignore[misc]
+        pass
+
+    class TrustList(_Infos, trust_list):  # type: ignore[misc, valid-type]
+        _signerinfo_class_name = TrustListSignerInfo
+
+    Signature.__name__ = Signature.__qualname__ = signature.__name__
+    TrustList.__name__ = TrustList.__qualname__ = trust_list.__name__
+    Store.__name__ = Store.__qualname__ = CertificateStore.__name__
+    return Signature, TrustList, Store
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:
@@ -402,12 +534,16 @@ class _Reader(io.RawIOBase):
         if size is None or size < 0:
             size = self.size - self.pos
         size = max(0, min(size, self.size - self.pos))
-        if self.pos + size <= len(self.head):
+        head = len(self.head)
+        if self.pos + size <= head:
             data = self.head[self.pos : self.pos + size]
         else:
-            self.fh.seek(self.pos)
-            data = self.fh.read(size)
-            self.bytes_read += len(data)
+            # what lies in the first page comes from memory (a whole-file hash starts there): only the rest is read
+            start = min(self.pos, head)
+            self.fh.seek(max(self.pos, head))
+            rest = self.fh.read(self.pos + size - max(self.pos, head))
+            self.bytes_read += len(rest)
+            data = self.head[start:head] + rest if start < head else rest
         self.pos += len(data)
         return data
 
@@ -441,6 +577,11 @@ class Signer:
     signed_digest: str = ""
     file_digest: str | None = None
     ekus: tuple[str, ...] = ()
+
+    @property
+    def attested(self) -> bool:
+        """A kernel-mode signature whose signing certificate carries the attestation EKU (:data:`ATTESTED_EKU`)."""
+        return self.kernel_mode and self.verified and ATTESTED_EKU in self.ekus
 
     @property
     def ca(self) -> str | None:
@@ -492,6 +633,12 @@ class FileSignatures:
                 return signer
         return None
 
+    @property
+    def attestation_only(self) -> bool:
+        """Trusted by kernel-mode code integrity, and only through attestation signatures (no WHQL or Windows one)."""
+        trusted = [s for s in self.signers if s.kernel_mode and s.verified]
+        return bool(trusted) and all(s.attested for s in trusted)
+
     def describe(self) -> str:
         """What was read, in words: the signatures with their signers and where each chain leads."""
         if self.error:
@@ -524,17 +671,60 @@ class FileSignatures:
         }
 
 
+_CERTIFICATES: dict[bytes, Any] = {}
+_MAX_CACHED_CERTIFICATES = 256
+
+
+def _shared(cert: Any) -> Any:
+    """The one signify Certificate object kept for ``cert``'s DER encoding (equal certificates are one object)."""
+    der = cert.to_der
+    found = _CERTIFICATES.get(der)
+    if found is None:
+        if len(_CERTIFICATES) >= _MAX_CACHED_CERTIFICATES:
+            _CERTIFICATES.clear()
+        found = _CERTIFICATES[der] = cert
+    return found
+
+
+_RDNS: dict[bytes, tuple[tuple[str, str], ...]] = {}
+_DNS: dict[bytes, str] = {}
+_MAX_CACHED_NAMES = 4096
+
+
 def _name(name: Any) -> str:
+    """A certificate name as signify renders it (``CN=..., O=...``), decoded once per distinct DER name."""
     try:
-        return str(name.dn) if hasattr(name, "dn") else str(name)
+        if not hasattr(type(name), "dn"):
+            return str(name)
+        der = name.asn1.dump()
+        found = _DNS.get(der)
+        if found is None:
+            if len(_DNS) >= _MAX_CACHED_NAMES:
+                _DNS.clear()
+            found = _DNS[der] = str(name.dn)
+        return found
     except Exception:  # a hostile name that asn1crypto cannot render
         return "<unreadable name>"
 
 
+def _rdns(name: Any) -> tuple[tuple[str, str], ...]:
+    """signify's ``CertificateName.rdns`` (what its ``==`` compares), decoded once per distinct DER name: a check
+    compares the same few issuer and subject names many times."""
+    der = name.asn1.dump()
+    found = _RDNS.get(der)
+    if found is None:
+        if len(_RDNS) >= _MAX_CACHED_NAMES:
+            _RDNS.clear()
+        found = _RDNS[der] = tuple(name.rdns)
+    return found
+
+
 def _cn(name: Any) -> str:
+    """The name's first common name (signify's ``get_components("CN")``), else the whole name."""
     try:
-        for value in name.get_components("CN"):
-            return str(value)
+        for kind, value in _rdns(name):
+            if kind == "CN":
+                return str(value)
     except Exception:
         pass
     return _name(name)
@@ -648,22 +838,40 @@ def _signer_cert(signed: Any) -> Any:
     info = signed.signer_info
     certs = list(signed.certificates)
     if len(certs) > MAX_CERTIFICATES:
-        raise SignatureError(f"signature carries {len(certs)} certificates (more than {MAX_CERTIFICATES})")
+        raise SignatureError(
+            f"the signature by serial {info.serial_number} carries {len(certs)} certificates "
+            f"(more than {MAX_CERTIFICATES})"
+        )
+    serial, issuer = info.serial_number, _rdns(info.issuer)
     for cert in certs:
-        if cert.serial_number == info.serial_number and cert.issuer == info.issuer:
+        if cert.serial_number == serial and _rdns(cert.issuer) == issuer:
             return cert
     return None
 
 
+_EKUS: dict[bytes, tuple[str, ...]] = {}
+
+
 def _ekus(cert: Any) -> tuple[str, ...]:
+    """The certificate's extended key usages (dotted OIDs), decoded once per distinct certificate."""
     try:
-        value = cert.asn1["tbs_certificate"]["extensions"]
-        for ext in value:
-            if ext["extn_id"].native == "extended_key_usage":
-                return tuple(str(p.dotted) for p in ext["extn_value"].parsed)
+        der = cert.to_der
     except _parse_errors():
         return ()
-    return ()
+    found = _EKUS.get(der)
+    if found is None:
+        found = ()
+        try:
+            for ext in cert.asn1["tbs_certificate"]["extensions"]:
+                if ext["extn_id"].native == "extended_key_usage":
+                    found = tuple(str(p.dotted) for p in ext["extn_value"].parsed)
+                    break
+        except _parse_errors():
+            found = ()
+        if len(_EKUS) >= _MAX_CACHED_NAMES:
+            _EKUS.clear()
+        _EKUS[der] = found
+    return found
 
 
 def _evaluate(
@@ -775,9 +983,9 @@ def _untrusted_words(signed: Any, cert: Any, anchors: tuple[Anchor, ...], err: B
     names = {a.name for a in anchors}
     top = cert
     for _ in range(MAX_CHAIN):
-        if top.issuer == top.subject:
+        if _rdns(top.issuer) == _rdns(top.subject):
             break
-        parent = next((c for c in certs if c.subject == top.issuer and c is not top), None)
+        parent = next((c for c in certs if _rdns(c.subject) == _rdns(top.issuer) and c is not top), None)
         if parent is None:
             break
         top = parent
@@ -792,7 +1000,7 @@ def _untrusted_words(signed: Any, cert: Any, anchors: tuple[Anchor, ...], err: B
             f"the chain names {_cn(top.issuer) if _cn(top.issuer) in names else _cn(top.subject)}, but does not "
             f"verify against that trust anchor's exact certificate: {err}"
         )
-    if top.issuer == top.subject:
+    if _rdns(top.issuer) == _rdns(top.subject):
         where = "a self-signed certificate" if top is cert else f"the self-signed {_cn(top.subject)}"
         return f"the chain ends at {where}, not at {' or '.join(sorted(names))}"
     return f"the chain leads to {_cn(top.issuer)}, not to {' or '.join(sorted(names))}"
@@ -823,7 +1031,8 @@ def kernel_signatures(
     """The signatures of the driver ``path`` as Windows' kernel-mode code integrity sees them.
 
     Fast path (``verify=False``): headers and certificate table. ``verify=True``: also the whole file's
-    Authenticode digest, and for a file without a trusted embedded signature the catalogs (``catalogs``).
+    Authenticode digest, and for a file without a trusted embedded signature the catalogs (``catalogs``); an
+    unsigned file is hashed only when the catalogs list files.
     Raises :class:`~azvhdaudit.errors.GuestFileNotFoundError` when the file is missing and
     :class:`SignatureError` when its headers or certificate table cannot be read.
     """
@@ -846,17 +1055,23 @@ def _kernel(fh: BinaryIO, path: str, verify: bool, catalogs: Catalogs | None) ->
     reader = _Reader(fh, path)
     pe, table = _open_pe(reader)
     signatures = list(_embedded(pe, path)) if table else []
-    digests = _file_digests(pe, reader, path) if verify else None
+    # The whole file is hashed for what uses its digest: the embedded signatures, then the catalogs. A file
+    # without an embedded signature in an image without catalog members needs none (nothing to compare it with).
+    digests = _file_digests(pe, reader, path) if verify and signatures else None
     signers = [_evaluate(s, src, KERNEL_ANCHORS, kernel=True, file_digests=digests) for s, src in signatures]
     notes: list[str] = []
     catalog = None
     catalog_bytes = 0
-    if verify and not any(s.kernel_mode and s.verified for s in signers) and digests is not None:
+    if verify and not any(s.kernel_mode and s.verified for s in signers):
         if catalogs is None:
             notes.append("no catalogs given: the catalog lookup was not made")
         else:
             before = catalogs.bytes_read
-            found = catalogs.find(digests)
+            found = None
+            if catalogs.members:
+                if digests is None:
+                    digests = _file_digests(pe, reader, path)
+                found = catalogs.find(digests)
             catalog_bytes = catalogs.bytes_read - before
             if catalogs.error:
                 notes.append(catalogs.error)
@@ -943,6 +1158,13 @@ class Catalogs:
                 continue
             self._parsed[name] = ctl
         return index
+
+    @property
+    def members(self) -> int:
+        """How many files the catalogs list (reading them on first use)."""
+        if self._index is None:
+            self._index = self._build()
+        return len(self._index)
 
     def find(self, digests: dict[str, bytes]) -> tuple[str, Any] | None:
         """The catalog (name, signify CTL) listing a file with one of these Authenticode digests, or ``None``."""

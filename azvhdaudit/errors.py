@@ -33,6 +33,7 @@ __all__ = [
     "CorruptHiveError",
     "HiveNotFoundError",
     "BCDError",
+    "SignatureError",
     "ProfileError",
     "WaiverError",
     "NotApplicable",
@@ -139,6 +140,16 @@ class HiveNotFoundError(RegistryError, FileNotFoundError):
 
 class BCDError(RegistryError):
     """The boot configuration store cannot be decoded."""
+
+
+# --- file contents ----------------------------------------------------------------------------
+
+
+class SignatureError(AuditError):
+    """A file's Authenticode signatures cannot be read or checked: no PE headers, a certificate table out of
+    bounds or too large, signatures nested too deep; or the verifier itself (signify, a trust anchor kept in the
+    package) cannot be loaded. The message names the file (its Windows path) or the anchor, and the field and
+    value that are wrong."""
 
 
 # --- audit configuration ----------------------------------------------------------------------

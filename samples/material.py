@@ -10,17 +10,20 @@ the archive's SHA-256 is checked, then the member's. Nothing is executed.
 
 The cache is ``$AZVHDAUDIT_MATERIAL`` or ``~/.cache/azvhdaudit-material``.
 
-What each item is (checked by tests/signing/test_material.py with the project's own verifier and osslsigncode):
+What each item is (checked by tests/signing/test_authenticode.py with the project's own verifier):
 
 - ``msvcp140.dll`` (PyPI msvc-runtime 14.44.35112): two Microsoft signatures, "Microsoft Windows Software
   Compatibility Publisher" and "Microsoft Corporation", both under Microsoft Root Certificate Authority 2011:
   Microsoft-signed, but not a kernel-mode chain.
 - ``WinDivert64-4.0.1.sys`` (PyPI pydivert 4.0.1): a public EV signature (Sectigo Public Code Signing CA EV
   R36) with a nested "Microsoft Windows Hardware Compatibility Publisher" signature (Microsoft Windows Third
-  Party Component CA 2014 -> Microsoft Root Certificate Authority 2010).
+  Party Component CA 2014 -> Microsoft Root Certificate Authority 2010) whose certificate carries the attestation
+  EKU 1.3.6.1.4.1.311.10.3.5.1 (Windows Hardware Driver Attested Verification) beside 1.3.6.1.4.1.311.10.3.5:
+  attestation-signed.
 - ``WinDivert64-2.1.0.sys`` (PyPI pydivert 2.1.0): a DigiCert EV signature whose chain carries the cross-
   certificate "DigiCert High Assurance EV Root CA" issued by Microsoft Code Verification Root (legacy
-  cross-signing), with a nested "Microsoft Windows Hardware Compatibility Publisher" (attestation) signature.
+  cross-signing), with a nested "Microsoft Windows Hardware Compatibility Publisher" (attestation, the same two
+  EKUs) signature.
 - ``shimx64.efi`` (Debian 12 shim-signed): two signatures, "Microsoft Windows UEFI Driver Publisher" under
   Microsoft Corporation UEFI CA 2011 and "Microsoft UEFI CA 2023 signer" under Microsoft UEFI CA 2023.
 - ``perfmondata.dll`` (PyPI pywin32 311, ``win32/perfmondata.dll``): an x64 DLL without a certificate table.

@@ -5,9 +5,21 @@ References:
   ms.date 2025-04-21): with Secure Boot on, "all OS boot components (boot loader, kernel, kernel drivers)
   require trusted publishers signing".
 - "Driver Signing Policy" (learn.microsoft.com/windows-hardware/drivers/install/kernel-mode-code-signing-policy--
-  windows-vista-and-later-, ms.date 2023-08-09): from Windows 10 1607 with Secure Boot on, Windows loads new
+  windows-vista-and-later-, ms.date 2024-08-19): from Windows 10 1607 with Secure Boot on, Windows loads new
   kernel drivers only when signed through the Windows Hardware Dev Center (chained to Microsoft Root Certificate
-  Authority 2010); a boot-start driver that fails the check stops Windows at boot.
+  Authority 2010); a boot-start driver that fails the check stops Windows at boot. Attestation signing is offered
+  "for testing on Windows 10 client only systems". Until 2018-11 the page also said "Windows Server does not load
+  attestation signed drivers"; Microsoft removed that sentence as inaccurate (MicrosoftDocs/windows-driver-docs
+  commit 77ff596, "remove inaccurate statements on attestation for Server", answering the report "Attestation
+  Signing DOES Work for Server", github.com/MicrosoftDocs/windows-driver-docs/issues/1068), so an attestation
+  signature is trusted here on Windows Server as on Windows 10/11.
+- "Support policy for third-party, kernel-level software that is signed using the attestation process in Windows"
+  (learn.microsoft.com/troubleshoot/windows-server/setup-upgrade-and-drivers/support-policy-third-party-kernel-level-
+  attestation, KB 4519013, ms.date 2023-12-26): for "the Windows Server operating system (all versions)", "Microsoft
+  Support does not support software that has kernel-level drivers that are attestation-signed" except as the article
+  describes; a driver is attestation-signed when its signing certificate carries "Windows Hardware Driver Attested
+  Verification". The result says so for such a boot driver on Windows Server (read from ProductType /
+  InstallationType), without changing the verdict.
 - "CurrentControlSet\\Services Subkey Entries" (learn.microsoft.com/windows-hardware/drivers/install/): ``Start``
   0 (SERVICE_BOOT_START, loaded by the boot loader) and 1 (SERVICE_SYSTEM_START, loaded during kernel
   initialization); ``ImagePath`` relative to SystemRoot, default ``System32\\drivers\\<service>.sys``.
@@ -24,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from azvhdaudit.authenticode import (
+    ATTESTED_EKU,
     CATROOT,
     CROSS_SIGNED,
     Catalogs,
@@ -45,6 +58,16 @@ POLICY_DOC = (
     "kernel-mode-code-signing-policy--windows-vista-and-later-"
 )
 SERVICES_DOC = "https://learn.microsoft.com/windows-hardware/drivers/install/inf-addservice-directive"
+SUPPORT_DOC = (
+    "https://learn.microsoft.com/troubleshoot/windows-server/setup-upgrade-and-drivers/"
+    "support-policy-third-party-kernel-level-attestation"
+)
+#: what an attestation-signed boot driver on Windows Server means (it loads; Microsoft's support is limited)
+ATTESTED = f"attestation-signed (EKU {ATTESTED_EKU}, Windows Hardware Driver Attested Verification)"
+ATTESTED_ON_SERVER = (
+    "Windows Server loads attestation-signed drivers, but Microsoft Support does not support attestation-signed "
+    "kernel drivers except as KB 4519013 describes"
+)
 FLAG = "--verify-signatures"
 #: service types that are Win32 services, never loaded by the boot loader or the kernel at Start 0/1
 _WIN32_TYPES = 0x10 | 0x20
@@ -84,11 +107,12 @@ def resolve_image_path(service: str, image_path: str | None) -> tuple[str | None
 
 def boot_drivers(ctx: AuditContext) -> list[BootDriver] | None:
     """Every service with Start 0 or 1 in the current control set; ``None`` when the Services key is missing."""
-    # the Start value of every service in one pass; the other values only of the few that start at boot
-    starts = ctx.registry.subkey_values(SERVICES, ("Start",), MAX_SERVICES)
+    # the Start value of every service in one pass; the other values only of the few that start at boot (asking
+    # the pass for Type and ImagePath too decodes them for every service: slower than reading them for 1 in 8)
     services = ctx.registry.key(SERVICES)
-    if starts is None or services is None:
+    if services is None:
         return None
+    starts = services.subkey_values(("Start",), MAX_SERVICES)
     found = []
     for service, values in starts.items():
         start = values["Start"]
@@ -122,13 +146,16 @@ def _signer_words(sig: FileSignatures) -> str:
     return "; ".join(parts)
 
 
-def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
-    """(``ok`` | ``bad`` | ``undecided``, words) for one driver's signatures."""
+def _judge(drv: BootDriver, sig: FileSignatures, *, server: bool | None = None) -> tuple[str, str]:
+    """(``ok`` | ``bad`` | ``undecided``, words) for one driver's signatures; ``server``: the image is Windows
+    Server (``None``: not known), which only adds the support note of an attestation-signed driver."""
     trusted = sig.kernel_trusted
     if trusted is not None:
         how = f"{trusted.source} signature by {trusted.subject}, chained to {trusted.anchor}"
         if sig.mode == "fast":
             how += " (fast path: the file's digest was not compared)"
+        if server and sig.attestation_only:
+            how += f"; {ATTESTED}: {ATTESTED_ON_SERVER}"
         return "ok", how
     cross = [s for s in sig.signers if s.why.startswith(CROSS_SIGNED)]
     if cross and all(s.why.startswith(CROSS_SIGNED) or not s.why for s in sig.signers if not s.verified):
@@ -165,15 +192,16 @@ def _judge(drv: BootDriver, sig: FileSignatures) -> tuple[str, str]:
     "signer for inbox drivers. A boot-start or system-start driver that is unsigned, self-signed or "
     "signed only by a public CA stops the VM at boot. A driver whose file is missing stops any VM. "
     "Required under Trusted Launch and Confidential VM, advice under Standard; a missing file fails "
-    "under every target.",
-    source='Driver Signing Policy (learn.microsoft.com, ms.date 2023-08-09): "Starting with Windows 10, version '
+    "under every target. Windows Server loads attestation-signed drivers too, but Microsoft supports them there "
+    "only as KB 4519013 describes: the result names such drivers on a Windows Server image.",
+    source='Driver Signing Policy (learn.microsoft.com, ms.date 2024-08-19): "Starting with Windows 10, version '
     '1607, Windows will not load any new kernel-mode drivers which are not signed by the Dev Portal"; '
     'Trusted Launch for Azure virtual machines (ms.date 2025-04-21): "all OS boot components (boot loader, '
     'kernel, kernel drivers) require trusted publishers signing"',
     remediation="replace the driver with one signed through the Windows Hardware Dev Center (attestation or WHQL) "
     "or set its Start to 3 (demand) or 4 (disabled) if the VM does not need it: "
     "sc.exe config <service> start= demand (inside the VM)",
-    references=(POLICY_DOC, TL_DOC, SERVICES_DOC),
+    references=(POLICY_DOC, TL_DOC, SERVICES_DOC, SUPPORT_DOC),
 )
 def check_boot_drivers(ctx: AuditContext) -> Outcome:
     required = ctx.secure_boot_required()
@@ -222,6 +250,9 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
     bad: list[str] = []
     missing: list[str] = []
     undecided: list[str] = []
+    #: trusted through attestation signatures only, on an image that is Windows Server
+    attested: list[str] = []
+    server = ctx.facts.os.is_server if ctx.facts.os is not None else None
     evidence: list[Evidence] = []
     missing_fix: list[tuple[str, str]] = []
     bad_fix: list[tuple[str, str]] = []
@@ -247,8 +278,10 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
             evidence.append(Evidence(source="file", key=drv.path, present=True, note=f"{reg_note}; {err}"))
             continue
         total_bytes += sig.bytes_read + sig.catalog_bytes_read
-        verdict, words = _judge(drv, sig)
+        verdict, words = _judge(drv, sig, server=server)
         {"ok": ok, "bad": bad, "undecided": undecided}[verdict].append(f"{label}: {words}")
+        if verdict == "ok" and server and sig.attestation_only:
+            attested.append(label)
         if verdict == "bad":
             bad_fix.append((drv.service, drv.path))
         evidence.append(
@@ -264,6 +297,8 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         "missing": len(missing),
         "not_decided": len(undecided),
     }
+    if attested:
+        summary["attestation_signed_on_server"] = len(attested)
     if catalogs is not None and catalogs.count:
         summary["catalogs_read"] = catalogs.count
         summary["catalog_bytes_read"] = catalogs.bytes_read
@@ -295,7 +330,16 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         parts.append(f"{len(bad)} driver(s) Windows will not load under Secure Boot ({target}): " + "; ".join(bad))
     if undecided:
         parts.append(f"{len(undecided)} driver(s) not decided: " + "; ".join(undecided))
-    actual = {"missing": missing, "not_trusted": bad, "not_decided": undecided, "trusted": len(ok)}
+    actual: dict[str, Any] = {"missing": missing, "not_trusted": bad, "not_decided": undecided, "trusted": len(ok)}
+    if attested:
+        actual["attestation_signed_on_server"] = attested
+    # on Windows Server an attestation signature loads but is outside Microsoft's support (KB 4519013)
+    signed_how = (
+        "WHQL, from HLK test results: Microsoft supports attestation-signed drivers on Windows Server only as "
+        "KB 4519013 describes"
+        if server
+        else "attestation or WHQL"
+    )
     fix = "\n".join(
         [
             f"# {name}: restore {path} inside the VM (DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow), "
@@ -303,8 +347,8 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
             for name, path in missing_fix
         ]
         + [
-            f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center (attestation or "
-            f"WHQL), or if nothing needs it at boot: sc.exe config {name} start= demand"
+            f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center ({signed_how}), "
+            f"or if nothing needs it at boot: sc.exe config {name} start= demand"
             for name, path in bad_fix
         ]
     )
@@ -324,10 +368,18 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
             actual=actual,
             evidence=tuple(evidence),
         )
+    # (a failure's message names what blocks; the support note of trusted drivers is in their evidence and
+    # ``actual``, and in the message when nothing else is said)
+    support = (
+        f" | {len(attested)} trusted driver(s) {ATTESTED} on Windows Server: {ATTESTED_ON_SERVER} ({SUPPORT_DOC}): "
+        + "; ".join(attested)
+        if attested
+        else ""
+    )
     return Outcome(
         Status.PASS,
         f"all {len(ok)} boot-start and system-start drivers are signed with a chain to "
-        f"Microsoft's kernel-mode roots ({mode} mode, {total_bytes} bytes read)",
+        f"Microsoft's kernel-mode roots ({mode} mode, {total_bytes} bytes read){support}",
         expected,
         actual,
         tuple(evidence),

@@ -191,9 +191,16 @@ def driver(builder: ModuleType, work: Path, name: str = "drv.sys") -> bytes:
 
 
 def services_tree(
-    drivers: Mapping[str, Mapping[str, Any]], *, extra: Mapping[str, Mapping[str, Any]] = ()
+    drivers: Mapping[str, Mapping[str, Any]],
+    *,
+    extra: Mapping[str, Mapping[str, Any]] = (),
+    product_type: str | None = "ServerNT",
 ) -> dict[str, dict[str, Any]]:
-    tree = sbkit.system_tree()
+    """A SYSTEM hive tree with these services; ``product_type`` is ProductOptions ProductType (``WinNT``: a client,
+    ``ServerNT``: a server), ``None`` for no ProductOptions key (the OS kind cannot be read)."""
+    tree = sbkit.system_tree(product_type=product_type or "")
+    if product_type is None:
+        del tree[r"ControlSet001\Control\ProductOptions"]
     for name, values in drivers.items():
         tree[rf"ControlSet001\Services\{name}"] = {"Type": 1, "ErrorControl": 1, **values}
     tree.update({k: dict(v) for k, v in dict(extra).items()})

@@ -15,6 +15,7 @@ import pytest
 
 from azvhdaudit import authenticode
 from azvhdaudit.authenticode import (
+    ATTESTED_EKU,
     MAX_CERT_TABLE,
     Catalogs,
     SignatureError,
@@ -45,6 +46,8 @@ def test_windivert_401_whcp_nested_signature_is_kernel_mode(material: dict[str, 
     assert whcp.chain[0].startswith(WHCP) and whcp.chain[-1].startswith(f"CN={ROOT2010}")
     assert "1.3.6.1.4.1.311.10.3.5" in whcp.ekus
     assert sig.kernel_trusted is whcp
+    # its Hardware Compatibility Publisher certificate also carries the attestation EKU: attestation-signed
+    assert ATTESTED_EKU in whcp.ekus and whcp.attested and sig.attestation_only
     # fast path: the headers and the certificate table, not the 94 KB file
     assert sig.mode == "fast" and sig.cert_table is not None
     assert sig.bytes_read <= 4096 + sig.cert_table[1] < len(material["WinDivert64-4.0.1.sys"])
@@ -58,6 +61,10 @@ def test_windivert_210_cross_signed_plus_attestation(material: dict[str, bytes])
     assert not ev.verified and "cross-signed to Microsoft Code Verification Root" in ev.why
     assert attested.source == "nested" and attested.subject.startswith(WHCP)
     assert attested.verified and attested.kernel_mode and attested.anchor == ROOT2010
+    # the attestation EKU is read from the certificate table on the fast path, and agrees with the complete mode
+    assert attested.attested and sig.attestation_only and not ev.attested
+    full = kernel_signatures(files_of(d=material["WinDivert64-2.1.0.sys"]), "d", verify=True)
+    assert [s.attested for s in full.signers] == [False, True] and full.attestation_only
 
 
 def test_microsoft_signed_dll_is_not_a_kernel_mode_chain(material: dict[str, bytes]) -> None:
@@ -90,7 +97,8 @@ def test_complete_mode_hashes_the_file_and_catches_a_change(material: dict[str, 
     good = material["WinDivert64-4.0.1.sys"]
     full = kernel_signatures(files_of(d=good), "d", verify=True)
     assert full.mode == "complete" and full.cert_table is not None
-    assert len(good) <= full.bytes_read <= len(good) + 4096 + full.cert_table[1]  # every byte hashed once
+    # every byte read once: the first page, read for the headers, is not read again for the hash
+    assert full.bytes_read == len(good)
     assert full.kernel_trusted is not None and full.kernel_trusted.file_digest == full.kernel_trusted.signed_digest
     changed = bytearray(good)
     changed[0x500] ^= 0xFF  # inside .text, covered by the Authenticode digest
@@ -144,6 +152,7 @@ def test_catalog_lookup_finds_the_member_and_checks_the_catalog_signature(
     catalogs = Catalogs(files)
     full = kernel_signatures(files, "d", verify=True, catalogs=catalogs)
     assert full.catalog == "oem1.cat" and catalogs.count == 1 and full.catalog_bytes_read == len(cat)
+    assert full.bytes_read == len(unsigned)  # hashed whole, each byte once, to be looked up
     (entry,) = full.signers
     assert entry.source == "catalog oem1.cat" and entry.subject == "CN=Contoso Catalog Signing"
     assert not entry.verified and full.kernel_trusted is None
@@ -174,6 +183,23 @@ def _with_table(data: bytes, offset: int, size: int) -> bytes:
 def test_not_a_pe_file() -> None:
     with pytest.raises(SignatureError, match="not a PE file"):
         kernel_signatures(files_of(d=b"hello world" * 100), "d")
+
+
+def test_signature_error_is_the_librarys_own_and_names_the_file_and_the_field(material: dict[str, bytes]) -> None:
+    """SignatureError lives in azvhdaudit.errors under AuditError; the old import path gives the same class."""
+    from azvhdaudit import errors
+
+    assert SignatureError is errors.SignatureError and issubclass(SignatureError, errors.AuditError)
+    assert "SignatureError" in errors.__all__
+    path = r"Windows\System32\drivers\big.sys"
+    base = material["WinDivert64-4.0.1.sys"]
+    big = _with_table(base + bytes(MAX_CERT_TABLE + 16), len(base), MAX_CERT_TABLE + 16)
+    with pytest.raises(errors.AuditError) as caught:
+        kernel_signatures(files_of(**{path: big}), path)
+    assert str(caught.value) == (
+        f"{path}: certificate table of {MAX_CERT_TABLE + 16} bytes at offset {len(base)} is larger than "
+        f"the {MAX_CERT_TABLE} bytes read"
+    )
 
 
 def test_certificate_table_too_large(material: dict[str, bytes]) -> None:
@@ -297,6 +323,30 @@ def test_a_file_without_a_certificate_table_does_not_load_the_verifier(
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_complete_mode_hashes_an_unsigned_file_only_when_catalogs_list_files(
+    material: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Without catalog members nothing could use an unsigned file's digest: complete mode reads its headers
+    only, says why in its notes, and signify stays unloaded (no signature, no catalog to parse)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "unsigned.dll"
+    path.write_bytes(material["perfmondata.dll"])
+    code = (
+        "import sys; from azvhdaudit.authenticode import kernel_signatures, Catalogs, CATROOT\n"
+        "class F:\n"
+        "    def open(self, p): return open(p, 'rb')\n"
+        "    def listdir(self, p): return None\n"
+        f"sig = kernel_signatures(F(), {str(path)!r}, verify=True, catalogs=Catalogs(F()))\n"
+        "assert sig.mode == 'complete' and sig.cert_table is None and sig.bytes_read == 4096, sig\n"
+        "assert sig.notes == (CATROOT + ' does not exist',), sig.notes\n"
+        "assert 'signify' not in sys.modules and 'oscrypto' not in sys.modules, sorted(sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_remembered_chains_depend_on_the_certificates_at_hand(material: dict[str, bytes]) -> None:
     """A chain found once is reused only with the same certificate set: the signer certificate alone, without
     the intermediate its signature carried, does not chain."""
@@ -331,3 +381,48 @@ def test_certificate_table_location_agrees_with_pefile(material: dict[str, bytes
     entry = pe.OPTIONAL_HEADER.DATA_DIRECTORY[4]
     expected = (entry.VirtualAddress, entry.Size) if entry.Size else None
     assert authenticode._locate(authenticode._Reader(io.BytesIO(data), name)) == expected
+
+
+@pytest.mark.parametrize("name", ["WinDivert64-4.0.1.sys", "WinDivert64-2.1.0.sys"])
+@pytest.mark.parametrize("verify", [False, True], ids=["fast", "complete"])
+def test_each_signature_is_decoded_once(
+    material: dict[str, bytes], monkeypatch: pytest.MonkeyPatch, name: str, verify: bool
+) -> None:
+    """Counted, not timed: a check builds each signature's SignerInfo once and decodes its two attribute sets
+    once (signify alone rebuilds them at every access: dozens of times a signature), and never decodes the
+    countersignature (checks ignore it)."""
+    authenticode.load_signify()
+    from signify.pkcs7 import signer_info
+
+    built = {"signer_info": 0, "attributes": 0}
+    init, parse = signer_info.SignerInfo.__init__, signer_info.SignerInfo._parse_attributes.__func__
+
+    def counting_init(self: object, *args: object, **kwargs: object) -> None:
+        built["signer_info"] += 1
+        init(self, *args, **kwargs)
+
+    def counting_parse(cls: type, data: object) -> object:
+        built["attributes"] += 1
+        return parse(cls, data)
+
+    monkeypatch.setattr(signer_info.SignerInfo, "__init__", counting_init)
+    monkeypatch.setattr(signer_info.SignerInfo, "_parse_attributes", classmethod(counting_parse))
+    sig = kernel_signatures(files_of(d=material[name]), "d", verify=verify)
+    assert len(sig.signers) == 2 and sig.kernel_trusted is not None
+    # two signatures (the embedded one and its nested one): one SignerInfo and two attribute sets each
+    assert built == {"signer_info": 2, "attributes": 4}
+
+
+def test_equal_certificates_are_one_object_across_files(material: dict[str, bytes]) -> None:
+    """Two files carrying the same certificates get the same decoded objects (decoded once), in the same order,
+    and each access still gives a store of its own."""
+
+    from azvhdaudit.authenticode import read_signatures
+
+    data = material["WinDivert64-4.0.1.sys"]
+    first = read_signatures(io.BytesIO(data), name="a")[3][0][0]
+    second = read_signatures(io.BytesIO(bytes(data)), name="b")[3][0][0]
+    assert first is not second
+    a, b = list(first.certificates), list(second.certificates)
+    assert len(a) == len(b) >= 2 and all(x is y for x, y in zip(a, b, strict=True))
+    assert first.certificates is not first.certificates

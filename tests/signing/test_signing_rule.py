@@ -90,6 +90,26 @@ def images(sample_builder: ModuleType, sigwork: Path, material: dict[str, bytes]
         {D + "perfmondata.sys": material["perfmondata.dll"]},
     )
     out["noservices"] = sigkit.disk(sample_builder, work, "noservices", sigkit.services_tree({}), {})
+    out["bad-client"] = sigkit.disk(
+        sample_builder,
+        work,
+        "bad-client",
+        sigkit.services_tree({"contoso": {"Start": 0}}, product_type="WinNT"),
+        {D + "contoso.sys": sigkit.sign(plain, work, key, cert)},
+    )
+    # WinDivert 2.1.0: trusted through its nested attestation signature only, on a server, a client and an image
+    # whose OS kind cannot be read (no ProductOptions)
+    for kind, product_type in (("server", "ServerNT"), ("client", "WinNT"), ("osunknown", None)):
+        out[f"attested-{kind}"] = sigkit.disk(
+            sample_builder,
+            work,
+            f"attested-{kind}",
+            sigkit.services_tree(
+                {"WinDivert": {"Start": 1, "ImagePath": "System32\\drivers\\WinDivert64.sys"}},
+                product_type=product_type,
+            ),
+            {D + "WinDivert64.sys": material["WinDivert64-2.1.0.sys"]},
+        )
     return out
 
 
@@ -140,7 +160,13 @@ def test_non_compliant_per_target(images: dict[str, Path], security_type: str, s
     assert len(fixes) == 3 and any(
         f.startswith("# contoso: ") and f.endswith("sc.exe config contoso start= demand") for f in fixes
     )
+    # a Windows Server image: the fix asks for a WHQL build (attestation loads, but is outside Microsoft's support)
+    assert all("Dev Center (WHQL, from HLK test results: Microsoft supports attestation-signed" in f for f in fixes)
     assert "WinDivert" not in out.message  # the Dev Center-signed driver is fine
+    # on this Windows Server image its support note is in its evidence and in ``actual``, not in the failure's words
+    assert out.actual["attestation_signed_on_server"] == ["WinDivert (Windows\\System32\\drivers\\WinDivert64.sys)"]
+    assert "KB 4519013" not in out.message
+    assert any("KB 4519013" in (e.note or "") for e in out.evidence if e.key.endswith("WinDivert64.sys"))
     assert summary(out)["trusted"] == 1 and summary(out)["not_trusted"] == 3
     if status == Status.WARNING:
         assert "advice: the target Standard boots without Secure Boot" in out.message
@@ -208,3 +234,79 @@ def test_a_cross_signed_only_driver_is_not_decided(material: dict[str, bytes]) -
     verdict, words = _judge(BootDriver("windivert", 0, None, "d"), ev_only)
     assert verdict == "undecided" and "before 2015-07-29" in words
     assert _judge(BootDriver("windivert", 0, None, "d"), sig)[0] == "ok"
+
+
+ATTESTED_NOTE = "Windows Server loads attestation-signed drivers, but Microsoft Support does not support"
+
+
+@pytest.mark.parametrize("verify", [False, True], ids=["fast", "complete"])
+@pytest.mark.parametrize("security_type", ["TrustedLaunch", "Standard"])
+def test_attestation_signed_on_server_loads_and_says_the_support_policy(
+    images: dict[str, Path], verify: bool, security_type: str
+) -> None:
+    """Windows Server loads attestation-signed drivers (Microsoft took back the page's sentence saying otherwise):
+    a pass in both modes and under every target, with KB 4519013's support policy named in the message and the
+    driver's evidence; the OS kind comes from ProductOptions ProductType."""
+    with sigkit.opened(images["attested-server"]) as image:
+        assert image.facts.os is not None and image.facts.os.is_server is True
+        out = evaluate(check_boot_drivers, sigkit.context(image, security_type, verify))
+    assert out.status == Status.PASS, out.message
+    assert "all 1 boot-start and system-start drivers" in out.message
+    assert "1 trusted driver(s) attestation-signed (EKU 1.3.6.1.4.1.311.10.3.5.1" in out.message
+    assert ATTESTED_NOTE in out.message and "KB 4519013" in out.message
+    assert "support-policy-third-party-kernel-level-attestation" in out.message
+    assert out.message.endswith("WinDivert (Windows\\System32\\drivers\\WinDivert64.sys)")
+    assert summary(out)["attestation_signed_on_server"] == 1 and summary(out)["trusted"] == 1
+    assert out.actual["attestation_signed_on_server"] == ["WinDivert (Windows\\System32\\drivers\\WinDivert64.sys)"]
+    (driver_ev,) = out.evidence[1:]
+    assert ATTESTED_NOTE in driver_ev.note and "Microsoft Windows Hardware Compatibility Publisher" in driver_ev.note
+
+
+@pytest.mark.parametrize("verify", [False, True], ids=["fast", "complete"])
+@pytest.mark.parametrize("kind", ["client", "osunknown"])
+def test_attestation_signed_on_a_client_or_an_unknown_os_passes_without_the_server_note(
+    images: dict[str, Path], verify: bool, kind: str
+) -> None:
+    """On Windows 10/11 attestation signing is what Microsoft offers; where the OS kind cannot be read the verdict
+    is the same (Windows loads the driver either way) and no claim about Windows Server is made."""
+    with sigkit.opened(images[f"attested-{kind}"]) as image:
+        assert image.facts.os is not None
+        assert image.facts.os.is_server is (False if kind == "client" else None)
+        out = evaluate(check_boot_drivers, sigkit.context(image, "TrustedLaunch", verify))
+    assert out.status == Status.PASS, out.message
+    assert "attestation" not in out.message and "KB 4519013" not in out.message
+    assert "attestation_signed_on_server" not in summary(out) and "attestation_signed_on_server" not in out.actual
+    assert all(ATTESTED_NOTE not in (e.note or "") for e in out.evidence)
+
+
+def test_a_server_driver_that_also_has_a_non_attestation_microsoft_signature_gets_no_note() -> None:
+    """The note is for drivers trusted through attestation signatures only: one trusted signature without the
+    attestation EKU (WHQL, Windows) makes it a certified driver."""
+    from azvhdaudit.authenticode import ATTESTED_EKU, FileSignatures, Signer
+    from azvhdaudit.rules.signing import BootDriver, _judge
+
+    def signer(*ekus: str, trusted: bool = True) -> Signer:
+        return Signer("CN=x", "CN=y", "nested", "sha256", "root", verified=trusted, kernel_mode=trusted, ekus=ekus)
+
+    whql = "1.3.6.1.4.1.311.10.3.5"
+    drv = BootDriver("x", 0, None, "d")
+    attested_only = FileSignatures("d", "fast", 1, 1, (signer(whql, ATTESTED_EKU),), (0, 1))
+    both = FileSignatures("d", "fast", 1, 1, (signer(whql, ATTESTED_EKU), signer(whql)), (0, 1))
+    untrusted_whql = FileSignatures(
+        "d", "fast", 1, 1, (signer(whql, ATTESTED_EKU), signer(whql, trusted=False)), (0, 1)
+    )
+    assert attested_only.attestation_only and not both.attestation_only and untrusted_whql.attestation_only
+    assert ATTESTED_NOTE in _judge(drv, attested_only, server=True)[1]
+    assert ATTESTED_NOTE not in _judge(drv, both, server=True)[1]
+    assert ATTESTED_NOTE not in _judge(drv, attested_only, server=False)[1]
+    assert ATTESTED_NOTE not in _judge(drv, attested_only, server=None)[1]
+
+
+def test_the_fix_on_a_client_offers_attestation_or_whql(images: dict[str, Path]) -> None:
+    out = run(images["bad-client"], "TrustedLaunch")
+    assert out.status == Status.FAIL, out.message
+    (fix,) = out.remediation.splitlines()
+    assert fix == (
+        "# contoso: install a build of Windows\\System32\\drivers\\contoso.sys signed through the Windows Hardware "
+        "Dev Center (attestation or WHQL), or if nothing needs it at boot: sc.exe config contoso start= demand"
+    )
