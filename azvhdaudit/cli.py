@@ -382,13 +382,13 @@ def _error_line(err: BaseException) -> str:
 
 def _write(text: str, output: str | None, stdout: IO[str]) -> None:
     if output and output != "-":
-        from azvhdaudit.hints import OutputError
-
         # newline="" keeps the renderer's own line ends (CRLF in .reg files)
         try:
             with open(output, "w", encoding="utf-8", newline="") as fh:
                 fh.write(text)
         except OSError as err:
+            from azvhdaudit.hints import OutputError  # imports socket: only when there is an error to name
+
             raise OutputError(err.errno, f"cannot write the report: {err.strerror or err}", output) from err
         log.info("wrote %s", output)
     else:

@@ -34,8 +34,6 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from construct import Bytes, Int32ul, Int64ul, Padding, Struct
-
 from azvhdaudit.errors import CorruptHiveError
 
 __all__ = [
@@ -67,39 +65,11 @@ FILE_TYPE_LOG_OLD = 1
 FILE_TYPE_LOG_OLD_ALT = 2
 FILE_TYPE_LOG_NEW = 6
 
-# The first 512 bytes of a base block; the rest (reserved, boot type/recover) is not used on disk.
-BASE_BLOCK = Struct(
-    "signature" / Bytes(4),
-    "primary_sequence" / Int32ul,
-    "secondary_sequence" / Int32ul,
-    "timestamp" / Int64ul,
-    "major" / Int32ul,
-    "minor" / Int32ul,
-    "file_type" / Int32ul,
-    "file_format" / Int32ul,
-    "root_cell" / Int32ul,
-    "hive_bins_size" / Int32ul,
-    "clustering_factor" / Int32ul,
-    "file_name" / Bytes(64),
-    Padding(396),
-    "checksum" / Int32ul,
-)
-
-#: BASE_BLOCK's layout for struct
+#: the base block's layout (:data:`azvhdaudit.registry.log_layout.BASE_BLOCK`) for struct
 _BASE_BLOCK_FIELDS = struct.Struct("<4sIIQIIIIIII64s396xI")
 
-LOG_ENTRY_HEADER = Struct(
-    "signature" / Bytes(4),
-    "size" / Int32ul,
-    "flags" / Int32ul,
-    "sequence" / Int32ul,
-    "hive_bins_size" / Int32ul,
-    "dirty_page_count" / Int32ul,
-    "hash1" / Int64ul,
-    "hash2" / Int64ul,
-)
+#: the sizes of :data:`~azvhdaudit.registry.log_layout.LOG_ENTRY_HEADER` and of a dirty page reference
 LOG_ENTRY_HEADER_SIZE = 40
-DIRTY_PAGE_REF = Struct("offset" / Int32ul, "size" / Int32ul)
 DIRTY_PAGE_REF_SIZE = 8
 
 # The spec prints the seed as 14219357686671994754 "(little-endian)": those are the bytes
@@ -312,6 +282,9 @@ class ReplayResult:
 def parse_new_log(data: bytes, name: str, source: str) -> tuple[list[LogEntry], str]:
     """The verified log entries of a new-format log file, in file order, and the problem that ended
     reading (``""`` when the entries simply end: end of file, or a sector that is not a log entry)."""
+    # construct is loaded only here: a clean hive (the usual case) never needs it
+    from azvhdaudit.registry.log_layout import DIRTY_PAGE_REF, LOG_ENTRY_HEADER
+
     entries: list[LogEntry] = []
     offset = LOG_SECTOR
     end = len(data)
