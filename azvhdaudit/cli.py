@@ -466,7 +466,7 @@ def _run_summary(
 
 def _run_audit(source: str, **kwargs: Any) -> Report:
     """The engine's audit, with the image's identity recorded for the fleet view (a seam for tests)."""
-    from azvhdaudit.overview import audit_with_identity
+    from azvhdaudit.identity import audit_with_identity
 
     return audit_with_identity(source, **kwargs)
 
