@@ -67,7 +67,8 @@ def test_a_command_line_audit_of_a_clean_vhdx_loads_only_what_it_reads(sample_pa
         f"assert main(['audit', {str(image)!r}, '--format', 'json', '-o', os.devnull]) == 1"
     )
     assert [m for m in modules if m.split(".")[0] in NOT_FOR_A_CLEAN_VHDX] == []
-    assert "azvhdaudit.registry.log_layout" not in modules and "azvhdaudit.hints" not in modules
+    assert "azvhdaudit.registry.log_layout" not in modules and "azvhdaudit.registry.replay" not in modules
+    assert "azvhdaudit.hints" not in modules
     assert "azvhdaudit.container.vhd" not in modules and "azvhdaudit.container.vhdx_log" not in modules
     # one image's audit records its identity without the fleet view's classes
     assert "azvhdaudit.identity" in modules and "azvhdaudit.overview" not in modules
