@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from azvhdaudit.capabilities import Capabilities, Capability
 from azvhdaudit.errors import (
     AuditError,
     BCDError,
@@ -40,6 +39,7 @@ from azvhdaudit.errors import (
 from azvhdaudit.report import Evidence, Report, Result, Severity, Status
 
 if TYPE_CHECKING:
+    from azvhdaudit.capabilities import Capabilities, Capability
     from azvhdaudit.diff import diff
     from azvhdaudit.engine import audit
     from azvhdaudit.fleet import audit_many
@@ -112,6 +112,11 @@ def __getattr__(name: str):  # type: ignore[no-untyped-def]
         from azvhdaudit.rules import base
 
         return getattr(base, name)
+    if name in ("Capabilities", "Capability"):
+        # with the image facts' classes: a report derives them when asked (the command line's start needs neither)
+        from azvhdaudit import capabilities
+
+        return getattr(capabilities, name)
     if name == "audit_many":
         from azvhdaudit.fleet import audit_many
 

@@ -50,7 +50,6 @@ import struct
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from html import escape
 from typing import Any
 
 from azvhdaudit.bcd_elements import (
@@ -547,6 +546,8 @@ class BCDStore:
         return "\n\n".join(parts)
 
     def _repr_html_(self) -> str:
+        from html import escape  # Jupyter's view only: an audit never loads html
+
         body = "".join(_object_html(obj) for obj in self._listing_order())
         warnings = "".join(f"<li>{escape(w)}</li>" for w in self.warnings)
         return (
@@ -679,6 +680,8 @@ def format_value(value: Any) -> str:
 
 
 def _object_html(obj: BCDObject) -> str:
+    from html import escape
+
     rows = "".join(
         f"<tr><td>{escape(name)}</td><td style='white-space:pre-wrap'>{escape(text)}</td></tr>"
         for name, text in obj.rows()

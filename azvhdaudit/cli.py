@@ -99,10 +99,35 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
 # --- parser -----------------------------------------------------------------------------------------
 
 
+def _terminal_columns() -> int:
+    """The width :func:`shutil.get_terminal_size` gives (``COLUMNS``, else the terminal on stdout, else 80)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):  # no stdout, closed, detached or not a terminal
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, as wide as argparse makes it (the terminal's columns less 2) without the import of
+    shutil that argparse does for it: shutil loads the bz2 and lzma modules, and every argument declared makes a
+    formatter."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
+
+
 def _common(suppress: bool) -> argparse.ArgumentParser:
     """-v/--debug, accepted before and after the sub-command (the sub-command's copy suppresses its
     defaults so it does not reset what was given before it)."""
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = argparse.ArgumentParser(add_help=False, formatter_class=_HelpFormatter)
     parent.add_argument(
         "-v",
         "--verbose",
@@ -119,8 +144,11 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     return parent
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for documentation tools)."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation tools). With ``command``, only that sub-command is declared:
+    what :func:`main` parses when the arguments name it (argparse's help and errors for it are the same; the
+    top-level help and an unknown command get the whole parser). Each parser argparse builds costs a few
+    gettext look-ups on disk, several milliseconds for all of them."""
     from azvhdaudit import __version__
 
     sub_common = _common(suppress=True)
@@ -129,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audit a Windows VM disk image (VHD, VHDX, VMDK, QCOW2, raw) offline and read-only "
         "against Microsoft's 'Prepare a Windows VHD or VHDX to upload to Azure'.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
         parents=[_common(suppress=False)],
     )
     parser.add_argument("--version", action="version", version=f"azvhdaudit {__version__}")
@@ -141,11 +169,28 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=help_text,
             epilog=_EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_HelpFormatter,
             parents=[sub_common],
         )
 
-    info = add("info", "show what the image holds: container, partitions, Windows, hives, boot store")
+    for name, (help_text, declare) in _SUBCOMMANDS.items():
+        if command is None or command == name:
+            declare(add(name, help_text))
+    return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` names (its first word that is not an option: the top-level options take no
+    value), or ``None`` when it names none that exists (the full parser then reports it)."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg if arg in _SUBCOMMANDS else None
+    return None
+
+
+def _add_info_parser(info: argparse.ArgumentParser) -> None:
     info.add_argument("image", metavar="IMAGE")
     info.add_argument(
         "--data-disk",
@@ -157,14 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON")
     info.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
 
-    reg = add("reg", "query a registry key or value of the image, like 'reg query'")
+
+def _add_reg_parser(reg: argparse.ArgumentParser) -> None:
     reg.add_argument("image", metavar="IMAGE")
     reg.add_argument("key", metavar="KEY", help=r"e.g. HKLM\SYSTEM\CurrentControlSet\Control\TimeZoneInformation")
     reg.add_argument("value", metavar="VALUE", nargs="?", help="one value name ('' for the default value)")
     reg.add_argument("--json", action="store_true", help="print JSON (bytes as hex)")
     reg.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
 
-    audit = add("audit", "audit one or more images against a profile")
+
+def _add_audit_parser(audit: argparse.ArgumentParser) -> None:
     audit.add_argument("images", metavar="IMAGE", nargs="+")
     audit.add_argument("--profile", choices=PROFILES, default="azure", help=_PROFILE_HELP)
     audit.add_argument(
@@ -220,11 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="record this audit as the --baseline FILE (exit 0 unless an image could not be read)",
     )
 
-    rules = add("rules", "list the rule catalogue")
+
+def _add_rules_parser(rules: argparse.ArgumentParser) -> None:
     rules.add_argument("--profile", choices=PROFILES, help="only the rules of this profile")
     rules.add_argument("--format", choices=RULES_FORMATS, default="text", help="output format (default: text)")
 
-    fix = add("fix", "write a remediation script for the failing rules (the image is not modified)")
+
+def _add_fix_parser(fix: argparse.ArgumentParser) -> None:
     fix.add_argument("image", metavar="IMAGE")
     fix.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     fix.add_argument("--format", choices=("ps1", "reg"), default="ps1", help="PowerShell (default) or .reg")
@@ -236,13 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--include-warnings", action="store_true", help="also fix recommended settings not met")
     fix.add_argument("--backend", choices=BACKENDS, default="regf", help="registry reader (default: regf)")
     _add_target_flags(fix)
-    _add_diff_parser(add("diff", "what changed between two images or JSON reports; exit 1 when anything regressed"))
-    _add_capabilities_command(add)
-    return parser
 
 
-def _add_capabilities_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    caps = add("capabilities", "what the image can run as in Azure, and the az/Bicep lines that register it")
+def _add_capabilities_parser(caps: argparse.ArgumentParser) -> None:
     caps.add_argument("image", metavar="IMAGE")
     caps.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     caps.add_argument(
@@ -382,13 +427,13 @@ def _error_line(err: BaseException) -> str:
 
 def _write(text: str, output: str | None, stdout: IO[str]) -> None:
     if output and output != "-":
-        from azvhdaudit.hints import OutputError
-
         # newline="" keeps the renderer's own line ends (CRLF in .reg files)
         try:
             with open(output, "w", encoding="utf-8", newline="") as fh:
                 fh.write(text)
         except OSError as err:
+            from azvhdaudit.hints import OutputError  # imports socket: only when there is an error to name
+
             raise OutputError(err.errno, f"cannot write the report: {err.strerror or err}", output) from err
         log.info("wrote %s", output)
     else:
@@ -466,7 +511,7 @@ def _run_summary(
 
 def _run_audit(source: str, **kwargs: Any) -> Report:
     """The engine's audit, with the image's identity recorded for the fleet view (a seam for tests)."""
-    from azvhdaudit.overview import audit_with_identity
+    from azvhdaudit.identity import audit_with_identity
 
     return audit_with_identity(source, **kwargs)
 
@@ -860,6 +905,21 @@ def _setup_logging(verbose: int, stderr: IO[str]) -> None:
     root.setLevel(level)
 
 
+#: each sub-command in the order the help lists them: (its help, what declares its arguments)
+_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "info": ("show what the image holds: container, partitions, Windows, hives, boot store", _add_info_parser),
+    "reg": ("query a registry key or value of the image, like 'reg query'", _add_reg_parser),
+    "audit": ("audit one or more images against a profile", _add_audit_parser),
+    "rules": ("list the rule catalogue", _add_rules_parser),
+    "fix": ("write a remediation script for the failing rules (the image is not modified)", _add_fix_parser),
+    "diff": ("what changed between two images or JSON reports; exit 1 when anything regressed", _add_diff_parser),
+    "capabilities": (
+        "what the image can run as in Azure, and the az/Bicep lines that register it",
+        _add_capabilities_parser,
+    ),
+}
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
     """Run the command line and return its exit code; errors are reported on ``stderr``, not raised."""
     out = stdout if stdout is not None else sys.stdout
@@ -869,7 +929,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None, st
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None and stream in (sys.stdout, sys.stderr):
             reconfigure(errors="replace")
-    parser = build_parser()
+    # only the sub-command asked for is declared: the others' dozens of options are not needed to parse it
+    parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (argparse printed it)

@@ -553,20 +553,28 @@ def agent_of(ctx: AuditContext) -> AgentFacts:
     return found
 
 
-def installed_products(registry: RegistryView) -> list[tuple[str, RegKey]]:
-    """``(DisplayName, Uninstall subkey)`` of every product under the Uninstall key (the Programs and Features
-    list); empty when the key is absent. :func:`display_version` reads a product's version when needed: a
-    rule lists a few products of hundreds, and the names alone decide which."""
-    uninstall = registry.key(UNINSTALL)
-    products: list[tuple[str, RegKey]] = []
-    for sub in uninstall.subkeys() if uninstall is not None else []:
-        display = sub.value("DisplayName")
+def installed_products(registry: RegistryView) -> list[tuple[str, str]]:
+    """``(DisplayName, Uninstall subkey name)`` of every product under the Uninstall key (the Programs and Features
+    list), in the key's order; empty when the key is absent. :func:`display_version` reads a product's version
+    when needed: a rule lists a few products of hundreds, and the names alone decide which."""
+    # one pass over the subkey list, reading each subkey's DisplayName without a key object per subkey
+    names = registry.subkey_values(UNINSTALL, ("DisplayName",))
+    products: list[tuple[str, str]] = []
+    for subkey, values in (names or {}).items():
+        display = values["DisplayName"]
         if display is not None and isinstance(display.data, str):
-            products.append((display.data, sub))
+            products.append((display.data, subkey))
     return products
 
 
-def display_version(product: RegKey) -> str:
+def uninstall_entry(registry: RegistryView, subkey: str) -> RegKey | None:
+    """The Uninstall subkey named ``subkey`` (as :func:`installed_products` gives it), looked up by name: a ``/``
+    in it is no path separator."""
+    uninstall = registry.key(UNINSTALL)
+    return uninstall.subkey(subkey) if uninstall is not None else None
+
+
+def display_version(product: RegKey | None) -> str:
     """A product's ``DisplayVersion`` under its Uninstall subkey (``""`` when absent or not a string)."""
-    version = product.value("DisplayVersion")
+    version = product.value("DisplayVersion") if product is not None else None
     return version.data if version is not None and isinstance(version.data, str) else ""

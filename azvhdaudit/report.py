@@ -7,10 +7,11 @@ not checked / manual.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +110,8 @@ class Evidence:
     derived: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field, as :func:`dataclasses.asdict` gives them (values deep-copied)."""
+        return {name: _plain(getattr(self, name)) for name in _EVIDENCE_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,9 @@ class Result:
     waived_status: Status | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Every field in order, values deep-copied as :func:`dataclasses.asdict` does; the states as their
+        values, the evidence as dicts, baselines and references as lists."""
+        data = {name: None if name == "evidence" else _plain(getattr(self, name)) for name in _RESULT_FIELDS}
         data["severity"] = self.severity.value
         data["status"] = self.status.value
         data["waived_status"] = self.waived_status.value if self.waived_status else None
@@ -176,6 +180,37 @@ class Result:
         from azvhdaudit.render.display import result_html
 
         return result_html(self)
+
+
+#: the fields to_dict lists, in order (a result's evidence is converted item by item, with Evidence.to_dict)
+_EVIDENCE_FIELDS = tuple(f.name for f in fields(Evidence))
+_RESULT_FIELDS = tuple(f.name for f in fields(Result))
+#: values that dataclasses.asdict's deep copy returns as they are
+_ATOMIC = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _plain(value: Any) -> Any:
+    """What :func:`dataclasses.asdict` makes of a field's value (a deep copy, dataclasses as dicts, containers of
+    the same type), without its per-value ``deepcopy`` calls for the strings, numbers and enums reports hold:
+    building a report's dict is most of rendering it."""
+    kind = type(value)
+    if kind in _ATOMIC or isinstance(value, Enum):
+        return value
+    if kind is list:
+        return [_plain(item) for item in value]
+    if kind is dict:
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if kind is tuple:
+        return tuple(_plain(item) for item in value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple, as asdict rebuilds it
+        return kind(*[_plain(item) for item in value])
+    if isinstance(value, (list, tuple)):
+        return kind(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return kind((_plain(key), _plain(item)) for key, item in value.items())
+    return copy.deepcopy(value)
 
 
 @dataclass

@@ -10,6 +10,10 @@ hits both alike:
   ``git archive`` under ``--work`` and put first on ``PYTHONPATH``;
 - **after**: the package of this checkout.
 
+Both run with bytecode caches, as an installed package does (under ``bench/_work/pycache``, even where the shell
+sets ``PYTHONDONTWRITEBYTECODE``: without them every import compiles its module again); the CPU time (user and
+system) of each process is recorded beside its wall time.
+
 Each way also counts the modules the process imported (``-X importtime``: lines, and how many are dissect's,
 pefile's, signify's, construct's) in one extra run. Writes (replaces) the section "Cold start" of ``--out``,
 keeping the rest of the file. The exit status 1 of the audit is the image's verdict (it fails rules), not an
@@ -58,38 +62,72 @@ def command(image: Path, *extra: str) -> list[str]:
     return [sys.executable, *extra, "-m", "azvhdaudit", "audit", str(image), "--format", "json", "-o", os.devnull]
 
 
-def run(image: Path, path: Path | None) -> float:
+def environment(path: Path | None) -> dict[str, str]:
+    """The children run as an installed package does: with bytecode caches (kept under bench/_work/pycache, for
+    both ways alike), even where the shell sets PYTHONDONTWRITEBYTECODE; ``path`` first on ``PYTHONPATH``."""
     env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(ROOT / "bench" / "_work" / "pycache")
     if path is not None:
         env["PYTHONPATH"] = str(path)
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
+def run(image: Path, path: Path | None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one whole process."""
+    env = environment(path)
     started = time.perf_counter()
-    done = subprocess.run(command(image), env=env, cwd=ROOT / "bench", capture_output=True, text=True, timeout=300)
+    proc = subprocess.Popen(command(image), env=env, cwd=ROOT / "bench", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # wait4: this child's own CPU time, not the sum over every child so far
+    _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"the audit failed ({done.returncode}): {done.stderr[-2000:]}")
-    return seconds
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise SystemExit(f"the audit failed ({code}): {err[-2000:]}")
+    return seconds, usage.ru_utime + usage.ru_stime
 
 
-def imports(image: Path, path: Path | None) -> dict[str, int]:
-    env = dict(os.environ)
-    if path is not None:
-        env["PYTHONPATH"] = str(path)
-    done = subprocess.run(
-        command(image, "-X", "importtime"), env=env, cwd=ROOT / "bench", capture_output=True, text=True, timeout=300
-    )
-    names = [
-        line.rsplit("|", 1)[1].strip()
-        for line in done.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    ][1:]
-    counts = {"modules": len(names)}
-    for top in COUNTED:
-        counts[top] = sum(1 for name in names if name.split(".")[0] == top)
-    return counts
+#: where the imports' own time goes: this package, the format readers it uses, and the rest (the standard library)
+GROUPS = {"azvhdaudit": ("azvhdaudit",), "readers": ("dissect", "pefile", "construct", "signify", "fsspec", "Registry")}
+
+
+def imports(image: Path, path: Path | None, runs: int = 3) -> dict[str, float]:
+    """The modules the process imports (``-X importtime``: lines, and how many are dissect's, pefile's ...), and
+    the median over ``runs`` of the import time of each of :data:`GROUPS` and of the rest (ms, each module's own
+    time summed)."""
+    env = environment(path)
+    counts: dict[str, float] = {}
+    times: dict[str, list[float]] = {group: [] for group in (*GROUPS, "rest")}
+    for _ in range(runs):
+        done = subprocess.run(
+            command(image, "-X", "importtime"), env=env, cwd=ROOT / "bench", capture_output=True, text=True, timeout=300
+        )
+        rows = [
+            (int(line[12:].split("|")[0]), line.rsplit("|", 1)[1].strip())
+            for line in done.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line and "self [us]" not in line
+        ]
+        counts = {"modules": len(rows)}
+        for top in COUNTED:
+            counts[top] = sum(1 for _, name in rows if name.split(".")[0] == top)
+        spent = dict.fromkeys(times, 0.0)
+        for own, name in rows:
+            group = next((g for g, tops in GROUPS.items() if name.split(".")[0] in tops), "rest")
+            spent[group] += own / 1000
+        for group, ms in spent.items():
+            times[group].append(ms)
+    return {**counts, **{f"import_{group}": statistics.median(values) for group, values in times.items()}}
 
 
 #: the machine's load average when main() started, for the results' header
 LOAD_AT_START = [0.0]
+LOAD_AT_END = [0.0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,14 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     old = export(before, args.work / "coldstart")
     ways = {"before": old, "after": None}
     times: dict[str, list[float]] = {way: [] for way in ways}
-    for path in ways.values():  # once each, untimed: the files in the page cache for both
+    cpu: dict[str, list[float]] = {way: [] for way in ways}
+    for path in ways.values():  # once each, untimed: the bytecode caches written, the files in the page cache
         run(image, path)
     for _ in range(args.rounds):
         for way, path in ways.items():
-            times[way].append(run(image, path))
-            print(f"{way}: {times[way][-1]:.3f} s", file=sys.stderr)
+            wall, used = run(image, path)
+            times[way].append(wall)
+            cpu[way].append(used)
+            print(f"{way}: {wall:.3f} s, {used:.3f} s CPU", file=sys.stderr)
     counted = {way: imports(image, path) for way, path in ways.items()}
-    write(args, before, image, times, counted)
+    LOAD_AT_END[0] = os.getloadavg()[0]
+    write(args, before, image, times, cpu, counted)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -132,7 +174,8 @@ def write(
     before: str,
     image: Path,
     times: dict[str, list[float]],
-    counted: dict[str, dict[str, int]],
+    cpu: dict[str, list[float]],
+    counted: dict[str, dict[str, float]],
 ) -> None:
     lines = [
         SECTION,
@@ -140,20 +183,37 @@ def write(
         f"`python bench/coldstart.py --rounds {args.rounds}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} "
         f"UTC, Python {platform.python_version()}, {os.cpu_count()} CPUs (shared: times vary with the load; the "
         "module counts do not).",
-        f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}.",
+        f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}; when it ended: "
+        f"{LOAD_AT_END[0]:.1f}.",
         "",
         f"The whole process of `azvhdaudit audit {image.name} --format json -o /dev/null` (interpreter start, "
-        f"imports, the audit), *before* (the package at {before[:12]}) and *after* (this checkout) taking turns.",
+        f"imports, the audit, the JSON report), *before* (the package at {before[:12]}) and *after* (this "
+        "checkout) taking turns, both with bytecode caches (as an installed package has them). *CPU* is the "
+        "process's user and system time, which other work on the machine moves much less than the wall time.",
         "",
-        "| way | seconds (median) | min-max | modules imported | " + " | ".join(COUNTED) + " |",
-        "|---|---:|---:|---:|" + "---:|" * len(COUNTED),
+        "| way | seconds (median) | min-max | CPU seconds (median) | modules imported | " + " | ".join(COUNTED) + " |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(COUNTED),
     ]
     for way, values in times.items():
         counts = counted[way]
         lines.append(
             f"| {way} | {statistics.median(values):.3f} | {min(values):.3f}-{max(values):.3f} | "
-            f"{counts['modules']} | " + " | ".join(str(counts[top]) for top in COUNTED) + " |"
+            f"{statistics.median(cpu[way]):.3f} | {counts['modules']:.0f} | "
+            + " | ".join(f"{counts[top]:.0f}" for top in COUNTED)
+            + " |"
         )
+    lines += [
+        "",
+        "Where the imports' time goes (`-X importtime`, each module's own time summed, median of 3 runs; the "
+        "option itself adds a little): *readers* are " + ", ".join(GROUPS["readers"]) + ", *rest* the standard "
+        "library (and the editable install's import hook in this checkout's environment).",
+        "",
+        "| way | azvhdaudit ms | readers ms | rest ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for way in times:
+        spent = [counted[way][f"import_{group}"] for group in (*GROUPS, "rest")]
+        lines.append(f"| {way} | " + " | ".join(f"{ms:.0f}" for ms in spent) + " |")
     section = "\n".join(lines) + "\n"
     text = args.out.read_text() if args.out.exists() else ""
     if SECTION in text:

@@ -61,19 +61,21 @@ _DATA_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1)
 def _library_dirs() -> tuple[str, ...]:
-    """Where the backend libraries' code lives (dissect.* and python-registry's ``Registry`` package)."""
+    """Where the backend libraries' code lives (dissect.* and python-registry's ``Registry`` package): found
+    without importing them (the backend not in use is never loaded), when an error first needs it."""
+    from importlib.util import find_spec
+
     dirs: list[str] = []
     for name in ("dissect", "Registry"):
         try:
-            module = __import__(name)
-        except ImportError:  # pragma: no cover - both are dependencies
+            spec = find_spec(name)
+        except (ImportError, ValueError):  # pragma: no cover - both are dependencies
             continue
-        dirs.extend(os.path.join(os.path.realpath(path), "") for path in getattr(module, "__path__", ()))
+        locations = (spec.submodule_search_locations or ()) if spec is not None else ()
+        dirs.extend(os.path.join(os.path.realpath(path), "") for path in locations)
     return tuple(dirs)
-
-
-_LIBRARY_DIRS = _library_dirs()
 
 
 def raised_in_library(err: BaseException) -> bool:
@@ -85,7 +87,7 @@ def raised_in_library(err: BaseException) -> bool:
         files.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
     real = [name for name in files if not name.startswith("<")]
-    return bool(real) and os.path.realpath(real[-1]).startswith(_LIBRARY_DIRS)
+    return bool(real) and os.path.realpath(real[-1]).startswith(_library_dirs())
 
 
 def register_backend_errors(*errors: type[BaseException]) -> None:

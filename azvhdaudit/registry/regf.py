@@ -211,6 +211,8 @@ _NK = struct.Struct("<2sHQIIIIIIII")
 _NK_NAMES = struct.Struct("<HH")
 #: Flags, then ValueList.Count and ValueList.List at 36
 _NK_VALUES = struct.Struct("<2xH32xII")
+#: _NK_VALUES and NameLength (at 72) in one unpack
+_NK_VALUES_NAME = struct.Struct("<2xH32xII28xH")
 _KEY_COMP_NAME = int(KEY.COMP_NAME)
 
 
@@ -313,6 +315,11 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         self._nodes: dict[int, _dregf.KeyNode] = {}
         self._leaf_lists: dict[int, list[tuple[bytes, bytes]]] = {}
         self._subkey_lists: dict[int, list[int]] = {}
+        # node_values' last names asked for (kept, so that the identity test below cannot match another dict) and
+        # their ASCII bytes
+        self._wanted: dict[str, str] | None = None
+        self._wanted_bytes: dict[bytes, str] | None = None
+        self._wanted_lengths: frozenset[int] = frozenset()
 
     # --- cells ------------------------------------------------------------------------------
 
@@ -493,8 +500,7 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         data = cell(offset)
         if data is None or data[:2] != b"nk" or len(data) < _NK_HEADER:
             return None
-        flags, count, list_offset = _NK_VALUES.unpack_from(data)
-        length = _NK_NAMES.unpack_from(data, 72)[0]
+        flags, count, list_offset, length = _NK_VALUES_NAME.unpack_from(data)
         if _NK_HEADER + length > len(data):
             return None
         name = _decode_name(data[_NK_HEADER : _NK_HEADER + length], bool(flags & _KEY_COMP_NAME))
@@ -514,7 +520,12 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
         pages = self.hive._pages
         # An ASCII name asked for matches a compressed (Latin-1) name only when the name's bytes lower-cased as
         # ASCII are its bytes (no other Latin-1 letter lower-cases to ASCII): compared without decoding each name.
-        by_bytes = {lname.encode("ascii"): lname for lname in wanted} if all(n.isascii() for n in wanted) else None
+        # (built once per set of names asked for: subkey_values asks every subkey of a key for the same ones)
+        if wanted is not self._wanted:
+            ascii_names = {n.encode("ascii"): n for n in wanted} if all(n.isascii() for n in wanted) else None
+            self._wanted, self._wanted_bytes = wanted, ascii_names
+            self._wanted_lengths = frozenset(map(len, ascii_names or ()))
+        by_bytes, lengths = self._wanted_bytes, self._wanted_lengths
         hits: list[tuple[str, str, int, int, int]] = []
         for record_offset in offsets:
             record = known(record_offset)
@@ -541,15 +552,17 @@ class RegfReader(CellReader[_dregf.KeyNode, int]):
                     or name_at + length > start + size
                 ):
                     return None
-                raw = page[name_at : name_at + length]
                 compressed = bool(vflags & _VALUE_COMP_NAME)
                 if compressed and by_bytes is not None:
+                    if length not in lengths:  # a Latin-1 name of another length is none of them
+                        continue
+                    raw = page[name_at : name_at + length]
                     matched = by_bytes.get(raw.lower())
                     if matched is None:
                         continue
                     lname, vname = matched, raw.decode("latin-1")
                 else:
-                    vname = _decode_name(raw, compressed) if length else ""
+                    vname = _decode_name(page[name_at : name_at + length], compressed) if length else ""
                     lname = vname.lower()
             if lname in wanted and lname not in found:
                 found[lname] = (vname, 0, b"")

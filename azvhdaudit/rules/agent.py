@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from azvhdaudit import osinfo
 from azvhdaudit.errors import NotApplicable, NotChecked
-from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.os import OS, build_name, os_of
@@ -217,7 +216,7 @@ def check_hyperv_drivers(ctx: AuditContext) -> Outcome:
     return Outcome(Status.PASS, "vmbus, storvsc and netvsc are present and not disabled", "not disabled", [], tuple(ev))
 
 
-def _installed(ctx: AuditContext) -> list[tuple[str, RegKey]]:
+def _installed(ctx: AuditContext) -> list[tuple[str, str]]:
     # the Uninstall walk reads a key of every installed product: once per audit for the rules that need it
     return ctx.cached("installed_products", lambda: osinfo.installed_products(ctx.registry))  # type: ignore[no-any-return]
 
@@ -244,8 +243,8 @@ def check_foreign_tools(ctx: AuditContext) -> Outcome:
                 found.setdefault(product, []).append(name)
                 ev.append(_service_evidence(ctx, name, f"{product}; {image or ''}".strip("; ")))
     products = [
-        f"{name} {osinfo.display_version(key)}".strip()
-        for name, key in _installed(ctx)
+        f"{name} {osinfo.display_version(osinfo.uninstall_entry(ctx.registry, subkey))}".strip()
+        for name, subkey in _installed(ctx)
         if name.lower().startswith(FOREIGN_PRODUCTS)
     ]
     if products:

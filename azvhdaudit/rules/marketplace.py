@@ -39,6 +39,7 @@ Gigabytes are read as GiB, the unit Azure sizes disks in (a 30 GiB "smalldisk" M
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -156,12 +157,19 @@ SQL_INSTANCE_NAMES = (
 )
 UNINSTALL_KEYS = (osinfo.UNINSTALL, r"SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall")
 #: products the FAQ says need the support team's prior approval ("Visual Studio or any Office-licensed product")
-_LICENSED = re.compile(
+_LICENSED = (
     r"^(Microsoft )?Visual Studio (Community|Professional|Enterprise|Team Explorer|Build Tools|\d{4}\b(?!.*"
     r"(Tools for|Redistributable|Runtime|Shell)))|^Microsoft (Office|365 Apps|Project|Visio)\b(?!.*(Runtime|"
-    r"Redistributable|Interop|Language Pack|Proofing|Click-to-Run (Extensibility|Licensing|Localization)))",
-    re.IGNORECASE,
+    r"Redistributable|Interop|Language Pack|Proofing|Click-to-Run (Extensibility|Licensing|Localization)))"
 )
+
+
+@functools.cache
+def _licensed() -> re.Pattern[str]:
+    """:data:`_LICENSED`, compiled when the Marketplace profile first asks (not when the rules are loaded)."""
+    return re.compile(_LICENSED, re.IGNORECASE)
+
+
 _MAX_PRODUCTS = 10_000
 
 
@@ -913,7 +921,7 @@ def check_licensed_products(ctx: AuditContext) -> Outcome:
         for sub in key.subkeys()[:_MAX_PRODUCTS] if key is not None else []:
             count += 1
             display = sub.value("DisplayName")
-            if display is not None and isinstance(display.data, str) and _LICENSED.search(display.data.strip()):
+            if display is not None and isinstance(display.data, str) and _licensed().search(display.data.strip()):
                 version = osinfo.display_version(sub)
                 matches.append(display.data.strip() + (f" {version}" if version else ""))
         seen_keys += key is not None

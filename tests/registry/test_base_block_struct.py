@@ -7,7 +7,8 @@ import struct
 
 import pytest
 
-from azvhdaudit.registry.logs import BASE_BLOCK, hive_checksum, parse_base_block
+from azvhdaudit.registry.log_layout import BASE_BLOCK
+from azvhdaudit.registry.logs import hive_checksum, parse_base_block
 
 _RNG = random.Random(20261122)
 BLOCKS = [bytes(_RNG.getrandbits(8) for _ in range(512 + _RNG.randrange(4))) for _ in range(50)]
@@ -53,3 +54,12 @@ def test_checksum_is_the_xor_of_the_first_127_words(raw: bytes) -> None:
     for (word,) in struct.iter_unpack("<I", raw[:508]):
         value ^= word
     assert hive_checksum(raw) == {0: 1, 0xFFFFFFFF: 0xFFFFFFFE}.get(value, value)
+
+
+def test_the_log_sizes_are_the_construct_definitions() -> None:
+    from azvhdaudit.registry import logs
+    from azvhdaudit.registry.log_layout import DIRTY_PAGE_REF, LOG_ENTRY_HEADER
+
+    assert LOG_ENTRY_HEADER.sizeof() == logs.LOG_ENTRY_HEADER_SIZE
+    assert DIRTY_PAGE_REF.sizeof() == logs.DIRTY_PAGE_REF_SIZE
+    assert BASE_BLOCK.sizeof() == 512 == logs._BASE_BLOCK_FIELDS.size
