@@ -27,11 +27,6 @@ from typing import Any, Union
 from azvhdaudit.errors import WaiverError
 from azvhdaudit.localfiles import open_regular
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 __all__ = ["Waiver", "WaiverInput", "load_waivers", "parse_waivers", "split_expired", "check_known"]
 
 
@@ -122,6 +117,10 @@ def load_waivers(source: WaiverInput) -> list[Waiver]:
             except ValueError as err:
                 raise WaiverError(f"{path}: not valid JSON: {err}") from err
         else:
+            if sys.version_info >= (3, 11):  # loaded here: most audits have no waiver file
+                import tomllib
+            else:  # pragma: no cover - exercised on Python 3.10 only
+                import tomli as tomllib
             try:
                 data = tomllib.loads(text.decode("utf-8"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

@@ -37,22 +37,24 @@ def _default(obj: Any) -> Any:
     return str(obj)
 
 
-def to_jsonable(reports: Report | Sequence[Report]) -> dict[str, Any]:
-    """The structure the JSON text holds (a plain dict, already JSON-safe)."""
+def _data(reports: Report | Sequence[Report]) -> dict[str, Any]:
     items = as_reports(reports)
     if len(items) == 1 and isinstance(reports, Report):
-        data: dict[str, Any] = items[0].to_dict()
-    else:
-        data = {"schema_version": SCHEMA_VERSION, "reports": [r.to_dict() for r in items]}
-    result: dict[str, Any] = json.loads(json.dumps(data, default=_default))
+        return items[0].to_dict()
+    return {"schema_version": SCHEMA_VERSION, "reports": [r.to_dict() for r in items]}
+
+
+def to_jsonable(reports: Report | Sequence[Report]) -> dict[str, Any]:
+    """The structure the JSON text holds (a plain dict, already JSON-safe)."""
+    result: dict[str, Any] = json.loads(json.dumps(_data(reports), default=_default))
     return result
 
 
 def render(reports: Report | Sequence[Report], *, indent: int | None = 2) -> str:
-    """The report(s) as JSON text."""
+    """The report(s) as JSON text, encoded once (the same text as ``json.dumps(to_jsonable(reports))``)."""
     items = as_reports(reports)
     single: Report | list[Report] = items[0] if len(items) == 1 else items
-    return json.dumps(to_jsonable(single), indent=indent, ensure_ascii=False) + "\n"
+    return json.dumps(_data(single), default=_default, indent=indent, ensure_ascii=False) + "\n"
 
 
 def load_schema() -> dict[str, Any]:

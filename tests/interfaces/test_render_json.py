@@ -68,6 +68,25 @@ def test_values_that_json_cannot_hold_are_converted(validator: jsonschema.Draft2
     assert data["results"][0]["evidence"][0]["actual"] == "pass"
 
 
+@pytest.mark.parametrize("several", [False, True], ids=["one", "two"])
+def test_text_encoded_once_equals_the_jsonable_structure(several: bool) -> None:
+    """render() encodes the report once; the text is the one of the JSON-safe structure to_jsonable() gives."""
+    result = Result(
+        rule_id="x.bytes",
+        title="bytes \u00e9",
+        area="x",
+        severity=Severity.ADVISORY,
+        status=Status.FAIL,
+        message="m",
+        expected=b"\x01\x02",
+        actual={"b", "a"},
+        evidence=(Evidence(source="file", key="Windows\\x", actual=Status.PASS),),
+    )
+    one = Report(source="s", profile="azure", results=[result])
+    reports: Report | list[Report] = [one, make_report("b.vhd")] if several else one
+    assert render(reports, "json") == json.dumps(to_jsonable(reports), indent=2, ensure_ascii=False) + "\n"
+
+
 @pytest.mark.parametrize(
     ("path", "bad"),
     [
