@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "wants"]
+__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "wants", "warm"]
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,24 @@ def _within(outer: Wants, tasks: list[Callable[[], Any]]) -> int:
     if deferred:
         raise Deferred
     return 1
+
+
+def warm(fh: Any, offset: int, length: int, chunk: int = 64 * 1024) -> None:
+    """Read ``length`` bytes of ``fh`` at ``offset`` so that, inside a :func:`gather` round, every block they lie
+    in is asked for in this round: chunk by chunk, a chunk whose blocks are missing noting them and the next
+    chunk read all the same (one read would stop at its first missing block); :class:`Deferred` at the end when
+    any was missing. The bytes are not kept. Outside a gather it reads them (what a cache below keeps)."""
+    missing = False
+    end = offset + length
+    while offset < end:
+        fh.seek(offset)
+        try:
+            fh.read(min(chunk, end - offset))
+        except Deferred:
+            missing = True
+        offset += chunk
+    if missing:
+        raise Deferred
 
 
 def enabled() -> bool:

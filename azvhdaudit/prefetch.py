@@ -12,6 +12,12 @@ the path to the hives, the rules next to the OS facts), one round trip per step 
 The image is then opened as always, and the engine runs the rules as always, every read served from the
 cache; the scratch copy's outcomes are discarded, so the report is the same bytes as without it.
 
+Two things keep the chains short there. A hive's first :data:`HIVE_HEAD` bytes come in the round of its base block
+(:func:`azvhdaudit.batch.warm`), so the rules' first steps into it are there when they start. And a rule reads its
+guest files through :class:`_WaitingFiles`: a file not read yet counts as missing for the rest of that round, the
+rule runs on to its next file, and it runs again once every block it asked for is there; a rule that reads files
+one after another (each boot driver's headers) so waits as many rounds as its deepest file, not as their sum.
+
 :func:`read_ahead` (called by the engine before it runs the rules) reads ahead, side by side, the rules the
 image's read-ahead did not complete with the same profile and options: none after a default audit, so the
 rules do not run a second time there. On a local image (or with ``AZVHDAUDIT_BATCH=0``) nothing runs.
@@ -20,12 +26,15 @@ rules do not run a second time there. On a local image (or with ``AZVHDAUDIT_BAT
 from __future__ import annotations
 
 import functools
+import io
 import logging
+import os
 import weakref
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any
 
-from azvhdaudit.batch import Deferred, gather, is_remote
+from azvhdaudit.batch import Deferred, gather, is_remote, warm
 
 __all__ = ["read_ahead", "read_ahead_image", "PROFILE"]
 
@@ -93,6 +102,117 @@ def read_ahead(ctx: Any, rules: Iterable[Any]) -> int:
     return rounds
 
 
+#: bytes at the start of each hive file read in the round its base block is read: the base block, the root key and
+#: the first hive bins, where the keys every audit walks first (the root's subkeys, the control sets) lie
+HIVE_HEAD = 256 * 1024
+
+#: the flag of the rule read ahead in this context: set when a read of its files had to wait (:class:`_WaitingFiles`)
+_WAITED: ContextVar[list[bool] | None] = ContextVar("azvhdaudit_read_ahead_waited", default=None)
+
+
+def _waited() -> None:
+    """Note that a read of the rule running here had to wait; outside a rule, the wait stops the task as always."""
+    flag = _WAITED.get()
+    if flag is None:
+        raise Deferred
+    flag[0] = True
+
+
+class _WaitingStream(io.RawIOBase):
+    """A guest file of the scratch image as :class:`_WaitingFiles` gives it: a read whose blocks are not fetched yet
+    gives zeros (noted, see :func:`_waited`), so that the rule goes on to its next file in the same round."""
+
+    def __init__(self, fh: Any) -> None:
+        super().__init__()
+        self._fh = fh
+        self._pos = 0
+        self.size = fh.seek(0, os.SEEK_END)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(0, self.size - self._pos)
+        size = left if size is None or size < 0 else min(size, left)
+        self._fh.seek(self._pos)
+        try:
+            data = self._fh.read(size)
+        except Deferred:
+            _waited()
+            data = bytes(size)
+        self._pos += len(data)
+        return bytes(data)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+class _WaitingFiles:
+    """The guest files a rule reads ahead on the scratch image: a look-up or read that has to wait for its blocks
+    answers as for a missing file (and a file's bytes as zeros), the wait noted, and the rule runs on to its next
+    file in the same round; at its end it waits (:class:`Deferred`) and runs again once the blocks are there. A rule
+    that reads its files one after another (a driver's headers, then the next driver's) so costs as many rounds as
+    its deepest file, not the sum of them. What it found meanwhile is discarded; nothing is cached from it."""
+
+    def __init__(self, files: Any) -> None:
+        self._files = files
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._files, name)
+
+    def _ask(self, method: str, absent: Any, *args: Any) -> Any:
+        try:
+            return getattr(self._files, method)(*args)
+        except Deferred:
+            _waited()
+            return absent
+
+    def exists(self, path: str) -> bool:
+        return bool(self._ask("exists", False, path))
+
+    def is_dir(self, path: str) -> bool:
+        return bool(self._ask("is_dir", False, path))
+
+    def listdir(self, path: str) -> list[str] | None:
+        return self._ask("listdir", None, path)  # type: ignore[no-any-return]
+
+    def read(self, path: str, max_size: int = 16 * 1024 * 1024) -> bytes | None:
+        return self._ask("read", None, path, max_size)  # type: ignore[no-any-return]
+
+    def file_version(self, path: str) -> tuple[int, int, int, int] | None:
+        return self._ask("file_version", None, path)  # type: ignore[no-any-return]
+
+    def prefetch_versions(self, paths: Iterable[str]) -> None:
+        self._ask("prefetch_versions", None, list(paths))
+
+    def open(self, path: str) -> Any:
+        try:
+            return _WaitingStream(self._files.open(path))
+        except Deferred:
+            _waited()
+            from azvhdaudit.errors import GuestFileNotFoundError
+
+            raise GuestFileNotFoundError(f"{path}: not read yet") from None
+
+
 class _Stages:
     """Steps of the scratch image done once in a gather: a step stopped by :class:`Deferred` runs again in the
     next round, a step done is not run again; one that failed fails again for whoever asks (and is dropped)."""
@@ -104,6 +224,10 @@ class _Stages:
         if name not in self.done:
             self.done[name] = step()
         return self.done[name]
+
+
+def _waiting(files: Any) -> Any:
+    return None if files is None else _WaitingFiles(files)
 
 
 def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
@@ -163,8 +287,8 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
                 facts=image.facts,
                 profile=PROFILE,
                 options=AuditOptions(),
-                files=image.files,
-                boot_files=boot_volume_files(image),
+                files=_waiting(image.files),
+                boot_files=_waiting(boot_volume_files(image)),
                 bcd=store,
             ),
         )
@@ -189,6 +313,9 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
 
         def open_and_close(path: str, hive: str) -> None:
             if volume.exists(path):
+                # the hive's first bins in the same round as its base block (one read would stop at the first
+                # block missing)
+                warm(volume.open(path), 0, HIVE_HEAD)
                 image._open_hive(volume, path, hive).close()
 
         gather([functools.partial(open_and_close, *place) for place in places])
@@ -203,14 +330,24 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
         if ctx is None:  # the chain before it in the round is still on its way there: nothing to run yet
             raise Deferred
         ready = "facts" in stage.done
+        waited = [False]
+        cached = set(ctx.cache)
+        token = _WAITED.set(waited)
         try:
             rule.check(ctx)
         except Deferred:
             raise
         except Exception:
-            if not ready:  # perhaps for want of the OS facts: again once they are there
+            if not ready or waited[0]:  # for want of the OS facts, or of a file's bytes: again once they are there
                 raise Deferred from None
             raise
+        finally:
+            _WAITED.reset(token)
+            if waited[0]:  # what the rule cached from files not read yet is not kept
+                for key in set(ctx.cache) - cached:
+                    del ctx.cache[key]
+        if waited[0]:
+            raise Deferred
         if ready:  # read with the facts the real run has: the engine need not read it ahead again
             completed.add(rule.id)
 
