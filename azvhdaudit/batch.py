@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "wants", "warm"]
+__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "progress", "wants", "warm"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,17 @@ MAX_ROUNDS = 32
 
 
 class _Fetcher(Protocol):
+    stats: Any
+
     @property
     def cache_capacity(self) -> int:
         """Blocks the source's cache holds: what one gather may fetch before it pushes out its own blocks."""
 
-    def fetch_blocks(self, indexes: Iterable[int]) -> None: ...
+    def start_blocks(self, indexes: Iterable[int]) -> tuple[set[Future[bytes]], int]: ...
+
+    def land(self, future: Future[bytes]) -> None: ...
+
+    def abandon(self) -> None: ...
 
 
 class Deferred(BaseException):
@@ -68,6 +76,8 @@ class Wants:
         self.fetched = fetched if fetched is not None else {}
         #: reads too large for the gather met so far (see :meth:`room`): their tasks are dropped
         self.oversized = 0
+        #: whether the task made something others may wait for (:func:`progress`)
+        self.progressed = False
 
     def room(self, source: _Fetcher, count: int) -> bool:
         """Whether ``count`` more blocks of ``source`` fit in this gather: at most half the source's cache in
@@ -96,44 +106,100 @@ def wants() -> Wants | None:
     return _WANTS.get()
 
 
-def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) -> int:
-    """Run independent reading ``tasks`` so that their remote reads are fetched together; return the rounds.
+class _Task:
+    """A task of :func:`gather`, its depth (the fetches it waited for, one after another) and what it waits on."""
 
-    Each round runs the tasks still waiting, then fetches every block they asked for in one batch per
-    source (concurrently, see :meth:`azvhdaudit.sources.RemoteFile.fetch_blocks`). Errors of the fetch
-    itself propagate (an :class:`~azvhdaudit.errors.ImageError` naming the URL and the range); any other
-    failure of a task only drops the task. Results are discarded: run the real code afterwards.
+    __slots__ = ("run", "depth", "waits")
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self.run = run
+        self.depth = 0
+        self.waits: set[Future[bytes]] = set()
+
+
+def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) -> int:
+    """Run independent reading ``tasks`` so that their remote reads are fetched together; return the rounds: the
+    longest chain of fetches waited for one after another (the sequential round trips).
+
+    A task stopped by a missing block asks for its blocks at once, concurrently with those of the tasks before it
+    (:meth:`azvhdaudit.sources.RemoteFile.start_blocks`), and runs again as soon as they are there while the other
+    tasks run, so that parsing overlaps the waiting. A task stopped with no block to wait for (one that needs what
+    another task makes) runs again after a task that made something (:func:`progress`). Errors of the fetch itself
+    propagate (an :class:`~azvhdaudit.errors.ImageError` naming the URL and the range) once every request still on
+    its way has ended; any other failure of a task only drops the task. Results are discarded: run the real code
+    afterwards.
     """
     outer = _WANTS.get()
     if outer is not None:
         return _within(outer, list(tasks))
-    pending = list(tasks)
-    rounds = 0
+    ready = deque(_Task(task) for task in tasks)
+    parked: list[_Task] = []  # waiting on fetches
+    idle: list[_Task] = []  # waiting on another task
+    depth_of: dict[Future[bytes], int] = {}
+    source_of: dict[Future[bytes], _Fetcher] = {}
     fetched: dict[int, int] = {}
-    while pending and rounds < max_rounds:
-        rounds += 1
-        collected = Wants(fetched)
-        waiting: list[Callable[[], Any]] = []
-        token = _WANTS.set(collected)
-        try:
-            for task in pending:
-                oversized = collected.oversized
+    sources: dict[int, _Fetcher] = {}
+    deepest = 0
+    try:
+        while ready or parked:
+            while ready:
+                task = ready.popleft()
+                collected = Wants(fetched)
+                token = _WANTS.set(collected)
                 try:
-                    task()
+                    task.run()
                 except Deferred:
-                    if collected.oversized == oversized:
-                        waiting.append(task)
+                    if collected.oversized or task.depth >= max_rounds:
+                        continue
+                    for key, (source, indexes) in collected.blocks.items():
+                        sources[key] = source
+                        started, new = source.start_blocks(indexes)
+                        fetched[key] = fetched.get(key, 0) + new
+                        for future in started:
+                            if future not in depth_of:
+                                depth_of[future] = task.depth + 1
+                                source_of[future] = source
+                        task.waits |= started
+                    (parked if task.waits else idle).append(task)
                 except Exception as err:  # the caller's own run meets it again and reports it there
-                    log.debug("read-ahead task %r stopped: %s", task, err)
-        finally:
-            _WANTS.reset(token)
-        if not collected:
-            break
-        for key, (source, indexes) in collected.blocks.items():
-            source.fetch_blocks(indexes)
-            fetched[key] = fetched.get(key, 0) + len(indexes)
-        pending = waiting
-    return rounds
+                    log.debug("read-ahead task %r stopped: %s", task.run, err)
+                finally:
+                    _WANTS.reset(token)
+                if collected.progressed and idle:
+                    for waiting in idle:
+                        waiting.depth = max(waiting.depth, task.depth)
+                    ready.extend(idle)
+                    idle = []
+            if not parked:
+                break
+            done, _ = wait(set().union(*(task.waits for task in parked)), return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: depth_of[f]):
+                source_of[future].land(future)
+                deepest = max(deepest, depth_of[future])
+            still: list[_Task] = []
+            for task in parked:
+                finished = task.waits & done
+                if finished:
+                    task.depth = max(task.depth, *(depth_of[f] for f in finished))
+                    task.waits -= finished
+                (still if task.waits else ready).append(task)
+            parked = still
+    except BaseException:
+        for source in sources.values():
+            source.abandon()
+        raise
+    counted = {id(source.stats): source.stats for source in sources.values()}
+    for stats in counted.values():
+        stats.round_trips += deepest
+    return deepest
+
+
+def progress() -> None:
+    """Say, from a task of :func:`gather`, that it made something other tasks may wait for (an opened volume, a
+    built context): the tasks stopped with no block to wait for run again after it. Outside a gather, nothing."""
+    collected = _WANTS.get()
+    if collected is not None:
+        collected.progressed = True
 
 
 def _within(outer: Wants, tasks: list[Callable[[], Any]]) -> int:

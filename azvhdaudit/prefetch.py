@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
-from azvhdaudit.batch import Deferred, gather, is_remote, warm
+from azvhdaudit.batch import Deferred, gather, is_remote, progress, warm
 
 __all__ = ["read_ahead", "read_ahead_image", "PROFILE"]
 
@@ -223,6 +223,7 @@ class _Stages:
     def __call__(self, name: str, step: Callable[[], Any]) -> Any:
         if name not in self.done:
             self.done[name] = step()
+            progress()  # the tasks waiting for this step run again
         return self.done[name]
 
 
