@@ -32,20 +32,40 @@ import os
 import weakref
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 from azvhdaudit.batch import Deferred, gather, is_remote, progress, warm
 
-__all__ = ["read_ahead", "read_ahead_image", "PROFILE"]
+__all__ = ["Kept", "read_ahead", "read_ahead_image", "PROFILE"]
 
 log = logging.getLogger(__name__)
 
 #: the profile whose rules an image's read-ahead runs (the engine's default)
 PROFILE = "azure"
 
-#: rule ids completed by an image's read-ahead (with :data:`PROFILE` and the default options), by the remote
-#: source the image reads
-_COMPLETED: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+class Kept:
+    """A rule's check as an image's read-ahead ran it, with the facts the real run has and every read done: its
+    outcome, or the exception it raised. :meth:`replay` gives it again, so the engine need not run the rule twice."""
+
+    __slots__ = ("outcome", "error")
+
+    def __init__(self, outcome: Any, error: BaseException | None) -> None:
+        self.outcome = outcome
+        self.error = error
+
+    def replay(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.outcome
+
+
+#: the rules an image's read-ahead completed (with :data:`PROFILE` and the default options), by the remote source
+#: the image reads
+_KEPT: weakref.WeakKeyDictionary[Any, dict[str, Kept]] = weakref.WeakKeyDictionary()
+
+_NOTHING_KEPT: dict[str, Kept] = {}
 
 
 def _sources(ctx: Any) -> list[Any]:
@@ -80,26 +100,25 @@ def _default_options(ctx: Any) -> bool:
     return getattr(ctx, "profile", None) == PROFILE and getattr(ctx, "options", None) == AuditOptions()
 
 
-def read_ahead(ctx: Any, rules: Iterable[Any]) -> int:
-    """Run ``rules`` (each with a ``check(ctx)``) side by side on a remote image so that their reads are
-    fetched together; return the rounds run (0 on a local image, or when the image's read-ahead completed
-    every one of them already). Outcomes and errors are discarded: the caller runs the rules afterwards and
-    meets them there."""
+def read_ahead(ctx: Any, rules: Iterable[Any]) -> dict[str, Kept]:
+    """Run ``rules`` (each with a ``check(ctx)``) side by side on a remote image so that their reads are fetched
+    together; return what the image's read-ahead kept of the rules it completed (:class:`Kept`, by rule id), which
+    the caller may replay instead of running them. Nothing runs on a local image (and nothing is kept), nor for
+    the rules kept. The outcomes of the rules run here are discarded: the caller runs them and meets them there."""
     if not any(is_remote(files) for files in _sources(ctx)):
-        return 0
+        return _NOTHING_KEPT
     rules = list(rules)
+    kept: dict[str, Kept] = {}
     if _default_options(ctx):
-        done: frozenset[str] = frozenset()
         for files in _sources(ctx):
             remote = _remote_of(files)
             if remote is not None:
-                done |= _COMPLETED.get(remote, frozenset())
-        rules = [rule for rule in rules if rule.id not in done]
-    if not rules:
-        return 0
-    rounds = gather([functools.partial(rule.check, ctx) for rule in rules])
-    log.debug("read ahead for %d rules in %d rounds", len(rules), rounds)
-    return rounds
+                kept.update(_KEPT.get(remote, _NOTHING_KEPT))
+        rules = [rule for rule in rules if rule.id not in kept]
+    if rules:
+        rounds = gather([functools.partial(rule.check, ctx) for rule in rules])
+        log.debug("read ahead for %d rules in %d rounds", len(rules), rounds)
+    return kept
 
 
 #: bytes at the start of each hive file read in the round its base block is read: the base block, the root key and
@@ -213,6 +232,24 @@ class _WaitingFiles:
             raise GuestFileNotFoundError(f"{path}: not read yet") from None
 
 
+class _MemoRegistry:
+    """The scratch image's registry for the rules read ahead: what a rule asks of every subkey of a key (the
+    Start value of every service) is answered once, not again at each of the rule's runs; the rest as the view."""
+
+    def __init__(self, view: Any) -> None:
+        self._view = view
+        self._memo: dict[tuple[Any, ...], Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view, name)
+
+    def subkey_values(self, path: str, names: tuple[str, ...], limit: int | None = None) -> Any:
+        key = (path, tuple(names), limit)
+        if key not in self._memo:
+            self._memo[key] = self._view.subkey_values(path, names, limit)
+        return self._memo[key]
+
+
 class _Stages:
     """Steps of the scratch image done once in a gather: a step stopped by :class:`Deferred` runs again in the
     next round, a step done is not run again; one that failed fails again for whoever asks (and is dropped)."""
@@ -245,7 +282,8 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
 
     image = scratch()
     stage = _Stages()
-    completed: set[str] = set()
+    kept: dict[str, Kept] = {}
+    bcd_failed: list[bool] = []
 
     def volumes() -> None:
         stage("volumes", image._find_volumes)
@@ -274,7 +312,8 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
 
             try:
                 return decode_bcd(hive)
-            except Exception:  # the real opening meets it and reports it
+            except Exception:  # the real opening meets it and reports it (in the facts the rules see: none kept)
+                bcd_failed.append(True)
                 return None
 
         return stage("bcd", decoded)
@@ -284,7 +323,7 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
         return stage(
             "context",
             lambda: AuditContext(
-                registry=image.registry,
+                registry=cast(Any, _MemoRegistry(image.registry)),
                 facts=image.facts,
                 profile=PROFILE,
                 options=AuditOptions(),
@@ -335,12 +374,13 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
         cached = set(ctx.cache)
         token = _WAITED.set(waited)
         try:
-            rule.check(ctx)
+            outcome = rule.check(ctx)
         except Deferred:
             raise
-        except Exception:
+        except Exception as err:
             if not ready or waited[0]:  # for want of the OS facts, or of a file's bytes: again once they are there
                 raise Deferred from None
+            kept[rule.id] = Kept(None, err)
             raise
         finally:
             _WAITED.reset(token)
@@ -349,8 +389,8 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
                     del ctx.cache[key]
         if waited[0]:
             raise Deferred
-        if ready:  # read with the facts the real run has: the engine need not read it ahead again
-            completed.add(rule.id)
+        if ready:  # read with the facts the real run has: the engine replays it instead of running it again
+            kept[rule.id] = Kept(outcome, None)
 
     rules = select_rules(PROFILE)
     tasks: list[Callable[[], Any]] = [chain]
@@ -363,9 +403,7 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
         if registry_view is not None:
             registry_view.close()
     remote = _remote_of(image.container)
-    if remote is not None:
-        _COMPLETED[remote] = frozenset(completed)
-    log.debug(
-        "read ahead for the opening and %d rules in %d rounds (%d rules completed)", len(rules), rounds, len(completed)
-    )
+    if remote is not None and not bcd_failed:
+        _KEPT[remote] = kept
+    log.debug("read ahead for the opening and %d rules in %d rounds (%d rules kept)", len(rules), rounds, len(kept))
     return rounds
