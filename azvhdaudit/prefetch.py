@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 PROFILE = "azure"
 
 
-
 class Kept:
     """A rule's check as an image's read-ahead ran it, with the facts the real run has and every read done: its
     outcome, or the exception it raised. :meth:`replay` gives it again, so the engine need not run the rule twice."""
@@ -233,8 +232,9 @@ class _WaitingFiles:
 
 
 class _MemoRegistry:
-    """The scratch image's registry for the rules read ahead: what a rule asks of every subkey of a key (the
-    Start value of every service) is answered once, not again at each of the rule's runs; the rest as the view."""
+    """The scratch image's registry for the rules read ahead: a key, a value, what a rule asks of every subkey of a
+    key (the Start value of every service) are looked up once, not again at each of the rule's runs (a lookup that
+    has to wait is not kept); the rest as the view."""
 
     def __init__(self, view: Any) -> None:
         self._view = view
@@ -243,11 +243,20 @@ class _MemoRegistry:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._view, name)
 
-    def subkey_values(self, path: str, names: tuple[str, ...], limit: int | None = None) -> Any:
-        key = (path, tuple(names), limit)
+    def _once(self, method: str, *args: Any) -> Any:
+        key = (method, *args)
         if key not in self._memo:
-            self._memo[key] = self._view.subkey_values(path, names, limit)
+            self._memo[key] = getattr(self._view, method)(*args)
         return self._memo[key]
+
+    def subkey_values(self, path: str, names: tuple[str, ...], limit: int | None = None) -> Any:
+        return self._once("subkey_values", path, tuple(names), limit)
+
+    def key(self, path: str) -> Any:
+        return self._once("key", path)
+
+    def value(self, path: str, name: str) -> Any:
+        return self._once("value", path, name)
 
 
 class _Stages:

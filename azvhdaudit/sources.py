@@ -206,6 +206,7 @@ class RemoteFile(ReadOnlyStream):
         #: requests of start_blocks() not landed yet: the range of each, and the request each block waits on
         self._runs: dict[Future[bytes], tuple[int, int]] = {}
         self._pending: dict[int, Future[bytes]] = {}
+        self._gate: Any = None  # the asyncio.Semaphore of the requests on an asynchronous file system's loop
 
     @property
     def cache_capacity(self) -> int:
@@ -350,12 +351,9 @@ class RemoteFile(ReadOnlyStream):
         room = self._cache.capacity - len(self._pending)
         if len(new) > room:  # more than the cache holds would push out what was just fetched: fetch what fits
             new = new[: max(0, room)]
-        if new and self._pool is None:
-            # kept for the file's life (threads started once, not per batch); shut down by close()
-            self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="azvhdaudit-range")
         for first, end in _runs(new):
             start, stop = first * bs, min(end * bs, self.size)
-            future = self._pool.submit(self._fetch_range, start, stop)  # type: ignore[union-attr]
+            future = self._submit(start, stop)
             self._runs[future] = (start, stop)
             for index in range(first, end):
                 self._pending[index] = future
@@ -394,6 +392,40 @@ class RemoteFile(ReadOnlyStream):
         failed = [f for f in runs if not f.cancelled() and f.exception() is not None]
         if failed:
             raise min(failed, key=lambda f: runs[f]).exception()  # type: ignore[misc]
+
+    def _submit(self, start: int, end: int) -> Future[bytes]:
+        """Start one range request: on the event loop of an asynchronous file system (fsspec's HTTP, adlfs), at
+        most ``max_in_flight`` at once, without a thread of its own; else in the file's thread pool."""
+        fs = self._fs
+        loop = getattr(fs, "loop", None) if getattr(fs, "async_impl", False) else None
+        if loop is not None and self._path is not None and hasattr(fs, "_cat_file"):
+            import asyncio
+
+            if self._gate is None:
+                self._gate = asyncio.Semaphore(self.max_in_flight)
+            return asyncio.run_coroutine_threadsafe(self._fetch_range_async(start, end), loop)
+        if self._pool is None:
+            # kept for the file's life (threads started once, not per batch); shut down by close()
+            self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="azvhdaudit-range")
+        return self._pool.submit(self._fetch_range, start, end)
+
+    async def _fetch_range_async(self, start: int, end: int) -> bytes:
+        """:meth:`_fetch_range` on the file system's event loop."""
+        assert self._gate is not None
+        async with self._gate:
+            with self._stats_lock:
+                self.stats.requests += 1
+            try:
+                data = await self._fs._cat_file(self._path, start=start, end=end)
+            except FileNotFoundError as err:
+                raise ImageError(
+                    f"{self._url}: the file went away while reading bytes {start}-{end - 1}: {err}"
+                ) from err
+            except Exception as err:
+                raise ImageError(
+                    f"{self._url}: cannot read bytes {start}-{end - 1}: {type(err).__name__}: {err}"
+                ) from err
+        return self._check_length(start, end, data)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         """One range request of a batch: through the file system (the handle is not shared between threads)."""
