@@ -54,6 +54,8 @@ class _Fetcher(Protocol):
 
     def start_blocks(self, indexes: Iterable[int]) -> tuple[set[Future[bytes]], int]: ...
 
+    def block_of(self, future: Future[bytes]) -> int: ...
+
     def land(self, future: Future[bytes]) -> None: ...
 
     def abandon(self) -> None: ...
@@ -107,19 +109,21 @@ def wants() -> Wants | None:
 
 
 class _Task:
-    """A task of :func:`gather`, its depth (the fetches it waited for, one after another) and what it waits on."""
+    """A task of :func:`gather`, its depth (the round trips it waited for, one after another, counting those of the
+    task whose work it waited for) and the requests it waits on."""
 
-    __slots__ = ("run", "depth", "waits")
+    __slots__ = ("run", "depth", "waits", "awaited")
 
     def __init__(self, run: Callable[[], Any]) -> None:
         self.run = run
         self.depth = 0
         self.waits: set[Future[bytes]] = set()
+        self.awaited: tuple[Future[bytes], ...] = ()
 
 
 def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) -> int:
     """Run independent reading ``tasks`` so that their remote reads are fetched together; return the rounds: the
-    longest chain of fetches waited for one after another (the sequential round trips).
+    most round trips a task waited for one after another (the sequential round trips).
 
     A task stopped by a missing block asks for its blocks at once, concurrently with those of the tasks before it
     (:meth:`azvhdaudit.sources.RemoteFile.start_blocks`), and runs again as soon as they are there while the other
@@ -135,8 +139,8 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
     ready = deque(_Task(task) for task in tasks)
     parked: list[_Task] = []  # waiting on fetches
     idle: list[_Task] = []  # waiting on another task
-    depth_of: dict[Future[bytes], int] = {}
     source_of: dict[Future[bytes], _Fetcher] = {}
+    depth_of: dict[Future[bytes], int] = {}  # the depth of the task that made each request, plus one
     fetched: dict[int, int] = {}
     sources: dict[int, _Fetcher] = {}
     deepest = 0
@@ -156,10 +160,10 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
                         started, new = source.start_blocks(indexes)
                         fetched[key] = fetched.get(key, 0) + new
                         for future in started:
-                            if future not in depth_of:
-                                depth_of[future] = task.depth + 1
-                                source_of[future] = source
+                            source_of[future] = source
+                            depth_of.setdefault(future, task.depth + 1)
                         task.waits |= started
+                    task.awaited = tuple(task.waits)
                     (parked if task.waits else idle).append(task)
                 except Exception as err:  # the caller's own run meets it again and reports it there
                     log.debug("read-ahead task %r stopped: %s", task.run, err)
@@ -173,16 +177,20 @@ def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) 
             if not parked:
                 break
             done, _ = wait(set().union(*(task.waits for task in parked)), return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=lambda f: depth_of[f]):
+            for future in sorted(done, key=lambda f: source_of[f].block_of(f)):
                 source_of[future].land(future)
-                deepest = max(deepest, depth_of[future])
             still: list[_Task] = []
             for task in parked:
-                finished = task.waits & done
-                if finished:
-                    task.depth = max(task.depth, *(depth_of[f] for f in finished))
-                    task.waits -= finished
-                (still if task.waits else ready).append(task)
+                task.waits -= done
+                if task.waits:
+                    still.append(task)
+                    continue
+                # one round trip more for a task that waited for requests it made, or made by tasks as deep as it;
+                # none for one whose requests were all made by shallower tasks, earlier
+                task.depth = max(task.depth, *(min(depth_of[f], task.depth + 1) for f in task.awaited))
+                task.awaited = ()
+                deepest = max(deepest, task.depth)
+                ready.append(task)
             parked = still
     except BaseException:
         for source in sources.values():

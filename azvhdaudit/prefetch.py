@@ -396,10 +396,10 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
             if waited[0]:  # what the rule cached from files not read yet is not kept
                 for key in set(ctx.cache) - cached:
                     del ctx.cache[key]
-        if waited[0]:
+        if waited[0] or not ready:  # again once the blocks are there, or with the facts the real run has
             raise Deferred
-        if ready:  # read with the facts the real run has: the engine replays it instead of running it again
-            kept[rule.id] = Kept(outcome, None)
+        # read with the facts the real run has: the engine replays it instead of running it again
+        kept[rule.id] = Kept(outcome, None)
 
     rules = select_rules(PROFILE)
     tasks: list[Callable[[], Any]] = [chain]

@@ -363,6 +363,10 @@ class RemoteFile(ReadOnlyStream):
             self.stats.most_in_flight = max(self.stats.most_in_flight, flying)
         return waiting, len(new)
 
+    def block_of(self, future: Future[bytes]) -> int:
+        """The first byte a request of :meth:`start_blocks` asked for (-1 for one not of this file)."""
+        return self._runs.get(future, (-1, 0))[0]
+
     def land(self, future: Future[bytes]) -> None:
         """Put the blocks of a finished request of :meth:`start_blocks` in the cache (the caller's thread). A request
         that failed raises its error: of the requests that failed by then, the first in the file (the same whichever
