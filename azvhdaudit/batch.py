@@ -9,13 +9,18 @@ independent reading tasks side by side without threads and without the layers in
 1. every task runs; when a read misses the remote source's block cache, the source records the blocks it
    needs and stops the task with :class:`Deferred` (a ``BaseException``, so no ``except Exception`` in a
    parser on the way turns it into a verdict);
-2. the blocks every stopped task asked for are fetched at once, concurrently (one round trip);
-3. the stopped tasks run again from their start, now further along (their earlier reads hit the cache).
+2. the blocks a stopped task asked for are requested at once, concurrently with those of the tasks before it
+   (:meth:`~azvhdaudit.sources.RemoteFile.start_blocks`), while the next tasks run: parsing overlaps the waiting;
+3. a stopped task runs again from its start as soon as its own blocks have landed, now further along (its
+   earlier reads hit the cache); one that stopped with no block to wait for (it needs what another task makes)
+   runs again after a task that made something (:func:`progress`).
 
-The rounds are as many as the deepest chain of dependent reads among the tasks, not the sum over all
-tasks. The tasks' results are not kept: the caller runs its code as before afterwards, and every read it
-makes is served from the cache, so the results are the same bytes as without :func:`gather`. A task that
-fails for any other reason is dropped here; the caller's own run meets the same failure and reports it.
+The round trips are as many as the deepest chain of dependent reads among the tasks, not the sum over all
+tasks: a task counts one more when it waited for requests that it, or a task as deep as it, made (none when it
+waited for requests made earlier by shallower tasks). The tasks' results are not kept: the caller runs its code
+as before afterwards, and every read it makes is served from the cache, so the results are the same bytes as
+without :func:`gather`. A task that fails for any other reason is dropped here; the caller's own run meets the
+same failure and reports it. :func:`warm` reads a range so that all its blocks are asked for in one round.
 
 A gather inside a task of another gather (a rule that reads its files side by side, itself read ahead with the
 other rules by :mod:`azvhdaudit.prefetch`) does not fetch on its own: its tasks' blocks join the outer round,

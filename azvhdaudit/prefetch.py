@@ -9,8 +9,10 @@ one every read that misses the cache is a network round trip, and the chains add
 hives, the OS facts) and the rules of the default profile on a scratch copy of the image under one
 :func:`azvhdaudit.batch.gather`: independent branches advance side by side (the boot store's lookup next to
 the path to the hives, the rules next to the OS facts), one round trip per step for all of them together.
-The image is then opened as always, and the engine runs the rules as always, every read served from the
-cache; the scratch copy's outcomes are discarded, so the report is the same bytes as without it.
+The image is then opened as always, every read served from the cache. A rule the read-ahead completed with the
+OS facts the real run has and with every read done is kept (:class:`Kept`: its outcome, or what it raised): the
+engine replays it instead of running the rule a second time, with the default profile and options only (those
+the read-ahead ran). The reports are the same bytes as a local audit's (the remote tests compare them).
 
 Two things keep the chains short there. A hive's first :data:`HIVE_HEAD` bytes come in the round of its base block
 (:func:`azvhdaudit.batch.warm`), so the rules' first steps into it are there when they start. And a rule reads its
@@ -19,8 +21,8 @@ rule runs on to its next file, and it runs again once every block it asked for i
 one after another (each boot driver's headers) so waits as many rounds as its deepest file, not as their sum.
 
 :func:`read_ahead` (called by the engine before it runs the rules) reads ahead, side by side, the rules the
-image's read-ahead did not complete with the same profile and options: none after a default audit, so the
-rules do not run a second time there. On a local image (or with ``AZVHDAUDIT_BATCH=0``) nothing runs.
+image's read-ahead did not keep, and gives the engine those it kept. On a local image (or with
+``AZVHDAUDIT_BATCH=0``) nothing runs and nothing is kept: a local audit runs as before.
 """
 
 from __future__ import annotations

@@ -45,12 +45,13 @@ fetched together: :meth:`RemoteFile.prefetch` / :meth:`RemoteFile.read_many` for
 (a file's first 320 KiB and last sector before its format is known, the VHDX metadata and the start of its
 BAT), and :func:`azvhdaudit.batch.gather` for the chains of reads the layers above make (the partitions'
 first sectors, and the opening of the image with every rule of the default profile read ahead in one
-gather by :mod:`azvhdaudit.prefetch`), which asks this file for all their missing blocks at once. A
-batch is one round trip of requests sent concurrently, at most :data:`MAX_IN_FLIGHT` (16) at a time, from a
-thread pool kept for the file's life; ``stats.round_trips`` counts the round trips. On the 127 GiB benchmark
-VHDX at 50 ms of added latency the audit takes 17 round trips (107 one request at a time) and 84 requests,
-8.2 MB (7.4 MB one at a time); see ``bench/results-fleet.md``. The first round trip is the size lookup and the
-file's first :data:`FIRST_READ` bytes side by side (what every format reads first).
+gather by :mod:`azvhdaudit.prefetch`), which asks this file for each stopped task's missing blocks at once
+(:meth:`RemoteFile.start_blocks`) and runs the task again as soon as they land. Requests are sent concurrently,
+at most :data:`MAX_IN_FLIGHT` (16) at a time: on the event loop of an asynchronous file system (fsspec's HTTP,
+adlfs), else from a thread pool kept for the file's life; ``stats.round_trips`` counts the sequential round
+trips. On the 127 GiB benchmark VHDX at 50 ms of added latency the audit takes 15 round trips (107 one request
+at a time) and 95 requests, 8.4 MB (7.4 MB one at a time); see ``bench/results-fleet.md``. The first round trip
+is the size lookup and the file's first :data:`FIRST_READ` bytes side by side (what every format reads first).
 """
 
 from __future__ import annotations
