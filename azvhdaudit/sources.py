@@ -255,6 +255,8 @@ class RemoteFile(ReadOnlyStream):
                 raise Deferred
         self.stats.block_hits += len(blocks)
         self.stats.block_misses += len(missing)
+        if missing:
+            self.stats.most_in_flight = max(self.stats.most_in_flight, 1)
         for run_start, run_end in _runs(missing):
             data = self._fetch(run_start * bs, min(run_end * bs, self.size))
             for index in range(run_start, run_end):
