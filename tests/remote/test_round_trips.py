@@ -351,3 +351,21 @@ def test_a_rule_reading_files_one_after_another_waits_for_its_deepest_file(http_
 
         # three fetches for the four files, not twelve
         assert gather([rule]) == 3
+
+
+@pytest.mark.tools
+def test_warm_asks_for_every_block_of_a_range_in_one_round(http_server: rs.HttpServer) -> None:
+    from azvhdaudit.batch import warm
+
+    fh, _ = open_source(f"{http_server.url}/win7.vhd")
+    with fh:
+
+        def piecewise(start: int) -> None:  # a reader that reads a range a piece at a time, each read stopping it
+            for piece in range(4):
+                fh.pread(start + piece * BLOCK_SIZE, BLOCK_SIZE)
+
+        trips = fh.stats.round_trips
+        assert gather([lambda: piecewise(20 * BLOCK_SIZE)]) == 4
+        # warmed first: the four blocks asked for at once, then the reader finds them all
+        assert gather([lambda: (warm(fh, 40 * BLOCK_SIZE, 4 * BLOCK_SIZE), piecewise(40 * BLOCK_SIZE))]) == 1
+        assert fh.stats.round_trips == trips + 5
