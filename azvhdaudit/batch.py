@@ -9,13 +9,18 @@ independent reading tasks side by side without threads and without the layers in
 1. every task runs; when a read misses the remote source's block cache, the source records the blocks it
    needs and stops the task with :class:`Deferred` (a ``BaseException``, so no ``except Exception`` in a
    parser on the way turns it into a verdict);
-2. the blocks every stopped task asked for are fetched at once, concurrently (one round trip);
-3. the stopped tasks run again from their start, now further along (their earlier reads hit the cache).
+2. the blocks a stopped task asked for are requested at once, concurrently with those of the tasks before it
+   (:meth:`~azvhdaudit.sources.RemoteFile.start_blocks`), while the next tasks run: parsing overlaps the waiting;
+3. a stopped task runs again from its start as soon as its own blocks have landed, now further along (its
+   earlier reads hit the cache); one that stopped with no block to wait for (it needs what another task makes)
+   runs again after a task that made something (:func:`progress`).
 
-The rounds are as many as the deepest chain of dependent reads among the tasks, not the sum over all
-tasks. The tasks' results are not kept: the caller runs its code as before afterwards, and every read it
-makes is served from the cache, so the results are the same bytes as without :func:`gather`. A task that
-fails for any other reason is dropped here; the caller's own run meets the same failure and reports it.
+The round trips are as many as the deepest chain of dependent reads among the tasks, not the sum over all
+tasks: a task counts one more when it waited for requests that it, or a task as deep as it, made (none when it
+waited for requests made earlier by shallower tasks). The tasks' results are not kept: the caller runs its code
+as before afterwards, and every read it makes is served from the cache, so the results are the same bytes as
+without :func:`gather`. A task that fails for any other reason is dropped here; the caller's own run meets the
+same failure and reports it. :func:`warm` reads a range so that all its blocks are asked for in one round.
 
 A gather inside a task of another gather (a rule that reads its files side by side, itself read ahead with the
 other rules by :mod:`azvhdaudit.prefetch`) does not fetch on its own: its tasks' blocks join the outer round,
@@ -30,11 +35,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "wants"]
+__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "progress", "wants", "warm"]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +51,19 @@ MAX_ROUNDS = 32
 
 
 class _Fetcher(Protocol):
+    stats: Any
+
     @property
     def cache_capacity(self) -> int:
         """Blocks the source's cache holds: what one gather may fetch before it pushes out its own blocks."""
 
-    def fetch_blocks(self, indexes: Iterable[int]) -> None: ...
+    def start_blocks(self, indexes: Iterable[int]) -> tuple[set[Future[bytes]], int]: ...
+
+    def block_of(self, future: Future[bytes]) -> int: ...
+
+    def land(self, future: Future[bytes]) -> None: ...
+
+    def abandon(self) -> None: ...
 
 
 class Deferred(BaseException):
@@ -68,6 +83,8 @@ class Wants:
         self.fetched = fetched if fetched is not None else {}
         #: reads too large for the gather met so far (see :meth:`room`): their tasks are dropped
         self.oversized = 0
+        #: whether the task made something others may wait for (:func:`progress`)
+        self.progressed = False
 
     def room(self, source: _Fetcher, count: int) -> bool:
         """Whether ``count`` more blocks of ``source`` fit in this gather: at most half the source's cache in
@@ -96,44 +113,106 @@ def wants() -> Wants | None:
     return _WANTS.get()
 
 
-def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) -> int:
-    """Run independent reading ``tasks`` so that their remote reads are fetched together; return the rounds.
+class _Task:
+    """A task of :func:`gather`, its depth (the round trips it waited for, one after another, counting those of the
+    task whose work it waited for) and the requests it waits on."""
 
-    Each round runs the tasks still waiting, then fetches every block they asked for in one batch per
-    source (concurrently, see :meth:`azvhdaudit.sources.RemoteFile.fetch_blocks`). Errors of the fetch
-    itself propagate (an :class:`~azvhdaudit.errors.ImageError` naming the URL and the range); any other
-    failure of a task only drops the task. Results are discarded: run the real code afterwards.
+    __slots__ = ("run", "depth", "waits", "awaited")
+
+    def __init__(self, run: Callable[[], Any]) -> None:
+        self.run = run
+        self.depth = 0
+        self.waits: set[Future[bytes]] = set()
+        self.awaited: tuple[Future[bytes], ...] = ()
+
+
+def gather(tasks: Iterable[Callable[[], Any]], *, max_rounds: int = MAX_ROUNDS) -> int:
+    """Run independent reading ``tasks`` so that their remote reads are fetched together; return the rounds: the
+    most round trips a task waited for one after another (the sequential round trips).
+
+    A task stopped by a missing block asks for its blocks at once, concurrently with those of the tasks before it
+    (:meth:`azvhdaudit.sources.RemoteFile.start_blocks`), and runs again as soon as they are there while the other
+    tasks run, so that parsing overlaps the waiting. A task stopped with no block to wait for (one that needs what
+    another task makes) runs again after a task that made something (:func:`progress`). Errors of the fetch itself
+    propagate (an :class:`~azvhdaudit.errors.ImageError` naming the URL and the range) once every request still on
+    its way has ended; any other failure of a task only drops the task. Results are discarded: run the real code
+    afterwards.
     """
     outer = _WANTS.get()
     if outer is not None:
         return _within(outer, list(tasks))
-    pending = list(tasks)
-    rounds = 0
+    ready = deque(_Task(task) for task in tasks)
+    parked: list[_Task] = []  # waiting on fetches
+    idle: list[_Task] = []  # waiting on another task
+    source_of: dict[Future[bytes], _Fetcher] = {}
+    depth_of: dict[Future[bytes], int] = {}  # the depth of the task that made each request, plus one
     fetched: dict[int, int] = {}
-    while pending and rounds < max_rounds:
-        rounds += 1
-        collected = Wants(fetched)
-        waiting: list[Callable[[], Any]] = []
-        token = _WANTS.set(collected)
-        try:
-            for task in pending:
-                oversized = collected.oversized
+    sources: dict[int, _Fetcher] = {}
+    deepest = 0
+    try:
+        while ready or parked:
+            while ready:
+                task = ready.popleft()
+                collected = Wants(fetched)
+                token = _WANTS.set(collected)
                 try:
-                    task()
+                    task.run()
                 except Deferred:
-                    if collected.oversized == oversized:
-                        waiting.append(task)
+                    if collected.oversized or task.depth >= max_rounds:
+                        continue
+                    for key, (source, indexes) in collected.blocks.items():
+                        sources[key] = source
+                        started, new = source.start_blocks(indexes)
+                        fetched[key] = fetched.get(key, 0) + new
+                        for future in started:
+                            source_of[future] = source
+                            depth_of.setdefault(future, task.depth + 1)
+                        task.waits |= started
+                    task.awaited = tuple(task.waits)
+                    (parked if task.waits else idle).append(task)
                 except Exception as err:  # the caller's own run meets it again and reports it there
-                    log.debug("read-ahead task %r stopped: %s", task, err)
-        finally:
-            _WANTS.reset(token)
-        if not collected:
-            break
-        for key, (source, indexes) in collected.blocks.items():
-            source.fetch_blocks(indexes)
-            fetched[key] = fetched.get(key, 0) + len(indexes)
-        pending = waiting
-    return rounds
+                    log.debug("read-ahead task %r stopped: %s", task.run, err)
+                finally:
+                    _WANTS.reset(token)
+                if collected.progressed and idle:
+                    for waiting in idle:
+                        waiting.depth = max(waiting.depth, task.depth)
+                    ready.extend(idle)
+                    idle = []
+            if not parked:
+                break
+            done, _ = wait(set().union(*(task.waits for task in parked)), return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: source_of[f].block_of(f)):
+                source_of[future].land(future)
+            still: list[_Task] = []
+            for task in parked:
+                task.waits -= done
+                if task.waits:
+                    still.append(task)
+                    continue
+                # one round trip more for a task that waited for requests it made, or made by tasks as deep as it;
+                # none for one whose requests were all made by shallower tasks, earlier
+                task.depth = max(task.depth, *(min(depth_of[f], task.depth + 1) for f in task.awaited))
+                task.awaited = ()
+                deepest = max(deepest, task.depth)
+                ready.append(task)
+            parked = still
+    except BaseException:
+        for source in sources.values():
+            source.abandon()
+        raise
+    counted = {id(source.stats): source.stats for source in sources.values()}
+    for stats in counted.values():
+        stats.round_trips += deepest
+    return deepest
+
+
+def progress() -> None:
+    """Say, from a task of :func:`gather`, that it made something other tasks may wait for (an opened volume, a
+    built context): the tasks stopped with no block to wait for run again after it. Outside a gather, nothing."""
+    collected = _WANTS.get()
+    if collected is not None:
+        collected.progressed = True
 
 
 def _within(outer: Wants, tasks: list[Callable[[], Any]]) -> int:
@@ -152,6 +231,24 @@ def _within(outer: Wants, tasks: list[Callable[[], Any]]) -> int:
     if deferred:
         raise Deferred
     return 1
+
+
+def warm(fh: Any, offset: int, length: int, chunk: int = 64 * 1024) -> None:
+    """Read ``length`` bytes of ``fh`` at ``offset`` so that, inside a :func:`gather` round, every block they lie
+    in is asked for in this round: chunk by chunk, a chunk whose blocks are missing noting them and the next
+    chunk read all the same (one read would stop at its first missing block); :class:`Deferred` at the end when
+    any was missing. The bytes are not kept. Outside a gather it reads them (what a cache below keeps)."""
+    missing = False
+    end = offset + length
+    while offset < end:
+        fh.seek(offset)
+        try:
+            fh.read(min(chunk, end - offset))
+        except Deferred:
+            missing = True
+        offset += chunk
+    if missing:
+        raise Deferred
 
 
 def enabled() -> bool:

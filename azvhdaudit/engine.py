@@ -30,7 +30,7 @@ from azvhdaudit.errors import (
     RegistryError,
 )
 from azvhdaudit.facts import ImageFacts
-from azvhdaudit.prefetch import read_ahead
+from azvhdaudit.prefetch import Kept, read_ahead
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.report import Outcome, Report, Result, Status
 from azvhdaudit.rules.base import PROFILES as _PROFILE_BASELINES
@@ -179,17 +179,18 @@ def judged(rule: Rule, outcome: Outcome, ctx: AuditContext) -> Outcome:
     return outcome if status is Status.FAIL else replace(outcome, status=status)
 
 
-def evaluate(rule: Rule, ctx: AuditContext) -> Outcome:
+def evaluate(rule: Rule, ctx: AuditContext, kept: Kept | None = None) -> Outcome:
     """Run one rule on a context and make its outcome: the signals a rule raises (:class:`NotApplicable`,
     :class:`NotChecked`) and evidence that cannot be read become not applicable / not checked, any other
     exception an error of the rule; an unmet requirement gets the status the rule's severity gives it
-    (:func:`judged`, which sees every outcome)."""
-    return judged(rule, _checked(rule, ctx), ctx)
+    (:func:`judged`, which sees every outcome). ``kept``: the rule's check as a remote image's read-ahead ran it
+    (:class:`azvhdaudit.prefetch.Kept`), taken instead of running it again."""
+    return judged(rule, _checked(rule, ctx, kept), ctx)
 
 
-def _checked(rule: Rule, ctx: AuditContext) -> Outcome:
+def _checked(rule: Rule, ctx: AuditContext, kept: Kept | None = None) -> Outcome:
     try:
-        return rule.check(ctx)
+        return rule.check(ctx) if kept is None else kept.replay()  # type: ignore[no-any-return]
     except NotApplicable as signal:
         return Outcome(Status.NOT_APPLICABLE, signal.reason, reason=signal.reason)
     except NotChecked as missing:
@@ -271,11 +272,11 @@ def _run(
     by_rule = {w.rule: w for w in waivers}
     results = []
     decisions = [(rule, _decided(rule, role, disk, no_windows)) for rule in rules]
-    # a generator: on a local image read_ahead returns before asking for any rule
-    read_ahead(ctx, (rule for rule, decided in decisions if decided is None))
+    # a generator: on a local image read_ahead returns before asking for any rule (and keeps none)
+    kept = read_ahead(ctx, (rule for rule, decided in decisions if decided is None))
     for rule, decided in decisions:
         started = time.perf_counter()
-        outcome = decided if decided is not None else evaluate(rule, ctx)
+        outcome = decided if decided is not None else evaluate(rule, ctx, kept.get(rule.id))
         result = _result(rule, outcome, disk, (time.perf_counter() - started) * 1000)
         waiver = by_rule.get(rule.id)
         # a waiver sets aside a verdict; "not applicable to this disk's role" is none

@@ -45,12 +45,13 @@ fetched together: :meth:`RemoteFile.prefetch` / :meth:`RemoteFile.read_many` for
 (a file's first 320 KiB and last sector before its format is known, the VHDX metadata and the start of its
 BAT), and :func:`azvhdaudit.batch.gather` for the chains of reads the layers above make (the partitions'
 first sectors, and the opening of the image with every rule of the default profile read ahead in one
-gather by :mod:`azvhdaudit.prefetch`), which asks this file for all their missing blocks at once. A
-batch is one round trip of requests sent concurrently, at most :data:`MAX_IN_FLIGHT` (16) at a time, from a
-thread pool kept for the file's life; ``stats.round_trips`` counts the round trips. On the 127 GiB benchmark
-VHDX at 50 ms of added latency the audit takes 17 round trips (107 one request at a time) and 84 requests,
-8.2 MB (7.4 MB one at a time); see ``bench/results-fleet.md``. The first round trip is the size lookup and the
-file's first :data:`FIRST_READ` bytes side by side (what every format reads first).
+gather by :mod:`azvhdaudit.prefetch`), which asks this file for each stopped task's missing blocks at once
+(:meth:`RemoteFile.start_blocks`) and runs the task again as soon as they land. Requests are sent concurrently,
+at most :data:`MAX_IN_FLIGHT` (16) at a time: on the event loop of an asynchronous file system (fsspec's HTTP,
+adlfs), else from a thread pool kept for the file's life; ``stats.round_trips`` counts the sequential round
+trips. On the 127 GiB benchmark VHDX at 50 ms of added latency the audit takes 15 round trips (107 one request
+at a time) and 95 requests, 8.4 MB (7.4 MB one at a time); see ``bench/results-fleet.md``. The first round trip
+is the size lookup and the file's first :data:`FIRST_READ` bytes side by side (what every format reads first).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ import posixpath
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
@@ -203,6 +204,10 @@ class RemoteFile(ReadOnlyStream):
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()  # the requests of a batch count from several threads
         self._pool: ThreadPoolExecutor | None = None
+        #: requests of start_blocks() not landed yet: the range of each, and the request each block waits on
+        self._runs: dict[Future[bytes], tuple[int, int]] = {}
+        self._pending: dict[int, Future[bytes]] = {}
+        self._gate: Any = None  # the asyncio.Semaphore of the requests on an asynchronous file system's loop
 
     @property
     def cache_capacity(self) -> int:
@@ -250,6 +255,8 @@ class RemoteFile(ReadOnlyStream):
                 raise Deferred
         self.stats.block_hits += len(blocks)
         self.stats.block_misses += len(missing)
+        if missing:
+            self.stats.most_in_flight = max(self.stats.most_in_flight, 1)
         for run_start, run_end in _runs(missing):
             data = self._fetch(run_start * bs, min(run_end * bs, self.size))
             for index in range(run_start, run_end):
@@ -304,48 +311,128 @@ class RemoteFile(ReadOnlyStream):
         requests concurrently (at most ``max_in_flight`` at once): one round trip. The first request that
         fails raises :class:`~azvhdaudit.errors.ImageError` naming the URL and its range; requests not
         started yet are cancelled and those in flight are waited for, so nothing outlives the call."""
+        if not self.is_remote:
+            bs = self.block_size
+            last = (self.size - 1) // bs if self.size else -1
+            missing = sorted({i for i in indexes if 0 <= i <= last and self._cache.get(i) is None})
+            for index, (start, end) in enumerate(_runs(missing[: self._cache.capacity])):
+                data = self._fetch(start * bs, min(end * bs, self.size), round_trip=not index)
+                for number in range(end - start):
+                    self._cache.put(start + number, data[number * bs : (number + 1) * bs])
+            self.stats.most_in_flight = max(self.stats.most_in_flight, 1 if missing else 0)
+            return
+        futures, _ = self.start_blocks(indexes)
+        if not futures:
+            return
+        self.stats.round_trips += 1
+        try:
+            wait(futures)
+            for future in futures:
+                self.land(future)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def start_blocks(self, indexes: Iterable[int]) -> tuple[set[Future[bytes]], int]:
+        """Start fetching the blocks at ``indexes`` that are neither cached nor on their way, one request per run of
+        adjacent blocks, in the file's thread pool (at most ``max_in_flight`` requests at once, the others queued);
+        return the requests every block asked for waits on (those started here and those already on their way), and
+        how many blocks were started here.
+        :meth:`land` puts a finished request's blocks in the cache; :meth:`abandon` ends them all."""
         bs = self.block_size
         last = (self.size - 1) // bs if self.size else -1
-        missing = sorted({i for i in indexes if 0 <= i <= last and self._cache.get(i) is None})
-        if not missing:
-            return
-        if len(missing) > self._cache.capacity:
-            # more than the cache holds would push out what was just fetched: fetch what fits
-            missing = missing[: self._cache.capacity]
-        runs = [(start * bs, min(end * bs, self.size)) for start, end in _runs(missing)]
-        if len(runs) == 1 or not self.is_remote:
-            results = [self._fetch(start, end, round_trip=not index) for index, (start, end) in enumerate(runs)]
-            self.stats.most_in_flight = max(self.stats.most_in_flight, 1)
-        else:
-            results = self._fetch_concurrently(runs)
-        for (start, end), data in zip(runs, results, strict=True):
-            for number in range((end - start + bs - 1) // bs):
-                self._cache.put(start // bs + number, data[number * bs : (number + 1) * bs])
+        waiting: set[Future[bytes]] = set()
+        new: list[int] = []
+        for index in sorted(set(indexes)):
+            if not 0 <= index <= last or self._cache.get(index) is not None:
+                continue
+            future = self._pending.get(index)
+            if future is None:
+                new.append(index)
+            else:
+                waiting.add(future)
+        room = self._cache.capacity - len(self._pending)
+        if len(new) > room:  # more than the cache holds would push out what was just fetched: fetch what fits
+            new = new[: max(0, room)]
+        for first, end in _runs(new):
+            start, stop = first * bs, min(end * bs, self.size)
+            future = self._submit(start, stop)
+            self._runs[future] = (start, stop)
+            for index in range(first, end):
+                self._pending[index] = future
+            waiting.add(future)
+        if new:
+            flying = min(self.max_in_flight, len(self._runs))
+            self.stats.most_in_flight = max(self.stats.most_in_flight, flying)
+        return waiting, len(new)
 
-    def _fetch_concurrently(self, runs: list[tuple[int, int]]) -> list[bytes]:
-        self.stats.round_trips += 1
-        workers = min(self.max_in_flight, len(runs))
-        self.stats.most_in_flight = max(self.stats.most_in_flight, workers)
-        results: dict[tuple[int, int], bytes] = {}
+    def block_of(self, future: Future[bytes]) -> int:
+        """The first byte a request of :meth:`start_blocks` asked for (-1 for one not of this file)."""
+        return self._runs.get(future, (-1, 0))[0]
+
+    def land(self, future: Future[bytes]) -> None:
+        """Put the blocks of a finished request of :meth:`start_blocks` in the cache (the caller's thread). A request
+        that failed raises its error: of the requests that failed by then, the first in the file (the same whichever
+        came back first), after the others have been cancelled or waited for."""
+        where = self._runs.get(future)
+        if where is None:
+            return
+        if future.exception() is not None:
+            self.abandon()
+        start, stop = self._runs.pop(future)
+        data = future.result()
+        bs = self.block_size
+        for number in range((stop - start + bs - 1) // bs):
+            index = start // bs + number
+            if self._pending.get(index) is future:
+                del self._pending[index]
+            self._cache.put(index, data[number * bs : (number + 1) * bs])
+
+    def abandon(self) -> None:
+        """End every request of :meth:`start_blocks`: those not started are cancelled, those in flight waited for.
+        Of those that failed, the error of the first in the file is raised."""
+        runs, self._runs = self._runs, {}
+        self._pending.clear()
+        for future in runs:
+            future.cancel()
+        wait(runs)
+        failed = [f for f in runs if not f.cancelled() and f.exception() is not None]
+        if failed:
+            raise min(failed, key=lambda f: runs[f]).exception()  # type: ignore[misc]
+
+    def _submit(self, start: int, end: int) -> Future[bytes]:
+        """Start one range request: on the event loop of an asynchronous file system (fsspec's HTTP, adlfs), at
+        most ``max_in_flight`` at once, without a thread of its own; else in the file's thread pool."""
+        fs = self._fs
+        loop = getattr(fs, "loop", None) if getattr(fs, "async_impl", False) else None
+        if loop is not None and self._path is not None and hasattr(fs, "_cat_file"):
+            import asyncio
+
+            if self._gate is None:
+                self._gate = asyncio.Semaphore(self.max_in_flight)
+            return asyncio.run_coroutine_threadsafe(self._fetch_range_async(start, end), loop)
         if self._pool is None:
             # kept for the file's life (threads started once, not per batch); shut down by close()
             self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="azvhdaudit-range")
-        pool = self._pool
-        futures: dict[Future[bytes], tuple[int, int]] = {
-            pool.submit(self._fetch_range, start, end): (start, end) for start, end in runs
-        }
-        done, not_done = wait(futures, return_when=FIRST_EXCEPTION)
-        if any(future.exception() is not None for future in done):
-            for future in not_done:
-                future.cancel()
-            wait(not_done)  # the ones already in flight: let them finish before leaving
-            # of the requests that failed, name the first range in the file (the same whichever came back first)
-            failed = [f for f in futures if not f.cancelled() and f.exception() is not None]
-            first = min(failed, key=lambda f: futures[f])
-            raise first.exception()  # type: ignore[misc]
-        for future, where in futures.items():
-            results[where] = future.result()
-        return [results[where] for where in runs]
+        return self._pool.submit(self._fetch_range, start, end)
+
+    async def _fetch_range_async(self, start: int, end: int) -> bytes:
+        """:meth:`_fetch_range` on the file system's event loop."""
+        assert self._gate is not None
+        async with self._gate:
+            with self._stats_lock:
+                self.stats.requests += 1
+            try:
+                data = await self._fs._cat_file(self._path, start=start, end=end)
+            except FileNotFoundError as err:
+                raise ImageError(
+                    f"{self._url}: the file went away while reading bytes {start}-{end - 1}: {err}"
+                ) from err
+            except Exception as err:
+                raise ImageError(
+                    f"{self._url}: cannot read bytes {start}-{end - 1}: {type(err).__name__}: {err}"
+                ) from err
+        return self._check_length(start, end, data)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         """One range request of a batch: through the file system (the handle is not shared between threads)."""
@@ -392,6 +479,10 @@ class RemoteFile(ReadOnlyStream):
 
     def close(self) -> None:
         if not self.closed:
+            try:
+                self.abandon()
+            except ImageError:  # closing ends the requests; their errors were the caller's to see, or nobody's
+                log.debug("closing %s ended a failed request", self._url)
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None

@@ -2,10 +2,12 @@
 
     python bench/latency.py [--delay 0.05] [--rounds 3] [--out bench/results-fleet.md]
 
-Starts a Range-honouring HTTP server on 127.0.0.1 only (``tests/remote/remote_servers.py``) that answers
-every request ``--delay`` seconds late (a store in another region), and audits the benchmark images of
-``bench/images.py`` through it with ``azvhdaudit.fleet.audit_source`` (the whole ``azure`` profile), twice
-per round:
+Starts a Range-honouring HTTP server on 127.0.0.1 only (``tests/remote/remote_servers.py``), in a process of
+its own as a store is, that answers every request ``--delay`` seconds late (a store in another region), and
+audits the benchmark images of ``bench/images.py`` through it with ``azvhdaudit.fleet.audit_source`` (the whole
+``azure`` profile). Then the 127 GiB VHDX as an Azure page blob: Azurite (found as the remote tests find it)
+with the image's non-zero pages written, behind a TCP proxy on 127.0.0.1 that holds every request ``--delay``
+seconds (``remote_servers.serve_delay_proxy``). Each image is audited twice per round:
 
 - **sequential**: batching switched off in the same code (``AZVHDAUDIT_BATCH=0``), so every range is fetched
   on its own, one after the other, as before reads were batched;
@@ -47,6 +49,11 @@ import remote_servers as rs  # noqa: E402
 from azvhdaudit.fleet import audit_source  # noqa: E402
 
 SECTION = "## Latency"
+#: the image also read as an Azure page blob
+BLOB_IMAGE = "bench-127g.vhdx"
+#: non-zero page runs closer than this are written as one page range (Azurite reads a blob of many thousand small
+#: ranges slowly, a cost of the emulator that Azure does not have)
+JOIN_GAP = 1024 * 1024
 IMAGES = (
     ("bench-127g.vhdx", "127 GiB Generation 2 dynamic VHDX"),
     ("bench-127g.vhd", "127 GiB Generation 2 fixed VHD"),
@@ -103,10 +110,100 @@ def fleet(urls: list[str], workers: int, batched: bool, per_worker: int) -> tupl
     return float(seconds), int(count), int(bad)
 
 
-def one(url: str) -> tuple[float, dict[str, Any], Any]:
+def one(url: str, options: dict[str, Any]) -> tuple[float, dict[str, Any], Any]:
     started = time.perf_counter()
-    report = audit_source(url)
+    report = audit_source(url, storage_options=options or None)
     return time.perf_counter() - started, report.facts["extra"]["io"], report
+
+
+def measure(
+    args: argparse.Namespace,
+    url: str,
+    options: dict[str, Any],
+    local: Any,
+    what: str,
+    store: str,
+    ways: tuple[str, ...] = ("sequential", "batched"),
+) -> list[dict[str, Any]]:
+    """The rows of one image in one store: sequential and batched, taking turns ``--rounds`` times."""
+    one(url, options)  # the first audit in the process loads the readers: not timed
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    trips: dict[str, list[int]] = {way: [] for way in ways}
+    counters: dict[str, dict[str, Any]] = {}
+    for _ in range(args.rounds):
+        for way in ways:
+            with sequential() if way == "sequential" else contextlib.nullcontext():
+                seconds, io, report = one(url, options)
+            if rs.comparable(report) != local:
+                raise SystemExit(f"{url} ({way}): the report differs from the local audit's")
+            times[way].append(seconds)
+            trips[way].append(io["round_trips"])
+            counters[way] = dict(io)
+            print(
+                f"{what} {store} {way}: {seconds:.2f} s, {io['round_trips']} round trips, "
+                f"{io['requests']} requests, {io['bytes_read']:,} bytes",
+                file=sys.stderr,
+            )
+    return [
+        {
+            "image": what,
+            "store": store,
+            "way": way,
+            "seconds": statistics.median(times[way]),
+            "low": min(times[way]),
+            "high": max(times[way]),
+            **counters[way],
+            # the depth can differ by one from run to run: which task of a gather makes what others wait for
+            # depends on the order the answers land in
+            "round_trips": (
+                str(min(trips[way])) if min(trips[way]) == max(trips[way]) else f"{min(trips[way])}-{max(trips[way])}"
+            ),
+        }
+        for way in ways
+    ]
+
+
+def page_blob(args: argparse.Namespace, image: Path) -> tuple[str, dict[str, Any], dict[str, Any], Any] | None:
+    """Azurite with ``image`` written as a page blob, behind a proxy adding ``--delay`` to every request: the URL,
+    the storage options through the proxy and straight to Azurite, and a function that stops both; ``None`` without
+    Azurite."""
+    try:
+        azurite = rs.start_azurite(args.work / "azurite-latency")
+    except RuntimeError as err:
+        print(f"{err}", file=sys.stderr)
+        return None
+    proxy = None
+    try:
+        from azure.storage.blob import BlobServiceClient
+
+        service = BlobServiceClient.from_connection_string(azurite.connection_string)
+        container = service.create_container("images")
+        started = time.perf_counter()
+        upload = rs.upload_page_blob(container, f"page/{image.name}", image, join_gap=JOIN_GAP)
+        print(
+            f"page blob: {upload.pages_written * rs.PAGE:,} bytes of pages written in {upload.calls} calls in "
+            f"{time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+        )
+        proxy = rs.spawn_delay_proxy(azurite.port, args.delay)
+        endpoint = f"http://127.0.0.1:{proxy.url}/{rs.ACCOUNT}"
+        options = {
+            "connection_string": (
+                f"DefaultEndpointsProtocol=http;AccountName={rs.ACCOUNT};AccountKey={rs.ACCOUNT_KEY};"
+                f"BlobEndpoint={endpoint};"
+            )
+        }
+    except BaseException:
+        if proxy is not None:
+            proxy.stop()
+        azurite.stop()
+        raise
+
+    def stop() -> None:
+        proxy.stop()
+        azurite.stop()
+
+    return f"az://images/page/{image.name}", options, {"connection_string": azurite.connection_string}, stop
 
 
 #: the machine's load average when main() started, for the results' header
@@ -130,40 +227,27 @@ def main(argv: list[str] | None = None) -> int:
 
     built = bench_images.build_all(args.work)
     directory = Path(built["bench-127g.vhdx"]).parent
-    server = rs.start_http(directory, delay=args.delay)
-    rows = []
+    server = rs.spawn_http(directory, delay=args.delay)
+    rows: list[dict[str, Any]] = []
+    fleet_rows = []
     try:
+        locals_ = {name: rs.comparable(audit_source(str(directory / name))) for name, _ in IMAGES}
         for file_name, what in IMAGES:
-            url = f"{server.url}/{file_name}"
-            local = rs.comparable(audit_source(str(directory / file_name)))
-            times: dict[str, list[float]] = {"sequential": [], "batched": []}
-            counters: dict[str, dict[str, Any]] = {}
-            for _ in range(args.rounds):
-                for way in ("sequential", "batched"):
-                    server.log.clear()
-                    with sequential() if way == "sequential" else contextlib.nullcontext():
-                        seconds, io, report = one(url)
-                    if rs.comparable(report) != local:
-                        raise SystemExit(f"{file_name} ({way}): the report differs from the local audit's")
-                    times[way].append(seconds)
-                    counters[way] = {**io, "server_most_in_flight": server.log.most_in_flight}
-                    print(
-                        f"{file_name} {way}: {seconds:.2f} s, {io['round_trips']} round trips, "
-                        f"{io['requests']} requests, {io['bytes_read']:,} bytes",
-                        file=sys.stderr,
-                    )
-            for way in ("sequential", "batched"):
-                rows.append(
-                    {
-                        "image": what,
-                        "way": way,
-                        "seconds": statistics.median(times[way]),
-                        "low": min(times[way]),
-                        "high": max(times[way]),
-                        **counters[way],
-                    }
+            rows += measure(args, f"{server.url}/{file_name}", {}, locals_[file_name], what, "HTTP")
+        blob = page_blob(args, directory / BLOB_IMAGE)
+        if blob is None:
+            print("Azurite not found: the page blob rows are left out", file=sys.stderr)
+        else:
+            url, options, direct, stop = blob
+            try:
+                what = dict(IMAGES)[BLOB_IMAGE]
+                rows += measure(args, url, options, locals_[BLOB_IMAGE], what, "Azure page blob (Azurite)")
+                # the emulator's own cost: the same audit without the added delay
+                rows += measure(
+                    args, url, direct, locals_[BLOB_IMAGE], what, "Azure page blob (Azurite), no delay", ("batched",)
                 )
-        fleet_rows = []
+            finally:
+                stop()
         urls = [f"{server.url}/bench-127g.vhdx"] * args.fleet
         for way, batched, per_worker in FLEET_WAYS if urls else ():
             seconds, count, bad = fleet(urls, args.workers, batched, per_worker)
@@ -185,21 +269,26 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list
         f"{os.cpu_count()} CPUs (shared: times vary with the load; the counters do not).",
         f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}.",
         "",
-        f"A full audit (`azure` profile) of the benchmark images (`bench/images.py`) over HTTP Range from a server "
-        f"on 127.0.0.1 that answers every request {args.delay * 1000:.0f} ms late. *Sequential*: batching "
-        "switched off, every range fetched on its own; *batched*: independent reads fetched together. Round "
-        "trips: requests that had to wait for the one before (a size lookup, a range fetched alone, a batch). "
-        "Most in flight: counted by the server (the end of one answer can overlap the next request's arrival, "
-        "hence a 2 where the client sends one at a time). Both reports equal the local audit's.",
+        f"A full audit (`azure` profile) of the benchmark images (`bench/images.py`), {args.delay * 1000:.0f} ms "
+        "added to every request: over HTTP Range from a server on 127.0.0.1 that answers every request that late, "
+        "and as an Azure page blob from Azurite behind a proxy on 127.0.0.1 that holds every request that long; "
+        "both run in processes of their own, as a store does. *Sequential*: batching switched off, every range "
+        "fetched on its own; *batched*: as shipped, independent reads fetched together and each read-ahead task "
+        "run again as soon as its blocks land. Round trips: the sequential depth, requests that had to wait for "
+        "one before (a size lookup, a range fetched alone, the longest chain of fetches of a gather; a range "
+        "where the rounds differed by the order the answers landed in). Most in flight: requests the client had on "
+        "their way at once. Seconds: the audit in a process that has run one "
+        "already (the readers loaded). Every report equals the local audit's. Azurite (Node.js, one request at a "
+        "time) spends tens of milliseconds of its own on each range of this blob (the no-delay row): the page "
+        "blob's times are the emulator's more than the round trips'.",
         "",
-        "| image | reads | round trips | requests | most in flight at the server | bytes read "
-        "| seconds (median) | min-max |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| image | store | reads | round trips | requests | most in flight | bytes read | seconds (median) | min-max |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['image']} | {row['way']} | {row['round_trips']} | {row['requests']} | "
-            f"{row['server_most_in_flight']} | {row['bytes_read']:,} | {row['seconds']:.2f} | "
+            f"| {row['image']} | {row['store']} | {row['way']} | {row['round_trips']} | {row['requests']} | "
+            f"{row['most_in_flight']} | {row['bytes_read']:,} | {row['seconds']:.2f} | "
             f"{row['low']:.2f}-{row['high']:.2f} |"
         )
     if fleet_rows:

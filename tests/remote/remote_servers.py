@@ -286,8 +286,9 @@ class Azurite:
                 self.process.wait(5)
 
 
-def start_azurite(workdir: Path, timeout: float = 60.0) -> Azurite:
-    """Start Azurite's blob service on a free port, in memory; wait until it accepts connections."""
+def start_azurite(workdir: Path, timeout: float = 60.0, *, in_memory: bool = True) -> Azurite:
+    """Start Azurite's blob service on a free port, in memory (else keeping its data under ``workdir``); wait until it
+    accepts connections."""
     command = azurite_command()
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -299,7 +300,7 @@ def start_azurite(workdir: Path, timeout: float = 60.0) -> Azurite:
             "127.0.0.1",
             "--blobPort",
             str(port),
-            "--inMemoryPersistence",
+            *(["--inMemoryPersistence"] if in_memory else ["--location", str(workdir)]),
             "--skipApiVersionCheck",
             "--loose",
         ],
@@ -367,8 +368,28 @@ class Upload:
     calls: int
 
 
-def upload_page_blob(container: Any, name: str, path: Path) -> Upload:
-    """Create a page blob of the file's size and write only its non-zero pages (``upload_page``)."""
+def joined_runs(runs: Iterator[tuple[int, int]], gap: int) -> Iterator[tuple[int, int]]:
+    """``runs`` with those fewer than ``gap`` bytes apart joined (the zeros between written too), each at most 4 MiB."""
+    current: tuple[int, int] | None = None
+    for offset, length in runs:
+        if (
+            current is not None
+            and offset - (current[0] + current[1]) < gap
+            and offset + length - current[0] <= (MAX_PAGE_WRITE)
+        ):
+            current = (current[0], offset + length - current[0])
+            continue
+        if current is not None:
+            yield current
+        current = (offset, length)
+    if current is not None:
+        yield current
+
+
+def upload_page_blob(container: Any, name: str, path: Path, *, join_gap: int = 0) -> Upload:
+    """Create a page blob of the file's size and write only its non-zero pages (``upload_page``); runs of them fewer
+    than ``join_gap`` bytes apart are written as one, the zero pages between them too (as upload tools write whole
+    chunks: a blob of fewer, larger page ranges)."""
     size = path.stat().st_size
     if size % PAGE:
         raise ValueError(f"{path}: {size} bytes is not a multiple of {PAGE}; a page blob cannot hold it")
@@ -376,7 +397,7 @@ def upload_page_blob(container: Any, name: str, path: Path) -> Upload:
     blob.create_page_blob(size=size)
     pages = calls = 0
     with open(path, "rb") as fh:
-        for offset, length in nonzero_page_runs(path):
+        for offset, length in joined_runs(nonzero_page_runs(path), join_gap):
             fh.seek(offset)
             data = fh.read(length)
             blob.upload_page(data, offset=offset, length=length)
@@ -436,3 +457,101 @@ def comparable(report: Any) -> dict[str, Any]:
         for hive in facts.get("hives", {}).values():
             hive.pop("source", None)
     return data
+
+
+# --- latency, in a process of its own ---------------------------------------------------------------
+
+
+def serve_delay_proxy(upstream_port: int, delay: float, ready: Any = None) -> None:
+    """Forward TCP connections on a free port of 127.0.0.1 to ``upstream_port``, each request ``delay`` seconds late.
+
+    A request is what a client sends after the answer to its previous one (or first on a connection): its first
+    bytes wait ``delay`` seconds before they go on, the rest of it and every answer pass at once. So each HTTP
+    request on a keep-alive connection costs one added round trip, and requests on separate connections overlap,
+    as they would with a store in another region. Prints the port (or calls ``ready(port)``), then serves forever.
+    """
+    import asyncio
+
+    async def pump(reader: Any, writer: Any, state: dict[str, str], direction: str) -> None:
+        try:
+            while True:
+                data = await reader.read(1 << 16)
+                if not data:
+                    break
+                if direction == "up" and state["last"] != "up" and delay:
+                    await asyncio.sleep(delay)
+                state["last"] = direction
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_reader: Any, client_writer: Any) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+        except OSError:
+            client_writer.close()
+            return
+        state = {"last": "down"}
+        await asyncio.gather(pump(client_reader, up_writer, state, "up"), pump(up_reader, client_writer, state, "down"))
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        if ready is None:
+            print(port, flush=True)
+        else:
+            ready(port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+@dataclass
+class Subprocess:
+    """A server running in a process of its own (its work does not share the client's interpreter)."""
+
+    process: subprocess.Popen[str]
+    url: str
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def _spawn(code: str) -> Subprocess:
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); {code}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line:
+        process.wait(10)
+        raise RuntimeError(f"the server process ended with {process.returncode} before it listened")
+    return Subprocess(process=process, url=line)
+
+
+def spawn_http(directory: Path, *, delay: float = 0.0) -> Subprocess:
+    """:func:`start_http` for ``directory`` in a process of its own; ``url`` is its address."""
+    return _spawn(
+        "import time, remote_servers as rs; "
+        f"s = rs.start_http(__import__('pathlib').Path({str(directory)!r}), delay={delay!r}); "
+        "print(s.url, flush=True); time.sleep(1e9)"
+    )
+
+
+def spawn_delay_proxy(upstream_port: int, delay: float) -> Subprocess:
+    """:func:`serve_delay_proxy` in a process of its own; ``url`` is the port it listens on."""
+    return _spawn(f"import remote_servers as rs; rs.serve_delay_proxy({upstream_port}, {delay!r})")
