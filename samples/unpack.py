@@ -27,3 +27,19 @@ def unxz(packed: Path, target: Path) -> Path:
         dst.truncate(size)
     part.replace(target)
     return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python samples/unpack.py PACKED.xz TARGET``: decompress one sample with holes."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("packed", type=Path, help="the .xz file")
+    parser.add_argument("target", type=Path, help="the image file to write")
+    args = parser.parse_args(argv)
+    unxz(args.packed, args.target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
