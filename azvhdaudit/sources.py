@@ -578,6 +578,13 @@ def _open_handle(fs: Any, path: str, url: str, local: bool, block_size: int) -> 
         if size is None:
             size = fs.size(path)
     except FileNotFoundError as err:
+        from azvhdaudit.hints import network_cause, network_reason  # loaded on an error only
+
+        network = network_cause(err)
+        if network is not None:
+            # fsspec reports a server it cannot reach (a name that does not resolve, a refused connection) as a
+            # missing file: say what happened, not that the image does not exist
+            raise ImageError(f"{url}: the server could not be reached: {network_reason(network)}") from err
         # fsspec's messages vary (a bare path, a URL, a server's text): name the URL the caller gave
         raise ImageNotFoundError(f"{url}: no such image file") from err
     except IsADirectoryError as err:

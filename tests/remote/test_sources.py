@@ -173,6 +173,14 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
     assert url in str(info.value)
 
 
+def test_a_server_that_cannot_be_reached_is_not_a_missing_file() -> None:
+    url = f"http://127.0.0.1:{rs.free_port()}/os.vhd"
+    with pytest.raises(ImageError) as info:
+        open_source(url)
+    assert not isinstance(info.value, FileNotFoundError)
+    assert str(info.value).startswith(f"{url}: the server could not be reached: connection refused")
+
+
 @pytest.mark.parametrize(
     ("url", "words"),
     [
