@@ -43,7 +43,7 @@ import struct
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from azvhdaudit.errors import GuestFileNotFoundError, SignatureError
 
@@ -476,9 +476,7 @@ def _context_class() -> type:
                     found = super().verify(certificate)
                 except Exception as err:  # remembered and raised again, exactly as signify raised it
                     found = err
-                if len(_CHAINS) >= _MAX_CACHED_CHAINS:
-                    _CHAINS.clear()
-                _CHAINS[key] = found
+                _cache_put(_CHAINS, key, found, _MAX_CACHED_CHAINS)
             if isinstance(found, Exception):
                 raise found
             return found
@@ -671,6 +669,19 @@ class FileSignatures:
         }
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _cache_put(cache: dict[_K, _V], key: _K, value: _V, limit: int) -> _V:
+    """Keep ``value`` under ``key`` in a cache of at most ``limit`` entries, emptied when full (one audit's working
+    set is a few certificates and names; a hostile image's thousands must not grow memory), and return it."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 _CERTIFICATES: dict[bytes, Any] = {}
 _MAX_CACHED_CERTIFICATES = 256
 
@@ -680,9 +691,7 @@ def _shared(cert: Any) -> Any:
     der = cert.to_der
     found = _CERTIFICATES.get(der)
     if found is None:
-        if len(_CERTIFICATES) >= _MAX_CACHED_CERTIFICATES:
-            _CERTIFICATES.clear()
-        found = _CERTIFICATES[der] = cert
+        found = _cache_put(_CERTIFICATES, der, cert, _MAX_CACHED_CERTIFICATES)
     return found
 
 
@@ -699,9 +708,7 @@ def _name(name: Any) -> str:
         der = name.asn1.dump()
         found = _DNS.get(der)
         if found is None:
-            if len(_DNS) >= _MAX_CACHED_NAMES:
-                _DNS.clear()
-            found = _DNS[der] = str(name.dn)
+            found = _cache_put(_DNS, der, str(name.dn), _MAX_CACHED_NAMES)
         return found
     except Exception:  # a hostile name that asn1crypto cannot render
         return "<unreadable name>"
@@ -713,9 +720,7 @@ def _rdns(name: Any) -> tuple[tuple[str, str], ...]:
     der = name.asn1.dump()
     found = _RDNS.get(der)
     if found is None:
-        if len(_RDNS) >= _MAX_CACHED_NAMES:
-            _RDNS.clear()
-        found = _RDNS[der] = tuple(name.rdns)
+        found = _cache_put(_RDNS, der, tuple(name.rdns), _MAX_CACHED_NAMES)
     return found
 
 
@@ -868,9 +873,7 @@ def _ekus(cert: Any) -> tuple[str, ...]:
                     break
         except _parse_errors():
             found = ()
-        if len(_EKUS) >= _MAX_CACHED_NAMES:
-            _EKUS.clear()
-        _EKUS[der] = found
+        _cache_put(_EKUS, der, found, _MAX_CACHED_NAMES)
     return found
 
 
