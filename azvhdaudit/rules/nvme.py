@@ -192,7 +192,7 @@ def _remediation(inside: list[str], offline: list[str], absent: list[str]) -> st
         names = sorted(set(absent))
         # the remark (after two spaces) is a note to ``azvhdaudit fix``, the statement before it is scripted
         lines += [
-            "DISM /Online /Cleanup-Image /RestoreHealth  (inside the VM: repair the inbox drivers; the driver "
+            "DISM /Online /Cleanup-Image /RestoreHealth  (repair the inbox drivers inside the VM; the driver "
             f"service{'s' if len(names) > 1 else ''} {', '.join(names)} {'are' if len(names) > 1 else 'is'} not "
             "registered)",
             "sfc /scannow",

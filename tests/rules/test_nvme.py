@@ -210,7 +210,7 @@ def test_a_missing_service_fails() -> None:
     # no key to set: the fix repairs the inbox drivers instead of writing to a key that is not there
     assert "fix:" not in result.message and "DISM" not in result.message
     assert result.remediation.splitlines() == [
-        "DISM /Online /Cleanup-Image /RestoreHealth  (inside the VM: repair the inbox drivers; the driver service "
+        "DISM /Online /Cleanup-Image /RestoreHealth  (repair the inbox drivers inside the VM; the driver service "
         "stornvme is not registered)",
         "sfc /scannow",
     ]
