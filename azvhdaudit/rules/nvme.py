@@ -180,8 +180,10 @@ def _remediation(inside: list[str], offline: list[str], absent: list[str]) -> st
     the repair of the inbox drivers."""
     lines = list(dict.fromkeys(inside))
     if inside:
+        # said so it reads right both after the lines (the text report) and before them (the fix script's notes)
+        cmdlets = " and ".join(sorted({line.split()[0] for line in lines}))
         lines.append(
-            "Run the lines above inside the VM (PowerShell, as administrator), then shut down and capture the "
+            f"Inside the VM (PowerShell, as administrator): the {cmdlets} lines; then shut down and capture the "
             "image without booting it on SCSI again (each SCSI boot writes StartOverride back)."
         )
         lines.append(

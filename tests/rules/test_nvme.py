@@ -153,7 +153,9 @@ def test_last_known_good_override_fails_with_the_exact_fix(service: str, rule_id
     # azvhdaudit fix scripts the lines for inside the VM; the offline variant is left to do by hand
     commands, notes = split_statements(result.remediation)
     assert commands == [remove]
-    assert len(notes) == 2 and notes[0].startswith("Run the lines above inside the VM (PowerShell, as administrator)")
+    assert len(notes) == 2 and notes[0].startswith(
+        "Inside the VM (PowerShell, as administrator): the Remove-Item lines; then"
+    )
     assert notes[1] == result.remediation.splitlines()[2]
     overrides = [e for e in result.evidence if e.key.endswith("StartOverride")]
     assert [(e.control_set, e.value_name, e.actual) for e in overrides] == [("ControlSet002", "0", 3)]
