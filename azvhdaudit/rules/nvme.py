@@ -88,9 +88,6 @@ _CONTROL_SET = re.compile(r"^ControlSet(\d{3})$", re.IGNORECASE)
 #: the mount point the offline fix lines load the image's SYSTEM hive at
 OFFLINE_MOUNT = r"HKLM\IMG_SYSTEM"
 _OFFLINE_LOAD = rf"reg load {OFFLINE_MOUNT} <Windows volume>\Windows\System32\config\SYSTEM"
-_NO_SCSI_BOOT = (
-    "then shut down and capture the image without booting it on SCSI again (each SCSI boot writes StartOverride back)"
-)
 
 _SERVICES_RATIONALE = (
     "On an NVMe controller Windows finds its boot disk only through stornvme (the NVMe storage driver) on the "
@@ -176,36 +173,33 @@ def _target_words(ctx: AuditContext) -> str:
     return "the target's disk controller is SCSI: the image boots there, but will not boot on NVMe-only sizes"
 
 
-def _remediation(inside: list[str], absent: list[str]) -> str:
-    """The finding's fix as statements to run inside the VM, one a line (what ``azvhdaudit fix`` scripts)."""
+def _remediation(inside: list[str], offline: list[str], absent: list[str]) -> str:
+    """The finding's fix, one step a line: the statements to run inside the VM (what ``azvhdaudit fix`` scripts),
+    the same change made offline on the image's SYSTEM hive (one line of its own, which ``azvhdaudit fix`` leaves
+    to do by hand: it is not run inside the VM), and for services that are not registered at all (no key to set)
+    the repair of the inbox drivers."""
     lines = list(dict.fromkeys(inside))
     if inside:
+        # said so it reads right both after the lines (the text report) and before them (the fix script's notes)
+        cmdlets = " and ".join(sorted({line.split()[0] for line in lines}))
         lines.append(
-            "Then shut down and capture the image without booting it on SCSI again (each SCSI boot writes "
-            "StartOverride back)."
+            f"Inside the VM (PowerShell, as administrator): the {cmdlets} lines; then shut down and capture the "
+            "image without booting it on SCSI again (each SCSI boot writes StartOverride back)."
         )
-    if absent:
-        lines += ["DISM /Online /Cleanup-Image /RestoreHealth", "sfc /scannow"]
-    return "\n".join(lines)
-
-
-def _fix_text(inside: list[str], offline: list[str], absent: list[str]) -> str:
-    """The fix for the findings: registry lines inside the VM and offline, and for services that are not registered
-    at all (no key to set) the repair of the inbox drivers."""
-    parts = []
-    if inside:
-        parts.append(
-            f"inside the VM (PowerShell, as administrator): {'; '.join(inside)}; {_NO_SCSI_BOOT}. Or "
-            f"offline, on the image's hive: {_OFFLINE_LOAD}; {'; '.join(offline)}; reg unload {OFFLINE_MOUNT}"
+        lines.append(
+            f"Or offline, on the image's hive: {_OFFLINE_LOAD}; {'; '.join(dict.fromkeys(offline))}; "
+            f"reg unload {OFFLINE_MOUNT}"
         )
     if absent:
         names = sorted(set(absent))
-        parts.append(
-            f"the driver service{'s' if len(names) > 1 else ''} {', '.join(names)} "
-            f"{'are' if len(names) > 1 else 'is'} not registered: repair the inbox drivers inside the VM "
-            "(DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow)"
-        )
-    return ". Also: ".join(parts)
+        # the remark (after two spaces) is a note to ``azvhdaudit fix``, the statement before it is scripted
+        lines += [
+            "DISM /Online /Cleanup-Image /RestoreHealth  (repair the inbox drivers inside the VM; the driver "
+            f"service{'s' if len(names) > 1 else ''} {', '.join(names)} {'are' if len(names) > 1 else 'is'} not "
+            "registered)",
+            "sfc /scannow",
+        ]
+    return "\n".join(lines)
 
 
 def _ps_path(cs: ControlSet, *parts: str) -> str:
@@ -289,11 +283,11 @@ def _service_outcome(ctx: AuditContext, service: str, need_start: bool) -> Outco
     if problems:
         return Outcome(
             Status.FAIL,
-            f"{'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
+            f"{'; '.join(problems)} ({_target_words(ctx)})",
             expected=expected,
             actual=found,
             evidence=tuple(evidence),
-            remediation=_remediation(inside, absent),
+            remediation=_remediation(inside, offline, absent),
         )
     what = "Start = 0 and no blocking StartOverride" if need_start else "no blocking StartOverride"
     return Outcome(
@@ -310,7 +304,7 @@ _OVERRIDE_FIX = (
     "Services\\<driver>\\StartOverride' -Recurse -Force and Set-ItemProperty ... -Name Start -Value 0 -Type DWord "
     "(or sc.exe config <driver> start=boot for the current set), then shut down without another SCSI boot; "
     'offline: reg delete "HKLM\\<loaded hive>\\ControlSet00n\\Services\\<driver>\\StartOverride" /f. The '
-    "finding's message gives the exact lines."
+    "finding's remediation gives the exact lines."
 )
 
 
@@ -404,11 +398,11 @@ def check_boot_chain(ctx: AuditContext) -> Outcome:
     if problems:
         return Outcome(
             Status.FAIL,
-            f"not boot-start: {'; '.join(problems)} ({_target_words(ctx)}); fix: {_fix_text(inside, offline, absent)}",
+            f"not boot-start: {'; '.join(problems)} ({_target_words(ctx)})",
             expected=expected,
             actual=found,
             evidence=tuple(evidence),
-            remediation=_remediation(inside, absent),
+            remediation=_remediation(inside, offline, absent),
         )
     return Outcome(
         Status.PASS,
@@ -523,9 +517,9 @@ _MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
     "Azure's conversion script tells Windows users to adjust the page file when the temporary disk changes.",
     source=f'{_DOC}: "When running a v6 VM, you can have up to four temp disks. All of them are RAW"; {_SCRIPT}: '
     '"adjust your swap space / pagefile configuration"',
-    remediation="Put the page file on C: (system managed) before capturing, e.g. Set-ItemProperty -Path "
+    remediation="Put the page file on C: (system managed) before capturing, inside the VM: Set-ItemProperty -Path "
     "'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Memory Management' -Name PagingFiles -Value "
-    "'?:\\pagefile.sys' -Type MultiString, or format the NVMe temporary disk at each start before Windows uses it.",
+    "'?:\\pagefile.sys' -Type MultiString; or format the temporary disk at each start, before Windows uses it.",
     references=(CONVERSION_DOC, CONVERSION_SCRIPT),
 )
 def check_pagefile(ctx: AuditContext) -> Outcome:
@@ -547,9 +541,7 @@ def check_pagefile(ctx: AuditContext) -> Outcome:
     return Outcome(
         Status.WARNING,
         f"PagingFiles puts a page file on D: ({', '.join(on_d)}); on sizes with an NVMe temporary "
-        f"disk D: comes up raw and unformatted (target disk controller {ctx.disk_controller()}); fix: "
-        f"Set-ItemProperty -Path '{_MM.replace('HKLM', 'HKLM:')}' -Name PagingFiles -Value '?:\\pagefile.sys' "
-        "-Type MultiString (inside the VM), or format the temporary disk at each start",
+        f"disk D: comes up raw and unformatted (target disk controller {ctx.disk_controller()})",
         expected="not on D:",
         actual=entries,
         evidence=(read.evidence,),

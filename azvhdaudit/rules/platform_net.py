@@ -219,7 +219,8 @@ def bound_driver(ctx: AuditContext, device_id: str) -> tuple[DriverBinding | Non
 
 
 def _driver_outcome(ctx: AuditContext, devices: dict[str, str], consequence: str, fixes: dict[str, str]) -> Outcome:
-    """``fixes``: device name -> the install line for it; the finding gives those of the missing devices."""
+    """``fixes``: device name -> the install line for it; the finding's remediation gives those of the missing
+    devices, one a line."""
     evidence: list[Evidence] = []
     found: dict[str, Any] = {}
     missing: list[str] = []
@@ -240,10 +241,11 @@ def _driver_outcome(ctx: AuditContext, devices: dict[str, str], consequence: str
         have = f"; bound: {'; '.join(bound)}" if bound else ""
         return Outcome(
             Status.WARNING,
-            f"no driver in the driver store for {', '.join(missing)}: {consequence}{have}; fix: {'; '.join(fix)}",
+            f"no driver in the driver store for {', '.join(missing)}: {consequence}{have}",
             expected=expected,
             actual=found,
             evidence=tuple(evidence),
+            remediation="\n".join(fix),
         )
     return Outcome(Status.PASS, "; ".join(bound), expected=expected, actual=found, evidence=tuple(evidence))
 
@@ -264,7 +266,7 @@ def _driver_outcome(ctx: AuditContext, devices: dict[str, str], consequence: str
 )
 def check_mana(ctx: AuditContext) -> Outcome:
     fix = (
-        f"install the MANA driver from {MANA_DRIVERS} inside the VM (pnputil /add-driver <path>\\*.inf /install) "
+        f"Install the MANA driver from {MANA_DRIVERS} inside the VM (pnputil /add-driver <path>\\*.inf /install) "
         "before capturing the image"
     )
     return _driver_outcome(ctx, {"MANA": MANA_ID}, "no accelerated networking on Azure Boost sizes", {"MANA": fix})
@@ -285,9 +287,9 @@ def check_mana(ctx: AuditContext) -> Outcome:
     references=(AN_DOC,),
 )
 def check_mellanox(ctx: AuditContext) -> Outcome:
-    winof2 = "install NVIDIA WinOF-2 (ConnectX-4 Lx, ConnectX-5) inside the VM before capturing the image"
+    winof2 = "Install NVIDIA WinOF-2 (ConnectX-4 Lx, ConnectX-5) inside the VM before capturing the image"
     fixes = {
-        "ConnectX-3 VF": "install NVIDIA WinOF (ConnectX-3) inside the VM before capturing the image",
+        "ConnectX-3 VF": "Install NVIDIA WinOF (ConnectX-3) inside the VM before capturing the image",
         "ConnectX-4 Lx VF": winof2,
         "ConnectX-5 VF": winof2,
     }
@@ -320,11 +322,11 @@ def check_kms(ctx: AuditContext) -> Outcome:
         return Outcome(
             Status.WARNING,
             f"KeyManagementServiceName is {name.value.type_name} {plain(name.data)} under "
-            f"{name.key_path}; Windows reads a REG_SZ host name; fix: cscript %windir%\\system32\\"
-            "slmgr.vbs /ckms inside the VM",
+            f"{name.key_path}; Windows reads a REG_SZ host name",
             expected=expected,
             actual=name.data,
             evidence=evidence,
+            remediation="cscript %windir%\\system32\\slmgr.vbs /ckms inside the VM",
         )
     if not text or not text.strip():
         return Outcome(
@@ -345,21 +347,21 @@ def check_kms(ctx: AuditContext) -> Outcome:
         return Outcome(
             Status.WARNING,
             f"KeyManagementServiceName is '{text}', not an Azure KMS endpoint: "
-            "activation in Azure will fail unless that host is reachable from the VM; fix: cscript "
-            "%windir%\\system32\\slmgr.vbs /skms azkms.core.windows.net:1688 inside the VM (the endpoint "
-            "of the VM's cloud), or /ckms to clear it",
+            "activation in Azure will fail unless that host is reachable from the VM",
             expected=expected,
             actual=text,
             evidence=evidence,
+            remediation="cscript %windir%\\system32\\slmgr.vbs /skms azkms.core.windows.net:1688 inside the VM (the "
+            "endpoint of the VM's cloud), or /ckms to clear it",
         )
     if port_number is not None and port_number != KMS_PORT:
         return Outcome(
             Status.WARNING,
-            f"KMS host {host} is Azure's, but on port {port_number}; Azure's KMS listens on "
-            f"{KMS_PORT}; fix: cscript %windir%\\system32\\slmgr.vbs /skms {host}:{KMS_PORT} inside the VM",
+            f"KMS host {host} is Azure's, but on port {port_number}; Azure's KMS listens on {KMS_PORT}",
             expected=expected,
             actual=f"{host}:{port_number}",
             evidence=evidence,
+            remediation=f"cscript %windir%\\system32\\slmgr.vbs /skms {host}:{KMS_PORT} inside the VM",
         )
     return Outcome(Status.PASS, f"KMS host '{text}' is Azure's", expected=expected, actual=text, evidence=evidence)
 
@@ -392,6 +394,7 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
         why = f"{ctx.registry.display_path(INTERFACES)} does not exist: no interface configuration to read"
         raise NotChecked(why)
     static: list[str] = []
+    static_ids: list[str] = []
     dhcp: list[str] = []
     evidence: list[Evidence] = []
     found: dict[str, Any] = {}
@@ -420,16 +423,17 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
         if flag == 1:
             dhcp.append(iface.name)
         elif addresses:
+            static_ids.append(iface.name)
             static.append(f"{iface.name} (EnableDHCP {plain(flag)}, IPAddress {', '.join(addresses)})")
     if static:
         return Outcome(
             Status.WARNING,
-            f"static IPv4 configuration on {'; '.join(static)}: Azure gives the NIC its "
-            "address over DHCP; fix: Set-NetIPInterface -InterfaceAlias <alias of that interface> -Dhcp "
-            "Enabled inside the VM",
+            f"static IPv4 configuration on {'; '.join(static)}: Azure gives the NIC its address over DHCP",
             expected="EnableDHCP = 1",
             actual=found,
             evidence=tuple(evidence),
+            remediation="Set-NetIPInterface -InterfaceAlias <alias of that interface> -Dhcp Enabled inside the VM, "
+            f"for each interface with a static address: {', '.join(static_ids)}",
         )
     if not dhcp:
         why = "no interface under " + ctx.registry.display_path(INTERFACES) + " has EnableDHCP = 1 or an address"

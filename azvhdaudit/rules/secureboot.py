@@ -75,11 +75,6 @@ MBR2GPT_LINES = (
 )
 
 
-def _inline(lines: tuple[str, ...] | list[str]) -> str:
-    """The fix as one line for a message (remarks left out)."""
-    return "; ".join(line.split("  (")[0] for line in lines)
-
-
 def _script(*groups: tuple[str, ...] | list[str]) -> str:
     """The fix as a result's remediation: one statement a line."""
     return "\n".join(line for group in groups for line in group)
@@ -144,8 +139,7 @@ def check_generation2(ctx: AuditContext) -> Outcome:
         return Outcome(
             Status.FAIL,
             "MBR partition table: a Generation 1 image, which boots without "
-            f"Secure Boot; Trusted Launch and Confidential VMs need Generation 2 ({_target_words(ctx)}); "
-            f"fix: {_inline(MBR2GPT_LINES)}, then HyperVGeneration V2",
+            f"Secure Boot; Trusted Launch and Confidential VMs need Generation 2 ({_target_words(ctx)})",
             expected,
             "MBR (Generation 1)",
             ev,
@@ -162,9 +156,7 @@ def check_generation2(ctx: AuditContext) -> Outcome:
     if esp is None:
         return Outcome(
             Status.FAIL,
-            "GPT disk without an EFI system partition: UEFI firmware finds no "
-            f"boot manager ({_target_words(ctx)}); fix: create a FAT32 EFI system partition, then "
-            f"{_inline(BCDBOOT_LINES)}",
+            f"GPT disk without an EFI system partition: UEFI firmware finds no boot manager ({_target_words(ctx)})",
             expected,
             "GPT without ESP",
             ev,
@@ -186,8 +178,7 @@ def check_generation2(ctx: AuditContext) -> Outcome:
     if not bm.present:
         return Outcome(
             Status.FAIL,
-            f"{where} holds no \\{BOOTMGR_PATH}: UEFI firmware finds no Windows "
-            f"Boot Manager ({_target_words(ctx)}); fix: {_inline(BCDBOOT_LINES)}",
+            f"{where} holds no \\{BOOTMGR_PATH}: UEFI firmware finds no Windows Boot Manager ({_target_words(ctx)})",
             expected,
             "no bootmgfw.efi",
             ev,
@@ -197,7 +188,7 @@ def check_generation2(ctx: AuditContext) -> Outcome:
         what = bm.error or "a PE image that is not an EFI application"
         return Outcome(
             Status.FAIL,
-            f"\\{BOOTMGR_PATH} on {where} is {what}; fix: {_inline(BCDBOOT_LINES)}",
+            f"\\{BOOTMGR_PATH} on {where} is {what}",
             expected,
             what,
             ev,
@@ -454,7 +445,7 @@ def check_bcd_integrity(ctx: AuditContext) -> Outcome:
     return Outcome(
         Status.FAIL,
         f"{where}: {', '.join(found)}: Windows Boot Manager does not boot "
-        f"this under Secure Boot ({_target_words(ctx)}); fix: {'; '.join(fixes)}",
+        f"this under Secure Boot ({_target_words(ctx)})",
         expected,
         found,
         tuple(evidence),
@@ -528,8 +519,7 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
         return Outcome(
             Status.FAIL,
             f"\\{BOOTMGR_PATH} carries no Authenticode signature (no "
-            f"certificate table): UEFI Secure Boot does not start it ({_target_words(ctx)}); fix: "
-            f"{_inline(BCDBOOT_LINES)}",
+            f"certificate table): UEFI Secure Boot does not start it ({_target_words(ctx)})",
             expected,
             "unsigned",
             ev,
@@ -575,7 +565,7 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
             Status.WARNING,
             f"\\{BOOTMGR_PATH} chains to {PCA2011} only ({described}; {mode}){stale}: it "
             "boots, but the 2011 CA expires in October 2026 and the VM then gets no new boot manager or "
-            f"DB/DBX protections (KB5085395). Servicing: {rollover}; fix: {_inline(_rollover_lines(state))}",
+            f"DB/DBX protections (KB5085395). Servicing: {rollover}",
             expected,
             shown,
             ev,
@@ -588,7 +578,7 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
             f"\\{BOOTMGR_PATH} chains to {', '.join(sorted(third))} ({described}; {mode}), "
             "Microsoft's CA for third-party UEFI software: firmware that trusts it starts the file, but it "
             "is not Windows Boot Manager as Microsoft signs it (Windows Production PCA 2011 or Windows UEFI "
-            f"CA 2023); fix: {_inline(BCDBOOT_LINES)}",
+            "CA 2023)",
             expected,
             shown,
             ev,
@@ -597,8 +587,7 @@ def check_bootmgr_signature(ctx: AuditContext) -> Outcome:
     return Outcome(
         Status.FAIL,
         f"\\{BOOTMGR_PATH} chains to neither {PCA2011} nor {UEFICA2023} "
-        f"({described}; {mode}): Secure Boot does not start it ({_target_words(ctx)}); fix: "
-        f"{_inline(BCDBOOT_LINES)}",
+        f"({described}; {mode}): Secure Boot does not start it ({_target_words(ctx)})",
         expected,
         shown,
         ev,
@@ -645,12 +634,14 @@ def check_servicing(ctx: AuditContext) -> Outcome:
     if state.error:
         return Outcome(
             Status.WARNING,
-            f"the last servicing step failed ({summary}); see KB5085046 (Secure Boot "
-            f"troubleshooting), then: {_inline(ROLLOVER_LINES)}",
+            f"the last servicing step failed ({summary})",
             expected,
             state.to_dict(),
             ev,
-            remediation=_script([f"Look up UEFICA2023Error 0x{state.error:08X} in KB5085046"], ROLLOVER_LINES),
+            remediation=_script(
+                [f"Look up UEFICA2023Error 0x{state.error:08X} in KB5085046 (Secure Boot troubleshooting), then:"],
+                ROLLOVER_LINES,
+            ),
         )
     status = (state.status or "").lower()
     pending = state.pending_steps
@@ -682,11 +673,11 @@ def check_servicing(ctx: AuditContext) -> Outcome:
             Status.WARNING,
             f"the DB and the boot manager are on the 2023 chain, but there is no "
             f"UEFICA2023Status ({summary}): this Windows predates the servicing of KB5068202, which also "
-            f"brings the 2023 KEK; install the latest cumulative update, then: {_inline(ROLLOVER_LINES)}",
+            "brings the 2023 KEK",
             expected,
             state.to_dict(),
             ev,
-            remediation=_script(["Install the latest cumulative update (KB5068202)"], ROLLOVER_LINES),
+            remediation=_script(["Install the latest cumulative update (KB5068202), then:"], ROLLOVER_LINES),
         )
     if state.status is None and state.capable is None:
         # AvailableUpdates alone is older than the 2023 servicing (real Windows 10 1709 hives hold it, = 0)
@@ -695,12 +686,11 @@ def check_servicing(ctx: AuditContext) -> Outcome:
             Status.WARNING,
             "no 2023 certificate servicing values under SecureBoot\\Servicing"
             f"{found}: this Windows has not installed an update that carries them (KB5068202: updates from "
-            "2025-10-14, and 2025-11-11 for the other supported versions); install the latest cumulative "
-            f"update, then: {_inline(ROLLOVER_LINES)}",
+            "2025-10-14, and 2025-11-11 for the other supported versions)",
             expected,
             state.to_dict() if found else None,
             ev,
-            remediation=_script(["Install the latest cumulative update (KB5068202)"], ROLLOVER_LINES),
+            remediation=_script(["Install the latest cumulative update (KB5068202), then:"], ROLLOVER_LINES),
         )
     if status and status not in ("notstarted",):
         return Outcome(
@@ -712,7 +702,7 @@ def check_servicing(ctx: AuditContext) -> Outcome:
         )
     return Outcome(
         Status.WARNING,
-        f"the 2023 certificate rollover has not started: {summary}; fix: {_inline(ROLLOVER_LINES)}",
+        f"the 2023 certificate rollover has not started: {summary}",
         expected,
         state.to_dict(),
         ev,

@@ -15,6 +15,7 @@ import pytest
 
 from azvhdaudit.engine import audit_context, select_rules
 from azvhdaudit.facts import OSFacts
+from azvhdaudit.fix import split_statements
 from azvhdaudit.registry.memory import MemoryHive
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.registry.open import BACKENDS, open_hive_file
@@ -134,15 +135,28 @@ def test_last_known_good_override_fails_with_the_exact_fix(service: str, rule_id
     result = run(rule_id, system(cs2=cs2))
     assert result.status is Status.FAIL
     assert f"ControlSet002 (LastKnownGood): Services\\{service}\\StartOverride holds 0 = 3" in result.message
-    assert "ControlSet001" not in result.message.split("; fix")[0]
-    assert f'reg delete "HKLM\\IMG_SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride" /f' in result.message
-    assert f"Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride'" in result.message
-    # the fix azvhdaudit fix scripts is computed from the finding: this control set only
-    assert result.remediation.splitlines()[0] == (
+    # the message says what is wrong; the fix is said once, in the remediation
+    assert "ControlSet001" not in result.message
+    assert "fix:" not in result.message and "Remove-Item" not in result.message and "reg " not in result.message
+    # the fix is computed from the finding: this control set only, inside the VM and offline
+    remove = (
         f"Remove-Item -Path 'HKLM:\\SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride' -Recurse -Force "
         "-ErrorAction SilentlyContinue"
     )
+    assert result.remediation.splitlines()[0] == remove
+    assert result.remediation.splitlines()[2] == (
+        "Or offline, on the image's hive: reg load HKLM\\IMG_SYSTEM <Windows volume>\\Windows\\System32\\config\\"
+        f'SYSTEM; reg delete "HKLM\\IMG_SYSTEM\\ControlSet002\\Services\\{service}\\StartOverride" /f; '
+        "reg unload HKLM\\IMG_SYSTEM"
+    )
     assert "ControlSet001" not in result.remediation
+    # azvhdaudit fix scripts the lines for inside the VM; the offline variant is left to do by hand
+    commands, notes = split_statements(result.remediation)
+    assert commands == [remove]
+    assert len(notes) == 2 and notes[0].startswith(
+        "Inside the VM (PowerShell, as administrator): the Remove-Item lines; then"
+    )
+    assert notes[1] == result.remediation.splitlines()[2]
     overrides = [e for e in result.evidence if e.key.endswith("StartOverride")]
     assert [(e.control_set, e.value_name, e.actual) for e in overrides] == [("ControlSet002", "0", 3)]
 
@@ -172,12 +186,13 @@ def test_demand_start_stornvme_fails_with_set_itemproperty() -> None:
     result = run("nvme.stornvme_boot_start", system(cs1=cs1))
     assert result.status is Status.FAIL
     assert "ControlSet001 (current, default): Services\\stornvme\\Start is REG_DWORD 3, not 0" in result.message
-    assert (
+    assert "Set-ItemProperty" not in result.message and "reg add" not in result.message
+    inside = (
         "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\ControlSet001\\Services\\stornvme' -Name Start -Value 0 -Type DWord"
-    ) in result.message
-    assert (
-        'reg add "HKLM\\IMG_SYSTEM\\ControlSet001\\Services\\stornvme" /v Start /t REG_DWORD /d 0 /f' in result.message
     )
+    offline = 'reg add "HKLM\\IMG_SYSTEM\\ControlSet001\\Services\\stornvme" /v Start /t REG_DWORD /d 0 /f'
+    lines = result.remediation.splitlines()
+    assert lines[0] == inside and offline in lines[2] and lines[2].startswith("Or offline, on the image's hive: ")
 
 
 def test_vpci_start_is_not_required() -> None:
@@ -195,8 +210,13 @@ def test_a_missing_service_fails() -> None:
         and "ControlSet002 (LastKnownGood): Services\\stornvme does not exist" in result.message
     )
     # no key to set: the fix repairs the inbox drivers instead of writing to a key that is not there
-    assert "fix: the driver service stornvme is not registered: repair the inbox drivers" in result.message
-    assert "Set-ItemProperty" not in result.message and "; ;" not in result.message
+    assert "fix:" not in result.message and "DISM" not in result.message
+    assert result.remediation.splitlines() == [
+        "DISM /Online /Cleanup-Image /RestoreHealth  (repair the inbox drivers inside the VM; the driver service "
+        "stornvme is not registered)",
+        "sfc /scannow",
+    ]
+    assert split_statements(result.remediation)[0] == ["DISM /Online /Cleanup-Image /RestoreHealth"]
 
 
 def test_boot_chain_driver_not_registered() -> None:
@@ -205,7 +225,8 @@ def test_boot_chain_driver_not_registered() -> None:
     result = run("nvme.storage_boot_chain", system(cs1=cs1))
     assert result.status is Status.FAIL
     assert "ControlSet001 (current, default) partmgr not registered (no Services\\partmgr key)" in result.message
-    assert "the driver service partmgr is not registered" in result.message and "Set-ItemProperty" not in result.message
+    assert "the driver service partmgr is not registered" in result.remediation
+    assert "Set-ItemProperty" not in result.remediation + result.message
 
 
 def test_boot_chain_names_driver_and_control_set() -> None:
@@ -213,7 +234,9 @@ def test_boot_chain_names_driver_and_control_set() -> None:
     result = run("nvme.storage_boot_chain", system(cs2=cs2))
     assert result.status is Status.FAIL
     assert "ControlSet002 (LastKnownGood) volsnap Start 3" in result.message
-    assert "ControlSet002\\Services\\volsnap' -Name Start -Value 0" in result.message
+    assert "-Name Start" not in result.message
+    assert "ControlSet002\\Services\\volsnap' -Name Start -Value 0" in result.remediation.splitlines()[0]
+    assert 'ControlSet002\\Services\\volsnap" /v Start /t REG_DWORD /d 0 /f' in result.remediation.splitlines()[2]
     assert result.actual["ControlSet002"]["volsnap"] == 3 and result.actual["ControlSet001"]["volsnap"] == 0
     assert run("nvme.storage_boot_chain", system(cs2=cs2), target=SCSI).status is Status.WARNING
 
@@ -264,7 +287,8 @@ def test_pagefile_on_d(paging: list[str] | None, status: Status) -> None:
     result = run("nvme.pagefile_not_on_temp_disk", system(cs1=cs1))
     assert result.status is status, result.message
     if status is Status.WARNING:
-        assert "raw" in result.message and "-Name PagingFiles -Value '?:\\pagefile.sys'" in result.message
+        assert "raw" in result.message and "fix:" not in result.message and "PagingFiles -Value" not in result.message
+        assert "-Name PagingFiles -Value '?:\\pagefile.sys' -Type MultiString" in result.remediation
 
 
 def test_nvme_rules_belong_to_azure_not_to_the_2022_document() -> None:
@@ -304,7 +328,7 @@ def test_real_windows_10_1709_hive_fails_nvme(real_view: RegistryView) -> None:
         "ControlSet001 (current, default, LastKnownGood): Services\\stornvme\\StartOverride holds 0 = 3"
         in stornvme.message
     )
-    assert 'reg delete "HKLM\\IMG_SYSTEM\\ControlSet001\\Services\\stornvme\\StartOverride" /f' in stornvme.message
+    assert 'reg delete "HKLM\\IMG_SYSTEM\\ControlSet001\\Services\\stornvme\\StartOverride" /f' in stornvme.remediation
     assert got["nvme.pci_boot_start"].status is Status.PASS
     assert got["nvme.storage_boot_chain"].status is Status.PASS
     assert got["nvme.generation_and_build"].status is Status.FAIL

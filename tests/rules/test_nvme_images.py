@@ -56,6 +56,9 @@ def test_blocked_image_fails_with_the_control_set_and_the_fix(images: dict[str, 
         "Set-ItemProperty -Path 'HKLM:\\SYSTEM\\ControlSet001\\Services\\stornvme' -Name Start -Value 0"
         in stornvme.remediation
     )
+    # said once: the message names the control set, the remediation holds both fixes (inside the VM, offline)
+    assert "fix:" not in stornvme.message and "Remove-Item" not in stornvme.message
+    assert 'reg delete "HKLM\\IMG_SYSTEM\\ControlSet001\\Services\\stornvme\\StartOverride" /f' in stornvme.remediation
     assert got["nvme.pagefile_not_on_temp_disk"].status is Status.WARNING
 
 

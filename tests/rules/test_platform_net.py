@@ -115,7 +115,12 @@ def test_no_mana_driver_warns() -> None:
     result = run("platform_net.mana_driver", base_system())
     assert result.status is Status.WARNING
     assert "no accelerated networking on Azure Boost sizes" in result.message
-    assert "https://aka.ms/manawindowsdrivers" in result.message
+    # the install line is the result's remediation, not repeated in the message
+    assert "fix:" not in result.message and "pnputil" not in result.message
+    assert result.remediation == (
+        "Install the MANA driver from https://aka.ms/manawindowsdrivers inside the VM (pnputil /add-driver "
+        "<path>\\*.inf /install) before capturing the image"
+    )
     assert result.evidence[0].note == "PCI\\VEN_1414&DEV_00BA: no INF in the driver store matches this id"
 
 
@@ -173,7 +178,11 @@ def test_missing_mellanox_functions_are_named_with_their_driver() -> None:
     result = run("platform_net.mellanox_driver", tree)
     assert result.status is Status.WARNING
     assert "ConnectX-4 Lx VF (PCI\\VEN_15B3&DEV_1016), ConnectX-5 VF (PCI\\VEN_15B3&DEV_1018)" in result.message
-    assert "WinOF-2" in result.message and "NVIDIA WinOF (ConnectX-3)" not in result.message
+    assert "WinOF" not in result.message and "fix:" not in result.message
+    # one install line for the two functions WinOF-2 drives; none for the bound ConnectX-3
+    assert result.remediation == (
+        "Install NVIDIA WinOF-2 (ConnectX-4 Lx, ConnectX-5) inside the VM before capturing the image"
+    )
 
 
 def test_package_version_rejects_other_layouts() -> None:
@@ -188,31 +197,53 @@ def test_package_version_rejects_other_layouts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("values", "status", "says"),
+    ("values", "status", "says", "fix"),
     [
-        ({}, Status.PASS, "no KMS host is set"),
-        ({"KeyManagementServiceName": ""}, Status.PASS, "no KMS host is set"),
-        ({"KeyManagementServiceName": "azkms.core.windows.net:1688"}, Status.PASS, "is Azure's"),
+        ({}, Status.PASS, "no KMS host is set", ""),
+        ({"KeyManagementServiceName": ""}, Status.PASS, "no KMS host is set", ""),
+        ({"KeyManagementServiceName": "azkms.core.windows.net:1688"}, Status.PASS, "is Azure's", ""),
         (
             {"KeyManagementServiceName": "KMS.core.windows.net", "KeyManagementServicePort": "1688"},
             Status.PASS,
             "is Azure's",
+            "",
         ),
-        ({"KeyManagementServiceName": "kms.core.usgovcloudapi.net"}, Status.PASS, "is Azure's"),
-        ({"KeyManagementServiceName": "kms01.contoso.local"}, Status.WARNING, "not an Azure KMS endpoint"),
-        ({"KeyManagementServiceName": "kms.core.windows.net.evil.example"}, Status.WARNING, "not an Azure KMS"),
-        ({"KeyManagementServiceName": "azkms.core.windows.net:1689"}, Status.WARNING, "on port 1689"),
+        ({"KeyManagementServiceName": "kms.core.usgovcloudapi.net"}, Status.PASS, "is Azure's", ""),
+        (
+            {"KeyManagementServiceName": "kms01.contoso.local"},
+            Status.WARNING,
+            "not an Azure KMS endpoint",
+            "slmgr.vbs /skms azkms.core.windows.net:1688 inside the VM (the endpoint of the VM's cloud), or /ckms",
+        ),
+        (
+            {"KeyManagementServiceName": "kms.core.windows.net.evil.example"},
+            Status.WARNING,
+            "not an Azure KMS",
+            "slmgr.vbs /skms azkms.core.windows.net:1688",
+        ),
+        (
+            {"KeyManagementServiceName": "azkms.core.windows.net:1689"},
+            Status.WARNING,
+            "on port 1689",
+            "slmgr.vbs /skms azkms.core.windows.net:1688 inside the VM",
+        ),
         (
             {"KeyManagementServiceName": "azkms.core.windows.net", "KeyManagementServicePort": "2500"},
             Status.WARNING,
-            "slmgr.vbs /skms azkms.core.windows.net:1688",
+            "on port 2500",
+            "slmgr.vbs /skms azkms.core.windows.net:1688 inside the VM",
         ),
-        ({"KeyManagementServiceName": 5}, Status.WARNING, "Windows reads a REG_SZ"),
+        ({"KeyManagementServiceName": 5}, Status.WARNING, "Windows reads a REG_SZ", "slmgr.vbs /ckms inside the VM"),
     ],
 )
-def test_kms_host(values: dict[str, Any], status: Status, says: str) -> None:
+def test_kms_host(values: dict[str, Any], status: Status, says: str, fix: str) -> None:
     result = run("platform_net.kms_host", base_system(), software={SPP: values})
     assert result.status is status and says in result.message, result.message
+    if fix:
+        # the computed command is the remediation, said once
+        assert fix in result.remediation and "slmgr" not in result.message, result
+    else:
+        assert result.remediation.startswith("Inside the VM: cscript")  # the rule's general fix
 
 
 def test_kms_without_software_is_not_checked() -> None:
@@ -237,7 +268,11 @@ def test_a_static_address_warns_and_names_the_interface() -> None:
     tree[rf"{IFACES}\{IF2}"] = {"EnableDHCP": 0, "IPAddress": ["10.1.2.3"], "SubnetMask": ["255.255.255.0"]}
     result = run("platform_net.dhcp_enabled", tree)
     assert result.status is Status.WARNING
-    assert f"{IF2} (EnableDHCP 0, IPAddress 10.1.2.3)" in result.message and "-Dhcp Enabled" in result.message
+    assert f"{IF2} (EnableDHCP 0, IPAddress 10.1.2.3)" in result.message and "-Dhcp" not in result.message
+    assert result.remediation == (
+        "Set-NetIPInterface -InterfaceAlias <alias of that interface> -Dhcp Enabled inside the VM, for each "
+        f"interface with a static address: {IF2}"
+    )
 
 
 def test_dhcp_missing_evidence_is_not_checked() -> None:

@@ -152,6 +152,10 @@ def test_servicing_rule(servicing: Any, secureboot: Any, status: Status, words: 
     out = run("secureboot.uefica2023_servicing", sb_ctx(system_tree(servicing=servicing, secureboot=secureboot)))
     assert out.status == status, out.message
     assert words in out.message
+    # the commands are said once, in the remediation
+    assert "Start-ScheduledTask" not in out.message and "fix:" not in out.message
+    if status == Status.WARNING and "not a value" not in words:  # (that one leaves the rule's general fix)
+        assert "Start-ScheduledTask" in out.remediation
 
 
 def test_servicing_rule_without_system_hive() -> None:
@@ -282,7 +286,8 @@ def test_bootmgr_signature_verdicts(
     if status == Status.PASS:
         assert "the file's digest not compared" in out.message
     if status == Status.WARNING and "October" in out.message:
-        assert "UEFICA2023Status NotStarted" in out.message and "0x5944" in out.message
+        assert "UEFICA2023Status NotStarted" in out.message and "0x5944" not in out.message
+        assert "0x5944 /f" in out.remediation
 
 
 def test_bootmgr_signature_passes_the_verify_flag(
