@@ -70,7 +70,7 @@ _AREA_PHASE = {
 
 _EXECUTABLES = (
     "bcdedit|powercfg|netsh|winrm|reg|sc|route|dism|sysprep|msiexec|cmd|fsutil|w32tm|chkdsk|manage-bde"
-    "|wmic|diskpart|icacls|auditpol|bootrec|bcdboot|pnputil"
+    "|wmic|diskpart|icacls|auditpol|bootrec|bcdboot|pnputil|mountvol|sfc|cscript"
 )
 _COMMAND_RE = re.compile(
     rf"^(\$\w+\s*=|(?:if|foreach)\s*\(|[A-Z][A-Za-z]+-[A-Z][A-Za-z]+\b|(?i:(?:[\w%\\:]*\\)?(?:{_EXECUTABLES})(?:\.exe)?)(?:\s|$))"

@@ -216,7 +216,7 @@ def test_a_missing_service_fails() -> None:
         "stornvme is not registered)",
         "sfc /scannow",
     ]
-    assert split_statements(result.remediation)[0] == ["DISM /Online /Cleanup-Image /RestoreHealth"]
+    assert split_statements(result.remediation)[0] == ["DISM /Online /Cleanup-Image /RestoreHealth", "sfc /scannow"]
 
 
 def test_boot_chain_driver_not_registered() -> None:

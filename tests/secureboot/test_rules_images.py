@@ -96,7 +96,7 @@ def test_real_microsoft_signatures_third_party_ca(shim_image: Path, verify: bool
     assert "chains to Microsoft Corporation UEFI CA 2011, Microsoft UEFI CA 2023" in out.message
     assert "CN=Microsoft Windows UEFI Driver Publisher" in out.message
     assert all(s["verified"] for s in out.actual) and len(out.actual) == 2
-    assert split_statements(out.remediation)[0] == [r"bcdboot C:\Windows /s S: /f UEFI"]
+    assert split_statements(out.remediation)[0] == ["mountvol S: /s", r"bcdboot C:\Windows /s S: /f UEFI"]
 
 
 # --- non-compliant ----------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_noboot_image(sb_images: dict[str, Path]) -> None:
         gen2 = run("secureboot.generation2", ctx)
         assert gen2.status == Status.FAIL and "holds no \\EFI\\Microsoft\\Boot\\bootmgfw.efi" in gen2.message
         assert "bcdboot" not in gen2.message and "fix:" not in gen2.message
-        assert split_statements(gen2.remediation)[0] == [r"bcdboot C:\Windows /s S: /f UEFI"]
+        assert split_statements(gen2.remediation)[0] == ["mountvol S: /s", r"bcdboot C:\Windows /s S: /f UEFI"]
         os_out = run("secureboot.os_supported", ctx)
         assert os_out.status == Status.FAIL and "older than Windows Server 2016" in os_out.message
         sig = run("secureboot.bootmgr_signature", ctx)
