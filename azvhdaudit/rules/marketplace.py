@@ -429,6 +429,19 @@ def check_os_disk_not_encrypted(ctx: AuditContext) -> Outcome:
 # --- disk sizes --------------------------------------------------------------------------------------------------
 
 
+def _disk_size(ctx: AuditContext, minimum: int, maximum: int) -> tuple[Any, int, int | None, tuple[Evidence], str]:
+    """What a disk size rule judges: the container, its virtual size, where the partitions end, the evidence and
+    the expected range; "not checked" when the size was not read."""
+    c = ctx.facts.container
+    size = c.virtual_size
+    if size <= 0:
+        raise NotChecked("the container's virtual size was not read")
+    used = max((p.offset + p.size for p in ctx.facts.partitions), default=None)
+    actual = {"virtual_size": size, "partitions_end": used}
+    ev = (_container_evidence(c, **actual, minimum=minimum, maximum=maximum),)
+    return c, size, used, ev, f"{minimum} <= size <= {maximum}"
+
+
 @rule(
     GROUP,
     id="marketplace.os_disk_size",
@@ -444,14 +457,7 @@ def check_os_disk_not_encrypted(ctx: AuditContext) -> Outcome:
     remediation="Resize-VHD -Path <image> -SizeBytes <30-250 GiB>, then extend or shrink the Windows partition",
 )
 def check_os_disk_size(ctx: AuditContext) -> Outcome:
-    c = ctx.facts.container
-    size = c.virtual_size
-    if size <= 0:
-        raise NotChecked("the container's virtual size was not read")
-    used = max((p.offset + p.size for p in ctx.facts.partitions), default=None)
-    actual = {"virtual_size": size, "partitions_end": used}
-    ev = (_container_evidence(c, **actual, minimum=OS_DISK_MIN, maximum=OS_DISK_MAX),)
-    expected = f"{OS_DISK_MIN} <= size <= {OS_DISK_MAX}"
+    c, size, used, ev, expected = _disk_size(ctx, OS_DISK_MIN, OS_DISK_MAX)
     if size < OS_DISK_MIN:
         fix = [
             _grow(c, OS_DISK_MIN),
@@ -502,14 +508,7 @@ def check_os_disk_size(ctx: AuditContext) -> Outcome:
     disk_roles=("data",),
 )
 def check_data_disk_size(ctx: AuditContext) -> Outcome:
-    c = ctx.facts.container
-    size = c.virtual_size
-    if size <= 0:
-        raise NotChecked("the container's virtual size was not read")
-    used = max((p.offset + p.size for p in ctx.facts.partitions), default=None)
-    actual = {"virtual_size": size, "partitions_end": used}
-    ev = (_container_evidence(c, **actual, minimum=DATA_DISK_MIN, maximum=DATA_DISK_MAX),)
-    expected = f"{DATA_DISK_MIN} <= size <= {DATA_DISK_MAX}"
+    c, size, used, ev, expected = _disk_size(ctx, DATA_DISK_MIN, DATA_DISK_MAX)
     if size < DATA_DISK_MIN:
         return Outcome(
             Status.FAIL,
