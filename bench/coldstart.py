@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+import results_file  # noqa: E402  (bench/results_file.py)
+
 SECTION = "## Cold start"
 #: the top-level packages counted among the imports
 COUNTED = ("dissect", "pefile", "signify", "construct", "fsspec", "Registry")
@@ -215,14 +217,7 @@ def write(
         spent = [counted[way][f"import_{group}"] for group in (*GROUPS, "rest")]
         lines.append(f"| {way} | " + " | ".join(f"{ms:.0f}" for ms in spent) + " |")
     section = "\n".join(lines) + "\n"
-    text = args.out.read_text() if args.out.exists() else ""
-    if SECTION in text:
-        head, _, rest = text.partition(SECTION)
-        following = rest.find("\n## ")
-        text = head + section + ("\n" + rest[following + 1 :] if following >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    args.out.write_text(text)
+    results_file.write_section(args.out, SECTION, section)
 
 
 if __name__ == "__main__":

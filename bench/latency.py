@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 import remote_servers as rs  # noqa: E402
+import results_file  # noqa: E402  (bench/results_file.py)
 
 from azvhdaudit.fleet import audit_source  # noqa: E402
 
@@ -309,14 +310,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], fleet_rows: list
                 f"{row['images'] / row['seconds'] * 60:.0f} |"
             )
     section = "\n".join(lines) + "\n"
-    text = args.out.read_text() if args.out.exists() else ""
-    if SECTION in text:
-        head, _, rest = text.partition(SECTION)
-        following = rest.find("\n## ")
-        text = head + section + ("\n" + rest[following + 1 :] if following >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    args.out.write_text(text)
+    results_file.write_section(args.out, SECTION, section)
 
 
 if __name__ == "__main__":
