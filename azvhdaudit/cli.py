@@ -408,14 +408,9 @@ def _hint(err: BaseException) -> str:
 
 
 def _error_line(err: BaseException) -> str:
-    from azvhdaudit.hints import network_cause, network_reason
+    from azvhdaudit.hints import unreachable_text
 
-    message = str(err) or type(err).__name__
-    network = network_cause(err)
-    if network is not None and isinstance(err, FileNotFoundError):
-        # fsspec reports a server it cannot reach as a missing file: say what happened instead
-        where = message.split(": ", 1)[0]
-        message = f"{where}: the server could not be reached: {network_reason(network)}"
+    message = unreachable_text(err, str(err) or type(err).__name__)
     if isinstance(err, OSError) and err.filename and str(err.filename) not in message:
         message = f"{err.filename}: {message}"
     elif isinstance(err, OSError) and err.strerror and err.filename:

@@ -102,15 +102,10 @@ def error_report(source: Source, error: BaseException | str, profile: str = "azu
         "(upload or copy it again if it was cut short)"
     )
     if isinstance(error, BaseException):
-        from azvhdaudit.hints import cause_hint, network_cause, network_reason
+        from azvhdaudit.hints import cause_hint, unreachable_text
 
         kind = type(error).__name__
-        text = str(error) or kind
-        network = network_cause(error)
-        if network is not None and isinstance(error, FileNotFoundError):
-            # fsspec reports a server it cannot reach as a missing file: say what happened instead
-            text = f"{text.split(': ', 1)[0]}: the server could not be reached: {network_reason(network)}"
-        message = f"{kind}: {text}"
+        message = f"{kind}: {unreachable_text(error, str(error) or kind)}"
         fitting = cause_hint(error)
         if fitting:
             remediation = fitting[0].upper() + fitting[1:]

@@ -73,6 +73,15 @@ def network_reason(cause: BaseException) -> str:
     return str(cause) or type(cause).__name__
 
 
+def unreachable_text(err: BaseException, text: str) -> str:
+    """``text`` (the error's message) saying the server could not be reached, when ``err`` is a missing-file error
+    with a network failure behind it (fsspec reports an unreachable server that way); else ``text`` as it is."""
+    network = network_cause(err)
+    if network is None or not isinstance(err, FileNotFoundError):
+        return text
+    return f"{text.split(': ', 1)[0]}: the server could not be reached: {network_reason(network)}"
+
+
 def cause_hint(err: BaseException) -> str | None:
     """The hint that fits what caused ``err``, or ``None`` when nothing in its chain says more than its class."""
     causes = list(chain(err))
