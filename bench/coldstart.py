@@ -1,6 +1,6 @@
 """Benchmark the command line's cold start: the whole process auditing the benchmark image, before and after.
 
-    python bench/coldstart.py [--before REV] [--rounds 7] [--out bench/results-fleet.md]
+    python bench/coldstart.py [--before REV] [--rounds 7] [--out bench/results-fleet.md] [--callgrind]
 
 Runs ``python -m azvhdaudit audit bench-127g.vhdx --format json -o /dev/null`` in a fresh process (interpreter
 start, imports and the audit), two ways taking turns round after round so that a change in the machine's load
@@ -15,9 +15,10 @@ sets ``PYTHONDONTWRITEBYTECODE``: without them every import compiles its module 
 system) of each process is recorded beside its wall time.
 
 Each way also counts the modules the process imported (``-X importtime``: lines, and how many are dissect's,
-pefile's, signify's, construct's) in one extra run. Writes (replaces) the section "Cold start" of ``--out``,
-keeping the rest of the file. The exit status 1 of the audit is the image's verdict (it fails rules), not an
-error.
+pefile's, signify's, construct's) in one extra run, and, with ``--callgrind``, the instructions the whole process
+executes (``valgrind --tool=callgrind``, one run each): a figure the machine's load does not move. Writes
+(replaces) the section "Cold start" of ``--out``, keeping the rest of the file. The exit status 1 of the audit is
+the image's verdict (it fails rules), not an error.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -127,6 +130,22 @@ def imports(image: Path, path: Path | None, runs: int = 3) -> dict[str, float]:
     return {**counts, **{f"import_{group}": statistics.median(values) for group, values in times.items()}}
 
 
+def instructions(image: Path, path: Path | None) -> int:
+    """The instructions one whole process executes (callgrind's ``Collected``; its output file is discarded)."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={os.devnull}", *command(image)],
+        env=environment(path),
+        cwd=ROOT / "bench",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind gave no count: {done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 #: the machine's load average when main() started, for the results' header
 LOAD_AT_START = [0.0]
 LOAD_AT_END = [0.0]
@@ -139,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="rounds of each way (default 7)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-fleet.md")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "_work")
+    parser.add_argument(
+        "--callgrind", action="store_true", help="also count each way's instructions under valgrind (~20 s each)"
+    )
     args = parser.parse_args(argv)
+    if args.callgrind and shutil.which("valgrind") is None:
+        parser.error("--callgrind needs valgrind on PATH")
     if not 1 <= args.rounds <= 50:
         parser.error("--rounds must be within 1-50")
     before = (
@@ -165,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             cpu[way].append(used)
             print(f"{way}: {wall:.3f} s, {used:.3f} s CPU", file=sys.stderr)
     counted = {way: imports(image, path) for way, path in ways.items()}
+    if args.callgrind:
+        for way, path in ways.items():
+            counted[way]["instructions"] = instructions(image, path)
     LOAD_AT_END[0] = os.getloadavg()[0]
     write(args, before, image, times, cpu, counted)
     print(f"wrote {args.out}", file=sys.stderr)
@@ -216,6 +243,19 @@ def write(
     for way in times:
         spent = [counted[way][f"import_{group}"] for group in (*GROUPS, "rest")]
         lines.append(f"| {way} | " + " | ".join(f"{ms:.0f}" for ms in spent) + " |")
+    if all("instructions" in counted[way] for way in times):
+        lines += [
+            "",
+            "Instructions the whole process executes (`valgrind --tool=callgrind`, one run each way, with the same "
+            "bytecode caches): the figure to compare on a loaded machine.",
+            "",
+            "| way | instructions (millions) | change |",
+            "|---|---:|---:|",
+        ]
+        first = counted["before"]["instructions"]
+        for way in times:
+            count = counted[way]["instructions"]
+            lines.append(f"| {way} | {count / 1e6:,.0f} | {(count - first) / first:+.1%} |")
     section = "\n".join(lines) + "\n"
     results_file.write_section(args.out, SECTION, section)
 
