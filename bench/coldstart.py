@@ -206,10 +206,12 @@ def write(
     cpu: dict[str, list[float]],
     counted: dict[str, dict[str, float]],
 ) -> None:
+    flags = " --callgrind" if args.callgrind else ""
+    now = dt.datetime.now(dt.timezone.utc)
     lines = [
         SECTION,
         "",
-        f"`python bench/coldstart.py --rounds {args.rounds}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} "
+        f"`python bench/coldstart.py --rounds {args.rounds}{flags}` on {now:%Y-%m-%d %H:%M} "
         f"UTC, Python {platform.python_version()}, {os.cpu_count()} CPUs (shared: times vary with the load; the "
         "module counts do not).",
         f"Load average (1 minute) when the measurement started: {LOAD_AT_START[0]:.1f}; when it ended: "
