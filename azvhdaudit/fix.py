@@ -425,6 +425,8 @@ def registry_writes(remediation: str) -> list[tuple[str, str, str, object]] | No
                 kind = "REG_DWORD" if isinstance(value, int) else "REG_SZ" if isinstance(value, str) else None
             if kind is None:
                 return None
+            if kind == "REG_MULTI_SZ" and isinstance(value, str):
+                value = [value]  # as PowerShell writes a string given -Type MultiString: one string in the list
             writes.append((key, name, kind, value))
     except ValueError:
         return None

@@ -15,14 +15,13 @@ disk themselves.
 
 from __future__ import annotations
 
-import re
 import shlex
 
 from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import ContainerFacts, PartitionFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, Group, rule
-from azvhdaudit.rules.values import HiveUnavailable, Read, read_value
+from azvhdaudit.rules.values import HiveUnavailable, Read, ps_arg, read_value
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -68,11 +67,6 @@ def _name(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1] or "disk"
 
 
-def _ps(name: str) -> str:
-    """A file name as a PowerShell argument (quoted when it holds more than a bare word)."""
-    return name if re.fullmatch(r"[\w.:\\-]+", name) else "'" + name.replace("'", "''") + "'"
-
-
 def _sh(name: str) -> str:
     return shlex.quote(name)
 
@@ -91,7 +85,7 @@ def _conversion(c: ContainerFacts) -> str:
     no other format), qemu-img with the container's own input format for the rest."""
     name, target = _name(c.path), fixed_vhd_name(c.path)
     if c.format in ("vhd", "vhdx"):
-        return f"Convert-VHD -Path {_ps(name)} -DestinationPath {_ps(target)} -VHDType Fixed"
+        return f"Convert-VHD -Path {ps_arg(name)} -DestinationPath {ps_arg(target)} -VHDType Fixed"
     src = QEMU_FORMATS.get(c.format, c.format)
     return f"qemu-img convert -f {src} -O vpc -o subformat=fixed,force_size {_sh(name)} {_sh(target)}"
 
@@ -200,11 +194,13 @@ def _merge_fix(c: ContainerFacts) -> str:
     """Merge the chain into its base disk (Merge-VHD writes into the parent: work on a copy of the chain),
     then convert the base to a fixed VHD. Without the chain's names, the doc's line."""
     if not c.parents:
-        return f"Merge-VHD -Path {_ps(_name(c.path))} -DestinationPath <its parent>"
+        return f"Merge-VHD -Path {ps_arg(_name(c.path))} -DestinationPath <its parent>"
     base = c.parents[-1]
     base_name = _name(base.path)
-    merge = f"Merge-VHD -Path {_ps(_name(c.path))} -DestinationPath {_ps(base_name)}"
-    convert = f"Convert-VHD -Path {_ps(base_name)} -DestinationPath {_ps(fixed_vhd_name(base.path))} -VHDType Fixed"
+    merge = f"Merge-VHD -Path {ps_arg(_name(c.path))} -DestinationPath {ps_arg(base_name)}"
+    convert = (
+        f"Convert-VHD -Path {ps_arg(base_name)} -DestinationPath {ps_arg(fixed_vhd_name(base.path))} -VHDType Fixed"
+    )
     return f"{merge}  (it writes into {base_name}: merge a copy of the chain)\n{convert}"
 
 
@@ -281,7 +277,7 @@ def check_vhd_footer(ctx: AuditContext) -> Outcome:
             "valid",
             bad,
             ev,
-            remediation=f"Test-VHD -Path {_ps(_name(c.path))}",
+            remediation=f"Test-VHD -Path {ps_arg(_name(c.path))}",
         )
     if unknown:
         raise NotChecked(
@@ -300,7 +296,7 @@ def _resize(c: ContainerFacts, target: int) -> str:
     on the other formats."""
     name = _name(c.path)
     if c.format in ("vhd", "vhdx"):
-        return f"Resize-VHD -Path {_ps(name)} -SizeBytes {target}"
+        return f"Resize-VHD -Path {ps_arg(name)} -SizeBytes {target}"
     return f"qemu-img resize -f {QEMU_FORMATS.get(c.format, c.format)} {_sh(name)} {target}"
 
 

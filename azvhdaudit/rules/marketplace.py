@@ -54,7 +54,7 @@ from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.manual import ManualStep, register_steps
 from azvhdaudit.rules.os import build_name, os_of, sysprep_of
-from azvhdaudit.rules.values import HiveUnavailable, key_evidence, open_key
+from azvhdaudit.rules.values import HiveUnavailable, key_evidence, open_key, ps_arg
 from azvhdaudit.rules.vm import VM_ROLE, VMContext
 
 __all__ = [
@@ -188,17 +188,13 @@ def _name(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1] or "disk"
 
 
-def _ps(text: str) -> str:
-    return text if re.fullmatch(r"[\w.:\\-]+", text) else "'" + text.replace("'", "''") + "'"
-
-
 _QEMU = {"vhd": "vpc", "vhdx": "vhdx", "vmdk": "vmdk", "qcow2": "qcow2", "raw": "raw"}
 
 
 def _grow(c: ContainerFacts, target: int) -> str:
     name = _name(c.path)
     if c.format in ("vhd", "vhdx"):
-        return f"Resize-VHD -Path {_ps(name)} -SizeBytes {target}"
+        return f"Resize-VHD -Path {ps_arg(name)} -SizeBytes {target}"
     return f"qemu-img resize -f {_QEMU.get(c.format, c.format)} {shlex.quote(name)} {target}"
 
 
@@ -206,14 +202,14 @@ def _shrink(c: ContainerFacts, target: int) -> list[str]:
     """Shrink the container to ``target`` bytes: Resize-VHD shrinks only a VHDX, so a VHD goes through one."""
     name = _name(c.path)
     if c.format == "vhdx":
-        return [f"Resize-VHD -Path {_ps(name)} -SizeBytes {target}"]
+        return [f"Resize-VHD -Path {ps_arg(name)} -SizeBytes {target}"]
     if c.format == "vhd":
         stem = name.rsplit(".", 1)[0] if "." in name else name
         tmp, out = f"{stem}-shrink.vhdx", f"{stem}-{target // GiB}gib.vhd"
         return [
-            f"Convert-VHD -Path {_ps(name)} -DestinationPath {_ps(tmp)}",
-            f"Resize-VHD -Path {_ps(tmp)} -SizeBytes {target}",
-            f"Convert-VHD -Path {_ps(tmp)} -DestinationPath {_ps(out)} -VHDType Fixed",
+            f"Convert-VHD -Path {ps_arg(name)} -DestinationPath {ps_arg(tmp)}",
+            f"Resize-VHD -Path {ps_arg(tmp)} -SizeBytes {target}",
+            f"Convert-VHD -Path {ps_arg(tmp)} -DestinationPath {ps_arg(out)} -VHDType Fixed",
         ]
     return [f"qemu-img resize --shrink -f {_QEMU.get(c.format, c.format)} {shlex.quote(name)} {target}"]
 
@@ -704,7 +700,7 @@ def _uninstall_fix(ctx: AuditContext, features: list[str]) -> str:
     c = ctx.facts.container
     lines = [f"Uninstall-WindowsFeature -Name {names} -Remove  (inside the VM, then generalize and capture again)"]
     if c.format in ("vhd", "vhdx") and not c.is_differencing:
-        lines.append(f"or offline, on the image: Uninstall-WindowsFeature -Name {names} -Vhd {_ps(_name(c.path))}")
+        lines.append(f"or offline, on the image: Uninstall-WindowsFeature -Name {names} -Vhd {ps_arg(_name(c.path))}")
     return "\n".join(lines)
 
 

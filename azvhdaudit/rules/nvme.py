@@ -38,7 +38,7 @@ from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.os import build_name, os_of
-from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, read_value, value_evidence
+from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, ps_string, read_value, value_evidence
 
 __all__ = [
     "CONVERSION_DOC",
@@ -517,9 +517,10 @@ _MM = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management"
     "Azure's conversion script tells Windows users to adjust the page file when the temporary disk changes.",
     source=f'{_DOC}: "When running a v6 VM, you can have up to four temp disks. All of them are RAW"; {_SCRIPT}: '
     '"adjust your swap space / pagefile configuration"',
-    remediation="Put the page file on C: (system managed) before capturing, inside the VM: Set-ItemProperty -Path "
-    "'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Memory Management' -Name PagingFiles -Value "
-    "'?:\\pagefile.sys' -Type MultiString; or format the temporary disk at each start, before Windows uses it.",
+    remediation="Before capturing, take the page file off the D: drive inside the VM (set PagingFiles under "
+    "'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Session Manager\\Memory Management' to the entries on other "
+    "drives, or to '?:\\pagefile.sys' (system managed: Windows picks the drive) when none is left; the finding's "
+    "fix gives the exact line). Or format the temporary disk at each start, before Windows uses it.",
     references=(CONVERSION_DOC, CONVERSION_SCRIPT),
 )
 def check_pagefile(ctx: AuditContext) -> Outcome:
@@ -545,4 +546,21 @@ def check_pagefile(ctx: AuditContext) -> Outcome:
         expected="not on D:",
         actual=entries,
         evidence=(read.evidence,),
+        remediation=_pagefile_fix([e for e in entries if e not in on_d]),
+    )
+
+
+def _pagefile_fix(kept: list[str]) -> str:
+    """The PagingFiles value without its entries on D: (the others as they are; system managed when none is
+    left), as the line that sets it inside the VM, and the alternative."""
+    if kept:
+        value = ps_string(kept[0]) if len(kept) == 1 else "@(" + ", ".join(ps_string(e) for e in kept) + ")"
+        why = "the entries on other drives kept as they are" if len(kept) > 1 else "the entry on another drive kept"
+    else:
+        value, why = ps_string("?:\\pagefile.sys"), "system managed: Windows picks the drive"
+    path = "HKLM:" + _MM[len("HKLM") :]  # the running system's current control set, which the rule read
+    return (
+        f"Set-ItemProperty -Path {ps_string(path)} -Name PagingFiles -Value {value} -Type MultiString  "
+        f"(inside the VM, before capturing: {why})\n"
+        "Or format the temporary disk at each start, before Windows uses it."
     )

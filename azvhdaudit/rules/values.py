@@ -17,6 +17,7 @@ pass (:class:`~azvhdaudit.errors.HiveUnavailable`, a :class:`~azvhdaudit.errors.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,6 +40,8 @@ __all__ = [
     "key_evidence",
     "format_data",
     "plain",
+    "ps_arg",
+    "ps_string",
     "mismatch_status",
     "worst",
     "evaluate_items",
@@ -131,6 +134,16 @@ def plain(data: Any) -> str:
     if isinstance(data, (list, tuple, set, frozenset)):
         return "[" + ", ".join(plain(x) for x in data) + "]"
     return str(data)
+
+
+def ps_string(text: str) -> str:
+    """``text`` as a PowerShell single-quoted string literal (``'`` doubled inside)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ps_arg(text: str) -> str:
+    """``text`` as a PowerShell argument: a bare word when it is one (a file name, a drive path), else quoted."""
+    return text if re.fullmatch(r"[\w.:\\-]+", text) else ps_string(text)
 
 
 def value_evidence(

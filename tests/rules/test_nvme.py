@@ -15,7 +15,7 @@ import pytest
 
 from azvhdaudit.engine import audit_context, select_rules
 from azvhdaudit.facts import OSFacts
-from azvhdaudit.fix import split_statements
+from azvhdaudit.fix import registry_writes, split_statements
 from azvhdaudit.registry.memory import MemoryHive
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.registry.open import BACKENDS, open_hive_file
@@ -289,6 +289,33 @@ def test_pagefile_on_d(paging: list[str] | None, status: Status) -> None:
     if status is Status.WARNING:
         assert "raw" in result.message and "fix:" not in result.message and "PagingFiles -Value" not in result.message
         assert "-Name PagingFiles -Value '?:\\pagefile.sys' -Type MultiString" in result.remediation
+        assert "system managed" in result.remediation
+        key = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\" + MM
+        assert registry_writes(result.remediation) == [(key, "PagingFiles", "REG_MULTI_SZ", ["?:\\pagefile.sys"])]
+
+
+@pytest.mark.parametrize(
+    ("paging", "value"),
+    [
+        (["D:\\pagefile.sys", "C:\\pagefile.sys 1024 4096"], "'C:\\pagefile.sys 1024 4096'"),
+        (["D:\\pagefile.sys", "C:\\pagefile.sys", "E:\\page's.sys"], "@('C:\\pagefile.sys', 'E:\\page''s.sys')"),
+    ],
+)
+def test_pagefile_fix_keeps_the_entries_not_on_d(paging: list[str], value: str) -> None:
+    cs1 = services(**{MM: {"PagingFiles": paging}})
+    result = run("nvme.pagefile_not_on_temp_disk", system(cs1=cs1))
+    assert result.status is Status.WARNING
+    line = result.remediation.splitlines()[0]
+    assert f"-Name PagingFiles -Value {value} -Type MultiString  (" in line
+    assert "?:" not in line and "system managed" not in line
+    # the line is one the fix script runs, and the .reg file writes the same value
+    commands, _ = split_statements(result.remediation)
+    assert commands == [line.split("  (")[0]]
+    writes = registry_writes(result.remediation)
+    assert writes is not None
+    [(key, name, kind, data)] = writes
+    assert key.endswith("\\Control\\Session Manager\\Memory Management") and name == "PagingFiles"
+    assert data == [e for e in paging if not e.upper().startswith("D:")]
 
 
 def test_nvme_rules_belong_to_azure_not_to_the_2022_document() -> None:
