@@ -94,6 +94,27 @@ _DIRECTION_RE = re.compile(r"-Direction\s+(Inbound|Outbound)", re.I)
 _NEW_ITEM_RE = re.compile(r"^New-Item\s+(?:-Path\s+)?('[^']+'|\"[^\"]+\"|\$\w+|\S+)(.*)$", re.I)
 
 
+#: a quoted string: skipped whole when a line is cut, a ';' or a remark inside one is text
+_QUOTED = r"'(?:[^']|'')*'|\"(?:[^\"`]|`.)*\""
+#: a statement separator ("; " then a statement)
+_SEPARATOR_RE = re.compile(rf"{_QUOTED}|;\s+(?=\$|[A-Za-z])")
+#: a remark after a statement: two spaces, then "(", "->" or "or:"
+_REMARK_RE = re.compile(rf"{_QUOTED}|\s{{2,}}(?:\(|->|or:)")
+
+
+def _split_on_semicolons(line: str) -> list[str]:
+    """``line`` split at each ``; `` outside quoted strings: a fix computed from the image quotes what it read from
+    there, and a ``;`` in such a string is part of it, never the start of another statement."""
+    parts: list[str] = []
+    start = 0
+    for match in _SEPARATOR_RE.finditer(line):
+        if match.group().startswith(";"):
+            parts.append(line[start : match.start()])
+            start = match.end()
+    parts.append(line[start:])
+    return parts
+
+
 def split_statements(text: str) -> tuple[list[str], list[str]]:
     """Split a rule's fix text into runnable statements and lines to do by hand.
 
@@ -106,7 +127,7 @@ def split_statements(text: str) -> tuple[list[str], list[str]]:
         line = line.strip()
         if not line:
             continue
-        remark = re.search(r"\s{2,}(\(|->|or:)", line)
+        remark = next((m for m in _REMARK_RE.finditer(line) if not m.group().startswith(("'", '"'))), None)
         if remark:
             rest = line[remark.start() :].strip()
             if "->" in rest or _PLACEHOLDER_RE.search(rest):
@@ -115,7 +136,7 @@ def split_statements(text: str) -> tuple[list[str], list[str]]:
                 continue
             notes.append(rest)
             line = line[: remark.start()].strip()
-        parts = [p.strip() for p in re.split(r";\s+(?=\$|[A-Za-z])", line) if p.strip()]
+        parts = [p.strip() for p in _split_on_semicolons(line) if p.strip()]
         if parts and all(
             _COMMAND_RE.match(p) and not _PLACEHOLDER_RE.search(p) and not _INTERACTIVE_RE.match(p) for p in parts
         ):

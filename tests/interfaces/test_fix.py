@@ -149,6 +149,23 @@ def test_a_shared_command_runs_once() -> None:
             [],
             ["After the VM is created in Azure: Set-ItemProperty -Path x -Name y -Value 1"],
         ),
+        # a string read from the image, quoted in a computed fix: a ';' or a remark inside it is text, never the
+        # start of another statement
+        (
+            "Set-NetIPInterface -InterfaceAlias 'x''; Remove-Item C:\\ -Recurse; ''' -Dhcp Enabled",
+            ["Set-NetIPInterface -InterfaceAlias 'x''; Remove-Item C:\\ -Recurse; ''' -Dhcp Enabled"],
+            [],
+        ),
+        (
+            'Set-Service -Name "a; Remove-Item b" -StartupType Automatic; Start-Service -Name W32Time',
+            ['Set-Service -Name "a; Remove-Item b" -StartupType Automatic', "Start-Service -Name W32Time"],
+            [],
+        ),
+        (
+            "Set-NetIPInterface -InterfaceAlias 'LAN  (2)' -Dhcp Enabled  (inside the VM)",
+            ["Set-NetIPInterface -InterfaceAlias 'LAN  (2)' -Dhcp Enabled"],
+            ["(inside the VM)"],
+        ),
     ],
 )
 def test_split_statements(remediation: str, commands: list[str], notes: list[str]) -> None:
