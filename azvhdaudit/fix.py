@@ -85,6 +85,8 @@ _EXECUTABLES = (
 _COMMAND_RE = re.compile(
     rf"^(\$\w+\s*=|(?:if|foreach)\s*\(|[A-Z][A-Za-z]+-[A-Z][A-Za-z]+\b|(?i:(?:[\w%\\:]*\\)?(?:{_EXECUTABLES})(?:\.exe)?)(?:\s|$))"
 )
+#: a program PowerShell runs as it is (not a cmdlet)
+_NATIVE_RE = re.compile(rf"^(?i:(?:[\w%\\:]*\\)?(?:{_EXECUTABLES})(?:\.exe)?)(?:\s|$)")
 _PLACEHOLDER_RE = re.compile(r"<[^<>]+>")
 _SERVICE_RE = re.compile(r"^(Get-Service|Set-Service|Start-Service|sc(\.exe)?\s+config)\b", re.I)
 _FIREWALL_RE = re.compile(r"(NetFirewall|advfirewall)", re.I)
@@ -122,7 +124,8 @@ def _well_formed(statement: str) -> bool:
     make PowerShell read the rest of the script as that string, or not parse the script at all); outside the strings,
     no ``; & < >`` or backtick (the statement would be more than one, or write elsewhere); text that is not ASCII only
     inside single-quoted strings (which the script spells out in ASCII) and no ``$`` in a double-quoted one
-    (PowerShell would expand it). A ``bcdedit`` line, which runs through cmd.exe, is printable ASCII with its
+    (PowerShell would expand it); in a line that runs a program, no ``"`` or final backslash in a literal (the
+    program would read further arguments). A ``bcdedit`` line, which runs through cmd.exe, is printable ASCII with its
     double quotes paired and nothing cmd reads as an operator or a variable."""
     if not statement.isprintable():
         return False
@@ -137,9 +140,15 @@ def _well_formed(statement: str) -> bool:
     outside = _QUOTED_RE.sub(" ", statement)
     if any(c in _SQ or c in _DQ for c in outside) or not outside.isascii() or _OUTSIDE_RE.search(outside):
         return False
+    native = _NATIVE_RE.match(statement) is not None
     for match in _QUOTED_RE.finditer(statement):
         token = match.group()
         if token[0] in _DQ and ("$" in token or not token.isascii()):
+            return False
+        # PowerShell hands a program (netsh, reg ...) its arguments on one command line, in double quotes where they
+        # hold a space, without escaping a '"' in them (Windows PowerShell 5.1): a '"' or a final backslash would
+        # end the argument early and make the rest further arguments
+        if native and token[0] in _SQ and ('"' in token or _sq_value(token).endswith("\\")):
             return False
     return True
 

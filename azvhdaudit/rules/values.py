@@ -199,7 +199,7 @@ def cmd_quoted(text: str) -> str:
     when cmd would read something in it (``" % ! ^ & | < >``), it is not printable ASCII, or it ends in a backslash
     (which would escape the closing quote)."""
     if not text.isascii() or not text.isprintable() or _CMD_SPECIAL & set(text) or text.endswith("\\"):
-        return placeholder(text, "cmd.exe would read part of it as a command: no fix line holds it")
+        return placeholder(text, "not text cmd.exe takes as it is: no fix line holds it")
     return f'"{text}"'
 
 

@@ -201,6 +201,9 @@ def test_split_statements(remediation: str, commands: list[str], notes: list[str
         'bcdedit /set "{default}" loadoptions "x" & calc',
         'bcdedit /set "{default}" loadoptions "%COMSPEC%"',
         'bcdedit /set "{default}" loadoptions "x\\"',
+        # a program's arguments: PowerShell would not escape a '"' or a final backslash on its command line
+        "netsh interface ip set address 'x\" static 10.0.0.9' dhcp",
+        "netsh interface ip set address 'x\\' dhcp",
     ],
 )
 def test_a_line_that_is_not_well_formed_is_never_run(line: str) -> None:
