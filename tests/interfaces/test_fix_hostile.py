@@ -34,7 +34,7 @@ from rules.guestkit import build_view
 from signing.sigkit import BytesFiles
 
 from azvhdaudit.bcd import decode_bcd
-from azvhdaudit.engine import audit_context
+from azvhdaudit.engine import audit_context, audit_vm_context
 from azvhdaudit.facts import ContainerFacts, ImageFacts, OSFacts
 from azvhdaudit.fix import fix_script, split_statements
 from azvhdaudit.registry.memory import MemoryHive
@@ -42,6 +42,7 @@ from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.registry.open import open_hive_file
 from azvhdaudit.report import Result, Status
 from azvhdaudit.rules.base import AuditContext, AuditOptions, Target
+from azvhdaudit.rules.vm import DiskInfo, VMContext
 
 TODAY = _dt.date(2026, 1, 1)
 REALDATA = Path(__file__).resolve().parents[1] / "data" / "realdata"
@@ -200,6 +201,18 @@ def _marketplace(hostile: str, key: str) -> list[Result]:
             results += _run(ctx, "azure-marketplace", ["marketplace.os_disk_size"])
     ctx = mp_context(software={CACHE + "\\Wireless-Networ\u212aing": {"InstallState": 1}})
     results += _run(ctx, "azure-marketplace", ["marketplace.unsupported_roles"])
+    # 17 data disks, named as their files are: the fix names those left out
+    os_disk = mp_facts()
+    data = [mp_facts(os=None, virtual_size=1024**3, partitions=[]) for _ in range(17)]
+    disks = (DiskInfo("os", "os", os_disk),) + tuple(
+        DiskInfo(f"data{n}:{hostile}{n}.vhd", "data", d) for n, d in enumerate(data, 1)
+    )
+    vm = VMContext(registry=build_view(), facts=os_disk, profile="azure-marketplace", disks=disks)
+    results += [
+        r
+        for r in audit_vm_context(vm, "azure-marketplace", select=["marketplace.data_disk_count"], today=TODAY)
+        if r.rule_id == "marketplace.data_disk_count"
+    ]
     return results
 
 
