@@ -4,6 +4,7 @@ References: "Prepare a Windows VHD or VHDX to upload to Azure" (each rule's fix 
 one computed from the finding: the image's own file names and the size it needs, the Group Policy value
 that wins);
 about_Parsing (PowerShell reads ``{default}`` as a script block, hence bcdedit runs through cmd.exe);
+about_Quoting_Rules (a single-quoted string expands nothing; PowerShell also reads U+2018-U+201B as single quotes);
 Registry Editor ``.reg`` format (``Windows Registry Editor Version 5.00``; ``dword:``, ``hex(2):``,
 ``hex(7):``, ``hex(b):`` for EXPAND_SZ, MULTI_SZ and QWORD, UTF-16LE; the file is kept ASCII, which
 both regedit and hivexregedit read).
@@ -15,6 +16,13 @@ command the doc gives is one that sets a state (``Set-ItemProperty -Force``, ``S
 ``bcdedit /set``). Fix text that is not a command (a Group Policy instruction, a step with a placeholder)
 is written as a comment to do by hand. Steps that run on the host (``Convert-VHD``) or end the VM's
 life as a template (``sysprep``) are written commented out, last.
+
+What the image holds is untrusted: a fix computed from it quotes each string it read as a single-quoted literal
+(``rules.values.ps_string``: every character PowerShell reads as a single quote doubled) or leaves the step by hand
+with a ``<placeholder>``. Whatever computed a line, it is scripted only when it is well formed (one printable line,
+every quote paired, nothing outside the literals that would make it more than one statement: see
+:func:`split_statements`); statements are written in ASCII (Windows PowerShell 5.1 reads a script without a byte
+order mark in the ANSI code page), and text quoted in comments is one printable line.
 
 Order matters: services first (the firewall cmdlets need the firewall service), then registry
 settings, Remote Desktop, WinRM, the firewall, the boot configuration in a cmd.exe block, and last the
@@ -170,7 +178,8 @@ def split_statements(text: str) -> tuple[list[str], list[str]]:
     """Split a rule's fix text into runnable statements and lines to do by hand.
 
     A statement starts with a cmdlet (``Verb-Noun``), a variable assignment or a known Windows program,
-    and holds no ``<placeholder>``; a parenthesised remark after two spaces is cut off into the notes.
+    and is well formed (one printable line, its quotes paired: the checks of :func:`_well_formed`); a line with a
+    ``<placeholder>`` anywhere is by hand; a parenthesised remark after two spaces is cut off into the notes.
     """
     commands: list[str] = []
     notes: list[str] = []
