@@ -15,13 +15,11 @@ disk themselves.
 
 from __future__ import annotations
 
-import shlex
-
 from azvhdaudit.errors import NotApplicable, NotChecked
 from azvhdaudit.facts import ContainerFacts, PartitionFacts
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, Group, rule
-from azvhdaudit.rules.values import HiveUnavailable, Read, ps_arg, read_value
+from azvhdaudit.rules.values import HiveUnavailable, Read, printable, ps_arg, read_value, sh_arg
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -68,7 +66,7 @@ def _name(path: str) -> str:
 
 
 def _sh(name: str) -> str:
-    return shlex.quote(name)
+    return sh_arg(name)
 
 
 def fixed_vhd_name(path: str) -> str:
@@ -104,7 +102,7 @@ def _truncated_text(c: ContainerFacts) -> str:
 
 def _truncated_fix(c: ContainerFacts) -> str:
     return (
-        f"Copy {_name(c.path)} again from its source: its last 512 bytes, the VHD footer, are missing\n"
+        f"Copy {printable(_name(c.path))} again from its source: its last 512 bytes, the VHD footer, are missing\n"
         + _conversion(c)
     )
 
@@ -201,7 +199,7 @@ def _merge_fix(c: ContainerFacts) -> str:
     convert = (
         f"Convert-VHD -Path {ps_arg(base_name)} -DestinationPath {ps_arg(fixed_vhd_name(base.path))} -VHDType Fixed"
     )
-    return f"{merge}  (it writes into {base_name}: merge a copy of the chain)\n{convert}"
+    return f"{merge}  (it writes into {printable(base_name)}: merge a copy of the chain)\n{convert}"
 
 
 @rule(

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import functools
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +53,7 @@ from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, Group, rule
 from azvhdaudit.rules.manual import ManualStep, register_steps
 from azvhdaudit.rules.os import build_name, os_of, sysprep_of
-from azvhdaudit.rules.values import HiveUnavailable, key_evidence, open_key, ps_arg
+from azvhdaudit.rules.values import HiveUnavailable, key_evidence, open_key, printable, ps_arg, sh_arg
 from azvhdaudit.rules.vm import VM_ROLE, VMContext
 
 __all__ = [
@@ -195,7 +194,7 @@ def _grow(c: ContainerFacts, target: int) -> str:
     name = _name(c.path)
     if c.format in ("vhd", "vhdx"):
         return f"Resize-VHD -Path {ps_arg(name)} -SizeBytes {target}"
-    return f"qemu-img resize -f {_QEMU.get(c.format, c.format)} {shlex.quote(name)} {target}"
+    return f"qemu-img resize -f {_QEMU.get(c.format, c.format)} {sh_arg(name)} {target}"
 
 
 def _shrink(c: ContainerFacts, target: int) -> list[str]:
@@ -211,7 +210,7 @@ def _shrink(c: ContainerFacts, target: int) -> list[str]:
             f"Resize-VHD -Path {ps_arg(tmp)} -SizeBytes {target}",
             f"Convert-VHD -Path {ps_arg(tmp)} -DestinationPath {ps_arg(out)} -VHDType Fixed",
         ]
-    return [f"qemu-img resize --shrink -f {_QEMU.get(c.format, c.format)} {shlex.quote(name)} {target}"]
+    return [f"qemu-img resize --shrink -f {_QEMU.get(c.format, c.format)} {sh_arg(name)} {target}"]
 
 
 def _container_evidence(c: ContainerFacts, **actual: Any) -> Evidence:
@@ -569,7 +568,7 @@ def check_data_disk_count(ctx: AuditContext) -> Outcome:
             f"<= {MAX_DATA_DISKS}",
             len(names),
             ev,
-            remediation=f"Leave {len(drop)} data disk(s) out of the image ({', '.join(drop)}), or merge "
+            remediation=f"Leave {len(drop)} data disk(s) out of the image ({printable(', '.join(drop))}), or merge "
             "their data onto the others",
         )
     return Outcome(
@@ -696,7 +695,8 @@ def _flagged(names: list[str]) -> list[tuple[str, str]]:
 
 
 def _uninstall_fix(ctx: AuditContext, features: list[str]) -> str:
-    names = ",".join(dict.fromkeys(features))
+    # the names as the image spells them: each a bare word or a quoted literal, never text PowerShell reads further
+    names = ",".join(ps_arg(f) for f in dict.fromkeys(features))
     c = ctx.facts.container
     lines = [f"Uninstall-WindowsFeature -Name {names} -Remove  (inside the VM, then generalize and capture again)"]
     if c.format in ("vhd", "vhdx") and not c.is_differencing:

@@ -25,7 +25,7 @@ from azvhdaudit.network_facts import (
 )
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import AuditContext, Group, rule
-from azvhdaudit.rules.values import BOTH, HiveUnavailable, key_evidence, open_key, read_value, worst
+from azvhdaudit.rules.values import BOTH, HiveUnavailable, key_evidence, open_key, printable, read_value, worst
 
 __all__ = ["WinHttpSettings", "parse_winhttp_settings", "bypasses", "WIRESERVER"]
 
@@ -87,7 +87,7 @@ def _route_delete(name: str) -> str:
     route = parse_persistent_route(name)
     if route is not None:
         return f"route.exe delete {route.destination} mask {route.mask} {route.gateway}"
-    return f"route.exe print  (see 'Persistent Routes', value '{name}')  ->  route.exe delete <destination>"
+    return f"route.exe print  (see 'Persistent Routes', value '{printable(name)}')  ->  route.exe delete <destination>"
 
 
 def _judge_blob(ctx: AuditContext, path: str) -> tuple[Status, str, Evidence | None, str | None]:

@@ -38,7 +38,7 @@ from azvhdaudit.registry.model import RegKey
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.os import build_name, os_of
-from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, ps_string, read_value, value_evidence
+from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, printable, ps_string, read_value, value_evidence
 
 __all__ = [
     "CONVERSION_DOC",
@@ -211,18 +211,19 @@ def _offline_path(cs: ControlSet, *parts: str) -> str:
 
 
 def _fix_start(cs: ControlSet, service: str) -> tuple[str, str]:
+    # the control set's name is a key name read from the hive: quoted (or a placeholder), never bare text
     return (
-        f"Set-ItemProperty -Path '{_ps_path(cs, 'Services', service)}' -Name Start -Value 0 -Type DWord",
-        f'reg add "{_offline_path(cs, "Services", service)}" /v Start /t REG_DWORD /d 0 /f',
+        f"Set-ItemProperty -Path {ps_string(_ps_path(cs, 'Services', service))} -Name Start -Value 0 -Type DWord",
+        f'reg add "{printable(_offline_path(cs, "Services", service))}" /v Start /t REG_DWORD /d 0 /f',
     )
 
 
 def _fix_override(cs: ControlSet, service: str) -> tuple[str, str]:
     # -ErrorAction SilentlyContinue: the line may run again after the key is gone
     return (
-        f"Remove-Item -Path '{_ps_path(cs, 'Services', service, 'StartOverride')}' -Recurse -Force "
+        f"Remove-Item -Path {ps_string(_ps_path(cs, 'Services', service, 'StartOverride'))} -Recurse -Force "
         "-ErrorAction SilentlyContinue",
-        f'reg delete "{_offline_path(cs, "Services", service, "StartOverride")}" /f',
+        f'reg delete "{printable(_offline_path(cs, "Services", service, "StartOverride"))}" /f',
     )
 
 

@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from azvhdaudit.errors import NotChecked
-from azvhdaudit.registry.model import RegKey
+from azvhdaudit.registry.model import RegKey, RegValue
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_CURRENT, PLATFORM_BASELINE, AuditContext, Group, rule
-from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, read_value, value_evidence
+from azvhdaudit.rules.os import os_of
+from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, ps_string, read_value, value_evidence
 
 __all__ = [
     "MANA_ID",
@@ -91,6 +92,10 @@ KMS_PORT = 1688
 DRIVER_DB = r"HKLM\SYSTEM\DriverDatabase"
 SPP = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\SoftwareProtectionPlatform"
 INTERFACES = r"HKLM\SYSTEM\CurrentControlSet\Services\Tcpip\Parameters\Interfaces"
+#: the network adapters' class key: ``{interface GUID}\Connection`` holds ``Name``, the alias Windows shows
+NETWORK_CONNECTIONS = r"HKLM\SYSTEM\CurrentControlSet\Control\Network\{4D36E972-E325-11CE-BFC1-08002BE10318}"
+#: Windows 8 / Server 2012: the first build with the NetTCPIP module's Set-NetIPInterface
+_NETTCPIP_BUILD = 9200
 #: more INFs matching one id, or more interfaces, than this is not what Windows writes
 _MAX_CANDIDATES = 64
 _MAX_INTERFACES = 1024
@@ -373,6 +378,42 @@ def _addresses(key: RegKey, name: str) -> list[str]:
     return [a.strip() for a in items if isinstance(a, str) and a.strip() and a.strip() != "0.0.0.0"]
 
 
+def _connection_names(ctx: AuditContext) -> dict[str, tuple[str, RegValue]]:
+    """Interface GUID (lower case) -> (its connection name, the value read), from the network adapters' class key;
+    empty when that key is absent. Bounded like the interfaces."""
+    root = open_key(ctx, NETWORK_CONNECTIONS)
+    adapters = root.subkeys() if root is not None else []
+    names: dict[str, tuple[str, RegValue]] = {}
+    for adapter in adapters[:_MAX_INTERFACES]:
+        connection = adapter.subkey("Connection")
+        value = connection.value("Name") if connection is not None else None
+        if value is not None and isinstance(value.data, str) and value.data.strip():
+            names[adapter.name.lower()] = (value.data, value)
+    return names
+
+
+def _dhcp_fix(names: dict[str, str | None], build: int | None) -> str:
+    """One line per interface with a static address, naming it by its alias: the document's Set-NetIPInterface,
+    or netsh where the OS predates that cmdlet (Windows 7 / Server 2008 R2), as PowerShell statements (the alias a
+    single-quoted literal: nothing in it is expanded); an interface whose alias is not in the hive gets the line with
+    a placeholder, to finish by hand."""
+    lines = []
+    for guid, name in names.items():
+        if name is None or not name.isprintable():
+            # a name with a line break or another control character is not one Windows gives: never put it in a
+            # line that a fix script runs
+            shown = guid if guid.isprintable() else repr(guid)
+            lines.append(
+                f"Set-NetIPInterface -InterfaceAlias <alias of interface {shown}> -Dhcp Enabled  (its Connection "
+                "Name is not in the hive: Get-NetAdapter shows it)"
+            )
+        elif build is not None and build < _NETTCPIP_BUILD:
+            lines.append(f"netsh interface ip set address {ps_string(name)} dhcp")
+        else:
+            lines.append(f"Set-NetIPInterface -InterfaceAlias {ps_string(name)} -Dhcp Enabled")
+    return "\n".join(lines)
+
+
 @rule(
     PLATFORM_NET,
     id="platform_net.dhcp_enabled",
@@ -404,6 +445,9 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
             f"{len(interfaces)} interface keys under {ctx.registry.display_path(INTERFACES)}: not a hive Windows wrote"
         )
         raise NotChecked(why)
+    # read before the interfaces are judged, not after: the names do not depend on them, so a remote audit reads
+    # both chains of keys side by side
+    aliases = _connection_names(ctx)
     for iface in interfaces:
         path = f"{INTERFACES}\\{iface.name}"
         enable = iface.value("EnableDHCP")
@@ -426,14 +470,20 @@ def check_dhcp(ctx: AuditContext) -> Outcome:
             static_ids.append(iface.name)
             static.append(f"{iface.name} (EnableDHCP {plain(flag)}, IPAddress {', '.join(addresses)})")
     if static:
+        names: dict[str, str | None] = {}
+        for guid in static_ids:
+            name, value = aliases.get(guid.lower(), (None, None))
+            path = f"{NETWORK_CONNECTIONS}\\{guid}\\Connection"
+            evidence.append(value_evidence(ctx, path, "Name", value, "registry", note="the interface's alias"))
+            names[guid] = found[guid]["alias"] = name
+        osf = os_of(ctx)
         return Outcome(
             Status.WARNING,
             f"static IPv4 configuration on {'; '.join(static)}: Azure gives the NIC its address over DHCP",
             expected="EnableDHCP = 1",
             actual=found,
             evidence=tuple(evidence),
-            remediation="Set-NetIPInterface -InterfaceAlias <alias of that interface> -Dhcp Enabled inside the VM, "
-            f"for each interface with a static address: {', '.join(static_ids)}",
+            remediation=_dhcp_fix(names, osf.build if osf is not None else None),
         )
     if not dhcp:
         why = "no interface under " + ctx.registry.display_path(INTERFACES) + " has EnableDHCP = 1 or an address"

@@ -21,6 +21,7 @@ unreadable evidence is "not checked", never a pass.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from azvhdaudit.bcd import WELL_KNOWN, BCDObject, BCDStore, Effective
@@ -29,6 +30,7 @@ from azvhdaudit.facts import HOME_EDITIONS, PRO_ENTERPRISE_EDITIONS, WINDOWS_10_
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.bcd import decoded_store
+from azvhdaudit.rules.values import cmd_quoted, placeholder
 from azvhdaudit.secureboot_facts import (
     BOOTMGR_PATH,
     PCA2011,
@@ -352,10 +354,18 @@ def _store(ctx: AuditContext) -> tuple[BCDStore | None, str]:
     return decoded_store(ctx)
 
 
+_GUID_RE = re.compile(r"\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}")
+
+
 def _alias(obj: BCDObject, loader: BCDObject) -> str:
+    """How a bcdedit line names ``obj``: ``{default}``, a well-known alias or its GUID. The GUID is the name of a key
+    in the store: anything else there is a placeholder, never text a line cmd.exe runs would carry."""
     if obj is loader:
         return "{default}"
-    return WELL_KNOWN.get(obj.guid) or obj.guid
+    name = WELL_KNOWN.get(obj.guid) or obj.guid
+    if name in WELL_KNOWN.values() or _GUID_RE.fullmatch(name):
+        return name
+    return placeholder(name, "a BCD object named by no GUID")
 
 
 def _bcd_evidence(ctx: AuditContext, obj: BCDObject, eid: int, eff: Effective | None, note: str = "") -> Evidence:
@@ -426,8 +436,10 @@ def check_bcd_integrity(ctx: AuditContext) -> Outcome:
             src = f" (inherited from {eff.holder.label})" if eff.inherited else ""
             found.append(f"loadoptions '{eff.value}'{src}")
             rest = _without_option(str(eff.value))
+            # the options kept are read from the store, and the line runs through cmd.exe: quoted for cmd, or a
+            # placeholder when cmd would read part of them as a command
             fixes.append(
-                f'bcdedit /set "{holder}" loadoptions "{rest}"'
+                f'bcdedit /set "{holder}" loadoptions {cmd_quoted(rest)}'
                 if rest
                 else f'bcdedit /deletevalue "{holder}" loadoptions'
             )

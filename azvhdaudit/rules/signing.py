@@ -49,6 +49,7 @@ from azvhdaudit.registry.model import RegType
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.secureboot import TL_DOC
+from azvhdaudit.rules.values import printable
 
 #: required when the target boots with Secure Boot, advice otherwise (a missing driver file fails under any target)
 SIGNING = Group(area="signing", baselines=PLATFORM_BASELINE, required_for=AuditContext.secure_boot_required)
@@ -340,15 +341,17 @@ def check_boot_drivers(ctx: AuditContext) -> Outcome:
         if server
         else "attestation or WHQL"
     )
+    # the service's name and its ImagePath are read from the hive: each one printable line in the words
     fix = "\n".join(
         [
-            f"# {name}: restore {path} inside the VM (DISM /Online /Cleanup-Image /RestoreHealth, then sfc /scannow), "
-            f"or if nothing needs it at boot: sc.exe config {name} start= demand"
+            f"# {printable(name)}: restore {printable(path)} inside the VM (DISM /Online /Cleanup-Image "
+            "/RestoreHealth, then sfc /scannow), "
+            f"or if nothing needs it at boot: sc.exe config {printable(name)} start= demand"
             for name, path in missing_fix
         ]
         + [
-            f"# {name}: install a build of {path} signed through the Windows Hardware Dev Center ({signed_how}), "
-            f"or if nothing needs it at boot: sc.exe config {name} start= demand"
+            f"# {printable(name)}: install a build of {printable(path)} signed through the Windows Hardware Dev Center "
+            f"({signed_how}), or if nothing needs it at boot: sc.exe config {printable(name)} start= demand"
             for name, path in bad_fix
         ]
     )

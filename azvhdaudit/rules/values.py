@@ -18,6 +18,7 @@ pass (:class:`~azvhdaudit.errors.HiveUnavailable`, a :class:`~azvhdaudit.errors.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,8 +41,14 @@ __all__ = [
     "key_evidence",
     "format_data",
     "plain",
+    "cmd_quoted",
+    "placeholder",
+    "printable",
     "ps_arg",
     "ps_string",
+    "sh_arg",
+    "PS_DOUBLE_QUOTES",
+    "PS_SINGLE_QUOTES",
     "mismatch_status",
     "worst",
     "evaluate_items",
@@ -136,14 +143,64 @@ def plain(data: Any) -> str:
     return str(data)
 
 
+#: the characters PowerShell's tokenizer reads as a single quote (about_Quoting_Rules: the typographic ones too), and
+#: as a double quote: a string read from the image may hold any of them
+PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+PS_DOUBLE_QUOTES = '"\u201c\u201d\u201e'
+#: the characters ``cmd.exe`` reads as operators, escapes or variable marks: a line cmd runs holds none of them
+#: inside an argument read from the image
+_CMD_SPECIAL = frozenset('"%!^&|<>\r\n')
+
+
+def printable(text: str) -> str:
+    """``text`` read from the image as words of a fix line: one line, every character that is not printable (a line
+    break, another control character, a format or separator character) written as its escape (``\\n``,
+    ``\\x07``, ``\\u202e``), so nothing read can start a line of its own or hide what follows it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def placeholder(text: str, why: str) -> str:
+    """A ``<...>`` placeholder standing for ``text``: it makes the line a step by hand (``azvhdaudit fix`` never
+    runs a line with one)."""
+    shown = printable(text).replace("<", "\\x3c").replace(">", "\\x3e")
+    return f"<{shown} ({why})>"
+
+
 def ps_string(text: str) -> str:
-    """``text`` as a PowerShell single-quoted string literal (``'`` doubled inside)."""
-    return "'" + text.replace("'", "''") + "'"
+    """``text`` as a PowerShell single-quoted string literal: nothing in it is expanded, and every character
+    PowerShell reads as a single quote (``'`` and the typographic ``\u2018 \u2019 \u201a \u201b``) is doubled.
+
+    Text that is not one printable line (a line break, another control character) has no literal a fix line can
+    hold: it comes back as a ``<...>`` placeholder, which makes the line a step by hand."""
+    if not text.isprintable():
+        return placeholder(text, "not one printable line: no fix line holds it")
+    return "'" + "".join(c + c if c in PS_SINGLE_QUOTES else c for c in text) + "'"
 
 
 def ps_arg(text: str) -> str:
-    """``text`` as a PowerShell argument: a bare word when it is one (a file name, a drive path), else quoted."""
-    return text if re.fullmatch(r"[\w.:\\-]+", text) else ps_string(text)
+    """``text`` as a PowerShell argument: a bare word when it is one (a file name, a drive path: ASCII letters,
+    digits, ``_ . : \\ -``, starting with a letter, so PowerShell reads neither a parameter nor a number in it),
+    else a single-quoted literal (:func:`ps_string`)."""
+    return text if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:\\-]*", text) else ps_string(text)
+
+
+def sh_arg(text: str) -> str:
+    """``text`` as one argument of a POSIX shell line (a host-side ``qemu-img`` step), or a ``<...>`` placeholder
+    when it is not one printable line."""
+    if not text.isprintable():
+        return placeholder(text, "not one printable line: no fix line holds it")
+    return shlex.quote(text)
+
+
+def cmd_quoted(text: str) -> str:
+    """``text`` as a double-quoted argument of a line ``cmd.exe`` runs (``bcdedit``), or a ``<...>`` placeholder
+    when cmd would read something in it (``" % ! ^ & | < >``), it is not printable ASCII, or it ends in a backslash
+    (which would escape the closing quote)."""
+    if not text.isascii() or not text.isprintable() or _CMD_SPECIAL & set(text) or text.endswith("\\"):
+        return placeholder(text, "not text cmd.exe takes as it is: no fix line holds it")
+    return f'"{text}"'
 
 
 def value_evidence(
@@ -442,7 +499,8 @@ def _policy_fix(key_path: str, item: Item) -> str | None:
     if tuple(item.types) != (RegType.DWORD,):
         return None
     path = key_path.replace("HKLM\\", "HKLM:\\", 1)
-    return f"Set-ItemProperty -Path '{path}' -Name {item.value} -Value {item.expected} -Type DWord -Force"
+    name = ps_arg(item.value)
+    return f"Set-ItemProperty -Path {ps_string(path)} -Name {name} -Value {item.expected} -Type DWord -Force"
 
 
 def _evaluate(

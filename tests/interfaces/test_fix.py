@@ -149,10 +149,117 @@ def test_a_shared_command_runs_once() -> None:
             [],
             ["After the VM is created in Azure: Set-ItemProperty -Path x -Name y -Value 1"],
         ),
+        # a string read from the image, quoted in a computed fix: a ';' or a remark inside it is text, never the
+        # start of another statement
+        (
+            "Set-NetIPInterface -InterfaceAlias 'x''; Remove-Item C:\\ -Recurse; ''' -Dhcp Enabled",
+            ["Set-NetIPInterface -InterfaceAlias 'x''; Remove-Item C:\\ -Recurse; ''' -Dhcp Enabled"],
+            [],
+        ),
+        (
+            'Set-Service -Name "a; Remove-Item b" -StartupType Automatic; Start-Service -Name W32Time',
+            ['Set-Service -Name "a; Remove-Item b" -StartupType Automatic', "Start-Service -Name W32Time"],
+            [],
+        ),
+        (
+            "Set-NetIPInterface -InterfaceAlias 'LAN  (2)' -Dhcp Enabled  (inside the VM)",
+            ["Set-NetIPInterface -InterfaceAlias 'LAN  (2)' -Dhcp Enabled"],
+            ["(inside the VM)"],
+        ),
+        # PowerShell reads the typographic quotes as quotes: doubled, they are text
+        (
+            "Set-NetIPInterface -InterfaceAlias 'x\u2019\u2019; Remove-Item C:\\; \u2018\u2018' -Dhcp Enabled",
+            ["Set-NetIPInterface -InterfaceAlias 'x\u2019\u2019; Remove-Item C:\\; \u2018\u2018' -Dhcp Enabled"],
+            [],
+        ),
     ],
 )
 def test_split_statements(remediation: str, commands: list[str], notes: list[str]) -> None:
     assert split_statements(remediation) == (commands, notes)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # a placeholder with a ';' in it: cut there, no part would hold the whole placeholder
+        "Set-NetIPInterface -InterfaceAlias <alias of x; Remove-Item C:\\; Get-Date> -Dhcp Enabled  (by hand)",
+        # a typographic quote closes the literal it is not doubled in
+        "Set-NetIPInterface -InterfaceAlias 'x\u2019; Remove-Item C:\\ -Recurse; \u2018' -Dhcp Enabled",
+        # an unbalanced quote: PowerShell would read the rest of the script as the string
+        "Set-NetIPInterface -InterfaceAlias 'x -Dhcp Enabled",
+        # a control character, a line separator
+        "Set-NetIPInterface -InterfaceAlias 'a\x1b[2Jb' -Dhcp Enabled",
+        "Set-NetIPInterface -InterfaceAlias 'a\u2028b' -Dhcp Enabled",
+        # outside the strings: more than one statement, a redirection, an escape
+        "Set-Service -Name w32time -StartupType Automatic & calc.exe",
+        "Set-Service -Name w32time -StartupType Automatic > C:\\Windows\\win.ini",
+        "Set-Service -Name w32time` -StartupType Automatic",
+        # text other than ASCII outside a single-quoted literal; PowerShell expands a double-quoted one
+        "Set-Service -Name w\u00fct -StartupType Automatic",
+        'Set-Service -Name "$(Remove-Item C:\\)" -StartupType Automatic',
+        # a bcdedit line runs through cmd.exe: nothing cmd reads as an operator, a variable, an escaped quote
+        'bcdedit /set "{default}" loadoptions "x" & calc',
+        'bcdedit /set "{default}" loadoptions "%COMSPEC%"',
+        'bcdedit /set "{default}" loadoptions "x\\"',
+        # a program's arguments: PowerShell would not escape a '"' or a final backslash on its command line
+        "netsh interface ip set address 'x\" static 10.0.0.9' dhcp",
+        "netsh interface ip set address 'x\\' dhcp",
+    ],
+)
+def test_a_line_that_is_not_well_formed_is_never_run(line: str) -> None:
+    """The last check before a line is scripted, whatever computed it: the line is left to do by hand."""
+    commands, notes = split_statements(line)
+    assert commands == [] and notes
+    script = powershell_script(make_report(results=[_result("x.hostile", "network", line)]))
+    assert "Remove-Item" not in "\n".join(_code(script)) and "calc" not in "\n".join(_code(script))
+    assert all(row.isprintable() for row in script.split("\n"))
+
+
+def test_the_script_runs_in_ascii_and_its_header_holds() -> None:
+    """Windows PowerShell 5.1 reads a script without a byte order mark in the ANSI code page: the UTF-8 of U+0111
+    ends in 0x91, a typographic quote there. Statements are spelled in ASCII; the image's name cannot close the
+    header's block comment."""
+    line = "Set-NetIPInterface -InterfaceAlias 'r\u00e9seau \u0111 ''1'' \u2019\u2019' -Dhcp Enabled"
+    report = make_report(
+        source="/img/x#>Remove-Item C:\\ -Recurse<#.vhd", results=[_result("x.alias", "network", line)]
+    )
+    script = powershell_script(report)
+    spelled = (
+        "Set-NetIPInterface -InterfaceAlias ('r' + [char]0x00E9 + 'seau ' + [char]0x0111 + ' ''1'' ' + [char]0x2019)"
+        " -Dhcp Enabled"
+    )
+    header, _ = script.split("\n#>\n", 1)
+    assert "#>" not in header and "x#\\x3eRemove-Item" in header
+    assert spelled in _code(script) and not any("Remove-Item" in row for row in _code(script))
+    assert all(row.isascii() for row in _code(script))
+
+
+def test_reg_file_refuses_what_regedit_cannot_take() -> None:
+    """A line break in what the report quotes, or in a value name, never starts a line of its own; string data that
+    is not printable ASCII is written as the bytes PowerShell writes (hex(1))."""
+    key = "'HKLM:\\SOFTWARE\\Test'"
+    base = make_report().results[0]
+    results = [
+        dataclasses.replace(
+            base,
+            rule_id="x.found",
+            remediation=f"Set-ItemProperty -Path {key} -Name A -Value 1 -Type DWord",
+            actual='a\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Evil]\r\n"Run"="calc.exe"',
+        ),
+        dataclasses.replace(
+            base, rule_id="x.tab", remediation=f"Set-ItemProperty -Path {key} -Name T -Value 'a\tb' -Type String"
+        ),
+        dataclasses.replace(
+            base, rule_id="x.slash", remediation="Set-ItemProperty -Path 'HKLM:\\SOFTWARE\\A/B' -Name S -Value 1"
+        ),
+    ]
+    text = reg_file(make_report(source="x\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Evil2]", results=results))
+    assert "Evil" not in "".join(_reg_entries(text))
+    assert not any(line.startswith('"Run"') for line in text.split("\r\n"))
+    values = {k: v for key_values in _reg_entries(text).values() for k, v in key_values.items()}
+    assert values["A"] == "dword:00000001"
+    assert "T" not in values  # a tab makes the PowerShell line by hand: the .reg file does not set it either
+    assert "S" not in values and ";   x.slash - " in text  # PowerShell reads A/B as two keys
 
 
 def test_prose_and_host_steps_are_not_run() -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from azvhdaudit.engine import audit_context, select_rules
+from azvhdaudit.facts import OSFacts
+from azvhdaudit.fix import split_statements
 from azvhdaudit.registry.memory import MemoryHive
 from azvhdaudit.registry.model import RegistryView
 from azvhdaudit.registry.open import BACKENDS, open_hive_file
@@ -23,7 +25,7 @@ from azvhdaudit.report import Result, Status
 from azvhdaudit.rules.base import AuditContext
 from azvhdaudit.rules.platform_net import package_version
 
-from .guestkit import facts
+from .guestkit import SERVER, facts
 
 REALDATA = Path(__file__).parent.parent / "data" / "realdata"
 DB = "DriverDatabase"
@@ -75,7 +77,9 @@ def base_system() -> dict[str, Any]:
     }
 
 
-def run(rule_id: str, system: dict[str, Any] | None, software: dict[str, Any] | None = None) -> Result:
+def run(
+    rule_id: str, system: dict[str, Any] | None, software: dict[str, Any] | None = None, os_facts: Any = SERVER
+) -> Result:
     hives: dict[str, Any] = {}
     unavailable = {}
     for name, tree in (("SYSTEM", system), ("SOFTWARE", software if software is not None else {SPP: {}})):
@@ -83,7 +87,7 @@ def run(rule_id: str, system: dict[str, Any] | None, software: dict[str, Any] | 
             unavailable[name] = f"the {name} hive is not present (test)"
         else:
             hives[name] = MemoryHive.build(name, tree)
-    ctx = AuditContext(registry=RegistryView(hives=hives, unavailable=unavailable), facts=facts())
+    ctx = AuditContext(registry=RegistryView(hives=hives, unavailable=unavailable), facts=facts(os_facts))
     [result] = audit_context(ctx, "azure", select=[rule_id], today=_dt.date(2026, 1, 1))
     return result
 
@@ -269,10 +273,59 @@ def test_a_static_address_warns_and_names_the_interface() -> None:
     result = run("platform_net.dhcp_enabled", tree)
     assert result.status is Status.WARNING
     assert f"{IF2} (EnableDHCP 0, IPAddress 10.1.2.3)" in result.message and "-Dhcp" not in result.message
+    # no Connection key for it in the hive: the line keeps a placeholder and stays a step by hand
     assert result.remediation == (
-        "Set-NetIPInterface -InterfaceAlias <alias of that interface> -Dhcp Enabled inside the VM, for each "
-        f"interface with a static address: {IF2}"
+        f"Set-NetIPInterface -InterfaceAlias <alias of interface {IF2}> -Dhcp Enabled  (its Connection Name is not "
+        "in the hive: Get-NetAdapter shows it)"
     )
+    assert split_statements(result.remediation)[0] == []
+
+
+NETWORK = r"ControlSet001\Control\Network\{4D36E972-E325-11CE-BFC1-08002BE10318}"
+
+
+def static_tree(alias: str) -> dict[str, Any]:
+    tree = base_system()
+    tree[rf"{IFACES}\{IF2.lower()}"] = {"EnableDHCP": 0, "IPAddress": ["10.1.2.3", ""]}
+    tree[rf"{NETWORK}\{IF2}\Connection"] = {"Name": alias, "PnPInstanceId": "PCI\\VEN_1414&DEV_00BA"}
+    tree[rf"{NETWORK}\{IF1}\Connection"] = {"Name": "Ethernet 2"}
+    return tree
+
+
+@pytest.mark.parametrize(
+    ("build", "line"),
+    [
+        (20348, "Set-NetIPInterface -InterfaceAlias 'Ethernet' -Dhcp Enabled"),
+        (9200, "Set-NetIPInterface -InterfaceAlias 'Ethernet' -Dhcp Enabled"),
+        # Windows 7 / Server 2008 R2 have no Set-NetIPInterface
+        (7601, "netsh interface ip set address 'Ethernet' dhcp"),
+    ],
+)
+def test_the_fix_names_the_interface_by_its_alias(build: int, line: str) -> None:
+    os_facts = OSFacts(product_name="Windows Server", build=build, installation_type="Server")
+    result = run("platform_net.dhcp_enabled", static_tree("Ethernet"), os_facts=os_facts)
+    assert result.status is Status.WARNING
+    assert result.remediation == line
+    assert split_statements(result.remediation) == ([line], [])
+    assert result.actual[IF2.lower()]["alias"] == "Ethernet"
+    [name] = [e for e in result.evidence if e.value_name == "Name"]
+    assert name.key.endswith(rf"{IF2.lower()}\Connection") and name.actual == "Ethernet" and name.present
+
+
+@pytest.mark.parametrize(
+    "alias",
+    ["it's $(Remove-Item C:\\ -Recurse)", "x'; Remove-Item C:\\ -Recurse; '", "a\nRemove-Item C:\\ -Recurse"],
+)
+def test_a_hostile_alias_never_becomes_another_statement(alias: str) -> None:
+    result = run("platform_net.dhcp_enabled", static_tree(alias))
+    commands, notes = split_statements(result.remediation)
+    assert all(not c.lower().startswith("remove-item") for c in commands), commands
+    if "\n" in alias:
+        assert commands == [] and "<alias of interface" in result.remediation
+    else:
+        # one statement, the alias a single-quoted literal: PowerShell expands nothing in it
+        literal = "'" + alias.replace("'", "''") + "'"
+        assert commands == [f"Set-NetIPInterface -InterfaceAlias {literal} -Dhcp Enabled"]
 
 
 def test_dhcp_missing_evidence_is_not_checked() -> None:

@@ -194,3 +194,20 @@ def test_real_evidence_never_contradicts_itself(win7: dict[str, Result], win10: 
                 ):
                     problems.append(f"{result.rule_id}: key {ev.key} shown with a value, not derived")
     assert not problems, "\n".join(problems)
+
+
+def test_win7_dhcp_fix_names_the_real_connections(win7: dict[str, Result]) -> None:
+    """The two statically addressed interfaces of the real Windows 7 hive, named by the connection names its
+    Control\\Network class key holds; netsh, as Windows 7 has no Set-NetIPInterface."""
+    result = win7["platform_net.dhcp_enabled"]
+    assert result.status is Status.WARNING
+    assert "10.3.58.5" in result.message and "192.168.1.123" in result.message
+    assert sorted(result.remediation.splitlines()) == [
+        "netsh interface ip set address 'Local Area Connection 2' dhcp",
+        "netsh interface ip set address 'Local Area Connection' dhcp",
+    ]
+    names = {e.key.rsplit("\\", 2)[-2]: e.actual for e in result.evidence if e.value_name == "Name"}
+    assert names == {
+        "{698E50A9-4F58-4D86-B61D-F42E58DCACF6}": "Local Area Connection 2",
+        "{6AAFC9A9-0542-4DB2-8760-CCFFA953737C}": "Local Area Connection",
+    }
