@@ -17,7 +17,7 @@ from azvhdaudit.batch import gather, is_remote
 from azvhdaudit.container import open_container
 from azvhdaudit.errors import ImageError
 from azvhdaudit.fleet import audit_source
-from azvhdaudit.sources import BLOCK_SIZE, FIRST_READ, open_source
+from azvhdaudit.sources import FETCH_UNIT, FIRST_READ, PAGE_SIZE, open_source
 
 #: image -> (most sequential round trips, most bytes) of a full audit over HTTP (the default profile: the 2022-08
 #: document plus the platform rules). One request at a time (AZVHDAUDIT_BATCH=0) these are 41, 11, 42 and 44
@@ -68,7 +68,7 @@ def test_a_batch_is_one_round_trip_with_bounded_requests_in_flight(
     with fh:
         slow_server.log.clear()
         trips, requests = fh.stats.round_trips, fh.stats.requests
-        ranges = [(n * 4 * BLOCK_SIZE + 100, 5000) for n in range(8)]  # eight blocks, none adjacent
+        ranges = [(n * 4 * FETCH_UNIT + 100, 5000) for n in range(8)]  # eight units, none adjacent
         got = fh.read_many(ranges)
         assert got == [data[offset : offset + length] for offset, length in ranges]
         assert fh.stats.round_trips == trips + 1
@@ -104,18 +104,19 @@ def test_the_start_of_a_file_comes_with_its_size_lookup(
 
 @pytest.mark.tools
 def test_an_error_mid_batch_names_the_url_and_the_range(images: dict[str, Path]) -> None:
-    fail_from = 10 * BLOCK_SIZE
+    fail_from = 10 * FETCH_UNIT
     server = rs.start_http(images["win7"].parent, fail_from=fail_from)
     try:
         url = f"{server.url}/win7.vhd"
         fh, _ = open_source(url, max_in_flight=2)
         with fh:
-            ranges = [(0, 512), (4 * BLOCK_SIZE, 512), (fail_from, 512), (20 * BLOCK_SIZE, 512)]
+            ranges = [(0, 512), (4 * FETCH_UNIT, 512), (fail_from, 512), (20 * FETCH_UNIT, 512)]
             with pytest.raises(ImageError) as info:
                 fh.read_many(ranges)
             message = str(info.value)
             assert url in message
-            assert f"bytes {fail_from}-{fail_from + BLOCK_SIZE - 1}" in message
+            # read_many fetches the pages asked for: a range of one page
+            assert f"bytes {fail_from}-{fail_from + PAGE_SIZE - 1}" in message
             # the batch ended: nothing still running, and the file still reads what the server serves
             assert fh.read_many([(0, 512)]) == [images["win7"].read_bytes()[:512]]
 
@@ -123,8 +124,9 @@ def test_an_error_mid_batch_names_the_url_and_the_range(images: dict[str, Path])
             def task(offset: int) -> None:
                 fh.pread(offset, 512)
 
-            with pytest.raises(ImageError, match=f"bytes {fail_from + BLOCK_SIZE}-"):
-                gather([lambda: task(2 * BLOCK_SIZE), lambda: task(fail_from + BLOCK_SIZE)])
+            # a read fetches the fetch unit around its page
+            with pytest.raises(ImageError, match=f"bytes {fail_from + FETCH_UNIT}-{fail_from + 2 * FETCH_UNIT - 1}"):
+                gather([lambda: task(2 * FETCH_UNIT), lambda: task(fail_from + FETCH_UNIT)])
     finally:
         server.stop()
 
@@ -137,7 +139,7 @@ def test_gather_fetches_independent_chains_in_rounds_of_their_depth(http_server:
 
         def chain(start: int) -> None:  # three dependent reads, like a record, then its index, then a file
             for step in range(3):
-                fh.pread((start + step * 7) * BLOCK_SIZE, 16)
+                fh.pread((start + step * 7) * FETCH_UNIT, 16)
 
         rounds = gather([lambda n=n: chain(n * 50) for n in range(5)])
         # three fetches one after another, each for the five chains at once
@@ -158,7 +160,7 @@ def test_local_files_are_not_remote(images: dict[str, Path]) -> None:
         assert not is_remote(container)
         # a file:// source is read directly: gather() defers nothing there, and waits for no fetch
         requests = fh.stats.requests
-        assert gather([lambda: fh.pread(40 * BLOCK_SIZE, 512)]) == 0
+        assert gather([lambda: fh.pread(40 * FETCH_UNIT, 512)]) == 0
         assert fh.stats.requests == requests + 1
 
 
@@ -183,7 +185,7 @@ def test_page_blob_batch_reads_the_blob_bytes_in_one_round_trip(
     fh, _ = open_source("az://images/page/win7.vhd", max_in_flight=4, first_read=0, **blob_store.options)
     with fh:
         trips, requests = fh.stats.round_trips, fh.stats.requests
-        ranges = [(n * 3 * BLOCK_SIZE + 7, 9000) for n in range(10)]
+        ranges = [(n * 3 * FETCH_UNIT + 7, 9000) for n in range(10)]
         assert fh.read_many(ranges) == [data[offset : offset + length] for offset, length in ranges]
         assert fh.stats.round_trips == trips + 1
         assert fh.stats.requests == requests + 10
@@ -207,7 +209,7 @@ def test_batching_switched_off_fetches_one_range_at_a_time(
     fh, _ = open_source(f"{http_server.url}/win7.vhd")
     with fh:
         assert not is_remote(fh)
-        fh.prefetch([(0, 512), (8 * BLOCK_SIZE, 512)])
+        fh.prefetch([(0, 512), (8 * FETCH_UNIT, 512)])
         assert fh.stats.requests == fh.stats.round_trips == 1  # the size lookup only
     io = audit_source(f"{http_server.url}/{images['win7'].name}").facts["extra"]["io"]
     assert io["round_trips"] == io["requests"]
@@ -221,7 +223,7 @@ def test_a_gather_within_a_gather_joins_its_rounds(http_server: rs.HttpServer) -
 
         def chain(start: int) -> None:  # three dependent reads
             for step in range(3):
-                fh.pread((start + step * 7) * BLOCK_SIZE, 16)
+                fh.pread((start + step * 7) * FETCH_UNIT, 16)
 
         def reader(start: int) -> None:  # a layer that reads two chains side by side itself (a rule, a hive)
             gather([lambda: chain(start), lambda: chain(start + 25)])
@@ -331,7 +333,7 @@ def test_a_rule_reading_files_one_after_another_waits_for_its_deepest_file(http_
             def file_version(self, path: str) -> tuple[int, int, int, int]:
                 start = int(path)
                 for step in range(3):
-                    fh.pread((start + step * 7) * BLOCK_SIZE, 16)
+                    fh.pread((start + step * 7) * FETCH_UNIT, 16)
                 return (1, 0, 0, start)
 
         files = _WaitingFiles(Files())
@@ -362,10 +364,10 @@ def test_warm_asks_for_every_block_of_a_range_in_one_round(http_server: rs.HttpS
 
         def piecewise(start: int) -> None:  # a reader that reads a range a piece at a time, each read stopping it
             for piece in range(4):
-                fh.pread(start + piece * BLOCK_SIZE, BLOCK_SIZE)
+                fh.pread(start + piece * FETCH_UNIT, FETCH_UNIT)
 
         trips = fh.stats.round_trips
-        assert gather([lambda: piecewise(20 * BLOCK_SIZE)]) == 4
+        assert gather([lambda: piecewise(20 * FETCH_UNIT)]) == 4
         # warmed first: the four blocks asked for at once, then the reader finds them all
-        assert gather([lambda: (warm(fh, 40 * BLOCK_SIZE, 4 * BLOCK_SIZE), piecewise(40 * BLOCK_SIZE))]) == 1
+        assert gather([lambda: (warm(fh, 40 * FETCH_UNIT, 4 * FETCH_UNIT), piecewise(40 * FETCH_UNIT))]) == 1
         assert fh.stats.round_trips == trips + 5
