@@ -14,11 +14,12 @@ OS facts the real run has and with every read done is kept (:class:`Kept`: its o
 engine replays it instead of running the rule a second time, with the default profile and options only (those
 the read-ahead ran). The reports are the same bytes as a local audit's (the remote tests compare them).
 
-Two things keep the chains short there. A hive's first :data:`HIVE_HEAD` bytes come in the round of its base block
-(:func:`azvhdaudit.batch.warm`), so the rules' first steps into it are there when they start. And a rule reads its
+Three things keep the chains short there. A hive's first :data:`HIVE_HEAD` bytes come in the round of its base block
+(:func:`azvhdaudit.batch.warm`), so the rules' first steps into it are there when they start. A rule reads its
 guest files through :class:`_WaitingFiles`: a file not read yet counts as missing for the rest of that round, the
 rule runs on to its next file, and it runs again once every block it asked for is there; a rule that reads files
-one after another (each boot driver's headers) so waits as many rounds as its deepest file, not as their sum.
+one after another (each boot driver's headers) so waits as many rounds as its deepest file, not as their sum. And
+its registry through :class:`_MemoRegistry`, where a key or value not read yet counts as absent in the same way.
 
 :func:`read_ahead` (called by the engine before it runs the rules) reads ahead, side by side, the rules the
 image's read-ahead did not keep, and gives the engine those it kept. On a local image (or with
@@ -235,8 +236,11 @@ class _WaitingFiles:
 
 class _MemoRegistry:
     """The scratch image's registry for the rules read ahead: a key, a value, what a rule asks of every subkey of a
-    key (the Start value of every service) are looked up once, not again at each of the rule's runs (a lookup that
-    has to wait is not kept); the rest as the view."""
+    key (the Start value of every service) are looked up once, not again at each of the rule's runs; the rest as the
+    view. A lookup that has to wait for its cells answers as for a key or value that is not there (not kept, the
+    wait noted as :class:`_WaitingFiles` notes a file's), so that the rule goes on to its next lookup in the same
+    round: a rule that tries one key after another (the display timeout: Group Policy, the scheme's setting, the OEM
+    default, the factory default) waits as many rounds as its deepest lookup, not as their sum."""
 
     def __init__(self, view: Any) -> None:
         self._view = view
@@ -245,20 +249,24 @@ class _MemoRegistry:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._view, name)
 
-    def _once(self, method: str, *args: Any) -> Any:
+    def _once(self, method: str, absent: Any, *args: Any) -> Any:
         key = (method, *args)
         if key not in self._memo:
-            self._memo[key] = getattr(self._view, method)(*args)
+            try:
+                self._memo[key] = getattr(self._view, method)(*args)
+            except Deferred:
+                _waited()
+                return absent
         return self._memo[key]
 
     def subkey_values(self, path: str, names: tuple[str, ...], limit: int | None = None) -> Any:
-        return self._once("subkey_values", path, tuple(names), limit)
+        return self._once("subkey_values", {}, path, tuple(names), limit)
 
     def key(self, path: str) -> Any:
-        return self._once("key", path)
+        return self._once("key", None, path)
 
     def value(self, path: str, name: str) -> Any:
-        return self._once("value", path, name)
+        return self._once("value", None, path, name)
 
 
 class _Stages:
