@@ -40,18 +40,29 @@ and 19.7 MB, because the missing blocks of one large read are fetched as one ran
 (``bench/results-fleet.md``) the Windows 7 audit costs 36 requests (35 ranges and the size lookup) and
 2.2 MB, from a 64 MiB file and from a 100 GiB one alike.
 
+That measurement was of one reader at a time. Batched (below), a uniform block could not serve both goals on the
+127 GiB benchmark VHDX: 64 KiB blocks took 15 round trips and 8.4 MB, 16 KiB ones 22 and 4.75 MB; logged by
+reader, 2.4 of those 8.4 MB were 64 KiB blocks around 4 KiB PE headers, and hive bins, MFT records and the
+speculative ranges most of the rest, with 2.4 MB read in all. So the cache of a remote file holds
+:data:`PAGE_SIZE` (4 KiB) pages, and a read that misses fetches, around each page it misses, the aligned unit the
+layer reading names (:func:`azvhdaudit.batch.fetch_unit`: 4 KiB for a PE file's pages and a guest file's data,
+32 KiB for MFT records, index blocks and hive bins, 4 KiB for a FAT), else :data:`FETCH_UNIT` (32 KiB): the
+pages of it not cached yet, adjacent ones of a batch in one range. A ``file://`` URL keeps aligned blocks of
+:data:`BLOCK_SIZE`.
+
 A request costs little; waiting for it costs a round trip. Reads that do not depend on each other are
 fetched together: :meth:`RemoteFile.prefetch` / :meth:`RemoteFile.read_many` for ranges known in advance
 (a file's first 320 KiB and last sector before its format is known, the VHDX metadata and the start of its
-BAT), and :func:`azvhdaudit.batch.gather` for the chains of reads the layers above make (the partitions'
-first sectors, and the opening of the image with every rule of the default profile read ahead in one
-gather by :mod:`azvhdaudit.prefetch`), which asks this file for each stopped task's missing blocks at once
-(:meth:`RemoteFile.start_blocks`) and runs the task again as soon as they land. Requests are sent concurrently,
-at most :data:`MAX_IN_FLIGHT` (16) at a time: on the event loop of an asynchronous file system (fsspec's HTTP,
-adlfs), else from a thread pool kept for the file's life; ``stats.round_trips`` counts the sequential round
-trips. On the 127 GiB benchmark VHDX at 50 ms of added latency the audit takes 15 round trips (107 one request
-at a time) and 95 requests, 8.4 MB (7.4 MB one at a time); see ``bench/results-fleet.md``. The first round trip
-is the size lookup and the file's first :data:`FIRST_READ` bytes side by side (what every format reads first).
+BAT; the rest of the BAT without waiting, ``prefetch(..., wait=False)``), and :func:`azvhdaudit.batch.gather` for
+the chains of reads the layers above make (the partitions' first sectors, and the opening of the image with every
+rule of the default profile read ahead in one gather by :mod:`azvhdaudit.prefetch`), which asks this file for each
+stopped task's missing pages at once (:meth:`RemoteFile.start_blocks`) and runs the task again as soon as they
+land. Requests are sent concurrently, at most :data:`MAX_IN_FLIGHT` (32) at a time: on the event loop of an
+asynchronous file system (fsspec's HTTP, adlfs), else from a thread pool kept for the file's life;
+``stats.round_trips`` counts the sequential round trips. On the 127 GiB benchmark VHDX at 50 ms of added latency
+the audit takes 15 round trips (124 one request at a time) and 102 requests, 4.4 MB (3.4 MB one at a time; a
+local audit reads 2.2 MB); see ``bench/results-fleet.md``. The first round trip is the size lookup and the file's
+first :data:`FIRST_READ` bytes side by side (what every format reads first).
 """
 
 from __future__ import annotations
@@ -98,8 +109,10 @@ PAGE_SIZE = 4 * 1024
 #: unit of its own (:func:`azvhdaudit.batch.fetch_unit`); see the module docstring for the measurement
 FETCH_UNIT = 32 * 1024
 
-#: range requests one batch keeps in flight at once (a batch of more waits for free slots)
-MAX_IN_FLIGHT = 16
+#: range requests one file keeps in flight at once (more wait for free slots): the 127 GiB benchmark VHDX's audit
+#: starts up to 19 ranges within 20 ms (its fetch units of 4-32 KiB make more ranges than 64 KiB blocks did); at 16
+#: the others waited 50 ms more for a slot (1.06 s instead of 0.94 s with 50 ms a request)
+MAX_IN_FLIGHT = 32
 
 #: bytes at the start of a remote file asked for together with its size lookup (a VHDX's identifier, headers and
 #: region tables, a dynamic VHD's header, the first sectors of a fixed VHD or a raw disk: what every format reads
@@ -134,7 +147,7 @@ class SourceStats:
     #: read calls served to the reader, and how many bytes they returned
     reads: int = 0
     bytes_served: int = 0
-    #: blocks found in the cache / fetched
+    #: pages (blocks of a local file) found in the cache / fetched
     block_hits: int = 0
     block_misses: int = 0
     files_opened: int = 0
