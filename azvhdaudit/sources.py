@@ -111,7 +111,7 @@ FETCH_UNIT = 32 * 1024
 
 #: range requests one file keeps in flight at once (more wait for free slots): the 127 GiB benchmark VHDX's audit
 #: starts up to 19 ranges within 20 ms (its fetch units of 4-32 KiB make more ranges than 64 KiB blocks did); at 16
-#: the others waited 50 ms more for a slot (1.06 s instead of 0.94 s with 50 ms a request)
+#: the others waited for a slot (0.90 s instead of 0.86 s with 50 ms a request, medians of 5)
 MAX_IN_FLIGHT = 32
 
 #: bytes at the start of a remote file asked for together with its size lookup (a VHDX's identifier, headers and
