@@ -26,6 +26,12 @@ A gather inside a task of another gather (a rule that reads its files side by si
 other rules by :mod:`azvhdaudit.prefetch`) does not fetch on its own: its tasks' blocks join the outer round,
 and the task that called it stops until they are there, so the nested reads cost no round trips of their own.
 
+How much a missing read fetches is the reader's to say: a remote source caches pages of a few KiB and fetches,
+around each page a read misses, the aligned :func:`fetch_unit` the layer reading names (small for an MFT record,
+an index block or a PE header; large for hive bins, whose cells lie near each other), its own default where no
+layer names one. The layers set it where they read (:func:`fetch_unit` as a context manager), knowing nothing of
+the source below; on a local file it changes nothing.
+
 On a local file nothing is deferred: :func:`gather` is only called where the source is remote
 (:func:`is_remote`), so a local audit runs exactly as before. ``AZVHDAUDIT_BATCH=0`` in the environment
 switches batching off (every range fetched on its own, one after the other), to compare or to rule it out.
@@ -38,10 +44,21 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
-__all__ = ["Deferred", "Wants", "enabled", "gather", "is_remote", "progress", "wants", "warm"]
+__all__ = [
+    "Deferred",
+    "Wants",
+    "enabled",
+    "fetch_unit",
+    "gather",
+    "is_remote",
+    "progress",
+    "unit",
+    "wants",
+    "warm",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +123,48 @@ class Wants:
 
 
 _WANTS: ContextVar[Wants | None] = ContextVar("azvhdaudit_batch_wants", default=None)
+
+#: the bytes a read missing a remote source's cache fetches around each missing page (see :func:`fetch_unit`)
+_UNIT: ContextVar[int | None] = ContextVar("azvhdaudit_fetch_unit", default=None)
+
+
+class _Unit:
+    """The context of :func:`fetch_unit`."""
+
+    __slots__ = ("size", "_token")
+
+    def __init__(self, size: int) -> None:
+        if size <= 0:
+            raise ValueError(f"a fetch unit must be positive, not {size}")
+        self.size = size
+        self._token: Token[int | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _UNIT.set(self.size)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _UNIT.reset(self._token)
+            self._token = None
+
+
+def fetch_unit(size: int) -> _Unit:
+    """A context in which a read that misses a remote source's cache fetches the aligned ``size`` bytes around each
+    page it misses (those of them not cached yet), not the source's default: said by the layer that knows what it
+    reads (one MFT record, a PE header, hive bins)::
+
+        with fetch_unit(4096):
+            fh.seek(offset)
+            data = fh.read(1024)
+
+    Nests, the innermost winning; the context is the thread's own (a :class:`~contextvars.ContextVar`). Changes
+    nothing below a local file, which fetches no pages."""
+    return _Unit(size)
+
+
+def unit() -> int | None:
+    """The fetch unit the readers in this context asked for (:class:`fetch_unit`), or ``None``: the source's own."""
+    return _UNIT.get()
 
 
 def wants() -> Wants | None:

@@ -27,6 +27,8 @@ from typing import BinaryIO
 
 import pefile
 
+from azvhdaudit.batch import fetch_unit
+
 __all__ = ["file_version", "file_version_of", "format_version", "parse_version"]
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,9 @@ _RESOURCE = pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_RESOURCE"]
 #: the largest file whose version is read (the largest Windows binaries are a few tens of MB)
 MAX_PE_SIZE = 64 * 1024 * 1024
 _HEAD = 4096
+#: bytes a read of a PE file fetches around each page it misses on a remote image
+#: (:func:`azvhdaudit.batch.fetch_unit`): the headers, then the resource directory's pages, each asked for
+PE_FETCH_UNIT = 4096
 
 Version = tuple[int, int, int, int]
 
@@ -77,8 +82,9 @@ def _resource_version(pe: pefile.PE, name: str) -> Version | None:
 
 
 def _read_at(fh: BinaryIO, offset: int, size: int) -> bytes:
-    fh.seek(offset)
-    return fh.read(size)
+    with fetch_unit(PE_FETCH_UNIT):
+        fh.seek(offset)
+        return fh.read(size)
 
 
 def _headers_size(head: bytes) -> int:

@@ -14,11 +14,13 @@ OS facts the real run has and with every read done is kept (:class:`Kept`: its o
 engine replays it instead of running the rule a second time, with the default profile and options only (those
 the read-ahead ran). The reports are the same bytes as a local audit's (the remote tests compare them).
 
-Two things keep the chains short there. A hive's first :data:`HIVE_HEAD` bytes come in the round of its base block
-(:func:`azvhdaudit.batch.warm`), so the rules' first steps into it are there when they start. And a rule reads its
+Three things keep the chains short there. A hive's first bytes (:data:`HIVE_HEAD`, :data:`HIVE_HEADS`) come in the
+round of its base block (:func:`azvhdaudit.batch.warm`), so the rules' first steps into it are there when they
+start. A rule reads its
 guest files through :class:`_WaitingFiles`: a file not read yet counts as missing for the rest of that round, the
 rule runs on to its next file, and it runs again once every block it asked for is there; a rule that reads files
-one after another (each boot driver's headers) so waits as many rounds as its deepest file, not as their sum.
+one after another (each boot driver's headers) so waits as many rounds as its deepest file, not as their sum. And
+its registry through :class:`_MemoRegistry`, where a key or value not read yet counts as absent in the same way.
 
 :func:`read_ahead` (called by the engine before it runs the rules) reads ahead, side by side, the rules the
 image's read-ahead did not keep, and gives the engine those it kept. On a local image (or with
@@ -124,7 +126,12 @@ def read_ahead(ctx: Any, rules: Iterable[Any]) -> dict[str, Kept]:
 
 #: bytes at the start of each hive file read in the round its base block is read: the base block, the root key and
 #: the first hive bins, where the keys every audit walks first (the root's subkeys, the control sets) lie
-HIVE_HEAD = 256 * 1024
+HIVE_HEAD = 64 * 1024
+#: the same for the hives whose first bins hold more of what the rules walk: SYSTEM's control set (its services,
+#: Control and Enum keys) lies in the first bins Windows wrote. On the 127 GiB benchmark VHDX (the real Windows 7
+#: SYSTEM hive) the rules used 40 of the 63 pages after the base block in SYSTEM's first 256 KiB and 5 in
+#: SOFTWARE's; 512 KiB of SYSTEM let the hive bins come in 32 KiB units in as many round trips as 64 KiB ones
+HIVE_HEADS = {"SYSTEM": 512 * 1024}
 
 #: the flag of the rule read ahead in this context: set when a read of its files had to wait (:class:`_WaitingFiles`)
 _WAITED: ContextVar[list[bool] | None] = ContextVar("azvhdaudit_read_ahead_waited", default=None)
@@ -235,8 +242,11 @@ class _WaitingFiles:
 
 class _MemoRegistry:
     """The scratch image's registry for the rules read ahead: a key, a value, what a rule asks of every subkey of a
-    key (the Start value of every service) are looked up once, not again at each of the rule's runs (a lookup that
-    has to wait is not kept); the rest as the view."""
+    key (the Start value of every service) are looked up once, not again at each of the rule's runs; the rest as the
+    view. A lookup that has to wait for its cells answers as for a key or value that is not there (not kept, the
+    wait noted as :class:`_WaitingFiles` notes a file's), so that the rule goes on to its next lookup in the same
+    round: a rule that tries one key after another (the display timeout: Group Policy, the scheme's setting, the OEM
+    default, the factory default) waits as many rounds as its deepest lookup, not as their sum."""
 
     def __init__(self, view: Any) -> None:
         self._view = view
@@ -245,20 +255,24 @@ class _MemoRegistry:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._view, name)
 
-    def _once(self, method: str, *args: Any) -> Any:
+    def _once(self, method: str, absent: Any, *args: Any) -> Any:
         key = (method, *args)
         if key not in self._memo:
-            self._memo[key] = getattr(self._view, method)(*args)
+            try:
+                self._memo[key] = getattr(self._view, method)(*args)
+            except Deferred:
+                _waited()
+                return absent
         return self._memo[key]
 
     def subkey_values(self, path: str, names: tuple[str, ...], limit: int | None = None) -> Any:
-        return self._once("subkey_values", path, tuple(names), limit)
+        return self._once("subkey_values", {}, path, tuple(names), limit)
 
     def key(self, path: str) -> Any:
-        return self._once("key", path)
+        return self._once("key", None, path)
 
     def value(self, path: str, name: str) -> Any:
-        return self._once("value", path, name)
+        return self._once("value", None, path, name)
 
 
 class _Stages:
@@ -366,7 +380,7 @@ def read_ahead_image(scratch: Callable[[], Any], names: tuple[str, ...]) -> int:
             if volume.exists(path):
                 # the hive's first bins in the same round as its base block (one read would stop at the first
                 # block missing)
-                warm(volume.open(path), 0, HIVE_HEAD)
+                warm(volume.open(path), 0, HIVE_HEADS.get(hive, HIVE_HEAD))
                 image._open_hive(volume, path, hive).close()
 
         gather([functools.partial(open_and_close, *place) for place in places])

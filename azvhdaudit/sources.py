@@ -40,18 +40,29 @@ and 19.7 MB, because the missing blocks of one large read are fetched as one ran
 (``bench/results-fleet.md``) the Windows 7 audit costs 36 requests (35 ranges and the size lookup) and
 2.2 MB, from a 64 MiB file and from a 100 GiB one alike.
 
+That measurement was of one reader at a time. Batched (below), a uniform block could not serve both goals on the
+127 GiB benchmark VHDX: 64 KiB blocks took 15 round trips and 8.4 MB, 16 KiB ones 22 and 4.75 MB; logged by
+reader, 2.4 of those 8.4 MB were 64 KiB blocks around 4 KiB PE headers, and hive bins, MFT records and the
+speculative ranges most of the rest, with 2.4 MB read in all. So the cache of a remote file holds
+:data:`PAGE_SIZE` (4 KiB) pages, and a read that misses fetches, around each page it misses, the aligned unit the
+layer reading names (:func:`azvhdaudit.batch.fetch_unit`: 4 KiB for a PE file's pages and a guest file's data,
+32 KiB for MFT records, index blocks and hive bins, 4 KiB for a FAT), else :data:`FETCH_UNIT` (32 KiB): the
+pages of it not cached yet, adjacent ones of a batch in one range. A ``file://`` URL keeps aligned blocks of
+:data:`BLOCK_SIZE`.
+
 A request costs little; waiting for it costs a round trip. Reads that do not depend on each other are
 fetched together: :meth:`RemoteFile.prefetch` / :meth:`RemoteFile.read_many` for ranges known in advance
 (a file's first 320 KiB and last sector before its format is known, the VHDX metadata and the start of its
-BAT), and :func:`azvhdaudit.batch.gather` for the chains of reads the layers above make (the partitions'
-first sectors, and the opening of the image with every rule of the default profile read ahead in one
-gather by :mod:`azvhdaudit.prefetch`), which asks this file for each stopped task's missing blocks at once
-(:meth:`RemoteFile.start_blocks`) and runs the task again as soon as they land. Requests are sent concurrently,
-at most :data:`MAX_IN_FLIGHT` (16) at a time: on the event loop of an asynchronous file system (fsspec's HTTP,
-adlfs), else from a thread pool kept for the file's life; ``stats.round_trips`` counts the sequential round
-trips. On the 127 GiB benchmark VHDX at 50 ms of added latency the audit takes 15 round trips (107 one request
-at a time) and 95 requests, 8.4 MB (7.4 MB one at a time); see ``bench/results-fleet.md``. The first round trip
-is the size lookup and the file's first :data:`FIRST_READ` bytes side by side (what every format reads first).
+BAT; the rest of the BAT without waiting, ``prefetch(..., wait=False)``), and :func:`azvhdaudit.batch.gather` for
+the chains of reads the layers above make (the partitions' first sectors, and the opening of the image with every
+rule of the default profile read ahead in one gather by :mod:`azvhdaudit.prefetch`), which asks this file for each
+stopped task's missing pages at once (:meth:`RemoteFile.start_blocks`) and runs the task again as soon as they
+land. Requests are sent concurrently, at most :data:`MAX_IN_FLIGHT` (32) at a time: on the event loop of an
+asynchronous file system (fsspec's HTTP, adlfs), else from a thread pool kept for the file's life;
+``stats.round_trips`` counts the sequential round trips. On the 127 GiB benchmark VHDX at 50 ms of added latency
+the audit takes 15 round trips (124 one request at a time) and 102 requests, 4.4 MB (3.4 MB one at a time; a
+local audit reads 2.2 MB); see ``bench/results-fleet.md``. The first round trip is the size lookup and the file's
+first :data:`FIRST_READ` bytes side by side (what every format reads first).
 """
 
 from __future__ import annotations
@@ -66,7 +77,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
-from azvhdaudit.batch import Deferred, enabled, wants
+from azvhdaudit.batch import Deferred, enabled, unit, wants
 from azvhdaudit.errors import ImageError, ImageNotFoundError, SpecialFileError, UnsupportedFormatError
 from azvhdaudit.localfiles import check_readable_kind
 from azvhdaudit.streams import ReadOnlyStream
@@ -74,8 +85,10 @@ from azvhdaudit.streams import ReadOnlyStream
 __all__ = [
     "BLOCK_SIZE",
     "CACHE_BLOCKS",
+    "FETCH_UNIT",
     "FIRST_READ",
     "MAX_IN_FLIGHT",
+    "PAGE_SIZE",
     "RemoteFile",
     "SourceStats",
     "is_url",
@@ -86,13 +99,20 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: bytes fetched per cache block (aligned); see the module docstring for the measurement
+#: bytes per cache block of a file read through fsspec on this machine (``file://``); the unit of ``cache_blocks``
 BLOCK_SIZE = 64 * 1024
-#: blocks the LRU cache keeps per opened source (16 MiB)
+#: blocks of :data:`BLOCK_SIZE` the LRU cache holds per opened source (16 MiB; pages of a remote file)
 CACHE_BLOCKS = 256
+#: the cache of a remote file keeps pages of this many bytes: what a read that misses fetches at the least
+PAGE_SIZE = 4 * 1024
+#: bytes fetched, aligned, around each page a read of a remote file misses when the layer reading names no fetch
+#: unit of its own (:func:`azvhdaudit.batch.fetch_unit`); see the module docstring for the measurement
+FETCH_UNIT = 32 * 1024
 
-#: range requests one batch keeps in flight at once (a batch of more waits for free slots)
-MAX_IN_FLIGHT = 16
+#: range requests one file keeps in flight at once (more wait for free slots): the 127 GiB benchmark VHDX's audit
+#: starts up to 19 ranges within 20 ms (its fetch units of 4-32 KiB make more ranges than 64 KiB blocks did); at 16
+#: the others waited for a slot (0.90 s instead of 0.86 s with 50 ms a request, medians of 5)
+MAX_IN_FLIGHT = 32
 
 #: bytes at the start of a remote file asked for together with its size lookup (a VHDX's identifier, headers and
 #: region tables, a dynamic VHD's header, the first sectors of a fixed VHD or a raw disk: what every format reads
@@ -127,7 +147,7 @@ class SourceStats:
     #: read calls served to the reader, and how many bytes they returned
     reads: int = 0
     bytes_served: int = 0
-    #: blocks found in the cache / fetched
+    #: pages (blocks of a local file) found in the cache / fetched
     block_hits: int = 0
     block_misses: int = 0
     files_opened: int = 0
@@ -162,7 +182,12 @@ class _BlockCache:
 class RemoteFile(ReadOnlyStream):
     """A seekable, read-only binary file over a file of an fsspec file system, read by ranges.
 
-    Every read is served from aligned blocks of ``block_size`` bytes kept in an LRU of ``cache_blocks``;
+    Every read is served from an LRU of pages (:data:`PAGE_SIZE`; ``cache_blocks`` blocks of :data:`BLOCK_SIZE`
+    in all); a read that misses fetches, around each page it misses, the aligned fetch unit its reader names
+    (:func:`azvhdaudit.batch.fetch_unit`), else ``block_size`` (:data:`FETCH_UNIT` by default), the pages of it not
+    cached yet; the pages missing together are fetched with one range request per run of adjacent pages. A file read
+    through fsspec on this machine (``remote=False``) is cached in aligned blocks of ``block_size`` instead
+    (:data:`BLOCK_SIZE` by default), as before.
     the blocks a read misses are fetched with one range request per run of adjacent missing blocks.
     :meth:`prefetch` / :meth:`read_many` fetch the missing blocks of many ranges together, concurrently (at most
     ``max_in_flight`` requests at once, through ``fs`` and ``path`` when given, else one after the other on
@@ -176,7 +201,7 @@ class RemoteFile(ReadOnlyStream):
         url: str,
         size: int,
         *,
-        block_size: int = BLOCK_SIZE,
+        block_size: int | None = None,
         cache_blocks: int = CACHE_BLOCKS,
         stats: SourceStats | None = None,
         fs: Any = None,
@@ -185,6 +210,9 @@ class RemoteFile(ReadOnlyStream):
         remote: bool = True,
     ) -> None:
         super().__init__()
+        cache_bytes = cache_blocks * (block_size or BLOCK_SIZE)
+        if block_size is None:
+            block_size = FETCH_UNIT if remote else BLOCK_SIZE
         if block_size <= 0:
             raise ValueError(f"block_size must be positive, not {block_size}")
         if max_in_flight <= 0:
@@ -197,9 +225,13 @@ class RemoteFile(ReadOnlyStream):
         self._handle = handle
         self._url = url
         self.size = size
+        #: bytes fetched around a page a read misses when its reader names no fetch unit (a remote file); the block
+        #: (a local one)
         self.block_size = block_size
+        #: the cache's granularity: pages on a remote file, blocks of ``block_size`` on a local one
+        self.page_size = min(PAGE_SIZE, block_size) if remote else block_size
         self.stats = stats if stats is not None else SourceStats()
-        self._cache = _BlockCache(cache_blocks)
+        self._cache = _BlockCache(cache_bytes // self.page_size)
         self._pos = 0
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()  # the requests of a batch count from several threads
@@ -207,11 +239,13 @@ class RemoteFile(ReadOnlyStream):
         #: requests of start_blocks() not landed yet: the range of each, and the request each block waits on
         self._runs: dict[Future[bytes], tuple[int, int]] = {}
         self._pending: dict[int, Future[bytes]] = {}
+        #: requests of prefetch(wait=False) not landed yet
+        self._later: set[Future[bytes]] = set()
         self._gate: Any = None  # the asyncio.Semaphore of the requests on an asynchronous file system's loop
 
     @property
     def cache_capacity(self) -> int:
-        """Blocks the cache holds."""
+        """Pages the cache holds."""
         return self._cache.capacity
 
     def __repr__(self) -> str:
@@ -235,7 +269,7 @@ class RemoteFile(ReadOnlyStream):
         end = min(offset + max(0, length), self.size)
         if end <= offset:
             return b""
-        bs = self.block_size
+        bs = self.page_size
         first, last = offset // bs, (end - 1) // bs
         blocks: dict[int, bytes] = {}
         missing: list[int] = []
@@ -245,10 +279,13 @@ class RemoteFile(ReadOnlyStream):
                 missing.append(index)
             else:
                 blocks[index] = block
+        if missing and self._later and self._settle(missing):
+            return self.pread(offset, length)  # pages fetched without waiting landed: read again
         if missing and self.is_remote:
+            missing = self._around(missing)
             collecting = wants()
             if collecting is not None:
-                # inside azvhdaudit.batch.gather: note the blocks, fetch them with the other tasks' blocks (a
+                # inside azvhdaudit.batch.gather: note the pages, fetch them with the other tasks' pages (a
                 # read too large for the gather stops its task without them, for the caller's run to read)
                 if collecting.room(self, len(missing)):
                     collecting.add(self, missing)
@@ -261,7 +298,8 @@ class RemoteFile(ReadOnlyStream):
             data = self._fetch(run_start * bs, min(run_end * bs, self.size))
             for index in range(run_start, run_end):
                 block = data[(index - run_start) * bs : (index - run_start + 1) * bs]
-                blocks[index] = block
+                if first <= index <= last:
+                    blocks[index] = block
                 self._cache.put(index, block)
         joined = b"".join(blocks[i] for i in range(first, last + 1))
         out = joined[offset - first * bs : end - first * bs]
@@ -269,14 +307,45 @@ class RemoteFile(ReadOnlyStream):
         self.stats.bytes_served += len(out)
         return out
 
+    def _settle(self, missing: list[int]) -> bool:
+        """Land the requests :meth:`prefetch` started without waiting for ``missing`` pages: those that are back
+        and, outside a gather, those still on their way (waited for: a round trip). Whether any landed; inside a
+        gather a task waits for those on their way as for the other tasks' requests."""
+        futures = {self._pending[index] for index in missing if index in self._pending} & self._later
+        if not futures:
+            return False
+        if wants() is None:
+            if not all(future.done() for future in futures):
+                self.stats.round_trips += 1
+            wait(futures)
+        done = [future for future in futures if future.done()]
+        for future in sorted(done, key=self.block_of):
+            self.land(future)
+        return bool(done)
+
+    def _around(self, missing: list[int]) -> list[int]:
+        """The pages to fetch for the ``missing`` pages of a read: the aligned fetch unit around each (the reader's,
+        :func:`azvhdaudit.batch.unit`, else ``block_size``), less the pages cached, in order."""
+        per = max(1, (unit() or self.block_size) // self.page_size)
+        if per == 1:
+            return missing
+        last = (self.size - 1) // self.page_size
+        pages: set[int] = set()
+        for index in missing:
+            start = index - index % per
+            if start not in pages:
+                pages.update(range(start, min(start + per, last + 1)))
+        pages.difference_update(missing)
+        return sorted([*missing, *(index for index in pages if self._cache.get(index) is None)])
+
     def cached(self, offset: int, length: int) -> bool:
         """Whether the bytes at ``offset`` are in the cache (a read of them makes no request)."""
         return not self._missing([(offset, length)])
 
     def _seed(self, data: bytes, asked: int) -> None:
-        """Cache the file's first bytes, fetched beside the size lookup: the whole blocks among them (and a short
+        """Cache the file's first bytes, fetched beside the size lookup: the whole pages among them (and a short
         last one only where the file ends), none if the server sent more or other than asked."""
-        bs = self.block_size
+        bs = self.page_size
         if len(data) > asked or (len(data) < asked and len(data) != self.size):
             return
         whole = len(data) // bs if len(data) < self.size else (len(data) + bs - 1) // bs
@@ -284,7 +353,7 @@ class RemoteFile(ReadOnlyStream):
             self._cache.put(index, data[index * bs : (index + 1) * bs])
 
     def _missing(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
-        bs = self.block_size
+        bs = self.page_size
         indexes: set[int] = set()
         for offset, length in ranges:
             end = min(offset + max(0, length), self.size)
@@ -292,13 +361,21 @@ class RemoteFile(ReadOnlyStream):
                 indexes.update(range(offset // bs, (end - 1) // bs + 1))
         return sorted(index for index in indexes if self._cache.get(index) is None)
 
-    def prefetch(self, ranges: Iterable[tuple[int, int]]) -> None:
-        """Fetch the blocks of ``(offset, length)`` ranges not cached yet, together: one round trip (nothing
-        when batching is switched off, :func:`azvhdaudit.batch.enabled`: the reads fetch them one by one)."""
+    def prefetch(self, ranges: Iterable[tuple[int, int]], *, wait: bool = True) -> None:
+        """Fetch the pages of ``(offset, length)`` ranges not cached yet, together: one round trip (nothing
+        when batching is switched off, :func:`azvhdaudit.batch.enabled`: the reads fetch them one by one).
+
+        ``wait=False`` starts the requests and returns (nothing on a local file): they travel beside the reads that
+        follow, and a read that needs their pages takes them as they land (waiting for them if it must), never
+        fetching them again."""
         self._check()
         if not enabled():
             return
-        self.fetch_blocks(self._missing(ranges))
+        if wait:
+            self.fetch_blocks(self._missing(ranges))
+        elif self.is_remote:
+            started, _ = self.start_blocks(self._missing(ranges))
+            self._later |= started
 
     def read_many(self, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
         """The bytes of each ``(offset, length)`` range (short only at the end of the file), fetched together."""
@@ -312,7 +389,7 @@ class RemoteFile(ReadOnlyStream):
         fails raises :class:`~azvhdaudit.errors.ImageError` naming the URL and its range; requests not
         started yet are cancelled and those in flight are waited for, so nothing outlives the call."""
         if not self.is_remote:
-            bs = self.block_size
+            bs = self.page_size
             last = (self.size - 1) // bs if self.size else -1
             missing = sorted({i for i in indexes if 0 <= i <= last and self._cache.get(i) is None})
             for index, (start, end) in enumerate(_runs(missing[: self._cache.capacity])):
@@ -339,7 +416,7 @@ class RemoteFile(ReadOnlyStream):
         return the requests every block asked for waits on (those started here and those already on their way), and
         how many blocks were started here.
         :meth:`land` puts a finished request's blocks in the cache; :meth:`abandon` ends them all."""
-        bs = self.block_size
+        bs = self.page_size
         last = (self.size - 1) // bs if self.size else -1
         waiting: set[Future[bytes]] = set()
         new: list[int] = []
@@ -380,8 +457,9 @@ class RemoteFile(ReadOnlyStream):
         if future.exception() is not None:
             self.abandon()
         start, stop = self._runs.pop(future)
+        self._later.discard(future)
         data = future.result()
-        bs = self.block_size
+        bs = self.page_size
         for number in range((stop - start + bs - 1) // bs):
             index = start // bs + number
             if self._pending.get(index) is future:
@@ -393,6 +471,7 @@ class RemoteFile(ReadOnlyStream):
         Of those that failed, the error of the first in the file is raised."""
         runs, self._runs = self._runs, {}
         self._pending.clear()
+        self._later.clear()
         for future in runs:
             future.cancel()
         wait(runs)
@@ -517,7 +596,7 @@ def _open_file(
     url: str,
     storage_options: dict[str, Any],
     stats: SourceStats,
-    block_size: int,
+    block_size: int | None,
     cache_blocks: int,
     max_in_flight: int = MAX_IN_FLIGHT,
     first_read: int = FIRST_READ,
@@ -533,7 +612,7 @@ def _open_file(
     stats.round_trips += 1
     first = _FirstRead(fs, path, first_read) if first_read > 0 and not local and enabled() else None
     try:
-        handle, size = _open_handle(fs, path, url, local, block_size)
+        handle, size = _open_handle(fs, path, url, local, block_size or BLOCK_SIZE)
     except BaseException:
         if first is not None:
             first.result()  # nothing outlives the call
@@ -543,7 +622,7 @@ def _open_file(
         handle.close()
         raise ImageError(f"{url}: the server does not report the file's size, so it cannot be read by ranges")
     stats.files_opened += 1
-    log.debug("opened %s (%d bytes) by ranges of %d bytes", url, size, block_size)
+    log.debug("opened %s (%d bytes) by ranges of %s bytes", url, size, block_size or "default")
     opened = RemoteFile(
         handle,
         url,
@@ -676,7 +755,7 @@ def _resolve(path: str, base: str) -> str:
 def open_source(
     url: str,
     *,
-    block_size: int = BLOCK_SIZE,
+    block_size: int | None = None,
     cache_blocks: int = CACHE_BLOCKS,
     max_in_flight: int = MAX_IN_FLIGHT,
     first_read: int = FIRST_READ,
@@ -691,6 +770,10 @@ def open_source(
     ``storage_options`` go to the file system unchanged. Ranges fetched together (independent reads, see
     :mod:`azvhdaudit.batch`) keep at most ``max_in_flight`` requests in flight at once. The first
     ``first_read`` bytes of a remote file (0: none) are fetched beside its size lookup, in the same round trip.
+    A read that misses the cache fetches the aligned fetch unit its reader names around each page it misses
+    (:func:`azvhdaudit.batch.fetch_unit`), else ``block_size`` bytes (:data:`FETCH_UNIT` by default; the cache
+    block of a ``file://`` URL, :data:`BLOCK_SIZE` by default); the cache holds ``cache_blocks`` blocks of
+    :data:`BLOCK_SIZE` (or of ``block_size`` when given).
 
     The file's ``name`` is the URL and ``stats`` a :class:`SourceStats`; the opener opens a differencing
     disk's parents — absolute URLs, or paths relative to ``url`` — with the same options, cache settings

@@ -65,9 +65,17 @@ HEADER_OFFSETS = (64 * KiB, 128 * KiB)
 HEADER_SIZE = 4 * KiB
 REGION_OFFSETS = (192 * KiB, 256 * KiB)
 
-#: bytes of the BAT fetched with the metadata on a remote file (see :meth:`VHDXLayer.__init__`)
+#: bytes of the BAT fetched with the metadata on a remote file (see :meth:`VHDXLayer.__init__`): 2047 entries, 2 GiB of
+#: disk in 1 MiB blocks, 64 GiB in 32 MiB ones
+BAT_FIRST_READ = 16 * KiB
+#: the most bytes of the BAT fetched ahead on a remote file, the rest of :data:`BAT_FIRST_READ` as far as the BAT's
+#: entries go once the metadata says how many there are, without waiting (see :meth:`VHDXLayer.__init__`)
 BAT_READ_AHEAD = 1024 * KiB
 REGION_SIZE = 64 * KiB
+#: bytes of the metadata region fetched with the BAT on a remote file: the table's start (its header and the
+#: entries every writer makes, 32 bytes each) and the items, which writers place from 64 KiB on, one after another
+METADATA_TABLE_READ = 4 * KiB
+METADATA_ITEMS_READ = 4 * KiB
 MAX_ENTRIES = 2047
 #: BAT entries read at once (4 KiB)
 BAT_PAGE = 512
@@ -241,16 +249,23 @@ class VHDXLayer(Layer):
         self._read_headers()
         self._read_region_tables()
         if prefetch is not None:
-            # the metadata table and its items (in the region's first 128 KiB as every writer lays them out) and
-            # the BAT's first MiB (131072 entries: a whole 127 GiB disk of 1 MiB blocks, 4 TiB of 32 MiB ones, so
-            # that a file far into the disk does not wait for its BAT entry first): one round trip
+            # the metadata table and its items (where every writer lays them out) and the BAT's start: one round trip
+            items = min(max(0, self.metadata_length - 64 * KiB), METADATA_ITEMS_READ)
             prefetch(
                 [
-                    (self.metadata_offset, min(self.metadata_length, 128 * KiB)),
-                    (self.bat_offset, min(self.bat_length, BAT_READ_AHEAD)),
+                    (self.metadata_offset, min(self.metadata_length, METADATA_TABLE_READ)),
+                    (self.metadata_offset + 64 * KiB, items),
+                    (self.bat_offset, min(self.bat_length, BAT_FIRST_READ)),
                 ]
             )
         self._read_metadata()
+        if prefetch is not None:
+            # the rest of the BAT as far as its entries go, at most its first MiB (131072 entries: a whole 127 GiB
+            # disk of 1 MiB blocks, 4 TiB of 32 MiB ones), so that a file far into the disk does not wait for its
+            # BAT entry first; started without waiting, it travels beside the partition table's read
+            end = min(self.bat_entries * 8, self.bat_length, BAT_READ_AHEAD)
+            if end > BAT_FIRST_READ:
+                prefetch([(self.bat_offset + BAT_FIRST_READ, end - BAT_FIRST_READ)], wait=False)
         self._bat: dict[int, list[int]] = {}
         #: payload blocks already looked up and checked: block -> (state, file offset)
         self._payloads: dict[int, tuple[int, int]] = {}

@@ -15,13 +15,16 @@ References: dissect.ntfs / dissect.fat; NTFS $Volume VOLUME_INFORMATION flags (0
 from __future__ import annotations
 
 import functools
+import io
 import logging
+import os
 import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dissect.util.stream import RangeStream
 
+from azvhdaudit.batch import fetch_unit
 from azvhdaudit.errors import FileSystemError, GuestFileNotFoundError, ImageError
 
 if TYPE_CHECKING:
@@ -53,6 +56,14 @@ _READ_ERRORS = (*_FS_ERRORS, ImageError)
 
 _MAX_READ = 256 * 1024 * 1024
 _ALIGN = 4096
+
+#: bytes at the start of a guest file kept, per path, once read through :class:`GuestFileSystem`: a binary's
+#: headers, which the version rules and the signature rules both read (each boot driver's, twice an audit)
+HEAD_BYTES = 4096
+#: bytes a read of a guest file's data fetches around each page it misses on a remote image
+#: (:func:`azvhdaudit.batch.fetch_unit`): the readers of files (PE headers and resources, Authenticode's
+#: certificate table, a catalog read whole) ask for what they need, so no more than the page
+FILE_FETCH_UNIT = 4096
 
 #: names of the readers' modules importable from here, loaded on first use
 _LAZY = {"NtfsVolume": "ntfs", "FatVolume": "fat", "MAX_FAT_DIRECTORY": "fat"}
@@ -124,12 +135,85 @@ def open_volume(stream: BinaryIO, offset: int, size: int, filesystem: str | None
     return None
 
 
+class _HeadStream(io.RawIOBase):
+    """A guest file opened through :class:`GuestFileSystem`: a read within its first :data:`HEAD_BYTES` is served
+    from the head kept for its path (read whole the first time, by whichever reader comes first); the rest is read
+    from the file as asked, each read fetching no more than it needs on a remote image (:data:`FILE_FETCH_UNIT`)."""
+
+    def __init__(self, fh: BinaryIO, heads: dict[str, bytes], key: str) -> None:
+        super().__init__()
+        self._fh = fh
+        self._heads = heads
+        self._key = key
+        self._pos = 0
+        self.size = fh.seek(0, os.SEEK_END)
+
+    @property
+    def name(self) -> Any:
+        return getattr(self._fh, "name", None)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            pos = offset
+        elif whence == os.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == os.SEEK_END:
+            pos = self.size + offset
+        else:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if pos < 0:
+            raise ValueError(f"negative seek position {pos}")
+        self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(0, self.size - self._pos)
+        size = left if size is None or size < 0 else min(size, left)
+        end = self._pos + size
+        if end <= min(HEAD_BYTES, self.size):
+            head = self._heads.get(self._key)
+            if head is None:
+                head = self._heads[self._key] = self._read(0, min(HEAD_BYTES, self.size))
+            data = head[self._pos : end]
+        else:
+            data = self._read(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def _read(self, offset: int, size: int) -> bytes:
+        with fetch_unit(FILE_FETCH_UNIT):
+            self._fh.seek(offset)
+            return bytes(self._fh.read(size))
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
 class GuestFileSystem:
-    """The guest's Windows volume as rules see it (the :class:`GuestFiles` protocol), read-only."""
+    """The guest's Windows volume as rules see it (the :class:`GuestFiles` protocol), read-only.
+
+    A file's first :data:`HEAD_BYTES` are read once per path however many rules open it (:class:`_HeadStream`)."""
 
     def __init__(self, volume: Volume) -> None:
         self.volume = volume
         self._versions: dict[str, tuple[int, int, int, int] | None] = {}
+        self._heads: dict[str, bytes] = {}
 
     def exists(self, path: str) -> bool:
         return self.volume.exists(path)
@@ -141,10 +225,19 @@ class GuestFileSystem:
         return self.volume.listdir(path)
 
     def read(self, path: str, max_size: int = 16 * 1024 * 1024) -> bytes | None:
-        return self.volume.read(path, max_size)
+        """The file's bytes (at most ``max_size``), or ``None`` when it does not exist (:meth:`Volume.read`), its
+        head shared with the other readers of the path."""
+        try:
+            fh = self.open(path)
+        except GuestFileNotFoundError:
+            return None
+        try:
+            return fh.read(max_size)
+        except self.volume.read_errors as err:
+            raise FileSystemError(f"{self.volume.name}: cannot read {path}: {err}") from err
 
     def open(self, path: str) -> BinaryIO:
-        return self.volume.open(path)
+        return _HeadStream(self.volume.open(path), self._heads, _norm(path).lower())  # type: ignore[return-value]
 
     def file_version(self, path: str) -> tuple[int, int, int, int] | None:
         """The PE FileVersion (VS_FIXEDFILEINFO) of ``path``; ``None`` when absent or unreadable."""
@@ -153,7 +246,7 @@ class GuestFileSystem:
             from azvhdaudit.pe import file_version_of
 
             try:
-                fh = self.volume.open(path)
+                fh = self.open(path)
             except GuestFileNotFoundError:
                 self._versions[key] = None
                 return None

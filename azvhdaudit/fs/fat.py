@@ -13,6 +13,7 @@ from dissect.fat import fat as _fat
 from dissect.fat.exceptions import Error as FatError
 
 from azvhdaudit import fs as _base
+from azvhdaudit.batch import fetch_unit
 from azvhdaudit.errors import CorruptVolumeError, FileSystemError, GuestFileNotFoundError, ImageError
 from azvhdaudit.fs import Volume, _norm
 
@@ -26,6 +27,9 @@ _READ_ERRORS = (*_FS_ERRORS, ImageError)
 
 
 _SLOT = 32
+#: bytes a read of the FAT or a directory fetches around each page it misses on a remote image
+#: (:func:`azvhdaudit.batch.fetch_unit`): an EFI system partition's directories and its table are a few clusters
+FAT_FETCH_UNIT = 4096
 _LONG_NAME = 0x0F
 _LONG_NAME_MASK = 0x3F
 _LAST_LONG_ENTRY = 0x40
@@ -222,7 +226,8 @@ class FatVolume(Volume):
         # lookup parsed the directories on its way again (the boot store, then its logs, walk the same four).
         self._listings: dict[str, _Listing] = {}
         try:
-            self.fs = _fat.FATFS(self._stream)
+            with fetch_unit(FAT_FETCH_UNIT):
+                self.fs = _fat.FATFS(self._stream)
             bpb = self.fs.bpb
             clusters = max(0, self.fs.total_sectors - self.fs.first_data_sector) // bpb.BPB_SecPerClus
             self.fs.fat = _BoundedFat(self.fs.fat, name, clusters)
@@ -268,22 +273,25 @@ class FatVolume(Volume):
 
     def _entry(self, path: str):  # type: ignore[no-untyped-def]
         # Walk case-insensitively: FAT stores long names with their case, Windows ignores it.
-        node = self.fs.root
-        key = ""
         try:
-            for part in _norm(path).split("\\"):
-                if not part:
-                    continue
-                if not node.is_directory():
-                    return None
-                match = self._child(key, node, part)
-                if match is None:
-                    return None
-                node = match
-                key = f"{key}\\{part.lower()}"
-            return node
+            with fetch_unit(FAT_FETCH_UNIT):
+                return self._walk(self.fs.root, "", path)
         except _READ_ERRORS as err:
             raise FileSystemError(f"{self.name}: cannot look up {path}: {err}") from err
+
+    def _walk(self, node, key: str, path: str):  # type: ignore[no-untyped-def]
+        """The entry at ``path`` below ``node`` (at ``key``), or None."""
+        for part in _norm(path).split("\\"):
+            if not part:
+                continue
+            if not node.is_directory():
+                return None
+            match = self._child(key, node, part)
+            if match is None:
+                return None
+            node = match
+            key = f"{key}\\{part.lower()}"
+        return node
 
     def exists(self, path: str) -> bool:
         return self._entry(path) is not None

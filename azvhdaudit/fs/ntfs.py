@@ -32,6 +32,7 @@ from dissect.ntfs.ntfs import _get_dataruns_from_attribute_list
 from dissect.ntfs.util import AttributeCollection, apply_fixup
 
 from azvhdaudit import fs as _base
+from azvhdaudit.batch import fetch_unit
 from azvhdaudit.errors import CorruptVolumeError, FileSystemError, GuestFileNotFoundError, ImageError
 from azvhdaudit.fs import Volume, _norm
 
@@ -233,6 +234,10 @@ def _index(record: Any, table: AttributeTable | None, name: str) -> Any:
     return _Index(record, name, root, lambda: _open_stream(record, table, name, ATTRIBUTE_TYPE_CODE.INDEX_ALLOCATION))
 
 
+#: bytes a read of an MFT record or an index block fetches around each page it misses on a remote image
+#: (:func:`azvhdaudit.batch.fetch_unit`): the records of the files one path leads to, and of the files looked up
+#: together, lie near each other (32 records in 32 KiB); 16 KiB cost the 127 GiB benchmark VHDX a round trip more
+RECORD_FETCH_UNIT = 32 * 1024
 _FILE_RECORD_HEADER = struct.Struct("<4sHHQHHHHIIIHHH")
 
 
@@ -244,8 +249,9 @@ def _read_record(ntfs: Any, segment: int) -> Any:
     """
     size = ntfs._record_size
     fh = ntfs.mft.fh
-    fh.seek(segment * size)
-    data = fh.read(size)
+    with fetch_unit(RECORD_FETCH_UNIT):
+        fh.seek(segment * size)
+        data = fh.read(size)
     if data[:4] != b"FILE":
         raise BrokenMftError(f"Invalid MFT record Signature: {data[:4]}")
     record = MftRecord()
@@ -469,7 +475,8 @@ class NtfsVolume(Volume):
         key = (node.segment, vcn)
         buffer = self._buffers.get(key)
         if buffer is None:
-            buffer = self._buffers[key] = index.index_buffer(vcn)
+            with fetch_unit(RECORD_FETCH_UNIT):
+                buffer = self._buffers[key] = index.index_buffer(vcn)
         return buffer
 
     def _names(self, node: Any) -> list[str] | None:

@@ -32,6 +32,7 @@ from dissect.regf import regf as _dregf
 from dissect.regf.c_regf import KEY, VALUE, c_regf
 from dissect.regf.exceptions import Error as DissectRegfError
 
+from azvhdaudit.batch import fetch_unit
 from azvhdaudit.errors import CorruptHiveError
 from azvhdaudit.registry.backend import BIG_DATA_SEGMENT, CellReader, hash_name, register_backend_errors
 
@@ -60,6 +61,11 @@ _BASE_BLOCK = 4096
 # cached_cell reads pages by offset >> 12 + 1: _PAGE is 1 << 12, and the hive bins start after _BASE_BLOCK == _PAGE
 #: the most pages read ahead in one read of the stream
 _PREFETCH_PAGES = 256
+#: bytes a page of the hive missing a remote source's cache fetches around it (:func:`azvhdaudit.batch.fetch_unit`):
+#: the cells of a key (its node, subkey list, value list and values) lie near each other in the hive bins, and the
+#: next step of a lookup is often among them. On the 127 GiB benchmark VHDX (the real 11 MiB Windows 7 SYSTEM hive,
+#: a 69 MB SOFTWARE) 32 KiB fetch 0.8 MB less than 64 KiB in as many round trips; 16 KiB cost three round trips more
+HIVE_FETCH_UNIT = 32 * 1024
 _CELL_SIZE = struct.Struct("<i")
 #: a byte's low three bits (an offset's alignment to 8, from its least significant byte)
 _LOW_BITS = bytes(byte & 7 for byte in range(256))
@@ -93,8 +99,9 @@ class _BoundedHive(_dregf.RegistryHive):
     def _page(self, index: int) -> bytes:
         page = self._pages.get(index)
         if page is None:
-            self.fh.seek(index * _PAGE)
-            page = self._pages[index] = self.fh.read(_PAGE)
+            with fetch_unit(HIVE_FETCH_UNIT):
+                self.fh.seek(index * _PAGE)
+                page = self._pages[index] = self.fh.read(_PAGE)
         return page
 
     def _read_at(self, offset: int, size: int) -> bytes:

@@ -77,6 +77,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
 
     log_record: HttpLog
     ignore_range = False
+    #: TCP_NODELAY, as stores set it: with Nagle's algorithm the body of an answer smaller than the loopback's
+    #: segment (64 KiB) waited for the client's delayed ACK of the headers, 40 ms more than the delay asked for
+    disable_nagle_algorithm = True
     #: seconds every request waits before it is answered: a network round trip, simulated
     delay = 0.0
     #: ranges starting at or after this offset (and before ``fail_until``, when set) are answered 503 (a store

@@ -14,9 +14,10 @@ import pytest
 import remote_images as ri
 import remote_servers as rs
 
+from azvhdaudit.batch import fetch_unit, gather, unit
 from azvhdaudit.errors import ImageError, ImageNotFoundError
 from azvhdaudit.image import open_image
-from azvhdaudit.sources import BLOCK_SIZE, RemoteFile, _resolve, is_url, open_source, options_for
+from azvhdaudit.sources import BLOCK_SIZE, FETCH_UNIT, RemoteFile, _resolve, is_url, open_source, options_for
 
 #: slow: audits built images through fsspec and a local server
 pytestmark = pytest.mark.slow
@@ -100,6 +101,56 @@ def test_lru_evicts_the_least_recently_used_block(memory_url: str) -> None:
         fh.seek(16 * KiB)
         fh.read(1)
         assert fh.stats.requests == before + 1
+
+
+def test_a_miss_fetches_the_unit_its_reader_names(memory_url: str) -> None:
+    with small(memory_url) as fh:  # 16 KiB by default
+        fh.pread(50 * KiB, 100)  # the 16 KiB around it
+        assert fh.stats.bytes_fetched == 16 * KiB
+        with fetch_unit(4 * KiB):
+            fh.pread(100 * KiB, 100)  # one page
+            assert fh.stats.bytes_fetched == 20 * KiB
+            with fetch_unit(64 * KiB):  # the innermost wins
+                fh.pread(200 * KiB, 1)  # 192-256 KiB
+            assert fh.stats.bytes_fetched == 84 * KiB
+            fh.pread(260 * KiB, 1)
+        assert fh.stats.bytes_fetched == 88 * KiB
+        assert unit() is None
+        fh.pread(120 * KiB, 1)  # the default again: 112-128 KiB
+        assert fh.stats.bytes_fetched == 104 * KiB
+
+
+def test_a_unit_fetches_only_its_pages_not_cached(memory_url: str) -> None:
+    with small(memory_url) as fh:
+        with fetch_unit(4 * KiB):
+            fh.pread(4 * KiB + 10, 10)  # page 1
+        requests = fh.stats.requests
+        with fetch_unit(16 * KiB):
+            assert fh.pread(100, 10) == DATA[100:110]  # pages 0-3, less page 1: pages 0 and 2-3, two ranges
+        assert fh.stats.requests == requests + 2
+        assert fh.stats.bytes_fetched == 16 * KiB
+
+
+def test_a_read_too_small_for_a_page_fetches_the_page(memory_url: str) -> None:
+    with small(memory_url, block_size=1024) as fh:  # a unit below the page size: pages of that size
+        assert fh.page_size == 1024
+        fh.pread(5000, 10)
+        assert fh.stats.bytes_fetched == 1024
+
+
+def test_a_prefetch_without_waiting_is_taken_by_the_read_that_needs_it(memory_url: str) -> None:
+    with small(memory_url) as fh:
+        trips = fh.stats.round_trips
+        fh.prefetch([(64 * KiB, 40 * KiB)], wait=False)  # pages 16-25: one request, no round trip waited for
+        assert fh.stats.round_trips == trips
+        assert fh.pread(70 * KiB, 30 * KiB) == DATA[70 * KiB : 100 * KiB]  # waits for it, or finds it landed
+        assert fh.stats.requests == 2  # the size lookup and the prefetch: the read fetched nothing itself
+        assert fh.stats.bytes_fetched == 40 * KiB
+        assert fh.stats.round_trips <= trips + 1
+        # inside a gather, a task takes what landed without waiting for it again
+        fh.prefetch([(192 * KiB, 16 * KiB)], wait=False)  # the unit the read below fetches
+        assert gather([lambda: fh.pread(200 * KiB, 100)]) <= 1
+        assert fh.stats.requests == 3
 
 
 def test_file_object_face(memory_url: str) -> None:
@@ -254,8 +305,9 @@ def test_http_server_ignoring_range_is_refused(images: dict[str, Path]) -> None:
         with fh:
             # the start of the file can be streamed and cut short; anything further cannot
             assert fh.read(512) == images["win7"].read_bytes()[:512]
-            fh.seek(1024 * 1024)
-            with pytest.raises(ImageError, match=r"win7\.vhd: cannot read bytes 1048576-1114111") as info:
+            at = 1024 * 1024
+            fh.seek(at)
+            with pytest.raises(ImageError, match=rf"win7\.vhd: cannot read bytes {at}-{at + FETCH_UNIT - 1}") as info:
                 fh.read(512)
         assert "range requests" in str(info.value)
     finally:
