@@ -691,7 +691,7 @@ class _AzureBlobRanges:
             return bytes(await self._fs._cat_file(path, start=start, end=end, **kwargs))
         timeouts = getattr(self._fs, "_timeout_kwargs", None) or {}
         for attempt in range(self.RETRIES + 1):
-            try:
+            try:  # the request itself: the pipeline's retry policy has retried what it retries
                 length, stream, response = await operations.download(
                     range=f"bytes={start}-{end - 1}",
                     version_id=version_id,
@@ -699,15 +699,16 @@ class _AzureBlobRanges:
                     cls=_answer,
                     **timeouts,
                 )
-                if length is not None and length != end - start:
-                    # other bytes than asked for (a whole blob for a range): drop the connection, do not read them
-                    internal = getattr(response, "internal_response", None)
-                    if internal is not None and hasattr(internal, "close"):
-                        internal.close()
-                    raise ValueError(f"asked for {end - start} bytes, the store sends {length}")
-                return b"".join([chunk async for chunk in stream])
             except ResourceNotFoundError as err:
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path) from err
+            if length is not None and length != end - start:
+                # other bytes than asked for (a whole blob for a range): drop the connection, do not read them
+                internal = getattr(response, "internal_response", None)
+                if internal is not None and hasattr(internal, "close"):
+                    internal.close()
+                raise ValueError(f"asked for {end - start} bytes, the store sends {length}")
+            try:  # the body, which the pipeline does not retry
+                return b"".join([chunk async for chunk in stream])
             except (IncompleteReadError, DecodeError, ServiceResponseError):
                 if attempt == self.RETRIES:
                     raise
