@@ -62,6 +62,7 @@ import errno
 import logging
 import os
 import posixpath
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -632,7 +633,9 @@ class _FirstRead:
 
 def _azure_ranges(fs: Any) -> Any:
     """``fs``, or for adlfs's file system (``az://``, ``abfs://``) the same with one request per range read."""
-    if type(fs).__module__.split(".", 1)[0] == "adlfs" and hasattr(fs, "service_client"):
+    adlfs = sys.modules.get("adlfs")  # imported by fsspec when it made such a file system; never imported here
+    blob_fs = getattr(adlfs, "AzureBlobFileSystem", None)
+    if blob_fs is not None and isinstance(fs, blob_fs) and hasattr(fs, "service_client"):
         return _AzureBlobRanges(fs)
     return fs
 
