@@ -380,28 +380,9 @@ class Upload:
     calls: int
 
 
-def joined_runs(runs: Iterator[tuple[int, int]], gap: int) -> Iterator[tuple[int, int]]:
-    """``runs`` with those fewer than ``gap`` bytes apart joined (the zeros between written too), each at most 4 MiB."""
-    current: tuple[int, int] | None = None
-    for offset, length in runs:
-        if (
-            current is not None
-            and offset - (current[0] + current[1]) < gap
-            and offset + length - current[0] <= (MAX_PAGE_WRITE)
-        ):
-            current = (current[0], offset + length - current[0])
-            continue
-        if current is not None:
-            yield current
-        current = (offset, length)
-    if current is not None:
-        yield current
-
-
-def upload_page_blob(container: Any, name: str, path: Path, *, join_gap: int = 0) -> Upload:
-    """Create a page blob of the file's size and write only its non-zero pages (``upload_page``); runs of them fewer
-    than ``join_gap`` bytes apart are written as one, the zero pages between them too (as upload tools write whole
-    chunks: a blob of fewer, larger page ranges)."""
+def upload_page_blob(container: Any, name: str, path: Path) -> Upload:
+    """Create a page blob of the file's size and write only its non-zero pages (``upload_page``, each run of them
+    one call of at most 4 MiB)."""
     size = path.stat().st_size
     if size % PAGE:
         raise ValueError(f"{path}: {size} bytes is not a multiple of {PAGE}; a page blob cannot hold it")
@@ -409,7 +390,7 @@ def upload_page_blob(container: Any, name: str, path: Path, *, join_gap: int = 0
     blob.create_page_blob(size=size)
     pages = calls = 0
     with open(path, "rb") as fh:
-        for offset, length in joined_runs(nonzero_page_runs(path), join_gap):
+        for offset, length in nonzero_page_runs(path):
             fh.seek(offset)
             data = fh.read(length)
             blob.upload_page(data, offset=offset, length=length)
