@@ -4,7 +4,8 @@ Azurite (the Azure Storage emulator, npm package ``azurite``) is found as ``$AZU
 ``azurite-blob`` or ``azurite``), else ``azurite-blob`` on ``PATH``, else
 ``<repo>/.ci-node/node_modules/.bin/azurite-blob`` (where ``.ci/run`` installs it with
 ``npm install --prefix .ci-node azurite@3``). It is started on a free port with ``--inMemoryPersistence``,
-``--skipApiVersionCheck`` and ``--loose``, and stopped when the tests end.
+``--skipApiVersionCheck``, ``--loose`` and ``--disableTelemetry`` (Azurite otherwise reports usage to Microsoft's
+Application Insights), and stopped when the tests end.
 
 Page blobs are uploaded the way Azure's tools do it (azcopy, ``Add-AzVhd``): the blob is created at the
 file's size and only the non-zero 512-byte pages are written, with ``upload_page``.
@@ -276,6 +277,10 @@ class Azurite:
             f"BlobEndpoint={self.endpoint};"
         )
 
+    def connection_string_via(self, port: int | str) -> str:
+        """:attr:`connection_string` with the blob endpoint at ``port`` of 127.0.0.1 (a proxy in front)."""
+        return self.connection_string.replace(f"127.0.0.1:{self.port}/", f"127.0.0.1:{port}/")
+
     def sas_connection_string(self, sas: str) -> str:
         return f"BlobEndpoint={self.endpoint};SharedAccessSignature={sas}"
 
@@ -289,35 +294,36 @@ class Azurite:
                 self.process.wait(5)
 
 
+#: Azurite sends usage telemetry to Microsoft unless told not to (from 3.33 on); an older one does not know the option
+NO_TELEMETRY = "--disableTelemetry"
+
+
 def start_azurite(workdir: Path, timeout: float = 60.0, *, in_memory: bool = True) -> Azurite:
-    """Start Azurite's blob service on a free port, in memory (else keeping its data under ``workdir``); wait until it
-    accepts connections."""
+    """Start Azurite's blob service on a free port, in memory (else keeping its data under ``workdir``), without
+    telemetry (an Azurite too old for the option is started without it); wait until it accepts connections."""
     command = azurite_command()
-    port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    log = open(workdir / "azurite.log", "wb")
-    process = subprocess.Popen(
-        [
-            *command,
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            *(["--inMemoryPersistence"] if in_memory else ["--location", str(workdir)]),
-            "--skipApiVersionCheck",
-            "--loose",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-    )
-    log.close()
+    port = free_port()
+    options = [
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        *(["--inMemoryPersistence"] if in_memory else ["--location", str(workdir)]),
+        "--skipApiVersionCheck",
+        "--loose",
+    ]
+    telemetry_off = True
+    process = _start_logged([*command, *options, NO_TELEMETRY], workdir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"Azurite exited with {process.returncode}: " + (workdir / "azurite.log").read_text(errors="replace")
-            )
+            said = (workdir / "azurite.log").read_text(errors="replace")
+            if telemetry_off and f'"{NO_TELEMETRY[2:]}" is unknown' in said:
+                telemetry_off = False  # an Azurite older than the option
+                process = _start_logged([*command, *options], workdir)
+                continue
+            raise RuntimeError(f"Azurite exited with {process.returncode}: " + said)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return Azurite(process=process, port=port, workdir=workdir)
@@ -325,6 +331,12 @@ def start_azurite(workdir: Path, timeout: float = 60.0, *, in_memory: bool = Tru
             time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"Azurite did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+def _start_logged(argv: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    """``argv`` started in ``workdir``, its output written to ``azurite.log`` there (replaced)."""
+    with open(workdir / "azurite.log", "wb") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
 
 
 def nonzero_page_runs(path: Path) -> Iterator[tuple[int, int]]:
@@ -371,28 +383,9 @@ class Upload:
     calls: int
 
 
-def joined_runs(runs: Iterator[tuple[int, int]], gap: int) -> Iterator[tuple[int, int]]:
-    """``runs`` with those fewer than ``gap`` bytes apart joined (the zeros between written too), each at most 4 MiB."""
-    current: tuple[int, int] | None = None
-    for offset, length in runs:
-        if (
-            current is not None
-            and offset - (current[0] + current[1]) < gap
-            and offset + length - current[0] <= (MAX_PAGE_WRITE)
-        ):
-            current = (current[0], offset + length - current[0])
-            continue
-        if current is not None:
-            yield current
-        current = (offset, length)
-    if current is not None:
-        yield current
-
-
-def upload_page_blob(container: Any, name: str, path: Path, *, join_gap: int = 0) -> Upload:
-    """Create a page blob of the file's size and write only its non-zero pages (``upload_page``); runs of them fewer
-    than ``join_gap`` bytes apart are written as one, the zero pages between them too (as upload tools write whole
-    chunks: a blob of fewer, larger page ranges)."""
+def upload_page_blob(container: Any, name: str, path: Path) -> Upload:
+    """Create a page blob of the file's size and write only its non-zero pages (``upload_page``, each run of them
+    one call of at most 4 MiB)."""
     size = path.stat().st_size
     if size % PAGE:
         raise ValueError(f"{path}: {size} bytes is not a multiple of {PAGE}; a page blob cannot hold it")
@@ -400,7 +393,7 @@ def upload_page_blob(container: Any, name: str, path: Path, *, join_gap: int = 0
     blob.create_page_blob(size=size)
     pages = calls = 0
     with open(path, "rb") as fh:
-        for offset, length in joined_runs(nonzero_page_runs(path), join_gap):
+        for offset, length in nonzero_page_runs(path):
             fh.seek(offset)
             data = fh.read(length)
             blob.upload_page(data, offset=offset, length=length)
@@ -465,24 +458,70 @@ def comparable(report: Any) -> dict[str, Any]:
 # --- latency, in a process of its own ---------------------------------------------------------------
 
 
-def serve_delay_proxy(upstream_port: int, delay: float, ready: Any = None) -> None:
+@dataclass(frozen=True)
+class ProxiedRequest:
+    """A request :func:`serve_delay_proxy` passed on: the connection it came on (numbered from 1 as they were
+    accepted), its method and target, and the range it asked for (``x-ms-range`` or ``Range``; None: none)."""
+
+    connection: int
+    method: str
+    target: str
+    range: str | None
+
+    @classmethod
+    def parse(cls, connection: int, data: bytes) -> ProxiedRequest:
+        """The request line and range header at the start of ``data`` (a request's first bytes)."""
+        head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        method, target = ([*head[0].split(" "), "", ""])[:2]
+        headers = {}
+        for line in head[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return cls(connection, method, target, headers.get("x-ms-range") or headers.get("range"))
+
+    def line(self) -> str:
+        return "\t".join((str(self.connection), self.method, self.target, self.range or "")) + "\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> ProxiedRequest:
+        connection, method, target, asked = line.rstrip("\n").split("\t")
+        return cls(int(connection), method, target, asked or None)
+
+
+def read_proxy_log(path: Path) -> list[ProxiedRequest]:
+    """The requests a proxy started with ``log`` has passed on so far."""
+    if not path.exists():
+        return []
+    return [ProxiedRequest.from_line(line) for line in path.read_text().splitlines(keepends=True)]
+
+
+def serve_delay_proxy(upstream_port: int, delay: float, ready: Any = None, log: str | None = None) -> None:
     """Forward TCP connections on a free port of 127.0.0.1 to ``upstream_port``, each request ``delay`` seconds late.
 
     A request is what a client sends after the answer to its previous one (or first on a connection): its first
     bytes wait ``delay`` seconds before they go on, the rest of it and every answer pass at once. So each HTTP
     request on a keep-alive connection costs one added round trip, and requests on separate connections overlap,
     as they would with a store in another region. Prints the port (or calls ``ready(port)``), then serves forever.
+    With ``log`` (a file's path), every request is written there as it arrives, before it goes on: one
+    :class:`ProxiedRequest` a line (:func:`read_proxy_log`), so that a test or benchmark counts the HTTP requests
+    a client really made.
     """
     import asyncio
 
-    async def pump(reader: Any, writer: Any, state: dict[str, str], direction: str) -> None:
+    log_file = open(log, "a", buffering=1) if log else None  # line-buffered: each request is in the file at once
+    connections = [0]
+
+    async def pump(reader: Any, writer: Any, state: dict[str, Any], direction: str) -> None:
         try:
             while True:
                 data = await reader.read(1 << 16)
                 if not data:
                     break
-                if direction == "up" and state["last"] != "up" and delay:
-                    await asyncio.sleep(delay)
+                if direction == "up" and state["last"] != "up":
+                    if log_file is not None:
+                        log_file.write(ProxiedRequest.parse(state["connection"], data).line())
+                    if delay:
+                        await asyncio.sleep(delay)
                 state["last"] = direction
                 writer.write(data)
                 await writer.drain()
@@ -497,7 +536,8 @@ def serve_delay_proxy(upstream_port: int, delay: float, ready: Any = None) -> No
         except OSError:
             client_writer.close()
             return
-        state = {"last": "down"}
+        connections[0] += 1
+        state: dict[str, Any] = {"last": "down", "connection": connections[0]}
         await asyncio.gather(pump(client_reader, up_writer, state, "up"), pump(up_reader, client_writer, state, "down"))
 
     async def main() -> None:
@@ -555,6 +595,8 @@ def spawn_http(directory: Path, *, delay: float = 0.0) -> Subprocess:
     )
 
 
-def spawn_delay_proxy(upstream_port: int, delay: float) -> Subprocess:
-    """:func:`serve_delay_proxy` in a process of its own; ``url`` is the port it listens on."""
-    return _spawn(f"import remote_servers as rs; rs.serve_delay_proxy({upstream_port}, {delay!r})")
+def spawn_delay_proxy(upstream_port: int, delay: float, *, log: Path | None = None) -> Subprocess:
+    """:func:`serve_delay_proxy` in a process of its own; ``url`` is the port it listens on. With ``log``, the
+    requests it passes on are written to that file (:func:`read_proxy_log`)."""
+    where = str(log) if log is not None else None
+    return _spawn(f"import remote_servers as rs; rs.serve_delay_proxy({upstream_port}, {delay!r}, log={where!r})")

@@ -97,6 +97,33 @@ def test_large_page_blob_audits_remotely_reading_a_few_mb(
     assert io["requests"] <= 64, io
 
 
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "one-at-a-time"])
+@pytest.mark.parametrize("blob", ["page/win7.vhd", "page/large.vhd", "block/win7.vhd"])
+def test_range_read_is_one_get_blob_request(
+    blob_store: rs.BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blob: str, batched: bool
+) -> None:
+    # counted at a proxy in front of Azurite: the size lookup (HEAD, Get Blob Properties) and one ranged GET per range
+    # the audit fetched. The SDK's download_blob lists a page blob's page ranges (GET ?comp=pagelist) after every read.
+    monkeypatch.setenv("AZVHDAUDIT_BATCH", "1" if batched else "0")
+    log = tmp_path / "requests.log"
+    proxy = rs.spawn_delay_proxy(blob_store.azurite.port, 0.0, log=log)
+    try:
+        options = {"connection_string": blob_store.azurite.connection_string_via(proxy.url)}
+        report = audit_source(blob_store.url(blob), storage_options=options)
+    finally:
+        proxy.stop()
+    assert not report.get("image.readable")
+    io = report.facts["extra"]["io"]
+    requests = rs.read_proxy_log(log)
+    target = f"/{rs.ACCOUNT}/images/{blob}"
+    lookups = [r for r in requests if r.method == "HEAD" and r.target == target]
+    ranges = [r for r in requests if r.method == "GET" and r.target == target and r.range is not None]
+    assert len(lookups) == 1 and len(ranges) >= 2
+    assert len(lookups) + len(ranges) == len(requests) == io["requests"], [r for r in requests if r not in ranges]
+    # keep-alive: requests share connections (at most as many as were in flight at once, and the size lookup's)
+    assert len({r.connection for r in requests}) <= io["most_in_flight"] + 1
+
+
 def test_sas_connection_string_reads(blob_store: rs.BlobStore, images: dict[str, Path], compare: Any) -> None:
     sas = _sas(blob_store, read=True)
     options = {"connection_string": blob_store.azurite.sas_connection_string(sas)}
