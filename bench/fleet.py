@@ -218,8 +218,9 @@ def write(
         "",
         "## Bytes and requests per remote audit",
         "",
-        "Requests: one size lookup per file plus one per range fetched (64 KiB blocks, adjacent misses of one "
-        "read joined). Round trips: the sequential depth, requests that had to wait for the one before (a size "
+        "Requests: one size lookup per file plus one per range fetched (a remote image is cached in 4 KiB pages, "
+        "a miss fetches the unit its reader names, adjacent misses of one read joined). "
+        "Round trips: the sequential depth, requests that had to wait for the one before (a size "
         "lookup, a range fetched alone, a batch of ranges fetched together). Bytes: what the store returned.",
         "",
         "| source | file size | bytes read | requests | round trips | seconds | note |",
