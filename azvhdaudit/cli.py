@@ -420,11 +420,12 @@ def _error_line(err: BaseException) -> str:
     return f"azvhdaudit: error: {message}" + (f" ({hint})" if hint else "")
 
 
-def _write(text: str, output: str | None, stdout: IO[str]) -> None:
+def _write(text: str, output: str | None, stdout: IO[str], *, bom: bool = False) -> None:
     if output and output != "-":
-        # newline="" keeps the renderer's own line ends (CRLF in .reg files)
+        # newline="" keeps the renderer's own line ends (CRLF in .reg files); a byte-order mark where the reader
+        # needs one to read UTF-8 (Windows PowerShell 5.1 reads a script without one in the ANSI code page)
         try:
-            with open(output, "w", encoding="utf-8", newline="") as fh:
+            with open(output, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
                 fh.write(text)
         except OSError as err:
             from azvhdaudit.hints import OutputError  # imports socket: only when there is an error to name
@@ -690,7 +691,8 @@ def _cmd_fix(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         backend=args.backend,
         **_target_kwargs(args),
     )
-    _write(fix_script(report, args.format, include_warnings=args.include_warnings), args.output, stdout)
+    script = fix_script(report, args.format, include_warnings=args.include_warnings)
+    _write(script, args.output, stdout, bom=args.format == "ps1")
     if args.output and args.output != "-":
         # the script went to a file: the log still says what it covers
         wanted = ("fail", "warning") if args.include_warnings else ("fail",)

@@ -321,7 +321,10 @@ def test_fix_writes_the_script(audits: dict[str, Any], tmp_path: Path, fmt: str,
     code, out, err = run(["fix", "bad.vhd", "-o", str(target), "--format", fmt])
     fixable = sum(1 for r in audits["bad.vhd"].filter(status="fail") if r.remediation)
     assert (code, out, err) == (0, "", f"azvhdaudit: fix script for {fixable} rules of bad.vhd written to {target}\n")
-    text = target.read_bytes().decode("utf-8")
+    data = target.read_bytes()
+    # Windows PowerShell 5.1 reads a script as UTF-8 only with a byte-order mark; the .reg file is ASCII
+    assert data.startswith(b"\xef\xbb\xbf") is (fmt == "ps1")
+    text = data.decode("utf-8-sig")
     assert text.startswith(marker)
     assert "rdp.port" in text
     if fmt == "reg":
