@@ -833,8 +833,11 @@ async def _read_environment_once(client: Any) -> None:
         return
     import urllib.request
 
-    from aiohttp.helpers import netrc_from_env
+    from aiohttp import helpers
 
+    netrc_from_env = getattr(helpers, "netrc_from_env", None)
+    if netrc_from_env is None:  # an aiohttp that reads the environment otherwise: leave it to it
+        return
     # what aiohttp's proxies_from_env() and get_env_proxy_for_url() read, request by request
     proxies = {k for k in urllib.request.getproxies() if k in ("http", "https", "ws", "wss")}
     if proxies or netrc_from_env() is not None:
