@@ -153,3 +153,55 @@ def test_wrong_key_names_the_url(blob_store: rs.BlobStore) -> None:
         fh, _ = open_source("az://images/page/win7.vhd", connection_string=bad)
         fh.read(512)
     assert "images/page/win7.vhd" in str(info.value)
+
+
+def _without_proxy_settings(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    for name in ("http_proxy", "https_proxy", "ws_proxy", "wss_proxy", "all_proxy", "no_proxy", "netrc"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HOME", str(home))  # no ~/.netrc
+
+
+def test_the_environment_without_a_proxy_is_read_once_not_per_request(
+    blob_store: rs.BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp looks for a proxy in the environment before every request of a session that trusts it (the SDK's do);
+    # with none there, the blob's ranges are read without looking (the size lookup, adlfs's, may look once)
+    import aiohttp.client
+
+    _without_proxy_settings(monkeypatch, tmp_path)
+    lookups = []
+    look = aiohttp.client.get_env_proxy_for_url
+
+    def counted(url: Any) -> Any:
+        lookups.append(str(url))
+        return look(url)
+
+    monkeypatch.setattr(aiohttp.client, "get_env_proxy_for_url", counted)
+    # a file system of its own: adlfs's cached one (and its session) may have been made by another test
+    options = {**blob_store.options, "skip_instance_cache": True}
+    report = audit_source(blob_store.url("page/win7.vhd"), storage_options=options)
+    assert not report.get("image.readable")
+    assert report.facts["extra"]["io"]["requests"] >= 10
+    assert len(lookups) <= 1, lookups
+
+
+def test_a_proxy_the_environment_names_carries_every_request(
+    blob_store: rs.BlobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the counting proxy in front of Azurite as the environment's HTTP proxy: the client asks it for absolute URLs
+    log = tmp_path / "requests.log"
+    proxy = rs.spawn_delay_proxy(blob_store.azurite.port, 0.0, log=log)
+    try:
+        _without_proxy_settings(monkeypatch, tmp_path)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.url}")
+        options = {**blob_store.options, "skip_instance_cache": True}
+        report = audit_source(blob_store.url("page/win7.vhd"), storage_options=options)
+    finally:
+        proxy.stop()
+    assert not report.get("image.readable")
+    io = report.facts["extra"]["io"]
+    requests = rs.read_proxy_log(log)
+    target = f"{blob_store.azurite.endpoint}/images/page/win7.vhd"
+    assert len(requests) == io["requests"] >= 10
+    assert all(r.target == target for r in requests), {r.target for r in requests}

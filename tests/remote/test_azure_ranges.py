@@ -137,3 +137,57 @@ def test_other_bytes_than_asked_for_are_not_read() -> None:
     with pytest.raises(ValueError, match="asked for 512 bytes, the store sends 16384"):
         asyncio.run(ranges_fs._cat_file("images/disk.vhd", start=0, end=512))
     assert operations.bodies_read == 0
+
+
+class TransportClient(FakeBlobClient):
+    """A blob client whose pipeline sends through the SDK's aiohttp transport, wrapped as a blob client's is."""
+
+    def __init__(self, operations: FakeOperations) -> None:
+        super().__init__(operations)
+        from azure.core.pipeline.transport import AioHttpTransport
+        from azure.storage.blob._shared.base_client_async import AsyncTransportWrapper
+
+        self.transport = AioHttpTransport()
+        self._pipeline = type("Pipeline", (), {"_transport": AsyncTransportWrapper(self.transport)})()
+
+
+@pytest.mark.parametrize(
+    ("environment", "trusted"),
+    [
+        ({}, False),
+        ({"https_proxy": "http://proxy.example:3128"}, True),
+        ({"HTTP_PROXY": "http://proxy.example:3128"}, True),
+        ({"netrc": "machine example.blob.core.windows.net login a password b\n"}, True),
+    ],
+    ids=["nothing", "https-proxy", "http-proxy", "netrc"],
+)
+def test_the_session_reads_the_environment_only_when_it_names_something(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, environment: dict[str, str], trusted: bool
+) -> None:
+    for name in ("http_proxy", "https_proxy", "ws_proxy", "wss_proxy", "all_proxy", "no_proxy", "netrc"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name, value in environment.items():
+        if name == "netrc":
+            (tmp_path / ".netrc").write_text(value)
+        else:
+            monkeypatch.setenv(name, value)
+    operations = FakeOperations([])
+    fs = FakeFileSystem(operations)
+    clients: list[TransportClient] = []
+    fs.get_blob_client = lambda container, blob: clients.append(TransportClient(operations)) or clients[-1]  # type: ignore[method-assign]
+    ranges_fs = _AzureBlobRanges(fs)
+
+    async def run() -> tuple[bool, bool]:
+        await ranges_fs._cat_file("images/disk.vhd", start=0, end=512)
+        await ranges_fs._cat_file("images/disk.vhd", start=512, end=1024)
+        session = clients[0].transport.session
+        assert session is not None
+        try:
+            return session.trust_env, session.closed
+        finally:
+            await clients[0].transport.close()
+
+    assert asyncio.run(run()) == (trusted, False)
+    assert len(operations.calls) == 2
