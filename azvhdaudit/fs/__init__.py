@@ -15,7 +15,6 @@ References: dissect.ntfs / dissect.fat; NTFS $Volume VOLUME_INFORMATION flags (0
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import os
 import struct
@@ -26,6 +25,7 @@ from dissect.util.stream import RangeStream
 
 from azvhdaudit.batch import fetch_unit
 from azvhdaudit.errors import FileSystemError, GuestFileNotFoundError, ImageError
+from azvhdaudit.streams import ReadOnlyStream
 
 if TYPE_CHECKING:
     from azvhdaudit.fs.fat import MAX_FAT_DIRECTORY as MAX_FAT_DIRECTORY
@@ -135,7 +135,7 @@ def open_volume(stream: BinaryIO, offset: int, size: int, filesystem: str | None
     return None
 
 
-class _HeadStream(io.RawIOBase):
+class _HeadStream(ReadOnlyStream):
     """A guest file opened through :class:`GuestFileSystem`: a read within its first :data:`HEAD_BYTES` is served
     from the head kept for its path (read whole the first time, by whichever reader comes first); the rest is read
     from the file as asked, each read fetching no more than it needs on a remote image (:data:`FILE_FETCH_UNIT`)."""
@@ -151,29 +151,6 @@ class _HeadStream(io.RawIOBase):
     @property
     def name(self) -> Any:
         return getattr(self._fh, "name", None)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_SET:
-            pos = offset
-        elif whence == os.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == os.SEEK_END:
-            pos = self.size + offset
-        else:
-            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if pos < 0:
-            raise ValueError(f"negative seek position {pos}")
-        self._pos = pos
-        return pos
-
-    def tell(self) -> int:
-        return self._pos
 
     def read(self, size: int | None = -1) -> bytes:
         left = max(0, self.size - self._pos)
@@ -193,12 +170,6 @@ class _HeadStream(io.RawIOBase):
         with fetch_unit(FILE_FETCH_UNIT):
             self._fh.seek(offset)
             return bytes(self._fh.read(size))
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._fh.close()
@@ -237,7 +208,7 @@ class GuestFileSystem:
             raise FileSystemError(f"{self.volume.name}: cannot read {path}: {err}") from err
 
     def open(self, path: str) -> BinaryIO:
-        return _HeadStream(self.volume.open(path), self._heads, _norm(path).lower())  # type: ignore[return-value]
+        return _HeadStream(self.volume.open(path), self._heads, _norm(path).lower())
 
     def file_version(self, path: str) -> tuple[int, int, int, int] | None:
         """The PE FileVersion (VS_FIXEDFILEINFO) of ``path``; ``None`` when absent or unreadable."""
