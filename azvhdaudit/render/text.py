@@ -6,8 +6,11 @@ Colour (ANSI SGR) only when the caller asks for it; the CLI asks only on a termi
 
 from __future__ import annotations
 
+import os
+import re
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 from azvhdaudit.render import as_reports
 from azvhdaudit.render._common import (
@@ -57,12 +60,43 @@ _SECTIONS: tuple[tuple[Status, str], ...] = (
 )
 
 
+#: characters a terminal acts on rather than shows: C0 controls but the line feed and the tab, DEL and C1 controls
+#: (escape sequences move the cursor, clear the screen, recolour or retitle), and the bidirectional overrides and
+#: isolates that reorder what follows them
+_UNSHOWN = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+
+
 class _Painter:
+    """Colours the renderer's own words; :meth:`finish` makes everything else in the text inert.
+
+    What a report holds comes in part from the image (a hive's key names and string values, a file's name), and a
+    terminal acts on some characters instead of showing them: an escape sequence in a service's ImagePath could
+    clear the screen or repaint "FAIL" as "ok". While the text is built, a colour is a marker holding a nonce made
+    for this rendering, which nothing read from the image can know; :meth:`finish` writes every other character a
+    terminal would act on as its escape (``\\x1b``), then turns the markers into the colour codes."""
+
     def __init__(self, color: bool) -> None:
         self.color = color
+        self._nonce = os.urandom(8).hex()
+        self._styles: list[str] = []
+        self._pattern = re.compile(f"\x00{self._nonce}:(\\d+)\x00|{_UNSHOWN}")
 
     def __call__(self, text: str, style: str) -> str:
-        return f"{style}{text}{_RESET}" if self.color and style else text
+        if not (self.color and style):
+            return text
+        return f"{self._mark(style)}{text}{self._mark(_RESET)}"
+
+    def _mark(self, style: str) -> str:
+        self._styles.append(style)
+        return f"\x00{self._nonce}:{len(self._styles) - 1}\x00"
+
+    def finish(self, text: str) -> str:
+        def replace(match: Any) -> str:
+            if match.group(1) is not None:
+                return self._styles[int(match.group(1))]
+            return repr(match.group())[1:-1]
+
+        return self._pattern.sub(replace, text)
 
 
 def _indent(text: str, prefix: str) -> str:
@@ -165,4 +199,4 @@ def render(
     if len(items) > 1:
         bad = sum(1 for r in items if r.exit_code(fail_on))
         blocks.append(f"{len(items)} images: {len(items) - bad} compliant, {bad} not compliant")
-    return "\n\n".join(blocks) + "\n"
+    return paint.finish("\n\n".join(blocks) + "\n")

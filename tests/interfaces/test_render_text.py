@@ -56,3 +56,39 @@ def test_fail_on_warning_changes_the_verdict() -> None:
     warn_only = make_report(results=[r for r in make_report().results if r.status in (Status.PASS, Status.WARNING)])
     assert "  COMPLIANT" in render(warn_only, "text")
     assert "NOT COMPLIANT" in render(warn_only, "text", fail_on="warning")
+
+
+# what a terminal acts on instead of showing: clear the screen, move the cursor back over "FAIL", retitle the window,
+# a carriage return that overwrites the line, a right-to-left override, a C1 control
+HOSTILE = "x\x1b[2J\x1b[1A\x1b[32mok\x1b]0;owned\x07\rPASS\u202etxt.exe\x9b31m"
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_text_read_from_the_image_cannot_drive_the_terminal(color: bool) -> None:
+    import dataclasses
+
+    from azvhdaudit.report import Evidence, Status
+
+    base = make_report()
+    results = [
+        dataclasses.replace(
+            r,
+            message=f"ImagePath {HOSTILE}",
+            reason=HOSTILE,
+            remediation=f"Set-ItemProperty -Path {HOSTILE}",
+            evidence=(Evidence(source="registry", hive="SYSTEM", key=HOSTILE, value_name=HOSTILE, actual=HOSTILE),),
+        )
+        for r in base.results
+        if r.status in (Status.FAIL, Status.NOT_CHECKED)
+    ]
+    text = render(make_report(source=f"img{HOSTILE}.vhd", results=results), "text", color=color)
+    ours = ("\033[0m", "\033[1m", "\033[2m", "\033[1;31m", "\033[1;35m", "\033[33m", "\033[36m", "\033[32m")
+    stripped = text
+    for code in ours:
+        stripped = stripped.replace(code, "")
+    # no character a terminal acts on is left, but the renderer's own colours (when asked) and line feeds
+    assert not any(c in stripped for c in "\x1b\x07\r\x9b\u202e"), [c for c in stripped if not c.isprintable()][:5]
+    assert all(c.isprintable() or c == "\n" for c in stripped)
+    # what was there is still shown, escaped
+    assert "x\\x1b[2J\\x1b[1A\\x1b[32mok\\x1b]0;owned\\x07\\rPASS\\u202etxt.exe\\x9b31m" in stripped
+    assert ("\033[1;31m" in text) is color
