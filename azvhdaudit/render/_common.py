@@ -5,6 +5,7 @@ Everything here reads a finished report; nothing evaluates a rule.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, is_dataclass
 from enum import Enum
@@ -13,6 +14,8 @@ from typing import Any
 from azvhdaudit.report import Evidence, Report, Result, Status
 
 __all__ = [
+    "UNSHOWN",
+    "terminal_safe",
     "STATUS_ORDER",
     "STATUS_LABELS",
     "count_label",
@@ -24,6 +27,19 @@ __all__ = [
     "summary_line",
     "verdict",
 ]
+
+#: characters a terminal acts on rather than shows: C0 controls but the line feed and the tab, DEL and C1 controls
+#: (escape sequences move the cursor, clear the screen, recolour or retitle), and the bidirectional overrides and
+#: isolates that reorder what follows them. What a report holds comes in part from the image (a hive's key names and
+#: string values, a file's name): the text renderers write these characters as their escapes.
+UNSHOWN = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+_UNSHOWN_RE = re.compile(UNSHOWN)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character a terminal would act on (:data:`UNSHOWN`) written as its escape (``\\x1b``)."""
+    return _UNSHOWN_RE.sub(lambda m: repr(m.group())[1:-1], text)
+
 
 #: the order statuses are shown in: problems first, then what was not established, then the rest
 STATUS_ORDER: tuple[Status, ...] = (

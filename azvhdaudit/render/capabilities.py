@@ -17,6 +17,7 @@ import shlex
 from typing import Any
 
 from azvhdaudit.capabilities import SUPPORTED, UNKNOWN, Capabilities, Capability
+from azvhdaudit.render._common import terminal_safe
 
 __all__ = [
     "summary_text",
@@ -83,7 +84,7 @@ def render_text(caps: Capabilities) -> str:
         f"  gallery SecurityType: {caps.gallery_security_type or '-'}; disk controllers: {_controllers(caps) or '-'}"
     )
     lines.extend(f"  refused: {r}" for r in caps.refused)
-    return "\n".join(lines) + "\n"
+    return terminal_safe("\n".join(lines) + "\n")
 
 
 def _cell(text: str) -> str:

@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from azvhdaudit.diff import Diff, VerdictChange
-from azvhdaudit.render._common import format_value
+from azvhdaudit.render._common import format_value, terminal_safe
 
 __all__ = ["render_diff", "DIFF_FORMATS", "SCHEMA_RESOURCE"]
 
@@ -103,7 +103,7 @@ def _text(d: Diff, fail_on: str) -> str:
             lines.append(f"  HKLM\\{e.location}" if not e.location.upper().startswith("HKLM") else f"  {e.location}")
             before, after = _value(e.old, e.old_present, e.old_type), _value(e.new, e.new_present, e.new_type)
             lines.append(f"      {before} -> {after}   (read by {', '.join(e.rules)})")
-    return "\n".join(lines) + "\n"
+    return terminal_safe("\n".join(lines) + "\n")
 
 
 def _md_cell(value: str) -> str:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["human_size", "render_info", "render_disk", "render_letters"]
+from azvhdaudit.render._common import terminal_safe
 
 _ROLES = {"os": "OS disk", "data": "data disk", None: "unknown (no Windows: a data disk?)"}
 
@@ -99,7 +99,7 @@ def render_disk(data: Mapping[str, Any]) -> str:
                     if isinstance(value, dict):
                         value = value.get("description") or value.get("error") or json.dumps(value)
                     lines.append(f"      {name:<24} {value}")
-    return "\n".join(lines) + "\n"
+    return terminal_safe("\n".join(lines) + "\n")
 
 
 def render_letters(letters: Mapping[str, Any]) -> str:
@@ -112,7 +112,7 @@ def render_letters(letters: Mapping[str, Any]) -> str:
         target = f"{disk} partition #{where.get('partition')}" if disk else "a volume on none of these disks"
         temp = "  (Azure's temporary disk takes D:)" if letter == "D:" and disk else ""
         lines.append(f"  {letter}  {target}{temp}")
-    return "\n".join(lines) + "\n"
+    return terminal_safe("\n".join(lines) + "\n")
 
 
 def render_info(disks: Sequence[Mapping[str, Any]], letters: Mapping[str, Any] | None, *, with_data_disks: bool) -> str:
@@ -133,4 +133,4 @@ def render_info(disks: Sequence[Mapping[str, Any]], letters: Mapping[str, Any] |
             if letters is not None
             else "drive letters: the OS disk's SYSTEM hive could not be read\n"
         )
-    return "\n".join(texts)
+    return terminal_safe("\n".join(texts))

@@ -15,6 +15,7 @@ from typing import Any
 from azvhdaudit.render import as_reports
 from azvhdaudit.render._common import (
     STATUS_LABELS,
+    UNSHOWN,
     describe_evidence,
     format_value,
     group_by_area,
@@ -60,12 +61,6 @@ _SECTIONS: tuple[tuple[Status, str], ...] = (
 )
 
 
-#: characters a terminal acts on rather than shows: C0 controls but the line feed and the tab, DEL and C1 controls
-#: (escape sequences move the cursor, clear the screen, recolour or retitle), and the bidirectional overrides and
-#: isolates that reorder what follows them
-_UNSHOWN = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-
-
 class _Painter:
     """Colours the renderer's own words; :meth:`finish` makes everything else in the text inert.
 
@@ -79,7 +74,7 @@ class _Painter:
         self.color = color
         self._nonce = os.urandom(8).hex()
         self._styles: list[str] = []
-        self._pattern = re.compile(f"\x00{self._nonce}:(\\d+)\x00|{_UNSHOWN}")
+        self._pattern = re.compile(f"\x00{self._nonce}:(\\d+)\x00|{UNSHOWN}")
 
     def __call__(self, text: str, style: str) -> str:
         if not (self.color and style):

@@ -92,3 +92,16 @@ def test_text_read_from_the_image_cannot_drive_the_terminal(color: bool) -> None
     # what was there is still shown, escaped
     assert "x\\x1b[2J\\x1b[1A\\x1b[32mok\\x1b]0;owned\\x07\\rPASS\\u202etxt.exe\\x9b31m" in stripped
     assert ("\033[1;31m" in text) is color
+
+
+def test_every_text_renderer_writes_terminal_controls_as_escapes() -> None:
+    from azvhdaudit.render._common import terminal_safe
+    from azvhdaudit.render.info import render_letters
+
+    assert terminal_safe(HOSTILE) == "x\\x1b[2J\\x1b[1A\\x1b[32mok\\x1b]0;owned\\x07\\rPASS\\u202etxt.exe\\x9b31m"
+    assert terminal_safe(terminal_safe(HOSTILE)) == terminal_safe(HOSTILE)
+    assert terminal_safe("tab\tand\nline feed stay") == "tab\tand\nline feed stay"
+    # a drive letter's disk name comes from the command line or a hive
+    text = render_letters({"E:": {"disk": f"data{HOSTILE}.vhd", "partition": 1}})
+    assert "\x1b" not in text and "\r" not in text and "data x\\x1b[2J" not in text
+    assert f"data{terminal_safe(HOSTILE)}.vhd partition #1" in text
