@@ -30,7 +30,6 @@ image's read-ahead did not keep, and gives the engine those it kept. On a local 
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import os
 import weakref
@@ -39,6 +38,7 @@ from contextvars import ContextVar
 from typing import Any, cast
 
 from azvhdaudit.batch import Deferred, gather, is_remote, progress, warm
+from azvhdaudit.streams import ReadOnlyStream
 
 __all__ = ["Kept", "read_ahead", "read_ahead_image", "PROFILE"]
 
@@ -145,29 +145,16 @@ def _waited() -> None:
     flag[0] = True
 
 
-class _WaitingStream(io.RawIOBase):
+class _WaitingStream(ReadOnlyStream):
     """A guest file of the scratch image as :class:`_WaitingFiles` gives it: a read whose blocks are not fetched yet
-    gives zeros (noted, see :func:`_waited`), so that the rule goes on to its next file in the same round."""
+    gives zeros (noted, see :func:`_waited`), so that the rule goes on to its next file in the same round. It seeks
+    as the guest file the real run reads does (:class:`~azvhdaudit.streams.ReadOnlyStream`)."""
 
     def __init__(self, fh: Any) -> None:
         super().__init__()
         self._fh = fh
         self._pos = 0
         self.size = fh.seek(0, os.SEEK_END)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self.size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
 
     def read(self, size: int | None = -1) -> bytes:
         left = max(0, self.size - self._pos)
@@ -180,12 +167,6 @@ class _WaitingStream(io.RawIOBase):
             data = bytes(size)
         self._pos += len(data)
         return bytes(data)
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._fh.close()

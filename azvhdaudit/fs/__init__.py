@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dissect.util.stream import RangeStream
@@ -111,15 +111,7 @@ class Volume:
 
     def read(self, path: str, max_size: int = _MAX_READ) -> bytes | None:
         """The file's bytes (at most ``max_size``), or ``None`` when it does not exist."""
-        try:
-            fh = self.open(path)
-        except GuestFileNotFoundError:
-            return None
-        try:
-            return fh.read(max_size)
-        except self.read_errors as err:
-            # ImageError: the image below ends or is damaged where the file's data lies
-            raise FileSystemError(f"{self.name}: cannot read {path}: {err}") from err
+        return _read_file(self, self.open, path, max_size)
 
 
 def open_volume(stream: BinaryIO, offset: int, size: int, filesystem: str | None, name: str) -> Volume | None:
@@ -133,6 +125,20 @@ def open_volume(stream: BinaryIO, offset: int, size: int, filesystem: str | None
 
         return FatVolume(stream, offset, size, name)
     return None
+
+
+def _read_file(volume: Volume, opener: Callable[[str], BinaryIO], path: str, max_size: int) -> bytes | None:
+    """The bytes of ``path`` opened by ``opener`` (at most ``max_size``), or ``None`` when it does not exist; an error
+    of ``volume``'s reader (ImageError: the image below ends or is damaged where the file's data lies) as a
+    :class:`FileSystemError` naming the volume and the path."""
+    try:
+        fh = opener(path)
+    except GuestFileNotFoundError:
+        return None
+    try:
+        return fh.read(max_size)
+    except volume.read_errors as err:
+        raise FileSystemError(f"{volume.name}: cannot read {path}: {err}") from err
 
 
 class _HeadStream(ReadOnlyStream):
@@ -198,14 +204,7 @@ class GuestFileSystem:
     def read(self, path: str, max_size: int = 16 * 1024 * 1024) -> bytes | None:
         """The file's bytes (at most ``max_size``), or ``None`` when it does not exist (:meth:`Volume.read`), its
         head shared with the other readers of the path."""
-        try:
-            fh = self.open(path)
-        except GuestFileNotFoundError:
-            return None
-        try:
-            return fh.read(max_size)
-        except self.volume.read_errors as err:
-            raise FileSystemError(f"{self.volume.name}: cannot read {path}: {err}") from err
+        return _read_file(self.volume, self.open, path, max_size)
 
     def open(self, path: str) -> BinaryIO:
         return _HeadStream(self.volume.open(path), self._heads, _norm(path).lower())

@@ -39,7 +39,7 @@ from azvhdaudit.registry.model import RegKey, RegValue
 from azvhdaudit.report import Evidence, Outcome, Severity, Status
 from azvhdaudit.rules.base import DOC_CURRENT, PLATFORM_BASELINE, AuditContext, Group, rule
 from azvhdaudit.rules.os import os_of
-from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, ps_string, read_value, value_evidence
+from azvhdaudit.rules.values import HiveUnavailable, open_key, plain, printable, ps_string, read_value, value_evidence
 
 __all__ = [
     "MANA_ID",
@@ -402,10 +402,9 @@ def _dhcp_fix(names: dict[str, str | None], build: int | None) -> str:
         if name is None or not name.isprintable():
             # a name with a line break or another control character is not one Windows gives: never put it in a
             # line that a fix script runs
-            shown = guid if guid.isprintable() else repr(guid)
             lines.append(
-                f"Set-NetIPInterface -InterfaceAlias <alias of interface {shown}> -Dhcp Enabled  (its Connection "
-                "Name is not in the hive: Get-NetAdapter shows it)"
+                f"Set-NetIPInterface -InterfaceAlias <alias of interface {printable(guid)}> -Dhcp Enabled  "
+                "(its Connection Name is not in the hive: Get-NetAdapter shows it)"
             )
         elif build is not None and build < _NETTCPIP_BUILD:
             lines.append(f"netsh interface ip set address {ps_string(name)} dhcp")

@@ -244,6 +244,17 @@ def start_http(
 # --- Azurite ------------------------------------------------------------------------------------
 
 
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """End a server's process: terminate, then kill if it has not gone within 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 def azurite_command() -> list[str]:
     """The command that starts Azurite's blob service, or a RuntimeError saying how to install it."""
     given = os.environ.get("AZURITE")
@@ -285,13 +296,7 @@ class Azurite:
         return f"BlobEndpoint={self.endpoint};SharedAccessSignature={sas}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 #: Azurite sends usage telemetry to Microsoft unless told not to (from 3.33 on); an older one does not know the option
@@ -561,13 +566,7 @@ class Subprocess:
     url: str
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 def _spawn(code: str) -> Subprocess:
